@@ -1,0 +1,231 @@
+"""Numba kernels for prime-field arithmetic on ``uint64`` arrays.
+
+Every kernel works on elements already reduced to ``[0, p)`` and writes fully reduced
+results. Two kinds of prime are supported:
+
+* ``p = 2^61 - 1`` (Mersenne): a product of two elements is formed from four 32x32-bit
+  partial products (Numba has no 128-bit integer) and reduced with shifts and adds, using
+  ``2^61 = 1 (mod p)`` and ``2^64 = 8 (mod p)``.
+* any prime ``p < 2^32``: the product fits a ``uint64`` and is reduced with ``%``.
+
+The modulus is passed to every kernel; the Mersenne branch is loop-invariant and hoisted by
+LLVM. Every constant is a ``np.uint64``: mixing in Python ints would turn Numba's integer
+arithmetic into ``int64``/``float64``.
+
+Kernels take a half-open range ``[lo, hi)`` of the elements (or columns) they process, so the
+caller can split one call over threads: all kernels release the GIL (``nogil=True``).
+These functions do no validation; :mod:`ppbfl.field.ops` validates and dispatches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+M61 = np.uint64((1 << 61) - 1)
+_MASK32 = np.uint64(0xFFFFFFFF)
+_MASK29 = np.uint64((1 << 29) - 1)
+_SH3 = np.uint64(3)
+_SH29 = np.uint64(29)
+_SH32 = np.uint64(32)
+_SH61 = np.uint64(61)
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+
+_JIT = {"cache": True, "nogil": True}
+
+
+@njit(**_JIT)
+def mul_m61(a: np.uint64, b: np.uint64) -> np.uint64:
+    """``a * b mod (2^61 - 1)`` for ``a, b`` in ``[0, 2^61 - 1)``, via a 32-bit split."""
+    a_hi = a >> _SH32
+    a_lo = a & _MASK32
+    b_hi = b >> _SH32
+    b_lo = b & _MASK32
+    high = a_hi * b_hi  # < 2^58, weight 2^64 = 8 (mod p)
+    mid = a_hi * b_lo + a_lo * b_hi  # < 2^62, weight 2^32
+    low = a_lo * b_lo  # < 2^64
+    s = (
+        (high << _SH3)
+        + (mid >> _SH29)
+        + ((mid & _MASK29) << _SH32)
+        + (low >> _SH61)
+        + (low & M61)
+    )  # < 3 * 2^61 + 2^34
+    s = (s & M61) + (s >> _SH61)
+    if s >= M61:
+        s -= M61
+    return s
+
+
+@njit(**_JIT)
+def mul_small_m61(a: np.uint64, x: np.uint64) -> np.uint64:
+    """``a * x mod (2^61 - 1)`` for reduced ``a`` and a small ``x < 2^32`` (two multiplies)."""
+    low = (a & _MASK32) * x  # < 2^64
+    high = (a >> _SH32) * x  # < 2^61, weight 2^32
+    s = (low & M61) + (low >> _SH61) + (high >> _SH29) + ((high & _MASK29) << _SH32)
+    s = (s & M61) + (s >> _SH61)
+    if s >= M61:
+        s -= M61
+    return s
+
+
+@njit(**_JIT)
+def mulmod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
+    """``a * b mod p`` for reduced ``a, b``; ``p`` is ``2^61 - 1`` or a prime below ``2^32``."""
+    if p == M61:
+        return mul_m61(a, b)
+    return (a * b) % p
+
+
+@njit(**_JIT)
+def addmod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
+    """``a + b mod p`` for reduced ``a, b`` (``p < 2^63``)."""
+    s = a + b
+    if s >= p:
+        s -= p
+    return s
+
+
+@njit(**_JIT)
+def submod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
+    """``a - b mod p`` for reduced ``a, b``."""
+    if a >= b:
+        return a - b
+    return a + (p - b)
+
+
+@njit(**_JIT)
+def powmod(a: np.uint64, e: np.uint64, p: np.uint64) -> np.uint64:
+    """``a^e mod p`` by square-and-multiply (``a`` reduced)."""
+    result = _ONE
+    base = a
+    while e > _ZERO:
+        if e & _ONE:
+            result = mulmod(result, base, p)
+        base = mulmod(base, base, p)
+        e = e >> _ONE
+    return result
+
+
+@njit(**_JIT)
+def invmod(a: np.uint64, p: np.uint64) -> np.uint64:
+    """``a^-1 mod p`` by Fermat's little theorem; the caller guarantees ``a != 0``."""
+    return powmod(a, p - np.uint64(2), p)
+
+
+# ---------------------------------------------------------------------------------------------
+# element-wise kernels over [lo, hi)
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def add_range(a, b, out, p, lo, hi):
+    """``out[i] = a[i] + b[i] mod p`` for ``i`` in ``[lo, hi)``; 1-D ``uint64`` arrays."""
+    for i in range(lo, hi):
+        out[i] = addmod(a[i], b[i], p)
+
+
+@njit(**_JIT)
+def sub_range(a, b, out, p, lo, hi):
+    """``out[i] = a[i] - b[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    for i in range(lo, hi):
+        out[i] = submod(a[i], b[i], p)
+
+
+@njit(**_JIT)
+def neg_range(a, out, p, lo, hi):
+    """``out[i] = -a[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    for i in range(lo, hi):
+        out[i] = submod(_ZERO, a[i], p)
+
+
+@njit(**_JIT)
+def mul_range(a, b, out, p, lo, hi):
+    """``out[i] = a[i] * b[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    for i in range(lo, hi):
+        out[i] = mulmod(a[i], b[i], p)
+
+
+@njit(**_JIT)
+def muladd_range(a, b, c, out, p, lo, hi):
+    """``out[i] = a[i] * b[i] + c[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    for i in range(lo, hi):
+        out[i] = addmod(mulmod(a[i], b[i], p), c[i], p)
+
+
+@njit(**_JIT)
+def scalar_mul_range(a, s, out, p, lo, hi):
+    """``out[i] = s * a[i] mod p`` for ``i`` in ``[lo, hi)``; ``s`` a reduced ``uint64``."""
+    for i in range(lo, hi):
+        out[i] = mulmod(a[i], s, p)
+
+
+@njit(**_JIT)
+def dot_range(a, b, p, lo, hi):
+    """``sum(a[i] * b[i] for i in [lo, hi)) mod p`` as a ``uint64``."""
+    acc = _ZERO
+    for i in range(lo, hi):
+        acc = addmod(acc, mulmod(a[i], b[i], p), p)
+    return acc
+
+
+@njit(**_JIT)
+def weighted_rowsum_range(weights, rows, out, p, lo, hi):
+    """``out[j] = sum_i weights[i] * rows[i, j] mod p`` for columns ``j`` in ``[lo, hi)``.
+
+    ``weights``: (k,) uint64; ``rows``: (k, d) uint64; ``out``: (d,) uint64.
+    """
+    k = weights.shape[0]
+    for j in range(lo, hi):
+        out[j] = _ZERO
+    for i in range(k):
+        w = weights[i]
+        for j in range(lo, hi):
+            out[j] = addmod(out[j], mulmod(rows[i, j], w, p), p)
+
+
+@njit(**_JIT)
+def matmul_range(matrix, rows, out, p, lo, hi):
+    """``out[r, j] = sum_i matrix[r, i] * rows[i, j] mod p`` for columns ``j`` in ``[lo, hi)``.
+
+    ``matrix``: (m, k) uint64; ``rows``: (k, d) uint64; ``out``: (m, d) uint64. Used for
+    Lagrange combination onto several points at once (seed-compressed sharing, syndromes).
+    """
+    m, k = matrix.shape
+    for r in range(m):
+        for j in range(lo, hi):
+            out[r, j] = _ZERO
+        for i in range(k):
+            w = matrix[r, i]
+            for j in range(lo, hi):
+                out[r, j] = addmod(out[r, j], mulmod(rows[i, j], w, p), p)
+
+
+@njit(**_JIT)
+def horner_share_range(secret, coeffs, points, out, p, col0, lo, hi):
+    """Evaluate random sharing polynomials at ``points`` for one block of columns.
+
+    For block column ``c`` in ``[lo, hi)`` and ``j = col0 + c``, the polynomial is
+    ``f_j(x) = secret[j] + sum_{k=1}^{t-1} coeffs[k-1, c] x^k``; writes
+    ``out[i, j] = f_j(points[i]) mod p`` by Horner's rule. Each step multiplies by a point,
+    so for ``p = 2^61 - 1`` and points below ``2^32`` it uses the cheaper small-operand product.
+
+    ``secret``: (d,) uint64; ``coeffs``: (t-1, B) uint64 for columns ``col0 .. col0+B-1``;
+    ``points``: (n,) uint64 non-zero points; ``out``: (n, d) uint64.
+    """
+    n = points.shape[0]
+    degree = coeffs.shape[0]
+    small = p == M61 and n > 0 and points.max() < (_ONE << _SH32)
+    for c in range(lo, hi):
+        j = col0 + c
+        s = secret[j]
+        for i in range(n):
+            x = points[i]
+            acc = s
+            if degree > 0:
+                acc = coeffs[degree - 1, c]
+                for k in range(degree - 2, -1, -1):
+                    acc = addmod(mul_small_m61(acc, x) if small else mulmod(acc, x, p), coeffs[k, c], p)
+                acc = addmod(mul_small_m61(acc, x) if small else mulmod(acc, x, p), s, p)
+            out[i, j] = acc

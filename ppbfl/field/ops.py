@@ -1,0 +1,130 @@
+"""Validated arithmetic on arrays of field elements.
+
+Every function takes ``uint64`` arrays reduced into ``[0, p)`` (checked; a bad argument
+raises :class:`~ppbfl.errors.FieldDTypeError`, :class:`~ppbfl.errors.FieldShapeError` or
+:class:`~ppbfl.errors.FieldRangeError` naming it) and returns fully reduced ``uint64``
+results. ``field`` defaults to ``GF(2^61 - 1)``. Where ``out`` is accepted it may alias an
+input; validation happens before anything is written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ppbfl.errors import FieldShapeError
+from ppbfl.field.backend import get_backend
+from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.field.threads import split_call
+
+__all__ = ["add", "sub", "neg", "mul", "muladd", "scalar_mul", "dot", "weighted_rowsum", "inverse"]
+
+
+def _same_shape(first: np.ndarray, *others: tuple[str, np.ndarray]) -> None:
+    for name, arr in others:
+        if arr.shape != first.shape:
+            raise FieldShapeError(name, arr.shape, f"{first.shape} (same as the first operand)")
+
+
+def _output(out: np.ndarray | None, shape: tuple[int, ...], field: PrimeField) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=np.uint64)
+    out_checked = field.elements(out, "out", check_range=False)
+    if out_checked is not out:
+        raise FieldShapeError("out", out.shape, "a C-contiguous uint64 array")
+    if out.shape != shape:
+        raise FieldShapeError("out", out.shape, str(shape))
+    return out
+
+
+def _elementwise(kernel_name: str, field: PrimeField, out: np.ndarray | None, **arrays: object) -> np.ndarray:
+    names = list(arrays)
+    checked = [field.elements(arrays[n], n, ndim=1) for n in names]
+    _same_shape(checked[0], *zip(names[1:], checked[1:]))
+    result = _output(out, checked[0].shape, field)
+    kernel = getattr(get_backend(), kernel_name)
+    split_call(kernel, result.shape[0], *checked, result, field.modulus)
+    return result
+
+
+def add(a: np.ndarray, b: np.ndarray, *, field: PrimeField = GF61, out: np.ndarray | None = None) -> np.ndarray:
+    """``a + b mod p``. ``a, b``: (d,) uint64 in ``[0, p)``; returns (d,) uint64."""
+    return _elementwise("add_range", field, out, a=a, b=b)
+
+
+def sub(a: np.ndarray, b: np.ndarray, *, field: PrimeField = GF61, out: np.ndarray | None = None) -> np.ndarray:
+    """``a - b mod p``. ``a, b``: (d,) uint64 in ``[0, p)``; returns (d,) uint64."""
+    return _elementwise("sub_range", field, out, a=a, b=b)
+
+
+def neg(a: np.ndarray, *, field: PrimeField = GF61, out: np.ndarray | None = None) -> np.ndarray:
+    """``-a mod p``. ``a``: (d,) uint64 in ``[0, p)``; returns (d,) uint64."""
+    return _elementwise("neg_range", field, out, a=a)
+
+
+def mul(a: np.ndarray, b: np.ndarray, *, field: PrimeField = GF61, out: np.ndarray | None = None) -> np.ndarray:
+    """``a * b mod p`` element-wise. ``a, b``: (d,) uint64 in ``[0, p)``; returns (d,) uint64."""
+    return _elementwise("mul_range", field, out, a=a, b=b)
+
+
+def muladd(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, *, field: PrimeField = GF61, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``a * b + c mod p`` element-wise. ``a, b, c``: (d,) uint64 in ``[0, p)``; returns (d,)."""
+    return _elementwise("muladd_range", field, out, a=a, b=b, c=c)
+
+
+def scalar_mul(
+    a: np.ndarray, s: int, *, field: PrimeField = GF61, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``s * a mod p``. ``a``: (d,) uint64 in ``[0, p)``; ``s``: int in ``[0, p)``; returns (d,)."""
+    scalar = field.scalar(s, "s")
+    a_checked = field.elements(a, "a", ndim=1)
+    result = _output(out, a_checked.shape, field)
+    split_call(get_backend().scalar_mul_range, result.shape[0], a_checked, scalar, result, field.modulus)
+    return result
+
+
+def dot(a: np.ndarray, b: np.ndarray, *, field: PrimeField = GF61) -> int:
+    """``sum_i a[i] * b[i] mod p``. ``a, b``: (d,) uint64 in ``[0, p)``; returns an int in ``[0, p)``."""
+    a_checked = field.elements(a, "a", ndim=1)
+    b_checked = field.elements(b, "b", ndim=1)
+    _same_shape(a_checked, ("b", b_checked))
+    partials = split_call(get_backend().dot_range, a_checked.shape[0], a_checked, b_checked, field.modulus)
+    return sum(int(x) for x in partials) % field.p
+
+
+def weighted_rowsum(
+    weights: np.ndarray, rows: np.ndarray, *, field: PrimeField = GF61, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``sum_i weights[i] * rows[i] mod p``.
+
+    ``weights``: (k,) uint64 in ``[0, p)``; ``rows``: (k, d) uint64 in ``[0, p)``; returns (d,).
+    """
+    w = field.elements(weights, "weights", ndim=1)
+    r = field.elements(rows, "rows", ndim=2)
+    if r.shape[0] != w.shape[0]:
+        raise FieldShapeError("rows", r.shape, f"({w.shape[0]}, d) to match weights")
+    return weighted_rowsum_unchecked(w, r, _output(out, (r.shape[1],), field), field)
+
+
+def weighted_rowsum_unchecked(weights: np.ndarray, rows: np.ndarray, out: np.ndarray, field: PrimeField) -> np.ndarray:
+    """:func:`weighted_rowsum` into ``out`` without validation, for callers that validated already.
+
+    ``weights``: (k,) uint64; ``rows``: (k, d) uint64; ``out``: (d,) uint64, all C-contiguous.
+    """
+    split_call(get_backend().weighted_rowsum_range, rows.shape[1], weights, rows, out, field.modulus)
+    return out
+
+
+def matmul_unchecked(matrix: np.ndarray, rows: np.ndarray, out: np.ndarray, field: PrimeField) -> np.ndarray:
+    """``out = matrix @ rows mod p`` without validation (callers validated already).
+
+    ``matrix``: (m, k) uint64; ``rows``: (k, d) uint64; ``out``: (m, d) uint64, C-contiguous.
+    """
+    split_call(get_backend().matmul_range, rows.shape[1], matrix, rows, out, field.modulus)
+    return out
+
+
+def inverse(x: int, *, field: PrimeField = GF61) -> int:
+    """Multiplicative inverse of the scalar ``x`` in ``GF(p)``; raises ``NotInvertibleError`` for 0."""
+    return field.inverse(x)
