@@ -17,6 +17,7 @@ __all__ = [
     "FieldRangeError",
     "UnsupportedFieldError",
     "EncodingRangeError",
+    "CodecParameterError",
     "SharingParameterError",
     "EvaluationPointError",
     "InsufficientSharesError",
@@ -77,6 +78,10 @@ class EncodingRangeError(PPBFLError, ValueError):
             f"value[{where}] = {value!r} cannot be encoded with {frac_bits} fractional bits: "
             f"only finite values with |x| <= {max_abs!r} are in the safe range"
         )
+
+
+class CodecParameterError(PPBFLError, ValueError):
+    """A fixed-point codec parameter is invalid (``frac_bits``, ``max_abs``, ``scale_power``, a length)."""
 
 
 class SharingParameterError(PPBFLError, ValueError):

@@ -8,23 +8,34 @@ long as its true integer value lies in ``(-p/2, p/2)``.
 
 The codec refuses what it cannot represent: NaN, +-inf and ``|x| > max_abs`` raise
 :class:`~ppbfl.errors.EncodingRangeError` naming the first offending index and value.
+A value is accepted when it is finite and ``|x| <= max_abs``; every accepted value encodes to
+an integer of magnitude at most ``(p - 1) / 2`` and so decodes to itself (within ``2^-(f+1)``).
 ``max_abs`` defaults to ``2^(floor((bits(p) - 3) / 2) - f)`` (8192 for ``p = 2^61 - 1``,
-``f = 16``): one product of two such encodings stays below ``2^(bits(p) - 3)``, leaving room
-to sum four. A protocol that sums many products picks a tighter bound with
-:meth:`FixedPointCodec.max_abs_for_dot`.
+``f = 16``): one product of two such encodings is at most ``2^(bits(p) - 3)`` in magnitude, so
+up to three products sum without wrapping. A protocol that sums ``L`` products picks its
+bound with :meth:`FixedPointCodec.max_abs_for_dot`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field as dataclass_field
 
 import numpy as np
 
-from ppbfl.errors import EncodingRangeError, FieldShapeError
+from ppbfl.errors import CodecParameterError, EncodingRangeError
 from ppbfl.field.prime_field import GF61, PrimeField
 
 __all__ = ["FixedPointCodec"]
+
+
+def _largest_float_below(ok: Callable[[float], bool], start: float) -> float:
+    """Largest float ``m <= start`` with ``ok(m)``, stepping down from a close estimate."""
+    m = start
+    while not ok(m):
+        m = math.nextafter(m, 0.0)
+    return m
 
 
 @dataclass(frozen=True)
@@ -44,17 +55,20 @@ class FixedPointCodec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits < self.field.bits - 1:
-            raise FieldShapeError("frac_bits", (), f"an int in [0, {self.field.bits - 1})")
+            raise CodecParameterError(f"frac_bits = {self.frac_bits!r}: expected an int in [0, {self.field.bits - 1})")
         limit = self._largest_safe_magnitude()
         if self.max_abs is None:
             default = 2.0 ** ((self.field.bits - 3) // 2 - self.frac_bits)
             object.__setattr__(self, "max_abs", min(default, limit))
         elif not (0 < self.max_abs <= limit):
-            raise EncodingRangeError((), float(self.max_abs), limit, self.frac_bits)
+            raise CodecParameterError(
+                f"max_abs = {self.max_abs!r}: expected 0 < max_abs <= {limit!r} so that encodings decode in {self.field!r}"
+            )
 
     def _largest_safe_magnitude(self) -> float:
-        """Largest ``|x|`` whose encoding is below ``p / 2`` (so it decodes to itself)."""
-        return math.ldexp((self.field.p // 2) - 1, -self.frac_bits)
+        """Largest ``|x|`` whose encoding is at most ``(p - 1) / 2`` (so it decodes to itself)."""
+        half = self.field.p // 2
+        return _largest_float_below(lambda m: int(np.rint(m * self.scale)) <= half, math.ldexp(float(half), -self.frac_bits))
 
     @property
     def scale(self) -> float:
@@ -64,11 +78,13 @@ class FixedPointCodec:
     def max_abs_for_dot(self, length: int) -> float:
         """Largest ``|x|`` such that a dot product of two encoded ``length``-vectors decodes.
 
-        Bound: ``length * (|x| 2^f)^2 < p / 2``.
+        Guarantees ``length * rint(|x| 2^f)^2 <= (p - 1) / 2`` (checked in exact integers).
         """
-        if length < 1:
-            raise FieldShapeError("length", (length,), "a positive vector length")
-        return math.sqrt((self.field.p // 2) / length) / self.scale
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise CodecParameterError(f"length = {length!r}: expected a positive int vector length")
+        half = self.field.p // 2
+        estimate = math.sqrt(half / length) / self.scale
+        return _largest_float_below(lambda m: length * int(np.rint(m * self.scale)) ** 2 <= half, estimate)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Encode reals into the field.
@@ -83,14 +99,12 @@ class FixedPointCodec:
             EncodingRangeError: a value is NaN, infinite, or ``|x| > max_abs``.
         """
         values = np.asarray(x, dtype=np.float64)
-        scaled = np.rint(values * self.scale)
-        bound = np.rint(self.max_abs * self.scale)
-        ok = np.abs(scaled) <= bound  # False for NaN and +-inf
+        ok = np.abs(values) <= self.max_abs  # False for NaN and +-inf
         if not ok.all():
             flat = int(np.argmin(ok.reshape(-1)))
             index = tuple(int(i) for i in np.unravel_index(flat, values.shape))
             raise EncodingRangeError(index, float(values[index]), float(self.max_abs), self.frac_bits)
-        signed = scaled.astype(np.int64)
+        signed = np.rint(values * self.scale).astype(np.int64)
         out = signed.astype(np.uint64)
         negative = signed < 0
         out[negative] = np.uint64(self.field.p) - (-signed[negative]).astype(np.uint64)
@@ -108,7 +122,7 @@ class FixedPointCodec:
             float64 array: elements above ``p // 2`` are negative.
         """
         if scale_power not in (1, 2):
-            raise FieldShapeError("scale_power", (scale_power,), "1 or 2")
+            raise CodecParameterError(f"scale_power = {scale_power!r}: expected 1 (encodings, sums) or 2 (products)")
         elements = self.field.elements(a, "a")
         half = np.uint64(self.field.p // 2)
         signed = elements.astype(np.int64)

@@ -104,7 +104,12 @@ def weighted_rowsum(
     r = field.elements(rows, "rows", ndim=2)
     if r.shape[0] != w.shape[0]:
         raise FieldShapeError("rows", r.shape, f"({w.shape[0]}, d) to match weights")
-    return weighted_rowsum_unchecked(w, r, _output(out, (r.shape[1],), field), field)
+    result = _output(out, (r.shape[1],), field)
+    if out is not None and (np.may_share_memory(result, r) or np.may_share_memory(result, w)):
+        # the kernel accumulates into its output row by row: compute aside, then copy
+        result[:] = weighted_rowsum_unchecked(w, r, np.empty_like(result), field)
+        return result
+    return weighted_rowsum_unchecked(w, r, result, field)
 
 
 def weighted_rowsum_unchecked(weights: np.ndarray, rows: np.ndarray, out: np.ndarray, field: PrimeField) -> np.ndarray:

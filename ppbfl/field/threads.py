@@ -16,6 +16,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+import numpy as np
+
 __all__ = ["worker_count", "split_call", "map_blocks", "MIN_SPLIT"]
 
 MIN_SPLIT = 1 << 16
@@ -40,12 +42,13 @@ def _executor() -> ThreadPoolExecutor:
 def split_call(kernel: Callable[..., Any], total: int, *args: Any) -> list[Any]:
     """Run ``kernel(*args, lo, hi)`` over ``[0, total)``, split into per-worker ranges.
 
+    ``lo`` and ``hi`` are passed as ``np.uint64`` (unsigned indices let Numba vectorise).
     Returns the kernels' return values in range order (e.g. partial dot products).
     """
     parts = min(worker_count(), total // MIN_SPLIT)
     if parts <= 1:
-        return [kernel(*args, 0, total)]
-    bounds = [total * k // parts for k in range(parts + 1)]
+        return [kernel(*args, np.uint64(0), np.uint64(total))]
+    bounds = [np.uint64(total * k // parts) for k in range(parts + 1)]
     pool = _executor()
     futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     first = kernel(*args, bounds[0], bounds[1])

@@ -123,7 +123,7 @@ def share_compressed(
         for r, seed in enumerate(seed_list, start=1):
             FieldRNG(seed, stream=stream, block=block, field=field).fill(rows[r])
         target = np.empty((len(dense_points), width), dtype=np.uint64)
-        kernel(matrix, rows, target, field.modulus, 0, width)
+        kernel(matrix, rows, target, field.modulus, np.uint64(0), np.uint64(width))
         dense[:, col0 : col0 + width] = target
 
     map_blocks(dense_block, -(-d // PRG_BLOCK))

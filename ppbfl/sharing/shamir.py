@@ -180,7 +180,7 @@ def share(
         col0 = block * PRG_BLOCK
         width = min(PRG_BLOCK, d - col0)
         coeffs = FieldRNG(call_seed, block=block, field=field).random((t - 1, width))
-        kernel(values, coeffs, points, out, field.modulus, col0, 0, width)
+        kernel(values, coeffs, points, out, field.modulus, np.uint64(col0), np.uint64(0), np.uint64(width))
 
     map_blocks(share_block, -(-d // PRG_BLOCK))
     return out
