@@ -44,7 +44,7 @@ class DemoConfig:
     hidden: int = 256
     dropped: int = 0
     liar: int | None = 2
-    lr: float = 0.05
+    lr: float = 0.2
     seed: int = 0
 
 
@@ -136,7 +136,8 @@ def run_demo(config: DemoConfig, log=print) -> list[RoundReport]:
         )
         aggregated = time.perf_counter()
         if config.liar is not None:
-            aggregate_shares[config.liar - 1] ^= np.uint64(1) << np.uint64(40)
+            tampered = aggregate_shares[config.liar - 1]
+            tampered[:] = (tampered + np.uint64(1 << 40)) % np.uint64(GF61.p)
         online = sorted(sim.choice(np.arange(1, config.n + 1), config.n - config.dropped, replace=False).tolist())
         if config.liar is not None and config.liar not in online:
             online = sorted(online[1:] + [config.liar])

@@ -78,13 +78,17 @@ class FixedPointCodec:
     def max_abs_for_dot(self, length: int) -> float:
         """Largest ``|x|`` such that a dot product of two encoded ``length``-vectors decodes.
 
-        Guarantees ``length * rint(|x| 2^f)^2 <= (p - 1) / 2`` (checked in exact integers).
+        Returns ``isqrt(((p - 1) / 2) / length) * 2^-f`` (stepped down if float rounding would
+        exceed it), so ``length * rint(|x| 2^f)^2 <= (p - 1) / 2`` holds in exact integers.
         """
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise CodecParameterError(f"length = {length!r}: expected a positive int vector length")
         half = self.field.p // 2
-        estimate = math.sqrt(half / length) / self.scale
-        return _largest_float_below(lambda m: length * int(np.rint(m * self.scale)) ** 2 <= half, estimate)
+        largest_encoding = math.isqrt(half // length)  # largest V with length * V^2 <= half
+        return _largest_float_below(
+            lambda m: length * int(np.rint(m * self.scale)) ** 2 <= half,
+            math.ldexp(float(largest_encoding), -self.frac_bits),  # within an ulp of the answer
+        )
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Encode reals into the field.
