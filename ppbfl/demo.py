@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from ppbfl.field import GF61, FixedPointCodec, backend_name
-from ppbfl.field.ops import weighted_rowsum_unchecked
+from ppbfl.field.ops import weighted_rowsum
 from ppbfl.sharing import robust_reconstruct, share_compressed
 
 __all__ = ["DemoConfig", "RoundReport", "run_demo"]
@@ -132,7 +132,7 @@ def run_demo(config: DemoConfig, log=print) -> list[RoundReport]:
         shared = time.perf_counter()
         ones = np.ones(config.devices, dtype=np.uint64)
         aggregate_shares = np.stack(
-            [weighted_rowsum_unchecked(ones, per_edge[e], np.empty(params, np.uint64), GF61) for e in range(config.n)]
+            [weighted_rowsum(ones, per_edge[e]) for e in range(config.n)]
         )
         aggregated = time.perf_counter()
         if config.liar is not None:

@@ -656,3 +656,39 @@ def test_elements_returns_validated_array_and_checks_ndim():
     strided = u64(list(range(10)))[::2]
     got = GF61.elements(strided, "x")
     assert got.flags.c_contiguous and ints(got) == [0, 2, 4, 6, 8]
+
+
+OPS_WITH_OUT = {
+    "add": lambda a, b, out: F.add(a, b, out=out),
+    "mul": lambda a, b, out: F.mul(a, b, out=out),
+    "muladd": lambda a, b, out: F.muladd(a, b, b, out=out),
+    "scalar_mul": lambda a, b, out: F.scalar_mul(a, 5, out=out),
+    "weighted_rowsum": lambda a, b, out: F.weighted_rowsum(u64([1, 2]), np.stack([b, a]), out=out),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OPS_WITH_OUT))
+@pytest.mark.parametrize("with_out", [False, True])
+def test_bad_value_in_a_thread_split_call_raises_and_leaves_out_untouched(op, with_out):
+    """A value >= p deep inside a call split over the thread pool is caught both when the
+    check is fused into the kernel (fresh output) and when it runs first (caller's out=)."""
+    n = 4 * threads.MIN_SPLIT + 3
+    a = np.arange(n, dtype=np.uint64)
+    b = a.copy()
+    a[n - 2] = np.uint64(P61 + 9)
+    out = np.full(n, 77, dtype=np.uint64) if with_out else None
+    with pytest.raises(FieldRangeError) as info:
+        OPS_WITH_OUT[op](a, b, out)
+    assert info.value.value == P61 + 9
+    assert info.value.index[-1] == n - 2
+    if with_out:
+        assert (out == 77).all()
+
+
+def test_dot_catches_a_bad_value_in_a_thread_split_call():
+    n = 4 * threads.MIN_SPLIT
+    a = np.ones(n, dtype=np.uint64)
+    b = a.copy()
+    b[threads.MIN_SPLIT * 3 + 1] = np.uint64(2**64 - 1)
+    with pytest.raises(FieldRangeError, match=rf"b\[{threads.MIN_SPLIT * 3 + 1}\]"):
+        F.dot(a, b)

@@ -31,6 +31,7 @@ __all__ = ["FieldRNG", "SEED_BYTES", "PRG_BLOCK", "new_seed", "expand_seed", "ex
 SEED_BYTES = 32
 PRG_BLOCK = 1 << 16  # coordinates per independently keyed block of expand_seed
 _CHUNK_WORDS = 1 << 17  # 1 MiB of keystream per cipher call
+_ZEROS = memoryview(bytes(8 * _CHUNK_WORDS))  # plaintext for the keystream, shared read-only
 
 
 def new_seed() -> bytes:
@@ -72,16 +73,15 @@ class FieldRNG:
         # counter (starting at 0) followed by the 96-bit nonce: here (block, stream).
         nonce = bytes(4) + block.to_bytes(4, "little") + stream.to_bytes(8, "little")
         self._encryptor = Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor()
-        self._zeros = bytearray(8 * _CHUNK_WORDS)
         self.field = field
         self._mask = np.uint64((1 << field.bits) - 1)
 
     def _keystream_words(self, out: np.ndarray) -> None:
         """Fill the 1-D uint64 array ``out`` with raw little-endian keystream words."""
         view = out.view(np.uint8)
-        for start in range(0, view.size, len(self._zeros)):
-            stop = min(view.size, start + len(self._zeros))
-            chunk = memoryview(self._zeros)[: stop - start]
+        for start in range(0, view.size, len(_ZEROS)):
+            stop = min(view.size, start + len(_ZEROS))
+            chunk = _ZEROS[: stop - start]
             self._encryptor.update_into(chunk, view[start:stop])
 
     def random(self, size: int | tuple[int, ...]) -> np.ndarray:
@@ -125,9 +125,9 @@ class FieldRNG:
     def random_bytes(self, n: int) -> bytes:
         """``n`` raw keystream bytes (e.g. to derive child seeds)."""
         buf = np.empty(n, dtype=np.uint8)
-        for start in range(0, n, len(self._zeros)):
-            stop = min(n, start + len(self._zeros))
-            self._encryptor.update_into(memoryview(self._zeros)[: stop - start], buf[start:stop])
+        for start in range(0, n, len(_ZEROS)):
+            stop = min(n, start + len(_ZEROS))
+            self._encryptor.update_into(_ZEROS[: stop - start], buf[start:stop])
         return buf.tobytes()
 
 

@@ -118,54 +118,81 @@ def invmod(a: np.uint64, p: np.uint64) -> np.uint64:
 
 # ---------------------------------------------------------------------------------------------
 # element-wise kernels over [lo, hi)
+#
+# Each returns the largest input element it read, so the caller can validate ``< p`` in the
+# same pass instead of a separate one (inputs >= p give garbage outputs, never a crash).
 # ---------------------------------------------------------------------------------------------
 
 
 @njit(**_JIT)
 def add_range(a, b, out, p, lo, hi):
     """``out[i] = a[i] + b[i] mod p`` for ``i`` in ``[lo, hi)``; 1-D ``uint64`` arrays."""
+    top = _ZERO
     for i in range(lo, hi):
-        out[i] = addmod(a[i], b[i], p)
+        x, y = a[i], b[i]
+        top = max(top, max(x, y))
+        out[i] = addmod(x, y, p)
+    return top
 
 
 @njit(**_JIT)
 def sub_range(a, b, out, p, lo, hi):
     """``out[i] = a[i] - b[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    top = _ZERO
     for i in range(lo, hi):
-        out[i] = submod(a[i], b[i], p)
+        x, y = a[i], b[i]
+        top = max(top, max(x, y))
+        out[i] = submod(x, y, p)
+    return top
 
 
 @njit(**_JIT)
 def neg_range(a, out, p, lo, hi):
     """``out[i] = -a[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    top = _ZERO
     for i in range(lo, hi):
-        out[i] = submod(_ZERO, a[i], p)
+        x = a[i]
+        top = max(top, x)
+        out[i] = submod(_ZERO, x, p)
+    return top
 
 
 @njit(**_JIT)
 def mul_range(a, b, out, p, lo, hi):
     """``out[i] = a[i] * b[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    top = _ZERO
     for i in range(lo, hi):
-        out[i] = mulmod(a[i], b[i], p)
+        x, y = a[i], b[i]
+        top = max(top, max(x, y))
+        out[i] = mulmod(x, y, p)
+    return top
 
 
 @njit(**_JIT)
 def muladd_range(a, b, c, out, p, lo, hi):
     """``out[i] = a[i] * b[i] + c[i] mod p`` for ``i`` in ``[lo, hi)``."""
+    top = _ZERO
     for i in range(lo, hi):
-        out[i] = addmod(mulmod(a[i], b[i], p), c[i], p)
+        x, y, z = a[i], b[i], c[i]
+        top = max(top, max(x, max(y, z)))
+        out[i] = addmod(mulmod(x, y, p), z, p)
+    return top
 
 
 @njit(**_JIT)
 def scalar_mul_range(a, s, out, p, lo, hi):
     """``out[i] = s * a[i] mod p`` for ``i`` in ``[lo, hi)``; ``s`` a reduced ``uint64``."""
+    top = _ZERO
     for i in range(lo, hi):
-        out[i] = mulmod(a[i], s, p)
+        x = a[i]
+        top = max(top, x)
+        out[i] = mulmod(x, s, p)
+    return top
 
 
 @njit(**_JIT)
 def dot_range(a, b, p, lo, hi):
-    """``sum(a[i] * b[i] for i in [lo, hi)) mod p`` as a ``uint64`` (``hi - lo < 2^32``).
+    """``(sum(a[i] * b[i] for i in [lo, hi)) mod p, largest input)`` (``hi - lo < 2^32``).
 
     The reduced products (``< 2^61``) are summed as two plain ``uint64`` sums of their high
     and low 32-bit halves, which cannot overflow for fewer than ``2^32`` terms and vectorise;
@@ -173,28 +200,36 @@ def dot_range(a, b, p, lo, hi):
     """
     high = _ZERO
     low = _ZERO
+    top = _ZERO
     for i in range(lo, hi):
-        product = mulmod(a[i], b[i], p)
+        x, y = a[i], b[i]
+        top = max(top, max(x, y))
+        product = mulmod(x, y, p)
         high += product >> _SH32
         low += product & _MASK32
-    high_mod = high % p
-    shifted = mulmod(high_mod, np.uint64(1 << 32) % p, p)
-    return addmod(shifted, low % p, p)
+    shifted = mulmod(high % p, np.uint64(1 << 32) % p, p)
+    return addmod(shifted, low % p, p), top
 
 
 @njit(**_JIT)
 def weighted_rowsum_range(weights, rows, out, p, lo, hi):
     """``out[j] = sum_i weights[i] * rows[i, j] mod p`` for columns ``j`` in ``[lo, hi)``.
 
-    ``weights``: (k,) uint64; ``rows``: (k, d) uint64; ``out``: (d,) uint64.
+    ``weights``: (k,) uint64; ``rows``: (k, d) uint64; ``out``: (d,) uint64, not aliasing
+    ``rows`` or ``weights``. Returns the largest element of ``rows`` it read.
     """
     k = weights.shape[0]
+    top = _ZERO
     for j in range(lo, hi):
         out[j] = _ZERO
     for i in range(k):
         w = weights[i]
+        row = rows[i]
         for j in range(lo, hi):
-            out[j] = addmod(out[j], mulmod(rows[i, j], w, p), p)
+            x = row[j]
+            top = max(top, x)
+            out[j] = addmod(out[j], mulmod(x, w, p), p)
+    return top
 
 
 @njit(**_JIT)

@@ -36,13 +36,34 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...], field: PrimeField) -
     return out
 
 
+def _run_validated(
+    field: PrimeField, inputs: dict[str, np.ndarray], caller_out: bool, kernel, total: int, *args
+) -> list:
+    """Run ``kernel`` over ``[0, total)`` and guarantee every array in ``inputs`` is ``< p``.
+
+    Range kernels return the largest input they read (as the last element of a tuple, or
+    alone). With a fresh output, that is the whole check: one pass over memory, and a bad input
+    raises the typed error before the garbage output is seen. When the caller passed ``out``
+    (which may alias an input), inputs are checked first so nothing of theirs is overwritten.
+    """
+    if caller_out:
+        for name, arr in inputs.items():
+            field.elements(arr, name)
+    results = split_call(kernel, total, *args)
+    tops = [r[-1] if isinstance(r, tuple) else r for r in results]
+    if not caller_out and tops and max(int(x) for x in tops) >= field.p:
+        for name, arr in inputs.items():
+            field.elements(arr, name)  # raises FieldRangeError naming the first bad index
+    return results
+
+
 def _elementwise(kernel_name: str, field: PrimeField, out: np.ndarray | None, **arrays: object) -> np.ndarray:
     names = list(arrays)
-    checked = [field.elements(arrays[n], n, ndim=1) for n in names]
+    checked = [field.elements(arrays[n], n, ndim=1, check_range=False) for n in names]
     _same_shape(checked[0], *zip(names[1:], checked[1:]))
     result = _output(out, checked[0].shape, field)
     kernel = getattr(get_backend(), kernel_name)
-    split_call(kernel, result.shape[0], *checked, result, field.modulus)
+    _run_validated(field, dict(zip(names, checked)), out is not None, kernel, result.shape[0], *checked, result, field.modulus)
     return result
 
 
@@ -78,47 +99,55 @@ def scalar_mul(
 ) -> np.ndarray:
     """``s * a mod p``. ``a``: (d,) uint64 in ``[0, p)``; ``s``: int in ``[0, p)``; returns (d,)."""
     scalar = field.scalar(s, "s")
-    a_checked = field.elements(a, "a", ndim=1)
+    a_checked = field.elements(a, "a", ndim=1, check_range=False)
     result = _output(out, a_checked.shape, field)
-    split_call(get_backend().scalar_mul_range, result.shape[0], a_checked, scalar, result, field.modulus)
+    _run_validated(
+        field, {"a": a_checked}, out is not None, get_backend().scalar_mul_range,
+        result.shape[0], a_checked, scalar, result, field.modulus,
+    )
     return result
 
 
 def dot(a: np.ndarray, b: np.ndarray, *, field: PrimeField = GF61) -> int:
     """``sum_i a[i] * b[i] mod p``. ``a, b``: (d,) uint64 in ``[0, p)``; returns an int in ``[0, p)``."""
-    a_checked = field.elements(a, "a", ndim=1)
-    b_checked = field.elements(b, "b", ndim=1)
+    a_checked = field.elements(a, "a", ndim=1, check_range=False)
+    b_checked = field.elements(b, "b", ndim=1, check_range=False)
     _same_shape(a_checked, ("b", b_checked))
-    partials = split_call(get_backend().dot_range, a_checked.shape[0], a_checked, b_checked, field.modulus)
-    return sum(int(x) for x in partials) % field.p
+    partials = _run_validated(
+        field, {"a": a_checked, "b": b_checked}, False, get_backend().dot_range,
+        a_checked.shape[0], a_checked, b_checked, field.modulus,
+    )
+    return sum(int(value) for value, _ in partials) % field.p
 
 
 def weighted_rowsum(
-    weights: np.ndarray, rows: np.ndarray, *, field: PrimeField = GF61, out: np.ndarray | None = None
+    weights: np.ndarray,
+    rows: np.ndarray,
+    *,
+    field: PrimeField = GF61,
+    out: np.ndarray | None = None,
+    rows_name: str = "rows",
 ) -> np.ndarray:
     """``sum_i weights[i] * rows[i] mod p``.
 
     ``weights``: (k,) uint64 in ``[0, p)``; ``rows``: (k, d) uint64 in ``[0, p)``; returns (d,).
+    ``rows_name`` is the argument name used in errors (e.g. ``shares`` for reconstruction).
     """
     w = field.elements(weights, "weights", ndim=1)
-    r = field.elements(rows, "rows", ndim=2)
+    r = field.elements(rows, rows_name, ndim=2, check_range=False)
     if r.shape[0] != w.shape[0]:
-        raise FieldShapeError("rows", r.shape, f"({w.shape[0]}, d) to match weights")
+        raise FieldShapeError(rows_name, r.shape, f"({w.shape[0]}, d) to match weights")
     result = _output(out, (r.shape[1],), field)
-    if out is not None and (np.may_share_memory(result, r) or np.may_share_memory(result, w)):
-        # the kernel accumulates into its output row by row: compute aside, then copy
-        result[:] = weighted_rowsum_unchecked(w, r, np.empty_like(result), field)
-        return result
-    return weighted_rowsum_unchecked(w, r, result, field)
-
-
-def weighted_rowsum_unchecked(weights: np.ndarray, rows: np.ndarray, out: np.ndarray, field: PrimeField) -> np.ndarray:
-    """:func:`weighted_rowsum` into ``out`` without validation, for callers that validated already.
-
-    ``weights``: (k,) uint64; ``rows``: (k, d) uint64; ``out``: (d,) uint64, all C-contiguous.
-    """
-    split_call(get_backend().weighted_rowsum_range, rows.shape[1], weights, rows, out, field.modulus)
-    return out
+    aliased = out is not None and (np.may_share_memory(result, r) or np.may_share_memory(result, w))
+    # the kernel accumulates into its output row by row: an aliased output is computed aside
+    target = np.empty_like(result) if aliased else result
+    _run_validated(
+        field, {rows_name: r}, out is not None, get_backend().weighted_rowsum_range,
+        r.shape[1], w, r, target, field.modulus,
+    )
+    if aliased:
+        result[:] = target
+    return result
 
 
 def matmul_unchecked(matrix: np.ndarray, rows: np.ndarray, out: np.ndarray, field: PrimeField) -> np.ndarray:

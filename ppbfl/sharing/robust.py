@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ppbfl.errors import FieldShapeError, InsufficientSharesError, ReconstructionError
-from ppbfl.field.ops import matmul_unchecked, weighted_rowsum_unchecked
+from ppbfl.field.ops import matmul_unchecked, weighted_rowsum
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.sharing.rs_decode import berlekamp_welch_columns
 from ppbfl.sharing.shamir import check_points, check_t, lagrange_coefficients, lagrange_matrix
@@ -89,9 +89,7 @@ def robust_reconstruct(
         raise FieldShapeError("shares", values.shape, f"({len(checked_points)}, d): one row per point")
     if k < t:
         raise InsufficientSharesError(k, t, "robust reconstruction")
-    secret = weighted_rowsum_unchecked(
-        lagrange_coefficients(checked_points[:t], field), values[:t], np.empty(d, np.uint64), field
-    )
+    secret = weighted_rowsum(lagrange_coefficients(checked_points[:t], field), values[:t], field=field)
     bad = _inconsistent_columns(values, checked_points, t, field)
     if bad.size == 0:
         return RobustReconstruction(secret, (), 0)
@@ -128,8 +126,7 @@ def robust_reconstruct(
         sub = np.ascontiguousarray(columns[trusted][:, remaining])
         consistent = np.setdiff1d(np.arange(remaining.size), _inconsistent_columns(sub, trusted_points, t, field))
         base = np.ascontiguousarray(sub[:t][:, consistent])
-        decoded = np.empty(consistent.size, np.uint64)
-        weighted_rowsum_unchecked(lagrange_coefficients(trusted_points[:t], field), base, decoded, field)
+        decoded = weighted_rowsum(lagrange_coefficients(trusted_points[:t], field), base, field=field)
         secret[bad[remaining[consistent]]] = decoded
         suspect_points = tuple(checked_points[i] for i in suspects)
         predicted = np.empty((suspects.size, consistent.size), np.uint64)

@@ -29,7 +29,7 @@ from ppbfl.errors import (
 )
 from ppbfl.field.backend import get_backend
 from ppbfl.field.csprng import PRG_BLOCK, SEED_BYTES, FieldRNG
-from ppbfl.field.ops import weighted_rowsum_unchecked
+from ppbfl.field.ops import weighted_rowsum
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.field.threads import map_blocks
 
@@ -192,6 +192,7 @@ def reconstruct(
     *,
     t: int | None = None,
     field: PrimeField = GF61,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Recover the secret vector from shares by Lagrange interpolation at 0.
 
@@ -199,15 +200,15 @@ def reconstruct(
         shares: (k, d) uint64 in ``[0, p)``; row ``r`` is the share of party ``points[r]``.
         points: the k distinct non-zero evaluation points (party indices ``1..n``).
         t: the threshold, if known: then ``k >= t`` is required and only the first ``t``
-            shares are combined. Without it all ``k`` shares are interpolated (correct for
-            consistent shares of degree ``< k``). Use
+            shares are read and combined. Without it all ``k`` shares are interpolated (correct
+            for consistent shares of degree ``< k``). Use
             :func:`~ppbfl.sharing.robust.robust_reconstruct` to detect and correct wrong shares.
 
     Returns:
         (d,) uint64 secret in ``[0, p)``.
     """
     checked_points = check_points(points, field)
-    values = field.elements(shares, "shares", ndim=2)
+    values = field.elements(shares, "shares", ndim=2, check_range=False)  # checked as it is read
     if values.shape[0] != len(checked_points):
         raise FieldShapeError("shares", values.shape, f"({len(checked_points)}, d): one row per point")
     k = len(checked_points)
@@ -219,4 +220,4 @@ def reconstruct(
     if k == 0:
         raise InsufficientSharesError(0, 1)
     coefficients = lagrange_coefficients(checked_points[:k], field)
-    return weighted_rowsum_unchecked(coefficients, values[:k], np.empty(values.shape[1], np.uint64), field)
+    return weighted_rowsum(coefficients, values[:k], field=field, out=out, rows_name="shares")
