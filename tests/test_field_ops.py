@@ -663,26 +663,38 @@ OPS_WITH_OUT = {
     "mul": lambda a, b, out: F.mul(a, b, out=out),
     "muladd": lambda a, b, out: F.muladd(a, b, b, out=out),
     "scalar_mul": lambda a, b, out: F.scalar_mul(a, 5, out=out),
-    "weighted_rowsum": lambda a, b, out: F.weighted_rowsum(u64([1, 2]), np.stack([b, a]), out=out),
 }
 
 
 @pytest.mark.parametrize("op", sorted(OPS_WITH_OUT))
-@pytest.mark.parametrize("with_out", [False, True])
-def test_bad_value_in_a_thread_split_call_raises_and_leaves_out_untouched(op, with_out):
-    """A value >= p deep inside a call split over the thread pool is caught both when the
-    check is fused into the kernel (fresh output) and when it runs first (caller's out=)."""
+@pytest.mark.parametrize("out_kind", ["fresh", "separate", "aliasing_a"])
+def test_bad_value_in_a_thread_split_call_raises_and_never_modifies_inputs(op, out_kind):
+    """A value >= p deep inside a call split over the thread pool is caught whether the check
+    rides along the kernel (fresh or separate output) or runs first (output aliasing an input),
+    and the inputs are never modified."""
     n = 4 * threads.MIN_SPLIT + 3
     a = np.arange(n, dtype=np.uint64)
-    b = a.copy()
+    b = np.arange(n, dtype=np.uint64)[::-1].copy()
     a[n - 2] = np.uint64(P61 + 9)
-    out = np.full(n, 77, dtype=np.uint64) if with_out else None
+    a_before, b_before = a.copy(), b.copy()
+    out = {"fresh": None, "separate": np.zeros(n, dtype=np.uint64), "aliasing_a": a}[out_kind]
     with pytest.raises(FieldRangeError) as info:
         OPS_WITH_OUT[op](a, b, out)
     assert info.value.value == P61 + 9
     assert info.value.index[-1] == n - 2
-    if with_out:
-        assert (out == 77).all()
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+@pytest.mark.parametrize("aliased_row", [0, 1])
+def test_weighted_rowsum_bad_value_with_out_aliasing_a_row_leaves_rows_untouched(aliased_row):
+    n = 4 * threads.MIN_SPLIT + 3
+    rows = np.stack([np.arange(n, dtype=np.uint64), np.arange(n, dtype=np.uint64)[::-1]])
+    rows[1, 5] = np.uint64(P61)
+    before = rows.copy()
+    with pytest.raises(FieldRangeError, match=r"rows\[1, 5\]"):
+        F.weighted_rowsum(u64([1, 2]), rows, out=rows[aliased_row])
+    np.testing.assert_array_equal(rows, before)
 
 
 def test_dot_catches_a_bad_value_in_a_thread_split_call():

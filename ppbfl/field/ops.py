@@ -3,8 +3,11 @@
 Every function takes ``uint64`` arrays reduced into ``[0, p)`` (checked; a bad argument
 raises :class:`~ppbfl.errors.FieldDTypeError`, :class:`~ppbfl.errors.FieldShapeError` or
 :class:`~ppbfl.errors.FieldRangeError` naming it) and returns fully reduced ``uint64``
-results. ``field`` defaults to ``GF(2^61 - 1)``. Where ``out`` is accepted it may alias an
-input; validation happens before anything is written.
+results. ``field`` defaults to ``GF(2^61 - 1)``. Where ``out`` is accepted it may alias an input.
+The range check costs no extra pass: the kernels report the largest input they read and the
+error is raised after the call, when only the output has been written. When ``out`` aliases an
+input the inputs are checked first, so a bad call never modifies its inputs; a caller's
+separate ``out`` holds unspecified values after an error.
 """
 
 from __future__ import annotations
@@ -37,21 +40,21 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...], field: PrimeField) -
 
 
 def _run_validated(
-    field: PrimeField, inputs: dict[str, np.ndarray], caller_out: bool, kernel, total: int, *args
+    field: PrimeField, inputs: dict[str, np.ndarray], out: np.ndarray | None, kernel, total: int, *args
 ) -> list:
     """Run ``kernel`` over ``[0, total)`` and guarantee every array in ``inputs`` is ``< p``.
 
     Range kernels return the largest input they read (as the last element of a tuple, or
-    alone). With a fresh output, that is the whole check: one pass over memory, and a bad input
-    raises the typed error before the garbage output is seen. When the caller passed ``out``
-    (which may alias an input), inputs are checked first so nothing of theirs is overwritten.
+    alone), so the check rides along the computation. Only when ``out`` aliases an input are
+    the inputs checked first (the call would otherwise overwrite them before raising).
     """
-    if caller_out:
+    aliased = out is not None and any(np.may_share_memory(out, arr) for arr in inputs.values())
+    if aliased:
         for name, arr in inputs.items():
             field.elements(arr, name)
     results = split_call(kernel, total, *args)
     tops = [r[-1] if isinstance(r, tuple) else r for r in results]
-    if not caller_out and tops and max(int(x) for x in tops) >= field.p:
+    if not aliased and tops and max(int(x) for x in tops) >= field.p:
         for name, arr in inputs.items():
             field.elements(arr, name)  # raises FieldRangeError naming the first bad index
     return results
@@ -63,7 +66,7 @@ def _elementwise(kernel_name: str, field: PrimeField, out: np.ndarray | None, **
     _same_shape(checked[0], *zip(names[1:], checked[1:]))
     result = _output(out, checked[0].shape, field)
     kernel = getattr(get_backend(), kernel_name)
-    _run_validated(field, dict(zip(names, checked)), out is not None, kernel, result.shape[0], *checked, result, field.modulus)
+    _run_validated(field, dict(zip(names, checked)), out, kernel, result.shape[0], *checked, result, field.modulus)
     return result
 
 
@@ -102,7 +105,7 @@ def scalar_mul(
     a_checked = field.elements(a, "a", ndim=1, check_range=False)
     result = _output(out, a_checked.shape, field)
     _run_validated(
-        field, {"a": a_checked}, out is not None, get_backend().scalar_mul_range,
+        field, {"a": a_checked}, out, get_backend().scalar_mul_range,
         result.shape[0], a_checked, scalar, result, field.modulus,
     )
     return result
@@ -114,7 +117,7 @@ def dot(a: np.ndarray, b: np.ndarray, *, field: PrimeField = GF61) -> int:
     b_checked = field.elements(b, "b", ndim=1, check_range=False)
     _same_shape(a_checked, ("b", b_checked))
     partials = _run_validated(
-        field, {"a": a_checked, "b": b_checked}, False, get_backend().dot_range,
+        field, {"a": a_checked, "b": b_checked}, None, get_backend().dot_range,
         a_checked.shape[0], a_checked, b_checked, field.modulus,
     )
     return sum(int(value) for value, _ in partials) % field.p
@@ -141,10 +144,7 @@ def weighted_rowsum(
     aliased = out is not None and (np.may_share_memory(result, r) or np.may_share_memory(result, w))
     # the kernel accumulates into its output row by row: an aliased output is computed aside
     target = np.empty_like(result) if aliased else result
-    _run_validated(
-        field, {rows_name: r}, out is not None, get_backend().weighted_rowsum_range,
-        r.shape[1], w, r, target, field.modulus,
-    )
+    _run_validated(field, {rows_name: r}, None, get_backend().weighted_rowsum_range, r.shape[1], w, r, target, field.modulus)
     if aliased:
         result[:] = target
     return result
