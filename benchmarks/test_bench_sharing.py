@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from ppbfl.field import GF61, FieldRNG
-from ppbfl.sharing import reconstruct, share
+from ppbfl.sharing import reconstruct, robust_reconstruct, share
 
 P = GF61.p
 PROBE = 2000  # columns used to estimate the run time of the slow baselines
@@ -237,3 +237,41 @@ def test_reconstruct_read_floor(benchmark, group, sharing_of, d, tn):
     for row in shares[1:]:
         expected ^= row[:100]
     assert np.array_equal(out[:100], expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# robust reconstruction (all n shares): no liar, and one edge node wrong in every coordinate;
+# baseline: plain Lagrange reconstruction of the same n shares (no error handling)
+# ---------------------------------------------------------------------------------------------
+
+
+def _tampered(shares: np.ndarray) -> np.ndarray:
+    bad = shares.copy()
+    bad[1] = (bad[1] + np.uint64(5)) % np.uint64(P)
+    return bad
+
+
+def test_robust_ppbfl_consistent(benchmark, group, vec, sharing_of, d, tn):
+    t, n = tn
+    group("robust", d=d, t=t, n=n)
+    shares, points = sharing_of(d, t, n), list(range(1, n + 1))
+    robust_reconstruct(shares, points, t)  # untimed warm-up call
+    result = benchmark(robust_reconstruct, shares, points, t)
+    assert np.array_equal(result.secret, vec("secret", d)) and result.wrong_points == ()
+
+
+def test_robust_ppbfl_liar_everywhere(benchmark, group, vec, sharing_of, d, tn):
+    t, n = tn
+    group("robust", d=d, t=t, n=n)
+    shares, points = _tampered(sharing_of(d, t, n)), list(range(1, n + 1))
+    robust_reconstruct(shares, points, t)  # untimed warm-up call
+    result = benchmark(robust_reconstruct, shares, points, t)
+    assert np.array_equal(result.secret, vec("secret", d)) and result.wrong_points == (2,)
+
+
+def test_robust_plain_reconstruct_baseline(benchmark, group, vec, sharing_of, d, tn):
+    t, n = tn
+    group("robust", d=d, t=t, n=n)
+    shares, points = sharing_of(d, t, n), list(range(1, n + 1))
+    reconstruct(shares, points)  # untimed warm-up call
+    assert np.array_equal(benchmark(reconstruct, shares, points), vec("secret", d))

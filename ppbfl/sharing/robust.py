@@ -121,10 +121,12 @@ def robust_reconstruct(
     suspects = np.flatnonzero(first_errors[:, 0])
     remaining = np.arange(1, bad.size)
     if 0 < suspects.size <= e and remaining.size:
-        trusted = [i for i in range(k) if i not in set(suspects.tolist())]
+        trusted = [i for i in range(k) if i not in suspects]
         trusted_points = tuple(checked_points[i] for i in trusted)
         sub = np.ascontiguousarray(columns[trusted][:, remaining])
-        consistent = np.setdiff1d(np.arange(remaining.size), _inconsistent_columns(sub, trusted_points, t, field))
+        consistent_mask = np.ones(remaining.size, dtype=bool)
+        consistent_mask[_inconsistent_columns(sub, trusted_points, t, field)] = False
+        consistent = np.flatnonzero(consistent_mask)
         base = np.ascontiguousarray(sub[:t][:, consistent])
         decoded = weighted_rowsum(lagrange_coefficients(trusted_points[:t], field), base, field=field)
         secret[bad[remaining[consistent]]] = decoded
@@ -132,7 +134,7 @@ def robust_reconstruct(
         predicted = np.empty((suspects.size, consistent.size), np.uint64)
         matmul_unchecked(lagrange_matrix(trusted_points[:t], suspect_points, field), base, predicted, field)
         wrong[suspects] |= (predicted != columns[suspects][:, remaining[consistent]]).any(axis=1)
-        remaining = np.setdiff1d(remaining, remaining[consistent])
+        remaining = remaining[~consistent_mask]
     if remaining.size:
         decode(remaining)
     wrong_points = tuple(sorted(checked_points[i] for i in np.flatnonzero(wrong)))
