@@ -20,7 +20,7 @@ def test_demo_matches_float_fedavg_and_names_the_lying_edge_node():
         assert report.max_abs_error <= 2.0**-16  # fixed-point rounding of the mean, f = 16
         assert report.upload_vectors == 3
     assert reports[-1].accuracy > 0.8  # measured on the held-out split; majority class is 0.63
-    assert "named liars [4]" in lines[1]
+    assert "kernels ready" in lines[1] and "named liars [4]" in lines[2]
 
 
 def test_demo_with_dropouts_and_no_liar():
