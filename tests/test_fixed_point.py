@@ -215,7 +215,7 @@ def product_bound(a: float, b: float, f: int) -> float:
 @pytest.mark.parametrize("name", ["gf61-f16", "gf61-f8", "gf31-f8"])
 def test_mul_of_encodings_decodes_at_scale_two(name):
     codec = CODECS[name]
-    f, p = codec.frac_bits, codec.field.p
+    f = codec.frac_bits
 
     @FAST
     @given(st.lists(st.tuples(floats_within(codec.max_abs), floats_within(codec.max_abs)),

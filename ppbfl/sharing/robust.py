@@ -54,14 +54,14 @@ class RobustReconstruction:
     wrong_coordinates: int
 
 
-def _inconsistent_columns(values: np.ndarray, points: tuple[int, ...], t: int, field: PrimeField) -> np.ndarray:
-    """Indices of the columns of ``values`` (k, m) not on one polynomial of degree ``< t``."""
-    k, m = values.shape
+def _inconsistent(values: np.ndarray, points: tuple[int, ...], t: int, field: PrimeField) -> np.ndarray:
+    """(d,) bool: True for the columns of ``values`` (k, d) not on one polynomial of degree ``< t``."""
+    k, d = values.shape
     if k == t:
-        return np.empty(0, dtype=np.int64)
-    predicted = np.empty((k - t, m), dtype=np.uint64)
+        return np.zeros(d, dtype=bool)
+    predicted = np.empty((k - t, d), dtype=np.uint64)
     matmul_unchecked(lagrange_matrix(points[:t], points[t:], field), values[:t], predicted, field)
-    return np.flatnonzero((predicted != values[t:]).any(axis=0))
+    return (predicted != values[t:]).any(axis=0)
 
 
 def robust_reconstruct(
@@ -90,52 +90,50 @@ def robust_reconstruct(
     if k < t:
         raise InsufficientSharesError(k, t, "robust reconstruction")
     secret = weighted_rowsum(lagrange_coefficients(checked_points[:t], field), values[:t], field=field)
-    bad = _inconsistent_columns(values, checked_points, t, field)
-    if bad.size == 0:
+    remaining = _inconsistent(values, checked_points, t, field)
+    bad_count = int(remaining.sum())
+    if bad_count == 0:
         return RobustReconstruction(secret, (), 0)
     e = (k - t) // 2
     wrong = np.zeros(k, dtype=bool)
-    columns = np.ascontiguousarray(values[:, bad])
     xs = np.asarray(checked_points, dtype=np.uint64)
 
-    def decode(which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Berlekamp–Welch on ``columns[:, which]``: (secrets, errors (k, m)) or raise."""
-        cols = np.ascontiguousarray(columns[:, which])
-        m = cols.shape[1]
+    def decode(which: np.ndarray) -> np.ndarray:
+        """Berlekamp–Welch on the columns ``which``; returns their (k, m) error mask or raises."""
+        m = which.size
         out_secret = np.empty(m, np.uint64)
         out_errors = np.zeros((k, m), np.bool_)
         out_ok = np.zeros(m, np.bool_)
-        berlekamp_welch_columns(xs, cols, t, e, field.modulus, out_secret, out_errors, out_ok)
+        columns = np.ascontiguousarray(values[:, which])
+        berlekamp_welch_columns(xs, columns, t, e, field.modulus, out_secret, out_errors, out_ok)
         if not out_ok.all():
-            failed = tuple(int(c) for c in bad[which[np.flatnonzero(~out_ok)[:16]]])
+            failed = tuple(int(c) for c in which[np.flatnonzero(~out_ok)[:16]])
             raise ReconstructionError(
                 f"{int((~out_ok).sum())} coordinate(s) have more than e = {e} wrong shares "
                 f"(k = {k}, t = {t}); first: {failed}",
                 failed,
             )
-        secret[bad[which]] = out_secret
+        secret[which] = out_secret
         wrong[:] |= out_errors.any(axis=1)
-        return out_secret, out_errors
+        return out_errors
 
-    _, first_errors = decode(np.arange(1))
-    suspects = np.flatnonzero(first_errors[:, 0])
-    remaining = np.arange(1, bad.size)
-    if 0 < suspects.size <= e and remaining.size:
+    first = np.flatnonzero(remaining)[:1]
+    suspects = np.flatnonzero(decode(first)[:, 0])
+    remaining[first] = False
+    if 0 < suspects.size <= e and remaining.any():
+        # whole-vector passes without the suspects: no column gathers
         trusted = [i for i in range(k) if i not in suspects]
         trusted_points = tuple(checked_points[i] for i in trusted)
-        sub = np.ascontiguousarray(columns[trusted][:, remaining])
-        consistent_mask = np.ones(remaining.size, dtype=bool)
-        consistent_mask[_inconsistent_columns(sub, trusted_points, t, field)] = False
-        consistent = np.flatnonzero(consistent_mask)
-        base = np.ascontiguousarray(sub[:t][:, consistent])
-        decoded = weighted_rowsum(lagrange_coefficients(trusted_points[:t], field), base, field=field)
-        secret[bad[remaining[consistent]]] = decoded
+        rows = values[trusted]
+        explained = remaining & ~_inconsistent(rows, trusted_points, t, field)
+        decoded = weighted_rowsum(lagrange_coefficients(trusted_points[:t], field), rows[:t], field=field)
+        secret[explained] = decoded[explained]
         suspect_points = tuple(checked_points[i] for i in suspects)
-        predicted = np.empty((suspects.size, consistent.size), np.uint64)
-        matmul_unchecked(lagrange_matrix(trusted_points[:t], suspect_points, field), base, predicted, field)
-        wrong[suspects] |= (predicted != columns[suspects][:, remaining[consistent]]).any(axis=1)
-        remaining = remaining[~consistent_mask]
-    if remaining.size:
-        decode(remaining)
+        predicted = np.empty((suspects.size, d), np.uint64)
+        matmul_unchecked(lagrange_matrix(trusted_points[:t], suspect_points, field), rows[:t], predicted, field)
+        wrong[suspects] |= ((predicted != values[suspects]) & explained).any(axis=1)
+        remaining &= ~explained
+    if remaining.any():
+        decode(np.flatnonzero(remaining))
     wrong_points = tuple(sorted(checked_points[i] for i in np.flatnonzero(wrong)))
-    return RobustReconstruction(secret, wrong_points, int(bad.size))
+    return RobustReconstruction(secret, wrong_points, bad_count)
