@@ -129,3 +129,12 @@ def test_set_backend_overrides_env_var():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["numba"]
+
+
+def test_bad_thread_count_setting_is_a_clear_error():
+    code = "from ppbfl.field import add; import numpy as np; add(np.zeros(3, np.uint64), np.zeros(3, np.uint64))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=dict(os.environ, PPBFL_THREADS="two"), capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "PPBFL_THREADS = 'two': expected a positive integer" in done.stderr

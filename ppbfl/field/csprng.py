@@ -58,7 +58,9 @@ class FieldRNG:
         block: a 32-bit sub-stream identifier (the block index of :func:`expand_seed`).
         field: the field to sample (default ``GF(2^61 - 1)``).
 
-    One stream yields at most 256 GiB of keystream (ChaCha20's 32-bit block counter).
+    One stream yields at most 256 GiB of keystream (ChaCha20's 32-bit block counter). An
+    instance is a sequential stream: do not share one between threads (create one per thread,
+    or derive per-thread seeds with :meth:`random_bytes`).
     """
 
     def __init__(

@@ -28,7 +28,9 @@ def worker_count() -> int:
     """Number of threads a large kernel call is split over (``PPBFL_THREADS`` or CPU count)."""
     env = os.environ.get("PPBFL_THREADS")
     if env:
-        return max(1, int(env))
+        if not env.strip().isdigit() or int(env) < 1:
+            raise ValueError(f"PPBFL_THREADS = {env!r}: expected a positive integer")
+        return int(env)
     return max(1, len(os.sched_getaffinity(0)))
 
 
