@@ -113,28 +113,28 @@ def ratio_summary(groups: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def _target_row(label: str, ratio: float, met: bool, fmt: str) -> str:
+    return f"| {label} | {format(ratio, fmt)}× | {'yes' if met else '**no**'} |"
+
+
 def targets(groups: dict[str, dict[str, dict]]) -> str:
     lines = ["| target | measured | met |", "|---|---:|:---:|"]
     mul = next((g for g in groups if g.startswith("muladd")), None)
     if mul:
-        g, a, o = (_median(groups, mul, k) for k in ("galois", "ppbfl", "ppbfl_out"))
-        if g and a:
-            lines.append(f"| mul-add ({mul}): ≥ 300× galois (ppbfl allocating) | {g / a:,.0f}× | "
-                         f"{'yes' if g / a >= 300 else '**no**'} |")
-        if g and o:
-            lines.append(f"| mul-add ({mul}): ≥ 300× galois (ppbfl out=) | {g / o:,.0f}× | "
-                         f"{'yes' if g / o >= 300 else '**no**'} |")
+        g = _median(groups, mul, "galois")
+        for key, how in (("ppbfl", "allocating"), ("ppbfl_out", "out=")):
+            ours = _median(groups, mul, key)
+            if g and ours:
+                lines.append(_target_row(f"mul-add ({mul}): ≥ 300× galois (ppbfl {how})", g / ours, g / ours >= 300, ",.0f"))
     sh = "share d=1e6 t=3 n=5"
     if sh in groups:
         mp, a, o, f = (_median(groups, sh, k) for k in ("mpyc", "ppbfl_alloc", "ppbfl_out", "memcpy_floor"))
         if mp and a:
-            lines.append(f"| {sh}: ≥ 100× MPyC (ppbfl allocating) | {mp / a:,.0f}× | {'yes' if mp / a >= 100 else '**no**'} |")
-        if o and f:
-            lines.append(f"| {sh}: ≤ 3× memcpy floor (ppbfl out= vs copyto into preallocated) | {o / f:.2f}× | "
-                         f"{'yes' if o / f <= 3 else '**no**'} |")
-        if a and f:
-            lines.append(f"| {sh}: ≤ 3× memcpy floor (ppbfl allocating vs copyto into preallocated) | {a / f:.2f}× | "
-                         f"{'yes' if a / f <= 3 else '**no**'} |")
+            lines.append(_target_row(f"{sh}: ≥ 100× MPyC (ppbfl allocating)", mp / a, mp / a >= 100, ",.0f"))
+        for ours, how in ((o, "out="), (a, "allocating")):
+            if ours and f:
+                label = f"{sh}: ≤ 3× memcpy floor (ppbfl {how} vs copyto into preallocated)"
+                lines.append(_target_row(label, ours / f, ours / f <= 3, ".2f"))
     return "\n".join(lines)
 
 
