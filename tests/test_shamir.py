@@ -228,6 +228,12 @@ def test_out_of_wrong_shape_raises():
         share(np.zeros(4, np.uint64), 2, 3, out=np.empty((3, 5), np.uint64))
 
 
+def test_out_overlapping_the_secret_raises():
+    out = np.zeros((3, 4), np.uint64)
+    with pytest.raises(FieldShapeError, match="does not overlap the secret"):
+        share(out[0], 2, 3, out=out)
+
+
 def test_rng_of_another_field_raises():
     with pytest.raises(SharingParameterError, match="rng samples GF\\(31\\)"):
         share(np.zeros(4, np.uint64), 2, 3, rng=FieldRNG(field=PrimeField(31)))

@@ -28,7 +28,7 @@ from ppbfl.errors import (
     SharingParameterError,
 )
 from ppbfl.field.backend import get_backend
-from ppbfl.field.csprng import PRG_BLOCK, SEED_BYTES, FieldRNG
+from ppbfl.field.csprng import PRG_BLOCK, SEED_BYTES, FieldRNG, new_seed
 from ppbfl.field.ops import weighted_rowsum
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.field.threads import map_blocks
@@ -153,8 +153,8 @@ def share(
         t: threshold: any ``t`` shares reconstruct, ``t - 1`` reveal nothing (``1 <= t <= n``).
         n: number of parties; party ``i`` gets evaluation point ``i`` (``n < p``).
         field: the prime field.
-        rng: source of the polynomial coefficients (default: a freshly keyed ChaCha20 stream).
-        out: optional preallocated (n, d) uint64 C-contiguous output.
+        rng: source of the polynomial coefficients (default: a fresh key from the OS).
+        out: optional preallocated (n, d) uint64 C-contiguous output, not overlapping ``secret``.
 
     Returns:
         (n, d) uint64 in ``[0, p)``: row ``i - 1`` is party ``i``'s share vector.
@@ -166,13 +166,14 @@ def share(
         out = np.empty((n, d), dtype=np.uint64)
     elif out.dtype != np.uint64 or out.shape != (n, d) or not out.flags.c_contiguous:
         raise FieldShapeError("out", out.shape, f"a C-contiguous ({n}, {d}) uint64 array")
-    if rng is None:
-        rng = FieldRNG(field=field)
-    elif rng.field != field:
+    elif np.may_share_memory(out, values):
+        raise FieldShapeError("out", out.shape, "an array that does not overlap the secret")
+    if rng is not None and rng.field != field:
         raise SharingParameterError(f"rng samples {rng.field!r} but the sharing is over {field!r}")
-    # one fresh key per call from rng; block b of coefficients comes from sub-stream b, so
-    # blocks are generated and evaluated in parallel and the result does not depend on threads
-    call_seed = rng.random_bytes(SEED_BYTES)
+    # one fresh key per call (from rng, else the OS); block b of coefficients comes from
+    # sub-stream b, so blocks are generated and evaluated in parallel and the result does not
+    # depend on the number of threads
+    call_seed = new_seed() if rng is None else rng.random_bytes(SEED_BYTES)
     points = np.arange(1, n + 1, dtype=np.uint64)
     kernel = get_backend().horner_share_range
 
