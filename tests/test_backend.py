@@ -24,6 +24,14 @@ KERNELS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _restore_backend():
+    """Tests here switch backends; later test modules must see the default again."""
+    before = F.backend_name()
+    yield
+    F.set_backend(before)
+
+
 def run_python(code: str, **env_overrides: str | None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     for key, value in env_overrides.items():

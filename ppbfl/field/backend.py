@@ -2,9 +2,10 @@
 
 A backend is a module exposing the range kernels of :mod:`ppbfl.field.numba_kernels`
 (``add_range``, ``mul_range``, ..., ``horner_share_range``) with the same signatures and
-contracts. ``numba`` is always available; ``native`` (a cffi C extension) registers here
-when it is built. The choice is, in order: :func:`set_backend`, the ``PPBFL_BACKEND``
-environment variable, then the first importable backend in :data:`PREFERENCE`.
+contracts. ``native`` is the C extension built by ``pip install`` when a compiler is present
+(:mod:`ppbfl.field.native_kernels`); ``numba`` is always available. The choice is, in order:
+:func:`set_backend`, the ``PPBFL_BACKEND`` environment variable, then the first importable
+backend in :data:`PREFERENCE`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from ppbfl.errors import BackendUnavailableError
 __all__ = ["PREFERENCE", "available_backends", "get_backend", "set_backend", "backend_name"]
 
 #: backend name -> module implementing the range kernels, in order of preference.
-_MODULES: dict[str, str] = {"numba": "ppbfl.field.numba_kernels"}
+_MODULES: dict[str, str] = {
+    "native": "ppbfl.field.native_kernels",
+    "numba": "ppbfl.field.numba_kernels",
+}
 PREFERENCE: tuple[str, ...] = tuple(_MODULES)
 
 _active: tuple[str, ModuleType] | None = None

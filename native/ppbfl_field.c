@@ -1,0 +1,173 @@
+/*
+ * ppbfl native field kernels (see ppbfl_field.h for the contracts).
+ *
+ * p = 2^61 - 1: a product a*b < 2^122 is reduced with 2^61 = 1 (mod p):
+ * (lo & p) + (lo >> 61) + (hi << 3) where lo/hi are the 64-bit halves, then one fold and one
+ * conditional subtraction. Any other p is below 2^32, so a*b fits 64 bits and % reduces it.
+ */
+#include "ppbfl_field.h"
+
+#define M61 ((uint64_t)0x1FFFFFFFFFFFFFFFULL)
+#define MASK32 ((uint64_t)0xFFFFFFFFULL)
+#define MASK29 ((uint64_t)0x1FFFFFFFULL)
+
+#if defined(__SIZEOF_INT128__) && !defined(PPBFL_PORTABLE)
+static inline uint64_t mul_m61(uint64_t a, uint64_t b) {
+    unsigned __int128 product = (unsigned __int128)a * b;
+    uint64_t lo = (uint64_t)product, hi = (uint64_t)(product >> 64);
+    uint64_t s = (lo & M61) + (lo >> 61) + (hi << 3); /* hi < 2^58: hi << 3 < 2^61 */
+    s = (s & M61) + (s >> 61);
+    return s >= M61 ? s - M61 : s;
+}
+#else
+static inline uint64_t mul_m61(uint64_t a, uint64_t b) {
+    uint64_t a_hi = a >> 32, a_lo = a & MASK32, b_hi = b >> 32, b_lo = b & MASK32;
+    uint64_t high = a_hi * b_hi;                 /* < 2^58, weight 2^64 = 8 (mod p) */
+    uint64_t mid = a_hi * b_lo + a_lo * b_hi;    /* < 2^62, weight 2^32 */
+    uint64_t low = a_lo * b_lo;                  /* < 2^64 */
+    uint64_t s = (high << 3) + (mid >> 29) + ((mid & MASK29) << 32) + (low >> 61) + (low & M61);
+    s = (s & M61) + (s >> 61);
+    return s >= M61 ? s - M61 : s;
+}
+#endif
+
+static inline uint64_t mulmod(uint64_t a, uint64_t b, uint64_t p) {
+    return p == M61 ? mul_m61(a, b) : (a * b) % p;
+}
+
+static inline uint64_t addmod(uint64_t a, uint64_t b, uint64_t p) {
+    uint64_t s = a + b;
+    return s >= p ? s - p : s;
+}
+
+static inline uint64_t submod(uint64_t a, uint64_t b, uint64_t p) {
+    return a >= b ? a - b : a + (p - b);
+}
+
+static inline uint64_t max2(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+uint64_t pf_add_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    uint64_t top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i], y = b[i];
+        top = max2(top, max2(x, y));
+        out[i] = addmod(x, y, p);
+    }
+    return top;
+}
+
+uint64_t pf_sub_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    uint64_t top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i], y = b[i];
+        top = max2(top, max2(x, y));
+        out[i] = submod(x, y, p);
+    }
+    return top;
+}
+
+uint64_t pf_neg_range(const uint64_t *a, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    uint64_t top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i];
+        top = max2(top, x);
+        out[i] = submod(0, x, p);
+    }
+    return top;
+}
+
+/* mulmod's p == M61 test is loop-invariant: -O3 unswitches the loops below on it */
+
+uint64_t pf_mul_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    uint64_t top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i], y = b[i];
+        top = max2(top, max2(x, y));
+        out[i] = mulmod(x, y, p);
+    }
+    return top;
+}
+
+uint64_t pf_muladd_range(const uint64_t *a, const uint64_t *b, const uint64_t *c, uint64_t *out, uint64_t p,
+                         size_t lo, size_t hi) {
+    uint64_t top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i], y = b[i], z = c[i];
+        top = max2(top, max2(x, max2(y, z)));
+        out[i] = addmod(mulmod(x, y, p), z, p);
+    }
+    return top;
+}
+
+uint64_t pf_scalar_mul_range(const uint64_t *a, uint64_t s, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    uint64_t top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i];
+        top = max2(top, x);
+        out[i] = mulmod(x, s, p);
+    }
+    return top;
+}
+
+uint64_t pf_dot_range(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi, uint64_t *top_out) {
+    /* reduced products (< 2^61) summed as high and low 32-bit halves: no overflow below 2^32 terms */
+    uint64_t high = 0, low = 0, top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i], y = b[i];
+        top = max2(top, max2(x, y));
+        uint64_t product = mulmod(x, y, p);
+        high += product >> 32;
+        low += product & MASK32;
+    }
+    *top_out = top;
+    return addmod(mulmod(high % p, ((uint64_t)1 << 32) % p, p), low % p, p);
+}
+
+uint64_t pf_weighted_rowsum_range(const uint64_t *weights, size_t k, const uint64_t *rows, size_t d,
+                                  uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    uint64_t top = 0;
+    for (size_t j = lo; j < hi; j++) out[j] = 0;
+    for (size_t i = 0; i < k; i++) {
+        const uint64_t *row = rows + i * d;
+        uint64_t w = weights[i];
+        for (size_t j = lo; j < hi; j++) {
+            uint64_t x = row[j];
+            top = max2(top, x);
+            out[j] = addmod(out[j], mulmod(x, w, p), p);
+        }
+    }
+    return top;
+}
+
+void pf_matmul_range(const uint64_t *matrix, size_t m, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
+                     uint64_t p, size_t lo, size_t hi) {
+    for (size_t r = 0; r < m; r++) {
+        uint64_t *target = out + r * d;
+        for (size_t j = lo; j < hi; j++) target[j] = 0;
+        for (size_t i = 0; i < k; i++) {
+            const uint64_t *row = rows + i * d;
+            uint64_t w = matrix[r * k + i];
+            for (size_t j = lo; j < hi; j++) target[j] = addmod(target[j], mulmod(row[j], w, p), p);
+        }
+    }
+}
+
+void pf_horner_share_range(const uint64_t *secret, const uint64_t *coeffs, size_t degree, size_t width,
+                           const uint64_t *points, size_t n, uint64_t *out, size_t d, uint64_t p, size_t col0,
+                           size_t lo, size_t hi) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = points[i];
+        uint64_t *row = out + i * d + col0;
+        if (degree == 0) {
+            for (size_t c = lo; c < hi; c++) row[c] = secret[col0 + c];
+            continue;
+        }
+        const uint64_t *top = coeffs + (degree - 1) * width;
+        for (size_t c = lo; c < hi; c++) row[c] = top[c];
+        for (size_t k = degree - 1; k-- > 0;) {
+            const uint64_t *add = coeffs + k * width;
+            for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p), add[c], p);
+        }
+        for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p), secret[col0 + c], p);
+    }
+}

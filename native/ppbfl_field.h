@@ -1,0 +1,40 @@
+/*
+ * ppbfl native field kernels: arithmetic in GF(p) on uint64 arrays, p = 2^61 - 1 or a prime
+ * below 2^32. Same contracts as ppbfl/field/numba_kernels.py: inputs reduced into [0, p),
+ * outputs fully reduced, work on the half-open index range [lo, hi) so the caller can split a
+ * call over threads. Element-wise kernels return the largest input element they read, so the
+ * caller can check "< p" without a second pass (inputs >= p give garbage, never UB).
+ *
+ * 2D arrays are row-major and C-contiguous: rows (k, d) has element (i, j) at rows[i * d + j].
+ *
+ * The 61-bit product uses unsigned __int128 where the compiler has it (x86_64, aarch64) and a
+ * portable 32-bit split otherwise (32-bit ARM); PPBFL_PORTABLE forces the split path.
+ */
+#ifndef PPBFL_FIELD_H
+#define PPBFL_FIELD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t pf_add_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi);
+uint64_t pf_sub_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi);
+uint64_t pf_neg_range(const uint64_t *a, uint64_t *out, uint64_t p, size_t lo, size_t hi);
+uint64_t pf_mul_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi);
+uint64_t pf_muladd_range(const uint64_t *a, const uint64_t *b, const uint64_t *c, uint64_t *out, uint64_t p,
+                         size_t lo, size_t hi);
+uint64_t pf_scalar_mul_range(const uint64_t *a, uint64_t s, uint64_t *out, uint64_t p, size_t lo, size_t hi);
+/* returns sum a[i] b[i] mod p over [lo, hi) (hi - lo < 2^32); *top receives the largest input */
+uint64_t pf_dot_range(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi, uint64_t *top);
+/* out[j] = sum_i weights[i] rows[i, j]; rows (k, d); returns the largest element of rows read */
+uint64_t pf_weighted_rowsum_range(const uint64_t *weights, size_t k, const uint64_t *rows, size_t d,
+                                  uint64_t *out, uint64_t p, size_t lo, size_t hi);
+/* out[r, j] = sum_i matrix[r, i] rows[i, j]; matrix (m, k), rows (k, d), out (m, d) */
+void pf_matmul_range(const uint64_t *matrix, size_t m, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
+                     uint64_t p, size_t lo, size_t hi);
+/* Shamir evaluation for block columns c in [lo, hi), j = col0 + c:
+ * out[i, j] = secret[j] + sum_{k=1}^{degree} coeffs[k-1, c] points[i]^k; coeffs (degree, width), out (n, d) */
+void pf_horner_share_range(const uint64_t *secret, const uint64_t *coeffs, size_t degree, size_t width,
+                           const uint64_t *points, size_t n, uint64_t *out, size_t d, uint64_t p, size_t col0,
+                           size_t lo, size_t hi);
+
+#endif

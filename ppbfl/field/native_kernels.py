@@ -1,0 +1,138 @@
+"""The ``native`` kernel backend: the C99 kernels of ``native/ppbfl_field.c`` through cffi.
+
+Same names, signatures and contracts as :mod:`ppbfl.field.numba_kernels` (the backend switch
+in :mod:`ppbfl.field.backend` treats both alike). Every array is checked here, before C sees
+a pointer: dtype ``uint64`` (:class:`~ppbfl.errors.FieldDTypeError`), C-contiguous and long
+enough for the requested range (:class:`~ppbfl.errors.FieldShapeError`), so a bad call is a
+typed Python error and never a segfault. cffi releases the GIL around each C call, so the
+thread split of :mod:`ppbfl.field.threads` runs them in parallel.
+
+Importing this module raises ``ImportError`` when the extension was not built (no C compiler
+at install time); the backend switch then falls back to Numba.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ppbfl.errors import FieldDTypeError, FieldShapeError
+from ppbfl.field._native import ffi, lib  # ImportError when not built
+
+__all__ = [
+    "add_range", "sub_range", "neg_range", "mul_range", "muladd_range", "scalar_mul_range",
+    "dot_range", "weighted_rowsum_range", "matmul_range", "horner_share_range",
+]
+
+
+def _ptr(name: str, arr: object, ndim: int, min_shape: tuple[int, ...] = ()):
+    """A ``uint64_t *`` into ``arr`` after checking dtype, dimensions, layout and size."""
+    if not isinstance(arr, np.ndarray):
+        raise FieldDTypeError(name, type(arr).__name__, "a numpy.ndarray of uint64")
+    if arr.dtype != np.uint64:
+        raise FieldDTypeError(name, arr.dtype)
+    if arr.ndim != ndim:
+        raise FieldShapeError(name, arr.shape, f"{ndim}-D")
+    if not arr.flags.c_contiguous:
+        raise FieldShapeError(name, arr.shape, "a C-contiguous array (the C kernels index it directly)")
+    for axis, needed in enumerate(min_shape):
+        if arr.shape[axis] < needed:
+            raise FieldShapeError(name, arr.shape, f"at least {needed} along axis {axis}")
+    return ffi.from_buffer("uint64_t[]", arr)
+
+
+def _range(lo: int, hi: int) -> tuple[int, int]:
+    lo, hi = int(lo), int(hi)
+    if not 0 <= lo <= hi:
+        raise FieldShapeError("range", (lo, hi), "0 <= lo <= hi")
+    return lo, hi
+
+
+def add_range(a, b, out, p, lo, hi):
+    """``out[i] = a[i] + b[i] mod p`` on ``[lo, hi)``; returns the largest input read."""
+    lo, hi = _range(lo, hi)
+    return lib.pf_add_range(_ptr("a", a, 1, (hi,)), _ptr("b", b, 1, (hi,)), _ptr("out", out, 1, (hi,)), int(p), lo, hi)
+
+
+def sub_range(a, b, out, p, lo, hi):
+    """``out[i] = a[i] - b[i] mod p`` on ``[lo, hi)``; returns the largest input read."""
+    lo, hi = _range(lo, hi)
+    return lib.pf_sub_range(_ptr("a", a, 1, (hi,)), _ptr("b", b, 1, (hi,)), _ptr("out", out, 1, (hi,)), int(p), lo, hi)
+
+
+def neg_range(a, out, p, lo, hi):
+    """``out[i] = -a[i] mod p`` on ``[lo, hi)``; returns the largest input read."""
+    lo, hi = _range(lo, hi)
+    return lib.pf_neg_range(_ptr("a", a, 1, (hi,)), _ptr("out", out, 1, (hi,)), int(p), lo, hi)
+
+
+def mul_range(a, b, out, p, lo, hi):
+    """``out[i] = a[i] * b[i] mod p`` on ``[lo, hi)``; returns the largest input read."""
+    lo, hi = _range(lo, hi)
+    return lib.pf_mul_range(_ptr("a", a, 1, (hi,)), _ptr("b", b, 1, (hi,)), _ptr("out", out, 1, (hi,)), int(p), lo, hi)
+
+
+def muladd_range(a, b, c, out, p, lo, hi):
+    """``out[i] = a[i] * b[i] + c[i] mod p`` on ``[lo, hi)``; returns the largest input read."""
+    lo, hi = _range(lo, hi)
+    return lib.pf_muladd_range(
+        _ptr("a", a, 1, (hi,)), _ptr("b", b, 1, (hi,)), _ptr("c", c, 1, (hi,)), _ptr("out", out, 1, (hi,)),
+        int(p), lo, hi,
+    )
+
+
+def scalar_mul_range(a, s, out, p, lo, hi):
+    """``out[i] = s * a[i] mod p`` on ``[lo, hi)``; returns the largest input read."""
+    lo, hi = _range(lo, hi)
+    return lib.pf_scalar_mul_range(_ptr("a", a, 1, (hi,)), int(s), _ptr("out", out, 1, (hi,)), int(p), lo, hi)
+
+
+def dot_range(a, b, p, lo, hi):
+    """``(sum a[i] b[i] mod p over [lo, hi), largest input read)`` (``hi - lo < 2^32``)."""
+    lo, hi = _range(lo, hi)
+    if hi - lo >= 1 << 32:
+        raise FieldShapeError("range", (lo, hi), "fewer than 2^32 terms per call")
+    top = ffi.new("uint64_t *")
+    value = lib.pf_dot_range(_ptr("a", a, 1, (hi,)), _ptr("b", b, 1, (hi,)), int(p), lo, hi, top)
+    return np.uint64(value), np.uint64(top[0])
+
+
+def weighted_rowsum_range(weights, rows, out, p, lo, hi):
+    """``out[j] = sum_i weights[i] rows[i, j] mod p`` for ``j`` in ``[lo, hi)``; returns the largest row element."""
+    lo, hi = _range(lo, hi)
+    w = _ptr("weights", weights, 1)
+    k = weights.shape[0]
+    r = _ptr("rows", rows, 2, (k, hi))
+    if rows.shape[0] != k:
+        raise FieldShapeError("rows", rows.shape, f"({k}, d) to match weights")
+    return lib.pf_weighted_rowsum_range(w, k, r, rows.shape[1], _ptr("out", out, 1, (hi,)), int(p), lo, hi)
+
+
+def matmul_range(matrix, rows, out, p, lo, hi):
+    """``out[r, j] = sum_i matrix[r, i] rows[i, j] mod p`` for columns ``[lo, hi)``."""
+    lo, hi = _range(lo, hi)
+    mat = _ptr("matrix", matrix, 2)
+    m, k = matrix.shape
+    r = _ptr("rows", rows, 2, (k, hi))
+    if rows.shape[0] != k:
+        raise FieldShapeError("rows", rows.shape, f"({k}, d) to match matrix {matrix.shape}")
+    o = _ptr("out", out, 2, (m, hi))
+    if out.shape != (m, rows.shape[1]):
+        raise FieldShapeError("out", out.shape, str((m, rows.shape[1])))
+    lib.pf_matmul_range(mat, m, k, r, rows.shape[1], o, int(p), lo, hi)
+
+
+def horner_share_range(secret, coeffs, points, out, p, col0, lo, hi):
+    """Shamir evaluation of one block of columns (see :func:`ppbfl.field.numba_kernels.horner_share_range`)."""
+    lo, hi = _range(lo, hi)
+    col0 = int(col0)
+    c = _ptr("coeffs", coeffs, 2, (0, hi))
+    degree, width = coeffs.shape
+    x = _ptr("points", points, 1)
+    n = points.shape[0]
+    o = _ptr("out", out, 2, (n, col0 + hi))
+    if out.shape[0] != n:
+        raise FieldShapeError("out", out.shape, f"({n}, d): one row per point")
+    s = _ptr("secret", secret, 1, (col0 + hi,))
+    if secret.shape[0] != out.shape[1]:
+        raise FieldShapeError("secret", secret.shape, f"({out.shape[1]},) to match out")
+    lib.pf_horner_share_range(s, c, degree, width, x, n, o, out.shape[1], int(p), col0, lo, hi)
