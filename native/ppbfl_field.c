@@ -31,8 +31,12 @@ static inline uint64_t mul_m61(uint64_t a, uint64_t b) {
 }
 #endif
 
-static inline uint64_t mulmod(uint64_t a, uint64_t b, uint64_t p) {
-    return p == M61 ? mul_m61(a, b) : (a * b) % p;
+/* m61 is a compile-time constant at every call site below (the kernels dispatch once on
+ * p == M61 into an always-inlined body), so each loop is specialised and branch-free. */
+#define PF_INLINE static inline __attribute__((always_inline))
+
+PF_INLINE uint64_t mulmod(uint64_t a, uint64_t b, uint64_t p, int m61) {
+    return m61 ? mul_m61(a, b) : (a * b) % p;
 }
 
 static inline uint64_t addmod(uint64_t a, uint64_t b, uint64_t p) {
@@ -76,55 +80,73 @@ uint64_t pf_neg_range(const uint64_t *a, uint64_t *out, uint64_t p, size_t lo, s
     return top;
 }
 
-/* mulmod's p == M61 test is loop-invariant: -O3 unswitches the loops below on it */
-
-uint64_t pf_mul_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+PF_INLINE uint64_t mul_body(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo,
+                            size_t hi, int m61) {
     uint64_t top = 0;
     for (size_t i = lo; i < hi; i++) {
         uint64_t x = a[i], y = b[i];
         top = max2(top, max2(x, y));
-        out[i] = mulmod(x, y, p);
+        out[i] = mulmod(x, y, p, m61);
+    }
+    return top;
+}
+
+uint64_t pf_mul_range(const uint64_t *a, const uint64_t *b, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    return p == M61 ? mul_body(a, b, out, M61, lo, hi, 1) : mul_body(a, b, out, p, lo, hi, 0);
+}
+
+PF_INLINE uint64_t muladd_body(const uint64_t *a, const uint64_t *b, const uint64_t *c, uint64_t *out, uint64_t p,
+                               size_t lo, size_t hi, int m61) {
+    uint64_t top = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t x = a[i], y = b[i], z = c[i];
+        top = max2(top, max2(x, max2(y, z)));
+        out[i] = addmod(mulmod(x, y, p, m61), z, p);
     }
     return top;
 }
 
 uint64_t pf_muladd_range(const uint64_t *a, const uint64_t *b, const uint64_t *c, uint64_t *out, uint64_t p,
                          size_t lo, size_t hi) {
+    return p == M61 ? muladd_body(a, b, c, out, M61, lo, hi, 1) : muladd_body(a, b, c, out, p, lo, hi, 0);
+}
+
+PF_INLINE uint64_t scalar_mul_body(const uint64_t *a, uint64_t s, uint64_t *out, uint64_t p, size_t lo, size_t hi,
+                                   int m61) {
     uint64_t top = 0;
     for (size_t i = lo; i < hi; i++) {
-        uint64_t x = a[i], y = b[i], z = c[i];
-        top = max2(top, max2(x, max2(y, z)));
-        out[i] = addmod(mulmod(x, y, p), z, p);
+        uint64_t x = a[i];
+        top = max2(top, x);
+        out[i] = mulmod(x, s, p, m61);
     }
     return top;
 }
 
 uint64_t pf_scalar_mul_range(const uint64_t *a, uint64_t s, uint64_t *out, uint64_t p, size_t lo, size_t hi) {
-    uint64_t top = 0;
-    for (size_t i = lo; i < hi; i++) {
-        uint64_t x = a[i];
-        top = max2(top, x);
-        out[i] = mulmod(x, s, p);
-    }
-    return top;
+    return p == M61 ? scalar_mul_body(a, s, out, M61, lo, hi, 1) : scalar_mul_body(a, s, out, p, lo, hi, 0);
 }
 
-uint64_t pf_dot_range(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi, uint64_t *top_out) {
+PF_INLINE uint64_t dot_body(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi,
+                            uint64_t *top_out, int m61) {
     /* reduced products (< 2^61) summed as high and low 32-bit halves: no overflow below 2^32 terms */
     uint64_t high = 0, low = 0, top = 0;
     for (size_t i = lo; i < hi; i++) {
         uint64_t x = a[i], y = b[i];
         top = max2(top, max2(x, y));
-        uint64_t product = mulmod(x, y, p);
+        uint64_t product = mulmod(x, y, p, m61);
         high += product >> 32;
         low += product & MASK32;
     }
     *top_out = top;
-    return addmod(mulmod(high % p, ((uint64_t)1 << 32) % p, p), low % p, p);
+    return addmod(mulmod(high % p, ((uint64_t)1 << 32) % p, p, m61), low % p, p);
 }
 
-uint64_t pf_weighted_rowsum_range(const uint64_t *weights, size_t k, const uint64_t *rows, size_t d,
-                                  uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+uint64_t pf_dot_range(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi, uint64_t *top_out) {
+    return p == M61 ? dot_body(a, b, M61, lo, hi, top_out, 1) : dot_body(a, b, p, lo, hi, top_out, 0);
+}
+
+PF_INLINE uint64_t rowsum_body(const uint64_t *weights, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
+                               uint64_t p, size_t lo, size_t hi, int m61) {
     uint64_t top = 0;
     for (size_t j = lo; j < hi; j++) out[j] = 0;
     for (size_t i = 0; i < k; i++) {
@@ -133,28 +155,26 @@ uint64_t pf_weighted_rowsum_range(const uint64_t *weights, size_t k, const uint6
         for (size_t j = lo; j < hi; j++) {
             uint64_t x = row[j];
             top = max2(top, x);
-            out[j] = addmod(out[j], mulmod(x, w, p), p);
+            out[j] = addmod(out[j], mulmod(x, w, p, m61), p);
         }
     }
     return top;
 }
 
-void pf_matmul_range(const uint64_t *matrix, size_t m, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
-                     uint64_t p, size_t lo, size_t hi) {
-    for (size_t r = 0; r < m; r++) {
-        uint64_t *target = out + r * d;
-        for (size_t j = lo; j < hi; j++) target[j] = 0;
-        for (size_t i = 0; i < k; i++) {
-            const uint64_t *row = rows + i * d;
-            uint64_t w = matrix[r * k + i];
-            for (size_t j = lo; j < hi; j++) target[j] = addmod(target[j], mulmod(row[j], w, p), p);
-        }
-    }
+uint64_t pf_weighted_rowsum_range(const uint64_t *weights, size_t k, const uint64_t *rows, size_t d,
+                                  uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    return p == M61 ? rowsum_body(weights, k, rows, d, out, M61, lo, hi, 1)
+                    : rowsum_body(weights, k, rows, d, out, p, lo, hi, 0);
 }
 
-void pf_horner_share_range(const uint64_t *secret, const uint64_t *coeffs, size_t degree, size_t width,
+void pf_matmul_range(const uint64_t *matrix, size_t m, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
+                     uint64_t p, size_t lo, size_t hi) {
+    for (size_t r = 0; r < m; r++) pf_weighted_rowsum_range(matrix + r * k, k, rows, d, out + r * d, p, lo, hi);
+}
+
+PF_INLINE void horner_body(const uint64_t *secret, const uint64_t *coeffs, size_t degree, size_t width,
                            const uint64_t *points, size_t n, uint64_t *out, size_t d, uint64_t p, size_t col0,
-                           size_t lo, size_t hi) {
+                           size_t lo, size_t hi, int m61) {
     for (size_t i = 0; i < n; i++) {
         uint64_t x = points[i];
         uint64_t *row = out + i * d + col0;
@@ -166,8 +186,17 @@ void pf_horner_share_range(const uint64_t *secret, const uint64_t *coeffs, size_
         for (size_t c = lo; c < hi; c++) row[c] = top[c];
         for (size_t k = degree - 1; k-- > 0;) {
             const uint64_t *add = coeffs + k * width;
-            for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p), add[c], p);
+            for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p, m61), add[c], p);
         }
-        for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p), secret[col0 + c], p);
+        for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p, m61), secret[col0 + c], p);
     }
+}
+
+void pf_horner_share_range(const uint64_t *secret, const uint64_t *coeffs, size_t degree, size_t width,
+                           const uint64_t *points, size_t n, uint64_t *out, size_t d, uint64_t p, size_t col0,
+                           size_t lo, size_t hi) {
+    if (p == M61)
+        horner_body(secret, coeffs, degree, width, points, n, out, d, M61, col0, lo, hi, 1);
+    else
+        horner_body(secret, coeffs, degree, width, points, n, out, d, p, col0, lo, hi, 0);
 }
