@@ -12,8 +12,10 @@
 #define MASK29 ((uint64_t)0x1FFFFFFFULL)
 
 #if defined(__SIZEOF_INT128__) && !defined(PPBFL_PORTABLE)
+__extension__ typedef unsigned __int128 pf_u128; /* __extension__: no warning under -pedantic */
+
 static inline uint64_t mul_m61(uint64_t a, uint64_t b) {
-    unsigned __int128 product = (unsigned __int128)a * b;
+    pf_u128 product = (pf_u128)a * b;
     uint64_t lo = (uint64_t)product, hi = (uint64_t)(product >> 64);
     uint64_t s = (lo & M61) + (lo >> 61) + (hi << 3); /* hi < 2^58: hi << 3 < 2^61 */
     s = (s & M61) + (s >> 61);
