@@ -41,6 +41,20 @@ PF_INLINE uint64_t mulmod(uint64_t a, uint64_t b, uint64_t p, int m61) {
     return m61 ? mul_m61(a, b) : (a * b) % p;
 }
 
+/* a * x mod 2^61 - 1 for a small x < 2^32 (Horner steps multiply by a party's point) */
+PF_INLINE uint64_t mul_small_m61(uint64_t a, uint64_t x) {
+    uint64_t low = (a & MASK32) * x;  /* < 2^64 */
+    uint64_t high = (a >> 32) * x;    /* < 2^61, weight 2^32 */
+    uint64_t s = (low & M61) + (low >> 61) + (high >> 29) + ((high & MASK29) << 32);
+    s = (s & M61) + (s >> 61);
+    return s >= M61 ? s - M61 : s;
+}
+
+/* mode 1: p = 2^61 - 1 and x < 2^32; mode 2: p = 2^61 - 1; mode 0: p < 2^32 */
+PF_INLINE uint64_t mul_point(uint64_t a, uint64_t x, uint64_t p, int mode) {
+    return mode == 1 ? mul_small_m61(a, x) : mulmod(a, x, p, mode == 2);
+}
+
 static inline uint64_t addmod(uint64_t a, uint64_t b, uint64_t p) {
     uint64_t s = a + b;
     return s >= p ? s - p : s;
@@ -176,7 +190,7 @@ void pf_matmul_range(const uint64_t *matrix, size_t m, size_t k, const uint64_t 
 
 PF_INLINE void horner_body(const uint64_t *secret, const uint64_t *coeffs, size_t degree, size_t width,
                            const uint64_t *points, size_t n, uint64_t *out, size_t d, uint64_t p, size_t col0,
-                           size_t lo, size_t hi, int m61) {
+                           size_t lo, size_t hi, int mode) {
     for (size_t i = 0; i < n; i++) {
         uint64_t x = points[i];
         uint64_t *row = out + i * d + col0;
@@ -188,17 +202,21 @@ PF_INLINE void horner_body(const uint64_t *secret, const uint64_t *coeffs, size_
         for (size_t c = lo; c < hi; c++) row[c] = top[c];
         for (size_t k = degree - 1; k-- > 0;) {
             const uint64_t *add = coeffs + k * width;
-            for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p, m61), add[c], p);
+            for (size_t c = lo; c < hi; c++) row[c] = addmod(mul_point(row[c], x, p, mode), add[c], p);
         }
-        for (size_t c = lo; c < hi; c++) row[c] = addmod(mulmod(row[c], x, p, m61), secret[col0 + c], p);
+        for (size_t c = lo; c < hi; c++) row[c] = addmod(mul_point(row[c], x, p, mode), secret[col0 + c], p);
     }
 }
 
 void pf_horner_share_range(const uint64_t *secret, const uint64_t *coeffs, size_t degree, size_t width,
                            const uint64_t *points, size_t n, uint64_t *out, size_t d, uint64_t p, size_t col0,
                            size_t lo, size_t hi) {
-    if (p == M61)
+    int small_points = 1;
+    for (size_t i = 0; i < n; i++) small_points &= points[i] <= MASK32;
+    if (p == M61 && small_points)
         horner_body(secret, coeffs, degree, width, points, n, out, d, M61, col0, lo, hi, 1);
+    else if (p == M61)
+        horner_body(secret, coeffs, degree, width, points, n, out, d, M61, col0, lo, hi, 2);
     else
         horner_body(secret, coeffs, degree, width, points, n, out, d, p, col0, lo, hi, 0);
 }
