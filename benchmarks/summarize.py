@@ -29,9 +29,11 @@ def _fmt_time(seconds: float) -> str:
 
 
 def _impl(name: str) -> str:
-    """``test_share_ppbfl_out[d1e6-t3n5]`` -> ``ppbfl_out``."""
-    base = name.split("[", 1)[0]
-    return re.sub(r"^test_(muladd|share|reconstruct|memory)_", "", base)
+    """``test_share_ppbfl_out[d1e6-t3n5]`` -> ``ppbfl_out``; ``test_backend_kernel[native-mul]`` -> ``native``."""
+    base, _, params = name.partition("[")
+    if base in ("test_backend_kernel", "test_backend_share_and_reconstruct"):
+        return params.split("-", 1)[0].rstrip("]")
+    return re.sub(r"^test_(muladd|share|reconstruct|memory|robust|backend_kernel)_", "", base)
 
 
 def _group_key(group: str) -> tuple:
@@ -50,7 +52,7 @@ def load(path: str) -> dict[str, dict[str, dict]]:
 
 
 def _ours(impls: dict[str, dict]) -> str | None:
-    for name in ("ppbfl", "ppbfl_alloc"):
+    for name in ("ppbfl", "ppbfl_alloc", "native", "ppbfl_consistent"):
         if name in impls:
             return name
     return None
@@ -91,6 +93,8 @@ def ratio_summary(groups: dict[str, dict[str, dict]]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for group in sorted(groups, key=_group_key):
+        if group.startswith(("backend", "robust")):
+            continue  # their own tables: backend_table, robust_table
         impls = groups[group]
         ours = _ours(impls)
         if ours is None:
@@ -109,6 +113,38 @@ def ratio_summary(groups: dict[str, dict[str, dict]]) -> str:
         lines.append(
             f"| {group} | {_fmt_time(alloc)} | {_fmt_time(out) if out else '-'} | {speed('galois')} "
             f"| {speed('mpyc')} | {speed('numpy_object')} | {'; '.join(floors) or '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def backend_table(groups: dict[str, dict[str, dict]]) -> str:
+    """native vs numba vs galois (and the numpy.add floor) per kernel group."""
+    lines = [
+        "| group | native | numba | numba / native | native / numpy.add floor | galois / native |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for group in sorted(g for g in groups if g.startswith("backend")):
+        nat, nb, gal, floor = (_median(groups, group, k) for k in ("native", "numba", "galois", "numpy_add_floor"))
+        lines.append(
+            f"| {group} | {_fmt_time(nat) if nat else '-'} | {_fmt_time(nb) if nb else '-'} "
+            f"| {f'{nb / nat:.2f}x' if nat and nb else '-'} | {f'{nat / floor:.2f}x' if nat and floor else '-'} "
+            f"| {f'{gal / nat:,.0f}x' if nat and gal else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def robust_table(groups: dict[str, dict[str, dict]]) -> str:
+    """Robust reconstruction vs plain reconstruction of the same n shares."""
+    lines = [
+        "| group | plain reconstruct | robust, consistent | robust, liar everywhere | liar / plain |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for group in sorted((g for g in groups if g.startswith("robust")), key=_group_key):
+        plain, ok, liar = (
+            _median(groups, group, k) for k in ("plain_reconstruct_baseline", "ppbfl_consistent", "ppbfl_liar_everywhere")
+        )
+        lines.append(
+            f"| {group} | {_fmt_time(plain)} | {_fmt_time(ok)} | {_fmt_time(liar)} | {liar / plain:.1f}x |"
         )
     return "\n".join(lines)
 
@@ -147,6 +183,10 @@ def main(argv: list[str]) -> int:
     print(targets(groups))
     print("\n### Ratios per group (medians)\n")
     print(ratio_summary(groups))
+    print("\n### Kernel backends (medians)\n")
+    print(backend_table(groups))
+    print("\n### Robust reconstruction (medians)\n")
+    print(robust_table(groups))
     print("\n### Per-group tables\n")
     print(tables(groups))
     return 0
