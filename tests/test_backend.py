@@ -146,3 +146,26 @@ def test_bad_thread_count_setting_is_a_clear_error():
     )
     assert done.returncode != 0
     assert "PPBFL_THREADS = 'two': expected a positive integer" in done.stderr
+
+
+def test_without_the_native_extension_numba_is_used():
+    """A machine that could not compile the C extension at install time runs on Numba."""
+    proc = run_python(
+        """
+        import sys
+        sys.modules["ppbfl.field._native"] = None  # what an install without a C compiler looks like
+        import numpy as np
+        import ppbfl.field as F
+        a = np.array([2**61 - 2], dtype=np.uint64)
+        print(F.backend_name(), ",".join(F.available_backends()), int(F.mul(a, a)[0]))
+        """,
+        PPBFL_BACKEND=None,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["numba", "numba", "1"]
+
+
+def test_native_is_preferred_when_built():
+    proc = run_python("import ppbfl.field as F; print(F.backend_name())", PPBFL_BACKEND=None)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "native"  # pip install builds it wherever a C compiler exists (CI)
