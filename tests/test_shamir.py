@@ -265,3 +265,10 @@ def test_share_values_out_of_range_raise():
     shares[1, 4] = np.uint64(2**63)
     with pytest.raises(FieldRangeError, match=r"shares\[1, 4\]"):
         reconstruct(shares, [1, 2, 3])
+
+
+def test_empty_vectors_share_and_reconstruct_to_empty():
+    empty = np.zeros(0, np.uint64)
+    shares = share(empty, 3, 5)
+    assert shares.shape == (5, 0)
+    assert reconstruct(shares[:3], [1, 2, 3]).shape == (0,)
