@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import tomllib
 
 import pytest
@@ -50,6 +51,11 @@ def test_cli_experiment_writes_csv_markdown_and_png(tmp_path, capsys):
     lines = (out / "results.csv").read_text().splitlines()
     assert lines[0].startswith("dataset,attack,malicious_fraction,defence,seed,malicious_devices")
     assert len(lines) == 1 + 6
+    rows = list(csv.DictReader(lines))
+    for row in rows:  # clean runs carry the trigger's baseline rate; sign flip has no trigger
+        assert (row["backdoor_success"] == "") == (row["attack"] == "sign_flip")
+        assert len(row["malicious_devices"].split(";")) == (1 if row["attack"] != "none" else 0) or row["attack"] == "none"
+    assert {row["malicious_devices"] for row in rows if row["attack"] == "none"} == {""}
     markdown = (out / "results.md").read_text()
     assert f"ppbfl experiment {config} --output {out}" in markdown
     assert "| sign_flip | fltrust |" in markdown and "backdoor success" in markdown

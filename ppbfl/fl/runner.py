@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ppbfl.fl.aggregators import AggregationContext, make_aggregator
-from ppbfl.fl.attacks import make_attack
+from ppbfl.fl.attacks import Backdoor, make_attack
 from ppbfl.fl.config import Cell, ExperimentConfig, Federation
 from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
 from ppbfl.fl.errors import PartitionError
@@ -77,8 +77,14 @@ def run_cell(
     federation: Federation,
     attack_params: dict | None = None,
     defence_params: dict | None = None,
+    probe: Backdoor | None = None,
 ) -> CellResult:
-    """Run one federated simulation and return its :class:`CellResult`."""
+    """Run one federated simulation and return its :class:`CellResult`.
+
+    The backdoor success rate is measured with the cell's own backdoor trigger, or with ``probe``
+    when the cell runs no backdoor (the runner passes it to clean cells: the rate a trigger reaches
+    without any attack, the baseline to compare against).
+    """
     start = time.perf_counter()
     fed = federation
     data = get_dataset(cell.dataset, cell.seed, fed.test_fraction)
@@ -122,8 +128,9 @@ def run_cell(
         acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
         accuracy.append(acc)
     backdoor_success = None
-    trigger = attack.backdoor
-    if trigger is not None and malicious:
+    trigger = attack.backdoor if malicious else None
+    trigger = trigger or probe
+    if trigger is not None:
         keep = data.y_test != trigger.target
         pred = predict(model, params, trigger.stamp(data.x_test[keep]))
         backdoor_success = float(np.mean(pred == trigger.target))
@@ -138,13 +145,15 @@ def run_experiment(
 
     cells = config.cells()
     results = []
+    probe = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: threads only add overhead
     try:
         bar = tqdm(cells, desc="ppbfl experiment", unit="run", disable=not progress)
         for cell in bar:
             bar.set_postfix_str(f"{cell.dataset} {cell.attack} {cell.fraction:.0%} {cell.defence} s{cell.seed}")
-            result = run_cell(cell, config.federation, config.attack_params, config.defence_params)
+            result = run_cell(cell, config.federation, config.attack_params, config.defence_params,
+                              probe if cell.attack == "none" else None)
             results.append(result)
             if on_result is not None:
                 on_result(result)
