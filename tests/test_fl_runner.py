@@ -86,6 +86,10 @@ def test_cli_reports_a_bad_config_naming_the_key(tmp_path, capsys):
         ("[attack_params.sign_flip]", "[attack_params.flip]", "attack_params.flip"),
         ("[grid]", "[grid]\nextra = 1", "grid.extra"),
         ('model = "logreg"', 'model = "cnn"', "federation.model"),
+        ("root_size = 10", "root_size = 10\nmalicious_devices = [5]", "federation.malicious_devices"),
+        ("root_size = 10", "root_size = 10\nmalicious_devices = [1, 1]", "federation.malicious_devices"),
+        ("root_size = 10", "root_size = 10\nmalicious_devices = []", "federation.malicious_devices"),
+        ("[grid]", "[grids]\nx = 1\n[grid]", "grids"),
     ],
 )
 def test_bad_config_values_name_the_key(old, new, key):
@@ -93,6 +97,14 @@ def test_bad_config_values_name_the_key(old, new, key):
     with pytest.raises(ConfigError) as err:
         parse_config(tomllib.loads(TINY.replace(old, new)))
     assert err.value.key == key and key in str(err.value)
+
+
+def test_malicious_devices_can_be_named_and_are_recorded():
+    text = TINY.replace("root_size = 10", "root_size = 10\nmalicious_devices = [4, 2]").replace("[0.0, 0.2]", "[0.0, 0.2, 0.4]")
+    config = parse_config(tomllib.loads(text))
+    results = {(r.cell.attack, r.cell.fraction): r.malicious_devices for r in run_experiment(config, progress=False)}
+    assert results[("none", 0.0)] == ()
+    assert results[("sign_flip", 0.2)] == (4,) and results[("sign_flip", 0.4)] == (2, 4)
 
 
 def test_missing_or_broken_config_file(tmp_path):

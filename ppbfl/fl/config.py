@@ -22,6 +22,8 @@ Example::
     min_samples = 5
     root_size = 20        # FLTrust root set, taken from the training split (server-held, clean)
     test_fraction = 0.25
+    malicious_devices = [3, 7, 1]   # optional: who is malicious, in order (the first
+                                    # round(fraction * devices) of the list); default: seeded random
 
     [attack_params.scaling]
     factor = 10.0
@@ -61,6 +63,7 @@ class Federation:
     min_samples: int = 5
     root_size: int = 20
     test_fraction: float = 0.25
+    malicious_devices: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,12 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             if key == "test_fraction" and not value < 1:
                 raise ConfigError(name, f"must be < 1, got {value!r}")
             value = float(value)
+        elif key == "malicious_devices":
+            if not isinstance(value, list) or len(set(value)) != len(value) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+            ):
+                raise ConfigError(name, f"must be a list of distinct device indices >= 0, got {value!r}")
+            value = tuple(value)
         elif key in _STR:
             if value not in _STR[key]:
                 raise ConfigError(name, f"must be one of {', '.join(_STR[key])}, got {value!r}")
@@ -175,6 +184,13 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(name, "unknown key")
         fed[key] = value
     federation = Federation(**fed)
+    if federation.malicious_devices is not None:
+        if any(i >= federation.devices for i in federation.malicious_devices):
+            raise ConfigError("federation.malicious_devices", f"indices must be < devices = {federation.devices}")
+        need = max(int(round(f * federation.devices)) for f in fractions)
+        if len(federation.malicious_devices) < need:
+            raise ConfigError("federation.malicious_devices",
+                              f"lists {len(federation.malicious_devices)} devices; the largest fraction needs {need}")
     if federation.model == "cnn" and any(d != "digits" for d in datasets):
         raise ConfigError("federation.model", "cnn needs 8x8 images: use it with datasets = ['digits'] only")
 

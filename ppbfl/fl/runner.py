@@ -6,7 +6,8 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
    samples (FLTrust's root set; removed from the devices' pool for every defence so that cells
    compare on the same data); the rest is partitioned over ``devices`` (IID or Dirichlet);
 2. ``round(fraction * devices)`` malicious devices are the first of a seeded permutation (the same
-   devices for every defence and attack at one seed; recorded in the results);
+   devices for every defence and attack at one seed), or the first of ``federation.malicious_devices``
+   when the config lists them; they are recorded in the results;
 3. each round every device trains locally from the global model; malicious devices poison their
    data and/or update; the defence aggregates the ``(devices, d)`` updates; the global model moves
    by the aggregate; test accuracy is recorded per round.
@@ -97,7 +98,12 @@ def run_cell(
     parts = partition(data.y_train[pool_idx], fed.devices, fed.partition, rng, alpha=fed.alpha, min_samples=fed.min_samples)
     parts = [pool_idx[p] for p in parts]
     k = int(round(cell.fraction * fed.devices)) if cell.attack != "none" else 0
-    malicious = tuple(sorted(int(i) for i in rng.permutation(fed.devices)[:k]))
+    chosen = rng.permutation(fed.devices)  # drawn always, so the stream does not depend on the key
+    if fed.malicious_devices is not None:
+        chosen = np.asarray(fed.malicious_devices, dtype=np.int64)
+    if k > len(chosen) or (k and chosen[:k].max() >= fed.devices):
+        raise PartitionError(f"cannot pick {k} malicious devices out of {list(chosen)} with {fed.devices} devices")
+    malicious = tuple(sorted(int(i) for i in chosen[:k]))
     attack = make_attack(cell.attack, (attack_params or {}).get(cell.attack))
     defence = make_aggregator(cell.defence, (defence_params or {}).get(cell.defence))
 
