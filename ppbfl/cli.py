@@ -1,4 +1,4 @@
-"""Command line: ``ppbfl demo`` and ``ppbfl info``."""
+"""Command line: ``ppbfl demo``, ``ppbfl info`` and ``ppbfl experiment CONFIG``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,28 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ppbfl.fl.config import load_config
+    from ppbfl.fl.errors import FLError
+    from ppbfl.fl.report import write_all
+    from ppbfl.fl.runner import run_experiment
+
+    output = Path(args.output) if args.output else Path(args.config).parent
+    command = f"ppbfl experiment {args.config}" + (f" --output {args.output}" if args.output else "")
+    try:
+        config = load_config(args.config)
+        results = run_experiment(config, progress=not args.no_progress)
+    except FLError as exc:
+        print(f"ppbfl experiment: {exc}", file=sys.stderr)
+        return 2
+    written = write_all(results, output, command=command)
+    for path in written.values():
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ppbfl`` command."""
     parser = argparse.ArgumentParser(prog="ppbfl", description=__doc__)
@@ -55,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--liar", type=int, default=2, help="edge node that returns a tampered share (0: none)")
     demo.add_argument("--seed", type=int, default=0, help="simulation seed (data split, model init)")
     demo.set_defaults(run=_demo)
+    experiment = commands.add_parser("experiment", help="run a grid of FL poisoning experiments from a TOML config")
+    experiment.add_argument("config", help="TOML config (see ppbfl.fl.config)")
+    experiment.add_argument("--output", default=None, help="output folder (default: the config's folder)")
+    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment.set_defaults(run=_experiment)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -1,0 +1,236 @@
+"""Experiment configuration from TOML (``tomllib``), validated key by key.
+
+Example::
+
+    [grid]
+    datasets = ["breast_cancer", "heart_failure"]     # or "csv:PATH:LABEL"
+    attacks = ["none", "sign_flip", "label_flip"]
+    malicious_fractions = [0.0, 0.2, 0.4]
+    defences = ["fedavg", "median", "fltrust"]
+    seeds = [0]
+
+    [federation]          # all optional, defaults below
+    devices = 10
+    rounds = 10
+    local_epochs = 1
+    batch_size = 16
+    lr = 0.1
+    model = "mlp"         # logreg | mlp | cnn (cnn only for digits)
+    hidden = 32
+    partition = "iid"     # iid | dirichlet
+    alpha = 0.5
+    min_samples = 5
+    root_size = 20        # FLTrust root set, taken from the training split (server-held, clean)
+    test_fraction = 0.25
+    malicious_devices = [3, 7, 1]   # optional: who is malicious, in order (the first
+                                    # round(fraction * devices) of the list); default: seeded random
+
+    [attack_params.scaling]
+    factor = 10.0
+    [defence_params.trimmed_mean]
+    beta = 0.2
+
+Every error is a :class:`~ppbfl.fl.errors.ConfigError` whose ``key`` is the dotted key.
+Cells with attack ``"none"`` run only at fraction 0 and other attacks only at fractions > 0
+(at 0 every attack is the clean run).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ppbfl.fl.errors import ConfigError
+
+__all__ = ["Federation", "ExperimentConfig", "Cell", "load_config", "parse_config"]
+
+
+@dataclass(frozen=True)
+class Federation:
+    """Federation and training settings shared by every cell of the grid."""
+
+    devices: int = 10
+    rounds: int = 10
+    local_epochs: int = 1
+    batch_size: int = 16
+    lr: float = 0.1
+    model: str = "mlp"
+    hidden: int = 32
+    partition: str = "iid"
+    alpha: float = 0.5
+    min_samples: int = 5
+    root_size: int = 20
+    test_fraction: float = 0.25
+    malicious_devices: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+
+    dataset: str
+    attack: str
+    fraction: float
+    defence: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment grid."""
+
+    datasets: tuple[str, ...]
+    attacks: tuple[str, ...]
+    malicious_fractions: tuple[float, ...]
+    defences: tuple[str, ...]
+    seeds: tuple[int, ...]
+    federation: Federation = Federation()
+    attack_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    defence_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def cells(self) -> list[Cell]:
+        """The runs in a fixed order: dataset, attack, fraction, defence, seed."""
+        out = []
+        for d in self.datasets:
+            for a in self.attacks:
+                for fr in self.malicious_fractions:
+                    if (a == "none") != (fr == 0.0):
+                        continue
+                    for df in self.defences:
+                        for s in self.seeds:
+                            out.append(Cell(d, a, fr, df, s))
+        return out
+
+
+_INT = {"devices": 1, "rounds": 1, "local_epochs": 1, "batch_size": 1, "hidden": 1, "min_samples": 0, "root_size": 1}
+_FLOAT = {"lr", "alpha", "test_fraction"}
+_STR = {"model": ("logreg", "mlp", "cnn"), "partition": ("iid", "dirichlet")}
+
+
+def _list(section: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> tuple:
+    if key not in section:
+        raise ConfigError(f"grid.{key}", "missing (a non-empty list is required)")
+    value = section[key]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"grid.{key}", f"must be a non-empty list, got {value!r}")
+    for item in value:
+        if not isinstance(item, kind) or isinstance(item, bool):
+            raise ConfigError(f"grid.{key}", f"item {item!r} has the wrong type")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"grid.{key}", "has duplicates")
+    return tuple(value)
+
+
+def parse_config(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a parsed TOML document (see module docstring)."""
+    from ppbfl.fl.aggregators import AGGREGATORS
+    from ppbfl.fl.attacks import ATTACKS
+    from ppbfl.fl.datasets import SHIPPED
+
+    for key in data:
+        if key not in ("grid", "federation", "attack_params", "defence_params"):
+            raise ConfigError(key, "unknown section (grid, federation, attack_params, defence_params)")
+    grid = data.get("grid")
+    if not isinstance(grid, dict):
+        raise ConfigError("grid", "missing [grid] table")
+    for key in grid:
+        if key not in ("datasets", "attacks", "malicious_fractions", "defences", "seeds"):
+            raise ConfigError(f"grid.{key}", "unknown key")
+    datasets = _list(grid, "datasets", str)
+    for d in datasets:
+        if d not in SHIPPED and not (d.startswith("csv:") and d.count(":") >= 2):
+            raise ConfigError("grid.datasets", f"{d!r} is not shipped ({', '.join(SHIPPED)}) nor csv:PATH:LABEL")
+    attacks = _list(grid, "attacks", str)
+    for a in attacks:
+        if a not in ATTACKS:
+            raise ConfigError("grid.attacks", f"unknown attack {a!r} (known: {', '.join(ATTACKS)})")
+    fractions = tuple(float(f) for f in _list(grid, "malicious_fractions", (int, float)))
+    for f in fractions:
+        if not 0.0 <= f < 1.0:
+            raise ConfigError("grid.malicious_fractions", f"{f} is not in [0, 1)")
+    defences = _list(grid, "defences", str)
+    for d in defences:
+        if d not in AGGREGATORS:
+            raise ConfigError("grid.defences", f"unknown defence {d!r} (known: {', '.join(AGGREGATORS)})")
+    seeds = _list(grid, "seeds", int)
+
+    fed_in = data.get("federation", {})
+    if not isinstance(fed_in, dict):
+        raise ConfigError("federation", "must be a table")
+    fed: dict[str, Any] = {}
+    for key, value in fed_in.items():
+        name = f"federation.{key}"
+        if key in _INT:
+            if not isinstance(value, int) or isinstance(value, bool) or value < _INT[key]:
+                raise ConfigError(name, f"must be an integer >= {_INT[key]}, got {value!r}")
+        elif key in _FLOAT:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(name, f"must be a positive number, got {value!r}")
+            if key == "test_fraction" and not value < 1:
+                raise ConfigError(name, f"must be < 1, got {value!r}")
+            value = float(value)
+        elif key == "malicious_devices":
+            if not isinstance(value, list) or len(set(value)) != len(value) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+            ):
+                raise ConfigError(name, f"must be a list of distinct device indices >= 0, got {value!r}")
+            value = tuple(value)
+        elif key in _STR:
+            if value not in _STR[key]:
+                raise ConfigError(name, f"must be one of {', '.join(_STR[key])}, got {value!r}")
+        else:
+            raise ConfigError(name, "unknown key")
+        fed[key] = value
+    federation = Federation(**fed)
+    if federation.malicious_devices is not None:
+        if any(i >= federation.devices for i in federation.malicious_devices):
+            raise ConfigError("federation.malicious_devices", f"indices must be < devices = {federation.devices}")
+        need = max(int(round(f * federation.devices)) for f in fractions)
+        if len(federation.malicious_devices) < need:
+            raise ConfigError("federation.malicious_devices",
+                              f"lists {len(federation.malicious_devices)} devices; the largest fraction needs {need}")
+    if federation.model == "cnn" and any(d != "digits" for d in datasets):
+        raise ConfigError("federation.model", "cnn needs 8x8 images: use it with datasets = ['digits'] only")
+
+    params: dict[str, dict[str, dict[str, Any]]] = {}
+    for section, known in (("attack_params", ATTACKS), ("defence_params", AGGREGATORS)):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(section, "must be a table")
+        for name, value in table.items():
+            if name not in known:
+                raise ConfigError(f"{section}.{name}", f"unknown name (known: {', '.join(known)})")
+            if not isinstance(value, dict):
+                raise ConfigError(f"{section}.{name}", "must be a table")
+        params[section] = {k: dict(v) for k, v in table.items()}
+    # Build every component once so that bad parameter names/values fail now, naming the key.
+    from ppbfl.fl.aggregators import make_aggregator
+    from ppbfl.fl.attacks import make_attack
+
+    for a in attacks:
+        try:
+            make_attack(a, params["attack_params"].get(a))
+        except TypeError as exc:
+            raise ConfigError(f"attack_params.{a}", str(exc)) from exc
+    for d in defences:
+        try:
+            make_aggregator(d, params["defence_params"].get(d))
+        except TypeError as exc:
+            raise ConfigError(f"defence_params.{d}", str(exc)) from exc
+    return ExperimentConfig(datasets, attacks, fractions, defences, seeds, federation,
+                            params["attack_params"], params["defence_params"])
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError("config", f"file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(data)

@@ -1,0 +1,165 @@
+"""Write experiment results: ``results.csv`` (deterministic), ``timings.csv``, ``results.md``
+(Markdown tables) and ``accuracy_<dataset>.png`` (accuracy per round per defence; Agg backend).
+
+``results.csv`` holds no wall times so that the same config and seed give a byte-identical file;
+wall times go to ``timings.csv`` and the Markdown.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ppbfl.fl.runner import CellResult
+
+__all__ = ["CSV_FIELDS", "write_csv", "write_timings", "write_markdown", "write_plots", "write_all"]
+
+CSV_FIELDS = [
+    "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
+    "final_accuracy", "per_class_recall", "backdoor_success",
+]
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else ("nan" if np.isnan(x) else f"{x:.4f}")
+
+
+def _row(r: CellResult) -> dict[str, str]:
+    c = r.cell
+    return {
+        "dataset": c.dataset, "attack": c.attack, "malicious_fraction": f"{c.fraction:.2f}", "defence": c.defence,
+        "seed": str(c.seed), "malicious_devices": ";".join(map(str, r.malicious_devices)),
+        "rounds": str(len(r.accuracy_per_round)), "final_accuracy": _fmt(r.final_accuracy),
+        "per_class_recall": ";".join(_fmt(v) for v in r.per_class_recall), "backdoor_success": _fmt(r.backdoor_success),
+    }
+
+
+def write_csv(results: list[CellResult], path: Path) -> None:
+    """One row per cell (see :data:`CSV_FIELDS`); numbers with 4 decimals."""
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for r in results:
+            writer.writerow(_row(r))
+
+
+def write_timings(results: list[CellResult], path: Path) -> None:
+    """Wall time of each cell (not reproducible, hence a separate file)."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["dataset", "attack", "malicious_fraction", "defence", "seed", "wall_time_s"])
+        for r in results:
+            c = r.cell
+            writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, f"{r.wall_time_s:.3f}"])
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def write_markdown(results: list[CellResult], path: Path, *, command: str | None = None, title: str = "Experiment results") -> None:
+    """Per dataset: final accuracy (mean over seeds) with rows attack x defence and one column per
+    malicious fraction (the 0 % column is the clean run, shared by every attack); then backdoor
+    success where a backdoor ran; then the per-cell table with per-class recall and wall time."""
+    fractions = sorted({r.cell.fraction for r in results if r.cell.fraction > 0})
+    lines = [f"# {title}", ""]
+    if command:
+        lines += ["Reproduce with:", "", "```bash", command, "```", ""]
+    total = sum(r.wall_time_s for r in results)
+    rounds = sorted({len(r.accuracy_per_round) for r in results})
+    lines += [f"{len(results)} runs, {', '.join(map(str, rounds))} rounds each, {total:.1f} s wall time in all.", ""]
+    by_ds: dict[str, list[CellResult]] = defaultdict(list)
+    for r in results:
+        by_ds[r.cell.dataset].append(r)
+    for ds, rs in by_ds.items():
+        acc: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+        bd: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+        for r in rs:
+            acc[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(r.final_accuracy)
+            if r.backdoor_success is not None:
+                bd[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(r.backdoor_success)
+        defences = list(dict.fromkeys(r.cell.defence for r in rs))
+        attacks = [a for a in dict.fromkeys(r.cell.attack for r in rs) if a != "none"] or ["none"]
+        cols = [0.0, *fractions]
+        lines += [f"## {ds}: final test accuracy", "",
+                  "| attack | defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |",
+                  "|---|---|" + "---|" * len(cols)]
+        for a in attacks:
+            for d in defences:
+                cells = [_fmt(_mean(acc.get(("none" if f == 0 else a, d, f), []))) if acc.get(("none" if f == 0 else a, d, f)) else "–" for f in cols]
+                lines.append(f"| {a} | {d} | " + " | ".join(cells) + " |")
+        lines.append("")
+        if bd:
+            lines += [f"### {ds}: backdoor success rate (stamped non-target test samples classified as the target; "
+                      "0 % = the clean model, the trigger's baseline)", "",
+                      "| defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |", "|---|" + "---|" * len(cols)]
+            for d in defences:
+                vals = [bd.get(("none" if f == 0 else "backdoor", d, f)) for f in cols]
+                lines.append(f"| {d} | " + " | ".join(_fmt(_mean(v)) if v else "–" for v in vals) + " |")
+            lines.append("")
+    lines += ["## Every run", "", "| dataset | attack | malicious | defence | seed | malicious devices | accuracy | per-class recall | backdoor | wall s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        row = _row(r)
+        lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {row['defence']} | {row['seed']} | "
+                     f"{row['malicious_devices'] or '–'} | {row['final_accuracy']} | {row['per_class_recall']} | "
+                     f"{row['backdoor_success'] or '–'} | {r.wall_time_s:.2f} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
+    """One PNG per dataset: a grid of panels (attack x malicious fraction), accuracy per round,
+    one line per defence (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    by_ds: dict[str, list[CellResult]] = defaultdict(list)
+    for r in results:
+        by_ds[r.cell.dataset].append(r)
+    for ds, rs in by_ds.items():
+        panels = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in rs))
+        cols = min(4, len(panels))
+        rows = (len(panels) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
+        for ax, (attack, frac) in zip(axes.flat, panels):
+            curves: dict[str, list[list[float]]] = defaultdict(list)
+            for r in rs:
+                if (r.cell.attack, r.cell.fraction) == (attack, frac):
+                    curves[r.cell.defence].append(r.accuracy_per_round)
+            for defence, cs in curves.items():
+                mean = np.mean(np.array(cs), axis=0)
+                ax.plot(np.arange(1, len(mean) + 1), mean, marker=".", label=defence)
+            ax.set_title(f"{attack}, {frac:.0%} malicious", fontsize=9)
+            ax.set_xlabel("round")
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
+        axes[0][0].set_ylabel("test accuracy")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{ds}: accuracy per round per defence")
+        fig.tight_layout()
+        path = folder / f"accuracy_{ds.replace(':', '_').replace('/', '_')}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_all(results: list[CellResult], folder: str | Path, *, command: str | None = None) -> dict[str, Path]:
+    """Write results.csv, timings.csv, results.md and the plots into ``folder`` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {"csv": folder / "results.csv", "timings": folder / "timings.csv", "markdown": folder / "results.md"}
+    write_csv(results, out["csv"])
+    write_timings(results, out["timings"])
+    write_markdown(results, out["markdown"], command=command)
+    for p in write_plots(results, folder):
+        out[p.stem] = p
+    return out

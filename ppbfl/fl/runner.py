@@ -1,0 +1,168 @@
+"""Run an experiment grid: every cell is one seeded federated training simulation.
+
+Per cell (dataset, attack, malicious fraction, defence, seed):
+
+1. load the dataset with the split fixed by ``seed``; the server keeps ``root_size`` clean training
+   samples (FLTrust's root set; removed from the devices' pool for every defence so that cells
+   compare on the same data); the rest is partitioned over ``devices`` (IID or Dirichlet);
+2. ``round(fraction * devices)`` malicious devices are the first of a seeded permutation (the same
+   devices for every defence and attack at one seed), or the first of ``federation.malicious_devices``
+   when the config lists them; they are recorded in the results;
+3. each round every device trains locally from the global model; malicious devices poison their
+   data and/or update; the defence aggregates the ``(devices, d)`` updates; the global model moves
+   by the aggregate; test accuracy is recorded per round.
+
+Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``), so the same
+config and seed give identical results (wall time is reported separately).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ppbfl.fl.aggregators import AggregationContext, make_aggregator
+from ppbfl.fl.attacks import Backdoor, make_attack
+from ppbfl.fl.config import Cell, ExperimentConfig, Federation
+from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
+from ppbfl.fl.errors import PartitionError
+from ppbfl.fl.models import build_model, get_flat
+from ppbfl.fl.partition import partition
+from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
+
+__all__ = ["CellResult", "run_cell", "run_experiment", "get_dataset"]
+
+
+@dataclass
+class CellResult:
+    """Outcome of one cell. ``accuracy_per_round: (rounds,)``; ``per_class_recall: (n_classes,)``."""
+
+    cell: Cell
+    malicious_devices: tuple[int, ...]
+    accuracy_per_round: list[float]
+    per_class_recall: list[float]
+    backdoor_success: float | None
+    wall_time_s: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.accuracy_per_round[-1]
+
+
+_CACHE: dict[tuple[str, int, float], Dataset] = {}
+
+
+def get_dataset(name: str, seed: int, test_fraction: float) -> Dataset:
+    """Load (and cache) a shipped dataset or ``csv:PATH:LABEL``."""
+    key = (name, seed, test_fraction)
+    if key not in _CACHE:
+        if name.startswith("csv:"):
+            path, label = name[4:].rsplit(":", 1)
+            _CACHE[key] = load_csv(path, label, seed=seed, test_fraction=test_fraction, name=name)
+        else:
+            _CACHE[key] = load_dataset(name, seed=seed, test_fraction=test_fraction)
+    return _CACHE[key]
+
+
+def _device_generator(seed: int, round_: int, device: int) -> torch.Generator:
+    return torch.Generator().manual_seed(((seed * 1_000_003 + round_) * 10_007 + device) % (2**63))
+
+
+def run_cell(
+    cell: Cell,
+    federation: Federation,
+    attack_params: dict | None = None,
+    defence_params: dict | None = None,
+    probe: Backdoor | None = None,
+) -> CellResult:
+    """Run one federated simulation and return its :class:`CellResult`.
+
+    The backdoor success rate is measured with the cell's own backdoor trigger, or with ``probe``
+    when the cell runs no backdoor (the runner passes it to clean cells: the rate a trigger reaches
+    without any attack, the baseline to compare against).
+    """
+    start = time.perf_counter()
+    fed = federation
+    data = get_dataset(cell.dataset, cell.seed, fed.test_fraction)
+    rng = np.random.default_rng(cell.seed)
+    n_train = len(data.y_train)
+    if fed.root_size >= n_train:
+        raise PartitionError(f"root_size {fed.root_size} leaves no training data of {cell.dataset} for the devices")
+    order = rng.permutation(n_train)
+    root_idx, pool_idx = np.sort(order[: fed.root_size]), np.sort(order[fed.root_size :])
+    parts = partition(data.y_train[pool_idx], fed.devices, fed.partition, rng, alpha=fed.alpha, min_samples=fed.min_samples)
+    parts = [pool_idx[p] for p in parts]
+    k = int(round(cell.fraction * fed.devices)) if cell.attack != "none" else 0
+    chosen = rng.permutation(fed.devices)  # drawn always, so the stream does not depend on the key
+    if fed.malicious_devices is not None:
+        chosen = np.asarray(fed.malicious_devices, dtype=np.int64)
+    if k > len(chosen) or (k and chosen[:k].max() >= fed.devices):
+        raise PartitionError(f"cannot pick {k} malicious devices out of {list(chosen)} with {fed.devices} devices")
+    malicious = tuple(sorted(int(i) for i in chosen[:k]))
+    attack = make_attack(cell.attack, (attack_params or {}).get(cell.attack))
+    defence = make_aggregator(cell.defence, (defence_params or {}).get(cell.defence))
+
+    model = build_model(fed.model, data.n_features, data.n_classes, hidden=fed.hidden, image_shape=data.image_shape, seed=cell.seed)
+    params = get_flat(model)
+    settings = TrainSettings(fed.local_epochs, fed.batch_size, fed.lr)
+    weights = np.array([len(p) for p in parts], dtype=np.float64)
+    accuracy: list[float] = []
+    recall = np.zeros(data.n_classes)
+    for r in range(fed.rounds):
+        updates = np.empty((fed.devices, params.size), dtype=np.float32)
+        for dev, idx in enumerate(parts):
+            x, y = data.x_train[idx], data.y_train[idx]
+            if dev in malicious:
+                x, y = attack.poison_data(x, y, data.n_classes, np.random.default_rng([cell.seed, r, dev, 1]))
+            updates[dev] = local_update(model, params, x, y, settings, _device_generator(cell.seed, r, dev))
+        if malicious:
+            reference = updates[list(malicious)].mean(axis=0)
+            for dev in malicious:
+                updates[dev] = attack.poison_update(updates[dev], reference, np.random.default_rng([cell.seed, r, dev, 2]))
+        context = AggregationContext(weights=weights, n_malicious=len(malicious))
+        if defence.needs_reference:
+            context.reference = local_update(
+                model, params, data.x_train[root_idx], data.y_train[root_idx], settings, _device_generator(cell.seed, r, fed.devices)
+            )
+        aggregate, _info = defence.aggregate(updates, context)
+        params = (params + aggregate).astype(np.float32)
+        acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
+        accuracy.append(acc)
+    backdoor_success = None
+    trigger = attack.backdoor if malicious else None
+    trigger = trigger or probe
+    if trigger is not None:
+        keep = data.y_test != trigger.target
+        pred = predict(model, params, trigger.stamp(data.x_test[keep]))
+        backdoor_success = float(np.mean(pred == trigger.target))
+    return CellResult(cell, malicious, accuracy, [float(v) for v in recall], backdoor_success, time.perf_counter() - start)
+
+
+def run_experiment(
+    config: ExperimentConfig, *, progress: bool = True, on_result: Callable[[CellResult], None] | None = None
+) -> list[CellResult]:
+    """Run every cell of the grid in order (with a tqdm progress bar if ``progress``)."""
+    from tqdm import tqdm
+
+    cells = config.cells()
+    results = []
+    probe = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: threads only add overhead
+    try:
+        bar = tqdm(cells, desc="ppbfl experiment", unit="run", disable=not progress)
+        for cell in bar:
+            bar.set_postfix_str(f"{cell.dataset} {cell.attack} {cell.fraction:.0%} {cell.defence} s{cell.seed}")
+            result = run_cell(cell, config.federation, config.attack_params, config.defence_params,
+                              probe if cell.attack == "none" else None)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        torch.set_num_threads(threads)
+    return results

@@ -1,0 +1,125 @@
+"""Runner reproducibility, the ``ppbfl experiment`` CLI end to end, config validation naming the key."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+
+import pytest
+
+from ppbfl.cli import main
+from ppbfl.fl.config import load_config, parse_config
+from ppbfl.fl.errors import ConfigError
+from ppbfl.fl.report import write_all
+from ppbfl.fl.runner import run_experiment
+
+TINY = """
+[grid]
+datasets = ["breast_cancer"]
+attacks = ["none", "sign_flip", "backdoor"]
+malicious_fractions = [0.0, 0.2]
+defences = ["fedavg", "fltrust"]
+seeds = [3]
+
+[federation]
+devices = 5
+rounds = 2
+model = "logreg"
+root_size = 10
+
+[attack_params.sign_flip]
+factor = 2.0
+"""
+
+
+def test_same_config_and_seed_give_identical_csv(tmp_path):
+    config = parse_config(tomllib.loads(TINY))
+    assert len(config.cells()) == 6  # none at 0 %, two attacks at 20 %, two defences
+    first = write_all(run_experiment(config, progress=False), tmp_path / "a")
+    second = write_all(run_experiment(config, progress=False), tmp_path / "b")
+    assert first["csv"].read_bytes() == second["csv"].read_bytes()
+    other = parse_config(tomllib.loads(TINY.replace("seeds = [3]", "seeds = [4]")))
+    third = write_all(run_experiment(other, progress=False), tmp_path / "c")
+    assert third["csv"].read_bytes() != first["csv"].read_bytes()
+
+
+def test_cli_experiment_writes_csv_markdown_and_png(tmp_path, capsys):
+    config = tmp_path / "config.toml"
+    config.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["experiment", str(config), "--output", str(out), "--no-progress"]) == 0
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("dataset,attack,malicious_fraction,defence,seed,malicious_devices")
+    assert len(lines) == 1 + 6
+    rows = list(csv.DictReader(lines))
+    for row in rows:  # clean runs carry the trigger's baseline rate; sign flip has no trigger
+        assert (row["backdoor_success"] == "") == (row["attack"] == "sign_flip")
+        assert len(row["malicious_devices"].split(";")) == (1 if row["attack"] != "none" else 0) or row["attack"] == "none"
+    assert {row["malicious_devices"] for row in rows if row["attack"] == "none"} == {""}
+    markdown = (out / "results.md").read_text()
+    assert f"ppbfl experiment {config} --output {out}" in markdown
+    assert "| sign_flip | fltrust |" in markdown and "backdoor success" in markdown
+    png = out / "accuracy_breast_cancer.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(png) in capsys.readouterr().out
+
+
+def test_cli_reports_a_bad_config_naming_the_key(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text(TINY.replace("rounds = 2", "rounds = 0"))
+    assert main(["experiment", str(config), "--no-progress"]) == 2
+    assert "federation.rounds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ("rounds = 2", "rounds = 'two'", "federation.rounds"),
+        ("rounds = 2", "roundz = 2", "federation.roundz"),
+        ('model = "logreg"', 'model = "resnet"', "federation.model"),
+        ('defences = ["fedavg", "fltrust"]', 'defences = ["fedavg", "bulyan"]', "grid.defences"),
+        ('attacks = ["none", "sign_flip", "backdoor"]', 'attacks = ["none", "flip"]', "grid.attacks"),
+        ("malicious_fractions = [0.0, 0.2]", "malicious_fractions = [0.0, 1.5]", "grid.malicious_fractions"),
+        ("seeds = [3]", "seeds = []", "grid.seeds"),
+        ('datasets = ["breast_cancer"]', 'datasets = ["mnist"]', "grid.datasets"),
+        ("factor = 2.0", "lambda = 2.0", "attack_params.sign_flip.lambda"),
+        ("[attack_params.sign_flip]", "[attack_params.flip]", "attack_params.flip"),
+        ("[grid]", "[grid]\nextra = 1", "grid.extra"),
+        ('model = "logreg"', 'model = "cnn"', "federation.model"),
+        ("root_size = 10", "root_size = 10\nmalicious_devices = [5]", "federation.malicious_devices"),
+        ("root_size = 10", "root_size = 10\nmalicious_devices = [1, 1]", "federation.malicious_devices"),
+        ("root_size = 10", "root_size = 10\nmalicious_devices = []", "federation.malicious_devices"),
+        ("[grid]", "[grids]\nx = 1\n[grid]", "grids"),
+    ],
+)
+def test_bad_config_values_name_the_key(old, new, key):
+    assert old in TINY
+    with pytest.raises(ConfigError) as err:
+        parse_config(tomllib.loads(TINY.replace(old, new)))
+    assert err.value.key == key and key in str(err.value)
+
+
+def test_malicious_devices_can_be_named_and_are_recorded():
+    text = TINY.replace("root_size = 10", "root_size = 10\nmalicious_devices = [4, 2]").replace("[0.0, 0.2]", "[0.0, 0.2, 0.4]")
+    config = parse_config(tomllib.loads(text))
+    results = {(r.cell.attack, r.cell.fraction): r.malicious_devices for r in run_experiment(config, progress=False)}
+    assert results[("none", 0.0)] == ()
+    assert results[("sign_flip", 0.2)] == (4,) and results[("sign_flip", 0.4)] == (2, 4)
+
+
+def test_missing_or_broken_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[grid\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken)
+
+
+def test_csv_dataset_column_errors_surface_through_the_runner(tmp_path, capsys):
+    data = tmp_path / "patients.csv"
+    data.write_text("age,outcome\n" + "\n".join(f"{i},{i % 2}" for i in range(60)))
+    config = tmp_path / "c.toml"
+    config.write_text(TINY.replace('datasets = ["breast_cancer"]', f'datasets = ["csv:{data}:death"]'))
+    assert main(["experiment", str(config), "--no-progress", "--output", str(tmp_path / "o")]) == 2
+    assert "'death'" in capsys.readouterr().err
