@@ -704,3 +704,10 @@ def test_dot_catches_a_bad_value_in_a_thread_split_call():
     b[threads.MIN_SPLIT * 3 + 1] = np.uint64(2**64 - 1)
     with pytest.raises(FieldRangeError, match=rf"b\[{threads.MIN_SPLIT * 3 + 1}\]"):
         F.dot(a, b)
+
+
+def test_read_only_out_raises_naming_out():
+    out = np.zeros(4, dtype=np.uint64)
+    out.setflags(write=False)
+    with pytest.raises(FieldShapeError, match="out: .*writable"):
+        F.add(u64([1, 2, 3, 4]), u64([1, 2, 3, 4]), out=out)

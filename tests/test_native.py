@@ -178,3 +178,11 @@ def test_ranges_past_the_end_are_typed_errors_not_overflows():
                                U(P61), U(2), U(0), U(4))
     with pytest.raises(FieldShapeError, match="to match matrix"):
         nat.matmul_range(np.zeros((2, 3), U), np.zeros((4, 5), U), np.zeros((2, 5), U), U(P61), U(0), U(5))
+
+
+def test_read_only_output_is_a_typed_error_before_c():
+    _needs_native()
+    out = np.zeros(10, U)
+    out.setflags(write=False)
+    with pytest.raises(FieldShapeError, match="out: .*writable"):
+        nat.add_range(np.zeros(10, U), np.zeros(10, U), out, U(P61), U(0), U(10))

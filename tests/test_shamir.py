@@ -272,3 +272,10 @@ def test_empty_vectors_share_and_reconstruct_to_empty():
     shares = share(empty, 3, 5)
     assert shares.shape == (5, 0)
     assert reconstruct(shares[:3], [1, 2, 3]).shape == (0,)
+
+
+def test_read_only_out_raises():
+    out = np.zeros((3, 4), np.uint64)
+    out.setflags(write=False)
+    with pytest.raises(FieldShapeError, match="writable"):
+        share(np.zeros(4, np.uint64), 2, 3, out=out)

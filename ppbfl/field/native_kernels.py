@@ -25,7 +25,8 @@ __all__ = [
 
 
 def _ptr(name: str, arr: object, ndim: int, min_shape: tuple[int, ...] = ()):
-    """A ``uint64_t *`` into ``arr`` after checking dtype, dimensions, layout and size."""
+    """A ``uint64_t *`` into ``arr`` after checking dtype, dimensions, layout and size (and, for
+    the output ``out``, that it is writable: C would otherwise write into read-only memory)."""
     if not isinstance(arr, np.ndarray):
         raise FieldDTypeError(name, type(arr).__name__, "a numpy.ndarray of uint64")
     if arr.dtype != np.uint64:
@@ -34,6 +35,8 @@ def _ptr(name: str, arr: object, ndim: int, min_shape: tuple[int, ...] = ()):
         raise FieldShapeError(name, arr.shape, f"{ndim}-D")
     if not arr.flags.c_contiguous:
         raise FieldShapeError(name, arr.shape, "a C-contiguous array (the C kernels index it directly)")
+    if name == "out" and not arr.flags.writeable:
+        raise FieldShapeError(name, arr.shape, "a writable array")
     for axis, needed in enumerate(min_shape):
         if arr.shape[axis] < needed:
             raise FieldShapeError(name, arr.shape, f"at least {needed} along axis {axis}")

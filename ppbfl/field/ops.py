@@ -36,6 +36,8 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...], field: PrimeField) -
         raise FieldShapeError("out", out.shape, "a C-contiguous uint64 array")
     if out.shape != shape:
         raise FieldShapeError("out", out.shape, str(shape))
+    if not out.flags.writeable:
+        raise FieldShapeError("out", out.shape, "a writable array")
     return out
 
 

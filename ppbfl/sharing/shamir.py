@@ -164,8 +164,8 @@ def share(
     d = values.shape[0]
     if out is None:
         out = np.empty((n, d), dtype=np.uint64)
-    elif out.dtype != np.uint64 or out.shape != (n, d) or not out.flags.c_contiguous:
-        raise FieldShapeError("out", out.shape, f"a C-contiguous ({n}, {d}) uint64 array")
+    elif out.dtype != np.uint64 or out.shape != (n, d) or not out.flags.c_contiguous or not out.flags.writeable:
+        raise FieldShapeError("out", out.shape, f"a writable C-contiguous ({n}, {d}) uint64 array")
     elif np.may_share_memory(out, values):
         raise FieldShapeError("out", out.shape, "an array that does not overlap the secret")
     if rng is not None and rng.field != field:
