@@ -94,3 +94,9 @@ def test_make_attack_names_bad_parameters():
     with pytest.raises(UnknownComponentError, match="'nope'"):
         make_attack("nope")
     assert make_attack("backdoor", {"features": [3, 5]}).features == (3, 5)
+
+
+def test_adaptive_attack_on_a_zero_update_and_zero_reference_stays_zero_not_nan():
+    zero = np.zeros(5, dtype=np.float32)
+    out = make_attack("adaptive").poison_update(zero, zero, np.random.default_rng(0))
+    assert np.array_equal(out, zero)

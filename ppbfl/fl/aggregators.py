@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ppbfl.fl.errors import AggregationError, ConfigError, UnknownComponentError
+from ppbfl.fl.errors import AggregationError, ConfigError
+from ppbfl.fl.registry import build_component
 
 __all__ = [
     "AggregationContext", "Aggregator", "FedAvg", "Krum", "MultiKrum", "Median", "TrimmedMean", "FLTrust",
@@ -175,12 +176,4 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
 
 def make_aggregator(name: str, params: dict[str, Any] | None = None) -> Aggregator:
     """Build an aggregation rule by name with keyword ``params`` (bad keys raise ConfigError)."""
-    if name not in AGGREGATORS:
-        raise UnknownComponentError("defence", name, list(AGGREGATORS))
-    cls = AGGREGATORS[name]
-    params = dict(params or {})
-    allowed = set(getattr(cls, "__dataclass_fields__", {}))
-    for key in params:
-        if key not in allowed:
-            raise ConfigError(f"defence_params.{name}.{key}", f"unknown parameter (allowed: {', '.join(sorted(allowed)) or 'none'})")
-    return cls(**params)
+    return build_component("defence", "defence_params", AGGREGATORS, name, params)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ppbfl.fl.errors import ConfigError, UnknownComponentError
+from ppbfl.fl.errors import ConfigError
+from ppbfl.fl.registry import build_component
 
 __all__ = [
     "Attack", "NoAttack", "LabelFlip", "SignFlip", "Scaling", "GaussianNoise", "Backdoor", "Adaptive",
@@ -148,6 +149,8 @@ class Adaptive(Attack):
     def poison_update(self, delta, reference, rng):
         if reference is None or not np.any(reference):
             reference = delta
+        if not np.any(reference):
+            return delta.astype(np.float32)  # nothing to steer against: a zero update stays zero
         r = reference.astype(np.float64)
         r_hat = r / np.linalg.norm(r)
         w = -delta.astype(np.float64)
@@ -169,14 +172,7 @@ ATTACKS: dict[str, type[Attack]] = {
 
 def make_attack(name: str, params: dict[str, Any] | None = None) -> Attack:
     """Build an attack by name with keyword ``params`` (a bad key raises ConfigError naming it)."""
-    if name not in ATTACKS:
-        raise UnknownComponentError("attack", name, list(ATTACKS))
     params = dict(params or {})
-    cls = ATTACKS[name]
-    allowed = set(getattr(cls, "__dataclass_fields__", {}))
-    for key in params:
-        if key not in allowed:
-            raise ConfigError(f"attack_params.{name}.{key}", f"unknown parameter (allowed: {', '.join(sorted(allowed)) or 'none'})")
     if "features" in params:
         params["features"] = tuple(int(i) for i in params["features"])
-    return cls(**params)
+    return build_component("attack", "attack_params", ATTACKS, name, params)
