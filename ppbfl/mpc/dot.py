@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from ppbfl.field.prime_field import GF61, PrimeField
-from ppbfl.mpc.beaver import beaver_dot, beaver_square
+from ppbfl.mpc.beaver import BeaverTranscript, beaver_dot, beaver_square
 from ppbfl.mpc.errors import MPCParameterError
 from ppbfl.mpc.honest_majority import check_honest_majority, hm_dot_open
 from ppbfl.mpc.opening import Opened, open_scalar
@@ -20,6 +20,11 @@ __all__ = ["DotMode", "SecureDot", "secure_dot"]
 DotMode = Literal["honest_majority", "beaver"]
 
 
+def _merge(opened: Opened, transcript: BeaverTranscript) -> Opened:
+    """``opened`` with the parties caught lying while opening ``eps, delta`` added."""
+    return Opened(opened.value, tuple(sorted(set(opened.wrong_points) | set(transcript.wrong_points))))
+
+
 class SecureDot:
     """Opened dot products ``<x, y>`` / squared norms ``<x, x>`` of threshold-``t`` sharings.
 
@@ -29,6 +34,7 @@ class SecureDot:
             ``zero`` is given) or ``"beaver"`` (any ``t <= n``; triples from ``triple_source``, by
             default a :class:`TrustedDealer` with an OS-seeded key).
         field: the prime field.
+        robust: Beaver mode opens ``eps, delta`` with robust reconstruction (names lying parties).
     """
 
     def __init__(
@@ -40,10 +46,12 @@ class SecureDot:
         triple_source: TripleSource | None = None,
         zero: ZeroSharer | None = None,
         field: PrimeField = GF61,
+        robust: bool = True,
     ) -> None:
         self.t, self.n = check_threshold(t, n, field)
         self.field = field
         self.mode = mode
+        self.robust = robust
         if mode == "honest_majority":
             check_honest_majority(t, n, field)
             self.zero = ZeroSharer.setup(t, n, field=field) if zero is None else zero
@@ -62,8 +70,9 @@ class SecureDot:
             assert self.zero is not None
             return hm_dot_open(x, y, self.t, self.zero, field=self.field)
         assert self.triples is not None
-        z = beaver_dot(x, y, self.triples.beaver_triple(x.shape[1]), self.t, field=self.field)
-        return open_scalar(z, self.t - 1, field=self.field)
+        transcript = BeaverTranscript()
+        z = beaver_dot(x, y, self.triples.beaver_triple(x.shape[1]), self.t, field=self.field, robust=self.robust, transcript=transcript)
+        return _merge(open_scalar(z, self.t - 1, field=self.field), transcript)
 
     def square(self, x: np.ndarray) -> Opened:
         """Open ``<x, x> mod p``; ``x``: (n, d) uint64 share array."""
@@ -71,8 +80,9 @@ class SecureDot:
             assert self.zero is not None
             return hm_dot_open(x, x, self.t, self.zero, field=self.field)
         assert self.triples is not None
-        z = beaver_square(x, self.triples.square_triple(x.shape[1]), self.t, field=self.field)
-        return open_scalar(z, self.t - 1, field=self.field)
+        transcript = BeaverTranscript()
+        z = beaver_square(x, self.triples.square_triple(x.shape[1]), self.t, field=self.field, robust=self.robust, transcript=transcript)
+        return _merge(open_scalar(z, self.t - 1, field=self.field), transcript)
 
 
 def secure_dot(x: np.ndarray, y: np.ndarray, t: int, mode: DotMode = "honest_majority", *, field: PrimeField = GF61) -> int:
