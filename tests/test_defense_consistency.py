@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppbfl.field import GF61, FieldRNG, PrimeField
 from ppbfl.defense import (
     InconsistentSharesError,
     SecureCosineFilter,
@@ -16,6 +15,7 @@ from ppbfl.defense import (
     published_values,
     share_update,
 )
+from ppbfl.field import GF61, FieldRNG, PrimeField
 from ppbfl.sharing import reconstruct, share
 
 P = GF61.p
@@ -79,7 +79,7 @@ def test_filter_rejects_inconsistent_device_and_strict_raises() -> None:
     masks = [s.mask_shares for s in subs]
     shares[2][1, 7] = (shares[2][1, 7] + np.uint64(1)) % np.uint64(P)  # device 2: party 2's share of coordinate 7
     flt = SecureCosineFilter(t, n)
-    agg, records = flt.verify_and_aggregate(shares, ref, mask_shares=masks, challenge_seed=_seed(5))
+    _, records = flt.verify_and_aggregate(shares, ref, mask_shares=masks, challenge_seed=_seed(5))
     assert records.consistency_checked
     assert records[2].reason == "inconsistent shares" and not records[2].accepted
     assert records[2].suspects == (2,)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from ppbfl.field import FieldRNG, FixedPointCodec
 from ppbfl.defense import (
     AggregateRangeError,
     DefenseParameterError,
@@ -16,6 +15,7 @@ from ppbfl.defense import (
     codec_for_length,
     share_update,
 )
+from ppbfl.field import FieldRNG, FixedPointCodec
 from ppbfl.mpc import TrustedDealer
 
 T, N = 2, 5
@@ -55,7 +55,6 @@ def _scenario(seed: int, d: int = 300):
 @pytest.mark.parametrize("mode", ["honest_majority", "beaver"])
 def test_public_reference_matches_plaintext_and_rejects_sign_flip(mode: str) -> None:
     ref, updates = _scenario(1)
-    d = ref.size
     subs = [share_update(u, T, N, device=i, rng=_rng(i)) for i, u in enumerate(updates)]
     trust = np.array([1, 1, 0.5, 1, 1, 1, 1.0])
     flt = SecureCosineFilter(T, N, dot_mode=mode)
@@ -89,7 +88,7 @@ def test_hm_and_beaver_filters_give_identical_results() -> None:
 
 
 def test_medoid_mode_without_reference() -> None:
-    ref, updates = _scenario(3, d=200)
+    _, updates = _scenario(3, d=200)
     subs = [share_update(u, T, N, device=i, rng=_rng(20 + i)).shares for i, u in enumerate(updates)]
     agg, records = SecureCosineFilter(T, N).verify_and_aggregate(subs, None)
     assert records.reference == "medoid" and records.medoid in range(4)  # an honest update
@@ -185,7 +184,6 @@ def test_out_of_range_device_is_rejected_by_cauchy_schwarz() -> None:
     opened <g, r> is large and positive while ||g||^2 wraps to a small value."""
     from ppbfl.sharing import share
 
-    p = (1 << 61) - 1
     d = 8
     ref = np.ones(d)
     v = np.zeros(d, dtype=np.uint64)
@@ -194,7 +192,7 @@ def test_out_of_range_device_is_rejected_by_cauchy_schwarz() -> None:
     v2 = np.zeros(d, dtype=np.uint64)
     v2[0] = np.uint64(1 << 30)  # 2^60 > (p - 1) / 2: the squared norm decodes as negative
     negative = share(v2, T, N)
-    agg, records = SecureCosineFilter(T, N).verify_and_aggregate([wrapped, negative], ref)
+    _, records = SecureCosineFilter(T, N).verify_and_aggregate([wrapped, negative], ref)
     assert records[0].reason == "out-of-range shares: violates Cauchy-Schwarz"
     assert records[1].reason == "out-of-range shares: negative squared norm"
     assert records.all_rejected
@@ -205,7 +203,7 @@ def test_malformed_device_shares_are_rejected_not_fatal() -> None:
     good = share_update(updates[0], T, N, device=0).shares
     bad_shape = good[:, :39]
     bad_dtype = good.astype(np.int64)
-    agg, records = SecureCosineFilter(T, N).verify_and_aggregate([good, bad_shape, bad_dtype], ref)
+    _, records = SecureCosineFilter(T, N).verify_and_aggregate([good, bad_shape, bad_dtype], ref)
     assert records[0].accepted
     assert records[1].reason.startswith("malformed shares") and records[2].reason.startswith("malformed shares")
     assert math.isnan(records[1].cosine)

@@ -25,7 +25,16 @@ from scipy.stats import chi2_contingency
 
 from ppbfl.defense import challenge_coefficients, published_values
 from ppbfl.field import FieldRNG, PrimeField
-from ppbfl.mpc import BeaverTranscript, HMTranscript, PRZSKeys, TrustedDealer, ZeroSharer, beaver_square, dot_public, hm_dot_open
+from ppbfl.mpc import (
+    BeaverTranscript,
+    HMTranscript,
+    PRZSKeys,
+    TrustedDealer,
+    ZeroSharer,
+    beaver_square,
+    dot_public,
+    hm_dot_open,
+)
 from ppbfl.mpc.przs import f_A
 from ppbfl.sharing import share
 

@@ -61,7 +61,7 @@ def test_f_A_is_one_at_zero_and_vanishes_outside_A() -> None:
     assert f_A(a, 5, 0, field) == 1
     assert f_A(a, 5, 2, field) == 0 and f_A(a, 5, 5, field) == 0
     # degree t - 1 = 2 (two roots): interpolate from 3 points and check the 4th
-    ys = [f_A(a, 5, x, field) for x in range(0, 4)]
+    ys = [f_A(a, 5, x, field) for x in range(4)]
     poly = galois.lagrange_poly(GF([0, 1, 2, 3]), GF(ys))
     assert poly.degree == 2
 

@@ -37,7 +37,7 @@ from ppbfl.mpc.opening import party_points
 from ppbfl.sharing.robust import robust_reconstruct
 from ppbfl.sharing.shamir import lagrange_matrix
 
-__all__ = ["CHALLENGE_STREAM", "challenge_coefficients", "ConsistencyResult", "published_values", "check_consistency"]
+__all__ = ["CHALLENGE_STREAM", "ConsistencyResult", "challenge_coefficients", "check_consistency", "published_values"]
 
 CHALLENGE_STREAM = 0x6C616D626461  # "lambda": the FieldRNG stream of the consistency coefficients
 

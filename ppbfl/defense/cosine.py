@@ -30,6 +30,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ppbfl.defense.consistency import (
+    challenge_coefficients,
+    check_consistency,
+    published_values,
+)
+from ppbfl.defense.errors import (
+    AggregateRangeError,
+    DefenseParameterError,
+    InconsistentSharesError,
+)
+from ppbfl.defense.records import RoundRecords, VerificationRecord
+from ppbfl.defense.submission import codec_for_length
 from ppbfl.errors import PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.dot import DotMode, SecureDot
@@ -38,10 +50,6 @@ from ppbfl.mpc.opening import open_scalar, party_points
 from ppbfl.mpc.przs import ZeroSharer
 from ppbfl.mpc.triples import TripleSource
 from ppbfl.sharing.robust import robust_reconstruct
-from ppbfl.defense.consistency import challenge_coefficients, check_consistency, published_values
-from ppbfl.defense.errors import AggregateRangeError, DefenseParameterError, InconsistentSharesError
-from ppbfl.defense.records import RoundRecords, VerificationRecord
-from ppbfl.defense.submission import codec_for_length
 
 __all__ = ["SecureCosineFilter"]
 
@@ -250,7 +258,7 @@ class SecureCosineFilter:
         if accepted:
             weight_codec = FixedPointCodec(self.field, f)
             enc = weight_codec.encode(np.array([weights[i] * clips[i] for i in accepted]))
-            largest = int(round(float(safe.max_abs) * 2.0**f))
+            largest = round(float(safe.max_abs) * 2.0**f)
             if sum(int(w) for w in enc) * largest > self.field.p // 2:
                 raise AggregateRangeError(
                     f"{len(accepted)} weighted updates of entries up to {safe.max_abs!r} could wrap modulo p; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ppbfl.errors import PPBFLError
 
-__all__ = ["DefenseParameterError", "UpdateEncodingError", "InconsistentSharesError", "AggregateRangeError"]
+__all__ = ["AggregateRangeError", "DefenseParameterError", "InconsistentSharesError", "UpdateEncodingError"]
 
 
 class DefenseParameterError(PPBFLError, ValueError):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
-__all__ = ["VerificationRecord", "RoundRecords"]
+__all__ = ["RoundRecords", "VerificationRecord"]
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ppbfl.defense.errors import DefenseParameterError, UpdateEncodingError
 from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.sharing.shamir import share
-from ppbfl.defense.errors import DefenseParameterError, UpdateEncodingError
 
 __all__ = ["DeviceSubmission", "codec_for_length", "encode_update", "share_update"]
 

@@ -22,7 +22,7 @@ from ppbfl.mpc.linear import check_shares, dot_public, sub
 from ppbfl.mpc.opening import open_vector
 from ppbfl.mpc.triples import BeaverTriple, SquareTriple
 
-__all__ = ["beaver_dot", "beaver_square", "BeaverTranscript"]
+__all__ = ["BeaverTranscript", "beaver_dot", "beaver_square"]
 
 
 class BeaverTranscript:

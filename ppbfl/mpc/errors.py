@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ppbfl.errors import PPBFLError
 
-__all__ = ["TripleReuseError", "TripleShapeError", "HonestMajorityError", "CounterReuseError", "MPCParameterError"]
+__all__ = ["CounterReuseError", "HonestMajorityError", "MPCParameterError", "TripleReuseError", "TripleShapeError"]
 
 
 class TripleReuseError(PPBFLError, RuntimeError):

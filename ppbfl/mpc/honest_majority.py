@@ -25,7 +25,7 @@ from ppbfl.mpc.opening import Opened, open_scalar
 from ppbfl.mpc.przs import ZeroSharer
 from ppbfl.sharing.shamir import check_threshold
 
-__all__ = ["check_honest_majority", "local_products", "hm_dot_open", "hm_square_open", "HMTranscript"]
+__all__ = ["HMTranscript", "check_honest_majority", "hm_dot_open", "hm_square_open", "local_products"]
 
 
 class HMTranscript:

@@ -22,7 +22,7 @@ from ppbfl.errors import FieldShapeError
 from ppbfl.field import ops
 from ppbfl.field.prime_field import GF61, PrimeField
 
-__all__ = ["check_shares", "add", "sub", "scalar_mul", "add_public", "dot_public", "weighted_sum"]
+__all__ = ["add", "add_public", "check_shares", "dot_public", "scalar_mul", "sub", "weighted_sum"]
 
 
 def check_shares(x: object, name: str, field: PrimeField = GF61, n: int | None = None, d: int | None = None) -> np.ndarray:

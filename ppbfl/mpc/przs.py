@@ -26,7 +26,8 @@ import itertools
 import secrets
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import numpy as np
 
@@ -63,13 +64,13 @@ class PRZSKeys:
     lock: threading.Lock = dataclass_field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def setup(cls, t: int, n: int, *, field: PrimeField = GF61) -> "PRZSKeys":
+    def setup(cls, t: int, n: int, *, field: PrimeField = GF61) -> PRZSKeys:
         """Draw every key from the OS CSPRNG (:func:`secrets.token_bytes`) -- a trusted setup."""
         t, n = check_threshold(t, n, field)
         sets = itertools.combinations(range(1, n + 1), n - t + 1)
         return cls(t, n, {frozenset(a): secrets.token_bytes(SEED_BYTES) for a in sets}, field)
 
-    def for_party(self, i: int) -> "PartyPRZS":
+    def for_party(self, i: int) -> PartyPRZS:
         """Party ``i``'s view: only the keys of the sets containing ``i``."""
         if not 1 <= i <= self.n:
             raise MPCParameterError(f"party {i}: expected 1..{self.n}")
@@ -134,7 +135,7 @@ class ZeroSharer:
         self._lock = threading.Lock()
 
     @classmethod
-    def setup(cls, t: int, n: int, *, field: PrimeField = GF61) -> "ZeroSharer":
+    def setup(cls, t: int, n: int, *, field: PrimeField = GF61) -> ZeroSharer:
         """Fresh keys (:meth:`PRZSKeys.setup`) and counter 0."""
         return cls(PRZSKeys.setup(t, n, field=field))
 

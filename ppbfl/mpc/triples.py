@@ -17,7 +17,8 @@ from __future__ import annotations
 import abc
 import itertools
 import threading
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc.errors import MPCParameterError, TripleReuseError
 from ppbfl.sharing.shamir import check_threshold, share
 
-__all__ = ["TripleLedger", "BeaverTriple", "SquareTriple", "TripleSource", "TrustedDealer"]
+__all__ = ["BeaverTriple", "SquareTriple", "TripleLedger", "TripleSource", "TrustedDealer"]
 
 
 class TripleLedger:
