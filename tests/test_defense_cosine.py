@@ -207,3 +207,12 @@ def test_malformed_device_shares_are_rejected_not_fatal() -> None:
     assert records[0].accepted
     assert records[1].reason.startswith("malformed shares") and records[2].reason.startswith("malformed shares")
     assert math.isnan(records[1].cosine)
+
+
+def test_orthogonal_update_gets_no_weight_even_with_negative_tau() -> None:
+    ref = np.array([1.0, 0.0, 0.0, 0.0])
+    subs = [share_update(u, T, N, device=i).shares for i, u in enumerate([ref, np.array([0.0, 2.0, 0.0, 0.0]), -ref])]
+    agg, records = SecureCosineFilter(T, N, tau=-0.5).verify_and_aggregate(subs, ref)
+    assert [r.reason for r in records] == ["accepted", "zero cosine", "negative cosine"]
+    assert [r.accepted for r in records] == [True, False, False]
+    assert np.allclose(agg, ref)

@@ -244,6 +244,8 @@ class SecureCosineFilter:
             clips[i] = min(1.0, math.sqrt(ref_norm2 / norm2[i]))
             if c < 0:
                 reasons[i] = "negative cosine"
+            elif c == 0:
+                reasons[i] = "zero cosine"
             elif c <= self.tau:
                 reasons[i] = "cosine <= tau"
             elif trusts[i] == 0:

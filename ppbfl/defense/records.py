@@ -20,7 +20,7 @@ class VerificationRecord:
         weight: ``w = max(0, cos) * trust`` if accepted, else 0.
         clip: ``c = min(1, ||r|| / ||g||)`` (1.0 when not computed).
         accepted: whether the update enters the aggregate (``weight > 0``).
-        reason: ``"accepted"``, ``"negative cosine"``, ``"cosine <= tau"``, ``"zero trust"``,
+        reason: ``"accepted"``, ``"negative cosine"``, ``"zero cosine"``, ``"cosine <= tau"``, ``"zero trust"``,
             ``"zero norm"``, ``"inconsistent shares"``, ``"malformed shares: ..."``,
             ``"out-of-range shares: ..."``.
         suspects: edge nodes whose values disagreed (consistency check), if any.
