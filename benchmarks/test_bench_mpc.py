@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from conftest import QUICK, field_vector, size_id
 
-from ppbfl.field import GF61, dot
+from ppbfl.field import dot
 from ppbfl.mpc import TrustedDealer, ZeroSharer, beaver_dot, hm_dot_open, open_scalar
 from ppbfl.sharing import share
 
@@ -88,7 +88,7 @@ def test_mpyc_in_prod(benchmark) -> None:
     def run() -> str:
         done = subprocess.run(
             [sys.executable, str(HERE / "mpyc_in_prod.py"), "-M3"],
-            env=env, capture_output=True, text=True, timeout=900, cwd=HERE,
+            env=env, capture_output=True, text=True, timeout=900, cwd=HERE, check=False,
         )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return done.stdout
