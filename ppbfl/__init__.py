@@ -2,12 +2,14 @@
 
 The crypto core is importable directly::
 
-    from ppbfl import share, reconstruct, FixedPointCodec
+    from ppbfl import share, reconstruct, FixedPointCodec, secure_dot, SecureCosineFilter
 """
 
 from ppbfl.errors import *  # noqa: F401,F403  (the typed exceptions are part of the API)
 from ppbfl.errors import __all__ as _error_names
+from ppbfl.defense import SecureCosineFilter, share_update
 from ppbfl.field import GF61, FieldRNG, FixedPointCodec, PrimeField
+from ppbfl.mpc import SecureDot, TrustedDealer, secure_dot
 from ppbfl.sharing import (
     CompressedShares,
     RobustReconstruction,
@@ -23,5 +25,6 @@ __all__ = [
     "PrimeField", "GF61", "FixedPointCodec", "FieldRNG",
     "share", "reconstruct", "share_compressed", "CompressedShares",
     "robust_reconstruct", "RobustReconstruction",
+    "secure_dot", "SecureDot", "TrustedDealer", "SecureCosineFilter", "share_update",
     *_error_names,
 ]
