@@ -55,8 +55,24 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+class _SingleUse:
+    """Single-use bookkeeping shared by the triple kinds (their ``id`` in their source's ``ledger``)."""
+
+    id: int
+    ledger: TripleLedger
+
+    def consume(self) -> None:
+        """Mark this triple used; raises :class:`TripleReuseError` (naming the id) the second time."""
+        self.ledger.consume(self.id)
+
+    @property
+    def consumed(self) -> bool:
+        """True once the triple has been consumed."""
+        return self.ledger.is_consumed(self.id)
+
+
 @dataclass(frozen=True)
-class BeaverTriple:
+class BeaverTriple(_SingleUse):
     """Shares of a vector triple ``(a, b, c = <a, b>)`` over ``field``.
 
     Attributes:
@@ -75,18 +91,9 @@ class BeaverTriple:
     field: PrimeField = GF61
     ledger: TripleLedger = dataclass_field(default_factory=TripleLedger, repr=False, compare=False)
 
-    def consume(self) -> None:
-        """Mark this triple used; raises :class:`TripleReuseError` (naming the id) the second time."""
-        self.ledger.consume(self.id)
-
-    @property
-    def consumed(self) -> bool:
-        """True once the triple has been consumed."""
-        return self.ledger.is_consumed(self.id)
-
 
 @dataclass(frozen=True)
-class SquareTriple:
+class SquareTriple(_SingleUse):
     """Shares of a square triple ``(a, c = <a, a>)``: (n, d) and (n,) uint64, read-only."""
 
     id: int
@@ -95,15 +102,6 @@ class SquareTriple:
     c: np.ndarray
     field: PrimeField = GF61
     ledger: TripleLedger = dataclass_field(default_factory=TripleLedger, repr=False, compare=False)
-
-    def consume(self) -> None:
-        """Mark this triple used; raises :class:`TripleReuseError` (naming the id) the second time."""
-        self.ledger.consume(self.id)
-
-    @property
-    def consumed(self) -> bool:
-        """True once the triple has been consumed."""
-        return self.ledger.is_consumed(self.id)
 
 
 class TripleSource(abc.ABC):
