@@ -109,9 +109,8 @@ class FixedPointCodec:
             index = tuple(int(i) for i in np.unravel_index(flat, values.shape))
             raise EncodingRangeError(index, float(values[index]), float(self.max_abs), self.frac_bits)
         signed = np.rint(values * self.scale).astype(np.int64)
-        out = signed.astype(np.uint64)
-        negative = signed < 0
-        out[negative] = np.uint64(self.field.p) - (-signed[negative]).astype(np.uint64)
+        out = signed.view(np.uint64)  # a negative v reads as 2^64 + v; adding p wraps to p + v
+        out += (signed < 0).astype(np.uint64) * np.uint64(self.field.p)
         return out
 
     def decode(self, a: np.ndarray, scale_power: int = 1) -> np.ndarray:
