@@ -35,11 +35,14 @@ from ppbfl.defense.consistency import (
     check_consistency,
     published_values,
 )
-from ppbfl.defense.errors import (
-    AggregateRangeError,
-    DefenseParameterError,
-    InconsistentSharesError,
+from ppbfl.defense.decision import (
+    aggregation_weights,
+    decide_public_reference,
+    norm_reason,
+    signed,
+    weigh,
 )
+from ppbfl.defense.errors import DefenseParameterError, InconsistentSharesError
 from ppbfl.defense.records import RoundRecords, VerificationRecord
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.errors import PPBFLError
@@ -89,10 +92,6 @@ class SecureCosineFilter:
         self.tau = float(tau)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _signed(self, v: int) -> int:
-        p = self.field.p
-        return v - p if v > p // 2 else v
-
     def _trust(self, trust: np.ndarray | None, m: int) -> np.ndarray:
         if trust is None:
             return np.ones(m)
@@ -179,9 +178,10 @@ class SecureCosineFilter:
             o = self.secure.square(shares[i])
             wrong_nodes.update(o.wrong_points)
             opened["norm2"][i] = o.value
-            value = self._signed(o.value)
-            if value <= 0:
-                reasons[i] = "zero norm" if value == 0 else "out-of-range shares: negative squared norm"
+            value = signed(o.value, self.field.p)
+            why = norm_reason(value)
+            if why is not None:
+                reasons[i] = why
                 del shares[i]
             else:
                 norm2[i] = value
@@ -202,12 +202,12 @@ class SecureCosineFilter:
                 o = open_scalar(dot_public(shares[i], r_enc, field=self.field), self.t - 1, field=self.field)
                 wrong_nodes.update(o.wrong_points)
                 opened["dot_ref"][i] = o.value
-                dr = self._signed(o.value)
-                if dr * dr > norm2[i] * ref_norm2:
-                    reasons[i] = "out-of-range shares: violates Cauchy-Schwarz"
+                verdict = decide_public_reference(opened["norm2"][i], o.value, ref_norm2, 1.0, self.tau, self.field.p)
+                if verdict.reason.startswith("out-of-range"):
+                    reasons[i] = verdict.reason
                     del shares[i]
                     continue
-                cos[i] = dr / (math.sqrt(norm2[i]) * math.sqrt(ref_norm2))
+                cos[i] = verdict.cosine
         else:
             ids = sorted(shares)
             gram: dict[tuple[int, int], int] = {}
@@ -217,7 +217,7 @@ class SecureCosineFilter:
                     o = self.secure.dot(shares[a], shares[b])
                     wrong_nodes.update(o.wrong_points)
                     opened["gram"][(a, b)] = o.value
-                    gram[(a, b)] = gram[(b, a)] = self._signed(o.value)
+                    gram[(a, b)] = gram[(b, a)] = signed(o.value, self.field.p)
 
             def pair_cos(a: int, b: int) -> float:
                 return gram[(a, b)] / (math.sqrt(norm2[a]) * math.sqrt(norm2[b]))
@@ -240,32 +240,15 @@ class SecureCosineFilter:
         weights: dict[int, float] = {}
         clips: dict[int, float] = {}
         for i in list(shares):
-            c = cos[i]
-            clips[i] = min(1.0, math.sqrt(ref_norm2 / norm2[i]))
-            if c < 0:
-                reasons[i] = "negative cosine"
-            elif c == 0:
-                reasons[i] = "zero cosine"
-            elif c <= self.tau:
-                reasons[i] = "cosine <= tau"
-            elif trusts[i] == 0:
-                reasons[i] = "zero trust"
-            else:
-                weights[i] = c * float(trusts[i])
-                reasons[i] = "accepted"
+            weight, clips[i], reasons[i] = weigh(cos[i], norm2[i], ref_norm2, float(trusts[i]), self.tau)
+            if weight > 0:
+                weights[i] = weight
 
         aggregate = np.zeros(d)
         total = sum(weights.values())
         accepted = sorted(i for i, w in weights.items() if w > 0)
         if accepted:
-            weight_codec = FixedPointCodec(self.field, f)
-            enc = weight_codec.encode(np.array([weights[i] * clips[i] for i in accepted]))
-            largest = round(float(safe.max_abs) * 2.0**f)
-            if sum(int(w) for w in enc) * largest > self.field.p // 2:
-                raise AggregateRangeError(
-                    f"{len(accepted)} weighted updates of entries up to {safe.max_abs!r} could wrap modulo p; "
-                    "use a larger field or fewer fractional bits"
-                )
+            enc = aggregation_weights([weights[i] for i in accepted], [clips[i] for i in accepted], self.codec, safe.max_abs)
             agg_shares = weighted_sum([shares[i] for i in accepted], enc, field=self.field)
             result = robust_reconstruct(agg_shares, party_points(self.n), self.t, field=self.field)
             wrong_nodes.update(result.wrong_points)
