@@ -35,7 +35,7 @@ from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc.linear import check_shares, dot_public
 from ppbfl.mpc.opening import party_points
 from ppbfl.sharing.robust import robust_reconstruct
-from ppbfl.sharing.shamir import lagrange_matrix
+from ppbfl.sharing.shamir import check_points, lagrange_matrix
 
 __all__ = ["CHALLENGE_STREAM", "ConsistencyResult", "challenge_coefficients", "check_consistency", "published_values"]
 
@@ -70,18 +70,23 @@ def published_values(shares: np.ndarray, mask_shares: np.ndarray, lam: np.ndarra
     return ops.add(dot_public(g, lam, field=field), rho, field=field)
 
 
-def check_consistency(published: np.ndarray, t: int, *, field: PrimeField = GF61) -> ConsistencyResult:
-    """Are the ``n`` published values ((n,) uint64) on one polynomial of degree ``< t``?
+def check_consistency(
+    published: np.ndarray, t: int, *, points: tuple[int, ...] | None = None, field: PrimeField = GF61
+) -> ConsistencyResult:
+    """Are the published values ((k,) uint64, value ``i`` from party ``points[i]``; default the
+    parties ``1..k``) on one polynomial of degree ``< t``?
 
-    Syndrome test: interpolate from the first ``t`` values to the other ``n - t`` points and
-    compare. With ``n == t`` every vector is consistent (no redundancy to check).
+    Syndrome test: interpolate from the first ``t`` values to the other ``k - t`` points and
+    compare. With ``k <= t`` every vector is consistent (no redundancy to check).
     """
     s = field.elements(published, "published", ndim=1)
-    n = s.shape[0]
-    points = party_points(n)
-    if n <= t:
+    k = s.shape[0]
+    points = party_points(k) if points is None else check_points(points, field, "points")
+    if len(points) != k:
+        raise FieldShapeError("published", s.shape, f"({len(points)},): one value per point")
+    if k <= t:
         return ConsistencyResult(True, s, ())
-    predicted = np.empty((n - t, 1), dtype=np.uint64)
+    predicted = np.empty((k - t, 1), dtype=np.uint64)
     matmul_unchecked(lagrange_matrix(points[:t], points[t:], field), s[:t].reshape(-1, 1), predicted, field)
     if np.array_equal(predicted[:, 0], s[t:]):
         return ConsistencyResult(True, s, ())

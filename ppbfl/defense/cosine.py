@@ -193,9 +193,7 @@ class SecureCosineFilter:
                 r_enc = safe.encode(ref)
             except PPBFLError as error:
                 raise DefenseParameterError(f"reference cannot be encoded under the no-wrap bound {safe.max_abs!r}: {error}") from error
-            r_int = r_enc.astype(np.int64)
-            r_int[r_enc > np.uint64(self.field.p // 2)] -= np.int64(self.field.p)  # signed encodings
-            ref_norm2 = int(np.dot(r_int, r_int))  # <= (p - 1) / 2 by the no-wrap bound: no int64 overflow
+            ref_norm2 = encoded_norm2(r_enc, self.field.p)
             if ref_norm2 == 0:
                 raise DefenseParameterError("reference: the zero vector has no direction")
             for i in list(shares):

@@ -24,6 +24,7 @@ __all__ = [
     "DeviceDecision",
     "aggregation_weights",
     "decide_public_reference",
+    "encoded_norm2",
     "norm_reason",
     "reason_code",
     "signed",
@@ -49,6 +50,13 @@ the first ``:`` of a reason is its key)."""
 def reason_code(reason: str) -> int:
     """The :data:`REASON_CODES` code of a reason string (its text before the first ``:``)."""
     return REASON_CODES[reason.split(":")[0]]
+
+
+def encoded_norm2(reference: np.ndarray, p: int) -> int:
+    """``||r||^2`` (exact int, scale ``2^(2f)``) of an encoded reference ((d,) uint64, signed encoding)."""
+    r = reference.astype(np.int64)
+    r[reference > np.uint64(p // 2)] -= np.int64(p)
+    return int(np.dot(r, r))  # <= (p - 1) / 2 under the no-wrap bound: no int64 overflow
 
 
 def signed(value: int, p: int) -> int:

@@ -22,7 +22,7 @@ from ppbfl.mpc.linear import check_shares, dot_public, sub
 from ppbfl.mpc.opening import open_vector
 from ppbfl.mpc.triples import BeaverTriple, SquareTriple
 
-__all__ = ["BeaverTranscript", "beaver_dot", "beaver_square"]
+__all__ = ["BeaverTranscript", "beaver_dot", "beaver_square", "square_from_opened"]
 
 
 class BeaverTranscript:
@@ -99,7 +99,17 @@ def beaver_square(
     eps, wrong = open_vector(sub(xs, triple.a, field=field), t, robust=robust, field=field)
     if transcript is not None:
         transcript.eps, transcript.wrong_points = eps, wrong
-    constant = ops.dot(eps, eps, field=field)
-    cross = dot_public(triple.a, eps, field=field)
-    z = ops.add(triple.c, ops.add(cross, cross, field=field), field=field)
-    return ops.add(z, np.full(z.shape, constant, dtype=np.uint64), field=field)
+    return square_from_opened(np.broadcast_to(eps, triple.a.shape), triple.a, triple.c, field=field)
+
+
+def square_from_opened(eps: np.ndarray, a: np.ndarray, c: np.ndarray, *, field: PrimeField = GF61) -> np.ndarray:
+    """Finish Beaver squares: ``z_r = c_r + 2 <eps_r, a_r> + <eps_r, eps_r>`` for every row ``r``.
+
+    ``eps``: (k, d) opened ``x - a``; ``a``: (k, d) shares of the triples' ``a``; ``c``: (k,)
+    shares of ``<a, a>``. Rows are either the parties of one triple (same ``eps`` in every row)
+    or one party's shares of ``k`` triples. Returns (k,) uint64 shares of ``<x, x>`` (threshold ``t``).
+    """
+    cross = np.array([ops.dot(e, x, field=field) for e, x in zip(eps, a)], dtype=np.uint64)
+    constant = np.array([ops.dot(e, e, field=field) for e in eps], dtype=np.uint64)
+    z = ops.add(c, ops.add(cross, cross, field=field), field=field)
+    return ops.add(z, constant, field=field)
