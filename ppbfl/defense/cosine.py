@@ -38,6 +38,7 @@ from ppbfl.defense.consistency import (
 from ppbfl.defense.decision import (
     aggregation_weights,
     decide_public_reference,
+    encoded_norm2,
     norm_reason,
     signed,
     weigh,
