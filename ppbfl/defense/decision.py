@@ -42,6 +42,7 @@ REASON_CODES: dict[str, int] = {
     "cosine <= tau": 7,
     "zero trust": 8,
     "missing upload": 9,
+    "commitment mismatch": 10,
 }
 """Stable numeric codes of the rejection reasons (the chain records the code; the text before
 the first ``:`` of a reason is its key)."""

@@ -1,0 +1,263 @@
+"""An edge node: holds devices' shares, verifies them on shares with its peers, aggregates (DESIGN §2, §5).
+
+The node is a message handler (``handle(envelope) -> reply``) usable behind any transport: the
+in-process one or a gRPC server in its own OS process (``ppbfl edge``). It keeps per-round state
+only for the current and the previous round. It never sees an update in the clear: every value it
+publishes is a share of a verification scalar (re-randomised in honest-majority mode) or of the
+weighted aggregate.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ppbfl.defense.consistency import challenge_coefficients
+from ppbfl.field import ops
+from ppbfl.field.csprng import expand_seed
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.mpc.beaver import square_from_opened
+from ppbfl.mpc.honest_majority import local_products
+from ppbfl.mpc import linear
+from ppbfl.mpc.linear import dot_public
+from ppbfl.mpc.przs import PartyPRZS
+from ppbfl.protocol.commitments import commitment_root, share_leaf
+from ppbfl.protocol.messages import (
+    Ack,
+    AggregateRequest,
+    AggregateShare,
+    BeaverFinish,
+    BeaverMasked,
+    BeaverOpen,
+    DeviceUpload,
+    NormShares,
+    SetupEdge,
+    TripleShares,
+    VerifyRequest,
+    VerifyShares,
+)
+from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
+from ppbfl.protocol.verification import open_and_decide
+from ppbfl.protocol.wire import Envelope, Message
+
+__all__ = ["EdgeBehaviour", "EdgeNode", "edge_party", "DEALER_PARTY", "COORDINATOR_PARTY"]
+
+COORDINATOR_PARTY = "coordinator"
+DEALER_PARTY = "dealer"
+
+
+def edge_party(index: int) -> str:
+    """The party id (TLS identity) of edge node ``index``: ``"edge-<index>"``."""
+    return f"edge-{index}"
+
+
+class EdgeBehaviour(str, enum.Enum):
+    """Fault injection for demonstrations and tests: an honest node, or one that lies."""
+
+    HONEST = "honest"
+    TAMPER_AGGREGATE = "tamper-aggregate"
+    """Adds a constant to its aggregate share (caught and named by robust reconstruction)."""
+    TAMPER_VERIFY = "tamper-verify"
+    """Adds a constant to its shares of ``<g, r>`` (corrected and named while opening)."""
+
+
+@dataclass
+class _RoundState:
+    uploads: dict[int, tuple[np.ndarray, int, bytes]] = field(default_factory=dict)
+    devices: list[int] = field(default_factory=list)
+    reference: np.ndarray | None = None
+    triples: tuple[np.ndarray, np.ndarray] | None = None
+    eps_devices: list[int] = field(default_factory=list)
+    aggregate: np.ndarray | None = None
+
+
+class EdgeNode:
+    """Edge node ``index`` (set by :class:`SetupEdge`) behind a transport.
+
+    Args:
+        party: its party id (defaults to ``edge-<index>`` once set up).
+        behaviour: :class:`EdgeBehaviour` (fault injection; honest by default).
+        field: the prime field.
+    """
+
+    def __init__(self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61) -> None:
+        self.party = party
+        self.behaviour = EdgeBehaviour(behaviour)
+        self.field = field
+        self.setup: SetupEdge | None = None
+        self.codec: FixedPointCodec | None = None
+        self.przs: PartyPRZS | None = None
+        self.rounds: dict[int, _RoundState] = {}
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def handle(self, envelope: Envelope) -> Message:
+        """Handle one validated message and return the reply (raises a typed error on a bad request)."""
+        message = envelope.message
+        if isinstance(message, SetupEdge):
+            return self._setup(envelope, message)
+        if self.setup is None:
+            raise OutOfPhaseError(self.party or "edge node", f"{type(message).__name__} before setup")
+        handlers = {
+            DeviceUpload: self._upload,
+            VerifyRequest: self._verify,
+            TripleShares: self._triples,
+            BeaverOpen: self._beaver_open,
+            BeaverFinish: self._beaver_finish,
+            AggregateRequest: self._aggregate,
+        }
+        handler = handlers.get(type(message))
+        if handler is None:
+            raise OutOfPhaseError(self.party, f"an edge node does not handle {type(message).__name__}")
+        return handler(envelope, message)
+
+    @property
+    def context(self) -> dict:
+        """The decode context of requests to this node (the field prime and, once set up, ``d``)."""
+        context: dict = {"p": self.field.p}
+        if self.setup is not None:
+            context["d"] = self.setup.d
+        return context
+
+    def _state(self, round: int, create: bool = False) -> _RoundState:
+        if round not in self.rounds:
+            if not create:
+                raise OutOfPhaseError(self.party, f"nothing received for round {round}")
+            self.rounds[round] = _RoundState()
+            for old in [r for r in self.rounds if r < round - 1]:
+                del self.rounds[old]
+        return self.rounds[round]
+
+    def _require(self, sender: str, expected: str, what: str) -> None:
+        if sender != expected:
+            raise OutOfPhaseError(self.party, f"{what} must come from {expected}, not {sender}")
+
+    # -- handlers ------------------------------------------------------------------------------
+    def _setup(self, envelope: Envelope, message: SetupEdge) -> Message:
+        self._require(envelope.sender, COORDINATOR_PARTY, "setup")
+        if not 1 <= message.index <= message.n or not 1 <= message.t <= message.n:
+            raise OutOfPhaseError(self.party or "edge node", f"bad setup: index {message.index}, (t, n) = ({message.t}, {message.n})")
+        if len(message.przs_sets) != len(message.przs_keys):
+            raise OutOfPhaseError(self.party or "edge node", "setup: przs_sets and przs_keys differ in length")
+        keys = {
+            frozenset(j for j in range(1, message.n + 1) if mask >> (j - 1) & 1): key
+            for mask, key in zip(message.przs_sets, message.przs_keys)
+        }
+        self.party = self.party or edge_party(message.index)
+        self.przs = PartyPRZS(message.index, message.t, message.n, keys, self.field)
+        self.codec = FixedPointCodec(self.field, message.frac_bits)
+        self.setup = message
+        self.rounds.clear()
+        return Ack(f"{self.party} ready: edge node {message.index} of ({message.t}, {message.n}), d = {message.d}")
+
+    def _upload(self, envelope: Envelope, message: DeviceUpload) -> Message:
+        assert self.setup is not None
+        index, d = self.setup.index, self.setup.d
+        if len(message.leaves) != self.setup.n:
+            raise CommitmentMismatchError(self.party, message.device, f"{len(message.leaves)} leaves, expected n = {self.setup.n}")
+        if (message.share is None) == (message.seed is None):
+            raise CommitmentMismatchError(self.party, message.device, "exactly one of share and seed must be set")
+        if message.mask_share >= self.field.p:
+            raise CommitmentMismatchError(self.party, message.device, f"mask_share {message.mask_share} is not < p")
+        if message.share is not None:
+            share = message.share
+            leaf = share_leaf(envelope.round, message.device, index, message.mask_share, share=share)
+        else:
+            share = expand_seed(message.seed, d, stream=message.stream, field=self.field)
+            leaf = share_leaf(envelope.round, message.device, index, message.mask_share, seed=message.seed, stream=message.stream)
+        if message.leaves[index - 1] != leaf:
+            raise CommitmentMismatchError(self.party, message.device, "the share does not match its committed leaf")
+        state = self._state(envelope.round, create=True)
+        state.uploads[message.device] = (share, message.mask_share, commitment_root(message.leaves))
+        return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
+
+    def _shares_of(self, state: _RoundState, devices: list[int]) -> np.ndarray:
+        missing = [i for i in devices if i not in state.uploads]
+        if missing:
+            raise OutOfPhaseError(self.party, f"no upload from devices {missing[:8]}")
+        if not devices:
+            return np.zeros((0, self.setup.d), dtype=np.uint64)
+        return np.stack([state.uploads[i][0] for i in devices])
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest) -> Message:
+        self._require(envelope.sender, COORDINATOR_PARTY, "verify")
+        assert self.przs is not None
+        state = self._state(envelope.round)
+        shares = self._shares_of(state, message.devices)
+        lam = challenge_coefficients(message.challenge_seed, self.setup.d, field=self.field)
+        masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
+        consistency = ops.add(dot_public(shares, lam, field=self.field), masks, field=self.field)
+        dot_ref = dot_public(shares, message.reference, field=self.field)
+        if self.behaviour is EdgeBehaviour.TAMPER_VERIFY:
+            dot_ref = ops.add(dot_ref, np.full(dot_ref.shape, 12345, dtype=np.uint64), field=self.field)
+        norm2 = np.zeros(0, dtype=np.uint64)
+        if message.hm:
+            norm2 = ops.add(
+                local_products(shares, shares, field=self.field),
+                self.przs.zero_share(message.zero_counter, len(message.devices)),
+                field=self.field,
+            )
+        if len(message.commitments) != len(message.devices):
+            raise OutOfPhaseError(self.party, f"{len(message.commitments)} commitments for {len(message.devices)} devices")
+        mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if state.uploads[i][2] != root]
+        state.devices = list(message.devices)
+        state.reference = message.reference
+        return VerifyShares(consistency, dot_ref, norm2, mismatched)
+
+    def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
+        self._require(envelope.sender, DEALER_PARTY, "triples")
+        if message.a.shape[0] != message.c.shape[0] or message.a.shape[1] != self.setup.d:
+            raise OutOfPhaseError(self.party, f"triples of shape {message.a.shape}, {message.c.shape}: expected (k, {self.setup.d}), (k,)")
+        self._state(envelope.round, create=True).triples = (message.a, message.c)
+        return Ack(f"{self.party}: {message.c.shape[0]} triples for round {envelope.round}")
+
+    def _beaver_open(self, envelope: Envelope, message: BeaverOpen) -> Message:
+        self._require(envelope.sender, COORDINATOR_PARTY, "beaver open")
+        state = self._state(envelope.round)
+        if state.triples is None or state.triples[0].shape[0] < len(message.devices):
+            raise OutOfPhaseError(self.party, f"not enough Beaver triples for {len(message.devices)} devices in round {envelope.round}")
+        a = state.triples[0][: len(message.devices)]
+        state.eps_devices = list(message.devices)
+        return BeaverMasked(linear.sub(self._shares_of(state, message.devices), a, field=self.field))
+
+    def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
+        self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
+        state = self._state(envelope.round)
+        k = len(state.eps_devices)
+        if state.triples is None or message.eps.shape != (k, self.setup.d):
+            raise OutOfPhaseError(self.party, f"eps of shape {message.eps.shape}: expected ({k}, {self.setup.d}) after beaver open")
+        a, c = state.triples
+        state.triples = None  # single use
+        return NormShares(square_from_opened(message.eps, a[:k], c[:k], field=self.field))
+
+    def _aggregate(self, envelope: Envelope, message: AggregateRequest) -> Message:
+        self._require(envelope.sender, COORDINATOR_PARTY, "aggregate")
+        assert self.codec is not None
+        state = self._state(envelope.round)
+        if state.reference is None:
+            raise OutOfPhaseError(self.party, f"aggregate before verify in round {envelope.round}")
+        m = len(state.devices)
+        k = len(message.points)
+        for name in ("consistency", "dot_ref", "norm2"):
+            shape = getattr(message, name).shape
+            if shape != (k, m):
+                raise OutOfPhaseError(self.party, f"aggregate request field {name!r}: shape {shape}, expected ({k}, {m})")
+        if message.trust.shape != (m,):
+            raise OutOfPhaseError(self.party, f"aggregate request field 'trust': shape {message.trust.shape}, expected ({m},)")
+        decision = open_and_decide(
+            message.points, message.consistency, message.dot_ref, message.norm2, message.norm2_degree,
+            state.reference, message.trust, t=self.setup.t, tau=self.setup.tau, codec=self.codec,
+            rejected={i: "commitment mismatch" for i in message.rejected if 0 <= i < m},
+        )
+        accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
+        if accepted:
+            rows = self._shares_of(state, [state.devices[i] for i in accepted])
+            share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field)
+        else:
+            share = np.zeros(self.setup.d, dtype=np.uint64)
+        if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:
+            share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
+        state.aggregate = share
+        return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)

@@ -1,0 +1,241 @@
+"""The messages of a ppbfl round (DESIGN §8): schema, version and validation live in :mod:`.wire`.
+
+Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector length ``d``):
+
+1. coordinator -> edge node: :class:`SetupEdge` once (index, parameters, PRZS keys).
+2. device -> edge node ``j``: :class:`DeviceUpload` (its share vector or PRG seed, its share of the
+   consistency mask, and the ``n`` leaf hashes whose Merkle root the device committed on chain).
+3. coordinator -> edge node: :class:`VerifyRequest` (challenge seed fixed on chain after the
+   commitments, encoded public reference, device list) -> :class:`VerifyShares` (per device: the
+   consistency value, the share of ``<g, r>``, and -- honest-majority mode -- the re-randomised
+   share of ``||g||^2``).
+4. Beaver mode only (fewer than ``2t - 1`` edge nodes online): dealer -> edge node
+   :class:`TripleShares`; coordinator -> edge node :class:`BeaverOpen` -> :class:`BeaverMasked`
+   (shares of ``g - a``), then :class:`BeaverFinish` (opened ``g - a``) -> :class:`NormShares`.
+5. coordinator -> edge node: :class:`AggregateRequest` (every online node's scalar shares, the
+   public trust scores) -> :class:`AggregateShare` (the node's own opening of the scalars, its
+   decisions, and its share of ``sum_i enc(w_i c_i) g_i``, which it commits on chain and which
+   anyone can audit against the posted aggregate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+import numpy as np
+
+from ppbfl.protocol.wire import Array, Bytes, FieldArray, Float, ListOf, Message, Text, UInt, register
+
+__all__ = [
+    "Ack",
+    "AggregateRequest",
+    "AggregateShare",
+    "BeaverFinish",
+    "BeaverMasked",
+    "BeaverOpen",
+    "DeviceUpload",
+    "NormShares",
+    "SetupEdge",
+    "TripleRequest",
+    "TripleShares",
+    "VerifyRequest",
+    "VerifyShares",
+]
+
+Hash = Annotated[bytes, Bytes(length=32)]
+Count = Annotated[int, UInt(bits=32)]
+Word = Annotated[int, UInt(bits=64)]
+
+
+@register
+@dataclass(frozen=True)
+class Ack(Message):
+    """A plain acknowledgement; ``note`` says what was done."""
+
+    KIND: ClassVar[str] = "ack"
+    VERSION: ClassVar[int] = 1
+    note: Annotated[str, Text(max_len=200)]
+
+
+@register
+@dataclass(frozen=True)
+class SetupEdge(Message):
+    """Make the receiver edge node ``index`` of a ``(t, n)`` tier for length-``d`` updates.
+
+    ``przs_sets[k]`` is the bitmask (bit ``j - 1`` for party ``j``) of a set of ``n - t + 1``
+    parties containing ``index`` and ``przs_keys[k]`` its 32-byte PRZS key (trusted setup,
+    delivered over the authenticated channel).
+    """
+
+    KIND: ClassVar[str] = "setup_edge"
+    VERSION: ClassVar[int] = 1
+    index: Count
+    t: Count
+    n: Count
+    d: Count
+    frac_bits: Annotated[int, UInt(max=40)]
+    tau: Annotated[float, Float()]
+    przs_sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=4096)]
+    przs_keys: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=4096)]
+
+
+@register
+@dataclass(frozen=True)
+class DeviceUpload(Message):
+    """Device ``device``'s upload to one edge node for the envelope's round.
+
+    Exactly one of ``share`` ((d,) uint64 < p) and ``seed`` (32 bytes, expanded with PRG stream
+    ``stream``) is set. ``mask_share``: the node's share of the consistency mask ``rho``.
+    ``leaves``: the ``n`` leaf hashes of the device's on-chain commitment (leaf ``j - 1`` is node ``j``'s).
+    """
+
+    KIND: ClassVar[str] = "device_upload"
+    VERSION: ClassVar[int] = 1
+    device: Count
+    share: Annotated[np.ndarray | None, FieldArray(ndim=1, length="d")]
+    seed: Annotated[bytes | None, Bytes(length=32)]
+    stream: Word
+    mask_share: Annotated[int, UInt(bits=64)]
+    leaves: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
+
+
+@register
+@dataclass(frozen=True)
+class VerifyRequest(Message):
+    """Compute the verification scalars' shares of ``devices`` (in this order).
+
+    ``challenge_seed``: fixed on chain after the commitments; ``reference``: the public reference
+    update encoded under the no-wrap bound ((d,) uint64); ``commitments``: each device's on-chain
+    share commitment (the node compares it with the root of the leaves it received); ``hm``: also return honest-majority
+    shares of ``||g||^2`` (PRZS counter ``zero_counter``, never reused).
+    """
+
+    KIND: ClassVar[str] = "verify_request"
+    VERSION: ClassVar[int] = 1
+    challenge_seed: Hash
+    reference: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
+    devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+    commitments: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)]
+    hm: Annotated[int, UInt(max=1)]
+    zero_counter: Word
+
+
+@register
+@dataclass(frozen=True)
+class VerifyShares(Message):
+    """One node's shares for :class:`VerifyRequest`'s devices: (m,) uint64 each.
+
+    ``consistency``: ``<lambda, g_j> + rho_j``; ``dot_ref``: share of ``<g, r>`` (degree ``t - 1``);
+    ``norm2``: re-randomised share of ``||g||^2`` (degree ``2(t - 1)``), empty unless ``hm``;
+    ``mismatched``: positions of devices whose uploaded leaves do not match their on-chain commitment.
+    """
+
+    KIND: ClassVar[str] = "verify_shares"
+    VERSION: ClassVar[int] = 1
+    consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
+    dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
+    norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
+    mismatched: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+
+
+@register
+@dataclass(frozen=True)
+class TripleRequest(Message):
+    """Coordinator -> dealer: deal ``count`` square triples of length ``d`` to ``nodes``."""
+
+    KIND: ClassVar[str] = "triple_request"
+    VERSION: ClassVar[int] = 1
+    count: Count
+    nodes: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
+
+
+@register
+@dataclass(frozen=True)
+class TripleShares(Message):
+    """Dealer -> edge node: its shares of ``count`` square triples: ``a`` (count, d), ``c`` (count,)."""
+
+    KIND: ClassVar[str] = "triple_shares"
+    VERSION: ClassVar[int] = 1
+    a: Annotated[np.ndarray, FieldArray(ndim=2)]
+    c: Annotated[np.ndarray, FieldArray(ndim=1)]
+
+
+@register
+@dataclass(frozen=True)
+class BeaverOpen(Message):
+    """Return shares of ``eps_i = g_i - a_i`` for ``devices`` (triple ``k`` for the ``k``-th device)."""
+
+    KIND: ClassVar[str] = "beaver_open"
+    VERSION: ClassVar[int] = 1
+    devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+
+
+@register
+@dataclass(frozen=True)
+class BeaverMasked(Message):
+    """Shares of ``g_i - a_i``: (m, d) uint64."""
+
+    KIND: ClassVar[str] = "beaver_masked"
+    VERSION: ClassVar[int] = 1
+    eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+
+
+@register
+@dataclass(frozen=True)
+class BeaverFinish(Message):
+    """The opened ``eps`` ((m, d) uint64) for :class:`BeaverOpen`'s devices."""
+
+    KIND: ClassVar[str] = "beaver_finish"
+    VERSION: ClassVar[int] = 1
+    eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+
+
+@register
+@dataclass(frozen=True)
+class NormShares(Message):
+    """Degree-``(t - 1)`` shares of ``||g_i||^2`` from Beaver triples: (m,) uint64."""
+
+    KIND: ClassVar[str] = "norm_shares"
+    VERSION: ClassVar[int] = 1
+    norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
+
+
+@register
+@dataclass(frozen=True)
+class AggregateRequest(Message):
+    """Open the scalars, decide, and return this node's aggregate share.
+
+    ``points``: the online nodes whose shares follow, in row order; ``consistency``, ``dot_ref``,
+    ``norm2``: (k, m) uint64 share matrices (row = node, column = device of the verify request);
+    ``norm2_degree``: ``2(t - 1)`` (honest majority) or ``t - 1`` (Beaver); ``trust``: (m,)
+    float64 public trust scores in ``[0, 1]``; ``rejected``: positions of devices some node
+    reported as not matching their commitment (rejected by everyone, scalars not opened).
+    """
+
+    KIND: ClassVar[str] = "aggregate_request"
+    VERSION: ClassVar[int] = 1
+    points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
+    consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
+    dot_ref: Annotated[np.ndarray, FieldArray(ndim=2)]
+    norm2: Annotated[np.ndarray, FieldArray(ndim=2)]
+    norm2_degree: Count
+    trust: Annotated[np.ndarray, Array(dtype="<f8", ndim=1)]
+    rejected: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+
+
+@register
+@dataclass(frozen=True)
+class AggregateShare(Message):
+    """One node's result: its openings (``norm2``, ``dot_ref``: (m,) uint64), its decisions
+    (``reasons``: reason codes, ``weights``: (m,) uint64 fixed-point ``enc(w_i c_i)``, 0 if
+    rejected), the float ``total_weight`` ``sum_i w_i`` and its aggregate share ((d,) uint64)."""
+
+    KIND: ClassVar[str] = "aggregate_share"
+    VERSION: ClassVar[int] = 1
+    norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
+    dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
+    reasons: Annotated[list[int], ListOf(UInt(bits=8), max_len=1 << 16)]
+    weights: Annotated[np.ndarray, FieldArray(ndim=1)]
+    total_weight: Annotated[float, Float()]
+    share: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]

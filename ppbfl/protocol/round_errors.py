@@ -1,0 +1,40 @@
+"""Errors of the round state machine (the wire and transport errors live in :mod:`.errors`)."""
+
+from __future__ import annotations
+
+from ppbfl.errors import PPBFLError
+
+__all__ = ["CommitmentMismatchError", "NotEnoughEdgeNodesError", "OutOfPhaseError", "RoundFailedError"]
+
+
+class OutOfPhaseError(PPBFLError):
+    """A party received a request its state does not allow (e.g. verify before setup or uploads)."""
+
+    def __init__(self, party: str, what: str) -> None:
+        super().__init__(f"{party}: {what}")
+        self.party, self.what = party, what
+
+
+class CommitmentMismatchError(PPBFLError):
+    """A device's upload does not match the commitment it posted on chain."""
+
+    def __init__(self, party: str, device: int, why: str) -> None:
+        super().__init__(f"{party}: upload of device {device} rejected: {why}")
+        self.party, self.device, self.why = party, device, why
+
+
+class NotEnoughEdgeNodesError(PPBFLError):
+    """Fewer edge nodes answered than the step needs (``t`` to reconstruct; ``2t - 1`` or a dealer to verify)."""
+
+    def __init__(self, step: str, online: tuple[int, ...], needed: int) -> None:
+        super().__init__(f"{step}: {len(online)} edge nodes online {list(online)}, at least {needed} needed")
+        self.step, self.online, self.needed = step, online, needed
+
+
+class RoundFailedError(PPBFLError):
+    """A round could not complete; ``reason`` says why and ``party`` names the culprit if known."""
+
+    def __init__(self, round: int, reason: str, party: str | None = None) -> None:
+        who = f" (party {party})" if party else ""
+        super().__init__(f"round {round} failed: {reason}{who}")
+        self.round, self.reason, self.party = round, reason, party

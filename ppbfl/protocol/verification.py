@@ -1,0 +1,128 @@
+"""Opening a round's verification scalars and deciding, as every edge node and the aggregator do.
+
+Each online edge node ``j`` contributed, per device ``i``: the consistency value
+``s_ij = <lambda, g_i>_j + rho_ij``, its share of ``<g_i, r>`` and its share of ``||g_i||^2``.
+:func:`open_and_decide` opens them (robustly: a wrong value is corrected and its sender named while
+enough nodes are online), runs the share-consistency test, and applies the public decision of
+:mod:`ppbfl.defense.decision`. It is deterministic, so honest parties given the same shares reach
+the same result; a node that reports different decisions is caught by comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ppbfl.defense.consistency import check_consistency
+from ppbfl.defense.decision import (
+    DeviceDecision,
+    aggregation_weights,
+    decide_public_reference,
+    encoded_norm2,
+    reason_code,
+)
+from ppbfl.defense.submission import codec_for_length
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.sharing.robust import robust_reconstruct
+
+__all__ = ["RoundDecision", "open_and_decide"]
+
+
+@dataclass(frozen=True)
+class RoundDecision:
+    """The public outcome of a round's verification.
+
+    Attributes:
+        norm2, dot_ref: (m,) uint64 opened ``||g_i||^2`` and ``<g_i, r>`` (0 where not opened).
+        decisions: one :class:`DeviceDecision` per device.
+        weights: (m,) uint64 public fixed-point aggregation weights ``enc(w_i c_i)`` (0 if rejected).
+        total_weight: ``sum_i w_i`` (float) over accepted devices.
+        wrong_points: edge nodes caught sending wrong scalar shares.
+        suspects: device -> points named by a failed consistency check.
+    """
+
+    norm2: np.ndarray
+    dot_ref: np.ndarray
+    decisions: tuple[DeviceDecision, ...]
+    weights: np.ndarray
+    total_weight: float
+    wrong_points: tuple[int, ...]
+    suspects: dict[int, tuple[int, ...]]
+
+    @property
+    def reason_codes(self) -> list[int]:
+        """The decisions' reason codes (:data:`ppbfl.defense.decision.REASON_CODES`)."""
+        return [reason_code(d.reason) for d in self.decisions]
+
+
+def _open(values: np.ndarray, points: tuple[int, ...], degree: int, codec: FixedPointCodec) -> tuple[np.ndarray, set[int]]:
+    result = robust_reconstruct(values, points, degree + 1, field=codec.field)
+    return result.secret, set(result.wrong_points)
+
+
+def open_and_decide(
+    points: Sequence[int],
+    consistency: np.ndarray,
+    dot_ref: np.ndarray,
+    norm2: np.ndarray,
+    norm2_degree: int,
+    reference: np.ndarray,
+    trust: np.ndarray,
+    *,
+    t: int,
+    tau: float,
+    codec: FixedPointCodec,
+    rejected: dict[int, str] | None = None,
+) -> RoundDecision:
+    """Open the (k, m) share matrices (row ``r`` from node ``points[r]``) and decide every device.
+
+    Args:
+        norm2_degree: ``2(t - 1)`` for honest-majority shares, ``t - 1`` for Beaver shares.
+        reference: the encoded public reference ((d,) uint64); fixes ``||r||^2`` and ``d``.
+        trust: (m,) float64 in ``[0, 1]``.
+        rejected: devices already rejected before verification (column -> reason), e.g. a
+            commitment mismatch; their scalars are not opened.
+
+    Raises:
+        ReconstructionError: a scalar has more wrong shares than can be corrected.
+    """
+    points = tuple(int(x) for x in points)
+    p = codec.field.p
+    m = consistency.shape[1]
+    rejected = dict(rejected or {})
+    wrong: set[int] = set()
+    suspects: dict[int, tuple[int, ...]] = {}
+    for i in range(m):
+        if i in rejected:
+            continue
+        check = check_consistency(consistency[:, i], t, points=points, field=codec.field)
+        if not check.consistent:
+            rejected[i] = "inconsistent shares"
+            suspects[i] = check.suspects
+    live = [i for i in range(m) if i not in rejected]
+    opened_norm2 = np.zeros(m, dtype=np.uint64)
+    opened_dot = np.zeros(m, dtype=np.uint64)
+    if live:
+        opened_norm2[live], bad = _open(norm2[:, live], points, norm2_degree, codec)
+        wrong |= bad
+        opened_dot[live], bad = _open(dot_ref[:, live], points, t - 1, codec)
+        wrong |= bad
+    ref_norm2 = encoded_norm2(reference, p)
+    decisions = []
+    for i in range(m):
+        if i in rejected:
+            decisions.append(DeviceDecision(float("nan"), None, 0.0, 1.0, rejected[i]))
+        else:
+            decisions.append(decide_public_reference(int(opened_norm2[i]), int(opened_dot[i]), ref_norm2, float(trust[i]), tau, p))
+    accepted = [i for i, d in enumerate(decisions) if d.accepted]
+    weights = np.zeros(m, dtype=np.uint64)
+    if accepted:
+        safe = codec_for_length(codec, reference.size)
+        weights[accepted] = aggregation_weights(
+            [decisions[i].weight for i in accepted], [decisions[i].clip for i in accepted], codec, safe.max_abs
+        )
+    total = float(sum(decisions[i].weight for i in accepted))
+    return RoundDecision(opened_norm2, opened_dot, tuple(decisions), weights, total, tuple(sorted(wrong)), suspects)
+
