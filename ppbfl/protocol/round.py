@@ -159,6 +159,7 @@ class Coordinator:
         self.safe = codec_for_length(self.codec, d)
         self.online: list[int] = []
         self.dropped: dict[int, str] = {}
+        self.excluded: dict[int, str] = {}
 
     # -- calls ---------------------------------------------------------------------------------
     def _context(self) -> dict:
@@ -335,6 +336,9 @@ class Coordinator:
         outcome = RoundResult(
             round, members, aggregate, decision, mode, tuple(final), dict(self.dropped), tuple(sorted(wrong)), missing, timings,
         )
+        for j in outcome.liars:  # named liars leave the tier (their shares are no longer trusted)
+            self.excluded[j] = f"sent wrong shares in round {round}"
+        self.online = [j for j in self.online if j not in self.excluded]
         if self.ledger is not None:
             outcome.gas = self.ledger.record_round(round, outcome, {j: replies[j] for j in final}, secret, model_hash)
             lap("chain")

@@ -1,0 +1,188 @@
+"""Wiring a deployment: the edge tier, the dealer, and every party's transport.
+
+* :class:`InProcessDeployment` -- every party in this process, messages still encoded, validated
+  and decoded on every hop (:class:`~ppbfl.protocol.transport.InProcessTransport`).
+* :class:`GrpcDeployment` -- each edge node and the dealer its own OS process
+  (``ppbfl edge`` / ``python -m ppbfl.protocol.serve``) on 127.0.0.1, gRPC with mutual TLS; a
+  consortium CA issues one certificate per party, and their fingerprints are what the chain
+  registers (:attr:`fingerprints`); the coordinator and devices pin edge nodes to them.
+
+Both give the coordinator's transport, each device's transport, and ``stop_edge(j)`` (a node that
+goes away mid-protocol, for dropout tests and demos).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.protocol.dealer import TripleDealerNode
+from ppbfl.protocol.device import device_party
+from ppbfl.protocol.edge_node import COORDINATOR_PARTY, DEALER_PARTY, EdgeBehaviour, EdgeNode, edge_party
+from ppbfl.protocol.grpc_transport import GrpcTransport
+from ppbfl.protocol.process import ServerProcess, spawn_server
+from ppbfl.protocol.tls import PartyCredentials, issue, make_ca, save_credentials
+from ppbfl.protocol.transport import InProcessTransport, Transport
+
+__all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
+
+
+def make_edge_node(behaviour: str = "honest") -> EdgeNode:
+    """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node."""
+    return EdgeNode(behaviour=EdgeBehaviour(behaviour))
+
+
+def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
+    """Handler factory of the dealer process: it calls the edge nodes ``peers`` over mTLS itself."""
+    from ppbfl.protocol.tls import load_credentials
+
+    transport = GrpcTransport(
+        DEALER_PARTY, load_credentials(creds, DEALER_PARTY), Path(ca).read_bytes(), peers,
+        fingerprints={k: bytes.fromhex(v) for k, v in (fingerprints or {}).items()},
+    )
+    return TripleDealerNode(t, n, d, transport)
+
+
+class Deployment:
+    """Common interface: ``coordinator`` transport, :meth:`device_transport`, :meth:`stop_edge`, :meth:`close`."""
+
+    coordinator: Transport
+    fingerprints: dict[str, bytes]
+
+    def device_transport(self, index: int) -> Transport:
+        """Device ``index``'s transport to the edge nodes."""
+        raise NotImplementedError
+
+    def stop_edge(self, index: int) -> None:
+        """Take edge node ``index`` away (it stops answering)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop every process and close every channel."""
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessDeployment(Deployment):
+    """All parties in this process.
+
+    Args:
+        t, n, d: threshold, number of edge nodes, update length (the dealer needs ``d``).
+        behaviours: edge node index -> :class:`EdgeBehaviour` (default honest).
+    """
+
+    def __init__(self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61) -> None:
+        behaviours = dict(behaviours or {})
+        self.nodes = {edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field) for j in range(1, n + 1)}
+        self._edges: dict[str, EdgeNode] = dict(self.nodes)
+        dealer = TripleDealerNode(t, n, d, InProcessTransport(DEALER_PARTY, self._edges), field=field)
+        self._handlers = {**self._edges, DEALER_PARTY: dealer}
+        self.coordinator = InProcessTransport(COORDINATOR_PARTY, self._handlers)
+        self.fingerprints = {}
+        self._devices: dict[int, InProcessTransport] = {}
+
+    def device_transport(self, index: int) -> Transport:
+        if index not in self._devices:
+            self._devices[index] = InProcessTransport(device_party(index), self._edges)
+        return self._devices[index]
+
+    def stop_edge(self, index: int) -> None:
+        self._edges.pop(edge_party(index), None)
+        self._handlers.pop(edge_party(index), None)
+
+
+class GrpcDeployment(Deployment):
+    """Edge nodes and the dealer as separate processes on 127.0.0.1, gRPC + mutual TLS.
+
+    Args:
+        t, n, d: threshold, number of edge nodes, update length.
+        behaviours: edge node index -> :class:`EdgeBehaviour` (fault injection, default honest).
+        workdir: where certificates and keys go (default: a fresh temporary directory).
+        ready_timeout: seconds a process may take to start listening.
+    """
+
+    def __init__(
+        self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
+        workdir: str | Path | None = None, ready_timeout: float = 60.0,
+    ) -> None:
+        behaviours = dict(behaviours or {})
+        self._tmp = tempfile.TemporaryDirectory(prefix="ppbfl-grpc-") if workdir is None else None
+        self.workdir = Path(self._tmp.name if self._tmp else workdir)
+        self.ca = make_ca("ppbfl consortium")
+        self.ca_path = self.workdir / "ca.crt"
+        self.ca_path.write_bytes(self.ca.cert_pem)
+        self.creds: dict[str, PartyCredentials] = {}
+        for party in [edge_party(j) for j in range(1, n + 1)] + [DEALER_PARTY, COORDINATOR_PARTY]:
+            self._issue(party)
+        self.fingerprints = {party: c.fingerprint for party, c in self.creds.items()}
+        self.processes: dict[str, ServerProcess] = {}
+        try:
+            for j in range(1, n + 1):
+                self.processes[edge_party(j)] = self._spawn(
+                    edge_party(j), "ppbfl.protocol.deployment:make_edge_node", {"behaviour": behaviours.get(j, "honest")}, ready_timeout
+                )
+            self.peers = {party: proc.address for party, proc in self.processes.items()}
+            edge_fps = {p: self.fingerprints[p].hex() for p in self.peers}
+            self.processes[DEALER_PARTY] = self._spawn(
+                DEALER_PARTY, "ppbfl.protocol.deployment:make_dealer",
+                {"t": t, "n": n, "d": d, "creds": str(self.workdir), "ca": str(self.ca_path), "peers": dict(self.peers), "fingerprints": edge_fps},
+                ready_timeout,
+            )
+        except BaseException:
+            self.close()
+            raise
+        self.peers[DEALER_PARTY] = self.processes[DEALER_PARTY].address
+        self.coordinator = self._client(COORDINATOR_PARTY, self.peers)
+        self._devices: dict[int, GrpcTransport] = {}
+
+    def _issue(self, party: str) -> PartyCredentials:
+        creds = issue(self.ca, party)
+        save_credentials(creds, self.workdir)
+        self.creds[party] = creds
+        return creds
+
+    def _spawn(self, party: str, factory: str, args: dict, ready_timeout: float) -> ServerProcess:
+        command = [
+            sys.executable, "-m", "ppbfl.protocol.serve", "--handler", factory, "--party", party,
+            "--creds", str(self.workdir), "--ca", str(self.ca_path), "--port", "0", "--handler-arg", json.dumps(args),
+        ]
+        return spawn_server(command, ready_timeout)
+
+    def _client(self, party: str, peers: Mapping[str, str]) -> GrpcTransport:
+        return GrpcTransport(
+            party, self.creds[party], self.ca.cert_pem, peers,
+            fingerprints={p: self.fingerprints[p] for p in peers},
+        )
+
+    def device_transport(self, index: int) -> Transport:
+        if index not in self._devices:
+            party = device_party(index)
+            if party not in self.creds:
+                self._issue(party)
+                self.fingerprints[party] = self.creds[party].fingerprint
+            edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
+            self._devices[index] = self._client(party, edges)
+        return self._devices[index]
+
+    def stop_edge(self, index: int) -> None:
+        proc = self.processes.get(edge_party(index))
+        if proc is not None and proc.alive:
+            proc.kill()
+
+    def close(self) -> None:
+        for transport in [getattr(self, "coordinator", None), *getattr(self, "_devices", {}).values()]:
+            if transport is not None:
+                transport.close()
+        for proc in getattr(self, "processes", {}).values():
+            if proc.alive:
+                proc.terminate()
+        if self._tmp is not None:
+            self._tmp.cleanup()
