@@ -1,0 +1,25 @@
+"""Shared pieces of the protocol tests: synthetic updates and the plaintext reference aggregate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def synthetic_round(m: int, d: int, malicious: set[int], seed: int = 0) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Honest updates near a reference direction; malicious ones sign-flipped and scaled by 3."""
+    rng = np.random.default_rng(seed)
+    reference = rng.normal(size=d) * 0.01
+    updates = {i: reference + rng.normal(size=d) * 0.01 for i in range(m)}
+    for i in malicious:
+        updates[i] = -3.0 * updates[i]
+    return updates, reference
+
+
+def plaintext_aggregate(updates: dict[int, np.ndarray], reference: np.ndarray) -> tuple[np.ndarray, dict[int, float]]:
+    """FLTrust-style aggregate in floats: ``sum w_i c_i g_i / sum w_i``, ``w = relu(cos)``, ``c = min(1, |r|/|g|)``."""
+    weights, total = {}, np.zeros_like(reference)
+    for i, g in updates.items():
+        cos = float(g @ reference / (np.linalg.norm(g) * np.linalg.norm(reference)))
+        weights[i] = max(0.0, cos)
+        total += weights[i] * min(1.0, np.linalg.norm(reference) / np.linalg.norm(g)) * g
+    return total / sum(weights.values()), weights

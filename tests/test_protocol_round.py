@@ -1,0 +1,164 @@
+"""End-to-end rounds of the protocol layer with the in-process transport (every hop encoded and validated)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.device import Device
+from ppbfl.protocol.edge_node import COORDINATOR_PARTY, edge_party
+from ppbfl.protocol.errors import RemoteError
+from ppbfl.protocol.messages import AggregateRequest, VerifyRequest
+from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
+from ppbfl.protocol.transport import InProcessTransport
+from tests.protocol_helpers import plaintext_aggregate, synthetic_round
+
+T, N, D, M = 3, 5, 400, 8
+MALICIOUS = {1, 5}
+# fixed point (f = 16): entries carry 2^-17 rounding and weights 2^-17 relative error; measured
+# max |error| ~3e-6 on these 1e-2-sized updates, so 5e-5 leaves margin without hiding a real bug
+ATOL = 5e-5
+
+
+def _setup(behaviours=None, dealer=True):
+    deployment = InProcessDeployment(T, N, D, behaviours=behaviours)
+    codec = FixedPointCodec()
+    coordinator = Coordinator(T, N, D, deployment.coordinator, codec=codec, dealer=dealer)
+    coordinator.setup()
+    return deployment, coordinator, [Device(i, T, N, codec) for i in range(M)]
+
+
+def _run(deployment, coordinator, devices, rnd=1, updates=None, reference=None, **kwargs):
+    if updates is None:
+        updates, reference = synthetic_round(M, D, MALICIOUS, seed=rnd)
+    return coordinator.run_round(rnd, devices, updates, reference, device_transport=deployment.device_transport, **kwargs), updates, reference
+
+
+def test_round_matches_plaintext_fltrust_and_rejects_malicious():
+    deployment, coordinator, devices = _setup()
+    result, updates, reference = _run(deployment, coordinator, devices)
+    expected, weights = plaintext_aggregate(updates, reference)
+    np.testing.assert_allclose(result.aggregate, expected, atol=ATOL)
+    assert result.mode == "honest-majority"
+    assert set(result.accepted) == set(range(M)) - MALICIOUS
+    for i in MALICIOUS:
+        assert result.decision_of(i).weight == 0 and result.decision_of(i).reason == "negative cosine"
+    for i in set(range(M)) - MALICIOUS:
+        # cosines of the encoded updates: entries ~1e-2 at 2^-16 resolution move them by ~1e-5
+        assert result.decision_of(i).weight == pytest.approx(weights[i], abs=1e-4)
+        assert result.decision_of(i).cosine == result.decision_of(i).weight
+    assert result.liars == () and result.dropped == {}
+
+
+def test_lying_edge_node_is_corrected_named_and_excluded():
+    deployment, coordinator, devices = _setup({2: "tamper-aggregate"})
+    result, updates, reference = _run(deployment, coordinator, devices)
+    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
+    assert result.liars == (2,)
+    second, updates, reference = _run(deployment, coordinator, devices, rnd=2)
+    assert 2 not in second.online and second.liars == ()
+    np.testing.assert_allclose(second.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
+
+
+def test_node_lying_about_verification_shares_is_named():
+    deployment, coordinator, devices = _setup({4: "tamper-verify"})
+    result, updates, reference = _run(deployment, coordinator, devices)
+    assert 4 in result.liars
+    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
+
+
+def test_two_edge_nodes_gone_falls_back_to_beaver_triples():
+    deployment, coordinator, devices = _setup()
+    deployment.stop_edge(4)
+    deployment.stop_edge(5)
+    result, updates, reference = _run(deployment, coordinator, devices)
+    assert result.mode == "beaver"
+    assert result.online == (1, 2, 3) and set(result.dropped) == {4, 5}
+    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
+    assert set(result.accepted) == set(range(M)) - MALICIOUS
+
+
+def test_without_dealer_too_few_nodes_is_a_typed_error():
+    deployment, coordinator, devices = _setup(dealer=False)
+    deployment.stop_edge(5)
+    with pytest.raises(NotEnoughEdgeNodesError, match="no dealer"):
+        _run(deployment, coordinator, devices)
+
+
+def test_fewer_than_t_nodes_is_a_typed_error():
+    deployment, coordinator, devices = _setup()
+    for j in (3, 4, 5):
+        deployment.stop_edge(j)
+    with pytest.raises(NotEnoughEdgeNodesError, match="at least 3"):
+        _run(deployment, coordinator, devices)
+
+
+class _InconsistentDevice(Device):
+    """Commits to (and uploads) shares that do not lie on one polynomial."""
+
+    def share(self, round, update):
+        sharing, mask = super().share(round, update)
+        sharing.dense[0, 3] = (sharing.dense[0, 3] + np.uint64(1)) % np.uint64(sharing.field.p)
+        return sharing, mask
+
+
+class _EquivocatingDevice(Device):
+    """Uploads to node 1 a share other than the one it committed to."""
+
+    def prepare(self, round, update):
+        prepared = super().prepare(round, update)
+        upload = prepared.uploads[1]
+        bad = upload.share.copy()
+        bad[0] = (bad[0] + np.uint64(1)) % np.uint64(2**61 - 1)
+        prepared.uploads[1] = type(upload)(upload.device, bad, upload.seed, upload.stream, upload.mask_share, upload.leaves)
+        return prepared
+
+
+def test_inconsistent_and_equivocating_devices_are_rejected():
+    deployment, coordinator, devices = _setup()
+    devices[3] = _InconsistentDevice(3, T, N, coordinator.codec)
+    devices[6] = _EquivocatingDevice(6, T, N, coordinator.codec)
+    result, updates, reference = _run(deployment, coordinator, devices)
+    assert result.decision_of(3).reason == "inconsistent shares"
+    assert result.rejected[6].startswith("missing upload: edge node 1 refused it")
+    kept = {i: g for i, g in updates.items() if i not in (3, 6)}
+    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
+
+
+def test_devices_that_drop_out_are_left_out():
+    deployment, coordinator, devices = _setup()
+    updates, reference = synthetic_round(M, D, MALICIOUS)
+    del updates[0], updates[7]
+    result, _, _ = _run(deployment, coordinator, devices, updates=updates, reference=reference)
+    assert result.rejected[0] == result.rejected[7] == "missing upload: no update"
+    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
+
+
+def test_all_rejected_gives_zero_update():
+    deployment, coordinator, devices = _setup()
+    updates, reference = synthetic_round(M, D, set(range(M)))
+    result, _, _ = _run(deployment, coordinator, devices, updates=updates, reference=reference)
+    assert result.accepted == [] and not result.aggregate.any()
+
+
+def test_trust_scales_weights_and_zero_trust_rejects():
+    deployment, coordinator, devices = _setup()
+    result, updates, reference = _run(deployment, coordinator, devices, trust={0: 0.0, 2: 0.5})
+    assert result.decision_of(0).reason == "zero trust"
+    _, weights = plaintext_aggregate(updates, reference)
+    assert result.decision_of(2).weight == pytest.approx(0.5 * weights[2], abs=1e-4)
+
+
+def test_out_of_phase_and_wrong_sender_requests_are_refused():
+    deployment, coordinator, devices = _setup()
+    transport = InProcessTransport(COORDINATOR_PARTY, deployment.nodes)
+    reference = np.zeros(D, dtype=np.uint64)
+    with pytest.raises(RemoteError, match="nothing received for round 9"):
+        transport.call(edge_party(1), VerifyRequest(b"\x01" * 32, reference, [0], [b"\x00" * 32], 1, 9), round=9, timeout=5, context={"d": D})
+    impostor = deployment.device_transport(0)
+    request = AggregateRequest([1], np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 4, np.ones(1), [])
+    with pytest.raises(RemoteError, match="must come from coordinator"):
+        impostor.call(edge_party(1), request, round=1, timeout=5, context={"d": D})
