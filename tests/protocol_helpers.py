@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ppbfl.protocol.device import Device
+
 
 def synthetic_round(m: int, d: int, malicious: set[int], seed: int = 0) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Honest updates near a reference direction; malicious ones sign-flipped and scaled by 3."""
@@ -23,3 +25,24 @@ def plaintext_aggregate(updates: dict[int, np.ndarray], reference: np.ndarray) -
         weights[i] = max(0.0, cos)
         total += weights[i] * min(1.0, np.linalg.norm(reference) / np.linalg.norm(g)) * g
     return total / sum(weights.values()), weights
+
+
+class InconsistentDevice(Device):
+    """Commits to (and uploads) shares that do not lie on one polynomial."""
+
+    def share(self, round, update):
+        sharing, mask = super().share(round, update)
+        sharing.dense[0, 3] = (sharing.dense[0, 3] + np.uint64(1)) % np.uint64(sharing.field.p)
+        return sharing, mask
+
+
+class EquivocatingDevice(Device):
+    """Uploads to node 1 a share other than the one it committed to."""
+
+    def prepare(self, round, update):
+        prepared = super().prepare(round, update)
+        upload = prepared.uploads[1]
+        bad = upload.share.copy()
+        bad[0] = (bad[0] + np.uint64(1)) % np.uint64(2**61 - 1)
+        prepared.uploads[1] = type(upload)(upload.device, bad, upload.seed, upload.stream, upload.mask_share, upload.leaves)
+        return prepared

@@ -14,7 +14,7 @@ from ppbfl.protocol.messages import AggregateRequest, VerifyRequest
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
 from ppbfl.protocol.transport import InProcessTransport
-from tests.protocol_helpers import plaintext_aggregate, synthetic_round
+from tests.protocol_helpers import EquivocatingDevice, InconsistentDevice, plaintext_aggregate, synthetic_round
 
 T, N, D, M = 3, 5, 400, 8
 MALICIOUS = {1, 5}
@@ -96,31 +96,10 @@ def test_fewer_than_t_nodes_is_a_typed_error():
         _run(deployment, coordinator, devices)
 
 
-class _InconsistentDevice(Device):
-    """Commits to (and uploads) shares that do not lie on one polynomial."""
-
-    def share(self, round, update):
-        sharing, mask = super().share(round, update)
-        sharing.dense[0, 3] = (sharing.dense[0, 3] + np.uint64(1)) % np.uint64(sharing.field.p)
-        return sharing, mask
-
-
-class _EquivocatingDevice(Device):
-    """Uploads to node 1 a share other than the one it committed to."""
-
-    def prepare(self, round, update):
-        prepared = super().prepare(round, update)
-        upload = prepared.uploads[1]
-        bad = upload.share.copy()
-        bad[0] = (bad[0] + np.uint64(1)) % np.uint64(2**61 - 1)
-        prepared.uploads[1] = type(upload)(upload.device, bad, upload.seed, upload.stream, upload.mask_share, upload.leaves)
-        return prepared
-
-
 def test_inconsistent_and_equivocating_devices_are_rejected():
     deployment, coordinator, devices = _setup()
-    devices[3] = _InconsistentDevice(3, T, N, coordinator.codec)
-    devices[6] = _EquivocatingDevice(6, T, N, coordinator.codec)
+    devices[3] = InconsistentDevice(3, T, N, coordinator.codec)
+    devices[6] = EquivocatingDevice(6, T, N, coordinator.codec)
     result, updates, reference = _run(deployment, coordinator, devices)
     assert result.decision_of(3).reason == "inconsistent shares"
     assert result.rejected[6].startswith("missing upload: edge node 1 refused it")

@@ -174,7 +174,7 @@ class GrpcDeployment(Deployment):
 
     def stop_edge(self, index: int) -> None:
         proc = self.processes.get(edge_party(index))
-        if proc is not None and proc.alive:
+        if proc is not None and proc.alive():
             proc.kill()
 
     def close(self) -> None:
@@ -182,7 +182,7 @@ class GrpcDeployment(Deployment):
             if transport is not None:
                 transport.close()
         for proc in getattr(self, "processes", {}).values():
-            if proc.alive:
+            if proc.alive():
                 proc.terminate()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -13,6 +13,10 @@ with at least ``2t - 1`` online the squared norms use honest-majority shares (no
 fewer, the coordinator falls back to Beaver triples from the dealer. Any devices may drop: a device
 whose upload did not reach every online node, or that did not commit, is left out ("missing upload").
 The coordinator sees only opened scalars and aggregate shares, never a device's update.
+
+Redundancy: with ``k`` edge nodes online, up to ``floor((k - t) / 2)`` wrong aggregate shares are
+corrected (``floor((k - 2t + 1) / 2)`` for honest-majority norm shares) and the share-consistency
+check compares ``k - t`` extra points; with exactly ``t`` online nothing can be checked or corrected.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ppbfl.defense.consistency import check_consistency
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.errors import PPBFLError
@@ -290,17 +295,23 @@ class Coordinator:
             round, VerifyShares,
         )
         points = self._require_nodes("verify", self.t)
+        mismatched = sorted({k for j in points for k in verify[j].mismatched})
+        prejudged = {k: "commitment mismatch" for k in mismatched}
+        for k in range(len(members)):  # the same consistency test every node runs: public values
+            column = np.array([verify[j].consistency[k] for j in points], dtype=np.uint64)
+            if k not in prejudged and not check_consistency(column, self.t, points=points, field=self.field).consistent:
+                prejudged[k] = "inconsistent shares"
         norm2_rows: dict[int, np.ndarray]
         if hm and len(points) >= 2 * self.t - 1:
             mode, degree = "honest-majority", 2 * (self.t - 1)
             norm2_rows = {j: verify[j].norm2 for j in points}
         else:
             mode, degree = "beaver", self.t - 1
-            norm2_rows = self._beaver_norms(round, members, points)
+            norm2_rows = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in prejudged], points)
             points = self._require_nodes("beaver", self.t)
         lap("verify")
 
-        rejected = sorted({k for j in points for k in verify[j].mismatched})
+        rejected = mismatched
         trust_values = np.array([1.0 if trust is None else float(trust.get(i, 1.0)) for i in members])
         request = AggregateRequest(
             list(points),
@@ -311,7 +322,7 @@ class Coordinator:
         )
         decision = open_and_decide(
             request.points, request.consistency, request.dot_ref, request.norm2, degree, r_enc, trust_values,
-            t=self.t, tau=self.tau, codec=self.codec, rejected={k: "commitment mismatch" for k in rejected},
+            t=self.t, tau=self.tau, codec=self.codec, rejected=prejudged,
         )
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
         final = self._require_nodes("aggregate", self.t)
@@ -351,21 +362,31 @@ class Coordinator:
             raise NotEnoughEdgeNodesError(step, alive, needed)
         return alive
 
-    def _beaver_norms(self, round: int, members: list[int], points: tuple[int, ...]) -> dict[int, np.ndarray]:
-        """Squared norms' degree-``(t - 1)`` shares from dealer triples (fewer than ``2t - 1`` nodes online)."""
+    def _beaver_norms(self, round: int, members: list[int], columns: list[int], points: tuple[int, ...]) -> dict[int, np.ndarray]:
+        """Squared norms' degree-``(t - 1)`` shares from dealer triples (fewer than ``2t - 1`` nodes online).
+
+        Only the devices at positions ``columns`` (those with consistent shares) get a triple; the
+        other positions get zero shares (those devices are rejected before norms are opened).
+        """
         if not self.dealer:
             raise NotEnoughEdgeNodesError("verify (honest majority, no dealer configured)", points, 2 * self.t - 1)
+        devices = [members[k] for k in columns]
         try:
-            self.transport.call(DEALER_PARTY, TripleRequest(len(members), list(points)), round=round, timeout=self.timeout, context=self._context())
+            self.transport.call(DEALER_PARTY, TripleRequest(len(devices), list(points)), round=round, timeout=self.timeout, context=self._context())
         except PPBFLError as error:
             raise RoundFailedError(round, f"the dealer could not deal triples: {error}", DEALER_PARTY) from error
-        masked = self._call_nodes(points, lambda j: BeaverOpen(members), round, BeaverMasked)
+        masked = self._call_nodes(points, lambda j: BeaverOpen(devices), round, BeaverMasked)
         opened_at = self._require_nodes("beaver open", self.t)
-        eps_shares = np.stack([masked[j].eps for j in opened_at])  # (k, m, d)
-        eps = np.empty((len(members), self.d), dtype=np.uint64)
-        for i in range(len(members)):
-            result = robust_reconstruct(eps_shares[:, i, :], opened_at, self.t, field=self.field)
-            eps[i] = result.secret
+        eps_shares = np.stack([masked[j].eps for j in opened_at]).reshape(len(opened_at), len(devices), self.d)
+        eps = np.empty((len(devices), self.d), dtype=np.uint64)
+        for i in range(len(devices)):
+            try:
+                eps[i] = robust_reconstruct(eps_shares[:, i, :], opened_at, self.t, field=self.field).secret
+            except PPBFLError as error:
+                raise RoundFailedError(round, f"opening g - a of device {devices[i]}: {error}") from error
         finished = self._call_nodes(opened_at, lambda j: BeaverFinish(eps), round, NormShares)
-        return {j: finished[j].norm2 for j in finished}
-
+        rows = {}
+        for j, reply in finished.items():
+            rows[j] = np.zeros(len(members), dtype=np.uint64)
+            rows[j][columns] = reply.norm2
+        return rows
