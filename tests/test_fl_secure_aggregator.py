@@ -14,9 +14,20 @@ import pytest
 
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61
-from ppbfl.fl.aggregators import AGGREGATORS, AggregationContext, FLTrust, display_name, make_aggregator
+from ppbfl.fl.aggregators import (
+    AGGREGATORS,
+    AggregationContext,
+    FLTrust,
+    display_name,
+    make_aggregator,
+)
 from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
-from ppbfl.fl.secure_aggregator import SecureCosineAggregator, choose_frac_bits, derive_seed, fits
+from ppbfl.fl.secure_aggregator import (
+    SecureCosineAggregator,
+    choose_frac_bits,
+    derive_seed,
+    fits,
+)
 
 D = 300
 

@@ -25,8 +25,18 @@ from ppbfl.fl.registry import build_component
 from ppbfl.fl.secure_aggregator import SecureCosineAggregator
 
 __all__ = [
-    "AggregationContext", "Aggregator", "FedAvg", "Krum", "MultiKrum", "Median", "TrimmedMean", "FLTrust",
-    "SecureCosineAggregator", "AGGREGATORS", "make_aggregator", "display_name",
+    "AGGREGATORS",
+    "AggregationContext",
+    "Aggregator",
+    "FLTrust",
+    "FedAvg",
+    "Krum",
+    "Median",
+    "MultiKrum",
+    "SecureCosineAggregator",
+    "TrimmedMean",
+    "display_name",
+    "make_aggregator",
 ]
 
 

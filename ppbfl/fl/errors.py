@@ -8,16 +8,16 @@ from __future__ import annotations
 from ppbfl.errors import PPBFLError
 
 __all__ = [
-    "FLError",
+    "AggregationError",
+    "ConfigError",
     "DatasetError",
+    "FLError",
     "MissingColumnError",
     "NonNumericColumnError",
-    "TooFewClassesError",
-    "UnknownDatasetError",
     "PartitionError",
-    "ConfigError",
+    "TooFewClassesError",
     "UnknownComponentError",
-    "AggregationError",
+    "UnknownDatasetError",
     "UpdateRangeError",
 ]
 

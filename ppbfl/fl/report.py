@@ -18,7 +18,13 @@ from ppbfl.fl.aggregators import display_name
 from ppbfl.fl.runner import CellResult
 
 __all__ = [
-    "CSV_FIELDS", "efficacy_table", "write_csv", "write_timings", "write_markdown", "write_plots", "write_all",
+    "CSV_FIELDS",
+    "efficacy_table",
+    "write_all",
+    "write_csv",
+    "write_markdown",
+    "write_plots",
+    "write_timings",
 ]
 
 CSV_FIELDS = [
@@ -118,8 +124,8 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
                 lines.append(f"| {a} | {display_name(d)} | " + " | ".join(cells) + " |")
         lines.append("")
         if bd:
-            lines += [f"### {ds}: backdoor success rate (stamped non-target test samples classified as the target; "
-                      "0 % = the clean model, the trigger's baseline)", "",
+            lines += [(f"### {ds}: backdoor success rate (stamped non-target test samples classified as the target; "
+                       "0 % = the clean model, the trigger's baseline)"), "",
                       "| defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |", "|---|" + "---|" * len(cols)]
             for d in defences:
                 vals = [bd.get(("none" if f == 0 else "backdoor", d, f)) for f in cols]

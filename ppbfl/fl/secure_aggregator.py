@@ -48,14 +48,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ppbfl.defense import SecureCosineFilter, UpdateEncodingError, codec_for_length, share_update
+from ppbfl.defense import (
+    SecureCosineFilter,
+    UpdateEncodingError,
+    codec_for_length,
+    share_update,
+)
 from ppbfl.field.csprng import FieldRNG, new_seed
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.fl.aggregation import AggregationContext, Aggregator
 from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
 
-__all__ = ["SecureCosineAggregator", "MIN_FRAC_BITS", "choose_frac_bits", "derive_seed", "fits"]
+__all__ = ["MIN_FRAC_BITS", "SecureCosineAggregator", "choose_frac_bits", "derive_seed", "fits"]
 
 KEY = "defence_params.ppbfl_secure"
 MIN_FRAC_BITS = 8
