@@ -1,4 +1,4 @@
-"""Short federated runs on breast cancer: FedAvg learns; 40 % sign flip breaks FedAvg, not FLTrust/median."""
+"""Short federated runs on breast cancer: FedAvg learns; 40 % sign flip breaks FedAvg, not FLTrust/median/ppbfl (secure)."""
 
 from __future__ import annotations
 
@@ -25,13 +25,14 @@ def test_fedavg_without_attack_learns_breast_cancer(clean):
     assert clean.malicious_devices == ()
 
 
-def test_sign_flip_at_40_percent_breaks_fedavg_but_not_fltrust_or_median(clean):
-    results = {d: run_cell(Cell("breast_cancer", "sign_flip", 0.4, d, 0), FED, SIGN_FLIP) for d in ("fedavg", "fltrust", "median")}
+def test_sign_flip_at_40_percent_breaks_fedavg_but_not_fltrust_median_or_the_secure_defence(clean):
+    defences = ("fedavg", "fltrust", "median", "ppbfl_secure")
+    results = {d: run_cell(Cell("breast_cancer", "sign_flip", 0.4, d, 0), FED, SIGN_FLIP) for d in defences}
     assert len(results["fedavg"].malicious_devices) == 4
     assert results["fedavg"].malicious_devices == results["fltrust"].malicious_devices
-    # measured: fedavg ~0.10, fltrust ~0.96, median ~0.94
+    # measured: fedavg ~0.10, fltrust ~0.96, median ~0.94, ppbfl (secure) ~0.96
     assert results["fedavg"].final_accuracy < clean.final_accuracy - 0.3
-    for robust in ("fltrust", "median"):
+    for robust in ("fltrust", "median", "ppbfl_secure"):
         assert results[robust].final_accuracy > results["fedavg"].final_accuracy + 0.3
         assert results[robust].final_accuracy > clean.final_accuracy - 0.05
 

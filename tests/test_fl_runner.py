@@ -123,3 +123,41 @@ def test_csv_dataset_column_errors_surface_through_the_runner(tmp_path, capsys):
     config.write_text(TINY.replace('datasets = ["breast_cancer"]', f'datasets = ["csv:{data}:death"]'))
     assert main(["experiment", str(config), "--no-progress", "--output", str(tmp_path / "o")]) == 2
     assert "'death'" in capsys.readouterr().err
+
+
+SECURE = TINY.replace('defences = ["fedavg", "fltrust"]', 'defences = ["fltrust", "ppbfl_secure"]') + """
+[defence_params.ppbfl_secure]
+t = 2
+n = 3
+"""
+
+
+def test_secure_defence_runs_in_the_grid_reproducibly_with_its_own_column(tmp_path):
+    config = parse_config(tomllib.loads(SECURE))
+    first = write_all(run_experiment(config, progress=False), tmp_path / "a")
+    second = write_all(run_experiment(config, progress=False), tmp_path / "b")
+    assert first["csv"].read_bytes() == second["csv"].read_bytes()
+    rows = list(csv.DictReader(first["csv"].read_text().splitlines()))
+    assert [r["defence"] for r in rows].count("ppbfl_secure") == 3  # registry key in the CSV
+    markdown = first["markdown"].read_text()
+    assert "| attack | malicious | fltrust | ppbfl (secure) |" in markdown  # the efficacy table's column
+    assert "| sign_flip | ppbfl (secure) |" in markdown
+    # the sign-flipped device gets weight 0 in every round: the secure run tracks plaintext FLTrust
+    acc = {(r["attack"], r["defence"]): float(r["final_accuracy"]) for r in rows}
+    assert abs(acc[("sign_flip", "ppbfl_secure")] - acc[("sign_flip", "fltrust")]) < 0.05
+
+
+def test_cli_reports_an_update_beyond_the_secure_bound_naming_the_key(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text(SECURE.replace("n = 3", "n = 3\nmax_abs = 0.01"))
+    assert main(["experiment", str(config), "--no-progress", "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "defence_params.ppbfl_secure.max_abs" in err and "device" in err
+
+
+@pytest.mark.parametrize("old, new, key", [("t = 2", "t = 3", "defence_params.ppbfl_secure.n"),
+                                           ("t = 2", "tee = 2", "defence_params.ppbfl_secure.tee")])
+def test_bad_secure_parameters_name_the_key(old, new, key):
+    with pytest.raises(ConfigError) as err:
+        parse_config(tomllib.loads(SECURE.replace(old, new)))
+    assert err.value.key == key

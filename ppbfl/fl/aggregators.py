@@ -1,61 +1,43 @@
-"""Plaintext aggregation rules behind one interface.
+"""Aggregation rules behind one interface: the plaintext baselines and the secure defence.
 
 ``Aggregator.aggregate(updates, context) -> (update, info)`` with ``updates: (m, d)`` float
 (one row per device), ``context`` an :class:`AggregationContext`, ``update: (d,) float32`` and
-``info`` a dict (e.g. the selected rows, trust scores). A secure (secret-shared) defence plugs in
-as one more subclass registered in :data:`AGGREGATORS`.
+``info`` a dict (e.g. the selected rows, trust scores).
 
 Rules: ``fedavg`` (sample-weighted mean), ``krum`` / ``multi_krum`` (Blanchard et al. 2017),
 ``median`` (coordinate-wise), ``trimmed_mean`` (coordinate-wise, as ``scipy.stats.trim_mean``),
 ``fltrust`` (Cao et al. 2021: trust ``ReLU(cos(g_i, g_0))``, each update rescaled to
-``||g_0||``, where ``g_0`` is the server's update on its clean root set).
+``||g_0||``, where ``g_0`` is the server's update on its clean root set), and ``ppbfl_secure``
+(:class:`~ppbfl.fl.secure_aggregator.SecureCosineAggregator`: the same cosine rule on Shamir
+shares, DESIGN §5). The interface itself is in :mod:`ppbfl.fl.aggregation`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ppbfl.fl.aggregation import AggregationContext, Aggregator
 from ppbfl.fl.errors import AggregationError, ConfigError
 from ppbfl.fl.registry import build_component
+from ppbfl.fl.secure_aggregator import SecureCosineAggregator
 
 __all__ = [
-    "AggregationContext", "Aggregator", "FedAvg", "Krum", "MultiKrum", "Median", "TrimmedMean", "FLTrust",
-    "AGGREGATORS", "make_aggregator",
+    "AGGREGATORS",
+    "AggregationContext",
+    "Aggregator",
+    "FLTrust",
+    "FedAvg",
+    "Krum",
+    "Median",
+    "MultiKrum",
+    "SecureCosineAggregator",
+    "TrimmedMean",
+    "display_name",
+    "make_aggregator",
 ]
-
-
-@dataclass
-class AggregationContext:
-    """What a rule may use besides the updates.
-
-    ``weights: (m,)`` sample counts (FedAvg), ``n_malicious``: the assumed number of Byzantine
-    devices ``f`` (Krum), ``reference: (d,)`` the server's root-set update (FLTrust).
-    """
-
-    weights: np.ndarray | None = None
-    n_malicious: int = 0
-    reference: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Aggregator:
-    """Base class of aggregation rules."""
-
-    name = "base"
-    needs_reference = False
-
-    def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
-        raise NotImplementedError
-
-    @staticmethod
-    def _check(updates: np.ndarray) -> np.ndarray:
-        updates = np.asarray(updates, dtype=np.float64)
-        if updates.ndim != 2 or updates.shape[0] < 1:
-            raise AggregationError(f"updates must be (m, d) with m >= 1, got shape {updates.shape}")
-        return updates
 
 
 class FedAvg(Aggregator):
@@ -170,8 +152,14 @@ class FLTrust(Aggregator):
 
 AGGREGATORS: dict[str, type[Aggregator]] = {
     "fedavg": FedAvg, "krum": Krum, "multi_krum": MultiKrum, "median": Median,
-    "trimmed_mean": TrimmedMean, "fltrust": FLTrust,
+    "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "ppbfl_secure": SecureCosineAggregator,
 }
+
+
+def display_name(name: str) -> str:
+    """The label of defence ``name`` in tables and plots (its ``display_name``, else the key)."""
+    cls = AGGREGATORS.get(name)
+    return (cls.display_name if cls is not None else None) or name
 
 
 def make_aggregator(name: str, params: dict[str, Any] | None = None) -> Aggregator:

@@ -6,7 +6,7 @@ Example::
     datasets = ["breast_cancer", "heart_failure"]     # or "csv:PATH:LABEL"
     attacks = ["none", "sign_flip", "label_flip"]
     malicious_fractions = [0.0, 0.2, 0.4]
-    defences = ["fedavg", "median", "fltrust"]
+    defences = ["fedavg", "median", "fltrust", "ppbfl_secure"]
     seeds = [0]
 
     [federation]          # all optional, defaults below
@@ -29,6 +29,10 @@ Example::
     factor = 10.0
     [defence_params.trimmed_mean]
     beta = 0.2
+    [defence_params.ppbfl_secure]   # the secure defence (see ppbfl.fl.secure_aggregator)
+    t = 3
+    n = 5
+    max_abs = 64.0                  # public bound on update entries
 
 Every error is a :class:`~ppbfl.fl.errors.ConfigError` whose ``key`` is the dotted key.
 Cells with attack ``"none"`` run only at fraction 0 and other attacks only at fractions > 0

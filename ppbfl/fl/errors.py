@@ -8,16 +8,17 @@ from __future__ import annotations
 from ppbfl.errors import PPBFLError
 
 __all__ = [
-    "FLError",
+    "AggregationError",
+    "ConfigError",
     "DatasetError",
+    "FLError",
     "MissingColumnError",
     "NonNumericColumnError",
-    "TooFewClassesError",
-    "UnknownDatasetError",
     "PartitionError",
-    "ConfigError",
+    "TooFewClassesError",
     "UnknownComponentError",
-    "AggregationError",
+    "UnknownDatasetError",
+    "UpdateRangeError",
 ]
 
 
@@ -81,3 +82,22 @@ class UnknownComponentError(FLError, ValueError):
 
 class AggregationError(FLError, ValueError):
     """Updates or context given to an aggregator have the wrong shape or are missing something."""
+
+
+class UpdateRangeError(AggregationError):
+    """An update entry lies outside the public bound of a fixed-point (secure) aggregator.
+
+    ``device``, ``index``, ``value`` and ``max_abs`` say which entry and which bound; ``key`` is the
+    config key that raises the bound (e.g. ``defence_params.ppbfl_secure.max_abs``).
+    """
+
+    def __init__(self, device: int, index: int, value: float, max_abs: float, key: str) -> None:
+        self.device = device
+        self.index = index
+        self.value = value
+        self.max_abs = max_abs
+        self.key = key
+        super().__init__(
+            f"device {device}: update[{index}] = {value!r} is outside the public bound |x| <= {max_abs!r} of the "
+            f"secure defence (its fixed-point encoding could wrap modulo p); raise {key} (it costs fractional bits)"
+        )

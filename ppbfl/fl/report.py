@@ -2,7 +2,8 @@
 (Markdown tables) and ``accuracy_<dataset>.png`` (accuracy per round per defence; Agg backend).
 
 ``results.csv`` holds no wall times so that the same config and seed give a byte-identical file;
-wall times go to ``timings.csv`` and the Markdown.
+wall times go to ``timings.csv`` and the Markdown. ``results.csv`` names defences by their registry
+key (``ppbfl_secure``); tables and plots by their display name ("ppbfl (secure)").
 """
 
 from __future__ import annotations
@@ -13,9 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ppbfl.fl.aggregators import display_name
 from ppbfl.fl.runner import CellResult
 
-__all__ = ["CSV_FIELDS", "write_csv", "write_timings", "write_markdown", "write_plots", "write_all"]
+__all__ = [
+    "CSV_FIELDS",
+    "efficacy_table",
+    "write_all",
+    "write_csv",
+    "write_markdown",
+    "write_plots",
+    "write_timings",
+]
 
 CSV_FIELDS = [
     "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
@@ -60,10 +70,29 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def efficacy_table(results: list[CellResult], dataset: str) -> list[str]:
+    """Markdown lines of the defence-efficacy table of ``dataset``: one row per (attack, malicious
+    fraction), the clean run first, one column per defence (display names), cells the final test
+    accuracy (mean over seeds; "–" where the grid has no such run)."""
+    rs = [r for r in results if r.cell.dataset == dataset]
+    defences = list(dict.fromkeys(r.cell.defence for r in rs))
+    acc: dict[tuple[str, float, str], list[float]] = defaultdict(list)
+    for r in rs:
+        acc[(r.cell.attack, r.cell.fraction, r.cell.defence)].append(r.final_accuracy)
+    rows = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in sorted(rs, key=lambda r: r.cell.fraction > 0)))
+    lines = ["| attack | malicious | " + " | ".join(display_name(d) for d in defences) + " |",
+             "|---|---|" + "---|" * len(defences)]
+    for attack, fraction in rows:
+        cells = [_fmt(_mean(acc[(attack, fraction, d)])) if acc.get((attack, fraction, d)) else "–" for d in defences]
+        lines.append(f"| {attack} | {fraction:.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_markdown(results: list[CellResult], path: Path, *, command: str | None = None, title: str = "Experiment results") -> None:
-    """Per dataset: final accuracy (mean over seeds) with rows attack x defence and one column per
-    malicious fraction (the 0 % column is the clean run, shared by every attack); then backdoor
-    success where a backdoor ran; then the per-cell table with per-class recall and wall time."""
+    """Per dataset: the defence-efficacy table (:func:`efficacy_table`); final accuracy (mean over
+    seeds) with rows attack x defence and one column per malicious fraction (the 0 % column is the
+    clean run, shared by every attack); backdoor success where a backdoor ran; then the per-cell
+    table with per-class recall and wall time."""
     fractions = sorted({r.cell.fraction for r in results if r.cell.fraction > 0})
     lines = [f"# {title}", ""]
     if command:
@@ -84,27 +113,29 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         defences = list(dict.fromkeys(r.cell.defence for r in rs))
         attacks = [a for a in dict.fromkeys(r.cell.attack for r in rs) if a != "none"] or ["none"]
         cols = [0.0, *fractions]
+        lines += [f"## {ds}: defence efficacy (final test accuracy, one column per defence)", "",
+                  *efficacy_table(results, ds), ""]
         lines += [f"## {ds}: final test accuracy", "",
                   "| attack | defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |",
                   "|---|---|" + "---|" * len(cols)]
         for a in attacks:
             for d in defences:
                 cells = [_fmt(_mean(acc.get(("none" if f == 0 else a, d, f), []))) if acc.get(("none" if f == 0 else a, d, f)) else "–" for f in cols]
-                lines.append(f"| {a} | {d} | " + " | ".join(cells) + " |")
+                lines.append(f"| {a} | {display_name(d)} | " + " | ".join(cells) + " |")
         lines.append("")
         if bd:
-            lines += [f"### {ds}: backdoor success rate (stamped non-target test samples classified as the target; "
-                      "0 % = the clean model, the trigger's baseline)", "",
+            lines += [(f"### {ds}: backdoor success rate (stamped non-target test samples classified as the target; "
+                       "0 % = the clean model, the trigger's baseline)"), "",
                       "| defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |", "|---|" + "---|" * len(cols)]
             for d in defences:
                 vals = [bd.get(("none" if f == 0 else "backdoor", d, f)) for f in cols]
-                lines.append(f"| {d} | " + " | ".join(_fmt(_mean(v)) if v else "–" for v in vals) + " |")
+                lines.append(f"| {display_name(d)} | " + " | ".join(_fmt(_mean(v)) if v else "–" for v in vals) + " |")
             lines.append("")
     lines += ["## Every run", "", "| dataset | attack | malicious | defence | seed | malicious devices | accuracy | per-class recall | backdoor | wall s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         row = _row(r)
-        lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {row['defence']} | {row['seed']} | "
+        lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | {row['seed']} | "
                      f"{row['malicious_devices'] or '–'} | {row['final_accuracy']} | {row['per_class_recall']} | "
                      f"{row['backdoor_success'] or '–'} | {r.wall_time_s:.2f} |")
     path.write_text("\n".join(lines) + "\n")
@@ -134,7 +165,7 @@ def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
                     curves[r.cell.defence].append(r.accuracy_per_round)
             for defence, cs in curves.items():
                 mean = np.mean(np.array(cs), axis=0)
-                ax.plot(np.arange(1, len(mean) + 1), mean, marker=".", label=defence)
+                ax.plot(np.arange(1, len(mean) + 1), mean, marker=".", label=display_name(defence))
             ax.set_title(f"{attack}, {frac:.0%} malicious", fontsize=9)
             ax.set_xlabel("round")
             ax.set_ylim(0, 1)

@@ -12,8 +12,9 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
    data and/or update; the defence aggregates the ``(devices, d)`` updates; the global model moves
    by the aggregate; test accuracy is recorded per round.
 
-Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``), so the same
-config and seed give identical results (wall time is reported separately).
+Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``; the secure
+defence's share randomness and challenge from ``(seed, round)``), so the same config and seed give
+identical results (wall time is reported separately).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def run_cell(
             reference = updates[list(malicious)].mean(axis=0)
             for dev in malicious:
                 updates[dev] = attack.poison_update(updates[dev], reference, np.random.default_rng([cell.seed, r, dev, 2]))
-        context = AggregationContext(weights=weights, n_malicious=len(malicious))
+        context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
         if defence.needs_reference:
             context.reference = local_update(
                 model, params, data.x_train[root_idx], data.y_train[root_idx], settings, _device_generator(cell.seed, r, fed.devices)
