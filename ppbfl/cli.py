@@ -1,4 +1,4 @@
-"""Command line: ``ppbfl demo``, ``ppbfl info`` and ``ppbfl experiment CONFIG``."""
+"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG`` and ``ppbfl edge``."""
 
 from __future__ import annotations
 
@@ -25,18 +25,33 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ppbfl.demo import DemoConfig, run_demo
+    from ppbfl.demo import DemoConfig, DemoConfigError, run_demo
+    from ppbfl.errors import PPBFLError
 
     config = DemoConfig(
-        devices=args.devices, rounds=args.rounds, t=args.t, n=args.n, hidden=args.hidden,
-        dropped=args.dropped, liar=None if args.liar == 0 else args.liar, seed=args.seed,
+        dataset=args.dataset, devices=args.devices, malicious=args.malicious, attack=args.attack, rounds=args.rounds,
+        t=args.t, n=args.n, hidden=args.hidden, liar=None if args.liar == 0 else args.liar,
+        kill_edge=None if args.kill_edge == 0 else args.kill_edge, kill_round=args.kill_round,
+        transport=args.transport, chain=args.chain, seed=args.seed, out=args.out,
     )
     try:
         run_demo(config)
-    except ValueError as exc:
-        print(f"ppbfl demo: {exc}", file=sys.stderr)
+    except (DemoConfigError, PPBFLError) as exc:
+        print(f"ppbfl demo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _edge(args: argparse.Namespace) -> int:
+    import json
+
+    from ppbfl.protocol import serve
+
+    argv = [
+        "--handler", "ppbfl.protocol.deployment:make_edge_node", "--party", args.party, "--creds", args.creds,
+        "--ca", args.ca, "--host", args.host, "--port", str(args.port), "--handler-arg", json.dumps({"behaviour": args.behaviour}),
+    ]
+    return serve.main(argv)
 
 
 def _experiment(args: argparse.Namespace) -> int:
@@ -67,16 +82,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="show the field, the active kernel backend and versions")
     info.set_defaults(run=_info)
-    demo = commands.add_parser("demo", help="secure federated averaging on breast-cancer data")
+    demo = commands.add_parser("demo", help="secure, poisoning-resistant, on-chain federated learning on medical data")
+    demo.add_argument("--dataset", default="breast_cancer", help="breast_cancer (default) or heart_failure")
     demo.add_argument("--devices", type=int, default=20, help="number of devices (default 20)")
-    demo.add_argument("--rounds", type=int, default=5, help="training rounds (default 5)")
+    demo.add_argument("--malicious", type=float, default=0.3, help="fraction of malicious devices (default 0.3)")
+    demo.add_argument("--attack", default="sign_flip", help="sign_flip (default), label_flip, scaling, gaussian_noise, backdoor, adaptive")
+    demo.add_argument("--rounds", type=int, default=10, help="training rounds (default 10)")
     demo.add_argument("-t", type=int, default=3, help="Shamir threshold (default 3)")
     demo.add_argument("-n", type=int, default=5, help="number of edge nodes (default 5)")
-    demo.add_argument("--hidden", type=int, default=256, help="MLP hidden width (default 256: ~74k params)")
-    demo.add_argument("--dropped", type=int, default=0, help="edge nodes offline at reconstruction")
-    demo.add_argument("--liar", type=int, default=2, help="edge node that returns a tampered share (0: none)")
-    demo.add_argument("--seed", type=int, default=0, help="simulation seed (data split, model init)")
+    demo.add_argument("--hidden", type=int, default=64, help="MLP hidden width (default 64)")
+    demo.add_argument("--liar", type=int, default=2, help="edge node that returns a tampered aggregate share (0: none)")
+    demo.add_argument("--kill-edge", type=int, default=0, help="edge node that goes offline (0: none)")
+    demo.add_argument("--kill-round", type=int, default=2, help="round in which --kill-edge goes offline (default 2)")
+    demo.add_argument("--transport", default="inprocess", choices=["inprocess", "grpc"], help="grpc: edge nodes and dealer as separate processes, mutual TLS")
+    demo.add_argument("--chain", default="embedded", choices=["embedded", "anvil"], help="embedded py-evm (default) or a real anvil node")
+    demo.add_argument("--seed", type=int, default=0, help="simulation seed (data split, model init, malicious devices)")
+    demo.add_argument("--out", default="ppbfl-demo", help="folder for rounds.json and accuracy.png (default ppbfl-demo)")
     demo.set_defaults(run=_demo)
+    edge = commands.add_parser("edge", help="serve one edge node over gRPC with mutual TLS (prints LISTENING host:port)")
+    edge.add_argument("--party", required=True, help="this node's party id, edge-<index> (its certificate's common name)")
+    edge.add_argument("--creds", required=True, help="folder with <party>.crt and <party>.key")
+    edge.add_argument("--ca", required=True, help="the consortium CA certificate (PEM)")
+    edge.add_argument("--host", default="127.0.0.1")
+    edge.add_argument("--port", type=int, default=0, help="0: any free port")
+    edge.add_argument("--behaviour", default="honest", choices=["honest", "tamper-aggregate", "tamper-verify"], help="fault injection for demonstrations")
+    edge.set_defaults(run=_edge)
     experiment = commands.add_parser("experiment", help="run a grid of FL poisoning experiments from a TOML config")
     experiment.add_argument("config", help="TOML config (see ppbfl.fl.config)")
     experiment.add_argument("--output", default=None, help="output folder (default: the config's folder)")

@@ -94,6 +94,7 @@ class RoundResult:
         dropped: edge node -> why it was dropped.
         liars: edge nodes caught sending wrong shares or reporting different decisions.
         missing: devices left out (no commitment or upload did not reach every online node) -> why.
+        trust: the public trust score each device was weighted with.
         timings: seconds per step (``share``, ``upload``, ``verify``, ``aggregate``, ``reconstruct``, ``chain``).
         gas: gas used by this round's transactions (0 without a ledger).
     """
@@ -107,6 +108,7 @@ class RoundResult:
     dropped: dict[int, str]
     liars: tuple[int, ...]
     missing: dict[int, str]
+    trust: dict[int, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     gas: int = 0
 
@@ -345,7 +347,8 @@ class Coordinator:
             aggregate = self.codec.decode(secret, scale_power=2) / decision.total_weight
         lap("reconstruct")
         outcome = RoundResult(
-            round, members, aggregate, decision, mode, tuple(final), dict(self.dropped), tuple(sorted(wrong)), missing, timings,
+            round, members, aggregate, decision, mode, tuple(final), dict(self.dropped), tuple(sorted(wrong)), missing,
+            dict(zip(members, trust_values.tolist())), timings,
         )
         for j in outcome.liars:  # named liars leave the tier (their shares are no longer trusted)
             self.excluded[j] = f"sent wrong shares in round {round}"

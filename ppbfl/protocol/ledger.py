@@ -1,0 +1,186 @@
+"""The coordinator's view of the chain: every round step recorded in the ``PPBFLRounds`` contract.
+
+:class:`ChainLedger` implements :class:`~ppbfl.protocol.round.RoundLedger` over
+:class:`~ppbfl.chain.rounds.RoundsContract`. It registers the edge nodes (with their TLS
+certificate fingerprints) and the devices, each with an account of its own; then per round:
+
+* ``open_round`` with the current model hash;
+* each device's share commitment with its PoW stamp (sent from the device's account);
+* ``close_commitments`` (mining to the commit deadline on a dev chain if some device never
+  committed) and the challenge seed fixed by the closing block;
+* every online edge node's opened scalars ``(||g_i||^2, <g_i, r>)`` and decisions (reason code,
+  fixed-point weight), posted from the node's account until ``t`` agree;
+* each node's aggregate-share Merkle root, the named liars, the aggregate's root and the new
+  model hash; the on-chain audit of ``audit_k`` random coordinates with ``t + 1`` shares; the
+  trust scores the round weighted devices with; close.
+
+Key custody: the edge nodes' chain accounts are unlocked dev accounts that this process signs
+for (the embedded chain lives in this process, so edge-node processes cannot reach it); what each
+account posts is exactly what that node returned over its authenticated channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from eth_hash.auto import keccak
+
+from ppbfl.chain import Chain
+from ppbfl.chain.errors import ChainRevertError
+from ppbfl.chain.merkle import merkle_root
+from ppbfl.chain.rounds import AuditResult, RoundsContract
+from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.messages import AggregateShare
+from ppbfl.protocol.round import RoundResult
+from ppbfl.protocol.round_errors import RoundFailedError
+
+__all__ = ["ChainLedger", "FingerprintMismatchError", "RoundOnChain", "open_ledger"]
+
+
+class FingerprintMismatchError(RoundFailedError):
+    """An edge node's TLS certificate is not the one registered for it on chain."""
+
+
+@dataclass(frozen=True)
+class RoundOnChain:
+    """What the chain recorded for a round: gas used, the audit outcome, the scalars' agreement."""
+
+    gas: int
+    audit: AuditResult
+    scalars_agreed: bool
+    decisions_agreed: bool
+
+
+class ChainLedger:
+    """Records rounds of a ``(t, n)`` deployment with ``devices`` devices in a fresh contract on ``chain``.
+
+    Args:
+        fingerprints: party id -> 32-byte TLS certificate fingerprint (edge nodes use theirs; an
+            in-process deployment has no TLS and registers ``keccak(party id)`` instead).
+        pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
+        commit_blocks: commit-phase deadline in blocks.
+    """
+
+    def __init__(
+        self, chain: Chain, t: int, n: int, devices: int, *, fingerprints: Mapping[str, bytes] | None = None,
+        pow_bits: int = 8, commit_blocks: int = 50,
+    ) -> None:
+        self.chain, self.t, self.n = chain, t, n
+        self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=commit_blocks)
+        fingerprints = dict(fingerprints or {})
+        self.edge_accounts: dict[int, str] = {}
+        for j in range(1, n + 1):
+            self.edge_accounts[j] = chain.new_account()
+            fp = fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
+            self.contract.register_edge_node(j, self.edge_accounts[j], fp)
+        self.device_accounts: dict[int, str] = {}
+        self.device_ids: dict[int, int] = {}
+        for i in range(devices):
+            account = chain.new_account()
+            self.device_ids[i] = self.contract.register_device(account, pow_bits)
+            self.device_accounts[i] = account
+        self.records: dict[int, RoundOnChain] = {}
+        self._gas_start = 0
+
+    @property
+    def address(self) -> str:
+        """The contract's address."""
+        return self.contract.address
+
+    def verify_fingerprints(self, fingerprints: Mapping[str, bytes]) -> None:
+        """Check that the certificates a transport pins are those registered on chain.
+
+        Raises:
+            FingerprintMismatchError: naming the edge node whose certificate differs.
+        """
+        for j in range(1, self.n + 1):
+            party = edge_party(j)
+            if party in fingerprints and self.contract.edge_node_fingerprint(j) != fingerprints[party]:
+                raise FingerprintMismatchError(0, "TLS certificate differs from the one registered on chain", party)
+
+    @staticmethod
+    def model_hash(params: np.ndarray) -> bytes:
+        """keccak-256 of a model's float32 parameters (little-endian bytes)."""
+        return keccak(np.ascontiguousarray(params, dtype="<f4").tobytes())
+
+    # -- RoundLedger -----------------------------------------------------------------------------
+    def open_round(self, round: int, model_hash: bytes) -> None:
+        """Open ``round`` on chain for the model with hash ``model_hash``."""
+        self._gas_start = self._gas_total()
+        self.contract.open_round(round, model_hash)
+
+    def commit(self, round: int, device: int, commitment: bytes) -> None:
+        """Device ``device`` stamps (PoW) and commits its share root from its own account."""
+        account = self.device_accounts[device]
+        nonce = self.contract.pow_stamp(account, round, commitment)
+        self.contract.commit_shares(account, round, commitment, nonce)
+
+    def commitment(self, round: int, device: int) -> bytes | None:
+        """The root device ``device`` committed for ``round`` (None if it did not)."""
+        root = self.contract.commitment(round, self.device_ids[device])
+        return None if root == bytes(32) else root
+
+    def close_commitments(self, round: int) -> bytes:
+        """Close the commit phase (on a dev chain, mine to the deadline if devices are missing); the seed."""
+        try:
+            self.contract.close_commitments(round)
+        except ChainRevertError as error:
+            if error.error != "DeadlineNotReached":
+                raise
+            self.chain.mine(max(1, int(error.args_by_name["deadline"]) - self.chain.block_number + 1))
+            self.contract.close_commitments(round)
+        return self.contract.challenge_seed(round)
+
+    def record_round(
+        self, round: int, result: RoundResult, replies: dict[int, AggregateShare], aggregate_secret: np.ndarray, model_hash: bytes
+    ) -> int:
+        """Post the round's scalars, decisions, aggregate commitments, liars and aggregate; audit; close.
+
+        Returns the gas this round used. Raises :class:`RoundFailedError` if the audit fails.
+        """
+        ids = [self.device_ids[i] for i in result.devices]
+        honest = [j for j in sorted(replies) if j not in result.liars]
+        scalars_agreed = decisions_agreed = not ids
+        if ids:
+            for j in honest:
+                values = np.stack([replies[j].norm2, replies[j].dot_ref], axis=1).astype(np.uint64)
+                if self.contract.post_scalars(j, round, ids, values):
+                    scalars_agreed = True
+                    break
+            for j in honest:
+                if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights):
+                    decisions_agreed = True
+                    break
+        for j, reply in sorted(replies.items()):
+            self.contract.commit_aggregate_share(j, round, merkle_root(reply.share))
+        for j in result.liars:
+            self.contract.report_liar(round, j)
+        new_hash = keccak(model_hash + np.ascontiguousarray(result.aggregate, dtype="<f8").tobytes())
+        self.contract.post_aggregate(round, merkle_root(aggregate_secret), new_hash, aggregate_secret.size)
+        audited = {j: replies[j].share for j in honest[: self.t + 1]}
+        audit = self.contract.audit(round, audited, aggregate_secret)
+        if not audit.passed:
+            raise RoundFailedError(round, "the on-chain audit failed", f"offender {audit.offender}")
+        if ids:
+            self.contract.set_trust(round, ids, [result.trust[i] for i in result.devices])
+        self.contract.close_round(round)
+        gas = self._gas_total() - self._gas_start
+        self.records[round] = RoundOnChain(gas, audit, scalars_agreed, decisions_agreed)
+        return gas
+
+    def _gas_total(self) -> int:
+        report = self.chain.gas_report()
+        return sum(report.total(method) for method in report.calls)
+
+
+@contextmanager
+def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None) -> Iterator[ChainLedger]:
+    """A :class:`ChainLedger` on a fresh ``"embedded"`` py-evm chain or a real ``"anvil"`` node (stopped on exit)."""
+    chain = Chain.anvil(accounts=devices + n + 4) if kind == "anvil" else Chain.embedded(accounts=devices + n + 4)
+    try:
+        yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints)
+    finally:
+        chain.close()
