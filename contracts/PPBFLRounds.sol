@@ -88,12 +88,13 @@ contract PPBFLRounds {
     event EdgeNodeRegistered(uint8 indexed index, address account, bytes32 tlsFingerprint);
     event DeviceRegistered(uint32 indexed id, address account, uint8 powBits);
     event RoundOpened(uint64 indexed round, bytes32 modelHash, uint32 deviceCount, uint64 deadline);
-    event SharesCommitted(uint64 indexed round, uint32 indexed deviceId, bytes32 root);
     event CommitmentsClosed(uint64 indexed round, uint32 committed, uint64 deadline);
     event ScalarsPosted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 hash);
-    event ScalarsAgreed(uint64 indexed round, bytes32 hash, bytes data);
+    event ScalarsPublished(uint64 indexed round, bytes32 indexed hash, bytes data);
+    event ScalarsAgreed(uint64 indexed round, bytes32 hash);
     event DecisionsPosted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 hash);
-    event DecisionsAgreed(uint64 indexed round, bytes32 hash, bytes data);
+    event DecisionsPublished(uint64 indexed round, bytes32 indexed hash, bytes data);
+    event DecisionsAgreed(uint64 indexed round, bytes32 hash);
     event AggregateShareCommitted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 root);
     event AggregatePosted(uint64 indexed round, bytes32 root, bytes32 modelHash, uint32 length);
     event AuditPassed(uint64 indexed round, uint8[] edges);
@@ -188,13 +189,17 @@ contract PPBFLRounds {
         emit EdgeNodeRegistered(index, account, tlsFingerprint);
     }
 
-    /// @notice Register a device with its PoW difficulty; ids are 0, 1, 2, ... in registration order.
-    function registerDevice(address account, uint8 powBits) external onlyAdmin returns (uint32 id) {
+    /// @notice Register a device with its PoW difficulty and initial trust (Q1.15, <= 1.0);
+    /// ids are 0, 1, 2, ... in registration order. Writing the trust here keeps the per-round
+    /// trust updates on already-used storage words.
+    function registerDevice(address account, uint8 powBits, uint16 trust) external onlyAdmin returns (uint32 id) {
         if (powBits > 64) revert BadPowBits(powBits);
+        if (trust > TRUST_ONE) revert BadTrust(deviceAddresses.length / TRUST_LANES, deviceAddresses.length % TRUST_LANES);
         if (account == address(0) || edgeIndexOf[account] != 0 || deviceInfo[account] != 0) revert AddressInUse(account);
         id = uint32(deviceAddresses.length);
         deviceAddresses.push(account);
         deviceInfo[account] = (uint256(id) + 1) | (uint256(powBits) << 32);
+        trustWords[id / TRUST_LANES] |= uint256(trust) << (16 * (id % TRUST_LANES));
         emit DeviceRegistered(id, account, powBits);
     }
 
@@ -243,7 +248,6 @@ contract PPBFLRounds {
         if (root == bytes32(0)) revert ZeroRoot();
         commitments[round][id] = root;
         r.committed += 1;
-        emit SharesCommitted(round, id, root);
     }
 
     /// @notice End the commit phase: every device of the round committed, or the commit deadline passed.
@@ -273,54 +277,83 @@ contract PPBFLRounds {
 
     // ------------------------------------------------------------------ verification
 
-    function _vote(uint64 round, uint8 kind, uint8 edge, bytes32 h) internal returns (bool) {
+    /// @dev Record `edge`'s vote for `h` (bit 0 of the vote word: the bytes were published).
+    /// Returns true when t edge nodes voted for `h` and its bytes are on chain.
+    function _vote(uint64 round, uint8 kind, uint8 edge, bytes32 h, bool publish) internal returns (bool) {
         bytes32 key = keccak256(abi.encode(round, kind, h));
         uint256 voters = votes[key] | (uint256(1) << edge);
+        if (publish) voters |= 1;
         votes[key] = voters;
+        if (voters & 1 == 0) return false;
         uint256 count;
-        while (voters != 0) {
-            voters &= voters - 1;
-            count += 1;
-        }
+        for (uint256 rest = voters >> 1; rest != 0; rest &= rest - 1) count += 1;
         return count >= t;
     }
 
-    /// @notice Edge node posts the opened verification scalars (records of uint32 deviceId and
-    /// uint64 values, packed big-endian); once t edge nodes posted the same bytes the round is Verified.
-    function postScalars(uint64 round, bytes calldata packed) external {
+    /// @notice Vote word of `h` for `kind` (1 scalars, 2 decisions): bit i = edge node i voted,
+    /// bit 0 = the bytes were published.
+    function voteWord(uint64 round, uint8 kind, bytes32 h) external view returns (uint256) {
+        return votes[keccak256(abi.encode(round, kind, h))];
+    }
+
+    function _scalars(uint64 round, bytes32 h, bool publish) internal returns (bool agreed) {
         uint8 edge = _edgeIndex();
         Round storage r = _inPhase(round, Phase.Committed);
         _beforeDeadline(round, r);
         if (r.scalarVoters & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
         if (r.challengeSeed == bytes32(0)) r.challengeSeed = _seed(round, r.closedAt, 1);
         r.scalarVoters |= uint32(1) << edge;
-        bytes32 h = keccak256(packed);
         emit ScalarsPosted(round, edge, h);
-        if (_vote(round, 1, edge, h)) {
+        agreed = _vote(round, 1, edge, h, publish);
+        if (agreed) {
             r.scalarsHash = h;
             r.phase = Phase.Verified;
             r.deadline = uint64(block.number + aggregateBlocks);
-            emit ScalarsAgreed(round, h, packed);
+            emit ScalarsAgreed(round, h);
         }
     }
 
-    /// @notice Edge node posts the accept/reject decisions (13-byte records: uint32 deviceId,
-    /// uint8 reason (0 = accepted), uint64 weight); accepted once t edge nodes posted the same bytes.
-    function postDecisions(uint64 round, bytes calldata packed) external {
+    /// @notice Edge node publishes the opened verification scalars (records of uint32 deviceId and
+    /// uint64 values, packed big-endian) and votes for them; once t edge nodes voted for the same
+    /// bytes the round is Verified. The bytes are emitted once (ScalarsPublished).
+    function postScalars(uint64 round, bytes calldata packed) external {
+        bytes32 h = keccak256(packed);
+        emit ScalarsPublished(round, h, packed);
+        _scalars(round, h, true);
+    }
+
+    /// @notice Edge node votes for scalars another edge node published (their keccak256 hash).
+    function voteScalars(uint64 round, bytes32 h) external {
+        _scalars(round, h, false);
+    }
+
+    function _decisions(uint64 round, bytes32 h, bool publish) internal {
         uint8 edge = _edgeIndex();
         Round storage r = _inPhase(round, Phase.Verified);
         _beforeDeadline(round, r);
         if (r.decisionsAgreed) revert AlreadyDone(round);
         if (r.decisionVoters & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
-        if (packed.length % DECISION_BYTES != 0) revert BadLength(packed.length, DECISION_BYTES);
         r.decisionVoters |= uint32(1) << edge;
-        bytes32 h = keccak256(packed);
         emit DecisionsPosted(round, edge, h);
-        if (_vote(round, 2, edge, h)) {
+        if (_vote(round, 2, edge, h, publish)) {
             r.decisionsHash = h;
             r.decisionsAgreed = true;
-            emit DecisionsAgreed(round, h, packed);
+            emit DecisionsAgreed(round, h);
         }
+    }
+
+    /// @notice Edge node publishes the accept/reject decisions (13-byte records: uint32 deviceId,
+    /// uint8 reason (0 = accepted), uint64 weight) and votes; agreed once t edge nodes voted.
+    function postDecisions(uint64 round, bytes calldata packed) external {
+        if (packed.length % DECISION_BYTES != 0) revert BadLength(packed.length, DECISION_BYTES);
+        bytes32 h = keccak256(packed);
+        emit DecisionsPublished(round, h, packed);
+        _decisions(round, h, true);
+    }
+
+    /// @notice Edge node votes for decisions another edge node published (their keccak256 hash).
+    function voteDecisions(uint64 round, bytes32 h) external {
+        _decisions(round, h, false);
     }
 
     // ------------------------------------------------------------------ aggregation

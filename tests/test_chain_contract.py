@@ -267,6 +267,30 @@ def test_disagreeing_edge_nodes_need_t_matching_posts(c):
     assert set(s.scalar_voters) - {1, 3, 4} == {2}  # the dissenter is visible on chain
 
 
+def test_hash_votes_count_only_once_the_bytes_are_published(c):
+    r = c.rounds
+    r.open_round(1, keccak(b"model"))
+    commit_all(c, 1)
+    r.close_commitments(1)
+    r.challenge_seed(1)
+    digest = keccak(r.pack_scalars(IDS, SCALARS))
+    for e in (1, 2, 3):
+        r.chain.send(r.contract, "voteScalars", [1, digest], c.edge_accounts[e])
+    assert r.round_state(1).phase == Phase.COMMITTED  # t votes, but nobody published the bytes
+    assert r.post_scalars(4, 1, IDS, SCALARS)  # publishing completes the agreement
+    assert r.chain.call(r.contract, "voteWord", 1, 1, digest) == 0b11111
+    assert np.array_equal(r.agreed_scalars(1)[1], SCALARS)
+
+
+def test_driver_publishes_once_then_votes(c):
+    calls = c.chain.gas_report().calls
+    before = {m: len(calls[m]) for m in ("postScalars", "voteScalars")}
+    to_verified(c)
+    assert len(calls["postScalars"]) - before["postScalars"] == 1
+    assert len(calls["voteScalars"]) - before["voteScalars"] == T - 1
+    assert max(calls["voteScalars"][-(T - 1):]) < calls["postScalars"][-1]
+
+
 def test_decisions(c):
     r = c.rounds
     to_verified(c)
@@ -359,8 +383,20 @@ def test_trust_anchor_liar_close(c):
 def test_trust_words_keep_other_devices(c):
     r = c.rounds
     to_aggregated(c)
-    r.set_trust(1, [0, 2], [0.25, 1.0])
-    assert [r.trust(i) for i in IDS] == [0.25, 0.0, 1.0]
+    assert [r.trust(i) for i in IDS] == [1.0, 1.0, 1.0]  # initial trust from registration
+    r.set_trust(1, [0, 2], [0.25, 0.0])
+    assert [r.trust(i) for i in IDS] == [0.25, 1.0, 0.0]
+
+
+def test_initial_trust_and_its_bounds(c):
+    r = c.rounds
+    device = c.chain.new_account()
+    new_id = r.register_device(device, 3, trust=0.5)
+    assert r.trust(new_id) == 0.5 and r.device(device) == (True, new_id, 3)
+    with reverts("BadTrust"):
+        r.chain.send(r.contract, "registerDevice", [c.chain.new_account(), 3, (1 << 15) + 1], r.admin)
+    with pytest.raises(ChainValueError, match="trust"):
+        r.register_device(c.chain.new_account(), 3, trust=1.5)
 
 
 # ------------------------------------------------------------------ audit

@@ -236,10 +236,13 @@ class RoundsContract:
         """The TLS certificate fingerprint registered for edge node ``index``."""
         return self.edge_node(index)[1]
 
-    def register_device(self, account: str, pow_bits: int, *, sender: str | None = None) -> int:
-        """Register a device with its PoW difficulty (0..64 bits); returns its device id."""
+    def register_device(self, account: str, pow_bits: int, trust: float = 1.0, *, sender: str | None = None) -> int:
+        """Register a device with its PoW difficulty (0..64 bits) and initial trust in [0, 1];
+        returns its device id."""
         _uint("pow_bits", pow_bits, 8)
-        receipt = self._send("registerDevice", [account, pow_bits], sender or self.admin)
+        if not 0.0 <= trust <= 1.0:
+            raise ChainValueError("trust", f"{trust!r} is not in [0, 1]")
+        receipt = self._send("registerDevice", [account, pow_bits, round(trust * TRUST_ONE)], sender or self.admin)
         event = self.contract.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
         return int(event[0]["args"]["id"])
 
@@ -318,29 +321,43 @@ class RoundsContract:
         out["v"] = values
         return out.tobytes()
 
+    def _publish_or_vote(self, kind: int, edge_index: int, round_: int, packed: bytes, sender: str | None) -> bool:
+        """Publish ``packed`` (first poster) or only vote for its hash (already published)."""
+        _uint("round", round_, 64, 1)
+        account = sender or self._edge(edge_index)
+        digest = keccak(packed)
+        name = ("Scalars", "Decisions")[kind - 1]
+        if int(self._view("voteWord", round_, kind, digest)) & 1:
+            receipt = self._send(f"vote{name}", [round_, digest], account)
+        else:
+            receipt = self._send(f"post{name}", [round_, packed], account)
+        return bool(self.contract.events[f"{name}Agreed"]().process_receipt(receipt, errors=DISCARD))
+
     def post_scalars(self, edge_index: int, round_: int, device_ids: Sequence[int], values: np.ndarray, *, sender: str | None = None) -> bool:
         """Edge node posts the opened scalars (``values: (m, s) uint64`` for ``device_ids``).
 
+        The first edge node to post publishes the bytes (``postScalars``); later ones whose bytes
+        are identical only vote for their hash (``voteScalars``, ~21k gas plus a few thousand).
         Returns True when this post made t edge nodes agree (the round is then Verified)."""
-        packed = self.pack_scalars(device_ids, values)
-        receipt = self._send("postScalars", [_uint("round", round_, 64, 1), packed], sender or self._edge(edge_index))
-        return bool(self.contract.events.ScalarsAgreed().process_receipt(receipt, errors=DISCARD))
+        return self._publish_or_vote(1, edge_index, round_, self.pack_scalars(device_ids, values), sender)
 
     def agreed_scalars(self, round_: int, scalars_per_device: int = 2) -> tuple[np.ndarray, np.ndarray]:
-        """``(device_ids (m,), values (m, s) uint64)`` from the ScalarsAgreed event of ``round_``."""
-        data = self._agreed_data("ScalarsAgreed", round_)
+        """``(device_ids (m,), values (m, s) uint64)``: the agreed scalars of ``round_`` (from its event)."""
+        data = self._agreed_data("ScalarsPublished", round_, self.round_state(round_).scalars_hash)
         record = np.dtype([("id", ">u4"), ("v", ">u8", (scalars_per_device,))])
         if len(data) % record.itemsize:
             raise ChainValueError("scalars_per_device", f"{scalars_per_device} does not divide the posted records")
         rows = np.frombuffer(data, dtype=record)
         return rows["id"].astype(np.int64), rows["v"].astype(np.uint64)
 
-    def _agreed_data(self, event: str, round_: int) -> bytes:
-        start = self.round_state(round_).closed_at  # both events come after the commitments closed
-        logs = self.contract.events[event]().get_logs(from_block=start, argument_filters={"round": round_})
-        if not logs:
-            raise ChainValueError("round", f"no {event} event for round {round_}")
-        return bytes(logs[-1]["args"]["data"])
+    def _agreed_data(self, event: str, round_: int, digest: bytes) -> bytes:
+        if digest == bytes(32):
+            raise ChainValueError("round", f"round {round_} has no agreed {event[:-9].lower()}")
+        start = self.round_state(round_).closed_at  # published after the commitments closed
+        logs = self.contract.events[event]().get_logs(
+            from_block=start, argument_filters={"round": round_, "hash": digest}
+        )
+        return bytes(logs[0]["args"]["data"])
 
     @staticmethod
     def pack_decisions(device_ids: Sequence[int], reasons: Sequence[int], weights: Sequence[int]) -> bytes:
@@ -360,14 +377,15 @@ class RoundsContract:
         self, edge_index: int, round_: int, device_ids: Sequence[int], reasons: Sequence[int], weights: Sequence[int],
         *, sender: str | None = None,
     ) -> bool:
-        """Edge node posts accept/reject decisions; True when this post made t edge nodes agree."""
+        """Edge node posts accept/reject decisions (publish or vote, as :meth:`post_scalars`);
+        True when this post made t edge nodes agree."""
         packed = self.pack_decisions(device_ids, reasons, weights)
-        receipt = self._send("postDecisions", [_uint("round", round_, 64, 1), packed], sender or self._edge(edge_index))
-        return bool(self.contract.events.DecisionsAgreed().process_receipt(receipt, errors=DISCARD))
+        return self._publish_or_vote(2, edge_index, round_, packed, sender)
 
     def decisions(self, round_: int) -> list[Decision]:
-        """The agreed decisions of ``round_`` (from the DecisionsAgreed event)."""
-        rows = np.frombuffer(self._agreed_data("DecisionsAgreed", round_), dtype=_DECISION)
+        """The agreed decisions of ``round_`` (from the DecisionsPublished event of the agreed hash)."""
+        data = self._agreed_data("DecisionsPublished", round_, self.round_state(round_).decisions_hash)
+        rows = np.frombuffer(data, dtype=_DECISION)
         return [Decision(int(r["id"]), int(r["reason"]), int(r["weight"])) for r in rows]
 
     # ------------------------------------------------------------ aggregation and audit

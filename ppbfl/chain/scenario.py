@@ -67,8 +67,12 @@ def _gas_since(chain: Chain, before: dict[str, int], methods: tuple[str, ...]) -
     return sum(report.total(m) - before.get(m, 0) for m in methods)
 
 
-def run_round(c: Consortium, round_: int, *, d: int = 1000, pow_bits: int = 8, seed: int = 0) -> RoundRecord:
-    """Run round ``round_`` honestly (every device commits; edge nodes 1..t post; audit with t + 1)."""
+def run_round(
+    c: Consortium, round_: int, *, d: int = 1000, pow_bits: int = 8, seed: int = 0, audit_shares: int | None = None
+) -> RoundRecord:
+    """Run round ``round_`` honestly: every device commits, edge nodes 1..t post scalars and
+    decisions (the first publishes, the others vote), all n commit aggregate shares, and the
+    audit opens ``audit_shares`` (default t: the routine audit; t + 1 attributes a mismatch)."""
     start = time.perf_counter()
     r, chain, t, n = c.rounds, c.chain, c.rounds.t, c.rounds.n
     record = RoundRecord(round_)
@@ -98,7 +102,7 @@ def run_round(c: Consortium, round_: int, *, d: int = 1000, pow_bits: int = 8, s
     for edge in range(1, n + 1):
         r.commit_aggregate_share(edge, round_, merkle_root(shares[edge - 1]))
     r.post_aggregate(round_, merkle_root(aggregate), keccak(f"model-{round_ + 1}".encode()), d)
-    audit_set = min(t + 1, n)
+    audit_set = t if audit_shares is None else audit_shares
     record.audit = r.audit(round_, {e: shares[e - 1] for e in range(1, audit_set + 1)}, aggregate)
     r.set_trust(round_, ids, np.where(reasons == 0, 1.0, 0.5))
     r.anchor(round_, keccak(f"store-{round_}".encode()))
@@ -107,7 +111,7 @@ def run_round(c: Consortium, round_: int, *, d: int = 1000, pow_bits: int = 8, s
         raise AssertionError(f"round {round_} did not close")
 
     for key, methods in {
-        "scalars": ("postScalars",), "decisions": ("postDecisions",), "trust": ("setTrust",),
+        "scalars": ("postScalars", "voteScalars"), "decisions": ("postDecisions", "voteDecisions"), "trust": ("setTrust",),
         "aggregate_shares": ("commitAggregateShare",), "aggregate": ("postAggregate",), "audit": ("audit",),
         "fixed": ("openRound", "closeCommitments", "anchor", "closeRound"),
     }.items():
