@@ -13,6 +13,7 @@ contract PPBFLRounds {
     uint256 internal constant P = 2305843009213693951; // 2^61 - 1
     uint256 internal constant CHUNK = 16;
     uint256 internal constant CHUNK_BYTES = 128;
+    uint256 internal constant FRONTIER_LEVELS = 4; // audits send the top of each tree once
     uint256 internal constant DECISION_BYTES = 13; // uint32 deviceId, uint8 reason, uint64 weight
     uint256 internal constant TRUST_ONE = 32768; // trust is Q1.15: 1.0 = 2^15
     uint256 internal constant TRUST_LANES = 16; // uint16 scores per storage word
@@ -413,6 +414,8 @@ contract PPBFLRounds {
         while ((uint256(1) << depth) < leaves) depth += 1;
     }
 
+    /// @dev Root of the path from chunk `chunkIndex` (128 bytes at `chunkAt` in `chunks`) through
+    /// `depth` siblings starting at `siblings[siblingAt]`.
     function _proveChunk(
         bytes calldata chunks,
         uint256 chunkAt,
@@ -426,28 +429,44 @@ contract PPBFLRounds {
             mstore(ptr, shl(224, chunkIndex))
             calldatacopy(add(ptr, 4), add(chunks.offset, chunkAt), 128)
             node := keccak256(ptr, 132)
-            let s := add(siblings.offset, mul(siblingAt, 32))
-            let idx := chunkIndex
-            for { let i := 0 } lt(i, depth) { i := add(i, 1) } {
-                let sib := calldataload(add(s, mul(i, 32)))
-                switch and(idx, 1)
-                case 0 {
-                    mstore(0x00, node)
-                    mstore(0x20, sib)
-                }
-                default {
-                    mstore(0x00, sib)
-                    mstore(0x20, node)
-                }
+            let s := add(siblings.offset, shl(5, siblingAt))
+            let end := add(s, shl(5, depth))
+            for { let idx := chunkIndex } lt(s, end) { s := add(s, 32) } {
+                let left := shl(5, and(idx, 1)) // 0 if node is a left child, 32 if right
+                mstore(left, node)
+                mstore(xor(left, 32), calldataload(s))
                 node := keccak256(0x00, 0x40)
                 idx := shr(1, idx)
             }
         }
     }
 
+    /// @dev Root over the `1 << levels` nodes `frontiers[at ...]` (one tree level, left to right).
+    function _frontierRoot(bytes32[] calldata frontiers, uint256 at, uint256 levels) internal pure returns (bytes32 root) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let width := shl(levels, 1)
+            calldatacopy(ptr, add(frontiers.offset, shl(5, at)), shl(5, width))
+            for { } gt(width, 1) { width := shr(1, width) } {
+                for { let i := 0 } lt(i, width) { i := add(i, 2) } {
+                    mstore(add(ptr, shl(4, i)), keccak256(add(ptr, shl(5, i)), 0x40))
+                }
+            }
+            root := mload(ptr)
+        }
+    }
+
     function _value(bytes calldata chunks, uint256 at) internal pure returns (uint256 v) {
         assembly ("memory-safe") {
             v := shr(192, calldataload(add(chunks.offset, at)))
+        }
+    }
+
+    function _coordinate(bytes32 seed, uint256 i, uint256 length) internal pure returns (uint256 c) {
+        assembly ("memory-safe") {
+            mstore(0x00, seed)
+            mstore(0x20, i)
+            c := mod(keccak256(0x00, 0x40), length)
         }
     }
 
@@ -466,113 +485,169 @@ contract PPBFLRounds {
     }
 
     /// @dev Lagrange coefficients at 0 for the points `edges` with position `skip` left out
-    /// (skip = edges.length for none): row of length edges.length, 0 at `skip`.
-    function _lagrange(uint8[] calldata edges, uint256 skip) internal view returns (uint256[] memory lambda) {
+    /// (skip = edges.length for none), written to lambda[row * m ...], 0 at `skip`.
+    function _lagrange(uint8[] calldata edges, uint256 skip, uint256[] memory lambda, uint256 row) internal view {
         uint256 m = edges.length;
-        lambda = new uint256[](m);
-        for (uint256 i = 0; i < m; i++) {
-            if (i == skip) continue;
-            uint256 num = 1;
-            uint256 den = 1;
-            uint256 xi = edges[i];
-            for (uint256 j = 0; j < m; j++) {
-                if (j == i || j == skip) continue;
-                uint256 xj = edges[j];
-                num = mulmod(num, xj, P);
-                den = mulmod(den, (xj + P - xi) % P, P);
+        unchecked {
+            for (uint256 i = 0; i < m; i++) {
+                if (i == skip) continue;
+                uint256 num = 1;
+                uint256 den = 1;
+                uint256 xi = edges[i];
+                for (uint256 j = 0; j < m; j++) {
+                    if (j == i || j == skip) continue;
+                    uint256 xj = edges[j];
+                    num = mulmod(num, xj, P);
+                    den = mulmod(den, xj + P - xi, P);
+                }
+                lambda[row * m + i] = mulmod(num, _inverse(den), P);
             }
-            lambda[i] = mulmod(num, _inverse(den), P);
         }
     }
 
-    function _combine(uint256[] memory lambda, uint256[] memory ys) internal pure returns (uint256 v) {
-        for (uint256 i = 0; i < lambda.length; i++) v = addmod(v, mulmod(lambda[i], ys[i], P), P);
+    /// @dev Row `row` of `lambda` := mu_j = 1 / prod_{k != j} (x_j - x_k): sum_j mu_j y_j is the
+    /// leading coefficient of the polynomial through all m points, 0 iff they lie on one of degree < m - 1.
+    function _syndrome(uint8[] calldata edges, uint256[] memory lambda, uint256 row) internal view {
+        uint256 m = edges.length;
+        unchecked {
+            for (uint256 j = 0; j < m; j++) {
+                uint256 den = 1;
+                for (uint256 k = 0; k < m; k++) {
+                    if (k != j) den = mulmod(den, uint256(edges[j]) + P - edges[k], P);
+                }
+                lambda[row * m + j] = _inverse(den);
+            }
+        }
+    }
+
+    /// @dev sum_i lambda[row * m + i] * ys[i] mod p (rows of `lambda` have m = ys.length entries).
+    function _combine(uint256[] memory lambda, uint256 row, uint256[] memory ys) internal pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            let m := mload(ys)
+            let lp := add(add(lambda, 32), shl(5, mul(row, m)))
+            let yp := add(ys, 32)
+            for { let i := 0 } lt(i, m) { i := add(i, 1) } {
+                v := addmod(v, mulmod(mload(add(lp, shl(5, i))), mload(add(yp, shl(5, i))), P), P)
+            }
+        }
     }
 
     /// @dev Verdict for one coordinate: 0 = consistent, else the offending party (see docs/chain.md).
-    function _verdict(uint8[] calldata edges, uint256[][] memory lambdas, uint256[] memory ys, uint256 a)
+    /// t shares: `lambda` row 0 interpolates them. t + 1 shares: rows 0..m-1 are the leave-one-out
+    /// interpolations, row m the consistency syndrome (checked first; the rows only on a mismatch).
+    function _verdict(uint8[] calldata edges, uint256[] memory lambda, uint256 t_, uint256[] memory ys, uint256 a)
         internal
         pure
         returns (uint8)
     {
-        if (lambdas.length == 1) return _combine(lambdas[0], ys) == a ? 0 : PARTY_UNATTRIBUTED;
-        uint256 first = _combine(lambdas[0], ys);
-        bool allEqual = true;
+        uint256 m = ys.length;
+        if (m == t_) return _combine(lambda, 0, ys) == a ? 0 : PARTY_UNATTRIBUTED;
+        if (_combine(lambda, m, ys) == 0) {
+            // the t + 1 shares are consistent: any t of them give the same value
+            return _combine(lambda, m - 1, ys) == a ? 0 : PARTY_AGGREGATOR;
+        }
         uint256 matches;
         uint256 matched;
-        for (uint256 j = 0; j < lambdas.length; j++) {
-            uint256 v = j == 0 ? first : _combine(lambdas[j], ys);
-            if (v != first) allEqual = false;
-            if (v == a) {
+        for (uint256 j = 0; j < m; j++) {
+            if (_combine(lambda, j, ys) == a) {
                 matches += 1;
                 matched = j;
             }
         }
-        if (allEqual) return first == a ? 0 : PARTY_AGGREGATOR;
-        if (matches == 1) return edges[matched];
-        return PARTY_UNATTRIBUTED;
+        return matches == 1 ? edges[matched] : PARTY_UNATTRIBUTED;
     }
 
     /// @notice Audit the posted aggregate: open the auditK drawn coordinates of the aggregate and
-    /// of the aggregate shares of `edges` (t or t + 1 distinct edge indices, ascending). For each
-    /// coordinate i, `chunks` holds the 128-byte chunk of the aggregate and then of each edge node
-    /// in order, `siblings` their Merkle paths (treeDepth(length) hashes each, leaf to root).
+    /// of the aggregate shares of `edges` (t or t + 1 distinct edge indices, ascending).
+    /// With depth = treeDepth(length), top = min(depth, 4) and low = depth - top:
+    /// `frontiers` holds, for the aggregate and then each edge node, the 2^top tree nodes at
+    /// height `low` (checked against the committed roots once); for each coordinate i, `chunks`
+    /// holds the 128-byte chunk of the aggregate and then of each edge node, `siblings` their
+    /// paths up to height `low` (low hashes each, leaf level first).
     /// A mismatch fails the round naming the offender; a t + 1 audit may also refine an
     /// unattributed failure.
-    function audit(uint64 round, uint8[] calldata edges, bytes calldata chunks, bytes32[] calldata siblings) external {
+    function audit(
+        uint64 round,
+        uint8[] calldata edges,
+        bytes calldata chunks,
+        bytes32[] calldata siblings,
+        bytes32[] calldata frontiers
+    ) external {
         Round storage r = rounds[round];
         bool refine = r.phase == Phase.Failed && r.failure == Failure.AuditMismatch && r.offender == PARTY_UNATTRIBUTED;
         if (r.phase != Phase.Aggregated && !refine) revert WrongPhase(round, r.phase);
         uint256 m = edges.length;
         if (m < t || m > t + 1 || m > n) revert BadAuditSet(round, m);
+        bytes32[] memory roots = new bytes32[](m + 1);
+        roots[0] = r.aggregateRoot;
         for (uint256 i = 0; i < m; i++) {
             if (i > 0 && edges[i] <= edges[i - 1]) revert BadAuditSet(round, m);
             if (r.aggregateShares & (uint32(1) << edges[i]) == 0) revert ShareNotCommitted(round, edges[i]);
+            roots[i + 1] = aggregateShareRoots[round][edges[i]];
         }
-        uint256 depth = treeDepth(r.length);
+        uint256 length = r.length;
+        uint256 low = treeDepth(length);
+        uint256 top = low < FRONTIER_LEVELS ? low : FRONTIER_LEVELS;
+        low -= top;
         uint256 k = auditK;
         if (chunks.length != k * (m + 1) * CHUNK_BYTES) revert BadLength(chunks.length, k * (m + 1) * CHUNK_BYTES);
-        if (siblings.length != k * (m + 1) * depth) revert BadLength(siblings.length, k * (m + 1) * depth);
-        if (r.auditSeed == bytes32(0)) r.auditSeed = _seed(round, r.aggregatedAt, 2);
-
-        uint256[][] memory lambdas;
+        if (siblings.length != k * (m + 1) * low) revert BadLength(siblings.length, k * (m + 1) * low);
+        if (frontiers.length != (m + 1) << top) revert BadLength(frontiers.length, (m + 1) << top);
+        for (uint256 j = 0; j <= m; j++) {
+            if (_frontierRoot(frontiers, j << top, top) != roots[j]) {
+                revert BadProof(round, type(uint256).max, j == 0 ? PARTY_AGGREGATOR : edges[j - 1]);
+            }
+        }
+        bytes32 seed = r.auditSeed;
+        if (seed == bytes32(0)) {
+            seed = _seed(round, r.aggregatedAt, 2);
+            r.auditSeed = seed;
+        }
+        uint256[] memory lambda;
         if (m == t) {
-            lambdas = new uint256[][](1);
-            lambdas[0] = _lagrange(edges, m);
+            lambda = new uint256[](m);
+            _lagrange(edges, m, lambda, 0);
         } else {
-            lambdas = new uint256[][](m);
-            for (uint256 j = 0; j < m; j++) lambdas[j] = _lagrange(edges, j);
+            lambda = new uint256[]((m + 1) * m);
+            for (uint256 j = 0; j < m; j++) _lagrange(edges, j, lambda, j);
+            _syndrome(edges, lambda, m);
         }
+
         uint256[] memory ys = new uint256[](m);
-        for (uint256 i = 0; i < k; i++) {
-            uint256 coord = uint256(keccak256(abi.encode(r.auditSeed, i))) % r.length;
-            uint256 chunkIndex = coord / CHUNK;
-            uint256 within = (coord % CHUNK) * 8;
-            uint256 a;
-            for (uint256 j = 0; j <= m; j++) {
-                uint256 slot = i * (m + 1) + j;
-                bytes32 expected = j == 0 ? r.aggregateRoot : aggregateShareRoots[round][edges[j - 1]];
-                bytes32 got = _proveChunk(chunks, slot * CHUNK_BYTES, siblings, slot * depth, depth, chunkIndex);
-                if (got != expected) revert BadProof(round, coord, j == 0 ? PARTY_AGGREGATOR : edges[j - 1]);
-                uint256 v = _value(chunks, slot * CHUNK_BYTES + within) % P;
-                if (j == 0) a = v;
-                else ys[j - 1] = v;
-            }
-            uint8 offender = _verdict(edges, lambdas, ys, a);
-            if (offender != 0) {
-                if (refine && offender == PARTY_UNATTRIBUTED) return;
-                r.phase = Phase.Failed;
-                r.failure = Failure.AuditMismatch;
-                r.offender = offender;
-                emit AuditFailed(round, coord, offender);
-                emit RoundFailed(round, Failure.AuditMismatch, offender);
-                return;
+        uint8 offender;
+        uint256 coord;
+        unchecked {
+            for (uint256 i = 0; i < k && offender == 0; i++) {
+                coord = _coordinate(seed, i, length);
+                uint256 chunkIndex = coord / CHUNK;
+                uint256 within = (coord % CHUNK) * 8;
+                uint256 a;
+                for (uint256 j = 0; j <= m; j++) {
+                    uint256 slot = i * (m + 1) + j;
+                    bytes32 node = _proveChunk(chunks, slot * CHUNK_BYTES, siblings, slot * low, low, chunkIndex);
+                    if (node != frontiers[(j << top) + (chunkIndex >> low)]) {
+                        revert BadProof(round, coord, j == 0 ? PARTY_AGGREGATOR : edges[j - 1]);
+                    }
+                    uint256 v = _value(chunks, slot * CHUNK_BYTES + within) % P;
+                    if (j == 0) a = v;
+                    else ys[j - 1] = v;
+                }
+                offender = _verdict(edges, lambda, t, ys, a);
             }
         }
-        if (!refine) {
-            r.auditPassed = true;
-            emit AuditPassed(round, edges);
+        if (offender == 0) {
+            if (!refine) {
+                r.auditPassed = true;
+                emit AuditPassed(round, edges);
+            }
+            return;
         }
+        if (refine && offender == PARTY_UNATTRIBUTED) return;
+        r.phase = Phase.Failed;
+        r.failure = Failure.AuditMismatch;
+        r.offender = offender;
+        emit AuditFailed(round, coord, offender);
+        emit RoundFailed(round, Failure.AuditMismatch, offender);
     }
 
     // ------------------------------------------------------------------ trust, anchor, liars, close

@@ -482,7 +482,7 @@ def test_audit_reverts(c):
     r = c.rounds
     aggregate, shares = vectors()
     with reverts("WrongPhase"):
-        r.chain.send(r.contract, "audit", [1, [1, 2, 3], b"", []], r.aggregator)
+        r.chain.send(r.contract, "audit", [1, [1, 2, 3], b"", [], []], r.aggregator)
     to_aggregated(c, aggregate=aggregate, shares=shares)
     wrong = shares.copy()
     wrong[0, :] = 0  # not what edge node 1 committed: its proofs cannot match
@@ -492,11 +492,11 @@ def test_audit_reverts(c):
         r.audit(1, {1: shares[0], 2: shares[1], 3: shares[2]}, wrong[0])
     assert info.value.error == "BadProof" and info.value.args_by_name["party"] == PARTY_AGGREGATOR
     with reverts("BadAuditSet"):
-        r.chain.send(r.contract, "audit", [1, [1, 2], b"", []], r.aggregator)
+        r.chain.send(r.contract, "audit", [1, [1, 2], b"", [], []], r.aggregator)
     with reverts("BadAuditSet"):
-        r.chain.send(r.contract, "audit", [1, [2, 1, 3], b"", []], r.aggregator)
+        r.chain.send(r.contract, "audit", [1, [2, 1, 3], b"", [], []], r.aggregator)
     with reverts("BadLength"):
-        r.chain.send(r.contract, "audit", [1, [1, 2, 3], b"\x00" * 128, []], r.aggregator)
+        r.chain.send(r.contract, "audit", [1, [1, 2, 3], b"\x00" * 128, [], []], r.aggregator)
     with pytest.raises(ChainValueError, match="shares_by_edge_index"):
         r.audit(1, {1: shares[0], 2: shares[1]}, aggregate)
     with pytest.raises(ChainValueError, match="length"):
@@ -505,6 +505,29 @@ def test_audit_reverts(c):
     coordinate = r.audit_coordinates(1)[0]
     tree = merkle_tree(aggregate)
     assert tree.proof(coordinate).value(coordinate) == int(aggregate[coordinate])
+
+
+def test_a_tampered_frontier_is_a_bad_proof(c):
+    from ppbfl.chain import tree_depth
+    from ppbfl.chain.rounds import FRONTIER_LEVELS
+
+    r = c.rounds
+    aggregate, shares = to_aggregated(c)
+    edges = (1, 2, 3)
+    trees = [merkle_tree(aggregate)] + [merkle_tree(shares[e - 1]) for e in edges]
+    low = tree_depth(D) - min(tree_depth(D), FRONTIER_LEVELS)
+    frontiers = [node for tree in trees for node in tree.frontier(low)]
+    coords = r.audit_coordinates(1)
+    chunks = b"".join(tree.proof(x, height=low).chunk for x in coords for tree in trees)
+    siblings = [s for x in coords for tree in trees for s in tree.proof(x, height=low).siblings]
+    width = len(frontiers) // 4
+    frontiers[2 * width] = keccak(b"forged")  # edge node 2's frontier
+    with pytest.raises(ChainRevertError) as info:
+        r.chain.send(r.contract, "audit", [1, list(edges), chunks, siblings, frontiers], r.aggregator)
+    assert info.value.error == "BadProof" and info.value.args_by_name["party"] == 2
+    frontiers[2 * width] = trees[2].frontier(low)[0]
+    r.chain.send(r.contract, "audit", [1, list(edges), chunks, siblings, frontiers], r.aggregator)
+    assert r.round_state(1).audit_passed
 
 
 def test_share_not_committed_revert(chain):

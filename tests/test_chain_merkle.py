@@ -144,3 +144,22 @@ def test_pow_stamp_is_the_smallest_valid_nonce(bits):
     nonce = pow_stamp(device, 7, commitment, bits)
     assert pow_valid(device, 7, commitment, nonce, bits)
     assert all(not pow_valid(device, 7, commitment, k, bits) for k in range(max(0, nonce - 50), nonce))
+
+
+@given(st.integers(1, 3000), st.integers(0, 6), st.data())
+@settings(max_examples=30, deadline=None)
+def test_truncated_proofs_end_at_the_frontier(d, top, data):
+    vector = np.random.default_rng(d).integers(0, P, size=d, dtype=np.uint64)
+    tree = merkle_tree(vector)
+    height = max(0, tree.depth - top)
+    frontier = tree.frontier(height)
+    assert len(frontier) == 1 << (tree.depth - height)
+    assert root_of_leaves(list(frontier)) == tree.root
+    coordinate = data.draw(st.integers(0, d - 1))
+    proof = tree.proof(coordinate, height=height)
+    assert len(proof.siblings) == height
+    full = tree.proof(coordinate)
+    assert proof.siblings == full.siblings[:height]
+    leaf = keccak(proof.chunk_index.to_bytes(4, "big") + proof.chunk)
+    node_index = proof.chunk_index >> height
+    assert verify_leaf_proof(frontier[node_index], leaf, proof.chunk_index & ((1 << height) - 1), proof.siblings)

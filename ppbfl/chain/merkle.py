@@ -124,19 +124,34 @@ class VectorTree:
         """Number of sibling hashes in a proof."""
         return len(self.levels) - 1
 
-    def proof(self, coordinate: int) -> ChunkProof:
-        """Opening of the chunk holding ``coordinate`` (0-based, ``< length``)."""
+    def proof(self, coordinate: int, height: int | None = None) -> ChunkProof:
+        """Opening of the chunk holding ``coordinate`` (0-based, ``< length``).
+
+        ``height`` (default: the depth) stops the path at that tree height: the proof then
+        ends at a node of :meth:`frontier` instead of the root."""
         if not 0 <= coordinate < self.length:
             raise ChainValueError("coordinate", f"{coordinate} is not in [0, {self.length})")
+        height = self.depth if height is None else height
+        if not 0 <= height <= self.depth:
+            raise ChainValueError("height", f"{height} is not in [0, {self.depth}]")
         index = coordinate // CHUNK
         zeros = _zero_hashes(self.depth)
         siblings = []
         position = index
-        for h, level in enumerate(self.levels[:-1]):
+        for h, level in enumerate(self.levels[:height]):
             sibling = position ^ 1
             siblings.append(level[sibling].tobytes() if sibling < len(level) else zeros[h])
             position >>= 1
         return ChunkProof(index, self.chunks[index].tobytes(), tuple(siblings))
+
+
+    def frontier(self, height: int) -> tuple[bytes, ...]:
+        """All ``2^(depth - height)`` nodes at tree ``height`` (0 = leaves), zero-padded, left to right."""
+        if not 0 <= height <= self.depth:
+            raise ChainValueError("height", f"{height} is not in [0, {self.depth}]")
+        level = [row.tobytes() for row in self.levels[height]]
+        width = 1 << (self.depth - height)
+        return tuple(level + [_zero_hashes(height)[height]] * (width - len(level)))
 
 
 def merkle_tree(vector: np.ndarray) -> VectorTree:

@@ -23,7 +23,7 @@ from web3.logs import DISCARD
 
 from ppbfl.chain.driver import Chain
 from ppbfl.chain.errors import ArtifactError, ChainRevertError, ChainValueError
-from ppbfl.chain.merkle import merkle_tree
+from ppbfl.chain.merkle import merkle_tree, tree_depth
 from ppbfl.chain.pow import pow_stamp
 
 __all__ = [
@@ -47,6 +47,8 @@ PARTY_AGGREGATOR = 255
 PARTY_UNATTRIBUTED = 254
 #: trust fixed point: Q1.15, 1.0 = 2^15
 TRUST_ONE = 1 << 15
+#: audits send the top FRONTIER_LEVELS levels of each tree once instead of in every path
+FRONTIER_LEVELS = 4
 _DECISION = np.dtype([("id", ">u4"), ("reason", "u1"), ("weight", ">u8")])
 
 
@@ -443,14 +445,19 @@ class RoundsContract:
         for tree, who in zip(trees, ("aggregate",) + edges):
             if tree.length != length:
                 raise ChainValueError(f"vector of {who}", f"length {tree.length}, the posted aggregate has {length}")
+        depth = tree_depth(length)
+        low = depth - min(depth, FRONTIER_LEVELS)
+        frontiers = [node for tree in trees for node in tree.frontier(low)]
         chunks: list[bytes] = []
         siblings: list[bytes] = []
         for c in coords:
             for tree in trees:
-                proof = tree.proof(c)
+                proof = tree.proof(c, height=low)
                 chunks.append(proof.chunk)
                 siblings.extend(proof.siblings)
-        receipt = self._send("audit", [round_, list(edges), b"".join(chunks), siblings], sender or self.aggregator)
+        receipt = self._send(
+            "audit", [round_, list(edges), b"".join(chunks), siblings, frontiers], sender or self.aggregator
+        )
         failed = self.contract.events.AuditFailed().process_receipt(receipt, errors=DISCARD)
         passed = bool(self.contract.events.AuditPassed().process_receipt(receipt, errors=DISCARD))
         offender = int(failed[0]["args"]["offender"]) if failed else None
