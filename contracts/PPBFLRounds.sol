@@ -1,0 +1,758 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+/// @title PPBFLRounds: round coordinator and audit trail of ppbfl (DESIGN section 6)
+/// @notice One contract per consortium. The deployer is the admin (registers edge nodes and
+/// devices); the aggregator (may be the admin) opens rounds and posts the aggregate. A round
+/// moves Open -> Committed -> Verified -> Aggregated -> Closed, or to Failed (a phase deadline
+/// passed, or the on-chain audit caught a mismatch). Field: p = 2^61 - 1; share vectors are
+/// committed as Merkle roots over chunks of 16 big-endian uint64 values
+/// (leaf = keccak256(uint32 chunkIndex || 16 x uint64), node = keccak256(left || right),
+/// padding leaves are zero). See docs/chain.md.
+contract PPBFLRounds {
+    uint256 internal constant P = 2305843009213693951; // 2^61 - 1
+    uint256 internal constant CHUNK = 16;
+    uint256 internal constant CHUNK_BYTES = 128;
+    uint256 internal constant FRONTIER_LEVELS = 4; // audits send the top of each tree once
+    uint256 internal constant DECISION_BYTES = 13; // uint32 deviceId, uint8 reason, uint64 weight
+    uint256 internal constant TRUST_ONE = 32768; // trust is Q1.15: 1.0 = 2^15
+    uint256 internal constant TRUST_LANES = 16; // uint16 scores per storage word
+    uint8 public constant PARTY_AGGREGATOR = 255;
+    uint8 public constant PARTY_UNATTRIBUTED = 254;
+
+    enum Phase { None, Open, Committed, Verified, Aggregated, Closed, Failed }
+    enum Failure { None, Timeout, AuditMismatch }
+
+    struct Round {
+        Phase phase;
+        Failure failure;
+        uint8 offender; // 1..n edge node, 255 aggregator, 254 unattributed, 0 none
+        uint32 deviceCount; // devices registered when the round opened
+        uint32 committed;
+        uint64 deadline; // last block of the current phase
+        uint64 closedAt; // block of closeCommitments
+        uint64 aggregatedAt; // block of postAggregate
+        uint32 length; // aggregate vector length d
+        uint32 scalarVoters; // bitmaps over edge indices (bit i = edge node i)
+        uint32 decisionVoters;
+        uint32 aggregateShares;
+        uint32 reportedLiars;
+        bool decisionsAgreed;
+        bool auditPassed;
+        bool trustSet;
+        bytes32 modelHash;
+        bytes32 challengeSeed;
+        bytes32 scalarsHash;
+        bytes32 decisionsHash;
+        bytes32 aggregateRoot;
+        bytes32 newModelHash;
+        bytes32 auditSeed;
+        bytes32 anchor;
+    }
+
+    struct EdgeNode {
+        address account;
+        bytes32 tlsFingerprint;
+    }
+
+    error BadParameters();
+    error NotAdmin(address caller);
+    error NotCoordinator(address caller);
+    error NotEdgeNode(address caller);
+    error NotDevice(address caller);
+    error BadEdgeIndex(uint256 index);
+    error EdgeNodeExists(uint256 index);
+    error EdgeNodesMissing(uint256 registered, uint256 needed);
+    error AddressInUse(address account);
+    error BadPowBits(uint256 bits);
+    error BadRound(uint64 round, uint64 expected);
+    error WrongPhase(uint64 round, Phase phase);
+    error DeadlinePassed(uint64 round, uint64 deadline);
+    error DeadlineNotReached(uint64 round, uint64 deadline);
+    error DeviceNotInRound(uint64 round, uint32 deviceId);
+    error AlreadyCommitted(uint64 round, uint32 deviceId);
+    error BadPow(uint64 round, uint32 deviceId);
+    error SeedNotReady(uint64 round, uint64 readyAt);
+    error SeedExpired(uint64 round);
+    error AlreadyPosted(uint64 round, uint8 edgeIndex);
+    error BadLength(uint256 got, uint256 expected);
+    error DecisionsMissing(uint64 round);
+    error NotEnoughAggregateShares(uint64 round, uint256 got, uint256 needed);
+    error BadAuditSet(uint64 round, uint256 count);
+    error ShareNotCommitted(uint64 round, uint8 edgeIndex);
+    error BadProof(uint64 round, uint256 coordinate, uint8 party);
+    error AlreadyDone(uint64 round);
+    error BadTrust(uint256 slot, uint256 lane);
+    error BadSlot(uint256 slot);
+    error ZeroRoot();
+
+    event EdgeNodeRegistered(uint8 indexed index, address account, bytes32 tlsFingerprint);
+    event DeviceRegistered(uint32 indexed id, address account, uint8 powBits);
+    event RoundOpened(uint64 indexed round, bytes32 modelHash, uint32 deviceCount, uint64 deadline);
+    event CommitmentsClosed(uint64 indexed round, uint32 committed, uint64 deadline);
+    event ScalarsPosted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 hash);
+    event ScalarsPublished(uint64 indexed round, bytes32 indexed hash, bytes data);
+    event ScalarsAgreed(uint64 indexed round, bytes32 hash);
+    event DecisionsPosted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 hash);
+    event DecisionsPublished(uint64 indexed round, bytes32 indexed hash, bytes data);
+    event DecisionsAgreed(uint64 indexed round, bytes32 hash);
+    event AggregateShareCommitted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 root);
+    event AggregatePosted(uint64 indexed round, bytes32 root, bytes32 modelHash, uint32 length);
+    event AuditPassed(uint64 indexed round, uint8[] edges);
+    event AuditFailed(uint64 indexed round, uint256 coordinate, uint8 offender);
+    event TrustSet(uint64 indexed round, uint256[] slots, uint256[] words);
+    event Anchored(uint64 indexed round, bytes32 root);
+    event LiarReported(uint64 indexed round, uint8 indexed edgeIndex);
+    event RoundClosed(uint64 indexed round);
+    event RoundFailed(uint64 indexed round, Failure reason, uint8 offender);
+
+    address public immutable admin;
+    address public immutable aggregator;
+    uint8 public immutable t;
+    uint8 public immutable n;
+    uint8 public immutable auditK;
+    uint32 public immutable commitBlocks;
+    uint32 public immutable verifyBlocks;
+    uint32 public immutable aggregateBlocks;
+    uint32 public immutable auditBlocks;
+
+    uint64 public latestRound;
+    uint8 public edgeCount;
+    mapping(uint256 => EdgeNode) internal edgeNodes;
+    mapping(address => uint8) public edgeIndexOf;
+    mapping(address => uint256) internal deviceInfo; // (id + 1) | powBits << 32
+    address[] internal deviceAddresses;
+    mapping(uint64 => Round) internal rounds;
+    mapping(uint64 => mapping(uint256 => bytes32)) internal commitments;
+    mapping(uint64 => mapping(uint256 => bytes32)) internal aggregateShareRoots;
+    mapping(bytes32 => uint256) internal votes; // keccak(round, kind, hash) -> bitmap of voters
+    mapping(uint256 => uint256) internal trustWords; // 16 x uint16 per word, device id / 16
+
+    constructor(
+        uint8 t_,
+        uint8 n_,
+        uint32 commitBlocks_,
+        uint32 verifyBlocks_,
+        uint32 aggregateBlocks_,
+        uint32 auditBlocks_,
+        uint8 auditK_,
+        address aggregator_
+    ) {
+        if (t_ < 1 || t_ > n_ || n_ > 31 || auditK_ < 1 || aggregator_ == address(0)) revert BadParameters();
+        if (commitBlocks_ < 1 || verifyBlocks_ < 1 || aggregateBlocks_ < 1 || auditBlocks_ < 1) revert BadParameters();
+        admin = msg.sender;
+        aggregator = aggregator_;
+        t = t_;
+        n = n_;
+        auditK = auditK_;
+        commitBlocks = commitBlocks_;
+        verifyBlocks = verifyBlocks_;
+        aggregateBlocks = aggregateBlocks_;
+        auditBlocks = auditBlocks_;
+    }
+
+    // ------------------------------------------------------------------ access
+
+    modifier onlyAdmin() {
+        if (msg.sender != admin) revert NotAdmin(msg.sender);
+        _;
+    }
+
+    modifier onlyCoordinator() {
+        if (msg.sender != admin && msg.sender != aggregator) revert NotCoordinator(msg.sender);
+        _;
+    }
+
+    function _edgeIndex() internal view returns (uint8 index) {
+        index = edgeIndexOf[msg.sender];
+        if (index == 0) revert NotEdgeNode(msg.sender);
+    }
+
+    function _inPhase(uint64 round, Phase phase) internal view returns (Round storage r) {
+        r = rounds[round];
+        if (r.phase != phase) revert WrongPhase(round, r.phase);
+    }
+
+    function _beforeDeadline(uint64 round, Round storage r) internal view {
+        if (block.number > r.deadline) revert DeadlinePassed(round, r.deadline);
+    }
+
+    // ------------------------------------------------------------------ registration
+
+    /// @notice Register edge node `index` (1..n) with its account and TLS certificate fingerprint.
+    function registerEdgeNode(uint8 index, address account, bytes32 tlsFingerprint) external onlyAdmin {
+        if (index < 1 || index > n) revert BadEdgeIndex(index);
+        if (edgeNodes[index].account != address(0)) revert EdgeNodeExists(index);
+        if (account == address(0) || edgeIndexOf[account] != 0 || deviceInfo[account] != 0) revert AddressInUse(account);
+        edgeNodes[index] = EdgeNode(account, tlsFingerprint);
+        edgeIndexOf[account] = index;
+        edgeCount += 1;
+        emit EdgeNodeRegistered(index, account, tlsFingerprint);
+    }
+
+    /// @notice Register a device with its PoW difficulty and initial trust (Q1.15, <= 1.0);
+    /// ids are 0, 1, 2, ... in registration order. Writing the trust here keeps the per-round
+    /// trust updates on already-used storage words.
+    function registerDevice(address account, uint8 powBits, uint16 trust) external onlyAdmin returns (uint32 id) {
+        if (powBits > 64) revert BadPowBits(powBits);
+        if (trust > TRUST_ONE) revert BadTrust(deviceAddresses.length / TRUST_LANES, deviceAddresses.length % TRUST_LANES);
+        if (account == address(0) || edgeIndexOf[account] != 0 || deviceInfo[account] != 0) revert AddressInUse(account);
+        id = uint32(deviceAddresses.length);
+        deviceAddresses.push(account);
+        deviceInfo[account] = (uint256(id) + 1) | (uint256(powBits) << 32);
+        trustWords[id / TRUST_LANES] |= uint256(trust) << (16 * (id % TRUST_LANES));
+        emit DeviceRegistered(id, account, powBits);
+    }
+
+    /// @notice Change a registered device's PoW difficulty (set from its trust by the admin).
+    function setPowBits(address account, uint8 powBits) external onlyAdmin {
+        uint256 info = deviceInfo[account];
+        if (info == 0) revert NotDevice(account);
+        if (powBits > 64) revert BadPowBits(powBits);
+        deviceInfo[account] = (info & 0xffffffff) | (uint256(powBits) << 32);
+        emit DeviceRegistered(uint32((info & 0xffffffff) - 1), account, powBits);
+    }
+
+    // ------------------------------------------------------------------ round: open and commit
+
+    /// @notice Open round `round` (must be latestRound + 1; the previous round must be closed or failed).
+    function openRound(uint64 round, bytes32 modelHash) external onlyCoordinator {
+        if (edgeCount != n) revert EdgeNodesMissing(edgeCount, n);
+        if (round != latestRound + 1) revert BadRound(round, latestRound + 1);
+        if (latestRound != 0) {
+            Phase prev = rounds[latestRound].phase;
+            if (prev != Phase.Closed && prev != Phase.Failed) revert WrongPhase(latestRound, prev);
+        }
+        latestRound = round;
+        Round storage r = rounds[round];
+        r.phase = Phase.Open;
+        r.deviceCount = uint32(deviceAddresses.length);
+        r.deadline = uint64(block.number + commitBlocks);
+        r.modelHash = modelHash;
+        emit RoundOpened(round, modelHash, r.deviceCount, r.deadline);
+    }
+
+    /// @notice A device commits the Merkle root of its share vectors with a light PoW stamp:
+    /// keccak256(device, round, root, nonce) must have `powBits` leading zero bits.
+    function commitShares(uint64 round, bytes32 root, uint64 nonce) external {
+        uint256 info = deviceInfo[msg.sender];
+        if (info == 0) revert NotDevice(msg.sender);
+        Round storage r = _inPhase(round, Phase.Open);
+        _beforeDeadline(round, r);
+        uint32 id = uint32((info & 0xffffffff) - 1);
+        if (id >= r.deviceCount) revert DeviceNotInRound(round, id);
+        if (commitments[round][id] != bytes32(0)) revert AlreadyCommitted(round, id);
+        uint256 bits = info >> 32;
+        if (bits != 0 && (uint256(keccak256(abi.encodePacked(msg.sender, round, root, nonce))) >> (256 - bits)) != 0) {
+            revert BadPow(round, id);
+        }
+        if (root == bytes32(0)) revert ZeroRoot();
+        commitments[round][id] = root;
+        r.committed += 1;
+    }
+
+    /// @notice End the commit phase: every device of the round committed, or the commit deadline passed.
+    function closeCommitments(uint64 round) external {
+        Round storage r = _inPhase(round, Phase.Open);
+        if (r.committed != r.deviceCount && block.number <= r.deadline) revert DeadlineNotReached(round, r.deadline);
+        r.phase = Phase.Committed;
+        r.closedAt = uint64(block.number);
+        r.deadline = uint64(block.number + verifyBlocks);
+        emit CommitmentsClosed(round, r.committed, r.deadline);
+    }
+
+    function _seed(uint64 round, uint64 fixedAt, uint8 kind) internal view returns (bytes32) {
+        if (fixedAt == 0 || block.number <= fixedAt) revert SeedNotReady(round, fixedAt + 1);
+        bytes32 h = blockhash(fixedAt);
+        if (h == bytes32(0)) revert SeedExpired(round);
+        return keccak256(abi.encode(h, address(this), round, kind));
+    }
+
+    /// @notice Public randomness for the share-consistency check, fixed by the hash of the block
+    /// that closed the commitments (readable from the next block on).
+    function challengeSeed(uint64 round) public view returns (bytes32) {
+        bytes32 stored = rounds[round].challengeSeed;
+        if (stored != bytes32(0)) return stored;
+        return _seed(round, rounds[round].closedAt, 1);
+    }
+
+    // ------------------------------------------------------------------ verification
+
+    /// @dev Record `edge`'s vote for `h` (bit 0 of the vote word: the bytes were published).
+    /// Returns true when t edge nodes voted for `h` and its bytes are on chain.
+    function _vote(uint64 round, uint8 kind, uint8 edge, bytes32 h, bool publish) internal returns (bool) {
+        bytes32 key = keccak256(abi.encode(round, kind, h));
+        uint256 voters = votes[key] | (uint256(1) << edge);
+        if (publish) voters |= 1;
+        votes[key] = voters;
+        if (voters & 1 == 0) return false;
+        uint256 count;
+        for (uint256 rest = voters >> 1; rest != 0; rest &= rest - 1) count += 1;
+        return count >= t;
+    }
+
+    /// @notice Vote word of `h` for `kind` (1 scalars, 2 decisions): bit i = edge node i voted,
+    /// bit 0 = the bytes were published.
+    function voteWord(uint64 round, uint8 kind, bytes32 h) external view returns (uint256) {
+        return votes[keccak256(abi.encode(round, kind, h))];
+    }
+
+    function _scalars(uint64 round, bytes32 h, bool publish) internal returns (bool agreed) {
+        uint8 edge = _edgeIndex();
+        Round storage r = _inPhase(round, Phase.Committed);
+        _beforeDeadline(round, r);
+        if (r.scalarVoters & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
+        if (r.challengeSeed == bytes32(0)) r.challengeSeed = _seed(round, r.closedAt, 1);
+        r.scalarVoters |= uint32(1) << edge;
+        emit ScalarsPosted(round, edge, h);
+        agreed = _vote(round, 1, edge, h, publish);
+        if (agreed) {
+            r.scalarsHash = h;
+            r.phase = Phase.Verified;
+            r.deadline = uint64(block.number + aggregateBlocks);
+            emit ScalarsAgreed(round, h);
+        }
+    }
+
+    /// @notice Edge node publishes the opened verification scalars (records of uint32 deviceId and
+    /// uint64 values, packed big-endian) and votes for them; once t edge nodes voted for the same
+    /// bytes the round is Verified. The bytes are emitted once (ScalarsPublished).
+    function postScalars(uint64 round, bytes calldata packed) external {
+        bytes32 h = keccak256(packed);
+        emit ScalarsPublished(round, h, packed);
+        _scalars(round, h, true);
+    }
+
+    /// @notice Edge node votes for scalars another edge node published (their keccak256 hash).
+    function voteScalars(uint64 round, bytes32 h) external {
+        _scalars(round, h, false);
+    }
+
+    function _decisions(uint64 round, bytes32 h, bool publish) internal {
+        uint8 edge = _edgeIndex();
+        Round storage r = _inPhase(round, Phase.Verified);
+        _beforeDeadline(round, r);
+        if (r.decisionsAgreed) revert AlreadyDone(round);
+        if (r.decisionVoters & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
+        r.decisionVoters |= uint32(1) << edge;
+        emit DecisionsPosted(round, edge, h);
+        if (_vote(round, 2, edge, h, publish)) {
+            r.decisionsHash = h;
+            r.decisionsAgreed = true;
+            emit DecisionsAgreed(round, h);
+        }
+    }
+
+    /// @notice Edge node publishes the accept/reject decisions (13-byte records: uint32 deviceId,
+    /// uint8 reason (0 = accepted), uint64 weight) and votes; agreed once t edge nodes voted.
+    function postDecisions(uint64 round, bytes calldata packed) external {
+        if (packed.length % DECISION_BYTES != 0) revert BadLength(packed.length, DECISION_BYTES);
+        bytes32 h = keccak256(packed);
+        emit DecisionsPublished(round, h, packed);
+        _decisions(round, h, true);
+    }
+
+    /// @notice Edge node votes for decisions another edge node published (their keccak256 hash).
+    function voteDecisions(uint64 round, bytes32 h) external {
+        _decisions(round, h, false);
+    }
+
+    // ------------------------------------------------------------------ aggregation
+
+    /// @notice Edge node commits the Merkle root of its aggregate-share vector (after the decisions).
+    function commitAggregateShare(uint64 round, bytes32 root) external {
+        uint8 edge = _edgeIndex();
+        Round storage r = _inPhase(round, Phase.Verified);
+        _beforeDeadline(round, r);
+        if (!r.decisionsAgreed) revert DecisionsMissing(round);
+        if (r.aggregateShares & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
+        if (root == bytes32(0)) revert ZeroRoot();
+        r.aggregateShares |= uint32(1) << edge;
+        aggregateShareRoots[round][edge] = root;
+        emit AggregateShareCommitted(round, edge, root);
+    }
+
+    /// @notice The aggregator posts the Merkle root of the aggregate vector (length d) and the new
+    /// global model hash; needs the decisions and at least t aggregate-share commitments.
+    function postAggregate(uint64 round, bytes32 root, bytes32 newModelHash, uint32 length) external onlyCoordinator {
+        Round storage r = _inPhase(round, Phase.Verified);
+        _beforeDeadline(round, r);
+        if (!r.decisionsAgreed) revert DecisionsMissing(round);
+        uint256 count;
+        for (uint32 bits = r.aggregateShares; bits != 0; bits &= bits - 1) count += 1;
+        if (count < t) revert NotEnoughAggregateShares(round, count, t);
+        if (length == 0) revert BadLength(0, 1);
+        r.aggregateRoot = root;
+        r.newModelHash = newModelHash;
+        r.length = length;
+        r.phase = Phase.Aggregated;
+        r.aggregatedAt = uint64(block.number);
+        r.deadline = uint64(block.number + auditBlocks);
+        emit AggregatePosted(round, root, newModelHash, length);
+    }
+
+    // ------------------------------------------------------------------ audit
+
+    /// @notice Audit randomness, fixed by the hash of the block holding postAggregate.
+    function auditSeed(uint64 round) public view returns (bytes32) {
+        bytes32 stored = rounds[round].auditSeed;
+        if (stored != bytes32(0)) return stored;
+        return _seed(round, rounds[round].aggregatedAt, 2);
+    }
+
+    /// @notice The auditK coordinates (in [0, length)) an audit of `round` must open.
+    function auditCoordinates(uint64 round) external view returns (uint256[] memory coords) {
+        bytes32 seed = auditSeed(round);
+        uint256 length = rounds[round].length;
+        coords = new uint256[](auditK);
+        for (uint256 i = 0; i < auditK; i++) coords[i] = uint256(keccak256(abi.encode(seed, i))) % length;
+    }
+
+    /// @notice Depth of the Merkle tree over a vector of `length` field elements.
+    function treeDepth(uint256 length) public pure returns (uint256 depth) {
+        uint256 leaves = (length + CHUNK - 1) / CHUNK;
+        while ((uint256(1) << depth) < leaves) depth += 1;
+    }
+
+    /// @dev Root of the path from chunk `chunkIndex` (128 bytes at `chunkAt` in `chunks`) through
+    /// `depth` siblings starting at `siblings[siblingAt]`.
+    function _proveChunk(
+        bytes calldata chunks,
+        uint256 chunkAt,
+        bytes32[] calldata siblings,
+        uint256 siblingAt,
+        uint256 depth,
+        uint256 chunkIndex
+    ) internal pure returns (bytes32 node) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, shl(224, chunkIndex))
+            calldatacopy(add(ptr, 4), add(chunks.offset, chunkAt), 128)
+            node := keccak256(ptr, 132)
+            let s := add(siblings.offset, shl(5, siblingAt))
+            let end := add(s, shl(5, depth))
+            for { let idx := chunkIndex } lt(s, end) { s := add(s, 32) } {
+                let left := shl(5, and(idx, 1)) // 0 if node is a left child, 32 if right
+                mstore(left, node)
+                mstore(xor(left, 32), calldataload(s))
+                node := keccak256(0x00, 0x40)
+                idx := shr(1, idx)
+            }
+        }
+    }
+
+    /// @dev Root over the `1 << levels` nodes `frontiers[at ...]` (one tree level, left to right).
+    function _frontierRoot(bytes32[] calldata frontiers, uint256 at, uint256 levels) internal pure returns (bytes32 root) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let width := shl(levels, 1)
+            calldatacopy(ptr, add(frontiers.offset, shl(5, at)), shl(5, width))
+            for { } gt(width, 1) { width := shr(1, width) } {
+                for { let i := 0 } lt(i, width) { i := add(i, 2) } {
+                    mstore(add(ptr, shl(4, i)), keccak256(add(ptr, shl(5, i)), 0x40))
+                }
+            }
+            root := mload(ptr)
+        }
+    }
+
+    function _value(bytes calldata chunks, uint256 at) internal pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := shr(192, calldataload(add(chunks.offset, at)))
+        }
+    }
+
+    function _coordinate(bytes32 seed, uint256 i, uint256 length) internal pure returns (uint256 c) {
+        assembly ("memory-safe") {
+            mstore(0x00, seed)
+            mstore(0x20, i)
+            c := mod(keccak256(0x00, 0x40), length)
+        }
+    }
+
+    function _inverse(uint256 a) internal view returns (uint256 r) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, 32)
+            mstore(add(ptr, 0x20), 32)
+            mstore(add(ptr, 0x40), 32)
+            mstore(add(ptr, 0x60), a)
+            mstore(add(ptr, 0x80), sub(P, 2))
+            mstore(add(ptr, 0xa0), P)
+            if iszero(staticcall(gas(), 0x05, ptr, 0xc0, ptr, 0x20)) { revert(0, 0) }
+            r := mload(ptr)
+        }
+    }
+
+    /// @dev Lagrange coefficients at 0 for the points `edges` with position `skip` left out
+    /// (skip = edges.length for none), written to lambda[row * m ...], 0 at `skip`.
+    function _lagrange(uint8[] calldata edges, uint256 skip, uint256[] memory lambda, uint256 row) internal view {
+        uint256 m = edges.length;
+        unchecked {
+            for (uint256 i = 0; i < m; i++) {
+                if (i == skip) continue;
+                uint256 num = 1;
+                uint256 den = 1;
+                uint256 xi = edges[i];
+                for (uint256 j = 0; j < m; j++) {
+                    if (j == i || j == skip) continue;
+                    uint256 xj = edges[j];
+                    num = mulmod(num, xj, P);
+                    den = mulmod(den, xj + P - xi, P);
+                }
+                lambda[row * m + i] = mulmod(num, _inverse(den), P);
+            }
+        }
+    }
+
+    /// @dev Row `row` of `lambda` := mu_j = 1 / prod_{k != j} (x_j - x_k): sum_j mu_j y_j is the
+    /// leading coefficient of the polynomial through all m points, 0 iff they lie on one of degree < m - 1.
+    function _syndrome(uint8[] calldata edges, uint256[] memory lambda, uint256 row) internal view {
+        uint256 m = edges.length;
+        unchecked {
+            for (uint256 j = 0; j < m; j++) {
+                uint256 den = 1;
+                for (uint256 k = 0; k < m; k++) {
+                    if (k != j) den = mulmod(den, uint256(edges[j]) + P - edges[k], P);
+                }
+                lambda[row * m + j] = _inverse(den);
+            }
+        }
+    }
+
+    /// @dev sum_i lambda[row * m + i] * ys[i] mod p (rows of `lambda` have m = ys.length entries).
+    function _combine(uint256[] memory lambda, uint256 row, uint256[] memory ys) internal pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            let m := mload(ys)
+            let lp := add(add(lambda, 32), shl(5, mul(row, m)))
+            let yp := add(ys, 32)
+            for { let i := 0 } lt(i, m) { i := add(i, 1) } {
+                v := addmod(v, mulmod(mload(add(lp, shl(5, i))), mload(add(yp, shl(5, i))), P), P)
+            }
+        }
+    }
+
+    /// @dev Verdict for one coordinate: 0 = consistent, else the offending party (see docs/chain.md).
+    /// t shares: `lambda` row 0 interpolates them. t + 1 shares: rows 0..m-1 are the leave-one-out
+    /// interpolations, row m the consistency syndrome (checked first; the rows only on a mismatch).
+    function _verdict(uint8[] calldata edges, uint256[] memory lambda, uint256 t_, uint256[] memory ys, uint256 a)
+        internal
+        pure
+        returns (uint8)
+    {
+        uint256 m = ys.length;
+        if (m == t_) return _combine(lambda, 0, ys) == a ? 0 : PARTY_UNATTRIBUTED;
+        if (_combine(lambda, m, ys) == 0) {
+            // the t + 1 shares are consistent: any t of them give the same value
+            return _combine(lambda, m - 1, ys) == a ? 0 : PARTY_AGGREGATOR;
+        }
+        uint256 matches;
+        uint256 matched;
+        for (uint256 j = 0; j < m; j++) {
+            if (_combine(lambda, j, ys) == a) {
+                matches += 1;
+                matched = j;
+            }
+        }
+        return matches == 1 ? edges[matched] : PARTY_UNATTRIBUTED;
+    }
+
+    /// @notice Audit the posted aggregate: open the auditK drawn coordinates of the aggregate and
+    /// of the aggregate shares of `edges` (t or t + 1 distinct edge indices, ascending).
+    /// With depth = treeDepth(length), top = min(depth, 4) and low = depth - top:
+    /// `frontiers` holds, for the aggregate and then each edge node, the 2^top tree nodes at
+    /// height `low` (checked against the committed roots once); for each coordinate i, `chunks`
+    /// holds the 128-byte chunk of the aggregate and then of each edge node, `siblings` their
+    /// paths up to height `low` (low hashes each, leaf level first).
+    /// A mismatch fails the round naming the offender; a t + 1 audit may also refine an
+    /// unattributed failure.
+    function audit(
+        uint64 round,
+        uint8[] calldata edges,
+        bytes calldata chunks,
+        bytes32[] calldata siblings,
+        bytes32[] calldata frontiers
+    ) external {
+        Round storage r = rounds[round];
+        bool refine = r.phase == Phase.Failed && r.failure == Failure.AuditMismatch && r.offender == PARTY_UNATTRIBUTED;
+        if (r.phase != Phase.Aggregated && !refine) revert WrongPhase(round, r.phase);
+        uint256 m = edges.length;
+        if (m < t || m > t + 1 || m > n) revert BadAuditSet(round, m);
+        bytes32[] memory roots = new bytes32[](m + 1);
+        roots[0] = r.aggregateRoot;
+        for (uint256 i = 0; i < m; i++) {
+            if (i > 0 && edges[i] <= edges[i - 1]) revert BadAuditSet(round, m);
+            if (r.aggregateShares & (uint32(1) << edges[i]) == 0) revert ShareNotCommitted(round, edges[i]);
+            roots[i + 1] = aggregateShareRoots[round][edges[i]];
+        }
+        uint256 length = r.length;
+        uint256 low = treeDepth(length);
+        uint256 top = low < FRONTIER_LEVELS ? low : FRONTIER_LEVELS;
+        low -= top;
+        uint256 k = auditK;
+        if (chunks.length != k * (m + 1) * CHUNK_BYTES) revert BadLength(chunks.length, k * (m + 1) * CHUNK_BYTES);
+        if (siblings.length != k * (m + 1) * low) revert BadLength(siblings.length, k * (m + 1) * low);
+        if (frontiers.length != (m + 1) << top) revert BadLength(frontiers.length, (m + 1) << top);
+        for (uint256 j = 0; j <= m; j++) {
+            if (_frontierRoot(frontiers, j << top, top) != roots[j]) {
+                revert BadProof(round, type(uint256).max, j == 0 ? PARTY_AGGREGATOR : edges[j - 1]);
+            }
+        }
+        bytes32 seed = r.auditSeed;
+        if (seed == bytes32(0)) {
+            seed = _seed(round, r.aggregatedAt, 2);
+            r.auditSeed = seed;
+        }
+        uint256[] memory lambda;
+        if (m == t) {
+            lambda = new uint256[](m);
+            _lagrange(edges, m, lambda, 0);
+        } else {
+            lambda = new uint256[]((m + 1) * m);
+            for (uint256 j = 0; j < m; j++) _lagrange(edges, j, lambda, j);
+            _syndrome(edges, lambda, m);
+        }
+
+        uint256[] memory ys = new uint256[](m);
+        uint8 offender;
+        uint256 coord;
+        unchecked {
+            for (uint256 i = 0; i < k && offender == 0; i++) {
+                coord = _coordinate(seed, i, length);
+                uint256 chunkIndex = coord / CHUNK;
+                uint256 within = (coord % CHUNK) * 8;
+                uint256 a;
+                for (uint256 j = 0; j <= m; j++) {
+                    uint256 slot = i * (m + 1) + j;
+                    bytes32 node = _proveChunk(chunks, slot * CHUNK_BYTES, siblings, slot * low, low, chunkIndex);
+                    if (node != frontiers[(j << top) + (chunkIndex >> low)]) {
+                        revert BadProof(round, coord, j == 0 ? PARTY_AGGREGATOR : edges[j - 1]);
+                    }
+                    uint256 v = _value(chunks, slot * CHUNK_BYTES + within) % P;
+                    if (j == 0) a = v;
+                    else ys[j - 1] = v;
+                }
+                offender = _verdict(edges, lambda, t, ys, a);
+            }
+        }
+        if (offender == 0) {
+            if (!refine) {
+                r.auditPassed = true;
+                emit AuditPassed(round, edges);
+            }
+            return;
+        }
+        if (refine && offender == PARTY_UNATTRIBUTED) return;
+        r.phase = Phase.Failed;
+        r.failure = Failure.AuditMismatch;
+        r.offender = offender;
+        emit AuditFailed(round, coord, offender);
+        emit RoundFailed(round, Failure.AuditMismatch, offender);
+    }
+
+    // ------------------------------------------------------------------ trust, anchor, liars, close
+
+    function _recordable(uint64 round) internal view returns (Round storage r) {
+        r = rounds[round];
+        if (r.phase != Phase.Verified && r.phase != Phase.Aggregated && r.phase != Phase.Failed) {
+            revert WrongPhase(round, r.phase);
+        }
+    }
+
+    /// @notice Set trust scores after a round: whole words of 16 uint16 Q1.15 scores
+    /// (word w holds devices 16w .. 16w + 15, device 16w + j in bits 16j .. 16j + 15), each <= 1.0.
+    function setTrust(uint64 round, uint256[] calldata slots, uint256[] calldata words) external onlyCoordinator {
+        Round storage r = _recordable(round);
+        if (r.trustSet) revert AlreadyDone(round);
+        if (slots.length != words.length) revert BadLength(words.length, slots.length);
+        uint256 maxSlot = (deviceAddresses.length + TRUST_LANES - 1) / TRUST_LANES;
+        for (uint256 i = 0; i < slots.length; i++) {
+            if (slots[i] >= maxSlot) revert BadSlot(slots[i]);
+            uint256 w = words[i];
+            for (uint256 lane = 0; lane < TRUST_LANES; lane++) {
+                if ((w >> (16 * lane)) & 0xffff > TRUST_ONE) revert BadTrust(slots[i], lane);
+            }
+            trustWords[slots[i]] = w;
+        }
+        r.trustSet = true;
+        emit TrustSet(round, slots, words);
+    }
+
+    /// @notice Anchor the off-chain store's Merkle root for `round` (once).
+    function anchor(uint64 round, bytes32 root) external onlyCoordinator {
+        Round storage r = _recordable(round);
+        if (r.anchor != bytes32(0)) revert AlreadyDone(round);
+        if (root == bytes32(0)) revert ZeroRoot();
+        r.anchor = root;
+        emit Anchored(round, root);
+    }
+
+    /// @notice Record an edge node named by robust reconstruction as having sent a wrong share.
+    function reportLiar(uint64 round, uint8 edgeIndex) external onlyCoordinator {
+        Round storage r = _recordable(round);
+        if (edgeIndex < 1 || edgeIndex > n) revert BadEdgeIndex(edgeIndex);
+        if (r.reportedLiars & (uint32(1) << edgeIndex) != 0) revert AlreadyPosted(round, edgeIndex);
+        r.reportedLiars |= uint32(1) << edgeIndex;
+        emit LiarReported(round, edgeIndex);
+    }
+
+    /// @notice Close an aggregated round: after a passed audit, or once the audit window is over.
+    function closeRound(uint64 round) external onlyCoordinator {
+        Round storage r = _inPhase(round, Phase.Aggregated);
+        if (!r.auditPassed && block.number <= r.deadline) revert DeadlineNotReached(round, r.deadline);
+        r.phase = Phase.Closed;
+        emit RoundClosed(round);
+    }
+
+    /// @notice Anyone may fail a round stuck in Committed or Verified past its deadline.
+    function abortRound(uint64 round) external {
+        Round storage r = rounds[round];
+        if (r.phase != Phase.Committed && r.phase != Phase.Verified) revert WrongPhase(round, r.phase);
+        if (block.number <= r.deadline) revert DeadlineNotReached(round, r.deadline);
+        r.phase = Phase.Failed;
+        r.failure = Failure.Timeout;
+        emit RoundFailed(round, Failure.Timeout, 0);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function roundInfo(uint64 round) external view returns (Round memory) {
+        return rounds[round];
+    }
+
+    function edgeNode(uint8 index) external view returns (address account, bytes32 tlsFingerprint) {
+        EdgeNode storage e = edgeNodes[index];
+        return (e.account, e.tlsFingerprint);
+    }
+
+    function deviceCount() external view returns (uint32) {
+        return uint32(deviceAddresses.length);
+    }
+
+    /// @notice (registered, id, powBits) of `account`.
+    function device(address account) external view returns (bool registered, uint32 id, uint8 powBits) {
+        uint256 info = deviceInfo[account];
+        if (info == 0) return (false, 0, 0);
+        return (true, uint32((info & 0xffffffff) - 1), uint8(info >> 32));
+    }
+
+    function deviceAddress(uint32 id) external view returns (address) {
+        return deviceAddresses[id];
+    }
+
+    function commitment(uint64 round, uint32 deviceId) external view returns (bytes32) {
+        return commitments[round][deviceId];
+    }
+
+    function aggregateShareRoot(uint64 round, uint8 edgeIndex) external view returns (bytes32) {
+        return aggregateShareRoots[round][edgeIndex];
+    }
+
+    function trustWord(uint256 slot) external view returns (uint256) {
+        return trustWords[slot];
+    }
+
+    function trustOf(uint32 deviceId) external view returns (uint16) {
+        return uint16(trustWords[deviceId / TRUST_LANES] >> (16 * (deviceId % TRUST_LANES)));
+    }
+}

@@ -1,0 +1,68 @@
+"""Typed errors of the chain layer (all subclass :class:`ppbfl.errors.PPBFLError`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ppbfl.errors import PPBFLError
+
+__all__ = [
+    "ChainError",
+    "ChainValueError",
+    "ChainRevertError",
+    "ChainTimeoutError",
+    "AnvilUnavailableError",
+    "AnvilStartError",
+    "ArtifactError",
+]
+
+
+class ChainError(PPBFLError):
+    """Base class of every chain-layer error."""
+
+
+class ChainValueError(ChainError, ValueError):
+    """A Python-side argument is invalid (checked before anything is sent); names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+class ChainRevertError(ChainError):
+    """A contract call reverted.
+
+    ``error`` is the Solidity custom error's name (``"WrongPhase"``, ``"BadPow"``, ...) or
+    ``"Error"`` / ``"Panic"`` / ``"unknown"``; ``args`` its decoded arguments by name; ``method``
+    the contract function and ``sender`` the account that sent it.
+    """
+
+    def __init__(self, method: str, sender: str | None, error: str, args: dict[str, Any]) -> None:
+        self.method = method
+        self.sender = sender
+        self.error = error
+        self.args_by_name = dict(args)
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
+        super().__init__(f"{method} from {sender} reverted: {error}({shown})")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return repr(value)
+
+
+class ChainTimeoutError(ChainError, TimeoutError):
+    """A node did not answer, or a transaction was not mined, within the timeout."""
+
+
+class AnvilUnavailableError(ChainError, RuntimeError):
+    """No anvil binary could be found or installed (names what was tried)."""
+
+
+class AnvilStartError(ChainError, RuntimeError):
+    """The anvil process did not start or did not answer RPC in time (carries its stderr)."""
+
+
+class ArtifactError(ChainError, RuntimeError):
+    """A compiled contract artifact is missing or malformed."""

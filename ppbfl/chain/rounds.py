@@ -1,0 +1,513 @@
+"""Typed Python methods for every ``PPBFLRounds`` call (one deployed contract, one consortium).
+
+Each method sends from the account of the party it belongs to: registration from the admin,
+``open_round`` / ``post_aggregate`` / ``set_trust`` / ``anchor`` / ``report_liar`` /
+``close_round`` from the aggregator, ``commit_shares`` from the device, ``post_scalars`` /
+``post_decisions`` / ``commit_aggregate_share`` from edge node ``edge_index``'s registered
+account. ``sender=`` overrides the account (tests of unauthorised callers). Arguments are
+checked before sending (:class:`ChainValueError` naming the field); contract reverts raise
+:class:`ChainRevertError` carrying the custom error's name and arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from eth_hash.auto import keccak
+from web3.logs import DISCARD
+
+from ppbfl.chain.driver import Chain
+from ppbfl.chain.errors import ArtifactError, ChainRevertError, ChainValueError
+from ppbfl.chain.merkle import merkle_tree, tree_depth
+from ppbfl.chain.pow import pow_stamp
+
+__all__ = [
+    "Phase",
+    "Failure",
+    "PARTY_AGGREGATOR",
+    "PARTY_UNATTRIBUTED",
+    "TRUST_ONE",
+    "RoundState",
+    "Decision",
+    "AuditResult",
+    "RoundsContract",
+    "load_artifact",
+    "deploy_rounds",
+]
+
+P = (1 << 61) - 1
+#: offender code of the aggregator in audit results
+PARTY_AGGREGATOR = 255
+#: offender code when an audit with t shares cannot tell who lied
+PARTY_UNATTRIBUTED = 254
+#: trust fixed point: Q1.15, 1.0 = 2^15
+TRUST_ONE = 1 << 15
+#: audits send the top FRONTIER_LEVELS levels of each tree once instead of in every path
+FRONTIER_LEVELS = 4
+_DECISION = np.dtype([("id", ">u4"), ("reason", "u1"), ("weight", ">u8")])
+
+
+class Phase(IntEnum):
+    """Round phases, as the contract's ``Phase`` enum."""
+
+    NONE = 0
+    OPEN = 1
+    COMMITTED = 2
+    VERIFIED = 3
+    AGGREGATED = 4
+    CLOSED = 5
+    FAILED = 6
+
+
+class Failure(IntEnum):
+    """Why a round failed."""
+
+    NONE = 0
+    TIMEOUT = 1
+    AUDIT_MISMATCH = 2
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    return tuple(i for i in range(32) if mask >> i & 1)
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """Snapshot of one round as stored on chain (bitmaps unpacked into edge-index tuples)."""
+
+    phase: Phase
+    failure: Failure
+    offender: int
+    device_count: int
+    committed: int
+    deadline: int
+    closed_at: int
+    aggregated_at: int
+    length: int
+    scalar_voters: tuple[int, ...]
+    decision_voters: tuple[int, ...]
+    aggregate_shares: tuple[int, ...]
+    reported_liars: tuple[int, ...]
+    decisions_agreed: bool
+    audit_passed: bool
+    trust_set: bool
+    model_hash: bytes
+    challenge_seed: bytes
+    scalars_hash: bytes
+    decisions_hash: bytes
+    aggregate_root: bytes
+    new_model_hash: bytes
+    audit_seed: bytes
+    anchor: bytes
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A device's verification outcome: ``reason`` 0 = accepted; ``weight`` a uint64 (fixed point)."""
+
+    device_id: int
+    reason: int
+    weight: int
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Outcome of one audit transaction: ``offender`` is 1..n, 255 (aggregator), 254 or None."""
+
+    passed: bool
+    offender: int | None
+    coordinates: tuple[int, ...]
+    edges: tuple[int, ...]
+    gas: int
+
+
+def load_artifact(name: str = "PPBFLRounds") -> dict[str, Any]:
+    """The committed ``{abi, bytecode, ...}`` of ``name`` from ``ppbfl/chain/artifacts``."""
+    try:
+        text = resources.files("ppbfl.chain").joinpath("artifacts", f"{name}.json").read_text()
+        artifact = json.loads(text)
+        artifact["abi"], artifact["bytecode"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"artifact {name}.json is missing or malformed: {exc}") from exc
+    return artifact
+
+
+def _bytes32(name: str, value: bytes) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+        raise ChainValueError(name, "is not 32 bytes")
+    return bytes(value)
+
+
+def _uint(name: str, value: int, bits: int, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= int(value) < 1 << bits:
+        raise ChainValueError(name, f"{value!r} is not an integer in [{low}, 2^{bits})")
+    return int(value)
+
+
+def _device_ids(device_ids: Sequence[int]) -> np.ndarray:
+    ids = np.asarray(device_ids)
+    if ids.ndim != 1 or (ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= 1 << 32)):
+        raise ChainValueError("device_ids", "must be a 1-d sequence of integers in [0, 2^32)")
+    if ids.size > 1 and np.any(np.diff(ids.astype(np.int64)) <= 0):
+        raise ChainValueError("device_ids", "must be strictly increasing")
+    return ids.astype(np.int64)
+
+
+def deploy_rounds(
+    chain: Chain,
+    t: int,
+    n: int,
+    *,
+    admin: str | None = None,
+    aggregator: str | None = None,
+    commit_blocks: int = 1000,
+    verify_blocks: int = 200,
+    aggregate_blocks: int = 200,
+    audit_blocks: int = 200,
+    audit_k: int = 16,
+) -> "RoundsContract":
+    """Deploy ``PPBFLRounds`` (p = 2^61 - 1 is fixed in the contract); deadlines are in blocks.
+
+    ``admin`` deploys (default: the chain's first account); ``aggregator`` defaults to the admin.
+    """
+    if not 1 <= t <= n <= 31:
+        raise ChainValueError("t, n", f"need 1 <= t <= n <= 31, got t={t}, n={n}")
+    for name, value in (("commit_blocks", commit_blocks), ("verify_blocks", verify_blocks),
+                        ("aggregate_blocks", aggregate_blocks), ("audit_blocks", audit_blocks)):
+        _uint(name, value, 32, low=1)
+    _uint("audit_k", audit_k, 8, low=1)
+    admin = admin or chain.funder
+    aggregator = aggregator or admin
+    artifact = load_artifact()
+    address, _ = chain.deploy_contract(
+        artifact["abi"], artifact["bytecode"],
+        [t, n, commit_blocks, verify_blocks, aggregate_blocks, audit_blocks, audit_k, aggregator], admin,
+    )
+    return RoundsContract(chain, address, artifact["abi"])
+
+
+class RoundsContract:
+    """A deployed ``PPBFLRounds``: typed calls, views and the audit helper (see docs/chain.md)."""
+
+    def __init__(self, chain: Chain, address: str, abi: list[dict[str, Any]]) -> None:
+        self.chain = chain
+        self.contract = chain.w3.eth.contract(address=address, abi=abi)
+        self.address = address
+        self.t = int(self._view("t"))
+        self.n = int(self._view("n"))
+        self.admin = self._view("admin")
+        self.aggregator = self._view("aggregator")
+        self.audit_k = int(self._view("auditK"))
+        self._edge_accounts: dict[int, str] = {}
+
+    def _view(self, method: str, *args: Any) -> Any:
+        return self.chain.call(self.contract, method, *args)
+
+    def _send(self, method: str, args: Sequence[Any], sender: str) -> Any:
+        return self.chain.send(self.contract, method, args, sender)
+
+    def _edge(self, edge_index: int) -> str:
+        _uint("edge_index", edge_index, 8, low=1)
+        if edge_index > self.n:
+            raise ChainValueError("edge_index", f"{edge_index} > n = {self.n}")
+        if edge_index not in self._edge_accounts:
+            account, _ = self.edge_node(edge_index)
+            if int(account, 16) == 0:
+                raise ChainValueError("edge_index", f"edge node {edge_index} is not registered")
+            self._edge_accounts[edge_index] = account
+        return self._edge_accounts[edge_index]
+
+    # ------------------------------------------------------------ registration
+
+    def register_edge_node(self, index: int, account: str, tls_fingerprint: bytes, *, sender: str | None = None) -> None:
+        """Register edge node ``index`` (1..n) with its account and 32-byte TLS certificate fingerprint."""
+        _uint("index", index, 8, low=1)
+        self._send("registerEdgeNode", [index, account, _bytes32("tls_fingerprint", tls_fingerprint)], sender or self.admin)
+
+    def edge_node(self, index: int) -> tuple[str, bytes]:
+        """``(account, tls_fingerprint)`` of edge node ``index`` (zero address when unregistered)."""
+        account, fingerprint = self._view("edgeNode", _uint("index", index, 8))
+        return account, bytes(fingerprint)
+
+    def edge_node_fingerprint(self, index: int) -> bytes:
+        """The TLS certificate fingerprint registered for edge node ``index``."""
+        return self.edge_node(index)[1]
+
+    def register_device(self, account: str, pow_bits: int, trust: float = 1.0, *, sender: str | None = None) -> int:
+        """Register a device with its PoW difficulty (0..64 bits) and initial trust in [0, 1];
+        returns its device id."""
+        _uint("pow_bits", pow_bits, 8)
+        if not 0.0 <= trust <= 1.0:
+            raise ChainValueError("trust", f"{trust!r} is not in [0, 1]")
+        receipt = self._send("registerDevice", [account, pow_bits, round(trust * TRUST_ONE)], sender or self.admin)
+        event = self.contract.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
+        return int(event[0]["args"]["id"])
+
+    def set_pow_bits(self, account: str, pow_bits: int, *, sender: str | None = None) -> None:
+        """Change a device's PoW difficulty (admin)."""
+        self._send("setPowBits", [account, _uint("pow_bits", pow_bits, 8)], sender or self.admin)
+
+    def device(self, account: str) -> tuple[bool, int, int]:
+        """``(registered, device_id, pow_bits)`` of ``account``."""
+        registered, device_id, bits = self._view("device", account)
+        return bool(registered), int(device_id), int(bits)
+
+    def device_count(self) -> int:
+        """Number of registered devices (ids are 0 .. count - 1)."""
+        return int(self._view("deviceCount"))
+
+    # ------------------------------------------------------------ round: open and commit
+
+    def latest_round(self) -> int:
+        """The last opened round (0 before the first)."""
+        return int(self._view("latestRound"))
+
+    def open_round(self, round_: int, model_hash: bytes, *, sender: str | None = None) -> None:
+        """Open ``round_`` (= latest + 1) for the model with hash ``model_hash``."""
+        self._send("openRound", [_uint("round", round_, 64, 1), _bytes32("model_hash", model_hash)], sender or self.aggregator)
+
+    def pow_stamp(self, device: str, round_: int, commitment: bytes, bits: int | None = None) -> int:
+        """A PoW nonce for ``(device, round_, commitment)``; ``bits`` defaults to the device's on-chain difficulty."""
+        if bits is None:
+            bits = self.device(device)[2]
+        return pow_stamp(device, round_, _bytes32("commitment", commitment), bits)
+
+    def commit_shares(self, device: str, round_: int, root: bytes, nonce: int, *, sender: str | None = None) -> int:
+        """Commit the device's share-commitment ``root`` with its PoW ``nonce``; returns the gas used."""
+        receipt = self._send(
+            "commitShares", [_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)], sender or device
+        )
+        return int(receipt["gasUsed"])
+
+    def commitment(self, round_: int, device_id: int) -> bytes:
+        """The root device ``device_id`` committed in ``round_`` (zero bytes when none)."""
+        return bytes(self._view("commitment", _uint("round", round_, 64), _uint("device_id", device_id, 32)))
+
+    def close_commitments(self, round_: int, *, sender: str | None = None) -> None:
+        """End the commit phase (every device committed, or the commit deadline passed); anyone may call."""
+        self._send("closeCommitments", [_uint("round", round_, 64, 1)], sender or self.aggregator)
+
+    def _seed(self, method: str, round_: int) -> bytes:
+        try:
+            return bytes(self._view(method, _uint("round", round_, 64, 1)))
+        except ChainRevertError as exc:
+            if exc.error != "SeedNotReady" or exc.args_by_name["readyAt"] <= 1:
+                raise
+            # the seed is the hash of a block that must be followed by one more: on a dev chain, mine it
+            self.chain.mine(max(1, exc.args_by_name["readyAt"] - self.chain.block_number))
+            return bytes(self._view(method, round_))
+
+    def challenge_seed(self, round_: int) -> bytes:
+        """Randomness for the share-consistency check, fixed by the block that closed the commitments.
+
+        On a dev chain an empty block is mined when the seed's block is still the latest."""
+        return self._seed("challengeSeed", round_)
+
+    # ------------------------------------------------------------ verification
+
+    @staticmethod
+    def pack_scalars(device_ids: Sequence[int], values: np.ndarray) -> bytes:
+        """Records ``uint32 id || s x uint64`` (big-endian) for ``values: (m, s) uint64``."""
+        ids = _device_ids(device_ids)
+        values = np.asarray(values)
+        if values.dtype != np.uint64 or values.ndim != 2 or values.shape[0] != ids.size or values.shape[1] < 1:
+            raise ChainValueError("values", f"expected ({ids.size}, s) uint64, got {values.shape} {values.dtype}")
+        record = np.dtype([("id", ">u4"), ("v", ">u8", (values.shape[1],))])
+        out = np.empty(ids.size, dtype=record)
+        out["id"] = ids
+        out["v"] = values
+        return out.tobytes()
+
+    def _publish_or_vote(self, kind: int, edge_index: int, round_: int, packed: bytes, sender: str | None) -> bool:
+        """Publish ``packed`` (first poster) or only vote for its hash (already published)."""
+        _uint("round", round_, 64, 1)
+        account = sender or self._edge(edge_index)
+        digest = keccak(packed)
+        name = ("Scalars", "Decisions")[kind - 1]
+        if int(self._view("voteWord", round_, kind, digest)) & 1:
+            receipt = self._send(f"vote{name}", [round_, digest], account)
+        else:
+            receipt = self._send(f"post{name}", [round_, packed], account)
+        return bool(self.contract.events[f"{name}Agreed"]().process_receipt(receipt, errors=DISCARD))
+
+    def post_scalars(self, edge_index: int, round_: int, device_ids: Sequence[int], values: np.ndarray, *, sender: str | None = None) -> bool:
+        """Edge node posts the opened scalars (``values: (m, s) uint64`` for ``device_ids``).
+
+        The first edge node to post publishes the bytes (``postScalars``); later ones whose bytes
+        are identical only vote for their hash (``voteScalars``, ~21k gas plus a few thousand).
+        Returns True when this post made t edge nodes agree (the round is then Verified)."""
+        return self._publish_or_vote(1, edge_index, round_, self.pack_scalars(device_ids, values), sender)
+
+    def agreed_scalars(self, round_: int, scalars_per_device: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """``(device_ids (m,), values (m, s) uint64)``: the agreed scalars of ``round_`` (from its event)."""
+        data = self._agreed_data("ScalarsPublished", round_, self.round_state(round_).scalars_hash)
+        record = np.dtype([("id", ">u4"), ("v", ">u8", (scalars_per_device,))])
+        if len(data) % record.itemsize:
+            raise ChainValueError("scalars_per_device", f"{scalars_per_device} does not divide the posted records")
+        rows = np.frombuffer(data, dtype=record)
+        return rows["id"].astype(np.int64), rows["v"].astype(np.uint64)
+
+    def _agreed_data(self, event: str, round_: int, digest: bytes) -> bytes:
+        if digest == bytes(32):
+            raise ChainValueError("round", f"round {round_} has no agreed {event[:-9].lower()}")
+        start = self.round_state(round_).closed_at  # published after the commitments closed
+        logs = self.contract.events[event]().get_logs(
+            from_block=start, argument_filters={"round": round_, "hash": digest}
+        )
+        return bytes(logs[0]["args"]["data"])
+
+    @staticmethod
+    def pack_decisions(device_ids: Sequence[int], reasons: Sequence[int], weights: Sequence[int]) -> bytes:
+        """13-byte records ``uint32 id || uint8 reason || uint64 weight`` (reason 0 = accepted)."""
+        ids = _device_ids(device_ids)
+        reasons_a = np.asarray(reasons)
+        weights_a = np.asarray(weights)
+        if reasons_a.shape != ids.shape or (reasons_a.size and (reasons_a.min() < 0 or reasons_a.max() > 255)):
+            raise ChainValueError("reasons", f"expected {ids.size} codes in [0, 255]")
+        if weights_a.shape != ids.shape or (weights_a.size and (weights_a.dtype.kind not in "iu" or weights_a.min() < 0)):
+            raise ChainValueError("weights", f"expected {ids.size} non-negative uint64 weights")
+        out = np.empty(ids.size, dtype=_DECISION)
+        out["id"], out["reason"], out["weight"] = ids, reasons_a, weights_a.astype(np.uint64)
+        return out.tobytes()
+
+    def post_decisions(
+        self, edge_index: int, round_: int, device_ids: Sequence[int], reasons: Sequence[int], weights: Sequence[int],
+        *, sender: str | None = None,
+    ) -> bool:
+        """Edge node posts accept/reject decisions (publish or vote, as :meth:`post_scalars`);
+        True when this post made t edge nodes agree."""
+        packed = self.pack_decisions(device_ids, reasons, weights)
+        return self._publish_or_vote(2, edge_index, round_, packed, sender)
+
+    def decisions(self, round_: int) -> list[Decision]:
+        """The agreed decisions of ``round_`` (from the DecisionsPublished event of the agreed hash)."""
+        data = self._agreed_data("DecisionsPublished", round_, self.round_state(round_).decisions_hash)
+        rows = np.frombuffer(data, dtype=_DECISION)
+        return [Decision(int(r["id"]), int(r["reason"]), int(r["weight"])) for r in rows]
+
+    # ------------------------------------------------------------ aggregation and audit
+
+    def commit_aggregate_share(self, edge_index: int, round_: int, root: bytes, *, sender: str | None = None) -> None:
+        """Edge node commits the Merkle root of its aggregate-share vector."""
+        self._send("commitAggregateShare", [_uint("round", round_, 64, 1), _bytes32("root", root)], sender or self._edge(edge_index))
+
+    def aggregate_share_root(self, round_: int, edge_index: int) -> bytes:
+        """The aggregate-share root edge node ``edge_index`` committed."""
+        return bytes(self._view("aggregateShareRoot", _uint("round", round_, 64), _uint("edge_index", edge_index, 8)))
+
+    def post_aggregate(self, round_: int, root: bytes, model_hash: bytes, length: int, *, sender: str | None = None) -> None:
+        """The aggregator posts the aggregate's Merkle root, the new model hash and the vector length d."""
+        self._send(
+            "postAggregate",
+            [_uint("round", round_, 64, 1), _bytes32("root", root), _bytes32("model_hash", model_hash), _uint("length", length, 32, 1)],
+            sender or self.aggregator,
+        )
+
+    def audit_seed(self, round_: int) -> bytes:
+        """Audit randomness, fixed by the block holding the aggregate (mines a block if needed)."""
+        return self._seed("auditSeed", round_)
+
+    def audit_coordinates(self, round_: int) -> tuple[int, ...]:
+        """The ``audit_k`` coordinates an audit opens: ``keccak256(seed || i) mod d``."""
+        seed = self.audit_seed(round_)
+        length = self.round_state(round_).length
+        return tuple(
+            int.from_bytes(keccak(seed + i.to_bytes(32, "big")), "big") % length for i in range(self.audit_k)
+        )
+
+    def audit(
+        self,
+        round_: int,
+        shares_by_edge_index: Mapping[int, np.ndarray],
+        aggregate: np.ndarray,
+        *,
+        sender: str | None = None,
+    ) -> AuditResult:
+        """Open the drawn coordinates of ``aggregate`` and of the given aggregate shares on chain.
+
+        ``shares_by_edge_index``: ``{edge index: (d,) uint64}`` for t or t + 1 edge nodes (t + 1
+        lets the contract name a lying edge node or the aggregator; with more, the t + 1 lowest
+        indices are used). ``sender`` defaults to the aggregator (anyone may audit).
+        """
+        edges = tuple(sorted(shares_by_edge_index))
+        if len(edges) > self.t + 1:
+            edges = edges[: self.t + 1]
+        if not self.t <= len(edges) <= min(self.t + 1, self.n):
+            raise ChainValueError("shares_by_edge_index", f"{len(edges)} edge nodes; need t = {self.t} or t + 1")
+        coords = self.audit_coordinates(round_)
+        trees = [merkle_tree(aggregate)] + [merkle_tree(shares_by_edge_index[e]) for e in edges]
+        length = self.round_state(round_).length
+        for tree, who in zip(trees, ("aggregate",) + edges):
+            if tree.length != length:
+                raise ChainValueError(f"vector of {who}", f"length {tree.length}, the posted aggregate has {length}")
+        depth = tree_depth(length)
+        low = depth - min(depth, FRONTIER_LEVELS)
+        frontiers = [node for tree in trees for node in tree.frontier(low)]
+        chunks: list[bytes] = []
+        siblings: list[bytes] = []
+        for c in coords:
+            for tree in trees:
+                proof = tree.proof(c, height=low)
+                chunks.append(proof.chunk)
+                siblings.extend(proof.siblings)
+        receipt = self._send(
+            "audit", [round_, list(edges), b"".join(chunks), siblings, frontiers], sender or self.aggregator
+        )
+        failed = self.contract.events.AuditFailed().process_receipt(receipt, errors=DISCARD)
+        passed = bool(self.contract.events.AuditPassed().process_receipt(receipt, errors=DISCARD))
+        offender = int(failed[0]["args"]["offender"]) if failed else None
+        return AuditResult(passed, offender, coords, edges, int(receipt["gasUsed"]))
+
+    # ------------------------------------------------------------ trust, anchor, liars, close
+
+    def trust(self, device_id: int) -> float:
+        """Trust score of ``device_id`` in [0, 1] (stored as Q1.15 uint16)."""
+        return int(self._view("trustOf", _uint("device_id", device_id, 32))) / TRUST_ONE
+
+    def set_trust(self, round_: int, device_ids: Sequence[int], scores: Sequence[float], *, sender: str | None = None) -> None:
+        """Set the trust of ``device_ids`` to ``scores`` in [0, 1] (quantised to Q1.15), once per round.
+
+        Only the storage words holding these devices are rewritten (16 devices per word)."""
+        ids = _device_ids(device_ids)
+        values = np.asarray(scores, dtype=np.float64)
+        if values.shape != ids.shape or not np.all((values >= 0) & (values <= 1)):
+            raise ChainValueError("scores", f"expected {ids.size} scores in [0, 1]")
+        q = np.rint(values * TRUST_ONE).astype(np.int64)
+        words: dict[int, int] = {}
+        for device_id, score in zip(ids.tolist(), q.tolist()):
+            slot, lane = divmod(device_id, 16)
+            if slot not in words:
+                words[slot] = int(self._view("trustWord", slot))
+            words[slot] = words[slot] & ~(0xFFFF << (16 * lane)) | score << (16 * lane)
+        slots = sorted(words)
+        self._send("setTrust", [_uint("round", round_, 64, 1), slots, [words[s] for s in slots]], sender or self.aggregator)
+
+    def anchor(self, round_: int, root: bytes, *, sender: str | None = None) -> None:
+        """Anchor the off-chain store's Merkle root for ``round_`` (once)."""
+        self._send("anchor", [_uint("round", round_, 64, 1), _bytes32("root", root)], sender or self.aggregator)
+
+    def report_liar(self, round_: int, edge_index: int, *, sender: str | None = None) -> None:
+        """Record edge node ``edge_index`` as named by robust reconstruction in ``round_``."""
+        self._send("reportLiar", [_uint("round", round_, 64, 1), _uint("edge_index", edge_index, 8, 1)], sender or self.aggregator)
+
+    def close_round(self, round_: int, *, sender: str | None = None) -> None:
+        """Close an aggregated round (after a passed audit or the audit window)."""
+        self._send("closeRound", [_uint("round", round_, 64, 1)], sender or self.aggregator)
+
+    def abort_round(self, round_: int, *, sender: str | None = None) -> None:
+        """Fail a round stuck past its deadline in Committed or Verified (anyone)."""
+        self._send("abortRound", [_uint("round", round_, 64, 1)], sender or self.aggregator)
+
+    def round_state(self, round_: int) -> RoundState:
+        """The stored state of ``round_`` (``Phase.NONE`` for a round never opened)."""
+        r = self._view("roundInfo", _uint("round", round_, 64))
+        return RoundState(
+            Phase(r[0]), Failure(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]),
+            _bits(r[9]), _bits(r[10]), _bits(r[11]), _bits(r[12]), bool(r[13]), bool(r[14]), bool(r[15]),
+            *(bytes(x) for x in r[16:24]),
+        )
