@@ -139,9 +139,18 @@ def _train_all(model, params, data, parts, malicious, attack, settings, seed, rn
 
 def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> list[DemoRound]:
     """Run the demo; returns one :class:`DemoRound` per round and writes ``rounds.json`` and ``accuracy.png``."""
+    config.check()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small MLP: more threads only contend with the kernels' pool
+    try:
+        return _run(config, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     from ppbfl.protocol.ledger import open_ledger
 
-    config.check()
     started = time.perf_counter()
     data = load_dataset(config.dataset, seed=config.seed)
     rng = np.random.default_rng(config.seed)

@@ -1,7 +1,8 @@
-"""The ``ppbfl`` command: the demo's secure aggregate matches float FedAvg and names the liar."""
+"""The ``ppbfl`` command: the demo's accepted/rejected split, its round log and plot, and bad flags."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,36 +10,67 @@ import sys
 import pytest
 
 from ppbfl.cli import main
-from ppbfl.demo import DemoConfig, run_demo
+from ppbfl.demo import DemoConfig, DemoConfigError, run_demo
 from ppbfl.field import available_backends
 
 
-def test_demo_matches_float_fedavg_and_names_the_lying_edge_node():
+def test_demo_rejects_every_malicious_device_names_the_liar_and_writes_its_log(tmp_path):
     lines: list[str] = []
-    reports = run_demo(DemoConfig(devices=6, rounds=3, hidden=32, liar=4), log=lines.append)
-    assert len(reports) == 3
-    for report in reports:
-        assert report.named_liars == (4,)
-        assert report.max_abs_error <= 2.0**-16  # fixed-point rounding of the mean, f = 16
-        assert report.upload_vectors == 3
-    assert reports[-1].accuracy > 0.8  # measured on the held-out split; majority class is 0.63
-    assert "kernels ready" in lines[1] and "named liars [4]" in lines[2]
+    config = DemoConfig(devices=10, rounds=3, hidden=16, liar=4, out=str(tmp_path))
+    rows = run_demo(config, log=lines.append)
+    log = json.loads((tmp_path / "rounds.json").read_text())
+    malicious = log["malicious_devices"]
+    assert len(malicious) == 3 and len(log["rounds"]) == 3
+    for row in rows:
+        assert set(row.rejected) == set(malicious), row.rejected
+        assert all(reason == "negative cosine" for reason in row.rejected.values())
+        assert row.accepted == sorted(set(range(10)) - set(malicious))
+        assert row.gas > 0
+    assert rows[0].named_liars == [4] and 4 not in rows[1].online_edge_nodes
+    assert rows[-1].secure_accuracy > rows[-1].fedavg_accuracy
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    assert any("malicious devices rejected in every round: True" in line for line in lines)
 
 
-def test_demo_with_dropouts_and_no_liar():
-    reports = run_demo(DemoConfig(devices=4, rounds=1, hidden=16, liar=None, dropped=2), log=lambda _: None)
-    assert len(reports[0].edge_nodes_used) == 3 and reports[0].named_liars == ()
+def test_demo_on_a_real_anvil_node_with_an_edge_node_going_offline(tmp_path):
+    rows = run_demo(
+        DemoConfig(devices=4, malicious=0.25, rounds=2, hidden=8, liar=None, kill_edge=5, kill_round=2, chain="anvil", out=str(tmp_path)),
+        log=lambda _: None,
+    )
+    assert rows[0].mode == "honest-majority" and rows[1].mode == "beaver"
+    assert rows[1].dropped_edge_nodes == [5]
+    assert all(row.malicious_rejected == 1 and row.honest_rejected == 0 for row in rows)
 
 
-def test_demo_rejects_an_uncorrectable_configuration(capsys):
-    assert main(["demo", "--rounds", "1", "--dropped", "1", "--liar", "2"]) == 2
-    assert "at least t + 2 = 5 edge nodes online" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "config, field",
+    [
+        (DemoConfig(liar=9), "liar"),
+        (DemoConfig(t=3, n=4), "(t, n)"),
+        (DemoConfig(transport="tcp"), "transport"),
+        (DemoConfig(malicious=1.0), "malicious"),
+    ],
+)
+def test_bad_demo_settings_name_the_setting(config, field):
+    with pytest.raises(DemoConfigError, match=field.replace("(", r"\(").replace(")", r"\)")):
+        config.check()
 
 
-@pytest.mark.parametrize("args", [["info"], ["demo", "--rounds", "1", "--devices", "4", "--hidden", "16"]])
-def test_console_entry_point_runs(args):
-    done = subprocess.run([sys.executable, "-m", "ppbfl.cli", *args], capture_output=True, text=True, timeout=300)
+def test_cli_reports_a_bad_setting_with_exit_status_2(capsys):
+    assert main(["demo", "--liar", "9"]) == 2
+    assert "liar = 9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["info"], ["demo", "--rounds", "2", "--devices", "6", "--hidden", "16"]])
+def test_console_entry_point_runs(args, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ppbfl.cli", *args, *(["--out", str(tmp_path)] if args[0] == "demo" else [])],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    default_backend = os.environ.get("PPBFL_BACKEND") or available_backends()[0]
-    expected = f"kernel backend: {default_backend}" if args == ["info"] else "named liars [2]"
-    assert expected in done.stdout
+    if args == ["info"]:
+        default_backend = os.environ.get("PPBFL_BACKEND") or available_backends()[0]
+        assert f"kernel backend: {default_backend}" in done.stdout
+    else:
+        # 6 devices, 2 malicious (sign flip): 4 accepted, 2 rejected, both malicious, every round
+        rows = [line.split() for line in done.stdout.splitlines() if line.split()[:1] in (["1"], ["2"])]
+        assert len(rows) == 2 and all(row[3] == "4" and row[4] == "2" and row[5] == "(2/2)" for row in rows), done.stdout
+        assert "lying edge nodes named: [2]" in done.stdout

@@ -141,3 +141,30 @@ def test_out_of_phase_and_wrong_sender_requests_are_refused():
     request = AggregateRequest([1], np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), 4, np.ones(1), [])
     with pytest.raises(RemoteError, match="must come from coordinator"):
         impostor.call(edge_party(1), request, round=1, timeout=5, context={"d": D})
+
+
+def test_chain_state_matches_the_round():
+    from ppbfl.chain.rounds import Phase
+    from ppbfl.protocol.ledger import open_ledger
+
+    deployment = InProcessDeployment(T, N, D, behaviours={3: "tamper-aggregate"})
+    codec = FixedPointCodec()
+    with open_ledger("embedded", T, N, devices=M) as ledger:
+        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=codec, ledger=ledger)
+        coordinator.setup()
+        devices = [Device(i, T, N, codec) for i in range(M)]
+        updates, reference = synthetic_round(M, D, MALICIOUS)
+        del updates[7]  # device 7 never commits: the commit phase closes at its deadline
+        result = coordinator.run_round(1, devices, updates, reference, device_transport=deployment.device_transport)
+        state = ledger.contract.round_state(1)
+        assert state.phase == Phase.CLOSED and state.audit_passed and state.decisions_agreed
+        assert state.reported_liars == (3,) and state.committed == M - 1
+        assert ledger.commitment(1, 7) is None
+        ids, values = ledger.contract.agreed_scalars(1)
+        assert ids.tolist() == [ledger.device_ids[i] for i in result.devices]
+        np.testing.assert_array_equal(values[:, 0], result.decision.norm2)
+        np.testing.assert_array_equal(values[:, 1], result.decision.dot_ref)
+        on_chain = {d.device_id: d for d in ledger.contract.decisions(1)}
+        for i, decision in zip(result.devices, result.decision.decisions):
+            assert (on_chain[ledger.device_ids[i]].weight > 0) == decision.accepted
+        assert ledger.records[1].audit.passed and result.gas == ledger.records[1].gas > 0
