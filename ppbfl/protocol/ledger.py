@@ -61,15 +61,18 @@ class ChainLedger:
         fingerprints: party id -> 32-byte TLS certificate fingerprint (edge nodes use theirs; an
             in-process deployment has no TLS and registers ``keccak(party id)`` instead).
         pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
-        commit_blocks: commit-phase deadline in blocks.
+        commit_blocks: commit-phase deadline in blocks (default ``2 * devices + 20``: a dev chain
+            mines a block per transaction).
     """
 
     def __init__(
         self, chain: Chain, t: int, n: int, devices: int, *, fingerprints: Mapping[str, bytes] | None = None,
-        pow_bits: int = 8, commit_blocks: int = 50,
+        pow_bits: int = 8, commit_blocks: int | None = None,
     ) -> None:
         self.chain, self.t, self.n = chain, t, n
-        self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=commit_blocks)
+        # a dev chain mines one block per transaction: leave room for every device's commitment
+        blocks = 2 * devices + 20 if commit_blocks is None else commit_blocks
+        self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=blocks)
         fingerprints = dict(fingerprints or {})
         self.edge_accounts: dict[int, str] = {}
         for j in range(1, n + 1):
