@@ -160,11 +160,12 @@ def spawn_server(
         popen.wait()
         stderr_file.seek(0)
         err = stderr_file.read().decode("utf-8", "replace")[-4000:]
-        what = {
-            TimeoutError: f"did not print 'LISTENING host:port' within {ready_timeout:g} s",
-            EOFError: f"exited (status {popen.returncode}) before listening",
-            ValueError: f"printed {exc.args[0][:200]!r} instead of 'LISTENING host:port'" if exc.args else "",
-        }[type(exc)]
+        if isinstance(exc, TimeoutError):
+            what = f"did not print 'LISTENING host:port' within {ready_timeout:g} s"
+        elif isinstance(exc, EOFError):
+            what = f"exited (status {popen.returncode}) before listening"
+        else:
+            what = f"printed {exc.args[0][:200].decode('utf-8', 'replace')!r} instead of 'LISTENING host:port'"
         raise ServerStartError(f"server {list(command_args)[:6]} {what}; stderr:\n{err}") from None
     return ServerProcess(popen, match.group(1).decode(), int(match.group(2)), stderr_file, rest)
 

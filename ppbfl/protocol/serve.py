@@ -33,7 +33,11 @@ __all__ = ["run_server", "load_factory", "main"]
 
 
 def _watch_stdin(stop: threading.Event) -> None:
-    while sys.stdin.buffer.read(4096):
+    # raw fd reads: a daemon thread blocked in a buffered stdin read aborts interpreter shutdown
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
         pass
     stop.set()
 
