@@ -50,6 +50,8 @@ class AllKinds(Message):
     counts: Annotated[np.ndarray, Array(dtype="<i4", ndim=2)]
     ids: Annotated[tuple, ListOf(UInt(bits=32), max_len=10)]
     vecs: Annotated[tuple, ListOf(FieldArray(ndim=1), max_len=5)]
+    tags: Annotated[tuple, ListOf(Bytes(max_len=8), max_len=4)]
+    small_field: Annotated[np.ndarray, FieldArray(ndim=1, p=65537)]
     maybe_seed: Annotated[Optional[bytes], Bytes(length=32)]
     maybe_vec: Optional[Annotated[np.ndarray, FieldArray(ndim=1)]]
 
@@ -88,6 +90,8 @@ all_kinds = st.builds(
     counts=hnp.arrays("<i4", hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=4)),
     ids=st.lists(st.integers(0, 2**32 - 1), max_size=10).map(tuple),
     vecs=st.lists(field_arrays(1), max_size=5).map(tuple),
+    tags=st.lists(st.binary(max_size=8), max_size=4).map(tuple),
+    small_field=hnp.arrays(np.uint64, st.integers(0, 6), elements=st.integers(0, 65536)),
     maybe_seed=st.none() | st.binary(min_size=32, max_size=32),
     maybe_vec=st.none() | field_arrays(1),
 )
@@ -110,7 +114,8 @@ def valid() -> AllKinds:
         u64=2**64 - 1, small=7, x=-1.5, flag=True, name="edge", seed=bytes(range(32)), blob=b"xyz",
         shares=np.array([0, 1, P - 1], dtype=np.uint64), matrix=np.arange(6, dtype=np.uint64).reshape(2, 3),
         weights=np.array([0.5, -2.0]), counts=np.zeros((1, 2), dtype="<i4"), ids=(1, 2),
-        vecs=(np.array([5], dtype=np.uint64),), maybe_seed=None, maybe_vec=np.array([3], dtype=np.uint64),
+        vecs=(np.array([5], dtype=np.uint64),), tags=(b"a", b""), small_field=np.array([65536], dtype=np.uint64),
+        maybe_seed=None, maybe_vec=np.array([3], dtype=np.uint64),
     )
 
 
@@ -202,6 +207,8 @@ BAD_BODIES = {
     "list of arrays element": ("vecs", [array_map(np.array([P], dtype="<u8"))], "is not < p"),
     "not a list": ("ids", 5, "expected list"),
     "optional wrong type": ("maybe_seed", "x", "expected bytes"),
+    "list of bytes element": ("tags", [b"ok", b"too long!"], "at most 8"),
+    "element >= spec p": ("small_field", array_map(np.array([65537], dtype="<u8")), "is not < p = 65537"),
 }
 
 
@@ -210,7 +217,7 @@ def test_bad_field_value_names_party_and_field(case):
     field, value, reason = BAD_BODIES[case]
     with pytest.raises(MessageError) as err:
         decode(tampered(field, value), expected_sender="edge-1")
-    expected_field = {"list element": "ids[1]", "list of arrays element": "vecs[0]"}.get(case, field)
+    expected_field = {"list element": "ids[1]", "list of arrays element": "vecs[0]", "list of bytes element": "tags[1]"}.get(case, field)
     assert (err.value.party, err.value.field) == ("edge-1", expected_field)
     assert reason in err.value.reason
     assert str(err.value).startswith(f"message from edge-1: field {expected_field!r}: ")
@@ -273,6 +280,12 @@ def test_context_bound_shape_mismatch():
     odd = Sized(share=np.zeros(3, np.uint64), shares=np.ones((2, 3), np.uint64), points=(1, 2, 3))
     with pytest.raises(MessageError, match="field 'points': list of 3 items, expected 2"):
         decode(encode(odd, sender="device-1", round=1), context={"n": 2})
+
+
+def test_a_modulus_in_the_spec_wins_over_the_context():
+    over = tampered("small_field", array_map(np.array([65537], dtype="<u8")))
+    with pytest.raises(MessageError, match="field 'small_field': .* is not < p = 65537"):
+        decode(over, context={"p": 2**64})
 
 
 def test_range_uses_the_context_modulus():
