@@ -22,8 +22,8 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
-
 from conftest import QUICK, field_vector, size_id
+
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import spawn_server
 from ppbfl.protocol.testing import EchoHandler, EchoReply, EchoRequest

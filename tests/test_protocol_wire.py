@@ -373,6 +373,10 @@ def test_encode_rejects_bad_local_values(change, field, reason):
     assert reason in err.value.reason
 
 
+def test_numpy_round_numbers_are_accepted_when_sending():
+    assert decode(encode(valid(), sender="edge-1", round=np.int64(3))).round == 3
+
+
 def test_encode_rejects_bad_sender_and_round():
     with pytest.raises(MessageError, match="field 'sender'"):
         encode(valid(), sender="", round=0)

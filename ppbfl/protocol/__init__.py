@@ -22,7 +22,13 @@ from ppbfl.protocol.errors import (
 )
 from ppbfl.protocol.grpc_transport import GrpcTransport, RunningServer, serve
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.tls import CertAuthority, PartyCredentials, fingerprint, issue, make_ca
+from ppbfl.protocol.tls import (
+    CertAuthority,
+    PartyCredentials,
+    fingerprint,
+    issue,
+    make_ca,
+)
 from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 from ppbfl.protocol.wire import (
     Array,

@@ -37,8 +37,9 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import grpc
 
@@ -51,7 +52,12 @@ from ppbfl.protocol.errors import (
     RemoteError,
 )
 from ppbfl.protocol.tls import PartyCredentials, check_party_id, fingerprint
-from ppbfl.protocol.transport import Handler, RequestFailed, check_timeout, serve_request
+from ppbfl.protocol.transport import (
+    Handler,
+    RequestFailed,
+    check_timeout,
+    serve_request,
+)
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message, decode, encode
 
 __all__ = ["serve", "RunningServer", "GrpcTransport", "CHUNK_BYTES", "METHOD"]

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ppbfl.protocol.errors import ServerStartError
 
@@ -33,7 +33,7 @@ __all__ = ["ServerProcess", "spawn_server", "EXIT_ON_STDIN_EOF"]
 #: environment variable telling a served child to exit when its stdin reaches EOF
 EXIT_ON_STDIN_EOF = "PPBFL_EXIT_ON_STDIN_EOF"
 _LISTENING = re.compile(rb"^LISTENING (\S+):(\d+)\s*$")
-_LIVE: "weakref.WeakSet[ServerProcess]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
 
 class ServerProcess:

@@ -21,8 +21,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from typing import TextIO
 
 from ppbfl.protocol.grpc_transport import serve
 from ppbfl.protocol.process import EXIT_ON_STDIN_EOF

@@ -18,7 +18,15 @@ from typing import Annotated, ClassVar
 
 import numpy as np
 
-from ppbfl.protocol.wire import Envelope, FieldArray, Float, Message, Text, UInt, register
+from ppbfl.protocol.wire import (
+    Envelope,
+    FieldArray,
+    Float,
+    Message,
+    Text,
+    UInt,
+    register,
+)
 
 __all__ = ["EchoRequest", "EchoReply", "EchoHandler", "make_echo_handler"]
 

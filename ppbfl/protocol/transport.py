@@ -20,10 +20,18 @@ Errors a caller sees, whatever the transport:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Literal, Protocol
 
-from ppbfl.protocol.errors import ConfigError, MessageError, PeerAuthError, PeerUnavailableError, ProtocolError, RemoteError
+from ppbfl.protocol.errors import (
+    ConfigError,
+    MessageError,
+    PeerAuthError,
+    PeerUnavailableError,
+    ProtocolError,
+    RemoteError,
+)
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message, decode, encode
 
 __all__ = ["Handler", "Transport", "InProcessTransport", "serve_request", "RequestFailed", "check_timeout"]

@@ -34,8 +34,9 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Union
+from typing import Any, ClassVar, Union
 
 import msgpack
 import numpy as np
@@ -469,6 +470,8 @@ def encode(
     if _REGISTRY.get(getattr(cls, "KIND", None)) is not cls:
         raise SchemaError(f"{cls.__qualname__} is not a registered message class")
     ctx = context or {}
+    if isinstance(round, np.integer):
+        round = int(round)
     try:
         _check_id(sender, "sender")
         _check_round(round)
