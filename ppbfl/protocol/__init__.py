@@ -1,0 +1,57 @@
+"""Protocol layer: versioned messages on the wire, per-party TLS, and transports.
+
+* :mod:`ppbfl.protocol.wire` - message schema, msgpack envelope, validation (:func:`encode`, :func:`decode`);
+* :mod:`ppbfl.protocol.tls` - consortium CA, per-party certificates, fingerprints for the chain;
+* :mod:`ppbfl.protocol.transport` - the :class:`Transport` / :class:`Handler` interfaces, in-process transport;
+* :mod:`ppbfl.protocol.grpc_transport` - gRPC with mutual TLS, streaming, deadlines, retries;
+* :mod:`ppbfl.protocol.process` / :mod:`ppbfl.protocol.serve` - servers as OS processes.
+
+The format and the guarantees are described in ``docs/protocol.md``.
+"""
+
+from ppbfl.protocol.errors import (
+    ConfigError,
+    CredentialsError,
+    MessageError,
+    PeerAuthError,
+    PeerUnavailableError,
+    ProtocolError,
+    RemoteError,
+    SchemaError,
+    ServerStartError,
+)
+from ppbfl.protocol.grpc_transport import GrpcTransport, RunningServer, serve
+from ppbfl.protocol.process import ServerProcess, spawn_server
+from ppbfl.protocol.tls import (
+    CertAuthority,
+    PartyCredentials,
+    fingerprint,
+    issue,
+    make_ca,
+)
+from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
+from ppbfl.protocol.wire import (
+    Array,
+    Bool,
+    Bytes,
+    Envelope,
+    FieldArray,
+    Float,
+    ListOf,
+    Message,
+    Text,
+    UInt,
+    decode,
+    encode,
+    register,
+)
+
+__all__ = [
+    "Message", "Envelope", "register", "encode", "decode",
+    "UInt", "Float", "Bool", "Text", "Bytes", "Array", "FieldArray", "ListOf",
+    "CertAuthority", "PartyCredentials", "make_ca", "issue", "fingerprint",
+    "Handler", "Transport", "InProcessTransport", "GrpcTransport", "serve", "RunningServer",
+    "ServerProcess", "spawn_server",
+    "ProtocolError", "SchemaError", "MessageError", "CredentialsError", "ConfigError",
+    "PeerUnavailableError", "PeerAuthError", "RemoteError", "ServerStartError",
+]

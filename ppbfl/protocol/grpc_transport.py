@@ -1,0 +1,392 @@
+"""gRPC transport with mutual TLS: each party's server, and a client that calls its peers.
+
+One bidirectional-streaming method, ``/ppbfl.Party/Call``, carries one protocol message each way,
+cut into chunks of :data:`CHUNK_BYTES` (so share vectors of many megabytes never meet gRPC's
+message size limit). Payloads are the msgpack bytes of :mod:`ppbfl.protocol.wire`; the method is
+registered with ``grpc.method_handlers_generic_handler`` and identity (bytes) serialisers, so no
+protoc-generated code is needed.
+
+Identity. Both sides present certificates issued by the consortium CA (:mod:`ppbfl.protocol.tls`).
+The server requires a client certificate, takes the caller's party id from its common name
+(``auth_context()["x509_common_name"]``) and decodes the request with that id as
+``expected_sender``: a request claiming any other sender is refused (``PERMISSION_DENIED`` ->
+:class:`PeerAuthError`). The client pins each server to its party id: ``ssl_target_name_override``
+is the party id, so the server certificate must carry that id as a SAN DNS name. Optionally both
+sides pin certificate fingerprints (the chain-registered SHA-256 of the DER certificate): the server
+checks the client's certificate from ``auth_context()``; grpcio exposes no peer certificate to a
+client, so the client checks a server's fingerprint with a separate mutual-TLS handshake (Python
+``ssl``) to the same address before it first uses the channel, and again after any connection
+failure. That check cannot rule out a different process with another CA-issued certificate for
+the same party id taking over the address between the check and the gRPC connection.
+
+Failures (status -> caller error): UNAVAILABLE / DEADLINE_EXCEEDED are retried ``retries`` times
+with exponential backoff, then :class:`PeerUnavailableError`; TLS verification failures ->
+:class:`PeerAuthError` (a client whose own certificate the server rejects sees the connection
+closed, i.e. :class:`PeerUnavailableError`); INVALID_ARGUMENT (our request was malformed) and
+INTERNAL (the handler raised) -> :class:`RemoteError` with the remote exception type, sent in the
+``ppbfl-error-type`` trailing metadata. Retried calls are delivered again, so handlers must treat a
+repeated (sender, round, kind) idempotently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from ppbfl.protocol.errors import (
+    ConfigError,
+    CredentialsError,
+    MessageError,
+    PeerAuthError,
+    PeerUnavailableError,
+    RemoteError,
+)
+from ppbfl.protocol.tls import PartyCredentials, check_party_id, fingerprint
+from ppbfl.protocol.transport import (
+    Handler,
+    RequestFailed,
+    check_timeout,
+    serve_request,
+)
+from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message, decode, encode
+
+__all__ = ["serve", "RunningServer", "GrpcTransport", "CHUNK_BYTES", "METHOD"]
+
+
+SERVICE = "ppbfl.Party"
+METHOD = f"/{SERVICE}/Call"
+#: one protocol message travels as chunks of at most this many bytes
+CHUNK_BYTES = 1 << 20
+#: gRPC's own per-message limit (a chunk plus framing slack)
+_GRPC_MAX = 4 * CHUNK_BYTES
+_ERROR_TYPE_KEY = "ppbfl-error-type"
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_TLS_FAILURE_MARKS = ("hostname verification", "certificate_verify_failed", "handshake failed", "ssl_error")
+_STATUS_OF = {
+    "auth": grpc.StatusCode.PERMISSION_DENIED,
+    "bad-request": grpc.StatusCode.INVALID_ARGUMENT,
+    "handler": grpc.StatusCode.INTERNAL,
+}
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK_BYTES):
+        yield bytes(view[start:start + CHUNK_BYTES])
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _gather(chunks: Iterable[bytes], max_size: int) -> bytes:
+    """Join a stream of chunks, stopping as soon as it exceeds ``max_size`` bytes."""
+    parts, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_size:
+            raise _TooLarge(size)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# server
+# ---------------------------------------------------------------------------------------------
+
+
+class RunningServer:
+    """A started gRPC server of one party: ``port``, ``address`` (``host:port``), ``stop(grace)``."""
+
+    def __init__(self, server: grpc.Server, party_id: str, host: str, port: int) -> None:
+        self._server = server
+        self.party_id = party_id
+        self.host = host
+        self.port = port
+
+    @property
+    def address(self) -> str:
+        """``"host:port"`` to put in a client's ``peers`` map."""
+        return f"{self.host}:{self.port}"
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving; in-flight calls get ``grace`` seconds (None: cancelled at once). Blocks until done."""
+        self._server.stop(grace).wait()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stops or ``timeout`` passes; True if it stopped."""
+        return self._server.wait_for_termination(timeout)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(None)
+
+
+def _client_identity(context: grpc.ServicerContext, fingerprints: Mapping[str, bytes] | None) -> str:
+    """The caller's party id from its verified certificate; RequestFailed("auth") if unusable."""
+    auth = context.auth_context()
+    names = auth.get("x509_common_name", [])
+    if len(names) != 1:
+        raise RequestFailed("auth", "PeerAuthError", "no client certificate common name")
+    peer = names[0].decode("utf-8", "replace")
+    if fingerprints is not None:
+        certs = auth.get("x509_pem_cert", [])
+        registered = fingerprints.get(peer)
+        if registered is None:
+            raise RequestFailed("auth", "PeerAuthError", f"party {peer!r} has no registered certificate")
+        if len(certs) != 1 or fingerprint(certs[0]) != registered:
+            raise RequestFailed("auth", "PeerAuthError", f"certificate of {peer!r} does not match its registered fingerprint")
+    return peer
+
+
+def serve(
+    handler: Handler,
+    party_id: str,
+    credentials: PartyCredentials,
+    ca_pem: bytes,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    client_fingerprints: Mapping[str, bytes] | None = None,
+    max_workers: int = 8,
+    max_size: int = MAX_MESSAGE_BYTES,
+) -> RunningServer:
+    """Serve ``handler`` as ``party_id`` with mutual TLS on ``host:port`` (0: any free port).
+
+    Clients must present a certificate from the CA ``ca_pem``; their common name is the sender
+    every request is checked against. ``client_fingerprints`` (party id -> 32-byte SHA-256), when
+    given, restricts callers to those certificates. Returns at once; the server runs on
+    ``max_workers`` threads until :meth:`RunningServer.stop`.
+    """
+    check_party_id(party_id)
+    if credentials.party_id != party_id:
+        raise CredentialsError(f"credentials are for {credentials.party_id!r}, not {party_id!r}")
+
+    def call(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        try:
+            peer = _client_identity(context, client_fingerprints)
+            try:
+                data = _gather(requests, max_size)
+            except _TooLarge as big:
+                raise RequestFailed("bad-request", "MessageError", f"request exceeds {max_size} bytes ({big.size}+)") from None
+            reply = serve_request(handler, data, self_id=party_id, peer_id=peer, max_size=max_size)
+        except RequestFailed as failed:
+            context.set_trailing_metadata(((_ERROR_TYPE_KEY, failed.remote_type),))
+            context.set_code(_STATUS_OF[failed.kind])
+            context.set_details(failed.message[:4000])
+            return
+        yield from _chunks(reply)
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"ppbfl-{party_id}"),
+        options=[("grpc.max_receive_message_length", _GRPC_MAX), ("grpc.max_send_message_length", _GRPC_MAX)],
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"Call": grpc.stream_stream_rpc_method_handler(call)}),)
+    )
+    server_creds = grpc.ssl_server_credentials(
+        [(credentials.key_pem, credentials.cert_pem)], root_certificates=ca_pem, require_client_auth=True
+    )
+    bound = server.add_secure_port(f"{host}:{port}", server_creds)
+    if bound == 0:
+        raise ConfigError(f"cannot bind {host}:{port}")
+    server.start()
+    return RunningServer(server, party_id, host, bound)
+
+
+# ---------------------------------------------------------------------------------------------
+# client
+# ---------------------------------------------------------------------------------------------
+
+
+class _Retry(Exception):
+    """Internal: a retryable failure (status name, detail)."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(status, detail)
+        self.status = status
+        self.detail = detail
+
+
+class GrpcTransport:
+    """Calls peers' gRPC servers over mutual TLS (implements :class:`~ppbfl.protocol.transport.Transport`).
+
+    ``self_id``/``credentials``: this party and its certificate; ``ca_pem``: the consortium CA;
+    ``peers``: party id -> ``"127.0.0.1:port"``; ``fingerprints``: party id -> registered 32-byte
+    certificate fingerprint (checked before first use, see module docstring); ``retries``: extra
+    attempts after UNAVAILABLE / DEADLINE_EXCEEDED, waiting ``backoff * 2**k`` seconds before the
+    k-th. Worst-case duration of a call: ``(retries + 1) * timeout + backoff * (2**retries - 1)``
+    (plus one TLS handshake of at most ``timeout`` per attempt while a fingerprint is unverified).
+    Thread-safe.
+    """
+
+    def __init__(
+        self,
+        self_id: str,
+        credentials: PartyCredentials,
+        ca_pem: bytes,
+        peers: Mapping[str, str],
+        *,
+        fingerprints: Mapping[str, bytes] | None = None,
+        retries: int = 2,
+        backoff: float = 0.05,
+        max_size: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        check_party_id(self_id)
+        if credentials.party_id != self_id:
+            raise CredentialsError(f"credentials are for {credentials.party_id!r}, not {self_id!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"retries must be an int >= 0, got {retries!r}")
+        if not 0 <= backoff < 60:
+            raise ConfigError(f"backoff must be in [0, 60) seconds, got {backoff!r}")
+        self.self_id = self_id
+        self._creds = credentials
+        self._ca_pem = ca_pem
+        self._peers = dict(peers)
+        self._fingerprints = dict(fingerprints or {})
+        self.retries = retries
+        self.backoff = backoff
+        self._max_size = max_size
+        self._channel_creds = grpc.ssl_channel_credentials(ca_pem, credentials.key_pem, credentials.cert_pem)
+        self._channels: dict[str, grpc.Channel] = {}
+        self._verified: set[str] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _stub(self, party: str) -> Any:
+        with self._lock:
+            if self._closed:
+                raise ConfigError(f"transport of {self.self_id} is closed")
+            channel = self._channels.get(party)
+            if channel is None:
+                channel = grpc.secure_channel(
+                    self._peers[party],
+                    self._channel_creds,
+                    options=[
+                        ("grpc.ssl_target_name_override", party),
+                        ("grpc.max_receive_message_length", _GRPC_MAX),
+                        ("grpc.max_send_message_length", _GRPC_MAX),
+                        ("grpc.enable_retries", 0),
+                        ("grpc.initial_reconnect_backoff_ms", 100),
+                        ("grpc.min_reconnect_backoff_ms", 100),
+                        ("grpc.max_reconnect_backoff_ms", 1000),
+                    ],
+                )
+                self._channels[party] = channel
+            return channel.stream_stream(METHOD)
+
+    def _verify_fingerprint(self, party: str, timeout: float) -> None:
+        """Handshake with ``party`` over Python ``ssl`` and compare its certificate's fingerprint."""
+        if party not in self._fingerprints or party in self._verified:
+            return
+        host, _, port = self._peers[party].rpartition(":")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cadata=self._ca_pem.decode("ascii"))
+        ctx.set_alpn_protocols(["h2"])
+        with tempfile.TemporaryDirectory(prefix="ppbfl-tls-") as tmp:  # ssl loads keys from files only
+            cert_path, key_path = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+            with open(cert_path, "wb") as fh:
+                fh.write(self._creds.cert_pem)
+            with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as fh:
+                fh.write(self._creds.key_pem)
+            ctx.load_cert_chain(cert_path, key_path)
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+                with ctx.wrap_socket(sock, server_hostname=party) as tls:
+                    der = tls.getpeercert(binary_form=True)
+        except ssl.SSLCertVerificationError as exc:
+            raise PeerAuthError(party, f"TLS verification failed: {exc.verify_message}") from None
+        except OSError as exc:  # refused, reset, timed out, handshake cut
+            raise _Retry("UNAVAILABLE", f"fingerprint check: {exc}") from None
+        if hashlib.sha256(der).digest() != self._fingerprints[party]:
+            raise PeerAuthError(party, "server certificate does not match the registered fingerprint")
+        self._verified.add(party)
+
+    def _attempt(self, party: str, data: bytes, timeout: float) -> bytes:
+        self._verify_fingerprint(party, timeout)
+        responses = self._stub(party)(_chunks(data), timeout=timeout)
+        try:
+            return _gather(responses, self._max_size)
+        except _TooLarge as big:
+            responses.cancel()
+            raise MessageError(party, "<bytes>", f"reply exceeds {self._max_size} bytes ({big.size}+)") from None
+        except grpc.RpcError as err:
+            code, detail = err.code(), err.details() or ""
+            if code in _RETRYABLE:
+                if any(mark in detail.lower() for mark in _TLS_FAILURE_MARKS):
+                    raise PeerAuthError(party, detail) from None
+                self._verified.discard(party)
+                raise _Retry(code.name, detail) from None
+            remote_type = dict(err.trailing_metadata() or ()).get(_ERROR_TYPE_KEY, code.name)
+            if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                raise PeerAuthError(party, f"refused our request: {detail}") from None
+            raise RemoteError(party, remote_type, detail) from None
+
+    def call(
+        self,
+        party: str,
+        message: Message,
+        *,
+        round: int,
+        timeout: float,
+        context: Mapping[str, Any] | None = None,
+        expect: type[Message] | tuple[type[Message], ...] | None = None,
+    ) -> Envelope:
+        """Send ``message`` to ``party`` for ``round``; return its validated reply.
+
+        ``timeout``: deadline of each attempt in seconds; ``context``: constraints for the reply
+        (``"d"``, ``"p"``...); ``expect``: the reply kind(s), checked if given. Errors: module docstring.
+        """
+        data = encode(message, sender=self.self_id, round=round, max_size=self._max_size)
+        reply = self.call_bytes(party, data, timeout=timeout)
+        return decode(
+            reply, expected_sender=party, expected_round=round, expected_kind=expect,
+            context=context, max_size=self._max_size,
+        )
+
+    def call_bytes(self, party: str, data: bytes, *, timeout: float) -> bytes:
+        """Deliver already-encoded request bytes to ``party``; return its raw reply bytes (unchecked).
+
+        Retries and errors as for :meth:`call`. For tests and tools that must send malformed
+        messages; protocol code uses :meth:`call`.
+        """
+        timeout = check_timeout(timeout)
+        if party not in self._peers:
+            raise PeerUnavailableError(party, 1, timeout, "UNKNOWN_PARTY", "no address for this party")
+        last = _Retry("UNAVAILABLE", "")
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                return self._attempt(party, data, timeout)
+            except _Retry as retry:
+                last = retry
+        raise PeerUnavailableError(party, self.retries + 1, timeout, last.status, last.detail)
+
+    def close(self) -> None:
+        """Close every channel; later calls raise ConfigError."""
+        with self._lock:
+            self._closed = True
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+    def __enter__(self) -> GrpcTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
