@@ -168,3 +168,17 @@ def test_chain_state_matches_the_round():
         for i, decision in zip(result.devices, result.decision.decisions):
             assert (on_chain[ledger.device_ids[i]].weight > 0) == decision.accepted
         assert ledger.records[1].audit.passed and result.gas == ledger.records[1].gas > 0
+
+
+def test_retried_requests_get_the_same_reply():
+    deployment, coordinator, devices = _setup()
+    _run(deployment, coordinator, devices)
+    node = deployment.nodes[edge_party(1)]
+    state = node.rounds[1]
+    request_key, reply = state.verified
+    seed, members, hm, counter, reference = request_key
+    transport = InProcessTransport(COORDINATOR_PARTY, deployment.nodes)
+    again = VerifyRequest(seed, np.frombuffer(reference, dtype=np.uint64), list(members), [state.uploads[i][2] for i in members], hm, counter)
+    envelope = transport.call(edge_party(1), again, round=1, timeout=5, context={"d": D})
+    np.testing.assert_array_equal(envelope.message.norm2, reply.norm2)
+    np.testing.assert_array_equal(envelope.message.dot_ref, reply.dot_ref)

@@ -4,9 +4,12 @@
 * :mod:`ppbfl.protocol.tls` - consortium CA, per-party certificates, fingerprints for the chain;
 * :mod:`ppbfl.protocol.transport` - the :class:`Transport` / :class:`Handler` interfaces, in-process transport;
 * :mod:`ppbfl.protocol.grpc_transport` - gRPC with mutual TLS, streaming, deadlines, retries;
-* :mod:`ppbfl.protocol.process` / :mod:`ppbfl.protocol.serve` - servers as OS processes.
+* :mod:`ppbfl.protocol.process` / :mod:`ppbfl.protocol.serve` - servers as OS processes;
+* roles: :class:`Device`, :class:`EdgeNode`, :class:`TripleDealerNode`, the round
+  :class:`Coordinator` (with :class:`ChainLedger` recording it on chain), and the deployments
+  :class:`InProcessDeployment` / :class:`GrpcDeployment` that wire them.
 
-The format and the guarantees are described in ``docs/protocol.md``.
+The format and the guarantees are described in ``docs/protocol.md``; the round in ``docs/round.md``.
 """
 
 from ppbfl.protocol.errors import (
@@ -29,6 +32,13 @@ from ppbfl.protocol.tls import (
     issue,
     make_ca,
 )
+from ppbfl.protocol.dealer import TripleDealerNode
+from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
+from ppbfl.protocol.device import Device
+from ppbfl.protocol.edge_node import EdgeBehaviour, EdgeNode
+from ppbfl.protocol.ledger import ChainLedger, open_ledger
+from ppbfl.protocol.round import Coordinator, RoundResult
+from ppbfl.protocol.round_errors import CommitmentMismatchError, NotEnoughEdgeNodesError, OutOfPhaseError, RoundFailedError
 from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 from ppbfl.protocol.wire import (
     Array,
@@ -54,4 +64,7 @@ __all__ = [
     "ServerProcess", "spawn_server",
     "ProtocolError", "SchemaError", "MessageError", "CredentialsError", "ConfigError",
     "PeerUnavailableError", "PeerAuthError", "RemoteError", "ServerStartError",
+    "Device", "EdgeNode", "EdgeBehaviour", "TripleDealerNode", "Coordinator", "RoundResult",
+    "ChainLedger", "open_ledger", "InProcessDeployment", "GrpcDeployment",
+    "CommitmentMismatchError", "NotEnoughEdgeNodesError", "OutOfPhaseError", "RoundFailedError",
 ]

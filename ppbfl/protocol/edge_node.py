@@ -1,7 +1,9 @@
 """An edge node: holds devices' shares, verifies them on shares with its peers, aggregates (DESIGN §2, §5).
 
 The node is a message handler (``handle(envelope) -> reply``) usable behind any transport: the
-in-process one or a gRPC server in its own OS process (``ppbfl edge``). It keeps per-round state
+in-process one or a gRPC server in its own OS process (``ppbfl edge``). Requests are idempotent: a
+retried request (the transport retries on timeouts) gets the same reply, including the two that
+spend one-time material (a PRZS counter, Beaver triples). It keeps per-round state
 only for the current and the previous round. It never sees an update in the clear: every value it
 publishes is a share of a verification scalar (re-randomised in honest-majority mode) or of the
 weighted aggregate.
@@ -72,6 +74,8 @@ class _RoundState:
     triples: tuple[np.ndarray, np.ndarray] | None = None
     eps_devices: list[int] = field(default_factory=list)
     aggregate: np.ndarray | None = None
+    verified: tuple[tuple, VerifyShares] | None = None
+    finished: tuple[bytes, NormShares] | None = None
 
 
 class EdgeNode:
@@ -185,6 +189,9 @@ class EdgeNode:
         self._require(envelope.sender, COORDINATOR_PARTY, "verify")
         assert self.przs is not None
         state = self._state(envelope.round)
+        request = (message.challenge_seed, tuple(message.devices), message.hm, message.zero_counter, message.reference.tobytes())
+        if state.verified is not None and state.verified[0] == request:
+            return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.setup.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
@@ -204,7 +211,9 @@ class EdgeNode:
         mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if state.uploads[i][2] != root]
         state.devices = list(message.devices)
         state.reference = message.reference
-        return VerifyShares(consistency, dot_ref, norm2, mismatched)
+        reply = VerifyShares(consistency, dot_ref, norm2, mismatched)
+        state.verified = (request, reply)
+        return reply
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
         self._require(envelope.sender, DEALER_PARTY, "triples")
@@ -225,12 +234,16 @@ class EdgeNode:
     def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
         state = self._state(envelope.round)
+        if state.finished is not None and state.finished[0] == message.eps.tobytes():
+            return state.finished[1]  # a retried request: the triples are spent, answer the same
         k = len(state.eps_devices)
         if state.triples is None or message.eps.shape != (k, self.setup.d):
             raise OutOfPhaseError(self.party, f"eps of shape {message.eps.shape}: expected ({k}, {self.setup.d}) after beaver open")
         a, c = state.triples
         state.triples = None  # single use
-        return NormShares(square_from_opened(message.eps, a[:k], c[:k], field=self.field))
+        reply = NormShares(square_from_opened(message.eps, a[:k], c[:k], field=self.field))
+        state.finished = (message.eps.tobytes(), reply)
+        return reply
 
     def _aggregate(self, envelope: Envelope, message: AggregateRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "aggregate")
