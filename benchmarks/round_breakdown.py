@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--transports", default="inprocess,grpc")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the demo: small per-device models, the kernels' pool has the cores
     print(f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
     print(f"| transport | d | {' | '.join(STEPS)} | total |")
     print("|---|---|" + "---|" * (len(STEPS) + 1))
