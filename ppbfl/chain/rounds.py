@@ -124,6 +124,7 @@ class AuditResult:
     coordinates: tuple[int, ...]
     edges: tuple[int, ...]
     gas: int
+    tx_hash: bytes
 
 
 def load_artifact(name: str = "PPBFLRounds") -> dict[str, Any]:
@@ -461,7 +462,7 @@ class RoundsContract:
         failed = self.contract.events.AuditFailed().process_receipt(receipt, errors=DISCARD)
         passed = bool(self.contract.events.AuditPassed().process_receipt(receipt, errors=DISCARD))
         offender = int(failed[0]["args"]["offender"]) if failed else None
-        return AuditResult(passed, offender, coords, edges, int(receipt["gasUsed"]))
+        return AuditResult(passed, offender, coords, edges, int(receipt["gasUsed"]), bytes(receipt["transactionHash"]))
 
     # ------------------------------------------------------------ trust, anchor, liars, close
 
