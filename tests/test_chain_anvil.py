@@ -13,7 +13,14 @@ import stat
 import numpy as np
 import pytest
 
-from ppbfl.chain import AnvilProcess, AnvilStartError, Chain, ChainRevertError, Phase, find_anvil
+from ppbfl.chain import (
+    AnvilProcess,
+    AnvilStartError,
+    Chain,
+    ChainRevertError,
+    Phase,
+    find_anvil,
+)
 from ppbfl.chain.scenario import run_round, setup_consortium
 
 

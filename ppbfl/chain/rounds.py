@@ -12,10 +12,11 @@ checked before sending (:class:`ChainValueError` naming the field); contract rev
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from eth_hash.auto import keccak
@@ -27,17 +28,17 @@ from ppbfl.chain.merkle import merkle_tree, tree_depth
 from ppbfl.chain.pow import pow_stamp
 
 __all__ = [
-    "Phase",
-    "Failure",
     "PARTY_AGGREGATOR",
     "PARTY_UNATTRIBUTED",
     "TRUST_ONE",
-    "RoundState",
-    "Decision",
     "AuditResult",
+    "Decision",
+    "Failure",
+    "Phase",
+    "RoundState",
     "RoundsContract",
-    "load_artifact",
     "deploy_rounds",
+    "load_artifact",
 ]
 
 P = (1 << 61) - 1
@@ -171,7 +172,7 @@ def deploy_rounds(
     aggregate_blocks: int = 200,
     audit_blocks: int = 200,
     audit_k: int = 16,
-) -> "RoundsContract":
+) -> RoundsContract:
     """Deploy ``PPBFLRounds`` (p = 2^61 - 1 is fixed in the contract); deadlines are in blocks.
 
     ``admin`` deploys (default: the chain's first account); ``aggregator`` defaults to the admin.
