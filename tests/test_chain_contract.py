@@ -556,3 +556,15 @@ def test_gas_report_records_every_call(c):
     report = c.chain.gas_report().summary()
     for method in ("commitShares", "postScalars", "postDecisions", "commitAggregateShare", "postAggregate"):
         assert report[method]["count"] >= 1 and report[method]["min"] > 21000
+
+
+def test_accounts_beyond_the_pool_are_created_and_funded():
+    with Chain.embedded(accounts=3) as small:
+        accounts = [small.new_account() for _ in range(4)]  # 2 from the pool, 2 created
+        assert len(set(accounts)) == 4
+        r = small.deploy(1, 1)
+        r.register_edge_node(1, accounts[-1], bytes(32))
+        r.register_device(accounts[-2], 0)
+        r.open_round(1, keccak(b"m"))
+        r.commit_shares(accounts[-2], 1, keccak(b"c"), 0)  # sent from a created account
+        assert r.round_state(1).committed == 1

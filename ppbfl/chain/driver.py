@@ -230,6 +230,8 @@ class Chain:
         try:
             tx_hash = fn.transact(tx)
         except Exception as exc:  # a node that refuses a reverting transaction outright
+            if _revert_data(exc) is None:
+                raise
             raise self._revert_error(contract, method, sender, exc) from exc
         receipt = self._receipt(tx_hash)
         if receipt["status"] != 1:
