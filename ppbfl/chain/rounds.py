@@ -236,6 +236,10 @@ class RoundsContract:
         account, fingerprint = self._view("edgeNode", _uint("index", index, 8))
         return account, bytes(fingerprint)
 
+    def edge_index_of(self, account: str) -> int:
+        """Edge index (1..n) registered for ``account``, 0 when it is not an edge node."""
+        return int(self._view("edgeIndexOf", account))
+
     def edge_node_fingerprint(self, index: int) -> bytes:
         """The TLS certificate fingerprint registered for edge node ``index``."""
         return self.edge_node(index)[1]
@@ -331,11 +335,25 @@ class RoundsContract:
         account = sender or self._edge(edge_index)
         digest = keccak(packed)
         name = ("Scalars", "Decisions")[kind - 1]
-        if int(self._view("voteWord", round_, kind, digest)) & 1:
+        if self.vote_word(round_, kind, digest) & 1:
             receipt = self._send(f"vote{name}", [round_, digest], account)
         else:
             receipt = self._send(f"post{name}", [round_, packed], account)
         return bool(self.contract.events[f"{name}Agreed"]().process_receipt(receipt, errors=DISCARD))
+
+    def vote_word(self, round_: int, kind: int, digest: bytes) -> int:
+        """Vote bitmap of ``digest`` (kind 1 scalars, 2 decisions): bit i = edge node i, bit 0 = published."""
+        return int(self._view("voteWord", _uint("round", round_, 64), _uint("kind", kind, 8, 1), _bytes32("digest", digest)))
+
+    def vote_scalars(self, edge_index: int, round_: int, digest: bytes, *, sender: str | None = None) -> bool:
+        """Edge node votes for published scalars by their keccak256 ``digest``; True on agreement."""
+        receipt = self._send("voteScalars", [_uint("round", round_, 64, 1), _bytes32("digest", digest)], sender or self._edge(edge_index))
+        return bool(self.contract.events.ScalarsAgreed().process_receipt(receipt, errors=DISCARD))
+
+    def vote_decisions(self, edge_index: int, round_: int, digest: bytes, *, sender: str | None = None) -> bool:
+        """Edge node votes for published decisions by their keccak256 ``digest``; True on agreement."""
+        receipt = self._send("voteDecisions", [_uint("round", round_, 64, 1), _bytes32("digest", digest)], sender or self._edge(edge_index))
+        return bool(self.contract.events.DecisionsAgreed().process_receipt(receipt, errors=DISCARD))
 
     def post_scalars(self, edge_index: int, round_: int, device_ids: Sequence[int], values: np.ndarray, *, sender: str | None = None) -> bool:
         """Edge node posts the opened scalars (``values: (m, s) uint64`` for ``device_ids``).
