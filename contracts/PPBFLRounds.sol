@@ -88,6 +88,7 @@ contract PPBFLRounds {
 
     event EdgeNodeRegistered(uint8 indexed index, address account, bytes32 tlsFingerprint);
     event DeviceRegistered(uint32 indexed id, address account, uint8 powBits);
+    event PowBitsSet(uint32 indexed id, uint8 powBits);
     event RoundOpened(uint64 indexed round, bytes32 modelHash, uint32 deviceCount, uint64 deadline);
     event CommitmentsClosed(uint64 indexed round, uint32 committed, uint64 deadline);
     event ScalarsPosted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 hash);
@@ -210,7 +211,7 @@ contract PPBFLRounds {
         if (info == 0) revert NotDevice(account);
         if (powBits > 64) revert BadPowBits(powBits);
         deviceInfo[account] = (info & 0xffffffff) | (uint256(powBits) << 32);
-        emit DeviceRegistered(uint32((info & 0xffffffff) - 1), account, powBits);
+        emit PowBitsSet(uint32((info & 0xffffffff) - 1), powBits);
     }
 
     // ------------------------------------------------------------------ round: open and commit

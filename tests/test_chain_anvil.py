@@ -13,7 +13,14 @@ import stat
 import numpy as np
 import pytest
 
-from ppbfl.chain import AnvilProcess, AnvilStartError, Chain, Phase, find_anvil
+from ppbfl.chain import (
+    AnvilProcess,
+    AnvilStartError,
+    Chain,
+    ChainRevertError,
+    Phase,
+    find_anvil,
+)
 from ppbfl.chain.scenario import run_round, setup_consortium
 
 
@@ -28,6 +35,8 @@ def test_full_round_on_anvil_matches_py_evm():
         assert c.rounds.decisions(1)[0].device_id == 0
         ids, values = c.rounds.agreed_scalars(1)
         assert ids.tolist() == list(range(6)) and values.dtype == np.uint64
+        with pytest.raises(ChainRevertError, match=r"WrongPhase\(round=1, phase=<Phase.CLOSED"):
+            c.rounds.close_round(1)  # reverts are decoded on a real node too
         process = chain.node.process
     assert process.poll() is not None, f"anvil (pid {pid}) still running after close()"
     with Chain.embedded(accounts=40) as chain:
@@ -52,3 +61,20 @@ def test_a_binary_that_is_not_anvil_fails_with_a_clear_error(tmp_path):
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     with pytest.raises(AnvilStartError, match="not a node"):
         AnvilProcess.start(binary=fake, timeout_s=2, attempts=1)
+
+
+def test_find_anvil_search_order_and_errors(tmp_path, monkeypatch):
+    import ppbfl.chain.anvil as anvil_module
+    from ppbfl.chain import AnvilUnavailableError
+
+    real = find_anvil()
+    monkeypatch.setenv("PPBFL_ANVIL", str(real))
+    assert find_anvil() == real  # $PPBFL_ANVIL first
+    monkeypatch.setattr(anvil_module, "_REPO", tmp_path / "repo")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("PPBFL_ANVIL", str(tmp_path / "missing"))
+    with pytest.raises(AnvilUnavailableError, match=r"PPBFL_ANVIL=.*missing.*node_modules.*PATH.*npm \(not on PATH"):
+        find_anvil()
+    with pytest.raises(AnvilUnavailableError):
+        find_anvil(install=False)

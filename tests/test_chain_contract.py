@@ -99,6 +99,7 @@ def test_registration_and_views(c):
     assert (r.t, r.n) == (T, N)
     for i, account in c.edge_accounts.items():
         assert r.edge_node(i) == (account, keccak(f"tls-{i}".encode()))
+        assert r.edge_index_of(account) == i
         assert r.edge_node_fingerprint(i) == keccak(f"tls-{i}".encode())
     assert r.device_count() == DEVICES
     assert r.device(c.devices[1]) == (True, 1, 4)
@@ -275,10 +276,10 @@ def test_hash_votes_count_only_once_the_bytes_are_published(c):
     r.challenge_seed(1)
     digest = keccak(r.pack_scalars(IDS, SCALARS))
     for e in (1, 2, 3):
-        r.chain.send(r.contract, "voteScalars", [1, digest], c.edge_accounts[e])
+        assert not r.vote_scalars(e, 1, digest)
     assert r.round_state(1).phase == Phase.COMMITTED  # t votes, but nobody published the bytes
     assert r.post_scalars(4, 1, IDS, SCALARS)  # publishing completes the agreement
-    assert r.chain.call(r.contract, "voteWord", 1, 1, digest) == 0b11111
+    assert r.vote_word(1, 1, digest) == 0b11111
     assert np.array_equal(r.agreed_scalars(1)[1], SCALARS)
 
 
@@ -556,3 +557,15 @@ def test_gas_report_records_every_call(c):
     report = c.chain.gas_report().summary()
     for method in ("commitShares", "postScalars", "postDecisions", "commitAggregateShare", "postAggregate"):
         assert report[method]["count"] >= 1 and report[method]["min"] > 21000
+
+
+def test_accounts_beyond_the_pool_are_created_and_funded():
+    with Chain.embedded(accounts=3) as small:
+        accounts = [small.new_account() for _ in range(4)]  # 2 from the pool, 2 created
+        assert len(set(accounts)) == 4
+        r = small.deploy(1, 1)
+        r.register_edge_node(1, accounts[-1], bytes(32))
+        r.register_device(accounts[-2], 0)
+        r.open_round(1, keccak(b"m"))
+        r.commit_shares(accounts[-2], 1, keccak(b"c"), 0)  # sent from a created account
+        assert r.round_state(1).committed == 1

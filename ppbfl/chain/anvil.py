@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from ppbfl.chain.errors import AnvilStartError, AnvilUnavailableError
 
-__all__ = ["ANVIL_VERSION", "find_anvil", "AnvilProcess"]
+__all__ = ["ANVIL_VERSION", "AnvilProcess", "find_anvil"]
 
 #: the @foundry-rs/anvil version installed into the user cache (same pin as package.json)
 ANVIL_VERSION = "1.7.1"
@@ -82,15 +82,19 @@ def find_anvil(install: bool = True) -> Path:
     if install and npm:
         cache = _cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--no-save",
-             f"@foundry-rs/anvil@{ANVIL_VERSION}"],
-            capture_output=True, text=True, timeout=_NPM_TIMEOUT_S,
-        )
+        try:
+            done = subprocess.run(
+                [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--no-save",
+                 f"@foundry-rs/anvil@{ANVIL_VERSION}"],
+                check=False, capture_output=True, text=True, timeout=_NPM_TIMEOUT_S,
+            )
+            outcome = f"exit {done.returncode}: {done.stderr.strip()[-500:]}"
+        except subprocess.TimeoutExpired:
+            outcome = f"no answer in {_NPM_TIMEOUT_S:.0f} s"
         found = _in_node_modules(cache)
         if found:
             return found
-        tried.append(f"npm install into {cache} (exit {done.returncode}: {done.stderr.strip()[-500:]})")
+        tried.append(f"npm install into {cache} ({outcome})")
     elif install:
         tried.append("npm (not on PATH, cannot install)")
     raise AnvilUnavailableError("no anvil binary found; tried: " + "; ".join(tried))
@@ -140,7 +144,7 @@ class AnvilProcess:
         binary: Path | None = None,
         timeout_s: float = 20.0,
         attempts: int = 3,
-    ) -> "AnvilProcess":
+    ) -> AnvilProcess:
         """Start anvil with ``accounts`` funded, unlocked dev accounts on a free port.
 
         Waits (at most ``timeout_s`` per attempt) until it answers ``eth_chainId``; a port lost
@@ -150,7 +154,7 @@ class AnvilProcess:
         last = ""
         for _ in range(attempts):
             port = _free_port()
-            log = tempfile.TemporaryFile()
+            log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop(), lives as long as the node)
             process = subprocess.Popen(
                 [str(binary), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(accounts),
                  "--balance", "1000000", "--hardfork", "cancun", "--silent"],

@@ -18,8 +18,9 @@ from __future__ import annotations
 import ast
 import secrets
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Self
 
 from eth_abi import decode as abi_decode
 from eth_account import Account
@@ -28,9 +29,14 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from ppbfl.chain.anvil import AnvilProcess
-from ppbfl.chain.errors import ChainError, ChainRevertError, ChainTimeoutError, ChainValueError
+from ppbfl.chain.errors import (
+    ChainError,
+    ChainRevertError,
+    ChainTimeoutError,
+    ChainValueError,
+)
 
-__all__ = ["Chain", "GasReport", "TX_GAS_LIMIT"]
+__all__ = ["TX_GAS_LIMIT", "Chain", "GasReport"]
 
 #: gas limit of every transaction (the blocks of both targets allow 30M)
 TX_GAS_LIMIT = 12_000_000
@@ -126,7 +132,7 @@ class Chain:
     # ---------------------------------------------------------------- construction
 
     @classmethod
-    def embedded(cls, accounts: int = 128) -> "Chain":
+    def embedded(cls, accounts: int = 128) -> Chain:
         """In-process py-evm chain (Cancun rules, like the compiled bytecode and our anvil) with
         ``accounts`` funded, unlocked accounts."""
         from eth.vm.forks import CancunVM
@@ -142,7 +148,7 @@ class Chain:
         return cls(w3, w3.eth.accounts, target="py-evm", tester=tester)
 
     @classmethod
-    def anvil(cls, accounts: int = 128, *, timeout_s: float = 20.0) -> "Chain":
+    def anvil(cls, accounts: int = 128, *, timeout_s: float = 20.0) -> Chain:
         """Start an anvil node (see :mod:`ppbfl.chain.anvil`) and connect to it over HTTP."""
         node = AnvilProcess.start(accounts=accounts, timeout_s=timeout_s)
         try:
@@ -158,7 +164,7 @@ class Chain:
             self.node.stop()
             self.node = None
 
-    def __enter__(self) -> "Chain":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -224,6 +230,8 @@ class Chain:
         try:
             tx_hash = fn.transact(tx)
         except Exception as exc:  # a node that refuses a reverting transaction outright
+            if _revert_data(exc) is None:
+                raise
             raise self._revert_error(contract, method, sender, exc) from exc
         receipt = self._receipt(tx_hash)
         if receipt["status"] != 1:

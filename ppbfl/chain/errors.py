@@ -7,13 +7,13 @@ from typing import Any
 from ppbfl.errors import PPBFLError
 
 __all__ = [
+    "AnvilStartError",
+    "AnvilUnavailableError",
+    "ArtifactError",
     "ChainError",
-    "ChainValueError",
     "ChainRevertError",
     "ChainTimeoutError",
-    "AnvilUnavailableError",
-    "AnvilStartError",
-    "ArtifactError",
+    "ChainValueError",
 ]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["keccak256_rows", "keccak256", "RATE"]
+__all__ = ["RATE", "keccak256", "keccak256_rows"]
 
 #: bytes absorbed per permutation (1088-bit rate of keccak-256)
 RATE = 136

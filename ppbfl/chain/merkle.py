@@ -21,8 +21,8 @@ committing ``d = 1e5`` takes a few milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -33,13 +33,13 @@ __all__ = [
     "CHUNK",
     "ChunkProof",
     "VectorTree",
-    "merkle_tree",
-    "merkle_root",
-    "merkle_proof",
-    "verify_chunk_proof",
-    "tree_depth",
-    "root_of_leaves",
     "leaf_proof",
+    "merkle_proof",
+    "merkle_root",
+    "merkle_tree",
+    "root_of_leaves",
+    "tree_depth",
+    "verify_chunk_proof",
     "verify_leaf_proof",
 ]
 

@@ -16,7 +16,7 @@ from eth_utils import to_canonical_address
 from ppbfl.chain.errors import ChainValueError
 from ppbfl.chain.keccak import keccak256_rows
 
-__all__ = ["pow_message", "pow_valid", "pow_stamp", "MAX_POW_BITS"]
+__all__ = ["MAX_POW_BITS", "pow_message", "pow_stamp", "pow_valid"]
 
 #: the contract accepts difficulties up to 64 bits
 MAX_POW_BITS = 64

@@ -12,10 +12,11 @@ checked before sending (:class:`ChainValueError` naming the field); contract rev
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from eth_hash.auto import keccak
@@ -27,17 +28,17 @@ from ppbfl.chain.merkle import merkle_tree, tree_depth
 from ppbfl.chain.pow import pow_stamp
 
 __all__ = [
-    "Phase",
-    "Failure",
     "PARTY_AGGREGATOR",
     "PARTY_UNATTRIBUTED",
     "TRUST_ONE",
-    "RoundState",
-    "Decision",
     "AuditResult",
+    "Decision",
+    "Failure",
+    "Phase",
+    "RoundState",
     "RoundsContract",
-    "load_artifact",
     "deploy_rounds",
+    "load_artifact",
 ]
 
 P = (1 << 61) - 1
@@ -124,6 +125,7 @@ class AuditResult:
     coordinates: tuple[int, ...]
     edges: tuple[int, ...]
     gas: int
+    tx_hash: bytes
 
 
 def load_artifact(name: str = "PPBFLRounds") -> dict[str, Any]:
@@ -170,7 +172,7 @@ def deploy_rounds(
     aggregate_blocks: int = 200,
     audit_blocks: int = 200,
     audit_k: int = 16,
-) -> "RoundsContract":
+) -> RoundsContract:
     """Deploy ``PPBFLRounds`` (p = 2^61 - 1 is fixed in the contract); deadlines are in blocks.
 
     ``admin`` deploys (default: the chain's first account); ``aggregator`` defaults to the admin.
@@ -233,6 +235,10 @@ class RoundsContract:
         """``(account, tls_fingerprint)`` of edge node ``index`` (zero address when unregistered)."""
         account, fingerprint = self._view("edgeNode", _uint("index", index, 8))
         return account, bytes(fingerprint)
+
+    def edge_index_of(self, account: str) -> int:
+        """Edge index (1..n) registered for ``account``, 0 when it is not an edge node."""
+        return int(self._view("edgeIndexOf", account))
 
     def edge_node_fingerprint(self, index: int) -> bytes:
         """The TLS certificate fingerprint registered for edge node ``index``."""
@@ -329,11 +335,25 @@ class RoundsContract:
         account = sender or self._edge(edge_index)
         digest = keccak(packed)
         name = ("Scalars", "Decisions")[kind - 1]
-        if int(self._view("voteWord", round_, kind, digest)) & 1:
+        if self.vote_word(round_, kind, digest) & 1:
             receipt = self._send(f"vote{name}", [round_, digest], account)
         else:
             receipt = self._send(f"post{name}", [round_, packed], account)
         return bool(self.contract.events[f"{name}Agreed"]().process_receipt(receipt, errors=DISCARD))
+
+    def vote_word(self, round_: int, kind: int, digest: bytes) -> int:
+        """Vote bitmap of ``digest`` (kind 1 scalars, 2 decisions): bit i = edge node i, bit 0 = published."""
+        return int(self._view("voteWord", _uint("round", round_, 64), _uint("kind", kind, 8, 1), _bytes32("digest", digest)))
+
+    def vote_scalars(self, edge_index: int, round_: int, digest: bytes, *, sender: str | None = None) -> bool:
+        """Edge node votes for published scalars by their keccak256 ``digest``; True on agreement."""
+        receipt = self._send("voteScalars", [_uint("round", round_, 64, 1), _bytes32("digest", digest)], sender or self._edge(edge_index))
+        return bool(self.contract.events.ScalarsAgreed().process_receipt(receipt, errors=DISCARD))
+
+    def vote_decisions(self, edge_index: int, round_: int, digest: bytes, *, sender: str | None = None) -> bool:
+        """Edge node votes for published decisions by their keccak256 ``digest``; True on agreement."""
+        receipt = self._send("voteDecisions", [_uint("round", round_, 64, 1), _bytes32("digest", digest)], sender or self._edge(edge_index))
+        return bool(self.contract.events.DecisionsAgreed().process_receipt(receipt, errors=DISCARD))
 
     def post_scalars(self, edge_index: int, round_: int, device_ids: Sequence[int], values: np.ndarray, *, sender: str | None = None) -> bool:
         """Edge node posts the opened scalars (``values: (m, s) uint64`` for ``device_ids``).
@@ -461,7 +481,7 @@ class RoundsContract:
         failed = self.contract.events.AuditFailed().process_receipt(receipt, errors=DISCARD)
         passed = bool(self.contract.events.AuditPassed().process_receipt(receipt, errors=DISCARD))
         offender = int(failed[0]["args"]["offender"]) if failed else None
-        return AuditResult(passed, offender, coords, edges, int(receipt["gasUsed"]))
+        return AuditResult(passed, offender, coords, edges, int(receipt["gasUsed"]), bytes(receipt["transactionHash"]))
 
     # ------------------------------------------------------------ trust, anchor, liars, close
 

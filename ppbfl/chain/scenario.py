@@ -20,7 +20,7 @@ from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
 from ppbfl.field import FieldRNG
 from ppbfl.sharing import share
 
-__all__ = ["Consortium", "RoundRecord", "setup_consortium", "run_round"]
+__all__ = ["Consortium", "RoundRecord", "run_round", "setup_consortium"]
 
 
 @dataclass
