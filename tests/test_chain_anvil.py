@@ -46,8 +46,11 @@ def test_full_round_on_anvil_matches_py_evm():
     # chain (account addresses, PoW nonces, audit coordinates drawn from different block hashes)
     for phase in ("scalars", "decisions", "aggregate_shares", "aggregate", "trust", "fixed"):
         assert anvil_record.gas[phase] == evm_record.gas[phase], phase
-    for phase in ("commit", "audit"):
-        assert abs(anvil_record.gas[phase] - evm_record.gas[phase]) <= 0.01 * evm_record.gas[phase], phase
+    assert abs(anvil_record.gas["commit"] - evm_record.gas["commit"]) <= 0.01 * evm_record.gas["commit"]
+    # the audit opens other coordinates on each chain: its calldata differs by at most the zero /
+    # non-zero byte price difference (12 gas) on every byte of the 16 opened chunks (16 values of
+    # 8 bytes) of the aggregate and the t + 1 = 4 share vectors
+    assert abs(anvil_record.gas["audit"] - evm_record.gas["audit"]) <= 16 * 5 * 16 * 8 * 12
 
 
 def test_find_anvil_returns_an_executable():
