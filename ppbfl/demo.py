@@ -157,7 +157,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     order = rng.permutation(len(data.y_train))
     root, pool = order[: config.root_size], order[config.root_size :]
     parts = [pool[p] for p in iid_partition(data.y_train[pool], config.devices, rng)]
-    malicious = set(rng.permutation(config.devices)[: int(round(config.malicious * config.devices))].tolist())
+    malicious = set(rng.permutation(config.devices)[: round(config.malicious * config.devices)].tolist())
     attack = make_attack(config.attack)
     settings = TrainSettings(epochs=1, batch_size=16, lr=config.lr)
     model = build_model("mlp", data.n_features, data.n_classes, hidden=config.hidden, seed=config.seed)
@@ -216,7 +216,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             log(
                 f"{rnd:>5} {secure_acc:>7.3f} {fedavg_acc:>7.3f} {len(row.accepted):>8} "
                 f"{f'{len(rejected)} ({row.malicious_rejected}/{len(malicious)})':>21} {row.mode:>15} "
-                f"{str(row.named_liars or '-'):>6} {row.gas:>9} {row.seconds:>5.2f}s"
+                f"{row.named_liars or '-'!s:>6} {row.gas:>9} {row.seconds:>5.2f}s"
             )
     _write(out, config, rows, sorted(malicious))
     last = rows[-1]

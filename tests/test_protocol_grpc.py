@@ -12,7 +12,11 @@ from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import AggregateRequest
 from ppbfl.protocol.round import Coordinator
-from tests.protocol_helpers import InconsistentDevice, plaintext_aggregate, synthetic_round
+from tests.protocol_helpers import (
+    InconsistentDevice,
+    plaintext_aggregate,
+    synthetic_round,
+)
 
 T, N, D, M = 3, 5, 2000, 6
 MALICIOUS = {0}

@@ -14,7 +14,12 @@ from ppbfl.protocol.messages import AggregateRequest, VerifyRequest
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
 from ppbfl.protocol.transport import InProcessTransport
-from tests.protocol_helpers import EquivocatingDevice, InconsistentDevice, plaintext_aggregate, synthetic_round
+from tests.protocol_helpers import (
+    EquivocatingDevice,
+    InconsistentDevice,
+    plaintext_aggregate,
+    synthetic_round,
+)
 
 T, N, D, M = 3, 5, 400, 8
 MALICIOUS = {1, 5}
@@ -132,7 +137,7 @@ def test_trust_scales_weights_and_zero_trust_rejects():
 
 
 def test_out_of_phase_and_wrong_sender_requests_are_refused():
-    deployment, coordinator, devices = _setup()
+    deployment, _coordinator, _devices = _setup()
     transport = InProcessTransport(COORDINATOR_PARTY, deployment.nodes)
     reference = np.zeros(D, dtype=np.uint64)
     with pytest.raises(RemoteError, match="nothing received for round 9"):

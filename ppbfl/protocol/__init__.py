@@ -12,6 +12,10 @@
 The format and the guarantees are described in ``docs/protocol.md``; the round in ``docs/round.md``.
 """
 
+from ppbfl.protocol.dealer import TripleDealerNode
+from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
+from ppbfl.protocol.device import Device
+from ppbfl.protocol.edge_node import EdgeBehaviour, EdgeNode
 from ppbfl.protocol.errors import (
     ConfigError,
     CredentialsError,
@@ -24,7 +28,15 @@ from ppbfl.protocol.errors import (
     ServerStartError,
 )
 from ppbfl.protocol.grpc_transport import GrpcTransport, RunningServer, serve
+from ppbfl.protocol.ledger import ChainLedger, open_ledger
 from ppbfl.protocol.process import ServerProcess, spawn_server
+from ppbfl.protocol.round import Coordinator, RoundResult
+from ppbfl.protocol.round_errors import (
+    CommitmentMismatchError,
+    NotEnoughEdgeNodesError,
+    OutOfPhaseError,
+    RoundFailedError,
+)
 from ppbfl.protocol.tls import (
     CertAuthority,
     PartyCredentials,
@@ -32,13 +44,6 @@ from ppbfl.protocol.tls import (
     issue,
     make_ca,
 )
-from ppbfl.protocol.dealer import TripleDealerNode
-from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
-from ppbfl.protocol.device import Device
-from ppbfl.protocol.edge_node import EdgeBehaviour, EdgeNode
-from ppbfl.protocol.ledger import ChainLedger, open_ledger
-from ppbfl.protocol.round import Coordinator, RoundResult
-from ppbfl.protocol.round_errors import CommitmentMismatchError, NotEnoughEdgeNodesError, OutOfPhaseError, RoundFailedError
 from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 from ppbfl.protocol.wire import (
     Array,
@@ -57,14 +62,53 @@ from ppbfl.protocol.wire import (
 )
 
 __all__ = [
-    "Message", "Envelope", "register", "encode", "decode",
-    "UInt", "Float", "Bool", "Text", "Bytes", "Array", "FieldArray", "ListOf",
-    "CertAuthority", "PartyCredentials", "make_ca", "issue", "fingerprint",
-    "Handler", "Transport", "InProcessTransport", "GrpcTransport", "serve", "RunningServer",
-    "ServerProcess", "spawn_server",
-    "ProtocolError", "SchemaError", "MessageError", "CredentialsError", "ConfigError",
-    "PeerUnavailableError", "PeerAuthError", "RemoteError", "ServerStartError",
-    "Device", "EdgeNode", "EdgeBehaviour", "TripleDealerNode", "Coordinator", "RoundResult",
-    "ChainLedger", "open_ledger", "InProcessDeployment", "GrpcDeployment",
-    "CommitmentMismatchError", "NotEnoughEdgeNodesError", "OutOfPhaseError", "RoundFailedError",
+    "Array",
+    "Bool",
+    "Bytes",
+    "CertAuthority",
+    "ChainLedger",
+    "CommitmentMismatchError",
+    "ConfigError",
+    "Coordinator",
+    "CredentialsError",
+    "Device",
+    "EdgeBehaviour",
+    "EdgeNode",
+    "Envelope",
+    "FieldArray",
+    "Float",
+    "GrpcDeployment",
+    "GrpcTransport",
+    "Handler",
+    "InProcessDeployment",
+    "InProcessTransport",
+    "ListOf",
+    "Message",
+    "MessageError",
+    "NotEnoughEdgeNodesError",
+    "OutOfPhaseError",
+    "PartyCredentials",
+    "PeerAuthError",
+    "PeerUnavailableError",
+    "ProtocolError",
+    "RemoteError",
+    "RoundFailedError",
+    "RoundResult",
+    "RunningServer",
+    "SchemaError",
+    "ServerProcess",
+    "ServerStartError",
+    "Text",
+    "Transport",
+    "TripleDealerNode",
+    "UInt",
+    "decode",
+    "encode",
+    "fingerprint",
+    "issue",
+    "make_ca",
+    "open_ledger",
+    "register",
+    "serve",
+    "spawn_server",
 ]

@@ -17,12 +17,21 @@ import json
 import sys
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.device import device_party
-from ppbfl.protocol.edge_node import COORDINATOR_PARTY, DEALER_PARTY, EdgeBehaviour, EdgeNode, edge_party
+from ppbfl.protocol.edge_node import (
+    COORDINATOR_PARTY,
+    DEALER_PARTY,
+    EdgeBehaviour,
+    EdgeNode,
+    edge_party,
+)
+from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
 from ppbfl.protocol.tls import PartyCredentials, issue, make_ca, save_credentials
@@ -64,7 +73,7 @@ class Deployment:
     def close(self) -> None:
         """Stop every process and close every channel."""
 
-    def __enter__(self) -> Deployment:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,10 +134,22 @@ class GrpcDeployment(Deployment):
         self.fingerprints = {party: c.fingerprint for party, c in self.creds.items()}
         self.processes: dict[str, ServerProcess] = {}
         try:
-            for j in range(1, n + 1):
-                self.processes[edge_party(j)] = self._spawn(
-                    edge_party(j), "ppbfl.protocol.deployment:make_edge_node", {"behaviour": behaviours.get(j, "honest")}, ready_timeout
-                )
+            with ThreadPoolExecutor(max_workers=n) as pool:  # the processes start (import numpy, ...) side by side
+                started = {
+                    edge_party(j): pool.submit(
+                        self._spawn, edge_party(j), "ppbfl.protocol.deployment:make_edge_node",
+                        {"behaviour": behaviours.get(j, "honest")}, ready_timeout,
+                    )
+                    for j in range(1, n + 1)
+                }
+                failures = []
+                for party, future in started.items():
+                    try:
+                        self.processes[party] = future.result()
+                    except ServerStartError as error:  # keep the others, so close() stops them
+                        failures.append(error)
+                if failures:
+                    raise failures[0]
             self.peers = {party: proc.address for party, proc in self.processes.items()}
             edge_fps = {p: self.fingerprints[p].hex() for p in self.peers}
             self.processes[DEALER_PARTY] = self._spawn(

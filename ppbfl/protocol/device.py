@@ -9,10 +9,10 @@ import numpy as np
 from ppbfl.defense.submission import encode_update
 from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.fixed_point import FixedPointCodec
-from ppbfl.sharing.seeded import CompressedShares, share_compressed
-from ppbfl.sharing.shamir import share
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.messages import DeviceUpload
+from ppbfl.sharing.seeded import CompressedShares, share_compressed
+from ppbfl.sharing.shamir import share
 
 __all__ = ["Device", "PreparedUpload", "device_party"]
 

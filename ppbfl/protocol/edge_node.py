@@ -21,9 +21,9 @@ from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.mpc import linear
 from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.honest_majority import local_products
-from ppbfl.mpc import linear
 from ppbfl.mpc.linear import dot_public
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol.commitments import commitment_root, share_leaf
@@ -45,7 +45,7 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.verification import open_and_decide
 from ppbfl.protocol.wire import Envelope, Message
 
-__all__ = ["EdgeBehaviour", "EdgeNode", "edge_party", "DEALER_PARTY", "COORDINATOR_PARTY"]
+__all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "EdgeBehaviour", "EdgeNode", "edge_party"]
 
 COORDINATOR_PARTY = "coordinator"
 DEALER_PARTY = "dealer"

@@ -10,14 +10,14 @@ from __future__ import annotations
 from ppbfl.errors import PPBFLError
 
 __all__ = [
-    "ProtocolError",
-    "SchemaError",
-    "MessageError",
-    "CredentialsError",
     "ConfigError",
-    "PeerUnavailableError",
+    "CredentialsError",
+    "MessageError",
     "PeerAuthError",
+    "PeerUnavailableError",
+    "ProtocolError",
     "RemoteError",
+    "SchemaError",
     "ServerStartError",
 ]
 

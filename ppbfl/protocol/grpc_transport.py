@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
-from typing import Any
+from typing import Any, Self
 
 import grpc
 
@@ -60,7 +60,7 @@ from ppbfl.protocol.transport import (
 )
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message, decode, encode
 
-__all__ = ["serve", "RunningServer", "GrpcTransport", "CHUNK_BYTES", "METHOD"]
+__all__ = ["CHUNK_BYTES", "METHOD", "GrpcTransport", "RunningServer", "serve"]
 
 
 SERVICE = "ppbfl.Party"
@@ -129,7 +129,7 @@ class RunningServer:
         """Block until the server stops or ``timeout`` passes; True if it stopped."""
         return self._server.wait_for_termination(timeout)
 
-    def __enter__(self) -> RunningServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -385,7 +385,7 @@ class GrpcTransport:
                 channel.close()
             self._channels.clear()
 
-    def __enter__(self) -> GrpcTransport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

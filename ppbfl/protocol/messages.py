@@ -25,7 +25,17 @@ from typing import Annotated, ClassVar
 
 import numpy as np
 
-from ppbfl.protocol.wire import Array, Bytes, FieldArray, Float, ListOf, Message, Text, UInt, register
+from ppbfl.protocol.wire import (
+    Array,
+    Bytes,
+    FieldArray,
+    Float,
+    ListOf,
+    Message,
+    Text,
+    UInt,
+    register,
+)
 
 __all__ = [
     "Ack",

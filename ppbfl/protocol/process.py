@@ -25,10 +25,11 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 from ppbfl.protocol.errors import ServerStartError
 
-__all__ = ["ServerProcess", "spawn_server", "EXIT_ON_STDIN_EOF"]
+__all__ = ["EXIT_ON_STDIN_EOF", "ServerProcess", "spawn_server"]
 
 #: environment variable telling a served child to exit when its stdin reaches EOF
 EXIT_ON_STDIN_EOF = "PPBFL_EXIT_ON_STDIN_EOF"
@@ -103,7 +104,7 @@ class ServerProcess:
         err = self._stderr.read().decode("utf-8", "replace")
         return f"stderr:\n{err[-4000:]}\nstdout (tail):\n" + b"".join(self._stdout_tail).decode("utf-8", "replace")
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

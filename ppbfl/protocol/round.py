@@ -37,6 +37,7 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.device import Device, PreparedUpload
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
+from ppbfl.protocol.errors import PeerUnavailableError
 from ppbfl.protocol.messages import (
     AggregateRequest,
     AggregateShare,
@@ -49,7 +50,6 @@ from ppbfl.protocol.messages import (
     VerifyRequest,
     VerifyShares,
 )
-from ppbfl.protocol.errors import PeerUnavailableError
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
 from ppbfl.protocol.transport import Transport
 from ppbfl.protocol.verification import RoundDecision, open_and_decide

@@ -30,7 +30,7 @@ from ppbfl.protocol.process import EXIT_ON_STDIN_EOF
 from ppbfl.protocol.tls import PartyCredentials, load_credentials
 from ppbfl.protocol.transport import Handler
 
-__all__ = ["run_server", "load_factory", "main"]
+__all__ = ["load_factory", "main", "run_server"]
 
 
 def _watch_stdin(stop: threading.Event) -> None:

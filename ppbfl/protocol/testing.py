@@ -28,7 +28,7 @@ from ppbfl.protocol.wire import (
     register,
 )
 
-__all__ = ["EchoRequest", "EchoReply", "EchoHandler", "make_echo_handler"]
+__all__ = ["EchoHandler", "EchoReply", "EchoRequest", "make_echo_handler"]
 
 
 @register

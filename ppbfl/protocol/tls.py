@@ -33,15 +33,15 @@ from ppbfl.protocol.errors import CredentialsError
 __all__ = [
     "CertAuthority",
     "PartyCredentials",
-    "make_ca",
-    "issue",
-    "fingerprint",
-    "party_id_of",
     "check_party_id",
-    "save_ca",
+    "fingerprint",
+    "issue",
     "load_ca",
-    "save_credentials",
     "load_credentials",
+    "make_ca",
+    "party_id_of",
+    "save_ca",
+    "save_credentials",
 ]
 
 _PARTY_ID = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$")
@@ -115,7 +115,7 @@ def make_ca(name: str, *, valid_days: int = 365) -> CertAuthority:
     """A fresh consortium CA named ``name``: self-signed P-256 certificate, ``valid_days`` long."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -143,7 +143,7 @@ def issue(ca: CertAuthority, party_id: str, *, valid_days: int = 365) -> PartyCr
     """Issue ``party_id`` a fresh P-256 key and certificate signed by ``ca`` (see module docstring)."""
     check_party_id(party_id)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     san = x509.SubjectAlternativeName([
         x509.DNSName(party_id),
         x509.UniformResourceIdentifier(f"urn:ppbfl:party:{party_id}"),

@@ -34,7 +34,7 @@ from ppbfl.protocol.errors import (
 )
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message, decode, encode
 
-__all__ = ["Handler", "Transport", "InProcessTransport", "serve_request", "RequestFailed", "check_timeout"]
+__all__ = ["Handler", "InProcessTransport", "RequestFailed", "Transport", "check_timeout", "serve_request"]
 
 log = logging.getLogger(__name__)
 

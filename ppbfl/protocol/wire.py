@@ -45,9 +45,23 @@ from ppbfl.field import MERSENNE61
 from ppbfl.protocol.errors import MessageError, SchemaError
 
 __all__ = [
-    "Message", "Envelope", "register", "message_class", "encode", "decode",
-    "Spec", "UInt", "Float", "Bool", "Text", "Bytes", "Array", "FieldArray", "ListOf",
-    "MAX_MESSAGE_BYTES", "DEFAULT_P",
+    "DEFAULT_P",
+    "MAX_MESSAGE_BYTES",
+    "Array",
+    "Bool",
+    "Bytes",
+    "Envelope",
+    "FieldArray",
+    "Float",
+    "ListOf",
+    "Message",
+    "Spec",
+    "Text",
+    "UInt",
+    "decode",
+    "encode",
+    "message_class",
+    "register",
 ]
 
 #: default limit on an encoded message (bytes); both encode and decode enforce it
