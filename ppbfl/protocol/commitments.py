@@ -1,12 +1,14 @@
 """What a device commits on chain for its shares: one Merkle root over ``n`` per-node leaves.
 
-Leaf of edge node ``j`` (keccak-256)::
+Leaf of edge node ``j`` (keccak-256, as the chain's Merkle trees)::
 
-    keccak(b"ppbfl/share/v1" || round (8 bytes BE) || device (4) || j (4) || kind (1)
-           || payload || mask_share (8 bytes BE))
+    keccak(b"ppbfl/share/v2" || round (8 bytes BE) || device (4) || j (4) || kind (1)
+           || sha256(payload) || mask_share (8 bytes BE))
 
 ``kind`` 0: ``payload`` is the share vector's little-endian uint64 bytes; kind 1: ``payload`` is
-the node's 32-byte PRG seed followed by the stream (8 bytes BE). A node that recomputes its own
+the node's 32-byte PRG seed followed by the stream (8 bytes BE). The payload is digested with
+SHA-256 (OpenSSL, ~2 GB/s here: 4x keccak's speed on 800 kB share vectors; the leaves are never
+opened on chain, only their root is stored there). A node that recomputes its own
 leaf from what it received and finds it among the committed leaves, whose root is the device's
 on-chain commitment, knows it holds what the device committed to (and the consistency check then
 tests that the committed shares lie on one polynomial). A leaf reveals nothing usable about the
@@ -15,6 +17,8 @@ share: the payload is a uniformly random vector or seed.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from eth_hash.auto import keccak
 
@@ -22,7 +26,7 @@ from ppbfl.chain.merkle import root_of_leaves
 
 __all__ = ["commitment_root", "share_leaf"]
 
-_DOMAIN = b"ppbfl/share/v1"
+_DOMAIN = b"ppbfl/share/v2"
 
 
 def share_leaf(
@@ -34,9 +38,9 @@ def share_leaf(
         raise ValueError("share_leaf: give exactly one of share and seed")
     head = _DOMAIN + round.to_bytes(8, "big") + device.to_bytes(4, "big") + node.to_bytes(4, "big")
     if share is not None:
-        body = b"\x00" + np.ascontiguousarray(share, dtype="<u8").tobytes()
+        body = b"\x00" + hashlib.sha256(np.ascontiguousarray(share, dtype="<u8")).digest()
     else:
-        body = b"\x01" + bytes(seed) + stream.to_bytes(8, "big")
+        body = b"\x01" + hashlib.sha256(bytes(seed) + stream.to_bytes(8, "big")).digest()
     return keccak(head + body + int(mask_share).to_bytes(8, "big"))
 
 
