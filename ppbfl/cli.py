@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--dataset", default="breast_cancer", help="breast_cancer (default) or heart_failure")
     demo.add_argument("--devices", type=int, default=20, help="number of devices (default 20)")
     demo.add_argument("--malicious", type=float, default=0.3, help="fraction of malicious devices (default 0.3)")
-    demo.add_argument("--attack", default="sign_flip", help="sign_flip (default), label_flip, scaling, gaussian_noise, backdoor, adaptive")
+    demo.add_argument("--attack", default="sign_flip", help="sign_flip (default), label_flip, scaling, noise, backdoor, adaptive")
     demo.add_argument("--rounds", type=int, default=10, help="training rounds (default 10)")
     demo.add_argument("-t", type=int, default=3, help="Shamir threshold (default 3)")
     demo.add_argument("-n", type=int, default=5, help="number of edge nodes (default 5)")
