@@ -181,6 +181,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours))
         devices = [Device(i, config.t, config.n, codec) for i in range(config.devices)]
         ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints))
+        ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0)
         coordinator.setup()
         log(f"set up in {time.perf_counter() - started:.1f}s: edge nodes ready {coordinator.online}, contract {ledger.address}")

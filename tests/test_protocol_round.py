@@ -187,3 +187,13 @@ def test_retried_requests_get_the_same_reply():
     envelope = transport.call(edge_party(1), again, round=1, timeout=5, context={"d": D})
     np.testing.assert_array_equal(envelope.message.norm2, reply.norm2)
     np.testing.assert_array_equal(envelope.message.dot_ref, reply.dot_ref)
+
+
+def test_a_certificate_other_than_the_registered_one_is_refused():
+    from ppbfl.protocol.ledger import FingerprintMismatchError, open_ledger
+
+    registered = {edge_party(j): bytes([j]) * 32 for j in range(1, N + 1)}
+    with open_ledger("embedded", T, N, devices=1, fingerprints=registered) as ledger:
+        ledger.verify_fingerprints(registered)
+        with pytest.raises(FingerprintMismatchError, match="edge-3"):
+            ledger.verify_fingerprints({**registered, edge_party(3): b"\x07" * 32})
