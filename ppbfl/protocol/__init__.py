@@ -12,6 +12,7 @@
 The format and the guarantees are described in ``docs/protocol.md``; the round in ``docs/round.md``.
 """
 
+from ppbfl.protocol.aggregator import Aggregator
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.device import Device

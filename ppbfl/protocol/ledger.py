@@ -31,7 +31,7 @@ from eth_hash.auto import keccak
 from ppbfl.chain import Chain
 from ppbfl.chain.errors import ChainRevertError
 from ppbfl.chain.merkle import merkle_root
-from ppbfl.chain.rounds import AuditResult, RoundsContract
+from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.round import RoundResult
@@ -142,7 +142,8 @@ class ChainLedger:
     ) -> int:
         """Post the round's scalars, decisions, aggregate commitments, liars and aggregate; audit; close.
 
-        Returns the gas this round used. Raises :class:`RoundFailedError` if the audit fails.
+        Returns the gas this round used. Raises :class:`RoundFailedError` if fewer than ``t`` nodes
+        agree on chain, the audit fails, or the contract does not reach ``CLOSED``.
         """
         ids = [self.device_ids[i] for i in result.devices]
         honest = [j for j in sorted(replies) if j not in result.liars]
@@ -157,6 +158,8 @@ class ChainLedger:
                 if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights):
                     decisions_agreed = True
                     break
+        if not (scalars_agreed and decisions_agreed):
+            raise RoundFailedError(round, f"fewer than t = {self.t} edge nodes agreed on chain on the opened scalars and decisions")
         for j, reply in sorted(replies.items()):
             self.contract.commit_aggregate_share(j, round, merkle_root(reply.share))
         for j in result.liars:
@@ -170,6 +173,8 @@ class ChainLedger:
         if ids:
             self.contract.set_trust(round, ids, [result.trust[i] for i in result.devices])
         self.contract.close_round(round)
+        if self.contract.round_state(round).phase != Phase.CLOSED:
+            raise RoundFailedError(round, f"the contract did not close the round (phase {self.contract.round_state(round).phase.name})")
         gas = self._gas_total() - self._gas_start
         self.records[round] = RoundOnChain(gas, audit, scalars_agreed, decisions_agreed)
         return gas

@@ -35,6 +35,7 @@ from ppbfl.defense.submission import codec_for_length
 from ppbfl.errors import PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
+from ppbfl.protocol.aggregator import Aggregator
 from ppbfl.protocol.device import Device, PreparedUpload
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.errors import PeerUnavailableError
@@ -164,6 +165,7 @@ class Coordinator:
         self.field = self.codec.field
         self.tau, self.dealer, self.ledger, self.timeout = tau, dealer, ledger, timeout
         self.safe = codec_for_length(self.codec, d)
+        self.aggregator = Aggregator(t, d, self.codec)
         self.online: list[int] = []
         self.dropped: dict[int, str] = {}
         self.excluded: dict[int, str] = {}
@@ -330,31 +332,17 @@ class Coordinator:
         final = self._require_nodes("aggregate", self.t)
         lap("aggregate")
 
-        disagree = {
-            j for j in final
-            if list(replies[j].reasons) != decision.reason_codes or not np.array_equal(replies[j].weights, decision.weights)
-        }
-        aggregate = np.zeros(self.d)
-        secret = np.zeros(self.d, dtype=np.uint64)
-        wrong: set[int] = set(decision.wrong_points) | disagree
-        if decision.total_weight > 0:
-            try:
-                result = robust_reconstruct(np.stack([replies[j].share for j in final]), final, self.t, field=self.field)
-            except PPBFLError as error:
-                raise RoundFailedError(round, f"aggregate reconstruction: {error}") from error
-            wrong |= set(result.wrong_points)
-            secret = result.secret
-            aggregate = self.codec.decode(secret, scale_power=2) / decision.total_weight
+        combined = self.aggregator.combine(round, {j: replies[j] for j in final}, decision)
         lap("reconstruct")
         outcome = RoundResult(
-            round, members, aggregate, decision, mode, tuple(final), dict(self.dropped), tuple(sorted(wrong)), missing,
+            round, members, combined.update, decision, mode, tuple(final), dict(self.dropped), combined.liars, missing,
             dict(zip(members, trust_values.tolist())), timings,
         )
         for j in outcome.liars:  # named liars leave the tier (their shares are no longer trusted)
             self.excluded[j] = f"sent wrong shares in round {round}"
         self.online = [j for j in self.online if j not in self.excluded]
         if self.ledger is not None:
-            outcome.gas = self.ledger.record_round(round, outcome, {j: replies[j] for j in final}, secret, model_hash)
+            outcome.gas = self.ledger.record_round(round, outcome, {j: replies[j] for j in final}, combined.secret, model_hash)
             lap("chain")
         outcome.timings = timings
         return outcome
