@@ -1,8 +1,8 @@
 """The aggregator role: robust reconstruction of the weighted aggregate from the edge nodes' shares.
 
 It also holds every edge node to the public decision: a node whose reported reasons or weights
-differ from the aggregator's own opening (:func:`~ppbfl.protocol.verification.open_and_decide` on
-the same shares) is named, as is any node whose aggregate share robust reconstruction corrects.
+differ from the aggregator's own opening (:func:`~ppbfl.protocol.verification.decide_request` on
+the same request) is named, as is any node whose aggregate share robust reconstruction corrects.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
-from ppbfl.protocol.verification import open_and_decide
+from ppbfl.protocol.verification import decide_request
 from ppbfl.protocol.wire import Envelope, Message
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "EdgeBehaviour", "EdgeNode", "edge_party"]
@@ -259,11 +259,7 @@ class EdgeNode:
                 raise OutOfPhaseError(self.party, f"aggregate request field {name!r}: shape {shape}, expected ({k}, {m})")
         if message.trust.shape != (m,):
             raise OutOfPhaseError(self.party, f"aggregate request field 'trust': shape {message.trust.shape}, expected ({m},)")
-        decision = open_and_decide(
-            message.points, message.consistency, message.dot_ref, message.norm2, message.norm2_degree,
-            state.reference, message.trust, t=self.setup.t, tau=self.setup.tau, codec=self.codec,
-            rejected={i: "commitment mismatch" for i in message.rejected if 0 <= i < m},
-        )
+        decision = decide_request(message, state.reference, t=self.setup.t, tau=self.setup.tau, codec=self.codec)
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])

@@ -29,7 +29,6 @@ from typing import Protocol
 
 import numpy as np
 
-from ppbfl.defense.consistency import check_consistency
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.errors import PPBFLError
@@ -53,7 +52,7 @@ from ppbfl.protocol.messages import (
 )
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
 from ppbfl.protocol.transport import Transport
-from ppbfl.protocol.verification import RoundDecision, open_and_decide
+from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
 from ppbfl.sharing.robust import robust_reconstruct
 
@@ -300,34 +299,31 @@ class Coordinator:
         )
         points = self._require_nodes("verify", self.t)
         mismatched = sorted({k for j in points for k in verify[j].mismatched})
-        prejudged = {k: "commitment mismatch" for k in mismatched}
-        for k in range(len(members)):  # the same consistency test every node runs: public values
-            column = np.array([verify[j].consistency[k] for j in points], dtype=np.uint64)
-            if k not in prejudged and not check_consistency(column, self.t, points=points, field=self.field).consistent:
-                prejudged[k] = "inconsistent shares"
+
+        def consistency(nodes: Sequence[int]) -> np.ndarray:
+            return np.stack([verify[j].consistency for j in nodes]).reshape(len(nodes), len(members))
+
         norm2_rows: dict[int, np.ndarray]
         if hm and len(points) >= 2 * self.t - 1:
             mode, degree = "honest-majority", 2 * (self.t - 1)
             norm2_rows = {j: verify[j].norm2 for j in points}
         else:
+            # only devices that pass the screening every node will run get a triple
+            out = screen(points, consistency(points), self.t, field=self.field, mismatched=mismatched).rejected
             mode, degree = "beaver", self.t - 1
-            norm2_rows = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in prejudged], points)
+            norm2_rows = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
             points = self._require_nodes("beaver", self.t)
         lap("verify")
 
-        rejected = mismatched
         trust_values = np.array([1.0 if trust is None else float(trust.get(i, 1.0)) for i in members])
         request = AggregateRequest(
             list(points),
-            np.stack([verify[j].consistency for j in points]).reshape(len(points), len(members)),
+            consistency(points),
             np.stack([verify[j].dot_ref for j in points]).reshape(len(points), len(members)),
             np.stack([norm2_rows[j] for j in points]).reshape(len(points), len(members)),
-            degree, trust_values, rejected,
+            degree, trust_values, mismatched,
         )
-        decision = open_and_decide(
-            request.points, request.consistency, request.dot_ref, request.norm2, degree, r_enc, trust_values,
-            t=self.t, tau=self.tau, codec=self.codec, rejected=prejudged,
-        )
+        decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
         final = self._require_nodes("aggregate", self.t)
         lap("aggregate")

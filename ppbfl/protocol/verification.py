@@ -2,7 +2,8 @@
 
 Each online edge node ``j`` contributed, per device ``i``: the consistency value
 ``s_ij = <lambda, g_i>_j + rho_ij``, its share of ``<g_i, r>`` and its share of ``||g_i||^2``.
-:func:`open_and_decide` opens them (robustly: a wrong value is corrected and its sender named while
+:func:`decide_request` screens the devices (:func:`screen`: commitment mismatches, the
+share-consistency test) and :func:`open_and_decide` opens the rest (robustly: a wrong value is corrected and its sender named while
 enough nodes are online), runs the share-consistency test, and applies the public decision of
 :mod:`ppbfl.defense.decision`. It is deterministic, so honest parties given the same shares reach
 the same result; a node that reports different decisions is caught by comparison.
@@ -25,9 +26,11 @@ from ppbfl.defense.decision import (
 )
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.field.prime_field import PrimeField
+from ppbfl.protocol.messages import AggregateRequest
 from ppbfl.sharing.robust import robust_reconstruct
 
-__all__ = ["RoundDecision", "open_and_decide"]
+__all__ = ["RoundDecision", "Screening", "decide_request", "open_and_decide", "screen"]
 
 
 @dataclass(frozen=True)
@@ -62,19 +65,62 @@ def _open(values: np.ndarray, points: tuple[int, ...], degree: int, codec: Fixed
     return result.secret, set(result.wrong_points)
 
 
+@dataclass(frozen=True)
+class Screening:
+    """Devices out before any scalar is opened: ``rejected`` (column -> reason) and, for a failed
+    consistency check, ``suspects`` (column -> points whose values disagree with the rest)."""
+
+    rejected: dict[int, str]
+    suspects: dict[int, tuple[int, ...]]
+
+
+def screen(
+    points: Sequence[int], consistency: np.ndarray, t: int, *, field: PrimeField, mismatched: Sequence[int] = ()
+) -> Screening:
+    """Reject the ``mismatched`` columns (``"commitment mismatch"``), then every column of the (k, m)
+    ``consistency`` values (row ``r`` from node ``points[r]``) that fails the share-consistency test."""
+    points = tuple(int(x) for x in points)
+    m = consistency.shape[1]
+    rejected = {i: "commitment mismatch" for i in mismatched if 0 <= i < m}
+    suspects: dict[int, tuple[int, ...]] = {}
+    for i in range(m):
+        if i in rejected:
+            continue
+        check = check_consistency(consistency[:, i], t, points=points, field=field)
+        if not check.consistent:
+            rejected[i] = "inconsistent shares"
+            suspects[i] = check.suspects
+    return Screening(rejected, suspects)
+
+
+def decide_request(request: AggregateRequest, reference: np.ndarray, *, t: int, tau: float, codec: FixedPointCodec) -> RoundDecision:
+    """The decision an :class:`AggregateRequest` implies: what every edge node and the aggregator
+    compute from the same request, so honest parties agree by construction.
+
+    ``reference``: the encoded public reference ((d,) uint64); fixes ``||r||^2`` and ``d``.
+
+    Raises:
+        ReconstructionError: a scalar has more wrong shares than can be corrected.
+    """
+    screening = screen(request.points, request.consistency, t, field=codec.field, mismatched=request.rejected)
+    return open_and_decide(
+        request.points, request.dot_ref, request.norm2, request.norm2_degree, reference, request.trust, screening,
+        t=t, tau=tau, codec=codec,
+    )
+
+
 def open_and_decide(
     points: Sequence[int],
-    consistency: np.ndarray,
     dot_ref: np.ndarray,
     norm2: np.ndarray,
     norm2_degree: int,
     reference: np.ndarray,
     trust: np.ndarray,
+    screening: Screening,
     *,
     t: int,
     tau: float,
     codec: FixedPointCodec,
-    rejected: dict[int, str] | None = None,
 ) -> RoundDecision:
     """Open the (k, m) share matrices (row ``r`` from node ``points[r]``) and decide every device.
 
@@ -82,25 +128,16 @@ def open_and_decide(
         norm2_degree: ``2(t - 1)`` for honest-majority shares, ``t - 1`` for Beaver shares.
         reference: the encoded public reference ((d,) uint64); fixes ``||r||^2`` and ``d``.
         trust: (m,) float64 in ``[0, 1]``.
-        rejected: devices already rejected before verification (column -> reason), e.g. a
-            commitment mismatch; their scalars are not opened.
+        screening: the devices already out (:func:`screen`); their scalars are not opened.
 
     Raises:
         ReconstructionError: a scalar has more wrong shares than can be corrected.
     """
     points = tuple(int(x) for x in points)
     p = codec.field.p
-    m = consistency.shape[1]
-    rejected = dict(rejected or {})
+    m = dot_ref.shape[1]
+    rejected = screening.rejected
     wrong: set[int] = set()
-    suspects: dict[int, tuple[int, ...]] = {}
-    for i in range(m):
-        if i in rejected:
-            continue
-        check = check_consistency(consistency[:, i], t, points=points, field=codec.field)
-        if not check.consistent:
-            rejected[i] = "inconsistent shares"
-            suspects[i] = check.suspects
     live = [i for i in range(m) if i not in rejected]
     opened_norm2 = np.zeros(m, dtype=np.uint64)
     opened_dot = np.zeros(m, dtype=np.uint64)
@@ -124,5 +161,4 @@ def open_and_decide(
             [decisions[i].weight for i in accepted], [decisions[i].clip for i in accepted], codec, safe.max_abs
         )
     total = float(sum(decisions[i].weight for i in accepted))
-    return RoundDecision(opened_norm2, opened_dot, tuple(decisions), weights, total, tuple(sorted(wrong)), suspects)
-
+    return RoundDecision(opened_norm2, opened_dot, tuple(decisions), weights, total, tuple(sorted(wrong)), dict(screening.suspects))
