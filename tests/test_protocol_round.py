@@ -179,12 +179,9 @@ def test_retried_requests_get_the_same_reply():
     deployment, coordinator, devices = _setup()
     _run(deployment, coordinator, devices)
     node = deployment.nodes[edge_party(1)]
-    state = node.rounds[1]
-    request_key, reply = state.verified
-    seed, members, hm, counter, reference = request_key
+    request, reply = node.rounds[1].verified
     transport = InProcessTransport(COORDINATOR_PARTY, deployment.nodes)
-    again = VerifyRequest(seed, np.frombuffer(reference, dtype=np.uint64), list(members), [state.uploads[i][2] for i in members], hm, counter)
-    envelope = transport.call(edge_party(1), again, round=1, timeout=5, context={"d": D})
+    envelope = transport.call(edge_party(1), request, round=1, timeout=5, context={"d": D})
     np.testing.assert_array_equal(envelope.message.norm2, reply.norm2)
     np.testing.assert_array_equal(envelope.message.dot_ref, reply.dot_ref)
 

@@ -72,6 +72,7 @@ __all__ = [
     "ConfigError",
     "Coordinator",
     "CredentialsError",
+    "Aggregator",
     "Device",
     "EdgeBehaviour",
     "EdgeNode",

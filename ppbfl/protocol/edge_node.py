@@ -12,7 +12,7 @@ weighted aggregate.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -66,6 +66,14 @@ class EdgeBehaviour(str, enum.Enum):
     """Adds a constant to its shares of ``<g, r>`` (corrected and named while opening)."""
 
 
+def _same_request(a: Message, b: Message) -> bool:
+    """Whether two requests carry the same values (arrays compared element-wise)."""
+    return all(
+        np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
+        for x, y in ((getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    )
+
+
 @dataclass
 class _RoundState:
     uploads: dict[int, tuple[np.ndarray, int, bytes]] = field(default_factory=dict)
@@ -74,8 +82,8 @@ class _RoundState:
     triples: tuple[np.ndarray, np.ndarray] | None = None
     eps_devices: list[int] = field(default_factory=list)
     aggregate: np.ndarray | None = None
-    verified: tuple[tuple, VerifyShares] | None = None
-    finished: tuple[bytes, NormShares] | None = None
+    verified: tuple[VerifyRequest, VerifyShares] | None = None
+    finished: tuple[BeaverFinish, NormShares] | None = None
 
 
 class EdgeNode:
@@ -189,8 +197,7 @@ class EdgeNode:
         self._require(envelope.sender, COORDINATOR_PARTY, "verify")
         assert self.przs is not None
         state = self._state(envelope.round)
-        request = (message.challenge_seed, tuple(message.devices), message.hm, message.zero_counter, message.reference.tobytes())
-        if state.verified is not None and state.verified[0] == request:
+        if state.verified is not None and _same_request(state.verified[0], message):
             return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.setup.d, field=self.field)
@@ -212,7 +219,7 @@ class EdgeNode:
         state.devices = list(message.devices)
         state.reference = message.reference
         reply = VerifyShares(consistency, dot_ref, norm2, mismatched)
-        state.verified = (request, reply)
+        state.verified = (message, reply)
         return reply
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
@@ -234,7 +241,7 @@ class EdgeNode:
     def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
         state = self._state(envelope.round)
-        if state.finished is not None and state.finished[0] == message.eps.tobytes():
+        if state.finished is not None and _same_request(state.finished[0], message):
             return state.finished[1]  # a retried request: the triples are spent, answer the same
         k = len(state.eps_devices)
         if state.triples is None or message.eps.shape != (k, self.setup.d):
@@ -242,7 +249,7 @@ class EdgeNode:
         a, c = state.triples
         state.triples = None  # single use
         reply = NormShares(square_from_opened(message.eps, a[:k], c[:k], field=self.field))
-        state.finished = (message.eps.tobytes(), reply)
+        state.finished = (message, reply)
         return reply
 
     def _aggregate(self, envelope: Envelope, message: AggregateRequest) -> Message:

@@ -292,11 +292,8 @@ class Coordinator:
 
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
         hm = len(alive) >= 2 * self.t - 1
-        verify = self._call_nodes(
-            alive,
-            lambda j: VerifyRequest(seed, r_enc, members, [committed[i] for i in members], int(hm), round),
-            round, VerifyShares,
-        )
+        verify_request = VerifyRequest(seed, r_enc, members, [committed[i] for i in members], int(hm), round)
+        verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
         mismatched = sorted({k for j in points for k in verify[j].mismatched})
 
