@@ -63,6 +63,7 @@ from ppbfl.protocol.wire import (
 )
 
 __all__ = [
+    "Aggregator",
     "Array",
     "Bool",
     "Bytes",
@@ -72,7 +73,6 @@ __all__ = [
     "ConfigError",
     "Coordinator",
     "CredentialsError",
-    "Aggregator",
     "Device",
     "EdgeBehaviour",
     "EdgeNode",
