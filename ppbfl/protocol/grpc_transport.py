@@ -53,12 +53,13 @@ from ppbfl.protocol.errors import (
 )
 from ppbfl.protocol.tls import PartyCredentials, check_party_id, fingerprint
 from ppbfl.protocol.transport import (
+    BytesTransport,
     Handler,
     RequestFailed,
     check_timeout,
     serve_request,
 )
-from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message, decode, encode
+from ppbfl.protocol.wire import MAX_MESSAGE_BYTES
 
 __all__ = ["CHUNK_BYTES", "METHOD", "GrpcTransport", "RunningServer", "serve"]
 
@@ -222,7 +223,7 @@ class _Retry(Exception):
         self.detail = detail
 
 
-class GrpcTransport:
+class GrpcTransport(BytesTransport):
     """Calls peers' gRPC servers over mutual TLS (implements :class:`~ppbfl.protocol.transport.Transport`).
 
     ``self_id``/``credentials``: this party and its certificate; ``ca_pem``: the consortium CA;
@@ -335,28 +336,6 @@ class GrpcTransport:
             if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
                 raise PeerAuthError(party, f"refused our request: {detail}") from None
             raise RemoteError(party, remote_type, detail) from None
-
-    def call(
-        self,
-        party: str,
-        message: Message,
-        *,
-        round: int,
-        timeout: float,
-        context: Mapping[str, Any] | None = None,
-        expect: type[Message] | tuple[type[Message], ...] | None = None,
-    ) -> Envelope:
-        """Send ``message`` to ``party`` for ``round``; return its validated reply.
-
-        ``timeout``: deadline of each attempt in seconds; ``context``: constraints for the reply
-        (``"d"``, ``"p"``...); ``expect``: the reply kind(s), checked if given. Errors: module docstring.
-        """
-        data = encode(message, sender=self.self_id, round=round, max_size=self._max_size)
-        reply = self.call_bytes(party, data, timeout=timeout)
-        return decode(
-            reply, expected_sender=party, expected_round=round, expected_kind=expect,
-            context=context, max_size=self._max_size,
-        )
 
     def call_bytes(self, party: str, data: bytes, *, timeout: float) -> bytes:
         """Deliver already-encoded request bytes to ``party``; return its raw reply bytes (unchecked).

@@ -34,7 +34,7 @@ from ppbfl.protocol.errors import (
 )
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message, decode, encode
 
-__all__ = ["Handler", "InProcessTransport", "RequestFailed", "Transport", "check_timeout", "serve_request"]
+__all__ = ["BytesTransport", "Handler", "InProcessTransport", "RequestFailed", "Transport", "check_timeout", "serve_request"]
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,42 @@ def check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
-class InProcessTransport:
+class BytesTransport:
+    """What every transport shares: :meth:`call` encodes the message as ``self_id``, delivers the
+    bytes with the subclass's :meth:`call_bytes`, and validates the reply (sender ``party``, the
+    round, ``expect``, ``context``). Subclasses set ``self_id`` and ``_max_size``."""
+
+    self_id: str
+    _max_size: int
+
+    def call(
+        self,
+        party: str,
+        message: Message,
+        *,
+        round: int,
+        timeout: float,
+        context: Mapping[str, Any] | None = None,
+        expect: type[Message] | tuple[type[Message], ...] | None = None,
+    ) -> Envelope:
+        """Send ``message`` to ``party`` for ``round``; return its validated reply.
+
+        ``timeout``: seconds (per attempt where the transport retries); ``context``: constraints for
+        the reply (``"d"``, ``"p"``...); ``expect``: the reply kind(s), checked if given.
+        """
+        data = encode(message, sender=self.self_id, round=round, max_size=self._max_size)
+        reply = self.call_bytes(party, data, timeout=timeout)
+        return decode(
+            reply, expected_sender=party, expected_round=round, expected_kind=expect,
+            context=context, max_size=self._max_size,
+        )
+
+    def call_bytes(self, party: str, data: bytes, *, timeout: float) -> bytes:
+        """Deliver encoded request bytes to ``party`` and return its raw reply bytes."""
+        raise NotImplementedError
+
+
+class InProcessTransport(BytesTransport):
     """Calls handlers in this process, through the full encode / validate / decode path.
 
     ``self_id``: the calling party's id (the identity every request is checked against);
@@ -136,24 +171,6 @@ class InProcessTransport:
         self._handlers = handlers
         self._max_size = max_size
         self._closed = False
-
-    def call(
-        self,
-        party: str,
-        message: Message,
-        *,
-        round: int,
-        timeout: float,
-        context: Mapping[str, Any] | None = None,
-        expect: type[Message] | tuple[type[Message], ...] | None = None,
-    ) -> Envelope:
-        """Send ``message`` to ``party``'s handler; ``expect``: the reply kind(s), checked if given."""
-        data = encode(message, sender=self.self_id, round=round, max_size=self._max_size)
-        reply = self.call_bytes(party, data, timeout=timeout)
-        return decode(
-            reply, expected_sender=party, expected_round=round, expected_kind=expect,
-            context=context, max_size=self._max_size,
-        )
 
     def call_bytes(self, party: str, data: bytes, *, timeout: float) -> bytes:
         """Deliver already-encoded request bytes to ``party``; return its raw reply bytes (unchecked).
