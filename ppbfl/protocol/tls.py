@@ -68,42 +68,42 @@ def _pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+class _KeyAndCert:
+    """PEM views of a ``key`` and ``cert`` pair."""
+
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @property
+    def cert_pem(self) -> bytes:
+        """The certificate, PEM."""
+        return _pem_cert(self.cert)
+
+    @property
+    def key_pem(self) -> bytes:
+        """The private key, PKCS#8 PEM, unencrypted."""
+        return _pem_key(self.key)
+
+
 @dataclass(frozen=True)
-class CertAuthority:
-    """The consortium CA: ``name`` (its common name), its P-256 ``key`` and self-signed ``cert``."""
+class CertAuthority(_KeyAndCert):
+    """The consortium CA: ``name`` (its common name), its P-256 ``key`` and self-signed ``cert``.
+
+    ``cert_pem`` is every party's trust root; keep ``key_pem`` off the parties' machines.
+    """
 
     name: str
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
 
-    @property
-    def cert_pem(self) -> bytes:
-        """The CA certificate, PEM (every party's trust root)."""
-        return _pem_cert(self.cert)
-
-    @property
-    def key_pem(self) -> bytes:
-        """The CA private key, PKCS#8 PEM, unencrypted (keep it off the parties' machines)."""
-        return _pem_key(self.key)
-
 
 @dataclass(frozen=True)
-class PartyCredentials:
+class PartyCredentials(_KeyAndCert):
     """One party's TLS identity: ``party_id``, its P-256 ``key`` and CA-issued ``cert``."""
 
     party_id: str
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
-
-    @property
-    def cert_pem(self) -> bytes:
-        """The party's certificate, PEM."""
-        return _pem_cert(self.cert)
-
-    @property
-    def key_pem(self) -> bytes:
-        """The party's private key, PKCS#8 PEM, unencrypted."""
-        return _pem_key(self.key)
 
     @property
     def fingerprint(self) -> bytes:
