@@ -38,6 +38,7 @@ from ppbfl.fl.attacks import make_attack
 from ppbfl.fl.datasets import load_dataset
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import iid_partition
+from ppbfl.fl.runner import train_round
 from ppbfl.fl.training import TrainSettings, evaluate, local_update
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.device import Device
@@ -121,22 +122,6 @@ class DemoRound:
     timings: dict[str, float]
 
 
-def _train_all(model, params, data, parts, malicious, attack, settings, seed, rnd) -> np.ndarray:
-    """Every device's (poisoned if malicious) update from ``params``: (devices, d) float32."""
-    updates = np.empty((len(parts), params.size), dtype=np.float32)
-    for dev, idx in enumerate(parts):
-        x, y = data.x_train[idx], data.y_train[idx]
-        if dev in malicious:
-            x, y = attack.poison_data(x, y, data.n_classes, np.random.default_rng([seed, rnd, dev, 1]))
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + rnd * 1009 + dev)
-        updates[dev] = local_update(model, params, x, y, settings, generator)
-    if malicious:
-        mean = updates[sorted(malicious)].mean(axis=0)
-        for dev in malicious:
-            updates[dev] = attack.poison_update(updates[dev], mean, np.random.default_rng([seed, rnd, dev, 2]))
-    return updates
-
-
 def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> list[DemoRound]:
     """Run the demo; returns one :class:`DemoRound` per round and writes ``rounds.json`` and ``accuracy.png``."""
     config.check()
@@ -192,7 +177,10 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 deployment.stop_edge(config.kill_edge)
                 log(f"      edge node {config.kill_edge} goes offline")
             tick = time.perf_counter()
-            updates = _train_all(model, secure_params, data, parts, malicious, attack, settings, config.seed, rnd)
+            def generator(dev: int, rnd: int = rnd) -> torch.Generator:
+                return torch.Generator().manual_seed(config.seed * 1_000_003 + rnd * 1009 + dev)
+
+            updates = train_round(model, secure_params, data, parts, malicious, attack, settings, config.seed, rnd, generator)
             reference = local_update(model, secure_params, data.x_train[root], data.y_train[root], settings,
                                      torch.Generator().manual_seed(config.seed * 7919 + rnd))
             trained = time.perf_counter() - tick
@@ -201,7 +189,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 device_transport=deployment.device_transport, model_hash=ledger.model_hash(secure_params),
             )
             secure_params = (secure_params + result.aggregate).astype(np.float32)
-            plain = _train_all(model, fedavg_params, data, parts, malicious, attack, settings, config.seed, rnd)
+            plain = train_round(model, fedavg_params, data, parts, malicious, attack, settings, config.seed, rnd, generator)
             fedavg_step, _ = FedAvg().aggregate(plain, AggregationContext(weights=np.ones(config.devices)))
             fedavg_params = (fedavg_params + fedavg_step).astype(np.float32)
             secure_acc, _ = evaluate(model, secure_params, data.x_test, data.y_test, data.n_classes)
@@ -219,7 +207,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 f"{f'{len(rejected)} ({row.malicious_rejected}/{len(malicious)})':>21} {row.mode:>15} "
                 f"{row.named_liars or '-'!s:>6} {row.gas:>9} {row.seconds:>5.2f}s"
             )
-    _write(out, config, rows, sorted(malicious))
+    _write(out, config, rows, list(malicious))
     last = rows[-1]
     log(
         f"after {config.rounds} rounds: ppbfl (secure) {last.secure_accuracy:.3f} vs plaintext FedAvg {last.fedavg_accuracy:.3f} "

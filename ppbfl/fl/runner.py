@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ppbfl.fl.aggregators import AggregationContext, make_aggregator
-from ppbfl.fl.attacks import Backdoor, make_attack
+from ppbfl.fl.attacks import Attack, Backdoor, make_attack
 from ppbfl.fl.config import Cell, ExperimentConfig, Federation
 from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
 from ppbfl.fl.errors import PartitionError
@@ -35,7 +35,7 @@ from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
 from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
 
-__all__ = ["CellResult", "run_cell", "run_experiment", "get_dataset"]
+__all__ = ["CellResult", "device_generator", "get_dataset", "run_cell", "run_experiment", "train_round"]
 
 
 @dataclass
@@ -70,8 +70,46 @@ def get_dataset(name: str, seed: int, test_fraction: float) -> Dataset:
     return _CACHE[key]
 
 
-def _device_generator(seed: int, round_: int, device: int) -> torch.Generator:
+def device_generator(seed: int, round_: int, device: int) -> torch.Generator:
+    """The torch generator of ``device``'s local training in round ``round_`` (a function of the seed only)."""
     return torch.Generator().manual_seed(((seed * 1_000_003 + round_) * 10_007 + device) % (2**63))
+
+
+def train_round(
+    model: torch.nn.Module,
+    params: np.ndarray,
+    data: Dataset,
+    parts: list[np.ndarray],
+    malicious: tuple[int, ...],
+    attack: Attack,
+    settings: TrainSettings,
+    seed: int,
+    round_: int,
+    generator: Callable[[int], torch.Generator] | None = None,
+) -> np.ndarray:
+    """Every device's update from the global ``params`` ((d,) float32): (devices, d) float32.
+
+    Device ``dev`` trains on ``data.x_train[parts[dev]]``; the ``malicious`` devices (sorted
+    indices) poison their data and then their update, the update attacks seeing the mean of the
+    malicious devices' own updates. Randomness derives from ``(seed, round_, dev)`` only: the
+    poisoning's NumPy generators, and device ``dev``'s torch generator ``generator(dev)``
+    (default :func:`device_generator`).
+    """
+    if generator is None:
+        def generator(dev: int) -> torch.Generator:
+            return device_generator(seed, round_, dev)
+
+    updates = np.empty((len(parts), params.size), dtype=np.float32)
+    for dev, idx in enumerate(parts):
+        x, y = data.x_train[idx], data.y_train[idx]
+        if dev in malicious:
+            x, y = attack.poison_data(x, y, data.n_classes, np.random.default_rng([seed, round_, dev, 1]))
+        updates[dev] = local_update(model, params, x, y, settings, generator(dev))
+    if malicious:
+        reference = updates[list(malicious)].mean(axis=0)
+        for dev in malicious:
+            updates[dev] = attack.poison_update(updates[dev], reference, np.random.default_rng([seed, round_, dev, 2]))
+    return updates
 
 
 def run_cell(
@@ -115,20 +153,11 @@ def run_cell(
     accuracy: list[float] = []
     recall = np.zeros(data.n_classes)
     for r in range(fed.rounds):
-        updates = np.empty((fed.devices, params.size), dtype=np.float32)
-        for dev, idx in enumerate(parts):
-            x, y = data.x_train[idx], data.y_train[idx]
-            if dev in malicious:
-                x, y = attack.poison_data(x, y, data.n_classes, np.random.default_rng([cell.seed, r, dev, 1]))
-            updates[dev] = local_update(model, params, x, y, settings, _device_generator(cell.seed, r, dev))
-        if malicious:
-            reference = updates[list(malicious)].mean(axis=0)
-            for dev in malicious:
-                updates[dev] = attack.poison_update(updates[dev], reference, np.random.default_rng([cell.seed, r, dev, 2]))
+        updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
         context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
         if defence.needs_reference:
             context.reference = local_update(
-                model, params, data.x_train[root_idx], data.y_train[root_idx], settings, _device_generator(cell.seed, r, fed.devices)
+                model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
             )
         aggregate, _info = defence.aggregate(updates, context)
         params = (params + aggregate).astype(np.float32)
