@@ -34,7 +34,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.tls import PartyCredentials, issue, make_ca, save_credentials
+from ppbfl.protocol.tls import PartyCredentials, issue, load_credentials, make_ca, save_credentials
 from ppbfl.protocol.transport import InProcessTransport, Transport
 
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
@@ -47,8 +47,6 @@ def make_edge_node(behaviour: str = "honest") -> EdgeNode:
 
 def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
     """Handler factory of the dealer process: it calls the edge nodes ``peers`` over mTLS itself."""
-    from ppbfl.protocol.tls import load_credentials
-
     transport = GrpcTransport(
         DEALER_PARTY, load_credentials(creds, DEALER_PARTY), Path(ca).read_bytes(), peers,
         fingerprints={k: bytes.fromhex(v) for k, v in (fingerprints or {}).items()},
