@@ -34,7 +34,13 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.tls import PartyCredentials, issue, load_credentials, make_ca, save_credentials
+from ppbfl.protocol.tls import (
+    PartyCredentials,
+    issue,
+    load_credentials,
+    make_ca,
+    save_credentials,
+)
 from ppbfl.protocol.transport import InProcessTransport, Transport
 
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
