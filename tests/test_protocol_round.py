@@ -7,7 +7,7 @@ import pytest
 
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import InProcessDeployment
-from ppbfl.protocol.device import Device
+from ppbfl.fl.federation import Federation
 from ppbfl.protocol.edge_node import COORDINATOR_PARTY, edge_party
 from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import AggregateRequest, VerifyRequest
@@ -28,23 +28,22 @@ MALICIOUS = {1, 5}
 ATOL = 5e-5
 
 
-def _setup(behaviours=None, dealer=True):
+def _setup(behaviours=None, dealer=True, factories=None):
     deployment = InProcessDeployment(T, N, D, behaviours=behaviours)
-    codec = FixedPointCodec()
-    coordinator = Coordinator(T, N, D, deployment.coordinator, codec=codec, dealer=dealer)
+    coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), dealer=dealer)
     coordinator.setup()
-    return deployment, coordinator, [Device(i, T, N, codec) for i in range(M)]
+    return Federation(deployment, coordinator, range(M), factories=factories)
 
 
-def _run(deployment, coordinator, devices, rnd=1, updates=None, reference=None, **kwargs):
+def _run(federation, rnd=1, updates=None, reference=None, **kwargs):
     if updates is None:
         updates, reference = synthetic_round(M, D, MALICIOUS, seed=rnd)
-    return coordinator.run_round(rnd, devices, updates, reference, device_transport=deployment.device_transport, **kwargs), updates, reference
+    return federation.run_round(rnd, updates, reference, **kwargs), updates, reference
 
 
 def test_round_matches_plaintext_fltrust_and_rejects_malicious():
-    deployment, coordinator, devices = _setup()
-    result, updates, reference = _run(deployment, coordinator, devices)
+    federation = _setup()
+    result, updates, reference = _run(federation)
     expected, weights = plaintext_aggregate(updates, reference)
     np.testing.assert_allclose(result.aggregate, expected, atol=ATOL)
     assert result.mode == "honest-majority"
@@ -59,27 +58,27 @@ def test_round_matches_plaintext_fltrust_and_rejects_malicious():
 
 
 def test_lying_edge_node_is_corrected_named_and_excluded():
-    deployment, coordinator, devices = _setup({2: "tamper-aggregate"})
-    result, updates, reference = _run(deployment, coordinator, devices)
+    federation = _setup({2: "tamper-aggregate"})
+    result, updates, reference = _run(federation)
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
     assert result.liars == (2,)
-    second, updates, reference = _run(deployment, coordinator, devices, rnd=2)
+    second, updates, reference = _run(federation, rnd=2)
     assert 2 not in second.online and second.liars == ()
     np.testing.assert_allclose(second.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
 
 
 def test_node_lying_about_verification_shares_is_named():
-    deployment, coordinator, devices = _setup({4: "tamper-verify"})
-    result, updates, reference = _run(deployment, coordinator, devices)
+    federation = _setup({4: "tamper-verify"})
+    result, updates, reference = _run(federation)
     assert 4 in result.liars
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
 
 
 def test_two_edge_nodes_gone_falls_back_to_beaver_triples():
-    deployment, coordinator, devices = _setup()
-    deployment.stop_edge(4)
-    deployment.stop_edge(5)
-    result, updates, reference = _run(deployment, coordinator, devices)
+    federation = _setup()
+    federation.deployment.stop_edge(4)
+    federation.deployment.stop_edge(5)
+    result, updates, reference = _run(federation)
     assert result.mode == "beaver"
     assert result.online == (1, 2, 3) and set(result.dropped) == {4, 5}
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
@@ -87,57 +86,56 @@ def test_two_edge_nodes_gone_falls_back_to_beaver_triples():
 
 
 def test_without_dealer_too_few_nodes_is_a_typed_error():
-    deployment, coordinator, devices = _setup(dealer=False)
-    deployment.stop_edge(5)
+    federation = _setup(dealer=False)
+    federation.deployment.stop_edge(5)
     with pytest.raises(NotEnoughEdgeNodesError, match="no dealer"):
-        _run(deployment, coordinator, devices)
+        _run(federation)
 
 
 def test_fewer_than_t_nodes_is_a_typed_error():
-    deployment, coordinator, devices = _setup()
+    federation = _setup()
     for j in (3, 4, 5):
-        deployment.stop_edge(j)
+        federation.deployment.stop_edge(j)
     with pytest.raises(NotEnoughEdgeNodesError, match="at least 3"):
-        _run(deployment, coordinator, devices)
+        _run(federation)
 
 
 def test_inconsistent_and_equivocating_devices_are_rejected():
-    deployment, coordinator, devices = _setup()
-    devices[3] = InconsistentDevice(3, T, N, coordinator.codec)
-    devices[6] = EquivocatingDevice(6, T, N, coordinator.codec)
-    result, updates, reference = _run(deployment, coordinator, devices)
+    federation = _setup(factories={3: InconsistentDevice, 6: EquivocatingDevice})
+    result, updates, reference = _run(federation)
     assert result.decision_of(3).reason == "inconsistent shares"
-    assert result.rejected[6].startswith("missing upload: edge node 1 refused it")
+    assert result.rejected[6] == "missing upload: edge nodes [1] do not have it"
     kept = {i: g for i, g in updates.items() if i not in (3, 6)}
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
 
 
 def test_devices_that_drop_out_are_left_out():
-    deployment, coordinator, devices = _setup()
+    federation = _setup()
     updates, reference = synthetic_round(M, D, MALICIOUS)
     del updates[0], updates[7]
-    result, _, _ = _run(deployment, coordinator, devices, updates=updates, reference=reference)
+    result, _, _ = _run(federation, updates=updates, reference=reference)
     assert result.rejected[0] == result.rejected[7] == "missing upload: no update"
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
 
 
 def test_all_rejected_gives_zero_update():
-    deployment, coordinator, devices = _setup()
+    federation = _setup()
     updates, reference = synthetic_round(M, D, set(range(M)))
-    result, _, _ = _run(deployment, coordinator, devices, updates=updates, reference=reference)
+    result, _, _ = _run(federation, updates=updates, reference=reference)
     assert result.accepted == [] and not result.aggregate.any()
 
 
 def test_trust_scales_weights_and_zero_trust_rejects():
-    deployment, coordinator, devices = _setup()
-    result, updates, reference = _run(deployment, coordinator, devices, trust={0: 0.0, 2: 0.5})
+    federation = _setup()
+    result, updates, reference = _run(federation, trust={0: 0.0, 2: 0.5})
     assert result.decision_of(0).reason == "zero trust"
     _, weights = plaintext_aggregate(updates, reference)
     assert result.decision_of(2).weight == pytest.approx(0.5 * weights[2], abs=1e-4)
 
 
 def test_out_of_phase_and_wrong_sender_requests_are_refused():
-    deployment, _coordinator, _devices = _setup()
+    federation = _setup()
+    deployment = federation.deployment
     transport = InProcessTransport(COORDINATOR_PARTY, deployment.nodes)
     reference = np.zeros(D, dtype=np.uint64)
     with pytest.raises(RemoteError, match="nothing received for round 9"):
@@ -153,14 +151,13 @@ def test_chain_state_matches_the_round():
     from ppbfl.protocol.ledger import open_ledger
 
     deployment = InProcessDeployment(T, N, D, behaviours={3: "tamper-aggregate"})
-    codec = FixedPointCodec()
     with open_ledger("embedded", T, N, devices=M) as ledger:
-        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=codec, ledger=ledger)
-        coordinator.setup()
-        devices = [Device(i, T, N, codec) for i in range(M)]
+        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+        federation = Federation(deployment, coordinator, range(M), ledger=ledger)
         updates, reference = synthetic_round(M, D, MALICIOUS)
         del updates[7]  # device 7 never commits: the commit phase closes at its deadline
-        result = coordinator.run_round(1, devices, updates, reference, device_transport=deployment.device_transport)
+        result = federation.run_round(1, updates, reference)
+        assert result.rejected[7] == "missing upload: no update"
         state = ledger.contract.round_state(1)
         assert state.phase == Phase.CLOSED and state.audit_passed and state.decisions_agreed
         assert state.reported_liars == (3,) and state.committed == M - 1
@@ -176,8 +173,9 @@ def test_chain_state_matches_the_round():
 
 
 def test_retried_requests_get_the_same_reply():
-    deployment, coordinator, devices = _setup()
-    _run(deployment, coordinator, devices)
+    federation = _setup()
+    _run(federation)
+    deployment = federation.deployment
     node = deployment.nodes[edge_party(1)]
     request, reply = node.rounds[1].verified
     transport = InProcessTransport(COORDINATOR_PARTY, deployment.nodes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import secrets
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -128,6 +129,9 @@ class Chain:
         self._next = 1  # accounts[0] funds and deploys by default
         self.timeout_s = timeout_s
         self._gas = GasReport()
+        # parties of an in-process simulation share one Chain from several threads; py-evm is not
+        # thread-safe and nonces are per account: one transaction or call at a time
+        self._lock = threading.RLock()
 
     # ---------------------------------------------------------------- construction
 
@@ -179,6 +183,10 @@ class Chain:
 
     def new_account(self) -> str:
         """A fresh funded account the node signs for (from the pool, then created and funded)."""
+        with self._lock:
+            return self._new_account()
+
+    def _new_account(self) -> str:
         if self._next < len(self._pool):
             account = self._pool[self._next]
             self._next += 1
@@ -204,10 +212,11 @@ class Chain:
         """Mine ``blocks`` empty blocks (to pass deadlines or make a seed's block exist)."""
         if blocks < 1:
             raise ChainValueError("blocks", f"{blocks} < 1")
-        if self._tester is not None:
-            self._tester.mine_blocks(blocks)
-        else:
-            self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+        with self._lock:
+            if self._tester is not None:
+                self._tester.mine_blocks(blocks)
+            else:
+                self.w3.provider.make_request("anvil_mine", [hex(blocks)])
 
     def deploy(self, t: int, n: int, **options: Any) -> Any:
         """Deploy ``PPBFLRounds`` for threshold ``t`` of ``n`` edge nodes; see
@@ -225,6 +234,10 @@ class Chain:
 
     def send(self, contract: Any, method: str, args: Sequence[Any], sender: str) -> TxReceipt:
         """Send ``contract.method(*args)`` from ``sender``; raise :class:`ChainRevertError` on revert."""
+        with self._lock:
+            return self._send(contract, method, args, sender)
+
+    def _send(self, contract: Any, method: str, args: Sequence[Any], sender: str) -> TxReceipt:
         fn = contract.functions[method](*args)
         tx = {"from": sender, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
         try:
@@ -265,7 +278,8 @@ class Chain:
         """Read-only call at the latest block; reverts raise :class:`ChainRevertError`."""
         try:
             # an explicit `from` spares eth-tester a scan of every account (8x faster)
-            return contract.functions[method](*args).call({"from": self.funder}, block_identifier="latest")
+            with self._lock:
+                return contract.functions[method](*args).call({"from": self.funder}, block_identifier="latest")
         except Exception as exc:
             if _revert_data(exc) is None:
                 raise

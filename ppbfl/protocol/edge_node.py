@@ -12,6 +12,7 @@ weighted aggregate.
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -38,23 +39,17 @@ from ppbfl.protocol.messages import (
     NormShares,
     SetupEdge,
     TripleShares,
+    UploadsQuery,
+    UploadsReport,
     VerifyRequest,
     VerifyShares,
 )
+from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.verification import decide_request
 from ppbfl.protocol.wire import Envelope, Message
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "EdgeBehaviour", "EdgeNode", "edge_party"]
-
-COORDINATOR_PARTY = "coordinator"
-DEALER_PARTY = "dealer"
-
-
-def edge_party(index: int) -> str:
-    """The party id (TLS identity) of edge node ``index``: ``"edge-<index>"``."""
-    return f"edge-{index}"
-
 
 class EdgeBehaviour(str, enum.Enum):
     """Fault injection for demonstrations and tests: an honest node, or one that lies."""
@@ -103,6 +98,7 @@ class EdgeNode:
         self.codec: FixedPointCodec | None = None
         self.przs: PartyPRZS | None = None
         self.rounds: dict[int, _RoundState] = {}
+        self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
 
     # -- dispatch ------------------------------------------------------------------------------
     def handle(self, envelope: Envelope) -> Message:
@@ -114,6 +110,7 @@ class EdgeNode:
             raise OutOfPhaseError(self.party or "edge node", f"{type(message).__name__} before setup")
         handlers = {
             DeviceUpload: self._upload,
+            UploadsQuery: self._uploads_report,
             VerifyRequest: self._verify,
             TripleShares: self._triples,
             BeaverOpen: self._beaver_open,
@@ -134,13 +131,14 @@ class EdgeNode:
         return context
 
     def _state(self, round: int, create: bool = False) -> _RoundState:
-        if round not in self.rounds:
-            if not create:
-                raise OutOfPhaseError(self.party, f"nothing received for round {round}")
-            self.rounds[round] = _RoundState()
-            for old in [r for r in self.rounds if r < round - 1]:
-                del self.rounds[old]
-        return self.rounds[round]
+        with self._lock:
+            if round not in self.rounds:
+                if not create:
+                    raise OutOfPhaseError(self.party, f"nothing received for round {round}")
+                self.rounds[round] = _RoundState()
+                for old in [r for r in self.rounds if r < round - 1]:
+                    del self.rounds[old]
+            return self.rounds[round]
 
     def _require(self, sender: str, expected: str, what: str) -> None:
         if sender != expected:
@@ -184,6 +182,14 @@ class EdgeNode:
         state = self._state(envelope.round, create=True)
         state.uploads[message.device] = (share, message.mask_share, commitment_root(message.leaves))
         return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
+
+    def _uploads_report(self, envelope: Envelope, message: UploadsQuery) -> Message:
+        self._require(envelope.sender, COORDINATOR_PARTY, "uploads query")
+        with self._lock:
+            state = self.rounds.get(envelope.round)
+            held = sorted(dict(state.uploads).items()) if state is not None else []  # dict(): one atomic copy
+        held = held[: message.limit]
+        return UploadsReport([i for i, _ in held], [entry[2] for _, entry in held])
 
     def _shares_of(self, state: _RoundState, devices: list[int]) -> np.ndarray:
         missing = [i for i in devices if i not in state.uploads]

@@ -5,7 +5,8 @@
 certificate fingerprints) and the devices, each with an account of its own; then per round:
 
 * ``open_round`` with the current model hash;
-* each device's share commitment with its PoW stamp (sent from the device's account);
+* each device posts its share commitment with its PoW stamp itself, from its own account
+  (:class:`DeviceChainAccount`, handed to the device at registration; the coordinator never holds it);
 * ``close_commitments`` (mining to the commit deadline on a dev chain if some device never
   committed) and the challenge seed fixed by the closing block;
 * every online edge node's opened scalars ``(||g_i||^2, <g_i, r>)`` and decisions (reason code,
@@ -21,7 +22,7 @@ account posts is exactly what that node returned over its authenticated channel.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.round import RoundResult
 from ppbfl.protocol.round_errors import RoundFailedError
 
-__all__ = ["ChainLedger", "FingerprintMismatchError", "RoundOnChain", "open_ledger"]
+__all__ = ["ChainLedger", "DeviceChainAccount", "FingerprintMismatchError", "RoundOnChain", "open_ledger"]
 
 
 class FingerprintMismatchError(RoundFailedError):
@@ -52,6 +53,20 @@ class RoundOnChain:
     audit: AuditResult
     scalars_agreed: bool
     decisions_agreed: bool
+
+
+@dataclass(frozen=True)
+class DeviceChainAccount:
+    """A device's own chain account: it stamps (PoW) and posts its share commitments itself."""
+
+    contract: RoundsContract
+    account: str
+    device_id: int
+
+    def commit(self, round: int, commitment: bytes) -> None:
+        """Find a PoW nonce for ``commitment`` at this device's difficulty and post both for ``round``."""
+        nonce = self.contract.pow_stamp(self.account, round, commitment)
+        self.contract.commit_shares(self.account, round, commitment, nonce)
 
 
 class ChainLedger:
@@ -115,16 +130,21 @@ class ChainLedger:
         self._gas_start = self._gas_total()
         self.contract.open_round(round, model_hash)
 
-    def commit(self, round: int, device: int, commitment: bytes) -> None:
-        """Device ``device`` stamps (PoW) and commits its share root from its own account."""
-        account = self.device_accounts[device]
-        nonce = self.contract.pow_stamp(account, round, commitment)
-        self.contract.commit_shares(account, round, commitment, nonce)
+    def device_account(self, device: int) -> DeviceChainAccount:
+        """Device ``device``'s own chain account (what the consortium hands the device at registration)."""
+        return DeviceChainAccount(self.contract, self.device_accounts[device], self.device_ids[device])
 
     def commitment(self, round: int, device: int) -> bytes | None:
         """The root device ``device`` committed for ``round`` (None if it did not)."""
         root = self.contract.commitment(round, self.device_ids[device])
         return None if root == bytes(32) else root
+
+    def commitments(self, round: int, devices: Iterable[int] | None = None) -> dict[int, bytes]:
+        """Device -> the root it committed for ``round``, over ``devices`` (default: every registered
+        one); devices without a commitment, or not registered, are absent."""
+        wanted = self.device_ids if devices is None else [i for i in devices if i in self.device_ids]
+        roots = {i: self.commitment(round, i) for i in wanted}
+        return {i: root for i, root in roots.items() if root is not None}
 
     def close_commitments(self, round: int) -> bytes:
         """Close the commit phase (on a dev chain, mine to the deadline if devices are missing); the seed."""

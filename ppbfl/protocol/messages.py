@@ -4,7 +4,11 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
 
 1. coordinator -> edge node: :class:`SetupEdge` once (index, parameters, PRZS keys).
 2. device -> edge node ``j``: :class:`DeviceUpload` (its share vector or PRG seed, its share of the
-   consistency mask, and the ``n`` leaf hashes whose Merkle root the device committed on chain).
+   consistency mask, and the ``n`` leaf hashes whose Merkle root the device committed on chain);
+   each device sends its own, over its own channel. Then coordinator -> edge node:
+   :class:`UploadsQuery` -> :class:`UploadsReport` (which devices delivered, with the commitment
+   root of what each delivered): the coordinator learns who committed from the chain and who
+   delivered from the edge nodes, never from a device.
 3. coordinator -> edge node: :class:`VerifyRequest` (challenge seed fixed on chain after the
    commitments, encoded public reference, device list) -> :class:`VerifyShares` (per device: the
    consistency value, the share of ``<g, r>``, and -- honest-majority mode -- the re-randomised
@@ -49,6 +53,8 @@ __all__ = [
     "SetupEdge",
     "TripleRequest",
     "TripleShares",
+    "UploadsQuery",
+    "UploadsReport",
     "VerifyRequest",
     "VerifyShares",
 ]
@@ -108,6 +114,28 @@ class DeviceUpload(Message):
     stream: Word
     mask_share: Annotated[int, UInt(bits=64)]
     leaves: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
+
+
+@register
+@dataclass(frozen=True)
+class UploadsQuery(Message):
+    """Coordinator -> edge node: report the uploads held for the envelope's round (at most ``limit`` devices)."""
+
+    KIND: ClassVar[str] = "uploads_query"
+    VERSION: ClassVar[int] = 1
+    limit: Annotated[int, UInt(max=1 << 16)]
+
+
+@register
+@dataclass(frozen=True)
+class UploadsReport(Message):
+    """Edge node -> coordinator: ``devices`` whose upload it stored (ascending) and, for each, the
+    Merkle ``roots`` of the leaves that came with it (what the device must have committed)."""
+
+    KIND: ClassVar[str] = "uploads_report"
+    VERSION: ClassVar[int] = 1
+    devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+    roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)]
 
 
 @register

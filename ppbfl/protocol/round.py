@@ -1,17 +1,25 @@
-"""The round coordinator: drives devices, edge nodes, the dealer and the chain through one round.
+"""The round coordinator: an untrusted relay that drives edge nodes, the dealer and the chain through a round.
 
 State machine of round ``r`` (mirrored on chain when a ledger is given, DESIGN §6)::
 
-    open -> (devices share + commit with PoW + upload) -> commitments closed (challenge seed fixed)
+    open (announce) -> devices share, commit (own chain account, PoW) and upload (own channel)
+         -> commitments closed (challenge seed fixed) -> who delivered (edge nodes report)
          -> verify (consistency, <g, r>, ||g||^2 on shares) -> aggregate (decide, weighted sum on
          shares) -> reconstruct (robust; liars named) -> posted + audited -> closed
 
+The coordinator never holds an update, a device object or a device's key: :meth:`Coordinator.open_round`
+returns the :class:`RoundAnnouncement` the devices act on (they are clients, driven by whatever runs
+them: a real device, or the simulation harness :mod:`ppbfl.fl.federation`), and
+:meth:`Coordinator.finish_round` learns who committed from the chain and who delivered from the
+edge nodes (:class:`~ppbfl.protocol.messages.UploadsQuery`).
+
 Timeouts, dropouts and retries: every call to a party has a deadline (the transport retries
-transient failures a bounded number of times); a party that fails a call is marked dropped for the
+transient failures a bounded number of times); calls to the edge nodes run concurrently, so a step
+takes as long as the slowest node, not the sum; a party that fails a call is marked dropped for the
 rest of the round with the reason. The round completes with up to ``n - t`` edge nodes dropped:
 with at least ``2t - 1`` online the squared norms use honest-majority shares (no dealer); with
 fewer, the coordinator falls back to Beaver triples from the dealer. Any devices may drop: a device
-whose upload did not reach every online node, or that did not commit, is left out ("missing upload").
+that did not commit, or whose upload did not reach every online node, is left out ("missing upload").
 The coordinator sees only opened scalars and aggregate shares, never a device's update.
 
 Redundancy: with ``k`` edge nodes online, up to ``floor((k - t) / 2)`` wrong aggregate shares are
@@ -23,9 +31,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -35,9 +44,8 @@ from ppbfl.errors import PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import Aggregator
-from ppbfl.protocol.device import Device, PreparedUpload
+from ppbfl.protocol.announcement import RoundAnnouncement
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
-from ppbfl.protocol.errors import PeerUnavailableError
 from ppbfl.protocol.messages import (
     AggregateRequest,
     AggregateShare,
@@ -47,6 +55,8 @@ from ppbfl.protocol.messages import (
     NormShares,
     SetupEdge,
     TripleRequest,
+    UploadsQuery,
+    UploadsReport,
     VerifyRequest,
     VerifyShares,
 )
@@ -56,23 +66,27 @@ from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
 from ppbfl.sharing.robust import robust_reconstruct
 
-__all__ = ["Coordinator", "RoundLedger", "RoundResult"]
+__all__ = ["Coordinator", "RoundAnnouncement", "RoundLedger", "RoundResult"]
+
+MAX_DEVICES = 1 << 16
+"""Most devices one round takes (the messages' list bound)."""
 
 
 class RoundLedger(Protocol):
-    """What the coordinator records on chain (:class:`ppbfl.protocol.ledger.ChainLedger` implements it)."""
+    """What the coordinator records on chain (:class:`ppbfl.protocol.ledger.ChainLedger` implements it).
+
+    Devices commit with their own accounts (:class:`ppbfl.protocol.ledger.DeviceChainAccount`), not here.
+    """
 
     def open_round(self, round: int, model_hash: bytes) -> None:
         """Open ``round`` for the global model with hash ``model_hash``."""
 
-    def commit(self, round: int, device: int, commitment: bytes) -> None:
-        """Record device ``device``'s share commitment (with its PoW stamp)."""
-
-    def commitment(self, round: int, device: int) -> bytes | None:
-        """The commitment device ``device`` posted for ``round`` (None if none)."""
-
     def close_commitments(self, round: int) -> bytes:
         """End the commit phase; return the 32-byte challenge seed fixed after it."""
+
+    def commitments(self, round: int, devices: Iterable[int] | None = None) -> dict[int, bytes]:
+        """Device index -> the share commitment it posted for ``round``, over ``devices`` (default:
+        every registered one); devices that posted none are absent."""
 
     def record_round(
         self, round: int, result: RoundResult, replies: dict[int, AggregateShare], aggregate_secret: np.ndarray, model_hash: bytes
@@ -93,9 +107,10 @@ class RoundResult:
         online: edge nodes that completed the round.
         dropped: edge node -> why it was dropped.
         liars: edge nodes caught sending wrong shares or reporting different decisions.
-        missing: devices left out (no commitment or upload did not reach every online node) -> why.
+        missing: devices left out (no commitment, or an upload that did not reach every online node) -> why.
         trust: the public trust score each device was weighted with.
-        timings: seconds per step (``share``, ``upload``, ``verify``, ``aggregate``, ``reconstruct``, ``chain``).
+        timings: seconds per step of the coordinator (``collect``, ``verify``, ``aggregate``,
+            ``reconstruct``, ``chain``); a harness adds the devices' steps.
         gas: gas used by this round's transactions (0 without a ledger).
     """
 
@@ -131,8 +146,18 @@ class RoundResult:
         return out
 
 
+@dataclass
+class _OpenRound:
+    announcement: RoundAnnouncement
+    timings: dict[str, float]
+
+
 class Coordinator:
-    """Drives rounds over a :class:`Transport` (party ``"coordinator"``).
+    """Relays a round between edge nodes, the dealer and the chain (party ``"coordinator"``).
+
+    It holds no party's secret: it sees the devices' commitments (on chain), opened scalars and
+    aggregate shares. Anyone may run it; what it relays is checked by the parties (t-agreement on
+    chain, robust reconstruction, the on-chain audit).
 
     Args:
         t, n: threshold and number of edge nodes (parties ``edge-1 .. edge-n``).
@@ -141,7 +166,10 @@ class Coordinator:
         codec: fixed-point codec of the updates (field, fractional bits).
         tau: cosine acceptance threshold.
         dealer: whether a dealer party (``"dealer"``) is available for the Beaver fallback.
-        ledger: the chain recorder (None: no chain, the challenge seed comes from the OS CSPRNG).
+        norms: ``"auto"`` (honest majority when ``2t - 1`` nodes are online, else Beaver) or
+            ``"beaver"`` (always dealer triples).
+        ledger: the chain recorder (None: no chain; commitments are then the roots the edge nodes
+            report, and the challenge seed comes from the OS CSPRNG).
         timeout: seconds per call to a party.
     """
 
@@ -155,37 +183,51 @@ class Coordinator:
         codec: FixedPointCodec | None = None,
         tau: float = 0.0,
         dealer: bool = True,
+        norms: Literal["auto", "beaver"] = "auto",
         ledger: RoundLedger | None = None,
         timeout: float = 30.0,
     ) -> None:
+        if norms not in ("auto", "beaver"):
+            raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
         self.t, self.n, self.d = t, n, d
         self.transport = transport
         self.codec = FixedPointCodec() if codec is None else codec
         self.field = self.codec.field
-        self.tau, self.dealer, self.ledger, self.timeout = tau, dealer, ledger, timeout
+        self.tau, self.dealer, self.norms, self.ledger, self.timeout = tau, dealer, norms, ledger, timeout
         self.safe = codec_for_length(self.codec, d)
         self.aggregator = Aggregator(t, d, self.codec)
         self.online: list[int] = []
         self.dropped: dict[int, str] = {}
         self.excluded: dict[int, str] = {}
+        self._open: dict[int, _OpenRound] = {}
+        self._pool = ThreadPoolExecutor(max_workers=n + 1, thread_name_prefix="ppbfl-coordinator")
+
+    def close(self) -> None:
+        """Stop the fan-out threads."""
+        self._pool.shutdown(wait=True)
 
     # -- calls ---------------------------------------------------------------------------------
     def _context(self) -> dict:
         return {"d": self.d, "p": self.field.p}
 
     def _call_nodes(self, nodes: Sequence[int], build: Callable[[int], Message], round: int, expect: type) -> dict[int, Message]:
-        """Call every node in ``nodes``; a node that fails or answers the wrong kind is dropped."""
+        """Call every node in ``nodes`` concurrently; a node that fails or answers the wrong kind is dropped."""
+
+        def call(j: int) -> Message:
+            return self.transport.call(edge_party(j), build(j), round=round, timeout=self.timeout, context=self._context()).message
+
+        futures = {j: self._pool.submit(call, j) for j in nodes}
         replies = {}
-        for j in nodes:
+        for j, future in futures.items():
             try:
-                envelope = self.transport.call(edge_party(j), build(j), round=round, timeout=self.timeout, context=self._context())
+                message = future.result()
             except PPBFLError as error:
                 self.dropped[j] = f"{type(error).__name__}: {error}"
                 continue
-            if not isinstance(envelope.message, expect):
-                self.dropped[j] = f"answered {type(envelope.message).__name__}, expected {expect.__name__}"
+            if not isinstance(message, expect):
+                self.dropped[j] = f"answered {type(message).__name__}, expected {expect.__name__}"
                 continue
-            replies[j] = envelope.message
+            replies[j] = message
         return replies
 
     def _alive(self) -> list[int]:
@@ -215,28 +257,44 @@ class Coordinator:
         return tuple(self.online)
 
     # -- one round -----------------------------------------------------------------------------
-    def run_round(
-        self,
-        round: int,
-        devices: Sequence[Device],
-        updates: dict[int, np.ndarray],
-        reference: np.ndarray,
-        *,
-        trust: dict[int, float] | None = None,
-        device_transport: Callable[[int], Transport],
-        model_hash: bytes = b"\x00" * 32,
-    ) -> RoundResult:
-        """Run round ``round`` (>= 1) for ``devices`` with float (d,) ``updates[index]`` and the public
-        float (d,) ``reference``; ``device_transport(index)`` is device ``index``'s transport.
+    def open_round(self, round: int, model_hash: bytes = b"\x00" * 32) -> RoundAnnouncement:
+        """Open round ``round`` (>= 1) for the model with hash ``model_hash`` (on chain with a ledger).
+
+        Returns what the devices need to take part; they share, commit and upload on their own,
+        then :meth:`finish_round` runs the edge tier.
 
         Raises:
-            NotEnoughEdgeNodesError: fewer than ``t`` edge nodes stayed online.
-            RoundFailedError: reconstruction failed (more liars than can be corrected).
+            RoundFailedError: :meth:`setup` has not run, or ``round`` is already open.
         """
         if not self.online:
             raise RoundFailedError(round, "setup() has not been run")
+        if round in self._open:
+            raise RoundFailedError(round, "this round is already open")
         self.dropped = {j: why for j, why in self.dropped.items() if j not in self.online}
-        timings = dict.fromkeys(("share", "upload", "verify", "aggregate", "reconstruct", "chain"), 0.0)
+        timings = dict.fromkeys(("chain", "collect", "verify", "aggregate", "reconstruct"), 0.0)
+        tick = time.perf_counter()
+        if self.ledger is not None:
+            self.ledger.open_round(round, model_hash)
+        timings["chain"] += time.perf_counter() - tick
+        announcement = RoundAnnouncement(
+            round, self.t, self.n, self.d, self.codec.frac_bits, tuple(self._alive()), bytes(model_hash),
+        )
+        self._open[round] = _OpenRound(announcement, timings)
+        return announcement
+
+    def finish_round(self, round: int, reference: np.ndarray, *, trust: dict[int, float] | None = None) -> RoundResult:
+        """Close round ``round``'s commit phase and run the edge tier against the public float (d,) ``reference``.
+
+        ``trust``: device index -> public trust score in [0, 1] (default 1).
+
+        Raises:
+            NotEnoughEdgeNodesError: fewer than ``t`` edge nodes stayed online.
+            RoundFailedError: the round is not open, or reconstruction failed (more liars than can be corrected).
+        """
+        pending = self._open.pop(round, None)
+        if pending is None:
+            raise RoundFailedError(round, "finish_round before open_round")
+        timings = pending.timings
         clock = time.perf_counter()
 
         def lap(step: str) -> None:
@@ -245,53 +303,20 @@ class Coordinator:
             timings[step] += now - clock
             clock = now
 
-        if self.ledger is not None:
-            self.ledger.open_round(round, model_hash)
+        seed = self.ledger.close_commitments(round) if self.ledger is not None else secrets.token_bytes(32)
+        lap("chain")
+        reports = self._call_nodes(self._alive(), lambda j: UploadsQuery(MAX_DEVICES), round, UploadsReport)
+        lap("collect")
+        on_chain: dict[int, bytes] | None = None
+        if self.ledger is not None:  # the commitments of the devices some node holds an upload from
+            on_chain = self.ledger.commitments(round, {i for r in reports.values() if isinstance(r, UploadsReport) for i in r.devices})
             lap("chain")
-        missing: dict[int, str] = {}
-        committed: dict[int, bytes] = {}
-        delivered: dict[int, set[int]] = {}
-        for device in devices:
-            i = device.index
-            if i not in updates:
-                missing[i] = "missing upload: no update"
-                continue
-            try:
-                prepared: PreparedUpload = device.prepare(round, updates[i])
-            except PPBFLError as error:
-                missing[i] = f"missing upload: {error}"
-                continue
-            lap("share")
-            if self.ledger is not None:
-                self.ledger.commit(round, i, prepared.commitment)
-                lap("chain")
-            committed[i] = prepared.commitment
-            transport = device_transport(i)
-            delivered[i] = set()
-            for j in self._alive():
-                try:
-                    transport.call(edge_party(j), prepared.uploads[j], round=round, timeout=self.timeout, context=self._context())
-                    delivered[i].add(j)
-                except PeerUnavailableError as error:  # the node is gone, not the device's fault
-                    self.dropped[j] = f"{type(error).__name__}: {error}"
-                except PPBFLError as error:  # the node refused this device's upload
-                    missing.setdefault(i, f"missing upload: edge node {j} refused it: {error}")
-            lap("upload")
-        if self.ledger is not None:
-            seed = self.ledger.close_commitments(round)
-            committed = {i: c for i, c in committed.items() if self.ledger.commitment(round, i) == c}
-            lap("chain")
-        else:
-            seed = secrets.token_bytes(32)
-        alive = self._alive()
-        members = [i for i in sorted(committed) if i not in missing and all(j in delivered[i] for j in alive)]
-        for i in sorted(committed):
-            if i not in members:
-                missing.setdefault(i, "missing upload: not every online edge node has it")
+        members, committed, missing = self._members(reports, on_chain)
         r_enc = self.safe.encode(np.asarray(reference, dtype=np.float64))
 
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
-        hm = len(alive) >= 2 * self.t - 1
+        alive = self._alive()
+        hm = self.norms == "auto" and len(alive) >= 2 * self.t - 1
         verify_request = VerifyRequest(seed, r_enc, members, [committed[i] for i in members], int(hm), round)
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
@@ -335,10 +360,44 @@ class Coordinator:
             self.excluded[j] = f"sent wrong shares in round {round}"
         self.online = [j for j in self.online if j not in self.excluded]
         if self.ledger is not None:
-            outcome.gas = self.ledger.record_round(round, outcome, {j: replies[j] for j in final}, combined.secret, model_hash)
+            outcome.gas = self.ledger.record_round(round, outcome, {j: replies[j] for j in final}, combined.secret, pending.announcement.model_hash)
             lap("chain")
         outcome.timings = timings
         return outcome
+
+    def _members(
+        self, reports: dict[int, Message], on_chain: dict[int, bytes] | None
+    ) -> tuple[list[int], dict[int, bytes], dict[int, str]]:
+        """Devices whose upload every online node holds, under the root they committed.
+
+        With a ledger the commitment is the chain's; without one, it is the root the nodes report
+        (they must all report the same). Returns ``(members, commitment per member, missing -> why)``.
+        """
+        alive = self._alive()
+        held: dict[int, dict[int, bytes]] = {}  # device -> node -> root
+        for j in alive:
+            report = reports[j]
+            assert isinstance(report, UploadsReport)
+            for i, root in zip(report.devices, report.roots):
+                held.setdefault(i, {})[j] = root
+        missing: dict[int, str] = {}
+        committed: dict[int, bytes] = {}
+        candidates = sorted(set(held) | set(on_chain or {}))
+        for i in candidates:
+            nodes = held.get(i, {})
+            if on_chain is not None and i not in on_chain:
+                missing[i] = "missing upload: no commitment on chain"
+                continue
+            absent = [j for j in alive if j not in nodes]
+            if absent:
+                missing[i] = f"missing upload: edge nodes {absent} do not have it"
+                continue
+            roots = set(nodes.values())
+            if on_chain is None and len(roots) > 1:
+                missing[i] = "missing upload: edge nodes hold uploads under different commitments"
+                continue
+            committed[i] = on_chain[i] if on_chain is not None else roots.pop()
+        return sorted(committed), committed, missing
 
     def _require_nodes(self, step: str, needed: int) -> tuple[int, ...]:
         alive = tuple(self._alive())

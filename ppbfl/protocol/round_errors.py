@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ppbfl.errors import PPBFLError
 
-__all__ = ["CommitmentMismatchError", "NotEnoughEdgeNodesError", "OutOfPhaseError", "RoundFailedError"]
+__all__ = ["AnnouncementError", "CommitmentMismatchError", "NotEnoughEdgeNodesError", "OutOfPhaseError", "RoundFailedError"]
 
 
 class OutOfPhaseError(PPBFLError):
@@ -38,3 +38,11 @@ class RoundFailedError(PPBFLError):
         who = f" (party {party})" if party else ""
         super().__init__(f"round {round} failed: {reason}{who}")
         self.round, self.reason, self.party = round, reason, party
+
+
+class AnnouncementError(PPBFLError):
+    """A round announcement disagrees with the device's own configuration (names the field)."""
+
+    def __init__(self, device: int, field: str, got: object, expected: str) -> None:
+        self.device, self.field, self.got = device, field, got
+        super().__init__(f"device {device}: round announcement field {field!r} = {got!r}, expected {expected}")

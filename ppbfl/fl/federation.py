@@ -1,0 +1,189 @@
+"""The simulation harness: many simulated devices driven around one protocol deployment.
+
+A deployment (:mod:`ppbfl.protocol.deployment`) runs the edge tier and the dealer; the
+:class:`~ppbfl.protocol.round.Coordinator` relays; each device is a
+:class:`~ppbfl.protocol.device.Device` client with its own transport and, with a chain, its own
+account. A real deployment runs each device on its own hardware; a simulation runs them here,
+side by side in a bounded thread pool, and that is all :class:`Federation` adds: it hands every
+device its plaintext update (which only that device sees), collects what happened, and puts the
+round's result together with what the harness itself knows (devices that had no update or whose
+update could not be encoded).
+
+:class:`SecureCosineFilter` is the one-call convenience over it: a fresh in-process deployment
+(kept between calls of the same shape), one round, the aggregate. The experiment runner's
+``ppbfl_secure`` rule, the demo, the benchmarks and the gas tables all run rounds through here, so
+every figure comes from the protocol itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, Self
+
+import numpy as np
+
+from ppbfl.errors import PPBFLError
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.protocol.deployment import Deployment, InProcessDeployment
+from ppbfl.protocol.device import Device, Submission
+from ppbfl.protocol.ledger import ChainLedger
+from ppbfl.protocol.round import Coordinator, RoundResult
+
+__all__ = ["DeviceFactory", "Federation", "SecureCosineFilter"]
+
+DeviceFactory = Callable[..., Device]
+"""Builds a device: called as ``factory(index, t, n, codec, transport=..., board=...)`` (a subclass
+of :class:`Device` to simulate a misbehaving one)."""
+
+ZERO_HASH = b"\x00" * 32
+
+
+class Federation:
+    """Devices ``0..m-1`` (or ``indices``) around ``deployment``, relayed by ``coordinator``.
+
+    Args:
+        deployment: the edge tier (in process or gRPC); each device gets its own transport from it.
+        coordinator: the relay (already set up or not: :meth:`run_round` sets it up on first use).
+        devices: device indices.
+        ledger: the chain ledger the coordinator records on (each device then commits from its own
+            account :meth:`ChainLedger.device_account`); None: no chain.
+        factories: device index -> :data:`DeviceFactory` (default :class:`Device`).
+        workers: devices that share, commit and upload at the same time.
+    """
+
+    def __init__(
+        self, deployment: Deployment, coordinator: Coordinator, devices: range | list[int], *, ledger: ChainLedger | None = None,
+        factories: Mapping[int, DeviceFactory] | None = None, workers: int = 4,
+    ) -> None:
+        if workers < 1:
+            raise PPBFLError(f"workers = {workers}: expected >= 1")
+        self.deployment, self.coordinator, self.ledger = deployment, coordinator, ledger
+        t, n, codec = coordinator.t, coordinator.n, coordinator.codec
+        factories = dict(factories or {})
+        self.devices: dict[int, Device] = {
+            i: factories.get(i, Device)(
+                i, t, n, codec, transport=deployment.device_transport(i),
+                board=None if ledger is None else ledger.device_account(i),
+            )
+            for i in devices
+        }
+        self._device_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppbfl-device")
+        self._upload_pool = ThreadPoolExecutor(max_workers=workers * n, thread_name_prefix="ppbfl-upload")
+
+    @classmethod
+    def in_process(
+        cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
+        norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
+        factories: Mapping[int, DeviceFactory] | None = None, workers: int = 4,
+    ) -> Federation:
+        """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain."""
+        codec = FixedPointCodec() if codec is None else codec
+        deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms)
+        return cls(deployment, coordinator, range(devices), factories=factories, workers=workers)
+
+    def run_round(
+        self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
+        trust: Mapping[int, float] | None = None, model_hash: bytes = ZERO_HASH,
+    ) -> RoundResult:
+        """One round: every device with an entry in ``updates`` (float (d,)) takes part with it.
+
+        Returns the coordinator's :class:`RoundResult`, whose ``missing`` also names the devices
+        that had no update or failed before uploading, and whose ``timings`` add ``devices`` (wall
+        seconds of the devices' phase) and ``share`` / ``commit`` / ``upload`` (device-seconds,
+        summed over devices).
+
+        Raises:
+            NotEnoughEdgeNodesError, RoundFailedError: as :meth:`Coordinator.finish_round`.
+        """
+        if not self.coordinator.online:
+            self.coordinator.setup()
+        announcement = self.coordinator.open_round(round, model_hash)
+        tick = time.perf_counter()
+        failed: dict[int, str] = {}
+        futures = {}
+        for i, device in self.devices.items():
+            if i not in updates:
+                failed[i] = "missing upload: no update"
+                continue
+            futures[i] = self._device_pool.submit(device.submit, announcement, updates[i], pool=self._upload_pool)
+        submissions: dict[int, Submission] = {}
+        for i, future in futures.items():
+            try:
+                submissions[i] = future.result()
+            except PPBFLError as error:
+                failed[i] = f"missing upload: {type(error).__name__}: {error}"
+        devices_wall = time.perf_counter() - tick
+        result = self.coordinator.finish_round(round, reference, trust=dict(trust) if trust is not None else None)
+        for i, why in failed.items():
+            result.missing.setdefault(i, why)
+        steps = ("share", "commit", "upload")
+        result.timings = {
+            "devices": devices_wall, **{s: sum(x.timings.get(s, 0.0) for x in submissions.values()) for s in steps}, **result.timings,
+        }
+        return result
+
+    def close(self) -> None:
+        """Stop the harness's threads, the coordinator's and the deployment."""
+        self._device_pool.shutdown(wait=True)
+        self._upload_pool.shutdown(wait=True)
+        self.coordinator.close()
+        self.deployment.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SecureCosineFilter:
+    """The secure cosine defence (DESIGN §5) in one call: one protocol round, in process.
+
+    Args:
+        t, n: threshold and number of edge nodes.
+        codec: fixed-point codec (default ``FixedPointCodec()``: GF(2^61 - 1), 16 fractional bits).
+        tau: accept ``cos > tau``.
+        norms: ``"auto"`` (honest majority, no dealer, when ``n >= 2t - 1``) or ``"beaver"``.
+    """
+
+    def __init__(
+        self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
+    ) -> None:
+        self.t, self.n, self.tau, self.norms = t, n, tau, norms
+        self.codec = FixedPointCodec() if codec is None else codec
+        self._federation: Federation | None = None
+        self._round = 0
+
+    def verify_and_aggregate(
+        self, updates: np.ndarray, reference: np.ndarray, trust: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, RoundResult]:
+        """Share every row of ``updates`` ((m, d) float) as device ``i``, verify against the public
+        float (d,) ``reference`` and aggregate; ``trust``: (m,) public scores in [0, 1].
+
+        Returns ``(aggregate float64 (d,), the round's RoundResult)``.
+
+        Raises:
+            PPBFLError: ``updates`` is not 2-D; RoundFailedError / NotEnoughEdgeNodesError as a round.
+        """
+        u = np.asarray(updates, dtype=np.float64)
+        if u.ndim != 2:
+            raise PPBFLError(f"updates: expected an (m, d) array, got shape {u.shape}")
+        m, d = u.shape
+        federation = self._federation
+        if federation is None or federation.coordinator.d != d or len(federation.devices) != m:
+            if federation is not None:
+                federation.close()
+            federation = self._federation = Federation.in_process(self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms)
+        self._round += 1
+        scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}
+        result = federation.run_round(self._round, {i: u[i] for i in range(m)}, reference, trust=scores)
+        return result.aggregate, result
+
+    def close(self) -> None:
+        """Stop the in-process deployment."""
+        if self._federation is not None:
+            self._federation.close()
+            self._federation = None

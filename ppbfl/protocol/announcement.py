@@ -1,0 +1,26 @@
+"""What a device is told when a round opens (the coordinator's only message to devices)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["RoundAnnouncement"]
+
+
+@dataclass(frozen=True)
+class RoundAnnouncement:
+    """Round ``round``'s public parameters: the ``(t, n)`` edge tier, update length ``d``, the
+    codec's ``frac_bits``, the edge nodes online to upload to (``edge_nodes``, indices in 1..n) and
+    the hash of the global model the round starts from.
+
+    The coordinator is untrusted: a device checks the announcement against its own configuration
+    (:meth:`ppbfl.protocol.device.Device.check_announcement`) before it shares anything.
+    """
+
+    round: int
+    t: int
+    n: int
+    d: int
+    frac_bits: int
+    edge_nodes: tuple[int, ...]
+    model_hash: bytes
