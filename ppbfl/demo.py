@@ -36,12 +36,12 @@ from ppbfl.field import GF61, FixedPointCodec, backend_name
 from ppbfl.fl.aggregators import AggregationContext, FedAvg
 from ppbfl.fl.attacks import make_attack
 from ppbfl.fl.datasets import load_dataset
+from ppbfl.fl.federation import Federation
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import iid_partition
 from ppbfl.fl.runner import train_round
 from ppbfl.fl.training import TrainSettings, evaluate, local_update
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
-from ppbfl.protocol.device import Device
 from ppbfl.protocol.round import Coordinator, RoundResult
 
 __all__ = ["DemoConfig", "DemoConfigError", "DemoRound", "run_demo"]
@@ -164,11 +164,12 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours))
         else:
             deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours))
-        devices = [Device(i, config.t, config.n, codec) for i in range(config.devices)]
         ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints))
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0)
         coordinator.setup()
+        # the devices: clients with their own transport and chain account, driven by the simulation
+        federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger))
         log(f"set up in {time.perf_counter() - started:.1f}s: edge nodes ready {coordinator.online}, contract {ledger.address}")
         header = f"{'round':>5} {'secure':>7} {'FedAvg':>7} {'accepted':>8} {'rejected (malicious)':>21} {'mode':>15} {'liars':>6} {'gas':>9} {'time':>6}"
         log(header)
@@ -184,9 +185,8 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             reference = local_update(model, secure_params, data.x_train[root], data.y_train[root], settings,
                                      torch.Generator().manual_seed(config.seed * 7919 + rnd))
             trained = time.perf_counter() - tick
-            result: RoundResult = coordinator.run_round(
-                rnd, devices, {i: updates[i] for i in range(config.devices)}, reference,
-                device_transport=deployment.device_transport, model_hash=ledger.model_hash(secure_params),
+            result: RoundResult = federation.run_round(
+                rnd, {i: updates[i] for i in range(config.devices)}, reference, model_hash=ledger.model_hash(secure_params),
             )
             secure_params = (secure_params + result.aggregate).astype(np.float32)
             plain = train_round(model, fedavg_params, data, parts, malicious, attack, settings, config.seed, rnd, generator)

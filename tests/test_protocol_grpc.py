@@ -7,7 +7,7 @@ import pytest
 
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import GrpcDeployment
-from ppbfl.protocol.device import Device
+from ppbfl.fl.federation import Federation
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import AggregateRequest
@@ -50,12 +50,11 @@ def test_rounds_over_grpc_with_a_liar_a_bad_device_garbage_and_a_node_killed_mid
     wrapped = _KillBeforeAggregate(deployment.coordinator, deployment, victim=5)
     coordinator = Coordinator(T, N, D, deployment.coordinator, codec=codec, timeout=20.0)
     assert coordinator.setup() == (1, 2, 3, 4, 5)
-    devices = [Device(i, T, N, codec) for i in range(M)]
-    devices[4] = InconsistentDevice(4, T, N, codec)
+    federation = Federation(deployment, coordinator, range(M), factories={4: InconsistentDevice})
 
     # round 1: the lying node 2 is corrected and named; the inconsistent device is rejected
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=1)
-    result = coordinator.run_round(1, devices, updates, reference, device_transport=deployment.device_transport)
+    result = federation.run_round(1, updates, reference)
     assert result.liars == (2,) and result.mode == "honest-majority"
     assert result.decision_of(4).reason == "inconsistent shares"
     assert result.decision_of(0).reason == "negative cosine"
@@ -72,7 +71,7 @@ def test_rounds_over_grpc_with_a_liar_a_bad_device_garbage_and_a_node_killed_mid
     # round 2: node 5 is killed after verification; the round completes on nodes 1, 3, 4
     coordinator.transport = wrapped
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=2)
-    result = coordinator.run_round(2, devices, updates, reference, device_transport=deployment.device_transport)
+    result = federation.run_round(2, updates, reference)
     assert wrapped.killed and 5 in result.dropped and result.online == (1, 3, 4)
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate({i: g for i, g in updates.items() if i != 4}, reference)[0], atol=ATOL)
     assert not deployment.processes[edge_party(5)].alive()
@@ -81,7 +80,8 @@ def test_rounds_over_grpc_with_a_liar_a_bad_device_garbage_and_a_node_killed_mid
     # With exactly t shares there is no redundancy, so device 4's inconsistency goes unseen: its
     # update is what nodes 1, 3, 4 interpolate (one coordinate off by 2 * 2^-16), and it is accepted.
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=3)
-    result = coordinator.run_round(3, devices, updates, reference, device_transport=deployment.device_transport)
+    result = federation.run_round(3, updates, reference)
     assert result.mode == "beaver" and result.online == (1, 3, 4)
     assert result.decision_of(4).accepted and not result.decision_of(0).accepted
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
+    federation.close()

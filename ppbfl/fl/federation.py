@@ -51,15 +51,17 @@ class Federation:
             account :meth:`ChainLedger.device_account`); None: no chain.
         factories: device index -> :data:`DeviceFactory` (default :class:`Device`).
         workers: devices that share, commit and upload at the same time.
+        owns_deployment: :meth:`close` also closes ``deployment``.
     """
 
     def __init__(
         self, deployment: Deployment, coordinator: Coordinator, devices: range | list[int], *, ledger: ChainLedger | None = None,
-        factories: Mapping[int, DeviceFactory] | None = None, workers: int = 4,
+        factories: Mapping[int, DeviceFactory] | None = None, workers: int = 4, owns_deployment: bool = False,
     ) -> None:
         if workers < 1:
             raise PPBFLError(f"workers = {workers}: expected >= 1")
         self.deployment, self.coordinator, self.ledger = deployment, coordinator, ledger
+        self.owns_deployment = owns_deployment
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec
         factories = dict(factories or {})
         self.devices: dict[int, Device] = {
@@ -82,7 +84,7 @@ class Federation:
         codec = FixedPointCodec() if codec is None else codec
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field)
         coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms)
-        return cls(deployment, coordinator, range(devices), factories=factories, workers=workers)
+        return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True)
 
     def run_round(
         self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
@@ -126,11 +128,12 @@ class Federation:
         return result
 
     def close(self) -> None:
-        """Stop the harness's threads, the coordinator's and the deployment."""
+        """Stop the harness's threads, the coordinator's, and the deployment if it owns it."""
         self._device_pool.shutdown(wait=True)
         self._upload_pool.shutdown(wait=True)
         self.coordinator.close()
-        self.deployment.close()
+        if self.owns_deployment:
+            self.deployment.close()
 
     def __enter__(self) -> Self:
         return self
