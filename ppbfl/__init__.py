@@ -7,7 +7,7 @@ The crypto core is importable directly::
 
 from ppbfl.errors import *  # noqa: F401,F403  (the typed exceptions are part of the API)
 from ppbfl.errors import __all__ as _error_names
-from ppbfl.defense import SecureCosineFilter, share_update
+from ppbfl.defense import share_update
 from ppbfl.field import GF61, FieldRNG, FixedPointCodec, PrimeField
 from ppbfl.mpc import SecureDot, TrustedDealer, secure_dot
 from ppbfl.sharing import (
@@ -20,6 +20,15 @@ from ppbfl.sharing import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``ppbfl.SecureCosineFilter`` is imported on first use (it pulls in the protocol layer)."""
+    if name == "SecureCosineFilter":
+        from ppbfl.fl.federation import SecureCosineFilter
+
+        return SecureCosineFilter
+    raise AttributeError(f"module 'ppbfl' has no attribute {name!r}")
 
 __all__ = [
     "PrimeField", "GF61", "FixedPointCodec", "FieldRNG",

@@ -1,4 +1,8 @@
-"""Poisoning defence on shares: share-consistency check, secure cosine verification, neutralisation."""
+"""Poisoning defence on shares: share-consistency check and the public decision rule.
+
+The round that runs them on shares is the protocol's (:mod:`ppbfl.protocol`); the one-call
+convenience is :class:`ppbfl.fl.federation.SecureCosineFilter`.
+"""
 
 from ppbfl.defense.consistency import (
     ConsistencyResult,
@@ -6,14 +10,12 @@ from ppbfl.defense.consistency import (
     check_consistency,
     published_values,
 )
-from ppbfl.defense.cosine import SecureCosineFilter
 from ppbfl.defense.errors import (
     AggregateRangeError,
     DefenseParameterError,
     InconsistentSharesError,
     UpdateEncodingError,
 )
-from ppbfl.defense.records import RoundRecords, VerificationRecord
 from ppbfl.defense.submission import (
     DeviceSubmission,
     codec_for_length,
@@ -27,10 +29,7 @@ __all__ = [
     "DefenseParameterError",
     "DeviceSubmission",
     "InconsistentSharesError",
-    "RoundRecords",
-    "SecureCosineFilter",
     "UpdateEncodingError",
-    "VerificationRecord",
     "challenge_coefficients",
     "check_consistency",
     "codec_for_length",

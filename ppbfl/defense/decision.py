@@ -3,7 +3,7 @@
 Every edge node (and any auditor) runs the same pure functions on the same opened values
 (``||g_i||^2`` and ``<g_i, r>`` in fixed point, scale ``2^(2f)``), so they all reach the same
 accept/reject decisions and the same public fixed-point aggregation weights without trusting
-anyone's word. :class:`~ppbfl.defense.cosine.SecureCosineFilter` and the protocol's
+anyone's word. :class:`~ppbfl.fl.federation.SecureCosineFilter` (through the protocol) and the protocol's
 :class:`~ppbfl.protocol.edge_node.EdgeNode` both use them.
 """
 

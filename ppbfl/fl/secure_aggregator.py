@@ -1,16 +1,17 @@
 """The secure cosine defence (DESIGN §5) as one more :class:`~ppbfl.fl.aggregation.Aggregator`.
 
 :class:`SecureCosineAggregator` (registry key ``ppbfl_secure``, shown as "ppbfl (secure)") runs
-one round of the real defence on the plaintext updates of the simulation:
+one round of the protocol itself on the plaintext updates of the simulation -- the same code the
+demo and a deployment run, through :class:`ppbfl.fl.federation.SecureCosineFilter` (an in-process
+deployment: devices as clients, edge nodes, the coordinator as a relay; no chain):
 
-1. every device encodes its update in fixed point and Shamir-shares it among ``n`` edge nodes
-   with threshold ``t`` (:func:`ppbfl.defense.share_update`, with a consistency mask);
-2. the edge nodes run the share-consistency check with a challenge seed, open only
-   ``<g_i, r>`` and ``||g_i||^2`` against the public root-set reference ``r`` (the very update the
-   runner computes for the FLTrust baseline), weight ``w_i = max(0, cos_i)`` (``cos_i > tau``),
-   clip ``c_i = min(1, ||r|| / ||g_i||)``, aggregate ``sum_i w_i c_i g_i`` on shares and robustly
-   reconstruct it; it is divided by ``sum_i w_i`` in the clear
-   (:meth:`ppbfl.defense.SecureCosineFilter.verify_and_aggregate`).
+1. every device encodes its update in fixed point, Shamir-shares it among ``n`` edge nodes
+   with threshold ``t`` (seed-compressed, with a consistency mask) and uploads each node its share;
+2. the edge nodes run the share-consistency check, open only ``<g_i, r>`` and ``||g_i||^2``
+   against the public root-set reference ``r`` (the very update the runner computes for the
+   FLTrust baseline), weight ``w_i = max(0, cos_i)`` (``cos_i > tau``), clip
+   ``c_i = min(1, ||r|| / ||g_i||)`` and aggregate ``sum_i w_i c_i g_i`` on shares; the aggregate
+   is robustly reconstructed and divided by ``sum_i w_i`` in the clear.
 
 **Compared with plaintext FLTrust** (same reference, same ``ReLU(cos)`` trust, same
 ``sum_i w_i s_i g_i / sum_i w_i`` convention) the result differs only by (a) fixed point: updates,
@@ -25,42 +26,34 @@ on update entries (a protocol parameter every device knows, like ``t`` and ``n``
 ``frac_bits = None`` the aggregator takes the most fractional bits under which ``d`` products of
 entries up to ``max_abs`` (the inner products) and the weighted sum of ``m`` updates cannot wrap
 modulo ``p`` (:func:`choose_frac_bits`; about 19 bits for ``d = 1e3``, 15 for ``d = 1e5`` with the
-default ``max_abs = 64``). An update entry beyond the bound is an error
-(:class:`~ppbfl.fl.errors.UpdateRangeError` naming the device, entry and config key), not a silent
-clip: an honest device refuses to encode it, and what a malicious one would send instead is the
-attack's choice, which the simulation does not guess.
+default ``max_abs = 64``). A device whose update has an entry beyond the bound refuses to encode
+it (an honest client never sends a value that could wrap), so, as in a deployment, it takes no
+part in the round: ``reasons`` reports it as a missing upload naming the entry. A reference beyond
+the bound is the server's configuration error (:class:`~ppbfl.fl.errors.UpdateRangeError` for
+device ``-1``).
 
-**Randomness.** The opened values and the reconstructed aggregate are exact field results, so
-the output does not depend on the share randomness at all. Still, when the context carries the
-experiment ``seed``, the share randomness and the consistency challenge derive from
-``(seed, round)`` (SHA-256, :func:`derive_seed`) so that a run's whole transcript reproduces;
-without a seed they come from the OS CSPRNG. A deployment uses fresh OS randomness on the
-devices and a challenge seed fixed on chain after the share commitments (e.g. a block hash):
-a challenge known in advance lets a device cancel an inconsistency.
+**Randomness.** Devices draw their shares and masks from the OS CSPRNG and, with no chain, the
+challenge seed comes from the OS too, as in a deployment. The opened values and the
+reconstructed aggregate are exact field results, so the output does not depend on that
+randomness: a run's ``results.csv`` reproduces byte for byte.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from ppbfl.defense import (
-    SecureCosineFilter,
-    UpdateEncodingError,
-    codec_for_length,
-    share_update,
-)
-from ppbfl.field.csprng import FieldRNG, new_seed
+from ppbfl.defense import codec_for_length
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.fl.aggregation import AggregationContext, Aggregator
 from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
+from ppbfl.fl.federation import SecureCosineFilter
 
-__all__ = ["MIN_FRAC_BITS", "SecureCosineAggregator", "choose_frac_bits", "derive_seed", "fits"]
+__all__ = ["MIN_FRAC_BITS", "SecureCosineAggregator", "choose_frac_bits", "fits"]
 
 KEY = "defence_params.ppbfl_secure"
 MIN_FRAC_BITS = 8
@@ -96,11 +89,6 @@ def choose_frac_bits(d: int, m: int, max_abs: float, field: PrimeField = GF61) -
     )
 
 
-def derive_seed(seed: int, round_: int, label: str) -> bytes:
-    """32 bytes ``SHA-256("ppbfl/secure-aggregator/<seed>/<round>/<label>")``: per-round simulation randomness."""
-    return hashlib.sha256(f"ppbfl/secure-aggregator/{seed}/{round_}/{label}".encode()).digest()
-
-
 @dataclass
 class SecureCosineAggregator(Aggregator):
     """The secure cosine defence behind the aggregation interface (see the module docstring).
@@ -108,7 +96,7 @@ class SecureCosineAggregator(Aggregator):
     Args (all from ``[defence_params.ppbfl_secure]``):
         t, n: Shamir threshold and number of edge nodes (default ``(3, 5)``).
         dot_mode: ``"honest_majority"`` (``n >= 2t - 1``, no dealer; default) or ``"beaver"``
-            (triples from an OS-seeded trusted dealer).
+            (squared norms from the dealer party's triples).
         tau: accept ``cos > tau``, in ``[-1, 1)`` (default 0: FLTrust's ``ReLU``).
         max_abs: public bound on the entries of every update and of the reference (default 64).
         frac_bits: fractional bits; None (default) picks the most that are safe
@@ -125,6 +113,7 @@ class SecureCosineAggregator(Aggregator):
     tau: float = 0.0
     max_abs: float = 64.0
     frac_bits: int | None = None
+    _filter: SecureCosineFilter | None = field(default=None, init=False, repr=False, compare=False)
     name = "ppbfl_secure"
     display_name = "ppbfl (secure)"
     needs_reference = True
@@ -165,9 +154,11 @@ class SecureCosineAggregator(Aggregator):
     def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
         """Share, verify and aggregate ``updates`` ((m, d) float) against ``context.reference`` ((d,) float).
 
+        A device with an entry beyond the bound takes no part (see the module docstring).
+
         Raises:
-            AggregationError: no reference, or shapes disagree; UpdateRangeError: an update entry is
-            beyond ``max_abs`` (also for the reference, reported as device ``-1``).
+            AggregationError: no reference, or shapes disagree; UpdateRangeError: a reference entry
+            is beyond the bound (reported as device ``-1``).
         """
         u = self._check(updates)
         if context.reference is None:
@@ -182,28 +173,19 @@ class SecureCosineAggregator(Aggregator):
         if outside.any():
             j = int(np.argmax(outside))
             raise UpdateRangeError(-1, j, float(reference[j]), bound, f"{KEY}.max_abs")
-        if context.seed is None:
-            share_key, challenge = new_seed(), new_seed()
-        else:
-            share_key = derive_seed(context.seed, context.round, "shares")
-            challenge = derive_seed(context.seed, context.round, "challenge")
-        submissions = []
-        for i, g in enumerate(u):
-            try:
-                submissions.append(share_update(g, self.t, self.n, codec=codec, device=i,
-                                                rng=FieldRNG(share_key, stream=i, field=codec.field)))
-            except UpdateEncodingError as error:
-                raise UpdateRangeError(error.device, error.index, error.value, error.max_abs, f"{KEY}.max_abs") from error
-        secure = SecureCosineFilter(self.t, self.n, codec, self.dot_mode, tau=float(self.tau))
-        aggregate, records = secure.verify_and_aggregate(
-            [s.shares for s in submissions], reference,
-            mask_shares=[s.mask_shares for s in submissions], challenge_seed=challenge,
-        )
+        secure = self._filter
+        if secure is None or secure.codec != codec:
+            if secure is not None:
+                secure.close()
+            norms: Literal["auto", "beaver"] = "beaver" if self.dot_mode == "beaver" else "auto"
+            secure = self._filter = SecureCosineFilter(self.t, self.n, codec, tau=float(self.tau), norms=norms)
+        aggregate, result = secure.verify_and_aggregate(u, reference)
+        decisions = [result.decision_of(i) for i in range(m)]
         info = {
-            "weights": [r.weight for r in records.devices],
-            "accepted": [r.device for r in records.devices if r.accepted],
-            "reasons": [r.reason for r in records.devices],
+            "weights": [d.weight for d in decisions],
+            "accepted": result.accepted,
+            "reasons": [result.missing.get(i, d.reason) for i, d in enumerate(decisions)],
             "frac_bits": codec.frac_bits,
-            "wrong_edge_nodes": list(records.wrong_edge_nodes),
+            "wrong_edge_nodes": list(result.liars),
         }
         return aggregate.astype(np.float32), info
