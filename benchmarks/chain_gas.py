@@ -5,7 +5,7 @@ Usage::
     PYTHONPATH=$PWD /work/venv/bin/python benchmarks/chain_gas.py > chain_tables.md
 
 For m = 10 and 100 devices (t = 3, n = 5, d = 1e5, PoW 8 bits) it runs two honest rounds
-(:func:`ppbfl.chain.scenario.run_round`) on the in-process py-evm chain and on anvil and
+(:func:`ppbfl.chain.scenario.run_round`: protocol rounds on synthetic updates) on the in-process py-evm chain and on anvil and
 reports gas per phase (round 1 pays first-time storage writes, round 2 is the steady state),
 the per-device metric of the issue (commitment + its share of scalars, decisions and trust),
 gas per call split into calldata (intrinsic: 21000 + 16 / 4 per non-zero / zero byte) and
@@ -20,7 +20,7 @@ from collections import defaultdict
 from eth_utils import function_signature_to_4byte_selector
 
 from ppbfl.chain import Chain
-from ppbfl.chain.scenario import run_round, setup_consortium
+from ppbfl.chain.scenario import Scenario, run_round
 
 T, N, D = 3, 5, 10**5
 
@@ -55,10 +55,10 @@ def main() -> None:
     for devices in (10, 100):
         for name, factory in (("py-evm", Chain.embedded), ("anvil", Chain.anvil)):
             with factory(accounts=devices + 20) as chain:
-                c = setup_consortium(chain, T, N, devices, pow_bits=8)
+                c = Scenario(chain, T, N, devices, d=D, pow_bits=8, audit_shares=T)
                 for rnd in (1, 2):
                     start_block = chain.block_number + 1
-                    record = run_round(c, rnd, d=D)
+                    record = run_round(c, rnd)
                     g = record.gas
                     per_round.append(
                         f"| {devices} | {name} | {rnd} | {g['commit'] / devices:,.0f} | {g['scalars']:,} | {g['decisions']:,} "
@@ -68,9 +68,10 @@ def main() -> None:
                     )
                     if devices == 100 and name == "py-evm" and rnd == 2:
                         calls_100 = split_by_method(chain, start_block)
+                c.close()
     print("#### Gas per round (t = 3, n = 5, d = 1e5, PoW 8 bits; audit with t shares)\n")
     print("| devices | target | round | commit / device | scalars | decisions | trust | per device (issue metric) "
-          "| aggregate shares | aggregate | audit | open/close/anchor | round total | total / device | wall time |")
+          "| aggregate shares | aggregate | audit | open/close | round total | total / device | wall time |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(per_round))
     print("\n#### Gas per call, 100 devices, round 2 (py-evm)\n")
@@ -88,8 +89,8 @@ def main() -> None:
     with Chain.anvil(accounts=60) as chain:
         for d in (10**3, 10**4, 10**5, 10**6):
             for shares in (T, T + 1):
-                c = setup_consortium(chain, T, N, 1, pow_bits=0)
-                record = run_round(c, 1, d=d, audit_shares=shares)
+                with Scenario(chain, T, N, 1, d=d, pow_bits=0, audit_shares=shares) as c:
+                    record = run_round(c, 1)
                 data = bytes(chain.w3.eth.get_transaction(record.audit.tx_hash)["input"])
                 cd = intrinsic(data)
                 print(f"| {d:,} | {tree_depth(d)} | {shares} | {record.audit.gas:,} | {cd:,} | {record.audit.gas - cd:,} | {len(data):,} |")

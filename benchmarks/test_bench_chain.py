@@ -19,7 +19,7 @@ from conftest import QUICK, field_vector, size_id
 from eth_hash.auto import keccak
 
 from ppbfl.chain import CHUNK, Chain, merkle_root, pow_stamp, pow_valid
-from ppbfl.chain.scenario import run_round, setup_consortium
+from ppbfl.chain.scenario import Scenario, run_round
 
 T, N = 3, 5
 MERKLE_SIZES = (10**3, 10**4) if QUICK else (10**4, 10**5, 10**6)
@@ -84,9 +84,10 @@ def target(request):
 @pytest.mark.parametrize("devices", ROUND_DEVICES, ids=[f"m{m}" for m in ROUND_DEVICES])
 def test_chain_round(benchmark, group, target, devices):
     group(f"chain round {target.target}", devices=devices, d=ROUND_D)
-    consortium = setup_consortium(target, T, N, devices, pow_bits=8)
+    scenario = Scenario(target, T, N, devices, d=ROUND_D, pow_bits=8, audit_shares=T)
     rounds = iter(range(1, 10**6))
-    record = benchmark.pedantic(lambda: run_round(consortium, next(rounds), d=ROUND_D), rounds=2, iterations=1)
+    record = benchmark.pedantic(lambda: run_round(scenario, next(rounds)), rounds=2, iterations=1)
+    scenario.close()
     assert record.audit is not None and record.audit.passed
     benchmark.extra_info["gas"] = record.gas
     benchmark.extra_info["gas_per_device"] = record.per_device(devices)

@@ -1,26 +1,26 @@
-"""A complete honest round on chain with synthetic data (tests, benchmarks, examples).
+"""Synthetic rounds on chain through the protocol itself (tests, benchmarks, the gas tables).
 
-:func:`setup_consortium` deploys the contract and registers ``n`` edge nodes and ``m`` devices;
-:func:`run_round` drives one round through every phase: commitments with PoW stamps, scalars
-and decisions agreed by t edge nodes, aggregate-share commitments of a real Shamir sharing of
-the aggregate, the aggregate, an audit, trust, anchor and close. It records the gas per phase.
+:func:`setup_consortium` deploys the contract and registers ``n`` edge nodes and ``m`` devices
+(the fixture of the contract's unit tests). :class:`Scenario` is a whole deployment on a chain:
+a :class:`~ppbfl.protocol.ledger.ChainLedger`, an in-process edge tier and ``m`` device clients
+(:class:`~ppbfl.fl.federation.Federation`); :func:`run_round` feeds it seeded synthetic updates
+(every fifth sign-flipped, so decisions carry rejections) and records the gas per phase.
+Every transaction is the one a real round sends: there is no second implementation of a round.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 from eth_hash.auto import keccak
 
 from ppbfl.chain.driver import Chain
-from ppbfl.chain.merkle import merkle_root, root_of_leaves
-from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
-from ppbfl.field import FieldRNG
-from ppbfl.sharing import share
+from ppbfl.chain.rounds import AuditResult, RoundsContract
 
-__all__ = ["Consortium", "RoundRecord", "run_round", "setup_consortium"]
+__all__ = ["Consortium", "RoundRecord", "Scenario", "run_round", "setup_consortium"]
 
 
 @dataclass
@@ -62,59 +62,77 @@ def setup_consortium(chain: Chain, t: int, n: int, devices: int, *, pow_bits: in
     return Consortium(chain, rounds, edges, accounts)
 
 
+PHASES: dict[str, tuple[str, ...]] = {
+    "commit": ("commitShares",),
+    "scalars": ("postScalars", "voteScalars"),
+    "decisions": ("postDecisions", "voteDecisions"),
+    "trust": ("setTrust",),
+    "aggregate_shares": ("commitAggregateShare",),
+    "aggregate": ("postAggregate",),
+    "audit": ("audit",),
+    "fixed": ("openRound", "closeCommitments", "reportLiar", "closeRound"),
+}
+"""Gas phases of a round -> the contract methods whose gas they sum."""
+
+
+class Scenario:
+    """A ``(t, n)`` deployment with ``devices`` devices and length-``d`` updates on ``chain``.
+
+    Args:
+        pow_bits: every device's PoW difficulty.
+        audit_shares: aggregate shares the on-chain audit opens (default ``t + 1``: a mismatch is
+            attributed; ``t``: the routine audit).
+    """
+
+    def __init__(self, chain: Chain, t: int, n: int, devices: int, *, d: int = 1000, pow_bits: int = 8, audit_shares: int | None = None) -> None:
+        from ppbfl.field.fixed_point import FixedPointCodec
+        from ppbfl.fl.federation import Federation
+        from ppbfl.protocol.deployment import InProcessDeployment
+        from ppbfl.protocol.ledger import ChainLedger
+        from ppbfl.protocol.round import Coordinator
+
+        self.chain, self.d, self.devices = chain, d, devices
+        self.ledger = ChainLedger(chain, t, n, devices, pow_bits=pow_bits, audit_shares=audit_shares)
+        deployment = InProcessDeployment(t, n, d)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=self.ledger)
+        self.federation = Federation(deployment, coordinator, range(devices), ledger=self.ledger, owns_deployment=True)
+
+    @property
+    def rounds(self) -> RoundsContract:
+        """The deployed contract."""
+        return self.ledger.contract
+
+    def close(self) -> None:
+        """Stop the deployment's threads (the chain is the caller's)."""
+        self.federation.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _gas_since(chain: Chain, before: dict[str, int], methods: tuple[str, ...]) -> int:
     report = chain.gas_report()
     return sum(report.total(m) - before.get(m, 0) for m in methods)
 
 
-def run_round(
-    c: Consortium, round_: int, *, d: int = 1000, pow_bits: int = 8, seed: int = 0, audit_shares: int | None = None
-) -> RoundRecord:
-    """Run round ``round_`` honestly: every device commits, edge nodes 1..t post scalars and
-    decisions (the first publishes, the others vote), all n commit aggregate shares, and the
-    audit opens ``audit_shares`` (default t: the routine audit; t + 1 attributes a mismatch)."""
+def run_round(scenario: Scenario, round_: int, *, seed: int = 0) -> RoundRecord:
+    """Run protocol round ``round_`` of ``scenario`` on seeded synthetic updates (entries ~1e-2;
+    devices 4, 9, 14, ... sign-flipped); returns the gas per phase (:data:`PHASES`), the audit and
+    the wall time."""
     start = time.perf_counter()
-    r, chain, t, n = c.rounds, c.chain, c.rounds.t, c.rounds.n
-    record = RoundRecord(round_)
+    chain = scenario.chain
     rng = np.random.default_rng(seed + round_)  # simulation data only (not secrets)
+    reference = rng.normal(0.0, 0.01, scenario.d)
+    updates = {i: reference + rng.normal(0.0, 0.01, scenario.d) for i in range(scenario.devices)}
+    for i in range(4, scenario.devices, 5):
+        updates[i] = -updates[i]
     snapshot = {m: chain.gas_report().total(m) for m in chain.gas_report().calls}
-
-    r.open_round(round_, keccak(f"model-{round_}".encode()))
-    for device in c.devices:
-        per_edge = [rng.bytes(32) for _ in range(n)]
-        root = root_of_leaves(per_edge)
-        r.commit_shares(device, round_, root, r.pow_stamp(device, round_, root, pow_bits))
-    record.gas["commit"] = _gas_since(chain, snapshot, ("commitShares",))
-    r.close_commitments(round_)
-    r.challenge_seed(round_)
-
-    ids = list(range(len(c.devices)))
-    scalars = rng.integers(0, (1 << 61) - 1, size=(len(ids), 2), dtype=np.uint64)
-    for edge in range(1, t + 1):
-        r.post_scalars(edge, round_, ids, scalars)
-    reasons = (rng.random(len(ids)) < 0.2).astype(np.uint8)
-    weights = np.where(reasons == 0, 1 << 16, 0).astype(np.uint64)
-    for edge in range(1, t + 1):
-        r.post_decisions(edge, round_, ids, reasons, weights)
-
-    aggregate = rng.integers(0, (1 << 61) - 1, size=d, dtype=np.uint64)
-    shares = share(aggregate, t, n, rng=FieldRNG(bytes(32)))
-    for edge in range(1, n + 1):
-        r.commit_aggregate_share(edge, round_, merkle_root(shares[edge - 1]))
-    r.post_aggregate(round_, merkle_root(aggregate), keccak(f"model-{round_ + 1}".encode()), d)
-    audit_set = t if audit_shares is None else audit_shares
-    record.audit = r.audit(round_, {e: shares[e - 1] for e in range(1, audit_set + 1)}, aggregate)
-    r.set_trust(round_, ids, np.where(reasons == 0, 1.0, 0.5))
-    r.anchor(round_, keccak(f"store-{round_}".encode()))
-    r.close_round(round_)
-    if r.round_state(round_).phase != Phase.CLOSED:
-        raise AssertionError(f"round {round_} did not close")
-
-    for key, methods in {
-        "scalars": ("postScalars", "voteScalars"), "decisions": ("postDecisions", "voteDecisions"), "trust": ("setTrust",),
-        "aggregate_shares": ("commitAggregateShare",), "aggregate": ("postAggregate",), "audit": ("audit",),
-        "fixed": ("openRound", "closeCommitments", "anchor", "closeRound"),
-    }.items():
+    scenario.federation.run_round(round_, updates, reference, model_hash=keccak(f"model-{round_}".encode()))
+    record = RoundRecord(round_, audit=scenario.ledger.records[round_].audit)
+    for key, methods in PHASES.items():
         record.gas[key] = _gas_since(chain, snapshot, methods)
     record.gas["total"] = _gas_since(chain, snapshot, tuple(chain.gas_report().calls))
     record.seconds = time.perf_counter() - start

@@ -78,13 +78,16 @@ class ChainLedger:
         pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
         commit_blocks: commit-phase deadline in blocks (default ``2 * devices + 20``: a dev chain
             mines a block per transaction).
+        audit_shares: aggregate shares the on-chain audit opens (default ``t + 1``, so the contract
+            names a single liar; ``t`` is the cheaper routine audit).
     """
 
     def __init__(
         self, chain: Chain, t: int, n: int, devices: int, *, fingerprints: Mapping[str, bytes] | None = None,
-        pow_bits: int = 8, commit_blocks: int | None = None,
+        pow_bits: int = 8, commit_blocks: int | None = None, audit_shares: int | None = None,
     ) -> None:
         self.chain, self.t, self.n = chain, t, n
+        self.audit_shares = t + 1 if audit_shares is None else audit_shares
         # a dev chain mines one block per transaction: leave room for every device's commitment
         blocks = 2 * devices + 20 if commit_blocks is None else commit_blocks
         self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=blocks)
@@ -186,7 +189,7 @@ class ChainLedger:
             self.contract.report_liar(round, j)
         new_hash = keccak(model_hash + np.ascontiguousarray(result.aggregate, dtype="<f8").tobytes())
         self.contract.post_aggregate(round, merkle_root(aggregate_secret), new_hash, aggregate_secret.size)
-        audited = {j: replies[j].share for j in honest[: self.t + 1]}
+        audited = {j: replies[j].share for j in honest[: self.audit_shares]}
         audit = self.contract.audit(round, audited, aggregate_secret)
         if not audit.passed:
             raise RoundFailedError(round, "the on-chain audit failed", f"offender {audit.offender}")
