@@ -1,12 +1,16 @@
 """One whole protocol round (in-process transport, no chain) vs plaintext NumPy FLTrust on the same updates.
 
-Group ``protocol round m=20 d=1e5 t=3 n=5`` (quick mode: d = 1e3):
+Group ``protocol round m=100 d=1e5 t=3 n=5`` (quick mode: m = 20, d = 1e3), the targets of issue 18:
 
-* ``inprocess_round`` -- :meth:`ppbfl.protocol.round.Coordinator.run_round`: every device shares
-  (seed-compressed) and uploads through the encode / validate / decode path, the edge nodes run
-  the consistency check, honest-majority norms and the public-reference dot, decide, aggregate on
-  shares; robust reconstruction. Devices' training and the chain are not included.
-* ``numpy_fltrust`` -- :class:`ppbfl.fl.aggregators.FLTrust` on the float updates.
+* ``inprocess_round`` -- :meth:`ppbfl.fl.federation.Federation.run_round`: every device (a client
+  with its own transport) shares (seed-compressed) and uploads through the encode / validate /
+  decode path, the coordinator relays, the edge nodes run the consistency check,
+  honest-majority norms and the public-reference dot, decide, aggregate on shares; robust
+  reconstruction. Devices' training and the chain are not included.
+* ``edge_tier`` -- the same round's :meth:`ppbfl.protocol.round.Coordinator.finish_round` alone
+  (who delivered, verify, aggregate, reconstruct), the devices' uploads done beforehand.
+* ``numpy_fltrust`` -- :class:`ppbfl.fl.aggregators.FLTrust` on the float updates (warm process).
+* ``copyto_floor`` -- ``np.copyto`` of the ``m * n * d`` uint64 share words the round moves.
 """
 
 from __future__ import annotations
@@ -17,13 +21,11 @@ import numpy as np
 import pytest
 from conftest import QUICK, size_id
 
-from ppbfl.field import FixedPointCodec
 from ppbfl.fl.aggregators import AggregationContext, FLTrust
-from ppbfl.protocol.deployment import InProcessDeployment
-from ppbfl.protocol.device import Device
-from ppbfl.protocol.round import Coordinator
+from ppbfl.fl.federation import Federation
 
-T, N, M = 3, 5, 20
+T, N = 3, 5
+M = 20 if QUICK else 100
 D = 10**3 if QUICK else 10**5
 GROUP = f"protocol round m={M} d={size_id(D)} t={T} n={N}"
 
@@ -34,25 +36,52 @@ def round_data():
     reference = rng.normal(0, 0.01, D)
     updates = reference + rng.normal(0, 0.01, (M, D))
     updates[: M // 5] *= -3.0
-    return updates, reference
+    return dict(enumerate(updates)), reference
+
+
+@pytest.fixture(scope="module")
+def federation():
+    with Federation.in_process(T, N, D, M) as fed:
+        yield fed
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_protocol_inprocess_round(benchmark, round_data):
+def test_protocol_inprocess_round(benchmark, round_data, federation):
     updates, reference = round_data
-    codec = FixedPointCodec()
-    deployment = InProcessDeployment(T, N, D)
-    coordinator = Coordinator(T, N, D, deployment.coordinator, codec=codec)
-    coordinator.setup()
-    devices = [Device(i, T, N, codec) for i in range(M)]
     rounds = itertools.count(1)
-    by_device = dict(enumerate(updates))
-    result = benchmark(lambda: coordinator.run_round(next(rounds), devices, by_device, reference, device_transport=deployment.device_transport))
+    result = benchmark.pedantic(lambda: federation.run_round(next(rounds), updates, reference), rounds=5, warmup_rounds=1)
+    assert len(result.accepted) == M - M // 5
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_protocol_edge_tier(benchmark, round_data, federation):
+    updates, reference = round_data
+    coordinator = federation.coordinator
+    rounds = itertools.count(1000)
+    current = {}
+
+    def devices_upload():
+        rnd = next(rounds)
+        announcement = coordinator.open_round(rnd)
+        for i, device in federation.devices.items():
+            device.submit(announcement, updates[i])
+        current["round"] = rnd
+
+    result = benchmark.pedantic(lambda: coordinator.finish_round(current["round"], reference), setup=devices_upload, rounds=5, warmup_rounds=1)
     assert len(result.accepted) == M - M // 5
 
 
 @pytest.mark.benchmark(group=GROUP)
 def test_protocol_numpy_fltrust(benchmark, round_data):
     updates, reference = round_data
-    aggregate, _ = benchmark(FLTrust().aggregate, updates, AggregationContext(reference=reference))
+    stacked = np.stack(list(updates.values()))
+    aggregate, _ = benchmark.pedantic(FLTrust().aggregate, (stacked, AggregationContext(reference=reference)), rounds=20, warmup_rounds=3)
     assert aggregate.shape == (D,)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_protocol_copyto_floor(benchmark):
+    source = np.ones(M * N * D, dtype=np.uint64)
+    target = np.empty_like(source)
+    benchmark.pedantic(np.copyto, (target, source), rounds=10, warmup_rounds=1)
+    assert target[-1] == 1

@@ -202,7 +202,7 @@ class EdgeNode:
     def _verify(self, envelope: Envelope, message: VerifyRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "verify")
         assert self.przs is not None
-        state = self._state(envelope.round)
+        state = self._state(envelope.round, create=not message.devices)  # a round nobody uploaded to is empty, not an error
         if state.verified is not None and _same_request(state.verified[0], message):
             return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
         shares = self._shares_of(state, message.devices)
