@@ -95,7 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--kill-edge", type=int, default=0, help="edge node that goes offline (0: none)")
     demo.add_argument("--kill-round", type=int, default=2, help="round in which --kill-edge goes offline (default 2)")
     demo.add_argument("--transport", default="inprocess", choices=["inprocess", "grpc"], help="grpc: edge nodes and dealer as separate processes, mutual TLS")
-    demo.add_argument("--chain", default="embedded", choices=["embedded", "anvil"], help="embedded py-evm (default) or a real anvil node")
+    demo.add_argument(
+        "--chain", default="embedded",
+        help="embedded py-evm (default), anvil (a node started here) or URL: any JSON-RPC EVM node with unlocked accounts",
+    )
     demo.add_argument("--seed", type=int, default=0, help="simulation seed (data split, model init, malicious devices)")
     demo.add_argument("--out", default="ppbfl-demo", help="folder for rounds.json and accuracy.png (default ppbfl-demo)")
     demo.set_defaults(run=_demo)

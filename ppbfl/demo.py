@@ -83,8 +83,8 @@ class DemoConfig:
             raise DemoConfigError(f"dataset = {self.dataset!r}: expected one of {DATASETS}")
         if self.transport not in TRANSPORTS:
             raise DemoConfigError(f"transport = {self.transport!r}: expected one of {TRANSPORTS}")
-        if self.chain not in CHAINS:
-            raise DemoConfigError(f"chain = {self.chain!r}: expected one of {CHAINS}")
+        if self.chain not in CHAINS and not self.chain.startswith(("http://", "https://")):
+            raise DemoConfigError(f"chain = {self.chain!r}: expected one of {CHAINS} or an http(s):// JSON-RPC URL")
         if not 2 <= self.devices <= 1000:
             raise DemoConfigError(f"devices = {self.devices}: expected 2..1000")
         if not 0 <= self.malicious < 1:

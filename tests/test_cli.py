@@ -42,6 +42,33 @@ def test_demo_on_a_real_anvil_node_with_an_edge_node_going_offline(tmp_path):
     assert all(row.malicious_rejected == 1 and row.honest_rejected == 0 for row in rows)
 
 
+def test_demo_on_any_json_rpc_node_given_by_url(tmp_path):
+    """``--chain URL``: a consortium's own node, started separately (here an anvil process); the
+    demo deploys its contract there and leaves the node running."""
+    from ppbfl.chain import AnvilProcess, Chain
+
+    node = AnvilProcess.start(accounts=20)
+    try:
+        rows = run_demo(
+            DemoConfig(devices=4, malicious=0.25, rounds=1, hidden=8, liar=None, chain=node.url, out=str(tmp_path)),
+            log=lambda _: None,
+        )
+        assert rows[0].gas > 0 and rows[0].malicious_rejected == 1 and rows[0].honest_rejected == 0
+        with Chain.connect(node.url) as chain:  # still up, with the demo's transactions mined
+            assert chain.block_number > 20
+    finally:
+        node.stop()
+
+
+def test_a_chain_url_that_does_not_answer_is_a_typed_error(tmp_path):
+    from ppbfl.chain import ChainError
+
+    with pytest.raises(ChainError, match="does not answer"):
+        run_demo(DemoConfig(devices=2, rounds=1, hidden=8, liar=None, chain="http://127.0.0.1:9", out=str(tmp_path)), log=lambda _: None)
+    with pytest.raises(DemoConfigError, match="chain"):
+        DemoConfig(chain="ftp://example").check()
+
+
 @pytest.mark.parametrize(
     "config, field",
     [

@@ -162,6 +162,28 @@ class Chain:
             node.stop()
             raise
 
+    @classmethod
+    def connect(cls, url: str, *, timeout_s: float = 30.0) -> Chain:
+        """Connect to any JSON-RPC EVM node at ``url`` (``http(s)://``), e.g. a consortium's own
+        node, whose unlocked accounts (``eth_accounts``) the parties send from. The node must run
+        Cancun rules (the contract's ``evmVersion``). Nothing is started or stopped.
+
+        Raises:
+            ChainError: the URL is not HTTP(S), the node does not answer, or it has no unlocked account.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise ChainError(f"chain URL {url!r}: expected an http:// or https:// JSON-RPC endpoint")
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+        try:
+            accounts = list(w3.eth.accounts)
+            client = str(w3.client_version)
+        except Exception as exc:  # connection refused, not JSON-RPC, ...
+            raise ChainError(f"chain URL {url!r}: the node does not answer JSON-RPC ({type(exc).__name__}: {exc})") from exc
+        if not accounts:
+            raise ChainError(f"chain URL {url!r}: the node has no unlocked account to send from")
+        target = "anvil" if client.lower().startswith("anvil") else "custom"
+        return cls(w3, accounts, target=target, timeout_s=timeout_s)
+
     def close(self) -> None:
         """Stop the anvil node if this chain started one (idempotent)."""
         if self.node is not None:

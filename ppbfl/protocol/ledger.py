@@ -30,7 +30,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain
-from ppbfl.chain.errors import ChainRevertError
+from ppbfl.chain.errors import ChainError, ChainRevertError
 from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
 from ppbfl.protocol.edge_node import edge_party
@@ -209,8 +209,22 @@ class ChainLedger:
 
 @contextmanager
 def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None) -> Iterator[ChainLedger]:
-    """A :class:`ChainLedger` on a fresh ``"embedded"`` py-evm chain or a real ``"anvil"`` node (stopped on exit)."""
-    chain = Chain.anvil(accounts=devices + n + 4) if kind == "anvil" else Chain.embedded(accounts=devices + n + 4)
+    """A :class:`ChainLedger` in a fresh contract on: ``"embedded"`` (in-process py-evm), ``"anvil"``
+    (an anvil node started here, stopped on exit) or an ``http(s)://`` URL (any JSON-RPC EVM node
+    with unlocked accounts, e.g. the consortium's own; left running).
+
+    Raises:
+        ChainError: ``kind`` is none of these, or the node cannot be reached.
+    """
+    accounts = devices + n + 4
+    if kind == "embedded":
+        chain = Chain.embedded(accounts=accounts)
+    elif kind == "anvil":
+        chain = Chain.anvil(accounts=accounts)
+    elif kind.startswith(("http://", "https://")):
+        chain = Chain.connect(kind)
+    else:
+        raise ChainError(f"chain {kind!r}: expected 'embedded', 'anvil' or an http(s):// JSON-RPC URL")
     try:
         yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints)
     finally:
