@@ -22,10 +22,10 @@ import torch
 
 from ppbfl.field import FixedPointCodec
 from ppbfl.fl.datasets import load_dataset
+from ppbfl.fl.federation import Federation
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import iid_partition
 from ppbfl.fl.training import TrainSettings, local_update
-from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.ledger import open_ledger
 from ppbfl.protocol.round import Coordinator

@@ -41,7 +41,7 @@ from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import iid_partition
 from ppbfl.fl.runner import train_round
 from ppbfl.fl.training import TrainSettings, evaluate, local_update
-from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
+from ppbfl.protocol.deployment import Deployment, GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.round import Coordinator, RoundResult
 
 __all__ = ["DemoConfig", "DemoConfigError", "DemoRound", "run_demo"]
@@ -142,7 +142,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     order = rng.permutation(len(data.y_train))
     root, pool = order[: config.root_size], order[config.root_size :]
     parts = [pool[p] for p in iid_partition(data.y_train[pool], config.devices, rng)]
-    malicious = set(rng.permutation(config.devices)[: round(config.malicious * config.devices)].tolist())
+    malicious = tuple(sorted(rng.permutation(config.devices)[: round(config.malicious * config.devices)].tolist()))
     attack = make_attack(config.attack)
     settings = TrainSettings(epochs=1, batch_size=16, lr=config.lr)
     model = build_model("mlp", data.n_features, data.n_classes, hidden=config.hidden, seed=config.seed)
@@ -160,6 +160,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     )
     rows: list[DemoRound] = []
     with ExitStack() as stack:
+        deployment: Deployment
         if config.transport == "grpc":
             deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours))
         else:

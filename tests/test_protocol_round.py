@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ppbfl.field.fixed_point import FixedPointCodec
-from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.fl.federation import Federation
+from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import COORDINATOR_PARTY, edge_party
 from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import AggregateRequest, VerifyRequest

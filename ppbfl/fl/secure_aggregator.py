@@ -168,7 +168,7 @@ class SecureCosineAggregator(Aggregator):
         if reference.shape != (d,):
             raise AggregationError(f"reference has shape {reference.shape}, updates have d = {d}")
         codec = self.codec(d, m)
-        bound = float(codec_for_length(codec, d).max_abs)
+        bound = float(codec_for_length(codec, d).max_abs or 0.0)
         outside = ~(np.abs(reference) <= bound)
         if outside.any():
             j = int(np.argmax(outside))

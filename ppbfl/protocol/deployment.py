@@ -41,7 +41,7 @@ from ppbfl.protocol.tls import (
     make_ca,
     save_credentials,
 )
-from ppbfl.protocol.transport import InProcessTransport, Transport
+from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
 
@@ -97,7 +97,7 @@ class InProcessDeployment(Deployment):
         self.nodes = {edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field) for j in range(1, n + 1)}
         self._edges: dict[str, EdgeNode] = dict(self.nodes)
         dealer = TripleDealerNode(t, n, d, InProcessTransport(DEALER_PARTY, self._edges), field=field)
-        self._handlers = {**self._edges, DEALER_PARTY: dealer}
+        self._handlers: dict[str, Handler] = {**self._edges, DEALER_PARTY: dealer}
         self.coordinator = InProcessTransport(COORDINATOR_PARTY, self._handlers)
         self.fingerprints = {}
         self._devices: dict[int, InProcessTransport] = {}
@@ -128,7 +128,7 @@ class GrpcDeployment(Deployment):
     ) -> None:
         behaviours = dict(behaviours or {})
         self._tmp = tempfile.TemporaryDirectory(prefix="ppbfl-grpc-") if workdir is None else None
-        self.workdir = Path(self._tmp.name if self._tmp else workdir)
+        self.workdir = Path(self._tmp.name) if self._tmp is not None else Path(str(workdir))
         self.ca = make_ca("ppbfl consortium")
         self.ca_path = self.workdir / "ca.crt"
         self.ca_path.write_bytes(self.ca.cert_pem)

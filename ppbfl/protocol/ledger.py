@@ -178,7 +178,7 @@ class ChainLedger:
                     scalars_agreed = True
                     break
             for j in honest:
-                if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights):
+                if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights.tolist()):
                     decisions_agreed = True
                     break
         if not (scalars_agreed and decisions_agreed):

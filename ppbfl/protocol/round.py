@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -67,6 +67,8 @@ from ppbfl.protocol.wire import Message
 from ppbfl.sharing.robust import robust_reconstruct
 
 __all__ = ["Coordinator", "RoundAnnouncement", "RoundLedger", "RoundResult"]
+
+Reply = TypeVar("Reply", bound=Message)
 
 MAX_DEVICES = 1 << 16
 """Most devices one round takes (the messages' list bound)."""
@@ -210,14 +212,14 @@ class Coordinator:
     def _context(self) -> dict:
         return {"d": self.d, "p": self.field.p}
 
-    def _call_nodes(self, nodes: Sequence[int], build: Callable[[int], Message], round: int, expect: type) -> dict[int, Message]:
+    def _call_nodes(self, nodes: Iterable[int], build: Callable[[int], Message], round: int, expect: type[Reply]) -> dict[int, Reply]:
         """Call every node in ``nodes`` concurrently; a node that fails or answers the wrong kind is dropped."""
 
         def call(j: int) -> Message:
             return self.transport.call(edge_party(j), build(j), round=round, timeout=self.timeout, context=self._context()).message
 
         futures = {j: self._pool.submit(call, j) for j in nodes}
-        replies = {}
+        replies: dict[int, Reply] = {}
         for j, future in futures.items():
             try:
                 message = future.result()
@@ -309,7 +311,7 @@ class Coordinator:
         lap("collect")
         on_chain: dict[int, bytes] | None = None
         if self.ledger is not None:  # the commitments of the devices some node holds an upload from
-            on_chain = self.ledger.commitments(round, {i for r in reports.values() if isinstance(r, UploadsReport) for i in r.devices})
+            on_chain = self.ledger.commitments(round, {i for r in reports.values() for i in r.devices})
             lap("chain")
         members, committed, missing = self._members(reports, on_chain)
         r_enc = self.safe.encode(np.asarray(reference, dtype=np.float64))
@@ -366,7 +368,7 @@ class Coordinator:
         return outcome
 
     def _members(
-        self, reports: dict[int, Message], on_chain: dict[int, bytes] | None
+        self, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
     ) -> tuple[list[int], dict[int, bytes], dict[int, str]]:
         """Devices whose upload every online node holds, under the root they committed.
 
@@ -377,7 +379,6 @@ class Coordinator:
         held: dict[int, dict[int, bytes]] = {}  # device -> node -> root
         for j in alive:
             report = reports[j]
-            assert isinstance(report, UploadsReport)
             for i, root in zip(report.devices, report.roots):
                 held.setdefault(i, {})[j] = root
         missing: dict[int, str] = {}
