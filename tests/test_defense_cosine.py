@@ -122,7 +122,7 @@ class _FieldVectorDevice(Device):
     vector = np.zeros(8, dtype=np.uint64)
 
     def share(self, round, update):
-        sharing, mask = super().share(round, update)
+        _, mask = super().share(round, update)
         raw = share_compressed(self.vector, self.t, self.n, stream=round, field=self.codec.field)
         return raw, mask
 
