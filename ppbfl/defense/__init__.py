@@ -11,7 +11,7 @@ from ppbfl.defense.errors import (
     AggregateRangeError,
     DefenseParameterError,
     InconsistentSharesError,
-    UpdateEncodingError,
+    UpdateRangeError,
 )
 from ppbfl.defense.records import RoundRecords, VerificationRecord
 from ppbfl.defense.submission import (
@@ -29,7 +29,7 @@ __all__ = [
     "InconsistentSharesError",
     "RoundRecords",
     "SecureCosineFilter",
-    "UpdateEncodingError",
+    "UpdateRangeError",
     "VerificationRecord",
     "challenge_coefficients",
     "check_consistency",
