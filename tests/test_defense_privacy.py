@@ -26,6 +26,7 @@ from scipy.stats import chi2_contingency
 from ppbfl.defense import challenge_coefficients, published_values
 from ppbfl.field import FieldRNG, PrimeField
 from ppbfl.mpc import PRZSKeys, dot_public
+from ppbfl.mpc.przs import f_A
 from ppbfl.mpc.testing import (
     BeaverTranscript,
     HMTranscript,
@@ -34,7 +35,6 @@ from ppbfl.mpc.testing import (
     beaver_square,
     hm_dot_open,
 )
-from ppbfl.mpc.przs import f_A
 from ppbfl.sharing import share
 
 P = 11

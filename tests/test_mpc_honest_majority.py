@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ppbfl.field import GF61, FieldRNG, FixedPointCodec, PrimeField
 from ppbfl.mpc import CounterReuseError, HonestMajorityError, PRZSKeys, local_products, open_scalar
+from ppbfl.mpc.przs import f_A
 from ppbfl.mpc.testing import (
     HMTranscript,
     SecureDot,
@@ -19,7 +20,6 @@ from ppbfl.mpc.testing import (
     hm_dot_open,
     hm_square_open,
 )
-from ppbfl.mpc.przs import f_A
 from ppbfl.sharing import reconstruct, share
 
 P = GF61.p

@@ -306,9 +306,11 @@ class GrpcTransport(BytesTransport):
                 fh.write(self._creds.key_pem)
             ctx.load_cert_chain(cert_path, key_path)
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
-                with ctx.wrap_socket(sock, server_hostname=party) as tls:
-                    der = tls.getpeercert(binary_form=True)
+            with (
+                socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock,
+                ctx.wrap_socket(sock, server_hostname=party) as tls,
+            ):
+                der = tls.getpeercert(binary_form=True)
         except ssl.SSLCertVerificationError as exc:
             raise PeerAuthError(party, f"TLS verification failed: {exc.verify_message}") from None
         except OSError as exc:  # refused, reset, timed out, handshake cut
