@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
 from ppbfl.chain.driver import Chain
@@ -198,7 +199,7 @@ class RoundsContract:
 
     def __init__(self, chain: Chain, address: str, abi: list[dict[str, Any]]) -> None:
         self.chain = chain
-        self.contract = chain.w3.eth.contract(address=address, abi=abi)
+        self.contract = chain.w3.eth.contract(address=to_checksum_address(address), abi=abi)
         self.address = address
         self.t = int(self._view("t"))
         self.n = int(self._view("n"))

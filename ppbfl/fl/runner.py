@@ -181,7 +181,8 @@ def run_experiment(
 
     cells = config.cells()
     results = []
-    probe = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
+    backdoor = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
+    probe = backdoor if isinstance(backdoor, Backdoor) else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: threads only add overhead
     try:

@@ -315,6 +315,8 @@ class GrpcTransport(BytesTransport):
             raise PeerAuthError(party, f"TLS verification failed: {exc.verify_message}") from None
         except OSError as exc:  # refused, reset, timed out, handshake cut
             raise _Retry("UNAVAILABLE", f"fingerprint check: {exc}") from None
+        if der is None:
+            raise PeerAuthError(party, "the server presented no certificate")
         if hashlib.sha256(der).digest() != self._fingerprints[party]:
             raise PeerAuthError(party, "server certificate does not match the registered fingerprint")
         self._verified.add(party)
