@@ -25,8 +25,8 @@ from typing import Any, Self
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
-from web3 import Web3
 from hexbytes import HexBytes
+from web3 import Web3
 from web3.types import RPCEndpoint, TxReceipt, Wei
 
 from ppbfl.chain.anvil import AnvilProcess
