@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,7 +72,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def field_vector(tag: str, size: int | tuple[int, ...]) -> np.ndarray:
     """Uniform uint64 field elements, deterministic per ``(tag, size)``; read-only, cached."""
     seed = tag.encode().ljust(32, b"\0")[:32]
@@ -80,7 +81,7 @@ def field_vector(tag: str, size: int | tuple[int, ...]) -> np.ndarray:
     return arr
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shares_of(d: int, t: int, n: int) -> np.ndarray:
     """A (n, d) ppbfl sharing of ``field_vector("secret", d)`` (read-only, cached)."""
     from ppbfl.sharing import share

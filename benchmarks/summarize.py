@@ -86,6 +86,11 @@ def _median(groups, group, impl):
         return None
 
 
+def _speedup(medians: dict[str, float], ours: float, base: str) -> str:
+    """``base``'s median over ``ours`` (how many times faster ppbfl is), or ``-`` without ``base``."""
+    return f"{medians[base] / ours:,.0f}" if base in medians else "-"
+
+
 def ratio_summary(groups: dict[str, dict[str, dict]]) -> str:
     """Per group: ppbfl's speed-up over each baseline and its multiple of the memory floor(s)."""
     lines = [
@@ -103,16 +108,13 @@ def ratio_summary(groups: dict[str, dict[str, dict]]) -> str:
         alloc = m[ours]
         out = m.get(f"{ours}_out") or m.get("ppbfl_out")
 
-        def speed(base: str) -> str:
-            return f"{m[base] / alloc:,.0f}" if base in m else "-"
-
         floors = []
         for floor in ("numpy_add_floor", "memcpy_floor", "read_floor"):
             if floor in m and out:
                 floors.append(f"{out / m[floor]:.2f}x {floor.replace('_floor', '')}")
         lines.append(
-            f"| {group} | {_fmt_time(alloc)} | {_fmt_time(out) if out else '-'} | {speed('galois')} "
-            f"| {speed('mpyc')} | {speed('numpy_object')} | {'; '.join(floors) or '-'} |"
+            f"| {group} | {_fmt_time(alloc)} | {_fmt_time(out) if out else '-'} | {_speedup(m, alloc, 'galois')} "
+            f"| {_speedup(m, alloc, 'mpyc')} | {_speedup(m, alloc, 'numpy_object')} | {'; '.join(floors) or '-'} |"
         )
     return "\n".join(lines)
 

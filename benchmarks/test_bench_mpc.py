@@ -3,9 +3,9 @@
 Group ``secure dot d=... t=2 n=3`` (3 parties, threshold t = 2, i.e. polynomials of degree 1;
 MPyC's ``-M3`` default threshold is the same):
 
-* ``hm`` -- :func:`ppbfl.mpc.hm_dot_open`: 3 local product-sums, PRZS re-randomisation, robust
+* ``hm`` -- :func:`ppbfl.mpc.testing.hm_dot_open`: 3 local product-sums, PRZS re-randomisation, robust
   opening of one scalar. In-process (all parties in one process, no network).
-* ``beaver online`` -- :func:`ppbfl.mpc.beaver_dot` plus opening the result; ``eps``/``delta``
+* ``beaver online`` -- :func:`ppbfl.mpc.testing.beaver_dot` plus opening the result; ``eps``/``delta``
   opened from t shares (``robust=False``); the triple is made outside the timed region.
 * ``beaver online robust`` -- the same with ``eps``/``delta`` robustly opened from all n shares.
 * ``beaver triple`` -- the dealer's offline cost of one length-d triple.
@@ -32,7 +32,8 @@ import pytest
 from conftest import QUICK, field_vector, size_id
 
 from ppbfl.field import dot
-from ppbfl.mpc import TrustedDealer, ZeroSharer, beaver_dot, hm_dot_open, open_scalar
+from ppbfl.mpc import open_scalar
+from ppbfl.mpc.testing import TrustedDealer, ZeroSharer, beaver_dot, hm_dot_open
 from ppbfl.sharing import share
 
 T, N = 2, 3

@@ -55,9 +55,11 @@ def grpc_client(tmp_path_factory):
         sys.executable, "-m", "ppbfl.protocol.serve", "--handler", "ppbfl.protocol.testing:make_echo_handler",
         "--party", "edge-1", "--creds", str(directory), "--ca", str(directory / "ca.crt"), "--port", "0",
     ]
-    with spawn_server(args, ready_timeout=60, env=dict(os.environ, PYTHONPATH=path, GRPC_VERBOSITY="NONE")) as proc:
-        with GrpcTransport("device-1", creds["device-1"], ca.cert_pem, {"edge-1": proc.address}) as client:
-            yield client
+    env = dict(os.environ, PYTHONPATH=path, GRPC_VERBOSITY="NONE")
+    with spawn_server(args, ready_timeout=60, env=env) as proc, GrpcTransport(
+        "device-1", creds["device-1"], ca.cert_pem, {"edge-1": proc.address}
+    ) as client:
+        yield client
 
 
 def _request(size: int) -> EchoRequest:

@@ -2,14 +2,13 @@
 
 The crypto core is importable directly::
 
-    from ppbfl import share, reconstruct, FixedPointCodec, secure_dot, SecureCosineFilter
+    from ppbfl import share, reconstruct, FixedPointCodec, SecureCosineFilter
 """
 
 from ppbfl.errors import *  # noqa: F401,F403  (the typed exceptions are part of the API)
 from ppbfl.errors import __all__ as _error_names
 from ppbfl.defense import share_update
 from ppbfl.field import GF61, FieldRNG, FixedPointCodec, PrimeField
-from ppbfl.mpc import SecureDot, TrustedDealer, secure_dot
 from ppbfl.sharing import (
     CompressedShares,
     RobustReconstruction,
@@ -34,6 +33,6 @@ __all__ = [
     "PrimeField", "GF61", "FixedPointCodec", "FieldRNG",
     "share", "reconstruct", "share_compressed", "CompressedShares",
     "robust_reconstruct", "RobustReconstruction",
-    "secure_dot", "SecureDot", "TrustedDealer", "SecureCosineFilter", "share_update",
+    "SecureCosineFilter", "share_update",
     *_error_names,
 ]

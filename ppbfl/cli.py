@@ -58,7 +58,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ppbfl.fl.config import load_config
-    from ppbfl.fl.errors import FLError
+    from ppbfl.fl.errors import ConfigError, FLError, UpdateRangeError
     from ppbfl.fl.report import write_all
     from ppbfl.fl.runner import run_experiment
 
@@ -67,7 +67,7 @@ def _experiment(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         results = run_experiment(config, progress=not args.no_progress)
-    except FLError as exc:
+    except (FLError, ConfigError, UpdateRangeError) as exc:
         print(f"ppbfl experiment: {exc}", file=sys.stderr)
         return 2
     written = write_all(results, output, command=command)

@@ -25,6 +25,8 @@ __all__ = [
     "SeedError",
     "NotInvertibleError",
     "BackendUnavailableError",
+    "ConfigError",
+    "UpdateRangeError",
 ]
 
 
@@ -122,3 +124,37 @@ class NotInvertibleError(PPBFLError, ZeroDivisionError):
 
 class BackendUnavailableError(PPBFLError, RuntimeError):
     """A kernel backend was requested that is unknown or cannot be loaded here."""
+
+
+class ConfigError(PPBFLError, ValueError):
+    """A configuration value is invalid: an experiment config, a defence or a transport parameter.
+
+    ``key`` names the setting (the dotted config key ``federation.rounds``, or a parameter such as
+    ``timeout``); the message says what was wrong with it.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+class UpdateRangeError(PPBFLError, ValueError):
+    """A device's update has an entry outside the public bound under which it can be encoded safely.
+
+    Beyond ``max_abs`` the fixed-point encoding (or the inner products of encoded vectors) could wrap
+    modulo ``p``, so the update is not encoded. ``device``, ``index`` and ``value`` name the entry
+    (``device = -1``: the server's reference update); ``key``, when set, is the config key that
+    raises the bound (e.g. ``defence_params.ppbfl_secure.max_abs``).
+    """
+
+    def __init__(self, device: int, index: int, value: float, max_abs: float, key: str | None = None) -> None:
+        self.device = device
+        self.index = index
+        self.value = value
+        self.max_abs = max_abs
+        self.key = key
+        fix = f"raise {key} (it costs fractional bits)" if key is not None else "clip or rescale it first"
+        super().__init__(
+            f"device {device}: update[{index}] = {value!r} is outside the public bound |x| <= {max_abs!r} under which "
+            f"its fixed-point encoding and inner products cannot wrap modulo p; it is not encoded ({fix})"
+        )

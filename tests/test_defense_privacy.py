@@ -25,17 +25,16 @@ from scipy.stats import chi2_contingency
 
 from ppbfl.defense import challenge_coefficients, published_values
 from ppbfl.field import FieldRNG, PrimeField
-from ppbfl.mpc import (
+from ppbfl.mpc import PRZSKeys, dot_public
+from ppbfl.mpc.przs import f_A
+from ppbfl.mpc.testing import (
     BeaverTranscript,
     HMTranscript,
-    PRZSKeys,
     TrustedDealer,
     ZeroSharer,
     beaver_square,
-    dot_public,
     hm_dot_open,
 )
-from ppbfl.mpc.przs import f_A
 from ppbfl.sharing import share
 
 P = 11

@@ -709,5 +709,5 @@ def test_dot_catches_a_bad_value_in_a_thread_split_call():
 def test_read_only_out_raises_naming_out():
     out = np.zeros(4, dtype=np.uint64)
     out.setflags(write=False)
-    with pytest.raises(FieldShapeError, match="out: .*writable"):
+    with pytest.raises(FieldShapeError, match=r"out: .*writable"):
         F.add(u64([1, 2, 3, 4]), u64([1, 2, 3, 4]), out=out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -43,7 +43,7 @@ def ref_encode(x: float, codec: FixedPointCodec) -> int:
     return ref_encode_int(x, codec.frac_bits) % codec.field.p
 
 
-@lru_cache(maxsize=None)
+@cache
 def max_abs_for_dot(n: int) -> float:
     """The library's bound for the default codec (cached: one computation per length)."""
     return FixedPointCodec().max_abs_for_dot(n)

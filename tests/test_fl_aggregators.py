@@ -10,7 +10,14 @@ from hypothesis.extra.numpy import arrays
 from scipy.stats import trim_mean
 
 from ppbfl.fl.aggregators import (
-    AggregationContext, FedAvg, FLTrust, Krum, Median, MultiKrum, TrimmedMean, make_aggregator,
+    AggregationContext,
+    FedAvg,
+    FLTrust,
+    Krum,
+    Median,
+    MultiKrum,
+    TrimmedMean,
+    make_aggregator,
 )
 from ppbfl.fl.errors import AggregationError, ConfigError, UnknownComponentError
 

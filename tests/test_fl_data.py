@@ -90,7 +90,7 @@ def test_dirichlet_partition_is_skewed_for_small_alpha_and_respects_the_minimum(
     dominant = [np.bincount(labels[p], minlength=4).max() / len(p) for p in parts]
     iid = [np.bincount(labels[p], minlength=4).max() / len(p) for p in iid_partition(labels, 8, np.random.default_rng(0))]
     assert np.mean(dominant) > np.mean(iid) + 0.2
-    with pytest.raises(PartitionError, match="min_samples|every device"):
+    with pytest.raises(PartitionError, match=r"min_samples|every device"):
         dirichlet_partition(labels, 8, 0.01, np.random.default_rng(0), min_samples=49, max_tries=5)
     with pytest.raises(PartitionError, match="alpha"):
         dirichlet_partition(labels, 8, 0.0, np.random.default_rng(0))

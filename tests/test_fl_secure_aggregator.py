@@ -129,7 +129,7 @@ def test_a_device_with_an_out_of_range_update_takes_no_part_and_the_reason_names
     u[4, 17] = 1e5  # e.g. a scaling attack beyond the public bound: the device cannot encode it
     out, info = SecureCosineAggregator(max_abs=64.0).aggregate(u, AggregationContext(reference=r, seed=0))
     assert 4 not in info["accepted"] and info["weights"][4] == 0.0
-    assert info["reasons"][4].startswith("missing upload: UpdateEncodingError") and "17" in info["reasons"][4]
+    assert info["reasons"][4].startswith("missing upload: UpdateRangeError") and "17" in info["reasons"][4]
     kept = np.delete(u, 4, axis=0)
     oracle, w = clip_oracle(kept, r)
     assert (np.abs(out - oracle) <= bound(kept, w, info["frac_bits"])).all()

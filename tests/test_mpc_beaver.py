@@ -11,19 +11,19 @@ from hypothesis import strategies as st
 from ppbfl.errors import FieldShapeError, PPBFLError
 from ppbfl.field import GF61, FieldRNG, FixedPointCodec, PrimeField
 from ppbfl.mpc import (
-    BeaverTranscript,
+    MPCParameterError,
     TripleReuseError,
     TripleShapeError,
-    TrustedDealer,
     add,
     add_public,
-    beaver_dot,
-    beaver_square,
+    deal_square_triples,
     dot_public,
     scalar_mul,
+    square_from_opened,
     sub,
     weighted_sum,
 )
+from ppbfl.mpc.testing import BeaverTranscript, TrustedDealer, beaver_dot, beaver_square
 from ppbfl.sharing import reconstruct, share
 
 P = GF61.p
@@ -185,3 +185,34 @@ def test_dealer_triples_are_correct_over_small_field() -> None:
     c = reconstruct(tr.c.reshape(-1, 1), [1, 2, 3, 4], field=field)
     assert int(c[0]) == int(np.sum(gf(a) * gf(b)))
     assert not tr.a.flags.writeable and not tr.c.flags.writeable
+
+
+@pytest.mark.parametrize(("t", "n"), [(1, 1), (2, 3), (3, 4)])
+def test_per_party_beaver_squares_from_dealt_triples(t: int, n: int) -> None:
+    """The protocol's flow, party by party: the dealer's triples, each party masks its own rows,
+    ``eps`` is opened, each party finishes alone; the squared norms are exact in the field."""
+    k, d = 3, 17
+    rng = _rng(11)
+    secrets = [rng.random(d) for _ in range(k)]
+    shared = [share(x, t, n, rng=rng) for x in secrets]  # shared[r][j - 1]: party j's share of x_r
+    dealt = deal_square_triples(k, d, t, n, rng=rng)
+    assert len(dealt) == n and all(p.a.shape == (k, d) and p.c.shape == (k,) for p in dealt)
+    for r in range(k):  # the dealt vectors are consistent sharings and c_r = <a_r, a_r>
+        a = _open(np.stack([p.a[r] for p in dealt]), t)
+        c = _open(np.array([[p.c[r]] for p in dealt], dtype=np.uint64), t)
+        assert int(c[0]) == int(np.sum(GF(a) * GF(a)))
+    mine = [np.stack([x[j] for x in shared]) for j in range(n)]  # party j + 1's (k, d) rows
+    masked = [sub(mine[j], dealt[j].a) for j in range(n)]
+    eps = np.stack([_open_t(np.stack([masked[j][r] for j in range(n)]), t) for r in range(k)])
+    z = np.stack([square_from_opened(eps, dealt[j].a, dealt[j].c) for j in range(n)])  # (n, k)
+    for r, x in enumerate(secrets):
+        assert int(_open(z[:, r : r + 1], t)[0]) == int(np.sum(GF(x) * GF(x)))
+
+
+def test_dealing_validates_its_arguments() -> None:
+    assert [p.a.shape for p in deal_square_triples(0, 4, 2, 3)] == [(0, 4)] * 3
+    for count, d in [(-1, 4), (1, 0), (True, 4)]:
+        with pytest.raises(MPCParameterError):
+            deal_square_triples(count, d, 2, 3)
+    with pytest.raises(MPCParameterError, match="rng"):
+        deal_square_triples(1, 4, 2, 3, rng=_rng(0, PrimeField((1 << 31) - 1)))

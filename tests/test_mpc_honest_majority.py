@@ -9,21 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppbfl.field import GF61, FieldRNG, FixedPointCodec, PrimeField
-from ppbfl.mpc import (
-    CounterReuseError,
+from ppbfl.mpc import CounterReuseError, HonestMajorityError, PRZSKeys, local_products, open_scalar
+from ppbfl.mpc.przs import f_A
+from ppbfl.mpc.testing import (
     HMTranscript,
-    HonestMajorityError,
-    PRZSKeys,
     SecureDot,
     TrustedDealer,
     ZeroSharer,
     beaver_dot,
     hm_dot_open,
     hm_square_open,
-    local_products,
-    open_scalar,
 )
-from ppbfl.mpc.przs import f_A
 from ppbfl.sharing import reconstruct, share
 
 P = GF61.p

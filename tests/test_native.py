@@ -152,16 +152,16 @@ def test_wrong_dtype_is_a_typed_error_before_c():
     a = np.arange(10, dtype=np.int64)
     with pytest.raises(FieldDTypeError, match="a: dtype int64"):
         nat.add_range(a, np.zeros(10, U), np.zeros(10, U), U(P61), U(0), U(10))
-    with pytest.raises(FieldDTypeError, match="b: dtype list is not a numpy.ndarray"):
+    with pytest.raises(FieldDTypeError, match=r"b: dtype list is not a numpy.ndarray"):
         nat.mul_range(np.zeros(10, U), [1, 2], np.zeros(10, U), U(P61), U(0), U(10))
 
 
 def test_non_contiguous_is_a_typed_error_before_c():
     _needs_native()
     strided = np.zeros(20, U)[::2]
-    with pytest.raises(FieldShapeError, match="out: .*C-contiguous"):
+    with pytest.raises(FieldShapeError, match=r"out: .*C-contiguous"):
         nat.neg_range(np.zeros(10, U), strided, U(P61), U(0), U(10))
-    with pytest.raises(FieldShapeError, match="rows: .*C-contiguous"):
+    with pytest.raises(FieldShapeError, match=r"rows: .*C-contiguous"):
         nat.weighted_rowsum_range(np.ones(3, U), np.zeros((10, 3), U).T, np.zeros(10, U), U(P61), U(0), U(10))
 
 
@@ -184,5 +184,5 @@ def test_read_only_output_is_a_typed_error_before_c():
     _needs_native()
     out = np.zeros(10, U)
     out.setflags(write=False)
-    with pytest.raises(FieldShapeError, match="out: .*writable"):
+    with pytest.raises(FieldShapeError, match=r"out: .*writable"):
         nat.add_range(np.zeros(10, U), np.zeros(10, U), out, U(P61), U(0), U(10))

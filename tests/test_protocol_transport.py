@@ -111,7 +111,7 @@ def test_reply_is_validated_against_the_callers_context(client):
     with pytest.raises(MessageError, match="field 'kind'") as err:
         client.call("edge-1", request(), round=1, timeout=10, expect=EchoRequest)
     assert err.value.party == "edge-1"
-    with pytest.raises(MessageError, match="element .* is not < p = 5"):
+    with pytest.raises(MessageError, match=r"element .* is not < p = 5"):
         client.call("edge-1", request(), round=1, timeout=10, context={"p": 5})
 
 
@@ -146,7 +146,7 @@ def test_server_must_hold_the_called_party_id(pki, echo_proc):
 
 def test_claiming_another_sender_is_refused(client):
     forged = encode(request(), sender="device-2", round=0)  # device-1's TLS identity, device-2's name
-    with pytest.raises(PeerAuthError, match="claims to be 'device-2'.*authenticated 'device-1'"):
+    with pytest.raises(PeerAuthError, match=r"claims to be 'device-2'.*authenticated 'device-1'"):
         client.call_bytes("edge-1", forged, timeout=10)
     assert calls_so_far(client) >= 1  # still serving
 
@@ -192,9 +192,8 @@ def test_malformed_and_truncated_requests_get_typed_error_replies(client):
 
 
 def test_silent_server_hits_the_deadline(pki, echo_proc):
-    with client_for(pki, echo_proc.address, retries=1, backoff=0.01) as impatient:
-        with pytest.raises(PeerUnavailableError) as err:
-            impatient.call("edge-1", request(op="sleep", seconds=1.0), round=0, timeout=0.2)
+    with client_for(pki, echo_proc.address, retries=1, backoff=0.01) as impatient, pytest.raises(PeerUnavailableError) as err:
+        impatient.call("edge-1", request(op="sleep", seconds=1.0), round=0, timeout=0.2)
     assert (err.value.status, err.value.attempts, err.value.timeout) == ("DEADLINE_EXCEEDED", 2, 0.2)
 
 
@@ -220,7 +219,7 @@ def test_server_dying_mid_call_gives_peer_unavailable(pki, how):
             with client_for(pki, proc.address, retries=2, backoff=0.05) as c:
                 try:
                     c.call("edge-1", request(op=op, seconds=30.0), round=0, timeout=20)
-                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                except BaseException as exc:  # handed to the main thread
                     outcome.append(exc)
 
         caller = threading.Thread(target=call)
@@ -304,9 +303,9 @@ def test_server_does_not_outlive_a_parent_that_dies(pki):
 
 
 def test_spawn_server_reports_children_that_do_not_listen():
-    with pytest.raises(ServerStartError, match="(?s)exited .* before listening.*boom"):
+    with pytest.raises(ServerStartError, match=r"(?s)exited .* before listening.*boom"):
         spawn_server([sys.executable, "-c", "import sys; sys.exit('boom')"], ready_timeout=30)
     with pytest.raises(ServerStartError, match="printed 'hello'"):
         spawn_server([sys.executable, "-c", "print('hello')"], ready_timeout=30)
-    with pytest.raises(ServerStartError, match="within 0.3 s"):
+    with pytest.raises(ServerStartError, match=r"within 0\.3 s"):
         spawn_server([sys.executable, "-c", "import time; time.sleep(30)"], ready_timeout=0.3)

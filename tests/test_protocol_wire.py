@@ -52,8 +52,8 @@ class AllKinds(Message):
     vecs: Annotated[tuple, ListOf(FieldArray(ndim=1), max_len=5)]
     tags: Annotated[tuple, ListOf(Bytes(max_len=8), max_len=4)]
     small_field: Annotated[np.ndarray, FieldArray(ndim=1, p=65537)]
-    maybe_seed: Annotated[Optional[bytes], Bytes(length=32)]
-    maybe_vec: Optional[Annotated[np.ndarray, FieldArray(ndim=1)]]
+    maybe_seed: Annotated[Optional[bytes], Bytes(length=32)]  # noqa: UP045 - the schema accepts typing.Optional too
+    maybe_vec: Optional[Annotated[np.ndarray, FieldArray(ndim=1)]]  # noqa: UP045 - ... outside Annotated as well
 
 
 @register
@@ -284,7 +284,7 @@ def test_context_bound_shape_mismatch():
 
 def test_a_modulus_in_the_spec_wins_over_the_context():
     over = tampered("small_field", array_map(np.array([65537], dtype="<u8")))
-    with pytest.raises(MessageError, match="field 'small_field': .* is not < p = 65537"):
+    with pytest.raises(MessageError, match=r"field 'small_field': .* is not < p = 65537"):
         decode(over, context={"p": 2**64})
 
 
@@ -335,7 +335,7 @@ def test_random_msgpack_objects_are_rejected(value, body):
 
 def test_oversized_message_rejected_on_both_sides():
     data = encode(valid(), sender="edge-1", round=4)
-    with pytest.raises(MessageError, match="field '<bytes>': message is .* more than the limit"):
+    with pytest.raises(MessageError, match=r"field '<bytes>': message is .* more than the limit"):
         decode(data, max_size=len(data) - 1)
     with pytest.raises(MessageError, match="more than the limit") as err:
         encode(valid(), sender="edge-1", round=4, max_size=len(data) - 1)

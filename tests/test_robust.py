@@ -25,7 +25,7 @@ def _brute_force_decode(xs: list[int], ys: list[int], t: int, e: int, p: int) ->
     at least k - e of the points, found by trying every t-subset (Python ints)."""
     k = len(xs)
     for subset in itertools.combinations(range(k), t):
-        def value_at(x: int) -> int:
+        def value_at(x: int, subset: tuple[int, ...] = subset) -> int:
             total = 0
             for i in subset:
                 num, den = 1, 1

@@ -68,7 +68,7 @@ def test_bad_seeds_and_points_raise():
         share_compressed(secret, 3, 5, seeds=["x" * 32, bytes(32)])
     with pytest.raises(FieldShapeError, match="one seed per seeded point"):
         share_compressed(secret, 3, 5, seeds=[bytes(32)])
-    with pytest.raises(EvaluationPointError, match="expected 2 distinct parties in 1..5"):
+    with pytest.raises(EvaluationPointError, match=r"expected 2 distinct parties in 1..5"):
         share_compressed(secret, 3, 5, seeded_points=[1, 6])
     with pytest.raises(EvaluationPointError, match="repeats"):
         share_compressed(secret, 3, 5, seeded_points=[2, 2])

@@ -26,8 +26,9 @@ from typing import Any, Self
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt, Wei
 
 from ppbfl.chain.anvil import AnvilProcess
 from ppbfl.chain.errors import (
@@ -42,7 +43,7 @@ __all__ = ["TX_GAS_LIMIT", "Chain", "GasReport"]
 #: gas limit of every transaction (the blocks of both targets allow 30M)
 TX_GAS_LIMIT = 12_000_000
 _MAX_FEE = 100 * 10**9
-_FUND_WEI = 10**21  # 1000 ether for accounts created beyond the pool
+_FUND_WEI = Wei(10**21)  # 1000 ether for accounts created beyond the pool
 
 
 @dataclass
@@ -219,8 +220,8 @@ class Chain:
             self._tester.add_account(key)
             self.w3.eth.send_transaction({"from": self.funder, "to": account, "value": _FUND_WEI, "gas": 21000})
         elif self.target == "anvil":
-            self.w3.provider.make_request("anvil_impersonateAccount", [account])
-            self.w3.provider.make_request("anvil_setBalance", [account, hex(_FUND_WEI)])
+            self.w3.provider.make_request(RPCEndpoint("anvil_impersonateAccount"), [account])
+            self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(_FUND_WEI)])
         else:
             raise ChainError("account pool exhausted and this provider cannot create accounts")
         return account
@@ -238,7 +239,7 @@ class Chain:
             if self._tester is not None:
                 self._tester.mine_blocks(blocks)
             else:
-                self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+                self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
 
     def deploy(self, t: int, n: int, **options: Any) -> Any:
         """Deploy ``PPBFLRounds`` for threshold ``t`` of ``n`` edge nodes; see
@@ -285,10 +286,13 @@ class Chain:
         receipt = self._receipt(factory.constructor(*args).transact(tx))
         if receipt["status"] != 1:
             raise ChainRevertError("constructor", sender, "BadParameters", {})
+        address = receipt["contractAddress"]
+        if address is None:
+            raise ChainError(f"deployment by {sender} was mined without a contract address")
         self._gas.add("deploy", receipt["gasUsed"])
-        return receipt["contractAddress"], receipt["gasUsed"]
+        return address, receipt["gasUsed"]
 
-    def _receipt(self, tx_hash: bytes) -> TxReceipt:
+    def _receipt(self, tx_hash: HexBytes) -> TxReceipt:
         try:
             return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout_s, poll_latency=0.005)
         except Exception as exc:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
 from ppbfl.chain.driver import Chain
@@ -48,6 +49,9 @@ PARTY_AGGREGATOR = 255
 PARTY_UNATTRIBUTED = 254
 #: trust fixed point: Q1.15, 1.0 = 2^15
 TRUST_ONE = 1 << 15
+
+IntArrayLike = Sequence[int] | np.ndarray
+"""Integers as a sequence or a 1-D NumPy array (device ids, reasons, weights)."""
 #: audits send the top FRONTIER_LEVELS levels of each tree once instead of in every path
 FRONTIER_LEVELS = 4
 _DECISION = np.dtype([("id", ">u4"), ("reason", "u1"), ("weight", ">u8")])
@@ -151,7 +155,7 @@ def _uint(name: str, value: int, bits: int, low: int = 0) -> int:
     return int(value)
 
 
-def _device_ids(device_ids: Sequence[int]) -> np.ndarray:
+def _device_ids(device_ids: IntArrayLike) -> np.ndarray:
     ids = np.asarray(device_ids)
     if ids.ndim != 1 or (ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= 1 << 32)):
         raise ChainValueError("device_ids", "must be a 1-d sequence of integers in [0, 2^32)")
@@ -198,7 +202,7 @@ class RoundsContract:
 
     def __init__(self, chain: Chain, address: str, abi: list[dict[str, Any]]) -> None:
         self.chain = chain
-        self.contract = chain.w3.eth.contract(address=address, abi=abi)
+        self.contract = chain.w3.eth.contract(address=to_checksum_address(address), abi=abi)
         self.address = address
         self.t = int(self._view("t"))
         self.n = int(self._view("n"))
@@ -382,7 +386,7 @@ class RoundsContract:
         return bytes(logs[0]["args"]["data"])
 
     @staticmethod
-    def pack_decisions(device_ids: Sequence[int], reasons: Sequence[int], weights: Sequence[int]) -> bytes:
+    def pack_decisions(device_ids: IntArrayLike, reasons: IntArrayLike, weights: IntArrayLike) -> bytes:
         """13-byte records ``uint32 id || uint8 reason || uint64 weight`` (reason 0 = accepted)."""
         ids = _device_ids(device_ids)
         reasons_a = np.asarray(reasons)
@@ -396,7 +400,7 @@ class RoundsContract:
         return out.tobytes()
 
     def post_decisions(
-        self, edge_index: int, round_: int, device_ids: Sequence[int], reasons: Sequence[int], weights: Sequence[int],
+        self, edge_index: int, round_: int, device_ids: IntArrayLike, reasons: IntArrayLike, weights: IntArrayLike,
         *, sender: str | None = None,
     ) -> bool:
         """Edge node posts accept/reject decisions (publish or vote, as :meth:`post_scalars`);
@@ -489,7 +493,7 @@ class RoundsContract:
         """Trust score of ``device_id`` in [0, 1] (stored as Q1.15 uint16)."""
         return int(self._view("trustOf", _uint("device_id", device_id, 32))) / TRUST_ONE
 
-    def set_trust(self, round_: int, device_ids: Sequence[int], scores: Sequence[float], *, sender: str | None = None) -> None:
+    def set_trust(self, round_: int, device_ids: IntArrayLike, scores: Sequence[float] | np.ndarray, *, sender: str | None = None) -> None:
         """Set the trust of ``device_ids`` to ``scores`` in [0, 1] (quantised to Q1.15), once per round.
 
         Only the storage words holding these devices are rewritten (16 devices per word)."""

@@ -14,7 +14,7 @@ from ppbfl.defense.errors import (
     AggregateRangeError,
     DefenseParameterError,
     InconsistentSharesError,
-    UpdateEncodingError,
+    UpdateRangeError,
 )
 from ppbfl.defense.submission import (
     DeviceSubmission,
@@ -29,7 +29,7 @@ __all__ = [
     "DefenseParameterError",
     "DeviceSubmission",
     "InconsistentSharesError",
-    "UpdateEncodingError",
+    "UpdateRangeError",
     "challenge_coefficients",
     "check_consistency",
     "codec_for_length",

@@ -1,28 +1,17 @@
-"""Typed errors of :mod:`ppbfl.defense` (all derive from :class:`~ppbfl.errors.PPBFLError`)."""
+"""Typed errors of :mod:`ppbfl.defense` (all derive from :class:`~ppbfl.errors.PPBFLError`).
+
+An update outside the encodable bound raises :class:`~ppbfl.errors.UpdateRangeError`, re-exported here.
+"""
 
 from __future__ import annotations
 
-from ppbfl.errors import PPBFLError
+from ppbfl.errors import PPBFLError, UpdateRangeError
 
-__all__ = ["AggregateRangeError", "DefenseParameterError", "InconsistentSharesError", "UpdateEncodingError"]
+__all__ = ["AggregateRangeError", "DefenseParameterError", "InconsistentSharesError", "UpdateRangeError"]
 
 
 class DefenseParameterError(PPBFLError, ValueError):
     """Bad filter parameters or inputs (names the argument)."""
-
-
-class UpdateEncodingError(PPBFLError, ValueError):
-    """A device's update cannot be encoded without risking a wrap-around of its inner products."""
-
-    def __init__(self, device: int, index: int, value: float, max_abs: float) -> None:
-        self.device = device
-        self.index = index
-        self.value = value
-        self.max_abs = max_abs
-        super().__init__(
-            f"device {device}: update[{index}] = {value!r} is outside |x| <= {max_abs!r}, the bound under "
-            f"which its inner products cannot wrap modulo p; it is not encoded (clip or rescale it first)"
-        )
 
 
 class InconsistentSharesError(PPBFLError, ValueError):

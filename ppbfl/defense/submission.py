@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ppbfl.defense.errors import DefenseParameterError, UpdateEncodingError
+from ppbfl.defense.errors import DefenseParameterError, UpdateRangeError
 from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.sharing.shamir import share
@@ -33,7 +33,7 @@ def encode_update(update: np.ndarray, codec: FixedPointCodec, *, device: int) ->
     """Encode a float (d,) update with :func:`codec_for_length`; returns (d,) uint64.
 
     Raises:
-        UpdateEncodingError: some ``|update[j]|`` exceeds the no-wrap bound (or is NaN/inf); names the device.
+        UpdateRangeError: some ``|update[j]|`` exceeds the no-wrap bound (or is NaN/inf); names the device.
     """
     values = np.asarray(update, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
@@ -42,7 +42,7 @@ def encode_update(update: np.ndarray, codec: FixedPointCodec, *, device: int) ->
     ok = np.abs(values) <= safe.max_abs
     if not ok.all():
         j = int(np.argmin(ok))
-        raise UpdateEncodingError(device, j, float(values[j]), float(safe.max_abs))
+        raise UpdateRangeError(device, j, float(values[j]), float(safe.max_abs))
     return safe.encode(values)
 
 

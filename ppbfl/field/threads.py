@@ -13,8 +13,9 @@ from several Python threads at once (e.g. several in-process edge nodes).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

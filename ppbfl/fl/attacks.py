@@ -155,7 +155,7 @@ class Adaptive(Attack):
         r_hat = r / np.linalg.norm(r)
         w = -delta.astype(np.float64)
         e = w - np.dot(w, r_hat) * r_hat
-        if np.linalg.norm(e) < 1e-12 * max(1.0, np.linalg.norm(w)):
+        if np.linalg.norm(e) < 1e-12 * max(1.0, float(np.linalg.norm(w))):
             e = rng.normal(size=r.shape)
             e -= np.dot(e, r_hat) * r_hat
         e /= np.linalg.norm(e)

@@ -191,7 +191,7 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
     if federation.malicious_devices is not None:
         if any(i >= federation.devices for i in federation.malicious_devices):
             raise ConfigError("federation.malicious_devices", f"indices must be < devices = {federation.devices}")
-        need = max(int(round(f * federation.devices)) for f in fractions)
+        need = max(round(f * federation.devices) for f in fractions)
         if len(federation.malicious_devices) < need:
             raise ConfigError("federation.malicious_devices",
                               f"lists {len(federation.malicious_devices)} devices; the largest fraction needs {need}")

@@ -1,11 +1,13 @@
 """Typed errors of the federated-learning side; all derive from :class:`ppbfl.errors.PPBFLError`.
 
 Each names what was wrong: the column of a CSV, the key of a config, the partition request.
+:class:`~ppbfl.errors.ConfigError` and :class:`~ppbfl.errors.UpdateRangeError` are the package-wide
+classes, re-exported here.
 """
 
 from __future__ import annotations
 
-from ppbfl.errors import PPBFLError
+from ppbfl.errors import ConfigError, PPBFLError, UpdateRangeError
 
 __all__ = [
     "AggregationError",
@@ -63,13 +65,6 @@ class PartitionError(FLError, ValueError):
     """Samples cannot be split over the devices as asked (e.g. the minimum per device is impossible)."""
 
 
-class ConfigError(FLError, ValueError):
-    """An experiment config is invalid; ``key`` is the dotted key that is wrong (``federation.rounds``)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"{key}: {message}")
-
 
 class UnknownComponentError(FLError, ValueError):
     """An attack, defence or model name that does not exist."""
@@ -82,22 +77,3 @@ class UnknownComponentError(FLError, ValueError):
 
 class AggregationError(FLError, ValueError):
     """Updates or context given to an aggregator have the wrong shape or are missing something."""
-
-
-class UpdateRangeError(AggregationError):
-    """An update entry lies outside the public bound of a fixed-point (secure) aggregator.
-
-    ``device``, ``index``, ``value`` and ``max_abs`` say which entry and which bound; ``key`` is the
-    config key that raises the bound (e.g. ``defence_params.ppbfl_secure.max_abs``).
-    """
-
-    def __init__(self, device: int, index: int, value: float, max_abs: float, key: str) -> None:
-        self.device = device
-        self.index = index
-        self.value = value
-        self.max_abs = max_abs
-        self.key = key
-        super().__init__(
-            f"device {device}: update[{index}] = {value!r} is outside the public bound |x| <= {max_abs!r} of the "
-            f"secure defence (its fixed-point encoding could wrap modulo p); raise {key} (it costs fractional bits)"
-        )

@@ -136,7 +136,7 @@ def run_cell(
     root_idx, pool_idx = np.sort(order[: fed.root_size]), np.sort(order[fed.root_size :])
     parts = partition(data.y_train[pool_idx], fed.devices, fed.partition, rng, alpha=fed.alpha, min_samples=fed.min_samples)
     parts = [pool_idx[p] for p in parts]
-    k = int(round(cell.fraction * fed.devices)) if cell.attack != "none" else 0
+    k = round(cell.fraction * fed.devices) if cell.attack != "none" else 0
     chosen = rng.permutation(fed.devices)  # drawn always, so the stream does not depend on the key
     if fed.malicious_devices is not None:
         chosen = np.asarray(fed.malicious_devices, dtype=np.int64)
@@ -181,7 +181,8 @@ def run_experiment(
 
     cells = config.cells()
     results = []
-    probe = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
+    backdoor = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
+    probe = backdoor if isinstance(backdoor, Backdoor) else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: threads only add overhead
     try:

@@ -1,8 +1,18 @@
-"""MPC on Shamir shares: local linear operations, Beaver-triple and honest-majority dot products."""
+"""MPC on Shamir shares, per party: what one party computes on its own share (as in MPyC and CrypTen).
 
+* linear operations, no communication: :func:`add`, :func:`sub`, :func:`scalar_mul`,
+  :func:`add_public`, :func:`dot_public`, :func:`weighted_sum`;
+* opening collected shares, naming the parties that lied: :func:`open_scalar`, :func:`open_vector`;
+* honest-majority products (``n >= 2t - 1``): :func:`local_products` plus the party's own
+  pseudorandom zero share (:class:`PRZSKeys` setup, :class:`PartyPRZS`);
+* Beaver squared norms: the dealer's :func:`deal_square_triples`, each party's
+  :func:`square_from_opened`.
 
-from ppbfl.mpc.beaver import BeaverTranscript, beaver_dot, beaver_square
-from ppbfl.mpc.dot import DotMode, SecureDot, secure_dot
+:mod:`ppbfl.mpc.testing` holds the simulation helpers that keep every party's share in one array
+(``SecureDot``, ``TrustedDealer``, ``ZeroSharer``, ``beaver_dot``, ``hm_dot_open``, ...).
+"""
+
+from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.errors import (
     CounterReuseError,
     HonestMajorityError,
@@ -10,49 +20,34 @@ from ppbfl.mpc.errors import (
     TripleReuseError,
     TripleShapeError,
 )
-from ppbfl.mpc.honest_majority import (
-    HMTranscript,
-    check_honest_majority,
-    hm_dot_open,
-    hm_square_open,
-    local_products,
-)
-from ppbfl.mpc.linear import add, add_public, dot_public, scalar_mul, sub, weighted_sum
-from ppbfl.mpc.opening import Opened, open_scalar, open_vector
-from ppbfl.mpc.przs import PartyPRZS, PRZSKeys, ZeroSharer
-from ppbfl.mpc.triples import BeaverTriple, SquareTriple, TripleSource, TrustedDealer
+from ppbfl.mpc.honest_majority import check_honest_majority, local_products
+from ppbfl.mpc.linear import add, add_public, check_shares, dot_public, scalar_mul, sub, weighted_sum
+from ppbfl.mpc.opening import Opened, open_scalar, open_vector, party_points
+from ppbfl.mpc.przs import PartyPRZS, PRZSKeys
+from ppbfl.mpc.triples import SquareTripleShares, deal_square_triples
 
 __all__ = [
-    "BeaverTranscript",
-    "BeaverTriple",
     "CounterReuseError",
-    "DotMode",
-    "HMTranscript",
     "HonestMajorityError",
     "MPCParameterError",
     "Opened",
     "PRZSKeys",
     "PartyPRZS",
-    "SecureDot",
-    "SquareTriple",
+    "SquareTripleShares",
     "TripleReuseError",
     "TripleShapeError",
-    "TripleSource",
-    "TrustedDealer",
-    "ZeroSharer",
     "add",
     "add_public",
-    "beaver_dot",
-    "beaver_square",
     "check_honest_majority",
+    "check_shares",
+    "deal_square_triples",
     "dot_public",
-    "hm_dot_open",
-    "hm_square_open",
     "local_products",
     "open_scalar",
     "open_vector",
+    "party_points",
     "scalar_mul",
-    "secure_dot",
+    "square_from_opened",
     "sub",
     "weighted_sum",
 ]

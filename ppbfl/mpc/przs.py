@@ -17,7 +17,9 @@ where ``f_A`` is the degree-``(t - 1)`` polynomial with ``f_A(0) = 1`` and ``f_A
 Key distribution is a setup assumption: :meth:`PRZSKeys.setup` draws all keys from the OS CSPRNG in
 one place (a trusted setup). In a deployment each set's key would be agreed among its members
 (e.g. chosen by its smallest member and sent over the authenticated channels). There are
-``C(n, t - 1)`` sets, so this is for the small ``n`` of an edge tier.
+``C(n, t - 1)`` sets, so this is for the small ``n`` of an edge tier. Each party holds its own
+:class:`PartyPRZS` (:meth:`PRZSKeys.for_party`); :class:`ppbfl.mpc.testing.ZeroSharer` holds all
+of them in one process (simulation only).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc.errors import CounterReuseError, MPCParameterError
 from ppbfl.sharing.shamir import check_threshold
 
-__all__ = ["PRZSKeys", "PartyPRZS", "ZeroSharer", "f_A"]
+__all__ = ["PRZSKeys", "PartyPRZS", "f_A"]
 
 
 def f_A(members: frozenset[int], n: int, x: int, field: PrimeField) -> int:
@@ -119,32 +121,3 @@ class PartyPRZS:
                 r_at_i = ops.add(r_at_i, ops.scalar_mul(prf, pow(i, k, f.p), field=f), field=f)
             total = ops.add(total, ops.scalar_mul(r_at_i, self._weights[a], field=f), field=f)
         return total
-
-
-class ZeroSharer:
-    """All ``n`` parties' PRZS states in one process, with an automatic counter.
-
-    ``next(count)`` returns (n, count) uint64: row ``i - 1`` is party ``i``'s share, each column a
-    fresh pseudorandom sharing of 0 of degree ``2(t - 1)``.
-    """
-
-    def __init__(self, keys: PRZSKeys, start: int = 0) -> None:
-        self.t, self.n, self.field = keys.t, keys.n, keys.field
-        self.parties = [keys.for_party(i) for i in range(1, keys.n + 1)]
-        self._counter = itertools.count(start)
-        self._lock = threading.Lock()
-
-    @classmethod
-    def setup(cls, t: int, n: int, *, field: PrimeField = GF61) -> ZeroSharer:
-        """Fresh keys (:meth:`PRZSKeys.setup`) and counter 0."""
-        return cls(PRZSKeys.setup(t, n, field=field))
-
-    def at(self, counter: int, count: int = 1) -> np.ndarray:
-        """Every party's shares for an explicit ``counter``: (n, count) uint64 (counter reuse raises)."""
-        return np.stack([party.zero_share(counter, count) for party in self.parties])
-
-    def next(self, count: int = 1) -> np.ndarray:
-        """Every party's shares for the next unused counter: (n, count) uint64."""
-        with self._lock:
-            counter = next(self._counter)
-        return self.at(counter, count)

@@ -12,7 +12,7 @@
 The format and the guarantees are described in ``docs/protocol.md``; the round in ``docs/round.md``.
 """
 
-from ppbfl.protocol.aggregator import Aggregator
+from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.device import Device
@@ -63,7 +63,7 @@ from ppbfl.protocol.wire import (
 )
 
 __all__ = [
-    "Aggregator",
+    "AggregateCombiner",
     "Array",
     "Bool",
     "Bytes",

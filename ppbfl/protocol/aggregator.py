@@ -1,7 +1,7 @@
-"""The aggregator role: robust reconstruction of the weighted aggregate from the edge nodes' shares.
+"""The aggregate combiner: robust reconstruction of the weighted aggregate from the edge nodes' shares.
 
 It also holds every edge node to the public decision: a node whose reported reasons or weights
-differ from the aggregator's own opening (:func:`~ppbfl.protocol.verification.decide_request` on
+differ from the combiner's own opening (:func:`~ppbfl.protocol.verification.decide_request` on
 the same request) is named, as is any node whose aggregate share robust reconstruction corrects.
 """
 
@@ -18,7 +18,7 @@ from ppbfl.protocol.round_errors import RoundFailedError
 from ppbfl.protocol.verification import RoundDecision
 from ppbfl.sharing.robust import robust_reconstruct
 
-__all__ = ["Aggregate", "Aggregator"]
+__all__ = ["Aggregate", "AggregateCombiner"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class Aggregate:
     liars: tuple[int, ...]
 
 
-class Aggregator:
-    """Threshold-``t`` aggregator over ``codec``'s field for length-``d`` updates."""
+class AggregateCombiner:
+    """Combines the edge nodes' aggregate shares (threshold ``t``) over ``codec``'s field for length-``d`` updates."""
 
     def __init__(self, t: int, d: int, codec: FixedPointCodec) -> None:
         self.t, self.d, self.codec = t, d, codec

@@ -1,21 +1,23 @@
 """The triple dealer (Beaver mode, DESIGN §2): an offline party that deals square triples to edge nodes.
 
 It never sees data: on a :class:`TripleRequest` from the coordinator it samples ``count`` square
-triples of length ``d`` with :class:`~ppbfl.mpc.triples.TrustedDealer` and sends each online edge
-node its shares directly (the coordinator never sees them, so it cannot unmask ``g - a``).
+triples of length ``d`` with :func:`~ppbfl.mpc.triples.deal_square_triples` and sends each online
+edge node its shares directly (the coordinator never sees them, so it cannot unmask ``g - a``).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import threading
 
+from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.prime_field import GF61, PrimeField
-from ppbfl.mpc.triples import TrustedDealer
+from ppbfl.mpc.triples import deal_square_triples
 from ppbfl.protocol.edge_node import COORDINATOR_PARTY, edge_party
 from ppbfl.protocol.messages import Ack, TripleRequest, TripleShares
 from ppbfl.protocol.round_errors import OutOfPhaseError
 from ppbfl.protocol.transport import Transport
 from ppbfl.protocol.wire import Envelope, Message
+from ppbfl.sharing.shamir import check_threshold
 
 __all__ = ["TripleDealerNode"]
 
@@ -29,7 +31,9 @@ class TripleDealerNode:
     """
 
     def __init__(self, t: int, n: int, d: int, transport: Transport, *, timeout: float = 30.0, field: PrimeField = GF61) -> None:
-        self.source = TrustedDealer(t, n, field=field)
+        self.t, self.n = check_threshold(t, n, field)
+        self.rng = FieldRNG(field=field)
+        self._lock = threading.Lock()  # one FieldRNG stream: requests served concurrently deal in turn
         self.d, self.transport, self.timeout, self.field = d, transport, timeout, field
 
     def handle(self, envelope: Envelope) -> Message:
@@ -38,13 +42,14 @@ class TripleDealerNode:
         if not isinstance(message, TripleRequest) or envelope.sender != COORDINATOR_PARTY:
             raise OutOfPhaseError("dealer", f"{type(message).__name__} from {envelope.sender}: only triple requests from the coordinator")
         nodes = sorted(set(message.nodes))
-        if not nodes or not all(1 <= j <= self.source.n for j in nodes):
-            raise OutOfPhaseError("dealer", f"nodes {message.nodes}: expected edge nodes in 1..{self.source.n}")
-        triples = [self.source.square_triple(self.d) for _ in range(message.count)]
-        for j in nodes:
-            a = np.stack([tr.a[j - 1] for tr in triples]) if triples else np.zeros((0, self.d), dtype=np.uint64)
-            c = np.array([tr.c[j - 1] for tr in triples], dtype=np.uint64)
-            self.transport.call(edge_party(j), TripleShares(a, c), round=envelope.round, timeout=self.timeout, context={"d": self.d, "p": self.field.p})
-        for tr in triples:
-            tr.consume()  # dealt once: the dealer never hands these out again
+        if not nodes or not all(1 <= j <= self.n for j in nodes):
+            raise OutOfPhaseError("dealer", f"nodes {message.nodes}: expected edge nodes in 1..{self.n}")
+        with self._lock:
+            dealt = deal_square_triples(message.count, self.d, self.t, self.n, rng=self.rng, field=self.field)
+        for j in nodes:  # fresh triples, dealt once: the dealer never hands these out again
+            shares = dealt[j - 1]
+            self.transport.call(
+                edge_party(j), TripleShares(shares.a, shares.c), round=envelope.round, timeout=self.timeout,
+                context={"d": self.d, "p": self.field.p},
+            )
         return Ack(f"dealer: {message.count} square triples dealt to edge nodes {nodes}")

@@ -89,7 +89,7 @@ class Device:
         seed-compressed sharing and the (n,) uint64 shares of a fresh consistency mask ``rho``.
 
         Raises:
-            UpdateEncodingError: an entry exceeds the bound (names the device and the coordinate).
+            UpdateRangeError: an entry exceeds the bound (names the device and the coordinate).
         """
         encoded = encode_update(update, self.codec, device=self.index)
         sharing = share_compressed(encoded, self.t, self.n, stream=round, field=self.codec.field)
@@ -142,7 +142,7 @@ class Device:
 
         Raises:
             AnnouncementError: the announcement disagrees with this device's configuration.
-            UpdateEncodingError: an entry of ``update`` exceeds the no-wrap bound.
+            UpdateRangeError: an entry of ``update`` exceeds the no-wrap bound.
             ProtocolError: the device has no transport.
         """
         if self.transport is None:

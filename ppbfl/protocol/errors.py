@@ -2,12 +2,14 @@
 
 Every error says who and what: :class:`MessageError` names the party whose message was bad and
 the field; the peer errors name the party that could not be reached, authenticated or that failed.
-All derive from :class:`ProtocolError`, itself a :class:`ppbfl.errors.PPBFLError`.
+All derive from :class:`ProtocolError`, itself a :class:`ppbfl.errors.PPBFLError`, except a bad
+transport or server parameter (timeout, retries, address, closed transport): that is the package-wide
+:class:`ppbfl.errors.ConfigError`, re-exported here, whose ``key`` names the parameter.
 """
 
 from __future__ import annotations
 
-from ppbfl.errors import PPBFLError
+from ppbfl.errors import ConfigError, PPBFLError
 
 __all__ = [
     "ConfigError",
@@ -48,10 +50,6 @@ class MessageError(ProtocolError, ValueError):
 
 class CredentialsError(ProtocolError, ValueError):
     """TLS credentials are malformed, for the wrong party, or missing from a directory."""
-
-
-class ConfigError(ProtocolError, ValueError):
-    """A transport or server parameter is invalid (timeout, retries, peer address, closed transport)."""
 
 
 class PeerUnavailableError(ProtocolError, ConnectionError):

@@ -204,7 +204,7 @@ def serve(
     )
     bound = server.add_secure_port(f"{host}:{port}", server_creds)
     if bound == 0:
-        raise ConfigError(f"cannot bind {host}:{port}")
+        raise ConfigError("port", f"cannot bind {host}:{port}")
     server.start()
     return RunningServer(server, party_id, host, bound)
 
@@ -251,9 +251,9 @@ class GrpcTransport(BytesTransport):
         if credentials.party_id != self_id:
             raise CredentialsError(f"credentials are for {credentials.party_id!r}, not {self_id!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigError(f"retries must be an int >= 0, got {retries!r}")
+            raise ConfigError("retries", f"must be an int >= 0, got {retries!r}")
         if not 0 <= backoff < 60:
-            raise ConfigError(f"backoff must be in [0, 60) seconds, got {backoff!r}")
+            raise ConfigError("backoff", f"must be in [0, 60) seconds, got {backoff!r}")
         self.self_id = self_id
         self._creds = credentials
         self._ca_pem = ca_pem
@@ -271,7 +271,7 @@ class GrpcTransport(BytesTransport):
     def _stub(self, party: str) -> Any:
         with self._lock:
             if self._closed:
-                raise ConfigError(f"transport of {self.self_id} is closed")
+                raise ConfigError("transport", f"the transport of {self.self_id} is closed")
             channel = self._channels.get(party)
             if channel is None:
                 channel = grpc.secure_channel(
@@ -306,13 +306,17 @@ class GrpcTransport(BytesTransport):
                 fh.write(self._creds.key_pem)
             ctx.load_cert_chain(cert_path, key_path)
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
-                with ctx.wrap_socket(sock, server_hostname=party) as tls:
-                    der = tls.getpeercert(binary_form=True)
+            with (
+                socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock,
+                ctx.wrap_socket(sock, server_hostname=party) as tls,
+            ):
+                der = tls.getpeercert(binary_form=True)
         except ssl.SSLCertVerificationError as exc:
             raise PeerAuthError(party, f"TLS verification failed: {exc.verify_message}") from None
         except OSError as exc:  # refused, reset, timed out, handshake cut
             raise _Retry("UNAVAILABLE", f"fingerprint check: {exc}") from None
+        if der is None:
+            raise PeerAuthError(party, "the server presented no certificate")
         if hashlib.sha256(der).digest() != self._fingerprints[party]:
             raise PeerAuthError(party, "server certificate does not match the registered fingerprint")
         self._verified.add(party)

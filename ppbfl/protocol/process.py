@@ -145,7 +145,7 @@ def spawn_server(
     """
     child_env = dict(os.environ if env is None else env)
     child_env[EXIT_ON_STDIN_EOF] = "1"
-    stderr_file = tempfile.TemporaryFile()
+    stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - the ServerProcess keeps it for output()
     # stdout is read with os.read on the raw pipe, so it must be unbuffered on our side
     popen = subprocess.Popen(
         list(command_args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file,
@@ -161,6 +161,7 @@ def spawn_server(
         popen.wait()
         stderr_file.seek(0)
         err = stderr_file.read().decode("utf-8", "replace")[-4000:]
+        stderr_file.close()
         if isinstance(exc, TimeoutError):
             what = f"did not print 'LISTENING host:port' within {ready_timeout:g} s"
         elif isinstance(exc, EOFError):

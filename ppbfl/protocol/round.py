@@ -43,7 +43,7 @@ from ppbfl.defense.submission import codec_for_length
 from ppbfl.errors import PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
-from ppbfl.protocol.aggregator import Aggregator
+from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.messages import (
@@ -197,7 +197,7 @@ class Coordinator:
         self.field = self.codec.field
         self.tau, self.dealer, self.norms, self.ledger, self.timeout = tau, dealer, norms, ledger, timeout
         self.safe = codec_for_length(self.codec, d)
-        self.aggregator = Aggregator(t, d, self.codec)
+        self.aggregator = AggregateCombiner(t, d, self.codec)
         self.online: list[int] = []
         self.dropped: dict[int, str] = {}
         self.excluded: dict[int, str] = {}

@@ -119,7 +119,7 @@ def serve_request(handler: Handler, data: bytes, *, self_id: str, peer_id: str, 
 def check_timeout(timeout: float) -> float:
     """``timeout`` as a positive finite float, else ConfigError (a transport never waits forever)."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise ConfigError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+        raise ConfigError("timeout", f"must be a positive finite number of seconds, got {timeout!r}")
     return float(timeout)
 
 
@@ -179,7 +179,7 @@ class InProcessTransport(BytesTransport):
         """
         check_timeout(timeout)
         if self._closed:
-            raise ConfigError(f"transport of {self.self_id} is closed")
+            raise ConfigError("transport", f"the transport of {self.self_id} is closed")
         handler = self._handlers.get(party)
         if handler is None:
             raise PeerUnavailableError(party, 1, timeout, "UNKNOWN_PARTY", "no handler for this party")

@@ -481,7 +481,7 @@ def encode(
     peers would reject); a failure is a :class:`MessageError` naming ``sender`` and the field.
     """
     cls = type(msg)
-    if _REGISTRY.get(getattr(cls, "KIND", None)) is not cls:
+    if _REGISTRY.get(getattr(cls, "KIND", "")) is not cls:
         raise SchemaError(f"{cls.__qualname__} is not a registered message class")
     ctx = context or {}
     if isinstance(round, np.integer):
@@ -489,7 +489,7 @@ def encode(
     try:
         _check_id(sender, "sender")
         _check_round(round)
-        body = {}
+        body: dict[str, Any] = {}
         for f in _SCHEMAS[cls]:
             value = getattr(msg, f.name)
             if value is None:
@@ -596,7 +596,7 @@ def _decode_body(
     for key in body:
         if key not in names:
             raise _Bad(str(key)[:80], f"unexpected field for kind {kind!r}")
-    values = {}
+    values: dict[str, Any] = {}
     for f in schema:
         raw = body[f.name]
         if raw is None:

@@ -20,8 +20,8 @@ import numpy as np
 from ppbfl.errors import EvaluationPointError, FieldShapeError
 from ppbfl.field.backend import get_backend
 from ppbfl.field.csprng import PRG_BLOCK, FieldRNG, check_seed, expand_seed, new_seed
-from ppbfl.field.threads import map_blocks
 from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.field.threads import map_blocks
 from ppbfl.sharing.shamir import check_points, check_threshold, lagrange_matrix
 
 __all__ = ["CompressedShares", "share_compressed"]
