@@ -11,7 +11,8 @@ __all__ = ["main"]
 
 
 def _info(_: argparse.Namespace) -> int:
-    import numba
+    import importlib.metadata
+
     import numpy
 
     import ppbfl
@@ -20,7 +21,11 @@ def _info(_: argparse.Namespace) -> int:
 
     print(f"ppbfl {ppbfl.__version__} on Python {platform.python_version()} ({platform.machine()})")
     print(f"field: {GF61!r}; kernel backend: {backend_name()} (available: {', '.join(available_backends())})")
-    print(f"kernel threads: {worker_count()}; numpy {numpy.__version__}; numba {numba.__version__}")
+    try:
+        numba_version = importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:
+        numba_version = "not installed"
+    print(f"kernel threads: {worker_count()}; numpy {numpy.__version__}; numba {numba_version}")
     return 0
 
 
