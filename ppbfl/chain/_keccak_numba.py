@@ -34,10 +34,9 @@ _ROT = np.array(
 # pi: lane x + 5 y moves to y + 5 ((2 x + 3 y) mod 5)
 _PI = np.array([y + 5 * ((2 * x + 3 * y) % 5) for y in range(5) for x in range(5)], dtype=np.int64)
 
-_JIT = {"cache": True, "nogil": True}
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def _permute(a: np.ndarray, c: np.ndarray, b: np.ndarray, rc: np.ndarray, rot: np.ndarray, pi: np.ndarray) -> None:
     """Keccak-f[1600] on the 25 lanes ``a`` in place (``c``: 5 and ``b``: 25 lanes of scratch)."""
     one = np.uint64(1)
@@ -61,7 +60,7 @@ def _permute(a: np.ndarray, c: np.ndarray, b: np.ndarray, rc: np.ndarray, rot: n
         a[0] ^= rc[rnd]
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def _absorb_rows(lanes: np.ndarray, blocks: int, out: np.ndarray, rc: np.ndarray, rot: np.ndarray, pi: np.ndarray) -> None:
     """Hash row ``i`` of the padded lanes ``(m, blocks * 17)`` into ``out[i]`` (4 lanes)."""
     a = np.zeros(25, dtype=np.uint64)

@@ -17,7 +17,7 @@ from types import ModuleType
 
 from ppbfl.errors import BackendUnavailableError
 
-__all__ = ["PREFERENCE", "available_backends", "get_backend", "set_backend", "backend_name"]
+__all__ = ["PREFERENCE", "available_backends", "backend_name", "get_backend", "set_backend"]
 
 #: backend name -> module implementing the range kernels, in order of preference.
 _MODULES: dict[str, str] = {
