@@ -273,6 +273,7 @@ def load_credentials(directory: str | os.PathLike, party_id: str) -> PartyCreden
         raise CredentialsError(f"{d / f'{party_id}.key'}: not an EC private key")
     if party_id_of(cert_pem) != party_id:
         raise CredentialsError(f"{d / f'{party_id}.crt'} is issued to {party_id_of(cert_pem)!r}, not {party_id!r}")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
         raise CredentialsError(f"{d / f'{party_id}.key'} does not match {party_id}'s certificate")
     return PartyCredentials(party_id=party_id, key=key, cert=cert)
