@@ -63,7 +63,7 @@ def test_device_upload_and_sharing_on_the_native_backend_without_numba():
         import numpy as np
         import ppbfl
         from ppbfl.field import backend_name
-        from ppbfl.field.csprng import FieldRNG, expand_seed
+        from ppbfl.field.csprng import FieldRNG
         from ppbfl.field.fixed_point import FixedPointCodec
         from ppbfl.protocol.device import Device
         from ppbfl.sharing import reconstruct, share
