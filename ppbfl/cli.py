@@ -1,4 +1,4 @@
-"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG`` and ``ppbfl edge``."""
+"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge`` and ``ppbfl creds``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ __all__ = ["main"]
 
 
 def _info(_: argparse.Namespace) -> int:
-    import numba
+    import importlib.metadata
+
     import numpy
 
     import ppbfl
@@ -20,7 +21,11 @@ def _info(_: argparse.Namespace) -> int:
 
     print(f"ppbfl {ppbfl.__version__} on Python {platform.python_version()} ({platform.machine()})")
     print(f"field: {GF61!r}; kernel backend: {backend_name()} (available: {', '.join(available_backends())})")
-    print(f"kernel threads: {worker_count()}; numpy {numpy.__version__}; numba {numba.__version__}")
+    try:
+        numba_version = importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:
+        numba_version = "not installed"
+    print(f"kernel threads: {worker_count()}; numpy {numpy.__version__}; numba {numba_version}")
     return 0
 
 
@@ -43,15 +48,35 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _edge(args: argparse.Namespace) -> int:
-    import json
+    from ppbfl.errors import PPBFLError
+    from ppbfl.protocol.deployment import make_edge_node
+    from ppbfl.protocol.serve import run_server
+    from ppbfl.protocol.tls import load_credentials, read_ca_cert
 
-    from ppbfl.protocol import serve
+    try:
+        credentials = load_credentials(args.creds, args.party)
+        ca_pem = read_ca_cert(args.ca)
+        return run_server(make_edge_node(args.behaviour), args.party, credentials, ca_pem, host=args.host, port=args.port)
+    except PPBFLError as exc:
+        print(f"ppbfl edge: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
-    argv = [
-        "--handler", "ppbfl.protocol.deployment:make_edge_node", "--party", args.party, "--creds", args.creds,
-        "--ca", args.ca, "--host", args.host, "--port", str(args.port), "--handler-arg", json.dumps({"behaviour": args.behaviour}),
-    ]
-    return serve.main(argv)
+
+def _creds(args: argparse.Namespace) -> int:
+    from ppbfl.protocol.creds import party_ids, write_credentials
+    from ppbfl.protocol.errors import CredentialsError
+
+    try:
+        parties = party_ids(edges=args.edges, devices=args.devices, dealer=args.dealer, coordinator=args.coordinator, extra=args.party)
+        issued = write_credentials(args.out, parties, ca_dir=args.ca_dir, ca_name=args.ca_name, valid_days=args.days, force=args.force)
+    except CredentialsError as exc:
+        print(f"ppbfl creds: {exc}", file=sys.stderr)
+        return 2
+    origin = "new CA" if issued.ca_created else f"CA of {args.ca_dir}"
+    print(f"# {len(issued.fingerprints)} parties in {issued.directory} ({origin}); party  SHA-256 certificate fingerprint")
+    for party, fp in issued.fingerprints.items():
+        print(f"{party} {fp.hex()}")
+    return 0
 
 
 def _experiment(args: argparse.Namespace) -> int:
@@ -104,12 +129,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.set_defaults(run=_demo)
     edge = commands.add_parser("edge", help="serve one edge node over gRPC with mutual TLS (prints LISTENING host:port)")
     edge.add_argument("--party", required=True, help="this node's party id, edge-<index> (its certificate's common name)")
-    edge.add_argument("--creds", required=True, help="folder with <party>.crt and <party>.key")
+    edge.add_argument("--creds", required=True, help="folder with <party>.crt and <party>.key (made by ppbfl creds)")
     edge.add_argument("--ca", required=True, help="the consortium CA certificate (PEM)")
     edge.add_argument("--host", default="127.0.0.1")
     edge.add_argument("--port", type=int, default=0, help="0: any free port")
     edge.add_argument("--behaviour", default="honest", choices=["honest", "tamper-aggregate", "tamper-verify"], help="fault injection for demonstrations")
     edge.set_defaults(run=_edge)
+    creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")
+    creds.add_argument("--out", required=True, help="folder for ca.crt, ca.key (0600) and <party>.crt / <party>.key (0600)")
+    creds.add_argument("--edges", type=int, default=0, help="edge-1 .. edge-N")
+    creds.add_argument("--devices", type=int, default=0, help="device-0 .. device-(N-1)")
+    creds.add_argument("--dealer", action="store_true", help="the triple dealer (party 'dealer')")
+    creds.add_argument("--coordinator", action="store_true", help="the round coordinator (party 'coordinator')")
+    creds.add_argument("--party", action="append", default=[], help="another party id (repeatable)")
+    creds.add_argument("--ca-dir", default=None, help="issue from the existing CA in this folder (ca.crt, ca.key) instead of a new one")
+    creds.add_argument("--ca-name", default="ppbfl consortium", help="common name of a new CA")
+    creds.add_argument("--days", type=int, default=365, help="certificate lifetime in days (default 365)")
+    creds.add_argument("--force", action="store_true", help="replace an existing CA or party credentials in --out")
+    creds.set_defaults(run=_creds)
     experiment = commands.add_parser("experiment", help="run a grid of FL poisoning experiments from a TOML config")
     experiment.add_argument("config", help="TOML config (see ppbfl.fl.config)")
     experiment.add_argument("--output", default=None, help="output folder (default: the config's folder)")

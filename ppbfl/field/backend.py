@@ -3,7 +3,8 @@
 A backend is a module exposing the range kernels of :mod:`ppbfl.field.numba_kernels`
 (``add_range``, ``mul_range``, ..., ``horner_share_range``) with the same signatures and
 contracts. ``native`` is the C extension built by ``pip install`` when a compiler is present
-(:mod:`ppbfl.field.native_kernels`); ``numba`` is always available. The choice is, in order:
+(:mod:`ppbfl.field.native_kernels`); ``numba`` imports Numba, and only when that backend is
+loaded (so a device without Numba runs on ``native``). The choice is, in order:
 :func:`set_backend`, the ``PPBFL_BACKEND`` environment variable, then the first importable
 backend in :data:`PREFERENCE`.
 """
@@ -16,7 +17,7 @@ from types import ModuleType
 
 from ppbfl.errors import BackendUnavailableError
 
-__all__ = ["PREFERENCE", "available_backends", "get_backend", "set_backend", "backend_name"]
+__all__ = ["PREFERENCE", "available_backends", "backend_name", "get_backend", "set_backend"]
 
 #: backend name -> module implementing the range kernels, in order of preference.
 _MODULES: dict[str, str] = {
@@ -37,6 +38,20 @@ def _load(name: str) -> ModuleType:
         return importlib.import_module(_MODULES[name])
     except ImportError as exc:
         raise BackendUnavailableError(f"backend {name!r} cannot be loaded: {exc}") from exc
+
+
+def _first_loadable() -> tuple[str, ModuleType]:
+    """The first backend in :data:`PREFERENCE` that loads, or an error giving each one's reason."""
+    reasons = []
+    for name in PREFERENCE:
+        try:
+            return name, _load(name)
+        except BackendUnavailableError as exc:
+            reasons.append(str(exc))
+    raise BackendUnavailableError(
+        f"no kernel backend can be loaded ({', '.join(PREFERENCE)}): " + "; ".join(reasons)
+        + ". Build the C extension (pip install with a C compiler) or install numba."
+    )
 
 
 def available_backends() -> list[str]:
@@ -69,7 +84,7 @@ def get_backend() -> ModuleType:
         if requested:
             set_backend(requested)
         else:
-            set_backend(available_backends()[0])
+            _active = _first_loadable()
     assert _active is not None
     return _active[1]
 

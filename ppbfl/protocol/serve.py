@@ -27,7 +27,7 @@ from typing import TextIO
 
 from ppbfl.protocol.grpc_transport import serve
 from ppbfl.protocol.process import EXIT_ON_STDIN_EOF
-from ppbfl.protocol.tls import PartyCredentials, load_credentials
+from ppbfl.protocol.tls import PartyCredentials, load_credentials, read_ca_cert
 from ppbfl.protocol.transport import Handler
 
 __all__ = ["load_factory", "main", "run_server"]
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--handler-arg must be a JSON object")
     handler = load_factory(args.handler)(**kwargs)
     creds = load_credentials(args.creds, args.party)
-    return run_server(handler, args.party, creds, args.ca.read_bytes(), host=args.host, port=args.port)
+    return run_server(handler, args.party, creds, read_ca_cert(args.ca), host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

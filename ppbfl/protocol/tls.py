@@ -40,6 +40,7 @@ __all__ = [
     "load_credentials",
     "make_ca",
     "party_id_of",
+    "read_ca_cert",
     "save_ca",
     "save_credentials",
 ]
@@ -213,6 +214,18 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         raise CredentialsError(f"missing credentials file {path}") from None
+    except OSError as exc:
+        raise CredentialsError(f"cannot read credentials file {path}: {exc.strerror}") from None
+
+
+def read_ca_cert(path: str | os.PathLike) -> bytes:
+    """The consortium CA certificate (PEM bytes) at ``path``.
+
+    Raises :class:`CredentialsError` if the file is missing or is not a PEM X.509 certificate.
+    """
+    cert_pem = _read(Path(path))
+    _load_cert(cert_pem, str(path))
+    return cert_pem
 
 
 def save_ca(ca: CertAuthority, directory: str | os.PathLike) -> None:
@@ -260,6 +273,7 @@ def load_credentials(directory: str | os.PathLike, party_id: str) -> PartyCreden
         raise CredentialsError(f"{d / f'{party_id}.key'}: not an EC private key")
     if party_id_of(cert_pem) != party_id:
         raise CredentialsError(f"{d / f'{party_id}.crt'} is issued to {party_id_of(cert_pem)!r}, not {party_id!r}")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
         raise CredentialsError(f"{d / f'{party_id}.key'} does not match {party_id}'s certificate")
     return PartyCredentials(party_id=party_id, key=key, cert=cert)

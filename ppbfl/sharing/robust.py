@@ -33,8 +33,12 @@ import numpy as np
 from ppbfl.errors import FieldShapeError, InsufficientSharesError, ReconstructionError
 from ppbfl.field.ops import matmul_unchecked, weighted_rowsum
 from ppbfl.field.prime_field import GF61, PrimeField
-from ppbfl.sharing.rs_decode import berlekamp_welch_columns
-from ppbfl.sharing.shamir import check_points, check_t, lagrange_coefficients, lagrange_matrix
+from ppbfl.sharing.shamir import (
+    check_points,
+    check_t,
+    lagrange_coefficients,
+    lagrange_matrix,
+)
 
 __all__ = ["RobustReconstruction", "robust_reconstruct"]
 
@@ -100,6 +104,9 @@ def robust_reconstruct(
 
     def decode(which: np.ndarray) -> np.ndarray:
         """Berlekamp–Welch on the columns ``which``; returns their (k, m) error mask or raises."""
+        # Numba, imported on this slow path only (devices and clean rounds never need it)
+        from ppbfl.sharing.rs_decode import berlekamp_welch_columns
+
         m = which.size
         out_secret = np.empty(m, np.uint64)
         out_errors = np.zeros((k, m), np.bool_)

@@ -1,0 +1,124 @@
+"""Make a consortium CA and per-party TLS credentials in a folder (the ``ppbfl creds`` command).
+
+:func:`write_credentials` writes ``ca.crt`` (0644) and ``ca.key`` (0600) when it makes a new CA,
+and ``<party>.crt`` (0644) / ``<party>.key`` (0600) for each party (see :mod:`ppbfl.protocol.tls`
+for the certificates). It refuses to replace an existing CA or party's credentials unless
+``force`` is set, and issues more parties from an existing CA (``ca_dir``, e.g. new devices
+joining the consortium). Nothing is written if any check fails.
+
+The returned fingerprints (SHA-256 of each DER certificate, 32 bytes) are what the chain
+registers for each party and what peers pin.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ppbfl.protocol.device import device_party
+from ppbfl.protocol.edge_node import COORDINATOR_PARTY, DEALER_PARTY, edge_party
+from ppbfl.protocol.errors import CredentialsError
+from ppbfl.protocol.tls import (
+    check_party_id,
+    issue,
+    load_ca,
+    make_ca,
+    read_ca_cert,
+    save_ca,
+    save_credentials,
+)
+
+__all__ = ["IssuedCredentials", "party_ids", "write_credentials"]
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """What :func:`write_credentials` did.
+
+    ``directory``: the folder holding ``ca.crt`` and the parties' files; ``ca_created``: whether
+    a new CA was made (else ``ca_dir``'s was used); ``fingerprints``: party id -> 32-byte SHA-256
+    of its certificate, in issue order.
+    """
+
+    directory: Path
+    ca_created: bool
+    fingerprints: dict[str, bytes]
+
+
+def party_ids(
+    *, edges: int = 0, devices: int = 0, dealer: bool = False, coordinator: bool = False, extra: Iterable[str] = ()
+) -> list[str]:
+    """The party ids of a deployment: ``edge-1..edge-<edges>``, ``device-0..device-<devices - 1>``,
+    ``dealer`` and ``coordinator`` when asked, then ``extra`` (each checked; duplicates dropped).
+
+    Raises:
+        CredentialsError: a negative count, an invalid party id, or no party at all.
+    """
+    for name, count in (("edges", edges), ("devices", devices)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise CredentialsError(f"{name} must be an int >= 0, got {count!r}")
+    ids = [edge_party(j) for j in range(1, edges + 1)] + [device_party(i) for i in range(devices)]
+    ids += [DEALER_PARTY] * dealer + [COORDINATOR_PARTY] * coordinator + [check_party_id(p) for p in extra]
+    if not ids:
+        raise CredentialsError("no parties: give edges, devices, dealer, coordinator or party ids")
+    return list(dict.fromkeys(ids))
+
+
+def write_credentials(
+    out: str | os.PathLike, parties: Iterable[str], *, ca_dir: str | os.PathLike | None = None,
+    ca_name: str = "ppbfl consortium", valid_days: int = 365, force: bool = False,
+) -> IssuedCredentials:
+    """Issue ``parties`` credentials into the folder ``out`` (created if needed).
+
+    Args:
+        out: folder for ``ca.crt`` and each party's ``<party>.crt`` / ``<party>.key``.
+        parties: party ids (see :func:`party_ids`).
+        ca_dir: folder of an existing CA (``ca.crt`` + ``ca.key``) to issue from; its
+            certificate is copied to ``out`` if ``out`` has none. Default: make a new CA
+            ``ca_name`` in ``out``.
+        valid_days: lifetime of the new certificates.
+        force: replace an existing CA in ``out`` (when making one) and existing party files.
+
+    Raises:
+        CredentialsError: ``out`` already has a CA (or another CA's certificate than
+        ``ca_dir``'s), a party's files exist, ``ca_dir`` lacks a readable CA, or a party id is
+        invalid. Nothing is written then.
+    """
+    directory = Path(out)
+    ids = [check_party_id(p) for p in dict.fromkeys(parties)]
+    if not ids:
+        raise CredentialsError("no parties to issue credentials to")
+    if isinstance(valid_days, bool) or not isinstance(valid_days, int) or valid_days < 1:
+        raise CredentialsError(f"valid_days must be an int >= 1, got {valid_days!r}")
+    ca_files = [directory / "ca.crt", directory / "ca.key"]
+    if ca_dir is None:
+        existing = [str(f) for f in ca_files if f.exists()]
+        if existing and not force:
+            raise CredentialsError(
+                f"{', '.join(existing)} exist(s): pass ca_dir (--ca-dir {directory}) to issue more parties "
+                "from that CA, or force (--force) to replace it"
+            )
+        ca = make_ca(ca_name, valid_days=valid_days)
+    else:
+        ca = load_ca(ca_dir)
+        if ca_files[0].exists() and read_ca_cert(ca_files[0]) != ca.cert_pem:
+            raise CredentialsError(f"{ca_files[0]} is another CA's certificate than {Path(ca_dir) / 'ca.crt'}'s")
+    clashes = [p for p in ids if not force and any((directory / f"{p}{ext}").exists() for ext in (".crt", ".key"))]
+    if clashes:
+        raise CredentialsError(
+            f"credentials of {', '.join(clashes)} already exist in {directory} (force / --force replaces them)"
+        )
+    if ca_dir is None:
+        save_ca(ca, directory)
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not ca_files[0].exists():
+            ca_files[0].write_bytes(ca.cert_pem)
+    fingerprints = {}
+    for party in ids:
+        creds = issue(ca, party, valid_days=valid_days)
+        save_credentials(creds, directory)
+        fingerprints[party] = creds.fingerprint
+    return IssuedCredentials(directory, ca_dir is None, fingerprints)

@@ -1,0 +1,124 @@
+"""``ppbfl edge`` as a real process: credentials from ``ppbfl creds``, one mutual-TLS call, stop by PID; bad arguments."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import ppbfl
+from ppbfl.cli import main
+from ppbfl.mpc.przs import PRZSKeys
+from ppbfl.protocol.creds import write_credentials
+from ppbfl.protocol.grpc_transport import GrpcTransport
+from ppbfl.protocol.messages import Ack, SetupEdge
+from ppbfl.protocol.tls import load_credentials
+
+T, N = 2, 3
+
+
+def _ppbfl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ppbfl.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(ppbfl.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _fingerprints(stdout: str) -> dict[str, bytes]:
+    """``ppbfl creds`` output -> party id -> 32-byte fingerprint."""
+    rows = [line.split() for line in stdout.splitlines() if line and not line.startswith("#")]
+    return {party: bytes.fromhex(fp) for party, fp in rows}
+
+
+def test_ppbfl_edge_serves_a_setup_call_over_mutual_tls_with_credentials_from_ppbfl_creds(tmp_path):
+    made = subprocess.run(_ppbfl("creds", "--out", str(tmp_path), "--edges", "1", "--coordinator"),
+                          check=False, capture_output=True, text=True, env=_env(), timeout=120)
+    assert made.returncode == 0, made.stderr
+    fingerprints = _fingerprints(made.stdout)
+    assert sorted(fingerprints) == ["coordinator", "edge-1"]
+
+    edge = subprocess.Popen(
+        _ppbfl("edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt"), "--port", "0"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )
+    try:
+        stdout = edge.stdout
+        assert stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:
+            for line in stdout:
+                lines.put(line)
+            lines.put("<EOF>")
+
+        threading.Thread(target=read, daemon=True).start()
+        first = lines.get(timeout=120)
+        assert first.startswith("LISTENING 127.0.0.1:"), (first, edge.poll(), edge.stderr.read() if edge.poll() is not None else "")
+        address = first.split()[1]
+
+        # the coordinator pins edge-1 to the fingerprint `ppbfl creds` printed
+        coordinator = GrpcTransport(
+            "coordinator", load_credentials(tmp_path, "coordinator"), (tmp_path / "ca.crt").read_bytes(),
+            {"edge-1": address}, fingerprints={"edge-1": fingerprints["edge-1"]},
+        )
+        keys = PRZSKeys.setup(T, N)
+        mine = [(a, k) for a, k in keys.keys.items() if 1 in a]
+        setup = SetupEdge(
+            index=1, t=T, n=N, d=8, frac_bits=16, tau=0.0,
+            przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine],
+        )
+        try:
+            reply = coordinator.call("edge-1", setup, round=0, timeout=30.0, expect=Ack)
+        finally:
+            coordinator.close()
+        assert reply.sender == "edge-1"
+        assert reply.message == Ack(f"edge-1 ready: edge node 1 of ({T}, {N}), d = 8")
+
+        os.kill(edge.pid, signal.SIGTERM)
+        assert edge.wait(timeout=30) == 0
+    finally:
+        if edge.poll() is None:
+            edge.kill()
+            edge.wait()
+
+
+def test_ppbfl_edge_without_credentials_exits_2_with_a_one_line_error(tmp_path):
+    done = subprocess.run(
+        _ppbfl("edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt")),
+        check=False, capture_output=True, text=True, env=_env(), timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"ppbfl edge: CredentialsError: missing credentials file {tmp_path / 'edge-1.crt'}"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--party": "Edge_1"}, "party id 'Edge_1' is not valid"),
+        ({"--party": "edge-2"}, "missing credentials file"),
+        ({"--ca": "nowhere.crt"}, "missing credentials file"),
+        ({"--ca": "edge-1.key"}, "not a PEM X.509 certificate"),
+    ],
+)
+def test_ppbfl_edge_bad_credentials_are_named_with_exit_status_2(tmp_path, capsys, change, message):
+    write_credentials(tmp_path, ["edge-1"])
+    args = {"--party": "edge-1", "--creds": str(tmp_path), "--ca": "ca.crt", **change}
+    args["--ca"] = str(tmp_path / args["--ca"])
+    assert main(["edge", *[item for pair in args.items() for item in pair]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ppbfl edge: CredentialsError: ") and message in err, err
+
+
+def test_ppbfl_edge_rejects_an_unknown_behaviour(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt"), "--behaviour", "evil"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'evil'" in capsys.readouterr().err
