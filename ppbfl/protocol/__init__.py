@@ -13,9 +13,10 @@ The format and the guarantees are described in ``docs/protocol.md``; the round i
 """
 
 from ppbfl.protocol.aggregator import AggregateCombiner
+from ppbfl.protocol.announcement import RoundAnnouncement
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
-from ppbfl.protocol.device import Device
+from ppbfl.protocol.device import Device, Submission
 from ppbfl.protocol.edge_node import EdgeBehaviour, EdgeNode
 from ppbfl.protocol.errors import (
     ConfigError,
@@ -28,11 +29,12 @@ from ppbfl.protocol.errors import (
     SchemaError,
     ServerStartError,
 )
-from ppbfl.protocol.grpc_transport import GrpcTransport, RunningServer, serve
-from ppbfl.protocol.ledger import ChainLedger, open_ledger
+from ppbfl.protocol.grpc_transport import GrpcTransport, RunningServer
+from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount, open_ledger
 from ppbfl.protocol.process import ServerProcess, spawn_server
 from ppbfl.protocol.round import Coordinator, RoundResult
 from ppbfl.protocol.round_errors import (
+    AnnouncementError,
     CommitmentMismatchError,
     NotEnoughEdgeNodesError,
     OutOfPhaseError,
@@ -64,6 +66,7 @@ from ppbfl.protocol.wire import (
 
 __all__ = [
     "AggregateCombiner",
+    "AnnouncementError",
     "Array",
     "Bool",
     "Bytes",
@@ -74,6 +77,7 @@ __all__ = [
     "Coordinator",
     "CredentialsError",
     "Device",
+    "DeviceChainAccount",
     "EdgeBehaviour",
     "EdgeNode",
     "Envelope",
@@ -95,11 +99,13 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "RoundFailedError",
+    "RoundAnnouncement",
     "RoundResult",
     "RunningServer",
     "SchemaError",
     "ServerProcess",
     "ServerStartError",
+    "Submission",
     "Text",
     "Transport",
     "TripleDealerNode",
@@ -111,6 +117,5 @@ __all__ = [
     "make_ca",
     "open_ledger",
     "register",
-    "serve",
     "spawn_server",
 ]
