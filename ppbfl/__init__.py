@@ -5,9 +5,11 @@ The crypto core is importable directly::
     from ppbfl import share, reconstruct, FixedPointCodec, SecureCosineFilter
 """
 
-from ppbfl.errors import *  # noqa: F401,F403  (the typed exceptions are part of the API)
-from ppbfl.errors import __all__ as _error_names
+from typing import TYPE_CHECKING
+
 from ppbfl.defense import share_update
+from ppbfl.errors import *  # noqa: F403  (the typed exceptions are part of the API)
+from ppbfl.errors import __all__ as _error_names
 from ppbfl.field import GF61, FieldRNG, FixedPointCodec, PrimeField
 from ppbfl.sharing import (
     CompressedShares,
@@ -17,6 +19,9 @@ from ppbfl.sharing import (
     share,
     share_compressed,
 )
+
+if TYPE_CHECKING:
+    from ppbfl.fl.federation import SecureCosineFilter
 
 __version__ = "0.1.0"
 
@@ -28,6 +33,7 @@ def __getattr__(name: str) -> object:
 
         return SecureCosineFilter
     raise AttributeError(f"module 'ppbfl' has no attribute {name!r}")
+
 
 __all__ = [
     "PrimeField", "GF61", "FixedPointCodec", "FieldRNG",

@@ -40,9 +40,8 @@ def test_full_round_on_anvil_matches_py_evm():
             c.rounds.close_round(1)  # reverts are decoded on a real node too
         process = chain.node.process
     assert process.poll() is not None, f"anvil (pid {pid}) still running after close()"
-    with Chain.embedded(accounts=40) as chain:
-        with Scenario(chain, 3, 5, 6, d=300, pow_bits=6, audit_shares=3) as c:
-            evm_record = run_round(c, 1)
+    with Chain.embedded(accounts=40) as chain, Scenario(chain, 3, 5, 6, d=300, pow_bits=6, audit_shares=3) as c:
+        evm_record = run_round(c, 1)
     # same contract, calls and fork rules, and the same opened scalars and decisions (exact field
     # results): the gas agrees up to calldata bytes that differ per run (account addresses, PoW
     # nonces, Merkle roots of freshly random shares, audit coordinates drawn from block hashes)

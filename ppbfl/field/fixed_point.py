@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 
 import numpy as np
 
@@ -39,7 +38,7 @@ def _largest_float_below(ok: Callable[[float], bool], start: float) -> float:
     return m
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class FixedPointCodec:
     """Encode float arrays to ``uint64`` field elements and back.
 
@@ -50,21 +49,23 @@ class FixedPointCodec:
             module docstring (8192 for ``p = 2^61 - 1``, ``f = 16``).
     """
 
-    field: PrimeField = GF61
-    frac_bits: int = 16
-    max_abs: float | None = dataclass_field(default=None)
+    field: PrimeField
+    frac_bits: int
+    max_abs: float
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits < self.field.bits - 1:
-            raise CodecParameterError(f"frac_bits = {self.frac_bits!r}: expected an int in [0, {self.field.bits - 1})")
+    def __init__(self, field: PrimeField = GF61, frac_bits: int = 16, max_abs: float | None = None) -> None:
+        object.__setattr__(self, "field", field)
+        object.__setattr__(self, "frac_bits", frac_bits)
+        if not isinstance(frac_bits, int) or not 0 <= frac_bits < field.bits - 1:
+            raise CodecParameterError(f"frac_bits = {frac_bits!r}: expected an int in [0, {field.bits - 1})")
         limit = self._largest_safe_magnitude()
-        if self.max_abs is None:
-            default = 2.0 ** ((self.field.bits - 3) // 2 - self.frac_bits)
-            object.__setattr__(self, "max_abs", min(default, limit))
-        elif not (0 < self.max_abs <= limit):
+        if max_abs is None:
+            max_abs = min(2.0 ** ((field.bits - 3) // 2 - frac_bits), limit)
+        elif not (0 < max_abs <= limit):
             raise CodecParameterError(
-                f"max_abs = {self.max_abs!r}: expected 0 < max_abs <= {limit!r} so that encodings decode in {self.field!r}"
+                f"max_abs = {max_abs!r}: expected 0 < max_abs <= {limit!r} so that encodings decode in {field!r}"
             )
+        object.__setattr__(self, "max_abs", max_abs)
 
     def _largest_safe_magnitude(self) -> float:
         """Largest ``|x|`` whose encoding is at most ``(p - 1) / 2`` (so it decodes to itself)."""

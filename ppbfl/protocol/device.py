@@ -143,10 +143,10 @@ class Device:
         Raises:
             AnnouncementError: the announcement disagrees with this device's configuration.
             UpdateRangeError: an entry of ``update`` exceeds the no-wrap bound.
-            ProtocolError: the device has no transport.
+            ConfigError: the device has no transport (key ``transport``).
         """
         if self.transport is None:
-            raise ConfigError(f"device {self.index} has no transport to upload with")
+            raise ConfigError("transport", f"device {self.index} has no transport to upload with")
         self.check_announcement(announcement)
         if np.shape(update) != (announcement.d,):
             raise AnnouncementError(self.index, "d", announcement.d, f"the update's length {np.shape(update)}")
