@@ -8,12 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppbfl.defense import (
-    InconsistentSharesError,
-    SecureCosineFilter,
     challenge_coefficients,
     check_consistency,
     published_values,
-    share_update,
 )
 from ppbfl.field import GF61, FieldRNG, PrimeField
 from ppbfl.sharing import reconstruct, share
@@ -70,28 +67,22 @@ def test_inconsistent_mask_is_caught() -> None:
     assert not check_consistency(published_values(shares, mask, challenge_coefficients(_seed(1), d)), t).consistent
 
 
-def test_filter_rejects_inconsistent_device_and_strict_raises() -> None:
+def test_round_rejects_an_inconsistent_device_names_the_suspect_and_opens_nothing_of_it() -> None:
+    from ppbfl.fl.federation import Federation
+    from tests.protocol_helpers import InconsistentDevice
+
     t, n, d = 2, 5, 60
     gen = np.random.default_rng(3)
-    ref = gen.normal(0, 1, d)
-    subs = [share_update(ref + gen.normal(0, 0.5, d), t, n, device=i) for i in range(4)]
-    shares = [s.shares.copy() for s in subs]
-    masks = [s.mask_shares for s in subs]
-    shares[2][1, 7] = (shares[2][1, 7] + np.uint64(1)) % np.uint64(P)  # device 2: party 2's share of coordinate 7
-    flt = SecureCosineFilter(t, n)
-    _, records = flt.verify_and_aggregate(shares, ref, mask_shares=masks, challenge_seed=_seed(5))
-    assert records.consistency_checked
-    assert records[2].reason == "inconsistent shares" and not records[2].accepted
-    assert records[2].suspects == (2,)
-    assert [records[i].reason for i in (0, 1, 3)] == ["accepted"] * 3
-    # the inconsistent device was not opened at all
-    assert 2 not in records.opened["norm2"] and 2 not in records.opened["dot_ref"]
-    with pytest.raises(InconsistentSharesError) as info:
-        flt.verify_and_aggregate(shares, ref, mask_shares=masks, challenge_seed=_seed(6), strict=True)
-    assert info.value.device == 2
-    # without the check the record says so
-    _, unchecked = flt.verify_and_aggregate([s.shares for s in subs], ref)
-    assert not unchecked.consistency_checked
+    ref = gen.normal(0, 0.1, d)
+    updates = {i: ref + gen.normal(0, 0.05, d) for i in range(4)}
+    with Federation.in_process(t, n, d, 4, factories={2: InconsistentDevice}) as federation:
+        result = federation.run_round(1, updates, ref)
+    assert result.decision_of(2).reason == "inconsistent shares" and not result.decision_of(2).accepted
+    assert result.decision.suspects[result.devices.index(2)] == (1,)  # the dense row it altered is node 1's
+    assert [result.decision_of(i).reason for i in (0, 1, 3)] == ["accepted"] * 3
+    # the inconsistent device's scalars were not opened at all
+    k = result.devices.index(2)
+    assert result.decision.norm2[k] == 0 and result.decision.dot_ref[k] == 0
 
 
 def test_published_values_do_not_reveal_the_update() -> None:
