@@ -745,6 +745,16 @@ contract PPBFLRounds {
         return commitments[round][deviceId];
     }
 
+    /// The share commitments of `deviceIds` in `round` (zero where a device did not commit), in
+    /// one call: what the relay reads to learn who committed.
+    function commitmentsOf(uint64 round, uint32[] calldata deviceIds) external view returns (bytes32[] memory roots) {
+        roots = new bytes32[](deviceIds.length);
+        mapping(uint256 => bytes32) storage byDevice = commitments[round];
+        for (uint256 k = 0; k < deviceIds.length; ++k) {
+            roots[k] = byDevice[deviceIds[k]];
+        }
+    }
+
     function aggregateShareRoot(uint64 round, uint8 edgeIndex) external view returns (bytes32) {
         return aggregateShareRoots[round][edgeIndex];
     }

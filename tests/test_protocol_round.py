@@ -162,6 +162,10 @@ def test_chain_state_matches_the_round():
         assert state.phase == Phase.CLOSED and state.audit_passed and state.decisions_agreed
         assert state.reported_liars == (3,) and state.committed == M - 1
         assert ledger.commitment(1, 7) is None
+        on_chain = ledger.commitments(1)  # one batched view call (commitmentsOf)
+        assert set(on_chain) == set(range(M)) - {7}
+        assert all(on_chain[i] == ledger.commitment(1, i) for i in on_chain)
+        assert ledger.contract.commitments_of(1, [ledger.device_ids[7]]) == [bytes(32)]
         ids, values = ledger.contract.agreed_scalars(1)
         assert ids.tolist() == [ledger.device_ids[i] for i in result.devices]
         np.testing.assert_array_equal(values[:, 0], result.decision.norm2)

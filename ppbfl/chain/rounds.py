@@ -298,6 +298,11 @@ class RoundsContract:
         """The root device ``device_id`` committed in ``round_`` (zero bytes when none)."""
         return bytes(self._view("commitment", _uint("round", round_, 64), _uint("device_id", device_id, 32)))
 
+    def commitments_of(self, round_: int, device_ids: Sequence[int]) -> list[bytes]:
+        """The roots ``device_ids`` committed in ``round_`` (zero bytes where none), in one call."""
+        ids = [_uint("device_ids", i, 32) for i in device_ids]
+        return [bytes(root) for root in self._view("commitmentsOf", _uint("round", round_, 64), ids)]
+
     def close_commitments(self, round_: int, *, sender: str | None = None) -> None:
         """End the commit phase (every device committed, or the commit deadline passed); anyone may call."""
         self._send("closeCommitments", [_uint("round", round_, 64, 1)], sender or self.aggregator)

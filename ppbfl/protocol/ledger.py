@@ -145,9 +145,9 @@ class ChainLedger:
     def commitments(self, round: int, devices: Iterable[int] | None = None) -> dict[int, bytes]:
         """Device -> the root it committed for ``round``, over ``devices`` (default: every registered
         one); devices without a commitment, or not registered, are absent."""
-        wanted = self.device_ids if devices is None else [i for i in devices if i in self.device_ids]
-        roots = {i: self.commitment(round, i) for i in wanted}
-        return {i: root for i, root in roots.items() if root is not None}
+        wanted = sorted(self.device_ids if devices is None else {i for i in devices if i in self.device_ids})
+        roots = self.contract.commitments_of(round, [self.device_ids[i] for i in wanted]) if wanted else []
+        return {i: root for i, root in zip(wanted, roots) if root != bytes(32)}
 
     def close_commitments(self, round: int) -> bytes:
         """Close the commit phase (on a dev chain, mine to the deadline if devices are missing); the seed."""
