@@ -128,7 +128,7 @@ def _row_pointers(rows, k: int | None, hi: int):
     if isinstance(rows, PackedRows):
         if k is not None and len(rows) != k:
             raise FieldShapeError("rows", (len(rows), rows.length), f"({k}, d) to match weights")
-        if rows.length < hi:
+        if len(rows) and rows.length < hi:
             raise FieldShapeError("rows", (len(rows), rows.length), f"rows of at least {hi} elements")
         return rows.pointers, len(rows)
     base = _ptr("rows", rows, 2, (0 if k is None else k, hi))
