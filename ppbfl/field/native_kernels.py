@@ -19,9 +19,19 @@ from ppbfl.errors import FieldDTypeError, FieldShapeError
 from ppbfl.field._native import ffi, lib  # ImportError when not built
 
 __all__ = [
-    "add_range", "sub_range", "neg_range", "mul_range", "muladd_range", "scalar_mul_range",
-    "dot_range", "weighted_rowsum_range", "matmul_range", "horner_share_range", "PackedRows", "pack_rows",
+    "PackedRows",
+    "add_range",
+    "dot_range",
+    "horner_share_range",
+    "matmul_range",
+    "mul_range",
+    "muladd_range",
+    "neg_range",
+    "pack_rows",
     "row_dots_range",
+    "scalar_mul_range",
+    "sub_range",
+    "weighted_rowsum_range",
 ]
 
 

@@ -21,7 +21,7 @@ from ppbfl.field.backend import get_backend
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.field.threads import split_call
 
-__all__ = ["add", "sub", "neg", "mul", "muladd", "scalar_mul", "dot", "row_dots", "weighted_rowsum", "inverse"]
+__all__ = ["add", "dot", "inverse", "mul", "muladd", "neg", "row_dots", "scalar_mul", "sub", "weighted_rowsum"]
 
 
 def _same_shape(first: np.ndarray, *others: tuple[str, np.ndarray]) -> None:

@@ -44,7 +44,7 @@ def share_leaf(
         raise ValueError("share_leaf: give exactly one of share and seed")
     head = _DOMAIN + round.to_bytes(8, "big") + device.to_bytes(4, "big") + node.to_bytes(4, "big")
     if share is not None:
-        payload = memoryview(np.ascontiguousarray(share, dtype="<u8")).cast("B")
+        payload = np.ascontiguousarray(share, dtype="<u8").view(np.uint8).data
         body = b"\x00" + blake3(payload).digest()
     else:
         body = b"\x01" + blake3(bytes(seed) + stream.to_bytes(8, "big")).digest()

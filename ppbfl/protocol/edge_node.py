@@ -200,7 +200,7 @@ class EdgeNode:
         lam = challenge_coefficients(message.challenge_seed, self.setup.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
         # one pass over each share row: <g_i, lam>, <g_i, r> and (honest majority) <g_i, g_i>
-        sums = ops.row_dots(shares, lam, message.reference, squares=message.hm, field=self.field, rows_name="shares")
+        sums = ops.row_dots(shares, lam, message.reference, squares=bool(message.hm), field=self.field, rows_name="shares")
         consistency = ops.add(sums[0], masks, field=self.field)
         dot_ref = sums[1]
         if self.behaviour is EdgeBehaviour.TAMPER_VERIFY:
