@@ -23,6 +23,7 @@ Records (``[x]`` = that many numbers):
     scalar_mul       p n lo hi  s a[n]               top out[n]
     dot              p n lo hi  a[n] b[n]            value top
     weighted_rowsum  p k d lo hi  weights[k] rows[k*d]      top out[d]
+    row_dots         p k d lo hi squares  rows[k*d] a[d] b[d]  top sums[3*k]
     matmul           p m k d lo hi  matrix[m*k] rows[k*d]   out[m*d]
     horner_share     p degree width n d col0 lo hi  secret[d] coeffs[degree*width] points[n] out[n*d]
 """
@@ -246,6 +247,24 @@ class Writer:
         ensure(int(top) == want_top, f"{label}: top {int(top)} != {want_top}")
         self.emit("weighted_rowsum", p, k, d, lo, hi, w, rows, int(top), out)
 
+    def row_dots(self, p: int, rows: np.ndarray, a: np.ndarray, b: np.ndarray, squares: bool, lo: int, hi: int) -> None:
+        k, d = rows.shape
+        sums, top = nk.row_dots_range(rows, a, b, squares, U64(p), U64(lo), U64(hi))
+        ir, ia, ib = [[int(x) for x in row] for row in rows], [int(x) for x in a], [int(x) for x in b]
+        want = [[sum(row[j] * vec[j] for j in range(lo, hi)) % p for row in ir] for vec in (ia, ib)]
+        want.append([sum(row[j] * row[j] for j in range(lo, hi)) % p if squares else 0 for row in ir])
+        want_top = max((max(ir[i][j], ia[j], ib[j]) for i in range(k) for j in range(lo, hi)), default=0)
+        g_want = None
+        if self.o.use_galois and k:
+            GF = self.o.gf(p)
+            g = GF(rows[:, lo:hi])
+            squares_g = (g * g).sum(axis=1) if squares else [0] * k
+            g_want = [[int(x) for x in g @ GF(a[lo:hi])], [int(x) for x in g @ GF(b[lo:hi])], [int(x) for x in squares_g]]
+        label = f"row_dots p={p} k={k} d={d} lo={lo} hi={hi} squares={squares}"
+        self.o.check(label, sums, want, g_want)
+        ensure(int(top) == want_top, f"{label}: top {int(top)} != {want_top}")
+        self.emit("row_dots", p, k, d, lo, hi, int(squares), rows, a, b, int(top), sums)
+
     def matmul(self, p: int, matrix: np.ndarray, rows: np.ndarray, lo: int, hi: int) -> None:
         m, k = matrix.shape
         d = rows.shape[1]
@@ -343,6 +362,10 @@ def build(seed: int, use_galois: bool) -> Writer:
                 w.weighted_rowsum(p, rand(p, k), rand(p, k, d), 2, d - 3)
         w.weighted_rowsum(p, u64([p - 1] * 6), u64([p - 1] * 60).reshape(6, 10), 0, 10)
         w.weighted_rowsum(p, rand(p, 4), rand(p, 4, 7), 3, 3)
+        # -- row dots: k = 0, 1, 3 rows, with and without squares, all-(p-1) rows --
+        for k, d, lo, hi, squares in ((1, 6, 0, 6, True), (3, 9, 0, 9, True), (3, 8, 2, 7, False), (0, 4, 0, 4, True)):
+            w.row_dots(p, rand(p, k, d), rand(p, d), rand(p, d), squares, lo, hi)
+        w.row_dots(p, u64([p - 1] * 12).reshape(2, 6), u64([p - 1] * 6), u64([p - 1] * 6), True, 0, 6)
         # -- matmul m x k --
         for m, k, d, lo, hi in ((1, 1, 5, 0, 5), (3, 4, 9, 0, 9), (5, 3, 12, 2, 10), (4, 6, 8, 1, 8), (2, 5, 6, 4, 4)):
             w.matmul(p, rand(p, m, k), rand(p, k, d), lo, hi)

@@ -183,6 +183,82 @@ uint64_t pf_weighted_rowsum_range(const uint64_t *weights, size_t k, const uint6
                     : rowsum_body(weights, k, rows, d, out, p, lo, hi, 0);
 }
 
+PF_INLINE uint64_t rowsum_rows_body(const uint64_t *weights, size_t k, const uint64_t *const *rows, uint64_t *out,
+                                    uint64_t p, size_t lo, size_t hi, int m61) {
+    uint64_t top = 0;
+    for (size_t j = lo; j < hi; j++) out[j] = 0;
+    for (size_t i = 0; i < k; i++) {
+        const uint64_t *row = rows[i];
+        uint64_t w = weights[i];
+        for (size_t j = lo; j < hi; j++) {
+            uint64_t x = row[j];
+            top = max2(top, x);
+            out[j] = addmod(out[j], mulmod(x, w, p, m61), p);
+        }
+    }
+    return top;
+}
+
+uint64_t pf_weighted_rowsum_rows_range(const uint64_t *weights, size_t k, const uint64_t *const *rows,
+                                       uint64_t *out, uint64_t p, size_t lo, size_t hi) {
+    return p == M61 ? rowsum_rows_body(weights, k, rows, out, M61, lo, hi, 1)
+                    : rowsum_rows_body(weights, k, rows, out, p, lo, hi, 0);
+}
+
+/* (high * 2^32 + low) mod p for the split sums of dot_body */
+PF_INLINE uint64_t halves_mod(uint64_t high, uint64_t low, uint64_t p, int m61) {
+    return addmod(mulmod(high % p, ((uint64_t)1 << 32) % p, p, m61), low % p, p);
+}
+
+/* adds the split-half sums of x[j] * y[j] for j in [lo, hi) to acc[0] (high) and acc[1] (low) */
+PF_INLINE uint64_t dot_halves(const uint64_t *x, const uint64_t *y, uint64_t p, size_t lo, size_t hi,
+                              uint64_t *acc, int m61) {
+    uint64_t high = 0, low = 0, top = 0;
+    for (size_t j = lo; j < hi; j++) {
+        uint64_t u = x[j], v = y[j];
+        top = max2(top, max2(u, v));
+        uint64_t product = mulmod(u, v, p, m61);
+        high += product >> 32;
+        low += product & MASK32;
+    }
+    acc[0] += high;
+    acc[1] += low;
+    return top;
+}
+
+/* Each row is walked in tiles of ROW_TILE columns: the three products of a tile run as three
+ * simple loops (each vectorises; one loop computing all three does not), the second and third
+ * reading the row tile from L1. */
+#define ROW_TILE 2048
+
+PF_INLINE uint64_t row_dots_body(const uint64_t *const *rows, size_t k, const uint64_t *a, const uint64_t *b,
+                                 uint64_t *sums, uint64_t p, size_t lo, size_t hi, int m61, int squares) {
+    uint64_t top = 0;
+    for (size_t i = 0; i < k; i++) {
+        const uint64_t *row = rows[i];
+        uint64_t acc[6] = {0, 0, 0, 0, 0, 0};
+        for (size_t t0 = lo; t0 < hi; t0 += ROW_TILE) {
+            size_t t1 = hi - t0 < ROW_TILE ? hi : t0 + ROW_TILE;
+            top = max2(top, dot_halves(row, a, p, t0, t1, acc, m61));
+            top = max2(top, dot_halves(row, b, p, t0, t1, acc + 2, m61));
+            if (squares) dot_halves(row, row, p, t0, t1, acc + 4, m61);
+        }
+        sums[i] = halves_mod(acc[0], acc[1], p, m61);
+        sums[k + i] = halves_mod(acc[2], acc[3], p, m61);
+        sums[2 * k + i] = halves_mod(acc[4], acc[5], p, m61);
+    }
+    return top;
+}
+
+uint64_t pf_row_dots_range(const uint64_t *const *rows, size_t k, const uint64_t *a, const uint64_t *b,
+                           int squares, uint64_t *sums, uint64_t p, size_t lo, size_t hi) {
+    if (p == M61)
+        return squares ? row_dots_body(rows, k, a, b, sums, M61, lo, hi, 1, 1)
+                       : row_dots_body(rows, k, a, b, sums, M61, lo, hi, 1, 0);
+    return squares ? row_dots_body(rows, k, a, b, sums, p, lo, hi, 0, 1)
+                   : row_dots_body(rows, k, a, b, sums, p, lo, hi, 0, 0);
+}
+
 void pf_matmul_range(const uint64_t *matrix, size_t m, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
                      uint64_t p, size_t lo, size_t hi) {
     for (size_t r = 0; r < m; r++) pf_weighted_rowsum_range(matrix + r * k, k, rows, d, out + r * d, p, lo, hi);

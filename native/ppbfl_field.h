@@ -28,6 +28,14 @@ uint64_t pf_dot_range(const uint64_t *a, const uint64_t *b, uint64_t p, size_t l
 /* out[j] = sum_i weights[i] rows[i, j]; rows (k, d); returns the largest element of rows read */
 uint64_t pf_weighted_rowsum_range(const uint64_t *weights, size_t k, const uint64_t *rows, size_t d,
                                   uint64_t *out, uint64_t p, size_t lo, size_t hi);
+/* the same over k separate rows: rows[i] points at row i (at least hi elements) */
+uint64_t pf_weighted_rowsum_rows_range(const uint64_t *weights, size_t k, const uint64_t *const *rows,
+                                       uint64_t *out, uint64_t p, size_t lo, size_t hi);
+/* one pass over k separate rows for columns [lo, hi) (hi - lo < 2^32): sums is (3, k) with
+ * sums[i] = <row_i, a>, sums[k + i] = <row_i, b>, sums[2k + i] = <row_i, row_i> (0 unless
+ * squares); returns the largest element of the rows, a and b read */
+uint64_t pf_row_dots_range(const uint64_t *const *rows, size_t k, const uint64_t *a, const uint64_t *b,
+                           int squares, uint64_t *sums, uint64_t p, size_t lo, size_t hi);
 /* out[r, j] = sum_i matrix[r, i] rows[i, j]; matrix (m, k), rows (k, d), out (m, d) */
 void pf_matmul_range(const uint64_t *matrix, size_t m, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
                      uint64_t p, size_t lo, size_t hi);

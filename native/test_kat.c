@@ -134,6 +134,14 @@ static uint64_t *copy_array(const uint64_t *src, size_t count) {
     return arr;
 }
 
+/* pointers to the k rows of a row-major (k, d) array (the row kernels' argument) */
+static const uint64_t **row_pointers(const uint64_t *rows, size_t k, size_t d) {
+    const uint64_t **ptrs = (const uint64_t **)xmalloc(k); /* a pointer is at most 8 bytes */
+    size_t i;
+    for (i = 0; i < k; i++) ptrs[i] = rows + i * d;
+    return ptrs;
+}
+
 static void fill(uint64_t *arr, size_t count, uint64_t value) {
     size_t i;
     for (i = 0; i < count; i++) arr[i] = value;
@@ -153,9 +161,9 @@ static size_t first_diff(const uint64_t *x, const uint64_t *y, size_t count) {
 /* reporting                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-enum { F_ADD, F_SUB, F_MUL, F_NEG, F_MULADD, F_SCALAR_MUL, F_DOT, F_ROWSUM, F_MATMUL, F_HORNER, F_COUNT };
+enum { F_ADD, F_SUB, F_MUL, F_NEG, F_MULADD, F_SCALAR_MUL, F_DOT, F_ROWSUM, F_ROWDOTS, F_MATMUL, F_HORNER, F_COUNT };
 static const char *family_names[F_COUNT] = {"add", "sub", "mul", "neg", "muladd", "scalar_mul",
-                                            "dot", "weighted_rowsum", "matmul", "horner_share"};
+                                            "dot", "weighted_rowsum", "row_dots", "matmul", "horner_share"};
 static unsigned long family_cases[F_COUNT], family_runs[F_COUNT];
 
 static long case_line;       /* line of the record being run */
@@ -348,6 +356,7 @@ static void run_rowsum(void) {
     uint64_t p = next_u64("p");
     size_t k = next_size("k"), d = next_size("d"), lo = next_size("lo"), hi = next_size("hi"), mid, j, i;
     uint64_t *w, *rows, *want, *out, *w0, *rows0, top_want, top, t1, t2;
+    const uint64_t **ptrs;
 
     case_p = p;
     if (lo > hi || hi > d) bad_file("range [%zu, %zu) outside d = %zu", lo, hi, d);
@@ -360,14 +369,17 @@ static void run_rowsum(void) {
     rows0 = copy_array(rows, k * d);
     out = xmalloc(d);
 
-    for (int split = 0; split < 2; split++) {
-        case_mode = split ? "split" : "whole";
+    ptrs = row_pointers(rows, k, d);
+    for (int mode = 0; mode < 3; mode++) {
+        case_mode = mode == 2 ? "separate rows" : mode ? "split" : "whole";
         fill(out, d, p);
-        if (split) {
+        if (mode == 1) {
             mid = lo + (hi - lo) / 2;
             t1 = pf_weighted_rowsum_range(w, k, rows, d, out, p, lo, mid);
             t2 = pf_weighted_rowsum_range(w, k, rows, d, out, p, mid, hi);
             top = max_u64(t1, t2);
+        } else if (mode == 2) {
+            top = pf_weighted_rowsum_rows_range(w, k, ptrs, out, p, lo, hi);
         } else {
             top = pf_weighted_rowsum_range(w, k, rows, d, out, p, lo, hi);
         }
@@ -389,8 +401,71 @@ static void run_rowsum(void) {
         check_inputs_unchanged(w, w0, k, "weights");
         check_inputs_unchanged(rows, rows0, k * d, "rows");
     }
-    family_runs[F_ROWSUM] += 2;
-    free(w); free(rows); free(want); free(out); free(w0); free(rows0);
+    family_runs[F_ROWSUM] += 3;
+    free(w); free(rows); free(want); free(out); free(w0); free(rows0); free(ptrs);
+}
+
+static void run_row_dots(void) {
+    uint64_t p = next_u64("p");
+    size_t k = next_size("k"), d = next_size("d"), lo = next_size("lo"), hi = next_size("hi"), mid, i;
+    uint64_t squares = next_u64("squares");
+    uint64_t *rows, *a, *b, *want, *sums, *half, *rows0, *a0, *b0, top_want, top, t2;
+    const uint64_t **ptrs;
+
+    case_p = p;
+    if (lo > hi || hi > d) bad_file("range [%zu, %zu) outside d = %zu", lo, hi, d);
+    if (k != 0 && d > MAX_ELEMS / k) bad_file("k * d too large");
+    if (squares > 1) bad_file("squares must be 0 or 1");
+    rows = read_array(k * d, "rows");
+    a = read_array(d, "a");
+    b = read_array(d, "b");
+    top_want = next_u64("top");
+    want = read_array(3 * k, "sums");
+    rows0 = copy_array(rows, k * d);
+    a0 = copy_array(a, d);
+    b0 = copy_array(b, d);
+    sums = xmalloc(3 * k);
+    half = xmalloc(3 * k);
+    ptrs = row_pointers(rows, k, d);
+
+    for (int split = 0; split < 2; split++) {
+        case_mode = split ? "split" : "whole";
+        fill(sums, 3 * k, p);
+        if (split) {
+            mid = lo + (hi - lo) / 2;
+            fill(half, 3 * k, p);
+            top = pf_row_dots_range(ptrs, k, a, b, (int)squares, sums, p, lo, mid);
+            t2 = pf_row_dots_range(ptrs, k, a, b, (int)squares, half, p, mid, hi);
+            top = max_u64(top, t2);
+            for (i = 0; i < 3 * k; i++) {
+                if (sums[i] >= p || half[i] >= p) {
+                    mismatch_value("partial row sum not reduced below p", p - 1, sums[i] >= p ? sums[i] : half[i]);
+                    fail();
+                }
+                sums[i] += half[i]; /* both < p < 2^62: no overflow */
+                if (sums[i] >= p) sums[i] -= p;
+            }
+        } else {
+            top = pf_row_dots_range(ptrs, k, a, b, (int)squares, sums, p, lo, hi);
+        }
+        i = first_diff(sums, want, 3 * k);
+        if (i < 3 * k) {
+            char what[256];
+            snprintf(what, sizeof what, "sums[%zu][%zu] (k = %zu, d = %zu, range [%zu, %zu), squares %d)", i / (k ? k : 1),
+                     i % (k ? k : 1), k, d, lo, hi, (int)squares);
+            mismatch_value(what, want[i], sums[i]);
+            fail();
+        }
+        if (top != top_want) {
+            mismatch_value("returned max element of rows, a and b", top_want, top);
+            fail();
+        }
+        check_inputs_unchanged(rows, rows0, k * d, "rows");
+        check_inputs_unchanged(a, a0, d, "a");
+        check_inputs_unchanged(b, b0, d, "b");
+    }
+    family_runs[F_ROWDOTS] += 2;
+    free(rows); free(a); free(b); free(want); free(rows0); free(a0); free(b0); free(sums); free(half); free(ptrs);
 }
 
 static void run_matmul(void) {
@@ -562,6 +637,7 @@ int main(int argc, char **argv) {
         switch (fam) {
         case F_DOT: run_dot(); break;
         case F_ROWSUM: run_rowsum(); break;
+        case F_ROWDOTS: run_row_dots(); break;
         case F_MATMUL: run_matmul(); break;
         case F_HORNER: run_horner(); break;
         default: run_elementwise(fam); break;

@@ -20,7 +20,7 @@ from ppbfl.field import backend, numba_kernels
 
 KERNELS = (
     "add_range", "sub_range", "neg_range", "mul_range", "muladd_range", "scalar_mul_range",
-    "dot_range", "weighted_rowsum_range", "matmul_range", "horner_share_range",
+    "dot_range", "weighted_rowsum_range", "matmul_range", "horner_share_range", "row_dots_range", "pack_rows",
 )
 
 

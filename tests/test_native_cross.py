@@ -74,7 +74,7 @@ def test_kat_file_covers_every_kernel_and_prime(kat: Path):
     assert records[-1] == ["end", str(count)]
     body = records[1:-1]
     assert len(body) == count
-    families = {"add", "sub", "mul", "neg", "muladd", "scalar_mul", "dot", "weighted_rowsum", "matmul",
+    families = {"add", "sub", "mul", "neg", "muladd", "scalar_mul", "dot", "weighted_rowsum", "row_dots", "matmul",
                 "horner_share"}
     seen = {(r[0], int(r[1])) for r in body}
     for family in families:

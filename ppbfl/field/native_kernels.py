@@ -19,8 +19,19 @@ from ppbfl.errors import FieldDTypeError, FieldShapeError
 from ppbfl.field._native import ffi, lib  # ImportError when not built
 
 __all__ = [
-    "add_range", "sub_range", "neg_range", "mul_range", "muladd_range", "scalar_mul_range",
-    "dot_range", "weighted_rowsum_range", "matmul_range", "horner_share_range",
+    "PackedRows",
+    "add_range",
+    "dot_range",
+    "horner_share_range",
+    "matmul_range",
+    "mul_range",
+    "muladd_range",
+    "neg_range",
+    "pack_rows",
+    "row_dots_range",
+    "scalar_mul_range",
+    "sub_range",
+    "weighted_rowsum_range",
 ]
 
 
@@ -99,11 +110,70 @@ def dot_range(a, b, p, lo, hi):
     return np.uint64(value), np.uint64(top[0])
 
 
+class PackedRows:
+    """``k`` separate (d,) uint64 rows as the C kernels' ``const uint64_t *const *rows``.
+
+    Holds the pointer array and the arrays it points into (so they outlive every call);
+    ``length`` is the shortest row's length. Built by :func:`pack_rows`; no data is copied.
+    """
+
+    def __init__(self, rows: list[np.ndarray]) -> None:
+        self.rows = rows
+        self._buffers = [_ptr(f"rows[{i}]", row, 1) for i, row in enumerate(rows)]
+        self.pointers = ffi.new("const uint64_t *[]", self._buffers)
+        self.length = min((row.shape[0] for row in rows), default=0)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def pack_rows(rows) -> PackedRows:
+    """The rows argument of :func:`row_dots_range` and :func:`weighted_rowsum_range` for ``k``
+    separate ``(d,)`` uint64 C-contiguous arrays, without copying them (a pointer array)."""
+    return PackedRows(list(rows))
+
+
+def _row_pointers(rows, k: int | None, hi: int):
+    """``(pointer array, k)`` for a (k, d) array or :class:`PackedRows` whose rows hold at least ``hi`` elements."""
+    if isinstance(rows, PackedRows):
+        if k is not None and len(rows) != k:
+            raise FieldShapeError("rows", (len(rows), rows.length), f"({k}, d) to match weights")
+        if len(rows) and rows.length < hi:
+            raise FieldShapeError("rows", (len(rows), rows.length), f"rows of at least {hi} elements")
+        return rows.pointers, len(rows)
+    base = _ptr("rows", rows, 2, (0 if k is None else k, hi))
+    if k is not None and rows.shape[0] != k:
+        raise FieldShapeError("rows", rows.shape, f"({k}, d) to match weights")
+    width = rows.shape[1]
+    return ffi.new("const uint64_t *[]", [base + i * width for i in range(rows.shape[0])]), rows.shape[0]
+
+
+def row_dots_range(rows, a, b, squares, p, lo, hi):
+    """Per row ``(<r_i, a>, <r_i, b>, <r_i, r_i> or 0)`` mod ``p`` over ``[lo, hi)`` in one pass
+    (see :func:`ppbfl.field.numba_kernels.row_dots_range`); returns ``((3, k) sums, largest input)``."""
+    lo, hi = _range(lo, hi)
+    if hi - lo >= 1 << 32:
+        raise FieldShapeError("range", (lo, hi), "fewer than 2^32 terms per call")
+    pointers, k = _row_pointers(rows, None, hi)
+    sums = np.empty((3, k), dtype=np.uint64)
+    top = lib.pf_row_dots_range(
+        pointers, k, _ptr("a", a, 1, (hi,)), _ptr("b", b, 1, (hi,)), int(bool(squares)),
+        ffi.from_buffer("uint64_t[]", sums), int(p), lo, hi,
+    )
+    return sums, np.uint64(top)
+
+
 def weighted_rowsum_range(weights, rows, out, p, lo, hi):
-    """``out[j] = sum_i weights[i] rows[i, j] mod p`` for ``j`` in ``[lo, hi)``; returns the largest row element."""
+    """``out[j] = sum_i weights[i] rows[i, j] mod p`` for ``j`` in ``[lo, hi)``; returns the largest row element.
+
+    ``rows``: a (k, d) array or :func:`pack_rows` of k separate rows.
+    """
     lo, hi = _range(lo, hi)
     w = _ptr("weights", weights, 1)
     k = weights.shape[0]
+    if isinstance(rows, PackedRows):
+        pointers, _ = _row_pointers(rows, k, hi)
+        return lib.pf_weighted_rowsum_rows_range(w, k, pointers, _ptr("out", out, 1, (hi,)), int(p), lo, hi)
     r = _ptr("rows", rows, 2, (k, hi))
     if rows.shape[0] != k:
         raise FieldShapeError("rows", rows.shape, f"({k}, d) to match weights")

@@ -12,14 +12,16 @@ separate ``out`` holds unspecified values after an error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ppbfl.errors import FieldShapeError
+from ppbfl.errors import FieldDTypeError, FieldShapeError
 from ppbfl.field.backend import get_backend
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.field.threads import split_call
 
-__all__ = ["add", "sub", "neg", "mul", "muladd", "scalar_mul", "dot", "weighted_rowsum", "inverse"]
+__all__ = ["add", "dot", "inverse", "mul", "muladd", "neg", "row_dots", "scalar_mul", "sub", "weighted_rowsum"]
 
 
 def _same_shape(first: np.ndarray, *others: tuple[str, np.ndarray]) -> None:
@@ -125,9 +127,74 @@ def dot(a: np.ndarray, b: np.ndarray, *, field: PrimeField = GF61) -> int:
     return sum(int(value) for value, _ in partials) % field.p
 
 
+def _row_operand(
+    rows: np.ndarray | Sequence[np.ndarray], name: str, field: PrimeField, d: int | None = None
+) -> tuple[object, dict[str, np.ndarray], int, int]:
+    """Validate ``rows`` ((k, d) array, or k separate (d,) arrays) without copying them.
+
+    Returns ``(kernel argument, {error name: array}, k, d)``: a 2-D array is passed as is, a
+    sequence is packed by the backend (:func:`~ppbfl.field.numba_kernels.pack_rows`). Values
+    are not range-checked here (the kernels report the largest one they read).
+    """
+    if isinstance(rows, np.ndarray):
+        r = field.elements(rows, name, ndim=2, check_range=False)
+        if d is not None and r.shape[1] != d:
+            raise FieldShapeError(name, r.shape, f"(k, {d})")
+        return r, {name: r}, r.shape[0], r.shape[1]
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
+        raise FieldDTypeError(name, type(rows).__name__, "a (k, d) uint64 array or a sequence of (d,) uint64 arrays")
+    checked = [field.elements(row, f"{name}[{i}]", ndim=1, check_range=False) for i, row in enumerate(rows)]
+    if d is None:
+        if not checked:
+            raise FieldShapeError(name, (0,), "at least one row (d is taken from the rows)")
+        d = checked[0].shape[0]
+    for i, row in enumerate(checked):
+        if row.shape != (d,):
+            raise FieldShapeError(f"{name}[{i}]", row.shape, f"({d},) (same as the other operands)")
+    return get_backend().pack_rows(checked), {f"{name}[{i}]": row for i, row in enumerate(checked)}, len(checked), d
+
+
+def row_dots(
+    rows: np.ndarray | Sequence[np.ndarray],
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    squares: bool = True,
+    field: PrimeField = GF61,
+    rows_name: str = "rows",
+) -> np.ndarray:
+    """For every row ``r_i``: ``<r_i, a>``, ``<r_i, b>`` and ``<r_i, r_i>`` mod ``p``, in one pass over the rows.
+
+    The fused form of ``dot(r_i, a)``, ``dot(r_i, b)`` and ``dot(r_i, r_i)`` for each row (one
+    read of each row instead of three, and no copy of separate rows into one matrix).
+
+    Args:
+        rows: a (k, d) uint64 array or a sequence of k (d,) uint64 arrays (not copied), in ``[0, p)``.
+        a, b: (d,) uint64 in ``[0, p)``.
+        squares: compute ``<r_i, r_i>``; when False that row of the result is 0.
+        rows_name: the argument name used in errors (entries are named ``rows_name[i]``).
+
+    Returns:
+        (3, k) uint64 in ``[0, p)``: row 0 the dots with ``a``, row 1 with ``b``, row 2 the squares.
+    """
+    a_checked = field.elements(a, "a", ndim=1, check_range=False)
+    b_checked = field.elements(b, "b", ndim=1, check_range=False)
+    _same_shape(a_checked, ("b", b_checked))
+    d = a_checked.shape[0]
+    packed, inputs, _, _ = _row_operand(rows, rows_name, field, d)
+    partials = _run_validated(
+        field, {**inputs, "a": a_checked, "b": b_checked}, None, get_backend().row_dots_range,
+        d, packed, a_checked, b_checked, bool(squares), field.modulus,
+    )
+    total = partials[0][0]
+    for sums, _ in partials[1:]:
+        total = (total + sums) % field.modulus  # each term < p < 2^62: no overflow
+    return total
+
+
 def weighted_rowsum(
     weights: np.ndarray,
-    rows: np.ndarray,
+    rows: np.ndarray | Sequence[np.ndarray],
     *,
     field: PrimeField = GF61,
     out: np.ndarray | None = None,
@@ -135,18 +202,21 @@ def weighted_rowsum(
 ) -> np.ndarray:
     """``sum_i weights[i] * rows[i] mod p``.
 
-    ``weights``: (k,) uint64 in ``[0, p)``; ``rows``: (k, d) uint64 in ``[0, p)``; returns (d,).
+    ``weights``: (k,) uint64 in ``[0, p)``; ``rows``: (k, d) uint64 in ``[0, p)``, or a sequence of
+    k (d,) uint64 arrays (used in place, not stacked; ``k >= 1``); returns (d,).
     ``rows_name`` is the argument name used in errors (e.g. ``shares`` for reconstruction).
     """
     w = field.elements(weights, "weights", ndim=1)
-    r = field.elements(rows, rows_name, ndim=2, check_range=False)
-    if r.shape[0] != w.shape[0]:
-        raise FieldShapeError(rows_name, r.shape, f"({w.shape[0]}, d) to match weights")
-    result = _output(out, (r.shape[1],), field)
-    aliased = out is not None and (np.may_share_memory(result, r) or np.may_share_memory(result, w))
+    r, inputs, k, d = _row_operand(rows, rows_name, field)
+    if k != w.shape[0]:
+        raise FieldShapeError(rows_name, (k, d), f"({w.shape[0]}, d) to match weights")
+    result = _output(out, (d,), field)
+    aliased = out is not None and (
+        np.may_share_memory(result, w) or any(np.may_share_memory(result, row) for row in inputs.values())
+    )
     # the kernel accumulates into its output row by row: an aliased output is computed aside
     target = np.empty_like(result) if aliased else result
-    _run_validated(field, {rows_name: r}, None, get_backend().weighted_rowsum_range, r.shape[1], w, r, target, field.modulus)
+    _run_validated(field, inputs, None, get_backend().weighted_rowsum_range, d, w, r, target, field.modulus)
     if aliased:
         result[:] = target
     return result

@@ -24,8 +24,6 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc import linear
 from ppbfl.mpc.beaver import square_from_opened
-from ppbfl.mpc.honest_majority import local_products
-from ppbfl.mpc.linear import dot_public
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.messages import (
@@ -191,13 +189,12 @@ class EdgeNode:
         held = held[: message.limit]
         return UploadsReport([i for i, _ in held], [entry[2] for _, entry in held])
 
-    def _shares_of(self, state: _RoundState, devices: list[int]) -> np.ndarray:
+    def _shares_of(self, state: _RoundState, devices: list[int]) -> list[np.ndarray]:
+        """The stored (d,) share rows of ``devices``, in order (not copied into one matrix)."""
         missing = [i for i in devices if i not in state.uploads]
         if missing:
             raise OutOfPhaseError(self.party, f"no upload from devices {missing[:8]}")
-        if not devices:
-            return np.zeros((0, self.setup.d), dtype=np.uint64)
-        return np.stack([state.uploads[i][0] for i in devices])
+        return [state.uploads[i][0] for i in devices]
 
     def _verify(self, envelope: Envelope, message: VerifyRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "verify")
@@ -208,17 +205,15 @@ class EdgeNode:
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.setup.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
-        consistency = ops.add(dot_public(shares, lam, field=self.field), masks, field=self.field)
-        dot_ref = dot_public(shares, message.reference, field=self.field)
+        # one pass over each share row: <g_i, lam>, <g_i, r> and (honest majority) <g_i, g_i>
+        sums = ops.row_dots(shares, lam, message.reference, squares=bool(message.hm), field=self.field, rows_name="shares")
+        consistency = ops.add(sums[0], masks, field=self.field)
+        dot_ref = sums[1]
         if self.behaviour is EdgeBehaviour.TAMPER_VERIFY:
             dot_ref = ops.add(dot_ref, np.full(dot_ref.shape, 12345, dtype=np.uint64), field=self.field)
         norm2 = np.zeros(0, dtype=np.uint64)
         if message.hm:
-            norm2 = ops.add(
-                local_products(shares, shares, field=self.field),
-                self.przs.zero_share(message.zero_counter, len(message.devices)),
-                field=self.field,
-            )
+            norm2 = ops.add(sums[2], self.przs.zero_share(message.zero_counter, len(message.devices)), field=self.field)
         if len(message.commitments) != len(message.devices):
             raise OutOfPhaseError(self.party, f"{len(message.commitments)} commitments for {len(message.devices)} devices")
         mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if state.uploads[i][2] != root]
@@ -242,7 +237,7 @@ class EdgeNode:
             raise OutOfPhaseError(self.party, f"not enough Beaver triples for {len(message.devices)} devices in round {envelope.round}")
         a = state.triples[0][: len(message.devices)]
         state.eps_devices = list(message.devices)
-        return BeaverMasked(linear.sub(self._shares_of(state, message.devices), a, field=self.field))
+        return BeaverMasked(linear.sub(np.array(self._shares_of(state, message.devices), dtype=np.uint64).reshape(a.shape), a, field=self.field))
 
     def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
@@ -276,7 +271,7 @@ class EdgeNode:
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])
-            share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field)
+            share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field, rows_name="shares")
         else:
             share = np.zeros(self.setup.d, dtype=np.uint64)
         if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:
