@@ -84,7 +84,7 @@ class FieldRNG:
         for start in range(0, view.size, len(_ZEROS)):
             stop = min(view.size, start + len(_ZEROS))
             chunk = _ZEROS[: stop - start]
-            self._encryptor.update_into(chunk, view[start:stop])
+            self._encryptor.update_into(chunk, view[start:stop].data)
 
     def random(self, size: int | tuple[int, ...]) -> np.ndarray:
         """Uniform elements of ``GF(p)``.
@@ -129,7 +129,7 @@ class FieldRNG:
         buf = np.empty(n, dtype=np.uint8)
         for start in range(0, n, len(_ZEROS)):
             stop = min(n, start + len(_ZEROS))
-            self._encryptor.update_into(_ZEROS[: stop - start], buf[start:stop])
+            self._encryptor.update_into(_ZEROS[: stop - start], buf[start:stop].data)
         return buf.tobytes()
 
 

@@ -34,10 +34,9 @@ _SH61 = np.uint64(61)
 _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 
-_JIT = {"cache": True, "nogil": True}
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def mul_m61(a: np.uint64, b: np.uint64) -> np.uint64:
     """``a * b mod (2^61 - 1)`` for ``a, b`` in ``[0, 2^61 - 1)``, via a 32-bit split."""
     a_hi = a >> _SH32
@@ -60,7 +59,7 @@ def mul_m61(a: np.uint64, b: np.uint64) -> np.uint64:
     return s
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def mul_small_m61(a: np.uint64, x: np.uint64) -> np.uint64:
     """``a * x mod (2^61 - 1)`` for reduced ``a`` and a small ``x < 2^32`` (two multiplies)."""
     low = (a & _MASK32) * x  # < 2^64
@@ -72,7 +71,7 @@ def mul_small_m61(a: np.uint64, x: np.uint64) -> np.uint64:
     return s
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def mulmod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
     """``a * b mod p`` for reduced ``a, b``; ``p`` is ``2^61 - 1`` or a prime below ``2^32``."""
     if p == M61:
@@ -80,7 +79,7 @@ def mulmod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
     return (a * b) % p
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def addmod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
     """``a + b mod p`` for reduced ``a, b`` (``p < 2^63``)."""
     s = a + b
@@ -89,7 +88,7 @@ def addmod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
     return s
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def submod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
     """``a - b mod p`` for reduced ``a, b``."""
     if a >= b:
@@ -97,7 +96,7 @@ def submod(a: np.uint64, b: np.uint64, p: np.uint64) -> np.uint64:
     return a + (p - b)
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def powmod(a: np.uint64, e: np.uint64, p: np.uint64) -> np.uint64:
     """``a^e mod p`` by square-and-multiply (``a`` reduced)."""
     result = _ONE
@@ -110,7 +109,7 @@ def powmod(a: np.uint64, e: np.uint64, p: np.uint64) -> np.uint64:
     return result
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def invmod(a: np.uint64, p: np.uint64) -> np.uint64:
     """``a^-1 mod p`` by Fermat's little theorem; the caller guarantees ``a != 0``."""
     return powmod(a, p - np.uint64(2), p)
@@ -124,7 +123,7 @@ def invmod(a: np.uint64, p: np.uint64) -> np.uint64:
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def add_range(a, b, out, p, lo, hi):
     """``out[i] = a[i] + b[i] mod p`` for ``i`` in ``[lo, hi)``; 1-D ``uint64`` arrays."""
     top = _ZERO
@@ -135,7 +134,7 @@ def add_range(a, b, out, p, lo, hi):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def sub_range(a, b, out, p, lo, hi):
     """``out[i] = a[i] - b[i] mod p`` for ``i`` in ``[lo, hi)``."""
     top = _ZERO
@@ -146,7 +145,7 @@ def sub_range(a, b, out, p, lo, hi):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def neg_range(a, out, p, lo, hi):
     """``out[i] = -a[i] mod p`` for ``i`` in ``[lo, hi)``."""
     top = _ZERO
@@ -157,7 +156,7 @@ def neg_range(a, out, p, lo, hi):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def mul_range(a, b, out, p, lo, hi):
     """``out[i] = a[i] * b[i] mod p`` for ``i`` in ``[lo, hi)``."""
     top = _ZERO
@@ -168,7 +167,7 @@ def mul_range(a, b, out, p, lo, hi):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def muladd_range(a, b, c, out, p, lo, hi):
     """``out[i] = a[i] * b[i] + c[i] mod p`` for ``i`` in ``[lo, hi)``."""
     top = _ZERO
@@ -179,7 +178,7 @@ def muladd_range(a, b, c, out, p, lo, hi):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def scalar_mul_range(a, s, out, p, lo, hi):
     """``out[i] = s * a[i] mod p`` for ``i`` in ``[lo, hi)``; ``s`` a reduced ``uint64``."""
     top = _ZERO
@@ -190,7 +189,7 @@ def scalar_mul_range(a, s, out, p, lo, hi):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def dot_range(a, b, p, lo, hi):
     """``(sum(a[i] * b[i] for i in [lo, hi)) mod p, largest input)`` (``hi - lo < 2^32``).
 
@@ -211,7 +210,7 @@ def dot_range(a, b, p, lo, hi):
     return addmod(shifted, low % p, p), top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def weighted_rowsum_range(weights, rows, out, p, lo, hi):
     """``out[j] = sum_i weights[i] * rows[i, j] mod p`` for columns ``j`` in ``[lo, hi)``.
 
@@ -233,7 +232,7 @@ def weighted_rowsum_range(weights, rows, out, p, lo, hi):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def matmul_range(matrix, rows, out, p, lo, hi):
     """``out[r, j] = sum_i matrix[r, i] * rows[i, j] mod p`` for columns ``j`` in ``[lo, hi)``.
 
@@ -250,7 +249,7 @@ def matmul_range(matrix, rows, out, p, lo, hi):
                 out[r, j] = addmod(out[r, j], mulmod(rows[i, j], w, p), p)
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def _horner_step(row, x, add, add_offset, p, small, col0, lo, hi):
     """``row[col0 + c] = row[col0 + c] * x + add[add_offset + c] mod p`` for ``c`` in ``[lo, hi)``."""
     if small:
@@ -261,7 +260,7 @@ def _horner_step(row, x, add, add_offset, p, small, col0, lo, hi):
             row[col0 + c] = addmod(mulmod(row[col0 + c], x, p), add[add_offset + c], p)
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def horner_share_range(secret, coeffs, points, out, p, col0, lo, hi):
     """Evaluate random sharing polynomials at ``points`` for one block of columns.
 
@@ -312,7 +311,7 @@ def pack_rows(rows):
     return packed
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def _halves_mod(high, low, p):
     """``(high * 2^32 + low) mod p`` for the split sums of :func:`dot_range`."""
     return addmod(mulmod(high % p, np.uint64(1 << 32) % p, p), low % p, p)
@@ -321,7 +320,7 @@ def _halves_mod(high, low, p):
 _ROW_TILE = np.uint64(2048)
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def _dot_halves(x, y, p, lo, hi, acc):
     """Add the split-half sums of ``x[j] * y[j] mod p`` over ``[lo, hi)`` to ``acc[0]`` (high
     halves) and ``acc[1]`` (low halves); return the largest input read."""
@@ -339,7 +338,7 @@ def _dot_halves(x, y, p, lo, hi, acc):
     return top
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True)
 def row_dots_range(rows, a, b, squares, p, lo, hi):
     """For each row ``r_i``, over columns ``[lo, hi)`` (``hi - lo < 2^32``), in one pass:
     ``<r_i, a>``, ``<r_i, b>`` and, if ``squares``, ``<r_i, r_i>`` (else 0), all mod ``p``.

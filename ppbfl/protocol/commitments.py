@@ -41,14 +41,14 @@ def share_leaf(
 
     The share is digested in place (no copy unless it is not little-endian C-contiguous uint64).
     """
-    if (share is None) == (seed is None):
-        raise ValueError("share_leaf: give exactly one of share and seed")
     head = _DOMAIN + round.to_bytes(8, "big") + device.to_bytes(4, "big") + node.to_bytes(4, "big")
-    if share is not None:
+    if share is not None and seed is None:
         payload = np.ascontiguousarray(share, dtype="<u8").view(np.uint8).data
         body = b"\x00" + blake3(payload).digest()
-    else:
+    elif seed is not None and share is None:
         body = b"\x01" + blake3(bytes(seed) + stream.to_bytes(8, "big")).digest()
+    else:
+        raise ValueError("share_leaf: give exactly one of share and seed")
     return keccak(head + body + int(mask_share).to_bytes(8, "big"))
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import enum
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +100,22 @@ class EdgeNode:
         self.rounds: dict[int, _RoundState] = {}
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
 
+    @property
+    def name(self) -> str:
+        """The party id for error messages (``"edge node"`` before setup)."""
+        return self.party or "edge node"
+
+    @property
+    def config(self) -> SetupEdge:
+        """The :class:`SetupEdge` this node was set up with.
+
+        Raises:
+            OutOfPhaseError: the node has not been set up.
+        """
+        if self.setup is None:
+            raise OutOfPhaseError(self.name, "not set up")
+        return self.setup
+
     # -- dispatch ------------------------------------------------------------------------------
     def handle(self, envelope: Envelope) -> Message:
         """Handle one validated message and return the reply (raises a typed error on a bad request)."""
@@ -105,8 +123,8 @@ class EdgeNode:
         if isinstance(message, SetupEdge):
             return self._setup(envelope, message)
         if self.setup is None:
-            raise OutOfPhaseError(self.party or "edge node", f"{type(message).__name__} before setup")
-        handlers = {
+            raise OutOfPhaseError(self.name, f"{type(message).__name__} before setup")
+        handlers: dict[type[Message], Callable[[Envelope, Any], Message]] = {
             DeviceUpload: self._upload,
             UploadsQuery: self._uploads_report,
             VerifyRequest: self._verify,
@@ -117,7 +135,7 @@ class EdgeNode:
         }
         handler = handlers.get(type(message))
         if handler is None:
-            raise OutOfPhaseError(self.party, f"an edge node does not handle {type(message).__name__}")
+            raise OutOfPhaseError(self.name, f"an edge node does not handle {type(message).__name__}")
         return handler(envelope, message)
 
     @property
@@ -125,14 +143,14 @@ class EdgeNode:
         """The decode context of requests to this node (the field prime and, once set up, ``d``)."""
         context: dict = {"p": self.field.p}
         if self.setup is not None:
-            context["d"] = self.setup.d
+            context["d"] = self.config.d
         return context
 
     def _state(self, round: int, create: bool = False) -> _RoundState:
         with self._lock:
             if round not in self.rounds:
                 if not create:
-                    raise OutOfPhaseError(self.party, f"nothing received for round {round}")
+                    raise OutOfPhaseError(self.name, f"nothing received for round {round}")
                 self.rounds[round] = _RoundState()
                 for old in [r for r in self.rounds if r < round - 1]:
                     del self.rounds[old]
@@ -140,15 +158,15 @@ class EdgeNode:
 
     def _require(self, sender: str, expected: str, what: str) -> None:
         if sender != expected:
-            raise OutOfPhaseError(self.party, f"{what} must come from {expected}, not {sender}")
+            raise OutOfPhaseError(self.name, f"{what} must come from {expected}, not {sender}")
 
     # -- handlers ------------------------------------------------------------------------------
     def _setup(self, envelope: Envelope, message: SetupEdge) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "setup")
         if not 1 <= message.index <= message.n or not 1 <= message.t <= message.n:
-            raise OutOfPhaseError(self.party or "edge node", f"bad setup: index {message.index}, (t, n) = ({message.t}, {message.n})")
+            raise OutOfPhaseError(self.name, f"bad setup: index {message.index}, (t, n) = ({message.t}, {message.n})")
         if len(message.przs_sets) != len(message.przs_keys):
-            raise OutOfPhaseError(self.party or "edge node", "setup: przs_sets and przs_keys differ in length")
+            raise OutOfPhaseError(self.name, "setup: przs_sets and przs_keys differ in length")
         keys = {
             frozenset(j for j in range(1, message.n + 1) if mask >> (j - 1) & 1): key
             for mask, key in zip(message.przs_sets, message.przs_keys)
@@ -161,22 +179,22 @@ class EdgeNode:
         return Ack(f"{self.party} ready: edge node {message.index} of ({message.t}, {message.n}), d = {message.d}")
 
     def _upload(self, envelope: Envelope, message: DeviceUpload) -> Message:
-        assert self.setup is not None
-        index, d = self.setup.index, self.setup.d
-        if len(message.leaves) != self.setup.n:
-            raise CommitmentMismatchError(self.party, message.device, f"{len(message.leaves)} leaves, expected n = {self.setup.n}")
+        index, d = self.config.index, self.config.d
+        if len(message.leaves) != self.config.n:
+            raise CommitmentMismatchError(self.name, message.device, f"{len(message.leaves)} leaves, expected n = {self.config.n}")
         if (message.share is None) == (message.seed is None):
-            raise CommitmentMismatchError(self.party, message.device, "exactly one of share and seed must be set")
+            raise CommitmentMismatchError(self.name, message.device, "exactly one of share and seed must be set")
         if message.mask_share >= self.field.p:
-            raise CommitmentMismatchError(self.party, message.device, f"mask_share {message.mask_share} is not < p")
+            raise CommitmentMismatchError(self.name, message.device, f"mask_share {message.mask_share} is not < p")
         if message.share is not None:
             share = message.share
             leaf = share_leaf(envelope.round, message.device, index, message.mask_share, share=share)
         else:
+            assert message.seed is not None  # exactly one of the two is set (checked above)
             share = expand_seed(message.seed, d, stream=message.stream, field=self.field)
             leaf = share_leaf(envelope.round, message.device, index, message.mask_share, seed=message.seed, stream=message.stream)
         if message.leaves[index - 1] != leaf:
-            raise CommitmentMismatchError(self.party, message.device, "the share does not match its committed leaf")
+            raise CommitmentMismatchError(self.name, message.device, "the share does not match its committed leaf")
         state = self._state(envelope.round, create=True)
         state.uploads[message.device] = (share, message.mask_share, commitment_root(message.leaves))
         return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
@@ -193,7 +211,7 @@ class EdgeNode:
         """The stored (d,) share rows of ``devices``, in order (not copied into one matrix)."""
         missing = [i for i in devices if i not in state.uploads]
         if missing:
-            raise OutOfPhaseError(self.party, f"no upload from devices {missing[:8]}")
+            raise OutOfPhaseError(self.name, f"no upload from devices {missing[:8]}")
         return [state.uploads[i][0] for i in devices]
 
     def _verify(self, envelope: Envelope, message: VerifyRequest) -> Message:
@@ -203,7 +221,7 @@ class EdgeNode:
         if state.verified is not None and _same_request(state.verified[0], message):
             return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
         shares = self._shares_of(state, message.devices)
-        lam = challenge_coefficients(message.challenge_seed, self.setup.d, field=self.field)
+        lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
         # one pass over each share row: <g_i, lam>, <g_i, r> and (honest majority) <g_i, g_i>
         sums = ops.row_dots(shares, lam, message.reference, squares=bool(message.hm), field=self.field, rows_name="shares")
@@ -215,7 +233,7 @@ class EdgeNode:
         if message.hm:
             norm2 = ops.add(sums[2], self.przs.zero_share(message.zero_counter, len(message.devices)), field=self.field)
         if len(message.commitments) != len(message.devices):
-            raise OutOfPhaseError(self.party, f"{len(message.commitments)} commitments for {len(message.devices)} devices")
+            raise OutOfPhaseError(self.name, f"{len(message.commitments)} commitments for {len(message.devices)} devices")
         mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if state.uploads[i][2] != root]
         state.devices = list(message.devices)
         state.reference = message.reference
@@ -225,8 +243,8 @@ class EdgeNode:
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
         self._require(envelope.sender, DEALER_PARTY, "triples")
-        if message.a.shape[0] != message.c.shape[0] or message.a.shape[1] != self.setup.d:
-            raise OutOfPhaseError(self.party, f"triples of shape {message.a.shape}, {message.c.shape}: expected (k, {self.setup.d}), (k,)")
+        if message.a.shape[0] != message.c.shape[0] or message.a.shape[1] != self.config.d:
+            raise OutOfPhaseError(self.name, f"triples of shape {message.a.shape}, {message.c.shape}: expected (k, {self.config.d}), (k,)")
         self._state(envelope.round, create=True).triples = (message.a, message.c)
         return Ack(f"{self.party}: {message.c.shape[0]} triples for round {envelope.round}")
 
@@ -234,7 +252,7 @@ class EdgeNode:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver open")
         state = self._state(envelope.round)
         if state.triples is None or state.triples[0].shape[0] < len(message.devices):
-            raise OutOfPhaseError(self.party, f"not enough Beaver triples for {len(message.devices)} devices in round {envelope.round}")
+            raise OutOfPhaseError(self.name, f"not enough Beaver triples for {len(message.devices)} devices in round {envelope.round}")
         a = state.triples[0][: len(message.devices)]
         state.eps_devices = list(message.devices)
         return BeaverMasked(linear.sub(np.array(self._shares_of(state, message.devices), dtype=np.uint64).reshape(a.shape), a, field=self.field))
@@ -245,8 +263,8 @@ class EdgeNode:
         if state.finished is not None and _same_request(state.finished[0], message):
             return state.finished[1]  # a retried request: the triples are spent, answer the same
         k = len(state.eps_devices)
-        if state.triples is None or message.eps.shape != (k, self.setup.d):
-            raise OutOfPhaseError(self.party, f"eps of shape {message.eps.shape}: expected ({k}, {self.setup.d}) after beaver open")
+        if state.triples is None or message.eps.shape != (k, self.config.d):
+            raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
         a, c = state.triples
         state.triples = None  # single use
         reply = NormShares(square_from_opened(message.eps, a[:k], c[:k], field=self.field))
@@ -258,22 +276,22 @@ class EdgeNode:
         assert self.codec is not None
         state = self._state(envelope.round)
         if state.reference is None:
-            raise OutOfPhaseError(self.party, f"aggregate before verify in round {envelope.round}")
+            raise OutOfPhaseError(self.name, f"aggregate before verify in round {envelope.round}")
         m = len(state.devices)
         k = len(message.points)
         for name in ("consistency", "dot_ref", "norm2"):
             shape = getattr(message, name).shape
             if shape != (k, m):
-                raise OutOfPhaseError(self.party, f"aggregate request field {name!r}: shape {shape}, expected ({k}, {m})")
+                raise OutOfPhaseError(self.name, f"aggregate request field {name!r}: shape {shape}, expected ({k}, {m})")
         if message.trust.shape != (m,):
-            raise OutOfPhaseError(self.party, f"aggregate request field 'trust': shape {message.trust.shape}, expected ({m},)")
-        decision = decide_request(message, state.reference, t=self.setup.t, tau=self.setup.tau, codec=self.codec)
+            raise OutOfPhaseError(self.name, f"aggregate request field 'trust': shape {message.trust.shape}, expected ({m},)")
+        decision = decide_request(message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec)
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])
             share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field, rows_name="shares")
         else:
-            share = np.zeros(self.setup.d, dtype=np.uint64)
+            share = np.zeros(self.config.d, dtype=np.uint64)
         if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:
             share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
         state.aggregate = share
