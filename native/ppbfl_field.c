@@ -142,19 +142,32 @@ uint64_t pf_scalar_mul_range(const uint64_t *a, uint64_t s, uint64_t *out, uint6
     return p == M61 ? scalar_mul_body(a, s, out, M61, lo, hi, 1) : scalar_mul_body(a, s, out, p, lo, hi, 0);
 }
 
-PF_INLINE uint64_t dot_body(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi,
-                            uint64_t *top_out, int m61) {
-    /* reduced products (< 2^61) summed as high and low 32-bit halves: no overflow below 2^32 terms */
+/* (high * 2^32 + low) mod p for the split sums of dot_halves */
+PF_INLINE uint64_t halves_mod(uint64_t high, uint64_t low, uint64_t p, int m61) {
+    return addmod(mulmod(high % p, ((uint64_t)1 << 32) % p, p, m61), low % p, p);
+}
+
+/* adds the split-half sums of x[j] * y[j] for j in [lo, hi) to acc[0] (high) and acc[1] (low) */
+PF_INLINE uint64_t dot_halves(const uint64_t *x, const uint64_t *y, uint64_t p, size_t lo, size_t hi,
+                              uint64_t *acc, int m61) {
     uint64_t high = 0, low = 0, top = 0;
-    for (size_t i = lo; i < hi; i++) {
-        uint64_t x = a[i], y = b[i];
-        top = max2(top, max2(x, y));
-        uint64_t product = mulmod(x, y, p, m61);
+    for (size_t j = lo; j < hi; j++) {
+        uint64_t u = x[j], v = y[j];
+        top = max2(top, max2(u, v));
+        uint64_t product = mulmod(u, v, p, m61);
         high += product >> 32;
         low += product & MASK32;
     }
-    *top_out = top;
-    return addmod(mulmod(high % p, ((uint64_t)1 << 32) % p, p, m61), low % p, p);
+    acc[0] += high;
+    acc[1] += low;
+    return top;
+}
+
+PF_INLINE uint64_t dot_body(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi,
+                            uint64_t *top_out, int m61) {
+    uint64_t acc[2] = {0, 0};
+    *top_out = dot_halves(a, b, p, lo, hi, acc, m61);
+    return halves_mod(acc[0], acc[1], p, m61);
 }
 
 uint64_t pf_dot_range(const uint64_t *a, const uint64_t *b, uint64_t p, size_t lo, size_t hi, uint64_t *top_out) {
@@ -205,26 +218,6 @@ uint64_t pf_weighted_rowsum_rows_range(const uint64_t *weights, size_t k, const 
                     : rowsum_rows_body(weights, k, rows, out, p, lo, hi, 0);
 }
 
-/* (high * 2^32 + low) mod p for the split sums of dot_body */
-PF_INLINE uint64_t halves_mod(uint64_t high, uint64_t low, uint64_t p, int m61) {
-    return addmod(mulmod(high % p, ((uint64_t)1 << 32) % p, p, m61), low % p, p);
-}
-
-/* adds the split-half sums of x[j] * y[j] for j in [lo, hi) to acc[0] (high) and acc[1] (low) */
-PF_INLINE uint64_t dot_halves(const uint64_t *x, const uint64_t *y, uint64_t p, size_t lo, size_t hi,
-                              uint64_t *acc, int m61) {
-    uint64_t high = 0, low = 0, top = 0;
-    for (size_t j = lo; j < hi; j++) {
-        uint64_t u = x[j], v = y[j];
-        top = max2(top, max2(u, v));
-        uint64_t product = mulmod(u, v, p, m61);
-        high += product >> 32;
-        low += product & MASK32;
-    }
-    acc[0] += high;
-    acc[1] += low;
-    return top;
-}
 
 /* Each row is walked in tiles of ROW_TILE columns: the three products of a tile run as three
  * simple loops (each vectorises; one loop computing all three does not), the second and third

@@ -194,20 +194,12 @@ def dot_range(a, b, p, lo, hi):
     """``(sum(a[i] * b[i] for i in [lo, hi)) mod p, largest input)`` (``hi - lo < 2^32``).
 
     The reduced products (``< 2^61``) are summed as two plain ``uint64`` sums of their high
-    and low 32-bit halves, which cannot overflow for fewer than ``2^32`` terms and vectorise;
-    one reduction at the end.
+    and low 32-bit halves (:func:`_dot_halves`), which cannot overflow for fewer than ``2^32``
+    terms and vectorise; one reduction at the end.
     """
-    high = _ZERO
-    low = _ZERO
-    top = _ZERO
-    for i in range(lo, hi):
-        x, y = a[i], b[i]
-        top = max(top, max(x, y))
-        product = mulmod(x, y, p)
-        high += product >> _SH32
-        low += product & _MASK32
-    shifted = mulmod(high % p, np.uint64(1 << 32) % p, p)
-    return addmod(shifted, low % p, p), top
+    acc = np.zeros(2, dtype=np.uint64)
+    top = _dot_halves(a, b, p, lo, hi, acc)
+    return _halves_mod(acc[0], acc[1], p), top
 
 
 @njit(cache=True, nogil=True)
