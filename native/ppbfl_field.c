@@ -174,19 +174,23 @@ uint64_t pf_dot_range(const uint64_t *a, const uint64_t *b, uint64_t p, size_t l
     return p == M61 ? dot_body(a, b, M61, lo, hi, top_out, 1) : dot_body(a, b, p, lo, hi, top_out, 0);
 }
 
+/* out[j] += w * row[j] mod p for j in [lo, hi); returns the largest row element read */
+PF_INLINE uint64_t accumulate_row(const uint64_t *row, uint64_t w, uint64_t *out, uint64_t p, size_t lo, size_t hi,
+                                  int m61) {
+    uint64_t top = 0;
+    for (size_t j = lo; j < hi; j++) {
+        uint64_t x = row[j];
+        top = max2(top, x);
+        out[j] = addmod(out[j], mulmod(x, w, p, m61), p);
+    }
+    return top;
+}
+
 PF_INLINE uint64_t rowsum_body(const uint64_t *weights, size_t k, const uint64_t *rows, size_t d, uint64_t *out,
                                uint64_t p, size_t lo, size_t hi, int m61) {
     uint64_t top = 0;
     for (size_t j = lo; j < hi; j++) out[j] = 0;
-    for (size_t i = 0; i < k; i++) {
-        const uint64_t *row = rows + i * d;
-        uint64_t w = weights[i];
-        for (size_t j = lo; j < hi; j++) {
-            uint64_t x = row[j];
-            top = max2(top, x);
-            out[j] = addmod(out[j], mulmod(x, w, p, m61), p);
-        }
-    }
+    for (size_t i = 0; i < k; i++) top = max2(top, accumulate_row(rows + i * d, weights[i], out, p, lo, hi, m61));
     return top;
 }
 
@@ -200,15 +204,7 @@ PF_INLINE uint64_t rowsum_rows_body(const uint64_t *weights, size_t k, const uin
                                     uint64_t p, size_t lo, size_t hi, int m61) {
     uint64_t top = 0;
     for (size_t j = lo; j < hi; j++) out[j] = 0;
-    for (size_t i = 0; i < k; i++) {
-        const uint64_t *row = rows[i];
-        uint64_t w = weights[i];
-        for (size_t j = lo; j < hi; j++) {
-            uint64_t x = row[j];
-            top = max2(top, x);
-            out[j] = addmod(out[j], mulmod(x, w, p, m61), p);
-        }
-    }
+    for (size_t i = 0; i < k; i++) top = max2(top, accumulate_row(rows[i], weights[i], out, p, lo, hi, m61));
     return top;
 }
 
