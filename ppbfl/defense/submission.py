@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ppbfl.defense.errors import DefenseParameterError, UpdateRangeError
+from ppbfl.errors import EncodingRangeError
 from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.sharing.shamir import share
@@ -39,11 +40,10 @@ def encode_update(update: np.ndarray, codec: FixedPointCodec, *, device: int) ->
     if values.ndim != 1 or values.size == 0:
         raise DefenseParameterError(f"device {device}: update must be a non-empty 1-D array, got shape {values.shape}")
     safe = codec_for_length(codec, values.size)
-    ok = np.abs(values) <= safe.max_abs
-    if not ok.all():
-        j = int(np.argmin(ok))
-        raise UpdateRangeError(device, j, float(values[j]), float(safe.max_abs))
-    return safe.encode(values)
+    try:
+        return safe.encode(values)  # checks every entry against the bound (NaN and inf fail it)
+    except EncodingRangeError as error:
+        raise UpdateRangeError(device, error.index[0], error.value, error.max_abs) from error
 
 
 def share_update(
