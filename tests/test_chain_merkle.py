@@ -143,7 +143,19 @@ def test_pow_stamp_is_the_smallest_valid_nonce(bits):
     device, commitment = "0x" + "ab" * 20, keccak(b"root")
     nonce = pow_stamp(device, 7, commitment, bits)
     assert pow_valid(device, 7, commitment, nonce, bits)
-    assert all(not pow_valid(device, 7, commitment, k, bits) for k in range(max(0, nonce - 50), nonce))
+    assert all(not pow_valid(device, 7, commitment, k, bits) for k in range(nonce))
+
+
+def test_pow_stamp_across_growing_batches_is_still_the_smallest_nonce():
+    """Batches start at 2^(bits + 1) nonces and double: stamps past the first batch (about one in
+    seven at any difficulty) must still be the first valid nonce."""
+    device, bits = "0x" + "cd" * 20, 5
+    nonces = [pow_stamp(device, 3, keccak(bytes([i])), bits) for i in range(60)]
+    assert max(nonces) >= 1 << (bits + 1)  # some searches went past the first batch
+    for i, nonce in enumerate(nonces):
+        commitment = keccak(bytes([i]))
+        assert pow_valid(device, 3, commitment, nonce, bits)
+        assert not any(pow_valid(device, 3, commitment, k, bits) for k in range(nonce))
 
 
 @given(st.integers(1, 3000), st.integers(0, 6), st.data())

@@ -46,20 +46,26 @@ def pow_valid(device: str, round_: int, commitment: bytes, nonce: int, bits: int
 
 
 def pow_stamp(device: str, round_: int, commitment: bytes, bits: int, start: int = 0) -> int:
-    """Smallest nonce ``>= start`` whose stamp has ``bits`` leading zero bits (batched search)."""
+    """Smallest nonce ``>= start`` whose stamp has ``bits`` leading zero bits (batched search).
+
+    Batches start at ``2^(bits + 1)`` nonces (a hit with probability ~86 %: an 8-bit stamp hashes
+    ~512 nonces, not a whole batch of 8192) and double up to 8192.
+    """
     prefix = np.frombuffer(_check(device, round_, commitment, bits), dtype=np.uint8)
     if bits == 0:
         return start
-    rows = np.empty((_BATCH, 68), dtype=np.uint8)
-    rows[:, :60] = prefix
+    batch = min(_BATCH, 1 << (bits + 1))
     shift = np.uint64(64 - bits)
     base = start
     while base < 1 << 64:
-        nonces = np.arange(base, base + _BATCH, dtype=np.uint64)
-        rows[:, 60:] = nonces.astype(">u8").view(np.uint8).reshape(_BATCH, 8)
+        rows = np.empty((batch, 68), dtype=np.uint8)
+        rows[:, :60] = prefix
+        nonces = np.arange(base, base + batch, dtype=np.uint64)
+        rows[:, 60:] = nonces.astype(">u8").view(np.uint8).reshape(batch, 8)
         top = keccak256_rows(rows)[:, :8].copy().view(">u8").ravel()
         hits = np.flatnonzero((top >> shift) == 0)
         if hits.size:
             return int(nonces[hits[0]])
-        base += _BATCH
+        base += batch
+        batch = min(_BATCH, 2 * batch)
     raise ChainValueError("bits", f"no stamp found for {bits} bits")  # pragma: no cover
