@@ -5,7 +5,8 @@ Runs a few rounds of the real protocol (device clients, edge nodes, dealer, embe
 and over gRPC + mutual TLS with edge-node processes, and prints the mean seconds per step of the
 rounds after the first (the first pays connection set-up and kernel loading). ``devices`` is the
 wall time of the devices' phase (share, commit, upload; ``--workers`` devices at a time);
-``share`` / ``upload`` columns are device-seconds summed over devices (they overlap in ``devices``).
+``share`` / ``commit`` / ``upload`` columns are device-seconds summed over devices (they overlap
+in ``devices``; commitments are chain transactions, one at a time on the embedded chain).
 
     python benchmarks/round_breakdown.py --devices 100 --params 100000 --rounds 3
 """
@@ -32,7 +33,7 @@ from ppbfl.protocol.round import Coordinator
 
 STEPS = ("train", "devices", "collect", "verify", "aggregate", "reconstruct", "chain")
 """Steps that add up to the round (``share`` and ``upload`` are device-seconds inside ``devices``)."""
-DEVICE_SECONDS = ("share", "upload")
+DEVICE_SECONDS = ("share", "commit", "upload")
 
 
 def hidden_for(params: int, features: int, classes: int) -> int:
@@ -41,7 +42,7 @@ def hidden_for(params: int, features: int, classes: int) -> int:
     return min(sizes, key=lambda h: abs(sizes[h] - params))
 
 
-def run(transport: str, devices: int, params: int, rounds: int, t: int, n: int, *, chain: bool = True, workers: int = 4) -> dict[str, float]:
+def run(transport: str, devices: int, params: int, rounds: int, t: int, n: int, *, chain: bool = True, workers: int | None = None) -> dict[str, float]:
     """Mean seconds per step over rounds 2..``rounds``."""
     data = load_dataset("breast_cancer")
     rng = np.random.default_rng(0)
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--transports", default="inprocess,grpc")
     parser.add_argument("--no-chain", action="store_true", help="no ledger (the round without the embedded chain)")
-    parser.add_argument("--workers", type=int, default=4, help="devices sharing and uploading at the same time")
+    parser.add_argument("--workers", type=int, default=None, help="devices sharing and uploading at the same time (default: Federation's)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the demo: small per-device models, the kernels' pool has the cores
     print(f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")

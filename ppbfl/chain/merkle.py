@@ -21,6 +21,7 @@ committing ``d = 1e5`` takes a few milliseconds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -77,11 +78,13 @@ def tree_depth(length: int) -> int:
     return (leaves - 1).bit_length()
 
 
-def _zero_hashes(depth: int) -> list[bytes]:
+@functools.cache
+def _zero_hashes(depth: int) -> tuple[bytes, ...]:
+    """The roots of all-zero subtrees of heights ``0..depth`` (computed once per depth)."""
     zeros = [_ZERO]
     for _ in range(depth):
         zeros.append(keccak256_rows(np.frombuffer(zeros[-1] * 2, dtype=np.uint8).reshape(1, 64)).tobytes())
-    return zeros
+    return tuple(zeros)
 
 
 def _levels(leaves: np.ndarray) -> list[np.ndarray]:

@@ -65,6 +65,9 @@ class Deployment:
 
     coordinator: Transport
     fingerprints: dict[str, bytes]
+    networked: bool = False
+    """Whether calls cross a network (they then wait on I/O, and a party's calls to several peers
+    pay off run side by side); in process a call is CPU work under this process's GIL."""
 
     def device_transport(self, index: int) -> Transport:
         """Device ``index``'s transport to the edge nodes."""
@@ -127,6 +130,7 @@ class GrpcDeployment(Deployment):
         workdir: str | Path | None = None, ready_timeout: float = 60.0,
     ) -> None:
         behaviours = dict(behaviours or {})
+        self.networked = True
         self._tmp = tempfile.TemporaryDirectory(prefix="ppbfl-grpc-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp is not None else Path(str(workdir))
         self.ca = make_ca("ppbfl consortium")
