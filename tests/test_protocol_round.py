@@ -196,3 +196,22 @@ def test_a_certificate_other_than_the_registered_one_is_refused():
         ledger.verify_fingerprints(registered)
         with pytest.raises(FingerprintMismatchError, match="edge-3"):
             ledger.verify_fingerprints({**registered, edge_party(3): b"\x07" * 32})
+
+
+def test_a_device_whose_difficulty_was_raised_reads_it_again_and_commits():
+    """A device reuses the PoW difficulty it read; when the consortium raises it, the contract
+    refuses the stale stamp and the device reads the new difficulty and stamps again."""
+    from ppbfl.protocol.ledger import open_ledger
+
+    deployment = InProcessDeployment(T, N, D)
+    with open_ledger("embedded", T, N, devices=M) as ledger:
+        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+        federation = Federation(deployment, coordinator, range(M), ledger=ledger)
+        updates, reference = synthetic_round(M, D, MALICIOUS)
+        federation.run_round(1, updates, reference)
+        board = federation.devices[0].board
+        assert board.pow_bits == 8
+        ledger.contract.set_pow_bits(board.account, 12)
+        result = federation.run_round(2, updates, reference)
+        assert board.pow_bits == 12 and 0 in result.devices and ledger.commitment(2, 0) is not None
+        federation.close()

@@ -55,18 +55,37 @@ class RoundOnChain:
     decisions_agreed: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class DeviceChainAccount:
-    """A device's own chain account: it stamps (PoW) and posts its share commitments itself."""
+    """A device's own chain account: it stamps (PoW) and posts its share commitments itself.
+
+    ``pow_bits`` is the difficulty it last read from the chain (None: not read yet). It is read
+    once and reused; if the consortium changed it since, the contract refuses the stamp
+    (``BadPow``) and the device reads the new difficulty and stamps again (saves one view call,
+    ~10 ms on py-evm, per commitment).
+    """
 
     contract: RoundsContract
     account: str
     device_id: int
+    pow_bits: int | None = None
 
     def commit(self, round: int, commitment: bytes) -> None:
-        """Find a PoW nonce for ``commitment`` at this device's difficulty and post both for ``round``."""
-        nonce = self.contract.pow_stamp(self.account, round, commitment)
-        self.contract.commit_shares(self.account, round, commitment, nonce)
+        """Find a PoW nonce for ``commitment`` at this device's difficulty and post both for ``round``.
+
+        Raises:
+            ChainRevertError: the contract refused the commitment (other than for a stale difficulty).
+        """
+        for attempt in range(2):
+            if self.pow_bits is None or attempt:
+                self.pow_bits = self.contract.device(self.account)[2]
+            nonce = self.contract.pow_stamp(self.account, round, commitment, self.pow_bits)
+            try:
+                self.contract.commit_shares(self.account, round, commitment, nonce)
+                return
+            except ChainRevertError as error:
+                if error.error != "BadPow" or attempt:
+                    raise
 
 
 class ChainLedger:
