@@ -107,3 +107,24 @@ def test_finish_without_open_and_double_open_are_typed_errors():
         coordinator.open_round(1)
         with pytest.raises(RoundFailedError, match="already open"):
             coordinator.open_round(1)
+
+
+def test_a_bad_reference_or_trust_is_refused_before_anything_is_sent_and_the_round_stays_open():
+    from ppbfl.errors import ConfigError, FieldShapeError
+
+    with InProcessDeployment(T, N, D) as deployment:
+        coordinator = Coordinator(T, N, D, deployment.coordinator)
+        with Federation(deployment, coordinator, range(M)) as federation:
+            updates, reference = synthetic_round(M, D, MALICIOUS)
+            coordinator.setup()
+            announcement = coordinator.open_round(1)
+            for i, device in federation.devices.items():
+                device.submit(announcement, updates[i])
+            with pytest.raises(FieldShapeError, match="reference"):
+                coordinator.finish_round(1, np.zeros(D + 1))
+            with pytest.raises(ConfigError, match="device 3"):
+                coordinator.finish_round(1, reference, trust={3: 1.5})
+            with pytest.raises(ConfigError, match="trust"):
+                coordinator.finish_round(1, reference, trust={3: float("nan")})
+            result = coordinator.finish_round(1, reference)  # still open: it completes
+            assert sorted(set(range(M)) - set(result.accepted)) == sorted(MALICIOUS)

@@ -24,7 +24,7 @@ from typing import Literal, Self
 
 import numpy as np
 
-from ppbfl.errors import PPBFLError
+from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import Deployment, InProcessDeployment
 from ppbfl.protocol.device import Device, Submission
@@ -69,7 +69,7 @@ class Federation:
         if workers is None:
             workers = 8 if deployment.networked else (4 if coordinator.d >= PARALLEL_DEVICES_FROM else 1)
         if workers < 1:
-            raise PPBFLError(f"workers = {workers}: expected >= 1")
+            raise ConfigError("workers", f"{workers}: expected >= 1")
         self.deployment, self.coordinator, self.ledger = deployment, coordinator, ledger
         self.owns_deployment = owns_deployment
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec
@@ -180,11 +180,12 @@ class SecureCosineFilter:
         Returns ``(aggregate float64 (d,), the round's RoundResult)``.
 
         Raises:
-            PPBFLError: ``updates`` is not 2-D; RoundFailedError / NotEnoughEdgeNodesError as a round.
+            FieldShapeError: ``updates`` is not a non-empty 2-D array; UpdateRangeError-caused
+            dropouts are reported in the result; RoundFailedError / NotEnoughEdgeNodesError as a round.
         """
         u = np.asarray(updates, dtype=np.float64)
-        if u.ndim != 2:
-            raise PPBFLError(f"updates: expected an (m, d) array, got shape {u.shape}")
+        if u.ndim != 2 or 0 in u.shape:
+            raise FieldShapeError("updates", u.shape, "(m, d) with m, d >= 1")
         m, d = u.shape
         federation = self._federation
         if federation is None or federation.coordinator.d != d or len(federation.devices) != m:

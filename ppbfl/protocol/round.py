@@ -40,7 +40,7 @@ import numpy as np
 
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.submission import codec_for_length
-from ppbfl.errors import PPBFLError
+from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
@@ -290,9 +290,16 @@ class Coordinator:
         ``trust``: device index -> public trust score in [0, 1] (default 1).
 
         Raises:
+            FieldShapeError: ``reference`` is not (d,); ConfigError: a trust score is not in [0, 1]
+                (both before anything is sent: the round stays open).
             NotEnoughEdgeNodesError: fewer than ``t`` edge nodes stayed online.
             RoundFailedError: the round is not open, or reconstruction failed (more liars than can be corrected).
         """
+        if np.shape(reference) != (self.d,):
+            raise FieldShapeError("reference", np.shape(reference), f"({self.d},)")
+        for i, score in (trust or {}).items():
+            if not 0.0 <= float(score) <= 1.0:  # also refuses NaN
+                raise ConfigError("trust", f"device {i}: {score!r} is not in [0, 1]")
         pending = self._open.pop(round, None)
         if pending is None:
             raise RoundFailedError(round, "finish_round before open_round")
