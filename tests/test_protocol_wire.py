@@ -188,7 +188,10 @@ BAD_BODIES = {
     "element 2^64-1": ("matrix", array_map(np.array([[2**64 - 1]], dtype="<u8")), "is not < p"),
     "data length vs shape": ("shares", {"dtype": "<u8", "shape": [4], "data": bytes(24)}, "needs 32"),
     "array keys": ("shares", {"dtype": "<u8", "shape": [0]}, "array map"),
-    "negative shape": ("shares", {"dtype": "<u8", "shape": [-1], "data": b""}, "non-negative"),
+    "negative shape": ("shares", {"dtype": "<u8", "shape": [-1], "data": b""}, "is not a list of ints in [0,"),
+    "empty array, huge axis": ("matrix", {"dtype": "<u8", "shape": [0, 2**62], "data": b""}, "is not a list of ints in [0,"),
+    "dtype numpy parses as a struct": ("matrix", {"dtype": ",", "shape": [1, 1], "data": bytes(8)}, "dtype ','"),
+    "dtype with a trailing comma": ("shares", {"dtype": "u8,", "shape": [1], "data": bytes(8)}, "expected uint64"),
     "object dtype": ("weights", {"dtype": "|O", "shape": [1], "data": bytes(8)}, "expected float64"),
     "nan weight": ("weights", array_map(np.array([np.nan])), "not finite"),
     "int for float": ("x", 3, "expected float"),
@@ -319,6 +322,25 @@ msgpack_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
+
+
+@given(
+    dtype=st.one_of(st.text(max_size=8), st.sampled_from([",", "u8,", "S0,i4", "(2)u8", "O", "<u8", "V8"])),
+    shape=st.lists(st.one_of(st.integers(0, 3), st.integers(0, 2**64 - 1)), max_size=3),
+    data=st.binary(max_size=32),
+    field=st.sampled_from(["shares", "matrix", "weights"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_array_map_is_a_message_error_or_a_valid_array(dtype, shape, data, field):
+    """Malformed array maps (odd dtype strings, huge or zero axes, wrong lengths) never escape as
+    anything but MessageError (a fuzzer found ValueError and SyntaxError here)."""
+    try:
+        envelope = decode(tampered(field, {"dtype": dtype, "shape": shape, "data": data}), expected_sender="edge-1")
+    except MessageError as error:
+        assert error.field == field and error.party == "edge-1"
+    else:  # a well-formed map: exactly the array it describes
+        array = getattr(envelope.message, field)
+        assert array.shape == tuple(shape) and array.tobytes() == data
 
 
 @settings(max_examples=200, deadline=None)

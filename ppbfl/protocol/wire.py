@@ -66,6 +66,9 @@ __all__ = [
 
 #: default limit on an encoded message (bytes); both encode and decode enforce it
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_ARRAY_AXIS = MAX_MESSAGE_BYTES
+"""Longest axis a received array may declare: no message holds more elements (an empty array
+with a huge axis, e.g. shape ``[0, 2^62]``, would otherwise overflow NumPy's strides)."""
 #: the field modulus used for FieldArray range checks when neither spec nor context gives one
 DEFAULT_P = MERSENNE61
 _MAX_ID_LEN = 64
@@ -92,7 +95,7 @@ def _dtype_name(dtype: Any) -> str:
     if isinstance(dtype, str) and len(dtype) <= 8:
         try:
             return np.dtype(dtype).name
-        except TypeError:
+        except (TypeError, ValueError, SyntaxError):  # numpy parses "," and "i8," as struct specs
             pass
     return repr(dtype)
 
@@ -298,8 +301,8 @@ class Array(Spec):
         dtype, shape, data = raw["dtype"], raw["shape"], raw["data"]
         if dtype != self.wire_dtype.str:
             raise _Bad(field, f"dtype {_dtype_name(dtype)}, expected {self.wire_dtype.name}")
-        if type(shape) is not list or not all(type(s) is int and s >= 0 for s in shape):
-            raise _Bad(field, f"shape {shape!r} is not a list of non-negative ints")
+        if type(shape) is not list or not all(type(s) is int and 0 <= s <= MAX_ARRAY_AXIS for s in shape):
+            raise _Bad(field, f"shape {shape!r} is not a list of ints in [0, {MAX_ARRAY_AXIS}]")
         shape = tuple(shape)
         self._check_shape(shape, field, context)
         if type(data) is not bytes:
@@ -307,7 +310,10 @@ class Array(Spec):
         need = math.prod(shape) * self.wire_dtype.itemsize
         if len(data) != need:
             raise _Bad(field, f"array data is {len(data)} bytes, shape {shape} of {self.wire_dtype.name} needs {need}")
-        arr = np.frombuffer(data, dtype=self.wire_dtype).reshape(shape)
+        try:
+            arr = np.frombuffer(data, dtype=self.wire_dtype).reshape(shape)
+        except ValueError as error:  # e.g. an empty array whose other axes overflow NumPy's strides
+            raise _Bad(field, f"shape {list(shape)}: {error}") from None
         arr.flags.writeable = False  # already so (bytes-backed); stated for the reader
         self._check_values(arr, field, context)
         return arr
