@@ -46,3 +46,21 @@ class EquivocatingDevice(Device):
         bad[0] = (bad[0] + np.uint64(1)) % np.uint64(2**61 - 1)
         prepared.uploads[1] = type(upload)(upload.device, bad, upload.seed, upload.stream, upload.mask_share, upload.leaves)
         return prepared
+
+
+class OutOfRangeDevice(Device):
+    """Issue 13's attacker: shares its honest-looking encoded update shifted by
+    :func:`ppbfl.fl.field_attacks.out_of_range_shift`, so the opened ``<g, r>`` and ``||g||^2``
+    are those of the honest update while three entries are of order ``p / 2``. ``reference``
+    (the public encoded reference) is set by the test."""
+
+    reference: np.ndarray | None = None
+
+    def share(self, round, update):
+        from ppbfl.defense.submission import encode_update
+        from ppbfl.fl.field_attacks import out_of_range_shift
+        from ppbfl.sharing.seeded import share_compressed
+
+        _, mask = super().share(round, update)
+        crafted = out_of_range_shift(encode_update(update, self.codec, device=self.index), self.reference, field=self.codec.field)
+        return share_compressed(crafted, self.t, self.n, stream=round, field=self.codec.field), mask
