@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ppbfl.defense.submission import encode_update
+from ppbfl.fl.field_attacks import out_of_range_shift
 from ppbfl.protocol.device import Device
+from ppbfl.sharing.seeded import share_compressed
 
 
 def synthetic_round(m: int, d: int, malicious: set[int], seed: int = 0) -> tuple[dict[int, np.ndarray], np.ndarray]:
@@ -48,7 +51,20 @@ class EquivocatingDevice(Device):
         return prepared
 
 
-class OutOfRangeDevice(Device):
+class FieldVectorDevice(Device):
+    """A malicious client that shares the field vector :meth:`crafted` returns instead of its
+    encoded update (mask, leaves and uploads as an honest device builds them)."""
+
+    def crafted(self, round: int, update: np.ndarray) -> np.ndarray:
+        """The (d,) uint64 vector this device shares in ``round``."""
+        raise NotImplementedError
+
+    def share(self, round, update):
+        _, mask = super().share(round, update)
+        return share_compressed(self.crafted(round, update), self.t, self.n, stream=round, field=self.codec.field), mask
+
+
+class OutOfRangeDevice(FieldVectorDevice):
     """Issue 13's attacker: shares its honest-looking encoded update shifted by
     :func:`ppbfl.fl.field_attacks.out_of_range_shift`, so the opened ``<g, r>`` and ``||g||^2``
     are those of the honest update while three entries are of order ``p / 2``. ``reference``
@@ -56,11 +72,5 @@ class OutOfRangeDevice(Device):
 
     reference: np.ndarray | None = None
 
-    def share(self, round, update):
-        from ppbfl.defense.submission import encode_update
-        from ppbfl.fl.field_attacks import out_of_range_shift
-        from ppbfl.sharing.seeded import share_compressed
-
-        _, mask = super().share(round, update)
-        crafted = out_of_range_shift(encode_update(update, self.codec, device=self.index), self.reference, field=self.codec.field)
-        return share_compressed(crafted, self.t, self.n, stream=round, field=self.codec.field), mask
+    def crafted(self, round, update):
+        return out_of_range_shift(encode_update(update, self.codec, device=self.index), self.reference, field=self.codec.field)

@@ -12,8 +12,7 @@ import pytest
 from ppbfl.defense import AggregateRangeError, codec_for_length
 from ppbfl.field import FixedPointCodec, PrimeField
 from ppbfl.fl.federation import Federation, SecureCosineFilter
-from ppbfl.protocol.device import Device
-from ppbfl.sharing import share_compressed
+from tests.protocol_helpers import FieldVectorDevice
 
 T, N = 2, 5
 
@@ -116,25 +115,23 @@ def test_aggregate_that_could_wrap_is_a_typed_error() -> None:
         SecureCosineFilter(T, N, codec).verify_and_aggregate(np.stack([ref] * 20), ref)
 
 
-class _FieldVectorDevice(Device):
-    """A malicious client that shares the raw field vector ``vector`` instead of an encoded update."""
+class _FixedVectorDevice(FieldVectorDevice):
+    """Shares the raw field vector ``vector`` whatever its update."""
 
     vector = np.zeros(8, dtype=np.uint64)
 
-    def share(self, round, update):
-        _, mask = super().share(round, update)
-        raw = share_compressed(self.vector, self.t, self.n, stream=round, field=self.codec.field)
-        return raw, mask
+    def crafted(self, round, update):
+        return self.vector
 
 
 def test_out_of_range_devices_are_rejected_by_the_opened_scalars() -> None:
     """Out-of-range field elements chosen so that ``||g||^2`` wraps modulo p: a Cauchy-Schwarz
     violation and a negative squared norm are both caught from the opened scalars."""
 
-    class Wrapped(_FieldVectorDevice):  # (2^31)^2 = 2^62 = 2 mod p: ||g||^2 opens as 2, <g, r> as 2^47
+    class Wrapped(_FixedVectorDevice):  # (2^31)^2 = 2^62 = 2 mod p: ||g||^2 opens as 2, <g, r> as 2^47
         vector = np.array([0, 1 << 31, 0, 0, 0, 0, 0, 0], dtype=np.uint64)
 
-    class Negative(_FieldVectorDevice):  # 2^60 > (p - 1) / 2: the squared norm decodes as negative
+    class Negative(_FixedVectorDevice):  # 2^60 > (p - 1) / 2: the squared norm decodes as negative
         vector = np.array([1 << 30, 0, 0, 0, 0, 0, 0, 0], dtype=np.uint64)
 
     ref = np.ones(8)
