@@ -43,6 +43,8 @@ REASON_CODES: dict[str, int] = {
     "zero trust": 8,
     "missing upload": 9,
     "commitment mismatch": 10,
+    "out of range": 11,
+    "missing proof": 12,
 }
 """Stable numeric codes of the rejection reasons (the chain records the code; the text before
 the first ``:`` of a reason is its key)."""

@@ -27,15 +27,15 @@ import numpy as np
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import Deployment, InProcessDeployment
-from ppbfl.protocol.device import Device, Submission
+from ppbfl.protocol.device import Device, ProofDelivery, Submission
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
 
 __all__ = ["DeviceFactory", "Federation", "SecureCosineFilter"]
 
 DeviceFactory = Callable[..., Device]
-"""Builds a device: called as ``factory(index, t, n, codec, transport=..., board=...)`` (a subclass
-of :class:`Device` to simulate a misbehaving one)."""
+"""Builds a device: called as ``factory(index, t, n, codec, transport=..., board=..., strict=...)`` (a
+subclass of :class:`Device` to simulate a misbehaving one)."""
 
 ZERO_HASH = b"\x00" * 32
 PARALLEL_DEVICES_FROM = 1 << 14
@@ -60,11 +60,16 @@ class Federation:
             release the GIL) and 1 below (measured at 100 devices: d = 1e5, 1.10 s with 4 workers
             vs 1.28 s with 1; d = 1e3, 0.34 s with 1 vs 0.45-0.55 s with 4).
         owns_deployment: :meth:`close` also closes ``deployment``.
+        strict: devices refuse updates the input-validity check would reject (``Device(strict=True)``,
+            the default: a device that failed to take part is reported ``missing``). ``False``
+            simulates an unknown mix of honest and malicious devices: every finite update is shared
+            as is and the edge nodes decide (an update above the bound is rejected "out of range").
     """
 
     def __init__(
         self, deployment: Deployment, coordinator: Coordinator, devices: range | list[int], *, ledger: ChainLedger | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, owns_deployment: bool = False,
+        strict: bool = True,
     ) -> None:
         if workers is None:
             workers = 8 if deployment.networked else (4 if coordinator.d >= PARALLEL_DEVICES_FROM else 1)
@@ -77,7 +82,7 @@ class Federation:
         self.devices: dict[int, Device] = {
             i: factories.get(i, Device)(
                 i, t, n, codec, transport=deployment.device_transport(i),
-                board=None if ledger is None else ledger.device_account(i),
+                board=None if ledger is None else ledger.device_account(i), validity_k=coordinator.validity.k, strict=strict,
             )
             for i in devices
         }
@@ -88,13 +93,13 @@ class Federation:
     def in_process(
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
         norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
-        factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None,
+        factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
     ) -> Federation:
         """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain."""
         codec = FixedPointCodec() if codec is None else codec
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field)
         coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms)
-        return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True)
+        return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 
     def run_round(
         self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
@@ -127,13 +132,23 @@ class Federation:
                 submissions[i] = future.result()
             except PPBFLError as error:
                 failed[i] = f"missing upload: {type(error).__name__}: {error}"
+        challenge = self.coordinator.challenge(round)
+        proofs = {i: self._device_pool.submit(self.devices[i].prove, challenge, pool=self._upload_pool) for i in submissions}
+        delivered: dict[int, ProofDelivery] = {}
+        for i, future in proofs.items():
+            try:
+                delivered[i] = future.result()
+            except PPBFLError as error:
+                failed[i] = f"missing proof: {type(error).__name__}: {error}"
         devices_wall = time.perf_counter() - tick
         result = self.coordinator.finish_round(round, reference, trust=dict(trust) if trust is not None else None)
         for i, why in failed.items():
             result.missing.setdefault(i, why)
         steps = ("share", "commit", "upload")
         result.timings = {
-            "devices": devices_wall, **{s: sum(x.timings.get(s, 0.0) for x in submissions.values()) for s in steps}, **result.timings,
+            "devices": devices_wall, **{s: sum(x.timings.get(s, 0.0) for x in submissions.values()) for s in steps},
+            "prove": sum(x.timings.get("prove", 0.0) for x in delivered.values()),
+            "proof upload": sum(x.timings.get("upload", 0.0) for x in delivered.values()), **result.timings,
         }
         return result
 
@@ -191,7 +206,9 @@ class SecureCosineFilter:
         if federation is None or federation.coordinator.d != d or len(federation.devices) != m:
             if federation is not None:
                 federation.close()
-            federation = self._federation = Federation.in_process(self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms)
+            federation = self._federation = Federation.in_process(
+                self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False,
+            )
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}
         result = federation.run_round(self._round, {i: u[i] for i in range(m)}, reference, trust=scores)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RoundAnnouncement"]
+__all__ = ["RoundAnnouncement", "ValidityChallenge"]
 
 
 @dataclass(frozen=True)
@@ -24,3 +24,20 @@ class RoundAnnouncement:
     frac_bits: int
     edge_nodes: tuple[int, ...]
     model_hash: bytes
+
+
+@dataclass(frozen=True)
+class ValidityChallenge:
+    """What a device needs to prove its update's range in round ``round`` (after the commitments closed).
+
+    ``seed``: the 32-byte challenge seed fixed on chain after every commitment (it fixes the
+    projections); ``k``, ``bits``: the check's parameters (:class:`~ppbfl.defense.validity.ValidityParams`),
+    which the device compares with its own; ``edge_nodes``: where to send the proof.
+    """
+
+    round: int
+    seed: bytes
+    d: int
+    k: int
+    bits: int
+    edge_nodes: tuple[int, ...]

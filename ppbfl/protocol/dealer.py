@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc.triples import deal_square_triples
@@ -46,10 +48,16 @@ class TripleDealerNode:
             raise OutOfPhaseError("dealer", f"nodes {message.nodes}: expected edge nodes in 1..{self.n}")
         with self._lock:
             dealt = deal_square_triples(message.count, self.d, self.t, self.n, rng=self.rng, field=self.field)
+            proof = (
+                deal_square_triples(message.count, message.proof_length, self.t, self.n, rng=self.rng, field=self.field)
+                if message.proof_length else None
+            )
         for j in nodes:  # fresh triples, dealt once: the dealer never hands these out again
             shares = dealt[j - 1]
+            proof_a = proof[j - 1].a if proof is not None else np.zeros((message.count, 0), dtype=np.uint64)
+            proof_c = proof[j - 1].c if proof is not None else np.zeros(message.count, dtype=np.uint64)
             self.transport.call(
-                edge_party(j), TripleShares(shares.a, shares.c), round=envelope.round, timeout=self.timeout,
+                edge_party(j), TripleShares(shares.a, shares.c, proof_a, proof_c), round=envelope.round, timeout=self.timeout,
                 context={"d": self.d, "p": self.field.p},
             )
-        return Ack(f"dealer: {message.count} square triples dealt to edge nodes {nodes}")
+        return Ack(f"dealer: 2 x {message.count} square triples dealt to edge nodes {nodes}")

@@ -10,21 +10,23 @@ from typing import Protocol
 
 import numpy as np
 
+from ppbfl.defense import validity
+from ppbfl.defense.errors import UpdateNormError
 from ppbfl.defense.submission import encode_update
 from ppbfl.errors import PPBFLError
 from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.fixed_point import FixedPointCodec
-from ppbfl.protocol.announcement import RoundAnnouncement
+from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import ConfigError
-from ppbfl.protocol.messages import DeviceUpload
+from ppbfl.protocol.messages import DeviceUpload, ProofUpload
 from ppbfl.protocol.parties import device_party, edge_party
 from ppbfl.protocol.round_errors import AnnouncementError
 from ppbfl.protocol.transport import Transport
 from ppbfl.sharing.seeded import CompressedShares, share_compressed
 from ppbfl.sharing.shamir import share
 
-__all__ = ["CommitmentBoard", "Device", "PreparedUpload", "Submission", "device_party"]
+__all__ = ["CommitmentBoard", "Device", "PreparedUpload", "ProofDelivery", "Submission", "device_party"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,19 @@ class Submission:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ProofDelivery:
+    """A device's validity proof in a round: the edge nodes that stored it (``delivered``), those
+    that refused it or could not be reached (``refused``: node -> why), seconds per step
+    (``prove``: projections, bits and their sharing; ``upload``)."""
+
+    device: int
+    round: int
+    delivered: tuple[int, ...]
+    refused: dict[int, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 class Device:
     """Device ``index`` of a ``(t, n)`` deployment with fixed-point ``codec``.
 
@@ -67,37 +82,69 @@ class Device:
             :meth:`prepare`).
         board: its own chain account for commitments (None: no chain; the edge nodes' reports of
             the leaves' root are then the commitment).
-        rng: CSPRNG for the consistency mask (default: OS-seeded); share seeds come from the OS.
+        rng: CSPRNG for the consistency masks and the proof's shares (default: OS-seeded); share
+            seeds come from the OS.
         timeout: seconds per upload.
+        validity_k: projections of the input-validity check this device expects (a challenge
+            with another ``k`` is refused).
+        strict: refuse an update the validity check would reject (:class:`UpdateNormError`, before
+            anything is shared). ``False`` is for simulating attackers: any finite update is
+            encoded modulo ``p`` and its proof is sent as is, for the edge nodes to reject.
     """
 
     def __init__(
         self, index: int, t: int, n: int, codec: FixedPointCodec, *, transport: Transport | None = None,
         board: CommitmentBoard | None = None, rng: FieldRNG | None = None, timeout: float = 30.0,
+        validity_k: int = validity.DEFAULT_ROWS, strict: bool = True,
     ) -> None:
         self.index, self.t, self.n, self.codec = index, t, n, codec
         self.transport, self.board, self.timeout = transport, board, timeout
         self.rng = FieldRNG(field=codec.field) if rng is None else rng
+        self.validity_k, self.strict = validity_k, strict
+        self._encoded: dict[int, np.ndarray] = {}  # round -> centred encoded update, until proved
 
     @property
     def party(self) -> str:
         """This device's party id."""
         return device_party(self.index)
 
-    def share(self, round: int, update: np.ndarray) -> tuple[CompressedShares, np.ndarray]:
-        """Encode ``update`` (float (d,)) under the no-wrap bound and share it; returns the
-        seed-compressed sharing and the (n,) uint64 shares of a fresh consistency mask ``rho``.
+    def encode(self, update: np.ndarray) -> np.ndarray:
+        """Encode float (d,) ``update`` to (d,) uint64 field elements.
+
+        Strict (honest) devices encode under the no-wrap bound and check the validity check's L2
+        bound; others encode ``rint(x 2^f) mod p`` (what an attacker can send).
 
         Raises:
-            UpdateRangeError: an entry exceeds the bound (names the device and the coordinate).
+            UpdateRangeError: (strict) an entry exceeds the no-wrap bound.
+            UpdateNormError: (strict) the encoded L2 norm exceeds :meth:`ValidityParams.honest_l2`.
+            DefenseParameterError: (not strict) an entry is NaN or infinite.
         """
+        if not self.strict:
+            return validity.encode_wrapping(update, self.codec, device=self.index)
         encoded = encode_update(update, self.codec, device=self.index)
+        params = validity.ValidityParams.for_length(encoded.size, k=self.validity_k, field=self.codec.field)
+        norm = float(np.sqrt(np.sum(validity.centred(encoded, self.codec.field.p).astype(np.float64) ** 2)))
+        if norm > params.honest_l2():
+            raise UpdateNormError(self.index, norm, params.honest_l2(), self.codec.frac_bits)
+        return encoded
+
+    def share(self, round: int, update: np.ndarray) -> tuple[CompressedShares, np.ndarray]:
+        """Encode ``update`` (float (d,), :meth:`encode`) and share it; returns the seed-compressed
+        sharing and the (n,) uint64 shares of a fresh consistency mask ``rho``.
+
+        Raises:
+            UpdateRangeError, UpdateNormError: as :meth:`encode`.
+        """
+        encoded = self.encode(update)
+        self._encoded = {r: g for r, g in self._encoded.items() if r > round - 2}  # kept until proved
+        self._encoded[round] = validity.centred(encoded, self.codec.field.p)
         sharing = share_compressed(encoded, self.t, self.n, stream=round, field=self.codec.field)
         mask = share(self.rng.random(1), self.t, self.n, field=self.codec.field, rng=self.rng)[:, 0]
         return sharing, mask
 
     def prepare(self, round: int, update: np.ndarray) -> PreparedUpload:
-        """Share ``update`` and build the ``n`` uploads and the commitment root for ``round``."""
+        """Share ``update`` and build the ``n`` uploads and the commitment root for ``round``
+        (the encoded update is kept until :meth:`prove` for that round)."""
         sharing, mask = self.share(round, update)
         leaves = []
         for j in range(1, self.n + 1):
@@ -174,3 +221,55 @@ class Device:
             self.index, announcement.round, prepared.commitment,
             tuple(j for j in nodes if j not in refused), refused, timings,
         )
+
+    def prove(self, challenge: ValidityChallenge, *, pool: Executor | None = None) -> ProofDelivery:
+        """Prove the range of the update submitted in ``challenge.round``: project it with the
+        challenge's matrix, share the bits of the projections (:mod:`ppbfl.defense.validity`) and
+        upload each node its share, through ``pool`` concurrently when given.
+
+        Raises:
+            AnnouncementError: the challenge disagrees with this device (``round``: nothing
+                submitted in it; ``validity d``/``validity k``/``validity bits``/``seed``/``edge_nodes``).
+            ValidityProofError: (strict) a projection is out of range (an update near the bound,
+                probability <= 2^-40, or one shared by a subclass that is not its encoded update).
+            ConfigError: the device has no transport (key ``transport``).
+        """
+        if self.transport is None:
+            raise ConfigError("transport", f"device {self.index} has no transport to upload with")
+        g = self._encoded.get(challenge.round)
+        if g is None:
+            raise AnnouncementError(self.index, "round", challenge.round, "a round this device submitted to and has not proved")
+        params = validity.ValidityParams.for_length(g.size, k=self.validity_k, field=self.codec.field)
+        for name, mine in (("d", params.d), ("k", params.k), ("bits", params.bits)):
+            if getattr(challenge, name) != mine:
+                raise AnnouncementError(self.index, f"validity {name}", getattr(challenge, name), str(mine))
+        if len(challenge.seed) != 32:
+            raise AnnouncementError(self.index, "seed", challenge.seed.hex(), "32 bytes")
+        nodes = challenge.edge_nodes
+        if not nodes or len(set(nodes)) != len(nodes) or not all(1 <= j <= self.n for j in nodes):
+            raise AnnouncementError(self.index, "edge_nodes", nodes, f"distinct edge nodes in 1..{self.n}")
+        tick = time.perf_counter()
+        projections = validity.project(validity.projection_stream(challenge.seed, params), g, params)
+        if not self.strict:  # a simulated attacker sends what it can: its projections, clamped into the range
+            projections = np.clip(projections, -params.half_width, params.half_width - 1)
+        bits = validity.bit_decompose(projections, params, device=self.index)
+        field_ = self.codec.field
+        bit_shares = share(bits, self.t, self.n, field=field_, rng=self.rng)
+        mask = share(self.rng.random(1), self.t, self.n, field=field_, rng=self.rng)[:, 0]
+        proved = time.perf_counter()
+        transport = self.transport
+        context = {"d": params.d, "p": field_.p}
+
+        def upload(j: int) -> str | None:
+            message = ProofUpload(self.index, bit_shares[j - 1], int(mask[j - 1]))
+            try:
+                transport.call(edge_party(j), message, round=challenge.round, timeout=self.timeout, context=context)
+            except PPBFLError as error:
+                return f"{type(error).__name__}: {error}"
+            return None
+
+        outcomes = list(pool.map(upload, nodes)) if pool is not None else [upload(j) for j in nodes]
+        self._encoded.pop(challenge.round, None)
+        refused = {j: why for j, why in zip(nodes, outcomes) if why is not None}
+        timings = {"prove": proved - tick, "upload": time.perf_counter() - proved}
+        return ProofDelivery(self.index, challenge.round, tuple(j for j in nodes if j not in refused), refused, timings)

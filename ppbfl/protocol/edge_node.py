@@ -12,6 +12,7 @@ weighted aggregate.
 from __future__ import annotations
 
 import enum
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ppbfl.defense import validity
 from ppbfl.defense.consistency import challenge_coefficients
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
@@ -37,6 +39,7 @@ from ppbfl.protocol.messages import (
     BeaverOpen,
     DeviceUpload,
     NormShares,
+    ProofUpload,
     SetupEdge,
     TripleShares,
     UploadsQuery,
@@ -79,6 +82,10 @@ class _RoundState:
     aggregate: np.ndarray | None = None
     verified: tuple[VerifyRequest, VerifyShares] | None = None
     finished: tuple[BeaverFinish, NormShares] | None = None
+    proofs: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)
+    coin: bytes | None = None  # drawn when the node reports its uploads: no proof is accepted after it
+    coins: validity.ProofCoins | None = None
+    proof_triples: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class EdgeNode:
@@ -97,6 +104,7 @@ class EdgeNode:
         self.setup: SetupEdge | None = None
         self.codec: FixedPointCodec | None = None
         self.przs: PartyPRZS | None = None
+        self.validity: validity.ValidityParams | None = None
         self.rounds: dict[int, _RoundState] = {}
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
 
@@ -126,6 +134,7 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"{type(message).__name__} before setup")
         handlers: dict[type[Message], Callable[[Envelope, Any], Message]] = {
             DeviceUpload: self._upload,
+            ProofUpload: self._proof,
             UploadsQuery: self._uploads_report,
             VerifyRequest: self._verify,
             TripleShares: self._triples,
@@ -167,6 +176,10 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"bad setup: index {message.index}, (t, n) = ({message.t}, {message.n})")
         if len(message.przs_sets) != len(message.przs_keys):
             raise OutOfPhaseError(self.name, "setup: przs_sets and przs_keys differ in length")
+        if not validity.MIN_ROWS <= message.validity_k <= validity.MAX_ROWS:
+            raise OutOfPhaseError(
+                self.name, f"bad setup: validity_k = {message.validity_k}, expected {validity.MIN_ROWS}..{validity.MAX_ROWS}"
+            )
         keys = {
             frozenset(j for j in range(1, message.n + 1) if mask >> (j - 1) & 1): key
             for mask, key in zip(message.przs_sets, message.przs_keys)
@@ -174,6 +187,7 @@ class EdgeNode:
         self.party = self.party or edge_party(message.index)
         self.przs = PartyPRZS(message.index, message.t, message.n, keys, self.field)
         self.codec = FixedPointCodec(self.field, message.frac_bits)
+        self.validity = validity.ValidityParams.for_length(message.d, k=message.validity_k, field=self.field)
         self.setup = message
         self.rounds.clear()
         return Ack(f"{self.party} ready: edge node {message.index} of ({message.t}, {message.n}), d = {message.d}")
@@ -199,13 +213,52 @@ class EdgeNode:
         state.uploads[message.device] = (share, message.mask_share, commitment_root(message.leaves))
         return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
 
+    def _proof(self, envelope: Envelope, message: ProofUpload) -> Message:
+        assert self.validity is not None
+        length = self.validity.proof_length
+        if message.bits.shape != (length,):
+            raise CommitmentMismatchError(self.name, message.device, f"proof of shape {message.bits.shape}, expected ({length},)")
+        if message.mask_share >= self.field.p:
+            raise CommitmentMismatchError(self.name, message.device, f"mask_share {message.mask_share} is not < p")
+        state = self._state(envelope.round, create=True)
+        with self._lock:
+            if state.coin is not None:
+                raise OutOfPhaseError(self.name, f"validity proofs for round {envelope.round} are closed")
+            state.proofs[message.device] = (message.bits, message.mask_share)
+        return Ack(f"{self.party}: proof of device {message.device} round {envelope.round} stored")
+
     def _uploads_report(self, envelope: Envelope, message: UploadsQuery) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "uploads query")
+        state = self._state(envelope.round, create=True)
         with self._lock:
-            state = self.rounds.get(envelope.round)
-            held = sorted(dict(state.uploads).items()) if state is not None else []  # dict(): one atomic copy
+            if state.coin is None:  # close the proofs, then draw the coin: no device can know it before proving
+                state.coin = secrets.token_bytes(32)
+            held = sorted(dict(state.uploads).items())  # dict(): one atomic copy
+            proofs = sorted(state.proofs)
         held = held[: message.limit]
-        return UploadsReport([i for i, _ in held], [entry[2] for _, entry in held])
+        return UploadsReport([i for i, _ in held], [entry[2] for _, entry in held], proofs[: message.limit], state.coin)
+
+    def _proof_rows(self, state: _RoundState, devices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The stored proofs of ``devices``: bit shares (m, K) and mask shares (m,)."""
+        assert self.validity is not None
+        missing = [i for i in devices if i not in state.proofs]
+        if missing:
+            raise OutOfPhaseError(self.name, f"no validity proof from devices {missing[:8]}")
+        bits = np.empty((len(devices), self.validity.proof_length), dtype=np.uint64)
+        for k, i in enumerate(devices):
+            bits[k] = state.proofs[i][0]
+        return bits, np.array([state.proofs[i][1] for i in devices], dtype=np.uint64)
+
+    def _proof_coins(self, state: _RoundState, message: VerifyRequest) -> validity.ProofCoins:
+        """The round's proof coins; the request must carry this node's own coin."""
+        assert self.validity is not None
+        if len(message.coin_nodes) != len(message.coins):
+            raise OutOfPhaseError(self.name, f"{len(message.coins)} coins for {len(message.coin_nodes)} nodes")
+        mine = dict(zip(message.coin_nodes, message.coins)).get(self.config.index)
+        if state.coin is None or mine != state.coin:
+            raise OutOfPhaseError(self.name, "the verify request does not carry this node's coin for the proof checks")
+        seed = validity.coin_seed(message.challenge_seed, list(zip(message.coin_nodes, message.coins)))
+        return validity.proof_coins(message.challenge_seed, seed, self.validity)
 
     def _shares_of(self, state: _RoundState, devices: list[int]) -> list[np.ndarray]:
         """The stored (d,) share rows of ``devices``, in order (not copied into one matrix)."""
@@ -229,23 +282,41 @@ class EdgeNode:
         dot_ref = sums[1]
         if self.behaviour is EdgeBehaviour.TAMPER_VERIFY:
             dot_ref = ops.add(dot_ref, np.full(dot_ref.shape, 12345, dtype=np.uint64), field=self.field)
+        coins = self._proof_coins(state, message)
+        bits, bit_masks = self._proof_rows(state, message.devices)
+        g_dot_v = ops.row_dots(shares, coins.v, coins.v, squares=False, field=self.field, rows_name="shares")[0] if shares else np.zeros(0, dtype=np.uint64)
+        proof_consistency, valid = validity.proof_linear_shares(bits, bit_masks, g_dot_v, coins, field=self.field)
         norm2 = np.zeros(0, dtype=np.uint64)
         if message.hm:
-            norm2 = ops.add(sums[2], self.przs.zero_share(message.zero_counter, len(message.devices)), field=self.field)
+            m = len(message.devices)
+            zeros = self.przs.zero_share(message.zero_counter, 2 * m)  # the first m as before: norms; then z
+            norm2 = ops.add(sums[2], zeros[:m], field=self.field)
+            if m:
+                squares = ops.row_dots(validity.weighted_bits(bits, coins, field=self.field), coins.alpha, coins.alpha, field=self.field, rows_name="proof")[2]
+                valid = ops.add(ops.sub(valid, squares, field=self.field), zeros[m:], field=self.field)
         if len(message.commitments) != len(message.devices):
             raise OutOfPhaseError(self.name, f"{len(message.commitments)} commitments for {len(message.devices)} devices")
         mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if state.uploads[i][2] != root]
         state.devices = list(message.devices)
         state.reference = message.reference
-        reply = VerifyShares(consistency, dot_ref, norm2, mismatched)
+        state.coins = coins
+        reply = VerifyShares(consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched)
         state.verified = (message, reply)
         return reply
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
         self._require(envelope.sender, DEALER_PARTY, "triples")
+        assert self.validity is not None
         if message.a.shape[0] != message.c.shape[0] or message.a.shape[1] != self.config.d:
             raise OutOfPhaseError(self.name, f"triples of shape {message.a.shape}, {message.c.shape}: expected (k, {self.config.d}), (k,)")
-        self._state(envelope.round, create=True).triples = (message.a, message.c)
+        if message.proof_a.shape != (message.a.shape[0], self.validity.proof_length) or message.proof_c.shape != message.c.shape:
+            raise OutOfPhaseError(
+                self.name, f"proof triples of shape {message.proof_a.shape}, {message.proof_c.shape}: "
+                f"expected ({message.a.shape[0]}, {self.validity.proof_length}), ({message.a.shape[0]},)",
+            )
+        state = self._state(envelope.round, create=True)
+        state.triples = (message.a, message.c)
+        state.proof_triples = (message.proof_a, message.proof_c)
         return Ack(f"{self.party}: {message.c.shape[0]} triples for round {envelope.round}")
 
     def _beaver_open(self, envelope: Envelope, message: BeaverOpen) -> Message:
@@ -253,21 +324,33 @@ class EdgeNode:
         state = self._state(envelope.round)
         if state.triples is None or state.triples[0].shape[0] < len(message.devices):
             raise OutOfPhaseError(self.name, f"not enough Beaver triples for {len(message.devices)} devices in round {envelope.round}")
+        if state.coins is None or state.proof_triples is None:
+            raise OutOfPhaseError(self.name, f"beaver open before verify or without proof triples in round {envelope.round}")
         a = state.triples[0][: len(message.devices)]
+        proof_a = state.proof_triples[0][: len(message.devices)]
         state.eps_devices = list(message.devices)
-        return BeaverMasked(linear.sub(np.array(self._shares_of(state, message.devices), dtype=np.uint64).reshape(a.shape), a, field=self.field))
+        eps = linear.sub(np.array(self._shares_of(state, message.devices), dtype=np.uint64).reshape(a.shape), a, field=self.field)
+        weighted = validity.weighted_bits(self._proof_rows(state, message.devices)[0], state.coins, field=self.field)
+        return BeaverMasked(eps, linear.sub(weighted, proof_a, field=self.field))
 
     def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
         state = self._state(envelope.round)
         if state.finished is not None and _same_request(state.finished[0], message):
             return state.finished[1]  # a retried request: the triples are spent, answer the same
+        assert self.validity is not None
         k = len(state.eps_devices)
-        if state.triples is None or message.eps.shape != (k, self.config.d):
+        if state.triples is None or state.proof_triples is None or message.eps.shape != (k, self.config.d):
             raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
+        if message.proof_eps.shape != (k, self.validity.proof_length):
+            raise OutOfPhaseError(self.name, f"proof_eps of shape {message.proof_eps.shape}: expected ({k}, {self.validity.proof_length})")
         a, c = state.triples
-        state.triples = None  # single use
-        reply = NormShares(square_from_opened(message.eps, a[:k], c[:k], field=self.field))
+        proof_a, proof_c = state.proof_triples
+        state.triples = state.proof_triples = None  # single use
+        reply = NormShares(
+            square_from_opened(message.eps, a[:k], c[:k], field=self.field),
+            square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field),
+        )
         state.finished = (message, reply)
         return reply
 

@@ -50,6 +50,7 @@ __all__ = [
     "BeaverOpen",
     "DeviceUpload",
     "NormShares",
+    "ProofUpload",
     "SetupEdge",
     "TripleRequest",
     "TripleShares",
@@ -62,6 +63,8 @@ __all__ = [
 Hash = Annotated[bytes, Bytes(length=32)]
 Count = Annotated[int, UInt(bits=32)]
 Word = Annotated[int, UInt(bits=64)]
+MAX_PROOF_LENGTH = 256 * 61
+"""Longest validity proof: ``k <= 256`` projections of at most 61 bits."""
 
 
 @register
@@ -79,13 +82,15 @@ class Ack(Message):
 class SetupEdge(Message):
     """Make the receiver edge node ``index`` of a ``(t, n)`` tier for length-``d`` updates.
 
+    ``validity_k``: the number of random projections of the input-validity check
+    (:mod:`ppbfl.defense.validity`; the node refuses fewer than ``MIN_ROWS``).
     ``przs_sets[k]`` is the bitmask (bit ``j - 1`` for party ``j``) of a set of ``n - t + 1``
     parties containing ``index`` and ``przs_keys[k]`` its 32-byte PRZS key (trusted setup,
     delivered over the authenticated channel).
     """
 
     KIND: ClassVar[str] = "setup_edge"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     index: Count
     t: Count
     n: Count
@@ -94,6 +99,7 @@ class SetupEdge(Message):
     tau: Annotated[float, Float()]
     przs_sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=4096)]
     przs_keys: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=4096)]
+    validity_k: Annotated[int, UInt(max=256)]
 
 
 @register
@@ -118,6 +124,20 @@ class DeviceUpload(Message):
 
 @register
 @dataclass(frozen=True)
+class ProofUpload(Message):
+    """Device ``device``'s validity proof to one edge node for the envelope's round (sent after the
+    challenge seed is fixed): its shares of the ``K`` proof bits (``bits``, (K,) uint64) and of a
+    fresh mask for their consistency test (``mask_share``)."""
+
+    KIND: ClassVar[str] = "proof_upload"
+    VERSION: ClassVar[int] = 1
+    device: Count
+    bits: Annotated[np.ndarray, FieldArray(ndim=1)]
+    mask_share: Annotated[int, UInt(bits=64)]
+
+
+@register
+@dataclass(frozen=True)
 class UploadsQuery(Message):
     """Coordinator -> edge node: report the uploads held for the envelope's round (at most ``limit`` devices)."""
 
@@ -130,12 +150,16 @@ class UploadsQuery(Message):
 @dataclass(frozen=True)
 class UploadsReport(Message):
     """Edge node -> coordinator: ``devices`` whose upload it stored (ascending) and, for each, the
-    Merkle ``roots`` of the leaves that came with it (what the device must have committed)."""
+    Merkle ``roots`` of the leaves that came with it (what the device must have committed);
+    ``proofs``: devices whose validity proof it stored (ascending). The node closes the round's
+    proofs when it answers and draws its ``coin`` (32 random bytes) for the proof checks."""
 
     KIND: ClassVar[str] = "uploads_report"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)]
+    proofs: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+    coin: Hash
 
 
 @register
@@ -146,17 +170,20 @@ class VerifyRequest(Message):
     ``challenge_seed``: fixed on chain after the commitments; ``reference``: the public reference
     update encoded under the no-wrap bound ((d,) uint64); ``commitments``: each device's on-chain
     share commitment (the node compares it with the root of the leaves it received); ``hm``: also return honest-majority
-    shares of ``||g||^2`` (PRZS counter ``zero_counter``, never reused).
+    shares of ``||g||^2`` and of the validity value (PRZS counter ``zero_counter``, never reused);
+    ``coin_nodes``, ``coins``: the nodes' coins for the proof checks (each node finds its own).
     """
 
     KIND: ClassVar[str] = "verify_request"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     challenge_seed: Hash
     reference: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     commitments: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)]
     hm: Annotated[int, UInt(max=1)]
     zero_counter: Word
+    coin_nodes: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
+    coins: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
 
 
 @register
@@ -166,37 +193,47 @@ class VerifyShares(Message):
 
     ``consistency``: ``<lambda, g_j> + rho_j``; ``dot_ref``: share of ``<g, r>`` (degree ``t - 1``);
     ``norm2``: re-randomised share of ``||g||^2`` (degree ``2(t - 1)``), empty unless ``hm``;
-    ``mismatched``: positions of devices whose uploaded leaves do not match their on-chain commitment.
+    ``mismatched``: positions of devices whose uploaded leaves do not match their on-chain commitment;
+    ``proof_consistency``: ``<alpha, b_j> + mu_j`` of the proof bits; ``validity``: share of the
+    validity value ``z`` (re-randomised, degree ``2(t - 1)``, if ``hm``; else its degree-``(t - 1)``
+    linear part, to which Beaver mode adds the squares).
     """
 
     KIND: ClassVar[str] = "verify_shares"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
+    proof_consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
+    validity: Annotated[np.ndarray, FieldArray(ndim=1)]
     mismatched: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
 
 
 @register
 @dataclass(frozen=True)
 class TripleRequest(Message):
-    """Coordinator -> dealer: deal ``count`` square triples of length ``d`` to ``nodes``."""
+    """Coordinator -> dealer: deal ``count`` square triples of length ``d`` and ``count`` of length
+    ``proof_length`` (the validity proofs' bits) to ``nodes``."""
 
     KIND: ClassVar[str] = "triple_request"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     count: Count
+    proof_length: Annotated[int, UInt(max=MAX_PROOF_LENGTH)]
     nodes: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
 
 
 @register
 @dataclass(frozen=True)
 class TripleShares(Message):
-    """Dealer -> edge node: its shares of ``count`` square triples: ``a`` (count, d), ``c`` (count,)."""
+    """Dealer -> edge node: its shares of ``count`` square triples: ``a`` (count, d), ``c`` (count,),
+    and of ``count`` for the proofs: ``proof_a`` (count, K), ``proof_c`` (count,)."""
 
     KIND: ClassVar[str] = "triple_shares"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     a: Annotated[np.ndarray, FieldArray(ndim=2)]
     c: Annotated[np.ndarray, FieldArray(ndim=1)]
+    proof_a: Annotated[np.ndarray, FieldArray(ndim=2)]
+    proof_c: Annotated[np.ndarray, FieldArray(ndim=1)]
 
 
 @register
@@ -212,31 +249,34 @@ class BeaverOpen(Message):
 @register
 @dataclass(frozen=True)
 class BeaverMasked(Message):
-    """Shares of ``g_i - a_i``: (m, d) uint64."""
+    """Shares of ``g_i - a_i``: (m, d) uint64, and of ``rho' b_i - a'_i``: (m, K) uint64."""
 
     KIND: ClassVar[str] = "beaver_masked"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+    proof_eps: Annotated[np.ndarray, FieldArray(ndim=2)]
 
 
 @register
 @dataclass(frozen=True)
 class BeaverFinish(Message):
-    """The opened ``eps`` ((m, d) uint64) for :class:`BeaverOpen`'s devices."""
+    """The opened ``eps`` ((m, d) uint64) and ``proof_eps`` ((m, K) uint64) for :class:`BeaverOpen`'s devices."""
 
     KIND: ClassVar[str] = "beaver_finish"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+    proof_eps: Annotated[np.ndarray, FieldArray(ndim=2)]
 
 
 @register
 @dataclass(frozen=True)
 class NormShares(Message):
-    """Degree-``(t - 1)`` shares of ``||g_i||^2`` from Beaver triples: (m,) uint64."""
+    """Degree-``(t - 1)`` shares from Beaver triples: ``||g_i||^2`` and ``||rho' b_i||^2``, (m,) uint64 each."""
 
     KIND: ClassVar[str] = "norm_shares"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
+    proof_squares: Annotated[np.ndarray, FieldArray(ndim=1)]
 
 
 @register
@@ -248,11 +288,13 @@ class AggregateRequest(Message):
     ``norm2``: (k, m) uint64 share matrices (row = node, column = device of the verify request);
     ``norm2_degree``: ``2(t - 1)`` (honest majority) or ``t - 1`` (Beaver); ``trust``: (m,)
     float64 public trust scores in ``[0, 1]``; ``rejected``: positions of devices some node
-    reported as not matching their commitment (rejected by everyone, scalars not opened).
+    reported as not matching their commitment (rejected by everyone, scalars not opened);
+    ``proof_consistency``, ``validity``: (k, m) share matrices of the validity proofs' consistency
+    values and of ``z`` (degree ``norm2_degree``).
     """
 
     KIND: ClassVar[str] = "aggregate_request"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=2)]
@@ -260,6 +302,8 @@ class AggregateRequest(Message):
     norm2_degree: Count
     trust: Annotated[np.ndarray, Array(dtype="<f8", ndim=1)]
     rejected: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+    proof_consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
+    validity: Annotated[np.ndarray, FieldArray(ndim=2)]
 
 
 @register

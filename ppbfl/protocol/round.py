@@ -3,13 +3,16 @@
 State machine of round ``r`` (mirrored on chain when a ledger is given, DESIGN §6)::
 
     open (announce) -> devices share, commit (own chain account, PoW) and upload (own channel)
-         -> commitments closed (challenge seed fixed) -> who delivered (edge nodes report)
-         -> verify (consistency, <g, r>, ||g||^2 on shares) -> aggregate (decide, weighted sum on
-         shares) -> reconstruct (robust; liars named) -> posted + audited -> closed
+         -> commitments closed (challenge seed fixed) -> devices prove their range (own channel)
+         -> who delivered (edge nodes report, close the proofs and draw coins)
+         -> verify (consistency, validity, <g, r>, ||g||^2 on shares) -> aggregate (decide,
+         weighted sum on shares) -> reconstruct (robust; liars named) -> posted + audited -> closed
 
 The coordinator never holds an update, a device object or a device's key: :meth:`Coordinator.open_round`
 returns the :class:`RoundAnnouncement` the devices act on (they are clients, driven by whatever runs
-them: a real device, or the simulation harness :mod:`ppbfl.fl.federation`), and
+them: a real device, or the simulation harness :mod:`ppbfl.fl.federation`),
+:meth:`Coordinator.challenge` closes the commitments and returns the :class:`ValidityChallenge` the
+devices prove their update's range against (:mod:`ppbfl.defense.validity`), and
 :meth:`Coordinator.finish_round` learns who committed from the chain and who delivered from the
 edge nodes (:class:`~ppbfl.protocol.messages.UploadsQuery`).
 
@@ -40,11 +43,13 @@ import numpy as np
 
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.submission import codec_for_length
+from ppbfl.defense.validity import DEFAULT_ROWS, ValidityParams
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
+from ppbfl.field import ops
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
-from ppbfl.protocol.announcement import RoundAnnouncement
+from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.messages import (
     AggregateRequest,
@@ -66,7 +71,7 @@ from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
 from ppbfl.sharing.robust import robust_reconstruct
 
-__all__ = ["Coordinator", "RoundAnnouncement", "RoundLedger", "RoundResult"]
+__all__ = ["Coordinator", "RoundAnnouncement", "RoundLedger", "RoundResult", "ValidityChallenge"]
 
 Reply = TypeVar("Reply", bound=Message)
 
@@ -152,6 +157,7 @@ class RoundResult:
 class _OpenRound:
     announcement: RoundAnnouncement
     timings: dict[str, float]
+    seed: bytes | None = None  # the challenge seed, once the commitments are closed
 
 
 class Coordinator:
@@ -173,6 +179,8 @@ class Coordinator:
         ledger: the chain recorder (None: no chain; commitments are then the roots the edge nodes
             report, and the challenge seed comes from the OS CSPRNG).
         timeout: seconds per call to a party.
+        validity_k: random projections of the input-validity check (soundness error
+            ``2^-validity_k``; edge nodes refuse fewer than 40).
     """
 
     def __init__(
@@ -188,6 +196,7 @@ class Coordinator:
         norms: Literal["auto", "beaver"] = "auto",
         ledger: RoundLedger | None = None,
         timeout: float = 30.0,
+        validity_k: int = DEFAULT_ROWS,
     ) -> None:
         if norms not in ("auto", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
@@ -197,6 +206,7 @@ class Coordinator:
         self.field = self.codec.field
         self.tau, self.dealer, self.norms, self.ledger, self.timeout = tau, dealer, norms, ledger, timeout
         self.safe = codec_for_length(self.codec, d)
+        self.validity = ValidityParams.for_length(d, k=validity_k, field=self.field)
         self.aggregator = AggregateCombiner(t, d, self.codec)
         self.online: list[int] = []
         self.dropped: dict[int, str] = {}
@@ -249,6 +259,7 @@ class Coordinator:
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
                 przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine],
+                validity_k=self.validity.k,
             )
 
         self.dropped = {}
@@ -284,8 +295,26 @@ class Coordinator:
         self._open[round] = _OpenRound(announcement, timings)
         return announcement
 
+    def challenge(self, round: int) -> ValidityChallenge:
+        """Close round ``round``'s commitments (on chain with a ledger) and return the challenge the
+        devices prove their update's range against (:meth:`ppbfl.protocol.device.Device.prove`).
+
+        Raises:
+            RoundFailedError: the round is not open, or its commitments are already closed.
+        """
+        pending = self._open.get(round)
+        if pending is None:
+            raise RoundFailedError(round, "challenge before open_round")
+        if pending.seed is not None:
+            raise RoundFailedError(round, "the commitments of this round are already closed")
+        tick = time.perf_counter()
+        pending.seed = self.ledger.close_commitments(round) if self.ledger is not None else secrets.token_bytes(32)
+        pending.timings["chain"] += time.perf_counter() - tick
+        v = self.validity
+        return ValidityChallenge(round, pending.seed, v.d, v.k, v.bits, pending.announcement.edge_nodes)
+
     def finish_round(self, round: int, reference: np.ndarray, *, trust: dict[int, float] | None = None) -> RoundResult:
-        """Close round ``round``'s commit phase and run the edge tier against the public float (d,) ``reference``.
+        """Run the edge tier of round ``round`` (after :meth:`challenge`) against the public float (d,) ``reference``.
 
         ``trust``: device index -> public trust score in [0, 1] (default 1).
 
@@ -293,16 +322,21 @@ class Coordinator:
             FieldShapeError: ``reference`` is not (d,); ConfigError: a trust score is not in [0, 1]
                 (both before anything is sent: the round stays open).
             NotEnoughEdgeNodesError: fewer than ``t`` edge nodes stayed online.
-            RoundFailedError: the round is not open, or reconstruction failed (more liars than can be corrected).
+            RoundFailedError: the round is not open or not challenged, or reconstruction failed (more
+                liars than can be corrected).
         """
         if np.shape(reference) != (self.d,):
             raise FieldShapeError("reference", np.shape(reference), f"({self.d},)")
         for i, score in (trust or {}).items():
             if not 0.0 <= float(score) <= 1.0:  # also refuses NaN
                 raise ConfigError("trust", f"device {i}: {score!r} is not in [0, 1]")
-        pending = self._open.pop(round, None)
+        pending = self._open.get(round)
         if pending is None:
             raise RoundFailedError(round, "finish_round before open_round")
+        if pending.seed is None:
+            raise RoundFailedError(round, "finish_round before challenge: the devices have not been asked to prove their range")
+        del self._open[round]
+        seed = pending.seed
         timings = pending.timings
         clock = time.perf_counter()
 
@@ -312,8 +346,6 @@ class Coordinator:
             timings[step] += now - clock
             clock = now
 
-        seed = self.ledger.close_commitments(round) if self.ledger is not None else secrets.token_bytes(32)
-        lap("chain")
         reports = self._call_nodes(self._alive(), lambda j: UploadsQuery(MAX_DEVICES), round, UploadsReport)
         lap("collect")
         on_chain: dict[int, bytes] | None = None
@@ -326,33 +358,44 @@ class Coordinator:
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
         alive = self._alive()
         hm = self.norms == "auto" and len(alive) >= 2 * self.t - 1
-        verify_request = VerifyRequest(seed, r_enc, members, [committed[i] for i in members], int(hm), round)
+        coin_nodes = sorted(j for j in alive if j in reports)
+        verify_request = VerifyRequest(
+            seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
+        )
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
         mismatched = sorted({k for j in points for k in verify[j].mismatched})
 
-        def consistency(nodes: Sequence[int]) -> np.ndarray:
-            return np.stack([verify[j].consistency for j in nodes]).reshape(len(nodes), len(members))
+        def rows(name: str, nodes: Sequence[int]) -> np.ndarray:
+            return np.stack([getattr(verify[j], name) for j in nodes]).reshape(len(nodes), len(members))
 
         norm2_rows: dict[int, np.ndarray]
+        validity_rows: dict[int, np.ndarray]
         if hm and len(points) >= 2 * self.t - 1:
             mode, degree = "honest-majority", 2 * (self.t - 1)
             norm2_rows = {j: verify[j].norm2 for j in points}
+            validity_rows = {j: verify[j].validity for j in points}
         else:
             # only devices that pass the screening every node will run get a triple
-            out = screen(points, consistency(points), self.t, field=self.field, mismatched=mismatched).rejected
+            out = screen(
+                points, rows("consistency", points), self.t, field=self.field, mismatched=mismatched,
+                proof_consistency=rows("proof_consistency", points),
+            ).rejected
             mode, degree = "beaver", self.t - 1
-            norm2_rows = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
+            norm2_rows, squares = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
             points = self._require_nodes("beaver", self.t)
+            validity_rows = {j: ops.sub(verify[j].validity, squares[j], field=self.field) for j in points}
         lap("verify")
 
         trust_values = np.array([1.0 if trust is None else float(trust.get(i, 1.0)) for i in members])
         request = AggregateRequest(
             list(points),
-            consistency(points),
-            np.stack([verify[j].dot_ref for j in points]).reshape(len(points), len(members)),
+            rows("consistency", points),
+            rows("dot_ref", points),
             np.stack([norm2_rows[j] for j in points]).reshape(len(points), len(members)),
             degree, trust_values, mismatched,
+            rows("proof_consistency", points),
+            np.stack([validity_rows[j] for j in points]).reshape(len(points), len(members)),
         )
         decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
@@ -384,10 +427,13 @@ class Coordinator:
         """
         alive = self._alive()
         held: dict[int, dict[int, bytes]] = {}  # device -> node -> root
+        proved: dict[int, set[int]] = {}  # device -> nodes holding its validity proof
         for j in alive:
             report = reports[j]
             for i, root in zip(report.devices, report.roots):
                 held.setdefault(i, {})[j] = root
+            for i in report.proofs:
+                proved.setdefault(i, set()).add(j)
         missing: dict[int, str] = {}
         committed: dict[int, bytes] = {}
         candidates = sorted(set(held) | set(on_chain or {}))
@@ -404,6 +450,10 @@ class Coordinator:
             if on_chain is None and len(roots) > 1:
                 missing[i] = "missing upload: edge nodes hold uploads under different commitments"
                 continue
+            unproved = [j for j in alive if j not in proved.get(i, ())]
+            if unproved:
+                missing[i] = f"missing proof: edge nodes {unproved} hold no validity proof"
+                continue
             committed[i] = on_chain[i] if on_chain is not None else roots.pop()
         return sorted(committed), committed, missing
 
@@ -413,31 +463,45 @@ class Coordinator:
             raise NotEnoughEdgeNodesError(step, alive, needed)
         return alive
 
-    def _beaver_norms(self, round: int, members: list[int], columns: list[int], points: tuple[int, ...]) -> dict[int, np.ndarray]:
-        """Squared norms' degree-``(t - 1)`` shares from dealer triples (fewer than ``2t - 1`` nodes online).
+    def _beaver_norms(
+        self, round: int, members: list[int], columns: list[int], points: tuple[int, ...]
+    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Degree-``(t - 1)`` shares of the squared norms and of the proofs' ``||rho' b||^2`` from dealer
+        triples (fewer than ``2t - 1`` nodes online), per node: ``(norms, proof squares)``.
 
-        Only the devices at positions ``columns`` (those with consistent shares) get a triple; the
-        other positions get zero shares (those devices are rejected before norms are opened).
+        Only the devices at positions ``columns`` (those with consistent shares) get triples; the
+        other positions get zero shares (those devices are rejected before anything is opened).
         """
         if not self.dealer:
             raise NotEnoughEdgeNodesError("verify (honest majority, no dealer configured)", points, 2 * self.t - 1)
         devices = [members[k] for k in columns]
         try:
-            self.transport.call(DEALER_PARTY, TripleRequest(len(devices), list(points)), round=round, timeout=self.timeout, context=self._context())
+            self.transport.call(
+                DEALER_PARTY, TripleRequest(len(devices), self.validity.proof_length, list(points)), round=round,
+                timeout=self.timeout, context=self._context(),
+            )
         except PPBFLError as error:
             raise RoundFailedError(round, f"the dealer could not deal triples: {error}", DEALER_PARTY) from error
         masked = self._call_nodes(points, lambda j: BeaverOpen(devices), round, BeaverMasked)
         opened_at = self._require_nodes("beaver open", self.t)
-        eps_shares = np.stack([masked[j].eps for j in opened_at]).reshape(len(opened_at), len(devices), self.d)
-        eps = np.empty((len(devices), self.d), dtype=np.uint64)
-        for i in range(len(devices)):
-            try:
-                eps[i] = robust_reconstruct(eps_shares[:, i, :], opened_at, self.t, field=self.field).secret
-            except PPBFLError as error:
-                raise RoundFailedError(round, f"opening g - a of device {devices[i]}: {error}") from error
-        finished = self._call_nodes(opened_at, lambda j: BeaverFinish(eps), round, NormShares)
-        rows = {}
+        width = self.validity.proof_length
+
+        def open_masked(name: str, length: int) -> np.ndarray:
+            shares = np.stack([getattr(masked[j], name) for j in opened_at]).reshape(len(opened_at), len(devices), length)
+            opened = np.empty((len(devices), length), dtype=np.uint64)
+            for i in range(len(devices)):
+                try:
+                    opened[i] = robust_reconstruct(shares[:, i, :], opened_at, self.t, field=self.field).secret
+                except PPBFLError as error:
+                    raise RoundFailedError(round, f"opening {name} of device {devices[i]}: {error}") from error
+            return opened
+
+        eps, proof_eps = open_masked("eps", self.d), open_masked("proof_eps", width)
+        finished = self._call_nodes(opened_at, lambda j: BeaverFinish(eps, proof_eps), round, NormShares)
+        norms, squares = {}, {}
         for j, reply in finished.items():
-            rows[j] = np.zeros(len(members), dtype=np.uint64)
-            rows[j][columns] = reply.norm2
-        return rows
+            norms[j] = np.zeros(len(members), dtype=np.uint64)
+            norms[j][columns] = reply.norm2
+            squares[j] = np.zeros(len(members), dtype=np.uint64)
+            squares[j][columns] = reply.proof_squares
+        return norms, squares

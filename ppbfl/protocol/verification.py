@@ -75,21 +75,27 @@ class Screening:
 
 
 def screen(
-    points: Sequence[int], consistency: np.ndarray, t: int, *, field: PrimeField, mismatched: Sequence[int] = ()
+    points: Sequence[int], consistency: np.ndarray, t: int, *, field: PrimeField, mismatched: Sequence[int] = (),
+    proof_consistency: np.ndarray | None = None,
 ) -> Screening:
     """Reject the ``mismatched`` columns (``"commitment mismatch"``), then every column of the (k, m)
-    ``consistency`` values (row ``r`` from node ``points[r]``) that fails the share-consistency test."""
+    ``consistency`` values (row ``r`` from node ``points[r]``) that fails the share-consistency test,
+    then every column whose validity proof's bits (``proof_consistency``, (k, m)) fail it."""
     points = tuple(int(x) for x in points)
     m = consistency.shape[1]
     rejected = {i: "commitment mismatch" for i in mismatched if 0 <= i < m}
     suspects: dict[int, tuple[int, ...]] = {}
+    checks = [(consistency, "inconsistent shares")]
+    if proof_consistency is not None:
+        checks.append((proof_consistency, "inconsistent shares: validity proof"))
     for i in range(m):
-        if i in rejected:
-            continue
-        check = check_consistency(consistency[:, i], t, points=points, field=field)
-        if not check.consistent:
-            rejected[i] = "inconsistent shares"
-            suspects[i] = check.suspects
+        for values, reason in checks:
+            if i in rejected:
+                break
+            check = check_consistency(values[:, i], t, points=points, field=field)
+            if not check.consistent:
+                rejected[i] = reason
+                suspects[i] = check.suspects
     return Screening(rejected, suspects)
 
 
@@ -102,10 +108,13 @@ def decide_request(request: AggregateRequest, reference: np.ndarray, *, t: int, 
     Raises:
         ReconstructionError: a scalar has more wrong shares than can be corrected.
     """
-    screening = screen(request.points, request.consistency, t, field=codec.field, mismatched=request.rejected)
+    screening = screen(
+        request.points, request.consistency, t, field=codec.field, mismatched=request.rejected,
+        proof_consistency=request.proof_consistency,
+    )
     return open_and_decide(
         request.points, request.dot_ref, request.norm2, request.norm2_degree, reference, request.trust, screening,
-        t=t, tau=tau, codec=codec,
+        t=t, tau=tau, codec=codec, validity=request.validity,
     )
 
 
@@ -121,8 +130,13 @@ def open_and_decide(
     t: int,
     tau: float,
     codec: FixedPointCodec,
+    validity: np.ndarray | None = None,
 ) -> RoundDecision:
     """Open the (k, m) share matrices (row ``r`` from node ``points[r]``) and decide every device.
+
+    ``validity``: (k, m) shares of each device's validity value ``z`` (degree ``norm2_degree``;
+    :mod:`ppbfl.defense.validity`): a device whose ``z`` opens to anything but 0 is rejected as
+    ``"out of range"`` before its norm and cosine are opened.
 
     Args:
         norm2_degree: ``2(t - 1)`` for honest-majority shares, ``t - 1`` for Beaver shares.
@@ -136,9 +150,16 @@ def open_and_decide(
     points = tuple(int(x) for x in points)
     p = codec.field.p
     m = dot_ref.shape[1]
-    rejected = screening.rejected
+    rejected = dict(screening.rejected)
     wrong: set[int] = set()
     live = [i for i in range(m) if i not in rejected]
+    if validity is not None and live:
+        opened_z, bad = _open(validity[:, live], points, norm2_degree, codec)
+        wrong |= bad
+        for i, z in zip(live, opened_z.tolist()):
+            if z != 0:
+                rejected[i] = "out of range: the validity proof fails"
+        live = [i for i in live if i not in rejected]
     opened_norm2 = np.zeros(m, dtype=np.uint64)
     opened_dot = np.zeros(m, dtype=np.uint64)
     if live:

@@ -1,0 +1,314 @@
+"""Input validity on shares (DESIGN §12): a device proves its encoded update is small enough that
+``<g, r>`` and ``||g||^2`` computed modulo ``p`` equal their integer values.
+
+The construction (docs/validity.md has the full argument):
+
+1. After every device has committed its shares, the chain fixes a seed; it expands to a
+   projection matrix ``R`` in ``{-1, 0, 1}^(k x d)`` (entries i.i.d.: 0 with probability 1/2,
+   +1 and -1 with 1/4 each).
+2. The device computes its projections ``y = R g`` over the integers (``g``: its encoded update,
+   centred) and shares the ``b`` bits of each ``y_j + Y`` (``Y = 2^(b - 1)``): ``K = k b`` field
+   elements, with a fresh mask for the share-consistency test of those bits.
+3. Once every edge node holds the proofs, the nodes draw public coins (each node contributes
+   32 random bytes and checks its own is in the mix), which fix ``alpha`` (consistency of the bit
+   shares), ``rho'`` (``rho = rho'^2``), ``sigma`` and ``gamma``. Each node computes, on shares,
+
+       ``z = sum_l rho_l b_l (1 - b_l) + gamma * (sum_j sigma_j (sum_l 2^l b_jl - Y) - <v, g>)``
+
+   with ``v = R^T sigma`` (one public vector per round), re-randomises it with a PRZS sharing of
+   zero (honest majority) or computes the product with dealer triples (Beaver), and the nodes open
+   ``z``. An honest device has ``z = 0``; nothing else is opened.
+
+**Soundness.** If some centred entry has ``|g_i| >= 2Y``, every row accepts with probability at
+most 1/2 over ``R`` (rows differing only in ``R_ji in {0, +1}`` or ``{0, -1}`` give projections
+that differ by ``g_i``, so they cannot both lie in ``[-Y, Y)``), independently across rows:
+``Pr[accept] <= 2^-k``. The bit and linear identities fail for a cheating device except with
+probability ``<= 3/p`` over the coins. Certified: every ``|g_i| <= 2Y - 1 < 2^b <= V`` with
+``d V^2 <= (p - 1) / 2``, so ``||g||^2`` and ``<g, r>`` (``|r_i| <= V``) cannot wrap.
+
+**Completeness.** Each ``y_j`` is a sum of independent zero-mean terms bounded by ``|g_i|``, so
+(Hoeffding) ``Pr[|y_j| >= Y] <= 2 exp(-Y^2 / (2 ||g||^2))``; a device with
+``||g||_2 <= Y / sqrt(2 (ln(2k) + 40 ln 2))`` is rejected with probability ``<= 2^-40``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ppbfl.defense.errors import DefenseParameterError
+from ppbfl.errors import PPBFLError
+from ppbfl.field import ops
+from ppbfl.field.csprng import FieldRNG
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.field.prime_field import GF61, PrimeField
+
+__all__ = [
+    "DEFAULT_ROWS",
+    "MAX_ROWS",
+    "MIN_ROWS",
+    "ProofCoins",
+    "ValidityParams",
+    "ValidityProofError",
+    "bit_decompose",
+    "centred",
+    "encode_wrapping",
+    "coin_seed",
+    "proof_linear_shares",
+    "project",
+    "projection_combination",
+    "projection_stream",
+    "proof_coins",
+    "weighted_bits",
+]
+
+DEFAULT_ROWS = 40
+"""Default number of projections ``k``: soundness error ``2^-40`` per device and round."""
+MIN_ROWS = 40
+"""Fewest projections an edge node accepts in its setup (a relay cannot weaken the check)."""
+MAX_ROWS = 256
+
+PROJECTION_STREAM = 0x70726F6A  # "proj": the ChaCha20 stream of R under the round's challenge seed
+_COIN_STREAMS = {"alpha": 1, "rho": 2, "sigma": 3, "gamma": 4}
+_COMPLETENESS_BITS = 40
+
+
+class ValidityProofError(PPBFLError, ValueError):
+    """A device's projection leaves the provable range (its update is too large for the check)."""
+
+    def __init__(self, device: int, row: int, value: int, half_width: int) -> None:
+        self.device, self.row, self.value, self.half_width = device, row, value, half_width
+        super().__init__(
+            f"device {device}: projection {row} of the encoded update is {value}, outside [-{half_width}, {half_width}); "
+            "the update's L2 norm is above the validity bound (clip it to ValidityParams.honest_l2)"
+        )
+
+
+@dataclass(frozen=True)
+class ValidityParams:
+    """Parameters of the validity check for updates of length ``d`` over ``GF(p)``.
+
+    Attributes:
+        d: update length.
+        k: number of random projections (soundness error ``2^-k``).
+        bits: bits per projection ``b``; projections are proven in ``[-2^(b-1), 2^(b-1))``.
+        p: the field prime.
+    """
+
+    d: int
+    k: int
+    bits: int
+    p: int
+
+    @classmethod
+    def for_length(cls, d: int, *, k: int = DEFAULT_ROWS, field: PrimeField = GF61) -> ValidityParams:
+        """The widest provable range for length ``d``: ``b = floor(log2 V)`` with ``V = isqrt(((p-1)/2) / d)``,
+        the largest ``|g_i|`` for which ``d * V^2 <= (p - 1) / 2``.
+
+        Raises:
+            DefenseParameterError: ``d < 1``, ``k`` outside ``[1, MAX_ROWS]``, or ``d`` too large for the field.
+        """
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise DefenseParameterError(f"d = {d!r}: expected a positive int")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_ROWS:
+            raise DefenseParameterError(f"k = {k!r}: expected an int in [1, {MAX_ROWS}]")
+        v = math.isqrt((field.p // 2) // d)
+        if v < 2:
+            raise DefenseParameterError(f"d = {d} is too large for a validity check over p = {field.p}")
+        return cls(d, k, v.bit_length() - 1, field.p)
+
+    @property
+    def half_width(self) -> int:
+        """``Y = 2^(b - 1)``: proven projections lie in ``[-Y, Y)``."""
+        return 1 << (self.bits - 1)
+
+    @property
+    def proof_length(self) -> int:
+        """``K = k b``: field elements a device shares as its proof."""
+        return self.k * self.bits
+
+    @property
+    def certified_max_abs(self) -> int:
+        """What an accepted device's encoded entries are proven to satisfy: ``|g_i| <= 2Y - 1``."""
+        return 2 * self.half_width - 1
+
+    def honest_l2(self, error_bits: int = _COMPLETENESS_BITS) -> float:
+        """Largest encoded ``||g||_2`` rejected with probability ``<= 2^-error_bits``:
+        ``Y / sqrt(2 (ln(2k) + error_bits ln 2))``."""
+        return self.half_width / math.sqrt(2.0 * (math.log(2 * self.k) + error_bits * math.log(2.0)))
+
+    @property
+    def soundness_error(self) -> float:
+        """Acceptance probability bound for a device with an entry ``|g_i| >= 2Y``: ``2^-k``."""
+        return 2.0 ** -self.k
+
+    def false_rejection(self, l2: float) -> float:
+        """Hoeffding bound on rejecting an honest device with encoded ``||g||_2 = l2``: ``2k exp(-Y^2 / (2 l2^2))``."""
+        if l2 <= 0:
+            return 0.0
+        return min(1.0, 2 * self.k * math.exp(-(self.half_width**2) / (2.0 * l2 * l2)))
+
+
+def centred(encoded: np.ndarray, p: int) -> np.ndarray:
+    """Signed representatives of field elements: (d,) uint64 in ``[0, p)`` -> (d,) int64 in ``(-p/2, p/2]``."""
+    values = np.asarray(encoded, dtype=np.uint64)
+    out = values.astype(np.int64)
+    out[values > np.uint64(p // 2)] -= np.int64(p)
+    return out
+
+
+def encode_wrapping(update: np.ndarray, codec: FixedPointCodec, *, device: int) -> np.ndarray:
+    """``rint(x 2^f) mod p`` for any finite float (d,) ``update``: what a malicious device can share.
+
+    Raises:
+        DefenseParameterError: not a non-empty 1-D array of finite values below ``2^62 / 2^f``.
+    """
+    values = np.asarray(update, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise DefenseParameterError(f"device {device}: update must be a non-empty 1-D array, got shape {values.shape}")
+    scaled = np.rint(values * codec.scale)
+    if not np.all(np.isfinite(scaled)) or np.abs(scaled).max() >= 2.0**62:
+        raise DefenseParameterError(f"device {device}: update has entries that are not finite or above 2^62 / 2^f")
+    return (scaled.astype(np.int64) % np.int64(codec.field.p)).astype(np.uint64)
+
+
+def projection_stream(seed: bytes, params: ValidityParams) -> np.ndarray:
+    """The keystream bytes that fix ``R``: (ceil(k d / 4),) uint8, two bits per entry.
+
+    Row ``j`` is the ``ceil(d / 4)`` bytes from ``j ceil(d / 4)``; entry ``i`` is bit pair ``i % 4``
+    (LSB first) of byte ``i // 4``: ``00``/``01`` -> 0, ``10`` -> +1, ``11`` -> -1. ``seed``: 32
+    bytes fixed after the commitments.
+    """
+    size = params.k * ((params.d + 3) // 4)
+    return np.frombuffer(FieldRNG(seed, stream=PROJECTION_STREAM).random_bytes(size), dtype=np.uint8)
+
+
+def _entry_table() -> np.ndarray:
+    return np.array([0, 0, 1, -1], dtype=np.int64)
+
+
+def projection_matrix(stream: np.ndarray, params: ValidityParams) -> np.ndarray:
+    """``R`` as a (k, d) int8 matrix (for tests and small ``d``; the kernels read the stream directly)."""
+    rows = stream.reshape(params.k, -1)
+    pairs = np.stack([(rows >> s) & 3 for s in (0, 2, 4, 6)], axis=2).reshape(params.k, -1)[:, : params.d]
+    return _entry_table()[pairs].astype(np.int8)
+
+
+def _kernels():  # lazy: numba compiles on first use only
+    from ppbfl.defense import validity_kernels
+
+    return validity_kernels
+
+
+def project(stream: np.ndarray, g: np.ndarray, params: ValidityParams) -> np.ndarray:
+    """``y = R g`` over the integers: (d,) int64 centred entries -> (k,) int64.
+
+    Exact while ``sum_i |g_i| < 2^63`` (true for every encodable update: ``|g_i| <= V < 2^31``, ``d <= 2^31``).
+    """
+    g = np.ascontiguousarray(g, dtype=np.int64)
+    if g.shape != (params.d,):
+        raise DefenseParameterError(f"g: shape {g.shape}, expected ({params.d},)")
+    return _kernels().project(stream, g, params.k, params.d)
+
+
+def projection_combination(stream: np.ndarray, sigma: np.ndarray, params: ValidityParams) -> np.ndarray:
+    """``v = R^T sigma`` mod ``p``: (k,) uint64 -> (d,) uint64 in ``[0, p)`` (GF(2^61 - 1) only)."""
+    if params.p != GF61.p:
+        raise DefenseParameterError(f"the validity kernels are for p = 2^61 - 1, not {params.p}")
+    sigma = np.ascontiguousarray(sigma, dtype=np.uint64)
+    if sigma.shape != (params.k,):
+        raise DefenseParameterError(f"sigma: shape {sigma.shape}, expected ({params.k},)")
+    return _kernels().combine(stream, sigma, params.k, params.d)
+
+
+def bit_decompose(projections: np.ndarray, params: ValidityParams, *, device: int) -> np.ndarray:
+    """The proof: bits of ``y_j + Y``, (k,) int64 -> (K,) uint64 of 0/1, row ``j`` at ``[j b, (j + 1) b)``, LSB first.
+
+    Raises:
+        ValidityProofError: some ``y_j`` is outside ``[-Y, Y)`` (names the device and the row).
+    """
+    y = np.asarray(projections, dtype=np.int64)
+    outside = np.flatnonzero((y < -params.half_width) | (y >= params.half_width))
+    if outside.size:
+        j = int(outside[0])
+        raise ValidityProofError(device, j, int(y[j]), params.half_width)
+    shifted = (y + params.half_width).astype(np.uint64)
+    return ((shifted[:, None] >> np.arange(params.bits, dtype=np.uint64)) & np.uint64(1)).reshape(-1)
+
+
+def coin_seed(challenge_seed: bytes, coins: Sequence[tuple[int, bytes]]) -> bytes:
+    """The seed of a round's proof coins: SHA-256 over the challenge seed and each ``(node, coin)`` in order."""
+    h = hashlib.sha256(b"ppbfl/validity-coins/v1")
+    h.update(challenge_seed)
+    for node, coin in coins:
+        h.update(int(node).to_bytes(2, "little"))
+        h.update(coin)
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class ProofCoins:
+    """A round's public coins for checking proofs (every node derives the same from the same seeds).
+
+    Attributes:
+        alpha: (K,) uint64 coefficients of the bit shares' consistency test.
+        rho_root: (K,) uint64 ``rho'`` (the bit test uses ``rho = rho'^2``).
+        linear: (K,) uint64 ``rho_l + gamma sigma_j 2^l``: the coefficients of ``b`` in ``z``.
+        v: (d,) uint64 ``gamma R^T sigma``: the coefficients of ``g`` (subtracted) in ``z``.
+        offset: ``gamma Y sum_j sigma_j`` mod p (subtracted from ``z``).
+    """
+
+    alpha: np.ndarray
+    rho_root: np.ndarray
+    linear: np.ndarray
+    v: np.ndarray
+    offset: int
+
+
+def proof_coins(challenge_seed: bytes, seed: bytes, params: ValidityParams, *, stream: np.ndarray | None = None) -> ProofCoins:
+    """Derive :class:`ProofCoins` from the challenge seed (fixes ``R``) and the coin seed (:func:`coin_seed`)."""
+    field = PrimeField(params.p) if params.p != GF61.p else GF61
+    K = params.proof_length
+
+    def draw(name: str, size: int) -> np.ndarray:
+        return FieldRNG(seed, stream=_COIN_STREAMS[name], field=field).random(size)
+
+    alpha, rho_root, sigma = draw("alpha", K), draw("rho", K), draw("sigma", params.k)
+    gamma = int(draw("gamma", 1)[0])
+    rho = ops.mul(rho_root, rho_root, field=field)
+    powers = np.array([pow(2, l, params.p) for l in range(params.bits)], dtype=np.uint64)
+    sigma_pow = ops.mul(np.repeat(sigma, params.bits), np.tile(powers, params.k), field=field)
+    linear = ops.add(rho, ops.scalar_mul(sigma_pow, gamma, field=field), field=field)
+    stream = projection_stream(challenge_seed, params) if stream is None else stream
+    v = ops.scalar_mul(projection_combination(stream, sigma, params), gamma, field=field)
+    offset = gamma * params.half_width % params.p * (int(sigma.astype(object).sum()) % params.p) % params.p
+    return ProofCoins(alpha, rho_root, linear, v, offset)
+
+
+def proof_linear_shares(
+    bits: np.ndarray, masks: np.ndarray, g_dot_v: np.ndarray, coins: ProofCoins, *, field: PrimeField = GF61
+) -> tuple[np.ndarray, np.ndarray]:
+    """One node's degree-``(t - 1)`` values for ``m`` devices from their bit shares (m, K), mask shares
+    (m,) and ``<v, g>`` shares (m,), all uint64.
+
+    Returns ``(consistency, linear)``, each (m,) uint64: ``<alpha, b> + mu`` and
+    ``<linear, b> - offset - <v, g>`` (``z`` is ``linear`` minus the squares of :func:`weighted_bits`).
+    """
+    m = bits.shape[0]
+    if m == 0:
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty.copy()
+    dots = ops.row_dots(bits, coins.alpha, coins.linear, squares=False, field=field, rows_name="proof")
+    consistency = ops.add(dots[0], masks, field=field)
+    linear = ops.sub(ops.sub(dots[1], g_dot_v, field=field), np.full(m, coins.offset, dtype=np.uint64), field=field)
+    return consistency, linear
+
+
+def weighted_bits(bits: np.ndarray, coins: ProofCoins, *, field: PrimeField = GF61) -> np.ndarray:
+    """``rho' * b`` per device: (m, K) uint64 shares -> (m, K) uint64 (``z`` subtracts their squared norms)."""
+    m = bits.shape[0]
+    return ops.mul(np.ascontiguousarray(bits).reshape(-1), np.tile(coins.rho_root, m), field=field).reshape(bits.shape)
