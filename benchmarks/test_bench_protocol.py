@@ -65,6 +65,9 @@ def test_protocol_edge_tier(benchmark, round_data, federation):
         announcement = coordinator.open_round(rnd)
         for i, device in federation.devices.items():
             device.submit(announcement, updates[i])
+        challenge = coordinator.challenge(rnd)
+        for device in federation.devices.values():
+            device.prove(challenge)
         current["round"] = rnd
 
     result = benchmark.pedantic(lambda: coordinator.finish_round(current["round"], reference), setup=devices_upload, rounds=5, warmup_rounds=1)

@@ -73,7 +73,7 @@ def test_ppbfl_edge_serves_a_setup_call_over_mutual_tls_with_credentials_from_pp
         mine = [(a, k) for a, k in keys.keys.items() if 1 in a]
         setup = SetupEdge(
             index=1, t=T, n=N, d=8, frac_bits=16, tau=0.0,
-            przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine],
+            przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine], validity_k=40,
         )
         try:
             reply = coordinator.call("edge-1", setup, round=0, timeout=30.0, expect=Ack)

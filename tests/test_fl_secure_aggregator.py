@@ -124,12 +124,13 @@ def test_frac_bits_is_the_largest_safe_choice():
     assert err.value.key == "defence_params.ppbfl_secure.max_abs"
 
 
-def test_a_device_with_an_out_of_range_update_takes_no_part_and_the_reason_names_the_entry():
+def test_a_device_with_an_out_of_range_update_is_rejected_out_of_range_by_the_validity_check():
     u, r = round_data(7, 0)
-    u[4, 17] = 1e5  # e.g. a scaling attack beyond the public bound: the device cannot encode it
+    u[4, 17] = 1e5  # e.g. a scaling attack far beyond the public bound: shared modulo p, as an attacker can
     out, info = SecureCosineAggregator(max_abs=64.0).aggregate(u, AggregationContext(reference=r, seed=0))
     assert 4 not in info["accepted"] and info["weights"][4] == 0.0
-    assert info["reasons"][4].startswith("missing upload: UpdateRangeError") and "17" in info["reasons"][4]
+    assert info["reasons"][4] == "out of range: the validity proof fails"
+    assert 0 < info["validity_l2_bound"] < 1e5
     kept = np.delete(u, 4, axis=0)
     oracle, w = clip_oracle(kept, r)
     assert (np.abs(out - oracle) <= bound(kept, w, info["frac_bits"])).all()

@@ -52,7 +52,7 @@ def test_experiment_rule_in_process_and_grpc_rounds_are_bit_identical():
 
 
 def test_the_coordinator_takes_no_update_device_or_device_key():
-    for method in (Coordinator.open_round, Coordinator.finish_round, Coordinator.setup):
+    for method in (Coordinator.open_round, Coordinator.challenge, Coordinator.finish_round, Coordinator.setup):
         names = set(inspect.signature(method).parameters)
         assert not names & {"updates", "devices", "device_transport"}, (method.__name__, names)
     with InProcessDeployment(T, N, D) as deployment:
@@ -61,6 +61,7 @@ def test_the_coordinator_takes_no_update_device_or_device_key():
         announcement = coordinator.open_round(1)
         assert announcement == RoundAnnouncement(1, T, N, D, coordinator.codec.frac_bits, (1, 2, 3, 4, 5), b"\x00" * 32)
         # no device took part: the round completes empty, and nothing device-side is in the coordinator
+        coordinator.challenge(1)
         result = coordinator.finish_round(1, np.full(D, 0.01))
         assert result.devices == [] and result.accepted == [] and not result.aggregate.any()
         held = [v for v in vars(coordinator).values() if isinstance(v, (Device, np.ndarray))]
@@ -104,9 +105,16 @@ def test_finish_without_open_and_double_open_are_typed_errors():
         coordinator.setup()
         with pytest.raises(RoundFailedError, match="before open_round"):
             coordinator.finish_round(1, np.zeros(D))
+        with pytest.raises(RoundFailedError, match="before open_round"):
+            coordinator.challenge(1)
         coordinator.open_round(1)
         with pytest.raises(RoundFailedError, match="already open"):
             coordinator.open_round(1)
+        with pytest.raises(RoundFailedError, match="before challenge"):
+            coordinator.finish_round(1, np.zeros(D))
+        coordinator.challenge(1)
+        with pytest.raises(RoundFailedError, match="already closed"):
+            coordinator.challenge(1)
 
 
 def test_a_bad_reference_or_trust_is_refused_before_anything_is_sent_and_the_round_stays_open():
@@ -120,6 +128,9 @@ def test_a_bad_reference_or_trust_is_refused_before_anything_is_sent_and_the_rou
             announcement = coordinator.open_round(1)
             for i, device in federation.devices.items():
                 device.submit(announcement, updates[i])
+            challenge = coordinator.challenge(1)
+            for device in federation.devices.values():
+                device.prove(challenge)
             with pytest.raises(FieldShapeError, match="reference"):
                 coordinator.finish_round(1, np.zeros(D + 1))
             with pytest.raises(ConfigError, match="device 3"):

@@ -57,6 +57,7 @@ __all__ = [
     "bit_decompose",
     "centred",
     "encode_wrapping",
+    "l2_bound",
     "coin_seed",
     "proof_linear_shares",
     "project",
@@ -151,6 +152,12 @@ class ValidityParams:
         if l2 <= 0:
             return 0.0
         return min(1.0, 2 * self.k * math.exp(-(self.half_width**2) / (2.0 * l2 * l2)))
+
+
+def l2_bound(codec: FixedPointCodec, d: int, *, k: int = DEFAULT_ROWS) -> float:
+    """The validity check's bound in the update's own units: updates of length ``d`` with
+    ``||x||_2`` at most this are rejected with probability ``<= 2^-40`` (``honest_l2 / 2^f``)."""
+    return ValidityParams.for_length(d, k=k, field=codec.field).honest_l2() / codec.scale
 
 
 def centred(encoded: np.ndarray, p: int) -> np.ndarray:

@@ -26,11 +26,12 @@ on update entries (a protocol parameter every device knows, like ``t`` and ``n``
 ``frac_bits = None`` the aggregator takes the most fractional bits under which ``d`` products of
 entries up to ``max_abs`` (the inner products) and the weighted sum of ``m`` updates cannot wrap
 modulo ``p`` (:func:`choose_frac_bits`; about 19 bits for ``d = 1e3``, 15 for ``d = 1e5`` with the
-default ``max_abs = 64``). A device whose update has an entry beyond the bound refuses to encode
-it (an honest client never sends a value that could wrap), so, as in a deployment, it takes no
-part in the round: ``reasons`` reports it as a missing upload naming the entry. A reference beyond
-the bound is the server's configuration error (:class:`~ppbfl.fl.errors.UpdateRangeError` for
-device ``-1``).
+default ``max_abs = 64``). Every round runs the input-validity check on shares (docs/validity.md):
+the simulated devices share whatever update they were given (encoded modulo ``p``, as a malicious
+device can), and one whose L2 norm is above the check's bound (``info["validity_l2_bound"]``,
+about ``V / 16`` for the per-entry bound ``V``) is rejected by the edge nodes as ``"out of range"``
+-- what a deployment does with it. A reference beyond the bound is the server's configuration
+error (:class:`~ppbfl.fl.errors.UpdateRangeError` for device ``-1``).
 
 **Randomness.** Devices draw their shares and masks from the OS CSPRNG and, with no chain, the
 challenge seed comes from the OS too, as in a deployment. The opened values and the
@@ -47,6 +48,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ppbfl.defense import codec_for_length
+from ppbfl.defense.validity import l2_bound
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.fl.aggregation import AggregationContext, Aggregator
@@ -154,7 +156,7 @@ class SecureCosineAggregator(Aggregator):
     def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
         """Share, verify and aggregate ``updates`` ((m, d) float) against ``context.reference`` ((d,) float).
 
-        A device with an entry beyond the bound takes no part (see the module docstring).
+        A device whose update is above the validity bound is rejected "out of range" (see the module docstring).
 
         Raises:
             AggregationError: no reference, or shapes disagree; UpdateRangeError: a reference entry
@@ -186,6 +188,7 @@ class SecureCosineAggregator(Aggregator):
             "accepted": result.accepted,
             "reasons": [result.missing.get(i, d.reason) for i, d in enumerate(decisions)],
             "frac_bits": codec.frac_bits,
+            "validity_l2_bound": l2_bound(codec, d),
             "wrong_edge_nodes": list(result.liars),
         }
         return aggregate.astype(np.float32), info
