@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ppbfl.defense import AggregateRangeError, codec_for_length
+from ppbfl.defense.decision import decide_public_reference
 from ppbfl.field import FixedPointCodec, PrimeField
 from ppbfl.fl.federation import Federation, SecureCosineFilter
 from tests.protocol_helpers import FieldVectorDevice
@@ -109,10 +110,11 @@ def test_aggregate_that_could_wrap_is_a_typed_error() -> None:
     codec = FixedPointCodec(PrimeField(2147483647), frac_bits=12)
     d = 4
     ref = np.full(d, codec_for_length(codec, d).max_abs)
-    agg, result = SecureCosineFilter(T, N, codec).verify_and_aggregate(np.stack([ref] * 15), ref)
-    assert np.allclose(agg, ref) and len(result.accepted) == 15
+    update = ref / 64  # inside the validity check's L2 bound; full weight (cos = 1, clip = 1)
+    agg, result = SecureCosineFilter(T, N, codec).verify_and_aggregate(np.stack([update] * 15), ref)
+    assert np.allclose(agg, update, atol=2**-12) and len(result.accepted) == 15
     with pytest.raises(AggregateRangeError):
-        SecureCosineFilter(T, N, codec).verify_and_aggregate(np.stack([ref] * 20), ref)
+        SecureCosineFilter(T, N, codec).verify_and_aggregate(np.stack([update] * 20), ref)
 
 
 class _FixedVectorDevice(FieldVectorDevice):
@@ -124,9 +126,10 @@ class _FixedVectorDevice(FieldVectorDevice):
         return self.vector
 
 
-def test_out_of_range_devices_are_rejected_by_the_opened_scalars() -> None:
-    """Out-of-range field elements chosen so that ``||g||^2`` wraps modulo p: a Cauchy-Schwarz
-    violation and a negative squared norm are both caught from the opened scalars."""
+def test_out_of_range_devices_are_rejected_by_the_validity_check_before_any_scalar_is_opened() -> None:
+    """Out-of-range field elements chosen so that ``||g||^2`` wraps modulo p (a Cauchy-Schwarz
+    violation, a negative squared norm): the validity check rejects both first; the checks on the
+    opened scalars stay as a second line (below)."""
 
     class Wrapped(_FixedVectorDevice):  # (2^31)^2 = 2^62 = 2 mod p: ||g||^2 opens as 2, <g, r> as 2^47
         vector = np.array([0, 1 << 31, 0, 0, 0, 0, 0, 0], dtype=np.uint64)
@@ -137,6 +140,16 @@ def test_out_of_range_devices_are_rejected_by_the_opened_scalars() -> None:
     ref = np.ones(8)
     with Federation.in_process(T, N, 8, 3, factories={0: Wrapped, 1: Negative}) as federation:
         result = federation.run_round(1, {i: ref for i in range(3)}, ref)
-    assert result.decision_of(0).reason == "out-of-range shares: violates Cauchy-Schwarz"
-    assert result.decision_of(1).reason == "out-of-range shares: negative squared norm"
+    assert result.decision_of(0).reason == "out of range: the validity proof fails"
+    assert result.decision_of(1).reason == "out of range: the validity proof fails"
     assert result.accepted == [2]
+    assert np.isnan(result.decision_of(0).cosine) and result.decision.norm2[0] == 0  # nothing of theirs was opened
+
+
+def test_the_opened_scalars_still_catch_a_wrapped_norm_as_a_second_line() -> None:
+    p = (1 << 61) - 1
+    scale = 1 << 16  # the opened values of the two crafted vectors above, against r = (1, ..., 1)
+    wrapped = decide_public_reference(2, (1 << 31) * scale % p, 8 * scale * scale, 1.0, 0.0, p)
+    negative = decide_public_reference((1 << 60) % p, (1 << 30) * scale % p, 8 * scale * scale, 1.0, 0.0, p)
+    assert wrapped.reason == "out-of-range shares: violates Cauchy-Schwarz"
+    assert negative.reason == "out-of-range shares: negative squared norm"

@@ -25,10 +25,10 @@ from ppbfl.fl.federation import Federation
 from ppbfl.fl.field_attacks import out_of_range_shift
 from ppbfl.protocol.deployment import GrpcDeployment
 from ppbfl.protocol.device import Device
+from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import ProofUpload, SetupEdge, UploadsQuery, VerifyRequest
 from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round import Coordinator
-from ppbfl.protocol.errors import RemoteError
 from tests.protocol_helpers import OutOfRangeDevice, plaintext_aggregate, synthetic_round
 
 P = (1 << 61) - 1
@@ -279,7 +279,7 @@ def test_a_proof_after_the_node_reported_is_refused_and_the_relay_must_carry_eac
         coordinator, transport = federation.coordinator, federation.deployment.coordinator
         coordinator.setup()
         announcement = coordinator.open_round(1)
-        updates, reference = synthetic_round(2, d, malicious=set())
+        updates, _ = synthetic_round(2, d, malicious=set())
         for i, device in federation.devices.items():
             device.submit(announcement, updates[i])
         challenge = coordinator.challenge(1)

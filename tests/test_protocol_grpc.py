@@ -77,11 +77,13 @@ def test_rounds_over_grpc_with_a_liar_a_bad_device_garbage_and_a_node_killed_mid
     assert not deployment.processes[edge_party(5)].alive()
 
     # round 3: only t = 3 nodes left: squared norms through the dealer process's Beaver triples.
-    # With exactly t shares there is no redundancy, so device 4's inconsistency goes unseen: its
-    # update is what nodes 1, 3, 4 interpolate (one coordinate off by 2 * 2^-16), and it is accepted.
+    # With exactly t shares there is no redundancy, so the consistency test cannot see device 4's
+    # inconsistency; but the update nodes 1, 3, 4 interpolate (one coordinate off by 2 * 2^-16) is
+    # not the one its validity proof was made for, and the proof fails.
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=3)
     result = federation.run_round(3, updates, reference)
     assert result.mode == "beaver" and result.online == (1, 3, 4)
-    assert result.decision_of(4).accepted and not result.decision_of(0).accepted
-    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(updates, reference)[0], atol=ATOL)
+    assert result.decision_of(4).reason == "out of range: the validity proof fails" and not result.decision_of(0).accepted
+    expected = plaintext_aggregate({i: g for i, g in updates.items() if i != 4}, reference)[0]
+    np.testing.assert_allclose(result.aggregate, expected, atol=ATOL)
     federation.close()

@@ -223,13 +223,13 @@ def project(stream: np.ndarray, g: np.ndarray, params: ValidityParams) -> np.nda
 
 
 def projection_combination(stream: np.ndarray, sigma: np.ndarray, params: ValidityParams) -> np.ndarray:
-    """``v = R^T sigma`` mod ``p``: (k,) uint64 -> (d,) uint64 in ``[0, p)`` (GF(2^61 - 1) only)."""
-    if params.p != GF61.p:
-        raise DefenseParameterError(f"the validity kernels are for p = 2^61 - 1, not {params.p}")
+    """``v = R^T sigma`` mod ``p``: (k,) uint64 -> (d,) uint64 in ``[0, p)`` (``p = 2^61 - 1`` or ``p < 2^32``)."""
+    if params.p != GF61.p and params.p >= 1 << 32:
+        raise DefenseParameterError(f"the validity kernels are for p = 2^61 - 1 or p < 2^32, not {params.p}")
     sigma = np.ascontiguousarray(sigma, dtype=np.uint64)
     if sigma.shape != (params.k,):
         raise DefenseParameterError(f"sigma: shape {sigma.shape}, expected ({params.k},)")
-    return _kernels().combine(stream, sigma, params.k, params.d)
+    return _kernels().combine(stream, sigma, params.k, params.d, np.uint64(params.p))
 
 
 def bit_decompose(projections: np.ndarray, params: ValidityParams, *, device: int) -> np.ndarray:

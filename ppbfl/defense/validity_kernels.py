@@ -53,8 +53,9 @@ def project(stream: np.ndarray, g: np.ndarray, k: int, d: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def combine(stream: np.ndarray, sigma: np.ndarray, k: int, d: int) -> np.ndarray:
-    """``v = R^T sigma`` mod ``2^61 - 1``: (k,) uint64 in ``[0, p)`` -> (d,) uint64 in ``[0, p)``.
+def combine(stream: np.ndarray, sigma: np.ndarray, k: int, d: int, modulus: np.uint64) -> np.ndarray:
+    """``v = R^T sigma`` mod ``p``: (k,) uint64 in ``[0, p)`` -> (d,) uint64 in ``[0, p)``, for
+    ``p = 2^61 - 1`` or any ``p < 2^32``.
 
     ``sigma_j = hi_j 2^32 + lo_j``; the signed sums of the 32-bit halves over ``k <= 256`` rows
     stay below ``2^41`` in magnitude, so they accumulate in int64 without reduction.
@@ -70,12 +71,15 @@ def combine(stream: np.ndarray, sigma: np.ndarray, k: int, d: int) -> np.ndarray
         for i in range(d):
             acc_lo[i] += row[i] * lo
             acc_hi[i] += row[i] * hi
-    p = np.int64(_M61)
+    p = np.int64(modulus)
     out = np.empty(d, dtype=np.uint64)
     for i in range(d):
         lo_r = acc_lo[i] % p  # Python-style modulo: non-negative
+        if modulus != _M61:  # p < 2^32: every sigma_j < 2^32, the high halves are 0
+            out[i] = np.uint64(lo_r)
+            continue
         hi_r = acc_hi[i] % p
-        # hi * 2^32 mod p: hi_r < 2^61, split so products stay below 2^63
-        x = ((hi_r >> 29) + ((hi_r & ((1 << 29) - 1)) << 32)) % p  # 2^32 * hi = hi_top * 2^61 + hi_low * 2^32; 2^61 = 1
+        # hi * 2^32 mod p: hi = top * 2^29 + low, so hi * 2^32 = top * 2^61 + low * 2^32 = top + low * 2^32
+        x = ((hi_r >> 29) + ((hi_r & ((1 << 29) - 1)) << 32)) % p
         out[i] = np.uint64((x + lo_r) % p)
     return out

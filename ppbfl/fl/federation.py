@@ -135,9 +135,9 @@ class Federation:
         challenge = self.coordinator.challenge(round)
         proofs = {i: self._device_pool.submit(self.devices[i].prove, challenge, pool=self._upload_pool) for i in submissions}
         delivered: dict[int, ProofDelivery] = {}
-        for i, future in proofs.items():
+        for i, proving in proofs.items():
             try:
-                delivered[i] = future.result()
+                delivered[i] = proving.result()
             except PPBFLError as error:
                 failed[i] = f"missing proof: {type(error).__name__}: {error}"
         devices_wall = time.perf_counter() - tick
