@@ -307,3 +307,25 @@ def test_the_proof_is_under_one_percent_of_a_share_vector_at_1e5():
     params = validity.ValidityParams.for_length(100_000)
     assert (params.k, params.bits, params.proof_length) == (40, 21, 840)
     assert params.proof_length / 100_000 < 0.01
+
+
+def test_the_rejection_is_recorded_on_chain_with_its_reason_code():
+    from ppbfl.protocol.deployment import InProcessDeployment
+    from ppbfl.protocol.ledger import open_ledger
+
+    t, n, d, m = 3, 5, 32, 4
+    updates, reference = synthetic_round(m, d, malicious=set(), seed=8)
+
+    class Attacker(_ShiftedDevice):
+        pass
+
+    with open_ledger("embedded", t, n, devices=m) as ledger:
+        deployment = InProcessDeployment(t, n, d)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, ledger=ledger)
+        with Federation(deployment, coordinator, range(m), ledger=ledger, factories={2: Attacker}, owns_deployment=True) as federation:
+            Attacker.reference = coordinator.safe.encode(reference)
+            result = federation.run_round(1, updates, reference)
+        on_chain = {x.device_id: x for x in ledger.contract.decisions(1)}
+    assert result.rejected == {2: "out of range: the validity proof fails"}
+    assert on_chain[ledger.device_ids[2]].reason == REASON_CODES["out of range"] and on_chain[ledger.device_ids[2]].weight == 0
+    assert all(on_chain[ledger.device_ids[i]].reason == REASON_CODES["accepted"] for i in (0, 1, 3))
