@@ -39,15 +39,26 @@ def _decode_row(stream: np.ndarray, start: int, d: int, out: np.ndarray) -> None
 
 @njit(cache=True, nogil=True)
 def project(stream: np.ndarray, g: np.ndarray, k: int, d: int) -> np.ndarray:
-    """``y = R g`` over int64: (d,) int64 -> (k,) int64."""
+    """``y = R g`` over int64: (d,) int64 -> (k,) int64 (four independent accumulators per row)."""
     stride = (d + 3) >> 2
-    row = np.empty(d, dtype=np.int64)
+    full = d >> 2
     out = np.zeros(k, dtype=np.int64)
     for j in range(k):
-        _decode_row(stream, j * stride, d, row)
-        acc = np.int64(0)
-        for i in range(d):
-            acc += row[i] * g[i]
+        start = j * stride
+        a0 = np.int64(0)
+        a1 = np.int64(0)
+        a2 = np.int64(0)
+        a3 = np.int64(0)
+        for b in range(full):
+            entries = _TABLE[stream[start + b]]
+            base = 4 * b
+            a0 += entries[0] * g[base]
+            a1 += entries[1] * g[base + 1]
+            a2 += entries[2] * g[base + 2]
+            a3 += entries[3] * g[base + 3]
+        acc = a0 + a1 + a2 + a3
+        for i in range(4 * full, d):
+            acc += _TABLE[stream[start + (i >> 2)], i & 3] * g[i]
         out[j] = acc
     return out
 
