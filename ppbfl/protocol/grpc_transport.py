@@ -19,6 +19,15 @@ client, so the client checks a server's fingerprint with a separate mutual-TLS h
 failure. That check cannot rule out a different process with another CA-issued certificate for
 the same party id taking over the address between the check and the gRPC connection.
 
+TLS 1.3 only. grpcio has no setting for the minimum TLS version, so this module sets gRPC's
+cipher list for TLS <= 1.2 (``GRPC_SSL_CIPHER_SUITES``, read once when grpc is first imported) to
+one pre-shared-key suite that no party configures: a TLS 1.2 (or older) handshake with any ppbfl
+server or client finds no shared cipher and fails, while TLS 1.3's suites are fixed by BoringSSL.
+If grpc was imported before this module with another cipher list (:data:`TLS13_HANDSHAKES` is
+then False), servers still refuse every call whose connection is not TLS 1.3
+(``ssl_tls_version`` of the auth context), and the client's fingerprint check (Python ``ssl``)
+requires TLS 1.3.
+
 Failures (status -> caller error): UNAVAILABLE / DEADLINE_EXCEEDED are retried ``retries`` times
 with exponential backoff, then :class:`PeerUnavailableError`; TLS verification failures ->
 :class:`PeerAuthError` (a client whose own certificate the server rejects sees the connection
@@ -34,6 +43,7 @@ import hashlib
 import os
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -41,7 +51,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from typing import Any, Self
 
-import grpc
+#: gRPC's cipher list: TLS 1.3's suites (named for the reader; BoringSSL fixes them) and, for TLS
+#: <= 1.2, only a PSK suite no party configures, so older handshakes fail (see module docstring)
+TLS13_CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:PSK-AES128-CBC-SHA"
+#: whether this process's gRPC refuses TLS <= 1.2 at the handshake (False if grpc was imported first)
+TLS13_HANDSHAKES = "grpc" not in sys.modules or os.environ.get("GRPC_SSL_CIPHER_SUITES") == TLS13_CIPHER_SUITES
+os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_CIPHER_SUITES
+
+import grpc  # noqa: E402 - after the cipher list above, which grpc reads when imported
 
 from ppbfl.protocol.errors import (
     ConfigError,
@@ -61,7 +78,7 @@ from ppbfl.protocol.transport import (
 )
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES
 
-__all__ = ["CHUNK_BYTES", "METHOD", "GrpcTransport", "RunningServer", "serve"]
+__all__ = ["CHUNK_BYTES", "METHOD", "TLS13_CIPHER_SUITES", "TLS13_HANDSHAKES", "GrpcTransport", "RunningServer", "serve"]
 
 
 SERVICE = "ppbfl.Party"
@@ -140,6 +157,9 @@ class RunningServer:
 def _client_identity(context: grpc.ServicerContext, fingerprints: Mapping[str, bytes] | None) -> str:
     """The caller's party id from its verified certificate; RequestFailed("auth") if unusable."""
     auth = context.auth_context()
+    if auth.get("ssl_tls_version") != [b"TLSv1.3"]:
+        version = b",".join(auth.get("ssl_tls_version", [b"unknown"])).decode("ascii", "replace")
+        raise RequestFailed("auth", "PeerAuthError", f"connection is {version}, only TLSv1.3 is accepted")
     names = auth.get("x509_common_name", [])
     if len(names) != 1:
         raise RequestFailed("auth", "PeerAuthError", "no client certificate common name")
@@ -296,6 +316,7 @@ class GrpcTransport(BytesTransport):
             return
         host, _, port = self._peers[party].rpartition(":")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.load_verify_locations(cadata=self._ca_pem.decode("ascii"))
         ctx.set_alpn_protocols(["h2"])
         with tempfile.TemporaryDirectory(prefix="ppbfl-tls-") as tmp:  # ssl loads keys from files only
