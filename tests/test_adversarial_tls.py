@@ -13,6 +13,7 @@ import ssl
 import pytest
 
 from ppbfl.protocol.process import spawn_server
+from ppbfl.protocol.registry import MANIFEST, write_manifest
 from ppbfl.protocol.tls import issue, make_ca, save_ca, save_credentials
 from tests.test_protocol_transport import child_env, echo_server_args
 
@@ -22,8 +23,10 @@ def tls_pki(tmp_path_factory):
     ca = make_ca("ppbfl tls test")
     directory = tmp_path_factory.mktemp("tls-pki")
     save_ca(ca, directory)
-    for party in ("edge-1", "device-1"):
-        save_credentials(issue(ca, party), directory)
+    creds = {party: issue(ca, party) for party in ("edge-1", "device-1")}
+    for c in creds.values():
+        save_credentials(c, directory)
+    write_manifest(directory / MANIFEST, {p: c.fingerprint for p, c in creds.items()})
     return {"ca": ca, "dir": directory}
 
 

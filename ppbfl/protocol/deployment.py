@@ -5,7 +5,9 @@
 * :class:`GrpcDeployment` -- each edge node and the dealer its own OS process
   (``ppbfl edge`` / ``python -m ppbfl.protocol.serve``) on 127.0.0.1, gRPC with mutual TLS; a
   consortium CA issues one certificate per party, and their fingerprints are what the chain
-  registers (:attr:`fingerprints`); the coordinator and devices pin edge nodes to them.
+  registers (:attr:`fingerprints`); the coordinator and devices pin edge nodes to them, and the
+  servers accept only callers whose fingerprint the deployment's manifest ``registry.json``
+  registers, under the registered party id (:mod:`ppbfl.protocol.registry`).
 
 Both give the coordinator's transport, each device's transport, and ``stop_edge(j)`` (a node that
 goes away mid-protocol, for dropout tests and demos).
@@ -34,6 +36,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
+from ppbfl.protocol.registry import MANIFEST, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -140,6 +143,7 @@ class GrpcDeployment(Deployment):
         for party in [edge_party(j) for j in range(1, n + 1)] + [DEALER_PARTY, COORDINATOR_PARTY]:
             self._issue(party)
         self.fingerprints = {party: c.fingerprint for party, c in self.creds.items()}
+        write_manifest(self.workdir / MANIFEST, self.fingerprints)  # the servers' registry
         self.processes: dict[str, ServerProcess] = {}
         try:
             with ThreadPoolExecutor(max_workers=n) as pool:  # the processes start (import numpy, ...) side by side
@@ -197,6 +201,7 @@ class GrpcDeployment(Deployment):
             if party not in self.creds:
                 self._issue(party)
                 self.fingerprints[party] = self.creds[party].fingerprint
+                write_manifest(self.workdir / MANIFEST, {party: self.fingerprints[party]})
             edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
             self._devices[index] = self._client(party, edges)
         return self._devices[index]

@@ -28,6 +28,7 @@ from ppbfl.mpc import linear
 from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol.commitments import commitment_root, share_leaf
+from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -45,6 +46,7 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
+from ppbfl.protocol.registry import identity_of
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.verification import decide_request
 from ppbfl.protocol.wire import Envelope, Message
@@ -179,6 +181,9 @@ class EdgeNode:
         return Ack(f"{self.party} ready: edge node {message.index} of ({message.t}, {message.n}), d = {message.d}")
 
     def _upload(self, envelope: Envelope, message: DeviceUpload) -> Message:
+        uploader = identity_of(envelope.sender)  # the registered identity of the authenticated sender
+        if uploader.role != "device":
+            raise PeerAuthError(envelope.sender, f"a {uploader.role} may not upload as device {message.device}")
         index, d = self.config.index, self.config.d
         if len(message.leaves) != self.config.n:
             raise CommitmentMismatchError(self.name, message.device, f"{len(message.leaves)} leaves, expected n = {self.config.n}")

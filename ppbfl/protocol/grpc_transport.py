@@ -7,14 +7,16 @@ registered with ``grpc.method_handlers_generic_handler`` and identity (bytes) se
 protoc-generated code is needed.
 
 Identity. Both sides present certificates issued by the consortium CA (:mod:`ppbfl.protocol.tls`).
-The server requires a client certificate, takes the caller's party id from its common name
-(``auth_context()["x509_common_name"]``) and decodes the request with that id as
-``expected_sender``: a request claiming any other sender is refused (``PERMISSION_DENIED`` ->
-:class:`PeerAuthError`). The client pins each server to its party id: ``ssl_target_name_override``
-is the party id, so the server certificate must carry that id as a SAN DNS name. Optionally both
-sides pin certificate fingerprints (the chain-registered SHA-256 of the DER certificate): the server
-checks the client's certificate from ``auth_context()``; grpcio exposes no peer certificate to a
-client, so the client checks a server's fingerprint with a separate mutual-TLS handshake (Python
+The server requires a client certificate and takes the caller's identity from its registry
+(:mod:`ppbfl.protocol.registry`): the SHA-256 fingerprint of the client's certificate
+(``auth_context()["x509_pem_cert"]``) must be registered, and the registered party id -- never the
+certificate's common name -- is the ``expected_sender`` the request is decoded with. An
+unregistered certificate, whatever its name, and a request claiming another sender are refused
+(``PERMISSION_DENIED`` -> :class:`PeerAuthError`). Without a registry (tools and transport tests
+only; every protocol server has one) the common name is taken. The client pins each server to its
+party id: ``ssl_target_name_override`` is the party id, so the server certificate must carry that
+id as a SAN DNS name. Clients also pin certificate fingerprints (the chain-registered SHA-256 of
+the DER certificate); grpcio exposes no peer certificate to a client, so the client checks a server's fingerprint with a separate mutual-TLS handshake (Python
 ``ssl``) to the same address before it first uses the channel, and again after any connection
 failure. That check cannot rule out a different process with another CA-issued certificate for
 the same party id taking over the address between the check and the gRPC connection.
@@ -40,6 +42,7 @@ repeated (sender, round, kind) idempotently.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import ssl
@@ -51,15 +54,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from typing import Any, Self
 
-#: gRPC's cipher list: TLS 1.3's suites (named for the reader; BoringSSL fixes them) and, for TLS
-#: <= 1.2, only a PSK suite no party configures, so older handshakes fail (see module docstring)
-TLS13_CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:PSK-AES128-CBC-SHA"
-#: whether this process's gRPC refuses TLS <= 1.2 at the handshake (False if grpc was imported first)
-TLS13_HANDSHAKES = "grpc" not in sys.modules or os.environ.get("GRPC_SSL_CIPHER_SUITES") == TLS13_CIPHER_SUITES
-os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_CIPHER_SUITES
-
-import grpc  # noqa: E402 - after the cipher list above, which grpc reads when imported
-
 from ppbfl.protocol.errors import (
     ConfigError,
     CredentialsError,
@@ -68,6 +62,7 @@ from ppbfl.protocol.errors import (
     PeerUnavailableError,
     RemoteError,
 )
+from ppbfl.protocol.registry import PeerRegistry
 from ppbfl.protocol.tls import PartyCredentials, check_party_id, fingerprint
 from ppbfl.protocol.transport import (
     BytesTransport,
@@ -78,8 +73,19 @@ from ppbfl.protocol.transport import (
 )
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES
 
+#: gRPC's cipher list: TLS 1.3's suites (named for the reader; BoringSSL fixes them) and, for TLS
+#: <= 1.2, only a PSK suite no party configures, so older handshakes fail (see module docstring)
+TLS13_CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:PSK-AES128-CBC-SHA"
+#: whether this process's gRPC refuses TLS <= 1.2 at the handshake (False if grpc was imported first)
+TLS13_HANDSHAKES = "grpc" not in sys.modules or os.environ.get("GRPC_SSL_CIPHER_SUITES") == TLS13_CIPHER_SUITES
+os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_CIPHER_SUITES
+
+import grpc  # noqa: E402 - after the cipher list above, which grpc reads when imported
+
 __all__ = ["CHUNK_BYTES", "METHOD", "TLS13_CIPHER_SUITES", "TLS13_HANDSHAKES", "GrpcTransport", "RunningServer", "serve"]
 
+
+log = logging.getLogger(__name__)
 
 SERVICE = "ppbfl.Party"
 METHOD = f"/{SERVICE}/Call"
@@ -154,8 +160,8 @@ class RunningServer:
         self.stop(None)
 
 
-def _client_identity(context: grpc.ServicerContext, fingerprints: Mapping[str, bytes] | None) -> str:
-    """The caller's party id from its verified certificate; RequestFailed("auth") if unusable."""
+def _client_identity(context: grpc.ServicerContext, registry: PeerRegistry | None) -> str:
+    """The caller's party id from its verified certificate and ``registry``; RequestFailed("auth") if unusable."""
     auth = context.auth_context()
     if auth.get("ssl_tls_version") != [b"TLSv1.3"]:
         version = b",".join(auth.get("ssl_tls_version", [b"unknown"])).decode("ascii", "replace")
@@ -163,15 +169,18 @@ def _client_identity(context: grpc.ServicerContext, fingerprints: Mapping[str, b
     names = auth.get("x509_common_name", [])
     if len(names) != 1:
         raise RequestFailed("auth", "PeerAuthError", "no client certificate common name")
-    peer = names[0].decode("utf-8", "replace")
-    if fingerprints is not None:
-        certs = auth.get("x509_pem_cert", [])
-        registered = fingerprints.get(peer)
-        if registered is None:
-            raise RequestFailed("auth", "PeerAuthError", f"party {peer!r} has no registered certificate")
-        if len(certs) != 1 or fingerprint(certs[0]) != registered:
-            raise RequestFailed("auth", "PeerAuthError", f"certificate of {peer!r} does not match its registered fingerprint")
-    return peer
+    named = names[0].decode("utf-8", "replace")
+    if registry is None:
+        return named
+    certs = auth.get("x509_pem_cert", [])
+    fp = fingerprint(certs[0]) if len(certs) == 1 else b""
+    identity = registry.identify(fp)
+    if identity is None:
+        log.warning("refused an unregistered certificate named %r (fingerprint %s)", named, fp.hex()[:16])
+        raise RequestFailed(
+            "auth", "PeerAuthError", f"certificate named {named!r} (fingerprint {fp.hex()[:16]}...) is not registered"
+        )
+    return identity.party
 
 
 def serve(
@@ -182,15 +191,15 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    client_fingerprints: Mapping[str, bytes] | None = None,
+    registry: PeerRegistry | None = None,
     max_workers: int = 8,
     max_size: int = MAX_MESSAGE_BYTES,
 ) -> RunningServer:
     """Serve ``handler`` as ``party_id`` with mutual TLS on ``host:port`` (0: any free port).
 
-    Clients must present a certificate from the CA ``ca_pem``; their common name is the sender
-    every request is checked against. ``client_fingerprints`` (party id -> 32-byte SHA-256), when
-    given, restricts callers to those certificates. Returns at once; the server runs on
+    Clients must present a certificate from the CA ``ca_pem`` whose fingerprint ``registry``
+    knows; the registered party id is the sender every request is checked against (see module
+    docstring; None: the certificate's common name, for tools and tests). Returns at once; the server runs on
     ``max_workers`` threads until :meth:`RunningServer.stop`.
     """
     check_party_id(party_id)
@@ -199,7 +208,7 @@ def serve(
 
     def call(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         try:
-            peer = _client_identity(context, client_fingerprints)
+            peer = _client_identity(context, registry)
             try:
                 data = _gather(requests, max_size)
             except _TooLarge as big:
