@@ -111,3 +111,12 @@ def test_the_registry_gives_role_and_index_and_the_chain_overrides_edge_entries(
     (tmp_path / "bad.json").write_text('{"version": 1, "parties": {"edge-1": "abcd"}}')
     with pytest.raises(CredentialsError, match="32 bytes"):
         FileRegistry(tmp_path / "bad.json")
+
+
+def test_a_device_cannot_upload_under_another_devices_id(node):
+    with pytest.raises(PeerAuthError, match=r"device-6.*device 0"):
+        node["device-6"].call("edge-1", upload(3, 0, value=9), round=3, timeout=20)
+    assert held(node, 3) == []
+    node["device-0"].call("edge-1", upload(3, 0), round=3, timeout=20)  # the real device 0 is not crowded out
+    node["device-6"].call("edge-1", upload(3, 6), round=3, timeout=20)  # and device 6 may upload its own
+    assert held(node, 3) == [0, 6]
