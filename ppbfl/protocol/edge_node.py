@@ -184,6 +184,8 @@ class EdgeNode:
         uploader = identity_of(envelope.sender)  # the registered identity of the authenticated sender
         if uploader.role != "device":
             raise PeerAuthError(envelope.sender, f"a {uploader.role} may not upload as device {message.device}")
+        if uploader.index != message.device:
+            raise PeerAuthError(envelope.sender, f"registered as device {uploader.index}, uploaded for device {message.device}")
         index, d = self.config.index, self.config.d
         if len(message.leaves) != self.config.n:
             raise CommitmentMismatchError(self.name, message.device, f"{len(message.leaves)} leaves, expected n = {self.config.n}")
