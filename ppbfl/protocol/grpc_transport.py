@@ -52,6 +52,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
+from contextlib import contextmanager
 from typing import Any, Self
 
 from ppbfl.protocol.errors import (
@@ -98,6 +99,7 @@ _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _TLS_FAILURE_MARKS = ("hostname verification", "certificate_verify_failed", "handshake failed", "ssl_error")
 _STATUS_OF = {
     "auth": grpc.StatusCode.PERMISSION_DENIED,
+    "busy": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "bad-request": grpc.StatusCode.INVALID_ARGUMENT,
     "handler": grpc.StatusCode.INTERNAL,
 }
@@ -183,6 +185,44 @@ def _client_identity(context: grpc.ServicerContext, registry: PeerRegistry | Non
     return identity.party
 
 
+class _PeerSlots:
+    """At most ``limit`` calls in progress per peer (one peer cannot hold every worker thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._busy: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, peer: str) -> Iterator[None]:
+        """Hold one of ``peer``'s slots; RequestFailed("busy") if it has ``limit`` calls in progress."""
+        with self._lock:
+            if self._busy.get(peer, 0) >= self.limit:
+                raise RequestFailed("busy", "ResourceExhausted", f"{peer} already has {self.limit} calls in progress")
+            self._busy[peer] = self._busy.get(peer, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy[peer] -= 1
+                if not self._busy[peer]:
+                    del self._busy[peer]
+
+
+def _gather_within(requests: Iterator[bytes], context: grpc.ServicerContext, max_size: int, deadline: float) -> bytes | None:
+    """The request's bytes, or None if they did not all arrive within ``deadline`` seconds (the
+    call is cancelled then) or the client went away."""
+    timer = threading.Timer(deadline, context.cancel)
+    timer.daemon = True
+    timer.start()
+    try:
+        return _gather(requests, max_size)
+    except grpc.RpcError:  # cancelled by the timer, or by the client
+        return None
+    finally:
+        timer.cancel()
+
+
 def serve(
     handler: Handler,
     party_id: str,
@@ -192,28 +232,43 @@ def serve(
     port: int = 0,
     *,
     registry: PeerRegistry | None = None,
-    max_workers: int = 8,
+    max_workers: int = 16,
     max_size: int = MAX_MESSAGE_BYTES,
+    message_deadline: float = 60.0,
+    max_calls_per_peer: int = 2,
 ) -> RunningServer:
     """Serve ``handler`` as ``party_id`` with mutual TLS on ``host:port`` (0: any free port).
 
     Clients must present a certificate from the CA ``ca_pem`` whose fingerprint ``registry``
     knows; the registered party id is the sender every request is checked against (see module
-    docstring; None: the certificate's common name, for tools and tests). Returns at once; the server runs on
+    docstring; None: the certificate's common name, for tools and tests). A request must arrive
+    whole within ``message_deadline`` seconds of its first byte (else the call is cancelled), and
+    one peer has at most ``max_calls_per_peer`` calls in progress (more get
+    ``RESOURCE_EXHAUSTED``), so stalled streams of one peer hold at most that many of the
+    ``max_workers`` threads, for at most ``message_deadline`` each. Returns at once; the server runs on
     ``max_workers`` threads until :meth:`RunningServer.stop`.
     """
     check_party_id(party_id)
     if credentials.party_id != party_id:
         raise CredentialsError(f"credentials are for {credentials.party_id!r}, not {party_id!r}")
+    if not 0 < message_deadline < float("inf"):
+        raise ConfigError("message_deadline", f"must be a positive finite number of seconds, got {message_deadline!r}")
+    if isinstance(max_calls_per_peer, bool) or not isinstance(max_calls_per_peer, int) or not 1 <= max_calls_per_peer <= max_workers:
+        raise ConfigError("max_calls_per_peer", f"must be an int in [1, max_workers = {max_workers}], got {max_calls_per_peer!r}")
+    slots = _PeerSlots(max_calls_per_peer)
 
     def call(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         try:
             peer = _client_identity(context, registry)
-            try:
-                data = _gather(requests, max_size)
-            except _TooLarge as big:
-                raise RequestFailed("bad-request", "MessageError", f"request exceeds {max_size} bytes ({big.size}+)") from None
-            reply = serve_request(handler, data, self_id=party_id, peer_id=peer, max_size=max_size)
+            with slots.slot(peer):
+                try:
+                    data = _gather_within(requests, context, max_size, message_deadline)
+                except _TooLarge as big:
+                    raise RequestFailed("bad-request", "MessageError", f"request exceeds {max_size} bytes ({big.size}+)") from None
+                if data is None:
+                    log.warning("%s: a call from %s did not arrive within %g s; cancelled", party_id, peer, message_deadline)
+                    return
+                reply = serve_request(handler, data, self_id=party_id, peer_id=peer, max_size=max_size)
         except RequestFailed as failed:
             context.set_trailing_metadata(((_ERROR_TYPE_KEY, failed.remote_type),))
             context.set_code(_STATUS_OF[failed.kind])

@@ -80,10 +80,11 @@ class RequestFailed(Exception):
 
     ``kind``: ``"auth"`` (the request claims a sender other than the authenticated one, or the
     handler raised :class:`PeerAuthError`: the sender may not make this request),
-    ``"bad-request"`` (malformed request), ``"handler"`` (the handler raised or returned a bad reply).
+    ``"bad-request"`` (malformed request), ``"handler"`` (the handler raised or returned a bad reply),
+    ``"busy"`` (the caller has too many calls in progress at this server).
     """
 
-    kind: Literal["auth", "bad-request", "handler"]
+    kind: Literal["auth", "bad-request", "handler", "busy"]
     remote_type: str
     message: str
 
