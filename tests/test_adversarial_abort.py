@@ -26,7 +26,9 @@ T, N, D, M = 2, 3, 32, 4
 class GarbageReplies(InProcessTransport):
     """The coordinator's transport, with the replies of the edge nodes in ``liars`` replaced by garbage."""
 
-    liars: set[str] = set()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.liars: set[str] = set()
 
     def call_bytes(self, party: str, data: bytes, *, timeout: float) -> bytes:
         reply = super().call_bytes(party, data, timeout=timeout)
@@ -41,11 +43,11 @@ def test_a_round_that_fails_at_the_coordinator_is_aborted_and_the_next_round_ope
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
         federation = Federation(deployment, coordinator, range(M), ledger=ledger)
         coordinator.setup()
-        GarbageReplies.liars = {"edge-1", "edge-2"}  # two of three nodes answer garbage: fewer than t remain
+        deployment.coordinator.liars = {"edge-1", "edge-2"}  # two of three nodes answer garbage: fewer than t remain
         with pytest.raises(NotEnoughEdgeNodesError):
             federation.run_round(1, updates, reference)
         assert ledger.contract.round_state(1).phase == Phase.FAILED
-        GarbageReplies.liars = set()
+        deployment.coordinator.liars = set()
         result = federation.run_round(2, updates, reference)  # reverted with WrongPhase before
         assert result.accepted == list(range(M)) and ledger.contract.round_state(2).phase == Phase.CLOSED
         federation.close()

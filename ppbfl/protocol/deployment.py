@@ -124,8 +124,15 @@ class GrpcDeployment(Deployment):
     Args:
         t, n, d: threshold, number of edge nodes, update length.
         behaviours: edge node index -> :class:`EdgeBehaviour` (fault injection, default honest).
-        workdir: where certificates and keys go (default: a fresh temporary directory).
+        workdir: where certificates, the manifest and (until the processes loaded them) the
+            servers' keys go (default: a fresh temporary directory, removed on :meth:`close` and
+            at interpreter exit, e.g. after an uncaught exception).
         ready_timeout: seconds a process may take to start listening.
+
+    Private keys touch the disk only while the server processes start: each loads its own before
+    it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
+    killed at any later point (even by SIGKILL) leaves only public certificates behind. The CA's
+    and the devices' and coordinator's keys stay in this process's memory.
     """
 
     def __init__(
@@ -140,8 +147,9 @@ class GrpcDeployment(Deployment):
         self.ca_path = self.workdir / "ca.crt"
         self.ca_path.write_bytes(self.ca.cert_pem)
         self.creds: dict[str, PartyCredentials] = {}
-        for party in [edge_party(j) for j in range(1, n + 1)] + [DEALER_PARTY, COORDINATOR_PARTY]:
-            self._issue(party)
+        for party in [edge_party(j) for j in range(1, n + 1)] + [DEALER_PARTY]:
+            self._issue(party, save=True)
+        self._issue(COORDINATOR_PARTY)
         self.fingerprints = {party: c.fingerprint for party, c in self.creds.items()}
         write_manifest(self.workdir / MANIFEST, self.fingerprints)  # the servers' registry
         self.processes: dict[str, ServerProcess] = {}
@@ -172,15 +180,23 @@ class GrpcDeployment(Deployment):
         except BaseException:
             self.close()
             raise
+        finally:
+            self._remove_keys()
         self.peers[DEALER_PARTY] = self.processes[DEALER_PARTY].address
         self.coordinator = self._client(COORDINATOR_PARTY, self.peers)
         self._devices: dict[int, GrpcTransport] = {}
 
-    def _issue(self, party: str) -> PartyCredentials:
+    def _issue(self, party: str, *, save: bool = False) -> PartyCredentials:
+        """Issue ``party`` credentials; ``save``: write them for a server process to load."""
         creds = issue(self.ca, party)
-        save_credentials(creds, self.workdir)
+        if save:
+            save_credentials(creds, self.workdir)
         self.creds[party] = creds
         return creds
+
+    def _remove_keys(self) -> None:
+        for key in self.workdir.glob("*.key"):
+            key.unlink(missing_ok=True)
 
     def _spawn(self, party: str, factory: str, args: dict, ready_timeout: float) -> ServerProcess:
         command = [
