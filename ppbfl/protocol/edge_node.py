@@ -216,7 +216,7 @@ class EdgeNode:
     def _upload(self, envelope: Envelope, message: DeviceUpload) -> Message:
         uploader = identity_of(envelope.sender)  # the registered identity of the authenticated sender
         if uploader.role != "device":
-            raise PeerAuthError(envelope.sender, f"a {uploader.role} may not upload as device {message.device}")
+            raise PeerAuthError(envelope.sender, f"registered as {uploader.role}, not as a device: may not upload for device {message.device}")
         if uploader.index != message.device:
             raise PeerAuthError(envelope.sender, f"registered as device {uploader.index}, uploaded for device {message.device}")
         with self._lock:
