@@ -131,3 +131,14 @@ def test_stalled_streams_of_one_device_do_not_starve_the_others(pki):  # noqa: F
             release.set()
         assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 6  # more than 2 at once from one peer
         assert codes.count(grpc.StatusCode.CANCELLED) == 2  # the other two: cut at the message deadline
+
+
+def test_a_triple_request_larger_than_one_message_is_refused_before_any_allocation():
+    from ppbfl.protocol.messages import TripleRequest
+
+    with InProcessDeployment(T, N, D) as deployment:
+        start = time.perf_counter()
+        with pytest.raises(RemoteError) as refused:
+            deployment.coordinator.call("dealer", TripleRequest((1 << 32) - 1, [1, 2, 3]), round=1, timeout=5)
+        assert time.perf_counter() - start < 1.0
+        assert refused.value.remote_type == "OutOfPhaseError" and "count" in refused.value.remote_message
