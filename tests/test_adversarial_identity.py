@@ -91,7 +91,7 @@ def test_an_edge_node_certificate_cannot_act_as_a_device(node):
     assert held(node, 2) == []
 
 
-def test_the_registry_gives_role_and_index_and_the_chain_overrides_edge_entries(tmp_path):
+def test_the_registry_gives_role_and_index_and_follows_its_manifest(tmp_path):
     from ppbfl.protocol.errors import CredentialsError
     from ppbfl.protocol.registry import FileRegistry, Identity, Registry
 
@@ -104,8 +104,9 @@ def test_the_registry_gives_role_and_index_and_the_chain_overrides_edge_entries(
     assert registry.identify(b"\xee" * 32) is None
     write_manifest(tmp_path / MANIFEST, {"device-7": b"\xee" * 32})  # a device joins while the node runs
     assert registry.identify(b"\xee" * 32) == Identity("device-7", "device", 7)
-    on_chain = Registry(fp).with_chain_edges({1: b"\x51" * 32, 2: fp["edge-2"]})
-    assert on_chain.identify(fp["edge-1"]) is None and on_chain.identify(b"\x51" * 32).party == "edge-1"
+    (tmp_path / MANIFEST).unlink()
+    write_manifest(tmp_path / MANIFEST, {"edge-1": fp["edge-1"]})  # the consortium revokes everyone else
+    assert registry.identify(b"\xee" * 32) is None and registry.identify(fp["edge-1"]).party == "edge-1"
     with pytest.raises(CredentialsError, match="share one"):
         Registry({"device-1": fp["edge-1"], "edge-1": fp["edge-1"]})
     (tmp_path / "bad.json").write_text('{"version": 1, "parties": {"edge-1": "abcd"}}')

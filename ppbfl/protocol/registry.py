@@ -6,15 +6,15 @@ certificate (SHA-256 of the DER bytes, :func:`ppbfl.protocol.tls.fingerprint`) a
 fingerprint up here; the registry gives the party id, hence the role (``edge``, ``device``,
 ``dealer``, ``coordinator``) and index. An unregistered certificate is refused, whatever it is named.
 
-Sources, in order of authority:
+Sources:
 
-* the chain: the contract registers every edge node's TLS fingerprint
-  (``registerEdgeNode(index, account, tlsFingerprint)``); :meth:`Registry.with_chain_edges`
-  replaces the edge entries by the chain's;
 * the deployment's credential manifest ``registry.json`` (written by ``ppbfl creds`` /
   :func:`ppbfl.protocol.creds.write_credentials` next to the certificates): party id ->
-  fingerprint for every party, including the roles the contract does not register (devices,
-  dealer, coordinator).
+  fingerprint for every party. Servers (edge nodes, the dealer) read it: their callers are the
+  coordinator, the dealer and devices, roles the contract does not register;
+* the chain: the contract registers every edge node's TLS fingerprint
+  (``registerEdgeNode(index, account, tlsFingerprint)``); the clients that call edge nodes pin
+  them to those (``ChainLedger.verify_fingerprints`` checks the pins against the chain).
 
 :class:`FileRegistry` reads the manifest and reads it again when it changes on disk (devices
 joining the consortium are added to the manifest while the edge nodes run; removed ones are refused).
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from ppbfl.protocol.errors import CredentialsError
-from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
+from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY
 
 __all__ = ["MANIFEST", "FileRegistry", "Identity", "PeerRegistry", "Registry", "identity_of", "write_manifest"]
 
@@ -93,16 +93,6 @@ class Registry:
     def identify(self, fingerprint: bytes) -> Identity | None:
         """The registered identity of ``fingerprint``, or None."""
         return self._by_fp.get(fingerprint)
-
-    def with_chain_edges(self, edge_fingerprints: Mapping[int, bytes]) -> Registry:
-        """This registry with its edge entries replaced by the chain's (edge index -> registered fingerprint).
-
-        ``edge_fingerprints`` is what the contract's ``edgeNode(j)`` view returns for every
-        registered ``j`` (``ppbfl.chain.rounds.RoundsContract.edge_node_fingerprint``).
-        """
-        entries = {p: fp for p, fp in self.fingerprints.items() if identity_of(p).role != "edge"}
-        entries.update({edge_party(j): fp for j, fp in edge_fingerprints.items()})
-        return Registry(entries)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Registry:
