@@ -48,15 +48,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _edge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ppbfl.errors import PPBFLError
     from ppbfl.protocol.deployment import make_edge_node
+    from ppbfl.protocol.registry import MANIFEST, FileRegistry
     from ppbfl.protocol.serve import run_server
     from ppbfl.protocol.tls import load_credentials, read_ca_cert
 
     try:
         credentials = load_credentials(args.creds, args.party)
         ca_pem = read_ca_cert(args.ca)
-        return run_server(make_edge_node(args.behaviour), args.party, credentials, ca_pem, host=args.host, port=args.port)
+        registry = FileRegistry(args.registry or Path(args.creds) / MANIFEST)
+        return run_server(
+            make_edge_node(args.behaviour), args.party, credentials, ca_pem, host=args.host, port=args.port, registry=registry
+        )
     except PPBFLError as exc:
         print(f"ppbfl edge: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -131,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     edge.add_argument("--party", required=True, help="this node's party id, edge-<index> (its certificate's common name)")
     edge.add_argument("--creds", required=True, help="folder with <party>.crt and <party>.key (made by ppbfl creds)")
     edge.add_argument("--ca", required=True, help="the consortium CA certificate (PEM)")
+    edge.add_argument("--registry", default=None, help="credential manifest: who may call, under which id (default: CREDS/registry.json, written by ppbfl creds)")
     edge.add_argument("--host", default="127.0.0.1")
     edge.add_argument("--port", type=int, default=0, help="0: any free port")
     edge.add_argument("--behaviour", default="honest", choices=["honest", "tamper-aggregate", "tamper-verify"], help="fault injection for demonstrations")

@@ -42,7 +42,9 @@ class _KillBeforeAggregate:
 @pytest.fixture(scope="module")
 def deployment():
     with GrpcDeployment(T, N, D, behaviours={2: "tamper-aggregate"}) as dep:
+        assert not list(dep.workdir.glob("*.key"))  # every server loaded its key; none stays on disk
         yield dep
+    assert not dep.workdir.exists()  # close() removed the temporary folder
 
 
 def test_rounds_over_grpc_with_a_liar_a_bad_device_garbage_and_a_node_killed_mid_round(deployment):

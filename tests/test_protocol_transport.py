@@ -24,6 +24,7 @@ from ppbfl.protocol.errors import (
 )
 from ppbfl.protocol.grpc_transport import GrpcTransport, serve
 from ppbfl.protocol.process import spawn_server
+from ppbfl.protocol.registry import MANIFEST, Registry, write_manifest
 from ppbfl.protocol.testing import EchoHandler, EchoReply, EchoRequest
 from ppbfl.protocol.tls import issue, make_ca, save_ca, save_credentials
 from ppbfl.protocol.transport import InProcessTransport
@@ -42,6 +43,7 @@ def pki(tmp_path_factory):
     save_ca(ca, directory)
     for c in creds.values():
         save_credentials(c, directory)
+    write_manifest(directory / MANIFEST, {pid: c.fingerprint for pid, c in creds.items()})
     outsider_ca = make_ca("outsider")
     return {"ca": ca, "dir": directory, **creds, "outsider_ca": outsider_ca, "outsider": issue(outsider_ca, "device-1")}
 
@@ -160,13 +162,21 @@ def test_fingerprints_pin_server_certificates(pki, echo_proc):
         pinned.call("edge-1", request(), round=0, timeout=10)
 
 
-def test_servers_pin_client_fingerprints(pki):
-    registered = {"device-1": pki["device-1"].fingerprint, "device-2": pki["device-1"].fingerprint}
-    with serve(EchoHandler(), "edge-1", pki["edge-1"], pki["ca"].cert_pem, client_fingerprints=registered) as server:
+def test_servers_take_the_callers_identity_from_the_registry(pki):
+    registry = Registry({"device-1": pki["device-1"].fingerprint})
+    with serve(EchoHandler(), "edge-1", pki["edge-1"], pki["ca"].cert_pem, registry=registry) as server:
         with client_for(pki, server.address) as ok:
             assert ok.call("edge-1", request(), round=0, timeout=10).message.caller == "device-1"
-        with client_for(pki, server.address, party_id="device-2") as other, pytest.raises(PeerAuthError, match="registered"):
+        with client_for(pki, server.address, party_id="device-2") as other, pytest.raises(PeerAuthError, match="not registered"):
             other.call("edge-1", request(), round=0, timeout=10)
+    # the registered id, not the certificate's name: device-2's certificate registered as device-9
+    registry = Registry({"device-9": pki["device-2"].fingerprint})
+    with (
+        serve(EchoHandler(), "edge-1", pki["edge-1"], pki["ca"].cert_pem, registry=registry) as server,
+        client_for(pki, server.address, party_id="device-2") as renamed,
+        pytest.raises(PeerAuthError, match="sender"),
+    ):
+        renamed.call("edge-1", request(), round=0, timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ for the certificates). It refuses to replace an existing CA or party's credentia
 joining the consortium). Nothing is written if any check fails.
 
 The returned fingerprints (SHA-256 of each DER certificate, 32 bytes) are what the chain
-registers for each party and what peers pin.
+registers for each party and what peers pin. They are also added to the folder's credential
+manifest ``registry.json`` (party id -> fingerprint, :mod:`ppbfl.protocol.registry`), from which
+servers take a caller's identity.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.errors import CredentialsError
+from ppbfl.protocol.registry import MANIFEST, write_manifest
 from ppbfl.protocol.tls import (
     check_party_id,
     issue,
@@ -37,7 +40,7 @@ __all__ = ["IssuedCredentials", "party_ids", "write_credentials"]
 class IssuedCredentials:
     """What :func:`write_credentials` did.
 
-    ``directory``: the folder holding ``ca.crt`` and the parties' files; ``ca_created``: whether
+    ``directory``: the folder holding ``ca.crt``, the parties' files and ``registry.json``; ``ca_created``: whether
     a new CA was made (else ``ca_dir``'s was used); ``fingerprints``: party id -> 32-byte SHA-256
     of its certificate, in issue order.
     """
@@ -121,4 +124,5 @@ def write_credentials(
         creds = issue(ca, party, valid_days=valid_days)
         save_credentials(creds, directory)
         fingerprints[party] = creds.fingerprint
+    write_manifest(directory / MANIFEST, fingerprints)
     return IssuedCredentials(directory, ca_dir is None, fingerprints)

@@ -18,7 +18,7 @@ from ppbfl.protocol.edge_node import COORDINATOR_PARTY, edge_party
 from ppbfl.protocol.messages import Ack, TripleRequest, TripleShares
 from ppbfl.protocol.round_errors import OutOfPhaseError
 from ppbfl.protocol.transport import Transport
-from ppbfl.protocol.wire import Envelope, Message
+from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 from ppbfl.sharing.shamir import check_threshold
 
 __all__ = ["TripleDealerNode"]
@@ -43,6 +43,10 @@ class TripleDealerNode:
         message = envelope.message
         if not isinstance(message, TripleRequest) or envelope.sender != COORDINATOR_PARTY:
             raise OutOfPhaseError("dealer", f"{type(message).__name__} from {envelope.sender}: only triple requests from the coordinator")
+        if message.count * (self.d + message.proof_length) * 8 > MAX_MESSAGE_BYTES:  # one node's shares must fit one message
+            raise OutOfPhaseError(
+                "dealer", f"count {message.count}: {message.count} triples of length {self.d} + {message.proof_length} exceed one message"
+            )
         nodes = sorted(set(message.nodes))
         if not nodes or not all(1 <= j <= self.n for j in nodes):
             raise OutOfPhaseError("dealer", f"nodes {message.nodes}: expected edge nodes in 1..{self.n}")

@@ -5,7 +5,9 @@
 * :class:`GrpcDeployment` -- each edge node and the dealer its own OS process
   (``ppbfl edge`` / ``python -m ppbfl.protocol.serve``) on 127.0.0.1, gRPC with mutual TLS; a
   consortium CA issues one certificate per party, and their fingerprints are what the chain
-  registers (:attr:`fingerprints`); the coordinator and devices pin edge nodes to them.
+  registers (:attr:`fingerprints`); the coordinator and devices pin edge nodes to them, and the
+  servers accept only callers whose fingerprint the deployment's manifest ``registry.json``
+  registers, under the registered party id (:mod:`ppbfl.protocol.registry`).
 
 Both give the coordinator's transport, each device's transport, and ``stop_edge(j)`` (a node that
 goes away mid-protocol, for dropout tests and demos).
@@ -34,6 +36,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
+from ppbfl.protocol.registry import MANIFEST, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -121,8 +124,15 @@ class GrpcDeployment(Deployment):
     Args:
         t, n, d: threshold, number of edge nodes, update length.
         behaviours: edge node index -> :class:`EdgeBehaviour` (fault injection, default honest).
-        workdir: where certificates and keys go (default: a fresh temporary directory).
+        workdir: where certificates, the manifest and (until the processes loaded them) the
+            servers' keys go (default: a fresh temporary directory, removed on :meth:`close` and
+            at interpreter exit, e.g. after an uncaught exception).
         ready_timeout: seconds a process may take to start listening.
+
+    Private keys touch the disk only while the server processes start: each loads its own before
+    it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
+    killed at any later point (even by SIGKILL) leaves only public certificates behind. The CA's
+    and the devices' and coordinator's keys stay in this process's memory.
     """
 
     def __init__(
@@ -137,9 +147,11 @@ class GrpcDeployment(Deployment):
         self.ca_path = self.workdir / "ca.crt"
         self.ca_path.write_bytes(self.ca.cert_pem)
         self.creds: dict[str, PartyCredentials] = {}
-        for party in [edge_party(j) for j in range(1, n + 1)] + [DEALER_PARTY, COORDINATOR_PARTY]:
-            self._issue(party)
+        for party in [edge_party(j) for j in range(1, n + 1)] + [DEALER_PARTY]:
+            self._issue(party, save=True)
+        self._issue(COORDINATOR_PARTY)
         self.fingerprints = {party: c.fingerprint for party, c in self.creds.items()}
+        write_manifest(self.workdir / MANIFEST, self.fingerprints)  # the servers' registry
         self.processes: dict[str, ServerProcess] = {}
         try:
             with ThreadPoolExecutor(max_workers=n) as pool:  # the processes start (import numpy, ...) side by side
@@ -168,15 +180,23 @@ class GrpcDeployment(Deployment):
         except BaseException:
             self.close()
             raise
+        finally:
+            self._remove_keys()
         self.peers[DEALER_PARTY] = self.processes[DEALER_PARTY].address
         self.coordinator = self._client(COORDINATOR_PARTY, self.peers)
         self._devices: dict[int, GrpcTransport] = {}
 
-    def _issue(self, party: str) -> PartyCredentials:
+    def _issue(self, party: str, *, save: bool = False) -> PartyCredentials:
+        """Issue ``party`` credentials; ``save``: write them for a server process to load."""
         creds = issue(self.ca, party)
-        save_credentials(creds, self.workdir)
+        if save:
+            save_credentials(creds, self.workdir)
         self.creds[party] = creds
         return creds
+
+    def _remove_keys(self) -> None:
+        for key in self.workdir.glob("*.key"):
+            key.unlink(missing_ok=True)
 
     def _spawn(self, party: str, factory: str, args: dict, ready_timeout: float) -> ServerProcess:
         command = [
@@ -197,6 +217,7 @@ class GrpcDeployment(Deployment):
             if party not in self.creds:
                 self._issue(party)
                 self.fingerprints[party] = self.creds[party].fingerprint
+                write_manifest(self.workdir / MANIFEST, {party: self.fingerprints[party]})
             edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
             self._devices[index] = self._client(party, edges)
         return self._devices[index]

@@ -4,7 +4,9 @@ The node is a message handler (``handle(envelope) -> reply``) usable behind any 
 in-process one or a gRPC server in its own OS process (``ppbfl edge``). Requests are idempotent: a
 retried request (the transport retries on timeouts) gets the same reply, including the two that
 spend one-time material (a PRZS counter, Beaver triples). It keeps per-round state
-only for the current and the previous round. It never sees an update in the clear: every value it
+only for a window of rounds: the latest round the coordinator has asked about (``current``), the
+one before, and up to :data:`ROUNDS_AHEAD` after it; a message for any other round is refused
+(:class:`OutOfPhaseError`) and never touches the current round's state. It never sees an update in the clear: every value it
 publishes is a share of a verification scalar (re-randomised in honest-majority mode) or of the
 weighted aggregate.
 """
@@ -30,6 +32,7 @@ from ppbfl.mpc import linear
 from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol.commitments import commitment_root, share_leaf
+from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -48,11 +51,19 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
+from ppbfl.protocol.registry import identity_of
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.verification import decide_request
-from ppbfl.protocol.wire import Envelope, Message
+from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 
-__all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "EdgeBehaviour", "EdgeNode", "edge_party"]
+__all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
+
+#: most edge nodes a tier has (the contract's bound: its liar and agreement bitmasks are uint32)
+MAX_EDGE_NODES = 31
+#: rounds beyond the coordinator's latest one that devices (and the dealer) may send to: the next
+#: round, and one spare for a round aborted before it reached the edge nodes. With one upload per
+#: device per round, a device holds at most ``ROUNDS_AHEAD + 1`` share vectors at a node.
+ROUNDS_AHEAD = 2
 
 class EdgeBehaviour(str, enum.Enum):
     """Fault injection for demonstrations and tests: an honest node, or one that lies."""
@@ -106,6 +117,7 @@ class EdgeNode:
         self.przs: PartyPRZS | None = None
         self.validity: validity.ValidityParams | None = None
         self.rounds: dict[int, _RoundState] = {}
+        self.current = 0  # the latest round the coordinator has sent a request for
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
 
     @property
@@ -132,6 +144,8 @@ class EdgeNode:
             return self._setup(envelope, message)
         if self.setup is None:
             raise OutOfPhaseError(self.name, f"{type(message).__name__} before setup")
+        if envelope.sender == COORDINATOR_PARTY:
+            self._advance(envelope.round)
         handlers: dict[type[Message], Callable[[Envelope, Any], Message]] = {
             DeviceUpload: self._upload,
             ProofUpload: self._proof,
@@ -155,14 +169,28 @@ class EdgeNode:
             context["d"] = self.config.d
         return context
 
+    def _advance(self, round: int) -> None:
+        """The coordinator reached ``round``: keep the state of that round, the one before and later ones."""
+        with self._lock:
+            if round > self.current:
+                self.current = round
+                for old in [r for r in self.rounds if r < round - 1]:
+                    del self.rounds[old]
+
+    def _check_window(self, round: int) -> None:
+        """Raise OutOfPhaseError unless a new state for ``round`` may be made (see module docstring)."""
+        if not self.current <= round <= self.current + ROUNDS_AHEAD:
+            raise OutOfPhaseError(
+                self.name, f"round {round} is outside the rounds accepted now ({self.current} .. {self.current + ROUNDS_AHEAD})"
+            )
+
     def _state(self, round: int, create: bool = False) -> _RoundState:
         with self._lock:
             if round not in self.rounds:
                 if not create:
                     raise OutOfPhaseError(self.name, f"nothing received for round {round}")
+                self._check_window(round)
                 self.rounds[round] = _RoundState()
-                for old in [r for r in self.rounds if r < round - 1]:
-                    del self.rounds[old]
             return self.rounds[round]
 
     def _require(self, sender: str, expected: str, what: str) -> None:
@@ -174,6 +202,12 @@ class EdgeNode:
         self._require(envelope.sender, COORDINATOR_PARTY, "setup")
         if not 1 <= message.index <= message.n or not 1 <= message.t <= message.n:
             raise OutOfPhaseError(self.name, f"bad setup: index {message.index}, (t, n) = ({message.t}, {message.n})")
+        if message.n > MAX_EDGE_NODES or not 1 <= message.d <= MAX_MESSAGE_BYTES // 8:
+            raise OutOfPhaseError(
+                self.name, f"bad setup: n = {message.n} (at most {MAX_EDGE_NODES}), d = {message.d} (1 .. {MAX_MESSAGE_BYTES // 8})"
+            )
+        if any(mask >> message.n for mask in message.przs_sets):
+            raise OutOfPhaseError(self.name, f"bad setup: a PRZS set names a party beyond n = {message.n}")
         if len(message.przs_sets) != len(message.przs_keys):
             raise OutOfPhaseError(self.name, "setup: przs_sets and przs_keys differ in length")
         if not validity.MIN_ROWS <= message.validity_k <= validity.MAX_ROWS:
@@ -190,9 +224,22 @@ class EdgeNode:
         self.validity = validity.ValidityParams.for_length(message.d, k=message.validity_k, field=self.field)
         self.setup = message
         self.rounds.clear()
+        self.current = 0
         return Ack(f"{self.party} ready: edge node {message.index} of ({message.t}, {message.n}), d = {message.d}")
 
+    def _require_device(self, envelope: Envelope, device: int) -> None:
+        """The authenticated sender must be registered as device ``device`` (else :class:`PeerAuthError`)."""
+        uploader = identity_of(envelope.sender)  # the registered identity of the authenticated sender
+        if uploader.role != "device":
+            raise PeerAuthError(envelope.sender, f"registered as {uploader.role}, not as a device: may not upload for device {device}")
+        if uploader.index != device:
+            raise PeerAuthError(envelope.sender, f"registered as device {uploader.index}, uploaded for device {device}")
+
     def _upload(self, envelope: Envelope, message: DeviceUpload) -> Message:
+        self._require_device(envelope, message.device)
+        with self._lock:
+            if envelope.round not in self.rounds:
+                self._check_window(envelope.round)  # before any work (a seed expands to d elements)
         index, d = self.config.index, self.config.d
         if len(message.leaves) != self.config.n:
             raise CommitmentMismatchError(self.name, message.device, f"{len(message.leaves)} leaves, expected n = {self.config.n}")
@@ -214,6 +261,7 @@ class EdgeNode:
         return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
 
     def _proof(self, envelope: Envelope, message: ProofUpload) -> Message:
+        self._require_device(envelope, message.device)
         assert self.validity is not None
         length = self.validity.proof_length
         if message.bits.shape != (length,):

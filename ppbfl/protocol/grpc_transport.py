@@ -7,17 +7,28 @@ registered with ``grpc.method_handlers_generic_handler`` and identity (bytes) se
 protoc-generated code is needed.
 
 Identity. Both sides present certificates issued by the consortium CA (:mod:`ppbfl.protocol.tls`).
-The server requires a client certificate, takes the caller's party id from its common name
-(``auth_context()["x509_common_name"]``) and decodes the request with that id as
-``expected_sender``: a request claiming any other sender is refused (``PERMISSION_DENIED`` ->
-:class:`PeerAuthError`). The client pins each server to its party id: ``ssl_target_name_override``
-is the party id, so the server certificate must carry that id as a SAN DNS name. Optionally both
-sides pin certificate fingerprints (the chain-registered SHA-256 of the DER certificate): the server
-checks the client's certificate from ``auth_context()``; grpcio exposes no peer certificate to a
-client, so the client checks a server's fingerprint with a separate mutual-TLS handshake (Python
+The server requires a client certificate and takes the caller's identity from its registry
+(:mod:`ppbfl.protocol.registry`): the SHA-256 fingerprint of the client's certificate
+(``auth_context()["x509_pem_cert"]``) must be registered, and the registered party id -- never the
+certificate's common name -- is the ``expected_sender`` the request is decoded with. An
+unregistered certificate, whatever its name, and a request claiming another sender are refused
+(``PERMISSION_DENIED`` -> :class:`PeerAuthError`). Without a registry (tools and transport tests
+only; every protocol server has one) the common name is taken. The client pins each server to its
+party id: ``ssl_target_name_override`` is the party id, so the server certificate must carry that
+id as a SAN DNS name. Clients also pin certificate fingerprints (the chain-registered SHA-256 of
+the DER certificate); grpcio exposes no peer certificate to a client, so the client checks a server's fingerprint with a separate mutual-TLS handshake (Python
 ``ssl``) to the same address before it first uses the channel, and again after any connection
 failure. That check cannot rule out a different process with another CA-issued certificate for
 the same party id taking over the address between the check and the gRPC connection.
+
+TLS 1.3 only. grpcio has no setting for the minimum TLS version, so this module sets gRPC's
+cipher list for TLS <= 1.2 (``GRPC_SSL_CIPHER_SUITES``, read once when grpc is first imported) to
+one pre-shared-key suite that no party configures: a TLS 1.2 (or older) handshake with any ppbfl
+server or client finds no shared cipher and fails, while TLS 1.3's suites are fixed by BoringSSL.
+If grpc was imported before this module with another cipher list (:data:`TLS13_HANDSHAKES` is
+then False), servers still refuse every call whose connection is not TLS 1.3
+(``ssl_tls_version`` of the auth context), and the client's fingerprint check (Python ``ssl``)
+requires TLS 1.3.
 
 Failures (status -> caller error): UNAVAILABLE / DEADLINE_EXCEEDED are retried ``retries`` times
 with exponential backoff, then :class:`PeerUnavailableError`; TLS verification failures ->
@@ -31,17 +42,20 @@ repeated (sender, round, kind) idempotently.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
+import logging
 import os
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
+from contextlib import contextmanager
 from typing import Any, Self
-
-import grpc
 
 from ppbfl.protocol.errors import (
     ConfigError,
@@ -51,6 +65,7 @@ from ppbfl.protocol.errors import (
     PeerUnavailableError,
     RemoteError,
 )
+from ppbfl.protocol.registry import PeerRegistry
 from ppbfl.protocol.tls import PartyCredentials, check_party_id, fingerprint
 from ppbfl.protocol.transport import (
     BytesTransport,
@@ -61,8 +76,19 @@ from ppbfl.protocol.transport import (
 )
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES
 
-__all__ = ["CHUNK_BYTES", "METHOD", "GrpcTransport", "RunningServer", "serve"]
+#: gRPC's cipher list: TLS 1.3's suites (named for the reader; BoringSSL fixes them) and, for TLS
+#: <= 1.2, only a PSK suite no party configures, so older handshakes fail (see module docstring)
+TLS13_CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:PSK-AES128-CBC-SHA"
+#: whether this process's gRPC refuses TLS <= 1.2 at the handshake (False if grpc was imported first)
+TLS13_HANDSHAKES = "grpc" not in sys.modules or os.environ.get("GRPC_SSL_CIPHER_SUITES") == TLS13_CIPHER_SUITES
+os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_CIPHER_SUITES
 
+import grpc  # noqa: E402 - after the cipher list above, which grpc reads when imported
+
+__all__ = ["CHUNK_BYTES", "METHOD", "TLS13_CIPHER_SUITES", "TLS13_HANDSHAKES", "GrpcTransport", "RunningServer", "serve"]
+
+
+log = logging.getLogger(__name__)
 
 SERVICE = "ppbfl.Party"
 METHOD = f"/{SERVICE}/Call"
@@ -75,6 +101,7 @@ _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _TLS_FAILURE_MARKS = ("hostname verification", "certificate_verify_failed", "handshake failed", "ssl_error")
 _STATUS_OF = {
     "auth": grpc.StatusCode.PERMISSION_DENIED,
+    "busy": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "bad-request": grpc.StatusCode.INVALID_ARGUMENT,
     "handler": grpc.StatusCode.INTERNAL,
 }
@@ -111,8 +138,9 @@ def _gather(chunks: Iterable[bytes], max_size: int) -> bytes:
 class RunningServer:
     """A started gRPC server of one party: ``port``, ``address`` (``host:port``), ``stop(grace)``."""
 
-    def __init__(self, server: grpc.Server, party_id: str, host: str, port: int) -> None:
+    def __init__(self, server: grpc.Server, party_id: str, host: str, port: int, on_stop: Callable[[], None] = lambda: None) -> None:
         self._server = server
+        self._on_stop = on_stop
         self.party_id = party_id
         self.host = host
         self.port = port
@@ -125,6 +153,7 @@ class RunningServer:
     def stop(self, grace: float | None = None) -> None:
         """Stop serving; in-flight calls get ``grace`` seconds (None: cancelled at once). Blocks until done."""
         self._server.stop(grace).wait()
+        self._on_stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops or ``timeout`` passes; True if it stopped."""
@@ -137,21 +166,113 @@ class RunningServer:
         self.stop(None)
 
 
-def _client_identity(context: grpc.ServicerContext, fingerprints: Mapping[str, bytes] | None) -> str:
-    """The caller's party id from its verified certificate; RequestFailed("auth") if unusable."""
+def _client_identity(context: grpc.ServicerContext, registry: PeerRegistry | None) -> str:
+    """The caller's party id from its verified certificate and ``registry``; RequestFailed("auth") if unusable."""
     auth = context.auth_context()
+    if auth.get("ssl_tls_version") != [b"TLSv1.3"]:
+        version = b",".join(auth.get("ssl_tls_version", [b"unknown"])).decode("ascii", "replace")
+        raise RequestFailed("auth", "PeerAuthError", f"connection is {version}, only TLSv1.3 is accepted")
     names = auth.get("x509_common_name", [])
     if len(names) != 1:
         raise RequestFailed("auth", "PeerAuthError", "no client certificate common name")
-    peer = names[0].decode("utf-8", "replace")
-    if fingerprints is not None:
-        certs = auth.get("x509_pem_cert", [])
-        registered = fingerprints.get(peer)
-        if registered is None:
-            raise RequestFailed("auth", "PeerAuthError", f"party {peer!r} has no registered certificate")
-        if len(certs) != 1 or fingerprint(certs[0]) != registered:
-            raise RequestFailed("auth", "PeerAuthError", f"certificate of {peer!r} does not match its registered fingerprint")
-    return peer
+    named = names[0].decode("utf-8", "replace")
+    if registry is None:
+        return named
+    certs = auth.get("x509_pem_cert", [])
+    fp = fingerprint(certs[0]) if len(certs) == 1 else b""
+    identity = registry.identify(fp)
+    if identity is None:
+        log.warning("refused an unregistered certificate named %r (fingerprint %s)", named, fp.hex()[:16])
+        raise RequestFailed(
+            "auth", "PeerAuthError", f"certificate named {named!r} (fingerprint {fp.hex()[:16]}...) is not registered"
+        )
+    return identity.party
+
+
+class _PeerSlots:
+    """At most ``limit`` calls in progress per peer (one peer cannot hold every worker thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._busy: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, peer: str) -> Iterator[None]:
+        """Hold one of ``peer``'s slots; RequestFailed("busy") if it has ``limit`` calls in progress."""
+        with self._lock:
+            if self._busy.get(peer, 0) >= self.limit:
+                raise RequestFailed("busy", "ResourceExhausted", f"{peer} already has {self.limit} calls in progress")
+            self._busy[peer] = self._busy.get(peer, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy[peer] -= 1
+                if not self._busy[peer]:
+                    del self._busy[peer]
+
+
+class _Watchdog:
+    """One thread per server that cancels calls whose request has not arrived by its deadline
+    (a thread per call would cost ~0.1-0.4 ms each)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, Callable[[], object]] = {}
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._run, name="ppbfl-deadlines", daemon=True).start()
+
+    def watch(self, seconds: float, cancel: Callable[[], object]) -> int:
+        """Call ``cancel`` in ``seconds`` unless :meth:`done` is called first; returns the handle."""
+        with self._cond:
+            seq, when = next(self._seq), time.monotonic() + seconds
+            self._live[seq] = cancel
+            if not self._heap or when < self._heap[0][0]:  # the thread sleeps until the earliest one
+                self._cond.notify()
+            heapq.heappush(self._heap, (when, seq))
+            return seq
+
+    def done(self, seq: int) -> None:
+        """The watched request arrived (or failed): do not cancel it."""
+        with self._cond:
+            self._live.pop(seq, None)
+
+    def close(self) -> None:
+        """Stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                when, seq = self._heap[0]
+                left = when - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+                cancel = self._live.pop(seq, None)
+                if cancel is not None:
+                    cancel()
+
+
+def _gather_within(requests: Iterator[bytes], context: grpc.ServicerContext, max_size: int, deadline: float, watchdog: _Watchdog) -> bytes | None:
+    """The request's bytes, or None if they did not all arrive within ``deadline`` seconds (the
+    call is cancelled then) or the client went away."""
+    handle = watchdog.watch(deadline, context.cancel)
+    try:
+        return _gather(requests, max_size)
+    except grpc.RpcError:  # cancelled by the watchdog, or by the client
+        return None
+    finally:
+        watchdog.done(handle)
 
 
 def serve(
@@ -162,29 +283,45 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    client_fingerprints: Mapping[str, bytes] | None = None,
-    max_workers: int = 8,
+    registry: PeerRegistry | None = None,
+    max_workers: int = 16,
     max_size: int = MAX_MESSAGE_BYTES,
+    message_deadline: float = 60.0,
+    max_calls_per_peer: int = 2,
 ) -> RunningServer:
     """Serve ``handler`` as ``party_id`` with mutual TLS on ``host:port`` (0: any free port).
 
-    Clients must present a certificate from the CA ``ca_pem``; their common name is the sender
-    every request is checked against. ``client_fingerprints`` (party id -> 32-byte SHA-256), when
-    given, restricts callers to those certificates. Returns at once; the server runs on
+    Clients must present a certificate from the CA ``ca_pem`` whose fingerprint ``registry``
+    knows; the registered party id is the sender every request is checked against (see module
+    docstring; None: the certificate's common name, for tools and tests). A request must arrive
+    whole within ``message_deadline`` seconds of its first byte (else the call is cancelled), and
+    one peer has at most ``max_calls_per_peer`` calls in progress (more get
+    ``RESOURCE_EXHAUSTED``), so stalled streams of one peer hold at most that many of the
+    ``max_workers`` threads, for at most ``message_deadline`` each. Returns at once; the server runs on
     ``max_workers`` threads until :meth:`RunningServer.stop`.
     """
     check_party_id(party_id)
     if credentials.party_id != party_id:
         raise CredentialsError(f"credentials are for {credentials.party_id!r}, not {party_id!r}")
+    if not 0 < message_deadline < float("inf"):
+        raise ConfigError("message_deadline", f"must be a positive finite number of seconds, got {message_deadline!r}")
+    if isinstance(max_calls_per_peer, bool) or not isinstance(max_calls_per_peer, int) or not 1 <= max_calls_per_peer <= max_workers:
+        raise ConfigError("max_calls_per_peer", f"must be an int in [1, max_workers = {max_workers}], got {max_calls_per_peer!r}")
+    slots = _PeerSlots(max_calls_per_peer)
+    watchdog = _Watchdog()
 
     def call(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         try:
-            peer = _client_identity(context, client_fingerprints)
-            try:
-                data = _gather(requests, max_size)
-            except _TooLarge as big:
-                raise RequestFailed("bad-request", "MessageError", f"request exceeds {max_size} bytes ({big.size}+)") from None
-            reply = serve_request(handler, data, self_id=party_id, peer_id=peer, max_size=max_size)
+            peer = _client_identity(context, registry)
+            with slots.slot(peer):
+                try:
+                    data = _gather_within(requests, context, max_size, message_deadline, watchdog)
+                except _TooLarge as big:
+                    raise RequestFailed("bad-request", "MessageError", f"request exceeds {max_size} bytes ({big.size}+)") from None
+                if data is None:
+                    log.warning("%s: a call from %s did not arrive within %g s; cancelled", party_id, peer, message_deadline)
+                    return
+                reply = serve_request(handler, data, self_id=party_id, peer_id=peer, max_size=max_size)
         except RequestFailed as failed:
             context.set_trailing_metadata(((_ERROR_TYPE_KEY, failed.remote_type),))
             context.set_code(_STATUS_OF[failed.kind])
@@ -204,9 +341,10 @@ def serve(
     )
     bound = server.add_secure_port(f"{host}:{port}", server_creds)
     if bound == 0:
+        watchdog.close()
         raise ConfigError("port", f"cannot bind {host}:{port}")
     server.start()
-    return RunningServer(server, party_id, host, bound)
+    return RunningServer(server, party_id, host, bound, watchdog.close)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,6 +434,7 @@ class GrpcTransport(BytesTransport):
             return
         host, _, port = self._peers[party].rpartition(":")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.load_verify_locations(cadata=self._ca_pem.decode("ascii"))
         ctx.set_alpn_protocols(["h2"])
         with tempfile.TemporaryDirectory(prefix="ppbfl-tls-") as tmp:  # ssl loads keys from files only

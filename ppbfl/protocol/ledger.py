@@ -179,6 +179,27 @@ class ChainLedger:
             self.contract.close_commitments(round)
         return self.contract.challenge_seed(round)
 
+    def abort_round(self, round: int) -> None:
+        """Fail ``round`` on chain with the contract's ``abortRound`` (on a dev chain, mining to its
+        deadline first), so that the next round can open. Nothing to do if it is already closed or failed.
+
+        Raises:
+            RoundFailedError: the round is in a phase ``abortRound`` does not take (``Open``:
+                the commit phase never closed; ``Aggregated``: an aggregate was posted).
+        """
+        phase = self.contract.round_state(round).phase
+        if phase in (Phase.CLOSED, Phase.FAILED):
+            return
+        if phase not in (Phase.COMMITTED, Phase.VERIFIED):
+            raise RoundFailedError(round, f"abortRound does not take a round in phase {phase.name}")
+        try:
+            self.contract.abort_round(round)
+        except ChainRevertError as error:
+            if error.error != "DeadlineNotReached":
+                raise
+            self.chain.mine(max(1, int(error.args_by_name["deadline"]) - self.chain.block_number + 1))
+            self.contract.abort_round(round)
+
     def record_round(
         self, round: int, result: RoundResult, replies: dict[int, AggregateShare], aggregate_secret: np.ndarray, model_hash: bytes
     ) -> int:

@@ -91,6 +91,9 @@ class RoundLedger(Protocol):
     def close_commitments(self, round: int) -> bytes:
         """End the commit phase; return the 32-byte challenge seed fixed after it."""
 
+    def abort_round(self, round: int) -> None:
+        """Fail ``round`` on chain (it cannot complete), so that the next round can open."""
+
     def commitments(self, round: int, devices: Iterable[int] | None = None) -> dict[int, bytes]:
         """Device index -> the share commitment it posted for ``round``, over ``devices`` (default:
         every registered one); devices that posted none are absent."""
@@ -324,6 +327,9 @@ class Coordinator:
             NotEnoughEdgeNodesError: fewer than ``t`` edge nodes stayed online.
             RoundFailedError: the round is not open or not challenged, or reconstruction failed (more
                 liars than can be corrected).
+
+        Any failure after the commit phase closed aborts the round on chain (``ledger.abort_round``)
+        before the error propagates, so the next round can open.
         """
         if np.shape(reference) != (self.d,):
             raise FieldShapeError("reference", np.shape(reference), f"({self.d},)")
@@ -346,6 +352,22 @@ class Coordinator:
             timings[step] += now - clock
             clock = now
 
+        try:
+            return self._run_edge_tier(round, reference, trust, seed, pending, lap)
+        except Exception as error:  # the round cannot complete: fail it on chain so the next one opens
+            if self.ledger is not None:
+                try:
+                    self.ledger.abort_round(round)
+                except Exception as abort_error:  # reported with the round's own error
+                    error.add_note(f"aborting round {round} on chain failed too: {type(abort_error).__name__}: {abort_error}")
+            raise
+
+    def _run_edge_tier(
+        self, round: int, reference: np.ndarray, trust: dict[int, float] | None, seed: bytes, pending: _OpenRound,
+        lap: Callable[[str], None],
+    ) -> RoundResult:
+        """Everything of :meth:`finish_round` after the commit phase closed (``seed``: its challenge seed)."""
+        timings = pending.timings
         reports = self._call_nodes(self._alive(), lambda j: UploadsQuery(MAX_DEVICES), round, UploadsReport)
         lap("collect")
         on_chain: dict[int, bytes] | None = None

@@ -3,10 +3,11 @@
 ::
 
     python -m ppbfl.protocol.serve --handler ppbfl.protocol.testing:make_echo_handler \\
-        --party edge-1 --creds DIR --ca DIR/ca.crt --port 0 [--handler-arg '{"key": 1}']
+        --party edge-1 --creds DIR --ca DIR/ca.crt --port 0 [--handler-arg '{"key": 1}'] [--registry FILE]
 
 imports ``module:factory``, builds the handler with ``factory(**handler_arg)``, loads
-``DIR/<party>.crt`` and ``DIR/<party>.key``, serves, prints ``LISTENING 127.0.0.1:PORT`` as its first
+``DIR/<party>.crt`` and ``DIR/<party>.key`` and the credential manifest (``--registry``, default
+``DIR/registry.json``: only the parties registered there may call, under their registered ids), serves, prints ``LISTENING 127.0.0.1:PORT`` as its first
 stdout line, and exits with status 0 on SIGTERM or SIGINT (in-flight calls get one second). With
 ``PPBFL_EXIT_ON_STDIN_EOF=1`` (set by :func:`ppbfl.protocol.process.spawn_server`) it also exits
 when its stdin closes, so it never outlives its parent.
@@ -21,12 +22,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from ppbfl.protocol.grpc_transport import serve
 from ppbfl.protocol.process import EXIT_ON_STDIN_EOF
+from ppbfl.protocol.registry import MANIFEST, FileRegistry, PeerRegistry
 from ppbfl.protocol.tls import PartyCredentials, load_credentials, read_ca_cert
 from ppbfl.protocol.transport import Handler
 
@@ -51,20 +53,21 @@ def run_server(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    client_fingerprints: Mapping[str, bytes] | None = None,
+    registry: PeerRegistry | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Serve until SIGTERM / SIGINT (or stdin EOF, see module docstring); return the exit status 0.
 
     Prints ``LISTENING host:port`` to ``out`` (default stdout) once the port is bound. Must run in
-    the main thread (it installs signal handlers).
+    the main thread (it installs signal handlers). ``registry``: who may call (see
+    :func:`ppbfl.protocol.grpc_transport.serve`).
     """
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if os.environ.get(EXIT_ON_STDIN_EOF) == "1":
         threading.Thread(target=_watch_stdin, args=(stop,), name="stdin-watch", daemon=True).start()
-    server = serve(handler, party_id, credentials, ca_pem, host, port, client_fingerprints=client_fingerprints)
+    server = serve(handler, party_id, credentials, ca_pem, host, port, registry=registry)
     print(f"LISTENING {host}:{server.port}", file=out or sys.stdout, flush=True)
     while not stop.wait(0.5):
         pass
@@ -89,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ca", required=True, type=Path, help="consortium CA certificate (PEM)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--registry", type=Path, default=None, help="credential manifest (default: CREDS/registry.json)")
     parser.add_argument("--handler-arg", default="{}", help="JSON object of keyword arguments for the factory")
     args = parser.parse_args(argv)
     kwargs = json.loads(args.handler_arg)
@@ -96,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--handler-arg must be a JSON object")
     handler = load_factory(args.handler)(**kwargs)
     creds = load_credentials(args.creds, args.party)
-    return run_server(handler, args.party, creds, read_ca_cert(args.ca), host=args.host, port=args.port)
+    registry = FileRegistry(args.registry or args.creds / MANIFEST)
+    return run_server(handler, args.party, creds, read_ca_cert(args.ca), host=args.host, port=args.port, registry=registry)
 
 
 if __name__ == "__main__":

@@ -78,11 +78,13 @@ class Transport(Protocol):
 class RequestFailed(Exception):
     """Internal to transports: why :func:`serve_request` could not produce a reply.
 
-    ``kind``: ``"auth"`` (the request claims a sender other than the authenticated one),
-    ``"bad-request"`` (malformed request), ``"handler"`` (the handler raised or returned a bad reply).
+    ``kind``: ``"auth"`` (the request claims a sender other than the authenticated one, or the
+    handler raised :class:`PeerAuthError`: the sender may not make this request),
+    ``"bad-request"`` (malformed request), ``"handler"`` (the handler raised or returned a bad reply),
+    ``"busy"`` (the caller has too many calls in progress at this server).
     """
 
-    kind: Literal["auth", "bad-request", "handler"]
+    kind: Literal["auth", "bad-request", "handler", "busy"]
     remote_type: str
     message: str
 
@@ -104,6 +106,8 @@ def serve_request(handler: Handler, data: bytes, *, self_id: str, peer_id: str, 
         raise RequestFailed("auth" if exc.field == "sender" else "bad-request", "MessageError", str(exc)) from None
     try:
         reply = handler.handle(env)
+    except PeerAuthError as exc:  # the handler refuses this caller's identity for this request
+        raise RequestFailed("auth", "PeerAuthError", str(exc)) from None
     except Exception as exc:  # any handler failure is reported to the caller; the server keeps serving
         if not isinstance(exc, ProtocolError):
             log.warning("handler of %s failed on %s from %s", self_id, type(env.message).__name__, peer_id, exc_info=True)
