@@ -27,6 +27,7 @@ from conftest import QUICK, field_vector, size_id
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import spawn_server
 from ppbfl.protocol.testing import EchoHandler, EchoReply, EchoRequest
+from ppbfl.protocol.registry import MANIFEST, write_manifest
 from ppbfl.protocol.tls import issue, make_ca, save_ca, save_credentials
 from ppbfl.protocol.transport import InProcessTransport
 from ppbfl.protocol.wire import decode, encode
@@ -50,6 +51,7 @@ def grpc_client(tmp_path_factory):
     creds = {pid: issue(ca, pid) for pid in ("edge-1", "device-1")}
     for c in creds.values():
         save_credentials(c, directory)
+    write_manifest(directory / MANIFEST, {pid: c.fingerprint for pid, c in creds.items()})  # the server's registry
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     args = [
         sys.executable, "-m", "ppbfl.protocol.serve", "--handler", "ppbfl.protocol.testing:make_echo_handler",
