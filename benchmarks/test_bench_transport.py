@@ -26,8 +26,8 @@ from conftest import QUICK, field_vector, size_id
 
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import spawn_server
-from ppbfl.protocol.testing import EchoHandler, EchoReply, EchoRequest
 from ppbfl.protocol.registry import MANIFEST, write_manifest
+from ppbfl.protocol.testing import EchoHandler, EchoReply, EchoRequest
 from ppbfl.protocol.tls import issue, make_ca, save_ca, save_credentials
 from ppbfl.protocol.transport import InProcessTransport
 from ppbfl.protocol.wire import decode, encode
