@@ -38,14 +38,18 @@ def test_an_upload_for_a_later_round_leaves_the_open_round_intact_at_every_node(
         coordinator = Coordinator(T, N, D, deployment.coordinator)
         coordinator.setup()
         announcement = coordinator.open_round(1)
-        for i in range(M):
-            Device(i, T, N, coordinator.codec, transport=deployment.device_transport(i)).submit(announcement, updates[i])
+        devices = [Device(i, T, N, coordinator.codec, transport=deployment.device_transport(i)) for i in range(M)]
+        for i, device in enumerate(devices):
+            device.submit(announcement, updates[i])
         attacker = Device(M, T, N, coordinator.codec, transport=deployment.device_transport(M))
         for later in (3, 4, 1 << 40):
             refused = attacker.submit(dataclasses.replace(announcement, round=later), updates[0]).refused
             assert sorted(refused) == [1, 2, 3] and all("OutOfPhaseError" in why and "round" in why for why in refused.values())
         for node in deployment.nodes.values():
             assert sorted(node.rounds) == [1] and sorted(node.rounds[1].uploads) == list(range(M))
+        challenge = coordinator.challenge(1)
+        for device in devices:
+            device.prove(challenge)
         result = coordinator.finish_round(1, reference)
         assert result.devices == list(range(M)) and not result.missing and result.accepted == list(range(M))
         coordinator.close()
