@@ -3,18 +3,16 @@ forgetting, quarantine and the way back; evidence from a round record; config er
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppbfl.defense.decision import REASON_CODES, DeviceDecision
+from ppbfl.defense.decision import REASON_CODES
 from ppbfl.errors import ConfigError
-from ppbfl.protocol.round import RoundResult
-from ppbfl.protocol.verification import RoundDecision
 from ppbfl.trust import DeviceTrust, Evidence, TrustConfig, initial_state, load_trust_config, replay, update
 from ppbfl.trust.evidence import round_evidence
 from ppbfl.trust.reputation import evidence_weights, trust_q15
+from tests.trust_helpers import round_result
 
 CONFIG = TrustConfig()
 CODES = sorted(REASON_CODES.values())
@@ -149,15 +147,8 @@ def test_replay_is_a_pure_function_of_the_records(rounds: list[dict[int, Evidenc
         assert abs(state.trust / 2**15 - float_reference(history[start:], CONFIG)) < 2**-9
 
 
-def _result(reasons: dict[int, str], missing: dict[int, str]) -> RoundResult:
-    decisions = [DeviceDecision(0.5, 1, 1.0 if r == "accepted" else 0.0, 1.0, r) for r in reasons.values()]
-    m = len(decisions)
-    decision = RoundDecision(np.zeros(m, np.uint64), np.zeros(m, np.uint64), decisions, np.zeros(m, np.uint64), 1.0, (), {})
-    return RoundResult(1, list(reasons), np.zeros(2), decision, "honest-majority", (1, 2, 3), {}, (), missing)
-
-
 def test_round_evidence_maps_every_reason_and_the_extra_inputs() -> None:
-    result = _result(
+    result = round_result(1,
         {0: "accepted", 1: "out-of-range shares: violates Cauchy-Schwarz", 2: "inconsistent shares", 3: "commitment mismatch", 4: "cosine <= tau"},
         {5: "missing upload: no commitment on chain"},
     )
@@ -169,9 +160,9 @@ def test_round_evidence_maps_every_reason_and_the_extra_inputs() -> None:
 
 def test_round_evidence_refuses_unknown_reasons_and_negative_flags() -> None:
     with pytest.raises(ConfigError, match="device 0"):
-        round_evidence(_result({0: "made up"}, {}))
+        round_evidence(round_result(1, {0: "made up"}, {}))
     with pytest.raises(ConfigError, match="ids_flags"):
-        round_evidence(_result({0: "accepted"}, {}), ids_flags={0: -1})
+        round_evidence(round_result(1, {0: "accepted"}, {}), ids_flags={0: -1})
 
 
 @pytest.mark.parametrize(("values", "key"), [
