@@ -103,7 +103,7 @@ contract PPBFLRounds {
     event AuditFailed(uint64 indexed round, uint256 coordinate, uint8 offender);
     event TrustSet(uint64 indexed round, uint256[] slots, uint256[] words);
     event Anchored(uint64 indexed round, bytes32 root);
-    event PowRangeSet(uint8 minBits, uint8 maxBits);
+    event PowRangeSet(uint8 minBits, uint8 maxBits, uint16 fullTrust);
     event TrustCommitted(uint64 indexed round, bytes32 root, uint256[] slots, uint256[] words);
     event LiarReported(uint64 indexed round, uint8 indexed edgeIndex);
     event RoundClosed(uint64 indexed round);
@@ -121,10 +121,12 @@ contract PPBFLRounds {
 
     uint64 public latestRound;
     uint8 public edgeCount;
-    /// PoW difficulty from trust (both 0: each device's registered powBits): a device of trust
-    /// T (Q1.15) must meet powMaxBits - floor((powMaxBits - powMinBits) * T / 2^15) bits.
+    /// PoW difficulty from trust (powMaxBits = 0: each device's registered powBits): a device of
+    /// trust T (Q1.15) must meet powMaxBits - floor((powMaxBits - powMinBits) * min(T, F) / F) bits,
+    /// F = powFullTrust (Q1.15, > 0): the trust from which a device gets the lightest stamp.
     uint8 public powMinBits;
     uint8 public powMaxBits;
+    uint16 public powFullTrust;
     mapping(uint256 => EdgeNode) internal edgeNodes;
     mapping(address => uint8) public edgeIndexOf;
     mapping(address => uint256) internal deviceInfo; // (id + 1) | powBits << 32
@@ -212,13 +214,16 @@ contract PPBFLRounds {
     }
 
     /// @notice Derive every device's PoW difficulty from its stored trust: powMaxBits at trust 0
-    /// down to powMinBits at trust 1 (maxBits = 0 switches back to the registered powBits).
-    function setPowRange(uint8 minBits, uint8 maxBits) external onlyAdmin {
+    /// down to powMinBits at trust >= fullTrust (Q1.15), linear between (maxBits = 0 switches
+    /// back to the registered powBits).
+    function setPowRange(uint8 minBits, uint8 maxBits, uint16 fullTrust) external onlyAdmin {
         if (maxBits > 64) revert BadPowBits(maxBits);
         if (minBits > maxBits) revert BadPowBits(minBits);
+        if (fullTrust == 0 || fullTrust > TRUST_ONE) revert BadTrust(0, fullTrust);
         powMinBits = minBits;
         powMaxBits = maxBits;
-        emit PowRangeSet(minBits, maxBits);
+        powFullTrust = fullTrust;
+        emit PowRangeSet(minBits, maxBits, fullTrust);
     }
 
     function _powBits(uint256 info) internal view returns (uint256) {
@@ -226,7 +231,9 @@ contract PPBFLRounds {
         if (maxBits == 0) return info >> 32;
         uint256 id = (info & 0xffffffff) - 1;
         uint256 trust = (trustWords[id / TRUST_LANES] >> (16 * (id % TRUST_LANES))) & 0xffff;
-        return maxBits - ((maxBits - powMinBits) * trust) / TRUST_ONE;
+        uint256 full = powFullTrust;
+        if (trust > full) trust = full;
+        return maxBits - ((maxBits - powMinBits) * trust) / full;
     }
 
     /// @notice Change a registered device's PoW difficulty (set from its trust by the admin).

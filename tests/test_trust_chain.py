@@ -34,16 +34,17 @@ def rounds():
     deployment = InProcessDeployment(T, N, D)
     with open_ledger("embedded", T, N, devices=M) as ledger:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
-        federation = Federation(deployment, coordinator, range(M), ledger=ledger, factories={INCONSISTENT: InconsistentDevice})
         keeper = TrustKeeper(range(M), CONFIG, ledger=ledger)
+        federation = Federation(
+            deployment, coordinator, range(M), ledger=ledger, factories={INCONSISTENT: InconsistentDevice}, trust=keeper,
+        )
         outcomes, results = [], []
         for r in (1, 2):
             updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=r)
             if r == 2:
                 del updates[5]
-            result = federation.run_round(r, updates, reference, trust=keeper.round_trust())
-            results.append(result)
-            outcomes.append(keeper.after_round(result))
+            results.append(federation.run_round(r, updates, reference))  # weighted with, and reported to, the keeper
+            outcomes.append(keeper.last)
         yield ledger, federation, keeper, outcomes, results
         federation.close()
         deployment.close()
@@ -89,7 +90,7 @@ def test_an_edited_database_row_fails_against_the_chain(rounds) -> None:
 
 def test_the_contract_derives_each_devices_difficulty_from_its_trust(rounds) -> None:
     ledger, _, keeper, outcomes, _ = rounds
-    assert ledger.contract.pow_range() == (4, 12)
+    assert ledger.contract.pow_range() == (4, 12, round(0.9 * 2**15))
     for x in outcomes[-1].records:
         _, _, bits = ledger.contract.device(ledger.device_accounts[x.device])
         assert bits == x.pow_bits == pow_bits_for(keeper.states[x.device].weight_trust, CONFIG)
@@ -120,6 +121,8 @@ def test_only_the_coordinator_commits_trust_once_after_the_round_and_only_the_ad
         (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15]), "AlreadyDone"),
         (lambda: contract.commit_trust(3, b"\x01" * 32, [0], [2**15]), "WrongPhase"),  # round 3 is still open
         (lambda: contract.set_pow_range(0, 8, sender=device), "NotAdmin"),
+        (lambda: contract.set_pow_range(0, 8, 0), "BadTrust"),
+        (lambda: contract.set_pow_range(0, 8, 2**15 + 1), "BadTrust"),
         (lambda: contract.set_pow_range(9, 8), "BadPowBits"),
         (lambda: contract.set_pow_range(0, 65), "BadPowBits"),
     ]:

@@ -178,3 +178,25 @@ def test_bad_config_is_a_config_error_naming_the_key(values: dict, key: str) -> 
 def test_evidence_refuses_unknown_codes() -> None:
     with pytest.raises(ConfigError, match=r"evidence\.reason"):
         Evidence(99)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**15), st.integers(0, 2**15), st.integers(0, 64), st.integers(0, 64), st.integers(1, 2**15))
+def test_pow_bits_fall_with_trust_between_the_configured_ends(a: int, b: int, low: int, high: int, full: int) -> None:
+    from ppbfl.trust.pow import pow_bits_for
+
+    config = TrustConfig(pow_min_bits=min(low, high), pow_max_bits=max(low, high), pow_full_trust=full / 2**15)
+    lo, hi = sorted((a, b))
+    assert config.pow_min_bits <= pow_bits_for(hi, config) <= pow_bits_for(lo, config) <= config.pow_max_bits
+    assert pow_bits_for(0, config) == config.pow_max_bits
+    assert pow_bits_for(full, config) == pow_bits_for(2**15, config) == config.pow_min_bits
+    # plain-float reference: max - floor((max - min) * min(T, F) / F)
+    expected = config.pow_max_bits - int((config.pow_max_bits - config.pow_min_bits) * min(lo, full) / full + 1e-9)
+    assert pow_bits_for(lo, config) == expected
+
+
+def test_pow_bits_refuse_out_of_range_trust() -> None:
+    from ppbfl.trust.pow import pow_bits_for
+
+    with pytest.raises(ConfigError, match="trust"):
+        pow_bits_for(2**15 + 1, CONFIG)

@@ -539,13 +539,15 @@ class RoundsContract:
         )
         return int(receipt["gasUsed"])
 
-    def set_pow_range(self, min_bits: int, max_bits: int, *, sender: str | None = None) -> None:
-        """Derive PoW difficulty from trust: ``max_bits`` at trust 0 to ``min_bits`` at trust 1 (``max_bits = 0``: off)."""
-        self._send("setPowRange", [_uint("min_bits", min_bits, 8), _uint("max_bits", max_bits, 8)], sender or self.admin)
+    def set_pow_range(self, min_bits: int, max_bits: int, full_trust: int = TRUST_ONE, *, sender: str | None = None) -> None:
+        """Derive PoW difficulty from trust: ``max_bits`` at trust 0 to ``min_bits`` at Q1.15 trust
+        ``>= full_trust`` (in ``[1, 2^15]``), linear between (``max_bits = 0``: off)."""
+        args = [_uint("min_bits", min_bits, 8), _uint("max_bits", max_bits, 8), _uint("full_trust", full_trust, 16)]
+        self._send("setPowRange", args, sender or self.admin)
 
-    def pow_range(self) -> tuple[int, int]:
-        """``(min_bits, max_bits)`` of the trust-derived PoW difficulty (``(0, 0)``: off)."""
-        return int(self._view("powMinBits")), int(self._view("powMaxBits"))
+    def pow_range(self) -> tuple[int, int, int]:
+        """``(min_bits, max_bits, full_trust)`` of the trust-derived PoW difficulty (``max_bits = 0``: off)."""
+        return int(self._view("powMinBits")), int(self._view("powMaxBits")), int(self._view("powFullTrust"))
 
     def report_liar(self, round_: int, edge_index: int, *, sender: str | None = None) -> None:
         """Record edge node ``edge_index`` as named by robust reconstruction in ``round_``."""

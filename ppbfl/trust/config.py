@@ -43,6 +43,7 @@ class TrustConfig(BaseModel):
     release_at: float = Field(default=0.5, ge=0.0, le=1.0, description="leave quarantine when trust >= this")
     pow_min_bits: int = Field(default=8, ge=0, le=64, description="PoW bits at trust 1")
     pow_max_bits: int = Field(default=22, ge=0, le=64, description="PoW bits at trust 0 (and in quarantine)")
+    pow_full_trust: float = Field(default=0.9, ge=2**-15, le=1.0, description="trust from which the PoW is pow_min_bits")
 
     @model_validator(mode="after")
     def _ordered(self) -> TrustConfig:
@@ -51,6 +52,11 @@ class TrustConfig(BaseModel):
         if self.pow_max_bits < self.pow_min_bits:
             raise ValueError(f"pow_max_bits = {self.pow_max_bits} must be >= pow_min_bits = {self.pow_min_bits}")
         return self
+
+    @staticmethod
+    def q15(value: float) -> int:
+        """``value`` in Q1.15 (the contract's trust unit)."""
+        return round(value * (1 << 15))
 
     @staticmethod
     def q(value: float) -> int:

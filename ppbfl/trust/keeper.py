@@ -64,12 +64,18 @@ class TrustKeeper:
         start = initial_state(self.config)
         stored = self.store.latest_states()
         self.states: dict[int, DeviceTrust] = {i: stored.get(i, start) for i in sorted(devices)}
+        self.last: RoundTrust | None = None
+        """What the latest :meth:`after_round` did."""
         if ledger is not None:
-            ledger.contract.set_pow_range(self.config.pow_min_bits, self.config.pow_max_bits)
+            ledger.contract.set_pow_range(self.config.pow_min_bits, self.config.pow_max_bits, self.config.q15(self.config.pow_full_trust))
 
     def round_trust(self) -> dict[int, float]:
         """Device -> the trust the next round weights it with (Q1.15 as a float; 0 in quarantine)."""
         return {i: s.weight_trust / TRUST_ONE for i, s in self.states.items()}
+
+    def reputation(self) -> dict[int, float]:
+        """Device -> its reputation now (float in [0, 1]; quarantined devices keep theirs)."""
+        return {i: s.trust / TRUST_ONE for i, s in self.states.items()}
 
     @property
     def quarantined(self) -> tuple[int, ...]:
@@ -110,4 +116,5 @@ class TrustKeeper:
         if self.ledger is not None:
             ids = [self.ledger.device_ids[x.device] for x in records]
             gas = self.ledger.contract.commit_trust(result.round, root, ids, [x.after.weight_trust for x in records])
-        return RoundTrust(result.round, root, tuple(records), self.quarantined, gas)
+        self.last = RoundTrust(result.round, root, tuple(records), self.quarantined, gas)
+        return self.last
