@@ -30,6 +30,7 @@ from ppbfl.protocol.deployment import Deployment, InProcessDeployment
 from ppbfl.protocol.device import Device, Submission
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
+from ppbfl.trust.keeper import TrustKeeper
 
 __all__ = ["DeviceFactory", "Federation", "SecureCosineFilter"]
 
@@ -60,11 +61,14 @@ class Federation:
             release the GIL) and 1 below (measured at 100 devices: d = 1e5, 1.10 s with 4 workers
             vs 1.28 s with 1; d = 1e3, 0.34 s with 1 vs 0.45-0.55 s with 4).
         owns_deployment: :meth:`close` also closes ``deployment``.
+        trust: a :class:`~ppbfl.trust.keeper.TrustKeeper`: every round is then weighted with its
+            trust (unless ``run_round`` is given one) and reported to it afterwards (update, store, anchor).
     """
 
     def __init__(
         self, deployment: Deployment, coordinator: Coordinator, devices: range | list[int], *, ledger: ChainLedger | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, owns_deployment: bool = False,
+        trust: TrustKeeper | None = None,
     ) -> None:
         if workers is None:
             workers = 8 if deployment.networked else (4 if coordinator.d >= PARALLEL_DEVICES_FROM else 1)
@@ -72,6 +76,7 @@ class Federation:
             raise ConfigError("workers", f"{workers}: expected >= 1")
         self.deployment, self.coordinator, self.ledger = deployment, coordinator, ledger
         self.owns_deployment = owns_deployment
+        self.trust = trust
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec
         factories = dict(factories or {})
         self.devices: dict[int, Device] = {
@@ -105,7 +110,7 @@ class Federation:
         Returns the coordinator's :class:`RoundResult`, whose ``missing`` also names the devices
         that had no update or failed before uploading, and whose ``timings`` add ``devices`` (wall
         seconds of the devices' phase) and ``share`` / ``commit`` / ``upload`` (device-seconds,
-        summed over devices).
+        summed over devices), and ``trust`` (the trust keeper's step) with a keeper.
 
         Raises:
             NotEnoughEdgeNodesError, RoundFailedError: as :meth:`Coordinator.finish_round`.
@@ -128,6 +133,8 @@ class Federation:
             except PPBFLError as error:
                 failed[i] = f"missing upload: {type(error).__name__}: {error}"
         devices_wall = time.perf_counter() - tick
+        if trust is None and self.trust is not None:
+            trust = self.trust.round_trust()
         result = self.coordinator.finish_round(round, reference, trust=dict(trust) if trust is not None else None)
         for i, why in failed.items():
             result.missing.setdefault(i, why)
@@ -135,6 +142,10 @@ class Federation:
         result.timings = {
             "devices": devices_wall, **{s: sum(x.timings.get(s, 0.0) for x in submissions.values()) for s in steps}, **result.timings,
         }
+        if self.trust is not None:
+            tick = time.perf_counter()
+            self.trust.after_round(result)
+            result.timings["trust"] = time.perf_counter() - tick
         return result
 
     def close(self) -> None:
