@@ -176,9 +176,9 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         coordinator = Coordinator(config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0)
         coordinator.setup()
         # the devices: clients with their own transport and chain account, driven by the simulation
-        federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger))
         keeper = _trust_keeper(out, config.devices, ledger)
         stack.callback(keeper.store.close)
+        federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger, trust=keeper))
         log(f"set up in {time.perf_counter() - started:.1f}s: edge nodes ready {coordinator.online}, contract {ledger.address}")
         header = f"{'round':>5} {'secure':>7} {'FedAvg':>7} {'accepted':>8} {'rejected (malicious)':>21} {'mode':>15} {'liars':>6} {'gas':>9} {'time':>6} {'trust h/m':>9} {'quarantined':>11}"
         log(header)
@@ -196,9 +196,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             trained = time.perf_counter() - tick
             result: RoundResult = federation.run_round(
                 rnd, {i: updates[i] for i in range(config.devices)}, reference, model_hash=ledger.model_hash(secure_params),
-                trust=keeper.round_trust(),
             )
-            trusted = keeper.after_round(result)
             secure_params = (secure_params + result.aggregate).astype(np.float32)
             plain = train_round(model, fedavg_params, data, parts, malicious, attack, settings, config.seed, rnd, generator)
             fedavg_step, _ = FedAvg().aggregate(plain, AggregationContext(weights=np.ones(config.devices)))
@@ -211,7 +209,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 sum(1 for i in rejected if i in malicious), sum(1 for i in rejected if i not in malicious),
                 result.mode, list(result.online), sorted(result.dropped), list(result.liars), int(result.gas),
                 time.perf_counter() - tick, {"train": trained, **result.timings},
-                {x.device: x.after.trust / 2**15 for x in trusted.records}, list(trusted.quarantined),
+                keeper.reputation(), list(keeper.quarantined),
             )
             honest_trust = np.mean([t for i, t in (row.trust or {}).items() if i not in malicious])
             malicious_trust = np.mean([t for i, t in (row.trust or {}).items() if i in malicious]) if malicious else float("nan")
@@ -220,7 +218,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 f"{rnd:>5} {secure_acc:>7.3f} {fedavg_acc:>7.3f} {len(row.accepted):>8} "
                 f"{f'{len(rejected)} ({row.malicious_rejected}/{len(malicious)})':>21} {row.mode:>15} "
                 f"{row.named_liars or '-'!s:>6} {row.gas:>9} {row.seconds:>5.2f}s "
-                f"{f'{honest_trust:.2f}/{malicious_trust:.2f}':>9} {len(trusted.quarantined):>11}"
+                f"{f'{honest_trust:.2f}/{malicious_trust:.2f}':>9} {len(keeper.quarantined):>11}"
             )
     _write(out, config, rows, list(malicious))
     last = rows[-1]
