@@ -200,3 +200,14 @@ def test_pow_bits_refuse_out_of_range_trust() -> None:
 
     with pytest.raises(ConfigError, match="trust"):
         pow_bits_for(2**15 + 1, CONFIG)
+
+
+def test_on_off_attacker_is_held_near_one_half_while_honest_devices_approach_eleven_twelfths() -> None:
+    """An on-off device (honest every other round) is not quarantined with the defaults, but its
+    weight stays about half an honest device's: steady r = s = 1 / (1 - lambda^2) in alternation."""
+    on_off, honest = initial_state(CONFIG), initial_state(CONFIG)
+    for k in range(100):
+        on_off = update(on_off, ACCEPTED if k % 2 else COSINE, CONFIG)
+        honest = update(honest, ACCEPTED, CONFIG)
+    assert 0.45 < on_off.trust / 2**15 < 0.6 and not on_off.quarantined
+    assert honest.trust / 2**15 > 0.9
