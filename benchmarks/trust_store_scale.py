@@ -14,7 +14,7 @@ import time
 
 from ppbfl.trust import TrustConfig
 from ppbfl.trust.keeper import TrustKeeper
-from ppbfl.trust.store import TrustStore
+from ppbfl.trust.store import TrustStore, safe_url
 from tests.trust_helpers import round_result
 
 REASONS = ("accepted", "accepted", "accepted", "cosine <= tau", "out-of-range shares: x", "accepted", "inconsistent shares")
@@ -58,7 +58,7 @@ def main() -> None:
             tick = time.perf_counter()
             assert proof.verify(root)
             verifies.append(time.perf_counter() - tick)
-    print(f"{m} devices x {args.rounds} rounds on {TrustStore._safe(args.url)}: keeper step mean {statistics.mean(steps):.2f} s/round, "
+    print(f"{m} devices x {args.rounds} rounds on {safe_url(args.url)}: keeper step mean {statistics.mean(steps):.2f} s/round, "
           f"store insert mean {statistics.mean(inserts):.2f} s/round ({m * args.rounds / sum(inserts):,.0f} records/s); "
           f"prove mean {1e3 * statistics.mean(proofs):.0f} ms, verify mean {1e3 * statistics.mean(verifies):.2f} ms")
 

@@ -47,3 +47,8 @@ def test_unknown_device_or_round_is_exit_2_with_a_message(tmp_path, capsys) -> N
     assert "no records of device 7" in capsys.readouterr().err
     assert main(["trust", "prove", "0", "9", "--store", url]) == 2
     assert "TrustStoreError: no record of device 0 in round 9" in capsys.readouterr().err
+
+
+def test_verify_with_a_missing_proof_file_is_exit_2(tmp_path, capsys) -> None:
+    assert main(["trust", "verify", str(tmp_path / "none.json"), "--chain", "http://127.0.0.1:1", "--contract", "0x" + "00" * 20]) == 2
+    assert "FileNotFoundError" in capsys.readouterr().err

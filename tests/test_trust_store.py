@@ -156,3 +156,5 @@ def test_an_unreachable_database_is_a_store_error_without_the_password() -> None
     with pytest.raises(TrustStoreError) as caught:
         TrustStore("postgresql+psycopg://user:secret@127.0.0.1:1/none?connect_timeout=2")
     assert "secret" not in str(caught.value)
+    with pytest.raises(TrustStoreError, match="unparsable"):
+        TrustStore("not a database url")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 
@@ -30,7 +30,9 @@ from ppbfl.protocol.deployment import Deployment, InProcessDeployment
 from ppbfl.protocol.device import Device, Submission
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
-from ppbfl.trust.keeper import TrustKeeper
+
+if TYPE_CHECKING:
+    from ppbfl.trust.keeper import TrustKeeper
 
 __all__ = ["DeviceFactory", "Federation", "SecureCosineFilter"]
 

@@ -14,13 +14,13 @@ _STORE_HELP = "trust store database URL (SQLAlchemy; default sqlite:///ppbfl-tru
 def _show(args: argparse.Namespace) -> int:
     from ppbfl.defense.decision import REASON_CODES
     from ppbfl.trust.reputation import TRUST_ONE
-    from ppbfl.trust.store import TrustStore
+    from ppbfl.trust.store import TrustStore, safe_url
 
     names = {code: name for name, code in REASON_CODES.items()}
     with TrustStore(args.store) as store:
         history = store.history(args.device)
     if not history:
-        print(f"ppbfl trust: no records of device {args.device} in {TrustStore._safe(args.store)}", file=sys.stderr)
+        print(f"ppbfl trust: no records of device {args.device} in {safe_url(args.store)}", file=sys.stderr)
         return 2
     print(f"# device {args.device}: {len(history)} rounds")
     print(f"{'round':>5}  {'evidence':<26} {'cosine':>7} {'weight':>7} {'trust before':>12} {'trust after':>11} {'quarantined':>11} {'pow bits':>8}")
@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         result: int = args.trust_run(args)
-    except PPBFLError as exc:
+    except (PPBFLError, OSError) as exc:  # OSError: an unreadable proof file
         print(f"ppbfl trust: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     return result

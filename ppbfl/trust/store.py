@@ -23,7 +23,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, insert, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from ppbfl.chain.merkle import leaf_proof, root_of_leaves
 from ppbfl.errors import PPBFLError
@@ -32,10 +33,18 @@ from ppbfl.trust.proof import TrustProof
 from ppbfl.trust.record import TrustRecord, record_leaves
 from ppbfl.trust.reputation import DeviceTrust, Evidence
 
-__all__ = ["HEAD_REVISION", "TrustStore", "TrustStoreError"]
+__all__ = ["HEAD_REVISION", "TrustStore", "TrustStoreError", "safe_url"]
 
 HEAD_REVISION = "0001"
 """The alembic revision this code writes."""
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked (for messages)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URL>"
 
 
 class TrustStoreError(PPBFLError):
@@ -83,13 +92,7 @@ class TrustStore:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except SQLAlchemyError as error:
-            raise TrustStoreError(f"trust store {self._safe(url)}: {type(error).__name__}: {error}") from error
-
-    @staticmethod
-    def _safe(url: str) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
+            raise TrustStoreError(f"trust store {safe_url(url)}: {type(error).__name__}: {error}") from error
 
     def close(self) -> None:
         """Release the database connections."""
