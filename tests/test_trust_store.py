@@ -108,7 +108,10 @@ def test_every_record_proves_and_an_edited_row_does_not(store: TrustStore) -> No
     with store.engine.begin() as connection:  # the operator "improves" device 3's record
         connection.execute(text("UPDATE trust_records SET trust_after = 30000, negative_after = 0 WHERE round = 2 AND device = 3"))
     assert not store.prove(3, 2).verify(anchored)
-    assert store.prove(1, 2).verify(anchored) is False  # siblings changed too: nothing in that round proves any more
+    assert store.prove(1, 2).verify(anchored)  # untouched records still prove (paths come from the stored leaves)
+    with store.engine.begin() as connection:  # ... and editing the stored leaf as well does not help
+        connection.execute(text("UPDATE trust_records SET leaf = :l WHERE round = 2 AND device = 3"), {"l": store.prove(3, 2).record.leaf})
+    assert not store.prove(3, 2).verify(anchored)
 
 
 def test_forged_proofs_fail(store: TrustStore) -> None:
@@ -158,3 +161,33 @@ def test_an_unreachable_database_is_a_store_error_without_the_password() -> None
     assert "secret" not in str(caught.value)
     with pytest.raises(TrustStoreError, match="unparsable"):
         TrustStore("not a database url")
+
+
+def test_a_database_at_revision_0001_is_upgraded_and_its_rows_get_their_leaves(tmp_path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from ppbfl.trust.schema import records as records_table
+    from ppbfl.trust.store import _migrations, _row
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with TrustStore() as scratch:  # records and roots as the current code makes them
+        _fill(scratch, rounds=2)
+        expected = {r: (scratch.root(r), scratch.records(r)) for r in (1, 2)}
+    engine = create_engine(url)
+    with engine.begin() as connection:  # an old store: schema 0001, rows without leaves
+        config = _migrations()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        old_columns = [c for c in records_table.c if c.name != "leaf"]
+        for r, (root, recs) in expected.items():
+            connection.execute(text("INSERT INTO trust_rounds VALUES (:r, :root, :n)"), {"r": r, "root": root, "n": len(recs)})
+            connection.execute(text(
+                f"INSERT INTO trust_records ({', '.join(c.name for c in old_columns)}) VALUES ({', '.join(':' + c.name for c in old_columns)})"
+            ), [_row(x) for x in recs])
+    engine.dispose()
+    with TrustStore(url) as upgraded:
+        assert upgraded.revision() == HEAD_REVISION == "0002"
+        for r, (root, recs) in expected.items():
+            assert upgraded.records(r) == recs
+            assert all(upgraded.prove(x.device, r).verify(root) for x in recs)

@@ -28,6 +28,7 @@ records = Table(
     Column("trust_after", Integer, nullable=False),
     Column("pow_bits", SmallInteger, nullable=False),
     Column("commitment", LargeBinary(32), nullable=True),
+    Column("leaf", LargeBinary(32), nullable=True),  # revision 0002; NULL only if written by hand
     Index("trust_records_device", "device", "round"),
 )
 """One row per device per round (:class:`~ppbfl.trust.record.TrustRecord`)."""

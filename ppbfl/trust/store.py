@@ -35,7 +35,7 @@ from ppbfl.trust.reputation import DeviceTrust, Evidence
 
 __all__ = ["HEAD_REVISION", "TrustStore", "TrustStoreError", "safe_url"]
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The alembic revision this code writes."""
 
 
@@ -119,11 +119,12 @@ class TrustStore:
         wrong = [x.device for x in ordered if x.round != round]
         if wrong:
             raise TrustStoreError(f"round {round}: records of devices {wrong[:8]} belong to another round")
-        root = root_of_leaves([leaf.tobytes() for leaf in record_leaves(ordered)])
+        leaves = [leaf.tobytes() for leaf in record_leaves(ordered)]
+        root = root_of_leaves(leaves)
         try:
             with self.engine.begin() as connection:
                 connection.execute(insert(schema.rounds), [{"round": round, "root": root, "count": len(ordered)}])
-                connection.execute(insert(schema.records), [_row(x) for x in ordered])
+                connection.execute(insert(schema.records), [{**_row(x), "leaf": leaf} for x, leaf in zip(ordered, leaves)])
         except IntegrityError as error:
             raise TrustStoreError(f"round {round} is already stored") from error
         return root
@@ -166,18 +167,23 @@ class TrustStore:
     def prove(self, device: int, round: int) -> TrustProof:
         """A proof of ``device``'s record of ``round`` against that round's Merkle root.
 
-        The leaves are recomputed from the stored rows (so an edited row gives a proof that fails
-        against the anchored root).
+        The path comes from the round's stored leaves (one column), the record from its row: the
+        verifier recomputes the record's leaf, so an edited row fails whatever its stored leaf says.
 
         Raises:
-            TrustStoreError: no such record.
+            TrustStoreError: no such record, or a row without its leaf.
         """
-        records = self.records(round)
-        index = next((k for k, x in enumerate(records) if x.device == device), None)
-        if index is None:
-            raise TrustStoreError(f"no record of device {device} in round {round}")
-        leaves = [leaf.tobytes() for leaf in record_leaves(records)]
-        return TrustProof(records[index], index, tuple(leaf_proof(leaves, index)))
+        t = schema.records
+        with self.engine.connect() as connection:
+            row = connection.execute(select(t).where(t.c.round == round, t.c.device == device)).first()
+            if row is None:
+                raise TrustStoreError(f"no record of device {device} in round {round}")
+            pairs = connection.execute(select(t.c.device, t.c.leaf).where(t.c.round == round).order_by(t.c.device)).all()
+        devices = [int(d) for d, _ in pairs]
+        if any(leaf is None for _, leaf in pairs):
+            raise TrustStoreError(f"round {round}: rows without a stored leaf (written outside TrustStore)")
+        index = devices.index(device)
+        return TrustProof(_record(row), index, tuple(leaf_proof([bytes(leaf) for _, leaf in pairs], index)))
 
     def __enter__(self) -> TrustStore:
         return self
