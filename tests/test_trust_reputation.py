@@ -51,7 +51,7 @@ def test_integer_rule_tracks_the_float_beta_reputation(history: list[Evidence | 
     assert abs(state.trust / 2**15 - float_reference(history, CONFIG)) < 2**-9
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(states, evidences, st.integers(1, 1 << 18))
 def test_more_positive_evidence_never_lowers_trust(state: DeviceTrust, e: Evidence, extra: int) -> None:
     r, s = evidence_weights(e, CONFIG)
@@ -61,7 +61,7 @@ def test_more_positive_evidence_never_lowers_trust(state: DeviceTrust, e: Eviden
     assert more >= base.trust
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(states, evidences)
 def test_negative_evidence_never_raises_trust_and_flags_lower_it(state: DeviceTrust, e: Evidence) -> None:
     clean = update(state, Evidence(e.reason), CONFIG)
@@ -71,7 +71,7 @@ def test_negative_evidence_never_raises_trust_and_flags_lower_it(state: DeviceTr
     assert update(state, OUT_OF_RANGE, CONFIG).trust <= update(state, ACCEPTED, CONFIG).trust
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(states)
 def test_forgetting_moves_trust_towards_one_half_and_reaches_it(state: DeviceTrust) -> None:
     half = 1 << 14
