@@ -129,3 +129,26 @@ def test_only_the_coordinator_commits_trust_once_after_the_round_and_only_the_ad
         with pytest.raises(ChainRevertError) as caught:
             call()
         assert caught.value.error == error
+
+
+def test_anyone_can_check_the_store_against_the_agreed_decisions(rounds) -> None:
+    from ppbfl.chain.merkle import root_of_leaves
+    from ppbfl.trust.audit import audit_records, audit_store
+    from ppbfl.trust.reputation import update
+
+    ledger, _, keeper, _, _ = rounds
+    assert audit_store(keeper.store, ledger.contract, CONFIG) == {1: [], 2: []}
+    # a relay that anchors its own story: device 4 "accepted" in round 2, states recomputed, root of the lie
+    records = keeper.store.records(2)
+    lie = records[INCONSISTENT]
+    lie = dataclasses.replace(lie, evidence=dataclasses.replace(lie.evidence, reason=0))
+    lie = dataclasses.replace(lie, after=update(lie.before, lie.evidence, CONFIG))
+    forged = [lie if x.device == INCONSISTENT else x for x in records]
+    forged_root = root_of_leaves([x.leaf for x in forged])
+    previous = {x.device: x.after for x in keeper.store.records(1)}
+    agreed = {d.device_id: d.reason for d in ledger.contract.decisions(2)}
+    problems = audit_records(forged, previous, agreed, M, forged_root, CONFIG)
+    assert problems == [f"device {INCONSISTENT}: evidence reason 0, the chain agreed 2"]
+    assert audit_records(forged[:-1], previous, agreed, M, forged_root, CONFIG)[:2] == [
+        "the records do not fold to the anchored root", f"devices [{M - 1}] of the round have no record",
+    ]
