@@ -149,6 +149,11 @@ def test_anyone_can_check_the_store_against_the_agreed_decisions(rounds) -> None
     agreed = {d.device_id: d.reason for d in ledger.contract.decisions(2)}
     problems = audit_records(forged, previous, agreed, M, forged_root, CONFIG)
     assert problems == [f"device {INCONSISTENT}: evidence reason 0, the chain agreed 2"]
+    committed = ledger.contract.committed_trust(2)
+    assert audit_records(records, previous, agreed, M, keeper.store.root(2), CONFIG, committed) == []
+    assert audit_records(records, previous, agreed, M, keeper.store.root(2), CONFIG, {**committed, 0: 1}) == [
+        f"device 0: the chain holds trust 1, the record {records[0].after.weight_trust}"
+    ]
     assert audit_records(forged[:-1], previous, agreed, M, forged_root, CONFIG)[:2] == [
         "the records do not fold to the anchored root", f"devices [{M - 1}] of the round have no record",
     ]

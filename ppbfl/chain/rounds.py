@@ -539,6 +539,16 @@ class RoundsContract:
         )
         return int(receipt["gasUsed"])
 
+    def committed_trust(self, round_: int) -> dict[int, int]:
+        """Device id -> Q1.15 trust written by ``round_``'s ``commitTrust`` (every lane of the words it wrote; empty if none)."""
+        logs = self.contract.events.TrustCommitted().get_logs(from_block=0, argument_filters={"round": round_})
+        out: dict[int, int] = {}
+        for log in logs[:1]:
+            for slot, word in zip(log["args"]["slots"], log["args"]["words"]):
+                for lane in range(16):
+                    out[16 * int(slot) + lane] = (int(word) >> (16 * lane)) & 0xFFFF
+        return out
+
     def set_pow_range(self, min_bits: int, max_bits: int, full_trust: int = TRUST_ONE, *, sender: str | None = None) -> None:
         """Derive PoW difficulty from trust: ``max_bits`` at trust 0 to ``min_bits`` at Q1.15 trust
         ``>= full_trust`` (in ``[1, 2^15]``), linear between (``max_bits = 0``: off)."""

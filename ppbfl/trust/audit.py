@@ -4,7 +4,8 @@
 from anchoring records it made up. Anyone can catch it: every record's evidence must be what the
 chain recorded (the reason code agreed by ``t`` edge nodes, or "missing upload" for a device of the
 round without a decision), its ``before`` must be the device's previous ``after``, its ``after``
-the update rule applied to them, and the round's leaves must fold to the anchored root.
+the update rule applied to them (and the trust ``commitTrust`` wrote), and the round's leaves must
+fold to the anchored root.
 
 PoW refusals and IDS flags are not on chain: they are checked for arithmetic, not for truth.
 """
@@ -28,13 +29,14 @@ _MISSING = REASON_CODES["missing upload"]
 
 def audit_records(
     records: Sequence[TrustRecord], previous: Mapping[int, DeviceTrust], agreed: Mapping[int, int], devices_in_round: int,
-    anchor: bytes, config: TrustConfig,
+    anchor: bytes, config: TrustConfig, committed: Mapping[int, int] | None = None,
 ) -> list[str]:
     """Problems with one round's ``records`` (empty: consistent).
 
     ``previous``: each device's state after the round before (absent: a new device);
     ``agreed``: device -> reason code agreed on chain; ``devices_in_round``: devices ``0..k-1``
-    registered when the round opened; ``anchor``: the root the contract holds for the round.
+    registered when the round opened; ``anchor``: the root the contract holds for the round;
+    ``committed``: device -> Q1.15 trust the round's ``commitTrust`` wrote (None: not checked).
     """
     problems = []
     ordered = sorted(records, key=lambda x: x.device)
@@ -54,6 +56,8 @@ def audit_records(
             problems.append(f"device {x.device}: before {x.before} is not its previous state {before}")
         if x.after != update(x.before, x.evidence, config):
             problems.append(f"device {x.device}: after {x.after} does not follow from its evidence")
+        if committed is not None and committed.get(x.device) != x.after.weight_trust:
+            problems.append(f"device {x.device}: the chain holds trust {committed.get(x.device)}, the record {x.after.weight_trust}")
     return problems
 
 
@@ -66,6 +70,7 @@ def audit_store(store: TrustStore, contract: RoundsContract, config: TrustConfig
         state = contract.round_state(r)
         agreed = {d.device_id: d.reason for d in contract.decisions(r)} if state.decisions_hash != bytes(32) else {}
         records = store.records(r)
-        report[r] = audit_records(records, states, agreed, state.device_count, state.anchor, config)
+        committed = contract.committed_trust(r)
+        report[r] = audit_records(records, states, agreed, state.device_count, state.anchor, config, committed)
         states = {**states, **{x.device: x.after for x in records}}
     return report
