@@ -1,6 +1,6 @@
 """The trust store at scale: DEVICES devices x ROUNDS rounds through :class:`TrustKeeper`, then proofs.
 
-Usage: ``python benchmarks/trust_store_scale.py URL [--devices 100000] [--rounds 10] [--proofs 20]``
+Usage: ``PYTHONPATH=. python benchmarks/trust_store_scale.py URL [--devices 100000] [--rounds 10] [--proofs 20]``
 (URL: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host:port/db``; the database must be
 empty). Prints per-round seconds of the whole keeper step (evidence, update, records, leaves, root,
 insert) and of the store insert alone, then mean proof generation and verification latency.
