@@ -52,3 +52,44 @@ def test_unknown_device_or_round_is_exit_2_with_a_message(tmp_path, capsys) -> N
 def test_verify_with_a_missing_proof_file_is_exit_2(tmp_path, capsys) -> None:
     assert main(["trust", "verify", str(tmp_path / "none.json"), "--chain", "http://127.0.0.1:1", "--contract", "0x" + "00" * 20]) == 2
     assert "FileNotFoundError" in capsys.readouterr().err
+
+
+def test_verify_checks_a_proof_against_a_real_node_alone(tmp_path, capsys) -> None:
+    """``ppbfl trust prove`` then ``ppbfl trust verify`` against an anvil node (started and stopped
+    here): exit 0 for the stored record, 1 for an edited one and for a round without an anchor."""
+    import json
+
+    from ppbfl.chain import Chain
+
+    url = _store(tmp_path)
+    with TrustStore(url) as store:
+        root = store.root(2)
+    with Chain.anvil(accounts=8) as chain:
+        contract = chain.deploy(2, 3, commit_blocks=1, verify_blocks=1)
+        for j in (1, 2, 3):
+            contract.register_edge_node(j, chain.new_account(), bytes([j]) * 32)
+        for _ in range(3):
+            contract.register_device(chain.new_account(), 8)
+        for r in (1, 2):  # rounds that fail at their deadlines: the cheapest way to rounds commitTrust accepts
+            contract.open_round(r, bytes(32))
+            chain.mine(2)
+            contract.close_commitments(r)
+            chain.mine(2)
+            contract.abort_round(r)
+        contract.commit_trust(2, root, [0, 1, 2], [30000, 1000, 20000])
+        node_url = chain.node.url
+        assert main(["trust", "prove", "1", "2", "--store", url]) == 0
+        good = tmp_path / "proof.json"
+        good.write_text(capsys.readouterr().out)
+        edited = json.loads(good.read_text())
+        edited["reason"] = 0
+        bad = tmp_path / "edited.json"
+        bad.write_text(json.dumps(edited))
+        elsewhere = tmp_path / "round1.json"
+        elsewhere.write_text(good.read_text().replace('"round": 2', '"round": 1'))
+        args = ["--chain", node_url, "--contract", contract.address]
+        assert main(["trust", "verify", str(good), *args]) == 0
+        assert "VALID" in capsys.readouterr().out
+        assert main(["trust", "verify", str(bad), *args]) == 1
+        assert main(["trust", "verify", str(elsewhere), *args]) == 1  # round 1 has no anchor
+        assert capsys.readouterr().out.count("INVALID") == 2
