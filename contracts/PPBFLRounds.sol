@@ -103,6 +103,8 @@ contract PPBFLRounds {
     event AuditFailed(uint64 indexed round, uint256 coordinate, uint8 offender);
     event TrustSet(uint64 indexed round, uint256[] slots, uint256[] words);
     event Anchored(uint64 indexed round, bytes32 root);
+    event PowRangeSet(uint8 minBits, uint8 maxBits, uint16 fullTrust);
+    event TrustCommitted(uint64 indexed round, bytes32 root, uint256[] slots, uint256[] words);
     event LiarReported(uint64 indexed round, uint8 indexed edgeIndex);
     event RoundClosed(uint64 indexed round);
     event RoundFailed(uint64 indexed round, Failure reason, uint8 offender);
@@ -119,6 +121,12 @@ contract PPBFLRounds {
 
     uint64 public latestRound;
     uint8 public edgeCount;
+    /// PoW difficulty from trust (powMaxBits = 0: each device's registered powBits): a device of
+    /// trust T (Q1.15) must meet powMaxBits - floor((powMaxBits - powMinBits) * min(T, F) / F) bits,
+    /// F = powFullTrust (Q1.15, > 0): the trust from which a device gets the lightest stamp.
+    uint8 public powMinBits;
+    uint8 public powMaxBits;
+    uint16 public powFullTrust;
     mapping(uint256 => EdgeNode) internal edgeNodes;
     mapping(address => uint8) public edgeIndexOf;
     mapping(address => uint256) internal deviceInfo; // (id + 1) | powBits << 32
@@ -205,6 +213,29 @@ contract PPBFLRounds {
         emit DeviceRegistered(id, account, powBits);
     }
 
+    /// @notice Derive every device's PoW difficulty from its stored trust: powMaxBits at trust 0
+    /// down to powMinBits at trust >= fullTrust (Q1.15), linear between (maxBits = 0 switches
+    /// back to the registered powBits).
+    function setPowRange(uint8 minBits, uint8 maxBits, uint16 fullTrust) external onlyAdmin {
+        if (maxBits > 64) revert BadPowBits(maxBits);
+        if (minBits > maxBits) revert BadPowBits(minBits);
+        if (fullTrust == 0 || fullTrust > TRUST_ONE) revert BadTrust(0, fullTrust);
+        powMinBits = minBits;
+        powMaxBits = maxBits;
+        powFullTrust = fullTrust;
+        emit PowRangeSet(minBits, maxBits, fullTrust);
+    }
+
+    function _powBits(uint256 info) internal view returns (uint256) {
+        uint256 maxBits = powMaxBits;
+        if (maxBits == 0) return info >> 32;
+        uint256 id = (info & 0xffffffff) - 1;
+        uint256 trust = (trustWords[id / TRUST_LANES] >> (16 * (id % TRUST_LANES))) & 0xffff;
+        uint256 full = powFullTrust;
+        if (trust > full) trust = full;
+        return maxBits - ((maxBits - powMinBits) * trust) / full;
+    }
+
     /// @notice Change a registered device's PoW difficulty (set from its trust by the admin).
     function setPowBits(address account, uint8 powBits) external onlyAdmin {
         uint256 info = deviceInfo[account];
@@ -243,7 +274,7 @@ contract PPBFLRounds {
         uint32 id = uint32((info & 0xffffffff) - 1);
         if (id >= r.deviceCount) revert DeviceNotInRound(round, id);
         if (commitments[round][id] != bytes32(0)) revert AlreadyCommitted(round, id);
-        uint256 bits = info >> 32;
+        uint256 bits = _powBits(info);
         if (bits != 0 && (uint256(keccak256(abi.encodePacked(msg.sender, round, root, nonce))) >> (256 - bits)) != 0) {
             revert BadPow(round, id);
         }
@@ -665,6 +696,12 @@ contract PPBFLRounds {
     function setTrust(uint64 round, uint256[] calldata slots, uint256[] calldata words) external onlyCoordinator {
         Round storage r = _recordable(round);
         if (r.trustSet) revert AlreadyDone(round);
+        _writeTrust(slots, words);
+        r.trustSet = true;
+        emit TrustSet(round, slots, words);
+    }
+
+    function _writeTrust(uint256[] calldata slots, uint256[] calldata words) internal {
         if (slots.length != words.length) revert BadLength(words.length, slots.length);
         uint256 maxSlot = (deviceAddresses.length + TRUST_LANES - 1) / TRUST_LANES;
         for (uint256 i = 0; i < slots.length; i++) {
@@ -675,8 +712,20 @@ contract PPBFLRounds {
             }
             trustWords[slots[i]] = w;
         }
-        r.trustSet = true;
-        emit TrustSet(round, slots, words);
+    }
+
+    /// @notice After round `round` closed or failed: anchor the Merkle root of the off-chain
+    /// trust store's records of the round (once) and set the trust it computed (words as in
+    /// setTrust), which the next round weights with and derives PoW difficulty from.
+    function commitTrust(uint64 round, bytes32 root, uint256[] calldata slots, uint256[] calldata words) external onlyCoordinator {
+        Round storage r = rounds[round];
+        if (r.phase != Phase.Closed && r.phase != Phase.Failed) revert WrongPhase(round, r.phase);
+        if (r.anchor != bytes32(0)) revert AlreadyDone(round);
+        if (root == bytes32(0)) revert ZeroRoot();
+        _writeTrust(slots, words);
+        r.anchor = root;
+        emit Anchored(round, root);
+        emit TrustCommitted(round, root, slots, words);
     }
 
     /// @notice Anchor the off-chain store's Merkle root for `round` (once).
@@ -734,7 +783,7 @@ contract PPBFLRounds {
     function device(address account) external view returns (bool registered, uint32 id, uint8 powBits) {
         uint256 info = deviceInfo[account];
         if (info == 0) return (false, 0, 0);
-        return (true, uint32((info & 0xffffffff) - 1), uint8(info >> 32));
+        return (true, uint32((info & 0xffffffff) - 1), uint8(_powBits(info)));
     }
 
     function deviceAddress(uint32 id) external view returns (address) {

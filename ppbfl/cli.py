@@ -1,4 +1,4 @@
-"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge`` and ``ppbfl creds``."""
+"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge``, ``ppbfl creds`` and ``ppbfl trust``."""
 
 from __future__ import annotations
 
@@ -159,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment.add_argument("--output", default=None, help="output folder (default: the config's folder)")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
     experiment.set_defaults(run=_experiment)
+    from ppbfl.trust.cli import add_trust_commands
+
+    add_trust_commands(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

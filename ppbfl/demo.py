@@ -42,7 +42,11 @@ from ppbfl.fl.partition import iid_partition
 from ppbfl.fl.runner import train_round
 from ppbfl.fl.training import TrainSettings, evaluate, local_update
 from ppbfl.protocol.deployment import Deployment, GrpcDeployment, InProcessDeployment
+from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
+from ppbfl.trust import TrustConfig
+from ppbfl.trust.keeper import TrustKeeper
+from ppbfl.trust.store import TrustStore
 
 __all__ = ["DemoConfig", "DemoConfigError", "DemoRound", "run_demo"]
 
@@ -120,6 +124,8 @@ class DemoRound:
     gas: int
     seconds: float
     timings: dict[str, float]
+    trust: dict[int, float] | None = None  # reputation after the round (ppbfl.trust)
+    quarantined: list[int] | None = None
 
 
 def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> list[DemoRound]:
@@ -170,9 +176,11 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         coordinator = Coordinator(config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0)
         coordinator.setup()
         # the devices: clients with their own transport and chain account, driven by the simulation
-        federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger))
+        keeper = _trust_keeper(out, config.devices, ledger)
+        stack.callback(keeper.store.close)
+        federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger, trust=keeper))
         log(f"set up in {time.perf_counter() - started:.1f}s: edge nodes ready {coordinator.online}, contract {ledger.address}")
-        header = f"{'round':>5} {'secure':>7} {'FedAvg':>7} {'accepted':>8} {'rejected (malicious)':>21} {'mode':>15} {'liars':>6} {'gas':>9} {'time':>6}"
+        header = f"{'round':>5} {'secure':>7} {'FedAvg':>7} {'accepted':>8} {'rejected (malicious)':>21} {'mode':>15} {'liars':>6} {'gas':>9} {'time':>6} {'trust h/m':>9} {'quarantined':>11}"
         log(header)
         for rnd in range(1, config.rounds + 1):
             if config.kill_edge is not None and rnd == config.kill_round:
@@ -201,12 +209,16 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 sum(1 for i in rejected if i in malicious), sum(1 for i in rejected if i not in malicious),
                 result.mode, list(result.online), sorted(result.dropped), list(result.liars), int(result.gas),
                 time.perf_counter() - tick, {"train": trained, **result.timings},
+                keeper.reputation(), list(keeper.quarantined),
             )
+            honest_trust = np.mean([t for i, t in (row.trust or {}).items() if i not in malicious])
+            malicious_trust = np.mean([t for i, t in (row.trust or {}).items() if i in malicious]) if malicious else float("nan")
             rows.append(row)
             log(
                 f"{rnd:>5} {secure_acc:>7.3f} {fedavg_acc:>7.3f} {len(row.accepted):>8} "
                 f"{f'{len(rejected)} ({row.malicious_rejected}/{len(malicious)})':>21} {row.mode:>15} "
-                f"{row.named_liars or '-'!s:>6} {row.gas:>9} {row.seconds:>5.2f}s"
+                f"{row.named_liars or '-'!s:>6} {row.gas:>9} {row.seconds:>5.2f}s "
+                f"{f'{honest_trust:.2f}/{malicious_trust:.2f}':>9} {len(keeper.quarantined):>11}"
             )
     _write(out, config, rows, list(malicious))
     last = rows[-1]
@@ -218,6 +230,15 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     )
     log(f"wrote {out / 'rounds.json'} and {out / 'accuracy.png'} ({time.perf_counter() - started:.1f}s in all)")
     return rows
+
+
+def _trust_keeper(out: Path, devices: int, ledger: ChainLedger) -> TrustKeeper:
+    """Reputation kept in ``out/trust.db`` (fresh each run: ``ppbfl trust show DEVICE --store sqlite:///out/trust.db``).
+
+    PoW up to 14 bits (a quarantined device hashes ~2^14 nonces, ~30 ms here) so the demo stays
+    under a minute; the library default goes to 22 bits."""
+    (out / "trust.db").unlink(missing_ok=True)
+    return TrustKeeper(range(devices), TrustConfig(pow_max_bits=14), store=TrustStore(f"sqlite:///{out / 'trust.db'}"), ledger=ledger)
 
 
 def _write(out: Path, config: DemoConfig, rows: list[DemoRound], malicious: list[int]) -> None:

@@ -329,3 +329,24 @@ def test_the_rejection_is_recorded_on_chain_with_its_reason_code():
     assert result.rejected == {2: "out of range: the validity proof fails"}
     assert on_chain[ledger.device_ids[2]].reason == REASON_CODES["out of range"] and on_chain[ledger.device_ids[2]].weight == 0
     assert all(on_chain[ledger.device_ids[i]].reason == REASON_CODES["accepted"] for i in (0, 1, 3))
+
+
+def test_the_trust_layer_counts_an_out_of_range_rejection_as_malformed_and_a_missing_proof_as_missing():
+    from ppbfl.trust import TrustConfig
+    from ppbfl.trust.evidence import round_evidence
+    from ppbfl.trust.reputation import evidence_weights
+
+    t, n, d, m = 3, 5, 32, 4
+    updates, reference = synthetic_round(m, d, malicious=set(), seed=9)
+
+    class Attacker(_ShiftedDevice):
+        pass
+
+    with Federation.in_process(t, n, d, m, factories={1: Attacker, 3: _SilentDevice}) as federation:
+        Attacker.reference = federation.coordinator.safe.encode(reference)
+        result = federation.run_round(1, updates, reference)
+    evidence, config = round_evidence(result), TrustConfig()
+    assert evidence[1].reason == REASON_CODES["out of range"] and evidence[3].reason == REASON_CODES["missing proof"]
+    assert evidence_weights(evidence[1], config) == (0, config.q(config.malformed))
+    assert evidence_weights(evidence[3], config) == (0, config.q(config.missing))
+    assert evidence_weights(evidence[0], config) == (config.q(config.accepted), 0)

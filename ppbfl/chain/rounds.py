@@ -520,6 +520,45 @@ class RoundsContract:
         """Anchor the off-chain store's Merkle root for ``round_`` (once)."""
         self._send("anchor", [_uint("round", round_, 64, 1), _bytes32("root", root)], sender or self.aggregator)
 
+    def commit_trust(self, round_: int, root: bytes, device_ids: IntArrayLike, trust_q15: IntArrayLike, *, sender: str | None = None) -> int:
+        """After ``round_`` closed or failed: anchor the trust store's ``root`` and set the trust of
+        ``device_ids`` to the Q1.15 ints ``trust_q15`` (<= 2^15), in one transaction; returns its gas."""
+        ids = _device_ids(device_ids)
+        q = np.asarray(trust_q15, dtype=np.int64)
+        if q.shape != ids.shape or not np.all((q >= 0) & (q <= TRUST_ONE)):
+            raise ChainValueError("trust_q15", f"expected {ids.size} Q1.15 scores in [0, {TRUST_ONE}]")
+        words: dict[int, int] = {}
+        for device_id, score in zip(ids.tolist(), q.tolist()):
+            slot, lane = divmod(device_id, 16)
+            if slot not in words:
+                words[slot] = int(self._view("trustWord", slot))
+            words[slot] = words[slot] & ~(0xFFFF << (16 * lane)) | score << (16 * lane)
+        slots = sorted(words)
+        receipt = self._send(
+            "commitTrust", [_uint("round", round_, 64, 1), _bytes32("root", root), slots, [words[s] for s in slots]], sender or self.aggregator,
+        )
+        return int(receipt["gasUsed"])
+
+    def committed_trust(self, round_: int) -> dict[int, int]:
+        """Device id -> Q1.15 trust written by ``round_``'s ``commitTrust`` (every lane of the words it wrote; empty if none)."""
+        logs = self.contract.events.TrustCommitted().get_logs(from_block=0, argument_filters={"round": round_})
+        out: dict[int, int] = {}
+        for log in logs[:1]:
+            for slot, word in zip(log["args"]["slots"], log["args"]["words"]):
+                for lane in range(16):
+                    out[16 * int(slot) + lane] = (int(word) >> (16 * lane)) & 0xFFFF
+        return out
+
+    def set_pow_range(self, min_bits: int, max_bits: int, full_trust: int = TRUST_ONE, *, sender: str | None = None) -> None:
+        """Derive PoW difficulty from trust: ``max_bits`` at trust 0 to ``min_bits`` at Q1.15 trust
+        ``>= full_trust`` (in ``[1, 2^15]``), linear between (``max_bits = 0``: off)."""
+        args = [_uint("min_bits", min_bits, 8), _uint("max_bits", max_bits, 8), _uint("full_trust", full_trust, 16)]
+        self._send("setPowRange", args, sender or self.admin)
+
+    def pow_range(self) -> tuple[int, int, int]:
+        """``(min_bits, max_bits, full_trust)`` of the trust-derived PoW difficulty (``max_bits = 0``: off)."""
+        return int(self._view("powMinBits")), int(self._view("powMaxBits")), int(self._view("powFullTrust"))
+
     def report_liar(self, round_: int, edge_index: int, *, sender: str | None = None) -> None:
         """Record edge node ``edge_index`` as named by robust reconstruction in ``round_``."""
         self._send("reportLiar", [_uint("round", round_, 64, 1), _uint("edge_index", edge_index, 8, 1)], sender or self.aggregator)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from ppbfl.protocol.deployment import Deployment, InProcessDeployment
 from ppbfl.protocol.device import Device, ProofDelivery, Submission
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
+
+if TYPE_CHECKING:
+    from ppbfl.trust.keeper import TrustKeeper
 
 __all__ = ["DeviceFactory", "Federation", "SecureCosineFilter"]
 
@@ -64,12 +67,15 @@ class Federation:
             the default: a device that failed to take part is reported ``missing``). ``False``
             simulates an unknown mix of honest and malicious devices: every finite update is shared
             as is and the edge nodes decide (an update above the bound is rejected "out of range").
+        trust: a :class:`~ppbfl.trust.keeper.TrustKeeper`: every round is then weighted with its
+            trust (unless ``run_round`` is given one) and reported to it afterwards (update, store, anchor).
     """
 
     def __init__(
         self, deployment: Deployment, coordinator: Coordinator, devices: range | list[int], *, ledger: ChainLedger | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, owns_deployment: bool = False,
         strict: bool = True,
+        trust: TrustKeeper | None = None,
     ) -> None:
         if workers is None:
             workers = 8 if deployment.networked else (4 if coordinator.d >= PARALLEL_DEVICES_FROM else 1)
@@ -77,6 +83,7 @@ class Federation:
             raise ConfigError("workers", f"{workers}: expected >= 1")
         self.deployment, self.coordinator, self.ledger = deployment, coordinator, ledger
         self.owns_deployment = owns_deployment
+        self.trust = trust
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec
         factories = dict(factories or {})
         self.devices: dict[int, Device] = {
@@ -110,7 +117,7 @@ class Federation:
         Returns the coordinator's :class:`RoundResult`, whose ``missing`` also names the devices
         that had no update or failed before uploading, and whose ``timings`` add ``devices`` (wall
         seconds of the devices' phase) and ``share`` / ``commit`` / ``upload`` (device-seconds,
-        summed over devices).
+        summed over devices), and ``trust`` (the trust keeper's step) with a keeper.
 
         Raises:
             NotEnoughEdgeNodesError, RoundFailedError: as :meth:`Coordinator.finish_round`.
@@ -141,6 +148,8 @@ class Federation:
             except PPBFLError as error:
                 failed[i] = f"missing proof: {type(error).__name__}: {error}"
         devices_wall = time.perf_counter() - tick
+        if trust is None and self.trust is not None:
+            trust = self.trust.round_trust()
         result = self.coordinator.finish_round(round, reference, trust=dict(trust) if trust is not None else None)
         for i, why in failed.items():
             result.missing.setdefault(i, why)
@@ -150,6 +159,10 @@ class Federation:
             "prove": sum(x.timings.get("prove", 0.0) for x in delivered.values()),
             "proof upload": sum(x.timings.get("upload", 0.0) for x in delivered.values()), **result.timings,
         }
+        if self.trust is not None:
+            tick = time.perf_counter()
+            self.trust.after_round(result)
+            result.timings["trust"] = time.perf_counter() - tick
         return result
 
     def close(self) -> None:

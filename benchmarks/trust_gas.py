@@ -1,0 +1,62 @@
+"""Gas of the per-round trust transaction (``commitTrust``: anchor the store root and set every
+device's trust) and of a trust-scaled PoW commitment, at 100 and 1,000 devices, on the embedded chain.
+
+Usage: ``python benchmarks/trust_gas.py [--devices 100 1000]``. A round is opened, its commit phase
+closed at the deadline and aborted after the verify deadline (the cheapest way to a round that
+``commitTrust`` accepts); then one ``commitTrust`` sets all devices' trust, all different from
+before (every storage word changes), and a second round measures ``commitShares`` with the
+trust-derived difficulty.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ppbfl.chain import Chain
+from ppbfl.chain.errors import ChainRevertError
+
+
+def measure(devices: int) -> tuple[int, int, int]:
+    """``(commitTrust gas, gas per device, commitShares gas)`` with ``devices`` registered."""
+    chain = Chain.embedded(accounts=devices + 8)
+    try:
+        contract = chain.deploy(2, 3, commit_blocks=2, verify_blocks=1)
+        for j in (1, 2, 3):
+            contract.register_edge_node(j, chain.new_account(), bytes([j]) * 32)
+        accounts = [chain.new_account() for _ in range(devices)]
+        for account in accounts:
+            contract.register_device(account, 8)
+        contract.set_pow_range(8, 22, round(0.9 * 2**15))
+        contract.open_round(1, bytes(32))
+        chain.mine(3)
+        contract.close_commitments(1)
+        chain.mine(2)
+        contract.abort_round(1)
+        trust = [(7919 * i) % 2**15 for i in range(devices)]
+        gas = contract.commit_trust(1, b"\x01" * 32, list(range(devices)), trust)
+        contract.open_round(2, bytes(32))
+        root = b"\x02" * 32
+        before = chain.gas_report().total("commitShares") if "commitShares" in chain.gas_report().calls else 0
+        contract.commit_shares(accounts[1], 2, root, contract.pow_stamp(accounts[1], 2, root, contract.device(accounts[1])[2]))
+        commit = chain.gas_report().total("commitShares") - before
+        return gas, gas // devices, commit
+    except ChainRevertError as error:  # pragma: no cover
+        raise SystemExit(f"revert: {error}") from error
+    finally:
+        chain.close()
+
+
+def main() -> None:
+    """Print the Markdown table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, nargs="+", default=[100, 1000])
+    args = parser.parse_args()
+    print("| devices | commitTrust gas (anchor + all trust words) | per device | commitShares gas (trust-derived PoW) |")
+    print("|---:|---:|---:|---:|")
+    for m in args.devices:
+        gas, per, commit = measure(m)
+        print(f"| {m} | {gas:,} | {per:,} | {commit:,} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""Reputation trust from observed behaviour, its off-chain store anchored on chain, trust-scaled PoW (DESIGN §7).
+
+* :mod:`ppbfl.trust.config` -- the parameters (:class:`TrustConfig`);
+* :mod:`ppbfl.trust.reputation` -- the beta-reputation update rule with forgetting and quarantine;
+* :mod:`ppbfl.trust.evidence` -- a round's public record -> per-device evidence.
+"""
+
+from ppbfl.trust.config import TrustConfig, load_trust_config
+from ppbfl.trust.reputation import DeviceTrust, Evidence, initial_state, replay, update, update_all
+
+__all__ = ["DeviceTrust", "Evidence", "TrustConfig", "initial_state", "load_trust_config", "replay", "update", "update_all"]

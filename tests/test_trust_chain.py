@@ -1,0 +1,159 @@
+"""Trust on chain: rounds of the protocol with a TrustKeeper -- records anchored by commitTrust,
+proofs checked against the chain alone, PoW difficulty derived by the contract from the trust it
+stores, and the contract refusing whoever may not set trust, anchor or difficulty."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import text
+
+from ppbfl.chain.errors import ChainRevertError
+from ppbfl.chain.pow import pow_stamp, pow_valid
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.fl.federation import Federation
+from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.ledger import open_ledger
+from ppbfl.protocol.round import Coordinator
+from ppbfl.trust import TrustConfig
+from ppbfl.trust.keeper import TrustKeeper
+from ppbfl.trust.pow import pow_bits_for
+from ppbfl.trust.proof import TrustProof, verify_on_chain
+from tests.protocol_helpers import InconsistentDevice, synthetic_round
+
+T, N, D, M = 2, 3, 64, 6
+SIGN_FLIPPER, INCONSISTENT = 1, 4
+CONFIG = TrustConfig(pow_min_bits=4, pow_max_bits=12)
+
+
+@pytest.fixture(scope="module")
+def rounds():
+    """Two rounds: device 1 sign-flips (cosine rejection), device 4 sends inconsistent shares,
+    device 5 drops out in round 2. Yields (ledger, federation, keeper, per-round RoundTrust)."""
+    deployment = InProcessDeployment(T, N, D)
+    with open_ledger("embedded", T, N, devices=M) as ledger:
+        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+        keeper = TrustKeeper(range(M), CONFIG, ledger=ledger)
+        federation = Federation(
+            deployment, coordinator, range(M), ledger=ledger, factories={INCONSISTENT: InconsistentDevice}, trust=keeper,
+        )
+        outcomes, results = [], []
+        for r in (1, 2):
+            updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=r)
+            if r == 2:
+                del updates[5]
+            results.append(federation.run_round(r, updates, reference))  # weighted with, and reported to, the keeper
+            outcomes.append(keeper.last)
+        yield ledger, federation, keeper, outcomes, results
+        federation.close()
+        deployment.close()
+
+
+def test_the_round_weights_with_the_trust_of_the_round_before(rounds) -> None:
+    ledger, _, keeper, outcomes, results = rounds
+    assert results[0].trust == {i: 0.75 for i in range(M)}  # initial evidence r = 2: 3/4
+    for before, result in zip(outcomes, results[1:]):
+        assert result.trust == {x.device: x.after.weight_trust / 2**15 for x in before.records if x.device in result.trust}
+    assert results[1].rejected[INCONSISTENT] == "inconsistent shares"
+    assert keeper.states[0].trust > keeper.states[5].trust > keeper.states[SIGN_FLIPPER].trust > keeper.states[INCONSISTENT].trust
+    assert INCONSISTENT in keeper.quarantined and outcomes[1].quarantined == (INCONSISTENT,)
+    for i in range(M):  # chain trust = the keeper's weight trust
+        assert round(ledger.contract.trust(ledger.device_ids[i]) * 2**15) == keeper.states[i].weight_trust
+
+
+def test_every_record_proves_against_the_chain_alone(rounds) -> None:
+    ledger, _, keeper, outcomes, _ = rounds
+    for outcome in outcomes:
+        assert ledger.contract.round_state(outcome.round).anchor == outcome.root
+        for i in range(M):
+            proof = TrustProof.from_json(keeper.store.prove(i, outcome.round).to_json())  # what `ppbfl trust prove` prints
+            assert verify_on_chain(proof, ledger.contract)
+    proof = keeper.store.prove(INCONSISTENT, 2)
+    forged = dataclasses.replace(proof.record, after=dataclasses.replace(proof.record.after, quarantined=False))
+    assert not verify_on_chain(dataclasses.replace(proof, record=forged), ledger.contract)
+    never = dataclasses.replace(proof, record=dataclasses.replace(proof.record, round=9))
+    assert not verify_on_chain(never, ledger.contract)  # a round with no anchor
+
+
+def test_an_edited_database_row_fails_against_the_chain(rounds) -> None:
+    ledger, _, keeper, _, _ = rounds
+    with keeper.store.engine.begin() as connection:
+        connection.execute(text("UPDATE trust_records SET reason = 0 WHERE round = 2 AND device = :d"), {"d": INCONSISTENT})
+    try:
+        assert not verify_on_chain(keeper.store.prove(INCONSISTENT, 2), ledger.contract)
+    finally:
+        with keeper.store.engine.begin() as connection:
+            connection.execute(text("UPDATE trust_records SET reason = 2 WHERE round = 2 AND device = :d"), {"d": INCONSISTENT})
+    assert verify_on_chain(keeper.store.prove(INCONSISTENT, 2), ledger.contract)
+
+
+def test_the_contract_derives_each_devices_difficulty_from_its_trust(rounds) -> None:
+    ledger, _, keeper, outcomes, _ = rounds
+    assert ledger.contract.pow_range() == (4, 12, round(0.9 * 2**15))
+    for x in outcomes[-1].records:
+        _, _, bits = ledger.contract.device(ledger.device_accounts[x.device])
+        assert bits == x.pow_bits == pow_bits_for(keeper.states[x.device].weight_trust, CONFIG)
+    assert outcomes[-1].records[INCONSISTENT].pow_bits == 12  # quarantined: the most work
+    assert outcomes[-1].records[0].pow_bits < 12
+
+
+def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(rounds) -> None:
+    ledger, _, _, _, _ = rounds
+    account = ledger.device_accounts[INCONSISTENT]
+    ledger.open_round(3, bytes(32))
+    root = next(
+        r for r in (bytes([k]) * 32 for k in range(1, 256))
+        if not pow_valid(account, 3, r, pow_stamp(account, 3, r, 4), 12)
+    )
+    with pytest.raises(ChainRevertError) as caught:
+        ledger.contract.commit_shares(account, 3, root, pow_stamp(account, 3, root, 4))
+    assert caught.value.error == "BadPow"
+    ledger.contract.commit_shares(account, 3, root, pow_stamp(account, 3, root, 12))
+    assert ledger.commitment(3, INCONSISTENT) == root
+
+
+def test_only_the_coordinator_commits_trust_once_after_the_round_and_only_the_admin_sets_the_range(rounds) -> None:
+    ledger, _, _, _, _ = rounds
+    contract, device = ledger.contract, ledger.device_accounts[0]
+    for call, error in [
+        (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15], sender=device), "NotCoordinator"),
+        (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15]), "AlreadyDone"),
+        (lambda: contract.commit_trust(3, b"\x01" * 32, [0], [2**15]), "WrongPhase"),  # round 3 is still open
+        (lambda: contract.set_pow_range(0, 8, sender=device), "NotAdmin"),
+        (lambda: contract.set_pow_range(0, 8, 0), "BadTrust"),
+        (lambda: contract.set_pow_range(0, 8, 2**15 + 1), "BadTrust"),
+        (lambda: contract.set_pow_range(9, 8), "BadPowBits"),
+        (lambda: contract.set_pow_range(0, 65), "BadPowBits"),
+    ]:
+        with pytest.raises(ChainRevertError) as caught:
+            call()
+        assert caught.value.error == error
+
+
+def test_anyone_can_check_the_store_against_the_agreed_decisions(rounds) -> None:
+    from ppbfl.chain.merkle import root_of_leaves
+    from ppbfl.trust.audit import audit_records, audit_store
+    from ppbfl.trust.reputation import update
+
+    ledger, _, keeper, _, _ = rounds
+    assert audit_store(keeper.store, ledger.contract, CONFIG) == {1: [], 2: []}
+    # a relay that anchors its own story: device 4 "accepted" in round 2, states recomputed, root of the lie
+    records = keeper.store.records(2)
+    lie = records[INCONSISTENT]
+    lie = dataclasses.replace(lie, evidence=dataclasses.replace(lie.evidence, reason=0))
+    lie = dataclasses.replace(lie, after=update(lie.before, lie.evidence, CONFIG))
+    forged = [lie if x.device == INCONSISTENT else x for x in records]
+    forged_root = root_of_leaves([x.leaf for x in forged])
+    previous = {x.device: x.after for x in keeper.store.records(1)}
+    agreed = {d.device_id: d.reason for d in ledger.contract.decisions(2)}
+    problems = audit_records(forged, previous, agreed, M, forged_root, CONFIG)
+    assert problems == [f"device {INCONSISTENT}: evidence reason 0, the chain agreed 2"]
+    committed = ledger.contract.committed_trust(2)
+    assert audit_records(records, previous, agreed, M, keeper.store.root(2), CONFIG, committed) == []
+    assert audit_records(records, previous, agreed, M, keeper.store.root(2), CONFIG, {**committed, 0: 1}) == [
+        f"device 0: the chain holds trust 1, the record {records[0].after.weight_trust}"
+    ]
+    assert audit_records(forged[:-1], previous, agreed, M, forged_root, CONFIG)[:2] == [
+        "the records do not fold to the anchored root", f"devices [{M - 1}] of the round have no record",
+    ]

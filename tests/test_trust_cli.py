@@ -1,0 +1,95 @@
+"""``ppbfl trust show`` and ``ppbfl trust prove`` on a SQLite store."""
+
+from __future__ import annotations
+
+from ppbfl.cli import main
+from ppbfl.trust import TrustConfig
+from ppbfl.trust.keeper import TrustKeeper
+from ppbfl.trust.proof import TrustProof
+from ppbfl.trust.store import TrustStore
+from tests.trust_helpers import round_result
+
+
+def _store(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'trust.db'}"
+    with TrustStore(url) as store:
+        keeper = TrustKeeper(range(3), TrustConfig(), store=store)
+        for r in (1, 2, 3):
+            keeper.after_round(round_result(r, {0: "accepted", 1: "out-of-range shares: violates Cauchy-Schwarz"}, {2: "missing upload: no update"}))
+    return url
+
+
+def test_show_prints_one_line_per_round_with_trust_and_quarantine(tmp_path, capsys) -> None:
+    url = _store(tmp_path)
+    assert main(["trust", "show", "1", "--store", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "# device 1: 3 rounds"
+    rows = [line.split() for line in lines[2:]]
+    assert [r[0] for r in rows] == ["1", "2", "3"]
+    assert all("out-of-range" in " ".join(r) for r in rows)
+    with TrustStore(url) as store:
+        expected = [x.after.trust / 2**15 for x in store.history(1)]
+    assert [float(r[-3]) for r in rows] == [round(t, 4) for t in expected]
+    assert rows[-1][-2] == "yes"
+
+
+def test_prove_prints_a_proof_that_verifies_against_the_stored_root(tmp_path, capsys) -> None:
+    url = _store(tmp_path)
+    assert main(["trust", "prove", "2", "2", "--store", url]) == 0
+    proof = TrustProof.from_json(capsys.readouterr().out)
+    with TrustStore(url) as store:
+        assert proof.verify(store.root(2)) and proof.record == store.history(2)[1]
+
+
+def test_unknown_device_or_round_is_exit_2_with_a_message(tmp_path, capsys) -> None:
+    url = _store(tmp_path)
+    assert main(["trust", "show", "7", "--store", url]) == 2
+    assert "no records of device 7" in capsys.readouterr().err
+    assert main(["trust", "prove", "0", "9", "--store", url]) == 2
+    assert "TrustStoreError: no record of device 0 in round 9" in capsys.readouterr().err
+
+
+def test_verify_with_a_missing_proof_file_is_exit_2(tmp_path, capsys) -> None:
+    assert main(["trust", "verify", str(tmp_path / "none.json"), "--chain", "http://127.0.0.1:1", "--contract", "0x" + "00" * 20]) == 2
+    assert "FileNotFoundError" in capsys.readouterr().err
+
+
+def test_verify_checks_a_proof_against_a_real_node_alone(tmp_path, capsys) -> None:
+    """``ppbfl trust prove`` then ``ppbfl trust verify`` against an anvil node (started and stopped
+    here): exit 0 for the stored record, 1 for an edited one and for a round without an anchor."""
+    import json
+
+    from ppbfl.chain import Chain
+
+    url = _store(tmp_path)
+    with TrustStore(url) as store:
+        root = store.root(2)
+    with Chain.anvil(accounts=8) as chain:
+        contract = chain.deploy(2, 3, commit_blocks=1, verify_blocks=1)
+        for j in (1, 2, 3):
+            contract.register_edge_node(j, chain.new_account(), bytes([j]) * 32)
+        for _ in range(3):
+            contract.register_device(chain.new_account(), 8)
+        for r in (1, 2):  # rounds that fail at their deadlines: the cheapest way to rounds commitTrust accepts
+            contract.open_round(r, bytes(32))
+            chain.mine(2)
+            contract.close_commitments(r)
+            chain.mine(2)
+            contract.abort_round(r)
+        contract.commit_trust(2, root, [0, 1, 2], [30000, 1000, 20000])
+        node_url = chain.node.url
+        assert main(["trust", "prove", "1", "2", "--store", url]) == 0
+        good = tmp_path / "proof.json"
+        good.write_text(capsys.readouterr().out)
+        edited = json.loads(good.read_text())
+        edited["reason"] = 0
+        bad = tmp_path / "edited.json"
+        bad.write_text(json.dumps(edited))
+        elsewhere = tmp_path / "round1.json"
+        elsewhere.write_text(good.read_text().replace('"round": 2', '"round": 1'))
+        args = ["--chain", node_url, "--contract", contract.address]
+        assert main(["trust", "verify", str(good), *args]) == 0
+        assert "VALID" in capsys.readouterr().out
+        assert main(["trust", "verify", str(bad), *args]) == 1
+        assert main(["trust", "verify", str(elsewhere), *args]) == 1  # round 1 has no anchor
+        assert capsys.readouterr().out.count("INVALID") == 2
