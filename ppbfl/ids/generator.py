@@ -183,7 +183,11 @@ def generate(config: GeneratorConfig | None = None) -> IDSData:
     rng = np.random.default_rng(config.seed)
     steps, n_seg = config.window, config.segments
     n_test = min(n_seg - 1, max(1, round(config.test_fraction * n_seg)))
-    windows, labels, devices, kinds, segment = [], [], [], [], []
+    windows: list[np.ndarray] = []
+    labels: list[int] = []
+    devices: list[int] = []
+    kinds: list[int] = []
+    segment: list[int] = []
     for device in range(config.devices):
         k = device % len(DEVICE_TYPES)
         kind = DEVICE_TYPES[k]
