@@ -25,7 +25,7 @@ import torch
 from ppbfl.ids.errors import ModelFileError, StreamError, WindowShapeError
 from ppbfl.ids.model import LSTMClassifier
 
-__all__ = ["Alert", "Detector", "StreamDetector", "read_stream"]
+__all__ = ["Alert", "Detector", "StreamDetector", "read_stream", "write_stream_csv"]
 
 FORMAT = "ppbfl-ids-detector/1"
 
@@ -199,3 +199,24 @@ def read_stream(handle: TextIO, features: tuple[str, ...], name: str = "<stream>
                 raise StreamError(name, row, column, f"{text!r} is not a finite number")
             record[j] = value
         yield row, str(line["device"]).strip(), record
+
+
+def write_stream_csv(windows: np.ndarray, devices: np.ndarray, labels: np.ndarray, features: tuple[str, ...],
+                     class_names: tuple[str, ...], path: str | Path) -> int:
+    """Write windows ``(N, T, F)`` of several devices as one interleaved stream CSV (columns
+    ``device, step, <features>, label``): every device's windows in the given order, the devices'
+    records interleaved step by step as a gateway would receive them. Returns the rows written."""
+    per_device = {int(k): np.flatnonzero(devices == k) for k in np.unique(devices)}
+    rows = 0
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["device", "step", *features, "label"])
+        longest = max((len(v) for v in per_device.values()), default=0)
+        for i in range(longest):
+            for t in range(windows.shape[1]):
+                for k, idx in per_device.items():
+                    if i < len(idx):
+                        w = idx[i]
+                        writer.writerow([k, i * windows.shape[1] + t, *(f"{v:.6g}" for v in windows[w, t]), class_names[labels[w]]])
+                        rows += 1
+    return rows

@@ -126,6 +126,12 @@ def _split(config: IDSTrainConfig, data: IDSData, rng: np.random.Generator) -> t
     return root, parts
 
 
+def _settings(config: IDSTrainConfig, round_: int) -> TrainSettings:
+    """Local SGD settings of ``round_``: ``lr`` for the first two thirds of the rounds, ``lr / 3`` after."""
+    lr = config.lr if round_ < (2 * config.rounds) // 3 else config.lr / 3
+    return TrainSettings(config.local_epochs, config.batch_size, lr)
+
+
 def _fit_sklearn(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
@@ -149,7 +155,6 @@ def train_and_compare(config: IDSTrainConfig, *, progress: bool = False) -> IDSR
     k = round(config.malicious_fraction * clients)
     malicious = tuple(sorted(int(i) for i in rng.permutation(clients)[:k]))
     attack = make_attack(config.attack, config.attack_params)
-    settings = TrainSettings(config.local_epochs, config.batch_size, config.lr)
     model = build_lstm(len(data.feature_names), n_classes, hidden=config.hidden, seed=config.seed)
     init = get_flat(model)
     weights = np.array([len(p) for p in parts], dtype=np.float64)
@@ -169,6 +174,7 @@ def train_and_compare(config: IDSTrainConfig, *, progress: bool = False) -> IDSR
             defence = make_aggregator(rule, {"t": config.t, "n": config.n} if rule == "ppbfl_secure" else None)
             params, curve = init.copy(), []
             for r in range(config.rounds):
+                settings = _settings(config, r)
                 updates = train_round(model, params, fl_data, parts, bad, attack, settings, config.seed, r)
                 context = AggregationContext(weights=weights, n_malicious=len(bad), seed=config.seed, round=r)
                 if defence.needs_reference:

@@ -13,13 +13,14 @@ models (and what it does not) is written down in ``docs/ids.md``; in short:
   into **segments** of ``window`` steps; each segment is normal or one attack, drawn from the
   device type's prior, so the windows the detector classifies are the segments (labels are pure;
   a stream read with a sliding window also shows mixed windows at segment borders).
-* **Attacks** (:data:`CLASSES`), each with an intensity ``u ~ U(0.3, 1)`` so weak attacks overlap
+* **Attacks** (:data:`CLASSES`), each with an intensity ``u ~ U(0.2, 1)`` so weak attacks overlap
   normal traffic: ``spoofing`` (a man in the middle alters sensor values by a slow ramp and adds
   delay; half of them add a hop), ``dos`` (flooding: packet rate up 10^(1+u)x, small packets, SYN
   share up, congestion delay, lost readings), ``replay`` (an earlier normal segment of the same
   device re-sent: its readings and flow, with old timestamps, the sequence number jumping back),
   ``injection`` (false sensor values: spikes or a step to physiologically implausible readings,
-  network unchanged).
+  network unchanged). Normal segments carry benign anomalies too (:data:`BENIGN_EVENT_RATE`:
+  motion artefacts, congestion), so a detector has to tell them from attacks.
 
 Randomness is NumPy's PCG64 from ``seed`` only (simulation data, not key material).
 """
@@ -62,6 +63,13 @@ class DeviceType:
     uses_tcp: bool
     attack_prior: tuple[float, float, float, float, float]
 
+
+MIN_INTENSITY = 0.2
+"""Attack intensities are drawn from ``U(MIN_INTENSITY, 1)``: weak attacks overlap normal traffic."""
+
+BENIGN_EVENT_RATE = 0.15
+"""Share of normal segments with a benign anomaly (a motion artefact in the sensor readings, or
+network congestion): normal traffic that looks suspicious, the source of false alarms."""
 
 DEVICE_TYPES = (
     DeviceType("ecg_monitor", 40.0, 300.0, 2.0, 8.0, 2, True, (0.5, 0.15, 0.15, 0.1, 0.1)),
@@ -139,13 +147,22 @@ def _normal_segment(kind: DeviceType, rng: np.random.Generator, steps: int, sens
         sensor = 0.9 * sensor + rng.normal(0.0, 0.3)
         values[t] = sensor
     x[:, 8] = values
+    event = rng.random()
+    if event < BENIGN_EVENT_RATE / 2:  # motion artefact: one or two implausible readings, nothing malicious
+        spikes = rng.integers(steps, size=int(rng.integers(1, 3)))
+        x[spikes, 8] = rng.choice([-1.0, 1.0], len(spikes)) * rng.uniform(2.5, 4.5, len(spikes))
+    elif event < BENIGN_EVENT_RATE:  # benign congestion: slower, jittery path for part of the segment
+        start = int(rng.integers(steps))
+        x[start:, 4] *= rng.uniform(1.5, 3.0)
+        x[start:, 2] *= rng.uniform(1.5, 3.0)
+        x[start:, 7] = np.log10(10 ** x[start:, 7] + x[start:, 4] / 2000.0)
     return x, sensor
 
 
 def _attack(label: int, x: np.ndarray, kind: DeviceType, rng: np.random.Generator, history: list[np.ndarray], age_s: float) -> np.ndarray:
-    """Turn the normal segment ``x`` into class ``label`` (intensity ``u ~ U(0.3, 1)``)."""
+    """Turn the normal segment ``x`` into class ``label`` (intensity ``u ~ U(MIN_INTENSITY, 1)``)."""
     steps = len(x)
-    u = rng.uniform(0.3, 1.0)
+    u = rng.uniform(MIN_INTENSITY, 1.0)
     x = x.copy()
     if label == 1:  # spoofing / MITM data alteration
         x[:, 8] += np.linspace(0.0, 1.5 * u, steps) * rng.choice([-1.0, 1.0])
@@ -165,7 +182,7 @@ def _attack(label: int, x: np.ndarray, kind: DeviceType, rng: np.random.Generato
         if history:
             x = history[int(rng.integers(len(history)))].copy()
         x[0, 6] = -float(rng.integers(steps, 50 * steps))
-        x[:, 7] = np.log10(10 ** x[:, 7] + u * age_s)
+        x[:, 7] = np.log10(10 ** x[:, 7] + u * u * age_s)
     elif label == 4:  # sensor-value injection
         if rng.random() < 0.5:
             spikes = rng.random(steps) < 0.3
