@@ -1,4 +1,4 @@
-"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge`` and ``ppbfl creds``."""
+"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge``, ``ppbfl creds`` and ``ppbfl ids``."""
 
 from __future__ import annotations
 
@@ -103,6 +103,8 @@ def _experiment(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ppbfl`` command."""
+    from ppbfl.ids.cli import add_parser as add_ids_parser
+
     parser = argparse.ArgumentParser(prog="ppbfl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="show the field, the active kernel backend and versions")
@@ -152,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment.add_argument("--output", default=None, help="output folder (default: the config's folder)")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
     experiment.set_defaults(run=_experiment)
+    add_ids_parser(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 
