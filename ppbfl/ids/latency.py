@@ -27,10 +27,10 @@ def measure(classify_one: Callable[[np.ndarray], object], classify_batch: Callab
             tick = time.perf_counter_ns()
             classify_one(w)
             times[i] = time.perf_counter_ns() - tick
-        tick = time.perf_counter()
+        begin = time.perf_counter()
         for start in range(0, len(windows), batch):
             classify_batch(windows[start : start + batch])
-        batched = len(windows) / (time.perf_counter() - tick)
+        batched = len(windows) / (time.perf_counter() - begin)
     finally:
         torch.set_num_threads(threads)
     us = times / 1e3
