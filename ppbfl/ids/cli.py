@@ -23,7 +23,7 @@ def _train(args: argparse.Namespace) -> int:
         sizes = {k: QUICK[k] if v is None else v for k, v in sizes.items()}
     given = {k: v for k, v in sizes.items() if v is not None}
     command = "ppbfl ids " + " ".join(sys.argv[sys.argv.index("train"):] if "train" in sys.argv else ["train"])
-    tick = time.perf_counter()
+    tick, cpu = time.perf_counter(), time.process_time()
     try:
         generator = GeneratorConfig(**{k: given[k] for k in ("devices", "segments") if k in given}, seed=args.seed)
         config = IDSTrainConfig(
@@ -31,7 +31,7 @@ def _train(args: argparse.Namespace) -> int:
             **{k: given[k] for k in ("rounds", "central_epochs", "root_size") if k in given},
         )
         result = train_and_compare(config, progress=args.progress)
-        written = write_report(result, args.out, command=command, wall_s=time.perf_counter() - tick)
+        written = write_report(result, args.out, command=command, wall_s=time.perf_counter() - tick, cpu_s=time.process_time() - cpu)
     except PPBFLError as exc:
         print(f"ppbfl ids train: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import numpy as np
 from ppbfl.ids.detector import write_stream_csv
 from ppbfl.ids.federated import IDSRunResult
 from ppbfl.ids.generator import summary
+from ppbfl.ids.latency import measure
 from ppbfl.ids.model import lstm_param_count, model_bytes
 from ppbfl.ids.reputation import flag_summary
 
@@ -90,8 +91,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def write_report(result: IDSRunResult, out: str | Path, *, command: str, wall_s: float) -> list[Path]:
-    """Write everything under ``out`` (created); returns the paths written."""
+def write_report(result: IDSRunResult, out: str | Path, *, command: str, wall_s: float, cpu_s: float) -> list[Path]:
+    """Write everything under ``out`` (created); returns the paths written. ``wall_s`` / ``cpu_s``:
+    the run's wall-clock and CPU seconds (CPU counts every thread of the process)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data, cfg, det = result.data, result.config, result.detector
@@ -104,9 +106,10 @@ def write_report(result: IDSRunResult, out: str | Path, *, command: str, wall_s:
     written.append(out / "stream_sample.csv")
     flags = flag_summary(data.devices[test], result.test_predictions["secure_fl"])
     stats = summary(data)
+    timing = measure(det.classify_one, det.classify, data.windows[np.flatnonzero(test)[:500]])
     params = lstm_param_count(len(data.feature_names), len(data.class_names), cfg.hidden)
     doc = {
-        "command": command, "machine": machine(), "wall_s": round(wall_s, 1), "config": repr(cfg),
+        "command": command, "machine": machine(), "wall_s": round(wall_s, 1), "cpu_s": round(cpu_s, 1), "latency": timing, "config": repr(cfg),
         "malicious_clients": list(result.malicious), "lstm_parameters": params, "lstm_bytes": model_bytes(det.model),
         "data_summary": stats, "metrics": result.metrics, "macro_f1_per_round": result.macro_f1_per_round,
         "secure_rounds": result.secure_rounds, "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
@@ -118,7 +121,8 @@ def write_report(result: IDSRunResult, out: str | Path, *, command: str, wall_s:
     m = result.metrics
     lines = [
         "# LSTM intrusion detection for IoMT, trained by secure federated learning", "",
-        f"Produced by `{command}` in {wall_s:.0f} s on {machine()} (torch limited to 1 thread).", "",
+        f"Produced by `{command}` in {wall_s:.0f} s wall / {cpu_s:.0f} s CPU on {machine()} (torch limited to 1 thread; "
+        "the machine was shared, so wall time and latency tails are pessimistic).", "",
         f"Data: the seeded generator (`ppbfl.ids.generator`, see docs/ids.md): {stats['devices']} devices, "
         f"{stats['windows']} windows of {stats['window_steps']} records x {len(data.feature_names)} features; "
         f"test split = the last {cfg.generator.test_fraction:.0%} of every device's stream ({int(test.sum())} windows). "
@@ -158,6 +162,13 @@ def write_report(result: IDSRunResult, out: str | Path, *, command: str, wall_s:
     for name, x in m.items():
         cells = [f"{_pct(x['per_class'][c]['detection_rate'])} / {_pct(x['per_class'][c]['false_alarm_rate'])}" for c in data.class_names[1:]]
         lines.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+    lines += [
+        "", "## Real time (secure-FL detector, per-window path, one thread)", "",
+        f"Latency over {min(500, int(test.sum()))} test windows one at a time: p50 {timing['p50_us']:.0f} us, p99 {timing['p99_us']:.0f} us "
+        f"({timing['windows_per_s_single']:.0f} windows/s); batched (256): {timing['windows_per_s_batched']:.0f} windows/s. "
+        f"Model memory {model_bytes(det.model)} bytes; per device stream the gateway keeps {det.window} x {len(data.feature_names)} float32 "
+        f"records ({4 * det.window * len(data.feature_names)} bytes). Baselines' latency: `benchmarks/test_bench_ids.py`.",
+    ]
     rej_bad = sum(len(r["rejected_malicious"]) for r in result.secure_rounds)
     rej_good = sum(len(r["rejected_honest"]) for r in result.secure_rounds)
     n_bad = len(result.malicious) * len(result.secure_rounds)
