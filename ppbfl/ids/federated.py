@@ -54,11 +54,11 @@ class IDSTrainConfig:
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     hidden: int = 32
-    rounds: int = 30
-    local_epochs: int = 2
-    batch_size: int = 16
-    lr: float = 0.3
-    central_epochs: int = 30
+    rounds: int = 40
+    local_epochs: int = 3
+    batch_size: int = 32
+    lr: float = 0.5
+    central_epochs: int = 20
     root_size: int = 100
     partition: str = "device"
     clients: int = 20
