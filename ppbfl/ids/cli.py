@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -53,6 +54,9 @@ def _detect(args: argparse.Namespace) -> int:
                 alert = stream.push(row, device, record)
                 if alert is not None:
                     print(alert, flush=True)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- replaces the closed pipe until exit
+        return 0
     except (IDSError, OSError) as exc:
         print(f"ppbfl ids detect: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
