@@ -179,7 +179,9 @@ def write_report(result: IDSRunResult, out: str | Path, *, command: str, wall_s:
     lines += [
         "", "## Secure rounds", "",
         f"Rejected by the cosine verification on shares: {rej_bad} of {n_bad} poisoned uploads, {rej_good} of {n_good} honest uploads "
-        f"(honest non-IID devices whose update points away from the root-set update are dropped that round).", "",
+        f"(honest non-IID devices whose update points away from the root-set update are dropped that round). "
+        f"A poisoned upload passes when its cosine with the root-set update is positive (for a sign flip: the attacker's "
+        f"own update pointed away from the reference, so its flip points towards it); it is then clipped to the reference's norm.", "",
         "## Reputation evidence (`ppbfl.ids.reputation.ids_flags`) on the test windows", "",
         "| device | windows | flagged | flagged share | true attack share |", "|---|---|---|---|---|",
         *(f"| {v.device} | {v.windows} | {v.flagged} | {_pct(v.fraction)} | {_pct(attacked[v.device])} |" for v in top), "",
