@@ -1,4 +1,5 @@
-"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge``, ``ppbfl creds`` and ``ppbfl trust``."""
+"""Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge``, ``ppbfl creds``,
+``ppbfl trust`` and ``ppbfl ids``."""
 
 from __future__ import annotations
 
@@ -109,6 +110,8 @@ def _experiment(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ppbfl`` command."""
+    from ppbfl.ids.cli import add_parser as add_ids_parser
+
     parser = argparse.ArgumentParser(prog="ppbfl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="show the field, the active kernel backend and versions")
@@ -162,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ppbfl.trust.cli import add_trust_commands
 
     add_trust_commands(commands)
+    add_ids_parser(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 
