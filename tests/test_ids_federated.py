@@ -84,3 +84,29 @@ def test_config_errors_name_the_key(key, value):
 def test_root_set_larger_than_the_training_data_is_refused():
     with pytest.raises(ConfigError, match=r"ids\.root_size"):
         train_and_compare(IDSTrainConfig(generator=TINY, root_size=10_000, rounds=1))
+
+
+def test_a_device_whose_telemetry_the_detector_flags_loses_trust_end_to_end(run):
+    """Detector -> per-device flags -> a protocol round with a trust keeper -> the flagged device's
+    reputation: device 3's stream is the generator's attack windows, the others' its normal ones."""
+    from ppbfl.fl.federation import Federation
+    from ppbfl.ids.reputation import ids_flags
+    from ppbfl.trust.keeper import TrustKeeper
+    from tests.protocol_helpers import synthetic_round
+
+    data, m = run.data, 5
+    normal, attack = np.flatnonzero(data.labels == 0), np.flatnonzero(data.labels != 0)
+    per = min(6, normal.size // 4)
+    chosen = np.concatenate([normal[: 4 * per], attack])
+    devices = np.array([0, 1, 2, 4] * per + [3] * attack.size)
+    flags = ids_flags(devices, run.detector.classify(data.windows[chosen]))  # (a 2-round tiny detector: weak, not blind)
+    assert flags[3] >= 1 and all(flags[i] == 0 for i in (0, 1, 2, 4))
+    keeper = TrustKeeper(range(m))
+    updates, reference = synthetic_round(m, 16, malicious=set(), seed=4)
+    with Federation.in_process(2, 3, 16, m) as federation:
+        federation.trust = keeper
+        result = federation.run_round(1, updates, reference, ids_flags=flags)
+    assert sorted(result.accepted) == list(range(m))  # every update passed: only the flags differ
+    trust = keeper.reputation()
+    assert trust[3] < min(trust[i] for i in range(m) if flags[i] == 0)
+    assert keeper.last is not None

@@ -110,7 +110,7 @@ class Federation:
 
     def run_round(
         self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
-        trust: Mapping[int, float] | None = None, model_hash: bytes = ZERO_HASH,
+        trust: Mapping[int, float] | None = None, model_hash: bytes = ZERO_HASH, ids_flags: Mapping[int, int] | None = None,
     ) -> RoundResult:
         """One round: every device with an entry in ``updates`` (float (d,)) takes part with it.
 
@@ -118,6 +118,8 @@ class Federation:
         that had no update or failed before uploading, and whose ``timings`` add ``devices`` (wall
         seconds of the devices' phase) and ``share`` / ``commit`` / ``upload`` (device-seconds,
         summed over devices), and ``trust`` (the trust keeper's step) with a keeper.
+        ``ids_flags``: device -> this round's anomaly flags from the intrusion detector
+        (:func:`ppbfl.ids.reputation.ids_flags`), evidence for the trust keeper.
 
         Raises:
             NotEnoughEdgeNodesError, RoundFailedError: as :meth:`Coordinator.finish_round`.
@@ -161,7 +163,7 @@ class Federation:
         }
         if self.trust is not None:
             tick = time.perf_counter()
-            self.trust.after_round(result)
+            self.trust.after_round(result, ids_flags=ids_flags)
             result.timings["trust"] = time.perf_counter() - tick
         return result
 
