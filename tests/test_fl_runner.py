@@ -121,8 +121,9 @@ def test_csv_dataset_column_errors_surface_through_the_runner(tmp_path, capsys):
     data.write_text("age,outcome\n" + "\n".join(f"{i},{i % 2}" for i in range(60)))
     config = tmp_path / "c.toml"
     config.write_text(TINY.replace('datasets = ["breast_cancer"]', f'datasets = ["csv:{data}:death"]'))
-    assert main(["experiment", str(config), "--no-progress", "--output", str(tmp_path / "o")]) == 2
-    assert "'death'" in capsys.readouterr().err
+    assert main(["experiment", str(config), "--no-progress", "--output", str(tmp_path / "o")]) == 1
+    assert "MissingColumnError: column 'death'" in capsys.readouterr().err
+    assert {r["error_type"] for r in _rows(tmp_path / "o")} == {"MissingColumnError"}
 
 
 SECURE = TINY.replace('defences = ["fedavg", "fltrust"]', 'defences = ["fltrust", "ppbfl_secure"]') + """
@@ -147,12 +148,51 @@ def test_secure_defence_runs_in_the_grid_reproducibly_with_its_own_column(tmp_pa
     assert abs(acc[("sign_flip", "ppbfl_secure")] - acc[("sign_flip", "fltrust")]) < 0.05
 
 
-def test_cli_reports_an_update_beyond_the_secure_bound_naming_the_key(tmp_path, capsys):
+def _rows(folder):
+    return list(csv.DictReader((folder / "results.csv").read_text().splitlines()))
+
+
+def test_an_update_scaled_1e5_is_left_out_by_the_secure_rule_and_the_grid_completes(tmp_path):
+    # issue 17: one malicious update scaled x 1e5 (beyond max_abs = 64) once aborted the whole grid
     config = tmp_path / "c.toml"
-    config.write_text(SECURE.replace("n = 3", "n = 3\nmax_abs = 0.01"))
-    assert main(["experiment", str(config), "--no-progress", "--output", str(tmp_path / "o")]) == 2
+    config.write_text(SECURE.replace('attacks = ["none", "sign_flip", "backdoor"]', 'attacks = ["none", "scaling"]')
+                      .replace("[attack_params.sign_flip]\nfactor = 2.0", "[attack_params.scaling]\nfactor = 1e5"))
+    assert main(["experiment", str(config), "--no-progress", "--output", str(tmp_path / "o")]) == 0
+    rows = {(r["attack"], r["defence"]): r for r in _rows(tmp_path / "o")}
+    assert len(rows) == 4 and all(r["error_type"] == "" for r in rows.values())
+    # the scaled device cannot encode its update and takes no part: the secure run tracks its clean run
+    secure_clean, secure_scaled = (float(rows[(a, "ppbfl_secure")]["final_accuracy"]) for a in ("none", "scaling"))
+    assert abs(secure_scaled - secure_clean) < 0.05
+
+
+def test_failed_runs_are_recorded_with_their_error_and_the_grid_goes_on(tmp_path, capsys):
+    # heart failure has 12 features: a trigger on feature 20 fails there, not on breast cancer (30);
+    # max_abs = 0.01 puts the secure rule's root-set reference beyond the bound in every cell
+    config = tmp_path / "c.toml"
+    config.write_text(
+        SECURE.replace('datasets = ["breast_cancer"]', 'datasets = ["breast_cancer", "heart_failure"]')
+        .replace('attacks = ["none", "sign_flip", "backdoor"]', 'attacks = ["none", "backdoor"]')
+        .replace("n = 3", "n = 3\nmax_abs = 0.01")
+        + "\n[attack_params.backdoor]\nfeatures = [20]\n"
+    )
+    out = tmp_path / "o"
+    assert main(["experiment", str(config), "--no-progress", "--output", str(out)]) == 1
+    rows = _rows(out)
+    assert len(rows) == 8  # 2 datasets x (clean, backdoor) x 2 defences: every cell has its row
+    by_cell = {(r["dataset"], r["attack"], r["defence"]): r for r in rows}
+    for (dataset, _, defence), row in by_cell.items():
+        if dataset == "heart_failure":  # the clean cells too: their trigger probe is the same trigger
+            assert row["error_type"] == "ConfigError" and "attack_params.backdoor.features" in row["error_message"]
+        elif defence == "ppbfl_secure":
+            assert row["error_type"] == "UpdateRangeError" and "defence_params.ppbfl_secure.max_abs" in row["error_message"]
+        else:
+            assert row["error_type"] == row["error_message"] == "" and 0.5 < float(row["final_accuracy"]) <= 1
+            continue
+        assert row["final_accuracy"] == "" and "\n" not in row["error_message"]
     err = capsys.readouterr().err
-    assert "defence_params.ppbfl_secure.max_abs" in err and "device" in err
+    assert "6 of 8 runs failed" in err and "heart_failure backdoor 20% fltrust seed 3: ConfigError" in err
+    markdown = (out / "results.md").read_text()
+    assert "## Failed runs" in markdown and "| heart_failure | backdoor | 20% | fltrust | 3 | ConfigError: " in markdown
 
 
 @pytest.mark.parametrize("old, new, key", [("t = 2", "t = 3", "defence_params.ppbfl_secure.n"),

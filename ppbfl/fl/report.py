@@ -1,6 +1,9 @@
 """Write experiment results: ``results.csv`` (deterministic), ``timings.csv``, ``results.md``
 (Markdown tables) and ``accuracy_<dataset>.png`` (accuracy per round per defence; Agg backend).
 
+A failed cell (it raised) is a row of ``results.csv`` with empty numbers and its ``error_type`` /
+``error_message``; the tables and plots leave it out and ``results.md`` lists it under "Failed runs".
+
 ``results.csv`` holds no wall times so that the same config and seed give a byte-identical file;
 wall times go to ``timings.csv`` and the Markdown. ``results.csv`` names defences by their registry
 key (``ppbfl_secure``); tables and plots by their display name ("ppbfl (secure)").
@@ -29,7 +32,7 @@ __all__ = [
 
 CSV_FIELDS = [
     "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
-    "final_accuracy", "per_class_recall", "backdoor_success",
+    "final_accuracy", "per_class_recall", "backdoor_success", "error_type", "error_message",
 ]
 
 
@@ -44,6 +47,7 @@ def _row(r: CellResult) -> dict[str, str]:
         "seed": str(c.seed), "malicious_devices": ";".join(map(str, r.malicious_devices)),
         "rounds": str(len(r.accuracy_per_round)), "final_accuracy": _fmt(r.final_accuracy),
         "per_class_recall": ";".join(_fmt(v) for v in r.per_class_recall), "backdoor_success": _fmt(r.backdoor_success),
+        "error_type": r.error_type or "", "error_message": " ".join((r.error_message or "").split()),
     }
 
 
@@ -66,6 +70,12 @@ def write_timings(results: list[CellResult], path: Path) -> None:
             writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, f"{r.wall_time_s:.3f}"])
 
 
+def _final(r: CellResult) -> float:
+    if r.final_accuracy is None:
+        raise ValueError(f"cell {r.cell} failed: it has no accuracy")
+    return r.final_accuracy
+
+
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
@@ -74,11 +84,11 @@ def efficacy_table(results: list[CellResult], dataset: str) -> list[str]:
     """Markdown lines of the defence-efficacy table of ``dataset``: one row per (attack, malicious
     fraction), the clean run first, one column per defence (display names), cells the final test
     accuracy (mean over seeds; "–" where the grid has no such run)."""
-    rs = [r for r in results if r.cell.dataset == dataset]
+    rs = [r for r in results if r.cell.dataset == dataset and not r.failed]
     defences = list(dict.fromkeys(r.cell.defence for r in rs))
     acc: dict[tuple[str, float, str], list[float]] = defaultdict(list)
     for r in rs:
-        acc[(r.cell.attack, r.cell.fraction, r.cell.defence)].append(r.final_accuracy)
+        acc[(r.cell.attack, r.cell.fraction, r.cell.defence)].append(_final(r))
     rows = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in sorted(rs, key=lambda r: r.cell.fraction > 0)))
     lines = ["| attack | malicious | " + " | ".join(display_name(d) for d in defences) + " |",
              "|---|---|" + "---|" * len(defences)]
@@ -93,13 +103,16 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
     seeds) with rows attack x defence and one column per malicious fraction (the 0 % column is the
     clean run, shared by every attack); backdoor success where a backdoor ran; then the per-cell
     table with per-class recall and wall time."""
+    failed = [r for r in results if r.failed]
+    everything, results = results, [r for r in results if not r.failed]
     fractions = sorted({r.cell.fraction for r in results if r.cell.fraction > 0})
     lines = [f"# {title}", ""]
     if command:
         lines += ["Reproduce with:", "", "```bash", command, "```", ""]
-    total = sum(r.wall_time_s for r in results)
+    total = sum(r.wall_time_s for r in everything)
     rounds = sorted({len(r.accuracy_per_round) for r in results})
-    lines += [f"{len(results)} runs, {', '.join(map(str, rounds))} rounds each, {total:.1f} s wall time in all.", ""]
+    lines += [f"{len(everything)} runs, {', '.join(map(str, rounds)) or 'no'} rounds each, {total:.1f} s wall time in all"
+              + (f"; {len(failed)} failed (see Failed runs)." if failed else "."), ""]
     by_ds: dict[str, list[CellResult]] = defaultdict(list)
     for r in results:
         by_ds[r.cell.dataset].append(r)
@@ -107,7 +120,7 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         acc: dict[tuple[str, str, float], list[float]] = defaultdict(list)
         bd: dict[tuple[str, str, float], list[float]] = defaultdict(list)
         for r in rs:
-            acc[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(r.final_accuracy)
+            acc[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(_final(r))
             if r.backdoor_success is not None:
                 bd[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(r.backdoor_success)
         defences = list(dict.fromkeys(r.cell.defence for r in rs))
@@ -138,6 +151,13 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | {row['seed']} | "
                      f"{row['malicious_devices'] or '–'} | {row['final_accuracy']} | {row['per_class_recall']} | "
                      f"{row['backdoor_success'] or '–'} | {r.wall_time_s:.2f} |")
+    if failed:
+        lines += ["", "## Failed runs", "", "| dataset | attack | malicious | defence | seed | error |", "|---|---|---|---|---|---|"]
+        for r in failed:
+            row = _row(r)
+            message = row["error_message"].replace("|", "\\|")
+            lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | "
+                         f"{row['seed']} | {row['error_type']}: {message} |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -152,7 +172,8 @@ def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
     written = []
     by_ds: dict[str, list[CellResult]] = defaultdict(list)
     for r in results:
-        by_ds[r.cell.dataset].append(r)
+        if not r.failed:
+            by_ds[r.cell.dataset].append(r)
     for ds, rs in by_ds.items():
         panels = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in rs))
         cols = min(4, len(panels))

@@ -15,6 +15,9 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
 Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``; the secure
 defence's share randomness and challenge from ``(seed, round)``), so the same config and seed give
 identical results (wall time is reported separately).
+
+A cell that raises is recorded, not fatal: :func:`run_experiment` turns any exception of one cell
+into a failed :class:`CellResult` (its error type and message) and goes on with the grid.
 """
 
 from __future__ import annotations
@@ -30,17 +33,20 @@ from ppbfl.fl.aggregators import AggregationContext, make_aggregator
 from ppbfl.fl.attacks import Attack, Backdoor, make_attack
 from ppbfl.fl.config import Cell, ExperimentConfig, Federation
 from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
-from ppbfl.fl.errors import PartitionError
+from ppbfl.fl.errors import ConfigError, PartitionError
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
 from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
 
-__all__ = ["CellResult", "device_generator", "get_dataset", "run_cell", "run_experiment", "train_round"]
+__all__ = ["CellResult", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
 
 
 @dataclass
 class CellResult:
-    """Outcome of one cell. ``accuracy_per_round: (rounds,)``; ``per_class_recall: (n_classes,)``."""
+    """Outcome of one cell. ``accuracy_per_round: (rounds,)``; ``per_class_recall: (n_classes,)``.
+
+    A failed cell (``error_type`` set) has no accuracy; ``error_message`` is the exception's text.
+    """
 
     cell: Cell
     malicious_devices: tuple[int, ...]
@@ -49,10 +55,18 @@ class CellResult:
     backdoor_success: float | None
     wall_time_s: float
     extra: dict[str, object] = field(default_factory=dict)
+    error_type: str | None = None
+    error_message: str | None = None
 
     @property
-    def final_accuracy(self) -> float:
-        return self.accuracy_per_round[-1]
+    def failed(self) -> bool:
+        """Whether the cell raised instead of finishing."""
+        return self.error_type is not None
+
+    @property
+    def final_accuracy(self) -> float | None:
+        """Test accuracy after the last round (None for a failed cell)."""
+        return None if self.failed or not self.accuracy_per_round else self.accuracy_per_round[-1]
 
 
 _CACHE: dict[tuple[str, int, float], Dataset] = {}
@@ -145,6 +159,10 @@ def run_cell(
     malicious = tuple(sorted(int(i) for i in chosen[:k]))
     attack = make_attack(cell.attack, (attack_params or {}).get(cell.attack))
     defence = make_aggregator(cell.defence, (defence_params or {}).get(cell.defence))
+    trigger = (attack.backdoor if malicious else None) or probe
+    if trigger is not None and max(trigger.features, default=-1) >= data.n_features:
+        raise ConfigError("attack_params.backdoor.features",
+                          f"index {max(trigger.features)} >= {data.n_features} features of {cell.dataset}")
 
     model = build_model(fed.model, data.n_features, data.n_classes, hidden=fed.hidden, image_shape=data.image_shape, seed=cell.seed)
     params = get_flat(model)
@@ -164,8 +182,6 @@ def run_cell(
         acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
         accuracy.append(acc)
     backdoor_success = None
-    trigger = attack.backdoor if malicious else None
-    trigger = trigger or probe
     if trigger is not None:
         keep = data.y_test != trigger.target
         pred = predict(model, params, trigger.stamp(data.x_test[keep]))
@@ -173,10 +189,30 @@ def run_cell(
     return CellResult(cell, malicious, accuracy, [float(v) for v in recall], backdoor_success, time.perf_counter() - start)
 
 
+def failed_result(cell: Cell, error: Exception, wall_time_s: float) -> CellResult:
+    """The record of a cell that raised ``error``: no accuracy, the error's type name and message."""
+    return CellResult(cell, (), [], [], None, wall_time_s, error_type=type(error).__name__, error_message=str(error))
+
+
+def _run_recorded(
+    cell: Cell, federation: Federation, attack_params: dict | None, defence_params: dict | None, probe: Backdoor | None,
+) -> CellResult:
+    """:func:`run_cell`, with any exception of the cell turned into :func:`failed_result`."""
+    start = time.perf_counter()
+    try:
+        return run_cell(cell, federation, attack_params, defence_params, probe)
+    except Exception as error:  # any error of one cell: it is recorded and the grid goes on
+        return failed_result(cell, error, time.perf_counter() - start)
+
+
 def run_experiment(
     config: ExperimentConfig, *, progress: bool = True, on_result: Callable[[CellResult], None] | None = None
 ) -> list[CellResult]:
-    """Run every cell of the grid in order (with a tqdm progress bar if ``progress``)."""
+    """Run every cell of the grid in order (with a tqdm progress bar if ``progress``).
+
+    Returns one :class:`CellResult` per cell of ``config.cells()``, in that order; a cell that
+    raised is a failed result (see :func:`failed_result`) and the grid goes on.
+    """
     from tqdm import tqdm
 
     cells = config.cells()
@@ -189,7 +225,7 @@ def run_experiment(
         bar = tqdm(cells, desc="ppbfl experiment", unit="run", disable=not progress)
         for cell in bar:
             bar.set_postfix_str(f"{cell.dataset} {cell.attack} {cell.fraction:.0%} {cell.defence} s{cell.seed}")
-            result = run_cell(cell, config.federation, config.attack_params, config.defence_params,
+            result = _run_recorded(cell, config.federation, config.attack_params, config.defence_params,
                               probe if cell.attack == "none" else None)
             results.append(result)
             if on_result is not None:
