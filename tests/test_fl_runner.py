@@ -10,7 +10,7 @@ import pytest
 from ppbfl.cli import main
 from ppbfl.fl.config import load_config, parse_config
 from ppbfl.fl.errors import ConfigError
-from ppbfl.fl.report import write_all
+from ppbfl.fl.report import atomic_path, write_all
 from ppbfl.fl.runner import run_experiment
 
 TINY = """
@@ -201,3 +201,35 @@ def test_bad_secure_parameters_name_the_key(old, new, key):
     with pytest.raises(ConfigError) as err:
         parse_config(tomllib.loads(SECURE.replace(old, new)))
     assert err.value.key == key
+
+
+def test_a_second_run_into_the_same_folder_leaves_no_stale_output(tmp_path):
+    base = TINY.replace('defences = ["fedavg", "fltrust"]', 'defences = ["fedavg"]').replace("rounds = 2", "rounds = 1")
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text(base.replace('datasets = ["breast_cancer"]', 'datasets = ["breast_cancer", "heart_failure"]')
+                     .replace("[attack_params.sign_flip]", "[attack_params.backdoor]\nfeatures = [0]\n[attack_params.sign_flip]"))
+    second.write_text(base.replace('attacks = ["none", "sign_flip", "backdoor"]', 'attacks = ["none", "sign_flip"]'))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.png").write_bytes(b"mine")  # the user's files beside the outputs stay
+    assert main(["experiment", str(first), "--no-progress", "--output", str(out)]) == 0
+    assert (out / "accuracy_heart_failure.png").exists()
+    assert main(["experiment", str(second), "--no-progress", "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accuracy_breast_cancer.png", "notes.png", "results.csv", "results.md", "timings.csv",
+    ]
+    assert (out / "notes.png").read_bytes() == b"mine"
+    assert {r["dataset"] for r in _rows(out)} == {"breast_cancer"} and "heart_failure" not in (out / "results.md").read_text()
+
+
+def test_atomic_path_leaves_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert target.read_text() == "old\n" and list(tmp_path.iterdir()) == [target]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new\n")
+        assert target.read_text() == "old\n"  # readers see the old file until the move
+    assert target.read_text() == "new\n" and list(tmp_path.iterdir()) == [target]

@@ -4,6 +4,12 @@
 A failed cell (it raised) is a row of ``results.csv`` with empty numbers and its ``error_type`` /
 ``error_message``; the tables and plots leave it out and ``results.md`` lists it under "Failed runs".
 
+Every file is written to a temporary name in the output folder and moved into place with
+:func:`os.replace`, so a reader (or a crash) never sees a half-written file; before writing,
+:func:`write_all` removes the outputs a previous run left there (:data:`OUTPUT_PATTERNS`), so no
+stale plot or table of another grid stays beside the new ones. Nothing else in the folder is
+touched (a config or README kept there stays).
+
 ``results.csv`` holds no wall times so that the same config and seed give a byte-identical file;
 wall times go to ``timings.csv`` and the Markdown. ``results.csv`` names defences by their registry
 key (``ppbfl_secure``); tables and plots by their display name ("ppbfl (secure)").
@@ -12,7 +18,11 @@ key (``ppbfl_secure``); tables and plots by their display name ("ppbfl (secure)"
 from __future__ import annotations
 
 import csv
+import os
+import secrets
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +32,9 @@ from ppbfl.fl.runner import CellResult
 
 __all__ = [
     "CSV_FIELDS",
+    "OUTPUT_PATTERNS",
+    "atomic_path",
+    "clear_outputs",
     "efficacy_table",
     "write_all",
     "write_csv",
@@ -34,6 +47,32 @@ CSV_FIELDS = [
     "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
     "final_accuracy", "per_class_recall", "backdoor_success", "error_type", "error_message",
 ]
+
+
+OUTPUT_PATTERNS = ("results.csv", "timings.csv", "results.md", "accuracy_*.png", "backdoor_*.png")
+"""The names :func:`write_all` writes (glob patterns); the files :func:`clear_outputs` removes."""
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; on success move it onto ``path`` (:func:`os.replace`).
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def clear_outputs(folder: Path) -> list[Path]:
+    """Remove the files of :data:`OUTPUT_PATTERNS` from ``folder`` (a previous run's); returns them."""
+    removed = sorted({p for pattern in OUTPUT_PATTERNS for p in folder.glob(pattern) if p.is_file()})
+    for p in removed:
+        p.unlink()
+    return removed
 
 
 def _fmt(x: float | None) -> str:
@@ -52,8 +91,8 @@ def _row(r: CellResult) -> dict[str, str]:
 
 
 def write_csv(results: list[CellResult], path: Path) -> None:
-    """One row per cell (see :data:`CSV_FIELDS`); numbers with 4 decimals."""
-    with path.open("w", newline="") as fh:
+    """One row per cell (see :data:`CSV_FIELDS`); numbers with 4 decimals; written atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         for r in results:
@@ -61,8 +100,8 @@ def write_csv(results: list[CellResult], path: Path) -> None:
 
 
 def write_timings(results: list[CellResult], path: Path) -> None:
-    """Wall time of each cell (not reproducible, hence a separate file)."""
-    with path.open("w", newline="") as fh:
+    """Wall time of each cell (not reproducible, hence a separate file); written atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["dataset", "attack", "malicious_fraction", "defence", "seed", "wall_time_s"])
         for r in results:
@@ -158,7 +197,8 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
             message = row["error_message"].replace("|", "\\|")
             lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | "
                          f"{row['seed']} | {row['error_type']}: {message} |")
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
@@ -198,16 +238,19 @@ def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
         fig.suptitle(f"{ds}: accuracy per round per defence")
         fig.tight_layout()
         path = folder / f"accuracy_{ds.replace(':', '_').replace('/', '_')}.png"
-        fig.savefig(path, dpi=90)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
         plt.close(fig)
         written.append(path)
     return written
 
 
 def write_all(results: list[CellResult], folder: str | Path, *, command: str | None = None) -> dict[str, Path]:
-    """Write results.csv, timings.csv, results.md and the plots into ``folder`` (created)."""
+    """Write results.csv, timings.csv, results.md and the plots into ``folder`` (created), each
+    atomically, after removing a previous run's outputs (:func:`clear_outputs`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    clear_outputs(folder)
     out = {"csv": folder / "results.csv", "timings": folder / "timings.csv", "markdown": folder / "results.md"}
     write_csv(results, out["csv"])
     write_timings(results, out["timings"])
