@@ -133,11 +133,15 @@ n = 3
 """
 
 
-def test_secure_defence_runs_in_the_grid_reproducibly_with_its_own_column(tmp_path):
+def test_secure_defence_runs_in_the_grid_reproducibly_with_its_own_column(tmp_path, capsys):
     config = parse_config(tomllib.loads(SECURE))
     first = write_all(run_experiment(config, progress=False), tmp_path / "a")
-    second = write_all(run_experiment(config, progress=False), tmp_path / "b")
-    assert first["csv"].read_bytes() == second["csv"].read_bytes()
+    # the same grid in two spawned worker processes, through the CLI, with its progress bar
+    (tmp_path / "c.toml").write_text(SECURE)
+    assert main(["experiment", str(tmp_path / "c.toml"), "--jobs", "2", "--output", str(tmp_path / "b")]) == 0
+    bar = capsys.readouterr().err.replace("\r", "\n")
+    assert "ppbfl experiment: 100%" in bar and "6/6" in bar
+    assert first["csv"].read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
     rows = list(csv.DictReader(first["csv"].read_text().splitlines()))
     assert [r["defence"] for r in rows].count("ppbfl_secure") == 3  # registry key in the CSV
     markdown = first["markdown"].read_text()
