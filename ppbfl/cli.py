@@ -88,10 +88,11 @@ def _experiment(args: argparse.Namespace) -> int:
     from ppbfl.fl.runner import run_experiment
 
     output = Path(args.output) if args.output else Path(args.config).parent
-    command = f"ppbfl experiment {args.config}" + (f" --output {args.output}" if args.output else "")
+    command = f"ppbfl experiment {args.config}" + (f" --output {args.output}" if args.output else "") + (
+        f" --jobs {args.jobs}" if args.jobs != 1 else "")
     try:
         config = load_config(args.config)
-        results = run_experiment(config, progress=not args.no_progress)
+        results = run_experiment(config, progress=not args.no_progress, jobs=args.jobs)
     except (FLError, ConfigError, UpdateRangeError) as exc:
         print(f"ppbfl experiment: {exc}", file=sys.stderr)
         return 2
@@ -161,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment.add_argument("config", help="TOML config (see ppbfl.fl.config)")
     experiment.add_argument("--output", default=None, help="output folder (default: the config's folder)")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment.add_argument("--jobs", type=int, default=1, help="cells run in this many processes at once (default 1; same results)")
     experiment.set_defaults(run=_experiment)
     args = parser.parse_args(argv)
     return args.run(args)
