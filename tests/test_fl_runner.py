@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import tomllib
 
+import numpy as np
 import pytest
 
 from ppbfl.cli import main
@@ -54,11 +55,15 @@ def test_cli_experiment_writes_csv_markdown_and_png(tmp_path, capsys):
     rows = list(csv.DictReader(lines))
     for row in rows:  # clean runs carry the trigger's baseline rate; sign flip has no trigger
         assert (row["backdoor_success"] == "") == (row["attack"] == "sign_flip")
+        per_round = row["backdoor_success_per_round"].split(";")
+        assert (len(per_round), per_round[-1]) == (2, row["backdoor_success"]) or row["attack"] == "sign_flip"
+        assert row["accuracy_per_round"].split(";")[-1] == row["final_accuracy"]
         assert len(row["malicious_devices"].split(";")) == (1 if row["attack"] != "none" else 0) or row["attack"] == "none"
     assert {row["malicious_devices"] for row in rows if row["attack"] == "none"} == {""}
     markdown = (out / "results.md").read_text()
     assert f"ppbfl experiment {config} --output {out}" in markdown
     assert "| sign_flip | fltrust |" in markdown and "backdoor success" in markdown
+    assert "## breast_cancer: detection" in markdown and "| attack | malicious | fltrust |" in markdown  # FedAvg has no rates
     png = out / "accuracy_breast_cancer.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(png) in capsys.readouterr().out
@@ -167,6 +172,13 @@ def test_an_update_scaled_1e5_is_left_out_by_the_secure_rule_and_the_grid_comple
     # the scaled device cannot encode its update and takes no part: the secure run tracks its clean run
     secure_clean, secure_scaled = (float(rows[(a, "ppbfl_secure")]["final_accuracy"]) for a in ("none", "scaling"))
     assert abs(secure_scaled - secure_clean) < 0.05
+    # ... and it is excluded in every round (TPR 1)
+    secure = rows[("scaling", "ppbfl_secure")]
+    assert secure["detection_tpr_per_round"] == "1.0000;1.0000" and secure["detection_tpr"] == "1.0000"
+    fpr = [float(v) for v in secure["detection_fpr_per_round"].split(";")]
+    assert len(fpr) == 2 and float(secure["detection_fpr"]) == pytest.approx(np.mean(fpr), abs=1e-4)
+    assert rows[("none", "ppbfl_secure")]["detection_tpr"] == ""  # no malicious device: no TPR
+    assert len(rows[("scaling", "fltrust")]["detection_tpr_per_round"].split(";")) == 2
 
 
 def test_failed_runs_are_recorded_with_their_error_and_the_grid_goes_on(tmp_path, capsys):

@@ -35,6 +35,7 @@ __all__ = [
     "OUTPUT_PATTERNS",
     "atomic_path",
     "clear_outputs",
+    "detection_table",
     "efficacy_table",
     "write_all",
     "write_csv",
@@ -45,8 +46,14 @@ __all__ = [
 
 CSV_FIELDS = [
     "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
-    "final_accuracy", "per_class_recall", "backdoor_success", "error_type", "error_message",
+    "final_accuracy", "per_class_recall", "backdoor_success", "detection_tpr", "detection_fpr",
+    "accuracy_per_round", "backdoor_success_per_round", "detection_tpr_per_round", "detection_fpr_per_round",
+    "error_type", "error_message",
 ]
+"""``results.csv`` columns. ``detection_tpr`` / ``detection_fpr``: the mean over rounds of the
+fraction of malicious / honest devices the defence excluded (:mod:`ppbfl.fl.detection`; empty for
+rules that never exclude a device, and the TPR also without malicious devices); the
+``*_per_round`` columns hold one value per round, ``;``-separated."""
 
 
 OUTPUT_PATTERNS = ("results.csv", "timings.csv", "results.md", "accuracy_*.png", "backdoor_*.png")
@@ -79,13 +86,20 @@ def _fmt(x: float | None) -> str:
     return "" if x is None else ("nan" if np.isnan(x) else f"{x:.4f}")
 
 
+def _join(values: list[float]) -> str:
+    return ";".join(_fmt(v) for v in values)
+
+
 def _row(r: CellResult) -> dict[str, str]:
     c = r.cell
     return {
         "dataset": c.dataset, "attack": c.attack, "malicious_fraction": f"{c.fraction:.2f}", "defence": c.defence,
         "seed": str(c.seed), "malicious_devices": ";".join(map(str, r.malicious_devices)),
         "rounds": str(len(r.accuracy_per_round)), "final_accuracy": _fmt(r.final_accuracy),
-        "per_class_recall": ";".join(_fmt(v) for v in r.per_class_recall), "backdoor_success": _fmt(r.backdoor_success),
+        "per_class_recall": _join(r.per_class_recall), "backdoor_success": _fmt(r.backdoor_success),
+        "detection_tpr": _fmt(r.detection_tpr), "detection_fpr": _fmt(r.detection_fpr),
+        "accuracy_per_round": _join(r.accuracy_per_round), "backdoor_success_per_round": _join(r.backdoor_per_round),
+        "detection_tpr_per_round": _join(r.tpr_per_round or []), "detection_fpr_per_round": _join(r.fpr_per_round or []),
         "error_type": r.error_type or "", "error_message": " ".join((r.error_message or "").split()),
     }
 
@@ -137,10 +151,34 @@ def efficacy_table(results: list[CellResult], dataset: str) -> list[str]:
     return lines
 
 
+def detection_table(results: list[CellResult], dataset: str) -> list[str]:
+    """Markdown lines of the detection table of ``dataset`` (empty when no run has rates): one row
+    per attacked (attack, malicious fraction), one column per defence that excludes devices, cells
+    "TPR / FPR" (means over rounds and seeds, :mod:`ppbfl.fl.detection`)."""
+    rs = [r for r in results if r.cell.dataset == dataset and not r.failed and r.cell.fraction > 0]
+    rates: dict[tuple[str, float, str], list[tuple[float, float]]] = defaultdict(list)
+    for r in rs:
+        if r.detection_tpr is not None and r.detection_fpr is not None:
+            rates[(r.cell.attack, r.cell.fraction, r.cell.defence)].append((r.detection_tpr, r.detection_fpr))
+    defences = list(dict.fromkeys(d for (_, _, d) in rates))
+    if not defences:
+        return []
+    lines = ["| attack | malicious | " + " | ".join(display_name(d) for d in defences) + " |",
+             "|---|---|" + "---|" * len(defences)]
+    for attack, fraction in dict.fromkeys((r.cell.attack, r.cell.fraction) for r in rs):
+        cells = []
+        for d in defences:
+            got = rates.get((attack, fraction, d))
+            cells.append(f"{_mean([t for t, _ in got]):.2f} / {_mean([f for _, f in got]):.2f}" if got else "–")
+        lines.append(f"| {attack} | {fraction:.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_markdown(results: list[CellResult], path: Path, *, command: str | None = None, title: str = "Experiment results") -> None:
     """Per dataset: the defence-efficacy table (:func:`efficacy_table`); final accuracy (mean over
     seeds) with rows attack x defence and one column per malicious fraction (the 0 % column is the
-    clean run, shared by every attack); backdoor success where a backdoor ran; then the per-cell
+    clean run, shared by every attack); the detection rates (:func:`detection_table`); backdoor
+    success where a backdoor ran; then the per-cell
     table with per-class recall and wall time."""
     failed = [r for r in results if r.failed]
     everything, results = results, [r for r in results if not r.failed]
@@ -167,6 +205,10 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         cols = [0.0, *fractions]
         lines += [f"## {ds}: defence efficacy (final test accuracy, one column per defence)", "",
                   *efficacy_table(results, ds), ""]
+        detection = detection_table(results, ds)
+        if detection:
+            lines += [(f"## {ds}: detection (malicious devices excluded / honest devices excluded, mean fraction per round; "
+                       "rules that exclude whole devices)"), "", *detection, ""]
         lines += [f"## {ds}: final test accuracy", "",
                   "| attack | defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |",
                   "|---|---|" + "---|" * len(cols)]

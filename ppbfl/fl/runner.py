@@ -10,7 +10,9 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
    when the config lists them; they are recorded in the results;
 3. each round every device trains locally from the global model; malicious devices poison their
    data and/or update; the defence aggregates the ``(devices, d)`` updates; the global model moves
-   by the aggregate; test accuracy is recorded per round.
+   by the aggregate; test accuracy, the backdoor success rate (when there is a trigger) and, for
+   rules that exclude devices, the detection rates of malicious and honest devices
+   (:mod:`ppbfl.fl.detection`) are recorded per round.
 
 Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``; the secure
 defence's share randomness and challenge from ``(seed, round)``), so the same config and seed give
@@ -35,6 +37,7 @@ from ppbfl.fl.aggregators import AggregationContext, make_aggregator
 from ppbfl.fl.attacks import Attack, Backdoor, make_attack
 from ppbfl.fl.config import Cell, ExperimentConfig, Federation
 from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
+from ppbfl.fl.detection import detection_rates, excluded_devices
 from ppbfl.fl.errors import ConfigError, PartitionError
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
@@ -46,6 +49,11 @@ __all__ = ["CellResult", "device_generator", "failed_result", "get_dataset", "ru
 @dataclass
 class CellResult:
     """Outcome of one cell. ``accuracy_per_round: (rounds,)``; ``per_class_recall: (n_classes,)``.
+
+    ``backdoor_per_round: (rounds,)`` the backdoor success rate after each round (empty without a
+    trigger); ``tpr_per_round`` / ``fpr_per_round: (rounds,)`` the defence's detection rates of
+    malicious / honest devices (:mod:`ppbfl.fl.detection`; None for a rule that does not exclude
+    devices, and the TPR also when no device is malicious).
 
     A failed cell (``error_type`` set) has no accuracy; ``error_message`` is the exception's text.
     """
@@ -59,6 +67,19 @@ class CellResult:
     extra: dict[str, object] = field(default_factory=dict)
     error_type: str | None = None
     error_message: str | None = None
+    backdoor_per_round: list[float] = field(default_factory=list)
+    tpr_per_round: list[float] | None = None
+    fpr_per_round: list[float] | None = None
+
+    @property
+    def detection_tpr(self) -> float | None:
+        """Mean over rounds of the fraction of malicious devices excluded (None: not a per-device rule, or no malicious devices)."""
+        return None if not self.tpr_per_round else float(np.mean(self.tpr_per_round))
+
+    @property
+    def detection_fpr(self) -> float | None:
+        """Mean over rounds of the fraction of honest devices excluded (None: not a per-device rule)."""
+        return None if not self.fpr_per_round else float(np.mean(self.fpr_per_round))
 
     @property
     def failed(self) -> bool:
@@ -171,7 +192,14 @@ def run_cell(
     settings = TrainSettings(fed.local_epochs, fed.batch_size, fed.lr)
     weights = np.array([len(p) for p in parts], dtype=np.float64)
     accuracy: list[float] = []
+    backdoor: list[float] = []
+    tpr: list[float | None] = []
+    fpr: list[float | None] = []
+    device_rule = True
     recall = np.zeros(data.n_classes)
+    if trigger is not None:
+        keep = data.y_test != trigger.target
+        stamped = trigger.stamp(data.x_test[keep])
     for r in range(fed.rounds):
         updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
         context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
@@ -179,16 +207,30 @@ def run_cell(
             context.reference = local_update(
                 model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
             )
-        aggregate, _info = defence.aggregate(updates, context)
+        aggregate, info = defence.aggregate(updates, context)
+        excluded = excluded_devices(cell.defence, info, fed.devices)
+        if excluded is None:
+            device_rule = False
+        else:
+            rates = detection_rates(excluded, malicious, fed.devices)
+            tpr.append(rates[0])
+            fpr.append(rates[1])
         params = (params + aggregate).astype(np.float32)
         acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
         accuracy.append(acc)
-    backdoor_success = None
-    if trigger is not None:
-        keep = data.y_test != trigger.target
-        pred = predict(model, params, trigger.stamp(data.x_test[keep]))
-        backdoor_success = float(np.mean(pred == trigger.target))
-    return CellResult(cell, malicious, accuracy, [float(v) for v in recall], backdoor_success, time.perf_counter() - start)
+        if trigger is not None:
+            backdoor.append(float(np.mean(predict(model, params, stamped) == trigger.target)))
+    return CellResult(
+        cell, malicious, accuracy, [float(v) for v in recall], backdoor[-1] if backdoor else None, time.perf_counter() - start,
+        backdoor_per_round=backdoor, tpr_per_round=_rates(tpr) if device_rule else None,
+        fpr_per_round=_rates(fpr) if device_rule else None,
+    )
+
+
+def _rates(values: list[float | None]) -> list[float] | None:
+    """Per-round rates, or None when a rate is undefined in every round (no malicious devices)."""
+    known = [v for v in values if v is not None]
+    return known if len(known) == len(values) else None
 
 
 def failed_result(cell: Cell, error: Exception, wall_time_s: float) -> CellResult:
