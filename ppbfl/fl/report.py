@@ -1,5 +1,6 @@
 """Write experiment results: ``results.csv`` (deterministic), ``timings.csv``, ``results.md``
-(Markdown tables) and ``accuracy_<dataset>.png`` (accuracy per round per defence; Agg backend).
+(Markdown tables), ``accuracy_<dataset>.png`` (accuracy per round per defence) and, where a
+backdoor ran, ``backdoor_<dataset>.png`` (:mod:`ppbfl.fl.plots`; Agg backend).
 
 A failed cell (it raised) is a row of ``results.csv`` with empty numbers and its ``error_type`` /
 ``error_message``; the tables and plots leave it out and ``results.md`` lists it under "Failed runs".
@@ -244,46 +245,27 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
 
 
 def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
-    """One PNG per dataset: a grid of panels (attack x malicious fraction), accuracy per round,
-    one line per defence (mean over seeds)."""
+    """Per dataset ``accuracy_<dataset>.png`` and, where a backdoor ran, ``backdoor_<dataset>.png``
+    (:mod:`ppbfl.fl.plots`: one panel per attack x malicious fraction, one line per defence, the
+    secure rule on top, mean ± std over seeds); written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ppbfl.fl.plots import accuracy_figure, backdoor_figure
+
     written = []
-    by_ds: dict[str, list[CellResult]] = defaultdict(list)
-    for r in results:
-        if not r.failed:
-            by_ds[r.cell.dataset].append(r)
-    for ds, rs in by_ds.items():
-        panels = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in rs))
-        cols = min(4, len(panels))
-        rows = (len(panels) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
-        for ax, (attack, frac) in zip(axes.flat, panels):
-            curves: dict[str, list[list[float]]] = defaultdict(list)
-            for r in rs:
-                if (r.cell.attack, r.cell.fraction) == (attack, frac):
-                    curves[r.cell.defence].append(r.accuracy_per_round)
-            for defence, cs in curves.items():
-                mean = np.mean(np.array(cs), axis=0)
-                ax.plot(np.arange(1, len(mean) + 1), mean, marker=".", label=display_name(defence))
-            ax.set_title(f"{attack}, {frac:.0%} malicious", fontsize=9)
-            ax.set_xlabel("round")
-            ax.set_ylim(0, 1)
-            ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(panels):]:
-            ax.axis("off")
-        axes[0][0].set_ylabel("test accuracy")
-        axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"{ds}: accuracy per round per defence")
-        fig.tight_layout()
-        path = folder / f"accuracy_{ds.replace(':', '_').replace('/', '_')}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-        plt.close(fig)
-        written.append(path)
+    for ds in dict.fromkeys(r.cell.dataset for r in results):
+        for prefix, make in (("accuracy", accuracy_figure), ("backdoor", backdoor_figure)):
+            fig = make(results, ds)
+            if fig is None:
+                continue
+            path = folder / f"{prefix}_{ds.replace(':', '_').replace('/', '_')}.png"
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=90, format="png")
+            plt.close(fig)
+            written.append(path)
     return written
 
 
