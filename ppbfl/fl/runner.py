@@ -43,7 +43,7 @@ from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
 from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
 
-__all__ = ["CellResult", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
+__all__ = ["CellResult", "backdoor_success", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
 
 
 @dataclass
@@ -105,6 +105,13 @@ def get_dataset(name: str, seed: int, test_fraction: float) -> Dataset:
         else:
             _CACHE[key] = load_dataset(name, seed=seed, test_fraction=test_fraction)
     return _CACHE[key]
+
+
+def backdoor_success(model: torch.nn.Module, params: np.ndarray, data: Dataset, trigger: Backdoor) -> float:
+    """The backdoor success rate of ``params`` ((d,) float32 for ``model``): the fraction of test
+    samples whose label is not ``trigger.target`` that the model assigns to the target once stamped."""
+    keep = data.y_test != trigger.target
+    return float(np.mean(predict(model, params, trigger.stamp(data.x_test[keep])) == trigger.target))
 
 
 def device_generator(seed: int, round_: int, device: int) -> torch.Generator:
@@ -197,9 +204,6 @@ def run_cell(
     fpr: list[float | None] = []
     device_rule = True
     recall = np.zeros(data.n_classes)
-    if trigger is not None:
-        keep = data.y_test != trigger.target
-        stamped = trigger.stamp(data.x_test[keep])
     for r in range(fed.rounds):
         updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
         context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
@@ -219,7 +223,7 @@ def run_cell(
         acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
         accuracy.append(acc)
         if trigger is not None:
-            backdoor.append(float(np.mean(predict(model, params, stamped) == trigger.target)))
+            backdoor.append(backdoor_success(model, params, data, trigger))
     return CellResult(
         cell, malicious, accuracy, [float(v) for v in recall], backdoor[-1] if backdoor else None, time.perf_counter() - start,
         backdoor_per_round=backdoor, tpr_per_round=_rates(tpr) if device_rule else None,
