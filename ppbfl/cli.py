@@ -95,16 +95,25 @@ def _experiment(args: argparse.Namespace) -> int:
     from ppbfl.fl.runner import run_experiment
 
     output = Path(args.output) if args.output else Path(args.config).parent
-    command = f"ppbfl experiment {args.config}" + (f" --output {args.output}" if args.output else "")
+    command = f"ppbfl experiment {args.config}" + (f" --output {args.output}" if args.output else "") + (
+        f" --jobs {args.jobs}" if args.jobs != 1 else "")
     try:
         config = load_config(args.config)
-        results = run_experiment(config, progress=not args.no_progress)
+        results = run_experiment(config, progress=not args.no_progress, jobs=args.jobs)
     except (FLError, ConfigError, UpdateRangeError) as exc:
         print(f"ppbfl experiment: {exc}", file=sys.stderr)
         return 2
     written = write_all(results, output, command=command)
     for path in written.values():
         print(path)
+    failed = [r for r in results if r.failed]
+    for r in failed:
+        c = r.cell
+        print(f"ppbfl experiment: run failed: {c.dataset} {c.attack} {c.fraction:.0%} {c.defence} seed {c.seed}: "
+              f"{r.error_type}: {r.error_message}", file=sys.stderr)
+    if failed:
+        print(f"ppbfl experiment: {len(failed)} of {len(results)} runs failed (recorded in {written['csv']})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -157,10 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     creds.add_argument("--days", type=int, default=365, help="certificate lifetime in days (default 365)")
     creds.add_argument("--force", action="store_true", help="replace an existing CA or party credentials in --out")
     creds.set_defaults(run=_creds)
-    experiment = commands.add_parser("experiment", help="run a grid of FL poisoning experiments from a TOML config")
+    experiment = commands.add_parser(
+        "experiment", help="run a grid of FL poisoning experiments from a TOML config (exit 1: some runs failed, 2: bad config)",
+    )
     experiment.add_argument("config", help="TOML config (see ppbfl.fl.config)")
     experiment.add_argument("--output", default=None, help="output folder (default: the config's folder)")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment.add_argument("--jobs", type=int, default=1, help="cells run in this many processes at once (default 1; same results)")
     experiment.set_defaults(run=_experiment)
     from ppbfl.trust.cli import add_trust_commands
 

@@ -16,7 +16,10 @@ Per round:
    chain with every decision, audited on chain at random coordinates, and applied to the model.
 
 Beside it, plaintext FedAvg runs on the same devices under the same attack. The demo prints a
-per-round table, writes ``rounds.json`` (the round log) and ``accuracy.png`` to ``--out``.
+per-round table, writes ``rounds.json`` (the round log) and ``accuracy.png`` to ``--out``. Under
+the backdoor attack it also reports, per round and at the end, the backdoor success rate of both
+models (stamped non-target test samples classified as the target, :func:`ppbfl.fl.runner.backdoor_success`)
+beside the untrained model's, the trigger's baseline.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from ppbfl.fl.datasets import load_dataset
 from ppbfl.fl.federation import Federation
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import iid_partition
-from ppbfl.fl.runner import train_round
+from ppbfl.fl.runner import backdoor_success, train_round
 from ppbfl.fl.training import TrainSettings, evaluate, local_update
 from ppbfl.protocol.deployment import Deployment, GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.ledger import ChainLedger
@@ -126,6 +129,8 @@ class DemoRound:
     timings: dict[str, float]
     trust: dict[int, float] | None = None  # reputation after the round (ppbfl.trust)
     quarantined: list[int] | None = None
+    secure_backdoor: float | None = None
+    fedavg_backdoor: float | None = None
 
 
 def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> list[DemoRound]:
@@ -150,11 +155,13 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     parts = [pool[p] for p in iid_partition(data.y_train[pool], config.devices, rng)]
     malicious = tuple(sorted(rng.permutation(config.devices)[: round(config.malicious * config.devices)].tolist()))
     attack = make_attack(config.attack)
+    trigger = attack.backdoor if malicious else None
     settings = TrainSettings(epochs=1, batch_size=16, lr=config.lr)
     model = build_model("mlp", data.n_features, data.n_classes, hidden=config.hidden, seed=config.seed)
     secure_params = get_flat(model)
     fedavg_params = secure_params.copy()
     d = secure_params.size
+    baseline = None if trigger is None else backdoor_success(model, secure_params, data, trigger)
     codec = FixedPointCodec()
     behaviours = {config.liar: "tamper-aggregate"} if config.liar else {}
     out = Path(config.out)
@@ -181,6 +188,10 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger, trust=keeper))
         log(f"set up in {time.perf_counter() - started:.1f}s: edge nodes ready {coordinator.online}, contract {ledger.address}")
         header = f"{'round':>5} {'secure':>7} {'FedAvg':>7} {'accepted':>8} {'rejected (malicious)':>21} {'mode':>15} {'liars':>6} {'gas':>9} {'time':>6} {'trust h/m':>9} {'quarantined':>11}"
+        if trigger is not None:
+            log(f"backdoor: trigger {list(trigger.features)} = {trigger.value} -> class {trigger.target}; "
+                f"success rate of the untrained model {baseline:.3f}")
+            header += f" {'backdoor secure/FedAvg':>22}"
         log(header)
         for rnd in range(1, config.rounds + 1):
             if config.kill_edge is not None and rnd == config.kill_round:
@@ -210,6 +221,8 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 result.mode, list(result.online), sorted(result.dropped), list(result.liars), int(result.gas),
                 time.perf_counter() - tick, {"train": trained, **result.timings},
                 keeper.reputation(), list(keeper.quarantined),
+                secure_backdoor=None if trigger is None else backdoor_success(model, secure_params, data, trigger),
+                fedavg_backdoor=None if trigger is None else backdoor_success(model, fedavg_params, data, trigger),
             )
             honest_trust = np.mean([t for i, t in (row.trust or {}).items() if i not in malicious])
             malicious_trust = np.mean([t for i, t in (row.trust or {}).items() if i in malicious]) if malicious else float("nan")
@@ -219,6 +232,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 f"{f'{len(rejected)} ({row.malicious_rejected}/{len(malicious)})':>21} {row.mode:>15} "
                 f"{row.named_liars or '-'!s:>6} {row.gas:>9} {row.seconds:>5.2f}s "
                 f"{f'{honest_trust:.2f}/{malicious_trust:.2f}':>9} {len(keeper.quarantined):>11}"
+                + (f" {f'{row.secure_backdoor:.3f}/{row.fedavg_backdoor:.3f}':>22}" if trigger is not None else "")
             )
     _write(out, config, rows, list(malicious))
     last = rows[-1]
@@ -228,6 +242,9 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         f"{all(r.malicious_rejected == len(malicious) for r in rows)}; honest devices rejected: "
         f"{sum(r.honest_rejected for r in rows)} in total; lying edge nodes named: {sorted({j for r in rows for j in r.named_liars})}"
     )
+    if last.secure_backdoor is not None:
+        log(f"backdoor success after {config.rounds} rounds: ppbfl (secure) {last.secure_backdoor:.3f} vs plaintext FedAvg "
+            f"{last.fedavg_backdoor:.3f} (untrained model {baseline:.3f})")
     log(f"wrote {out / 'rounds.json'} and {out / 'accuracy.png'} ({time.perf_counter() - started:.1f}s in all)")
     return rows
 
@@ -253,8 +270,11 @@ def _write(out: Path, config: DemoConfig, rows: list[DemoRound], malicious: list
     xs = [r.round for r in rows]
     ax.plot(xs, [r.secure_accuracy for r in rows], marker="o", label="ppbfl (secure, on chain)")
     ax.plot(xs, [r.fedavg_accuracy for r in rows], marker="s", label="plaintext FedAvg")
+    if rows[0].secure_backdoor is not None:
+        ax.plot(xs, np.array([r.secure_backdoor for r in rows], dtype=float), linestyle="--", marker="o", color="C0", label="backdoor success (secure)")
+        ax.plot(xs, np.array([r.fedavg_backdoor for r in rows], dtype=float), linestyle="--", marker="s", color="C1", label="backdoor success (FedAvg)")
     ax.set_xlabel("round")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy" if rows[0].secure_backdoor is None else "test accuracy / backdoor success")
     ax.set_ylim(0, 1)
     ax.set_title(f"{config.dataset}: {len(malicious)}/{config.devices} devices {config.attack}")
     ax.legend()

@@ -1,5 +1,15 @@
 """Write experiment results: ``results.csv`` (deterministic), ``timings.csv``, ``results.md``
-(Markdown tables) and ``accuracy_<dataset>.png`` (accuracy per round per defence; Agg backend).
+(Markdown tables), ``accuracy_<dataset>.png`` (accuracy per round per defence) and, where a
+backdoor ran, ``backdoor_<dataset>.png`` (:mod:`ppbfl.fl.plots`; Agg backend).
+
+A failed cell (it raised) is a row of ``results.csv`` with empty numbers and its ``error_type`` /
+``error_message``; the tables and plots leave it out and ``results.md`` lists it under "Failed runs".
+
+Every file is written to a temporary name in the output folder and moved into place with
+:func:`os.replace`, so a reader (or a crash) never sees a half-written file; before writing,
+:func:`write_all` removes the outputs a previous run left there (:data:`OUTPUT_PATTERNS`), so no
+stale plot or table of another grid stays beside the new ones. Nothing else in the folder is
+touched (a config or README kept there stays).
 
 ``results.csv`` holds no wall times so that the same config and seed give a byte-identical file;
 wall times go to ``timings.csv`` and the Markdown. ``results.csv`` names defences by their registry
@@ -9,7 +19,11 @@ key (``ppbfl_secure``); tables and plots by their display name ("ppbfl (secure)"
 from __future__ import annotations
 
 import csv
+import os
+import secrets
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +33,10 @@ from ppbfl.fl.runner import CellResult
 
 __all__ = [
     "CSV_FIELDS",
+    "OUTPUT_PATTERNS",
+    "atomic_path",
+    "clear_outputs",
+    "detection_table",
     "efficacy_table",
     "write_all",
     "write_csv",
@@ -29,12 +47,48 @@ __all__ = [
 
 CSV_FIELDS = [
     "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
-    "final_accuracy", "per_class_recall", "backdoor_success",
+    "final_accuracy", "per_class_recall", "backdoor_success", "detection_tpr", "detection_fpr",
+    "accuracy_per_round", "backdoor_success_per_round", "detection_tpr_per_round", "detection_fpr_per_round",
+    "error_type", "error_message",
 ]
+"""``results.csv`` columns. ``detection_tpr`` / ``detection_fpr``: the mean over rounds of the
+fraction of malicious / honest devices the defence excluded (:mod:`ppbfl.fl.detection`; empty for
+rules that never exclude a device, and the TPR also without malicious devices); the
+``*_per_round`` columns hold one value per round, ``;``-separated."""
+
+
+OUTPUT_PATTERNS = ("results.csv", "timings.csv", "results.md", "accuracy_*.png", "backdoor_*.png")
+"""The names :func:`write_all` writes (glob patterns); the files :func:`clear_outputs` removes."""
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; on success move it onto ``path`` (:func:`os.replace`).
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def clear_outputs(folder: Path) -> list[Path]:
+    """Remove the files of :data:`OUTPUT_PATTERNS` from ``folder`` (a previous run's); returns them."""
+    removed = sorted({p for pattern in OUTPUT_PATTERNS for p in folder.glob(pattern) if p.is_file()})
+    for p in removed:
+        p.unlink()
+    return removed
 
 
 def _fmt(x: float | None) -> str:
     return "" if x is None else ("nan" if np.isnan(x) else f"{x:.4f}")
+
+
+def _join(values: list[float]) -> str:
+    return ";".join(_fmt(v) for v in values)
 
 
 def _row(r: CellResult) -> dict[str, str]:
@@ -43,13 +97,17 @@ def _row(r: CellResult) -> dict[str, str]:
         "dataset": c.dataset, "attack": c.attack, "malicious_fraction": f"{c.fraction:.2f}", "defence": c.defence,
         "seed": str(c.seed), "malicious_devices": ";".join(map(str, r.malicious_devices)),
         "rounds": str(len(r.accuracy_per_round)), "final_accuracy": _fmt(r.final_accuracy),
-        "per_class_recall": ";".join(_fmt(v) for v in r.per_class_recall), "backdoor_success": _fmt(r.backdoor_success),
+        "per_class_recall": _join(r.per_class_recall), "backdoor_success": _fmt(r.backdoor_success),
+        "detection_tpr": _fmt(r.detection_tpr), "detection_fpr": _fmt(r.detection_fpr),
+        "accuracy_per_round": _join(r.accuracy_per_round), "backdoor_success_per_round": _join(r.backdoor_per_round),
+        "detection_tpr_per_round": _join(r.tpr_per_round or []), "detection_fpr_per_round": _join(r.fpr_per_round or []),
+        "error_type": r.error_type or "", "error_message": " ".join((r.error_message or "").split()),
     }
 
 
 def write_csv(results: list[CellResult], path: Path) -> None:
-    """One row per cell (see :data:`CSV_FIELDS`); numbers with 4 decimals."""
-    with path.open("w", newline="") as fh:
+    """One row per cell (see :data:`CSV_FIELDS`); numbers with 4 decimals; written atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         for r in results:
@@ -57,13 +115,19 @@ def write_csv(results: list[CellResult], path: Path) -> None:
 
 
 def write_timings(results: list[CellResult], path: Path) -> None:
-    """Wall time of each cell (not reproducible, hence a separate file)."""
-    with path.open("w", newline="") as fh:
+    """Wall time of each cell (not reproducible, hence a separate file); written atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["dataset", "attack", "malicious_fraction", "defence", "seed", "wall_time_s"])
         for r in results:
             c = r.cell
             writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, f"{r.wall_time_s:.3f}"])
+
+
+def _final(r: CellResult) -> float:
+    if r.final_accuracy is None:
+        raise ValueError(f"cell {r.cell} failed: it has no accuracy")
+    return r.final_accuracy
 
 
 def _mean(values: list[float]) -> float:
@@ -74,11 +138,11 @@ def efficacy_table(results: list[CellResult], dataset: str) -> list[str]:
     """Markdown lines of the defence-efficacy table of ``dataset``: one row per (attack, malicious
     fraction), the clean run first, one column per defence (display names), cells the final test
     accuracy (mean over seeds; "–" where the grid has no such run)."""
-    rs = [r for r in results if r.cell.dataset == dataset]
+    rs = [r for r in results if r.cell.dataset == dataset and not r.failed]
     defences = list(dict.fromkeys(r.cell.defence for r in rs))
     acc: dict[tuple[str, float, str], list[float]] = defaultdict(list)
     for r in rs:
-        acc[(r.cell.attack, r.cell.fraction, r.cell.defence)].append(r.final_accuracy)
+        acc[(r.cell.attack, r.cell.fraction, r.cell.defence)].append(_final(r))
     rows = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in sorted(rs, key=lambda r: r.cell.fraction > 0)))
     lines = ["| attack | malicious | " + " | ".join(display_name(d) for d in defences) + " |",
              "|---|---|" + "---|" * len(defences)]
@@ -88,18 +152,45 @@ def efficacy_table(results: list[CellResult], dataset: str) -> list[str]:
     return lines
 
 
+def detection_table(results: list[CellResult], dataset: str) -> list[str]:
+    """Markdown lines of the detection table of ``dataset`` (empty when no run has rates): one row
+    per attacked (attack, malicious fraction), one column per defence that excludes devices, cells
+    "TPR / FPR" (means over rounds and seeds, :mod:`ppbfl.fl.detection`)."""
+    rs = [r for r in results if r.cell.dataset == dataset and not r.failed and r.cell.fraction > 0]
+    rates: dict[tuple[str, float, str], list[tuple[float, float]]] = defaultdict(list)
+    for r in rs:
+        if r.detection_tpr is not None and r.detection_fpr is not None:
+            rates[(r.cell.attack, r.cell.fraction, r.cell.defence)].append((r.detection_tpr, r.detection_fpr))
+    defences = list(dict.fromkeys(d for (_, _, d) in rates))
+    if not defences:
+        return []
+    lines = ["| attack | malicious | " + " | ".join(display_name(d) for d in defences) + " |",
+             "|---|---|" + "---|" * len(defences)]
+    for attack, fraction in dict.fromkeys((r.cell.attack, r.cell.fraction) for r in rs):
+        cells = []
+        for d in defences:
+            got = rates.get((attack, fraction, d))
+            cells.append(f"{_mean([t for t, _ in got]):.2f} / {_mean([f for _, f in got]):.2f}" if got else "–")
+        lines.append(f"| {attack} | {fraction:.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_markdown(results: list[CellResult], path: Path, *, command: str | None = None, title: str = "Experiment results") -> None:
     """Per dataset: the defence-efficacy table (:func:`efficacy_table`); final accuracy (mean over
     seeds) with rows attack x defence and one column per malicious fraction (the 0 % column is the
-    clean run, shared by every attack); backdoor success where a backdoor ran; then the per-cell
+    clean run, shared by every attack); the detection rates (:func:`detection_table`); backdoor
+    success where a backdoor ran; then the per-cell
     table with per-class recall and wall time."""
+    failed = [r for r in results if r.failed]
+    everything, results = results, [r for r in results if not r.failed]
     fractions = sorted({r.cell.fraction for r in results if r.cell.fraction > 0})
     lines = [f"# {title}", ""]
     if command:
         lines += ["Reproduce with:", "", "```bash", command, "```", ""]
-    total = sum(r.wall_time_s for r in results)
+    total = sum(r.wall_time_s for r in everything)
     rounds = sorted({len(r.accuracy_per_round) for r in results})
-    lines += [f"{len(results)} runs, {', '.join(map(str, rounds))} rounds each, {total:.1f} s wall time in all.", ""]
+    lines += [f"{len(everything)} runs, {', '.join(map(str, rounds)) or 'no'} rounds each, {total:.1f} s wall time in all"
+              + (f"; {len(failed)} failed (see Failed runs)." if failed else "."), ""]
     by_ds: dict[str, list[CellResult]] = defaultdict(list)
     for r in results:
         by_ds[r.cell.dataset].append(r)
@@ -107,7 +198,7 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         acc: dict[tuple[str, str, float], list[float]] = defaultdict(list)
         bd: dict[tuple[str, str, float], list[float]] = defaultdict(list)
         for r in rs:
-            acc[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(r.final_accuracy)
+            acc[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(_final(r))
             if r.backdoor_success is not None:
                 bd[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(r.backdoor_success)
         defences = list(dict.fromkeys(r.cell.defence for r in rs))
@@ -115,6 +206,10 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         cols = [0.0, *fractions]
         lines += [f"## {ds}: defence efficacy (final test accuracy, one column per defence)", "",
                   *efficacy_table(results, ds), ""]
+        detection = detection_table(results, ds)
+        if detection:
+            lines += [(f"## {ds}: detection (malicious devices excluded / honest devices excluded, mean fraction per round; "
+                       "rules that exclude whole devices)"), "", *detection, ""]
         lines += [f"## {ds}: final test accuracy", "",
                   "| attack | defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |",
                   "|---|---|" + "---|" * len(cols)]
@@ -138,55 +233,48 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | {row['seed']} | "
                      f"{row['malicious_devices'] or '–'} | {row['final_accuracy']} | {row['per_class_recall']} | "
                      f"{row['backdoor_success'] or '–'} | {r.wall_time_s:.2f} |")
-    path.write_text("\n".join(lines) + "\n")
+    if failed:
+        lines += ["", "## Failed runs", "", "| dataset | attack | malicious | defence | seed | error |", "|---|---|---|---|---|---|"]
+        for r in failed:
+            row = _row(r)
+            message = row["error_message"].replace("|", "\\|")
+            lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | "
+                         f"{row['seed']} | {row['error_type']}: {message} |")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
-    """One PNG per dataset: a grid of panels (attack x malicious fraction), accuracy per round,
-    one line per defence (mean over seeds)."""
+    """Per dataset ``accuracy_<dataset>.png`` and, where a backdoor ran, ``backdoor_<dataset>.png``
+    (:mod:`ppbfl.fl.plots`: one panel per attack x malicious fraction, one line per defence, the
+    secure rule on top, mean ± std over seeds); written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ppbfl.fl.plots import accuracy_figure, backdoor_figure
+
     written = []
-    by_ds: dict[str, list[CellResult]] = defaultdict(list)
-    for r in results:
-        by_ds[r.cell.dataset].append(r)
-    for ds, rs in by_ds.items():
-        panels = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in rs))
-        cols = min(4, len(panels))
-        rows = (len(panels) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
-        for ax, (attack, frac) in zip(axes.flat, panels):
-            curves: dict[str, list[list[float]]] = defaultdict(list)
-            for r in rs:
-                if (r.cell.attack, r.cell.fraction) == (attack, frac):
-                    curves[r.cell.defence].append(r.accuracy_per_round)
-            for defence, cs in curves.items():
-                mean = np.mean(np.array(cs), axis=0)
-                ax.plot(np.arange(1, len(mean) + 1), mean, marker=".", label=display_name(defence))
-            ax.set_title(f"{attack}, {frac:.0%} malicious", fontsize=9)
-            ax.set_xlabel("round")
-            ax.set_ylim(0, 1)
-            ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(panels):]:
-            ax.axis("off")
-        axes[0][0].set_ylabel("test accuracy")
-        axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"{ds}: accuracy per round per defence")
-        fig.tight_layout()
-        path = folder / f"accuracy_{ds.replace(':', '_').replace('/', '_')}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+    for ds in dict.fromkeys(r.cell.dataset for r in results):
+        for prefix, make in (("accuracy", accuracy_figure), ("backdoor", backdoor_figure)):
+            fig = make(results, ds)
+            if fig is None:
+                continue
+            path = folder / f"{prefix}_{ds.replace(':', '_').replace('/', '_')}.png"
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=90, format="png")
+            plt.close(fig)
+            written.append(path)
     return written
 
 
 def write_all(results: list[CellResult], folder: str | Path, *, command: str | None = None) -> dict[str, Path]:
-    """Write results.csv, timings.csv, results.md and the plots into ``folder`` (created)."""
+    """Write results.csv, timings.csv, results.md and the plots into ``folder`` (created), each
+    atomically, after removing a previous run's outputs (:func:`clear_outputs`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    clear_outputs(folder)
     out = {"csv": folder / "results.csv", "timings": folder / "timings.csv", "markdown": folder / "results.md"}
     write_csv(results, out["csv"])
     write_timings(results, out["timings"])

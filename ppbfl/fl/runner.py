@@ -10,17 +10,24 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
    when the config lists them; they are recorded in the results;
 3. each round every device trains locally from the global model; malicious devices poison their
    data and/or update; the defence aggregates the ``(devices, d)`` updates; the global model moves
-   by the aggregate; test accuracy is recorded per round.
+   by the aggregate; test accuracy, the backdoor success rate (when there is a trigger) and, for
+   rules that exclude devices, the detection rates of malicious and honest devices
+   (:mod:`ppbfl.fl.detection`) are recorded per round.
 
 Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``; the secure
 defence's share randomness and challenge from ``(seed, round)``), so the same config and seed give
 identical results (wall time is reported separately).
+
+A cell that raises is recorded, not fatal: :func:`run_experiment` turns any exception of one cell
+into a failed :class:`CellResult` (its error type and message) and goes on with the grid.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,17 +37,26 @@ from ppbfl.fl.aggregators import AggregationContext, make_aggregator
 from ppbfl.fl.attacks import Attack, Backdoor, make_attack
 from ppbfl.fl.config import Cell, ExperimentConfig, Federation
 from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
-from ppbfl.fl.errors import PartitionError
+from ppbfl.fl.detection import detection_rates, excluded_devices
+from ppbfl.fl.errors import ConfigError, PartitionError
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
 from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
 
-__all__ = ["CellResult", "device_generator", "get_dataset", "run_cell", "run_experiment", "train_round"]
+__all__ = ["CellResult", "backdoor_success", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
 
 
 @dataclass
 class CellResult:
-    """Outcome of one cell. ``accuracy_per_round: (rounds,)``; ``per_class_recall: (n_classes,)``."""
+    """Outcome of one cell. ``accuracy_per_round: (rounds,)``; ``per_class_recall: (n_classes,)``.
+
+    ``backdoor_per_round: (rounds,)`` the backdoor success rate after each round (empty without a
+    trigger); ``tpr_per_round`` / ``fpr_per_round: (rounds,)`` the defence's detection rates of
+    malicious / honest devices (:mod:`ppbfl.fl.detection`; None for a rule that does not exclude
+    devices, and the TPR also when no device is malicious).
+
+    A failed cell (``error_type`` set) has no accuracy; ``error_message`` is the exception's text.
+    """
 
     cell: Cell
     malicious_devices: tuple[int, ...]
@@ -49,10 +65,31 @@ class CellResult:
     backdoor_success: float | None
     wall_time_s: float
     extra: dict[str, object] = field(default_factory=dict)
+    error_type: str | None = None
+    error_message: str | None = None
+    backdoor_per_round: list[float] = field(default_factory=list)
+    tpr_per_round: list[float] | None = None
+    fpr_per_round: list[float] | None = None
 
     @property
-    def final_accuracy(self) -> float:
-        return self.accuracy_per_round[-1]
+    def detection_tpr(self) -> float | None:
+        """Mean over rounds of the fraction of malicious devices excluded (None: not a per-device rule, or no malicious devices)."""
+        return None if not self.tpr_per_round else float(np.mean(self.tpr_per_round))
+
+    @property
+    def detection_fpr(self) -> float | None:
+        """Mean over rounds of the fraction of honest devices excluded (None: not a per-device rule)."""
+        return None if not self.fpr_per_round else float(np.mean(self.fpr_per_round))
+
+    @property
+    def failed(self) -> bool:
+        """Whether the cell raised instead of finishing."""
+        return self.error_type is not None
+
+    @property
+    def final_accuracy(self) -> float | None:
+        """Test accuracy after the last round (None for a failed cell)."""
+        return None if self.failed or not self.accuracy_per_round else self.accuracy_per_round[-1]
 
 
 _CACHE: dict[tuple[str, int, float], Dataset] = {}
@@ -68,6 +105,13 @@ def get_dataset(name: str, seed: int, test_fraction: float) -> Dataset:
         else:
             _CACHE[key] = load_dataset(name, seed=seed, test_fraction=test_fraction)
     return _CACHE[key]
+
+
+def backdoor_success(model: torch.nn.Module, params: np.ndarray, data: Dataset, trigger: Backdoor) -> float:
+    """The backdoor success rate of ``params`` ((d,) float32 for ``model``): the fraction of test
+    samples whose label is not ``trigger.target`` that the model assigns to the target once stamped."""
+    keep = data.y_test != trigger.target
+    return float(np.mean(predict(model, params, trigger.stamp(data.x_test[keep])) == trigger.target))
 
 
 def device_generator(seed: int, round_: int, device: int) -> torch.Generator:
@@ -145,12 +189,20 @@ def run_cell(
     malicious = tuple(sorted(int(i) for i in chosen[:k]))
     attack = make_attack(cell.attack, (attack_params or {}).get(cell.attack))
     defence = make_aggregator(cell.defence, (defence_params or {}).get(cell.defence))
+    trigger = (attack.backdoor if malicious else None) or probe
+    if trigger is not None and max(trigger.features, default=-1) >= data.n_features:
+        raise ConfigError("attack_params.backdoor.features",
+                          f"index {max(trigger.features)} >= {data.n_features} features of {cell.dataset}")
 
     model = build_model(fed.model, data.n_features, data.n_classes, hidden=fed.hidden, image_shape=data.image_shape, seed=cell.seed)
     params = get_flat(model)
     settings = TrainSettings(fed.local_epochs, fed.batch_size, fed.lr)
     weights = np.array([len(p) for p in parts], dtype=np.float64)
     accuracy: list[float] = []
+    backdoor: list[float] = []
+    tpr: list[float | None] = []
+    fpr: list[float | None] = []
+    device_rule = True
     recall = np.zeros(data.n_classes)
     for r in range(fed.rounds):
         updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
@@ -159,41 +211,123 @@ def run_cell(
             context.reference = local_update(
                 model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
             )
-        aggregate, _info = defence.aggregate(updates, context)
+        aggregate, info = defence.aggregate(updates, context)
+        excluded = excluded_devices(cell.defence, info, fed.devices)
+        if excluded is None:
+            device_rule = False
+        else:
+            rates = detection_rates(excluded, malicious, fed.devices)
+            tpr.append(rates[0])
+            fpr.append(rates[1])
         params = (params + aggregate).astype(np.float32)
         acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
         accuracy.append(acc)
-    backdoor_success = None
-    trigger = attack.backdoor if malicious else None
-    trigger = trigger or probe
-    if trigger is not None:
-        keep = data.y_test != trigger.target
-        pred = predict(model, params, trigger.stamp(data.x_test[keep]))
-        backdoor_success = float(np.mean(pred == trigger.target))
-    return CellResult(cell, malicious, accuracy, [float(v) for v in recall], backdoor_success, time.perf_counter() - start)
+        if trigger is not None:
+            backdoor.append(backdoor_success(model, params, data, trigger))
+    return CellResult(
+        cell, malicious, accuracy, [float(v) for v in recall], backdoor[-1] if backdoor else None, time.perf_counter() - start,
+        backdoor_per_round=backdoor, tpr_per_round=_rates(tpr) if device_rule else None,
+        fpr_per_round=_rates(fpr) if device_rule else None,
+    )
+
+
+def _rates(values: list[float | None]) -> list[float] | None:
+    """Per-round rates, or None when a rate is undefined in every round (no malicious devices)."""
+    known = [v for v in values if v is not None]
+    return known if len(known) == len(values) else None
+
+
+def failed_result(cell: Cell, error: Exception, wall_time_s: float) -> CellResult:
+    """The record of a cell that raised ``error``: no accuracy, the error's type name and message."""
+    return CellResult(cell, (), [], [], None, wall_time_s, error_type=type(error).__name__, error_message=str(error))
+
+
+def _run_recorded(
+    cell: Cell, federation: Federation, attack_params: dict | None, defence_params: dict | None, probe: Backdoor | None,
+) -> CellResult:
+    """:func:`run_cell`, with any exception of the cell turned into :func:`failed_result`."""
+    start = time.perf_counter()
+    try:
+        return run_cell(cell, federation, attack_params, defence_params, probe)
+    except Exception as error:  # any error of one cell: it is recorded and the grid goes on
+        return failed_result(cell, error, time.perf_counter() - start)
+
+
+_PRELOAD = ["ppbfl.fl.runner", "ppbfl.fl.aggregators", "sklearn.datasets", "torch._dynamo"]
+"""What every cell imports (about 12 CPU seconds: scikit-learn's datasets, torch's optimiser stack)."""
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where the platform has it (a fresh single-threaded server process imports
+    :data:`_PRELOAD` once and forks each worker from it: nothing of the caller's state or threads is
+    inherited, as with ``spawn``, but the imports are paid once), else ``spawn``."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # small models: threads only add overhead (and N processes share the cores)
 
 
 def run_experiment(
-    config: ExperimentConfig, *, progress: bool = True, on_result: Callable[[CellResult], None] | None = None
+    config: ExperimentConfig, *, progress: bool = True, on_result: Callable[[CellResult], None] | None = None, jobs: int = 1,
 ) -> list[CellResult]:
-    """Run every cell of the grid in order (with a tqdm progress bar if ``progress``)."""
+    """Run every cell of the grid (with a tqdm progress bar if ``progress``).
+
+    ``jobs > 1`` runs cells in that many worker processes (:func:`_worker_context`: started from a
+    fresh interpreter, never forked from the caller, so it is safe with the caller's threads); each cell is seeded by itself, so the results equal those
+    of ``jobs = 1``. ``on_result`` is called with each result as it finishes (in grid order for one
+    job, in finishing order for several).
+
+    Returns one :class:`CellResult` per cell of ``config.cells()``, in that order; a cell that
+    raised (or whose worker process died) is a failed result (see :func:`failed_result`) and the
+    grid goes on.
+
+    Raises:
+        ConfigError: ``jobs < 1`` (key ``jobs``).
+    """
     from tqdm import tqdm
 
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError("jobs", f"must be an integer >= 1, got {jobs!r}")
     cells = config.cells()
-    results = []
     backdoor = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
     probe = backdoor if isinstance(backdoor, Backdoor) else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: threads only add overhead
+    args = [(cell, config.federation, config.attack_params, config.defence_params, probe if cell.attack == "none" else None)
+            for cell in cells]
+    results: list[CellResult | None] = [None] * len(cells)
+    bar = tqdm(total=len(cells), desc="ppbfl experiment", unit="run", disable=not progress)
+
+    def done(i: int, result: CellResult) -> None:
+        c = result.cell
+        results[i] = result
+        bar.set_postfix_str(f"{c.dataset} {c.attack} {c.fraction:.0%} {c.defence} s{c.seed}" + (" FAILED" if result.failed else ""))
+        bar.update(1)
+        if on_result is not None:
+            on_result(result)
+
     try:
-        bar = tqdm(cells, desc="ppbfl experiment", unit="run", disable=not progress)
-        for cell in bar:
-            bar.set_postfix_str(f"{cell.dataset} {cell.attack} {cell.fraction:.0%} {cell.defence} s{cell.seed}")
-            result = run_cell(cell, config.federation, config.attack_params, config.defence_params,
-                              probe if cell.attack == "none" else None)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+        if jobs == 1:
+            threads = torch.get_num_threads()
+            _init_worker()
+            try:
+                for i, a in enumerate(args):
+                    done(i, _run_recorded(*a))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            with ProcessPoolExecutor(jobs, mp_context=_worker_context(), initializer=_init_worker) as pool:
+                futures = {pool.submit(_run_recorded, *a): i for i, a in enumerate(args)}
+                for future in as_completed(futures):
+                    i = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as error:  # the worker process died (BrokenProcessPool): recorded like a failed cell
+                        result = failed_result(cells[i], error, 0.0)
+                    done(i, result)
     finally:
-        torch.set_num_threads(threads)
-    return results
+        bar.close()
+    return [r for r in results if r is not None]
