@@ -85,12 +85,16 @@ def make_client_app(mod: PpbflMod | None, devices: int, malicious: frozenset[int
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         config = context.node_config
-        device = int(config.get("ppbfl-device", config.get("partition-id", -1)))  # type: ignore[arg-type]
-        trained = client_update(from_arrays(msg.content["arrays"]), device, devices, malicious)
-        content = RecordDict({"arrays": to_arrays(trained), "metrics": MetricRecord({"num-examples": 1})})
-        return Message(content, reply_to=msg)
+        return train_reply(msg, int(config.get("ppbfl-device", config.get("partition-id", -1))), devices, malicious)  # type: ignore[arg-type]
 
     return app
+
+
+def train_reply(msg: Message, device: int, devices: int, malicious: frozenset[int]) -> Message:
+    """The stock ClientApp reply to a train message: the trained model and ``num-examples``."""
+    trained = client_update(from_arrays(msg.content["arrays"]), device, devices, malicious)
+    content = RecordDict({"arrays": to_arrays(trained), "metrics": MetricRecord({"num-examples": 1})})
+    return Message(content, reply_to=msg)
 
 
 @contextlib.contextmanager

@@ -84,6 +84,7 @@ class PpbflWorkflow(Strategy):
         self._transport: GrpcTransport | None = None
         self._layout: ModelLayout | None = None
         self._global: dict[int, np.ndarray] = {}
+        self._sampled: dict[int, int] = {}
 
     def _coordinator(self, d: int) -> Coordinator:
         if self.coordinator is None:
@@ -115,13 +116,15 @@ class PpbflWorkflow(Strategy):
         self._global[server_round] = vector
         record = announcement_record(announcement, self.edges)
         messages = list(self.sampler.configure_train(server_round, arrays, config, grid))
+        self._sampled[server_round] = len(messages)
         for message in messages:
             message.content.config_records[PPBFL_RECORD] = record
         return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Run the edge tier for round ``server_round``; returns ``global + aggregate`` and the
-        round's counts (``accepted``, ``rejected``, ``missing``, ``flower-errors``).
+        round's counts (``accepted``, ``rejected``, ``missing``; ``flower-errors``: error replies,
+        ``no-reply``: sampled nodes that did not answer within the timeout, e.g. a SuperNode that went away).
 
         The replies only tell who answered: who takes part is what the edge nodes hold under each
         device's commitment. A reply that carries model arrays (a ClientApp without the mod) is
@@ -137,7 +140,7 @@ class PpbflWorkflow(Strategy):
         rejected = {i: why for i, why in result.rejected.items() if i not in result.missing}
         metrics = MetricRecord({
             "accepted": len(result.accepted), "rejected": len(rejected), "missing": len(result.missing),
-            "flower-errors": errors, "plaintext-replies": plaintext,
+            "flower-errors": errors, "no-reply": self._sampled.pop(server_round) - len(replies), "plaintext-replies": plaintext,
         })
         return self._layout.unflatten(start + result.aggregate), metrics
 
