@@ -1,0 +1,138 @@
+"""The client side: a Flower mod that turns a ClientApp's train reply into a ppbfl device's round.
+
+Add it to a stock ``ClientApp`` (the place of Flower's ``secaggplus_mod``)::
+
+    app = ClientApp(mods=[PpbflMod()])
+
+For a train message from :class:`~ppbfl.integrations.flower.PpbflWorkflow` the mod lets the
+ClientApp train, takes ``update = trained - global`` (the reply's model minus the message's), and
+runs :meth:`ppbfl.protocol.device.Device.submit` with it: the device checks the announcement
+against its own ``(t, n)``, shares the update, commits, and uploads each edge node its share over
+its own mutual-TLS channel. The reply to the SuperLink keeps the ClientApp's metrics and carries
+the device's receipt; its model arrays are cleared, so the update never reaches Flower. Other
+messages (evaluate, query) pass through untouched.
+
+Configuration, from the mod's arguments, else the node config (``flower-supernode --node-config``),
+else the run config (``[tool.flwr.app.config]``):
+
+* ``ppbfl-creds``: the folder with ``ca.crt`` and this device's ``device-<i>.crt`` / ``.key``
+  (``ppbfl creds``);
+* ``ppbfl-device``: the device index ``i`` (default: the simulation engine's ``partition-id``);
+* ``ppbfl-t``, ``ppbfl-n``: the consortium's threshold and number of edge nodes (the device's own
+  configuration: an announcement that disagrees is refused);
+* ``ppbfl-timeout``: seconds per upload (default 30).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.clientapp.typing import ClientAppCallable
+
+from ppbfl.errors import ConfigError
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.integrations.flower.records import (
+    PPBFL_RECORD,
+    FlowerRecordError,
+    ModelLayout,
+    announcement_from_record,
+    receipt_record,
+)
+from ppbfl.protocol.announcement import RoundAnnouncement
+from ppbfl.protocol.device import Device, Submission
+from ppbfl.protocol.grpc_transport import GrpcTransport
+from ppbfl.protocol.parties import device_party, edge_party
+from ppbfl.protocol.tls import load_credentials, read_ca_cert
+
+__all__ = ["PpbflMod"]
+
+_SERVER = "server"
+
+
+class PpbflMod:
+    """Flower client mod (``ClientApp(mods=[PpbflMod()])``); arguments override the node/run config.
+
+    Args:
+        creds: folder with ``ca.crt`` and the device's credentials (key ``ppbfl-creds``).
+        device: the device index (key ``ppbfl-device``; default the node's ``partition-id``).
+        t, n: the consortium's threshold and edge-node count (keys ``ppbfl-t``, ``ppbfl-n``).
+        frac_bits: fixed-point fractional bits (key ``ppbfl-frac-bits``, default 16).
+        timeout: seconds per upload (key ``ppbfl-timeout``, default 30).
+    """
+
+    def __init__(
+        self, *, creds: str | Path | None = None, device: int | None = None, t: int | None = None, n: int | None = None,
+        frac_bits: int | None = None, timeout: float | None = None,
+    ) -> None:
+        self._given: dict[str, object] = {
+            "ppbfl-creds": None if creds is None else str(creds), "ppbfl-device": device, "ppbfl-t": t, "ppbfl-n": n,
+            "ppbfl-frac-bits": frac_bits, "ppbfl-timeout": timeout,
+        }
+
+    def _setting(self, key: str, context: Context, default: object = None) -> object:
+        for source in (self._given, context.node_config, context.run_config):
+            if source.get(key) is not None:
+                return source[key]
+        if key == "ppbfl-device" and "partition-id" in context.node_config:
+            return context.node_config["partition-id"]
+        if default is None:
+            raise ConfigError(key, "not set: pass it to PpbflMod, the node config or the run config")
+        return default
+
+    def _int(self, key: str, context: Context, default: int | None = None) -> int:
+        value = self._setting(key, context, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(key, f"expected an int >= 0, got {value!r}")
+        return value
+
+    def __call__(self, msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+        """Handle ``msg``: a train message runs the ClientApp and then the ppbfl device round.
+
+        Raises:
+            FlowerRecordError: a train message without a well-formed ``"ppbfl"`` record (the mod
+                never lets the ClientApp's plaintext update go back through Flower), or a reply
+                whose model does not have the global model's keys and shapes.
+            ConfigError: a setting is missing or invalid (names the key).
+            AnnouncementError: the announcement disagrees with the device's ``(t, n)``.
+            UpdateRangeError: the update exceeds the fixed-point bound.
+        """
+        if msg.metadata.message_type != MessageType.TRAIN:
+            return call_next(msg, context)
+        record = msg.content.config_records.get(PPBFL_RECORD)
+        if record is None:
+            raise FlowerRecordError(_SERVER, PPBFL_RECORD, "a train message without ppbfl's announcement (is the server running PpbflWorkflow?)")
+        announcement, addresses = announcement_from_record(record)
+        if len(msg.content.array_records) != 1:
+            raise FlowerRecordError(_SERVER, "arrays", f"expected one ArrayRecord (the global model), got {len(msg.content.array_records)}")
+        (global_arrays,) = msg.content.array_records.values()
+        layout = ModelLayout.of(global_arrays)
+        if layout.d != announcement.d:
+            raise FlowerRecordError(_SERVER, "d", f"{announcement.d}, but the global model has {layout.d} entries")
+        start = layout.flatten(global_arrays, _SERVER)
+
+        reply = call_next(msg, context)
+        if reply.has_error():
+            return reply
+        if len(reply.content.array_records) != 1:
+            raise FlowerRecordError("clientapp", "arrays", f"expected one ArrayRecord (the trained model), got {len(reply.content.array_records)}")
+        (trained,) = reply.content.array_records.values()
+        update = layout.flatten(trained, "clientapp") - start
+
+        submission = self._submit(context, announcement, addresses, update)
+        content = RecordDict({**reply.content.metric_records, **{k: v for k, v in reply.content.config_records.items() if k != PPBFL_RECORD}})
+        content.config_records[PPBFL_RECORD] = receipt_record(submission)
+        return Message(content, reply_to=msg)
+
+    def _submit(self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray) -> Submission:
+        index = self._int("ppbfl-device", context)
+        t, n = self._int("ppbfl-t", context), self._int("ppbfl-n", context)
+        codec = FixedPointCodec(frac_bits=self._int("ppbfl-frac-bits", context, 16))
+        timeout = float(self._setting("ppbfl-timeout", context, 30.0))  # type: ignore[arg-type]
+        creds = Path(str(self._setting("ppbfl-creds", context)))
+        party = device_party(index)
+        peers = {edge_party(j): address for j, address in addresses.items()}
+        with GrpcTransport(party, load_credentials(creds, party), read_ca_cert(creds / "ca.crt"), peers) as transport:
+            device = Device(index, t, n, codec, transport=transport, timeout=timeout)
+            return device.submit(announcement, update)

@@ -1,0 +1,140 @@
+"""What Flower carries for ppbfl: the round announcement as a ``ConfigRecord``, the device's
+receipt as a ``ConfigRecord``, and a model ``ArrayRecord`` as one float64 vector.
+
+A train message from the :class:`~ppbfl.integrations.flower.PpbflWorkflow` holds the stock
+``"arrays"`` (global model) and ``"config"`` records plus ``"ppbfl"``: the
+:class:`~ppbfl.protocol.announcement.RoundAnnouncement` and the addresses of the announced edge
+nodes. The reply holds the client's metrics and ``"ppbfl"``: the device's receipt (its index, its
+commitment root, the edge nodes that stored its upload). It never holds the update: the mod
+clears every ``ArrayRecord`` of the reply.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord
+
+from ppbfl.errors import PPBFLError
+from ppbfl.protocol.announcement import RoundAnnouncement
+from ppbfl.protocol.device import Submission
+
+__all__ = [
+    "PPBFL_RECORD",
+    "FlowerRecordError",
+    "ModelLayout",
+    "announcement_from_record",
+    "announcement_record",
+    "receipt_record",
+]
+
+PPBFL_RECORD = "ppbfl"
+"""Key of ppbfl's ``ConfigRecord`` in a train message and in its reply."""
+
+_ANNOUNCEMENT_INTS = ("round", "t", "n", "d", "frac_bits")
+
+
+class FlowerRecordError(PPBFLError, ValueError):
+    """A Flower message's ppbfl content is missing or malformed: names the ``party`` (a Flower node
+    id or ``"server"``), the record ``field`` and what was wrong."""
+
+    def __init__(self, party: str, field: str, reason: str) -> None:
+        self.party, self.field, self.reason = party, field, reason
+        super().__init__(f"Flower message from {party}: field {field!r}: {reason}")
+
+
+def announcement_record(announcement: RoundAnnouncement, addresses: dict[int, str]) -> ConfigRecord:
+    """The ``"ppbfl"`` record of round ``announcement.round``'s train messages; ``addresses``:
+    edge node index -> ``"host:port"`` of every announced edge node."""
+    record = ConfigRecord({name: int(getattr(announcement, name)) for name in _ANNOUNCEMENT_INTS})
+    record["edge_nodes"] = [int(j) for j in announcement.edge_nodes]
+    record["edge_addresses"] = [addresses[j] for j in announcement.edge_nodes]
+    record["model_hash"] = bytes(announcement.model_hash)
+    return record
+
+
+def announcement_from_record(record: ConfigRecord, party: str = "server") -> tuple[RoundAnnouncement, dict[int, str]]:
+    """Parse a ``"ppbfl"`` train record into the announcement and edge index -> address.
+
+    Raises:
+        FlowerRecordError: a field is missing or has the wrong type (naming it). Whether the values
+            agree with the device's own configuration is :meth:`Device.check_announcement`'s job.
+    """
+    values: dict[str, int] = {}
+    for name in _ANNOUNCEMENT_INTS:
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FlowerRecordError(party, name, f"expected an int, got {type(value).__name__}")
+        values[name] = value
+    nodes, addresses, model_hash = record.get("edge_nodes"), record.get("edge_addresses"), record.get("model_hash")
+    if not isinstance(nodes, list) or not all(isinstance(j, int) and not isinstance(j, bool) for j in nodes):
+        raise FlowerRecordError(party, "edge_nodes", "expected a list of ints")
+    if not isinstance(addresses, list) or len(addresses) != len(nodes) or not all(isinstance(a, str) for a in addresses):
+        raise FlowerRecordError(party, "edge_addresses", f"expected {len(nodes)} strings, one per edge node")
+    if not isinstance(model_hash, bytes) or len(model_hash) != 32:
+        raise FlowerRecordError(party, "model_hash", "expected 32 bytes")
+    indices = [int(j) for j in nodes]
+    announcement = RoundAnnouncement(
+        values["round"], values["t"], values["n"], values["d"], values["frac_bits"], tuple(indices), model_hash,
+    )
+    return announcement, {j: str(a) for j, a in zip(indices, addresses)}
+
+
+def receipt_record(submission: Submission) -> ConfigRecord:
+    """The ``"ppbfl"`` record of a device's reply: device index, commitment root, the edge nodes
+    that stored its upload and those that refused it (``"j: why"``)."""
+    return ConfigRecord({
+        "device": submission.device,
+        "commitment": submission.commitment,
+        "delivered": list(submission.delivered),
+        "refused": [f"{j}: {why}" for j, why in submission.refused.items()],
+    })
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """The keys, shapes and dtypes of a model ``ArrayRecord``, to flatten it to one float64 (d,)
+    vector and back (in the record's key order)."""
+
+    keys: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[np.dtype, ...]
+
+    @classmethod
+    def of(cls, arrays: ArrayRecord) -> ModelLayout:
+        """The layout of ``arrays``."""
+        values = [arrays[k].numpy() for k in arrays]
+        return cls(tuple(arrays), tuple(v.shape for v in values), tuple(v.dtype for v in values))
+
+    @property
+    def d(self) -> int:
+        """Number of entries of the flat vector."""
+        return int(sum(int(np.prod(s)) for s in self.shapes))
+
+    def flatten(self, arrays: ArrayRecord, party: str) -> np.ndarray:
+        """``arrays`` as one float64 (d,) vector.
+
+        Raises:
+            FlowerRecordError: ``arrays`` has other keys or shapes than this layout (names the key).
+        """
+        if tuple(arrays) != self.keys:
+            raise FlowerRecordError(party, "arrays", f"keys {list(arrays)}, expected {list(self.keys)}")
+        parts = []
+        for key, shape in zip(self.keys, self.shapes):
+            value = arrays[key].numpy()
+            if value.shape != shape:
+                raise FlowerRecordError(party, f"arrays[{key!r}]", f"shape {value.shape}, expected {shape}")
+            parts.append(np.asarray(value, dtype=np.float64).ravel())
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def unflatten(self, vector: np.ndarray) -> ArrayRecord:
+        """The float (d,) ``vector`` as an ``ArrayRecord`` of this layout (each array cast to its dtype)."""
+        out: OrderedDict[str, Array] = OrderedDict()
+        offset = 0
+        for key, shape, dtype in zip(self.keys, self.shapes, self.dtypes):
+            size = int(np.prod(shape))
+            out[key] = Array(np.ascontiguousarray(vector[offset:offset + size].reshape(shape).astype(dtype)))
+            offset += size
+        return ArrayRecord(out)

@@ -1,0 +1,162 @@
+"""The server side: a Flower strategy that runs each training round as one ppbfl round.
+
+Use it in a stock ``ServerApp`` in the place of ``FedAvg`` (the place of Flower's
+``SecAggPlusWorkflow``)::
+
+    workflow = PpbflWorkflow(t=2, n=3, edges={1: "10.0.0.1:9101", ...}, creds="creds", reference_fn=root_update)
+    result = workflow.start(grid=grid, initial_arrays=arrays, num_rounds=3, timeout=60)
+
+Per round the workflow (the ppbfl :class:`~ppbfl.protocol.round.Coordinator`, an untrusted relay)
+opens the round, sends each sampled node the global model with the announcement, waits for the
+replies (a node that does not answer within ``timeout`` is a device dropout), then runs the edge
+tier: who delivered, share consistency, cosine verification against ``reference_fn(global)`` on
+shares, the weighted aggregate. The new global model is ``global + aggregate``. Flower carries the
+announcement, the devices' receipts and the global model; the updates go from each ClientApp's mod
+straight to the edge nodes (``ppbfl edge`` processes) over mutual TLS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+from eth_hash.auto import keccak
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg, Strategy
+
+from ppbfl.errors import ConfigError
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.integrations.flower.records import PPBFL_RECORD, ModelLayout, announcement_record
+from ppbfl.protocol.grpc_transport import GrpcTransport
+from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
+from ppbfl.protocol.round import Coordinator, RoundResult
+from ppbfl.protocol.tls import load_credentials, read_ca_cert
+
+__all__ = ["PpbflWorkflow", "ReferenceFn"]
+
+ReferenceFn = Callable[[np.ndarray], np.ndarray]
+"""The round's public reference update from the global model, both float64 (d,) vectors (e.g. an
+FLTrust root-set update computed by the server)."""
+
+
+class PpbflWorkflow(Strategy):
+    """ppbfl's secure, poisoning-resistant aggregation as a Flower Message-API strategy.
+
+    Args:
+        t, n: threshold and number of edge nodes (parties ``edge-1 .. edge-n``).
+        edges: edge node index -> ``"host:port"`` where its ``ppbfl edge`` process listens.
+        creds: folder with ``ca.crt`` and the coordinator's credentials (``ppbfl creds --coordinator``).
+        reference_fn: :data:`ReferenceFn`.
+        dealer: ``"host:port"`` of a triple dealer (lets a round finish with fewer than ``2t - 1``
+            edge nodes); None: honest-majority norms only.
+        tau: cosine acceptance threshold.
+        frac_bits: fixed-point fractional bits (the devices' must match).
+        fraction_train, min_train_nodes, fraction_evaluate, min_evaluate_nodes, min_available_nodes:
+            node sampling, as Flower's ``FedAvg``; evaluation is ``FedAvg``'s.
+        edge_timeout: seconds per call to an edge node.
+
+    After :meth:`start`, :attr:`results` maps each round to its :class:`RoundResult` (who was
+    accepted, rejected and why, missing devices, the edge nodes' state).
+    """
+
+    def __init__(
+        self, *, t: int, n: int, edges: Mapping[int, str], creds: str | Path, reference_fn: ReferenceFn,
+        dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
+        min_train_nodes: int = 2, fraction_evaluate: float = 0.0, min_evaluate_nodes: int = 0,
+        min_available_nodes: int = 2, edge_timeout: float = 30.0,
+    ) -> None:
+        if sorted(edges) != list(range(1, n + 1)):
+            raise ConfigError("edges", f"expected addresses of edge nodes 1..{n}, got {sorted(edges)}")
+        self.t, self.n, self.tau, self.edge_timeout = t, n, tau, edge_timeout
+        self.edges = dict(edges)
+        self.creds = Path(creds)
+        self.reference_fn = reference_fn
+        self.codec = FixedPointCodec(frac_bits=frac_bits)
+        self.dealer = dealer
+        self.sampler = FedAvg(
+            fraction_train=fraction_train, fraction_evaluate=fraction_evaluate, min_train_nodes=min_train_nodes,
+            min_evaluate_nodes=min_evaluate_nodes, min_available_nodes=min_available_nodes,
+        )
+        self.results: dict[int, RoundResult] = {}
+        self.coordinator: Coordinator | None = None
+        self._transport: GrpcTransport | None = None
+        self._layout: ModelLayout | None = None
+        self._global: dict[int, np.ndarray] = {}
+        self._sampled: dict[int, int] = {}
+
+    def _coordinator(self, d: int) -> Coordinator:
+        if self.coordinator is None:
+            peers = {edge_party(j): address for j, address in self.edges.items()}
+            if self.dealer is not None:
+                peers[DEALER_PARTY] = self.dealer
+            self._transport = GrpcTransport(
+                COORDINATOR_PARTY, load_credentials(self.creds, COORDINATOR_PARTY), read_ca_cert(self.creds / "ca.crt"), peers,
+            )
+            self.coordinator = Coordinator(
+                self.t, self.n, d, self._transport, codec=self.codec, tau=self.tau, dealer=self.dealer is not None,
+                timeout=self.edge_timeout,
+            )
+            self.coordinator.setup()
+        if self.coordinator.d != d:
+            raise ConfigError("arrays", f"the model has {d} entries; this workflow's rounds have {self.coordinator.d}")
+        return self.coordinator
+
+    def summary(self) -> None:
+        """Nothing to log beyond Flower's own start banner."""
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """Open ppbfl round ``server_round`` for the global model ``arrays`` and address its train
+        messages (FedAvg's sampling) with the announcement added."""
+        self._layout = ModelLayout.of(arrays)
+        vector = self._layout.flatten(arrays, "server")
+        coordinator = self._coordinator(vector.size)
+        announcement = coordinator.open_round(server_round, keccak(vector.tobytes()))
+        self._global[server_round] = vector
+        record = announcement_record(announcement, self.edges)
+        messages = list(self.sampler.configure_train(server_round, arrays, config, grid))
+        self._sampled[server_round] = len(messages)
+        for message in messages:
+            message.content.config_records[PPBFL_RECORD] = record
+        return messages
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Run the edge tier for round ``server_round``; returns ``global + aggregate`` and the
+        round's counts (``accepted``, ``rejected``, ``missing``; ``flower-errors``: error replies,
+        ``no-reply``: sampled nodes that did not answer within the timeout, e.g. a SuperNode that went away).
+
+        The replies only tell who answered: who takes part is what the edge nodes hold under each
+        device's commitment. A reply that carries model arrays (a ClientApp without the mod) is
+        counted in ``plaintext-replies``; its arrays are not used.
+        """
+        replies = list(replies)
+        errors = sum(1 for reply in replies if reply.has_error())
+        plaintext = sum(1 for reply in replies if not reply.has_error() and len(reply.content.array_records) > 0)
+        start = self._global.pop(server_round)
+        assert self.coordinator is not None and self._layout is not None  # configure_train ran
+        result = self.coordinator.finish_round(server_round, np.asarray(self.reference_fn(start), dtype=np.float64))
+        self.results[server_round] = result
+        rejected = {i: why for i, why in result.rejected.items() if i not in result.missing}
+        metrics = MetricRecord({
+            "accepted": len(result.accepted), "rejected": len(rejected), "missing": len(result.missing),
+            "flower-errors": errors, "no-reply": self._sampled.pop(server_round) - len(replies), "plaintext-replies": plaintext,
+        })
+        return self._layout.unflatten(start + result.aggregate), metrics
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """Federated evaluation as ``FedAvg`` (none unless ``fraction_evaluate > 0``)."""
+        return self.sampler.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        """Evaluation metrics averaged as ``FedAvg``."""
+        return self.sampler.aggregate_evaluate(server_round, replies)
+
+    def close(self) -> None:
+        """Close the coordinator's threads and channels."""
+        if self.coordinator is not None:
+            self.coordinator.close()
+        if self._transport is not None:
+            self._transport.close()
+
+

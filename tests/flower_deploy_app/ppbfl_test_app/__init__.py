@@ -1,0 +1,1 @@
+"""The deployment-engine test's Flower app (see tests/test_flower_deployment.py)."""
