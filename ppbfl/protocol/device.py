@@ -222,6 +222,18 @@ class Device:
             tuple(j for j in nodes if j not in refused), refused, timings,
         )
 
+    def pending(self, round: int) -> np.ndarray | None:
+        """The centred encoded update ((d,) int64) submitted in ``round`` and not yet proved, if any
+        (a client that runs each message in a fresh process keeps it in its own state)."""
+        return self._encoded.get(round)
+
+    def resume(self, round: int, encoded: np.ndarray) -> None:
+        """Restore what :meth:`pending` returned, so :meth:`prove` can run in another process."""
+        values = np.asarray(encoded)
+        if values.ndim != 1 or values.dtype != np.int64:
+            raise ConfigError("encoded", f"expected a (d,) int64 vector, got {values.dtype} of shape {values.shape}")
+        self._encoded[round] = values
+
     def prove(self, challenge: ValidityChallenge, *, pool: Executor | None = None) -> ProofDelivery:
         """Prove the range of the update submitted in ``challenge.round``: project it with the
         challenge's matrix, share the bits of the projections (:mod:`ppbfl.defense.validity`) and

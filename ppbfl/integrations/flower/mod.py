@@ -9,8 +9,11 @@ ClientApp train, takes ``update = trained - global`` (the reply's model minus th
 runs :meth:`ppbfl.protocol.device.Device.submit` with it: the device checks the announcement
 against its own ``(t, n)``, shares the update, commits, and uploads each edge node its share over
 its own mutual-TLS channel. The reply to the SuperLink keeps the ClientApp's metrics and carries
-the device's receipt; its model arrays are cleared, so the update never reaches Flower. Other
-messages (evaluate, query) pass through untouched.
+the device's receipt; its model arrays are cleared, so the update never reaches Flower. The
+workflow's second message of the round carries the :class:`~ppbfl.protocol.announcement.ValidityChallenge`:
+the mod runs :meth:`~ppbfl.protocol.device.Device.prove` (the range proof on shares,
+docs/validity.md) without calling the ClientApp, from the encoded update it kept in the node's
+own ``context.state`` (deleted once proved). Other messages (evaluate, query) pass through untouched.
 
 Configuration, from the mod's arguments, else the node config (``flower-supernode --node-config``),
 else the run config (``[tool.flwr.app.config]``):
@@ -25,10 +28,11 @@ else the run config (``[tool.flwr.app.config]``):
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 
 from ppbfl.errors import ConfigError
@@ -38,10 +42,13 @@ from ppbfl.integrations.flower.records import (
     FlowerRecordError,
     ModelLayout,
     announcement_from_record,
+    challenge_from_record,
+    is_challenge,
+    proof_receipt_record,
     receipt_record,
 )
-from ppbfl.protocol.announcement import RoundAnnouncement
-from ppbfl.protocol.device import Device, Submission
+from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
+from ppbfl.protocol.device import Device, ProofDelivery, Submission
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.parties import device_party, edge_party
 from ppbfl.protocol.tls import load_credentials, read_ca_cert
@@ -49,6 +56,8 @@ from ppbfl.protocol.tls import load_credentials, read_ca_cert
 __all__ = ["PpbflMod"]
 
 _SERVER = "server"
+_PENDING = "ppbfl-pending"  # context.state: the encoded update submitted and not yet proved
+_PENDING_ROUND = "ppbfl-pending-round"
 
 
 class PpbflMod:
@@ -103,6 +112,10 @@ class PpbflMod:
         record = msg.content.config_records.get(PPBFL_RECORD)
         if record is None:
             raise FlowerRecordError(_SERVER, PPBFL_RECORD, "a train message without ppbfl's announcement (is the server running PpbflWorkflow?)")
+        if is_challenge(record):
+            challenge, addresses = challenge_from_record(record)
+            delivery = self._prove(context, challenge, addresses)
+            return Message(RecordDict({PPBFL_RECORD: proof_receipt_record(delivery)}), reply_to=msg)
         announcement, addresses = announcement_from_record(record)
         if len(msg.content.array_records) != 1:
             raise FlowerRecordError(_SERVER, "arrays", f"expected one ArrayRecord (the global model), got {len(msg.content.array_records)}")
@@ -125,14 +138,38 @@ class PpbflMod:
         content.config_records[PPBFL_RECORD] = receipt_record(submission)
         return Message(content, reply_to=msg)
 
-    def _submit(self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray) -> Submission:
+    def _device(self, context: Context, transport: GrpcTransport) -> Device:
         index = self._int("ppbfl-device", context)
         t, n = self._int("ppbfl-t", context), self._int("ppbfl-n", context)
         codec = FixedPointCodec(frac_bits=self._int("ppbfl-frac-bits", context, 16))
         timeout = float(self._setting("ppbfl-timeout", context, 30.0))  # type: ignore[arg-type]
+        return Device(index, t, n, codec, transport=transport, timeout=timeout)
+
+    def _transport(self, context: Context, addresses: dict[int, str]) -> GrpcTransport:
+        party = device_party(self._int("ppbfl-device", context))
         creds = Path(str(self._setting("ppbfl-creds", context)))
-        party = device_party(index)
         peers = {edge_party(j): address for j, address in addresses.items()}
-        with GrpcTransport(party, load_credentials(creds, party), read_ca_cert(creds / "ca.crt"), peers) as transport:
-            device = Device(index, t, n, codec, transport=transport, timeout=timeout)
-            return device.submit(announcement, update)
+        return GrpcTransport(party, load_credentials(creds, party), read_ca_cert(creds / "ca.crt"), peers)
+
+    def _submit(self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray) -> Submission:
+        with self._transport(context, addresses) as transport:
+            device = self._device(context, transport)
+            submission = device.submit(announcement, update)
+        encoded = device.pending(announcement.round)
+        assert encoded is not None  # submit keeps it until prove
+        context.state[_PENDING] = ArrayRecord(OrderedDict(encoded=Array(np.ascontiguousarray(encoded))))
+        context.state[_PENDING_ROUND] = ConfigRecord({"round": announcement.round})
+        return submission
+
+    def _prove(self, context: Context, challenge: ValidityChallenge, addresses: dict[int, str]) -> ProofDelivery:
+        pending = context.state.get(_PENDING)
+        pending_round = context.state.get(_PENDING_ROUND)
+        if not isinstance(pending, ArrayRecord) or not isinstance(pending_round, ConfigRecord) or pending_round.get("round") != challenge.round:
+            raise FlowerRecordError(_SERVER, "round", f"a validity challenge for round {challenge.round}, which this device has not submitted to")
+        with self._transport(context, addresses) as transport:
+            device = self._device(context, transport)
+            device.resume(challenge.round, pending["encoded"].numpy())
+            delivery = device.prove(challenge)
+        del context.state[_PENDING]
+        del context.state[_PENDING_ROUND]
+        return delivery

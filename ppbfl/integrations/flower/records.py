@@ -18,15 +18,20 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord
 
 from ppbfl.errors import PPBFLError
-from ppbfl.protocol.announcement import RoundAnnouncement
-from ppbfl.protocol.device import Submission
+from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
+from ppbfl.protocol.device import ProofDelivery, Submission
 
 __all__ = [
     "PPBFL_RECORD",
     "FlowerRecordError",
     "ModelLayout",
+    "PROVE_STAGE",
     "announcement_from_record",
     "announcement_record",
+    "challenge_from_record",
+    "challenge_record",
+    "is_challenge",
+    "proof_receipt_record",
     "receipt_record",
 ]
 
@@ -34,6 +39,9 @@ PPBFL_RECORD = "ppbfl"
 """Key of ppbfl's ``ConfigRecord`` in a train message and in its reply."""
 
 _ANNOUNCEMENT_INTS = ("round", "t", "n", "d", "frac_bits")
+_CHALLENGE_INTS = ("round", "d", "k", "bits")
+PROVE_STAGE = "prove"
+"""Value of the ``"stage"`` key of a ``"ppbfl"`` record that asks the device for its validity proof."""
 
 
 class FlowerRecordError(PPBFLError, ValueError):
@@ -80,6 +88,54 @@ def announcement_from_record(record: ConfigRecord, party: str = "server") -> tup
         values["round"], values["t"], values["n"], values["d"], values["frac_bits"], tuple(indices), model_hash,
     )
     return announcement, {j: str(a) for j, a in zip(indices, addresses)}
+
+
+def challenge_record(challenge: ValidityChallenge, addresses: dict[int, str]) -> ConfigRecord:
+    """The ``"ppbfl"`` record of a prove message: the :class:`ValidityChallenge` and the edge nodes' addresses."""
+    record = ConfigRecord({name: int(getattr(challenge, name)) for name in _CHALLENGE_INTS})
+    record["stage"] = PROVE_STAGE
+    record["seed"] = bytes(challenge.seed)
+    record["edge_nodes"] = [int(j) for j in challenge.edge_nodes]
+    record["edge_addresses"] = [addresses[j] for j in challenge.edge_nodes]
+    return record
+
+
+def is_challenge(record: ConfigRecord) -> bool:
+    """Whether a ``"ppbfl"`` record asks for the validity proof (else it announces a round)."""
+    return record.get("stage") == PROVE_STAGE
+
+
+def challenge_from_record(record: ConfigRecord, party: str = "server") -> tuple[ValidityChallenge, dict[int, str]]:
+    """Parse a prove message's record into the challenge and edge index -> address.
+
+    Raises:
+        FlowerRecordError: a field is missing or of the wrong type (names it).
+    """
+    values: dict[str, int] = {}
+    for name in _CHALLENGE_INTS:
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FlowerRecordError(party, name, f"expected an int, got {value!r}")
+        values[name] = value
+    seed, indices, addresses = record.get("seed"), record.get("edge_nodes"), record.get("edge_addresses")
+    if not isinstance(seed, bytes) or len(seed) != 32:
+        raise FlowerRecordError(party, "seed", "expected 32 bytes")
+    if not isinstance(indices, list) or not isinstance(addresses, list) or len(indices) != len(addresses):
+        raise FlowerRecordError(party, "edge_nodes", "expected equally long lists of edge indices and addresses")
+    if not all(isinstance(j, int) and not isinstance(j, bool) for j in indices):
+        raise FlowerRecordError(party, "edge_nodes", f"expected ints, got {indices!r}")
+    nodes = tuple(int(j) for j in indices)
+    challenge = ValidityChallenge(values["round"], seed, values["d"], values["k"], values["bits"], nodes)
+    return challenge, {j: str(a) for j, a in zip(nodes, addresses)}
+
+
+def proof_receipt_record(delivery: ProofDelivery) -> ConfigRecord:
+    """The ``"ppbfl"`` record of a device's reply to a prove message."""
+    return ConfigRecord({
+        "device": delivery.device,
+        "delivered": list(delivery.delivered),
+        "refused": [f"{j}: {why}" for j, why in delivery.refused.items()],
+    })
 
 
 def receipt_record(submission: Submission) -> ConfigRecord:

@@ -8,7 +8,9 @@ Use it in a stock ``ServerApp`` in the place of ``FedAvg`` (the place of Flower'
 
 Per round the workflow (the ppbfl :class:`~ppbfl.protocol.round.Coordinator`, an untrusted relay)
 opens the round, sends each sampled node the global model with the announcement, waits for the
-replies (a node that does not answer within ``timeout`` is a device dropout), then runs the edge
+replies (a node that does not answer within ``timeout`` is a device dropout), closes the
+commitments and sends the nodes that answered the validity challenge (they prove their update's
+range on shares, docs/validity.md; one more message each, within ``prove_timeout``), then runs the edge
 tier: who delivered, share consistency, cosine verification against ``reference_fn(global)`` on
 shares, the weighted aggregate. The new global model is ``global + aggregate``. Flower carries the
 announcement, the devices' receipts and the global model; the updates go from each ClientApp's mod
@@ -22,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 from eth_hash.auto import keccak
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, Strategy
 
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
-from ppbfl.integrations.flower.records import PPBFL_RECORD, ModelLayout, announcement_record
+from ppbfl.integrations.flower.records import PPBFL_RECORD, ModelLayout, announcement_record, challenge_record
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.round import Coordinator, RoundResult
@@ -56,6 +58,7 @@ class PpbflWorkflow(Strategy):
         fraction_train, min_train_nodes, fraction_evaluate, min_evaluate_nodes, min_available_nodes:
             node sampling, as Flower's ``FedAvg``; evaluation is ``FedAvg``'s.
         edge_timeout: seconds per call to an edge node.
+        prove_timeout: seconds to wait for the devices' replies to the validity challenge.
 
     After :meth:`start`, :attr:`results` maps each round to its :class:`RoundResult` (who was
     accepted, rejected and why, missing devices, the edge nodes' state).
@@ -65,11 +68,12 @@ class PpbflWorkflow(Strategy):
         self, *, t: int, n: int, edges: Mapping[int, str], creds: str | Path, reference_fn: ReferenceFn,
         dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
         min_train_nodes: int = 2, fraction_evaluate: float = 0.0, min_evaluate_nodes: int = 0,
-        min_available_nodes: int = 2, edge_timeout: float = 30.0,
+        min_available_nodes: int = 2, edge_timeout: float = 30.0, prove_timeout: float = 60.0,
     ) -> None:
         if sorted(edges) != list(range(1, n + 1)):
             raise ConfigError("edges", f"expected addresses of edge nodes 1..{n}, got {sorted(edges)}")
-        self.t, self.n, self.tau, self.edge_timeout = t, n, tau, edge_timeout
+        self.t, self.n, self.tau, self.edge_timeout, self.prove_timeout = t, n, tau, edge_timeout, prove_timeout
+        self._grid: Grid | None = None
         self.edges = dict(edges)
         self.creds = Path(creds)
         self.reference_fn = reference_fn
@@ -109,6 +113,7 @@ class PpbflWorkflow(Strategy):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         """Open ppbfl round ``server_round`` for the global model ``arrays`` and address its train
         messages (FedAvg's sampling) with the announcement added."""
+        self._grid = grid
         self._layout = ModelLayout.of(arrays)
         vector = self._layout.flatten(arrays, "server")
         coordinator = self._coordinator(vector.size)
@@ -134,13 +139,22 @@ class PpbflWorkflow(Strategy):
         errors = sum(1 for reply in replies if reply.has_error())
         plaintext = sum(1 for reply in replies if not reply.has_error() and len(reply.content.array_records) > 0)
         start = self._global.pop(server_round)
-        assert self.coordinator is not None and self._layout is not None  # configure_train ran
+        assert self.coordinator is not None and self._layout is not None and self._grid is not None  # configure_train ran
+        challenge = self.coordinator.challenge(server_round)
+        record = challenge_record(challenge, self.edges)
+        prove = [
+            Message(RecordDict({PPBFL_RECORD: record}), dst_node_id=reply.metadata.src_node_id, message_type=MessageType.TRAIN)
+            for reply in replies if not reply.has_error()
+        ]
+        proofs = list(self._grid.send_and_receive(prove, timeout=self.prove_timeout)) if prove else []
+        proof_errors = sum(1 for reply in proofs if reply.has_error()) + len(prove) - len(proofs)
         result = self.coordinator.finish_round(server_round, np.asarray(self.reference_fn(start), dtype=np.float64))
         self.results[server_round] = result
         rejected = {i: why for i, why in result.rejected.items() if i not in result.missing}
         metrics = MetricRecord({
             "accepted": len(result.accepted), "rejected": len(rejected), "missing": len(result.missing),
             "flower-errors": errors, "no-reply": self._sampled.pop(server_round) - len(replies), "plaintext-replies": plaintext,
+            "proof-errors": proof_errors,
         })
         return self._layout.unflatten(start + result.aggregate), metrics
 
