@@ -138,23 +138,25 @@ class PpbflMod:
         content.config_records[PPBFL_RECORD] = receipt_record(submission)
         return Message(content, reply_to=msg)
 
-    def _device(self, context: Context, transport: GrpcTransport) -> Device:
+    def _device(self, context: Context, addresses: dict[int, str]) -> Device:
+        """The device of this node (every setting checked before its credentials are read), with a
+        transport to the edge nodes at ``addresses`` (close it with ``device.transport.close()``)."""
         index = self._int("ppbfl-device", context)
         t, n = self._int("ppbfl-t", context), self._int("ppbfl-n", context)
         codec = FixedPointCodec(frac_bits=self._int("ppbfl-frac-bits", context, 16))
         timeout = float(self._setting("ppbfl-timeout", context, 30.0))  # type: ignore[arg-type]
+        creds = Path(str(self._setting("ppbfl-creds", context)))
+        party = device_party(index)
+        peers = {edge_party(j): address for j, address in addresses.items()}
+        transport = GrpcTransport(party, load_credentials(creds, party), read_ca_cert(creds / "ca.crt"), peers)
         return Device(index, t, n, codec, transport=transport, timeout=timeout)
 
-    def _transport(self, context: Context, addresses: dict[int, str]) -> GrpcTransport:
-        party = device_party(self._int("ppbfl-device", context))
-        creds = Path(str(self._setting("ppbfl-creds", context)))
-        peers = {edge_party(j): address for j, address in addresses.items()}
-        return GrpcTransport(party, load_credentials(creds, party), read_ca_cert(creds / "ca.crt"), peers)
-
     def _submit(self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray) -> Submission:
-        with self._transport(context, addresses) as transport:
-            device = self._device(context, transport)
+        device = self._device(context, addresses)
+        try:
             submission = device.submit(announcement, update)
+        finally:
+            device.transport.close()  # type: ignore[union-attr]  # _device always sets one
         encoded = device.pending(announcement.round)
         assert encoded is not None  # submit keeps it until prove
         context.state[_PENDING] = ArrayRecord(OrderedDict(encoded=Array(np.ascontiguousarray(encoded))))
@@ -166,10 +168,12 @@ class PpbflMod:
         pending_round = context.state.get(_PENDING_ROUND)
         if not isinstance(pending, ArrayRecord) or not isinstance(pending_round, ConfigRecord) or pending_round.get("round") != challenge.round:
             raise FlowerRecordError(_SERVER, "round", f"a validity challenge for round {challenge.round}, which this device has not submitted to")
-        with self._transport(context, addresses) as transport:
-            device = self._device(context, transport)
+        device = self._device(context, addresses)
+        try:
             device.resume(challenge.round, pending["encoded"].numpy())
             delivery = device.prove(challenge)
+        finally:
+            device.transport.close()  # type: ignore[union-attr]  # _device always sets one
         del context.state[_PENDING]
         del context.state[_PENDING_ROUND]
         return delivery
