@@ -64,7 +64,7 @@ def test_one_secure_round_on_lstm_updates_equals_the_float_rule():
     ref = local_update(model, params, x[root], data.labels[root], settings, device_generator(0, 0, 5))
     secure = make_aggregator("ppbfl_secure", {"t": 2, "n": 3})
     aggregate, info = secure.aggregate(updates, AggregationContext(reference=ref))
-    secure._filter.close()
+    secure.close()
     u, r = updates.astype(np.float64), ref.astype(np.float64)
     cos = u @ r / (np.linalg.norm(u, axis=1) * np.linalg.norm(r))
     w = np.maximum(cos, 0.0)

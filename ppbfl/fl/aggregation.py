@@ -51,6 +51,9 @@ class Aggregator:
         """Combine ``updates`` ((m, d) float) into one (d,) float32 update; returns ``(update, info)``."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the rule holds between rounds (a rule with none does nothing)."""
+
     @staticmethod
     def _check(updates: np.ndarray) -> np.ndarray:
         updates = np.asarray(updates, dtype=np.float64)

@@ -204,26 +204,29 @@ def run_cell(
     fpr: list[float | None] = []
     device_rule = True
     recall = np.zeros(data.n_classes)
-    for r in range(fed.rounds):
-        updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
-        context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
-        if defence.needs_reference:
-            context.reference = local_update(
-                model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
-            )
-        aggregate, info = defence.aggregate(updates, context)
-        excluded = excluded_devices(cell.defence, info, fed.devices)
-        if excluded is None:
-            device_rule = False
-        else:
-            rates = detection_rates(excluded, malicious, fed.devices)
-            tpr.append(rates[0])
-            fpr.append(rates[1])
-        params = (params + aggregate).astype(np.float32)
-        acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
-        accuracy.append(acc)
-        if trigger is not None:
-            backdoor.append(backdoor_success(model, params, data, trigger))
+    try:
+        for r in range(fed.rounds):
+            updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
+            context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
+            if defence.needs_reference:
+                context.reference = local_update(
+                    model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
+                )
+            aggregate, info = defence.aggregate(updates, context)
+            excluded = excluded_devices(cell.defence, info, fed.devices)
+            if excluded is None:
+                device_rule = False
+            else:
+                rates = detection_rates(excluded, malicious, fed.devices)
+                tpr.append(rates[0])
+                fpr.append(rates[1])
+            params = (params + aggregate).astype(np.float32)
+            acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
+            accuracy.append(acc)
+            if trigger is not None:
+                backdoor.append(backdoor_success(model, params, data, trigger))
+    finally:
+        defence.close()  # e.g. the secure rule's in-process deployment
     return CellResult(
         cell, malicious, accuracy, [float(v) for v in recall], backdoor[-1] if backdoor else None, time.perf_counter() - start,
         backdoor_per_round=backdoor, tpr_per_round=_rates(tpr) if device_rule else None,

@@ -153,6 +153,12 @@ class SecureCosineAggregator(Aggregator):
             )
         return FixedPointCodec(GF61, self.frac_bits, float(self.max_abs))
 
+    def close(self) -> None:
+        """Stop the in-process deployment kept between rounds (a later round starts a new one)."""
+        if self._filter is not None:
+            self._filter.close()
+            self._filter = None
+
     def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
         """Share, verify and aggregate ``updates`` ((m, d) float) against ``context.reference`` ((d,) float).
 

@@ -199,8 +199,7 @@ def train_and_compare(config: IDSTrainConfig, *, progress: bool = False) -> IDSR
             seconds[label] = time.perf_counter() - tick
             if rule == "ppbfl_secure":
                 secure_params = params
-            if hasattr(defence, "_filter") and defence._filter is not None:
-                defence._filter.close()
+            defence.close()
         pool = np.concatenate(parts)
         for name in config.baselines:
             tick = time.perf_counter()
