@@ -28,6 +28,7 @@ def float_reference(history: list[Evidence | None], config: TrustConfig) -> floa
     """Jøsang & Ismail's beta reputation with forgetting, in plain floats."""
     r, s = config.initial_positive, config.initial_negative
     weights = {"accepted": config.accepted, "zero trust": config.accepted, "missing upload": -config.missing,
+               "missing proof": -config.missing,
                "zero norm": -config.zero_norm, "negative cosine": -config.cosine_rejected,
                "zero cosine": -config.cosine_rejected, "cosine <= tau": -config.cosine_rejected}
     names = {code: name for name, code in REASON_CODES.items()}
