@@ -23,7 +23,7 @@ The construction (docs/validity.md has the full argument):
 most 1/2 over ``R`` (rows differing only in ``R_ji in {0, +1}`` or ``{0, -1}`` give projections
 that differ by ``g_i``, so they cannot both lie in ``[-Y, Y)``), independently across rows:
 ``Pr[accept] <= 2^-k``. The bit and linear identities fail for a cheating device except with
-probability ``<= 3/p`` over the coins. Certified: every ``|g_i| <= 2Y - 1 < 2^b <= V`` with
+probability ``<= 5/p`` over the coins (consistency ``1/p``, the identities ``4/p``). Certified: every ``|g_i| <= 2Y - 1 < 2^b <= V`` with
 ``d V^2 <= (p - 1) / 2``, so ``||g||^2`` and ``<g, r>`` (``|r_i| <= V``) cannot wrap.
 
 **Completeness.** Each ``y_j`` is a sum of independent zero-mean terms bounded by ``|g_i|``, so
