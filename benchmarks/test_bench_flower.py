@@ -38,6 +38,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 from flwr.simulation import run_simulation
 
+from ppbfl.fl.federation import Federation
 from ppbfl.integrations.flower import PpbflMod, PpbflWorkflow
 from ppbfl.protocol.creds import party_ids, write_credentials
 from ppbfl.protocol.parties import edge_party
@@ -115,7 +116,7 @@ def run_fedavg(clients: int, stamps: Stamps) -> None:
         strategy = timed(FedAvg, "configure_train", "aggregate_train", stamps)(
             fraction_evaluate=0.0, min_available_nodes=clients, min_train_nodes=clients,
         )
-        strategy.start(grid=grid, initial_arrays=ArrayRecord({"w": Array(np.zeros(D, np.float32))}), num_rounds=ROUNDS)
+        strategy.start(grid=grid, initial_arrays=ArrayRecord({"w": Array(np.zeros(D, np.float32))}), num_rounds=ROUNDS, timeout=300)
 
     run_simulation(server_app=server, client_app=message_client([]), num_supernodes=clients, backend_config=BACKEND)
 
@@ -136,7 +137,16 @@ def run_secaggplus(clients: int, stamps: Stamps) -> None:
     run_simulation(server_app=server, client_app=client, num_supernodes=clients, backend_config=BACKEND)
 
 
+def warm_kernels() -> None:
+    """One in-process round first: Numba compiles ppbfl's kernels into its on-disk cache here, so the
+    simulation's Ray workers load them instead of all compiling at once (on a cold checkout that took
+    longer than Flower waits, and the round never got its replies)."""
+    with Federation.in_process(T, N, D, 2) as federation:
+        federation.run_round(1, {0: update(0), 1: update(1)}, reference(np.zeros(D)))
+
+
 def run_ppbfl(clients: int, stamps: Stamps) -> None:
+    warm_kernels()
     with tempfile.TemporaryDirectory(prefix="ppbfl-bench-flower-") as tmp:
         creds = Path(tmp) / "creds"
         write_credentials(creds, party_ids(edges=N, devices=clients, coordinator=True))
@@ -154,7 +164,7 @@ def run_ppbfl(clients: int, stamps: Stamps) -> None:
 
             @server.main()
             def main(grid: Grid, context: Context) -> None:
-                workflow.start(grid=grid, initial_arrays=ArrayRecord({"w": Array(np.zeros(D, np.float32))}), num_rounds=ROUNDS)
+                workflow.start(grid=grid, initial_arrays=ArrayRecord({"w": Array(np.zeros(D, np.float32))}), num_rounds=ROUNDS, timeout=300)
                 assert all(len(r.accepted) == clients for r in workflow.results.values())
 
             try:

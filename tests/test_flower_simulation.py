@@ -38,6 +38,8 @@ def in_process_rounds(rounds: int) -> list[tuple[np.ndarray, np.ndarray, list[in
 
 @pytest.fixture(scope="module")
 def simulation(tmp_path_factory: pytest.TempPathFactory) -> tuple[PpbflWorkflow, dict]:
+    with Federation.in_process(apps.T, apps.N, 31, 1) as warm:  # Numba compiles the kernels here, not in every Ray worker at once
+        warm.run_round(1, {0: np.full(31, 0.01)}, np.full(31, 0.01))
     with apps.edge_tier(tmp_path_factory.mktemp("flower-sim"), DEVICES) as (creds, edges, _):
         workflow = PpbflWorkflow(
             t=apps.T, n=apps.N, edges=edges, creds=creds, reference_fn=apps.reference, min_available_nodes=DEVICES,
