@@ -165,6 +165,11 @@ class Device:
         }
         return PreparedUpload(self.index, round, uploads, commitment_root(leaves))
 
+    def _check_edge_nodes(self, nodes: tuple[int, ...]) -> None:
+        """Refuse an empty, repeated or out-of-tier list of edge nodes (``AnnouncementError``)."""
+        if not nodes or len(set(nodes)) != len(nodes) or not all(1 <= j <= self.n for j in nodes):
+            raise AnnouncementError(self.index, "edge_nodes", nodes, f"distinct edge nodes in 1..{self.n}")
+
     def check_announcement(self, announcement: RoundAnnouncement) -> None:
         """Refuse an announcement that disagrees with this device's configuration.
 
@@ -176,9 +181,7 @@ class Device:
                 raise AnnouncementError(self.index, name, getattr(announcement, name), str(mine))
         if announcement.round < 1:
             raise AnnouncementError(self.index, "round", announcement.round, ">= 1")
-        nodes = announcement.edge_nodes
-        if not nodes or len(set(nodes)) != len(nodes) or not all(1 <= j <= self.n for j in nodes):
-            raise AnnouncementError(self.index, "edge_nodes", nodes, f"distinct edge nodes in 1..{self.n}")
+        self._check_edge_nodes(announcement.edge_nodes)
 
     def submit(self, announcement: RoundAnnouncement, update: np.ndarray, *, pool: Executor | None = None) -> Submission:
         """Take part in the announced round with float (d,) ``update``: share it, commit the root on
@@ -258,8 +261,7 @@ class Device:
         if len(challenge.seed) != 32:
             raise AnnouncementError(self.index, "seed", challenge.seed.hex(), "32 bytes")
         nodes = challenge.edge_nodes
-        if not nodes or len(set(nodes)) != len(nodes) or not all(1 <= j <= self.n for j in nodes):
-            raise AnnouncementError(self.index, "edge_nodes", nodes, f"distinct edge nodes in 1..{self.n}")
+        self._check_edge_nodes(nodes)
         tick = time.perf_counter()
         projections = validity.project(validity.projection_stream(challenge.seed, params), g, params)
         if not self.strict:  # a simulated attacker sends what it can: its projections, clamped into the range

@@ -63,6 +63,28 @@ def announcement_record(announcement: RoundAnnouncement, addresses: dict[int, st
     return record
 
 
+def _ints(record: ConfigRecord, names: tuple[str, ...], party: str) -> dict[str, int]:
+    """The int fields ``names`` of ``record`` (``FlowerRecordError`` naming a missing or non-int one)."""
+    values: dict[str, int] = {}
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FlowerRecordError(party, name, f"expected an int, got {type(value).__name__}")
+        values[name] = value
+    return values
+
+
+def _edge_addresses(record: ConfigRecord, party: str) -> tuple[tuple[int, ...], dict[int, str]]:
+    """``edge_nodes`` of ``record`` as given (repeats kept, for the device to refuse) and edge index -> address."""
+    nodes, addresses = record.get("edge_nodes"), record.get("edge_addresses")
+    if not isinstance(nodes, list) or not all(isinstance(j, int) and not isinstance(j, bool) for j in nodes):
+        raise FlowerRecordError(party, "edge_nodes", "expected a list of ints")
+    if not isinstance(addresses, list) or len(addresses) != len(nodes) or not all(isinstance(a, str) for a in addresses):
+        raise FlowerRecordError(party, "edge_addresses", f"expected {len(nodes)} strings, one per edge node")
+    indices = tuple(j for j in nodes if isinstance(j, int))  # all of them (checked above), typed
+    return indices, {j: str(a) for j, a in zip(indices, addresses)}
+
+
 def announcement_from_record(record: ConfigRecord, party: str = "server") -> tuple[RoundAnnouncement, dict[int, str]]:
     """Parse a ``"ppbfl"`` train record into the announcement and edge index -> address.
 
@@ -70,24 +92,15 @@ def announcement_from_record(record: ConfigRecord, party: str = "server") -> tup
         FlowerRecordError: a field is missing or has the wrong type (naming it). Whether the values
             agree with the device's own configuration is :meth:`Device.check_announcement`'s job.
     """
-    values: dict[str, int] = {}
-    for name in _ANNOUNCEMENT_INTS:
-        value = record.get(name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FlowerRecordError(party, name, f"expected an int, got {type(value).__name__}")
-        values[name] = value
-    nodes, addresses, model_hash = record.get("edge_nodes"), record.get("edge_addresses"), record.get("model_hash")
-    if not isinstance(nodes, list) or not all(isinstance(j, int) and not isinstance(j, bool) for j in nodes):
-        raise FlowerRecordError(party, "edge_nodes", "expected a list of ints")
-    if not isinstance(addresses, list) or len(addresses) != len(nodes) or not all(isinstance(a, str) for a in addresses):
-        raise FlowerRecordError(party, "edge_addresses", f"expected {len(nodes)} strings, one per edge node")
+    values = _ints(record, _ANNOUNCEMENT_INTS, party)
+    nodes, addresses = _edge_addresses(record, party)
+    model_hash = record.get("model_hash")
     if not isinstance(model_hash, bytes) or len(model_hash) != 32:
         raise FlowerRecordError(party, "model_hash", "expected 32 bytes")
-    indices = [int(j) for j in nodes]
     announcement = RoundAnnouncement(
-        values["round"], values["t"], values["n"], values["d"], values["frac_bits"], tuple(indices), model_hash,
+        values["round"], values["t"], values["n"], values["d"], values["frac_bits"], nodes, model_hash,
     )
-    return announcement, {j: str(a) for j, a in zip(indices, addresses)}
+    return announcement, addresses
 
 
 def challenge_record(challenge: ValidityChallenge, addresses: dict[int, str]) -> ConfigRecord:
@@ -111,22 +124,13 @@ def challenge_from_record(record: ConfigRecord, party: str = "server") -> tuple[
     Raises:
         FlowerRecordError: a field is missing or of the wrong type (names it).
     """
-    values: dict[str, int] = {}
-    for name in _CHALLENGE_INTS:
-        value = record.get(name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FlowerRecordError(party, name, f"expected an int, got {value!r}")
-        values[name] = value
-    seed, indices, addresses = record.get("seed"), record.get("edge_nodes"), record.get("edge_addresses")
+    values = _ints(record, _CHALLENGE_INTS, party)
+    nodes, addresses = _edge_addresses(record, party)
+    seed = record.get("seed")
     if not isinstance(seed, bytes) or len(seed) != 32:
         raise FlowerRecordError(party, "seed", "expected 32 bytes")
-    if not isinstance(indices, list) or not isinstance(addresses, list) or len(indices) != len(addresses):
-        raise FlowerRecordError(party, "edge_nodes", "expected equally long lists of edge indices and addresses")
-    if not all(isinstance(j, int) and not isinstance(j, bool) for j in indices):
-        raise FlowerRecordError(party, "edge_nodes", f"expected ints, got {indices!r}")
-    nodes = tuple(int(j) for j in indices)
     challenge = ValidityChallenge(values["round"], seed, values["d"], values["k"], values["bits"], nodes)
-    return challenge, {j: str(a) for j, a in zip(nodes, addresses)}
+    return challenge, addresses
 
 
 def proof_receipt_record(delivery: ProofDelivery) -> ConfigRecord:
