@@ -498,6 +498,18 @@ class RoundsContract:
         """Trust score of ``device_id`` in [0, 1] (stored as Q1.15 uint16)."""
         return int(self._view("trustOf", _uint("device_id", device_id, 32))) / TRUST_ONE
 
+    def _trust_words(self, ids: np.ndarray, q: np.ndarray) -> tuple[list[int], list[int]]:
+        """The storage words (16 Q1.15 lanes each) holding ``ids``, read from the contract and with
+        their lanes set to ``q``: ``(slots ascending, words)``; only these words are rewritten."""
+        words: dict[int, int] = {}
+        for device_id, score in zip(ids.tolist(), q.tolist()):
+            slot, lane = divmod(device_id, 16)
+            if slot not in words:
+                words[slot] = int(self._view("trustWord", slot))
+            words[slot] = words[slot] & ~(0xFFFF << (16 * lane)) | score << (16 * lane)
+        slots = sorted(words)
+        return slots, [words[slot] for slot in slots]
+
     def set_trust(self, round_: int, device_ids: IntArrayLike, scores: Sequence[float] | np.ndarray, *, sender: str | None = None) -> None:
         """Set the trust of ``device_ids`` to ``scores`` in [0, 1] (quantised to Q1.15), once per round.
 
@@ -507,14 +519,8 @@ class RoundsContract:
         if values.shape != ids.shape or not np.all((values >= 0) & (values <= 1)):
             raise ChainValueError("scores", f"expected {ids.size} scores in [0, 1]")
         q = np.rint(values * TRUST_ONE).astype(np.int64)
-        words: dict[int, int] = {}
-        for device_id, score in zip(ids.tolist(), q.tolist()):
-            slot, lane = divmod(device_id, 16)
-            if slot not in words:
-                words[slot] = int(self._view("trustWord", slot))
-            words[slot] = words[slot] & ~(0xFFFF << (16 * lane)) | score << (16 * lane)
-        slots = sorted(words)
-        self._send("setTrust", [_uint("round", round_, 64, 1), slots, [words[s] for s in slots]], sender or self.aggregator)
+        slots, packed = self._trust_words(ids, q)
+        self._send("setTrust", [_uint("round", round_, 64, 1), slots, packed], sender or self.aggregator)
 
     def anchor(self, round_: int, root: bytes, *, sender: str | None = None) -> None:
         """Anchor the off-chain store's Merkle root for ``round_`` (once)."""
@@ -527,15 +533,9 @@ class RoundsContract:
         q = np.asarray(trust_q15, dtype=np.int64)
         if q.shape != ids.shape or not np.all((q >= 0) & (q <= TRUST_ONE)):
             raise ChainValueError("trust_q15", f"expected {ids.size} Q1.15 scores in [0, {TRUST_ONE}]")
-        words: dict[int, int] = {}
-        for device_id, score in zip(ids.tolist(), q.tolist()):
-            slot, lane = divmod(device_id, 16)
-            if slot not in words:
-                words[slot] = int(self._view("trustWord", slot))
-            words[slot] = words[slot] & ~(0xFFFF << (16 * lane)) | score << (16 * lane)
-        slots = sorted(words)
+        slots, packed = self._trust_words(ids, q)
         receipt = self._send(
-            "commitTrust", [_uint("round", round_, 64, 1), _bytes32("root", root), slots, [words[s] for s in slots]], sender or self.aggregator,
+            "commitTrust", [_uint("round", round_, 64, 1), _bytes32("root", root), slots, packed], sender or self.aggregator,
         )
         return int(receipt["gasUsed"])
 
