@@ -172,14 +172,15 @@ def test_the_ledger_aborts_a_round_that_failed_after_its_aggregate():
 
 
 def test_a_commitment_is_bound_to_its_round_and_device_at_zero_difficulty(c):
-    """At powBits = 0 device 1 commits device 0's root and device 0 replays its root and nonce into
-    the next round: each stored commitment is bound to its (round, device), so none is another's."""
+    """At powBits = 0 device 1 commits device 0's root first (front-running it), device 0's own
+    commitment still goes through, and device 0 replays its root and nonce into the next round:
+    each stored commitment is bound to its (round, device), so none is another's."""
     r = c.rounds
     a, b = c.devices[0], c.devices[1]
     root = keccak(b"device 0's shares")
     r.open_round(1, keccak(b"model"))
-    r.commit_shares(a, 1, root, 0)
     r.commit_shares(b, 1, root, 0)
+    r.commit_shares(a, 1, root, 0)
     c.chain.mine(BLOCKS + 1)
     r.abort_round(1)
     r.open_round(2, keccak(b"model"))
