@@ -211,3 +211,26 @@ def test_a_stamp_is_bound_to_its_contract(chain):
     first.rounds.commit_shares(device, 1, root, nonce)
     second.rounds.commit_shares(device, 1, root, second.rounds.pow_stamp(device, 1, root))
     assert second.rounds.commitment(1, 0) == bind_commitment(root, 1, 0)
+
+
+def test_a_round_without_any_device_is_recorded_and_closes():
+    """Every device withholds its update: the edge nodes still agree on chain on the empty scalars
+    and decisions, the zero aggregate is audited and the round closes (it reverted WrongPhase)."""
+    from ppbfl.field.fixed_point import FixedPointCodec
+    from ppbfl.fl.federation import Federation
+    from ppbfl.protocol.deployment import InProcessDeployment
+    from ppbfl.protocol.round import Coordinator
+
+    t, n, d = 2, 3, 16
+    with open_ledger("embedded", t, n, devices=2) as ledger:
+        deployment = InProcessDeployment(t, n, d)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+        federation = Federation(deployment, coordinator, range(2), ledger=ledger, owns_deployment=True)
+        try:
+            result = federation.run_round(1, {}, np.full(d, 0.01))
+        finally:
+            federation.close()
+        assert result.devices == [] and not result.aggregate.any()
+        s = ledger.contract.round_state(1)
+        assert (s.phase, s.audit_passed, s.committed) == (Phase.CLOSED, True, 0)
+        assert ledger.contract.decisions(1) == []
