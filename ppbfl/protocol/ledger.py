@@ -219,17 +219,17 @@ class ChainLedger:
         """
         ids = [self.device_ids[i] for i in result.devices]
         honest = [j for j in sorted(replies) if j not in result.liars]
-        scalars_agreed = decisions_agreed = not ids
-        if ids:
-            for j in honest:
-                values = np.stack([replies[j].norm2, replies[j].dot_ref], axis=1).astype(np.uint64)
-                if self.contract.post_scalars(j, round, ids, values):
-                    scalars_agreed = True
-                    break
-            for j in honest:
-                if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights.tolist()):
-                    decisions_agreed = True
-                    break
+        scalars_agreed = decisions_agreed = False
+        # even a round without devices is agreed on (empty records): the contract moves on only then
+        for j in honest:
+            values = np.stack([replies[j].norm2, replies[j].dot_ref], axis=1).astype(np.uint64).reshape(len(ids), 2)
+            if self.contract.post_scalars(j, round, ids, values):
+                scalars_agreed = True
+                break
+        for j in honest:
+            if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights.tolist()):
+                decisions_agreed = True
+                break
         if not (scalars_agreed and decisions_agreed):
             raise RoundFailedError(round, f"fewer than t = {self.t} edge nodes agreed on chain on the opened scalars and decisions")
         for j, reply in sorted(replies.items()):
