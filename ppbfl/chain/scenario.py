@@ -119,10 +119,9 @@ def _gas_since(chain: Chain, before: dict[str, int], methods: tuple[str, ...]) -
 
 
 def run_round(scenario: Scenario, round_: int, *, seed: int = 0) -> RoundRecord:
-    """Run protocol round ``round_`` of ``scenario`` on seeded synthetic updates (entries ~1e-3, inside
-    the devices' validity bound up to d = 1e5;
-    devices 4, 9, 14, ... sign-flipped); returns the gas per phase (:data:`PHASES`), the audit and
-    the wall time."""
+    """Run protocol round ``round_`` of ``scenario`` on seeded synthetic updates (entries ~1e-3,
+    inside the devices' validity bound up to d = 1e5; devices 4, 9, 14, ... sign-flipped); returns
+    the gas per phase (:data:`PHASES`), the audit and the wall time."""
     start = time.perf_counter()
     chain = scenario.chain
     rng = np.random.default_rng(seed + round_)  # simulation data only (not secrets)
