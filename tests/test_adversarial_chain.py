@@ -14,14 +14,17 @@ from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain, ChainRevertError, Failure, Phase, bind_commitment, pow_valid
 from ppbfl.chain.scenario import setup_consortium
-from ppbfl.protocol.ledger import open_ledger
-from tests.test_chain_contract import BLOCKS, DEVICES, IDS, SCALARS, D, N, P, T, commit_all, reverts, to_aggregated, vectors
+from ppbfl.protocol.ledger import ChainLedger, open_ledger
+from tests.test_chain_contract import DEVICES, IDS, SCALARS, D, N, P, T, commit_all, reverts, to_aggregated, vectors
 
 
 @pytest.fixture(scope="module")
 def chain():
     with Chain.embedded(accounts=160) as c:
         yield c
+
+
+BLOCKS = 12  # phase deadlines: room for every transaction of a phase (a dev chain mines one block each), few blocks to mine past
 
 
 @pytest.fixture
@@ -146,26 +149,26 @@ def test_a_round_stuck_in_any_phase_is_aborted_by_anyone_after_its_deadline(c, p
         r.abort_round(1, sender=outsider)  # aborted once
 
 
-def test_the_ledger_aborts_a_round_that_failed_after_its_aggregate():
+def test_the_ledger_aborts_a_round_that_failed_after_its_aggregate(chain):
     """ChainLedger.abort_round (what Coordinator calls on any failure) takes an Aggregated round."""
-    with open_ledger("embedded", 2, 3, devices=1) as ledger:
-        r = ledger.contract
-        ledger.open_round(1, keccak(b"model"))
-        ledger.device_account(0).commit(1, keccak(b"root"))
-        ledger.close_commitments(1)
-        for e in (1, 2):
-            r.post_scalars(e, 1, [0], np.ones((1, 2), dtype=np.uint64))
-        for e in (1, 2):
-            r.post_decisions(e, 1, [0], [0], [1])
-        for e in (1, 2):
-            r.commit_aggregate_share(e, 1, keccak(bytes([e])))
-        r.post_aggregate(1, keccak(b"aggregate"), keccak(b"next"), D)
-        ledger.abort_round(1)  # e.g. the audit transaction failed: the coordinator aborts
-        s = r.round_state(1)
-        assert (s.phase, s.failure, s.new_model_hash) == (Phase.FAILED, Failure.UNAUDITED, bytes(32))
-        ledger.abort_round(1)  # already failed: nothing to do
-        ledger.open_round(2, keccak(b"model"))
-        assert r.round_state(2).phase == Phase.OPEN
+    ledger = ChainLedger(chain, 2, 3, 1)
+    r = ledger.contract
+    ledger.open_round(1, keccak(b"model"))
+    ledger.device_account(0).commit(1, keccak(b"root"))
+    ledger.close_commitments(1)
+    for e in (1, 2):
+        r.post_scalars(e, 1, [0], np.ones((1, 2), dtype=np.uint64))
+    for e in (1, 2):
+        r.post_decisions(e, 1, [0], [0], [1])
+    for e in (1, 2):
+        r.commit_aggregate_share(e, 1, keccak(bytes([e])))
+    r.post_aggregate(1, keccak(b"aggregate"), keccak(b"next"), D)
+    ledger.abort_round(1)  # e.g. the audit transaction failed: the coordinator aborts
+    s = r.round_state(1)
+    assert (s.phase, s.failure, s.new_model_hash) == (Phase.FAILED, Failure.UNAUDITED, bytes(32))
+    ledger.abort_round(1)  # already failed: nothing to do
+    ledger.open_round(2, keccak(b"model"))
+    assert r.round_state(2).phase == Phase.OPEN
 
 
 # ------------------------------------------------------------------ d: bound commitments and stamps
