@@ -61,6 +61,9 @@ def test_merkle_root_eth_hash_loop(group, slow, length):
     slow(_eth_hash_root, (vector,), probe=lambda: _eth_hash_root(small), scale=length / small.size)
 
 
+CONTRACT = "0x" + "ee" * 20  # the deployment a stamp is bound to (with chain id 31337)
+
+
 def test_pow_stamp_12_bits(benchmark, group):
     group("pow", bits=12)
     device = "0x" + "ab" * 20
@@ -68,10 +71,10 @@ def test_pow_stamp_12_bits(benchmark, group):
 
     def stamp() -> tuple[bytes, int]:
         commitment = keccak(str(next(counter)).encode())  # a new commitment each call
-        return commitment, pow_stamp(device, 1, commitment, 12)
+        return commitment, pow_stamp(CONTRACT, 31337, device, 1, commitment, 12)
 
     commitment, nonce = benchmark(stamp)
-    assert pow_valid(device, 1, commitment, nonce, 12)
+    assert pow_valid(CONTRACT, 31337, device, 1, commitment, nonce, 12)
 
 
 @pytest.fixture(scope="module", params=["py-evm", "anvil"])

@@ -23,8 +23,8 @@ def main() -> None:
     parser.add_argument("--measure-up-to", type=int, default=18)
     parser.add_argument("--pi-slowdown", type=float, default=5.0, help="assumed Raspberry-Pi-4-class slowdown (an estimate)")
     args = parser.parse_args()
-    account = "0x" + "ab" * 20
-    pow_stamp(account, 1, b"\x01" * 32, 4)  # compile / load the keccak kernel
+    account, contract = "0x" + "ab" * 20, "0x" + "ee" * 20
+    pow_stamp(contract, 31337, account, 1, b"\x01" * 32, 4)  # compile / load the keccak kernel
     config = TrustConfig()
     rate = 0.0
     print(f"| bits | trust that gets it (defaults {config.pow_min_bits}..{config.pow_max_bits}) | nonces hashed (mean) | seconds here (mean of {args.stamps}) | Pi-class estimate (x{args.pi_slowdown:g}) |")
@@ -37,7 +37,7 @@ def main() -> None:
         if bits <= args.measure_up_to:
             tick, hashed = time.perf_counter(), 0
             for k in range(args.stamps):
-                hashed += pow_stamp(account, 1 + k, (k + 1).to_bytes(32, "big"), bits) + 1
+                hashed += pow_stamp(contract, 31337, account, 1 + k, (k + 1).to_bytes(32, "big"), bits) + 1
             seconds = (time.perf_counter() - tick) / args.stamps
             rate = hashed / args.stamps / seconds
             print(f"| {bits} | {who} | {hashed / args.stamps:,.0f} | {seconds:.4f} | {args.pi_slowdown * seconds:.3f} |")

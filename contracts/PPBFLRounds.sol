@@ -4,8 +4,9 @@ pragma solidity 0.8.30;
 /// @title PPBFLRounds: round coordinator and audit trail of ppbfl (DESIGN section 6)
 /// @notice One contract per consortium. The deployer is the admin (registers edge nodes and
 /// devices); the aggregator (may be the admin) opens rounds and posts the aggregate. A round
-/// moves Open -> Committed -> Verified -> Aggregated -> Closed, or to Failed (a phase deadline
-/// passed, or the on-chain audit caught a mismatch). Field: p = 2^61 - 1; share vectors are
+/// moves Open -> Committed -> Verified -> Aggregated -> Closed, or to Failed (anyone aborts it once
+/// the deadline of its phase passed, or the on-chain audit caught a mismatch). A round closes only
+/// after a passed audit, before its audit deadline. Field: p = 2^61 - 1; share vectors are
 /// committed as Merkle roots over chunks of 16 big-endian uint64 values
 /// (leaf = keccak256(uint32 chunkIndex || 16 x uint64), node = keccak256(left || right),
 /// padding leaves are zero). See docs/chain.md.
@@ -21,7 +22,7 @@ contract PPBFLRounds {
     uint8 public constant PARTY_UNATTRIBUTED = 254;
 
     enum Phase { None, Open, Committed, Verified, Aggregated, Closed, Failed }
-    enum Failure { None, Timeout, AuditMismatch }
+    enum Failure { None, Timeout, AuditMismatch, Unaudited }
 
     struct Round {
         Phase phase;
@@ -85,6 +86,8 @@ contract PPBFLRounds {
     error BadTrust(uint256 slot, uint256 lane);
     error BadSlot(uint256 slot);
     error ZeroRoot();
+    error AuditNotPassed(uint64 round);
+    error ReportedLiar(uint64 round, uint8 edgeIndex);
 
     event EdgeNodeRegistered(uint8 indexed index, address account, bytes32 tlsFingerprint);
     event DeviceRegistered(uint32 indexed id, address account, uint8 powBits);
@@ -265,7 +268,10 @@ contract PPBFLRounds {
     }
 
     /// @notice A device commits the Merkle root of its share vectors with a light PoW stamp:
-    /// keccak256(device, round, root, nonce) must have `powBits` leading zero bits.
+    /// keccak256(contract, uint64 chainid, device, round, root, nonce) must have `powBits` leading
+    /// zero bits. What is stored is bindCommitment(root, round, device id): whatever the
+    /// difficulty, a root committed by another device or in another round is stored as a
+    /// different value, which only leaves bound to this (round, device) open.
     function commitShares(uint64 round, bytes32 root, uint64 nonce) external {
         uint256 info = deviceInfo[msg.sender];
         if (info == 0) revert NotDevice(msg.sender);
@@ -275,12 +281,19 @@ contract PPBFLRounds {
         if (id >= r.deviceCount) revert DeviceNotInRound(round, id);
         if (commitments[round][id] != bytes32(0)) revert AlreadyCommitted(round, id);
         uint256 bits = _powBits(info);
-        if (bits != 0 && (uint256(keccak256(abi.encodePacked(msg.sender, round, root, nonce))) >> (256 - bits)) != 0) {
-            revert BadPow(round, id);
+        if (bits != 0) {
+            bytes32 stamp = keccak256(abi.encodePacked(address(this), uint64(block.chainid), msg.sender, round, root, nonce));
+            if (uint256(stamp) >> (256 - bits) != 0) revert BadPow(round, id);
         }
         if (root == bytes32(0)) revert ZeroRoot();
-        commitments[round][id] = root;
+        commitments[round][id] = bindCommitment(root, round, id);
         r.committed += 1;
+    }
+
+    /// @notice The value stored for device `deviceId`'s commitment of `root` in `round`:
+    /// keccak256(root || uint64 round || uint32 deviceId).
+    function bindCommitment(bytes32 root, uint64 round, uint32 deviceId) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(root, round, deviceId));
     }
 
     /// @notice End the commit phase: every device of the round committed, or the commit deadline passed.
@@ -596,8 +609,10 @@ contract PPBFLRounds {
     /// height `low` (checked against the committed roots once); for each coordinate i, `chunks`
     /// holds the 128-byte chunk of the aggregate and then of each edge node, `siblings` their
     /// paths up to height `low` (low hashes each, leaf level first).
-    /// A mismatch fails the round naming the offender; a t + 1 audit may also refine an
-    /// unattributed failure.
+    /// Only before the audit deadline, only shares of edge nodes not reported as liars
+    /// (ReportedLiar), and only until an audit passed (AlreadyDone: a later audit, e.g. by a liar
+    /// with its own wrong share, cannot fail a passed round). A mismatch fails the round naming
+    /// the offender; a t + 1 audit may also refine an unattributed failure.
     function audit(
         uint64 round,
         uint8[] calldata edges,
@@ -608,6 +623,10 @@ contract PPBFLRounds {
         Round storage r = rounds[round];
         bool refine = r.phase == Phase.Failed && r.failure == Failure.AuditMismatch && r.offender == PARTY_UNATTRIBUTED;
         if (r.phase != Phase.Aggregated && !refine) revert WrongPhase(round, r.phase);
+        if (!refine) {
+            if (r.auditPassed) revert AlreadyDone(round);
+            _beforeDeadline(round, r);
+        }
         uint256 m = edges.length;
         if (m < t || m > t + 1 || m > n) revert BadAuditSet(round, m);
         bytes32[] memory roots = new bytes32[](m + 1);
@@ -615,6 +634,7 @@ contract PPBFLRounds {
         for (uint256 i = 0; i < m; i++) {
             if (i > 0 && edges[i] <= edges[i - 1]) revert BadAuditSet(round, m);
             if (r.aggregateShares & (uint32(1) << edges[i]) == 0) revert ShareNotCommitted(round, edges[i]);
+            if (r.reportedLiars & (uint32(1) << edges[i]) != 0) revert ReportedLiar(round, edges[i]);
             roots[i + 1] = aggregateShareRoots[round][edges[i]];
         }
         uint256 length = r.length;
@@ -675,11 +695,17 @@ contract PPBFLRounds {
             return;
         }
         if (refine && offender == PARTY_UNATTRIBUTED) return;
-        r.phase = Phase.Failed;
-        r.failure = Failure.AuditMismatch;
-        r.offender = offender;
         emit AuditFailed(round, coord, offender);
-        emit RoundFailed(round, Failure.AuditMismatch, offender);
+        _fail(round, r, Failure.AuditMismatch, offender);
+    }
+
+    /// @dev Fail `r`: a failed round keeps its aggregate root as evidence but links no model.
+    function _fail(uint64 round, Round storage r, Failure failure, uint8 offender) internal {
+        r.phase = Phase.Failed;
+        r.failure = failure;
+        r.offender = offender;
+        r.newModelHash = bytes32(0);
+        emit RoundFailed(round, failure, offender);
     }
 
     // ------------------------------------------------------------------ trust, anchor, liars, close
@@ -746,22 +772,26 @@ contract PPBFLRounds {
         emit LiarReported(round, edgeIndex);
     }
 
-    /// @notice Close an aggregated round: after a passed audit, or once the audit window is over.
+    /// @notice Close an aggregated round: only after a passed audit and before the audit deadline
+    /// (after it the round can only be aborted).
     function closeRound(uint64 round) external onlyCoordinator {
         Round storage r = _inPhase(round, Phase.Aggregated);
-        if (!r.auditPassed && block.number <= r.deadline) revert DeadlineNotReached(round, r.deadline);
+        if (!r.auditPassed) revert AuditNotPassed(round);
+        _beforeDeadline(round, r);
         r.phase = Phase.Closed;
         emit RoundClosed(round);
     }
 
-    /// @notice Anyone may fail a round stuck in Committed or Verified past its deadline.
+    /// @notice Anyone may fail a round that is neither Closed nor Failed once the deadline of its
+    /// current phase passed (block.number > deadline): Open (commit deadline), Committed (verify),
+    /// Verified (aggregate) and Aggregated (audit; reason Unaudited when no audit passed, else
+    /// Timeout: a passed round must be closed before its audit deadline). The next round can then open.
     function abortRound(uint64 round) external {
         Round storage r = rounds[round];
-        if (r.phase != Phase.Committed && r.phase != Phase.Verified) revert WrongPhase(round, r.phase);
+        Phase phase = r.phase;
+        if (phase == Phase.None || phase == Phase.Closed || phase == Phase.Failed) revert WrongPhase(round, phase);
         if (block.number <= r.deadline) revert DeadlineNotReached(round, r.deadline);
-        r.phase = Phase.Failed;
-        r.failure = Failure.Timeout;
-        emit RoundFailed(round, Failure.Timeout, 0);
+        _fail(round, r, phase == Phase.Aggregated && !r.auditPassed ? Failure.Unaudited : Failure.Timeout, 0);
     }
 
     // ------------------------------------------------------------------ views

@@ -18,6 +18,7 @@ from ppbfl.chain import (
     ChainValueError,
     Failure,
     Phase,
+    bind_commitment,
     merkle_root,
     merkle_tree,
 )
@@ -164,7 +165,7 @@ def test_open_commit_close_transitions(c):
     assert (s.phase, s.device_count, s.committed, s.model_hash) == (Phase.OPEN, DEVICES, 0, keccak(b"model"))
     commit_all(c, 1, c.devices[:2])
     assert r.round_state(1).committed == 2
-    assert r.commitment(1, 1) == keccak(c.devices[1].encode() + bytes([1]))
+    assert r.commitment(1, 1) == bind_commitment(keccak(c.devices[1].encode() + bytes([1])), 1, 1)
     assert r.commitment(1, 2) == bytes(32)
     with reverts("DeadlineNotReached"):
         r.close_commitments(1)
@@ -191,7 +192,7 @@ def test_commit_reverts(c):
     with reverts("NotDevice"):
         r.commit_shares(c.edge_accounts[1], 1, root, 0)
     bits = r.device(device)[2]
-    bad = next(k for k in range(1000) if not _pow_ok(device, root, k, bits))
+    bad = next(k for k in range(1000) if not _pow_ok(r, device, root, k, bits))
     with reverts("BadPow"):
         r.commit_shares(device, 1, root, bad)
     with reverts("ZeroRoot"):
@@ -205,10 +206,10 @@ def test_commit_reverts(c):
         r.commit_shares(late, 1, root, 0)
 
 
-def _pow_ok(device, root, nonce, bits):
+def _pow_ok(r, device, root, nonce, bits):
     from ppbfl.chain import pow_valid
 
-    return pow_valid(device, 1, root, nonce, bits)
+    return pow_valid(r.address, r.chain_id, device, 1, root, nonce, bits)
 
 
 def test_commit_deadline_and_partial_close(c):
@@ -369,9 +370,10 @@ def test_trust_anchor_liar_close(c):
     r.report_liar(1, 2)
     with reverts("AlreadyPosted"):
         r.report_liar(1, 2)
-    with reverts("DeadlineNotReached"):
-        r.close_round(1)  # no audit yet and the audit window is open
-    c.chain.mine(BLOCKS + 1)
+    with reverts("AuditNotPassed"):
+        r.close_round(1)  # no audit yet
+    aggregate, shares = vectors()
+    assert r.audit(1, {e: shares[e - 1] for e in (1, 3, 4)}, aggregate).passed
     r.close_round(1)
     s = r.round_state(1)
     assert (s.phase, s.anchor, s.reported_liars, s.trust_set) == (Phase.CLOSED, keccak(b"store"), (2,), True)

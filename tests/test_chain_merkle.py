@@ -135,27 +135,30 @@ def test_bad_inputs_are_typed_errors():
     with pytest.raises(ChainValueError, match=r"leaves\[1\]"):
         root_of_leaves([bytes(32), b"short"])
     with pytest.raises(ChainValueError, match="bits"):
-        pow_stamp("0x" + "11" * 20, 1, bytes(32), 65)
+        pow_stamp(*DEPLOYMENT, "0x" + "11" * 20, 1, bytes(32), 65)
+
+
+DEPLOYMENT = ("0x" + "ee" * 20, 31337)  # (contract address, chain id) a stamp is bound to
 
 
 @pytest.mark.parametrize("bits", [0, 1, 8, 12])
 def test_pow_stamp_is_the_smallest_valid_nonce(bits):
     device, commitment = "0x" + "ab" * 20, keccak(b"root")
-    nonce = pow_stamp(device, 7, commitment, bits)
-    assert pow_valid(device, 7, commitment, nonce, bits)
-    assert all(not pow_valid(device, 7, commitment, k, bits) for k in range(nonce))
+    nonce = pow_stamp(*DEPLOYMENT, device, 7, commitment, bits)
+    assert pow_valid(*DEPLOYMENT, device, 7, commitment, nonce, bits)
+    assert all(not pow_valid(*DEPLOYMENT, device, 7, commitment, k, bits) for k in range(nonce))
 
 
 def test_pow_stamp_across_growing_batches_is_still_the_smallest_nonce():
     """Batches start at 2^(bits + 1) nonces and double: stamps past the first batch (about one in
     seven at any difficulty) must still be the first valid nonce."""
     device, bits = "0x" + "cd" * 20, 5
-    nonces = [pow_stamp(device, 3, keccak(bytes([i])), bits) for i in range(60)]
+    nonces = [pow_stamp(*DEPLOYMENT, device, 3, keccak(bytes([i])), bits) for i in range(60)]
     assert max(nonces) >= 1 << (bits + 1)  # some searches went past the first batch
     for i, nonce in enumerate(nonces):
         commitment = keccak(bytes([i]))
-        assert pow_valid(device, 3, commitment, nonce, bits)
-        assert not any(pow_valid(device, 3, commitment, k, bits) for k in range(nonce))
+        assert pow_valid(*DEPLOYMENT, device, 3, commitment, nonce, bits)
+        assert not any(pow_valid(*DEPLOYMENT, device, 3, commitment, k, bits) for k in range(nonce))
 
 
 @given(st.integers(1, 3000), st.integers(0, 6), st.data())

@@ -202,7 +202,7 @@ def test_a_certificate_other_than_the_registered_one_is_refused():
 def test_a_device_whose_difficulty_was_raised_reads_it_again_and_commits():
     """A device reuses the PoW difficulty it read; when the consortium raises it, the contract
     refuses the stale stamp and the device reads the new difficulty and stamps again."""
-    from ppbfl.chain.pow import pow_stamp, pow_valid
+    from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
     from ppbfl.protocol.ledger import open_ledger
 
     deployment = InProcessDeployment(T, N, D)
@@ -214,13 +214,14 @@ def test_a_device_whose_difficulty_was_raised_reads_it_again_and_commits():
         board = federation.devices[0].board
         assert board.pow_bits == 8
         ledger.contract.set_pow_bits(board.account, 12)
+        deployment = (ledger.contract.address, ledger.contract.chain_id)  # what a stamp is bound to
         # a root whose smallest 8-bit stamp is not a 12-bit stamp (1 in 16 would be): the stale
         # stamp is then certainly refused
         root = next(
             r for r in (bytes([k]) * 32 for k in range(1, 256))
-            if not pow_valid(board.account, 2, r, pow_stamp(board.account, 2, r, 8), 12)
+            if not pow_valid(*deployment, board.account, 2, r, pow_stamp(*deployment, board.account, 2, r, 8), 12)
         )
         ledger.open_round(2, b"\x00" * 32)
         board.commit(2, root)
-        assert board.pow_bits == 12 and ledger.commitment(2, 0) == root
+        assert board.pow_bits == 12 and ledger.commitment(2, 0) == bind_commitment(root, 2, 0)
         federation.close()

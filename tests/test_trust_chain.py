@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from ppbfl.chain.errors import ChainRevertError
-from ppbfl.chain.pow import pow_stamp, pow_valid
+from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
@@ -101,16 +101,17 @@ def test_the_contract_derives_each_devices_difficulty_from_its_trust(rounds) -> 
 def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(rounds) -> None:
     ledger, _, _, _, _ = rounds
     account = ledger.device_accounts[INCONSISTENT]
+    deployment = (ledger.contract.address, ledger.contract.chain_id)
     ledger.open_round(3, bytes(32))
     root = next(
         r for r in (bytes([k]) * 32 for k in range(1, 256))
-        if not pow_valid(account, 3, r, pow_stamp(account, 3, r, 4), 12)
+        if not pow_valid(*deployment, account, 3, r, pow_stamp(*deployment, account, 3, r, 4), 12)
     )
     with pytest.raises(ChainRevertError) as caught:
-        ledger.contract.commit_shares(account, 3, root, pow_stamp(account, 3, root, 4))
+        ledger.contract.commit_shares(account, 3, root, pow_stamp(*deployment, account, 3, root, 4))
     assert caught.value.error == "BadPow"
-    ledger.contract.commit_shares(account, 3, root, pow_stamp(account, 3, root, 12))
-    assert ledger.commitment(3, INCONSISTENT) == root
+    ledger.contract.commit_shares(account, 3, root, pow_stamp(*deployment, account, 3, root, 12))
+    assert ledger.commitment(3, INCONSISTENT) == bind_commitment(root, 3, INCONSISTENT)
 
 
 def test_only_the_coordinator_commits_trust_once_after_the_round_and_only_the_admin_sets_the_range(rounds) -> None:

@@ -32,7 +32,7 @@ from ppbfl.chain.merkle import (
     verify_chunk_proof,
     verify_leaf_proof,
 )
-from ppbfl.chain.pow import pow_stamp, pow_valid
+from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
 from ppbfl.chain.rounds import (
     PARTY_AGGREGATOR,
     PARTY_UNATTRIBUTED,
@@ -71,6 +71,7 @@ __all__ = [
     "RoundState",
     "RoundsContract",
     "VectorTree",
+    "bind_commitment",
     "deploy_rounds",
     "find_anvil",
     "keccak256",

@@ -75,6 +75,7 @@ class Failure(IntEnum):
     NONE = 0
     TIMEOUT = 1
     AUDIT_MISMATCH = 2
+    UNAUDITED = 3  # the audit window ended with an aggregate posted and no passed audit
 
 
 def _bits(mask: int) -> tuple[int, ...]:
@@ -209,6 +210,7 @@ class RoundsContract:
         self.admin = self._view("admin")
         self.aggregator = self._view("aggregator")
         self.audit_k = int(self._view("auditK"))
+        self.chain_id = int(chain.w3.eth.chain_id)
         self._edge_accounts: dict[int, str] = {}
 
     def _view(self, method: str, *args: Any) -> Any:
@@ -282,10 +284,11 @@ class RoundsContract:
         self._send("openRound", [_uint("round", round_, 64, 1), _bytes32("model_hash", model_hash)], sender or self.aggregator)
 
     def pow_stamp(self, device: str, round_: int, commitment: bytes, bits: int | None = None) -> int:
-        """A PoW nonce for ``(device, round_, commitment)``; ``bits`` defaults to the device's on-chain difficulty."""
+        """A PoW nonce for ``(device, round_, commitment)`` in this contract on this chain; ``bits``
+        defaults to the device's on-chain difficulty."""
         if bits is None:
             bits = self.device(device)[2]
-        return pow_stamp(device, round_, _bytes32("commitment", commitment), bits)
+        return pow_stamp(self.address, self.chain_id, device, round_, _bytes32("commitment", commitment), bits)
 
     def commit_shares(self, device: str, round_: int, root: bytes, nonce: int, *, sender: str | None = None) -> int:
         """Commit the device's share-commitment ``root`` with its PoW ``nonce``; returns the gas used."""
@@ -295,11 +298,12 @@ class RoundsContract:
         return int(receipt["gasUsed"])
 
     def commitment(self, round_: int, device_id: int) -> bytes:
-        """The root device ``device_id`` committed in ``round_`` (zero bytes when none)."""
+        """Device ``device_id``'s commitment in ``round_``: ``bind_commitment(root, round_,
+        device_id)`` of the root it committed (zero bytes when none)."""
         return bytes(self._view("commitment", _uint("round", round_, 64), _uint("device_id", device_id, 32)))
 
     def commitments_of(self, round_: int, device_ids: Sequence[int]) -> list[bytes]:
-        """The roots ``device_ids`` committed in ``round_`` (zero bytes where none), in one call."""
+        """The (bound) commitments of ``device_ids`` in ``round_`` (zero bytes where none), in one call."""
         ids = [_uint("device_ids", i, 32) for i in device_ids]
         return [bytes(root) for root in self._view("commitmentsOf", _uint("round", round_, 64), ids)]
 
@@ -564,11 +568,11 @@ class RoundsContract:
         self._send("reportLiar", [_uint("round", round_, 64, 1), _uint("edge_index", edge_index, 8, 1)], sender or self.aggregator)
 
     def close_round(self, round_: int, *, sender: str | None = None) -> None:
-        """Close an aggregated round (after a passed audit or the audit window)."""
+        """Close an aggregated round (after a passed audit, before the audit deadline)."""
         self._send("closeRound", [_uint("round", round_, 64, 1)], sender or self.aggregator)
 
     def abort_round(self, round_: int, *, sender: str | None = None) -> None:
-        """Fail a round stuck past its deadline in Committed or Verified (anyone)."""
+        """Fail a round that is not Closed or Failed once its phase's deadline passed (anyone)."""
         self._send("abortRound", [_uint("round", round_, 64, 1)], sender or self.aggregator)
 
     def round_state(self, round_: int) -> RoundState:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ppbfl.chain.pow import bind_commitment
 from ppbfl.defense import validity
 from ppbfl.defense.consistency import challenge_coefficients
 from ppbfl.field import ops
@@ -257,7 +258,8 @@ class EdgeNode:
         if message.leaves[index - 1] != leaf:
             raise CommitmentMismatchError(self.name, message.device, "the share does not match its committed leaf")
         state = self._state(envelope.round, create=True)
-        state.uploads[message.device] = (share, message.mask_share, commitment_root(message.leaves))
+        bound = bind_commitment(commitment_root(message.leaves), envelope.round, message.device)  # as the chain stores it
+        state.uploads[message.device] = (share, message.mask_share, bound)
         return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
 
     def _proof(self, envelope: Envelope, message: ProofUpload) -> Message:

@@ -7,13 +7,18 @@ certificate fingerprints) and the devices, each with an account of its own; then
 * ``open_round`` with the current model hash;
 * each device posts its share commitment with its PoW stamp itself, from its own account
   (:class:`DeviceChainAccount`, handed to the device at registration; the coordinator never holds it);
+  the contract stores it bound to the round and device (:func:`ppbfl.chain.bind_commitment`), which
+  is what the edge nodes compare their uploads with;
 * ``close_commitments`` (mining to the commit deadline on a dev chain if some device never
   committed) and the challenge seed fixed by the closing block;
 * every online edge node's opened scalars ``(||g_i||^2, <g_i, r>)`` and decisions (reason code,
   fixed-point weight), posted from the node's account until ``t`` agree;
 * each node's aggregate-share Merkle root, the named liars, the aggregate's root and the new
   model hash; the on-chain audit of ``audit_k`` random coordinates with ``t + 1`` shares; the
-  trust scores the round weighted devices with; close.
+  trust scores the round weighted devices with; close (only after the audit passed).
+
+A round that cannot complete, in any phase, is failed on chain with ``abortRound`` once its
+phase's deadline passed (:meth:`ChainLedger.abort_round`), and the next round opens.
 
 Key custody: the edge nodes' chain accounts are unlocked dev accounts that this process signs
 for (the embedded chain lives in this process, so edge-node processes cannot reach it); what each
@@ -122,6 +127,8 @@ class ChainLedger:
             account = chain.new_account()
             self.device_ids[i] = self.contract.register_device(account, pow_bits)
             self.device_accounts[i] = account
+            if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
+                raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
         self.records: dict[int, RoundOnChain] = {}
         self._gas_start = 0
 
@@ -157,12 +164,13 @@ class ChainLedger:
         return DeviceChainAccount(self.contract, self.device_accounts[device], self.device_ids[device])
 
     def commitment(self, round: int, device: int) -> bytes | None:
-        """The root device ``device`` committed for ``round`` (None if it did not)."""
+        """Device ``device``'s commitment for ``round`` as the contract stores it,
+        ``bind_commitment(root, round, device)`` (None if it did not commit)."""
         root = self.contract.commitment(round, self.device_ids[device])
         return None if root == bytes(32) else root
 
     def commitments(self, round: int, devices: Iterable[int] | None = None) -> dict[int, bytes]:
-        """Device -> the root it committed for ``round``, over ``devices`` (default: every registered
+        """Device -> its (bound) commitment for ``round``, over ``devices`` (default: every registered
         one); devices without a commitment, or not registered, are absent."""
         wanted = sorted(self.device_ids if devices is None else {i for i in devices if i in self.device_ids})
         roots = self.contract.commitments_of(round, [self.device_ids[i] for i in wanted]) if wanted else []
@@ -180,18 +188,19 @@ class ChainLedger:
         return self.contract.challenge_seed(round)
 
     def abort_round(self, round: int) -> None:
-        """Fail ``round`` on chain with the contract's ``abortRound`` (on a dev chain, mining to its
-        deadline first), so that the next round can open. Nothing to do if it is already closed or failed.
+        """Fail ``round`` on chain with the contract's ``abortRound``, which takes a round in any
+        phase but Closed and Failed once its phase's deadline passed (on a dev chain this mines to
+        the deadline first), so that the next round can open. Nothing to do if it is already
+        closed or failed.
 
         Raises:
-            RoundFailedError: the round is in a phase ``abortRound`` does not take (``Open``:
-                the commit phase never closed; ``Aggregated``: an aggregate was posted).
+            RoundFailedError: ``round`` was never opened.
         """
         phase = self.contract.round_state(round).phase
         if phase in (Phase.CLOSED, Phase.FAILED):
             return
-        if phase not in (Phase.COMMITTED, Phase.VERIFIED):
-            raise RoundFailedError(round, f"abortRound does not take a round in phase {phase.name}")
+        if phase == Phase.NONE:
+            raise RoundFailedError(round, "the round was never opened on chain")
         try:
             self.contract.abort_round(round)
         except ChainRevertError as error:
@@ -210,17 +219,17 @@ class ChainLedger:
         """
         ids = [self.device_ids[i] for i in result.devices]
         honest = [j for j in sorted(replies) if j not in result.liars]
-        scalars_agreed = decisions_agreed = not ids
-        if ids:
-            for j in honest:
-                values = np.stack([replies[j].norm2, replies[j].dot_ref], axis=1).astype(np.uint64)
-                if self.contract.post_scalars(j, round, ids, values):
-                    scalars_agreed = True
-                    break
-            for j in honest:
-                if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights.tolist()):
-                    decisions_agreed = True
-                    break
+        scalars_agreed = decisions_agreed = False
+        # even a round without devices is agreed on (empty records): the contract moves on only then
+        for j in honest:
+            values = np.stack([replies[j].norm2, replies[j].dot_ref], axis=1).astype(np.uint64).reshape(len(ids), 2)
+            if self.contract.post_scalars(j, round, ids, values):
+                scalars_agreed = True
+                break
+        for j in honest:
+            if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights.tolist()):
+                decisions_agreed = True
+                break
         if not (scalars_agreed and decisions_agreed):
             raise RoundFailedError(round, f"fewer than t = {self.t} edge nodes agreed on chain on the opened scalars and decisions")
         for j, reply in sorted(replies.items()):
