@@ -1,0 +1,142 @@
+"""Issue 12, item 5: one edge node must not get honest devices excluded with nobody held to account.
+
+Each lying node is a subclass of :class:`EdgeNode` that lives here (production roles carry no
+fault injection). The oracle is the plaintext FLTrust aggregate of the devices' float updates
+(:func:`tests.protocol_helpers.plaintext_aggregate`): with the liar in the tier, every honest
+device must still be accepted and the aggregate must be the one without a liar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.fl.federation import Federation
+from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.edge_node import EdgeNode, edge_party
+from ppbfl.protocol.messages import DeviceUpload, UploadsQuery, VerifyRequest
+from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import CommitmentMismatchError
+from ppbfl.protocol.wire import Envelope
+from tests.protocol_helpers import InconsistentDevice, plaintext_aggregate, synthetic_round
+
+T, N, D, M = 3, 5, 64, 8
+MALICIOUS = {1, 5}  # sign-flipped devices: rejected by cosine, whatever the edge tier does
+ATOL = 5e-5  # as tests/test_protocol_round.py: fixed-point error ~3e-6 on these updates
+
+
+class ClaimsEveryMismatch(EdgeNode):
+    """Reports every device's upload as not matching its on-chain commitment."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        return dataclasses.replace(reply, mismatched=list(range(len(message.devices))))
+
+
+class ShiftsConsistency(EdgeNode):
+    """Adds 1 to its consistency values of the first four devices of the verify request."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        shifted = reply.consistency.copy()
+        shifted[:4] = (shifted[:4] + np.uint64(1)) % np.uint64(self.field.p)
+        return dataclasses.replace(reply, consistency=shifted)
+
+
+class RefusesDevice(EdgeNode):
+    """Refuses device 2's upload (claims it does not match the committed leaf)."""
+
+    def _upload(self, envelope: Envelope, message: DeviceUpload):
+        if message.device == 2:
+            raise CommitmentMismatchError(self.name, message.device, "the share does not match its committed leaf")
+        return super()._upload(envelope, message)
+
+
+class HidesDevice(EdgeNode):
+    """Stores every upload but leaves device 4 out of its uploads report."""
+
+    def _uploads_report(self, envelope: Envelope, message: UploadsQuery):
+        report = super()._uploads_report(envelope, message)
+        keep = [k for k, i in enumerate(report.devices) if i != 4]
+        return dataclasses.replace(report, devices=[report.devices[k] for k in keep], roots=[report.roots[k] for k in keep])
+
+
+class LiesInNorms(EdgeNode):
+    """Adds 7 to its honest-majority share of the first device's ``||g||^2``."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        if not reply.norm2.size:
+            return reply
+        norm2 = reply.norm2.copy()
+        norm2[0] = (norm2[0] + np.uint64(7)) % np.uint64(self.field.p)
+        return dataclasses.replace(reply, norm2=norm2)
+
+
+def _federation(liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None) -> Federation:
+    deployment = InProcessDeployment(t, n, D)
+    for j, kind in liars.items():
+        node = kind(field=deployment.nodes[edge_party(j)].field)
+        for table in (deployment.nodes, deployment._edges, deployment._handlers):
+            table[edge_party(j)] = node
+    coordinator = Coordinator(t, n, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+    coordinator.setup()
+    return Federation(deployment, coordinator, range(M), ledger=ledger, factories=factories)
+
+
+def _assert_honest_devices_kept(result, updates, reference, excluded=frozenset()):
+    honest = set(range(M)) - MALICIOUS - set(excluded)
+    assert {i: result.rejected[i] for i in honest if i in result.rejected} == {}
+    kept = {i: g for i, g in updates.items() if i not in excluded}
+    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    ("kind", "claim"),
+    [
+        (ClaimsEveryMismatch, "commitment mismatch"),
+        (ShiftsConsistency, "consistency"),
+        (RefusesDevice, "does not hold"),
+        (HidesDevice, "does not hold"),
+    ],
+    ids=["mismatch-claims", "shifted-consistency", "refused-upload", "hidden-upload"],
+)
+def test_one_node_cannot_get_honest_devices_excluded(kind, claim):
+    federation = _federation({2: kind})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=3)
+    result = federation.run_round(1, updates, reference)
+    _assert_honest_devices_kept(result, updates, reference)
+    assert 2 in result.dropped and claim in result.dropped[2]  # the disputing node leaves the round, with the reason
+    assert 2 not in result.online
+    second = federation.run_round(2, *synthetic_round(M, D, MALICIOUS, seed=4))
+    assert 2 in second.online or 2 in second.dropped  # a dispute drops it for one round, it is not excluded for good
+
+
+def test_a_device_with_an_inconsistent_share_is_rejected_when_more_than_e_nodes_dispute_it():
+    # the device's share at node 1 is off its polynomial: with e = 1 the dispute drops node 1 and keeps the
+    # device (its committed update is what the other nodes hold); the same device against a node that also
+    # lies about another device exceeds what one dropped node explains
+    federation = _federation({2: ShiftsConsistency}, factories={6: InconsistentDevice})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=5)
+    result = federation.run_round(1, updates, reference)
+    assert 2 in result.dropped  # the node that lied about four devices is the one dropped (greedy: most disputes)
+    assert result.decision_of(6).reason == "inconsistent shares"
+    _assert_honest_devices_kept(result, updates, reference, excluded={6})
+
+
+def test_a_norm_share_liar_is_corrected_named_and_reported_on_chain():
+    from ppbfl.protocol.ledger import open_ledger
+
+    t, n = 2, 5  # 5 >= 2t + 1: the degree-2(t - 1) norm shares correct one wrong share
+    with open_ledger("embedded", t, n, devices=M) as ledger:
+        federation = _federation({3: LiesInNorms}, t=t, n=n, ledger=ledger)
+        updates, reference = synthetic_round(M, D, MALICIOUS, seed=6)
+        result = federation.run_round(1, updates, reference)
+        assert result.mode == "honest-majority" and result.liars == (3,)
+        _assert_honest_devices_kept(result, updates, reference)
+        expected, weights = plaintext_aggregate(updates, reference)
+        assert result.decision_of(0).weight == pytest.approx(weights[0], abs=1e-4)
+        assert ledger.contract.round_state(1).reported_liars == (3,)
