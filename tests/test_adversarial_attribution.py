@@ -16,6 +16,7 @@ import pytest
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.device import Device
 from ppbfl.protocol.edge_node import EdgeNode, edge_party
 from ppbfl.protocol.messages import DeviceUpload, UploadsQuery, VerifyRequest
 from ppbfl.protocol.round import Coordinator
@@ -76,6 +77,16 @@ class LiesInNorms(EdgeNode):
         return dataclasses.replace(reply, norm2=norm2)
 
 
+class OneOffShareDevice(Device):
+    """Moves coordinate 3 of node 1's share off the polynomial (a bad share at one node only)."""
+
+    def share(self, round, update):
+        sharing, mask = super().share(round, update)
+        assert sharing.dense_points[0] == 1
+        sharing.dense[0, 3] = (sharing.dense[0, 3] + np.uint64(1)) % np.uint64(sharing.field.p)
+        return sharing, mask
+
+
 def _federation(liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None) -> Federation:
     deployment = InProcessDeployment(t, n, D)
     for j, kind in liars.items():
@@ -115,15 +126,33 @@ def test_one_node_cannot_get_honest_devices_excluded(kind, claim):
     assert 2 in second.online or 2 in second.dropped  # a dispute drops it for one round, it is not excluded for good
 
 
-def test_a_device_with_an_inconsistent_share_is_rejected_when_more_than_e_nodes_dispute_it():
-    # the device's share at node 1 is off its polynomial: with e = 1 the dispute drops node 1 and keeps the
-    # device (its committed update is what the other nodes hold); the same device against a node that also
-    # lies about another device exceeds what one dropped node explains
-    federation = _federation({2: ShiftsConsistency}, factories={6: InconsistentDevice})
+def test_one_bad_share_costs_its_node_the_round_not_the_device():
+    # indistinguishable from node 1 lying about its consistency value: the dispute drops node 1, and the
+    # device's update is what nodes 2..5 hold, exactly its own (the bad share was node 1's)
+    federation = _federation({}, factories={6: OneOffShareDevice})
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=5)
     result = federation.run_round(1, updates, reference)
-    assert 2 in result.dropped  # the node that lied about four devices is the one dropped (greedy: most disputes)
+    assert set(result.dropped) == {1} and "consistency" in result.dropped[1] and result.liars == ()
+    _assert_honest_devices_kept(result, updates, reference)
+    assert 6 in result.accepted
+
+
+def test_the_dispute_budget_goes_to_the_node_in_the_most_disputes():
+    # node 2 lies about four devices, device 6 dealt node 1 a bad share: with e = 1 only one node may go;
+    # node 2 goes (four disputes against one) and device 6's dispute stands: rejected
+    federation = _federation({2: ShiftsConsistency}, factories={6: OneOffShareDevice})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=5)
+    result = federation.run_round(1, updates, reference)
+    assert set(result.dropped) == {2}
     assert result.decision_of(6).reason == "inconsistent shares"
+    _assert_honest_devices_kept(result, updates, reference, excluded={6})
+
+
+def test_a_device_every_dense_node_disputes_is_rejected():
+    federation = _federation({}, factories={6: InconsistentDevice})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=7)
+    result = federation.run_round(1, updates, reference)
+    assert result.dropped == {} and result.decision_of(6).reason == "inconsistent shares"
     _assert_honest_devices_kept(result, updates, reference, excluded={6})
 
 
@@ -137,6 +166,6 @@ def test_a_norm_share_liar_is_corrected_named_and_reported_on_chain():
         result = federation.run_round(1, updates, reference)
         assert result.mode == "honest-majority" and result.liars == (3,)
         _assert_honest_devices_kept(result, updates, reference)
-        expected, weights = plaintext_aggregate(updates, reference)
+        _, weights = plaintext_aggregate(updates, reference)
         assert result.decision_of(0).weight == pytest.approx(weights[0], abs=1e-4)
         assert ledger.contract.round_state(1).reported_liars == (3,)
