@@ -32,6 +32,7 @@ check compares ``k - t`` extra points; with exactly ``t`` online nothing can be 
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -50,6 +51,7 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
+from ppbfl.protocol.attribution import MISMATCH, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.messages import (
     AggregateRequest,
@@ -374,7 +376,14 @@ class Coordinator:
         if self.ledger is not None:  # the commitments of the devices some node holds an upload from
             on_chain = self.ledger.commitments(round, {i for r in reports.values() for i in r.devices})
             lap("chain")
-        members, committed, missing = self._members(reports, on_chain)
+        committed, missing, disputes = self._members(reports, on_chain)
+        budget = (len(self._alive()) - self.t) // 2  # nodes a round may drop over disputes (attribution.py)
+        settled = self._settle(disputes, budget)
+        budget -= len(settled.dropped)
+        for dispute in settled.upheld:
+            missing[dispute.device] = dispute.reason
+            del committed[dispute.device]
+        members = sorted(committed)
         r_enc = self.safe.encode(np.asarray(reference, dtype=np.float64))
 
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
@@ -386,10 +395,19 @@ class Coordinator:
         )
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
-        mismatched = sorted({k for j in points for k in verify[j].mismatched})
 
         def rows(name: str, nodes: Sequence[int]) -> np.ndarray:
             return np.stack([getattr(verify[j], name) for j in nodes]).reshape(len(nodes), len(members))
+
+        settled = self._settle(
+            verify_disputes(
+                members, {j: verify[j].mismatched for j in points}, points, rows("consistency", points),
+                rows("proof_consistency", points), self.t, field=self.field,
+            ),
+            budget,
+        )
+        points = self._require_nodes("verify", self.t)
+        mismatched = sorted(members.index(d.device) for d in settled.upheld if d.reason == MISMATCH)
 
         norm2_rows: dict[int, np.ndarray]
         validity_rows: dict[int, np.ndarray]
@@ -398,6 +416,9 @@ class Coordinator:
             norm2_rows = {j: verify[j].norm2 for j in points}
             validity_rows = {j: verify[j].validity for j in points}
         else:
+            if hm:  # nodes left after an honest-majority verify: its validity shares hold local squares and PRZS zeros
+                verify = self._call_nodes(points, lambda j: dataclasses.replace(verify_request, hm=0), round, VerifyShares)
+                points = self._require_nodes("verify", self.t)
             # only devices that pass the screening every node will run get a triple
             out = screen(
                 points, rows("consistency", points), self.t, field=self.field, mismatched=mismatched,
@@ -441,11 +462,13 @@ class Coordinator:
 
     def _members(
         self, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
-    ) -> tuple[list[int], dict[int, bytes], dict[int, str]]:
-        """Devices whose upload every online node holds, under the root they committed.
+    ) -> tuple[dict[int, bytes], dict[int, str], list[Dispute]]:
+        """Devices some online node holds an upload from, under the root they committed.
 
         With a ledger the commitment is the chain's; without one, it is the root the nodes report
-        (they must all report the same). Returns ``(members, commitment per member, missing -> why)``.
+        (they must all report the same). Returns ``(commitment per candidate member, missing -> why,
+        disputes)``: a candidate that some online nodes say they do not hold (its upload or its
+        validity proof) is in a dispute against those nodes (:mod:`ppbfl.protocol.attribution`).
         """
         alive = self._alive()
         held: dict[int, dict[int, bytes]] = {}  # device -> node -> root
@@ -458,26 +481,37 @@ class Coordinator:
                 proved.setdefault(i, set()).add(j)
         missing: dict[int, str] = {}
         committed: dict[int, bytes] = {}
-        candidates = sorted(set(held) | set(on_chain or {}))
-        for i in candidates:
+        disputes: list[Dispute] = []
+        for i in sorted(set(held) | set(on_chain or {})):
             nodes = held.get(i, {})
             if on_chain is not None and i not in on_chain:
                 missing[i] = "missing upload: no commitment on chain"
                 continue
-            absent = [j for j in alive if j not in nodes]
-            if absent:
-                missing[i] = f"missing upload: edge nodes {absent} do not have it"
-                continue
             roots = set(nodes.values())
-            if on_chain is None and len(roots) > 1:
-                missing[i] = "missing upload: edge nodes hold uploads under different commitments"
-                continue
-            unproved = [j for j in alive if j not in proved.get(i, ())]
-            if unproved:
-                missing[i] = f"missing proof: edge nodes {unproved} hold no validity proof"
+            if not nodes or (on_chain is None and len(roots) > 1):
+                missing[i] = (
+                    f"missing upload: edge nodes {alive} do not have it" if not nodes
+                    else "missing upload: edge nodes hold uploads under different commitments"
+                )
                 continue
             committed[i] = on_chain[i] if on_chain is not None else roots.pop()
-        return sorted(committed), committed, missing
+            absent = [j for j in alive if j not in nodes]
+            unproved = [j for j in alive if j not in proved.get(i, ())]
+            if absent:
+                against = tuple(sorted(set(absent) | set(unproved)))
+                disputes.append(Dispute(i, against, "does not hold the upload", f"missing upload: edge nodes {absent} do not have it"))
+            elif unproved:
+                disputes.append(
+                    Dispute(i, tuple(unproved), "does not hold the validity proof", f"missing proof: edge nodes {unproved} hold no validity proof")
+                )
+        return committed, missing, disputes
+
+    def _settle(self, disputes: list[Dispute], budget: int) -> Settlement:
+        """Settle ``disputes`` among the nodes online (:func:`~ppbfl.protocol.attribution.settle`);
+        the nodes it drops leave the round with the reason."""
+        settled = settle(disputes, self._alive(), self.t, budget)
+        self.dropped.update(settled.dropped)
+        return settled
 
     def _require_nodes(self, step: str, needed: int) -> tuple[int, ...]:
         alive = tuple(self._alive())
