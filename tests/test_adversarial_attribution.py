@@ -15,6 +15,8 @@ import pytest
 
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
+from ppbfl.protocol.attribution import sign_upload
+from ppbfl.protocol.commitments import commitment_root
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.device import Device
 from ppbfl.protocol.edge_node import EdgeNode, edge_party
@@ -35,6 +37,27 @@ class ClaimsEveryMismatch(EdgeNode):
     def _verify(self, envelope: Envelope, message: VerifyRequest):
         reply = super()._verify(envelope, message)
         return dataclasses.replace(reply, mismatched=list(range(len(message.devices))))
+
+
+class FabricatesMismatchEvidence(ClaimsEveryMismatch):
+    """Claims every mismatch and shows a root other than the committed one, with the device's signature."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        return dataclasses.replace(reply, evidence_roots=[bytes(32)] * len(reply.mismatched))
+
+
+class EquivocatingSigner(Device):
+    """Sends node 1 leaves other than the committed ones (its own leaf matching its share), signed."""
+
+    def prepare(self, round, update):
+        prepared = super().prepare(round, update)
+        upload = prepared.uploads[1]
+        leaves = list(upload.leaves)
+        leaves[-1] = bytes(32)  # another node's leaf: node 1's own still matches its share
+        signature = sign_upload(self.signing_key, round, self.index, commitment_root(leaves))
+        prepared.uploads[1] = dataclasses.replace(upload, leaves=leaves, signature=signature)
+        return prepared
 
 
 class ShiftsConsistency(EdgeNode):
@@ -88,12 +111,12 @@ class OneOffShareDevice(Device):
 
 
 def _federation(liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None) -> Federation:
-    deployment = InProcessDeployment(t, n, D)
+    deployment = InProcessDeployment(t, n, D, signed_uploads=True)
     for j, kind in liars.items():
-        node = kind(field=deployment.nodes[edge_party(j)].field)
+        node = kind(field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys)
         for table in (deployment.nodes, deployment._edges, deployment._handlers):
             table[edge_party(j)] = node
-    coordinator = Coordinator(t, n, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+    coordinator = Coordinator(t, n, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)
     coordinator.setup()
     return Federation(deployment, coordinator, range(M), ledger=ledger, factories=factories)
 
@@ -107,13 +130,8 @@ def _assert_honest_devices_kept(result, updates, reference, excluded=frozenset()
 
 @pytest.mark.parametrize(
     ("kind", "claim"),
-    [
-        (ClaimsEveryMismatch, "commitment mismatch"),
-        (ShiftsConsistency, "consistency"),
-        (RefusesDevice, "does not hold"),
-        (HidesDevice, "does not hold"),
-    ],
-    ids=["mismatch-claims", "shifted-consistency", "refused-upload", "hidden-upload"],
+    [(ShiftsConsistency, "consistency"), (RefusesDevice, "does not hold"), (HidesDevice, "does not hold")],
+    ids=["shifted-consistency", "refused-upload", "hidden-upload"],
 )
 def test_one_node_cannot_get_honest_devices_excluded(kind, claim):
     federation = _federation({2: kind})
@@ -124,6 +142,40 @@ def test_one_node_cannot_get_honest_devices_excluded(kind, claim):
     assert 2 not in result.online
     second = federation.run_round(2, *synthetic_round(M, D, MALICIOUS, seed=4))
     assert 2 in second.online or 2 in second.dropped  # a dispute drops it for one round, it is not excluded for good
+
+
+def test_a_false_mismatch_claim_names_the_node_on_chain_and_a_signed_equivocation_rejects_the_device():
+    # node 2 claims every upload mismatches its commitment; device 6 really sent node 1 other leaves and signed them
+    from ppbfl.protocol.ledger import open_ledger
+
+    with open_ledger("embedded", T, N, devices=M) as ledger:
+        federation = _federation({2: ClaimsEveryMismatch}, ledger=ledger, factories={6: EquivocatingSigner})
+        updates, reference = synthetic_round(M, D, MALICIOUS, seed=3)
+        result = federation.run_round(1, updates, reference)
+        assert result.decision_of(6).reason == "commitment mismatch"  # node 1's evidence proves it
+        _assert_honest_devices_kept(result, updates, reference, excluded={6})
+        assert result.liars == (2,) and "named as a liar: claimed a commitment mismatch" in result.dropped[2]
+        assert ledger.contract.round_state(1).reported_liars == (2,)
+        second = federation.run_round(2, *synthetic_round(M, D, MALICIOUS, seed=4))
+        assert 2 not in second.online and second.liars == ()  # named liars leave the tier
+
+
+def test_a_fabricated_mismatch_evidence_names_the_node():
+    federation = _federation({4: FabricatesMismatchEvidence})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=8)
+    result = federation.run_round(1, updates, reference)
+    _assert_honest_devices_kept(result, updates, reference)
+    assert result.liars == (4,)
+
+
+def test_an_upload_without_the_devices_signature_is_refused():
+    federation = _federation({})
+    device = federation.devices[0]
+    announcement = federation.coordinator.open_round(1)
+    device.signing_key = None  # it sends unsigned uploads
+    submission = device.submit(announcement, synthetic_round(M, D, MALICIOUS)[0][0])
+    assert submission.delivered == ()
+    assert all("is not signed by its registered identity key" in why for why in submission.refused.values())
 
 
 def test_one_bad_share_costs_its_node_the_round_not_the_device():
@@ -156,16 +208,12 @@ def test_a_device_every_dense_node_disputes_is_rejected():
     _assert_honest_devices_kept(result, updates, reference, excluded={6})
 
 
-def test_a_norm_share_liar_is_corrected_named_and_reported_on_chain():
-    from ppbfl.protocol.ledger import open_ledger
-
+def test_a_norm_share_liar_is_corrected_and_named():
     t, n = 2, 5  # 5 >= 2t + 1: the degree-2(t - 1) norm shares correct one wrong share
-    with open_ledger("embedded", t, n, devices=M) as ledger:
-        federation = _federation({3: LiesInNorms}, t=t, n=n, ledger=ledger)
-        updates, reference = synthetic_round(M, D, MALICIOUS, seed=6)
-        result = federation.run_round(1, updates, reference)
-        assert result.mode == "honest-majority" and result.liars == (3,)
-        _assert_honest_devices_kept(result, updates, reference)
-        _, weights = plaintext_aggregate(updates, reference)
-        assert result.decision_of(0).weight == pytest.approx(weights[0], abs=1e-4)
-        assert ledger.contract.round_state(1).reported_liars == (3,)
+    federation = _federation({3: LiesInNorms}, t=t, n=n)
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=6)
+    result = federation.run_round(1, updates, reference)
+    assert result.mode == "honest-majority" and result.liars == (3,)  # RoundResult.liars is what reaches the chain
+    _assert_honest_devices_kept(result, updates, reference)
+    _, weights = plaintext_aggregate(updates, reference)
+    assert result.decision_of(0).weight == pytest.approx(weights[0], abs=1e-4)

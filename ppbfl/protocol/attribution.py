@@ -29,18 +29,55 @@ values for the consistency check (docs/security.md, "Edge nodes").
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from ppbfl.defense.consistency import check_consistency
 from ppbfl.field.prime_field import GF61, PrimeField
 
-__all__ = ["MISMATCH", "Dispute", "Settlement", "settle", "verify_disputes"]
+__all__ = [
+    "MISMATCH", "SIGNATURE_BYTES", "DeviceKeys", "Dispute", "Settlement", "VerifyDisputes", "settle", "sign_upload",
+    "upload_signed", "verify_disputes",
+]
+
+SIGNATURE_BYTES = 64
+"""An upload signature: ECDSA P-256 over SHA-256, ``r || s`` as two 32-byte big-endian integers."""
+
+DeviceKeys = Callable[[int], ec.EllipticCurvePublicKey | None]
+"""Device index -> the public identity key its uploads are signed with (None: not known)."""
 
 MISMATCH = "commitment mismatch"
 """The reason of a device whose upload some node shows not to match its on-chain commitment."""
+
+
+def _statement(round: int, device: int, root: bytes) -> bytes:
+    return b"ppbfl/upload/v1" + round.to_bytes(8, "big") + device.to_bytes(4, "big") + bytes(root)
+
+
+def sign_upload(key: ec.EllipticCurvePrivateKey, round: int, device: int, root: bytes) -> bytes:
+    """Device ``device``'s signature (:data:`SIGNATURE_BYTES` bytes) of its upload in ``round``: over
+    the Merkle ``root`` (32 bytes) of the ``n`` leaves it sends every node. Leaf ``j`` binds node
+    ``j``'s share, so one signature per round binds every share the device sent."""
+    r, s = decode_dss_signature(key.sign(_statement(round, device, root), ec.ECDSA(hashes.SHA256())))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def upload_signed(key: ec.EllipticCurvePublicKey, round: int, device: int, root: bytes, signature: bytes | None) -> bool:
+    """Whether ``signature`` is ``key``'s :func:`sign_upload` of ``root`` for ``(round, device)``."""
+    if signature is None or len(signature) != SIGNATURE_BYTES:
+        return False
+    der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+    try:
+        key.verify(der, _statement(round, device, root), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -103,30 +140,57 @@ def settle(disputes: Sequence[Dispute], online: Sequence[int], t: int, budget: i
     return Settlement(reasons, upheld)
 
 
+@dataclass(frozen=True)
+class VerifyDisputes:
+    """What the verify step's claims come to: ``disputes`` to :func:`settle`, ``proven`` (columns
+    whose mismatch a device signature proves: the device is out) and ``liars`` (node -> why: a
+    mismatch claim its own evidence refutes)."""
+
+    disputes: list[Dispute]
+    proven: list[int]
+    liars: dict[int, str]
+
+
 def verify_disputes(
-    devices: Sequence[int], mismatched: Mapping[int, Sequence[int]], points: Sequence[int], consistency: np.ndarray,
-    proof_consistency: np.ndarray, t: int, *, field: PrimeField = GF61,
-) -> list[Dispute]:
-    """The disputes of the verify step, one per device at most.
+    round: int, devices: Sequence[int], commitments: Sequence[bytes], claims: Mapping[int, Mapping[int, tuple[bytes, bytes]]],
+    points: Sequence[int], consistency: np.ndarray, proof_consistency: np.ndarray, t: int, *,
+    device_keys: DeviceKeys | None = None, field: PrimeField = GF61,
+) -> VerifyDisputes:
+    """The claims of the verify step, one dispute per device at most.
 
     Args:
-        devices: the verified devices, in column order (m of them).
-        mismatched: node -> the columns it reports as not matching their commitment.
+        round: the round.
+        devices: the verified devices, in column order (m of them), and their on-chain ``commitments``.
+        claims: node -> column it reports as not matching its commitment -> its evidence (the root
+            of the leaves it holds, the device's signature of that root).
         points: the nodes whose values are the rows of ``consistency`` / ``proof_consistency``.
         consistency, proof_consistency: (k, m) uint64 in ``[0, p)``: each node's consistency value
             of each device's update and of its validity proof.
         t: the threshold (the values are a degree-``(t - 1)`` sharing when everyone is honest).
+        device_keys: the devices' identity keys when every node requires signed uploads: a mismatch
+            claim is then decided by its evidence (a device signature of a root other than the
+            commitment proves it; anything else names the claimant). None: claims are disputes.
 
-    A device some nodes report as mismatched is disputed by those nodes (reason ``MISMATCH``);
-    otherwise one whose consistency values fail the test but decode within ``floor((k - t) / 2)``
-    errors (:func:`~ppbfl.defense.consistency.check_consistency`'s ``suspects``) is disputed by
-    the suspects. Values that do not decode raise no dispute: the device is rejected by the screen.
+    Otherwise a device whose consistency values fail the test but decode within
+    ``floor((k - t) / 2)`` errors (:func:`~ppbfl.defense.consistency.check_consistency`'s
+    ``suspects``) is disputed by the suspects. Values that do not decode raise no dispute: the
+    screen rejects the device.
     """
     points = tuple(int(j) for j in points)
-    disputes = []
+    disputes, proven, liars = [], [], {}
     for k, device in enumerate(devices):
-        claimants = tuple(j for j in points if k in mismatched.get(j, ()))
-        if claimants:
+        claimants = tuple(j for j in points if k in claims.get(j, {}))
+        if claimants and device_keys is not None:
+            key = device_keys(device)
+            for j in claimants:
+                root, signature = claims[j][k]
+                if key is not None and root != commitments[k] and upload_signed(key, round, device, root, signature):
+                    proven.append(k)
+                else:
+                    liars[j] = f"claimed a commitment mismatch of device {device} that its evidence does not show"
+            if k in proven:
+                continue
+        elif claimants:
             disputes.append(Dispute(device, claimants, "claims a commitment mismatch", MISMATCH))
             continue
         for values, claim, reason in (
@@ -138,4 +202,4 @@ def verify_disputes(
                 if check.suspects:
                     disputes.append(Dispute(device, check.suspects, claim, reason))
                 break
-    return disputes
+    return VerifyDisputes(disputes, sorted(set(proven)), liars)
