@@ -51,7 +51,7 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
-from ppbfl.protocol.attribution import MISMATCH, Dispute, Settlement, settle, verify_disputes
+from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.messages import (
     AggregateRequest,
@@ -186,6 +186,9 @@ class Coordinator:
         timeout: seconds per call to a party.
         validity_k: random projections of the input-validity check (soundness error
             ``2^-validity_k``; edge nodes refuse fewer than 40).
+        device_keys: the devices' identity keys, when every edge node requires signed uploads
+            (:attr:`ppbfl.protocol.deployment.Deployment.device_keys`): a node's mismatch claim is
+            then decided by its evidence and a false one names it (:mod:`ppbfl.protocol.attribution`).
     """
 
     def __init__(
@@ -202,6 +205,7 @@ class Coordinator:
         ledger: RoundLedger | None = None,
         timeout: float = 30.0,
         validity_k: int = DEFAULT_ROWS,
+        device_keys: DeviceKeys | None = None,
     ) -> None:
         if norms not in ("auto", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
@@ -210,6 +214,7 @@ class Coordinator:
         self.codec = FixedPointCodec() if codec is None else codec
         self.field = self.codec.field
         self.tau, self.dealer, self.norms, self.ledger, self.timeout = tau, dealer, norms, ledger, timeout
+        self.device_keys = device_keys
         self.safe = codec_for_length(self.codec, d)
         self.validity = ValidityParams.for_length(d, k=validity_k, field=self.field)
         self.aggregator = AggregateCombiner(t, d, self.codec)
@@ -376,6 +381,7 @@ class Coordinator:
         if self.ledger is not None:  # the commitments of the devices some node holds an upload from
             on_chain = self.ledger.commitments(round, {i for r in reports.values() for i in r.devices})
             lap("chain")
+        named: dict[int, str] = {}  # nodes a claim of theirs shows to lie -> why
         committed, missing, disputes = self._members(reports, on_chain)
         budget = (len(self._alive()) - self.t) // 2  # nodes a round may drop over disputes (attribution.py)
         settled = self._settle(disputes, budget)
@@ -399,15 +405,16 @@ class Coordinator:
         def rows(name: str, nodes: Sequence[int]) -> np.ndarray:
             return np.stack([getattr(verify[j], name) for j in nodes]).reshape(len(nodes), len(members))
 
-        settled = self._settle(
-            verify_disputes(
-                members, {j: verify[j].mismatched for j in points}, points, rows("consistency", points),
-                rows("proof_consistency", points), self.t, field=self.field,
-            ),
-            budget,
+        claims = {j: self._claims(verify[j], len(members)) for j in points}
+        found = verify_disputes(
+            round, members, verify_request.commitments, claims, points, rows("consistency", points),
+            rows("proof_consistency", points), self.t, device_keys=self.device_keys, field=self.field,
         )
+        for j, why in found.liars.items():  # named: they leave the round now, and the tier after it
+            named[j] = self.dropped[j] = f"named as a liar: {why}"
+        settled = self._settle(found.disputes, budget)
         points = self._require_nodes("verify", self.t)
-        mismatched = sorted(members.index(d.device) for d in settled.upheld if d.reason == MISMATCH)
+        mismatched = sorted(set(found.proven) | {members.index(d.device) for d in settled.upheld if d.reason == MISMATCH})
 
         norm2_rows: dict[int, np.ndarray]
         validity_rows: dict[int, np.ndarray]
@@ -448,7 +455,7 @@ class Coordinator:
         combined = self.aggregator.combine(round, {j: replies[j] for j in final}, decision)
         lap("reconstruct")
         outcome = RoundResult(
-            round, members, combined.update, decision, mode, tuple(final), dict(self.dropped), combined.liars, missing,
+            round, members, combined.update, decision, mode, tuple(final), dict(self.dropped), tuple(sorted({*combined.liars, *named})), missing,
             dict(zip(members, trust_values.tolist())), timings,
         )
         for j in outcome.liars:  # named liars leave the tier (their shares are no longer trusted)
@@ -505,6 +512,13 @@ class Coordinator:
                     Dispute(i, tuple(unproved), "does not hold the validity proof", f"missing proof: edge nodes {unproved} hold no validity proof")
                 )
         return committed, missing, disputes
+
+    @staticmethod
+    def _claims(reply: VerifyShares, m: int) -> dict[int, tuple[bytes, bytes]]:
+        """A node's mismatch claims: column -> (root it holds, the device's signature of it); a
+        claim without evidence (a short list) carries an empty root and signature."""
+        evidence = list(zip(reply.evidence_roots, reply.evidence_signatures))
+        return {k: evidence[n] if n < len(evidence) else (b"", b"") for n, k in enumerate(reply.mismatched) if 0 <= k < m}
 
     def _settle(self, disputes: list[Dispute], budget: int) -> Settlement:
         """Settle ``disputes`` among the nodes online (:func:`~ppbfl.protocol.attribution.settle`);
