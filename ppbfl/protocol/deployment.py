@@ -23,7 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Self
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.protocol.attribution import DeviceKeys
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import (
@@ -68,6 +71,10 @@ class Deployment:
 
     coordinator: Transport
     fingerprints: dict[str, bytes]
+    device_keys: DeviceKeys | None = None
+    """Device index -> its public identity key, when every edge node requires signed uploads
+    (give it to the :class:`~ppbfl.protocol.round.Coordinator`: it then names a node whose
+    mismatch claim its evidence does not back); None: uploads are not checked."""
     networked: bool = False
     """Whether calls cross a network (they then wait on I/O, and a party's calls to several peers
     pay off run side by side); in process a call is CPU work under this process's GIL."""
@@ -75,6 +82,10 @@ class Deployment:
     def device_transport(self, index: int) -> Transport:
         """Device ``index``'s transport to the edge nodes."""
         raise NotImplementedError
+
+    def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
+        """Device ``index``'s identity key, to sign its uploads with (None: it does not sign)."""
+        return None
 
     def stop_edge(self, index: int) -> None:
         """Take edge node ``index`` away (it stops answering)."""
@@ -96,11 +107,21 @@ class InProcessDeployment(Deployment):
     Args:
         t, n, d: threshold, number of edge nodes, update length (the dealer needs ``d``).
         behaviours: edge node index -> :class:`EdgeBehaviour` (default honest).
+        signed_uploads: give each device a P-256 identity key (:meth:`device_key`) and make every
+            edge node require its signature on uploads (:attr:`device_keys`).
     """
 
-    def __init__(self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61) -> None:
+    def __init__(
+        self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61,
+        signed_uploads: bool = False,
+    ) -> None:
         behaviours = dict(behaviours or {})
-        self.nodes = {edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field) for j in range(1, n + 1)}
+        self._keys: dict[int, ec.EllipticCurvePrivateKey] = {}
+        self.device_keys = self._public_key if signed_uploads else None
+        self.nodes = {
+            edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys)
+            for j in range(1, n + 1)
+        }
         self._edges: dict[str, EdgeNode] = dict(self.nodes)
         dealer = TripleDealerNode(t, n, d, InProcessTransport(DEALER_PARTY, self._edges), field=field)
         self._handlers: dict[str, Handler] = {**self._edges, DEALER_PARTY: dealer}
@@ -112,6 +133,17 @@ class InProcessDeployment(Deployment):
         if index not in self._devices:
             self._devices[index] = InProcessTransport(device_party(index), self._edges)
         return self._devices[index]
+
+    def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
+        if self.device_keys is None:
+            return None
+        if index not in self._keys:
+            self._keys[index] = ec.generate_private_key(ec.SECP256R1())
+        return self._keys[index]
+
+    def _public_key(self, index: int) -> ec.EllipticCurvePublicKey | None:
+        key = self._keys.get(index)
+        return None if key is None else key.public_key()
 
     def stop_edge(self, index: int) -> None:
         self._edges.pop(edge_party(index), None)
