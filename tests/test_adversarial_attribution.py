@@ -12,10 +12,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
-from ppbfl.protocol.attribution import sign_upload
+from ppbfl.protocol.attribution import Dispute, settle, sign_upload
 from ppbfl.protocol.commitments import commitment_root
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.device import Device
@@ -217,3 +219,33 @@ def test_a_norm_share_liar_is_corrected_and_named():
     _assert_honest_devices_kept(result, updates, reference)
     _, weights = plaintext_aggregate(updates, reference)
     assert result.decision_of(0).weight == pytest.approx(weights[0], abs=1e-4)
+
+
+@st.composite
+def _tiers(draw):
+    t = draw(st.integers(1, 5))
+    k = draw(st.integers(t, 11))
+    online = tuple(sorted(draw(st.sets(st.integers(1, 31), min_size=k, max_size=k))))
+    budget = (k - t) // 2
+    liars = draw(st.sets(st.sampled_from(online), max_size=budget)) if budget else set()
+    disputes = [
+        Dispute(device, tuple(sorted(draw(st.sets(st.sampled_from(sorted(liars)), min_size=1)))), "claim", "reason")
+        for device in range(draw(st.integers(0, 12) if liars else st.just(0)))
+    ]
+    others = [
+        Dispute(100 + device, tuple(sorted(draw(st.sets(st.sampled_from(online), min_size=1)))), "claim", "reason")
+        for device in range(draw(st.integers(0, 6)))
+    ]
+    return t, online, budget, liars, disputes, others
+
+
+@given(_tiers())
+@settings(max_examples=40, deadline=None)
+def test_settle_never_lets_at_most_e_liars_exclude_a_device_and_keeps_its_bounds(tier):
+    t, online, budget, liars, disputes, others = tier
+    alone = settle(disputes, online, t, budget)  # only liars speak: every device stays, only liars leave
+    assert alone.upheld == () and set(alone.dropped) <= liars
+    mixed = settle(disputes + others, online, t, budget)  # devices raise disputes too: the bounds still hold
+    assert len(mixed.dropped) <= budget and len(online) - len(mixed.dropped) >= t
+    for dispute in disputes + others:
+        assert (dispute in mixed.upheld) == (not set(dispute.nodes) <= set(mixed.dropped))
