@@ -1,29 +1,34 @@
-"""Disputes between an edge node's word and a device's committed upload: who leaves the round.
+"""Claims of an edge node against a device's committed upload: which stand, who leaves the round, who is named.
 
 An edge node can speak against a device in four ways: it does not hold the device's upload (or its
 validity proof), the upload it holds does not match the device's on-chain commitment, or its
 consistency value (``<lambda, g_j> + rho_j``) is off the polynomial of the other nodes' values.
 Each is either true (the device equivocated, dealt the node a bad share or never sent it) or the
-node lies, and nothing a third party can see tells which: uploads are not signed by the device
-(a node can make up leaves whose root is not the commitment), non-delivery leaves no trace, and
-a consistency value can only be recomputed from the node's share, whose opening would hand a share
-of a possibly honest device to the relay.
+node lies.
 
-So a dispute is settled by numbers, never by a node's word alone (:func:`settle`). At most
-``e = floor((k - t) / 2)`` of the ``k`` online nodes lie (DESIGN §2), so a claim made by more than
-``e`` nodes has an honest node behind it and the device is out. A claim made by at most ``e``
-nodes may be a lie: those nodes leave the round (the others hold the device's committed upload, so
-its update is well defined without them) and the device stays. Dropped nodes come out of one
-budget of ``e`` per round, spent greedily on the node named in the most disputes (a liar who
-speaks against many devices goes first), and the round always keeps at least ``t`` nodes.
+**Mismatch claims are decided by evidence** when uploads are signed: a device signs the Merkle
+root of its ``n`` leaves once per round with its identity key (:func:`sign_upload`, ECDSA P-256;
+leaf ``j`` binds node ``j``'s share, so the one signature binds every share), every node refuses
+an unsigned upload, and a node that reports a mismatch shows the root it holds and the device's
+signature of it. A device signature of a root other than the commitment proves the claim; any
+other evidence names the node as a liar (:func:`verify_disputes`).
 
-What this gives: no honest device is excluded by the word of at most ``e`` nodes, and an edge node
-that disputes honest devices only takes itself out of the round. What it does not give: naming.
-A dropped node is not reported as a liar (on chain or in ``RoundResult.liars``), because a
-malicious device can produce every one of these disputes against an honest node; the price is
-that such a device can take up to ``e`` honest nodes out of one round. Naming needs evidence a
-third party can check: device-signed uploads for mismatch claims, and device-signed consistency
-values for the consistency check (docs/security.md, "Edge nodes").
+**The rest are disputes** that no third party can settle: non-delivery leaves no trace, and a
+consistency value can only be recomputed from the node's share, whose opening would hand a relay
+colluding with ``e + 1`` lying nodes ``t`` shares of an honest device. So a dispute is settled by
+numbers (:func:`settle`). At most ``e = floor((k - t) / 2)`` of the ``k`` online nodes lie
+(DESIGN §2), so a claim made by more than ``e`` nodes has an honest node behind it and the device
+is out. A claim made by at most ``e`` nodes may be a lie: those nodes leave the round (the others
+hold the device's committed upload, so its update is well defined without them) and the device
+stays. Dropped nodes come out of one budget of ``e`` per round, spent greedily on the node named
+in the most disputes (a liar who speaks against many devices goes first), and the round always
+keeps at least ``t`` nodes.
+
+What this gives: no honest device is excluded by the word of at most ``e`` nodes (when no
+malicious device spends the budget first), a false mismatch claim names its node, and a node that
+raises a dispute only takes itself out of the round. What it does not give: naming the node of a
+dispute, because a malicious device can raise every dispute against an honest node; the price is
+that such a device can take up to ``e`` honest nodes out of one round.
 """
 
 from __future__ import annotations
@@ -103,7 +108,8 @@ class Settlement:
 def settle(disputes: Sequence[Dispute], online: Sequence[int], t: int, budget: int) -> Settlement:
     """Decide ``disputes`` among the ``online`` nodes of a threshold-``t`` round.
 
-    A dispute whose nodes are all dropped no longer excludes its device. Nodes are dropped one at
+    A dispute whose nodes are all dropped (or no longer ``online``: a node named a liar has left)
+    no longer excludes its device; nodes not ``online`` are left out of the others. Nodes are dropped one at
     a time, the one in the most open disputes first (ties: the lowest index), while fewer than
     ``budget`` nodes were dropped, at least ``t`` stay online, and the node is in a dispute that
     dropping at most the remaining budget can resolve. A dispute with more than ``budget`` nodes
@@ -117,7 +123,10 @@ def settle(disputes: Sequence[Dispute], online: Sequence[int], t: int, budget: i
             ``floor((k0 - t) / 2)``, ``k0`` the nodes online when the round's disputes began).
     """
     alive = list(online)
-    open_ = [d for d in disputes if d.nodes]
+    open_ = [
+        Dispute(d.device, tuple(j for j in d.nodes if j in alive), d.claim, d.reason)
+        for d in disputes if set(d.nodes) & set(alive)
+    ]
     dropped: dict[int, list[Dispute]] = {}
     while len(dropped) < budget and len(alive) - len(dropped) > t:
         left = budget - len(dropped)
