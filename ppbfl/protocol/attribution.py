@@ -33,11 +33,14 @@ that such a device can take up to ``e`` honest nodes out of one round.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -45,10 +48,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ppbfl.defense.consistency import check_consistency
 from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.protocol.parties import device_party
+from ppbfl.protocol.registry import PeerRegistry
 
 __all__ = [
-    "MISMATCH", "SIGNATURE_BYTES", "DeviceKeys", "Dispute", "Settlement", "VerifyDisputes", "settle", "sign_upload",
-    "upload_signed", "verify_disputes",
+    "MISMATCH", "SIGNATURE_BYTES", "CertificateKeys", "DeviceKeys", "Dispute", "Settlement", "VerifyDisputes", "settle",
+    "sign_upload", "upload_signed", "verify_disputes",
 ]
 
 SIGNATURE_BYTES = 64
@@ -59,6 +64,32 @@ DeviceKeys = Callable[[int], ec.EllipticCurvePublicKey | None]
 
 MISMATCH = "commitment mismatch"
 """The reason of a device whose upload some node shows not to match its on-chain commitment."""
+
+
+class CertificateKeys:
+    """:data:`DeviceKeys` from certificate files: device ``i``'s key is the public key of
+    ``folder/device-<i>.crt``, if the ``registry`` registers that certificate's fingerprint as
+    ``device-<i>`` (checked on every lookup, so a revoked device has no key the next time)."""
+
+    def __init__(self, folder: str | os.PathLike, registry: PeerRegistry) -> None:
+        self.folder, self.registry = Path(folder), registry
+        self._certs: dict[int, tuple[bytes, ec.EllipticCurvePublicKey]] = {}  # device -> (fingerprint, key)
+
+    def __call__(self, device: int) -> ec.EllipticCurvePublicKey | None:
+        """Device ``device``'s registered public key, or None (no certificate, not registered, not P-256)."""
+        if device not in self._certs:
+            path = self.folder / f"{device_party(device)}.crt"
+            try:
+                cert = x509.load_pem_x509_certificate(path.read_bytes())
+            except (OSError, ValueError):
+                return None
+            key = cert.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                return None
+            self._certs[device] = (cert.fingerprint(hashes.SHA256()), key)
+        fingerprint, key = self._certs[device]
+        identity = self.registry.identify(fingerprint)
+        return key if identity is not None and identity.party == device_party(device) else None
 
 
 def _statement(round: int, device: int, root: bytes) -> bytes:
