@@ -175,7 +175,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     with ExitStack() as stack:
         deployment: Deployment
         if config.transport == "grpc":
-            deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours))
+            deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         else:
             deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints))

@@ -249,3 +249,22 @@ def test_settle_never_lets_at_most_e_liars_exclude_a_device_and_keeps_its_bounds
     assert len(mixed.dropped) <= budget and len(online) - len(mixed.dropped) >= t
     for dispute in disputes + others:
         assert (dispute in mixed.upheld) == (not set(dispute.nodes) <= set(mixed.dropped))
+
+
+def test_edge_processes_require_signed_uploads_over_grpc():
+    # the one network test: each edge node its own process, reading the devices' certificates and the manifest
+    from ppbfl.protocol.deployment import GrpcDeployment
+
+    with GrpcDeployment(T, N, D, signed_uploads=True) as deployment:
+        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), device_keys=deployment.device_keys)
+        federation = Federation(deployment, coordinator, range(M))
+        updates, reference = synthetic_round(M, D, MALICIOUS, seed=11)
+        unsigned = federation.devices.pop(7)
+        unsigned.signing_key = None
+        result = federation.run_round(1, {i: g for i, g in updates.items() if i != 7}, reference)
+        assert result.dropped == {} and result.liars == ()
+        _assert_honest_devices_kept(result, updates, reference, excluded={7})
+        submission = unsigned.submit(coordinator.open_round(2), updates[7])
+        assert submission.delivered == () and len(submission.refused) == N
+        assert all("is not signed by its registered identity key" in why for why in submission.refused.values())
+        federation.close()

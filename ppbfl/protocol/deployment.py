@@ -26,7 +26,7 @@ from typing import Self
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.field.prime_field import GF61, PrimeField
-from ppbfl.protocol.attribution import DeviceKeys
+from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import (
@@ -39,7 +39,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.registry import MANIFEST, write_manifest
+from ppbfl.protocol.registry import MANIFEST, FileRegistry, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -52,9 +52,16 @@ from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
 
 
-def make_edge_node(behaviour: str = "honest") -> EdgeNode:
-    """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node."""
-    return EdgeNode(behaviour=EdgeBehaviour(behaviour))
+def make_edge_node(behaviour: str = "honest", device_certs: str | None = None) -> EdgeNode:
+    """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
+
+    ``device_certs``: a folder with the devices' certificates (``device-<i>.crt``) and the
+    manifest registering them: the node then requires every upload to be signed by its device.
+    """
+    if device_certs is None:
+        return EdgeNode(behaviour=EdgeBehaviour(behaviour))
+    keys = CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
+    return EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys)
 
 
 def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
@@ -160,6 +167,8 @@ class GrpcDeployment(Deployment):
             servers' keys go (default: a fresh temporary directory, removed on :meth:`close` and
             at interpreter exit, e.g. after an uncaught exception).
         ready_timeout: seconds a process may take to start listening.
+        signed_uploads: every edge node requires uploads signed with the device's TLS key
+            (device certificates go to ``workdir`` as devices are issued; :attr:`device_keys`).
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
@@ -169,10 +178,11 @@ class GrpcDeployment(Deployment):
 
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
-        workdir: str | Path | None = None, ready_timeout: float = 60.0,
+        workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
     ) -> None:
         behaviours = dict(behaviours or {})
         self.networked = True
+        self.device_keys = self._public_key if signed_uploads else None
         self._tmp = tempfile.TemporaryDirectory(prefix="ppbfl-grpc-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp is not None else Path(str(workdir))
         self.ca = make_ca("ppbfl consortium")
@@ -190,7 +200,8 @@ class GrpcDeployment(Deployment):
                 started = {
                     edge_party(j): pool.submit(
                         self._spawn, edge_party(j), "ppbfl.protocol.deployment:make_edge_node",
-                        {"behaviour": behaviours.get(j, "honest")}, ready_timeout,
+                        {"behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None},
+                        ready_timeout,
                     )
                     for j in range(1, n + 1)
                 }
@@ -248,11 +259,23 @@ class GrpcDeployment(Deployment):
             party = device_party(index)
             if party not in self.creds:
                 self._issue(party)
+                if self.device_keys is not None:  # the nodes read its certificate (public) to check its signatures
+                    (self.workdir / f"{party}.crt").write_bytes(self.creds[party].cert_pem)
                 self.fingerprints[party] = self.creds[party].fingerprint
                 write_manifest(self.workdir / MANIFEST, {party: self.fingerprints[party]})
             edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
             self._devices[index] = self._client(party, edges)
         return self._devices[index]
+
+    def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
+        if self.device_keys is None:
+            return None
+        self.device_transport(index)  # issues its credentials
+        return self.creds[device_party(index)].key
+
+    def _public_key(self, index: int) -> ec.EllipticCurvePublicKey | None:
+        creds = self.creds.get(device_party(index))
+        return None if creds is None else creds.key.public_key()
 
     def stop_edge(self, index: int) -> None:
         proc = self.processes.get(edge_party(index))
