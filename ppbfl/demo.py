@@ -175,12 +175,14 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     with ExitStack() as stack:
         deployment: Deployment
         if config.transport == "grpc":
-            deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours))
+            deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         else:
-            deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours))
+            deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints))
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
-        coordinator = Coordinator(config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0)
+        coordinator = Coordinator(
+            config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0, device_keys=deployment.device_keys,
+        )
         coordinator.setup()
         # the devices: clients with their own transport and chain account, driven by the simulation
         keeper = _trust_keeper(out, config.devices, ledger)

@@ -31,23 +31,30 @@ def plaintext_aggregate(updates: dict[int, np.ndarray], reference: np.ndarray) -
 
 
 class InconsistentDevice(Device):
-    """Commits to (and uploads) shares that do not lie on one polynomial."""
+    """Commits to (and uploads) shares that do not lie on one polynomial: coordinate 3 of every
+    dense node's share moved by a random offset. That is more nodes than a round may drop over a
+    dispute (:mod:`ppbfl.protocol.attribution`), so the device is rejected whatever the tier;
+    one bad share would only take its node out of the round."""
 
     def share(self, round, update):
         sharing, mask = super().share(round, update)
-        sharing.dense[0, 3] = (sharing.dense[0, 3] + np.uint64(1)) % np.uint64(sharing.field.p)
+        p = sharing.field.p
+        offsets = np.random.default_rng(self.index).integers(1, p, size=sharing.dense.shape[0], dtype=np.uint64)
+        sharing.dense[:, 3] = (sharing.dense[:, 3] + offsets) % np.uint64(p)
         return sharing, mask
 
 
 class EquivocatingDevice(Device):
-    """Uploads to node 1 a share other than the one it committed to."""
+    """Uploads to nodes 1 and 2 shares other than the ones it committed to (two nodes: more than a
+    round of 5 nodes at threshold 3 may drop over a dispute, so the device is left out)."""
 
     def prepare(self, round, update):
         prepared = super().prepare(round, update)
-        upload = prepared.uploads[1]
-        bad = upload.share.copy()
-        bad[0] = (bad[0] + np.uint64(1)) % np.uint64(2**61 - 1)
-        prepared.uploads[1] = type(upload)(upload.device, bad, upload.seed, upload.stream, upload.mask_share, upload.leaves)
+        for j in (1, 2):
+            upload = prepared.uploads[j]
+            bad = upload.share.copy()
+            bad[0] = (bad[0] + np.uint64(1)) % np.uint64(2**61 - 1)
+            prepared.uploads[j] = type(upload)(upload.device, bad, upload.seed, upload.stream, upload.mask_share, upload.leaves)
         return prepared
 
 

@@ -233,7 +233,9 @@ class _NonBitDevice(Device):
 
 
 class _InconsistentProofDevice(Device):
-    """Sends node 2 a proof share off the degree-(t - 1) polynomial."""
+    """Sends nodes 2 and 3 proof shares off the degree-(t - 1) polynomial (offsets 2 and 3: no
+    codeword within one error, and two nodes are more than a round of 5 at t = 3 may drop over a
+    dispute, ppbfl.protocol.attribution)."""
 
     def prove(self, challenge, *, pool=None):
         transport = self.transport
@@ -241,9 +243,9 @@ class _InconsistentProofDevice(Device):
 
         class Tamper:
             def call(self, party, message, **kw):
-                if party == edge_party(2) and isinstance(message, ProofUpload):
+                if party in (edge_party(2), edge_party(3)) and isinstance(message, ProofUpload):
                     bits = message.bits.copy()
-                    bits[3] = (bits[3] + np.uint64(1)) % np.uint64(P)
+                    bits[3] = (bits[3] + np.uint64(int(party.split("-")[1]))) % np.uint64(P)
                     message = ProofUpload(message.device, bits, message.mask_share)
                 return transport.call(party, message, **kw)
 

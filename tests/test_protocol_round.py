@@ -104,7 +104,7 @@ def test_inconsistent_and_equivocating_devices_are_rejected():
     federation = _setup(factories={3: InconsistentDevice, 6: EquivocatingDevice})
     result, updates, reference = _run(federation)
     assert result.decision_of(3).reason == "inconsistent shares"
-    assert result.rejected[6] == "missing upload: edge nodes [1] do not have it"
+    assert result.rejected[6] == "missing upload: edge nodes [1, 2] do not have it"
     kept = {i: g for i, g in updates.items() if i not in (3, 6)}
     np.testing.assert_allclose(result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
 

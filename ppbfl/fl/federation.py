@@ -90,6 +90,7 @@ class Federation:
             i: factories.get(i, Device)(
                 i, t, n, codec, transport=deployment.device_transport(i),
                 board=None if ledger is None else ledger.device_account(i), validity_k=coordinator.validity.k, strict=strict,
+                signing_key=deployment.device_key(i),
             )
             for i in devices
         }
@@ -104,8 +105,8 @@ class Federation:
     ) -> Federation:
         """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain."""
         codec = FixedPointCodec() if codec is None else codec
-        deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field)
-        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms)
+        deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys)
         return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 
     def run_round(

@@ -23,7 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Self
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ppbfl.field.prime_field import GF61, PrimeField
+from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import (
@@ -36,7 +39,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.registry import MANIFEST, write_manifest
+from ppbfl.protocol.registry import MANIFEST, FileRegistry, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -49,9 +52,16 @@ from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
 
 
-def make_edge_node(behaviour: str = "honest") -> EdgeNode:
-    """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node."""
-    return EdgeNode(behaviour=EdgeBehaviour(behaviour))
+def make_edge_node(behaviour: str = "honest", device_certs: str | None = None) -> EdgeNode:
+    """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
+
+    ``device_certs``: a folder with the devices' certificates (``device-<i>.crt``) and the
+    manifest registering them: the node then requires every upload to be signed by its device.
+    """
+    if device_certs is None:
+        return EdgeNode(behaviour=EdgeBehaviour(behaviour))
+    keys = CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
+    return EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys)
 
 
 def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
@@ -68,6 +78,10 @@ class Deployment:
 
     coordinator: Transport
     fingerprints: dict[str, bytes]
+    device_keys: DeviceKeys | None = None
+    """Device index -> its public identity key, when every edge node requires signed uploads
+    (give it to the :class:`~ppbfl.protocol.round.Coordinator`: it then names a node whose
+    mismatch claim its evidence does not back); None: uploads are not checked."""
     networked: bool = False
     """Whether calls cross a network (they then wait on I/O, and a party's calls to several peers
     pay off run side by side); in process a call is CPU work under this process's GIL."""
@@ -75,6 +89,10 @@ class Deployment:
     def device_transport(self, index: int) -> Transport:
         """Device ``index``'s transport to the edge nodes."""
         raise NotImplementedError
+
+    def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
+        """Device ``index``'s identity key, to sign its uploads with (None: it does not sign)."""
+        return None
 
     def stop_edge(self, index: int) -> None:
         """Take edge node ``index`` away (it stops answering)."""
@@ -96,11 +114,21 @@ class InProcessDeployment(Deployment):
     Args:
         t, n, d: threshold, number of edge nodes, update length (the dealer needs ``d``).
         behaviours: edge node index -> :class:`EdgeBehaviour` (default honest).
+        signed_uploads: give each device a P-256 identity key (:meth:`device_key`) and make every
+            edge node require its signature on uploads (:attr:`device_keys`).
     """
 
-    def __init__(self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61) -> None:
+    def __init__(
+        self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61,
+        signed_uploads: bool = False,
+    ) -> None:
         behaviours = dict(behaviours or {})
-        self.nodes = {edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field) for j in range(1, n + 1)}
+        self._keys: dict[int, ec.EllipticCurvePrivateKey] = {}
+        self.device_keys = self._public_key if signed_uploads else None
+        self.nodes = {
+            edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys)
+            for j in range(1, n + 1)
+        }
         self._edges: dict[str, EdgeNode] = dict(self.nodes)
         dealer = TripleDealerNode(t, n, d, InProcessTransport(DEALER_PARTY, self._edges), field=field)
         self._handlers: dict[str, Handler] = {**self._edges, DEALER_PARTY: dealer}
@@ -112,6 +140,17 @@ class InProcessDeployment(Deployment):
         if index not in self._devices:
             self._devices[index] = InProcessTransport(device_party(index), self._edges)
         return self._devices[index]
+
+    def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
+        if self.device_keys is None:
+            return None
+        if index not in self._keys:
+            self._keys[index] = ec.generate_private_key(ec.SECP256R1())
+        return self._keys[index]
+
+    def _public_key(self, index: int) -> ec.EllipticCurvePublicKey | None:
+        key = self._keys.get(index)
+        return None if key is None else key.public_key()
 
     def stop_edge(self, index: int) -> None:
         self._edges.pop(edge_party(index), None)
@@ -128,6 +167,8 @@ class GrpcDeployment(Deployment):
             servers' keys go (default: a fresh temporary directory, removed on :meth:`close` and
             at interpreter exit, e.g. after an uncaught exception).
         ready_timeout: seconds a process may take to start listening.
+        signed_uploads: every edge node requires uploads signed with the device's TLS key
+            (device certificates go to ``workdir`` as devices are issued; :attr:`device_keys`).
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
@@ -137,10 +178,11 @@ class GrpcDeployment(Deployment):
 
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
-        workdir: str | Path | None = None, ready_timeout: float = 60.0,
+        workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
     ) -> None:
         behaviours = dict(behaviours or {})
         self.networked = True
+        self.device_keys = self._public_key if signed_uploads else None
         self._tmp = tempfile.TemporaryDirectory(prefix="ppbfl-grpc-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp is not None else Path(str(workdir))
         self.ca = make_ca("ppbfl consortium")
@@ -158,7 +200,8 @@ class GrpcDeployment(Deployment):
                 started = {
                     edge_party(j): pool.submit(
                         self._spawn, edge_party(j), "ppbfl.protocol.deployment:make_edge_node",
-                        {"behaviour": behaviours.get(j, "honest")}, ready_timeout,
+                        {"behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None},
+                        ready_timeout,
                     )
                     for j in range(1, n + 1)
                 }
@@ -216,11 +259,23 @@ class GrpcDeployment(Deployment):
             party = device_party(index)
             if party not in self.creds:
                 self._issue(party)
+                if self.device_keys is not None:  # the nodes read its certificate (public) to check its signatures
+                    (self.workdir / f"{party}.crt").write_bytes(self.creds[party].cert_pem)
                 self.fingerprints[party] = self.creds[party].fingerprint
                 write_manifest(self.workdir / MANIFEST, {party: self.fingerprints[party]})
             edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
             self._devices[index] = self._client(party, edges)
         return self._devices[index]
+
+    def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
+        if self.device_keys is None:
+            return None
+        self.device_transport(index)  # issues its credentials
+        return self.creds[device_party(index)].key
+
+    def _public_key(self, index: int) -> ec.EllipticCurvePublicKey | None:
+        creds = self.creds.get(device_party(index))
+        return None if creds is None else creds.key.public_key()
 
     def stop_edge(self, index: int) -> None:
         proc = self.processes.get(edge_party(index))

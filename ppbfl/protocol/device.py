@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.defense import validity
 from ppbfl.defense.errors import UpdateNormError
@@ -17,6 +18,7 @@ from ppbfl.errors import PPBFLError
 from ppbfl.field.csprng import FieldRNG
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
+from ppbfl.protocol.attribution import sign_upload
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import ConfigError
 from ppbfl.protocol.messages import DeviceUpload, ProofUpload
@@ -90,14 +92,18 @@ class Device:
         strict: refuse an update the validity check would reject (:class:`UpdateNormError`, before
             anything is shared). ``False`` is for simulating attackers: any finite update is
             encoded modulo ``p`` and its proof is sent as is, for the edge nodes to reject.
+        signing_key: the device's identity key (its TLS key, ECDSA P-256): it signs each round's
+            uploads (:func:`ppbfl.protocol.attribution.sign_upload`, one signature per round), so
+            a node's claim about them can be checked by anyone. None: unsigned uploads.
     """
 
     def __init__(
         self, index: int, t: int, n: int, codec: FixedPointCodec, *, transport: Transport | None = None,
         board: CommitmentBoard | None = None, rng: FieldRNG | None = None, timeout: float = 30.0,
-        validity_k: int = validity.DEFAULT_ROWS, strict: bool = True,
+        validity_k: int = validity.DEFAULT_ROWS, strict: bool = True, signing_key: ec.EllipticCurvePrivateKey | None = None,
     ) -> None:
         self.index, self.t, self.n, self.codec = index, t, n, codec
+        self.signing_key = signing_key
         self.transport, self.board, self.timeout = transport, board, timeout
         self.rng = FieldRNG(field=codec.field) if rng is None else rng
         self.validity_k, self.strict = validity_k, strict
@@ -152,6 +158,8 @@ class Device:
                 leaves.append(share_leaf(round, self.index, j, int(mask[j - 1]), seed=sharing.seeds[j], stream=sharing.stream))
             else:
                 leaves.append(share_leaf(round, self.index, j, int(mask[j - 1]), share=sharing.share_for(j)))
+        root = commitment_root(leaves)
+        signature = None if self.signing_key is None else sign_upload(self.signing_key, round, self.index, root)
         uploads = {
             j: DeviceUpload(
                 device=self.index,
@@ -160,10 +168,11 @@ class Device:
                 stream=sharing.stream,
                 mask_share=int(mask[j - 1]),
                 leaves=leaves,
+                signature=signature,
             )
             for j in range(1, self.n + 1)
         }
-        return PreparedUpload(self.index, round, uploads, commitment_root(leaves))
+        return PreparedUpload(self.index, round, uploads, root)
 
     def _check_edge_nodes(self, nodes: tuple[int, ...]) -> None:
         """Refuse an empty, repeated or out-of-tier list of edge nodes (``AnnouncementError``)."""

@@ -32,6 +32,7 @@ from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc import linear
 from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
+from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.messages import (
@@ -98,6 +99,7 @@ class _RoundState:
     coin: bytes | None = None  # drawn when the node reports its uploads: no proof is accepted after it
     coins: validity.ProofCoins | None = None
     proof_triples: tuple[np.ndarray, np.ndarray] | None = None
+    signatures: dict[int, bytes] = field(default_factory=dict)  # device -> its signature of the leaves' root
 
 
 class EdgeNode:
@@ -107,10 +109,17 @@ class EdgeNode:
         party: its party id (defaults to ``edge-<index>`` once set up).
         behaviour: :class:`EdgeBehaviour` (fault injection; honest by default).
         field: the prime field.
+        device_keys: device index -> its identity key: every upload must then carry that device's
+            signature of its leaves' root (else :class:`PeerAuthError`), and a mismatch the node
+            reports carries it as evidence. None: signatures are kept but not checked.
     """
 
-    def __init__(self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61) -> None:
+    def __init__(
+        self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61,
+        device_keys: DeviceKeys | None = None,
+    ) -> None:
         self.party = party
+        self.device_keys = device_keys
         self.behaviour = EdgeBehaviour(behaviour)
         self.field = field
         self.setup: SetupEdge | None = None
@@ -257,9 +266,14 @@ class EdgeNode:
             leaf = share_leaf(envelope.round, message.device, index, message.mask_share, seed=message.seed, stream=message.stream)
         if message.leaves[index - 1] != leaf:
             raise CommitmentMismatchError(self.name, message.device, "the share does not match its committed leaf")
+        root = commitment_root(message.leaves)
+        if self.device_keys is not None:
+            key = self.device_keys(message.device)
+            if key is None or not upload_signed(key, envelope.round, message.device, root, message.signature):
+                raise PeerAuthError(envelope.sender, f"the upload of device {message.device} is not signed by its registered identity key")
         state = self._state(envelope.round, create=True)
-        bound = bind_commitment(commitment_root(message.leaves), envelope.round, message.device)  # as the chain stores it
-        state.uploads[message.device] = (share, message.mask_share, bound)
+        state.uploads[message.device] = (share, message.mask_share, root)
+        state.signatures[message.device] = message.signature or b""
         return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
 
     def _proof(self, envelope: Envelope, message: ProofUpload) -> Message:
@@ -286,7 +300,8 @@ class EdgeNode:
             held = sorted(dict(state.uploads).items())  # dict(): one atomic copy
             proofs = sorted(state.proofs)
         held = held[: message.limit]
-        return UploadsReport([i for i, _ in held], [entry[2] for _, entry in held], proofs[: message.limit], state.coin)
+        bound = [bind_commitment(entry[2], envelope.round, i) for i, entry in held]  # as the chain stores them
+        return UploadsReport([i for i, _ in held], bound, proofs[: message.limit], state.coin)
 
     def _proof_rows(self, state: _RoundState, devices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The stored proofs of ``devices``: bit shares (m, K) and mask shares (m,)."""
@@ -346,11 +361,15 @@ class EdgeNode:
                 valid = ops.add(ops.sub(valid, squares, field=self.field), zeros[m:], field=self.field)
         if len(message.commitments) != len(message.devices):
             raise OutOfPhaseError(self.name, f"{len(message.commitments)} commitments for {len(message.devices)} devices")
-        mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if state.uploads[i][2] != root]
+        mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if bind_commitment(state.uploads[i][2], envelope.round, i) != root]
         state.devices = list(message.devices)
         state.reference = message.reference
         state.coins = coins
-        reply = VerifyShares(consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched)
+        reply = VerifyShares(
+            consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched,
+            evidence_roots=[state.uploads[message.devices[k]][2] for k in mismatched],
+            evidence_signatures=[state.signatures.get(message.devices[k], b"") for k in mismatched],
+        )
         state.verified = (message, reply)
         return reply
 

@@ -24,6 +24,7 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
@@ -110,16 +111,19 @@ class DeviceUpload(Message):
     Exactly one of ``share`` ((d,) uint64 < p) and ``seed`` (32 bytes, expanded with PRG stream
     ``stream``) is set. ``mask_share``: the node's share of the consistency mask ``rho``.
     ``leaves``: the ``n`` leaf hashes of the device's on-chain commitment (leaf ``j - 1`` is node ``j``'s).
+    ``signature``: the device's signature of the leaves' root (:func:`ppbfl.protocol.attribution.sign_upload`),
+    or None from a device without an identity key.
     """
 
     KIND: ClassVar[str] = "device_upload"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     device: Count
     share: Annotated[np.ndarray | None, FieldArray(ndim=1, length="d")]
     seed: Annotated[bytes | None, Bytes(length=32)]
     stream: Word
     mask_share: Annotated[int, UInt(bits=64)]
     leaves: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
+    signature: Annotated[bytes | None, Bytes(length=64)] = None
 
 
 @register
@@ -196,17 +200,21 @@ class VerifyShares(Message):
     ``mismatched``: positions of devices whose uploaded leaves do not match their on-chain commitment;
     ``proof_consistency``: ``<alpha, b_j> + mu_j`` of the proof bits; ``validity``: share of the
     validity value ``z`` (re-randomised, degree ``2(t - 1)``, if ``hm``; else its degree-``(t - 1)``
-    linear part, to which Beaver mode adds the squares).
+    linear part, to which Beaver mode adds the squares). ``evidence_roots``, ``evidence_signatures``:
+    for each ``mismatched`` position, the root of the leaves the node holds and the device's
+    signature of it (``b""`` if none came with the upload): anyone can check the claim.
     """
 
     KIND: ClassVar[str] = "verify_shares"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
     proof_consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     validity: Annotated[np.ndarray, FieldArray(ndim=1)]
     mismatched: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+    evidence_roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)] = dataclasses.field(default_factory=list)
+    evidence_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=64), max_len=1 << 16)] = dataclasses.field(default_factory=list)
 
 
 @register

@@ -32,6 +32,7 @@ check compares ``k - t`` extra points; with exactly ``t`` online nothing can be 
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -50,6 +51,7 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
+from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.messages import (
     AggregateRequest,
@@ -184,6 +186,9 @@ class Coordinator:
         timeout: seconds per call to a party.
         validity_k: random projections of the input-validity check (soundness error
             ``2^-validity_k``; edge nodes refuse fewer than 40).
+        device_keys: the devices' identity keys, when every edge node requires signed uploads
+            (:attr:`ppbfl.protocol.deployment.Deployment.device_keys`): a node's mismatch claim is
+            then decided by its evidence and a false one names it (:mod:`ppbfl.protocol.attribution`).
     """
 
     def __init__(
@@ -200,6 +205,7 @@ class Coordinator:
         ledger: RoundLedger | None = None,
         timeout: float = 30.0,
         validity_k: int = DEFAULT_ROWS,
+        device_keys: DeviceKeys | None = None,
     ) -> None:
         if norms not in ("auto", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
@@ -208,6 +214,7 @@ class Coordinator:
         self.codec = FixedPointCodec() if codec is None else codec
         self.field = self.codec.field
         self.tau, self.dealer, self.norms, self.ledger, self.timeout = tau, dealer, norms, ledger, timeout
+        self.device_keys = device_keys
         self.safe = codec_for_length(self.codec, d)
         self.validity = ValidityParams.for_length(d, k=validity_k, field=self.field)
         self.aggregator = AggregateCombiner(t, d, self.codec)
@@ -374,7 +381,15 @@ class Coordinator:
         if self.ledger is not None:  # the commitments of the devices some node holds an upload from
             on_chain = self.ledger.commitments(round, {i for r in reports.values() for i in r.devices})
             lap("chain")
-        members, committed, missing = self._members(reports, on_chain)
+        named: dict[int, str] = {}  # nodes a claim of theirs shows to lie -> why
+        committed, missing, disputes = self._members(reports, on_chain)
+        budget = (len(self._alive()) - self.t) // 2  # nodes a round may drop over disputes (attribution.py)
+        settled = self._settle(disputes, budget)
+        budget -= len(settled.dropped)
+        for dispute in settled.upheld:
+            missing[dispute.device] = dispute.reason
+            del committed[dispute.device]
+        members = sorted(committed)
         r_enc = self.safe.encode(np.asarray(reference, dtype=np.float64))
 
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
@@ -386,10 +401,20 @@ class Coordinator:
         )
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
-        mismatched = sorted({k for j in points for k in verify[j].mismatched})
 
         def rows(name: str, nodes: Sequence[int]) -> np.ndarray:
             return np.stack([getattr(verify[j], name) for j in nodes]).reshape(len(nodes), len(members))
+
+        claims = {j: self._claims(verify[j], len(members)) for j in points}
+        found = verify_disputes(
+            round, members, verify_request.commitments, claims, points, rows("consistency", points),
+            rows("proof_consistency", points), self.t, device_keys=self.device_keys, field=self.field,
+        )
+        for j, why in found.liars.items():  # named: they leave the round now, and the tier after it
+            named[j] = self.dropped[j] = f"named as a liar: {why}"
+        settled = self._settle(found.disputes, budget)
+        points = self._require_nodes("verify", self.t)
+        mismatched = sorted(set(found.proven) | {members.index(d.device) for d in settled.upheld if d.reason == MISMATCH})
 
         norm2_rows: dict[int, np.ndarray]
         validity_rows: dict[int, np.ndarray]
@@ -398,6 +423,9 @@ class Coordinator:
             norm2_rows = {j: verify[j].norm2 for j in points}
             validity_rows = {j: verify[j].validity for j in points}
         else:
+            if hm:  # nodes left after an honest-majority verify: its validity shares hold local squares and PRZS zeros
+                verify = self._call_nodes(points, lambda j: dataclasses.replace(verify_request, hm=0), round, VerifyShares)
+                points = self._require_nodes("verify", self.t)
             # only devices that pass the screening every node will run get a triple
             out = screen(
                 points, rows("consistency", points), self.t, field=self.field, mismatched=mismatched,
@@ -427,7 +455,7 @@ class Coordinator:
         combined = self.aggregator.combine(round, {j: replies[j] for j in final}, decision)
         lap("reconstruct")
         outcome = RoundResult(
-            round, members, combined.update, decision, mode, tuple(final), dict(self.dropped), combined.liars, missing,
+            round, members, combined.update, decision, mode, tuple(final), dict(self.dropped), tuple(sorted({*combined.liars, *named})), missing,
             dict(zip(members, trust_values.tolist())), timings,
         )
         for j in outcome.liars:  # named liars leave the tier (their shares are no longer trusted)
@@ -441,11 +469,13 @@ class Coordinator:
 
     def _members(
         self, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
-    ) -> tuple[list[int], dict[int, bytes], dict[int, str]]:
-        """Devices whose upload every online node holds, under the root they committed.
+    ) -> tuple[dict[int, bytes], dict[int, str], list[Dispute]]:
+        """Devices some online node holds an upload from, under the root they committed.
 
         With a ledger the commitment is the chain's; without one, it is the root the nodes report
-        (they must all report the same). Returns ``(members, commitment per member, missing -> why)``.
+        (they must all report the same). Returns ``(commitment per candidate member, missing -> why,
+        disputes)``: a candidate that some online nodes say they do not hold (its upload or its
+        validity proof) is in a dispute against those nodes (:mod:`ppbfl.protocol.attribution`).
         """
         alive = self._alive()
         held: dict[int, dict[int, bytes]] = {}  # device -> node -> root
@@ -458,26 +488,44 @@ class Coordinator:
                 proved.setdefault(i, set()).add(j)
         missing: dict[int, str] = {}
         committed: dict[int, bytes] = {}
-        candidates = sorted(set(held) | set(on_chain or {}))
-        for i in candidates:
+        disputes: list[Dispute] = []
+        for i in sorted(set(held) | set(on_chain or {})):
             nodes = held.get(i, {})
             if on_chain is not None and i not in on_chain:
                 missing[i] = "missing upload: no commitment on chain"
                 continue
-            absent = [j for j in alive if j not in nodes]
-            if absent:
-                missing[i] = f"missing upload: edge nodes {absent} do not have it"
-                continue
             roots = set(nodes.values())
-            if on_chain is None and len(roots) > 1:
-                missing[i] = "missing upload: edge nodes hold uploads under different commitments"
-                continue
-            unproved = [j for j in alive if j not in proved.get(i, ())]
-            if unproved:
-                missing[i] = f"missing proof: edge nodes {unproved} hold no validity proof"
+            if not nodes or (on_chain is None and len(roots) > 1):
+                missing[i] = (
+                    f"missing upload: edge nodes {alive} do not have it" if not nodes
+                    else "missing upload: edge nodes hold uploads under different commitments"
+                )
                 continue
             committed[i] = on_chain[i] if on_chain is not None else roots.pop()
-        return sorted(committed), committed, missing
+            absent = [j for j in alive if j not in nodes]
+            unproved = [j for j in alive if j not in proved.get(i, ())]
+            if absent:
+                against = tuple(sorted(set(absent) | set(unproved)))
+                disputes.append(Dispute(i, against, "does not hold the upload", f"missing upload: edge nodes {absent} do not have it"))
+            elif unproved:
+                disputes.append(
+                    Dispute(i, tuple(unproved), "does not hold the validity proof", f"missing proof: edge nodes {unproved} hold no validity proof")
+                )
+        return committed, missing, disputes
+
+    @staticmethod
+    def _claims(reply: VerifyShares, m: int) -> dict[int, tuple[bytes, bytes]]:
+        """A node's mismatch claims: column -> (root it holds, the device's signature of it); a
+        claim without evidence (a short list) carries an empty root and signature."""
+        evidence = list(zip(reply.evidence_roots, reply.evidence_signatures))
+        return {k: evidence[n] if n < len(evidence) else (b"", b"") for n, k in enumerate(reply.mismatched) if 0 <= k < m}
+
+    def _settle(self, disputes: list[Dispute], budget: int) -> Settlement:
+        """Settle ``disputes`` among the nodes online (:func:`~ppbfl.protocol.attribution.settle`);
+        the nodes it drops leave the round with the reason."""
+        settled = settle(disputes, self._alive(), self.t, budget)
+        self.dropped.update(settled.dropped)
+        return settled
 
     def _require_nodes(self, step: str, needed: int) -> tuple[int, ...]:
         alive = tuple(self._alive())

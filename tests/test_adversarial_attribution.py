@@ -1,0 +1,270 @@
+"""Issue 12, item 5: one edge node must not get honest devices excluded with nobody held to account.
+
+Each lying node is a subclass of :class:`EdgeNode` that lives here (production roles carry no
+fault injection). The oracle is the plaintext FLTrust aggregate of the devices' float updates
+(:func:`tests.protocol_helpers.plaintext_aggregate`): with the liar in the tier, every honest
+device must still be accepted and the aggregate must be the one without a liar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.fl.federation import Federation
+from ppbfl.protocol.attribution import Dispute, settle, sign_upload
+from ppbfl.protocol.commitments import commitment_root
+from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.device import Device
+from ppbfl.protocol.edge_node import EdgeNode, edge_party
+from ppbfl.protocol.messages import DeviceUpload, UploadsQuery, VerifyRequest
+from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import CommitmentMismatchError
+from ppbfl.protocol.wire import Envelope
+from tests.protocol_helpers import InconsistentDevice, plaintext_aggregate, synthetic_round
+
+T, N, D, M = 3, 5, 64, 8
+MALICIOUS = {1, 5}  # sign-flipped devices: rejected by cosine, whatever the edge tier does
+ATOL = 5e-5  # as tests/test_protocol_round.py: fixed-point error ~3e-6 on these updates
+
+
+class ClaimsEveryMismatch(EdgeNode):
+    """Reports every device's upload as not matching its on-chain commitment."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        return dataclasses.replace(reply, mismatched=list(range(len(message.devices))))
+
+
+class FabricatesMismatchEvidence(ClaimsEveryMismatch):
+    """Claims every mismatch and shows a root other than the committed one, with the device's signature."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        return dataclasses.replace(reply, evidence_roots=[bytes(32)] * len(reply.mismatched))
+
+
+class EquivocatingSigner(Device):
+    """Sends node 1 leaves other than the committed ones (its own leaf matching its share), signed."""
+
+    def prepare(self, round, update):
+        prepared = super().prepare(round, update)
+        upload = prepared.uploads[1]
+        leaves = list(upload.leaves)
+        leaves[-1] = bytes(32)  # another node's leaf: node 1's own still matches its share
+        signature = sign_upload(self.signing_key, round, self.index, commitment_root(leaves))
+        prepared.uploads[1] = dataclasses.replace(upload, leaves=leaves, signature=signature)
+        return prepared
+
+
+class ShiftsConsistency(EdgeNode):
+    """Adds 1 to its consistency values of the first four devices of the verify request."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        shifted = reply.consistency.copy()
+        shifted[:4] = (shifted[:4] + np.uint64(1)) % np.uint64(self.field.p)
+        return dataclasses.replace(reply, consistency=shifted)
+
+
+class RefusesDevice(EdgeNode):
+    """Refuses device 2's upload (claims it does not match the committed leaf)."""
+
+    def _upload(self, envelope: Envelope, message: DeviceUpload):
+        if message.device == 2:
+            raise CommitmentMismatchError(self.name, message.device, "the share does not match its committed leaf")
+        return super()._upload(envelope, message)
+
+
+class HidesDevice(EdgeNode):
+    """Stores every upload but leaves device 4 out of its uploads report."""
+
+    def _uploads_report(self, envelope: Envelope, message: UploadsQuery):
+        report = super()._uploads_report(envelope, message)
+        keep = [k for k, i in enumerate(report.devices) if i != 4]
+        return dataclasses.replace(report, devices=[report.devices[k] for k in keep], roots=[report.roots[k] for k in keep])
+
+
+class LiesInNorms(EdgeNode):
+    """Adds 7 to its honest-majority share of the first device's ``||g||^2``."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        reply = super()._verify(envelope, message)
+        if not reply.norm2.size:
+            return reply
+        norm2 = reply.norm2.copy()
+        norm2[0] = (norm2[0] + np.uint64(7)) % np.uint64(self.field.p)
+        return dataclasses.replace(reply, norm2=norm2)
+
+
+class OneOffShareDevice(Device):
+    """Moves coordinate 3 of node 1's share off the polynomial (a bad share at one node only)."""
+
+    def share(self, round, update):
+        sharing, mask = super().share(round, update)
+        assert sharing.dense_points[0] == 1
+        sharing.dense[0, 3] = (sharing.dense[0, 3] + np.uint64(1)) % np.uint64(sharing.field.p)
+        return sharing, mask
+
+
+def _federation(liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None) -> Federation:
+    deployment = InProcessDeployment(t, n, D, signed_uploads=True)
+    for j, kind in liars.items():
+        node = kind(field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys)
+        for table in (deployment.nodes, deployment._edges, deployment._handlers):
+            table[edge_party(j)] = node
+    coordinator = Coordinator(t, n, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)
+    coordinator.setup()
+    return Federation(deployment, coordinator, range(M), ledger=ledger, factories=factories)
+
+
+def _assert_honest_devices_kept(result, updates, reference, excluded=frozenset()):
+    honest = set(range(M)) - MALICIOUS - set(excluded)
+    assert {i: result.rejected[i] for i in honest if i in result.rejected} == {}
+    kept = {i: g for i, g in updates.items() if i not in excluded}
+    np.testing.assert_allclose(result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    ("kind", "claim"),
+    [(ShiftsConsistency, "consistency"), (RefusesDevice, "does not hold"), (HidesDevice, "does not hold")],
+    ids=["shifted-consistency", "refused-upload", "hidden-upload"],
+)
+def test_one_node_cannot_get_honest_devices_excluded(kind, claim):
+    federation = _federation({2: kind})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=3)
+    result = federation.run_round(1, updates, reference)
+    _assert_honest_devices_kept(result, updates, reference)
+    assert 2 in result.dropped and claim in result.dropped[2]  # the disputing node leaves the round, with the reason
+    assert 2 not in result.online
+    second = federation.run_round(2, *synthetic_round(M, D, MALICIOUS, seed=4))
+    assert 2 in second.online or 2 in second.dropped  # a dispute drops it for one round, it is not excluded for good
+
+
+def test_a_false_mismatch_claim_names_the_node_on_chain_and_a_signed_equivocation_rejects_the_device():
+    # node 2 claims every upload mismatches its commitment; device 6 really sent node 1 other leaves and signed them
+    from ppbfl.protocol.ledger import open_ledger
+
+    with open_ledger("embedded", T, N, devices=M) as ledger:
+        federation = _federation({2: ClaimsEveryMismatch}, ledger=ledger, factories={6: EquivocatingSigner})
+        updates, reference = synthetic_round(M, D, MALICIOUS, seed=3)
+        result = federation.run_round(1, updates, reference)
+        assert result.decision_of(6).reason == "commitment mismatch"  # node 1's evidence proves it
+        _assert_honest_devices_kept(result, updates, reference, excluded={6})
+        assert result.liars == (2,) and "named as a liar: claimed a commitment mismatch" in result.dropped[2]
+        assert ledger.contract.round_state(1).reported_liars == (2,)
+        second = federation.run_round(2, *synthetic_round(M, D, MALICIOUS, seed=4))
+        assert 2 not in second.online and second.liars == ()  # named liars leave the tier
+
+
+def test_a_fabricated_mismatch_evidence_names_the_node():
+    federation = _federation({4: FabricatesMismatchEvidence})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=8)
+    result = federation.run_round(1, updates, reference)
+    _assert_honest_devices_kept(result, updates, reference)
+    assert result.liars == (4,)
+
+
+def test_an_upload_without_the_devices_signature_is_refused():
+    federation = _federation({})
+    device = federation.devices[0]
+    announcement = federation.coordinator.open_round(1)
+    device.signing_key = None  # it sends unsigned uploads
+    submission = device.submit(announcement, synthetic_round(M, D, MALICIOUS)[0][0])
+    assert submission.delivered == ()
+    assert all("is not signed by its registered identity key" in why for why in submission.refused.values())
+
+
+def test_one_bad_share_costs_its_node_the_round_not_the_device():
+    # indistinguishable from node 1 lying about its consistency value: the dispute drops node 1, and the
+    # device's update is what nodes 2..5 hold, exactly its own (the bad share was node 1's)
+    federation = _federation({}, factories={6: OneOffShareDevice})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=5)
+    result = federation.run_round(1, updates, reference)
+    assert set(result.dropped) == {1} and "consistency" in result.dropped[1] and result.liars == ()
+    _assert_honest_devices_kept(result, updates, reference)
+    assert 6 in result.accepted
+
+
+def test_the_dispute_budget_goes_to_the_node_in_the_most_disputes():
+    # node 2 lies about four devices, device 6 dealt node 1 a bad share: with e = 1 only one node may go;
+    # node 2 goes (four disputes against one) and device 6's dispute stands: rejected
+    federation = _federation({2: ShiftsConsistency}, factories={6: OneOffShareDevice})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=5)
+    result = federation.run_round(1, updates, reference)
+    assert set(result.dropped) == {2}
+    assert result.decision_of(6).reason == "inconsistent shares"
+    _assert_honest_devices_kept(result, updates, reference, excluded={6})
+
+
+def test_a_device_every_dense_node_disputes_is_rejected():
+    federation = _federation({}, factories={6: InconsistentDevice})
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=7)
+    result = federation.run_round(1, updates, reference)
+    assert result.dropped == {} and result.decision_of(6).reason == "inconsistent shares"
+    _assert_honest_devices_kept(result, updates, reference, excluded={6})
+
+
+def test_a_norm_share_liar_is_corrected_and_named():
+    t, n = 2, 5  # 5 >= 2t + 1: the degree-2(t - 1) norm shares correct one wrong share
+    federation = _federation({3: LiesInNorms}, t=t, n=n)
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=6)
+    result = federation.run_round(1, updates, reference)
+    assert result.mode == "honest-majority" and result.liars == (3,)  # RoundResult.liars is what reaches the chain
+    _assert_honest_devices_kept(result, updates, reference)
+    _, weights = plaintext_aggregate(updates, reference)
+    assert result.decision_of(0).weight == pytest.approx(weights[0], abs=1e-4)
+
+
+@st.composite
+def _tiers(draw):
+    t = draw(st.integers(1, 5))
+    k = draw(st.integers(t, 11))
+    online = tuple(sorted(draw(st.sets(st.integers(1, 31), min_size=k, max_size=k))))
+    budget = (k - t) // 2
+    liars = draw(st.sets(st.sampled_from(online), max_size=budget)) if budget else set()
+    disputes = [
+        Dispute(device, tuple(sorted(draw(st.sets(st.sampled_from(sorted(liars)), min_size=1)))), "claim", "reason")
+        for device in range(draw(st.integers(0, 12) if liars else st.just(0)))
+    ]
+    others = [
+        Dispute(100 + device, tuple(sorted(draw(st.sets(st.sampled_from(online), min_size=1)))), "claim", "reason")
+        for device in range(draw(st.integers(0, 6)))
+    ]
+    return t, online, budget, liars, disputes, others
+
+
+@given(_tiers())
+@settings(max_examples=40, deadline=None)
+def test_settle_never_lets_at_most_e_liars_exclude_a_device_and_keeps_its_bounds(tier):
+    t, online, budget, liars, disputes, others = tier
+    alone = settle(disputes, online, t, budget)  # only liars speak: every device stays, only liars leave
+    assert alone.upheld == () and set(alone.dropped) <= liars
+    mixed = settle(disputes + others, online, t, budget)  # devices raise disputes too: the bounds still hold
+    assert len(mixed.dropped) <= budget and len(online) - len(mixed.dropped) >= t
+    for dispute in disputes + others:
+        assert (dispute in mixed.upheld) == (not set(dispute.nodes) <= set(mixed.dropped))
+
+
+def test_edge_processes_require_signed_uploads_over_grpc():
+    # the one network test: each edge node its own process, reading the devices' certificates and the manifest
+    from ppbfl.protocol.deployment import GrpcDeployment
+
+    with GrpcDeployment(T, N, D, signed_uploads=True) as deployment:
+        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), device_keys=deployment.device_keys)
+        federation = Federation(deployment, coordinator, range(M))
+        updates, reference = synthetic_round(M, D, MALICIOUS, seed=11)
+        unsigned = federation.devices.pop(7)
+        unsigned.signing_key = None
+        result = federation.run_round(1, {i: g for i, g in updates.items() if i != 7}, reference)
+        assert result.dropped == {} and result.liars == ()
+        _assert_honest_devices_kept(result, updates, reference, excluded={7})
+        submission = unsigned.submit(coordinator.open_round(2), updates[7])
+        assert submission.delivered == () and len(submission.refused) == N
+        assert all("is not signed by its registered identity key" in why for why in submission.refused.values())
+        federation.close()
