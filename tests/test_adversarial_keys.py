@@ -1,0 +1,243 @@
+"""Attacks on key setup (issue 12, item 1): the coordinator relays the PRZS key agreement but holds no key.
+
+The coordinator is untrusted: it sees every setup message and may rewrite any of them. The edge
+nodes draw the PRZS set keys themselves (:mod:`ppbfl.protocol.przs_setup`); a coordinator that
+substitutes a node's X25519 offer, relays another node's offer or a certificate nobody registered,
+or tampers with, relabels or withholds a sealed key, is refused by the nodes, which name it.
+The relay below is a test wrapper around the coordinator's transport (a man in the middle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ppbfl.field.prime_field import GF61
+from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.edge_node import DEALER_PARTY, EdgeNode
+from ppbfl.protocol.messages import PRZSDeliver, PRZSPeers, SetupEdge, TripleRequest, TripleShares
+from ppbfl.protocol.przs_setup import offer_payload
+from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
+from ppbfl.protocol.tls import issue, make_ca
+from ppbfl.protocol.transport import Transport
+from ppbfl.protocol.wire import Envelope, Message
+
+T, N, D = 3, 5, 4
+P = GF61.p
+
+
+class Relay:
+    """The coordinator's transport with a man in the middle: ``tamper(party, message)`` rewrites each
+    request before it leaves; ``seen`` records every request and reply byte string that passes."""
+
+    def __init__(self, inner: Transport, tamper: Callable[[str, Message], Message] | None = None) -> None:
+        self.inner, self.tamper, self.seen = inner, tamper, []
+        deliver = inner.call_bytes  # type: ignore[attr-defined]
+
+        def record(party: str, data: bytes, *, timeout: float) -> bytes:
+            reply = deliver(party, data, timeout=timeout)
+            self.seen += [data, reply]
+            return reply
+
+        inner.call_bytes = record  # type: ignore[attr-defined]
+
+    def call(self, party: str, message: Message, **kwargs) -> Envelope:
+        if self.tamper is not None:
+            message = self.tamper(party, message)
+        return self.inner.call(party, message, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _lagrange_at_zero(points: dict[int, int]) -> int:
+    """The value at 0 of the polynomial through ``points`` (x -> y mod p), with Python ints."""
+    total = 0
+    for x, y in points.items():
+        weight = 1
+        for other in points:
+            if other != x:
+                weight = weight * other % P * pow(other - x, -1, P) % P
+        total = (total + y * weight) % P
+    return total
+
+
+def _setup(deployment: InProcessDeployment, tamper=None, t: int = T, n: int = N) -> tuple[Coordinator, Relay]:
+    relay = Relay(deployment.coordinator, tamper)
+    return Coordinator(t, n, D, relay), relay
+
+
+def test_member_agreed_keys_share_zero_on_a_degree_2t_2_polynomial():
+    with InProcessDeployment(T, N, D) as deployment:
+        coordinator, _ = _setup(deployment)
+        assert coordinator.setup() == tuple(range(1, N + 1))
+        shares = {j: deployment.nodes[f"edge-{j}"].przs.zero_share(11, 3) for j in range(1, N + 1)}
+        coordinator.close()
+    for k in range(3):
+        column = {j: int(shares[j][k]) for j in shares}
+        assert _lagrange_at_zero(column) == 0  # all five points: a sharing of 0
+        first = dict(list(column.items())[: 2 * T - 1])  # degree 2(t - 1): 2t - 1 points fix it
+        assert _lagrange_at_zero(first) == 0
+        assert len(set(column.values())) == N  # and not the zero polynomial
+
+
+def test_keys_are_agreed_among_the_nodes_online_at_setup():
+    t = 2  # 4 nodes online >= 2t - 1: the zero-sharing is checkable
+    with InProcessDeployment(t, N, D) as deployment:
+        deployment.stop_edge(1)  # the lowest node (leader of every set it is in) is away
+        coordinator, _ = _setup(deployment, t=t)
+        assert coordinator.setup() == (2, 3, 4, 5)
+        shares = {j: int(deployment.nodes[f"edge-{j}"].przs.zero_share(5)[0]) for j in (2, 3, 4, 5)}
+        coordinator.close()
+    assert _lagrange_at_zero(shares) == 0
+    assert _lagrange_at_zero(dict(list(shares.items())[:-1])) == 0  # 2t - 1 points fix degree 2(t - 1)
+
+
+def test_no_przs_key_passes_through_the_coordinator():
+    with InProcessDeployment(T, N, D) as deployment:
+        coordinator, relay = _setup(deployment)
+        coordinator.setup()
+        keys = {key for node in deployment.nodes.values() for key in node.przs.keys.values()}
+        coordinator.close()
+    assert len(keys) == 10  # C(5, 3) sets, one key each
+    assert relay.seen and not any(key in blob for blob in relay.seen for key in keys)
+
+
+def _swap_key(party: str, message: Message) -> Message:
+    """Offer the coordinator's own X25519 key as edge-2's (to everyone but edge-2), keeping edge-2's signature."""
+    if isinstance(message, PRZSPeers) and party != "edge-2":
+        mine = X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        keys = list(message.public_keys)
+        keys[message.indices.index(2)] = mine
+        return dataclasses.replace(message, public_keys=keys)
+    return message
+
+
+def _replay_other_offer(party: str, message: Message) -> Message:
+    """Relay edge-3's (validly signed) offer as edge-2's."""
+    if isinstance(message, PRZSPeers) and party != "edge-2":
+        two, three = message.indices.index(2), message.indices.index(3)
+        fields = {}
+        for name in ("public_keys", "certificates", "signatures"):
+            values = list(getattr(message, name))
+            values[two] = values[three]
+            fields[name] = values
+        return dataclasses.replace(message, **fields)
+    return message
+
+
+_ROGUE = issue(make_ca("rogue CA"), "edge-2")
+_SESSION: dict[str, bytes] = {}
+
+
+def _unregistered_certificate(party: str, message: Message) -> Message:
+    """Offer the coordinator's key as edge-2's, validly signed with a certificate named edge-2 that nobody registered."""
+    if isinstance(message, SetupEdge):
+        _SESSION["id"] = message.session
+    if isinstance(message, PRZSPeers) and party != "edge-2":
+        mine = X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        signature = _ROGUE.key.sign(offer_payload(_SESSION["id"], 2, T, N, mine), ec.ECDSA(hashes.SHA256()))
+        k = message.indices.index(2)
+        replaced = {name: list(getattr(message, name)) for name in ("public_keys", "certificates", "signatures")}
+        replaced["public_keys"][k], replaced["certificates"][k], replaced["signatures"][k] = mine, _ROGUE.cert_pem, signature
+        return dataclasses.replace(message, **replaced)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        (_swap_key, "signature does not verify"),
+        (_replay_other_offer, "registered to edge-3"),
+        (_unregistered_certificate, "registered to nobody"),
+    ],
+    ids=["swapped-key", "replayed-offer", "unregistered-certificate"],
+)
+def test_a_substituted_offer_is_refused_naming_the_relay(tamper, why):
+    with InProcessDeployment(T, N, D) as deployment:
+        coordinator, _ = _setup(deployment, tamper)
+        with pytest.raises(NotEnoughEdgeNodesError):
+            coordinator.setup()
+        dropped = dict(coordinator.dropped)
+        coordinator.close()
+        assert all(node.przs is None for node in deployment.nodes.values())  # nobody holds keys the relay chose
+    assert sorted(dropped) == [1, 3, 4, 5]  # every node shown the substitute refused
+    for reason in dropped.values():
+        assert reason.startswith("PeerAuthError") and "peer coordinator" in reason and "edge-2" in reason and why in reason
+
+
+def _on_deliver_to_edge_3(change: Callable[[PRZSDeliver], PRZSDeliver]) -> Callable[[str, Message], Message]:
+    def tamper(party: str, message: Message) -> Message:
+        return change(message) if isinstance(message, PRZSDeliver) and party == "edge-3" else message
+
+    return tamper
+
+
+def _flip(message: PRZSDeliver) -> PRZSDeliver:
+    sealed = list(message.ciphertexts)
+    sealed[0] = sealed[0][:-1] + bytes([sealed[0][-1] ^ 1])
+    return dataclasses.replace(message, ciphertexts=sealed)
+
+
+def _relabel(message: PRZSDeliver) -> PRZSDeliver:
+    """Swap the set labels of two keys from the same leader (each then opens under the wrong set)."""
+    senders = list(message.senders)
+    k, m = next((k, m) for k in range(len(senders)) for m in range(k + 1, len(senders)) if senders[k] == senders[m])
+    sets = list(message.sets)
+    sets[k], sets[m] = sets[m], sets[k]
+    return dataclasses.replace(message, sets=sets)
+
+
+def _withhold(message: PRZSDeliver) -> PRZSDeliver:
+    return dataclasses.replace(message, sets=message.sets[1:], senders=message.senders[1:], ciphertexts=message.ciphertexts[1:])
+
+
+def _claim_other_sender(message: PRZSDeliver) -> PRZSDeliver:
+    senders = list(message.senders)
+    senders[0] = 5 if senders[0] != 5 else 4
+    return dataclasses.replace(message, senders=senders)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [(_flip, "does not authenticate"), (_relabel, "does not authenticate"), (_withhold, "withheld"), (_claim_other_sender, "does not lead")],
+    ids=["flipped-bit", "relabelled-set", "withheld", "other-sender"],
+)
+def test_a_tampered_sealed_key_is_refused_naming_the_relay(change, why):
+    with InProcessDeployment(T, N, D) as deployment:
+        coordinator, _ = _setup(deployment, _on_deliver_to_edge_3(change))
+        assert coordinator.setup() == (1, 2, 4, 5)  # the others complete: 4 >= t nodes
+        dropped = dict(coordinator.dropped)
+        coordinator.close()
+        assert deployment.nodes["edge-3"].przs is None
+    assert list(dropped) == [3]
+    assert dropped[3].startswith("PeerAuthError") and "peer coordinator" in dropped[3] and why in dropped[3]
+
+
+def test_an_edge_node_without_an_identity_refuses_setup():
+    node = EdgeNode()
+    setup = SetupEdge(index=1, t=T, n=N, d=D, frac_bits=16, tau=0.0, validity_k=40, session=bytes(32))
+    with pytest.raises(OutOfPhaseError, match="no TLS identity"):
+        node.handle(Envelope("coordinator", 0, setup))
+
+
+def test_dealt_triples_never_pass_through_the_coordinator():
+    """Item 2: the dealer sends each node its triples over its own channel (already so before this change)."""
+    with InProcessDeployment(T, N, D) as deployment:
+        coordinator, relay = _setup(deployment)
+        coordinator.setup()
+        relay.call(DEALER_PARTY, TripleRequest(2, coordinator.validity.proof_length, list(range(1, N + 1))), round=1, timeout=5, context={"d": D, "p": P})
+        held = [deployment.nodes[f"edge-{j}"].rounds[1].triples for j in range(1, N + 1)]
+        coordinator.close()
+    assert all(triples is not None and triples[0].shape == (2, D) for triples in held)
+    kind = TripleShares.KIND.encode()
+    assert not any(kind in blob for blob in relay.seen)
+    assert not any(np.ascontiguousarray(triples[0]).tobytes() in blob for triples in held for blob in relay.seen)
