@@ -2,7 +2,10 @@
 
 Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector length ``d``):
 
-1. coordinator -> edge node: :class:`SetupEdge` once (index, parameters, PRZS keys).
+1. once, the setup: coordinator -> edge node :class:`SetupEdge` (index, parameters, session) ->
+   :class:`PRZSOffer` (the node's X25519 key, signed by its TLS key); :class:`PRZSPeers` (every
+   offer, relayed) -> :class:`PRZSSealed` (the PRZS set keys it draws, sealed per member);
+   :class:`PRZSDeliver` (the keys sealed for it) -> :class:`Ack` (:mod:`.przs_setup`).
 2. device -> edge node ``j``: :class:`DeviceUpload` (its share vector or PRG seed, its share of the
    consistency mask, and the ``n`` leaf hashes whose Merkle root the device committed on chain);
    each device sends its own, over its own channel. Then coordinator -> edge node:
@@ -50,6 +53,10 @@ __all__ = [
     "BeaverOpen",
     "DeviceUpload",
     "NormShares",
+    "PRZSDeliver",
+    "PRZSOffer",
+    "PRZSPeers",
+    "PRZSSealed",
     "ProofUpload",
     "SetupEdge",
     "TripleRequest",
@@ -65,6 +72,15 @@ Count = Annotated[int, UInt(bits=32)]
 Word = Annotated[int, UInt(bits=64)]
 MAX_PROOF_LENGTH = 256 * 61
 """Longest validity proof: ``k <= 256`` projections of at most 61 bits."""
+MAX_EDGE_LIST = 64
+"""Most edge nodes a setup message lists (the tier has at most 31)."""
+MAX_CERT_BYTES = 8192
+MAX_SIGNATURE_BYTES = 80
+"""A DER ECDSA P-256 signature has at most 72 bytes."""
+SEALED_KEY_BYTES = 12 + 32 + 16
+"""A sealed PRZS set key: nonce, key, Poly1305 tag (:data:`ppbfl.protocol.przs_setup.SEALED_BYTES`)."""
+MAX_SEALED_KEYS = 1 << 17
+"""Most sealed keys in one message (a node in at most 4096 sets of at most 31 members)."""
 
 
 @register
@@ -83,23 +99,77 @@ class SetupEdge(Message):
     """Make the receiver edge node ``index`` of a ``(t, n)`` tier for length-``d`` updates.
 
     ``validity_k``: the number of random projections of the input-validity check
-    (:mod:`ppbfl.defense.validity`; the node refuses fewer than ``MIN_ROWS``).
-    ``przs_sets[k]`` is the bitmask (bit ``j - 1`` for party ``j``) of a set of ``n - t + 1``
-    parties containing ``index`` and ``przs_keys[k]`` its 32-byte PRZS key (trusted setup,
-    delivered over the authenticated channel).
+    (:mod:`ppbfl.defense.validity`; the node refuses fewer than ``MIN_ROWS``). ``session``: a fresh
+    id of this setup, which the node's PRZS offer (the reply, :class:`PRZSOffer`) signs: the PRZS
+    keys are agreed among the nodes (:mod:`ppbfl.protocol.przs_setup`), none travels here.
     """
 
     KIND: ClassVar[str] = "setup_edge"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     index: Count
     t: Count
     n: Count
     d: Count
     frac_bits: Annotated[int, UInt(max=40)]
     tau: Annotated[float, Float()]
-    przs_sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=4096)]
-    przs_keys: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=4096)]
     validity_k: Annotated[int, UInt(max=256)]
+    session: Hash
+
+
+@register
+@dataclass(frozen=True)
+class PRZSOffer(Message):
+    """Edge node -> coordinator (reply to :class:`SetupEdge`): its fresh X25519 ``public_key``, its TLS
+    ``certificate`` (PEM) and ``signature``, ECDSA P-256 (DER) by its TLS key over the session, its
+    index, ``t``, ``n`` and the public key (:func:`ppbfl.protocol.przs_setup.offer_payload`)."""
+
+    KIND: ClassVar[str] = "przs_offer"
+    VERSION: ClassVar[int] = 1
+    public_key: Annotated[bytes, Bytes(length=32)]
+    certificate: Annotated[bytes, Bytes(max_len=MAX_CERT_BYTES)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
+
+
+@register
+@dataclass(frozen=True)
+class PRZSPeers(Message):
+    """Coordinator -> edge node: every online node's :class:`PRZSOffer`, relayed (``indices``
+    ascending, and per node its ``public_keys``, ``certificates``, ``signatures``). The node checks
+    each against the registry and answers :class:`PRZSSealed`."""
+
+    KIND: ClassVar[str] = "przs_peers"
+    VERSION: ClassVar[int] = 1
+    indices: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_EDGE_LIST)]
+    public_keys: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=MAX_EDGE_LIST)]
+    certificates: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_CERT_BYTES), max_len=MAX_EDGE_LIST)]
+    signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=MAX_EDGE_LIST)]
+
+
+@register
+@dataclass(frozen=True)
+class PRZSSealed(Message):
+    """Edge node -> coordinator: the keys of the PRZS sets it leads, sealed per member: the k-th
+    ciphertext (nonce, ChaCha20-Poly1305 of the 32-byte key, tag) is for set ``sets[k]`` (bitmask)
+    and node ``recipients[k]``."""
+
+    KIND: ClassVar[str] = "przs_sealed"
+    VERSION: ClassVar[int] = 1
+    sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    recipients: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    ciphertexts: Annotated[list[bytes], ListOf(Bytes(length=SEALED_KEY_BYTES), max_len=MAX_SEALED_KEYS)]
+
+
+@register
+@dataclass(frozen=True)
+class PRZSDeliver(Message):
+    """Coordinator -> edge node: the sealed keys addressed to it (the k-th for set ``sets[k]``, sealed
+    by node ``senders[k]``); the node answers :class:`Ack` once it holds the keys of all its sets."""
+
+    KIND: ClassVar[str] = "przs_deliver"
+    VERSION: ClassVar[int] = 1
+    sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    senders: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    ciphertexts: Annotated[list[bytes], ListOf(Bytes(length=SEALED_KEY_BYTES), max_len=MAX_SEALED_KEYS)]
 
 
 @register
