@@ -43,6 +43,8 @@ from ppbfl.protocol.messages import (
     DeviceUpload,
     NormShares,
     ProofUpload,
+    PRZSDeliver,
+    PRZSPeers,
     SetupEdge,
     TripleShares,
     UploadsQuery,
@@ -51,8 +53,10 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
-from ppbfl.protocol.registry import identity_of
+from ppbfl.protocol.przs_setup import MAX_PRZS_SETS, PRZSSetup, przs_set_count
+from ppbfl.protocol.registry import PeerRegistry, identity_of
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
+from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 
@@ -106,10 +110,18 @@ class EdgeNode:
         party: its party id (defaults to ``edge-<index>`` once set up).
         behaviour: :class:`EdgeBehaviour` (fault injection; honest by default).
         field: the prime field.
+        credentials, registry: the node's TLS identity (its key signs its PRZS offer) and who holds
+            which certificate (peers' offers are checked against it); also set by
+            :meth:`attach_identity`. A node without them refuses :class:`SetupEdge`.
     """
 
-    def __init__(self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61) -> None:
+    def __init__(
+        self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61,
+        credentials: PartyCredentials | None = None, registry: PeerRegistry | None = None,
+    ) -> None:
         self.party = party
+        self.credentials, self.registry = credentials, registry
+        self._przs_setup: tuple[SetupEdge, PRZSSetup] | None = None  # the setup session in progress
         self.behaviour = EdgeBehaviour(behaviour)
         self.field = field
         self.setup: SetupEdge | None = None
@@ -119,6 +131,10 @@ class EdgeNode:
         self.rounds: dict[int, _RoundState] = {}
         self.current = 0  # the latest round the coordinator has sent a request for
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
+
+    def attach_identity(self, credentials: PartyCredentials, registry: PeerRegistry | None) -> None:
+        """Give the node its TLS identity and registry (called by :func:`ppbfl.protocol.serve.run_server`)."""
+        self.credentials, self.registry = credentials, registry
 
     @property
     def name(self) -> str:
@@ -155,6 +171,8 @@ class EdgeNode:
             BeaverOpen: self._beaver_open,
             BeaverFinish: self._beaver_finish,
             AggregateRequest: self._aggregate,
+            PRZSPeers: self._przs_peers,
+            PRZSDeliver: self._przs_deliver,
         }
         handler = handlers.get(type(message))
         if handler is None:
@@ -206,26 +224,40 @@ class EdgeNode:
             raise OutOfPhaseError(
                 self.name, f"bad setup: n = {message.n} (at most {MAX_EDGE_NODES}), d = {message.d} (1 .. {MAX_MESSAGE_BYTES // 8})"
             )
-        if any(mask >> message.n for mask in message.przs_sets):
-            raise OutOfPhaseError(self.name, f"bad setup: a PRZS set names a party beyond n = {message.n}")
-        if len(message.przs_sets) != len(message.przs_keys):
-            raise OutOfPhaseError(self.name, "setup: przs_sets and przs_keys differ in length")
+        if przs_set_count(message.t, message.n) > MAX_PRZS_SETS:
+            raise OutOfPhaseError(self.name, f"bad setup: (t, n) = ({message.t}, {message.n}) puts a node in more than {MAX_PRZS_SETS} PRZS sets")
         if not validity.MIN_ROWS <= message.validity_k <= validity.MAX_ROWS:
             raise OutOfPhaseError(
                 self.name, f"bad setup: validity_k = {message.validity_k}, expected {validity.MIN_ROWS}..{validity.MAX_ROWS}"
             )
-        keys = {
-            frozenset(j for j in range(1, message.n + 1) if mask >> (j - 1) & 1): key
-            for mask, key in zip(message.przs_sets, message.przs_keys)
-        }
+        if self.credentials is None or self.registry is None:
+            raise OutOfPhaseError(self.name, "no TLS identity and registry to agree PRZS keys with")
+        if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
+            return self._przs_setup[1].offer()  # a retried setup: the same session and key pair
+        session = PRZSSetup(message.index, message.t, message.n, message.session, self.credentials, self.registry, self.field)
         self.party = self.party or edge_party(message.index)
-        self.przs = PartyPRZS(message.index, message.t, message.n, keys, self.field)
+        self._przs_setup = (message, session)
+        self.przs = None  # until the members' keys are delivered (PRZSDeliver)
         self.codec = FixedPointCodec(self.field, message.frac_bits)
         self.validity = validity.ValidityParams.for_length(message.d, k=message.validity_k, field=self.field)
         self.setup = message
         self.rounds.clear()
         self.current = 0
-        return Ack(f"{self.party} ready: edge node {message.index} of ({message.t}, {message.n}), d = {message.d}")
+        return session.offer()
+
+    def _przs_session(self, envelope: Envelope) -> PRZSSetup:
+        self._require(envelope.sender, COORDINATOR_PARTY, "PRZS setup")
+        if self._przs_setup is None:
+            raise OutOfPhaseError(self.name, "PRZS setup message before SetupEdge")
+        return self._przs_setup[1]
+
+    def _przs_peers(self, envelope: Envelope, message: PRZSPeers) -> Message:
+        return self._przs_session(envelope).accept_peers(envelope.sender, message)
+
+    def _przs_deliver(self, envelope: Envelope, message: PRZSDeliver) -> Message:
+        self.przs = self._przs_session(envelope).open(envelope.sender, message)
+        config = self.config
+        return Ack(f"{self.party} ready: edge node {config.index} of ({config.t}, {config.n}), d = {config.d}")
 
     def _require_device(self, envelope: Envelope, device: int) -> None:
         """The authenticated sender must be registered as device ``device`` (else :class:`PeerAuthError`)."""
@@ -317,7 +349,6 @@ class EdgeNode:
 
     def _verify(self, envelope: Envelope, message: VerifyRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "verify")
-        assert self.przs is not None
         state = self._state(envelope.round, create=not message.devices)  # a round nobody uploaded to is empty, not an error
         if state.verified is not None and _same_request(state.verified[0], message):
             return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
@@ -336,6 +367,8 @@ class EdgeNode:
         proof_consistency, valid = validity.proof_linear_shares(bits, bit_masks, g_dot_v, coins, field=self.field)
         norm2 = np.zeros(0, dtype=np.uint64)
         if message.hm:
+            if self.przs is None:
+                raise OutOfPhaseError(self.name, "honest-majority verify before the PRZS keys were agreed")
             m = len(message.devices)
             zeros = self.przs.zero_share(message.zero_counter, 2 * m)  # the first m as before: norms; then z
             norm2 = ops.add(sums[2], zeros[:m], field=self.field)
