@@ -47,17 +47,21 @@ from ppbfl.defense.validity import DEFAULT_ROWS, ValidityParams
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field import ops
 from ppbfl.field.fixed_point import FixedPointCodec
-from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.messages import (
+    Ack,
     AggregateRequest,
     AggregateShare,
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
     NormShares,
+    PRZSDeliver,
+    PRZSOffer,
+    PRZSPeers,
+    PRZSSealed,
     SetupEdge,
     TripleRequest,
     UploadsQuery,
@@ -250,26 +254,43 @@ class Coordinator:
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self) -> tuple[int, ...]:
-        """Send every edge node its :class:`SetupEdge` (fresh PRZS keys); returns the nodes that are ready.
+        """Set every edge node up and relay their PRZS key agreement; returns the nodes that are ready.
+
+        Three relayed steps (:mod:`ppbfl.protocol.przs_setup`): :class:`SetupEdge` (fresh session)
+        -> signed X25519 offers; every offer to every node -> the set keys each leads, sealed per
+        member; each node its ciphertexts -> ready. The coordinator sees public keys and
+        ciphertexts only. A node that fails a step is dropped (with the reason).
 
         Raises:
-            NotEnoughEdgeNodesError: fewer than ``t`` nodes answered.
+            NotEnoughEdgeNodesError: fewer than ``t`` nodes completed a step.
         """
-        keys = PRZSKeys.setup(self.t, self.n, field=self.field)
+        session = secrets.token_bytes(32)
 
         def message(j: int) -> SetupEdge:
-            mine = [(a, k) for a, k in keys.keys.items() if j in a]
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
-                przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine],
-                validity_k=self.validity.k,
+                validity_k=self.validity.k, session=session,
             )
 
         self.dropped = {}
-        replies = self._call_nodes(range(1, self.n + 1), message, 0, Message)
-        self.online = sorted(replies)
-        if len(self.online) < self.t:
-            raise NotEnoughEdgeNodesError("setup", tuple(self.online), self.t)
+        offers = self._call_nodes(range(1, self.n + 1), message, 0, PRZSOffer)
+        self.online = sorted(offers)
+        peers = PRZSPeers(
+            self.online, [offers[j].public_key for j in self.online], [offers[j].certificate for j in self.online],
+            [offers[j].signature for j in self.online],
+        )
+        sealed = self._call_nodes(self._require_nodes("setup", self.t), lambda j: peers, 0, PRZSSealed)
+        inbox: dict[int, list[tuple[int, int, bytes]]] = {j: [] for j in sealed}  # recipient -> (set, sender, ciphertext)
+        for sender, reply in sealed.items():
+            for mask, recipient, ciphertext in zip(reply.sets, reply.recipients, reply.ciphertexts):
+                if recipient in inbox:  # addressed to a node still in the setup
+                    inbox[recipient].append((mask, sender, ciphertext))
+
+        def deliver(j: int) -> PRZSDeliver:
+            return PRZSDeliver([m for m, _, _ in inbox[j]], [s for _, s, _ in inbox[j]], [c for _, _, c in inbox[j]])
+
+        self._call_nodes(self._require_nodes("setup", self.t), deliver, 0, Ack)
+        self.online = list(self._require_nodes("setup", self.t))
         return tuple(self.online)
 
     # -- one round -----------------------------------------------------------------------------
