@@ -36,7 +36,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.registry import MANIFEST, write_manifest
+from ppbfl.protocol.registry import MANIFEST, Registry, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -96,11 +96,20 @@ class InProcessDeployment(Deployment):
     Args:
         t, n, d: threshold, number of edge nodes, update length (the dealer needs ``d``).
         behaviours: edge node index -> :class:`EdgeBehaviour` (default honest).
+
+    Each edge node gets TLS credentials of an in-memory CA (``creds``) and the registry of their
+    fingerprints (``registry``): its key signs its PRZS offer, the registry checks its peers'.
     """
 
     def __init__(self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61) -> None:
         behaviours = dict(behaviours or {})
-        self.nodes = {edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field) for j in range(1, n + 1)}
+        ca = make_ca("ppbfl in-process consortium")  # the edge nodes sign their PRZS offers with their own keys
+        self.creds = {edge_party(j): issue(ca, edge_party(j)) for j in range(1, n + 1)}
+        self.registry = Registry({party: c.fingerprint for party, c in self.creds.items()})
+        self.nodes = {
+            party: EdgeNode(behaviour=behaviours.get(j, "honest"), field=field, credentials=self.creds[party], registry=self.registry)
+            for j, party in ((j, edge_party(j)) for j in range(1, n + 1))
+        }
         self._edges: dict[str, EdgeNode] = dict(self.nodes)
         dealer = TripleDealerNode(t, n, d, InProcessTransport(DEALER_PARTY, self._edges), field=field)
         self._handlers: dict[str, Handler] = {**self._edges, DEALER_PARTY: dealer}
