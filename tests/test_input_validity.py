@@ -298,7 +298,7 @@ def test_a_proof_after_the_node_reported_is_refused_and_the_relay_must_carry_eac
 
 def test_an_edge_node_refuses_a_setup_that_weakens_the_check():
     with Federation.in_process(3, 5, 8, 1) as federation:
-        setup = SetupEdge(1, 3, 5, 8, 16, 0.0, [], [], validity_k=validity.MIN_ROWS - 1)
+        setup = SetupEdge(1, 3, 5, 8, 16, 0.0, validity_k=validity.MIN_ROWS - 1, session=bytes(32))
         with pytest.raises(RemoteError, match="validity_k"):
             federation.deployment.coordinator.call(edge_party(1), setup, round=0, timeout=5, context={"p": P})
 
