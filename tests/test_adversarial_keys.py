@@ -10,6 +10,7 @@ The relay below is a test wrapper around the coordinator's transport (a man in t
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ppbfl.field.prime_field import GF61
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import DEALER_PARTY, EdgeNode
+from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import PRZSDeliver, PRZSPeers, SetupEdge, TripleRequest, TripleShares
 from ppbfl.protocol.przs_setup import offer_payload
 from ppbfl.protocol.round import Coordinator
@@ -241,3 +243,13 @@ def test_dealt_triples_never_pass_through_the_coordinator():
     kind = TripleShares.KIND.encode()
     assert not any(kind in blob for blob in relay.seen)
     assert not any(np.ascontiguousarray(triples[0]).tobytes() in blob for triples in held for blob in relay.seen)
+
+
+def test_a_setup_with_too_many_przs_sets_is_refused_at_once():
+    with InProcessDeployment(T, N, D) as deployment:
+        setup = SetupEdge(index=1, t=16, n=31, d=D, frac_bits=16, tau=0.0, validity_k=40, session=bytes(32))  # C(30, 15) sets
+        start = time.perf_counter()
+        with pytest.raises(RemoteError, match="more than 4096 PRZS sets"):
+            deployment.coordinator.call("edge-1", setup, round=0, timeout=5)
+        assert time.perf_counter() - start < 1.0
+        assert deployment.nodes["edge-1"].setup is None
