@@ -1,10 +1,13 @@
-"""Attacks on key setup (issue 12, item 1): the coordinator relays the PRZS key agreement but holds no key.
+"""Attacks on keys and relayed values (issue 12, item 1): the coordinator relays, holds no key, alters nothing.
 
 The coordinator is untrusted: it sees every setup message and may rewrite any of them. The edge
 nodes draw the PRZS set keys themselves (:mod:`ppbfl.protocol.przs_setup`); a coordinator that
 substitutes a node's X25519 offer, relays another node's offer or a certificate nobody registered,
 or tampers with, relabels or withholds a sealed key, is refused by the nodes, which name it.
-The relay below is a test wrapper around the coordinator's transport (a man in the middle).
+Every value a node sends its peers through the coordinator (its ``VerifyShares`` and, in Beaver
+mode, ``NormShares``, inside the ``AggregateRequest``) is signed by it; a relay that alters one is
+refused by every node, which names it. The relay below is a test wrapper around the
+coordinator's transport (a man in the middle).
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ppbfl.field.prime_field import GF61
+from ppbfl.protocol import signed_shares
 from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.device import Device
 from ppbfl.protocol.edge_node import DEALER_PARTY, EdgeNode
-from ppbfl.protocol.errors import RemoteError
-from ppbfl.protocol.messages import PRZSDeliver, PRZSPeers, SetupEdge, TripleRequest, TripleShares
+from ppbfl.protocol.errors import PeerAuthError, RemoteError
+from ppbfl.protocol.messages import AggregateRequest, PRZSDeliver, PRZSPeers, SetupEdge, TripleRequest, TripleShares
 from ppbfl.protocol.przs_setup import offer_payload
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
@@ -253,3 +258,101 @@ def test_a_setup_with_too_many_przs_sets_is_refused_at_once():
             deployment.coordinator.call("edge-1", setup, round=0, timeout=5)
         assert time.perf_counter() - start < 1.0
         assert deployment.nodes["edge-1"].setup is None
+
+
+def _run_round(tamper, norms: str = "auto") -> tuple[Coordinator, Exception | None]:
+    """One round of 3 devices through a relay that applies ``tamper``: the coordinator after it, and its error."""
+    m = 3
+    reference = np.array([0.01, -0.02, 0.03, 0.005])
+    updates = {i: reference * (1 + 0.1 * i) for i in range(m)}  # all along the reference: all accepted
+    deployment = InProcessDeployment(T, N, D)
+    coordinator = Coordinator(T, N, D, Relay(deployment.coordinator, tamper), norms=norms)  # type: ignore[arg-type]
+    coordinator.setup()
+    announcement = coordinator.open_round(1)
+    devices = [Device(i, T, N, coordinator.codec, transport=deployment.device_transport(i)) for i in range(m)]
+    for i, device in enumerate(devices):
+        device.submit(announcement, updates[i])
+    challenge = coordinator.challenge(1)
+    for device in devices:
+        device.prove(challenge)
+    try:
+        result = coordinator.finish_round(1, reference)
+    except NotEnoughEdgeNodesError as error:
+        return coordinator, error
+    finally:
+        coordinator.close()
+    assert result.accepted == list(range(m)), result.rejected
+    return coordinator, None
+
+
+def _alter_row(name: str, node: int) -> Callable[[str, Message], Message]:
+    """Add 1 to node ``node``'s first share in the relayed ``name`` rows."""
+
+    def tamper(party: str, message: Message) -> Message:
+        if not isinstance(message, AggregateRequest):
+            return message
+        rows = getattr(message, name).copy()
+        row = message.points.index(node)
+        rows[row, 0] = (int(rows[row, 0]) + 1) % P
+        return dataclasses.replace(message, **{name: rows})
+
+    return tamper
+
+
+def _swap_rows(party: str, message: Message) -> Message:
+    """Attribute edge-1's verify shares to edge-2 and the reverse (each node's signature stays on its row)."""
+    if not isinstance(message, AggregateRequest):
+        return message
+    order = list(range(len(message.points)))
+    order[0], order[1] = 1, 0
+    return dataclasses.replace(message, **{name: getattr(message, name)[order] for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity")})
+
+
+@pytest.mark.parametrize(
+    ("tamper", "norms", "what"),
+    [
+        (_alter_row("dot_ref", 2), "auto", "verify shares of edge-2"),
+        (_alter_row("norm2", 2), "auto", "norm2 shares of edge-2"),
+        (_swap_rows, "auto", "shares of edge-1"),
+        (_alter_row("norm2", 2), "beaver", "norm shares of edge-2"),
+        (_alter_row("validity", 2), "beaver", "verify shares of edge-2"),
+    ],
+    ids=["dot-ref", "hm-norm2", "swapped-nodes", "beaver-norm2", "beaver-validity"],
+)
+def test_a_relayed_value_the_coordinator_altered_is_refused_naming_it(tamper, norms, what):
+    coordinator, error = _run_round(tamper, norms)
+    assert error is not None and "aggregate" in str(error)
+    assert sorted(coordinator.dropped) == list(range(1, N + 1))  # every node refuses the altered request
+    for reason in coordinator.dropped.values():
+        assert reason.startswith("PeerAuthError") and "peer coordinator" in reason and what in reason and "did not sign" in reason
+
+
+def test_relayed_values_reach_the_nodes_signed_and_unaltered_in_an_honest_round():
+    for norms in ("auto", "beaver"):
+        coordinator, error = _run_round(None, norms)
+        assert error is None and not coordinator.dropped
+
+
+def test_a_relay_that_hides_a_signed_mismatch_is_refused():
+    """A node's signed ``mismatched`` list must be inside the relayed ``rejected`` (else a device whose
+    upload does not match its commitment could be let in by dropping the claim)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    rows = np.arange(3, dtype=np.uint64).reshape(1, 3)
+    norm2_hash = signed_shares.field_hash(rows[0])
+    digest = signed_shares.verify_digest(
+        bytes(32), 1, 1, consistency=rows[0], dot_ref=rows[0], norm2_hash=norm2_hash, proof_consistency=rows[0], validity=rows[0],
+        mismatched=[2],
+    )
+    signature = signed_shares.sign(key, digest)
+
+    def request(rejected: list[int]) -> AggregateRequest:
+        return AggregateRequest(
+            [1], rows, rows, rows, 4, np.ones(3), rejected, rows, rows, [signature], [norm2_hash], [[2]], [], np.zeros((0, 0), np.uint64)
+        )
+
+    check = dict(session=bytes(32), round=1, keys={1: key.public_key()}, relay="coordinator", me="edge-2", field=GF61, columns=[])
+    signed_shares.check_relayed(request([2]), **check)  # as signed: accepted
+    with pytest.raises(PeerAuthError, match=r"peer coordinator.*left devices at positions \[2\]"):
+        signed_shares.check_relayed(request([]), **check)
+    with pytest.raises(PeerAuthError, match="did not sign"):
+        signed_shares.check_relayed(request([2]), **{**check, "round": 2})  # replayed into another round
