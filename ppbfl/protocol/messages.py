@@ -266,17 +266,20 @@ class VerifyShares(Message):
     ``mismatched``: positions of devices whose uploaded leaves do not match their on-chain commitment;
     ``proof_consistency``: ``<alpha, b_j> + mu_j`` of the proof bits; ``validity``: share of the
     validity value ``z`` (re-randomised, degree ``2(t - 1)``, if ``hm``; else its degree-``(t - 1)``
-    linear part, to which Beaver mode adds the squares).
+    linear part, to which Beaver mode adds the squares). ``signature``: the node's ECDSA signature
+    over all of these (:func:`ppbfl.protocol.signed_shares.verify_digest`): its peers check it when
+    the coordinator relays them.
     """
 
     KIND: ClassVar[str] = "verify_shares"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
     proof_consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     validity: Annotated[np.ndarray, FieldArray(ndim=1)]
     mismatched: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
 
 
 @register
@@ -341,12 +344,14 @@ class BeaverFinish(Message):
 @register
 @dataclass(frozen=True)
 class NormShares(Message):
-    """Degree-``(t - 1)`` shares from Beaver triples: ``||g_i||^2`` and ``||rho' b_i||^2``, (m,) uint64 each."""
+    """Degree-``(t - 1)`` shares from Beaver triples: ``||g_i||^2`` and ``||rho' b_i||^2``, (m,) uint64 each,
+    and the node's ``signature`` over both (:func:`ppbfl.protocol.signed_shares.norms_digest`)."""
 
     KIND: ClassVar[str] = "norm_shares"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
     proof_squares: Annotated[np.ndarray, FieldArray(ndim=1)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
 
 
 @register
@@ -361,10 +366,16 @@ class AggregateRequest(Message):
     reported as not matching their commitment (rejected by everyone, scalars not opened);
     ``proof_consistency``, ``validity``: (k, m) share matrices of the validity proofs' consistency
     values and of ``z`` (degree ``norm2_degree``).
+
+    What lets each node check the rows against their nodes' signatures
+    (:mod:`ppbfl.protocol.signed_shares`), per point: ``verify_signatures`` (its ``VerifyShares``
+    signature), ``verify_norm2`` (SHA-256 of that reply's ``norm2``), ``mismatched_by`` (its
+    ``mismatched`` list); Beaver mode only (else empty): ``norm_signatures`` (its ``NormShares``
+    signature) and ``proof_squares`` ((k, m): its ``NormShares.proof_squares``).
     """
 
     KIND: ClassVar[str] = "aggregate_request"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=2)]
@@ -374,6 +385,11 @@ class AggregateRequest(Message):
     rejected: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     proof_consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
     validity: Annotated[np.ndarray, FieldArray(ndim=2)]
+    verify_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
+    verify_norm2: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
+    mismatched_by: Annotated[list[list[int]], ListOf(ListOf(UInt(bits=32), max_len=1 << 16), max_len=1024)]
+    norm_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
+    proof_squares: Annotated[np.ndarray, FieldArray(ndim=2)]
 
 
 @register

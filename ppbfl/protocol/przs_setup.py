@@ -115,6 +115,9 @@ class PRZSSetup:
     _own: dict[frozenset[int], bytes] = dataclass_field(default_factory=dict, repr=False)
     sealed: PRZSSealed | None = None
     """This node's reply to the peers (kept: a retried request gets the same keys)."""
+    peer_keys: dict[int, ec.EllipticCurvePublicKey] = dataclass_field(default_factory=dict, repr=False)
+    """Node index -> the signing key of its checked certificate (this node's own included), once
+    the peers are accepted: what relayed values are checked against (:mod:`.signed_shares`)."""
     opened: PartyPRZS | None = None
     """This node's zero-sharer once its keys are delivered (kept: a repeated delivery cannot reset
     the counters it has used)."""
@@ -125,8 +128,8 @@ class PRZSSetup:
         signature = self.credentials.key.sign(offer_payload(self.session, self.index, self.t, self.n, public), ec.ECDSA(hashes.SHA256()))
         return PRZSOffer(public, self.credentials.cert_pem, signature)
 
-    def _check_offer(self, relay: str, j: int, public: bytes, cert_pem: bytes, signature: bytes) -> None:
-        """Raise PeerAuthError (naming ``relay``) unless edge ``j``'s offer is signed by its registered key."""
+    def _check_offer(self, relay: str, j: int, public: bytes, cert_pem: bytes, signature: bytes) -> ec.EllipticCurvePublicKey:
+        """Edge ``j``'s signing key; raise PeerAuthError (naming ``relay``) unless its offer is signed by its registered key."""
         try:
             cert = x509.load_pem_x509_certificate(cert_pem)
             key = cert.public_key()
@@ -142,6 +145,7 @@ class PRZSSetup:
             key.verify(signature, offer_payload(self.session, j, self.t, self.n, public), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             raise PeerAuthError(relay, f"relayed a PRZS offer of {edge_party(j)} whose signature does not verify (substituted key?)") from None
+        return key
 
     def accept_peers(self, relay: str, peers: PRZSPeers) -> PRZSSealed:
         """Step 2: check every relayed offer, derive the pair keys, draw and seal the keys this node leads.
@@ -163,9 +167,10 @@ class PRZSSetup:
             raise PeerAuthError(relay, f"relayed a PRZS peer list without {edge_party(self.index)}'s own offer")
         if len(online) < self.t:
             raise OutOfPhaseError(edge_party(self.index), f"PRZS peers: {len(online)} nodes, at least t = {self.t} needed")
+        self.peer_keys[self.index] = self.credentials.key.public_key()
         for j, public, cert_pem, signature in zip(peers.indices, peers.public_keys, peers.certificates, peers.signatures):
             if j != self.index:
-                self._check_offer(relay, j, public, cert_pem, signature)
+                self.peer_keys[j] = self._check_offer(relay, j, public, cert_pem, signature)
                 shared = self._secret.exchange(X25519PublicKey.from_public_bytes(public))
                 low, high = sorted((self.index, j))
                 info = _PAIR + struct.pack(">II", low, high)
