@@ -31,6 +31,7 @@ from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc import linear
 from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
+from ppbfl.protocol import signed_shares
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.messages import (
@@ -211,6 +212,16 @@ class EdgeNode:
                 self.rounds[round] = _RoundState()
             return self.rounds[round]
 
+    @property
+    def _session(self) -> bytes:
+        """The setup session id (what this node's signatures on relayed values are bound to)."""
+        return self.config.session
+
+    def _sign(self, digest: bytes) -> bytes:
+        if self.credentials is None:
+            raise OutOfPhaseError(self.name, "no TLS key to sign relayed values with")
+        return signed_shares.sign(self.credentials.key, digest)
+
     def _require(self, sender: str, expected: str, what: str) -> None:
         if sender != expected:
             raise OutOfPhaseError(self.name, f"{what} must come from {expected}, not {sender}")
@@ -381,7 +392,11 @@ class EdgeNode:
         state.devices = list(message.devices)
         state.reference = message.reference
         state.coins = coins
-        reply = VerifyShares(consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched)
+        signature = self._sign(signed_shares.verify_digest(
+            self._session, envelope.round, self.config.index, consistency=consistency, dot_ref=dot_ref, norm2_hash=signed_shares.field_hash(norm2),
+            proof_consistency=proof_consistency, validity=valid, mismatched=mismatched,
+        ))
+        reply = VerifyShares(consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched, signature=signature)
         state.verified = (message, reply)
         return reply
 
@@ -428,10 +443,10 @@ class EdgeNode:
         a, c = state.triples
         proof_a, proof_c = state.proof_triples
         state.triples = state.proof_triples = None  # single use
-        reply = NormShares(
-            square_from_opened(message.eps, a[:k], c[:k], field=self.field),
-            square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field),
-        )
+        norm2 = square_from_opened(message.eps, a[:k], c[:k], field=self.field)
+        squares = square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field)
+        digest = signed_shares.norms_digest(self._session, envelope.round, self.config.index, norm2=norm2, proof_squares=squares)
+        reply = NormShares(norm2, squares, self._sign(digest))
         state.finished = (message, reply)
         return reply
 
@@ -449,6 +464,14 @@ class EdgeNode:
                 raise OutOfPhaseError(self.name, f"aggregate request field {name!r}: shape {shape}, expected ({k}, {m})")
         if message.trust.shape != (m,):
             raise OutOfPhaseError(self.name, f"aggregate request field 'trust': shape {message.trust.shape}, expected ({m},)")
+        if self._przs_setup is None or self.przs is None:
+            raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
+        if not set(state.eps_devices) <= set(state.devices):
+            raise OutOfPhaseError(self.name, "Beaver devices outside the verified devices")
+        signed_shares.check_relayed(
+            message, session=self._session, round=envelope.round, keys=self._przs_setup[1].peer_keys, relay=envelope.sender,
+            me=self.name, field=self.field, columns=[state.devices.index(i) for i in state.eps_devices],
+        )
         decision = decide_request(message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec)
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
