@@ -70,6 +70,7 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
+from ppbfl.protocol.signed_shares import field_hash
 from ppbfl.protocol.transport import Transport
 from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
@@ -414,6 +415,8 @@ class Coordinator:
 
         norm2_rows: dict[int, np.ndarray]
         validity_rows: dict[int, np.ndarray]
+        squares: dict[int, np.ndarray] = {}
+        norm_signatures: dict[int, bytes] = {}
         if hm and len(points) >= 2 * self.t - 1:
             mode, degree = "honest-majority", 2 * (self.t - 1)
             norm2_rows = {j: verify[j].norm2 for j in points}
@@ -425,7 +428,7 @@ class Coordinator:
                 proof_consistency=rows("proof_consistency", points),
             ).rejected
             mode, degree = "beaver", self.t - 1
-            norm2_rows, squares = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
+            norm2_rows, squares, norm_signatures = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
             points = self._require_nodes("beaver", self.t)
             validity_rows = {j: ops.sub(verify[j].validity, squares[j], field=self.field) for j in points}
         lap("verify")
@@ -439,6 +442,10 @@ class Coordinator:
             degree, trust_values, mismatched,
             rows("proof_consistency", points),
             np.stack([validity_rows[j] for j in points]).reshape(len(points), len(members)),
+            # what lets each node check the rows against their nodes' signatures (signed_shares)
+            [verify[j].signature for j in points], [field_hash(verify[j].norm2) for j in points], [verify[j].mismatched for j in points],
+            [norm_signatures[j] for j in points] if squares else [],
+            np.stack([squares[j] for j in points]).reshape(len(points), len(members)) if squares else np.zeros((0, 0), np.uint64),
         )
         decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
@@ -508,9 +515,9 @@ class Coordinator:
 
     def _beaver_norms(
         self, round: int, members: list[int], columns: list[int], points: tuple[int, ...]
-    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, bytes]]:
         """Degree-``(t - 1)`` shares of the squared norms and of the proofs' ``||rho' b||^2`` from dealer
-        triples (fewer than ``2t - 1`` nodes online), per node: ``(norms, proof squares)``.
+        triples (fewer than ``2t - 1`` nodes online), per node: ``(norms, proof squares, the node's signature)``.
 
         Only the devices at positions ``columns`` (those with consistent shares) get triples; the
         other positions get zero shares (those devices are rejected before anything is opened).
@@ -541,10 +548,11 @@ class Coordinator:
 
         eps, proof_eps = open_masked("eps", self.d), open_masked("proof_eps", width)
         finished = self._call_nodes(opened_at, lambda j: BeaverFinish(eps, proof_eps), round, NormShares)
-        norms, squares = {}, {}
+        norms, squares, signatures = {}, {}, {}
         for j, reply in finished.items():
+            signatures[j] = reply.signature
             norms[j] = np.zeros(len(members), dtype=np.uint64)
             norms[j][columns] = reply.norm2
             squares[j] = np.zeros(len(members), dtype=np.uint64)
             squares[j][columns] = reply.proof_squares
-        return norms, squares
+        return norms, squares, signatures
