@@ -29,7 +29,15 @@ from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.device import Device
 from ppbfl.protocol.edge_node import DEALER_PARTY, EdgeNode
 from ppbfl.protocol.errors import PeerAuthError, RemoteError
-from ppbfl.protocol.messages import AggregateRequest, PRZSDeliver, PRZSPeers, SetupEdge, TripleRequest, TripleShares
+from ppbfl.protocol.messages import (
+    AggregateRequest,
+    PRZSDeliver,
+    PRZSPeers,
+    SetupEdge,
+    TripleRequest,
+    TripleShares,
+    VerifyRequest,
+)
 from ppbfl.protocol.przs_setup import offer_payload
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
@@ -331,6 +339,25 @@ def test_relayed_values_reach_the_nodes_signed_and_unaltered_in_an_honest_round(
     for norms in ("auto", "beaver"):
         coordinator, error = _run_round(None, norms)
         assert error is None and not coordinator.dropped
+
+
+def _replace_coin(party: str, message: Message) -> Message:
+    """Relay a coin of the coordinator's choice as edge-2's (to grind the proof checks' coins)."""
+    if isinstance(message, VerifyRequest):
+        coins = list(message.coins)
+        coins[message.coin_nodes.index(2)] = b"\x07" * 32
+        return dataclasses.replace(message, coins=coins)
+    return message
+
+
+def test_a_relayed_coin_the_coordinator_chose_is_refused_naming_it():
+    coordinator, error = _run_round(_replace_coin)
+    assert error is not None and "verify" in str(error)
+    dropped = dict(coordinator.dropped)
+    assert "this node's coin" in dropped.pop(2)  # edge-2 finds its own coin changed
+    assert sorted(dropped) == [1, 3, 4, 5]
+    for reason in dropped.values():
+        assert reason.startswith("PeerAuthError") and "peer coordinator" in reason and "coin of edge-2 that it did not sign" in reason
 
 
 def test_a_relay_that_hides_a_signed_mismatch_is_refused():
