@@ -222,14 +222,17 @@ class UploadsReport(Message):
     """Edge node -> coordinator: ``devices`` whose upload it stored (ascending) and, for each, the
     Merkle ``roots`` of the leaves that came with it (what the device must have committed);
     ``proofs``: devices whose validity proof it stored (ascending). The node closes the round's
-    proofs when it answers and draws its ``coin`` (32 random bytes) for the proof checks."""
+    proofs when it answers and draws its ``coin`` (32 random bytes) for the proof checks, which it
+    signs (``coin_signature``, :func:`ppbfl.protocol.signed_shares.coin_digest`): its peers get the
+    coin through the coordinator."""
 
     KIND: ClassVar[str] = "uploads_report"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)]
     proofs: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     coin: Hash
+    coin_signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
 
 
 @register
@@ -241,11 +244,12 @@ class VerifyRequest(Message):
     update encoded under the no-wrap bound ((d,) uint64); ``commitments``: each device's on-chain
     share commitment (the node compares it with the root of the leaves it received); ``hm``: also return honest-majority
     shares of ``||g||^2`` and of the validity value (PRZS counter ``zero_counter``, never reused);
-    ``coin_nodes``, ``coins``: the nodes' coins for the proof checks (each node finds its own).
+    ``coin_nodes``, ``coins``, ``coin_signatures``: the nodes' signed coins for the proof checks
+    (each node finds its own and checks the others' signatures; at least ``t`` are needed).
     """
 
     KIND: ClassVar[str] = "verify_request"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     challenge_seed: Hash
     reference: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
@@ -254,6 +258,7 @@ class VerifyRequest(Message):
     zero_counter: Word
     coin_nodes: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     coins: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
+    coin_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
 
 
 @register

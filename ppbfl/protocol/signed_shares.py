@@ -38,7 +38,7 @@ from ppbfl.protocol.messages import AggregateRequest
 from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round_errors import OutOfPhaseError
 
-__all__ = ["check_relayed", "field_hash", "norms_digest", "sign", "verify_digest"]
+__all__ = ["check_coins", "check_relayed", "coin_digest", "field_hash", "norms_digest", "sign", "verify_digest"]
 
 _DOMAIN = b"ppbfl/relayed/v1"
 
@@ -67,6 +67,11 @@ def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, p
     return _digest(b"norms", session, round, index, [field_hash(norm2), field_hash(proof_squares)])
 
 
+def coin_digest(session: bytes, round: int, index: int, coin: bytes) -> bytes:
+    """The digest node ``index`` signs in its ``UploadsReport`` of ``round`` (its 32-byte proof-check ``coin``)."""
+    return _digest(b"coin", session, round, index, [hashlib.sha256(coin).digest()])
+
+
 def sign(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
     """ECDSA P-256 (SHA-256, DER) signature of ``digest`` by ``key``."""
     return key.sign(digest, ec.ECDSA(hashes.SHA256()))
@@ -78,6 +83,17 @@ def _check(key: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes) -> b
     except InvalidSignature:
         return False
     return True
+
+
+def check_coins(
+    nodes: Sequence[int], coins: Sequence[bytes], signatures: Sequence[bytes], *, session: bytes, round: int,
+    keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
+) -> None:
+    """Check every relayed proof-check coin against its node's signature (PeerAuthError naming ``relay``)."""
+    for j, coin, signature in zip(nodes, coins, signatures, strict=True):
+        key = keys.get(j)
+        if key is None or not _check(key, signature, coin_digest(session, round, j, coin)):
+            raise PeerAuthError(relay, f"relayed a proof-check coin of {edge_party(j)} that it did not sign")
 
 
 def check_relayed(
