@@ -327,7 +327,8 @@ class EdgeNode:
             held = sorted(dict(state.uploads).items())  # dict(): one atomic copy
             proofs = sorted(state.proofs)
         held = held[: message.limit]
-        return UploadsReport([i for i, _ in held], [entry[2] for _, entry in held], proofs[: message.limit], state.coin)
+        signature = self._sign(signed_shares.coin_digest(self._session, envelope.round, self.config.index, state.coin))
+        return UploadsReport([i for i, _ in held], [entry[2] for _, entry in held], proofs[: message.limit], state.coin, signature)
 
     def _proof_rows(self, state: _RoundState, devices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The stored proofs of ``devices``: bit shares (m, K) and mask shares (m,)."""
@@ -340,14 +341,20 @@ class EdgeNode:
             bits[k] = state.proofs[i][0]
         return bits, np.array([state.proofs[i][1] for i in devices], dtype=np.uint64)
 
-    def _proof_coins(self, state: _RoundState, message: VerifyRequest) -> validity.ProofCoins:
-        """The round's proof coins; the request must carry this node's own coin."""
+    def _proof_coins(self, state: _RoundState, message: VerifyRequest, round: int, relay: str) -> validity.ProofCoins:
+        """The round's proof coins; the request must carry this node's own coin and at least ``t`` signed ones."""
         assert self.validity is not None
-        if len(message.coin_nodes) != len(message.coins):
-            raise OutOfPhaseError(self.name, f"{len(message.coins)} coins for {len(message.coin_nodes)} nodes")
+        if not len(message.coin_nodes) == len(message.coins) == len(message.coin_signatures):
+            raise OutOfPhaseError(self.name, f"{len(message.coins)} coins, {len(message.coin_signatures)} signatures for {len(message.coin_nodes)} nodes")
         mine = dict(zip(message.coin_nodes, message.coins)).get(self.config.index)
         if state.coin is None or mine != state.coin:
             raise OutOfPhaseError(self.name, "the verify request does not carry this node's coin for the proof checks")
+        if not self.config.t <= len(set(message.coin_nodes)) == len(message.coin_nodes) or self._przs_setup is None:
+            raise OutOfPhaseError(self.name, f"coins of nodes {list(message.coin_nodes)[:8]}: distinct, at least t = {self.config.t} expected")
+        signed_shares.check_coins(
+            message.coin_nodes, message.coins, message.coin_signatures, session=self._session, round=round,
+            keys=self._przs_setup[1].peer_keys, relay=relay,
+        )
         seed = validity.coin_seed(message.challenge_seed, list(zip(message.coin_nodes, message.coins)))
         return validity.proof_coins(message.challenge_seed, seed, self.validity)
 
@@ -372,7 +379,7 @@ class EdgeNode:
         dot_ref = sums[1]
         if self.behaviour is EdgeBehaviour.TAMPER_VERIFY:
             dot_ref = ops.add(dot_ref, np.full(dot_ref.shape, 12345, dtype=np.uint64), field=self.field)
-        coins = self._proof_coins(state, message)
+        coins = self._proof_coins(state, message, envelope.round, envelope.sender)
         bits, bit_masks = self._proof_rows(state, message.devices)
         g_dot_v = ops.row_dots(shares, coins.v, coins.v, squares=False, field=self.field, rows_name="shares")[0] if shares else np.zeros(0, dtype=np.uint64)
         proof_consistency, valid = validity.proof_linear_shares(bits, bit_masks, g_dot_v, coins, field=self.field)
