@@ -405,6 +405,7 @@ class Coordinator:
         coin_nodes = sorted(j for j in alive if j in reports)
         verify_request = VerifyRequest(
             seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
+            [reports[j].coin_signature for j in coin_nodes],
         )
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
