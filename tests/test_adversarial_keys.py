@@ -189,6 +189,31 @@ def test_a_substituted_offer_is_refused_naming_the_relay(tamper, why):
         assert reason.startswith("PeerAuthError") and "peer coordinator" in reason and "edge-2" in reason and why in reason
 
 
+def test_a_node_that_signs_a_low_order_key_is_named():
+    """A malicious edge-2 (modelled with its own key) offers the zero point: X25519 with it gives 0."""
+    session: dict[str, bytes] = {}
+
+    def low_order(party: str, message: Message) -> Message:
+        if isinstance(message, SetupEdge):
+            session["id"] = message.session
+        if isinstance(message, PRZSPeers) and party != "edge-2":
+            k = message.indices.index(2)
+            keys, signatures = list(message.public_keys), list(message.signatures)
+            keys[k] = bytes(32)
+            signatures[k] = deployment.creds["edge-2"].key.sign(offer_payload(session["id"], 2, T, N, bytes(32)), ec.ECDSA(hashes.SHA256()))
+            return dataclasses.replace(message, public_keys=keys, signatures=signatures)
+        return message
+
+    with InProcessDeployment(T, N, D) as deployment:
+        coordinator, _ = _setup(deployment, low_order)
+        with pytest.raises(NotEnoughEdgeNodesError):
+            coordinator.setup()
+        dropped = dict(coordinator.dropped)
+        coordinator.close()
+    assert sorted(dropped) == [1, 3, 4, 5]
+    assert all("peer edge-2" in reason and "low-order" in reason for reason in dropped.values())
+
+
 def _on_deliver_to_edge_3(change: Callable[[PRZSDeliver], PRZSDeliver]) -> Callable[[str, Message], Message]:
     def tamper(party: str, message: Message) -> Message:
         return change(message) if isinstance(message, PRZSDeliver) and party == "edge-3" else message

@@ -171,7 +171,10 @@ class PRZSSetup:
         for j, public, cert_pem, signature in zip(peers.indices, peers.public_keys, peers.certificates, peers.signatures):
             if j != self.index:
                 self.peer_keys[j] = self._check_offer(relay, j, public, cert_pem, signature)
-                shared = self._secret.exchange(X25519PublicKey.from_public_bytes(public))
+                try:
+                    shared = self._secret.exchange(X25519PublicKey.from_public_bytes(public))
+                except ValueError:  # a low-order point: the shared secret would be 0
+                    raise PeerAuthError(edge_party(j), "signed a PRZS offer with a low-order X25519 key") from None
                 low, high = sorted((self.index, j))
                 info = _PAIR + struct.pack(">II", low, high)
                 key = HKDF(hashes.SHA256(), 32, salt=self.session, info=info).derive(shared)

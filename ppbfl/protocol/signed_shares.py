@@ -113,6 +113,9 @@ def check_relayed(
     if not len(request.verify_signatures) == len(request.verify_norm2) == len(request.mismatched_by) == k:
         raise OutOfPhaseError(me, f"aggregate request: signatures, norm2 hashes and mismatched lists for {k} points expected")
     m = request.consistency.shape[1] if request.consistency.ndim == 2 else 0
+    for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity"):
+        if getattr(request, name).shape != (k, m):
+            raise OutOfPhaseError(me, f"aggregate request field {name!r}: shape {getattr(request, name).shape}, expected ({k}, {m})")
     if beaver and (len(request.norm_signatures) != k or request.proof_squares.shape != (k, m)):
         raise OutOfPhaseError(me, f"aggregate request: Beaver mode needs {k} norm signatures and ({k}, {m}) proof squares")
     for row, j in enumerate(request.points):
