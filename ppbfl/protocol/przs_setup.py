@@ -23,9 +23,9 @@ coordinator draws fresh):
 The coordinator holds the public keys, certificates, signatures and ciphertexts; breaking it needs
 the X25519 (CDH) or AEAD assumption. A node offline at setup is in no set's key agreement: its sets'
 keys are drawn and shared by their online members (the zero-sharing needs every key only at its
-members that take part). Every set has ``n - t + 1`` members, so with at most ``t - 1`` curious
-nodes every set has an honest member, and the set ``complement(C)`` of any ``t - 1`` colluders ``C``
-is led and known only by honest nodes.
+members that take part). For any ``t - 1`` colluding nodes ``C``, the set ``complement(C)`` (its
+``n - t + 1`` members are all honest) is led, drawn and known only by honest nodes: that key's
+term is what the colluders miss.
 """
 
 from __future__ import annotations
