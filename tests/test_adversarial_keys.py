@@ -116,6 +116,26 @@ def test_keys_are_agreed_among_the_nodes_online_at_setup():
     assert _lagrange_at_zero(dict(list(shares.items())[:-1])) == 0  # 2t - 1 points fix degree 2(t - 1)
 
 
+def test_a_node_lost_after_its_offer_is_left_out_and_the_others_agree_again():
+    """edge-1 (leader of every set it is in) goes away after offering: its sets' keys never come, so
+    the coordinator runs the agreement once more among the nodes that sealed theirs."""
+    t = 2
+    with InProcessDeployment(t, N, D) as deployment:
+
+        def lose_edge_1(party: str, message: Message) -> Message:
+            if isinstance(message, PRZSPeers) and party == "edge-1":
+                deployment.stop_edge(1)
+            return message
+
+        coordinator, _ = _setup(deployment, lose_edge_1, t=t)
+        assert coordinator.setup() == (2, 3, 4, 5)
+        assert list(coordinator.dropped) == [1]
+        shares = {j: int(deployment.nodes[f"edge-{j}"].przs.zero_share(9)[0]) for j in (2, 3, 4, 5)}
+        coordinator.close()
+    assert _lagrange_at_zero(shares) == 0
+    assert _lagrange_at_zero(dict(list(shares.items())[:-1])) == 0
+
+
 def test_no_przs_key_passes_through_the_coordinator():
     with InProcessDeployment(T, N, D) as deployment:
         coordinator, relay = _setup(deployment)
