@@ -260,11 +260,27 @@ class Coordinator:
         Three relayed steps (:mod:`ppbfl.protocol.przs_setup`): :class:`SetupEdge` (fresh session)
         -> signed X25519 offers; every offer to every node -> the set keys each leads, sealed per
         member; each node its ciphertexts -> ready. The coordinator sees public keys and
-        ciphertexts only. A node that fails a step is dropped (with the reason).
+        ciphertexts only. A node that fails a step is dropped (with the reason); if one fails
+        after its offer (the keys of the sets it leads are then missing at their other members),
+        the setup runs once more among the nodes that sealed their keys.
 
         Raises:
             NotEnoughEdgeNodesError: fewer than ``t`` nodes completed a step.
         """
+        self.dropped = {}
+        nodes = list(range(1, self.n + 1))
+        for attempt in (1, 2):
+            offered, sealers = self._agree_keys(nodes)
+            if len(sealers) == len(offered) or attempt == 2:
+                break
+            nodes = sealers  # leave out the nodes that failed after their offer, and agree again
+            for j in nodes:
+                self.dropped.pop(j, None)
+        self.online = list(self._require_nodes("setup", self.t))
+        return tuple(self.online)
+
+    def _agree_keys(self, nodes: Sequence[int]) -> tuple[list[int], list[int]]:
+        """One setup session among ``nodes``: returns the nodes that offered and those that sealed their keys."""
         session = secrets.token_bytes(32)
 
         def message(j: int) -> SetupEdge:
@@ -273,8 +289,7 @@ class Coordinator:
                 validity_k=self.validity.k, session=session,
             )
 
-        self.dropped = {}
-        offers = self._call_nodes(range(1, self.n + 1), message, 0, PRZSOffer)
+        offers = self._call_nodes(nodes, message, 0, PRZSOffer)
         self.online = sorted(offers)
         peers = PRZSPeers(
             self.online, [offers[j].public_key for j in self.online], [offers[j].certificate for j in self.online],
@@ -291,8 +306,7 @@ class Coordinator:
             return PRZSDeliver([m for m, _, _ in inbox[j]], [s for _, s, _ in inbox[j]], [c for _, _, c in inbox[j]])
 
         self._call_nodes(self._require_nodes("setup", self.t), deliver, 0, Ack)
-        self.online = list(self._require_nodes("setup", self.t))
-        return tuple(self.online)
+        return sorted(offers), sorted(sealed)
 
     # -- one round -----------------------------------------------------------------------------
     def open_round(self, round: int, model_hash: bytes = b"\x00" * 32) -> RoundAnnouncement:
