@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
+from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import Dispute, settle, sign_upload
 from ppbfl.protocol.commitments import commitment_root
 from ppbfl.protocol.deployment import InProcessDeployment
@@ -99,7 +100,12 @@ class LiesInNorms(EdgeNode):
             return reply
         norm2 = reply.norm2.copy()
         norm2[0] = (norm2[0] + np.uint64(7)) % np.uint64(self.field.p)
-        return dataclasses.replace(reply, norm2=norm2)
+        signature = self._sign(signed_shares.verify_digest(  # it signs its lie: the relay passes it on unaltered
+            self._session, envelope.round, self.config.index, consistency=reply.consistency, dot_ref=reply.dot_ref,
+            norm2_hash=signed_shares.field_hash(norm2), proof_consistency=reply.proof_consistency, validity=reply.validity,
+            mismatched=reply.mismatched,
+        ))
+        return dataclasses.replace(reply, norm2=norm2, signature=signature)
 
 
 class OneOffShareDevice(Device):
@@ -115,7 +121,10 @@ class OneOffShareDevice(Device):
 def _federation(liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None) -> Federation:
     deployment = InProcessDeployment(t, n, D, signed_uploads=True)
     for j, kind in liars.items():
-        node = kind(field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys)
+        node = kind(
+            field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys,
+            credentials=deployment.creds[edge_party(j)], registry=deployment.registry,
+        )
         for table in (deployment.nodes, deployment._edges, deployment._handlers):
             table[edge_party(j)] = node
     coordinator = Coordinator(t, n, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)

@@ -17,7 +17,7 @@ import pytest
 from ppbfl.protocol.commitments import share_leaf
 from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.grpc_transport import GrpcTransport
-from ppbfl.protocol.messages import Ack, DeviceUpload, ProofUpload, SetupEdge, UploadsQuery, UploadsReport
+from ppbfl.protocol.messages import DeviceUpload, ProofUpload, PRZSOffer, SetupEdge, UploadsQuery, UploadsReport
 from ppbfl.protocol.process import spawn_server
 from ppbfl.protocol.registry import MANIFEST, write_manifest
 from ppbfl.protocol.tls import issue, make_ca, save_ca, save_credentials
@@ -49,14 +49,14 @@ def node(tmp_path_factory):
             for name, c in {**creds, "rogue": rogue}.items() if name != "edge-1"
         }
         setup = clients["coordinator"].call("edge-1", setup_edge(D), round=0, timeout=20)
-        assert isinstance(setup.message, Ack)
+        assert isinstance(setup.message, PRZSOffer)
         yield {"proc": proc, **clients}
         for client in clients.values():
             client.close()
 
 
 def setup_edge(d: int) -> SetupEdge:
-    return SetupEdge(index=1, t=T, n=N, d=d, frac_bits=16, tau=0.0, przs_sets=[0b011], przs_keys=[b"\x01" * 32], validity_k=40)
+    return SetupEdge(index=1, t=T, n=N, d=d, frac_bits=16, tau=0.0, validity_k=40, session=b"\x01" * 32)
 
 
 def setup_validity_length() -> int:

@@ -58,7 +58,7 @@ def test_an_upload_for_a_later_round_leaves_the_open_round_intact_at_every_node(
 @pytest.mark.parametrize("field", ["n", "t", "d", "index"])
 def test_a_setup_with_absurd_parameters_is_refused_at_once(field):
     with InProcessDeployment(T, N, D) as deployment:
-        sane = dict(index=1, t=T, n=N, d=D, frac_bits=16, tau=0.0, przs_sets=[], przs_keys=[], validity_k=40)
+        sane = dict(index=1, t=T, n=N, d=D, frac_bits=16, tau=0.0, validity_k=40, session=bytes(32))
         absurd = {**sane, field: (1 << 32) - 1}
         if field == "t":
             absurd["n"] = (1 << 32) - 1

@@ -11,13 +11,16 @@ import threading
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import ppbfl
 from ppbfl.cli import main
-from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.creds import write_credentials
 from ppbfl.protocol.grpc_transport import GrpcTransport
-from ppbfl.protocol.messages import Ack, SetupEdge
+from ppbfl.protocol.messages import PRZSOffer, SetupEdge
+from ppbfl.protocol.przs_setup import offer_payload
 from ppbfl.protocol.tls import load_credentials
 
 T, N = 2, 3
@@ -69,18 +72,17 @@ def test_ppbfl_edge_serves_a_setup_call_over_mutual_tls_with_credentials_from_pp
             "coordinator", load_credentials(tmp_path, "coordinator"), (tmp_path / "ca.crt").read_bytes(),
             {"edge-1": address}, fingerprints={"edge-1": fingerprints["edge-1"]},
         )
-        keys = PRZSKeys.setup(T, N)
-        mine = [(a, k) for a, k in keys.keys.items() if 1 in a]
-        setup = SetupEdge(
-            index=1, t=T, n=N, d=8, frac_bits=16, tau=0.0,
-            przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine], validity_k=40,
-        )
+        setup = SetupEdge(index=1, t=T, n=N, d=8, frac_bits=16, tau=0.0, validity_k=40, session=b"\x05" * 32)
         try:
-            reply = coordinator.call("edge-1", setup, round=0, timeout=30.0, expect=Ack)
+            reply = coordinator.call("edge-1", setup, round=0, timeout=30.0, expect=PRZSOffer)
         finally:
             coordinator.close()
         assert reply.sender == "edge-1"
-        assert reply.message == Ack(f"edge-1 ready: edge node 1 of ({T}, {N}), d = 8")
+        # the node signed its PRZS offer with the key of the certificate `ppbfl creds` registered for it
+        offer = reply.message
+        cert = x509.load_pem_x509_certificate(offer.certificate)
+        assert cert.fingerprint(hashes.SHA256()) == fingerprints["edge-1"]
+        cert.public_key().verify(offer.signature, offer_payload(b"\x05" * 32, 1, T, N, offer.public_key), ec.ECDSA(hashes.SHA256()))
 
         os.kill(edge.pid, signal.SIGTERM)
         assert edge.wait(timeout=30) == 0

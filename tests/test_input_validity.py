@@ -293,14 +293,14 @@ def test_a_proof_after_the_node_reported_is_refused_and_the_relay_must_carry_eac
         assert list(late.refused) == [1] and "closed" in late.refused[1]
         again = transport.call(edge_party(1), UploadsQuery(100), round=1, timeout=5, context=context).message
         assert again.coin == report.coin  # a retried query: the same coin
-        request = VerifyRequest(challenge.seed, np.zeros(d, np.uint64), [0], [b"\x00" * 32], 1, 1, [1], [bytes(32)])
+        request = VerifyRequest(challenge.seed, np.zeros(d, np.uint64), [0], [b"\x00" * 32], 1, 1, [1], [bytes(32)], [b""])
         with pytest.raises(RemoteError, match="this node's coin"):
             transport.call(edge_party(1), request, round=1, timeout=5, context=context)
 
 
 def test_an_edge_node_refuses_a_setup_that_weakens_the_check():
     with Federation.in_process(3, 5, 8, 1) as federation:
-        setup = SetupEdge(1, 3, 5, 8, 16, 0.0, [], [], validity_k=validity.MIN_ROWS - 1)
+        setup = SetupEdge(1, 3, 5, 8, 16, 0.0, validity_k=validity.MIN_ROWS - 1, session=bytes(32))
         with pytest.raises(RemoteError, match="validity_k"):
             federation.deployment.coordinator.call(edge_party(1), setup, round=0, timeout=5, context={"p": P})
 

@@ -139,10 +139,10 @@ def test_out_of_phase_and_wrong_sender_requests_are_refused():
     transport = InProcessTransport(COORDINATOR_PARTY, deployment.nodes)
     reference = np.zeros(D, dtype=np.uint64)
     with pytest.raises(RemoteError, match="nothing received for round 9"):
-        transport.call(edge_party(1), VerifyRequest(b"\x01" * 32, reference, [0], [b"\x00" * 32], 1, 9, [], []), round=9, timeout=5, context={"d": D})
+        transport.call(edge_party(1), VerifyRequest(b"\x01" * 32, reference, [0], [b"\x00" * 32], 1, 9, [], [], []), round=9, timeout=5, context={"d": D})
     impostor = deployment.device_transport(0)
     zeros = np.zeros((1, 1), np.uint64)
-    request = AggregateRequest([1], zeros, zeros, zeros, 4, np.ones(1), [], zeros, zeros)
+    request = AggregateRequest([1], zeros, zeros, zeros, 4, np.ones(1), [], zeros, zeros, [b""], [bytes(32)], [[]], [], zeros[:0, :0])
     with pytest.raises(RemoteError, match="must come from coordinator"):
         impostor.call(edge_party(1), request, round=1, timeout=5, context={"d": D})
 

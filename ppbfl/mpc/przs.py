@@ -14,9 +14,10 @@ where ``f_A`` is the degree-``(t - 1)`` polynomial with ``f_A(0) = 1`` and ``f_A
 ``A`` have ``f_A(i) = 0`` so they need not know ``r_A``. Hence ``z`` lies on a polynomial of degree
 ``<= 2(t - 1)`` with value 0 at 0, and the term of the missing key makes it pseudorandom to ``C``.
 
-Key distribution is a setup assumption: :meth:`PRZSKeys.setup` draws all keys from the OS CSPRNG in
-one place (a trusted setup). In a deployment each set's key would be agreed among its members
-(e.g. chosen by its smallest member and sent over the authenticated channels). There are
+Key distribution: :meth:`PRZSKeys.setup` draws all keys from the OS CSPRNG in one place (a trusted
+setup, for single-process simulations and tests). Deployed edge nodes agree each set's key among
+its members instead (:mod:`ppbfl.protocol.przs_setup`: the set's lowest member draws it and seals
+it to the others) and each builds its :class:`PartyPRZS` from its own keys. There are
 ``C(n, t - 1)`` sets, so this is for the small ``n`` of an edge tier. Each party holds its own
 :class:`PartyPRZS` (:meth:`PRZSKeys.for_party`); :class:`ppbfl.mpc.testing.ZeroSharer` holds all
 of them in one process (simulation only).

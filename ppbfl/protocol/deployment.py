@@ -39,7 +39,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.registry import MANIFEST, FileRegistry, write_manifest
+from ppbfl.protocol.registry import MANIFEST, FileRegistry, Registry, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -116,6 +116,9 @@ class InProcessDeployment(Deployment):
         behaviours: edge node index -> :class:`EdgeBehaviour` (default honest).
         signed_uploads: give each device a P-256 identity key (:meth:`device_key`) and make every
             edge node require its signature on uploads (:attr:`device_keys`).
+
+    Each edge node gets TLS credentials of an in-memory CA (``creds``) and the registry of their
+    fingerprints (``registry``): its key signs its PRZS offer, the registry checks its peers'.
     """
 
     def __init__(
@@ -125,9 +128,15 @@ class InProcessDeployment(Deployment):
         behaviours = dict(behaviours or {})
         self._keys: dict[int, ec.EllipticCurvePrivateKey] = {}
         self.device_keys = self._public_key if signed_uploads else None
+        ca = make_ca("ppbfl in-process consortium")  # the edge nodes sign their PRZS offers with their own keys
+        self.creds = {edge_party(j): issue(ca, edge_party(j)) for j in range(1, n + 1)}
+        self.registry = Registry({party: c.fingerprint for party, c in self.creds.items()})
         self.nodes = {
-            edge_party(j): EdgeNode(behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys)
-            for j in range(1, n + 1)
+            party: EdgeNode(
+                behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys,
+                credentials=self.creds[party], registry=self.registry,
+            )
+            for j, party in ((j, edge_party(j)) for j in range(1, n + 1))
         }
         self._edges: dict[str, EdgeNode] = dict(self.nodes)
         dealer = TripleDealerNode(t, n, d, InProcessTransport(DEALER_PARTY, self._edges), field=field)

@@ -32,6 +32,7 @@ from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc import linear
 from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
+from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import PeerAuthError
@@ -45,6 +46,8 @@ from ppbfl.protocol.messages import (
     DeviceUpload,
     NormShares,
     ProofUpload,
+    PRZSDeliver,
+    PRZSPeers,
     SetupEdge,
     TripleShares,
     UploadsQuery,
@@ -53,8 +56,10 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
-from ppbfl.protocol.registry import identity_of
+from ppbfl.protocol.przs_setup import MAX_PRZS_SETS, PRZSSetup, przs_set_count
+from ppbfl.protocol.registry import PeerRegistry, identity_of
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
+from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 
@@ -112,14 +117,19 @@ class EdgeNode:
         device_keys: device index -> its identity key: every upload must then carry that device's
             signature of its leaves' root (else :class:`PeerAuthError`), and a mismatch the node
             reports carries it as evidence. None: signatures are kept but not checked.
+        credentials, registry: the node's TLS identity (its key signs its PRZS offer) and who holds
+            which certificate (peers' offers are checked against it); also set by
+            :meth:`attach_identity`. A node without them refuses :class:`SetupEdge`.
     """
 
     def __init__(
         self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61,
-        device_keys: DeviceKeys | None = None,
+        device_keys: DeviceKeys | None = None, credentials: PartyCredentials | None = None, registry: PeerRegistry | None = None,
     ) -> None:
         self.party = party
         self.device_keys = device_keys
+        self.credentials, self.registry = credentials, registry
+        self._przs_setup: tuple[SetupEdge, PRZSSetup] | None = None  # the setup session in progress
         self.behaviour = EdgeBehaviour(behaviour)
         self.field = field
         self.setup: SetupEdge | None = None
@@ -129,6 +139,10 @@ class EdgeNode:
         self.rounds: dict[int, _RoundState] = {}
         self.current = 0  # the latest round the coordinator has sent a request for
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
+
+    def attach_identity(self, credentials: PartyCredentials, registry: PeerRegistry | None) -> None:
+        """Give the node its TLS identity and registry (called by :func:`ppbfl.protocol.serve.run_server`)."""
+        self.credentials, self.registry = credentials, registry
 
     @property
     def name(self) -> str:
@@ -165,6 +179,8 @@ class EdgeNode:
             BeaverOpen: self._beaver_open,
             BeaverFinish: self._beaver_finish,
             AggregateRequest: self._aggregate,
+            PRZSPeers: self._przs_peers,
+            PRZSDeliver: self._przs_deliver,
         }
         handler = handlers.get(type(message))
         if handler is None:
@@ -203,6 +219,16 @@ class EdgeNode:
                 self.rounds[round] = _RoundState()
             return self.rounds[round]
 
+    @property
+    def _session(self) -> bytes:
+        """The setup session id (what this node's signatures on relayed values are bound to)."""
+        return self.config.session
+
+    def _sign(self, digest: bytes) -> bytes:
+        if self.credentials is None:
+            raise OutOfPhaseError(self.name, "no TLS key to sign relayed values with")
+        return signed_shares.sign(self.credentials.key, digest)
+
     def _require(self, sender: str, expected: str, what: str) -> None:
         if sender != expected:
             raise OutOfPhaseError(self.name, f"{what} must come from {expected}, not {sender}")
@@ -216,26 +242,40 @@ class EdgeNode:
             raise OutOfPhaseError(
                 self.name, f"bad setup: n = {message.n} (at most {MAX_EDGE_NODES}), d = {message.d} (1 .. {MAX_MESSAGE_BYTES // 8})"
             )
-        if any(mask >> message.n for mask in message.przs_sets):
-            raise OutOfPhaseError(self.name, f"bad setup: a PRZS set names a party beyond n = {message.n}")
-        if len(message.przs_sets) != len(message.przs_keys):
-            raise OutOfPhaseError(self.name, "setup: przs_sets and przs_keys differ in length")
+        if przs_set_count(message.t, message.n) > MAX_PRZS_SETS:
+            raise OutOfPhaseError(self.name, f"bad setup: (t, n) = ({message.t}, {message.n}) puts a node in more than {MAX_PRZS_SETS} PRZS sets")
         if not validity.MIN_ROWS <= message.validity_k <= validity.MAX_ROWS:
             raise OutOfPhaseError(
                 self.name, f"bad setup: validity_k = {message.validity_k}, expected {validity.MIN_ROWS}..{validity.MAX_ROWS}"
             )
-        keys = {
-            frozenset(j for j in range(1, message.n + 1) if mask >> (j - 1) & 1): key
-            for mask, key in zip(message.przs_sets, message.przs_keys)
-        }
+        if self.credentials is None or self.registry is None:
+            raise OutOfPhaseError(self.name, "no TLS identity and registry to agree PRZS keys with")
+        if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
+            return self._przs_setup[1].offer()  # a retried setup: the same session and key pair
+        session = PRZSSetup(message.index, message.t, message.n, message.session, self.credentials, self.registry, self.field)
         self.party = self.party or edge_party(message.index)
-        self.przs = PartyPRZS(message.index, message.t, message.n, keys, self.field)
+        self._przs_setup = (message, session)
+        self.przs = None  # until the members' keys are delivered (PRZSDeliver)
         self.codec = FixedPointCodec(self.field, message.frac_bits)
         self.validity = validity.ValidityParams.for_length(message.d, k=message.validity_k, field=self.field)
         self.setup = message
         self.rounds.clear()
         self.current = 0
-        return Ack(f"{self.party} ready: edge node {message.index} of ({message.t}, {message.n}), d = {message.d}")
+        return session.offer()
+
+    def _przs_session(self, envelope: Envelope) -> PRZSSetup:
+        self._require(envelope.sender, COORDINATOR_PARTY, "PRZS setup")
+        if self._przs_setup is None:
+            raise OutOfPhaseError(self.name, "PRZS setup message before SetupEdge")
+        return self._przs_setup[1]
+
+    def _przs_peers(self, envelope: Envelope, message: PRZSPeers) -> Message:
+        return self._przs_session(envelope).accept_peers(envelope.sender, message)
+
+    def _przs_deliver(self, envelope: Envelope, message: PRZSDeliver) -> Message:
+        self.przs = self._przs_session(envelope).open(envelope.sender, message)
+        config = self.config
+        return Ack(f"{self.party} ready: edge node {config.index} of ({config.t}, {config.n}), d = {config.d}")
 
     def _require_device(self, envelope: Envelope, device: int) -> None:
         """The authenticated sender must be registered as device ``device`` (else :class:`PeerAuthError`)."""
@@ -301,7 +341,8 @@ class EdgeNode:
             proofs = sorted(state.proofs)
         held = held[: message.limit]
         bound = [bind_commitment(entry[2], envelope.round, i) for i, entry in held]  # as the chain stores them
-        return UploadsReport([i for i, _ in held], bound, proofs[: message.limit], state.coin)
+        signature = self._sign(signed_shares.coin_digest(self._session, envelope.round, self.config.index, state.coin))
+        return UploadsReport([i for i, _ in held], bound, proofs[: message.limit], state.coin, signature)
 
     def _proof_rows(self, state: _RoundState, devices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The stored proofs of ``devices``: bit shares (m, K) and mask shares (m,)."""
@@ -314,14 +355,20 @@ class EdgeNode:
             bits[k] = state.proofs[i][0]
         return bits, np.array([state.proofs[i][1] for i in devices], dtype=np.uint64)
 
-    def _proof_coins(self, state: _RoundState, message: VerifyRequest) -> validity.ProofCoins:
-        """The round's proof coins; the request must carry this node's own coin."""
+    def _proof_coins(self, state: _RoundState, message: VerifyRequest, round: int, relay: str) -> validity.ProofCoins:
+        """The round's proof coins; the request must carry this node's own coin and at least ``t`` signed ones."""
         assert self.validity is not None
-        if len(message.coin_nodes) != len(message.coins):
-            raise OutOfPhaseError(self.name, f"{len(message.coins)} coins for {len(message.coin_nodes)} nodes")
+        if not len(message.coin_nodes) == len(message.coins) == len(message.coin_signatures):
+            raise OutOfPhaseError(self.name, f"{len(message.coins)} coins, {len(message.coin_signatures)} signatures for {len(message.coin_nodes)} nodes")
         mine = dict(zip(message.coin_nodes, message.coins)).get(self.config.index)
         if state.coin is None or mine != state.coin:
             raise OutOfPhaseError(self.name, "the verify request does not carry this node's coin for the proof checks")
+        if not self.config.t <= len(set(message.coin_nodes)) == len(message.coin_nodes) or self._przs_setup is None:
+            raise OutOfPhaseError(self.name, f"coins of nodes {list(message.coin_nodes)[:8]}: distinct, at least t = {self.config.t} expected")
+        signed_shares.check_coins(
+            message.coin_nodes, message.coins, message.coin_signatures, session=self._session, round=round,
+            keys=self._przs_setup[1].peer_keys, relay=relay,
+        )
         seed = validity.coin_seed(message.challenge_seed, list(zip(message.coin_nodes, message.coins)))
         return validity.proof_coins(message.challenge_seed, seed, self.validity)
 
@@ -334,7 +381,6 @@ class EdgeNode:
 
     def _verify(self, envelope: Envelope, message: VerifyRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "verify")
-        assert self.przs is not None
         state = self._state(envelope.round, create=not message.devices)  # a round nobody uploaded to is empty, not an error
         if state.verified is not None and _same_request(state.verified[0], message):
             return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
@@ -347,12 +393,14 @@ class EdgeNode:
         dot_ref = sums[1]
         if self.behaviour is EdgeBehaviour.TAMPER_VERIFY:
             dot_ref = ops.add(dot_ref, np.full(dot_ref.shape, 12345, dtype=np.uint64), field=self.field)
-        coins = self._proof_coins(state, message)
+        coins = self._proof_coins(state, message, envelope.round, envelope.sender)
         bits, bit_masks = self._proof_rows(state, message.devices)
         g_dot_v = ops.row_dots(shares, coins.v, coins.v, squares=False, field=self.field, rows_name="shares")[0] if shares else np.zeros(0, dtype=np.uint64)
         proof_consistency, valid = validity.proof_linear_shares(bits, bit_masks, g_dot_v, coins, field=self.field)
         norm2 = np.zeros(0, dtype=np.uint64)
         if message.hm:
+            if self.przs is None:
+                raise OutOfPhaseError(self.name, "honest-majority verify before the PRZS keys were agreed")
             m = len(message.devices)
             zeros = self.przs.zero_share(message.zero_counter, 2 * m)  # the first m as before: norms; then z
             norm2 = ops.add(sums[2], zeros[:m], field=self.field)
@@ -365,8 +413,12 @@ class EdgeNode:
         state.devices = list(message.devices)
         state.reference = message.reference
         state.coins = coins
+        signature = self._sign(signed_shares.verify_digest(
+            self._session, envelope.round, self.config.index, consistency=consistency, dot_ref=dot_ref, norm2_hash=signed_shares.field_hash(norm2),
+            proof_consistency=proof_consistency, validity=valid, mismatched=mismatched,
+        ))
         reply = VerifyShares(
-            consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched,
+            consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched, signature=signature,
             evidence_roots=[state.uploads[message.devices[k]][2] for k in mismatched],
             evidence_signatures=[state.signatures.get(message.devices[k], b"") for k in mismatched],
         )
@@ -416,10 +468,10 @@ class EdgeNode:
         a, c = state.triples
         proof_a, proof_c = state.proof_triples
         state.triples = state.proof_triples = None  # single use
-        reply = NormShares(
-            square_from_opened(message.eps, a[:k], c[:k], field=self.field),
-            square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field),
-        )
+        norm2 = square_from_opened(message.eps, a[:k], c[:k], field=self.field)
+        squares = square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field)
+        digest = signed_shares.norms_digest(self._session, envelope.round, self.config.index, norm2=norm2, proof_squares=squares)
+        reply = NormShares(norm2, squares, self._sign(digest))
         state.finished = (message, reply)
         return reply
 
@@ -437,6 +489,14 @@ class EdgeNode:
                 raise OutOfPhaseError(self.name, f"aggregate request field {name!r}: shape {shape}, expected ({k}, {m})")
         if message.trust.shape != (m,):
             raise OutOfPhaseError(self.name, f"aggregate request field 'trust': shape {message.trust.shape}, expected ({m},)")
+        if self._przs_setup is None or self.przs is None:
+            raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
+        if not set(state.eps_devices) <= set(state.devices):
+            raise OutOfPhaseError(self.name, "Beaver devices outside the verified devices")
+        signed_shares.check_relayed(
+            message, session=self._session, round=envelope.round, keys=self._przs_setup[1].peer_keys, relay=envelope.sender,
+            me=self.name, field=self.field, columns=[state.devices.index(i) for i in state.eps_devices],
+        )
         decision = decide_request(message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec)
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:

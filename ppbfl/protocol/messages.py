@@ -2,7 +2,10 @@
 
 Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector length ``d``):
 
-1. coordinator -> edge node: :class:`SetupEdge` once (index, parameters, PRZS keys).
+1. once, the setup: coordinator -> edge node :class:`SetupEdge` (index, parameters, session) ->
+   :class:`PRZSOffer` (the node's X25519 key, signed by its TLS key); :class:`PRZSPeers` (every
+   offer, relayed) -> :class:`PRZSSealed` (the PRZS set keys it draws, sealed per member);
+   :class:`PRZSDeliver` (the keys sealed for it) -> :class:`Ack` (:mod:`.przs_setup`).
 2. device -> edge node ``j``: :class:`DeviceUpload` (its share vector or PRG seed, its share of the
    consistency mask, and the ``n`` leaf hashes whose Merkle root the device committed on chain);
    each device sends its own, over its own channel. Then coordinator -> edge node:
@@ -51,6 +54,10 @@ __all__ = [
     "BeaverOpen",
     "DeviceUpload",
     "NormShares",
+    "PRZSDeliver",
+    "PRZSOffer",
+    "PRZSPeers",
+    "PRZSSealed",
     "ProofUpload",
     "SetupEdge",
     "TripleRequest",
@@ -66,6 +73,15 @@ Count = Annotated[int, UInt(bits=32)]
 Word = Annotated[int, UInt(bits=64)]
 MAX_PROOF_LENGTH = 256 * 61
 """Longest validity proof: ``k <= 256`` projections of at most 61 bits."""
+MAX_EDGE_LIST = 64
+"""Most edge nodes a setup message lists (the tier has at most 31)."""
+MAX_CERT_BYTES = 8192
+MAX_SIGNATURE_BYTES = 80
+"""A DER ECDSA P-256 signature has at most 72 bytes."""
+SEALED_KEY_BYTES = 12 + 32 + 16
+"""A sealed PRZS set key: nonce, key, Poly1305 tag (:data:`ppbfl.protocol.przs_setup.SEALED_BYTES`)."""
+MAX_SEALED_KEYS = 1 << 17
+"""Most sealed keys in one message (a node in at most 4096 sets of at most 31 members)."""
 
 
 @register
@@ -84,23 +100,77 @@ class SetupEdge(Message):
     """Make the receiver edge node ``index`` of a ``(t, n)`` tier for length-``d`` updates.
 
     ``validity_k``: the number of random projections of the input-validity check
-    (:mod:`ppbfl.defense.validity`; the node refuses fewer than ``MIN_ROWS``).
-    ``przs_sets[k]`` is the bitmask (bit ``j - 1`` for party ``j``) of a set of ``n - t + 1``
-    parties containing ``index`` and ``przs_keys[k]`` its 32-byte PRZS key (trusted setup,
-    delivered over the authenticated channel).
+    (:mod:`ppbfl.defense.validity`; the node refuses fewer than ``MIN_ROWS``). ``session``: a fresh
+    id of this setup, which the node's PRZS offer (the reply, :class:`PRZSOffer`) signs: the PRZS
+    keys are agreed among the nodes (:mod:`ppbfl.protocol.przs_setup`), none travels here.
     """
 
     KIND: ClassVar[str] = "setup_edge"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     index: Count
     t: Count
     n: Count
     d: Count
     frac_bits: Annotated[int, UInt(max=40)]
     tau: Annotated[float, Float()]
-    przs_sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=4096)]
-    przs_keys: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=4096)]
     validity_k: Annotated[int, UInt(max=256)]
+    session: Hash
+
+
+@register
+@dataclass(frozen=True)
+class PRZSOffer(Message):
+    """Edge node -> coordinator (reply to :class:`SetupEdge`): its fresh X25519 ``public_key``, its TLS
+    ``certificate`` (PEM) and ``signature``, ECDSA P-256 (DER) by its TLS key over the session, its
+    index, ``t``, ``n`` and the public key (:func:`ppbfl.protocol.przs_setup.offer_payload`)."""
+
+    KIND: ClassVar[str] = "przs_offer"
+    VERSION: ClassVar[int] = 1
+    public_key: Annotated[bytes, Bytes(length=32)]
+    certificate: Annotated[bytes, Bytes(max_len=MAX_CERT_BYTES)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
+
+
+@register
+@dataclass(frozen=True)
+class PRZSPeers(Message):
+    """Coordinator -> edge node: every online node's :class:`PRZSOffer`, relayed (``indices``
+    ascending, and per node its ``public_keys``, ``certificates``, ``signatures``). The node checks
+    each against the registry and answers :class:`PRZSSealed`."""
+
+    KIND: ClassVar[str] = "przs_peers"
+    VERSION: ClassVar[int] = 1
+    indices: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_EDGE_LIST)]
+    public_keys: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=MAX_EDGE_LIST)]
+    certificates: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_CERT_BYTES), max_len=MAX_EDGE_LIST)]
+    signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=MAX_EDGE_LIST)]
+
+
+@register
+@dataclass(frozen=True)
+class PRZSSealed(Message):
+    """Edge node -> coordinator: the keys of the PRZS sets it leads, sealed per member: the k-th
+    ciphertext (nonce, ChaCha20-Poly1305 of the 32-byte key, tag) is for set ``sets[k]`` (bitmask)
+    and node ``recipients[k]``."""
+
+    KIND: ClassVar[str] = "przs_sealed"
+    VERSION: ClassVar[int] = 1
+    sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    recipients: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    ciphertexts: Annotated[list[bytes], ListOf(Bytes(length=SEALED_KEY_BYTES), max_len=MAX_SEALED_KEYS)]
+
+
+@register
+@dataclass(frozen=True)
+class PRZSDeliver(Message):
+    """Coordinator -> edge node: the sealed keys addressed to it (the k-th for set ``sets[k]``, sealed
+    by node ``senders[k]``); the node answers :class:`Ack` once it holds the keys of all its sets."""
+
+    KIND: ClassVar[str] = "przs_deliver"
+    VERSION: ClassVar[int] = 1
+    sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    senders: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_SEALED_KEYS)]
+    ciphertexts: Annotated[list[bytes], ListOf(Bytes(length=SEALED_KEY_BYTES), max_len=MAX_SEALED_KEYS)]
 
 
 @register
@@ -156,14 +226,17 @@ class UploadsReport(Message):
     """Edge node -> coordinator: ``devices`` whose upload it stored (ascending) and, for each, the
     Merkle ``roots`` of the leaves that came with it (what the device must have committed);
     ``proofs``: devices whose validity proof it stored (ascending). The node closes the round's
-    proofs when it answers and draws its ``coin`` (32 random bytes) for the proof checks."""
+    proofs when it answers and draws its ``coin`` (32 random bytes) for the proof checks, which it
+    signs (``coin_signature``, :func:`ppbfl.protocol.signed_shares.coin_digest`): its peers get the
+    coin through the coordinator."""
 
     KIND: ClassVar[str] = "uploads_report"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)]
     proofs: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     coin: Hash
+    coin_signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
 
 
 @register
@@ -175,11 +248,12 @@ class VerifyRequest(Message):
     update encoded under the no-wrap bound ((d,) uint64); ``commitments``: each device's on-chain
     share commitment (the node compares it with the root of the leaves it received); ``hm``: also return honest-majority
     shares of ``||g||^2`` and of the validity value (PRZS counter ``zero_counter``, never reused);
-    ``coin_nodes``, ``coins``: the nodes' coins for the proof checks (each node finds its own).
+    ``coin_nodes``, ``coins``, ``coin_signatures``: the nodes' signed coins for the proof checks
+    (each node finds its own and checks the others' signatures; at least ``t`` are needed).
     """
 
     KIND: ClassVar[str] = "verify_request"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     challenge_seed: Hash
     reference: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
@@ -188,6 +262,7 @@ class VerifyRequest(Message):
     zero_counter: Word
     coin_nodes: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     coins: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
+    coin_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
 
 
 @register
@@ -200,19 +275,23 @@ class VerifyShares(Message):
     ``mismatched``: positions of devices whose uploaded leaves do not match their on-chain commitment;
     ``proof_consistency``: ``<alpha, b_j> + mu_j`` of the proof bits; ``validity``: share of the
     validity value ``z`` (re-randomised, degree ``2(t - 1)``, if ``hm``; else its degree-``(t - 1)``
-    linear part, to which Beaver mode adds the squares). ``evidence_roots``, ``evidence_signatures``:
-    for each ``mismatched`` position, the root of the leaves the node holds and the device's
-    signature of it (``b""`` if none came with the upload): anyone can check the claim.
+    linear part, to which Beaver mode adds the squares). ``signature``: the node's ECDSA signature
+    over all of these (:func:`ppbfl.protocol.signed_shares.verify_digest`): its peers check it when
+    the coordinator relays them. ``evidence_roots``, ``evidence_signatures``: for each
+    ``mismatched`` position, the root of the leaves the node holds and the device's signature of it
+    (``b""`` if none came with the upload): anyone can check the claim (they are not under the
+    node's signature: only the coordinator uses them, and a device signature cannot be forged).
     """
 
     KIND: ClassVar[str] = "verify_shares"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
     proof_consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     validity: Annotated[np.ndarray, FieldArray(ndim=1)]
     mismatched: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
     evidence_roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)] = dataclasses.field(default_factory=list)
     evidence_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=64), max_len=1 << 16)] = dataclasses.field(default_factory=list)
 
@@ -279,12 +358,14 @@ class BeaverFinish(Message):
 @register
 @dataclass(frozen=True)
 class NormShares(Message):
-    """Degree-``(t - 1)`` shares from Beaver triples: ``||g_i||^2`` and ``||rho' b_i||^2``, (m,) uint64 each."""
+    """Degree-``(t - 1)`` shares from Beaver triples: ``||g_i||^2`` and ``||rho' b_i||^2``, (m,) uint64 each,
+    and the node's ``signature`` over both (:func:`ppbfl.protocol.signed_shares.norms_digest`)."""
 
     KIND: ClassVar[str] = "norm_shares"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
     proof_squares: Annotated[np.ndarray, FieldArray(ndim=1)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
 
 
 @register
@@ -299,10 +380,16 @@ class AggregateRequest(Message):
     reported as not matching their commitment (rejected by everyone, scalars not opened);
     ``proof_consistency``, ``validity``: (k, m) share matrices of the validity proofs' consistency
     values and of ``z`` (degree ``norm2_degree``).
+
+    What lets each node check the rows against their nodes' signatures
+    (:mod:`ppbfl.protocol.signed_shares`), per point: ``verify_signatures`` (its ``VerifyShares``
+    signature), ``verify_norm2`` (SHA-256 of that reply's ``norm2``), ``mismatched_by`` (its
+    ``mismatched`` list); Beaver mode only (else empty): ``norm_signatures`` (its ``NormShares``
+    signature) and ``proof_squares`` ((k, m): its ``NormShares.proof_squares``).
     """
 
     KIND: ClassVar[str] = "aggregate_request"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=2)]
@@ -312,6 +399,11 @@ class AggregateRequest(Message):
     rejected: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     proof_consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
     validity: Annotated[np.ndarray, FieldArray(ndim=2)]
+    verify_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
+    verify_norm2: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
+    mismatched_by: Annotated[list[list[int]], ListOf(ListOf(UInt(bits=32), max_len=1 << 16), max_len=1024)]
+    norm_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
+    proof_squares: Annotated[np.ndarray, FieldArray(ndim=2)]
 
 
 @register

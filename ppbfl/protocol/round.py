@@ -48,18 +48,22 @@ from ppbfl.defense.validity import DEFAULT_ROWS, ValidityParams
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field import ops
 from ppbfl.field.fixed_point import FixedPointCodec
-from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
 from ppbfl.protocol.messages import (
+    Ack,
     AggregateRequest,
     AggregateShare,
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
     NormShares,
+    PRZSDeliver,
+    PRZSOffer,
+    PRZSPeers,
+    PRZSSealed,
     SetupEdge,
     TripleRequest,
     UploadsQuery,
@@ -68,6 +72,7 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
+from ppbfl.protocol.signed_shares import field_hash
 from ppbfl.protocol.transport import Transport
 from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
@@ -257,27 +262,58 @@ class Coordinator:
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self) -> tuple[int, ...]:
-        """Send every edge node its :class:`SetupEdge` (fresh PRZS keys); returns the nodes that are ready.
+        """Set every edge node up and relay their PRZS key agreement; returns the nodes that are ready.
+
+        Three relayed steps (:mod:`ppbfl.protocol.przs_setup`): :class:`SetupEdge` (fresh session)
+        -> signed X25519 offers; every offer to every node -> the set keys each leads, sealed per
+        member; each node its ciphertexts -> ready. The coordinator sees public keys and
+        ciphertexts only. A node that fails a step is dropped (with the reason); if one fails
+        after its offer (the keys of the sets it leads are then missing at their other members),
+        the setup runs once more among the nodes that sealed their keys.
 
         Raises:
-            NotEnoughEdgeNodesError: fewer than ``t`` nodes answered.
+            NotEnoughEdgeNodesError: fewer than ``t`` nodes completed a step.
         """
-        keys = PRZSKeys.setup(self.t, self.n, field=self.field)
+        self.dropped = {}
+        nodes = list(range(1, self.n + 1))
+        for attempt in (1, 2):
+            offered, sealers = self._agree_keys(nodes)
+            if len(sealers) == len(offered) or attempt == 2:
+                break
+            nodes = sealers  # leave out the nodes that failed after their offer, and agree again
+            for j in nodes:
+                self.dropped.pop(j, None)
+        self.online = list(self._require_nodes("setup", self.t))
+        return tuple(self.online)
+
+    def _agree_keys(self, nodes: Sequence[int]) -> tuple[list[int], list[int]]:
+        """One setup session among ``nodes``: returns the nodes that offered and those that sealed their keys."""
+        session = secrets.token_bytes(32)
 
         def message(j: int) -> SetupEdge:
-            mine = [(a, k) for a, k in keys.keys.items() if j in a]
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
-                przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine],
-                validity_k=self.validity.k,
+                validity_k=self.validity.k, session=session,
             )
 
-        self.dropped = {}
-        replies = self._call_nodes(range(1, self.n + 1), message, 0, Message)
-        self.online = sorted(replies)
-        if len(self.online) < self.t:
-            raise NotEnoughEdgeNodesError("setup", tuple(self.online), self.t)
-        return tuple(self.online)
+        offers = self._call_nodes(nodes, message, 0, PRZSOffer)
+        self.online = sorted(offers)
+        peers = PRZSPeers(
+            self.online, [offers[j].public_key for j in self.online], [offers[j].certificate for j in self.online],
+            [offers[j].signature for j in self.online],
+        )
+        sealed = self._call_nodes(self._require_nodes("setup", self.t), lambda j: peers, 0, PRZSSealed)
+        inbox: dict[int, list[tuple[int, int, bytes]]] = {j: [] for j in sealed}  # recipient -> (set, sender, ciphertext)
+        for sender, reply in sealed.items():
+            for mask, recipient, ciphertext in zip(reply.sets, reply.recipients, reply.ciphertexts):
+                if recipient in inbox:  # addressed to a node still in the setup
+                    inbox[recipient].append((mask, sender, ciphertext))
+
+        def deliver(j: int) -> PRZSDeliver:
+            return PRZSDeliver([m for m, _, _ in inbox[j]], [s for _, s, _ in inbox[j]], [c for _, _, c in inbox[j]])
+
+        self._call_nodes(self._require_nodes("setup", self.t), deliver, 0, Ack)
+        return sorted(offers), sorted(sealed)
 
     # -- one round -----------------------------------------------------------------------------
     def open_round(self, round: int, model_hash: bytes = b"\x00" * 32) -> RoundAnnouncement:
@@ -398,6 +434,7 @@ class Coordinator:
         coin_nodes = sorted(j for j in alive if j in reports)
         verify_request = VerifyRequest(
             seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
+            [reports[j].coin_signature for j in coin_nodes],
         )
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
@@ -418,6 +455,8 @@ class Coordinator:
 
         norm2_rows: dict[int, np.ndarray]
         validity_rows: dict[int, np.ndarray]
+        squares: dict[int, np.ndarray] = {}
+        norm_signatures: dict[int, bytes] = {}
         if hm and len(points) >= 2 * self.t - 1:
             mode, degree = "honest-majority", 2 * (self.t - 1)
             norm2_rows = {j: verify[j].norm2 for j in points}
@@ -432,7 +471,7 @@ class Coordinator:
                 proof_consistency=rows("proof_consistency", points),
             ).rejected
             mode, degree = "beaver", self.t - 1
-            norm2_rows, squares = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
+            norm2_rows, squares, norm_signatures = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
             points = self._require_nodes("beaver", self.t)
             validity_rows = {j: ops.sub(verify[j].validity, squares[j], field=self.field) for j in points}
         lap("verify")
@@ -446,6 +485,10 @@ class Coordinator:
             degree, trust_values, mismatched,
             rows("proof_consistency", points),
             np.stack([validity_rows[j] for j in points]).reshape(len(points), len(members)),
+            # what lets each node check the rows against their nodes' signatures (signed_shares)
+            [verify[j].signature for j in points], [field_hash(verify[j].norm2) for j in points], [verify[j].mismatched for j in points],
+            [norm_signatures[j] for j in points] if squares else [],
+            np.stack([squares[j] for j in points]).reshape(len(points), len(members)) if squares else np.zeros((0, 0), np.uint64),
         )
         decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
@@ -535,9 +578,9 @@ class Coordinator:
 
     def _beaver_norms(
         self, round: int, members: list[int], columns: list[int], points: tuple[int, ...]
-    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, bytes]]:
         """Degree-``(t - 1)`` shares of the squared norms and of the proofs' ``||rho' b||^2`` from dealer
-        triples (fewer than ``2t - 1`` nodes online), per node: ``(norms, proof squares)``.
+        triples (fewer than ``2t - 1`` nodes online), per node: ``(norms, proof squares, the node's signature)``.
 
         Only the devices at positions ``columns`` (those with consistent shares) get triples; the
         other positions get zero shares (those devices are rejected before anything is opened).
@@ -568,10 +611,11 @@ class Coordinator:
 
         eps, proof_eps = open_masked("eps", self.d), open_masked("proof_eps", width)
         finished = self._call_nodes(opened_at, lambda j: BeaverFinish(eps, proof_eps), round, NormShares)
-        norms, squares = {}, {}
+        norms, squares, signatures = {}, {}, {}
         for j, reply in finished.items():
+            signatures[j] = reply.signature
             norms[j] = np.zeros(len(members), dtype=np.uint64)
             norms[j][columns] = reply.norm2
             squares[j] = np.zeros(len(members), dtype=np.uint64)
             squares[j][columns] = reply.proof_squares
-        return norms, squares
+        return norms, squares, signatures

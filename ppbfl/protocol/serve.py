@@ -60,8 +60,12 @@ def run_server(
 
     Prints ``LISTENING host:port`` to ``out`` (default stdout) once the port is bound. Must run in
     the main thread (it installs signal handlers). ``registry``: who may call (see
-    :func:`ppbfl.protocol.grpc_transport.serve`).
+    :func:`ppbfl.protocol.grpc_transport.serve`). A handler with an ``attach_identity(credentials,
+    registry)`` method (an edge node: it signs with its TLS key) is given both first.
     """
+    attach = getattr(handler, "attach_identity", None)
+    if attach is not None:
+        attach(credentials, registry)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

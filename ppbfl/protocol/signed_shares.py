@@ -1,0 +1,144 @@
+"""Signed relayed shares: what one edge node sends to its peers through the coordinator is signed by it.
+
+A node's :class:`~ppbfl.protocol.messages.VerifyShares` and (Beaver mode)
+:class:`~ppbfl.protocol.messages.NormShares` reach the other nodes inside the coordinator's
+:class:`~ppbfl.protocol.messages.AggregateRequest`. Each carries an ECDSA P-256 signature by the
+node's TLS key (the key whose certificate the node's PRZS offer carried and its peers checked
+against the registry at setup) over a SHA-256 digest of
+
+    domain || kind || setup session || round || node index || H(field_1) || ... || H(field_k)
+
+(``H`` = SHA-256 of a field's little-endian uint64 bytes, length first). Before opening anything a
+node checks every point's rows of the request against its signature (:func:`check_relayed`); a
+row the relay altered, a reply it attributes to another node, or a ``rejected`` list that is not
+the union of the nodes' signed ``mismatched`` lists is refused with :class:`PeerAuthError`
+naming the relay and the node whose value was altered.
+
+The request's rows are what the signatures cover, except in Beaver mode, where a point's
+``norm2`` row is its ``NormShares.norm2`` and its ``validity`` row is its signed ``validity`` minus
+its ``NormShares.proof_squares``: the request carries those squares and the hash of the verify
+reply's (unused) ``norm2`` so that each row can be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ppbfl.field import ops
+from ppbfl.field.prime_field import PrimeField
+from ppbfl.protocol.errors import PeerAuthError
+from ppbfl.protocol.messages import AggregateRequest
+from ppbfl.protocol.parties import edge_party
+from ppbfl.protocol.round_errors import OutOfPhaseError
+
+__all__ = ["check_coins", "check_relayed", "coin_digest", "field_hash", "norms_digest", "sign", "verify_digest"]
+
+_DOMAIN = b"ppbfl/relayed/v1"
+
+
+def field_hash(values: np.ndarray | Sequence[int]) -> bytes:
+    """SHA-256 of a uint64 vector (its length, then its little-endian bytes): 32 bytes."""
+    data = np.ascontiguousarray(np.asarray(values, dtype=np.uint64), dtype="<u8").tobytes()
+    return hashlib.sha256(struct.pack(">Q", len(data) // 8) + data).digest()
+
+
+def _digest(kind: bytes, session: bytes, round: int, index: int, hashed: Sequence[bytes]) -> bytes:
+    return hashlib.sha256(_DOMAIN + kind + session + struct.pack(">QI", round, index) + b"".join(hashed)).digest()
+
+
+def verify_digest(
+    session: bytes, round: int, index: int, *, consistency: np.ndarray, dot_ref: np.ndarray, norm2_hash: bytes,
+    proof_consistency: np.ndarray, validity: np.ndarray, mismatched: Sequence[int],
+) -> bytes:
+    """The digest node ``index`` signs in its ``VerifyShares`` of ``round`` ((m,) uint64 fields; ``norm2`` by its hash)."""
+    hashed = [field_hash(consistency), field_hash(dot_ref), norm2_hash, field_hash(proof_consistency), field_hash(validity), field_hash(mismatched)]
+    return _digest(b"verify", session, round, index, hashed)
+
+
+def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, proof_squares: np.ndarray) -> bytes:
+    """The digest node ``index`` signs in its ``NormShares`` of ``round`` ((m,) uint64 each)."""
+    return _digest(b"norms", session, round, index, [field_hash(norm2), field_hash(proof_squares)])
+
+
+def coin_digest(session: bytes, round: int, index: int, coin: bytes) -> bytes:
+    """The digest node ``index`` signs in its ``UploadsReport`` of ``round`` (its 32-byte proof-check ``coin``)."""
+    return _digest(b"coin", session, round, index, [hashlib.sha256(coin).digest()])
+
+
+def sign(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
+    """ECDSA P-256 (SHA-256, DER) signature of ``digest`` by ``key``."""
+    return key.sign(digest, ec.ECDSA(hashes.SHA256()))
+
+
+def _check(key: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes) -> bool:
+    try:
+        key.verify(signature, digest, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def check_coins(
+    nodes: Sequence[int], coins: Sequence[bytes], signatures: Sequence[bytes], *, session: bytes, round: int,
+    keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
+) -> None:
+    """Check every relayed proof-check coin against its node's signature (PeerAuthError naming ``relay``)."""
+    for j, coin, signature in zip(nodes, coins, signatures, strict=True):
+        key = keys.get(j)
+        if key is None or not _check(key, signature, coin_digest(session, round, j, coin)):
+            raise PeerAuthError(relay, f"relayed a proof-check coin of {edge_party(j)} that it did not sign")
+
+
+def check_relayed(
+    request: AggregateRequest, *, session: bytes, round: int, keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
+    me: str, field: PrimeField, columns: Sequence[int],
+) -> None:
+    """Check every point's relayed rows of ``request`` against its node's signatures (see module docstring).
+
+    ``keys``: node index -> its signing key (from the setup); ``columns``: Beaver mode, the positions
+    (in the request's device order) of the devices that got triples: the nodes signed their
+    ``NormShares`` over those, the other positions must be 0. Raises :class:`PeerAuthError` naming
+    ``relay`` on a bad signature or a signed mismatch missing from ``rejected``;
+    :class:`OutOfPhaseError` (``me``) on malformed lists.
+    """
+    k = len(request.points)
+    beaver = len(request.norm_signatures) > 0
+    if not len(request.verify_signatures) == len(request.verify_norm2) == len(request.mismatched_by) == k:
+        raise OutOfPhaseError(me, f"aggregate request: signatures, norm2 hashes and mismatched lists for {k} points expected")
+    m = request.consistency.shape[1] if request.consistency.ndim == 2 else 0
+    for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity"):
+        if getattr(request, name).shape != (k, m):
+            raise OutOfPhaseError(me, f"aggregate request field {name!r}: shape {getattr(request, name).shape}, expected ({k}, {m})")
+    if beaver and (len(request.norm_signatures) != k or request.proof_squares.shape != (k, m)):
+        raise OutOfPhaseError(me, f"aggregate request: Beaver mode needs {k} norm signatures and ({k}, {m}) proof squares")
+    for row, j in enumerate(request.points):
+        key = keys.get(j)
+        if key is None:
+            raise PeerAuthError(relay, f"relayed shares of {edge_party(j)}, which took no part in the setup")
+        validity = request.validity[row]
+        if beaver:
+            squares = request.proof_squares[row]
+            validity = ops.add(validity, squares, field=field)
+            others = np.ones(m, dtype=bool)
+            others[list(columns)] = False
+            norms = norms_digest(session, round, j, norm2=request.norm2[row][list(columns)], proof_squares=squares[list(columns)])
+            if request.norm2[row][others].any() or squares[others].any() or not _check(key, request.norm_signatures[row], norms):
+                raise PeerAuthError(relay, f"relayed norm shares of {edge_party(j)} that it did not sign (altered)")
+        elif field_hash(request.norm2[row]) != request.verify_norm2[row]:
+            raise PeerAuthError(relay, f"relayed norm2 shares of {edge_party(j)} that it did not sign (altered)")
+        digest = verify_digest(
+            session, round, j, consistency=request.consistency[row], dot_ref=request.dot_ref[row], norm2_hash=request.verify_norm2[row],
+            proof_consistency=request.proof_consistency[row], validity=validity, mismatched=request.mismatched_by[row],
+        )
+        if not _check(key, request.verify_signatures[row], digest):
+            raise PeerAuthError(relay, f"relayed verify shares of {edge_party(j)} that it did not sign (altered)")
+    hidden = sorted({position for lists in request.mismatched_by for position in lists} - set(request.rejected))
+    if hidden:
+        raise PeerAuthError(relay, f"left devices at positions {hidden[:8]} out of 'rejected' that a node signed as mismatched")
