@@ -268,8 +268,8 @@ class Device:
             projections = np.clip(projections, -params.half_width, params.half_width - 1)
         bits = validity.bit_decompose(projections, params, device=self.index)
         field_ = self.codec.field
-        bit_shares = share(bits, self.t, self.n, field=field_, rng=self.rng)
-        mask = share(self.rng.random(1), self.t, self.n, field=field_, rng=self.rng)[:, 0]
+        together = share(np.append(bits, self.rng.random(1)), self.t, self.n, field=field_, rng=self.rng)  # the bits and a mask, one call
+        bit_shares, mask = together[:, :-1], together[:, -1]
         proved = time.perf_counter()
         transport = self.transport
         context = {"d": params.d, "p": field_.p}
