@@ -46,7 +46,7 @@ def _reference_matrix(stream: bytes, d: int, k: int) -> list[list[int]]:
 
 
 @given(d=st.integers(1, 140), k=st.integers(1, 9), seed=st.binary(min_size=32, max_size=32), wide=st.booleans(), data=st.data())
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_projections_match_python_ints(backend, d, k, seed, wide, data):
     params = validity.ValidityParams(d, k, 20, P)
     stream = validity.projection_stream(seed, params)
@@ -63,7 +63,7 @@ def test_projections_match_python_ints(backend, d, k, seed, wide, data):
 
 
 @given(d=st.integers(1, 140), k=st.integers(1, 20), seed=st.binary(min_size=32, max_size=32), small=st.booleans(), data=st.data())
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_combination_matches_python_ints(backend, d, k, seed, small, data):
     p = SMALL_P if small else P
     params = validity.ValidityParams(d, k, 20, p)
@@ -103,7 +103,7 @@ def test_project_rejects_a_stream_of_the_wrong_length():
 @given(
     k=st.integers(0, 5), d=st.integers(1, 60), small=st.booleans(), squares=st.booleans(), separate=st.booleans(), data=st.data(),
 )
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_row_dots_with_a_fourth_vector_match_python_ints(backend, k, d, small, squares, separate, data):
     p = SMALL_P if small else P
     field = PrimeField(p) if small else GF61

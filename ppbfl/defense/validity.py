@@ -364,11 +364,11 @@ def proof_coins(challenge_seed: bytes, seed: bytes, params: ValidityParams, *, s
     alpha, rho_root, sigma = draw("alpha", K), draw("rho", K), draw("sigma", params.k)
     gamma = int(draw("gamma", 1)[0])
     rho = ops.mul(rho_root, rho_root, field=field)
+    sigma_gamma = ops.scalar_mul(sigma, gamma, field=field)  # gamma folded in before the length-d combination
     powers = np.array([pow(2, l, params.p) for l in range(params.bits)], dtype=np.uint64)
-    sigma_pow = ops.mul(np.repeat(sigma, params.bits), np.tile(powers, params.k), field=field)
-    linear = ops.add(rho, ops.scalar_mul(sigma_pow, gamma, field=field), field=field)
+    linear = ops.add(rho, ops.mul(np.repeat(sigma_gamma, params.bits), np.tile(powers, params.k), field=field), field=field)
     stream = projection_stream(challenge_seed, params) if stream is None else stream
-    v = ops.scalar_mul(projection_combination(stream, sigma, params), gamma, field=field)
+    v = projection_combination(stream, sigma_gamma, params)  # gamma R^T sigma = R^T (gamma sigma)
     offset = gamma * params.half_width % params.p * (int(sigma.astype(object).sum()) % params.p) % params.p
     return ProofCoins(alpha, rho_root, linear, v, offset)
 

@@ -35,7 +35,7 @@ def prepare(signs: np.ndarray, g: np.ndarray, h32: np.ndarray, h64: np.ndarray) 
     for i in range(d):
         a = np.uint64(-g[i]) if g[i] < 0 else np.uint64(g[i])
         l1 += a if a < _LIMIT32 else _LIMIT32
-    small = l1 < np.uint64(1 << 31)
+    small = bool(l1 < np.uint64(1 << 31))
     for i in range(d):
         s = -((np.int64(signs[i >> 5]) >> (i & 31)) & 1)
         v = (g[i] ^ s) - s
