@@ -123,7 +123,7 @@ class Device:
             return validity.encode_wrapping(update, self.codec, device=self.index)
         encoded = encode_update(update, self.codec, device=self.index)
         params = validity.ValidityParams.for_length(encoded.size, k=self.validity_k, field=self.codec.field)
-        norm = float(np.sqrt(np.sum(validity.centred(encoded, self.codec.field.p).astype(np.float64) ** 2)))
+        norm = validity.encoded_l2(encoded, self.codec.field.p)
         if norm > params.honest_l2():
             raise UpdateNormError(self.index, norm, params.honest_l2(), self.codec.frac_bits)
         return encoded
