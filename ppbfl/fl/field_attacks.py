@@ -34,6 +34,7 @@ reference:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,9 @@ from ppbfl.sharing.seeded import CompressedShares, share_compressed
 __all__ = ["FieldAttackRound", "OutOfRangeDevice", "craft", "effective_update", "out_of_range_shift"]
 
 
+_CANDIDATES = 8
+
+
 def _sqrt_mod(x: int, p: int) -> int | None:
     """A square root of ``x`` modulo a prime ``p = 3 mod 4``, or None if ``x`` is not a square."""
     root = pow(x, (p + 1) // 4, p)
@@ -57,6 +61,7 @@ def _sqrt_mod(x: int, p: int) -> int | None:
 
 def out_of_range_shift(
     g: np.ndarray, r: np.ndarray, *, magnitude: int = 1 << 50, field: PrimeField = GF61, start: int = 0,
+    max_tries: int = 4096,
 ) -> np.ndarray:
     """``g + delta`` (uint64 (d,)) with the same ``<., r>`` and ``||.||^2`` as ``g`` modulo ``p``.
 
@@ -67,10 +72,14 @@ def out_of_range_shift(
             that gives a solution).
         field: the prime field (``p = 3 mod 4``).
         start: first coordinate tried for ``a``.
+        max_tries: coordinate triples tried before giving up (for each ``a``, the first 8 candidates
+            for ``b`` and ``c``; each try succeeds about half the time on generic vectors, while
+            degenerate ones, e.g. every entry equal, fail for whole families of triples).
 
     Raises:
         FieldShapeError: ``g`` and ``r`` are not both (d,) with d >= 3.
-        PPBFLError: no solution (``r`` has fewer than two non-zero entries, or ``p`` is not 3 mod 4).
+        PPBFLError: no solution (``r`` has fewer than two non-zero entries, ``p`` is not 3 mod 4, or
+            none within ``max_tries``).
     """
     p = field.p
     g = np.asarray(g, dtype=np.uint64)
@@ -82,34 +91,39 @@ def out_of_range_shift(
     d = g.size
     gi = [int(v) for v in g]
     ri = [int(v) for v in r]
-    for x, offset in (((magnitude + k) % p, offset) for k in range(64) for offset in range(d)):
-        a = (start + offset) % d
-        for b in range(d):
-            if b == a or ri[b] == 0:
-                continue
-            inv_rb = pow(ri[b], p - 2, p)
-            alpha = -ri[a] * x * inv_rb % p
-            for c in range(d):
-                if c in (a, b):
-                    continue
-                beta = -ri[c] * inv_rb % p
-                qa = (1 + beta * beta) % p
-                qb = 2 * (alpha * beta + gi[b] * beta + gi[c]) % p
-                qc = (2 * gi[a] * x + x * x + 2 * gi[b] * alpha + alpha * alpha) % p
-                if qa == 0:
-                    if qb == 0:
-                        continue
-                    z = -qc * pow(qb, p - 2, p) % p
-                else:
-                    root = _sqrt_mod((qb * qb - 4 * qa * qc) % p, p)
-                    if root is None:
-                        continue
-                    z = (-qb + root) * pow(2 * qa, p - 2, p) % p
-                y = (alpha + beta * z) % p
-                out = g.copy()
-                for index, delta in ((a, x), (b, y), (c, z)):
-                    out[index] = np.uint64((gi[index] + delta) % p)
-                return out
+    nonzero = [b for b in range(d) if ri[b] != 0]
+    if not nonzero:
+        raise PPBFLError("out_of_range_shift: no solution (the reference needs two non-zero entries)")
+    tries = 0
+    for k in range(64):
+        x = (magnitude + k) % p
+        for offset in range(d):
+            a = (start + offset) % d
+            for b in islice((b for b in nonzero if b != a), _CANDIDATES):
+                inv_rb = pow(ri[b], p - 2, p)
+                alpha = -ri[a] * x * inv_rb % p
+                for c in islice((c for c in range(d) if c not in (a, b)), _CANDIDATES):
+                    tries += 1
+                    if tries > max_tries:
+                        raise PPBFLError(f"out_of_range_shift: no solution in {max_tries} tries")
+                    beta = -ri[c] * inv_rb % p
+                    qa = (1 + beta * beta) % p
+                    qb = 2 * (alpha * beta + gi[b] * beta + gi[c]) % p
+                    qc = (2 * gi[a] * x + x * x + 2 * gi[b] * alpha + alpha * alpha) % p
+                    if qa == 0:
+                        if qb == 0:
+                            continue
+                        z = -qc * pow(qb, p - 2, p) % p
+                    else:
+                        root = _sqrt_mod((qb * qb - 4 * qa * qc) % p, p)
+                        if root is None:
+                            continue
+                        z = (-qb + root) * pow(2 * qa, p - 2, p) % p
+                    y = (alpha + beta * z) % p
+                    out = g.copy()
+                    for index, delta in ((a, x), (b, y), (c, z)):
+                        out[index] = np.uint64((gi[index] + delta) % p)
+                    return out
     raise PPBFLError("out_of_range_shift: no solution (the reference needs two non-zero entries)")
 
 
@@ -127,8 +141,9 @@ def craft(update: np.ndarray, reference: np.ndarray, codec: FixedPointCodec, *, 
         raise FieldShapeError("update, reference", values.shape, f"two (d,) vectors, got {values.shape} and {ref.shape}")
     safe = codec_for_length(codec, values.size)
     bound = float(safe.max_abs or 0.0)
-    g = safe.encode(np.clip(values, -bound, bound))
-    r = safe.encode(np.clip(ref, -bound, bound))
+    # what an attacker shares looks honest whatever its training gave: finite, inside the bound
+    g = safe.encode(np.clip(np.nan_to_num(values, nan=0.0), -bound, bound))
+    r = safe.encode(np.clip(np.nan_to_num(ref, nan=0.0), -bound, bound))
     return out_of_range_shift(g, r, magnitude=magnitude, field=codec.field)
 
 
