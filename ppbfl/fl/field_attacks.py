@@ -149,8 +149,13 @@ def craft(update: np.ndarray, reference: np.ndarray, codec: FixedPointCodec, *, 
 
 def effective_update(update: np.ndarray, reference: np.ndarray, codec: FixedPointCodec, *, magnitude: int = 1 << 50) -> np.ndarray:
     """The plaintext analogue of :func:`craft`: the decoded (d,) float64 vector ``centred(craft) / 2^f``
-    the device contributes when its field elements are taken at face value."""
-    crafted = craft(update, reference, codec, magnitude=magnitude)
+    the device contributes when its field elements are taken at face value; the update itself when
+    no shift exists (e.g. the reference is 0 or not finite once a model has diverged: the attacker
+    then has nothing to hide and sends what it trained)."""
+    try:
+        crafted = craft(update, reference, codec, magnitude=magnitude)
+    except PPBFLError:
+        return np.asarray(update, dtype=np.float64)
     return centred(crafted, codec.field.p).astype(np.float64) / codec.scale
 
 
@@ -176,13 +181,17 @@ class OutOfRangeDevice(Device):
         self.knowledge = knowledge
 
     def share(self, round: int, update: np.ndarray) -> tuple[CompressedShares, np.ndarray]:
-        """Share the crafted field vector (with the mask an honest device makes); see :meth:`Device.share`.
+        """Share the crafted field vector (with the mask an honest device makes), or the honest
+        sharing when no shift exists for the round's reference; see :meth:`Device.share`.
 
         Raises:
             PPBFLError: the round's reference is not set.
         """
         if self.knowledge.reference is None:
             raise PPBFLError(f"device {self.index}: the out_of_range attack needs the round's reference")
-        _, mask = super().share(round, update)
-        crafted = craft(update, self.knowledge.reference, self.codec, magnitude=self.knowledge.magnitude)
+        sharing, mask = super().share(round, update)
+        try:
+            crafted = craft(update, self.knowledge.reference, self.codec, magnitude=self.knowledge.magnitude)
+        except PPBFLError:  # no shift exists for this reference: behave as the honest device would
+            return sharing, mask
         return share_compressed(crafted, self.t, self.n, stream=round, field=self.codec.field), mask
