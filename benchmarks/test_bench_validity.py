@@ -4,15 +4,20 @@ Group ``validity device d=1e5`` (quick: d = 1e3), one device's work per round:
 
 * ``device_share`` (baseline): what a device already does, seed-compressed Shamir sharing of its
   encoded update at (3, 5);
-* ``device_prove``: what the check adds: expand ``R`` from the challenge seed, project
-  (``k = 40``), bit-decompose, share the ``K`` bits and a mask.
+* ``device_prove``: what ``Device.prove`` adds: expand ``R`` from the challenge seed, project
+  (``k = 40``), bit-decompose, share the ``K`` bits and a mask (one call);
+* ``device_encode_checks``: what ``Device.share`` adds at encode time for the check: the centred
+  copy of the encoded update kept for the proof and the L2 norm against the honest bound.
 
 Group ``validity edge m=100 d=1e5`` (quick: m = 20, d = 1e3), one edge node's verify step:
 
 * ``edge_verify_today`` (baseline): the fused ``row_dots`` pass the node ran before the check
   (consistency, ``<g, r>``, ``||g||^2``);
-* ``edge_validity``: what the check adds: ``v = R^T sigma`` once, one more pass of ``<v, g_i>``
-  over the rows, and the ``O(K)`` work on the proofs (consistency, linear part, squares).
+* ``edge_verify_validity``: the verify step with the check, as ``EdgeNode._verify`` runs it: the
+  coins (``v = R^T sigma`` once), the same pass with ``<v, g_i>`` as a fourth output, and the
+  ``O(K)`` work on the proofs (consistency, linear part, squares);
+* ``edge_validity_two_passes``: the previous implementation's verify step (a second pass over the
+  rows for ``<v, g_i>``), kept as the comparison for the fused pass.
 """
 
 from __future__ import annotations
@@ -58,10 +63,22 @@ def test_validity_device_prove(benchmark, update):
     def prove():
         y = validity.project(validity.projection_stream(SEED, PARAMS), g, PARAMS)
         bits = validity.bit_decompose(y, PARAMS, device=0)
-        return share(bits, T, N, rng=rng), share(rng.random(1), T, N, rng=rng)
+        return share(np.append(bits, rng.random(1)), T, N, rng=rng)
 
-    bit_shares, _ = benchmark(prove)
-    assert bit_shares.shape == (N, PARAMS.proof_length)
+    shares = benchmark(prove)
+    assert shares.shape == (N, PARAMS.proof_length + 1)
+    y = validity.project(validity.projection_stream(SEED, PARAMS), g, PARAMS)
+    matrix = validity.projection_matrix(validity.projection_stream(SEED, PARAMS), PARAMS)
+    assert y.tolist() == (matrix.astype(np.int64) @ g).tolist()  # R decoded by NumPy (unpackbits), not the kernels
+
+
+@pytest.mark.benchmark(group=DEVICE)
+def test_validity_device_encode_checks(benchmark, update):
+    def checks():
+        return validity.centred(update, GF61.p), validity.encoded_l2(update, GF61.p)
+
+    g, norm = benchmark(checks)
+    assert norm <= PARAMS.honest_l2() and g.dtype == np.int64
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +86,49 @@ def rows() -> list[np.ndarray]:
     return [row.copy() for row in field_vector("validity-rows", (M, D))]
 
 
+@pytest.fixture(scope="module")
+def proof_inputs():
+    stream = validity.projection_stream(SEED, PARAMS)
+    bits = (field_vector("validity-bits", (M, PARAMS.proof_length)) & np.uint64(1)).astype(np.uint64)
+    return stream, bits, field_vector("validity-masks", M), field_vector("validity-lam", D), field_vector("validity-ref", D)
+
+
+def _proof_part(bits, masks, g_dot_v, coins):
+    consistency, linear = validity.proof_linear_shares(bits, masks, g_dot_v, coins)
+    squares = ops.row_dots(validity.weighted_bits(bits, coins), coins.alpha, coins.alpha, rows_name="proof")[2]
+    return consistency, ops.sub(linear, squares)
+
+
 @pytest.mark.benchmark(group=EDGE)
-def test_validity_edge_verify_today(benchmark, rows):
-    lam, reference = field_vector("validity-lam", D), field_vector("validity-ref", D)
+def test_validity_edge_verify_today(benchmark, rows, proof_inputs):
+    _, _, _, lam, reference = proof_inputs
     benchmark(lambda: ops.row_dots(rows, lam, reference, squares=True, rows_name="shares"))
 
 
 @pytest.mark.benchmark(group=EDGE)
-def test_validity_edge_validity(benchmark, rows):
-    stream = validity.projection_stream(SEED, PARAMS)
-    bits = (field_vector("validity-bits", (M, PARAMS.proof_length)) & np.uint64(1)).astype(np.uint64)
-    masks = field_vector("validity-masks", M)
+def test_validity_edge_verify_validity(benchmark, rows, proof_inputs):
+    stream, bits, masks, lam, reference = proof_inputs
 
-    def check():
+    def verify():
         coins = validity.proof_coins(SEED, bytes(32), PARAMS, stream=stream)
-        g_dot_v = ops.row_dots(rows, coins.v, coins.v, squares=False, rows_name="shares")[0]
-        consistency, linear = validity.proof_linear_shares(bits, masks, g_dot_v, coins)
-        weighted = validity.weighted_bits(bits, coins)
-        squares = ops.row_dots(weighted, coins.alpha, coins.alpha, rows_name="proof")[2]
-        return consistency, ops.sub(linear, squares)
+        sums = ops.row_dots(rows, lam, reference, coins.v, squares=True, rows_name="shares")
+        return sums, _proof_part(bits, masks, sums[3], coins)
 
-    consistency, z = benchmark(check)
+    sums, (consistency, z) = benchmark(verify)
     assert consistency.shape == z.shape == (M,)
+    coins = validity.proof_coins(SEED, bytes(32), PARAMS, stream=stream)
+    assert sums[:3].tolist() == ops.row_dots(rows, lam, reference, squares=True).tolist()
+    assert sums[3].tolist() == [ops.dot(row, coins.v) for row in rows[:3]] + sums[3, 3:].tolist()
+
+
+@pytest.mark.benchmark(group=EDGE)
+def test_validity_edge_validity_two_passes(benchmark, rows, proof_inputs):
+    stream, bits, masks, lam, reference = proof_inputs
+
+    def verify():
+        coins = validity.proof_coins(SEED, bytes(32), PARAMS, stream=stream)
+        sums = ops.row_dots(rows, lam, reference, squares=True, rows_name="shares")
+        g_dot_v = ops.row_dots(rows, coins.v, coins.v, squares=False, rows_name="shares")[0]
+        return sums, _proof_part(bits, masks, g_dot_v, coins)
+
+    benchmark(verify)

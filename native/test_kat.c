@@ -161,9 +161,11 @@ static size_t first_diff(const uint64_t *x, const uint64_t *y, size_t count) {
 /* reporting                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
-enum { F_ADD, F_SUB, F_MUL, F_NEG, F_MULADD, F_SCALAR_MUL, F_DOT, F_ROWSUM, F_ROWDOTS, F_MATMUL, F_HORNER, F_COUNT };
-static const char *family_names[F_COUNT] = {"add", "sub", "mul", "neg", "muladd", "scalar_mul",
-                                            "dot", "weighted_rowsum", "row_dots", "matmul", "horner_share"};
+enum { F_ADD, F_SUB, F_MUL, F_NEG, F_MULADD, F_SCALAR_MUL, F_DOT, F_ROWSUM, F_ROWDOTS, F_ROWDOTS4, F_MATMUL, F_HORNER,
+       F_TERNARY, F_COUNT };
+static const char *family_names[F_COUNT] = {"add", "sub", "mul", "neg", "muladd", "scalar_mul", "dot",
+                                            "weighted_rowsum", "row_dots", "row_dots4", "matmul", "horner_share",
+                                            "ternary"};
 static unsigned long family_cases[F_COUNT], family_runs[F_COUNT];
 
 static long case_line;       /* line of the record being run */
@@ -405,11 +407,13 @@ static void run_rowsum(void) {
     free(w); free(rows); free(want); free(out); free(w0); free(rows0); free(ptrs);
 }
 
-static void run_row_dots(void) {
+/* row_dots (fourth = 0) and row_dots4 (fourth = 1: a vector c and a fourth row of sums) */
+static void run_row_dots(int fourth) {
     uint64_t p = next_u64("p");
     size_t k = next_size("k"), d = next_size("d"), lo = next_size("lo"), hi = next_size("hi"), mid, i;
     uint64_t squares = next_u64("squares");
-    uint64_t *rows, *a, *b, *want, *sums, *half, *rows0, *a0, *b0, top_want, top, t2;
+    uint64_t *rows, *a, *b, *c = NULL, *want, *sums, *half, *rows0, *a0, *b0, *c0 = NULL, top_want, top, t2;
+    size_t outputs = fourth ? 4 : 3;
     const uint64_t **ptrs;
 
     case_p = p;
@@ -419,25 +423,29 @@ static void run_row_dots(void) {
     rows = read_array(k * d, "rows");
     a = read_array(d, "a");
     b = read_array(d, "b");
+    if (fourth) c = read_array(d, "c");
     top_want = next_u64("top");
-    want = read_array(3 * k, "sums");
+    want = read_array(outputs * k, "sums");
     rows0 = copy_array(rows, k * d);
     a0 = copy_array(a, d);
     b0 = copy_array(b, d);
-    sums = xmalloc(3 * k);
-    half = xmalloc(3 * k);
+    if (fourth) c0 = copy_array(c, d);
+    sums = xmalloc(outputs * k);
+    half = xmalloc(outputs * k);
     ptrs = row_pointers(rows, k, d);
 
     for (int split = 0; split < 2; split++) {
         case_mode = split ? "split" : "whole";
-        fill(sums, 3 * k, p);
+        fill(sums, outputs * k, p);
         if (split) {
             mid = lo + (hi - lo) / 2;
-            fill(half, 3 * k, p);
-            top = pf_row_dots_range(ptrs, k, a, b, (int)squares, sums, p, lo, mid);
-            t2 = pf_row_dots_range(ptrs, k, a, b, (int)squares, half, p, mid, hi);
+            fill(half, outputs * k, p);
+            top = fourth ? pf_row_dots4_range(ptrs, k, a, b, c, (int)squares, sums, p, lo, mid)
+                         : pf_row_dots_range(ptrs, k, a, b, (int)squares, sums, p, lo, mid);
+            t2 = fourth ? pf_row_dots4_range(ptrs, k, a, b, c, (int)squares, half, p, mid, hi)
+                        : pf_row_dots_range(ptrs, k, a, b, (int)squares, half, p, mid, hi);
             top = max_u64(top, t2);
-            for (i = 0; i < 3 * k; i++) {
+            for (i = 0; i < outputs * k; i++) {
                 if (sums[i] >= p || half[i] >= p) {
                     mismatch_value("partial row sum not reduced below p", p - 1, sums[i] >= p ? sums[i] : half[i]);
                     fail();
@@ -446,10 +454,11 @@ static void run_row_dots(void) {
                 if (sums[i] >= p) sums[i] -= p;
             }
         } else {
-            top = pf_row_dots_range(ptrs, k, a, b, (int)squares, sums, p, lo, hi);
+            top = fourth ? pf_row_dots4_range(ptrs, k, a, b, c, (int)squares, sums, p, lo, hi)
+                         : pf_row_dots_range(ptrs, k, a, b, (int)squares, sums, p, lo, hi);
         }
-        i = first_diff(sums, want, 3 * k);
-        if (i < 3 * k) {
+        i = first_diff(sums, want, outputs * k);
+        if (i < outputs * k) {
             char what[256];
             snprintf(what, sizeof what, "sums[%zu][%zu] (k = %zu, d = %zu, range [%zu, %zu), squares %d)", i / (k ? k : 1),
                      i % (k ? k : 1), k, d, lo, hi, (int)squares);
@@ -457,15 +466,85 @@ static void run_row_dots(void) {
             fail();
         }
         if (top != top_want) {
-            mismatch_value("returned max element of rows, a and b", top_want, top);
+            mismatch_value("returned max element of rows, a, b (and c)", top_want, top);
             fail();
         }
         check_inputs_unchanged(rows, rows0, k * d, "rows");
         check_inputs_unchanged(a, a0, d, "a");
         check_inputs_unchanged(b, b0, d, "b");
+        if (fourth) check_inputs_unchanged(c, c0, d, "c");
     }
-    family_runs[F_ROWDOTS] += 2;
-    free(rows); free(a); free(b); free(want); free(rows0); free(a0); free(b0); free(sums); free(half); free(ptrs);
+    family_runs[fourth ? F_ROWDOTS4 : F_ROWDOTS] += 2;
+    free(rows); free(a); free(b); free(c); free(want); free(rows0); free(a0); free(b0); free(c0); free(sums); free(half);
+    free(ptrs);
+}
+
+/* ternary: the validity projections. Record: p k d row_bytes stream[(k + 1) row_bytes] g[d] (int64 as
+ * two's complement) sigma[k] small y[k] (two's complement) v[d]. Runs prepare, the projections over
+ * all rows and split in two row ranges, and the combination over all columns. */
+static void run_ternary(void) {
+    uint64_t p = next_u64("p");
+    size_t k = next_size("k"), d = next_size("d"), rb = next_size("row_bytes"), i;
+    uint64_t *bytes, *g, *sigma, *want_y, *want_v, *h, *v, small_want;
+    uint8_t *stream;
+    int64_t *y;
+    int small;
+
+    case_p = p;
+    if (rb != 8 * ((d + 63) / 64)) bad_file("row_bytes %zu != 8 ceil(d / 64)", rb);
+    if (k > 256 || (k + 1) > MAX_ELEMS / (rb ? rb : 1)) bad_file("k too large");
+    bytes = read_array((k + 1) * rb, "stream");
+    g = read_array(d, "g");
+    sigma = read_array(k, "sigma");
+    small_want = next_u64("small");
+    want_y = read_array(k, "y");
+    want_v = read_array(d, "v");
+    stream = (uint8_t *)malloc((k + 1) * rb + 1);
+    if (!stream) bad_file("out of memory");
+    for (i = 0; i < (k + 1) * rb; i++) {
+        if (bytes[i] > 255) bad_file("stream byte %zu = %" PRIu64 " is not a byte", i, bytes[i]);
+        stream[i] = (uint8_t)bytes[i];
+    }
+    h = xmalloc(d + 1);
+    v = xmalloc(d + 1);
+    y = (int64_t *)xmalloc(k + 1);
+    case_mode = "whole";
+    small = pf_ternary_prepare(stream, d, (const int64_t *)g, h);
+    if ((uint64_t)small != small_want) {
+        mismatch_value("prepare: 32-bit lanes (sum |g| < 2^31)", small_want, (uint64_t)small);
+        fail();
+    }
+    for (int split = 0; split < 2; split++) {
+        size_t mid = split ? k / 2 : k;
+        case_mode = split ? "split" : "whole";
+        for (i = 0; i < k; i++) y[i] = (int64_t)p; /* overwritten below */
+        if (small) {
+            pf_ternary_project32(stream + rb, rb, d, (const uint32_t *)(const void *)h, y, 0, mid);
+            pf_ternary_project32(stream + rb, rb, d, (const uint32_t *)(const void *)h, y, mid, k);
+        } else {
+            pf_ternary_project64(stream + rb, rb, d, h, y, 0, mid);
+            pf_ternary_project64(stream + rb, rb, d, h, y, mid, k);
+        }
+        for (i = 0; i < k; i++)
+            if ((uint64_t)y[i] != want_y[i]) {
+                char what[128];
+                snprintf(what, sizeof what, "projection y[%zu] (k = %zu, d = %zu, two's complement)", i, k, d);
+                mismatch_value(what, want_y[i], (uint64_t)y[i]);
+                fail();
+            }
+    }
+    case_mode = "whole";
+    fill(v, d, p);
+    pf_ternary_combine(stream, k, d, sigma, v, p, 0, d);
+    i = first_diff(v, want_v, d);
+    if (i < d) {
+        char what[128];
+        snprintf(what, sizeof what, "combination v[%zu] (k = %zu, d = %zu)", i, k, d);
+        mismatch_value(what, want_v[i], v[i]);
+        fail();
+    }
+    family_runs[F_TERNARY] += 3;
+    free(bytes); free(g); free(sigma); free(want_y); free(want_v); free(stream); free(h); free(v); free(y);
 }
 
 static void run_matmul(void) {
@@ -637,7 +716,9 @@ int main(int argc, char **argv) {
         switch (fam) {
         case F_DOT: run_dot(); break;
         case F_ROWSUM: run_rowsum(); break;
-        case F_ROWDOTS: run_row_dots(); break;
+        case F_ROWDOTS: run_row_dots(0); break;
+        case F_ROWDOTS4: run_row_dots(1); break;
+        case F_TERNARY: run_ternary(); break;
         case F_MATMUL: run_matmul(); break;
         case F_HORNER: run_horner(); break;
         default: run_elementwise(fam); break;

@@ -67,15 +67,15 @@ def kat(tmp_path_factory) -> Path:
 
 def test_kat_file_covers_every_kernel_and_prime(kat: Path):
     text = kat.read_text(encoding="ascii")
-    assert len(text) < 200_000
+    assert len(text) < 230_000
     records = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
     assert records[0][:2] == ["ppbfl-kat", "1"]
     count = int(records[0][2])
     assert records[-1] == ["end", str(count)]
     body = records[1:-1]
     assert len(body) == count
-    families = {"add", "sub", "mul", "neg", "muladd", "scalar_mul", "dot", "weighted_rowsum", "row_dots", "matmul",
-                "horner_share"}
+    families = {"add", "sub", "mul", "neg", "muladd", "scalar_mul", "dot", "weighted_rowsum", "row_dots", "row_dots4",
+                "matmul", "horner_share", "ternary"}
     seen = {(r[0], int(r[1])) for r in body}
     for family in families:
         for p in (M61, (1 << 31) - 1):

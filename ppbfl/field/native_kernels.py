@@ -28,8 +28,13 @@ __all__ = [
     "muladd_range",
     "neg_range",
     "pack_rows",
+    "row_dots4_range",
     "row_dots_range",
     "scalar_mul_range",
+    "ternary_combine",
+    "ternary_prepare",
+    "ternary_project32",
+    "ternary_project64",
     "sub_range",
     "weighted_rowsum_range",
 ]
@@ -161,6 +166,82 @@ def row_dots_range(rows, a, b, squares, p, lo, hi):
         ffi.from_buffer("uint64_t[]", sums), int(p), lo, hi,
     )
     return sums, np.uint64(top)
+
+
+def row_dots4_range(rows, a, b, c, squares, p, lo, hi):
+    """:func:`row_dots_range` with a fourth vector ``c``: returns ``((4, k) sums, largest input)``,
+    row 3 the dots with ``c`` (see :func:`ppbfl.field.numba_kernels.row_dots4_range`)."""
+    lo, hi = _range(lo, hi)
+    if hi - lo >= 1 << 32:
+        raise FieldShapeError("range", (lo, hi), "fewer than 2^32 terms per call")
+    pointers, k = _row_pointers(rows, None, hi)
+    sums = np.empty((4, k), dtype=np.uint64)
+    top = lib.pf_row_dots4_range(
+        pointers, k, _ptr("a", a, 1, (hi,)), _ptr("b", b, 1, (hi,)), _ptr("c", c, 1, (hi,)), int(bool(squares)),
+        ffi.from_buffer("uint64_t[]", sums), int(p), lo, hi,
+    )
+    return sums, np.uint64(top)
+
+
+def _buffer(name: str, arr: object, dtype: type, ctype: str, size: int, *, writable: bool = False):
+    """A ``ctype *`` into the 1-D C-contiguous ``dtype`` array ``arr`` of at least ``size`` elements."""
+    if not isinstance(arr, np.ndarray) or arr.dtype != dtype:
+        raise FieldDTypeError(name, getattr(arr, "dtype", type(arr).__name__), f"a numpy.ndarray of {np.dtype(dtype).name}")
+    if arr.ndim != 1 or not arr.flags.c_contiguous or arr.shape[0] < size:
+        raise FieldShapeError(name, arr.shape, f"a C-contiguous 1-D array of at least {size} elements")
+    if writable and not arr.flags.writeable:
+        raise FieldShapeError(name, arr.shape, "a writable array")
+    return ffi.from_buffer(f"{ctype}[]", arr, require_writable=writable)
+
+
+def _row_bytes(d: int) -> int:
+    return 8 * ((d + 63) // 64)
+
+
+def ternary_prepare(signs, g, scratch):
+    """Signed values of the validity projections (see :func:`ppbfl.defense.validity_kernels.prepare`):
+    ``signs`` (row_bytes,) uint8, ``g`` (d,) int64, ``scratch`` (d,) uint64 receiving d uint32 (returns
+    True: ``sum |g_i| < 2^31``) or d uint64 (returns False)."""
+    d = int(g.shape[0])
+    if d >= 1 << 32:
+        raise FieldShapeError("g", g.shape, "fewer than 2^32 entries")
+    return bool(lib.pf_ternary_prepare(
+        _buffer("signs", signs, np.uint8, "uint8_t", _row_bytes(d)), d, _buffer("g", g, np.int64, "int64_t", d),
+        _buffer("scratch", scratch, np.uint64, "uint64_t", d, writable=True),
+    ))
+
+
+def _project(name, masks, row_bytes, d, h, y, lo, hi, wide):
+    lo, hi = _range(lo, hi)
+    if int(row_bytes) < _row_bytes(int(d)):
+        raise FieldShapeError("row_bytes", (int(row_bytes),), f"at least {_row_bytes(int(d))}")
+    m = _buffer("masks", masks, np.uint8, "uint8_t", hi * int(row_bytes))
+    out = _buffer("y", y, np.int64, "int64_t", hi, writable=True)
+    values = _buffer("h", h, np.uint64, "uint64_t", int(d)) if wide else _buffer("h", h, np.uint32, "uint32_t", int(d))
+    getattr(lib, name)(m, int(row_bytes), int(d), values, out, lo, hi)
+
+
+def ternary_project32(masks, row_bytes, d, h, y, lo, hi):
+    """``y[j] = sum_i mask_j[i] h_i`` in uint32 for rows ``[lo, hi)`` (see :mod:`ppbfl.defense.validity_kernels`)."""
+    _project("pf_ternary_project32", masks, row_bytes, d, h, y, lo, hi, wide=False)
+
+
+def ternary_project64(masks, row_bytes, d, h, y, lo, hi):
+    """``y[j] = sum_i mask_j[i] h_i`` modulo ``2^64`` for rows ``[lo, hi)``."""
+    _project("pf_ternary_project64", masks, row_bytes, d, h, y, lo, hi, wide=True)
+
+
+def ternary_combine(stream, sigma, k, d, p, out, lo, hi):
+    """``out[i] = sum_j sigma_j R[j, i] mod p`` for columns ``[lo, hi)`` (``lo`` a multiple of 2048;
+    see :func:`ppbfl.defense.validity_kernels.combine`)."""
+    lo, hi = _range(lo, hi)
+    k, d = int(k), int(d)
+    if lo % 2048 or hi > d or not 0 <= k <= 256:
+        raise FieldShapeError("range", (lo, hi), f"lo a multiple of 2048, hi <= d = {d}, k = {k} <= 256")
+    lib.pf_ternary_combine(
+        _buffer("stream", stream, np.uint8, "uint8_t", (k + 1) * _row_bytes(d)), k, d, _ptr("sigma", sigma, 1, (k,)),
+        _ptr("out", out, 1, (d,)), int(p), lo, hi,
+    )
 
 
 def weighted_rowsum_range(weights, rows, out, p, lo, hi):

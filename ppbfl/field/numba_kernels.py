@@ -331,6 +331,29 @@ def _dot_halves(x, y, p, lo, hi, acc):
 
 
 @njit(cache=True, nogil=True)
+def _row_dots_body(rows, a, b, c, squares, fourth, p, lo, hi):
+    """The pass of :func:`row_dots_range` and :func:`row_dots4_range`: (4, k) sums and the largest input."""
+    k = len(rows)
+    sums = np.zeros((4, k), dtype=np.uint64)
+    acc = np.zeros((4, 2), dtype=np.uint64)
+    top = _ZERO
+    for i in range(k):
+        row = rows[i]
+        acc[:] = _ZERO
+        for t0 in range(lo, hi, _ROW_TILE):
+            t1 = min(t0 + _ROW_TILE, hi)
+            top = max(top, _dot_halves(row, a, p, t0, t1, acc[0]))
+            top = max(top, _dot_halves(row, b, p, t0, t1, acc[1]))
+            if squares:
+                _dot_halves(row, row, p, t0, t1, acc[2])
+            if fourth:
+                top = max(top, _dot_halves(row, c, p, t0, t1, acc[3]))
+        for r in range(4):
+            sums[r, i] = _halves_mod(acc[r, 0], acc[r, 1], p)
+    return sums, top
+
+
+@njit(cache=True, nogil=True)
 def row_dots_range(rows, a, b, squares, p, lo, hi):
     """For each row ``r_i``, over columns ``[lo, hi)`` (``hi - lo < 2^32``), in one pass:
     ``<r_i, a>``, ``<r_i, b>`` and, if ``squares``, ``<r_i, r_i>`` (else 0), all mod ``p``.
@@ -343,19 +366,13 @@ def row_dots_range(rows, a, b, squares, p, lo, hi):
     loops that each vectorise (one loop computing all three does not: measured 3x slower), the
     second and third reading the tile from L1.
     """
-    k = len(rows)
-    sums = np.zeros((3, k), dtype=np.uint64)
-    acc = np.zeros((3, 2), dtype=np.uint64)
-    top = _ZERO
-    for i in range(k):
-        row = rows[i]
-        acc[:] = _ZERO
-        for t0 in range(lo, hi, _ROW_TILE):
-            t1 = min(t0 + _ROW_TILE, hi)
-            top = max(top, _dot_halves(row, a, p, t0, t1, acc[0]))
-            top = max(top, _dot_halves(row, b, p, t0, t1, acc[1]))
-            if squares:
-                _dot_halves(row, row, p, t0, t1, acc[2])
-        for r in range(3):
-            sums[r, i] = _halves_mod(acc[r, 0], acc[r, 1], p)
-    return sums, top
+    sums, top = _row_dots_body(rows, a, b, a, squares, False, p, lo, hi)
+    return sums[:3].copy(), top
+
+
+@njit(cache=True, nogil=True)
+def row_dots4_range(rows, a, b, c, squares, p, lo, hi):
+    """:func:`row_dots_range` with a fourth (d,) uint64 vector ``c`` in the same pass: returns
+    ``(sums, top)`` with ``sums`` (4, k), row 3 the dots ``<r_i, c>`` mod ``p``, and ``top`` the
+    largest element of the rows, ``a``, ``b`` and ``c`` read."""
+    return _row_dots_body(rows, a, b, c, squares, True, p, lo, hi)

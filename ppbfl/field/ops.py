@@ -158,34 +158,48 @@ def row_dots(
     rows: np.ndarray | Sequence[np.ndarray],
     a: np.ndarray,
     b: np.ndarray,
+    c: np.ndarray | None = None,
     *,
     squares: bool = True,
     field: PrimeField = GF61,
     rows_name: str = "rows",
 ) -> np.ndarray:
-    """For every row ``r_i``: ``<r_i, a>``, ``<r_i, b>`` and ``<r_i, r_i>`` mod ``p``, in one pass over the rows.
+    """For every row ``r_i``: ``<r_i, a>``, ``<r_i, b>``, ``<r_i, r_i>`` and, when ``c`` is given,
+    ``<r_i, c>``, mod ``p``, in one pass over the rows.
 
-    The fused form of ``dot(r_i, a)``, ``dot(r_i, b)`` and ``dot(r_i, r_i)`` for each row (one
-    read of each row instead of three, and no copy of separate rows into one matrix).
+    The fused form of ``dot(r_i, a)``, ``dot(r_i, b)``, ``dot(r_i, r_i)`` (and ``dot(r_i, c)``) for
+    each row (one read of each row instead of three or four, and no copy of separate rows into one
+    matrix).
 
     Args:
         rows: a (k, d) uint64 array or a sequence of k (d,) uint64 arrays (not copied), in ``[0, p)``.
         a, b: (d,) uint64 in ``[0, p)``.
+        c: optional (d,) uint64 in ``[0, p)``.
         squares: compute ``<r_i, r_i>``; when False that row of the result is 0.
         rows_name: the argument name used in errors (entries are named ``rows_name[i]``).
 
     Returns:
-        (3, k) uint64 in ``[0, p)``: row 0 the dots with ``a``, row 1 with ``b``, row 2 the squares.
+        (3, k) uint64 in ``[0, p)`` ((4, k) with ``c``): row 0 the dots with ``a``, row 1 with
+        ``b``, row 2 the squares, row 3 the dots with ``c``.
     """
     a_checked = field.elements(a, "a", ndim=1, check_range=False)
     b_checked = field.elements(b, "b", ndim=1, check_range=False)
     _same_shape(a_checked, ("b", b_checked))
     d = a_checked.shape[0]
     packed, inputs, _, _ = _row_operand(rows, rows_name, field, d)
-    partials = _run_validated(
-        field, {**inputs, "a": a_checked, "b": b_checked}, None, get_backend().row_dots_range,
-        d, packed, a_checked, b_checked, bool(squares), field.modulus,
-    )
+    backend = get_backend()
+    if c is None:
+        partials = _run_validated(
+            field, {**inputs, "a": a_checked, "b": b_checked}, None, backend.row_dots_range,
+            d, packed, a_checked, b_checked, bool(squares), field.modulus,
+        )
+    else:
+        c_checked = field.elements(c, "c", ndim=1, check_range=False)
+        _same_shape(a_checked, ("c", c_checked))
+        partials = _run_validated(
+            field, {**inputs, "a": a_checked, "b": b_checked, "c": c_checked}, None, backend.row_dots4_range,
+            d, packed, a_checked, b_checked, c_checked, bool(squares), field.modulus,
+        )
     total = partials[0][0]
     for sums, _ in partials[1:]:
         total = (total + sums) % field.modulus  # each term < p < 2^62: no overflow

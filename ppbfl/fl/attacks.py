@@ -17,7 +17,7 @@ from ppbfl.fl.errors import ConfigError
 from ppbfl.fl.registry import build_component
 
 __all__ = [
-    "Attack", "NoAttack", "LabelFlip", "SignFlip", "Scaling", "GaussianNoise", "Backdoor", "Adaptive",
+    "Attack", "NoAttack", "LabelFlip", "SignFlip", "Scaling", "GaussianNoise", "Backdoor", "Adaptive", "OutOfRange",
     "ATTACKS", "make_attack", "cosine",
 ]
 
@@ -29,9 +29,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class Attack:
-    """Base class: the identity on data and updates."""
+    """Base class: the identity on data and updates.
+
+    ``field_level``: the attack acts on the field elements a device shares, below the float level
+    (:class:`OutOfRange`); the runner then hands the plaintext rules the decoded vector such a
+    device effectively contributes and the secure rule the field vector itself.
+    """
 
     name = "none"
+    field_level = False
 
     def poison_data(self, x: np.ndarray, y: np.ndarray, n_classes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Return the (possibly poisoned) training data of a malicious device."""
@@ -164,9 +170,30 @@ class Adaptive(Attack):
         return (norm * (c * r_hat + np.sqrt(max(0.0, 1.0 - c * c)) * e)).astype(np.float32)
 
 
+@dataclass
+class OutOfRange(Attack):
+    """Issue 13's attack (:func:`ppbfl.fl.field_attacks.out_of_range_shift`): the device shares its
+    honest encoded update shifted on three coordinates by field elements of order ``magnitude``
+    and ``p / 2``, chosen so that the opened ``<g, r>`` and ``||g||^2`` (mod p) are those of the
+    honest update. Its float update is left as trained (:meth:`poison_update` is the identity);
+    the field vector is built per rule by :mod:`ppbfl.fl.field_attacks` (``field_level``).
+
+    ``magnitude``: the first shifted entry, as a field element (default ``2^50``), an int in
+    ``[1, 2^60)``.
+    """
+
+    magnitude: int = 1 << 50
+    name = "out_of_range"
+    field_level = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.magnitude, bool) or not isinstance(self.magnitude, int) or not 1 <= self.magnitude < 1 << 60:
+            raise ConfigError("attack_params.out_of_range.magnitude", f"must be an integer in [1, 2^60), got {self.magnitude!r}")
+
+
 ATTACKS: dict[str, type[Attack]] = {
     "none": NoAttack, "label_flip": LabelFlip, "sign_flip": SignFlip, "scaling": Scaling,
-    "noise": GaussianNoise, "backdoor": Backdoor, "adaptive": Adaptive,
+    "noise": GaussianNoise, "backdoor": Backdoor, "adaptive": Adaptive, "out_of_range": OutOfRange,
 }
 
 

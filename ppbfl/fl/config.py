@@ -27,6 +27,8 @@ Example::
 
     [attack_params.scaling]
     factor = 10.0
+    [attack_params.out_of_range]    # field-level: see ppbfl.fl.field_attacks
+    magnitude = 1125899906842624
     [defence_params.trimmed_mean]
     beta = 0.2
     [defence_params.ppbfl_secure]   # the secure defence (see ppbfl.fl.secure_aggregator)

@@ -192,12 +192,15 @@ class SecureCosineFilter:
         codec: fixed-point codec (default ``FixedPointCodec()``: GF(2^61 - 1), 16 fractional bits).
         tau: accept ``cos > tau``.
         norms: ``"auto"`` (honest majority, no dealer, when ``n >= 2t - 1``) or ``"beaver"``.
+        factories: device index -> :data:`DeviceFactory` (simulated misbehaving devices; default :class:`Device`).
     """
 
     def __init__(
         self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
+        factories: Mapping[int, DeviceFactory] | None = None,
     ) -> None:
         self.t, self.n, self.tau, self.norms = t, n, tau, norms
+        self.factories = dict(factories or {})
         self.codec = FixedPointCodec() if codec is None else codec
         self._federation: Federation | None = None
         self._round = 0
@@ -223,7 +226,7 @@ class SecureCosineFilter:
             if federation is not None:
                 federation.close()
             federation = self._federation = Federation.in_process(
-                self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False,
+                self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, factories=self.factories,
             )
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}

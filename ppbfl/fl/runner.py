@@ -9,7 +9,8 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
    devices for every defence and attack at one seed), or the first of ``federation.malicious_devices``
    when the config lists them; they are recorded in the results;
 3. each round every device trains locally from the global model; malicious devices poison their
-   data and/or update; the defence aggregates the ``(devices, d)`` updates; the global model moves
+   data and/or update (a field-level attack, ``out_of_range``, acts on the shared field elements
+   instead: :func:`apply_field_attack`); the defence aggregates the ``(devices, d)`` updates; the global model moves
    by the aggregate; test accuracy, the backdoor success rate (when there is a trigger) and, for
    rules that exclude devices, the detection rates of malicious and honest devices
    (:mod:`ppbfl.fl.detection`) are recorded per round.
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ppbfl.fl.aggregation import Aggregator
 from ppbfl.fl.aggregators import AggregationContext, make_aggregator
 from ppbfl.fl.attacks import Attack, Backdoor, make_attack
 from ppbfl.fl.config import Cell, ExperimentConfig, Federation
@@ -43,7 +45,7 @@ from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
 from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
 
-__all__ = ["CellResult", "backdoor_success", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
+__all__ = ["CellResult", "apply_field_attack", "backdoor_success", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
 
 
 @dataclass
@@ -51,7 +53,8 @@ class CellResult:
     """Outcome of one cell. ``accuracy_per_round: (rounds,)``; ``per_class_recall: (n_classes,)``.
 
     ``backdoor_per_round: (rounds,)`` the backdoor success rate after each round (empty without a
-    trigger); ``tpr_per_round`` / ``fpr_per_round: (rounds,)`` the defence's detection rates of
+    trigger); ``extra["aggregate_max_abs"]: (rounds,)`` the largest entry of each round's aggregate
+    (not written to the reports: a diagnostic of update-level damage); ``tpr_per_round`` / ``fpr_per_round: (rounds,)`` the defence's detection rates of
     malicious / honest devices (:mod:`ppbfl.fl.detection`; None for a rule that does not exclude
     devices, and the TPR also when no device is malicious).
 
@@ -194,12 +197,14 @@ def run_cell(
         raise ConfigError("attack_params.backdoor.features",
                           f"index {max(trigger.features)} >= {data.n_features} features of {cell.dataset}")
 
+    field_attack = bool(malicious) and attack.field_level
     model = build_model(fed.model, data.n_features, data.n_classes, hidden=fed.hidden, image_shape=data.image_shape, seed=cell.seed)
     params = get_flat(model)
     settings = TrainSettings(fed.local_epochs, fed.batch_size, fed.lr)
     weights = np.array([len(p) for p in parts], dtype=np.float64)
     accuracy: list[float] = []
     backdoor: list[float] = []
+    largest: list[float] = []
     tpr: list[float | None] = []
     fpr: list[float | None] = []
     device_rule = True
@@ -208,10 +213,13 @@ def run_cell(
         for r in range(fed.rounds):
             updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
             context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
-            if defence.needs_reference:
+            if defence.needs_reference or field_attack:
                 context.reference = local_update(
                     model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
                 )
+            if field_attack:
+                assert context.reference is not None
+                updates = apply_field_attack(attack, malicious, updates, context, defence, defence_params)
             aggregate, info = defence.aggregate(updates, context)
             excluded = excluded_devices(cell.defence, info, fed.devices)
             if excluded is None:
@@ -220,6 +228,7 @@ def run_cell(
                 rates = detection_rates(excluded, malicious, fed.devices)
                 tpr.append(rates[0])
                 fpr.append(rates[1])
+            largest.append(float(np.max(np.abs(aggregate))))
             params = (params + aggregate).astype(np.float32)
             acc, recall = evaluate(model, params, data.x_test, data.y_test, data.n_classes)
             accuracy.append(acc)
@@ -229,9 +238,38 @@ def run_cell(
         defence.close()  # e.g. the secure rule's in-process deployment
     return CellResult(
         cell, malicious, accuracy, [float(v) for v in recall], backdoor[-1] if backdoor else None, time.perf_counter() - start,
+        extra={"aggregate_max_abs": largest},
         backdoor_per_round=backdoor, tpr_per_round=_rates(tpr) if device_rule else None,
         fpr_per_round=_rates(fpr) if device_rule else None,
     )
+
+
+def apply_field_attack(
+    attack: Attack, malicious: tuple[int, ...], updates: np.ndarray, context: AggregationContext, defence: Aggregator,
+    defence_params: dict | None,
+) -> np.ndarray:
+    """Route a field-level attack (``attack.field_level``, :mod:`ppbfl.fl.field_attacks`) to ``defence``.
+
+    The secure rule gets the malicious devices in ``context.extra`` and they share the crafted field
+    vectors through the protocol; ``updates`` ((m, d) float32) are returned unchanged. Any other
+    rule gets a copy of ``updates`` whose malicious rows are the decoded vectors those devices
+    effectively contribute (:func:`~ppbfl.fl.field_attacks.effective_update` under the codec the
+    secure rule would use for this round: ``defence_params.ppbfl_secure``).
+    """
+    from ppbfl.fl.field_attacks import FieldAttackRound, effective_update
+    from ppbfl.fl.secure_aggregator import FIELD_ATTACK, SecureCosineAggregator
+
+    magnitude = int(getattr(attack, "magnitude", 1 << 50))
+    if isinstance(defence, SecureCosineAggregator):
+        context.extra[FIELD_ATTACK] = (FieldAttackRound(magnitude=magnitude), malicious)
+        return updates
+    secure = make_aggregator("ppbfl_secure", (defence_params or {}).get("ppbfl_secure"))
+    assert isinstance(secure, SecureCosineAggregator) and context.reference is not None
+    codec = secure.codec(updates.shape[1], updates.shape[0])
+    attacked = updates.copy()
+    for dev in malicious:
+        attacked[dev] = effective_update(updates[dev], context.reference, codec, magnitude=magnitude).astype(np.float32)
+    return attacked
 
 
 def _rates(values: list[float | None]) -> list[float] | None:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -54,11 +55,14 @@ from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.fl.aggregation import AggregationContext, Aggregator
 from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
 from ppbfl.fl.federation import SecureCosineFilter
+from ppbfl.fl.field_attacks import FieldAttackRound, OutOfRangeDevice
 
-__all__ = ["MIN_FRAC_BITS", "SecureCosineAggregator", "choose_frac_bits", "fits"]
+__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "SecureCosineAggregator", "choose_frac_bits", "fits"]
 
 KEY = "defence_params.ppbfl_secure"
 MIN_FRAC_BITS = 8
+FIELD_ATTACK = "field_attack"
+"""``AggregationContext.extra`` key: ``(FieldAttackRound, devices)`` of a field-level attack (set by the runner)."""
 """Fewest fractional bits accepted: a step of ``2^-9`` already rivals typical update entries."""
 
 
@@ -116,6 +120,7 @@ class SecureCosineAggregator(Aggregator):
     max_abs: float = 64.0
     frac_bits: int | None = None
     _filter: SecureCosineFilter | None = field(default=None, init=False, repr=False, compare=False)
+    _knowledge: FieldAttackRound = field(default_factory=FieldAttackRound, init=False, repr=False, compare=False)
     name = "ppbfl_secure"
     display_name = "ppbfl (secure)"
     needs_reference = True
@@ -159,10 +164,23 @@ class SecureCosineAggregator(Aggregator):
             self._filter.close()
             self._filter = None
 
+    def _field_attackers(self, context: AggregationContext, reference: np.ndarray) -> tuple[set[int], FieldAttackRound]:
+        """The devices of ``context.extra["field_attack"]`` (:class:`~ppbfl.fl.field_attacks.FieldAttackRound`
+        and their indices) told this round's reference; none without it."""
+        plan = context.extra.get(FIELD_ATTACK)
+        if plan is None:
+            return set(), self._knowledge
+        knowledge, devices = plan
+        self._knowledge.magnitude = knowledge.magnitude
+        self._knowledge.reference = reference
+        return {int(i) for i in devices}, self._knowledge
+
     def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
         """Share, verify and aggregate ``updates`` ((m, d) float) against ``context.reference`` ((d,) float).
 
         A device whose update is above the validity bound is rejected "out of range" (see the module docstring).
+        ``context.extra[FIELD_ATTACK] = (FieldAttackRound, devices)`` makes those devices
+        :class:`~ppbfl.fl.field_attacks.OutOfRangeDevice` clients (the ``out_of_range`` attack of the grid).
 
         Raises:
             AggregationError: no reference, or shapes disagree; UpdateRangeError: a reference entry
@@ -181,12 +199,14 @@ class SecureCosineAggregator(Aggregator):
         if outside.any():
             j = int(np.argmax(outside))
             raise UpdateRangeError(-1, j, float(reference[j]), bound, f"{KEY}.max_abs")
+        attackers, knowledge = self._field_attackers(context, reference)
         secure = self._filter
-        if secure is None or secure.codec != codec:
+        if secure is None or secure.codec != codec or set(secure.factories) != attackers:
             if secure is not None:
                 secure.close()
             norms: Literal["auto", "beaver"] = "beaver" if self.dot_mode == "beaver" else "auto"
-            secure = self._filter = SecureCosineFilter(self.t, self.n, codec, tau=float(self.tau), norms=norms)
+            factories = {i: partial(OutOfRangeDevice, knowledge=knowledge) for i in attackers}
+            secure = self._filter = SecureCosineFilter(self.t, self.n, codec, tau=float(self.tau), norms=norms, factories=factories)
         aggregate, result = secure.verify_and_aggregate(u, reference)
         decisions = [result.decision_of(i) for i in range(m)]
         info = {

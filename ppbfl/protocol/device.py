@@ -129,7 +129,7 @@ class Device:
             return validity.encode_wrapping(update, self.codec, device=self.index)
         encoded = encode_update(update, self.codec, device=self.index)
         params = validity.ValidityParams.for_length(encoded.size, k=self.validity_k, field=self.codec.field)
-        norm = float(np.sqrt(np.sum(validity.centred(encoded, self.codec.field.p).astype(np.float64) ** 2)))
+        norm = validity.encoded_l2(encoded, self.codec.field.p)
         if norm > params.honest_l2():
             raise UpdateNormError(self.index, norm, params.honest_l2(), self.codec.frac_bits)
         return encoded
@@ -277,8 +277,8 @@ class Device:
             projections = np.clip(projections, -params.half_width, params.half_width - 1)
         bits = validity.bit_decompose(projections, params, device=self.index)
         field_ = self.codec.field
-        bit_shares = share(bits, self.t, self.n, field=field_, rng=self.rng)
-        mask = share(self.rng.random(1), self.t, self.n, field=field_, rng=self.rng)[:, 0]
+        together = share(np.append(bits, self.rng.random(1)), self.t, self.n, field=field_, rng=self.rng)  # the bits and a mask, one call
+        bit_shares, mask = together[:, :-1], together[:, -1]
         proved = time.perf_counter()
         transport = self.transport
         context = {"d": params.d, "p": field_.p}

@@ -387,15 +387,15 @@ class EdgeNode:
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
-        # one pass over each share row: <g_i, lam>, <g_i, r> and (honest majority) <g_i, g_i>
-        sums = ops.row_dots(shares, lam, message.reference, squares=bool(message.hm), field=self.field, rows_name="shares")
+        coins = self._proof_coins(state, message, envelope.round, envelope.sender)
+        # one pass over each share row: <g_i, lam>, <g_i, r>, (honest majority) <g_i, g_i> and <g_i, v>
+        sums = ops.row_dots(shares, lam, message.reference, coins.v, squares=bool(message.hm), field=self.field, rows_name="shares")
         consistency = ops.add(sums[0], masks, field=self.field)
         dot_ref = sums[1]
         if self.behaviour is EdgeBehaviour.TAMPER_VERIFY:
             dot_ref = ops.add(dot_ref, np.full(dot_ref.shape, 12345, dtype=np.uint64), field=self.field)
-        coins = self._proof_coins(state, message, envelope.round, envelope.sender)
         bits, bit_masks = self._proof_rows(state, message.devices)
-        g_dot_v = ops.row_dots(shares, coins.v, coins.v, squares=False, field=self.field, rows_name="shares")[0] if shares else np.zeros(0, dtype=np.uint64)
+        g_dot_v = sums[3]
         proof_consistency, valid = validity.proof_linear_shares(bits, bit_masks, g_dot_v, coins, field=self.field)
         norm2 = np.zeros(0, dtype=np.uint64)
         if message.hm:
