@@ -49,6 +49,9 @@ __all__ = [
     "BeaverMasked",
     "BeaverOpen",
     "DeviceUpload",
+    "FlameAggregateRequest",
+    "GramRequest",
+    "GramShares",
     "NormShares",
     "ProofUpload",
     "SetupEdge",
@@ -90,7 +93,7 @@ class SetupEdge(Message):
     """
 
     KIND: ClassVar[str] = "setup_edge"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     index: Count
     t: Count
     n: Count
@@ -100,6 +103,10 @@ class SetupEdge(Message):
     przs_sets: Annotated[list[int], ListOf(UInt(bits=32), max_len=4096)]
     przs_keys: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=4096)]
     validity_k: Annotated[int, UInt(max=256)]
+    rule: Annotated[str, Text(max_len=16)] = "cosine"
+    """The round's public decision rule: ``"cosine"`` (DESIGN §5) or ``"flame"`` (the node then
+    answers :class:`GramRequest` and :class:`FlameAggregateRequest`, and refuses
+    :class:`AggregateRequest`; it refuses the other kind under ``"cosine"``)."""
 
 
 @register
@@ -321,3 +328,40 @@ class AggregateShare(Message):
     weights: Annotated[np.ndarray, FieldArray(ndim=1)]
     total_weight: Annotated[float, Float()]
     share: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
+
+
+@register
+@dataclass(frozen=True)
+class GramRequest(Message):
+    """Coordinator -> edge node (rule ``"flame"``, honest-majority mode): return this node's
+    re-randomised shares of ``<g_i, g_j>`` for every pair ``i < j`` of the verify request's
+    devices. The node takes the PRZS counter from the round itself (never from the request);
+    ``devices`` must repeat the verify request's device list."""
+
+    KIND: ClassVar[str] = "gram_request"
+    VERSION: ClassVar[int] = 1
+    devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+
+
+@register
+@dataclass(frozen=True)
+class GramShares(Message):
+    """One node's shares (degree ``2(t - 1)``, PRZS-masked) of the upper triangle of the Gram
+    matrix, row-major over pairs ``i < j`` (``m (m - 1) / 2`` uint64)."""
+
+    KIND: ClassVar[str] = "gram_shares"
+    VERSION: ClassVar[int] = 1
+    gram: Annotated[np.ndarray, FieldArray(ndim=1)]
+
+
+@register
+@dataclass(frozen=True)
+class FlameAggregateRequest(AggregateRequest):
+    """:class:`AggregateRequest` for rule ``"flame"``: the same fields plus ``gram``, the (k,
+    m (m - 1) / 2) matrix of every point's :class:`GramShares` (degree ``norm2_degree``). The node
+    opens the norms and the Gram entries of the devices that pass screening, runs FLAME's
+    clustering (:mod:`ppbfl.protocol.flame_decision`) and returns its :class:`AggregateShare`."""
+
+    KIND: ClassVar[str] = "flame_aggregate_request"
+    VERSION: ClassVar[int] = 1
+    gram: Annotated[np.ndarray, FieldArray(ndim=2)]
