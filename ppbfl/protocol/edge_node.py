@@ -33,6 +33,7 @@ from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import PeerAuthError
+from ppbfl.protocol.flame_decision import decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -41,6 +42,9 @@ from ppbfl.protocol.messages import (
     BeaverMasked,
     BeaverOpen,
     DeviceUpload,
+    FlameAggregateRequest,
+    GramRequest,
+    GramShares,
     NormShares,
     ProofUpload,
     SetupEdge,
@@ -64,6 +68,11 @@ MAX_EDGE_NODES = 31
 #: round, and one spare for a round aborted before it reached the edge nodes. With one upload per
 #: device per round, a device holds at most ``ROUNDS_AHEAD + 1`` share vectors at a node.
 ROUNDS_AHEAD = 2
+#: the decision rules a node can be set up with (:attr:`SetupEdge.rule`)
+RULES = ("cosine", "flame")
+#: PRZS counters of the Gram matrix's zero-sharings: ``GRAM_COUNTER + round`` (the node derives it;
+#: verify counters are rounds, below 2^63)
+GRAM_COUNTER = 1 << 63
 
 class EdgeBehaviour(str, enum.Enum):
     """Fault injection for demonstrations and tests: an honest node, or one that lies."""
@@ -97,6 +106,7 @@ class _RoundState:
     coin: bytes | None = None  # drawn when the node reports its uploads: no proof is accepted after it
     coins: validity.ProofCoins | None = None
     proof_triples: tuple[np.ndarray, np.ndarray] | None = None
+    gram: GramShares | None = None  # rule "flame": this round's Gram shares (a retry gets the same)
 
 
 class EdgeNode:
@@ -155,6 +165,8 @@ class EdgeNode:
             BeaverOpen: self._beaver_open,
             BeaverFinish: self._beaver_finish,
             AggregateRequest: self._aggregate,
+            GramRequest: self._gram,
+            FlameAggregateRequest: self._flame_aggregate,
         }
         handler = handlers.get(type(message))
         if handler is None:
@@ -214,6 +226,8 @@ class EdgeNode:
             raise OutOfPhaseError(
                 self.name, f"bad setup: validity_k = {message.validity_k}, expected {validity.MIN_ROWS}..{validity.MAX_ROWS}"
             )
+        if message.rule not in RULES or (message.rule == "flame" and message.n < 2 * message.t - 1):
+            raise OutOfPhaseError(self.name, f"bad setup: rule {message.rule!r} (one of {RULES}; 'flame' needs n >= 2t - 1)")
         keys = {
             frozenset(j for j in range(1, message.n + 1) if mask >> (j - 1) & 1): key
             for mask, key in zip(message.przs_sets, message.przs_keys)
@@ -404,6 +418,7 @@ class EdgeNode:
 
     def _aggregate(self, envelope: Envelope, message: AggregateRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "aggregate")
+        self._require_rule("cosine", message)
         assert self.codec is not None
         state = self._state(envelope.round)
         if state.reference is None:
@@ -425,5 +440,60 @@ class EdgeNode:
             share = np.zeros(self.config.d, dtype=np.uint64)
         if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:
             share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
+        state.aggregate = share
+        return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
+
+    # -- rule "flame" (ppbfl.defense.flame) ----------------------------------------------------
+    def _require_rule(self, rule: str, message: Message) -> None:
+        """Refuse ``message`` unless this node was set up with decision rule ``rule``."""
+        if self.config.rule != rule:
+            raise OutOfPhaseError(self.name, f"{type(message).__name__} is for rule {rule!r}; this tier runs rule {self.config.rule!r}")
+
+    def _gram(self, envelope: Envelope, message: GramRequest) -> Message:
+        """This node's PRZS-masked shares of ``<g_i, g_j>``, ``i < j``, over the verified devices."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "gram")
+        self._require_rule("flame", message)
+        assert self.przs is not None
+        state = self._state(envelope.round)
+        if state.verified is None or not state.verified[0].hm or list(message.devices) != state.devices:
+            raise OutOfPhaseError(self.name, f"gram request in round {envelope.round} must follow an honest-majority verify of the same devices")
+        if state.gram is not None:
+            return state.gram  # a retried request: the PRZS counter is used once
+        if not 0 <= envelope.round < GRAM_COUNTER:
+            raise OutOfPhaseError(self.name, f"round {envelope.round} has no Gram counter")
+        m = len(state.devices)
+        gram = np.zeros(pair_count(m), dtype=np.uint64)
+        if m > 1:
+            stacked = np.stack(self._shares_of(state, state.devices))
+            products = ops.matmul_unchecked(stacked, np.ascontiguousarray(stacked.T), np.empty((m, m), dtype=np.uint64), self.field)
+            upper = products[np.triu_indices(m, 1)]
+            gram = ops.add(upper, self.przs.zero_share(GRAM_COUNTER + envelope.round, upper.size), field=self.field)
+        state.gram = GramShares(gram)
+        return state.gram
+
+    def _flame_aggregate(self, envelope: Envelope, message: FlameAggregateRequest) -> Message:
+        """Open norms and Gram entries, run FLAME's clustering, return this node's aggregate share."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "aggregate")
+        self._require_rule("flame", message)
+        assert self.codec is not None
+        state = self._state(envelope.round)
+        if state.reference is None or state.gram is None:
+            raise OutOfPhaseError(self.name, f"flame aggregate before verify and gram in round {envelope.round}")
+        m, k, t = len(state.devices), len(message.points), self.config.t
+        expected = {name: (k, m) for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity")}
+        expected["gram"] = (k, pair_count(m))
+        for name, shape in expected.items():
+            if getattr(message, name).shape != shape:
+                raise OutOfPhaseError(self.name, f"aggregate request field {name!r}: shape {getattr(message, name).shape}, expected {shape}")
+        if message.trust.shape != (m,) or message.norm2_degree != 2 * (t - 1):
+            raise OutOfPhaseError(self.name, f"flame aggregate request: trust {message.trust.shape} (expected ({m},)), "
+                                  f"norm2_degree {message.norm2_degree} (expected {2 * (t - 1)}: honest majority)")
+        decision = decide_flame_request(message, state.reference, t=t, codec=self.codec)
+        accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
+        if accepted:
+            rows = self._shares_of(state, [state.devices[i] for i in accepted])
+            share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field, rows_name="shares")
+        else:
+            share = np.zeros(self.config.d, dtype=np.uint64)
         state.aggregate = share
         return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
