@@ -50,13 +50,17 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.mpc.przs import PRZSKeys
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
-from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
+from ppbfl.protocol.edge_node import DEALER_PARTY, RULES, edge_party
+from ppbfl.protocol.flame_decision import decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     AggregateRequest,
     AggregateShare,
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
+    FlameAggregateRequest,
+    GramRequest,
+    GramShares,
     NormShares,
     SetupEdge,
     TripleRequest,
@@ -184,6 +188,10 @@ class Coordinator:
         timeout: seconds per call to a party.
         validity_k: random projections of the input-validity check (soundness error
             ``2^-validity_k``; edge nodes refuse fewer than 40).
+        rule: the public decision rule, sent to the edge nodes in their setup (they refuse the
+            other rule's requests): ``"cosine"`` (DESIGN §5) or ``"flame"`` (FLAME's clustering
+            on the opened Gram matrix, :mod:`ppbfl.protocol.flame_decision`; honest majority only:
+            with fewer than ``2t - 1`` nodes online the round fails, there is no Beaver Gram matrix).
     """
 
     def __init__(
@@ -200,9 +208,13 @@ class Coordinator:
         ledger: RoundLedger | None = None,
         timeout: float = 30.0,
         validity_k: int = DEFAULT_ROWS,
+        rule: str = "cosine",
     ) -> None:
         if norms not in ("auto", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
+        if rule not in RULES or (rule == "flame" and (norms != "auto" or n < 2 * t - 1)):
+            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs norms = 'auto' and n >= 2t - 1 = {2 * t - 1}")
+        self.rule = rule
         self.t, self.n, self.d = t, n, d
         self.transport = transport
         self.codec = FixedPointCodec() if codec is None else codec
@@ -262,7 +274,7 @@ class Coordinator:
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
                 przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine],
-                validity_k=self.validity.k,
+                validity_k=self.validity.k, rule=self.rule,
             )
 
         self.dropped = {}
@@ -419,7 +431,10 @@ class Coordinator:
             rows("proof_consistency", points),
             np.stack([validity_rows[j] for j in points]).reshape(len(points), len(members)),
         )
-        decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
+        if self.rule == "flame":
+            request, points, decision = self._flame_request(round, request, members, mode, r_enc)
+        else:
+            decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
         final = self._require_nodes("aggregate", self.t)
         lap("aggregate")
@@ -527,3 +542,23 @@ class Coordinator:
             squares[j] = np.zeros(len(members), dtype=np.uint64)
             squares[j][columns] = reply.proof_squares
         return norms, squares
+
+    def _flame_request(
+        self, round: int, request: AggregateRequest, members: list[int], mode: str, r_enc: np.ndarray,
+    ) -> tuple[FlameAggregateRequest, tuple[int, ...], RoundDecision]:
+        """Rule ``"flame"``: collect every node's Gram shares and build the aggregate request and
+        decision over the nodes that answered (at least ``2t - 1``)."""
+        needed = 2 * self.t - 1
+        if mode != "honest-majority":
+            raise NotEnoughEdgeNodesError("gram (rule 'flame' needs honest majority)", tuple(request.points), needed)
+        grams = self._call_nodes(request.points, lambda j: GramRequest(members), round, GramShares)
+        keep = [r for r, j in enumerate(request.points) if j in grams and j in self._alive()]
+        points = tuple(request.points[r] for r in keep)
+        if len(points) < needed:
+            raise NotEnoughEdgeNodesError("gram", points, needed)
+        flame = FlameAggregateRequest(
+            list(points), request.consistency[keep], request.dot_ref[keep], request.norm2[keep], request.norm2_degree,
+            request.trust, request.rejected, request.proof_consistency[keep], request.validity[keep],
+            np.stack([grams[j].gram for j in points]).reshape(len(points), pair_count(len(members))),
+        )
+        return flame, points, decide_flame_request(flame, r_enc, t=self.t, codec=self.codec)
