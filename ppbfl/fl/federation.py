@@ -101,11 +101,13 @@ class Federation:
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
         norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
+        rule: str = "cosine",
     ) -> Federation:
-        """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain."""
+        """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain
+        (``rule``: the round's decision rule, :class:`~ppbfl.protocol.round.Coordinator`)."""
         codec = FixedPointCodec() if codec is None else codec
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field)
-        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, rule=rule)
         return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 
     def run_round(
@@ -191,12 +193,14 @@ class SecureCosineFilter:
         codec: fixed-point codec (default ``FixedPointCodec()``: GF(2^61 - 1), 16 fractional bits).
         tau: accept ``cos > tau``.
         norms: ``"auto"`` (honest majority, no dealer, when ``n >= 2t - 1``) or ``"beaver"``.
+        rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
     """
 
     def __init__(
         self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
+        rule: str = "cosine",
     ) -> None:
-        self.t, self.n, self.tau, self.norms = t, n, tau, norms
+        self.t, self.n, self.tau, self.norms, self.rule = t, n, tau, norms, rule
         self.codec = FixedPointCodec() if codec is None else codec
         self._federation: Federation | None = None
         self._round = 0
@@ -222,7 +226,7 @@ class SecureCosineFilter:
             if federation is not None:
                 federation.close()
             federation = self._federation = Federation.in_process(
-                self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False,
+                self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, rule=self.rule,
             )
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}
