@@ -13,6 +13,7 @@ import pytest
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics.pairwise import cosine_distances
 
+from ppbfl.defense.flame_noise import gaussian_from_key, set_count
 from ppbfl.errors import ConfigError as CoreConfigError
 from ppbfl.field import ops
 from ppbfl.field.fixed_point import FixedPointCodec
@@ -21,7 +22,7 @@ from ppbfl.fl.detection import excluded_devices
 from ppbfl.fl.errors import ConfigError
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
-from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.edge_node import NOISE_COUNTER, edge_party
 from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import GramRequest, GramShares, SetupEdge
 from ppbfl.protocol.round import Coordinator
@@ -125,7 +126,7 @@ def test_a_node_lying_about_its_gram_shares_is_corrected_and_named():
 
 @pytest.mark.parametrize("params, key", [
     ({"dot_mode": "beaver"}, "defence_params.ppbfl_flame.dot_mode"),
-    ({"noise_lambda": 0.001}, "defence_params.ppbfl_flame.noise_lambda"),
+    ({"noise_lambda": -0.001}, "defence_params.ppbfl_flame.noise_lambda"),
     ({"tau": 0.2}, "defence_params.ppbfl_flame.tau"),
     ({"t": 3, "n": 4}, "defence_params.ppbfl_flame.n"),
     ({"max_abs": -1.0}, "defence_params.ppbfl_flame.max_abs"),
@@ -183,3 +184,33 @@ def test_a_gram_request_for_other_devices_than_the_verified_ones_is_refused():
         federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
         with pytest.raises((OutOfPhaseError, RemoteError), match="same devices"):
             federation.deployment.coordinator.call(edge_party(1), GramRequest([0, 1]), round=1, timeout=5)
+
+
+def test_noise_on_shares_has_the_twins_distribution_and_no_single_node_can_remove_it():
+    """The secure aggregate minus the noiseless twin is N(0, (lambda S)^2) per coordinate; what one
+    node can compute of it from its own PRZS keys leaves the sets it is not in (here 1 of 5:
+    variance (lambda S)^2 / 5); all keys together (today's trusted setup) give all of it."""
+    t, n, d, lam = 2, 5, 2000, 0.02
+    rng = np.random.default_rng(7)
+    direction = rng.normal(0, 0.01, d)
+    u = direction + rng.normal(0, 0.004, (M, d))
+    twin, plain = make_aggregator("flame", {"noise_lambda": 0.0}).aggregate(u, AggregationContext())
+    std = lam * plain["clip_bound"]
+    codec = FixedPointCodec(frac_bits=16, max_abs=64.0)
+    with Federation.in_process(t, n, d, M, codec=codec, rule="flame", flame_noise=lam, strict=False) as federation:
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(d))
+        keys = {j: dict(federation.deployment.nodes[edge_party(j)].przs.keys) for j in range(1, n + 1)}
+    assert result.accepted == plain["accepted"]
+    noise = result.aggregate - twin
+    assert abs(noise.mean()) < 4 * std / np.sqrt(d)
+    assert noise.std() == pytest.approx(std, rel=0.1)  # d = 2000: std error ~1.6 %
+    per_set = std / np.sqrt(set_count(t, n))
+
+    def known(sets):
+        return sum(gaussian_from_key(key, NOISE_COUNTER + 1, d, codec.field) for key in sets.values()) * per_set
+
+    everything = {a: k for mine in keys.values() for a, k in mine.items()}
+    assert len(everything) == set_count(t, n)
+    np.testing.assert_allclose(noise, known(everything), atol=1e-4)  # all keys: the noise itself
+    left = noise - known(keys[1])  # node 1 misses the set {2, 3, 4, 5}
+    assert left.std() == pytest.approx(per_set, rel=0.1)

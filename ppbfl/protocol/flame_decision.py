@@ -21,7 +21,7 @@ from ppbfl.protocol.messages import FlameAggregateRequest
 from ppbfl.protocol.verification import RoundDecision, screen
 from ppbfl.sharing.robust import robust_reconstruct
 
-__all__ = ["decide_flame_request", "pair_count", "pair_index"]
+__all__ = ["clip_bound", "decide_flame_request", "pair_count", "pair_index"]
 
 
 def pair_count(m: int) -> int:
@@ -32,6 +32,15 @@ def pair_count(m: int) -> int:
 def pair_index(i: int, j: int, m: int) -> int:
     """Position of the pair ``(i, j)``, ``0 <= i < j < m``, in the row-major upper triangle."""
     return i * m - i * (i + 1) // 2 + (j - i - 1)
+
+
+def clip_bound(decision: RoundDecision, frac_bits: int) -> float:
+    """FLAME's clip bound ``S`` of a decision: the median of ``||g_i||`` (from the opened ``||g_i||^2``)
+    over the accepted devices, computed as :func:`ppbfl.defense.flame.flame_select` does; 0 if none."""
+    kept = [d.norm2 for d in decision.decisions if d.accepted and d.norm2 is not None]
+    if not kept:
+        return 0.0
+    return float(np.median(np.sqrt(np.array(kept, dtype=np.float64) * 2.0 ** (-2 * frac_bits))))
 
 
 def decide_flame_request(request: FlameAggregateRequest, reference: np.ndarray, *, t: int, codec: FixedPointCodec) -> RoundDecision:
