@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ppbfl.defense import validity
+from ppbfl.defense import flame_noise, validity
 from ppbfl.defense.consistency import challenge_coefficients
+from ppbfl.defense.errors import AggregateRangeError
+from ppbfl.defense.submission import codec_for_length
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
 from ppbfl.field.fixed_point import FixedPointCodec
@@ -33,7 +35,7 @@ from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import PeerAuthError
-from ppbfl.protocol.flame_decision import decide_flame_request, pair_count
+from ppbfl.protocol.flame_decision import clip_bound, decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -57,7 +59,7 @@ from ppbfl.protocol.messages import (
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.registry import identity_of
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
-from ppbfl.protocol.verification import decide_request
+from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
@@ -73,6 +75,8 @@ RULES = ("cosine", "flame")
 #: PRZS counters of the Gram matrix's zero-sharings: ``GRAM_COUNTER + round`` (the node derives it;
 #: verify counters are rounds, below 2^63)
 GRAM_COUNTER = 1 << 63
+#: PRF streams of FLAME's noise (``NOISE_COUNTER + round``; not a zero-sharing counter)
+NOISE_COUNTER = 3 << 62
 
 class EdgeBehaviour(str, enum.Enum):
     """Fault injection for demonstrations and tests: an honest node, or one that lies."""
@@ -228,6 +232,8 @@ class EdgeNode:
             )
         if message.rule not in RULES or (message.rule == "flame" and message.n < 2 * message.t - 1):
             raise OutOfPhaseError(self.name, f"bad setup: rule {message.rule!r} (one of {RULES}; 'flame' needs n >= 2t - 1)")
+        if message.flame_noise < 0 or (message.flame_noise > 0 and message.rule != "flame"):
+            raise OutOfPhaseError(self.name, f"bad setup: flame_noise = {message.flame_noise!r} (>= 0, and only with rule 'flame')")
         keys = {
             frozenset(j for j in range(1, message.n + 1) if mask >> (j - 1) & 1): key
             for mask, key in zip(message.przs_sets, message.przs_keys)
@@ -493,7 +499,26 @@ class EdgeNode:
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])
             share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field, rows_name="shares")
+            if self.config.flame_noise > 0:
+                share = ops.add(share, self._noise_share(envelope.round, decision, len(accepted)), field=self.field)
         else:
             share = np.zeros(self.config.d, dtype=np.uint64)
         state.aggregate = share
         return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
+
+    def _noise_share(self, round_index: int, decision: RoundDecision, kept: int) -> np.ndarray:
+        """This node's share of ``|kept| * N(0, (lambda S)^2)`` noise at the aggregate's scale ``2^(2f)``.
+
+        Raises:
+            AggregateRangeError: the noisy weighted sum could wrap modulo ``p``.
+        """
+        assert self.przs is not None and self.codec is not None
+        config = self.config
+        std = config.flame_noise * clip_bound(decision, config.frac_bits)
+        scale = kept * 2.0 ** (2 * config.frac_bits)
+        largest = round(float(codec_for_length(self.codec, config.d).max_abs or 0.0) * 2.0**config.frac_bits)
+        if sum(int(w) for w in decision.weights) * largest + flame_noise.noise_bound(config.t, config.n, std, scale) > self.field.p // 2:
+            raise AggregateRangeError(f"{self.name}: FLAME noise of std {std!r} could wrap the aggregate modulo p in round {round_index}")
+        return flame_noise.noise_share(
+            config.index, config.t, config.n, self.przs.keys, NOISE_COUNTER + round_index, config.d, std, scale, self.field,
+        )

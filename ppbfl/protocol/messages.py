@@ -107,6 +107,9 @@ class SetupEdge(Message):
     """The round's public decision rule: ``"cosine"`` (DESIGN §5) or ``"flame"`` (the node then
     answers :class:`GramRequest` and :class:`FlameAggregateRequest`, and refuses
     :class:`AggregateRequest`; it refuses the other kind under ``"cosine"``)."""
+    flame_noise: Annotated[float, Float()] = 0.0
+    """Rule ``"flame"``: the noise level ``lambda`` (>= 0); each node adds its share of Gaussian
+    noise ``N(0, (lambda S)^2)`` to the aggregate (:mod:`ppbfl.defense.flame_noise`)."""
 
 
 @register
