@@ -101,13 +101,13 @@ class Federation:
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
         norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
-        rule: str = "cosine",
+        rule: str = "cosine", flame_noise: float = 0.0,
     ) -> Federation:
         """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain
-        (``rule``: the round's decision rule, :class:`~ppbfl.protocol.round.Coordinator`)."""
+        (``rule``, ``flame_noise``: the round's decision rule and FLAME's noise level, :class:`~ppbfl.protocol.round.Coordinator`)."""
         codec = FixedPointCodec() if codec is None else codec
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field)
-        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, rule=rule)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, rule=rule, flame_noise=flame_noise)
         return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 
     def run_round(
@@ -194,13 +194,14 @@ class SecureCosineFilter:
         tau: accept ``cos > tau``.
         norms: ``"auto"`` (honest majority, no dealer, when ``n >= 2t - 1``) or ``"beaver"``.
         rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
+        flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
     """
 
     def __init__(
         self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
-        rule: str = "cosine",
+        rule: str = "cosine", flame_noise: float = 0.0,
     ) -> None:
-        self.t, self.n, self.tau, self.norms, self.rule = t, n, tau, norms, rule
+        self.t, self.n, self.tau, self.norms, self.rule, self.flame_noise = t, n, tau, norms, rule, flame_noise
         self.codec = FixedPointCodec() if codec is None else codec
         self._federation: Federation | None = None
         self._round = 0
@@ -227,6 +228,7 @@ class SecureCosineFilter:
                 federation.close()
             federation = self._federation = Federation.in_process(
                 self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, rule=self.rule,
+                flame_noise=self.flame_noise,
             )
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}

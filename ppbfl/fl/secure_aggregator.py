@@ -158,6 +158,10 @@ class SecureCosineAggregator(Aggregator):
             )
         return FixedPointCodec(GF61, self.frac_bits, float(self.max_abs))
 
+    def _rule_options(self) -> dict[str, Any]:
+        """The protocol's rule options for :class:`SecureCosineFilter`."""
+        return {"rule": self.rule}
+
     def close(self) -> None:
         """Stop the in-process deployment kept between rounds (a later round starts a new one)."""
         if self._filter is not None:
@@ -191,7 +195,7 @@ class SecureCosineAggregator(Aggregator):
             if secure is not None:
                 secure.close()
             norms: Literal["auto", "beaver"] = "beaver" if self.dot_mode == "beaver" else "auto"
-            secure = self._filter = SecureCosineFilter(self.t, self.n, codec, tau=float(self.tau), norms=norms, rule=self.rule)
+            secure = self._filter = SecureCosineFilter(self.t, self.n, codec, tau=float(self.tau), norms=norms, **self._rule_options())
         aggregate, result = secure.verify_and_aggregate(u, reference)
         decisions = [result.decision_of(i) for i in range(m)]
         info = {
@@ -212,13 +216,16 @@ class SecureFlameAggregator(SecureCosineAggregator):
     The edge nodes open ``||g_i||^2`` and ``<g_i, g_j>`` (honest-majority products), every node
     runs FLAME's clustering on the opened Gram matrix (:mod:`ppbfl.protocol.flame_decision`), and
     the kept updates are clipped to their median norm by public weights ``enc(c_i)`` on shares;
-    the aggregate is ``sum_kept c_i g_i / |kept|``. Its plaintext twin is ``flame``
-    (:class:`ppbfl.fl.aggregators.Flame`) with ``noise_lambda = 0``. Needs no reference.
+    the aggregate is ``sum_kept c_i g_i / |kept|`` (plus the noise). Its plaintext twin is ``flame``
+    (:class:`ppbfl.fl.aggregators.Flame`) with the same ``noise_lambda`` (the same noise
+    distribution, not the same sample). Needs no reference.
 
     Args (``[defence_params.ppbfl_flame]``): ``t``, ``n``, ``max_abs``, ``frac_bits`` as for
     ``ppbfl_secure``; ``dot_mode`` must be ``"honest_majority"`` (no Beaver Gram matrix yet);
-    ``noise_lambda`` must be 0 (noise added on shares by the edge nodes is not implemented yet);
-    ``tau`` is not a FLAME parameter and must stay 0.
+    ``noise_lambda`` (>= 0, default 0): the edge nodes add Gaussian noise ``N(0, (lambda S)^2)``
+    to the aggregate on shares, a pseudorandom secret sharing from their PRZS keys that no single
+    node knows (:mod:`ppbfl.defense.flame_noise`; the plaintext rule's default is the paper's
+    0.001); ``tau`` is not a FLAME parameter and must stay 0.
 
     ``info`` as ``ppbfl_secure``'s: ``weights`` is 1 for a kept device, 0 for the others (the clip
     factors are the public fixed-point aggregation weights of the round's decision).
@@ -237,11 +244,12 @@ class SecureFlameAggregator(SecureCosineAggregator):
         if self.tau != 0.0:
             raise ConfigError(f"{self.key}.tau", f"FLAME has no cosine threshold; got {self.tau!r}")
         lam = self.noise_lambda
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam != 0:
-            raise ConfigError(
-                f"{self.key}.noise_lambda", f"only 0 is supported (noise on shares is not implemented yet), got {lam!r}"
-            )
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam < math.inf:
+            raise ConfigError(f"{self.key}.noise_lambda", f"must be a finite number >= 0, got {lam!r}")
         super().__post_init__()
+
+    def _rule_options(self) -> dict[str, Any]:
+        return {"rule": self.rule, "flame_noise": float(self.noise_lambda)}
 
     def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
         """Share, verify and aggregate ``updates`` ((m, d) float) with FLAME's rule (no reference)."""

@@ -192,6 +192,8 @@ class Coordinator:
             other rule's requests): ``"cosine"`` (DESIGN §5) or ``"flame"`` (FLAME's clustering
             on the opened Gram matrix, :mod:`ppbfl.protocol.flame_decision`; honest majority only:
             with fewer than ``2t - 1`` nodes online the round fails, there is no Beaver Gram matrix).
+        flame_noise: rule ``"flame"``: the noise level ``lambda`` the nodes add on shares
+            (:mod:`ppbfl.defense.flame_noise`; 0: none).
     """
 
     def __init__(
@@ -209,12 +211,15 @@ class Coordinator:
         timeout: float = 30.0,
         validity_k: int = DEFAULT_ROWS,
         rule: str = "cosine",
+        flame_noise: float = 0.0,
     ) -> None:
         if norms not in ("auto", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
         if rule not in RULES or (rule == "flame" and (norms != "auto" or n < 2 * t - 1)):
             raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs norms = 'auto' and n >= 2t - 1 = {2 * t - 1}")
-        self.rule = rule
+        if not 0.0 <= flame_noise < float("inf") or (flame_noise > 0 and rule != "flame"):
+            raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
+        self.rule, self.flame_noise = rule, float(flame_noise)
         self.t, self.n, self.d = t, n, d
         self.transport = transport
         self.codec = FixedPointCodec() if codec is None else codec
@@ -274,7 +279,7 @@ class Coordinator:
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
                 przs_sets=[sum(1 << (x - 1) for x in a) for a, _ in mine], przs_keys=[k for _, k in mine],
-                validity_k=self.validity.k, rule=self.rule,
+                validity_k=self.validity.k, rule=self.rule, flame_noise=self.flame_noise,
             )
 
         self.dropped = {}
