@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import HDBSCAN
 
 from ppbfl.defense.errors import DefenseParameterError
 
@@ -74,6 +73,10 @@ def flame_select(gram: np.ndarray) -> FlameSelection:
     Raises:
         DefenseParameterError: ``gram`` is not square, finite, with a positive diagonal.
     """
+    # imported here: scikit-learn is half of an edge node process's import time, and only rule
+    # "flame" needs it
+    from sklearn.cluster import HDBSCAN
+
     distance = cosine_distances(gram)
     m = distance.shape[0]
     if m == 1:
