@@ -397,6 +397,8 @@ class Coordinator:
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
         alive = self._alive()
         hm = self.norms == "auto" and len(alive) >= 2 * self.t - 1
+        if self.rule == "flame" and not hm:  # no Beaver Gram matrix: fail before any triple is dealt
+            raise NotEnoughEdgeNodesError("verify (rule 'flame' needs honest majority)", tuple(alive), 2 * self.t - 1)
         coin_nodes = sorted(j for j in alive if j in reports)
         verify_request = VerifyRequest(
             seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
