@@ -26,7 +26,7 @@ from ppbfl.protocol.edge_node import NOISE_COUNTER, edge_party
 from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import GramRequest, GramShares, SetupEdge
 from ppbfl.protocol.round import Coordinator
-from ppbfl.protocol.round_errors import OutOfPhaseError
+from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
 
 D = 24
 M = 10
@@ -214,3 +214,12 @@ def test_noise_on_shares_has_the_twins_distribution_and_no_single_node_can_remov
     np.testing.assert_allclose(noise, known(everything), atol=1e-4)  # all keys: the noise itself
     left = noise - known(keys[1])  # node 1 misses the set {2, 3, 4, 5}
     assert left.std() == pytest.approx(per_set, rel=0.1)
+
+
+def test_flame_fails_the_round_instead_of_falling_back_to_beaver_when_fewer_than_2t_minus_1_nodes_are_online():
+    u = updates(0, 0)
+    with Federation.in_process(2, 3, D, M, codec=FixedPointCodec(frac_bits=16, max_abs=64.0), rule="flame", strict=False) as federation:
+        federation.coordinator.setup()
+        federation.deployment.stop_edge(3)
+        with pytest.raises(NotEnoughEdgeNodesError, match="rule 'flame' needs honest majority"):
+            federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
