@@ -223,3 +223,14 @@ def test_flame_fails_the_round_instead_of_falling_back_to_beaver_when_fewer_than
         federation.deployment.stop_edge(3)
         with pytest.raises(NotEnoughEdgeNodesError, match="rule 'flame' needs honest majority"):
             federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+
+
+def test_a_device_with_zero_trust_is_not_clustered_and_the_rest_is_flame_on_the_others():
+    u = updates(1, 3)
+    with Federation.in_process(2, 5, D, M, codec=FixedPointCodec(frac_bits=16, max_abs=64.0), rule="flame", strict=False) as federation:
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D), trust={5: 0.0, 6: 0.5})
+    assert result.rejected[5] == "zero trust"
+    others = [i for i in range(M) if i != 5]
+    kept, expected, _ = flame_oracle(u[others])
+    assert set(result.accepted) == {others[k] for k in kept}
+    np.testing.assert_allclose(result.aggregate, expected, atol=1e-3)

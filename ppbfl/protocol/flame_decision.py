@@ -6,7 +6,9 @@ honest majority); then, for every pair of devices still in, ``<g_i, g_j>`` from 
 :class:`~ppbfl.protocol.messages.GramShares` of every point (same degree). The opened Gram matrix
 goes into the deterministic clustering; the kept devices get public weight 1 and clip factor
 ``c_i = min(1, S / ||g_i||)`` (fixed-point weight ``enc(c_i)``), the total weight is the number
-kept, so the reconstructed aggregate is ``sum_kept c_i g_i / |kept|``.
+kept, so the reconstructed aggregate is ``sum_kept c_i g_i / |kept|``. A device with public trust 0
+(quarantined by the trust keeper) is rejected ``"zero trust"`` before clustering; FLAME weighs every
+kept device alike, so other trust values do not change the aggregate.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ def decide_flame_request(request: FlameAggregateRequest, reference: np.ndarray, 
             if why is not None:
                 rejected[i] = why
         live = [i for i in live if i not in rejected]
+    for i in live:  # quarantined devices (public trust 0) are not clustered; other trust values are not used
+        if not request.trust[i] > 0:
+            rejected[i] = "zero trust"
+    live = [i for i in live if i not in rejected]
     selection = None
     if live:
         scale = 2.0 ** (-2 * codec.frac_bits)
