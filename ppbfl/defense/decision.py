@@ -45,6 +45,7 @@ REASON_CODES: dict[str, int] = {
     "commitment mismatch": 10,
     "out of range": 11,
     "missing proof": 12,
+    "outside majority cluster": 13,
 }
 """Stable numeric codes of the rejection reasons (the chain records the code; the text before
 the first ``:`` of a reason is its key)."""

@@ -7,9 +7,12 @@
 Rules: ``fedavg`` (sample-weighted mean), ``krum`` / ``multi_krum`` (Blanchard et al. 2017),
 ``median`` (coordinate-wise), ``trimmed_mean`` (coordinate-wise, as ``scipy.stats.trim_mean``),
 ``fltrust`` (Cao et al. 2021: trust ``ReLU(cos(g_i, g_0))``, each update rescaled to
-``||g_0||``, where ``g_0`` is the server's update on its clean root set), and ``ppbfl_secure``
+``||g_0||``, where ``g_0`` is the server's update on its clean root set), ``flame`` (Nguyen et
+al. 2022: HDBSCAN on pairwise cosine distances, median-norm clipping, Gaussian noise;
+:mod:`ppbfl.defense.flame`), ``ppbfl_secure``
 (:class:`~ppbfl.fl.secure_aggregator.SecureCosineAggregator`: the same cosine rule on Shamir
-shares, DESIGN §5). The interface itself is in :mod:`ppbfl.fl.aggregation`.
+shares, DESIGN §5) and ``ppbfl_flame`` (:class:`~ppbfl.fl.secure_aggregator.SecureFlameAggregator`:
+FLAME's clustering and clipping on Shamir shares, driven by the protocol). The interface itself is in :mod:`ppbfl.fl.aggregation`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from ppbfl.defense.errors import DefenseParameterError
+from ppbfl.defense.flame import OUTSIDE_REASON, flame_select
 from ppbfl.fl.aggregation import AggregationContext, Aggregator
 from ppbfl.fl.errors import AggregationError, ConfigError
 from ppbfl.fl.registry import build_component
-from ppbfl.fl.secure_aggregator import SecureCosineAggregator
+from ppbfl.fl.secure_aggregator import SecureCosineAggregator, SecureFlameAggregator
 
 __all__ = [
     "AGGREGATORS",
@@ -30,10 +35,12 @@ __all__ = [
     "Aggregator",
     "FLTrust",
     "FedAvg",
+    "Flame",
     "Krum",
     "Median",
     "MultiKrum",
     "SecureCosineAggregator",
+    "SecureFlameAggregator",
     "TrimmedMean",
     "display_name",
     "make_aggregator",
@@ -150,9 +157,73 @@ class FLTrust(Aggregator):
         return (trust @ scaled / trust.sum()).astype(np.float32), {"trust": trust.tolist()}
 
 
+@dataclass
+class Flame(Aggregator):
+    """FLAME (Nguyen et al., USENIX Security 2022) in floats: the plaintext twin of ``ppbfl_flame``.
+
+    Keeps HDBSCAN's majority cluster of the pairwise cosine distances, clips the kept updates to
+    their median L2 norm ``S`` and averages them (:func:`ppbfl.defense.flame.flame_select`), then
+    adds Gaussian noise ``N(0, (noise_lambda * S)^2)`` to every coordinate of the average.
+
+    Args (``[defence_params.flame]``):
+        noise_lambda: the noise level ``lambda`` (>= 0; default 0.001, the paper's value for image
+            classification, ``(1 / eps) sqrt(2 ln(1.25 / delta))`` at its ``eps = 3705``; 0: no noise).
+        seed: seed of the noise generator, combined with the experiment seed and round from the
+            context (reproducible runs); None: OS entropy.
+
+    ``info``: ``weights`` (m floats: the clip factor of a kept update, 0 otherwise), ``accepted``,
+    ``reasons`` (m strings), ``labels`` (HDBSCAN's), ``clip_bound`` (``S``) and ``noise_std``.
+    A zero update cannot be clustered by cosine: it is rejected ("zero norm") before clustering.
+    """
+
+    noise_lambda: float = 0.001
+    seed: int | None = 0
+    name = "flame"
+    display_name = "FLAME"
+
+    def __post_init__(self) -> None:
+        lam = self.noise_lambda
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam < np.inf:
+            raise ConfigError("defence_params.flame.noise_lambda", f"must be a finite number >= 0, got {lam!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ConfigError("defence_params.flame.seed", f"must be a non-negative integer or absent, got {self.seed!r}")
+
+    def aggregate(self, updates, context):
+        u = self._check(updates)
+        if not np.all(np.isfinite(u)):
+            raise AggregationError("flame: updates must be finite")
+        m, d = u.shape
+        norms = np.linalg.norm(u, axis=1)
+        live = np.flatnonzero(norms > 0)
+        reasons = ["zero norm"] * m
+        weights = np.zeros(m)
+        if live.size == 0:
+            return np.zeros(d, dtype=np.float32), {"weights": weights.tolist(), "accepted": [], "reasons": reasons,
+                                                   "labels": [-1] * m, "clip_bound": 0.0, "noise_std": 0.0}
+        try:
+            selection = flame_select(u[live] @ u[live].T)
+        except DefenseParameterError as error:
+            raise AggregationError(f"flame: {error}") from error
+        labels = np.full(m, -1)
+        labels[live] = selection.labels
+        kept = [int(live[k]) for k in selection.kept]
+        for k, i in enumerate(live):
+            reasons[i] = "accepted" if k in selection.kept else OUTSIDE_REASON
+            weights[i] = selection.clips[k] if k in selection.kept else 0.0
+        aggregate = weights[kept] @ u[kept] / len(kept) if kept else np.zeros(d)
+        std = float(self.noise_lambda) * selection.bound
+        if std > 0:
+            entropy = None if self.seed is None else [self.seed, context.seed or 0, context.round]
+            aggregate = aggregate + np.random.default_rng(entropy).normal(0.0, std, size=d)
+        info = {"weights": weights.tolist(), "accepted": kept, "reasons": reasons, "labels": labels.tolist(),
+                "clip_bound": selection.bound, "noise_std": std}
+        return aggregate.astype(np.float32), info
+
+
 AGGREGATORS: dict[str, type[Aggregator]] = {
     "fedavg": FedAvg, "krum": Krum, "multi_krum": MultiKrum, "median": Median,
-    "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "ppbfl_secure": SecureCosineAggregator,
+    "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "flame": Flame, "ppbfl_secure": SecureCosineAggregator,
+    "ppbfl_flame": SecureFlameAggregator,
 }
 
 

@@ -7,6 +7,8 @@ rules that decide per device have such a set; what it is, per rule (from the rul
 ``ppbfl_secure``   ``info["weights"][i] == 0``: rejected by the cosine test (``cos <= tau``),
                    failed the share-consistency check, or missing (no upload, or an update it
                    could not encode)
+``ppbfl_flame``,   ``info["weights"][i] == 0``: outside FLAME's majority cluster, or rejected
+``flame``          as by ``ppbfl_secure`` before clustering (secure), or a zero update
 ``fltrust``        ``info["trust"][i] == 0``: ``ReLU(cos(g_i, g_0)) = 0``
 ``krum``,          ``i not in info["selected"]``: not among the updates averaged
 ``multi_krum``
@@ -28,7 +30,7 @@ from ppbfl.fl.errors import AggregationError
 
 __all__ = ["DEVICE_RULES", "detection_rates", "excluded_devices"]
 
-DEVICE_RULES = ("ppbfl_secure", "fltrust", "krum", "multi_krum")
+DEVICE_RULES = ("ppbfl_secure", "ppbfl_flame", "flame", "fltrust", "krum", "multi_krum")
 """The rules that exclude whole devices (see the module docstring)."""
 
 
@@ -41,7 +43,7 @@ def excluded_devices(defence: str, info: dict[str, Any], m: int) -> frozenset[in
     """
     if defence not in DEVICE_RULES:
         return None
-    key = {"ppbfl_secure": "weights", "fltrust": "trust"}.get(defence, "selected")
+    key = {"ppbfl_secure": "weights", "ppbfl_flame": "weights", "flame": "weights", "fltrust": "trust"}.get(defence, "selected")
     if key not in info:
         raise AggregationError(f"{defence} reported no info[{key!r}]")
     if key == "selected":

@@ -102,11 +102,16 @@ class Federation:
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
         norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
+        rule: str = "cosine", flame_noise: float = 0.0,
     ) -> Federation:
-        """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain."""
+        """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain
+        (``rule``, ``flame_noise``: the round's decision rule and FLAME's noise level, :class:`~ppbfl.protocol.round.Coordinator`)."""
         codec = FixedPointCodec() if codec is None else codec
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True)
-        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys)
+        coordinator = Coordinator(
+            t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
+            rule=rule, flame_noise=flame_noise,
+        )
         return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 
     def run_round(
@@ -193,13 +198,15 @@ class SecureCosineFilter:
         tau: accept ``cos > tau``.
         norms: ``"auto"`` (honest majority, no dealer, when ``n >= 2t - 1``) or ``"beaver"``.
         factories: device index -> :data:`DeviceFactory` (simulated misbehaving devices; default :class:`Device`).
+        rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
+        flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
     """
 
     def __init__(
         self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
-        factories: Mapping[int, DeviceFactory] | None = None,
+        factories: Mapping[int, DeviceFactory] | None = None, rule: str = "cosine", flame_noise: float = 0.0,
     ) -> None:
-        self.t, self.n, self.tau, self.norms = t, n, tau, norms
+        self.t, self.n, self.tau, self.norms, self.rule, self.flame_noise = t, n, tau, norms, rule, flame_noise
         self.factories = dict(factories or {})
         self.codec = FixedPointCodec() if codec is None else codec
         self._federation: Federation | None = None
@@ -227,6 +234,7 @@ class SecureCosineFilter:
                 federation.close()
             federation = self._federation = Federation.in_process(
                 self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, factories=self.factories,
+                rule=self.rule, flame_noise=self.flame_noise,
             )
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}

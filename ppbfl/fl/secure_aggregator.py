@@ -42,9 +42,9 @@ randomness: a run's ``results.csv`` reproduces byte for byte.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -57,7 +57,7 @@ from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
 from ppbfl.fl.federation import SecureCosineFilter
 from ppbfl.fl.field_attacks import FieldAttackRound, OutOfRangeDevice
 
-__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "SecureCosineAggregator", "choose_frac_bits", "fits"]
+__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "SecureCosineAggregator", "SecureFlameAggregator", "choose_frac_bits", "fits"]
 
 KEY = "defence_params.ppbfl_secure"
 MIN_FRAC_BITS = 8
@@ -80,17 +80,18 @@ def fits(frac_bits: int, d: int, m: int, max_abs: float, field: PrimeField = GF6
     return d * largest * largest <= half and m * (1 << frac_bits) * largest <= half
 
 
-def choose_frac_bits(d: int, m: int, max_abs: float, field: PrimeField = GF61) -> int:
+def choose_frac_bits(d: int, m: int, max_abs: float, field: PrimeField = GF61, key: str = KEY) -> int:
     """The most fractional bits ``f`` with :func:`fits` ``(f, d, m, max_abs)``.
 
     Raises:
-        ConfigError: not even :data:`MIN_FRAC_BITS` fit (``max_abs`` too large for ``d``, ``m``).
+        ConfigError: not even :data:`MIN_FRAC_BITS` fit (``max_abs`` too large for ``d``, ``m``),
+            named ``<key>.max_abs``.
     """
     for f in range(field.bits - 2, MIN_FRAC_BITS - 1, -1):
         if fits(f, d, m, max_abs, field):
             return f
     raise ConfigError(
-        f"{KEY}.max_abs",
+        f"{key}.max_abs",
         f"{max_abs!r} leaves fewer than {MIN_FRAC_BITS} fractional bits for {m} updates of length {d} in {field!r}",
     )
 
@@ -124,39 +125,47 @@ class SecureCosineAggregator(Aggregator):
     name = "ppbfl_secure"
     display_name = "ppbfl (secure)"
     needs_reference = True
+    rule: ClassVar[str] = "cosine"
+    """The protocol's decision rule (:class:`~ppbfl.protocol.round.Coordinator`)."""
+    key: ClassVar[str] = KEY
+    """Where its parameters live in a config (named in ConfigError)."""
 
     def __post_init__(self) -> None:
         for key in ("t", "n"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{KEY}.{key}", f"must be a positive integer, got {value!r}")
+                raise ConfigError(f"{self.key}.{key}", f"must be a positive integer, got {value!r}")
         if self.t > self.n:
-            raise ConfigError(f"{KEY}.t", f"threshold {self.t} exceeds the number of edge nodes n = {self.n}")
+            raise ConfigError(f"{self.key}.t", f"threshold {self.t} exceeds the number of edge nodes n = {self.n}")
         if self.dot_mode not in ("honest_majority", "beaver"):
-            raise ConfigError(f"{KEY}.dot_mode", f"must be 'honest_majority' or 'beaver', got {self.dot_mode!r}")
+            raise ConfigError(f"{self.key}.dot_mode", f"must be 'honest_majority' or 'beaver', got {self.dot_mode!r}")
         if self.dot_mode == "honest_majority" and self.n < 2 * self.t - 1:
-            raise ConfigError(f"{KEY}.n", f"honest-majority mode needs n >= 2t - 1 = {2 * self.t - 1}, got {self.n}")
+            raise ConfigError(f"{self.key}.n", f"honest-majority mode needs n >= 2t - 1 = {2 * self.t - 1}, got {self.n}")
         if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not -1.0 <= self.tau < 1.0:
-            raise ConfigError(f"{KEY}.tau", f"must be a number in [-1, 1), got {self.tau!r}")
+            raise ConfigError(f"{self.key}.tau", f"must be a number in [-1, 1), got {self.tau!r}")
         if isinstance(self.max_abs, bool) or not isinstance(self.max_abs, (int, float)) or not 0 < self.max_abs < math.inf:
-            raise ConfigError(f"{KEY}.max_abs", f"must be a positive finite number, got {self.max_abs!r}")
+            raise ConfigError(f"{self.key}.max_abs", f"must be a positive finite number, got {self.max_abs!r}")
         if self.frac_bits is not None and (
             isinstance(self.frac_bits, bool) or not isinstance(self.frac_bits, int)
             or not MIN_FRAC_BITS <= self.frac_bits < GF61.bits - 1
         ):
-            raise ConfigError(f"{KEY}.frac_bits", f"must be an integer in [{MIN_FRAC_BITS}, {GF61.bits - 1}), got {self.frac_bits!r}")
+            raise ConfigError(f"{self.key}.frac_bits", f"must be an integer in [{MIN_FRAC_BITS}, {GF61.bits - 1}), got {self.frac_bits!r}")
 
     def codec(self, d: int, m: int) -> FixedPointCodec:
         """The round's codec for ``m`` updates of length ``d`` (bound ``max_abs``, see :func:`fits`)."""
         if self.frac_bits is None:
-            return FixedPointCodec(GF61, choose_frac_bits(d, m, float(self.max_abs)), float(self.max_abs))
+            return FixedPointCodec(GF61, choose_frac_bits(d, m, float(self.max_abs), key=self.key), float(self.max_abs))
         if not fits(self.frac_bits, d, m, float(self.max_abs)):
             raise ConfigError(
-                f"{KEY}.frac_bits",
+                f"{self.key}.frac_bits",
                 f"{self.frac_bits} fractional bits with max_abs = {self.max_abs!r} could wrap modulo p for {m} updates "
-                f"of length {d}; at most {choose_frac_bits(d, m, float(self.max_abs))} fit (or leave frac_bits unset)",
+                f"of length {d}; at most {choose_frac_bits(d, m, float(self.max_abs), key=self.key)} fit (or leave frac_bits unset)",
             )
         return FixedPointCodec(GF61, self.frac_bits, float(self.max_abs))
+
+    def _rule_options(self) -> dict[str, Any]:
+        """The protocol's rule options for :class:`SecureCosineFilter`."""
+        return {"rule": self.rule}
 
     def close(self) -> None:
         """Stop the in-process deployment kept between rounds (a later round starts a new one)."""
@@ -188,7 +197,7 @@ class SecureCosineAggregator(Aggregator):
         """
         u = self._check(updates)
         if context.reference is None:
-            raise AggregationError("ppbfl_secure needs context.reference (the server's root-set update)")
+            raise AggregationError(f"{self.name} needs context.reference (the server's root-set update)")
         reference = np.asarray(context.reference, dtype=np.float64)
         m, d = u.shape
         if reference.shape != (d,):
@@ -198,7 +207,7 @@ class SecureCosineAggregator(Aggregator):
         outside = ~(np.abs(reference) <= bound)
         if outside.any():
             j = int(np.argmax(outside))
-            raise UpdateRangeError(-1, j, float(reference[j]), bound, f"{KEY}.max_abs")
+            raise UpdateRangeError(-1, j, float(reference[j]), bound, f"{self.key}.max_abs")
         attackers, knowledge = self._field_attackers(context, reference)
         secure = self._filter
         if secure is None or secure.codec != codec or set(secure.factories) != attackers:
@@ -206,7 +215,9 @@ class SecureCosineAggregator(Aggregator):
                 secure.close()
             norms: Literal["auto", "beaver"] = "beaver" if self.dot_mode == "beaver" else "auto"
             factories = {i: partial(OutOfRangeDevice, knowledge=knowledge) for i in attackers}
-            secure = self._filter = SecureCosineFilter(self.t, self.n, codec, tau=float(self.tau), norms=norms, factories=factories)
+            secure = self._filter = SecureCosineFilter(
+                self.t, self.n, codec, tau=float(self.tau), norms=norms, factories=factories, **self._rule_options(),
+            )
         aggregate, result = secure.verify_and_aggregate(u, reference)
         decisions = [result.decision_of(i) for i in range(m)]
         info = {
@@ -218,3 +229,51 @@ class SecureCosineAggregator(Aggregator):
             "wrong_edge_nodes": list(result.liars),
         }
         return aggregate.astype(np.float32), info
+
+
+@dataclass
+class SecureFlameAggregator(SecureCosineAggregator):
+    """FLAME on Shamir shares (registry key ``ppbfl_flame``), driven by the protocol with rule ``"flame"``.
+
+    The edge nodes open ``||g_i||^2`` and ``<g_i, g_j>`` (honest-majority products), every node
+    runs FLAME's clustering on the opened Gram matrix (:mod:`ppbfl.protocol.flame_decision`), and
+    the kept updates are clipped to their median norm by public weights ``enc(c_i)`` on shares;
+    the aggregate is ``sum_kept c_i g_i / |kept|`` (plus the noise). Its plaintext twin is ``flame``
+    (:class:`ppbfl.fl.aggregators.Flame`) with the same ``noise_lambda`` (the same noise
+    distribution, not the same sample). Needs no reference.
+
+    Args (``[defence_params.ppbfl_flame]``): ``t``, ``n``, ``max_abs``, ``frac_bits`` as for
+    ``ppbfl_secure``; ``dot_mode`` must be ``"honest_majority"`` (no Beaver Gram matrix yet);
+    ``noise_lambda`` (>= 0, default 0): the edge nodes add Gaussian noise ``N(0, (lambda S)^2)``
+    to the aggregate on shares, a pseudorandom secret sharing from their PRZS keys that no single
+    node knows (:mod:`ppbfl.defense.flame_noise`; the plaintext rule's default is the paper's
+    0.001); ``tau`` is not a FLAME parameter and must stay 0.
+
+    ``info`` as ``ppbfl_secure``'s: ``weights`` is 1 for a kept device, 0 for the others (the clip
+    factors are the public fixed-point aggregation weights of the round's decision).
+    """
+
+    noise_lambda: float = 0.0
+    name = "ppbfl_flame"
+    display_name = "FLAME (secure)"
+    needs_reference = False
+    rule: ClassVar[str] = "flame"
+    key: ClassVar[str] = "defence_params.ppbfl_flame"
+
+    def __post_init__(self) -> None:
+        if self.dot_mode == "beaver":
+            raise ConfigError(f"{self.key}.dot_mode", "'beaver' is not supported by FLAME yet (its Gram matrix needs honest-majority products)")
+        if self.tau != 0.0:
+            raise ConfigError(f"{self.key}.tau", f"FLAME has no cosine threshold; got {self.tau!r}")
+        lam = self.noise_lambda
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam < math.inf:
+            raise ConfigError(f"{self.key}.noise_lambda", f"must be a finite number >= 0, got {lam!r}")
+        super().__post_init__()
+
+    def _rule_options(self) -> dict[str, Any]:
+        return {"rule": self.rule, "flame_noise": float(self.noise_lambda)}
+
+    def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
+        """Share, verify and aggregate ``updates`` ((m, d) float) with FLAME's rule (no reference)."""
+        u = self._check(updates)
+        return super().aggregate(u, replace(context, reference=np.zeros(u.shape[1])))

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from ppbfl.chain.pow import bind_commitment
-from ppbfl.defense import validity
+from ppbfl.defense import flame_noise, validity
 from ppbfl.defense.consistency import challenge_coefficients
+from ppbfl.defense.errors import AggregateRangeError
+from ppbfl.defense.submission import codec_for_length
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
 from ppbfl.field.fixed_point import FixedPointCodec
@@ -36,6 +38,7 @@ from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.errors import PeerAuthError
+from ppbfl.protocol.flame_decision import clip_bound, decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -44,6 +47,9 @@ from ppbfl.protocol.messages import (
     BeaverMasked,
     BeaverOpen,
     DeviceUpload,
+    FlameAggregateRequest,
+    GramRequest,
+    GramShares,
     NormShares,
     ProofUpload,
     PRZSDeliver,
@@ -60,7 +66,7 @@ from ppbfl.protocol.przs_setup import MAX_PRZS_SETS, PRZSSetup, przs_set_count
 from ppbfl.protocol.registry import PeerRegistry, identity_of
 from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
-from ppbfl.protocol.verification import decide_request
+from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
@@ -71,6 +77,13 @@ MAX_EDGE_NODES = 31
 #: round, and one spare for a round aborted before it reached the edge nodes. With one upload per
 #: device per round, a device holds at most ``ROUNDS_AHEAD + 1`` share vectors at a node.
 ROUNDS_AHEAD = 2
+#: the decision rules a node can be set up with (:attr:`SetupEdge.rule`)
+RULES = ("cosine", "flame")
+#: PRZS counters of the Gram matrix's zero-sharings: ``GRAM_COUNTER + round`` (the node derives it;
+#: verify counters are rounds, below 2^63)
+GRAM_COUNTER = 1 << 63
+#: PRF streams of FLAME's noise (``NOISE_COUNTER + round``; not a zero-sharing counter)
+NOISE_COUNTER = 3 << 62
 
 class EdgeBehaviour(str, enum.Enum):
     """Fault injection for demonstrations and tests: an honest node, or one that lies."""
@@ -105,6 +118,7 @@ class _RoundState:
     coins: validity.ProofCoins | None = None
     proof_triples: tuple[np.ndarray, np.ndarray] | None = None
     signatures: dict[int, bytes] = field(default_factory=dict)  # device -> its signature of the leaves' root
+    gram: GramShares | None = None  # rule "flame": this round's Gram shares (a retry gets the same)
 
 
 class EdgeNode:
@@ -181,6 +195,8 @@ class EdgeNode:
             AggregateRequest: self._aggregate,
             PRZSPeers: self._przs_peers,
             PRZSDeliver: self._przs_deliver,
+            GramRequest: self._gram,
+            FlameAggregateRequest: self._flame_aggregate,
         }
         handler = handlers.get(type(message))
         if handler is None:
@@ -248,6 +264,10 @@ class EdgeNode:
             raise OutOfPhaseError(
                 self.name, f"bad setup: validity_k = {message.validity_k}, expected {validity.MIN_ROWS}..{validity.MAX_ROWS}"
             )
+        if message.rule not in RULES or (message.rule == "flame" and message.n < 2 * message.t - 1):
+            raise OutOfPhaseError(self.name, f"bad setup: rule {message.rule!r} (one of {RULES}; 'flame' needs n >= 2t - 1)")
+        if message.flame_noise < 0 or (message.flame_noise > 0 and message.rule != "flame"):
+            raise OutOfPhaseError(self.name, f"bad setup: flame_noise = {message.flame_noise!r} (>= 0, and only with rule 'flame')")
         if self.credentials is None or self.registry is None:
             raise OutOfPhaseError(self.name, "no TLS identity and registry to agree PRZS keys with")
         if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
@@ -477,6 +497,7 @@ class EdgeNode:
 
     def _aggregate(self, envelope: Envelope, message: AggregateRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "aggregate")
+        self._require_rule("cosine", message)
         assert self.codec is not None
         state = self._state(envelope.round)
         if state.reference is None:
@@ -508,3 +529,85 @@ class EdgeNode:
             share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
         state.aggregate = share
         return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
+
+    # -- rule "flame" (ppbfl.defense.flame) ----------------------------------------------------
+    def _require_rule(self, rule: str, message: Message) -> None:
+        """Refuse ``message`` unless this node was set up with decision rule ``rule``."""
+        if self.config.rule != rule:
+            raise OutOfPhaseError(self.name, f"{type(message).__name__} is for rule {rule!r}; this tier runs rule {self.config.rule!r}")
+
+    def _gram(self, envelope: Envelope, message: GramRequest) -> Message:
+        """This node's PRZS-masked shares of ``<g_i, g_j>``, ``i < j``, over the verified devices."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "gram")
+        self._require_rule("flame", message)
+        assert self.przs is not None
+        state = self._state(envelope.round)
+        if state.verified is None or not state.verified[0].hm or list(message.devices) != state.devices:
+            raise OutOfPhaseError(self.name, f"gram request in round {envelope.round} must follow an honest-majority verify of the same devices")
+        if state.gram is not None:
+            return state.gram  # a retried request: the PRZS counter is used once
+        if not 0 <= envelope.round < GRAM_COUNTER:
+            raise OutOfPhaseError(self.name, f"round {envelope.round} has no Gram counter")
+        m = len(state.devices)
+        gram = np.zeros(pair_count(m), dtype=np.uint64)
+        if m > 1:
+            stacked = np.stack(self._shares_of(state, state.devices))
+            products = ops.matmul_unchecked(stacked, np.ascontiguousarray(stacked.T), np.empty((m, m), dtype=np.uint64), self.field)
+            upper = products[np.triu_indices(m, 1)]
+            gram = ops.add(upper, self.przs.zero_share(GRAM_COUNTER + envelope.round, upper.size), field=self.field)
+        state.gram = GramShares(gram, self._sign(signed_shares.gram_digest(self._session, envelope.round, self.config.index, gram)))
+        return state.gram
+
+    def _flame_aggregate(self, envelope: Envelope, message: FlameAggregateRequest) -> Message:
+        """Open norms and Gram entries, run FLAME's clustering, return this node's aggregate share."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "aggregate")
+        self._require_rule("flame", message)
+        assert self.codec is not None
+        state = self._state(envelope.round)
+        if state.reference is None or state.gram is None:
+            raise OutOfPhaseError(self.name, f"flame aggregate before verify and gram in round {envelope.round}")
+        m, k, t = len(state.devices), len(message.points), self.config.t
+        expected = {name: (k, m) for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity")}
+        expected["gram"] = (k, pair_count(m))
+        for name, shape in expected.items():
+            if getattr(message, name).shape != shape:
+                raise OutOfPhaseError(self.name, f"aggregate request field {name!r}: shape {getattr(message, name).shape}, expected {shape}")
+        if message.trust.shape != (m,) or message.norm2_degree != 2 * (t - 1):
+            raise OutOfPhaseError(self.name, f"flame aggregate request: trust {message.trust.shape} (expected ({m},)), "
+                                  f"norm2_degree {message.norm2_degree} (expected {2 * (t - 1)}: honest majority)")
+        if self._przs_setup is None or self.przs is None:
+            raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
+        keys = self._przs_setup[1].peer_keys
+        signed_shares.check_relayed(message, session=self._session, round=envelope.round, keys=keys, relay=envelope.sender, me=self.name, field=self.field, columns=[])
+        signed_shares.check_gram(
+            message.points, message.gram, message.gram_signatures, session=self._session, round=envelope.round, keys=keys,
+            relay=envelope.sender, me=self.name,
+        )
+        decision = decide_flame_request(message, state.reference, t=t, codec=self.codec)
+        accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
+        if accepted:
+            rows = self._shares_of(state, [state.devices[i] for i in accepted])
+            share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field, rows_name="shares")
+            if self.config.flame_noise > 0:
+                share = ops.add(share, self._noise_share(envelope.round, decision, len(accepted)), field=self.field)
+        else:
+            share = np.zeros(self.config.d, dtype=np.uint64)
+        state.aggregate = share
+        return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
+
+    def _noise_share(self, round_index: int, decision: RoundDecision, kept: int) -> np.ndarray:
+        """This node's share of ``|kept| * N(0, (lambda S)^2)`` noise at the aggregate's scale ``2^(2f)``.
+
+        Raises:
+            AggregateRangeError: the noisy weighted sum could wrap modulo ``p``.
+        """
+        assert self.przs is not None and self.codec is not None
+        config = self.config
+        std = config.flame_noise * clip_bound(decision, config.frac_bits)
+        scale = kept * 2.0 ** (2 * config.frac_bits)
+        largest = round(float(codec_for_length(self.codec, config.d).max_abs or 0.0) * 2.0**config.frac_bits)
+        if sum(int(w) for w in decision.weights) * largest + flame_noise.noise_bound(config.t, config.n, std, scale) > self.field.p // 2:
+            raise AggregateRangeError(f"{self.name}: FLAME noise of std {std!r} could wrap the aggregate modulo p in round {round_index}")
+        return flame_noise.noise_share(
+            config.index, config.t, config.n, self.przs.keys, NOISE_COUNTER + round_index, config.d, std, scale, self.field,
+        )

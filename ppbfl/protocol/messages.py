@@ -53,6 +53,9 @@ __all__ = [
     "BeaverMasked",
     "BeaverOpen",
     "DeviceUpload",
+    "FlameAggregateRequest",
+    "GramRequest",
+    "GramShares",
     "NormShares",
     "PRZSDeliver",
     "PRZSOffer",
@@ -106,7 +109,7 @@ class SetupEdge(Message):
     """
 
     KIND: ClassVar[str] = "setup_edge"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     index: Count
     t: Count
     n: Count
@@ -115,6 +118,13 @@ class SetupEdge(Message):
     tau: Annotated[float, Float()]
     validity_k: Annotated[int, UInt(max=256)]
     session: Hash
+    rule: Annotated[str, Text(max_len=16)] = "cosine"
+    """The round's public decision rule: ``"cosine"`` (DESIGN §5) or ``"flame"`` (the node then
+    answers :class:`GramRequest` and :class:`FlameAggregateRequest`, and refuses
+    :class:`AggregateRequest`; it refuses the other kind under ``"cosine"``)."""
+    flame_noise: Annotated[float, Float()] = 0.0
+    """Rule ``"flame"``: the noise level ``lambda`` (>= 0); each node adds its share of Gaussian
+    noise ``N(0, (lambda S)^2)`` to the aggregate (:mod:`ppbfl.defense.flame_noise`)."""
 
 
 @register
@@ -421,3 +431,46 @@ class AggregateShare(Message):
     weights: Annotated[np.ndarray, FieldArray(ndim=1)]
     total_weight: Annotated[float, Float()]
     share: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
+
+
+@register
+@dataclass(frozen=True)
+class GramRequest(Message):
+    """Coordinator -> edge node (rule ``"flame"``, honest-majority mode): return this node's
+    re-randomised shares of ``<g_i, g_j>`` for every pair ``i < j`` of the verify request's
+    devices. The node takes the PRZS counter from the round itself (never from the request);
+    ``devices`` must repeat the verify request's device list."""
+
+    KIND: ClassVar[str] = "gram_request"
+    VERSION: ClassVar[int] = 1
+    devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
+
+
+@register
+@dataclass(frozen=True)
+class GramShares(Message):
+    """One node's shares (degree ``2(t - 1)``, PRZS-masked) of the upper triangle of the Gram
+    matrix, row-major over pairs ``i < j`` (``m (m - 1) / 2`` uint64), and the node's ECDSA
+    ``signature`` over them (:func:`ppbfl.protocol.signed_shares.gram_digest`): its peers check it
+    when the coordinator relays them."""
+
+    KIND: ClassVar[str] = "gram_shares"
+    VERSION: ClassVar[int] = 2
+    gram: Annotated[np.ndarray, FieldArray(ndim=1)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
+
+
+@register
+@dataclass(frozen=True)
+class FlameAggregateRequest(AggregateRequest):
+    """:class:`AggregateRequest` for rule ``"flame"``: the same fields plus ``gram``, the (k,
+    m (m - 1) / 2) matrix of every point's :class:`GramShares` (degree ``norm2_degree``), and
+    ``gram_signatures``, each point's signature of its row. The node checks every relayed row
+    against its signature, opens the norms and the Gram entries of the devices that pass
+    screening, runs FLAME's clustering (:mod:`ppbfl.protocol.flame_decision`) and returns its
+    :class:`AggregateShare`."""
+
+    KIND: ClassVar[str] = "flame_aggregate_request"
+    VERSION: ClassVar[int] = 2
+    gram: Annotated[np.ndarray, FieldArray(ndim=2)]
+    gram_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]

@@ -51,7 +51,8 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
-from ppbfl.protocol.edge_node import DEALER_PARTY, edge_party
+from ppbfl.protocol.edge_node import DEALER_PARTY, RULES, edge_party
+from ppbfl.protocol.flame_decision import decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -59,6 +60,9 @@ from ppbfl.protocol.messages import (
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
+    FlameAggregateRequest,
+    GramRequest,
+    GramShares,
     NormShares,
     PRZSDeliver,
     PRZSOffer,
@@ -194,6 +198,12 @@ class Coordinator:
         device_keys: the devices' identity keys, when every edge node requires signed uploads
             (:attr:`ppbfl.protocol.deployment.Deployment.device_keys`): a node's mismatch claim is
             then decided by its evidence and a false one names it (:mod:`ppbfl.protocol.attribution`).
+        rule: the public decision rule, sent to the edge nodes in their setup (they refuse the
+            other rule's requests): ``"cosine"`` (DESIGN §5) or ``"flame"`` (FLAME's clustering
+            on the opened Gram matrix, :mod:`ppbfl.protocol.flame_decision`; honest majority only:
+            with fewer than ``2t - 1`` nodes online the round fails, there is no Beaver Gram matrix).
+        flame_noise: rule ``"flame"``: the noise level ``lambda`` the nodes add on shares
+            (:mod:`ppbfl.defense.flame_noise`; 0: none).
     """
 
     def __init__(
@@ -211,9 +221,16 @@ class Coordinator:
         timeout: float = 30.0,
         validity_k: int = DEFAULT_ROWS,
         device_keys: DeviceKeys | None = None,
+        rule: str = "cosine",
+        flame_noise: float = 0.0,
     ) -> None:
         if norms not in ("auto", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
+        if rule not in RULES or (rule == "flame" and (norms != "auto" or n < 2 * t - 1)):
+            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs norms = 'auto' and n >= 2t - 1 = {2 * t - 1}")
+        if not 0.0 <= flame_noise < float("inf") or (flame_noise > 0 and rule != "flame"):
+            raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
+        self.rule, self.flame_noise = rule, float(flame_noise)
         self.t, self.n, self.d = t, n, d
         self.transport = transport
         self.codec = FixedPointCodec() if codec is None else codec
@@ -293,7 +310,7 @@ class Coordinator:
         def message(j: int) -> SetupEdge:
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
-                validity_k=self.validity.k, session=session,
+                validity_k=self.validity.k, session=session, rule=self.rule, flame_noise=self.flame_noise,
             )
 
         offers = self._call_nodes(nodes, message, 0, PRZSOffer)
@@ -431,6 +448,8 @@ class Coordinator:
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
         alive = self._alive()
         hm = self.norms == "auto" and len(alive) >= 2 * self.t - 1
+        if self.rule == "flame" and not hm:  # no Beaver Gram matrix: fail before any triple is dealt
+            raise NotEnoughEdgeNodesError("verify (rule 'flame' needs honest majority)", tuple(alive), 2 * self.t - 1)
         coin_nodes = sorted(j for j in alive if j in reports)
         verify_request = VerifyRequest(
             seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
@@ -490,7 +509,10 @@ class Coordinator:
             [norm_signatures[j] for j in points] if squares else [],
             np.stack([squares[j] for j in points]).reshape(len(points), len(members)) if squares else np.zeros((0, 0), np.uint64),
         )
-        decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
+        if self.rule == "flame":
+            request, points, decision = self._flame_request(round, request, members, mode, r_enc)
+        else:
+            decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
         final = self._require_nodes("aggregate", self.t)
         lap("aggregate")
@@ -619,3 +641,26 @@ class Coordinator:
             squares[j] = np.zeros(len(members), dtype=np.uint64)
             squares[j][columns] = reply.proof_squares
         return norms, squares, signatures
+
+    def _flame_request(
+        self, round: int, request: AggregateRequest, members: list[int], mode: str, r_enc: np.ndarray,
+    ) -> tuple[FlameAggregateRequest, tuple[int, ...], RoundDecision]:
+        """Rule ``"flame"``: collect every node's signed Gram shares and build the aggregate request
+        and decision over the nodes that answered (at least ``2t - 1``)."""
+        needed = 2 * self.t - 1
+        if mode != "honest-majority":
+            raise NotEnoughEdgeNodesError("gram (rule 'flame' needs honest majority)", tuple(request.points), needed)
+        grams = self._call_nodes(request.points, lambda j: GramRequest(members), round, GramShares)
+        keep = [r for r, j in enumerate(request.points) if j in grams and j in self._alive()]
+        points = tuple(request.points[r] for r in keep)
+        if len(points) < needed:
+            raise NotEnoughEdgeNodesError("gram", points, needed)
+        flame = FlameAggregateRequest(
+            list(points), request.consistency[keep], request.dot_ref[keep], request.norm2[keep], request.norm2_degree,
+            request.trust, request.rejected, request.proof_consistency[keep], request.validity[keep],
+            [request.verify_signatures[r] for r in keep], [request.verify_norm2[r] for r in keep],
+            [request.mismatched_by[r] for r in keep], [], np.zeros((0, 0), dtype=np.uint64),  # honest majority: no Beaver norms
+            np.stack([grams[j].gram for j in points]).reshape(len(points), pair_count(len(members))),
+            [grams[j].signature for j in points],
+        )
+        return flame, points, decide_flame_request(flame, r_enc, t=self.t, codec=self.codec)

@@ -1,7 +1,8 @@
 """Signed relayed shares: what one edge node sends to its peers through the coordinator is signed by it.
 
-A node's :class:`~ppbfl.protocol.messages.VerifyShares` and (Beaver mode)
-:class:`~ppbfl.protocol.messages.NormShares` reach the other nodes inside the coordinator's
+A node's :class:`~ppbfl.protocol.messages.VerifyShares`, (Beaver mode)
+:class:`~ppbfl.protocol.messages.NormShares` and (rule ``"flame"``)
+:class:`~ppbfl.protocol.messages.GramShares` reach the other nodes inside the coordinator's
 :class:`~ppbfl.protocol.messages.AggregateRequest`. Each carries an ECDSA P-256 signature by the
 node's TLS key (the key whose certificate the node's PRZS offer carried and its peers checked
 against the registry at setup) over a SHA-256 digest of
@@ -38,7 +39,9 @@ from ppbfl.protocol.messages import AggregateRequest
 from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round_errors import OutOfPhaseError
 
-__all__ = ["check_coins", "check_relayed", "coin_digest", "field_hash", "norms_digest", "sign", "verify_digest"]
+__all__ = [
+    "check_coins", "check_gram", "check_relayed", "coin_digest", "field_hash", "gram_digest", "norms_digest", "sign", "verify_digest",
+]
 
 _DOMAIN = b"ppbfl/relayed/v1"
 
@@ -70,6 +73,27 @@ def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, p
 def coin_digest(session: bytes, round: int, index: int, coin: bytes) -> bytes:
     """The digest node ``index`` signs in its ``UploadsReport`` of ``round`` (its 32-byte proof-check ``coin``)."""
     return _digest(b"coin", session, round, index, [hashlib.sha256(coin).digest()])
+
+
+def gram_digest(session: bytes, round: int, index: int, gram: np.ndarray) -> bytes:
+    """The digest node ``index`` signs in its ``GramShares`` of ``round`` ((m (m - 1) / 2,) uint64)."""
+    return _digest(b"gram", session, round, index, [field_hash(gram)])
+
+
+def check_gram(
+    points: Sequence[int], gram: np.ndarray, signatures: Sequence[bytes], *, session: bytes, round: int,
+    keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str, me: str,
+) -> None:
+    """Check every point's relayed Gram row ((k, pairs) uint64) against its signature.
+
+    Raises :class:`PeerAuthError` naming ``relay`` on a bad signature; :class:`OutOfPhaseError`
+    (``me``) when the signatures do not match the rows in number."""
+    if len(signatures) != len(points) or gram.shape[0] != len(points):
+        raise OutOfPhaseError(me, f"flame aggregate request: {len(signatures)} Gram signatures, {gram.shape[0]} rows for {len(points)} points")
+    for row, j in enumerate(points):
+        key = keys.get(j)
+        if key is None or not _check(key, signatures[row], gram_digest(session, round, j, gram[row])):
+            raise PeerAuthError(relay, f"relayed Gram shares of {edge_party(j)} that it did not sign (altered)")
 
 
 def sign(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
