@@ -30,7 +30,8 @@ def float_reference(history: list[Evidence | None], config: TrustConfig) -> floa
     weights = {"accepted": config.accepted, "zero trust": config.accepted, "missing upload": -config.missing,
                "missing proof": -config.missing,
                "zero norm": -config.zero_norm, "negative cosine": -config.cosine_rejected,
-               "zero cosine": -config.cosine_rejected, "cosine <= tau": -config.cosine_rejected}
+               "zero cosine": -config.cosine_rejected, "cosine <= tau": -config.cosine_rejected,
+               "outside majority cluster": -config.cosine_rejected}
     names = {code: name for name, code in REASON_CODES.items()}
     for e in history:
         r, s = config.forgetting * r, config.forgetting * s

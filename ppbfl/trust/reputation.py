@@ -50,7 +50,9 @@ TRUST_ONE = 1 << 15
 """Trust fixed point: Q1.15 (the contract's ``TRUST_ONE``)."""
 
 _POSITIVE = {REASON_CODES["accepted"], REASON_CODES["zero trust"]}
-_COSINE = {REASON_CODES["negative cosine"], REASON_CODES["zero cosine"], REASON_CODES["cosine <= tau"]}
+_COSINE = {  # rejected by the similarity rule: the cosine to the reference, or FLAME's clustering
+    REASON_CODES["negative cosine"], REASON_CODES["zero cosine"], REASON_CODES["cosine <= tau"], REASON_CODES["outside majority cluster"],
+}
 _MALFORMED = {
     REASON_CODES["malformed shares"], REASON_CODES["inconsistent shares"],
     REASON_CODES["out-of-range shares"], REASON_CODES["commitment mismatch"], REASON_CODES["out of range"],
