@@ -36,6 +36,7 @@ def main(grid: Grid, context: Context) -> None:
     workflow = PpbflWorkflow(  # ppbfl: in place of FedAvg(...)
         t=int(config["ppbfl-t"]), n=int(config["ppbfl-n"]), edges=edges, creds=str(config["ppbfl-creds"]),
         reference_fn=reference, min_available_nodes=devices, min_train_nodes=devices,
+        prove_timeout=float(config["prove-timeout"]),
     )
     try:
         workflow.start(
