@@ -26,7 +26,7 @@ import numpy as np
 from eth_hash.auto import keccak
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg, Strategy
+from flwr.serverapp.strategy import FedAvg, Result, Strategy
 
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
@@ -58,7 +58,8 @@ class PpbflWorkflow(Strategy):
         fraction_train, min_train_nodes, fraction_evaluate, min_evaluate_nodes, min_available_nodes:
             node sampling, as Flower's ``FedAvg``; evaluation is ``FedAvg``'s.
         edge_timeout: seconds per call to an edge node.
-        prove_timeout: seconds to wait for the devices' replies to the validity challenge.
+        prove_timeout: seconds to wait for the devices' replies to the validity challenge; None
+            (default): the ``timeout`` given to :meth:`start`, the bound Flower puts on the train replies.
 
     After :meth:`start`, :attr:`results` maps each round to its :class:`RoundResult` (who was
     accepted, rejected and why, missing devices, the edge nodes' state).
@@ -68,7 +69,7 @@ class PpbflWorkflow(Strategy):
         self, *, t: int, n: int, edges: Mapping[int, str], creds: str | Path, reference_fn: ReferenceFn,
         dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
         min_train_nodes: int = 2, fraction_evaluate: float = 0.0, min_evaluate_nodes: int = 0,
-        min_available_nodes: int = 2, edge_timeout: float = 30.0, prove_timeout: float = 60.0,
+        min_available_nodes: int = 2, edge_timeout: float = 30.0, prove_timeout: float | None = None,
     ) -> None:
         if sorted(edges) != list(range(1, n + 1)):
             raise ConfigError("edges", f"expected addresses of edge nodes 1..{n}, got {sorted(edges)}")
@@ -89,6 +90,17 @@ class PpbflWorkflow(Strategy):
         self._layout: ModelLayout | None = None
         self._global: dict[int, np.ndarray] = {}
         self._sampled: dict[int, int] = {}
+        self._start_timeout = 3600.0
+
+    def start(
+        self, grid: Grid, initial_arrays: ArrayRecord, num_rounds: int = 3, timeout: float = 3600,
+        train_config: ConfigRecord | None = None, evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+    ) -> Result:
+        """Flower's :meth:`Strategy.start`; ``timeout`` also bounds the proof replies unless
+        ``prove_timeout`` was given."""
+        self._start_timeout = float(timeout)
+        return super().start(grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, evaluate_fn)
 
     def _coordinator(self, d: int) -> Coordinator:
         if self.coordinator is None:
@@ -146,7 +158,8 @@ class PpbflWorkflow(Strategy):
             Message(RecordDict({PPBFL_RECORD: record}), dst_node_id=reply.metadata.src_node_id, message_type=MessageType.TRAIN)
             for reply in replies if not reply.has_error()
         ]
-        proofs = list(self._grid.send_and_receive(prove, timeout=self.prove_timeout)) if prove else []
+        wait = self._start_timeout if self.prove_timeout is None else self.prove_timeout
+        proofs = list(self._grid.send_and_receive(prove, timeout=wait)) if prove else []
         proof_errors = sum(1 for reply in proofs if reply.has_error()) + len(prove) - len(proofs)
         result = self.coordinator.finish_round(server_round, np.asarray(self.reference_fn(start), dtype=np.float64))
         self.results[server_round] = result
