@@ -43,7 +43,7 @@ from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.round import RoundResult
 from ppbfl.protocol.round_errors import RoundFailedError
 
-__all__ = ["ChainLedger", "DeviceChainAccount", "FingerprintMismatchError", "RoundOnChain", "open_ledger"]
+__all__ = ["ChainLedger", "DeviceChainAccount", "FingerprintMismatchError", "RoundOnChain", "attach_ledger", "open_ledger"]
 
 
 class FingerprintMismatchError(RoundFailedError):
@@ -131,6 +131,36 @@ class ChainLedger:
                 raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
         self.records: dict[int, RoundOnChain] = {}
         self._gas_start = 0
+
+    @classmethod
+    def attach(cls, chain: Chain, address: str, *, audit_shares: int | None = None) -> ChainLedger:
+        """The ledger of the ``PPBFLRounds`` contract already at ``address`` on ``chain`` (a coordinator
+        that restarts: nothing is deployed or registered). ``t``, ``n``, the edge nodes' and the
+        devices' accounts come from the contract's registry (device index = chain device id).
+
+        Raises:
+            ChainError: no contract answers at ``address``, or an edge node is not registered.
+        """
+        from eth_utils import to_checksum_address
+
+        from ppbfl.chain.rounds import load_artifact
+
+        if not chain.w3.eth.get_code(to_checksum_address(address)):
+            raise ChainError(f"no contract at {address} on this chain")
+        contract = RoundsContract(chain, address, load_artifact()["abi"])
+        ledger = cls.__new__(cls)
+        ledger.chain, ledger.t, ledger.n, ledger.contract = chain, contract.t, contract.n, contract
+        ledger.audit_shares = contract.t + 1 if audit_shares is None else audit_shares
+        ledger.edge_accounts = {}
+        for j in range(1, contract.n + 1):
+            account, _ = contract.edge_node(j)
+            if int(account, 16) == 0:
+                raise ChainError(f"edge node {j} is not registered in the contract at {address}")
+            ledger.edge_accounts[j] = account
+        ledger.device_ids = {i: i for i in range(contract.device_count())}
+        ledger.device_accounts = {i: chain.call(contract.contract, "deviceAddress", i) for i in ledger.device_ids}
+        ledger.records, ledger._gas_start = {}, 0
+        return ledger
 
     @property
     def address(self) -> str:
@@ -276,5 +306,21 @@ def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mappin
         raise ChainError(f"chain {kind!r}: expected 'embedded', 'anvil' or an http(s):// JSON-RPC URL")
     try:
         yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints)
+    finally:
+        chain.close()
+
+
+@contextmanager
+def attach_ledger(url: str, address: str) -> Iterator[ChainLedger]:
+    """The :class:`ChainLedger` of the contract at ``address`` on the JSON-RPC node at ``url`` (a
+    restarted coordinator; :meth:`ChainLedger.attach`). Only a chain that outlives the coordinator
+    can be attached to: the embedded chain dies with its process.
+
+    Raises:
+        ChainError: the node cannot be reached or holds no such contract.
+    """
+    chain = Chain.connect(url)
+    try:
+        yield ChainLedger.attach(chain, address)
     finally:
         chain.close()
