@@ -1,0 +1,243 @@
+"""A run of rounds that survives its coordinator (issue 12, item 4; DESIGN §11).
+
+The coordinator is an untrusted relay that may crash or be killed at any step. What a run needs to
+go on lives elsewhere, each piece checked against the chain:
+
+* the rounds, their model hashes, decisions, named liars and trust anchors: the contract (a chain
+  that outlives the coordinator: an anvil or any node at a URL, :func:`~ppbfl.protocol.ledger.attach_ledger`;
+  the embedded py-evm chain lives in the coordinator's process and dies with it);
+* the global model: a :class:`ModelStore` folder, one file per closed round written atomically
+  before the round's trust step (the model before the round and its aggregate, so that both
+  hashes the chain holds for the round can be checked: ``modelHash = keccak(model)`` and
+  ``newModelHash = keccak(modelHash || aggregate)``);
+* the devices' trust: the off-chain :class:`~ppbfl.trust.store.TrustStore` (its per-round Merkle
+  root is anchored on chain; a :class:`~ppbfl.trust.keeper.TrustKeeper` resumes from it).
+
+:func:`resume_point` reads where the run stands: a round left open (in any phase: open,
+commitments closed, verified, decided, aggregate posted) is aborted on chain once its phase's
+deadline passed (:meth:`~ppbfl.protocol.ledger.ChainLedger.abort_round`; on a dev chain by mining
+to it), and the run continues with the next round from the model of the last closed round. The
+devices' commitments of closed rounds stay on chain; those of the aborted round are void (the
+devices commit again in the next round). :class:`ResumableRun` drives the rounds so that every
+closed round's model is saved before its trust step.
+
+Window left: a crash between a round's close on chain and its model file (one ``os.replace``
+after the close transaction) leaves a closed round whose aggregate nobody kept;
+:func:`resume_point` then raises :class:`ResumeError` naming the round instead of guessing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from eth_hash.auto import keccak
+
+from ppbfl.chain.rounds import Phase
+from ppbfl.errors import PPBFLError
+from ppbfl.protocol.ledger import ChainLedger
+from ppbfl.protocol.round import RoundResult
+
+if TYPE_CHECKING:
+    from ppbfl.fl.federation import Federation
+    from ppbfl.trust.keeper import TrustKeeper
+
+__all__ = ["ModelStore", "ResumableRun", "ResumeError", "ResumePoint", "resume_point"]
+
+
+class ResumeError(PPBFLError):
+    """The off-chain state cannot continue the run the chain records (names the round and what differs)."""
+
+    def __init__(self, round: int, reason: str) -> None:
+        super().__init__(f"cannot resume after round {round}: {reason}")
+        self.round, self.reason = round, reason
+
+
+def next_model_hash(model_hash: bytes, aggregate: np.ndarray) -> bytes:
+    """The chain's ``newModelHash`` of a round: ``keccak(model_hash || aggregate)`` (float64 LE bytes)."""
+    return keccak(bytes(model_hash) + np.ascontiguousarray(aggregate, dtype="<f8").tobytes())
+
+
+class ModelStore:
+    """The global model of each closed round in ``folder`` (created owner-only, ``0700``).
+
+    File ``round-<r>.npz`` holds ``model`` (float32 (d,), the model round ``r`` opened with) and
+    ``aggregate`` (float64 (d,), the round's aggregate); the model after the round is
+    ``(model + aggregate).astype(float32)``. Writes are atomic (a temporary file in the same folder,
+    fsync, ``os.replace``, fsync of the folder): a crash leaves the old file or the new one.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def path(self, round: int) -> Path:
+        """The file of round ``round``."""
+        return self.folder / f"round-{round:08d}.npz"
+
+    def save(self, round: int, model: np.ndarray, aggregate: np.ndarray) -> Path:
+        """Store round ``round``'s opening ``model`` (float32 (d,)) and ``aggregate`` (float64 (d,)) atomically."""
+        fd, tmp = tempfile.mkstemp(prefix=".round-", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, model=np.asarray(model, dtype=np.float32), aggregate=np.asarray(aggregate, dtype=np.float64))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path(round))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        folder = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+        return self.path(round)
+
+    def load(self, round: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(model float32 (d,), aggregate float64 (d,))`` of round ``round``.
+
+        Raises:
+            ResumeError: no file for the round, or one that is not a model file of equal-length vectors.
+        """
+        path = self.path(round)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                model, aggregate = data["model"], data["aggregate"]
+        except (OSError, KeyError, ValueError) as error:
+            raise ResumeError(round, f"no readable model file {path} ({type(error).__name__}: {error})") from None
+        if model.dtype != np.float32 or aggregate.dtype != np.float64 or model.ndim != 1 or model.shape != aggregate.shape:
+            raise ResumeError(round, f"{path}: model {model.dtype}{model.shape}, aggregate {aggregate.dtype}{aggregate.shape}")
+        return model, aggregate
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run stands on chain.
+
+    Attributes:
+        next_round: the round to open next (latest on chain + 1).
+        model: float32 (d,) the global model after the last closed round (the initial model if none).
+        last_closed: the last closed round (0: none).
+        aborted: the round this call aborted on chain (None: none was left open).
+        liars: edge nodes reported on chain as liars in any round (they stay out of the tier).
+    """
+
+    next_round: int
+    model: np.ndarray
+    last_closed: int
+    aborted: int | None
+    liars: tuple[int, ...]
+
+
+def resume_point(ledger: ChainLedger, models: ModelStore, initial: np.ndarray) -> ResumePoint:
+    """Read the run from chain, abort a round left open, and check the stored model against the chain.
+
+    ``initial``: the model round 1 opens with (float32 (d,)).
+
+    Raises:
+        ResumeError: the model file of the last closed round is missing, or its model or aggregate
+            hashes to something else than the chain records for the round (or ``initial`` than
+            round 1's model hash when no round closed).
+    """
+    contract = ledger.contract
+    latest = contract.latest_round()
+    aborted = None
+    if latest and contract.round_state(latest).phase not in (Phase.CLOSED, Phase.FAILED):
+        ledger.abort_round(latest)
+        aborted = latest
+    states = {r: contract.round_state(r) for r in range(1, latest + 1)}
+    closed = [r for r, state in states.items() if state.phase == Phase.CLOSED]
+    liars = tuple(sorted({j for state in states.values() for j in state.reported_liars}))
+    model = np.asarray(initial, dtype=np.float32)
+    if not closed:
+        if latest and states[1].model_hash != ChainLedger.model_hash(model):
+            raise ResumeError(0, "the initial model is not the one round 1 opened with")
+        return ResumePoint(latest + 1, model, 0, aborted, liars)
+    last = closed[-1]
+    opened, aggregate = models.load(last)
+    if ChainLedger.model_hash(opened) != states[last].model_hash:
+        raise ResumeError(last, f"{models.path(last)} holds another model than the round opened with (modelHash)")
+    if next_model_hash(states[last].model_hash, aggregate) != states[last].new_model_hash:
+        raise ResumeError(last, f"{models.path(last)} holds another aggregate than the chain's newModelHash")
+    return ResumePoint(latest + 1, (opened + aggregate).astype(np.float32), last, aborted, liars)
+
+
+class ResumableRun:
+    """Rounds of ``federation`` (its coordinator on ``ledger``) whose state survives the coordinator.
+
+    Made by a coordinator that (re)starts: it reads the :func:`resume_point`, leaves the named
+    liars out, sets the edge nodes up for the rounds after the latest one on chain, and checks the
+    trust store against the chain's anchors. Each :meth:`run_round` opens the next round with the
+    current model's hash, saves the model and aggregate once the round closed, then runs the trust
+    step (store and on-chain anchor).
+
+    Args:
+        federation: the devices and the coordinator (made without ``trust``: this run calls the keeper).
+        ledger: the coordinator's ledger (:meth:`ChainLedger.attach` after a restart).
+        keeper: the trust keeper over the off-chain store.
+        models: where the global model of each closed round goes.
+        initial: float32 (d,) the model of round 1.
+
+    Raises:
+        ResumeError: as :func:`resume_point`, or the trust store does not hold the root the chain
+            anchored for a closed round.
+    """
+
+    def __init__(
+        self, federation: Federation, ledger: ChainLedger, keeper: TrustKeeper, models: ModelStore, initial: np.ndarray,
+    ) -> None:
+        if federation.trust is not None:
+            raise ResumeError(0, "the federation must not run the trust step itself (made with trust=None)")
+        self.federation, self.ledger, self.keeper, self.models = federation, ledger, keeper, models
+        self.point = resume_point(ledger, models, initial)
+        self._check_trust()
+        coordinator = federation.coordinator
+        for j in self.point.liars:
+            coordinator.excluded.setdefault(j, "reported as a liar on chain")
+        coordinator.setup(self.point.next_round - 1)
+        self.round = self.point.next_round
+        self.model = self.point.model
+
+    def _check_trust(self) -> None:
+        """Every closed round's trust records are stored under the root anchored on chain; a
+        round stored but not yet anchored (a crash between the two) is anchored now."""
+        stored = set(self.keeper.store.rounds())
+        contract = self.ledger.contract
+        for r in range(1, self.point.next_round):
+            state = contract.round_state(r)
+            if state.anchor == bytes(32) and r in stored:
+                records = self.keeper.store.records(r)
+                contract.commit_trust(
+                    r, self.keeper.store.root(r), [self.ledger.device_ids[x.device] for x in records],
+                    [x.after.weight_trust for x in records],
+                )
+            elif state.anchor != bytes(32) and (r not in stored or self.keeper.store.root(r) != state.anchor):
+                raise ResumeError(r, "the trust store does not hold the records whose root is anchored on chain")
+            elif state.phase == Phase.CLOSED and r not in stored:
+                raise ResumeError(r, "the round closed on chain but its trust step never ran (no records, no anchor)")
+
+    def run_round(
+        self, updates: Mapping[int, np.ndarray], reference: np.ndarray, *, ids_flags: Mapping[int, int] | None = None,
+    ) -> RoundResult:
+        """Run the next round (see :meth:`Federation.run_round` for ``updates`` and ``reference``),
+        then save the model and run the trust step; :attr:`model` becomes the model after it.
+
+        Raises:
+            NotEnoughEdgeNodesError, RoundFailedError: as :meth:`Federation.run_round` (the round
+            is aborted on chain; :attr:`round` moves past it).
+        """
+        round, model = self.round, self.model
+        self.round += 1  # a failed round is aborted on chain and not run again
+        result = self.federation.run_round(
+            round, updates, reference, trust=self.keeper.round_trust(), model_hash=ChainLedger.model_hash(model),
+        )
+        self.models.save(round, model, result.aggregate)
+        self.keeper.after_round(result, ids_flags=ids_flags)
+        self.model = (model + result.aggregate).astype(np.float32)
+        return result
