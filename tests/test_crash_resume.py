@@ -7,7 +7,7 @@ transaction: nothing of the coordinator's own clean-up runs, as under ``kill -9`
 coordinator attaches to the same contract (``ChainLedger.attach``), aborts round 2 on chain and
 runs the second round's updates as round 3. The closed rounds on chain (model hashes, decisions,
 trust) and the off-chain records (model files, trust records) must equal the reference's, round
-for round. One case kills a real coordinator process with SIGKILL.
+for round. The stop after the commitments closed is a real coordinator process killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -137,9 +137,8 @@ def after(method, check=lambda value: True):
     return wrapped
 
 
-STEPS = {
+STEPS = {  # after the commitments closed: the real SIGKILL below
     "opened": lambda ledger: setattr(ledger, "open_round", after(ledger.open_round)),
-    "commitments closed": lambda ledger: setattr(ledger, "close_commitments", after(ledger.close_commitments)),
     "scalars agreed (verified)": lambda ledger: setattr(ledger.contract, "post_scalars", after(ledger.contract.post_scalars, bool)),
     "decisions agreed": lambda ledger: setattr(ledger.contract, "post_decisions", after(ledger.contract.post_decisions, bool)),
     "aggregate posted": lambda ledger: setattr(ledger.contract, "post_aggregate", after(ledger.contract.post_aggregate)),
@@ -172,7 +171,27 @@ def test_a_coordinator_killed_at_any_step_is_replaced_and_the_run_matches_one_wi
         print(f"crash after {step}: round 2 {phase.name} -> FAILED, round 3 CLOSED; closed rounds match the reference")
 
 
-def test_a_stored_model_that_differs_from_the_chain_is_refused(reference, tmp_path):
+def test_a_coordinator_killed_between_storing_and_anchoring_trust_is_replaced_and_anchors_it(reference, tmp_path):
+    expected, reputation, chain1 = reference
+    chain1.restore(tmp_path)
+    deployment = InProcessDeployment(T, N, D, signed_uploads=True)
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        first = start(ledger, deployment, tmp_path)
+        ledger.contract.commit_trust = after(lambda *args: None)  # round 2 closed, model saved, trust stored: then dead
+        with pytest.raises(Killed):
+            first.run_round(*updates_of(2))
+        stop(first)
+        assert ledger.contract.round_state(2).phase == Phase.CLOSED and ledger.contract.round_state(2).anchor == bytes(32)
+    with attach_ledger(chain1.url, chain1.address) as attached:
+        second = start(attached, deployment, tmp_path)
+        assert (second.point.aborted, second.point.next_round) == (None, 3)
+        assert attached.contract.round_state(2).anchor == second.keeper.store.root(2)
+        assert [attached.contract.trust(i) for i in range(M)] == pytest.approx(list(reputation.values()), abs=1e-4)
+        stop(second)
+        assert record(attached, tmp_path) == expected
+
+
+def test_a_stored_model_or_trust_store_that_differs_from_the_chain_is_refused(reference, tmp_path):
     *_, chain1 = reference
     chain1.restore(tmp_path)
     deployment = InProcessDeployment(T, N, D, signed_uploads=True)
@@ -187,6 +206,10 @@ def test_a_stored_model_that_differs_from_the_chain_is_refused(reference, tmp_pa
             start(ledger, deployment, tmp_path)
         models.path(1).unlink()
         with pytest.raises(ResumeError, match="no readable model file"):
+            start(ledger, deployment, tmp_path)
+        models.save(1, model, aggregate)
+        (tmp_path / "trust.db").unlink()  # a store without round 1, which the chain anchored
+        with pytest.raises(ResumeError, match="round 1: the trust store does not hold the records whose root is anchored on chain"):
             start(ledger, deployment, tmp_path)
 
 
