@@ -39,7 +39,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from ppbfl.chain.rounds import Phase
-from ppbfl.errors import PPBFLError
+from ppbfl.errors import ConfigError, PPBFLError
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
 
@@ -186,14 +186,15 @@ class ResumableRun:
 
     Raises:
         ResumeError: as :func:`resume_point`, or the trust store does not hold the root the chain
-            anchored for a closed round.
+            anchored for a closed round (or holds no records of a closed round).
+        ConfigError: ``federation`` runs a trust keeper itself.
     """
 
     def __init__(
         self, federation: Federation, ledger: ChainLedger, keeper: TrustKeeper, models: ModelStore, initial: np.ndarray,
     ) -> None:
         if federation.trust is not None:
-            raise ResumeError(0, "the federation must not run the trust step itself (made with trust=None)")
+            raise ConfigError("federation.trust", "must be None: the run calls the keeper itself, after saving the model")
         self.federation, self.ledger, self.keeper, self.models = federation, ledger, keeper, models
         self.point = resume_point(ledger, models, initial)
         self._check_trust()
