@@ -7,7 +7,7 @@ transaction: nothing of the coordinator's own clean-up runs, as under ``kill -9`
 coordinator attaches to the same contract (``ChainLedger.attach``), aborts round 2 on chain and
 runs the second round's updates as round 3. The closed rounds on chain (model hashes, decisions,
 trust) and the off-chain records (model files, trust records) must equal the reference's, round
-for round. The stop after the commitments closed is a real coordinator process killed with SIGKILL.
+for round; the edge node named as a liar in round 1 stays out after the restart. The stop after the commitments closed is a real coordinator process killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from ppbfl.trust.store import TrustStore
 from tests.protocol_helpers import synthetic_round
 from tests.test_protocol_transport import child_env
 
-T, N, D, M = 2, 3, 16, 4
+T, N, D, M = 2, 4, 16, 4
 MALICIOUS = {3}
+LIAR = 4  # sends a wrong aggregate share in round 1: named on chain, out of the tier from round 2 on
 INITIAL = np.random.default_rng(11).normal(size=D).astype(np.float32) * 0.1
 
 
@@ -48,6 +49,11 @@ def updates_of(step: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
 
 class Killed(BaseException):
     """The coordinator's process ends here (not an Exception: nothing of the coordinator handles it)."""
+
+
+def tier() -> InProcessDeployment:
+    """The edge tier and the devices' transports (one liar among the nodes)."""
+    return InProcessDeployment(T, N, D, behaviours={LIAR: "tamper-aggregate"}, signed_uploads=True)
 
 
 def start(ledger: ChainLedger, deployment: InProcessDeployment, folder: Path) -> ResumableRun:
@@ -117,11 +123,11 @@ def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference")
     with Chain.anvil(accounts=16) as node, Chain.connect(node.node.url) as chain:
         ledger = ChainLedger(chain, T, N, M)
-        run = start(ledger, InProcessDeployment(T, N, D, signed_uploads=True), folder)
-        run.run_round(*updates_of(1))
+        run = start(ledger, tier(), folder)
+        assert run.run_round(*updates_of(1)).liars == (LIAR,)
         after_round_1 = Chain1(node.node.url, ledger.address, tmp_path_factory.mktemp("after-round-1"))
         shutil.copytree(folder, after_round_1.folder, dirs_exist_ok=True)
-        run.run_round(*updates_of(2))
+        assert LIAR not in run.run_round(*updates_of(2)).online
         stop(run)
         assert closed_rounds(ledger) == [1, 2]
         yield record(ledger, folder), run.keeper.reputation(), after_round_1
@@ -149,7 +155,7 @@ STEPS = {  # after the commitments closed: the real SIGKILL below
 def test_a_coordinator_killed_at_any_step_is_replaced_and_the_run_matches_one_without_the_crash(reference, tmp_path, step):
     expected, reputation, chain1 = reference
     chain1.restore(tmp_path)
-    deployment = InProcessDeployment(T, N, D, signed_uploads=True)  # the edge nodes and devices outlive the coordinator
+    deployment = tier()  # the edge nodes and devices outlive the coordinator
     with attach_ledger(chain1.url, chain1.address) as ledger:
         first = start(ledger, deployment, tmp_path)
         assert (first.point.aborted, first.point.next_round) == (None, 2)
@@ -161,8 +167,9 @@ def test_a_coordinator_killed_at_any_step_is_replaced_and_the_run_matches_one_wi
         assert phase not in (Phase.CLOSED, Phase.FAILED)  # left open: nobody aborted it
     with attach_ledger(chain1.url, chain1.address) as attached:
         second = start(attached, deployment, tmp_path)
-        assert (second.point.aborted, second.point.next_round, second.point.last_closed) == (2, 3, 1)
+        assert (second.point.aborted, second.point.next_round, second.point.last_closed, second.point.liars) == (2, 3, 1, (LIAR,))
         assert attached.contract.round_state(2).phase == Phase.FAILED
+        assert LIAR not in second.federation.coordinator.online  # the liar named on chain stays out
         second.run_round(*updates_of(2))
         stop(second)
         assert closed_rounds(attached) == [1, 3]
@@ -174,7 +181,7 @@ def test_a_coordinator_killed_at_any_step_is_replaced_and_the_run_matches_one_wi
 def test_a_coordinator_killed_between_storing_and_anchoring_trust_is_replaced_and_anchors_it(reference, tmp_path):
     expected, reputation, chain1 = reference
     chain1.restore(tmp_path)
-    deployment = InProcessDeployment(T, N, D, signed_uploads=True)
+    deployment = tier()
     with attach_ledger(chain1.url, chain1.address) as ledger:
         first = start(ledger, deployment, tmp_path)
         ledger.contract.commit_trust = after(lambda *args: None)  # round 2 closed, model saved, trust stored: then dead
@@ -194,7 +201,7 @@ def test_a_coordinator_killed_between_storing_and_anchoring_trust_is_replaced_an
 def test_a_stored_model_or_trust_store_that_differs_from_the_chain_is_refused(reference, tmp_path):
     *_, chain1 = reference
     chain1.restore(tmp_path)
-    deployment = InProcessDeployment(T, N, D, signed_uploads=True)
+    deployment = tier()
     models = ModelStore(tmp_path / "models")
     model, aggregate = models.load(1)
     with attach_ledger(chain1.url, chain1.address) as ledger:
@@ -216,12 +223,11 @@ def test_a_stored_model_or_trust_store_that_differs_from_the_chain_is_refused(re
 COORDINATOR = """
 import sys
 from pathlib import Path
-from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.ledger import attach_ledger
-from tests.test_crash_resume import D, N, T, start, updates_of
+from tests.test_crash_resume import start, tier, updates_of
 
 with attach_ledger(sys.argv[1], sys.argv[2]) as ledger:
-    run = start(ledger, InProcessDeployment(T, N, D, signed_uploads=True), Path(sys.argv[3]))
+    run = start(ledger, tier(), Path(sys.argv[3]))
     close = ledger.close_commitments
 
     def closed_then_wait(round):
@@ -253,7 +259,7 @@ def test_a_coordinator_process_killed_with_sigkill_is_replaced_by_a_new_one(refe
     with attach_ledger(chain1.url, chain1.address) as attached:
         assert attached.contract.round_state(2).phase == Phase.COMMITTED
         # the edge tier restarts too (it lived in the killed process): new nodes, new keys, one setup
-        run = start(attached, InProcessDeployment(T, N, D, signed_uploads=True), tmp_path)
+        run = start(attached, tier(), tmp_path)
         assert (run.point.aborted, run.point.next_round) == (2, 3)
         run.run_round(*updates_of(2))
         stop(run)
