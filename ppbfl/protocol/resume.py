@@ -125,7 +125,8 @@ class ResumePoint:
         model: float32 (d,) the global model after the last closed round (the initial model if none).
         last_closed: the last closed round (0: none).
         aborted: the round this call aborted on chain (None: none was left open).
-        liars: edge nodes reported on chain as liars in any round (they stay out of the tier).
+        liars: edge nodes reported on chain as liars in any round (its ``LiarReported`` events, one
+            query; they stay out of the tier).
     """
 
     next_round: int
@@ -151,19 +152,23 @@ def resume_point(ledger: ChainLedger, models: ModelStore, initial: np.ndarray) -
     if latest and contract.round_state(latest).phase not in (Phase.CLOSED, Phase.FAILED):
         ledger.abort_round(latest)
         aborted = latest
-    states = {r: contract.round_state(r) for r in range(1, latest + 1)}
-    closed = [r for r, state in states.items() if state.phase == Phase.CLOSED]
-    liars = tuple(sorted({j for state in states.values() for j in state.reported_liars}))
+    last, state = latest, None
+    while last > 0:  # back to the last closed round: the rounds after it failed (their model is unchanged)
+        state = contract.round_state(last)
+        if state.phase == Phase.CLOSED:
+            break
+        last -= 1
+    reported = contract.contract.events.LiarReported().get_logs(from_block=0)
+    liars = tuple(sorted({int(event["args"]["edgeIndex"]) for event in reported}))
     model = np.asarray(initial, dtype=np.float32)
-    if not closed:
-        if latest and states[1].model_hash != ChainLedger.model_hash(model):
+    if state is None or last == 0:
+        if latest and contract.round_state(1).model_hash != ChainLedger.model_hash(model):
             raise ResumeError(0, "the initial model is not the one round 1 opened with")
         return ResumePoint(latest + 1, model, 0, aborted, liars)
-    last = closed[-1]
     opened, aggregate = models.load(last)
-    if ChainLedger.model_hash(opened) != states[last].model_hash:
+    if ChainLedger.model_hash(opened) != state.model_hash:
         raise ResumeError(last, f"{models.path(last)} holds another model than the round opened with (modelHash)")
-    if next_model_hash(states[last].model_hash, aggregate) != states[last].new_model_hash:
+    if next_model_hash(state.model_hash, aggregate) != state.new_model_hash:
         raise ResumeError(last, f"{models.path(last)} holds another aggregate than the chain's newModelHash")
     return ResumePoint(latest + 1, (opened + aggregate).astype(np.float32), last, aborted, liars)
 
@@ -206,22 +211,26 @@ class ResumableRun:
         self.model = self.point.model
 
     def _check_trust(self) -> None:
-        """Every closed round's trust records are stored under the root anchored on chain; a
-        round stored but not yet anchored (a crash between the two) is anchored now."""
-        stored = set(self.keeper.store.rounds())
-        contract = self.ledger.contract
-        for r in range(1, self.point.next_round):
-            state = contract.round_state(r)
-            if state.anchor == bytes(32) and r in stored:
-                records = self.keeper.store.records(r)
+        """The trust records the keeper resumes from are the last closed round's, stored under the
+        root anchored on chain (a round stored but not yet anchored, a crash between the two, is
+        anchored now); no later round has any."""
+        store, contract = self.keeper.store, self.ledger.contract
+        stored = set(store.rounds())
+        last = self.point.last_closed
+        if last:
+            anchor = contract.round_state(last).anchor
+            if anchor == bytes(32) and last in stored:
+                records = store.records(last)
                 contract.commit_trust(
-                    r, self.keeper.store.root(r), [self.ledger.device_ids[x.device] for x in records],
-                    [x.after.weight_trust for x in records],
+                    last, store.root(last), [self.ledger.device_ids[x.device] for x in records], [x.after.weight_trust for x in records],
                 )
-            elif state.anchor != bytes(32) and (r not in stored or self.keeper.store.root(r) != state.anchor):
-                raise ResumeError(r, "the trust store does not hold the records whose root is anchored on chain")
-            elif state.phase == Phase.CLOSED and r not in stored:
-                raise ResumeError(r, "the round closed on chain but its trust step never ran (no records, no anchor)")
+            elif anchor == bytes(32):
+                raise ResumeError(last, "the round closed on chain but its trust step never ran (no records, no anchor)")
+            elif last not in stored or store.root(last) != anchor:
+                raise ResumeError(last, "the trust store does not hold the records whose root is anchored on chain")
+        later = sorted(r for r in stored if r > last)
+        if later:
+            raise ResumeError(last, f"the trust store holds records of rounds {later[:8]}, which did not close on chain")
 
     def run_round(
         self, updates: Mapping[int, np.ndarray], reference: np.ndarray, *, ids_flags: Mapping[int, int] | None = None,
