@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ppbfl.chain import Chain
+from ppbfl.chain import Chain, ChainError
 from ppbfl.chain.rounds import Phase
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
@@ -196,6 +196,29 @@ def test_a_coordinator_killed_between_storing_and_anchoring_trust_is_replaced_an
         assert [attached.contract.trust(i) for i in range(M)] == pytest.approx(list(reputation.values()), abs=1e-4)
         stop(second)
         assert record(attached, tmp_path) == expected
+
+
+def test_a_round_that_failed_before_its_commitments_closed_is_aborted_by_the_next_round(reference, tmp_path):
+    """Not a crash: the chain refused ``closeCommitments`` once (an ordinary error, which the
+    coordinator does not abort on before the commit phase closed); the run goes on in the same process."""
+    expected, reputation, chain1 = reference
+    chain1.restore(tmp_path)
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        run = start(ledger, tier(), tmp_path)
+        close = ledger.close_commitments
+
+        def refused(round):
+            ledger.close_commitments = close
+            raise ChainError("the node refused the transaction")
+
+        ledger.close_commitments = refused
+        with pytest.raises(ChainError):
+            run.run_round(*updates_of(2))
+        assert ledger.contract.round_state(2).phase == Phase.OPEN
+        run.run_round(*updates_of(2))
+        stop(run)
+        assert [ledger.contract.round_state(r).phase for r in (2, 3)] == [Phase.FAILED, Phase.CLOSED]
+        assert record(ledger, tmp_path) == expected and run.keeper.reputation() == reputation
 
 
 def test_a_stored_model_or_trust_store_that_differs_from_the_chain_is_refused(reference, tmp_path):

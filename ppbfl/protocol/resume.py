@@ -207,8 +207,8 @@ class ResumableRun:
         for j in self.point.liars:
             coordinator.excluded.setdefault(j, "reported as a liar on chain")
         coordinator.setup(self.point.next_round - 1)
-        self.round = self.point.next_round
         self.model = self.point.model
+        """float32 (d,): the global model the next round opens with."""
 
     def _check_trust(self) -> None:
         """The trust records the keeper resumes from are the last closed round's, stored under the
@@ -238,12 +238,18 @@ class ResumableRun:
         """Run the next round (see :meth:`Federation.run_round` for ``updates`` and ``reference``),
         then save the model and run the trust step; :attr:`model` becomes the model after it.
 
+        The round is the one after the latest on chain; a latest round an earlier failure left
+        open (one before the commit phase closed, which the coordinator does not abort itself) is
+        aborted first.
+
         Raises:
-            NotEnoughEdgeNodesError, RoundFailedError: as :meth:`Federation.run_round` (the round
-            is aborted on chain; :attr:`round` moves past it).
+            NotEnoughEdgeNodesError, RoundFailedError, ChainRevertError: as :meth:`Federation.run_round`
+            (the round fails; :attr:`model` stays).
         """
-        round, model = self.round, self.model
-        self.round += 1  # a failed round is aborted on chain and not run again
+        contract, model = self.ledger.contract, self.model
+        round = contract.latest_round() + 1
+        if round > 1 and contract.round_state(round - 1).phase not in (Phase.CLOSED, Phase.FAILED):
+            self.ledger.abort_round(round - 1)
         result = self.federation.run_round(
             round, updates, reference, trust=self.keeper.round_trust(), model_hash=ChainLedger.model_hash(model),
         )
