@@ -27,6 +27,7 @@ from ppbfl.chain.rounds import Phase
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.ledger import ChainLedger, attach_ledger
 from ppbfl.protocol.resume import ModelStore, ResumableRun, ResumeError
 from ppbfl.protocol.round import Coordinator
@@ -43,7 +44,7 @@ INITIAL = np.random.default_rng(11).normal(size=D).astype(np.float32) * 0.1
 
 
 def updates_of(step: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """The devices' updates and the reference of the run's ``step``-th round (1, 2)."""
+    """The devices' updates and the reference of the run's ``step``-th round (1, 2, 3)."""
     return synthetic_round(M, D, MALICIOUS, seed=100 + step)
 
 
@@ -219,6 +220,28 @@ def test_a_round_that_failed_before_its_commitments_closed_is_aborted_by_the_nex
         stop(run)
         assert [ledger.contract.round_state(r).phase for r in (2, 3)] == [Phase.FAILED, Phase.CLOSED]
         assert record(ledger, tmp_path) == expected and run.keeper.reputation() == reputation
+
+
+def restart_edge(deployment: InProcessDeployment, j: int) -> None:
+    """Edge node ``j``'s process ends and comes back: same identity, no setup, no round state."""
+    party = f"edge-{j}"
+    node = EdgeNode(device_keys=deployment.device_keys, credentials=deployment.creds[party], registry=deployment.registry)
+    deployment.nodes[party] = deployment._edges[party] = deployment._handlers[party] = node
+
+
+def test_an_edge_node_that_restarts_rejoins_in_the_next_round(reference, tmp_path):
+    *_, chain1 = reference
+    chain1.restore(tmp_path)
+    deployment = tier()
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        run = start(ledger, deployment, tmp_path)
+        restart_edge(deployment, 2)
+        lost = run.run_round(*updates_of(2))
+        assert 2 in lost.dropped and "before setup" in lost.dropped[2]  # it lost its setup: out of this round
+        back = run.run_round(*updates_of(3))
+        stop(run)
+        assert back.online == (1, 2, 3) and not back.dropped and back.accepted == lost.accepted
+        assert [ledger.contract.round_state(r).phase for r in (2, 3)] == [Phase.CLOSED, Phase.CLOSED]
 
 
 def test_a_stored_model_or_trust_store_that_differs_from_the_chain_is_refused(reference, tmp_path):

@@ -180,7 +180,8 @@ class ResumableRun:
     liars out, sets the edge nodes up for the rounds after the latest one on chain, and checks the
     trust store against the chain's anchors. Each :meth:`run_round` opens the next round with the
     current model's hash, saves the model and aggregate once the round closed, then runs the trust
-    step (store and on-chain anchor).
+    step (store and on-chain anchor). After a round that lost edge nodes the tier is set up again
+    (an edge node that restarted rejoins for the next round).
 
     Args:
         federation: the devices and the coordinator (made without ``trust``: this run calls the keeper).
@@ -250,10 +251,28 @@ class ResumableRun:
         round = contract.latest_round() + 1
         if round > 1 and contract.round_state(round - 1).phase not in (Phase.CLOSED, Phase.FAILED):
             self.ledger.abort_round(round - 1)
-        result = self.federation.run_round(
-            round, updates, reference, trust=self.keeper.round_trust(), model_hash=ChainLedger.model_hash(model),
-        )
+        try:
+            result = self.federation.run_round(
+                round, updates, reference, trust=self.keeper.round_trust(), model_hash=ChainLedger.model_hash(model),
+            )
+        except PPBFLError as error:
+            self._rejoin(round, error)
+            raise
         self.models.save(round, model, result.aggregate)
         self.keeper.after_round(result, ids_flags=ids_flags)
         self.model = (model + result.aggregate).astype(np.float32)
+        if result.dropped:
+            self._rejoin(round)
         return result
+
+    def _rejoin(self, round: int, error: PPBFLError | None = None) -> None:
+        """After a round that lost edge nodes, set the tier up again for the rounds after ``round``,
+        so that a node that restarted (and lost its setup) takes part in the next round instead of
+        being dropped in every round. A new PRZS key agreement among the nodes (three relayed
+        calls); named liars stay out. A setup that fails is reported with the round's ``error``."""
+        try:
+            self.federation.coordinator.setup(round)
+        except PPBFLError as setup_error:
+            if error is None:
+                raise
+            error.add_note(f"setting the edge tier up again failed too: {type(setup_error).__name__}: {setup_error}")
