@@ -27,7 +27,7 @@ seeds = [3]
 
 [federation]
 devices = 5
-rounds = 6
+rounds = {rounds}
 model = "logreg"
 root_size = 10
 
@@ -37,8 +37,11 @@ n = 3
 """
 
 
+ROUNDS = 5  # the sign flippers' trust falls below 0.3 after round 5
+
+
 def _config(trust: str = "", extra: str = ""):
-    return parse_config(tomllib.loads(GRID.format(trust=trust) + extra))
+    return parse_config(tomllib.loads(GRID.format(trust=trust, rounds=ROUNDS) + extra))
 
 
 def test_trust_is_on_for_the_secure_rules_by_default_and_a_grid_axis_when_asked() -> None:
@@ -65,7 +68,7 @@ def test_trust_is_on_for_the_secure_rules_by_default_and_a_grid_axis_when_asked(
     ("", "[attack_params.slow_poison]\nend = 0.9\n", "attack_params.slow_poison.end"),
 ])
 def test_bad_trust_and_attack_settings_name_the_key(trust: str, extra: str, key: str) -> None:
-    text = GRID.format(trust=trust).replace('attacks = ["sign_flip", "on_off"]', 'attacks = ["on_off", "slow_poison"]')
+    text = GRID.format(trust=trust, rounds=ROUNDS).replace('attacks = ["sign_flip", "on_off"]', 'attacks = ["on_off", "slow_poison"]')
     if extra.startswith("trust = 1"):
         text = extra + text  # a top-level key named like the section
     else:
@@ -141,20 +144,20 @@ def test_each_run_keeps_trust_that_follows_the_beta_model_and_quarantines_the_si
     assert set(by) == {("sign_flip", True), ("sign_flip", False), ("on_off", True), ("on_off", False)}
     assert all(not r.failed for r in results)
     assert by[("sign_flip", False)].trust_per_round is None and by[("sign_flip", False)].quarantined_per_round is None
-    for attack, pattern in (("sign_flip", [True] * 6), ("on_off", [k % 2 == 0 for k in range(6)])):
+    for attack, pattern in (("sign_flip", [True] * ROUNDS), ("on_off", [k % 2 == 0 for k in range(ROUNDS)])):
         run = by[(attack, True)]
-        assert run.fpr_per_round == [0.0] * 6  # every honest device accepted every round (weight > 0)
+        assert run.fpr_per_round == [0.0] * ROUNDS  # every honest device accepted every round (weight > 0)
         trust = np.asarray(run.trust_per_round)
-        assert trust.shape == (6, 5) and len(run.malicious_devices) == 2
+        assert trust.shape == (ROUNDS, 5) and len(run.malicious_devices) == 2
         for device in range(5):
-            expected = _float_trust(pattern if device in run.malicious_devices else [False] * 6)
+            expected = _float_trust(pattern if device in run.malicious_devices else [False] * ROUNDS)
             assert trust[:, device] == pytest.approx(expected, abs=2**-9)  # integer rule vs floats
             first = next((k + 1 for k, t in enumerate(expected) if t < 0.3), None)
             assert run.quarantine_round(device) == first
     sign_flip = by[("sign_flip", True)]
     assert all(sign_flip.quarantine_round(i) == 5 for i in sign_flip.malicious_devices)  # 2.18 / 7.28 < 0.3 after round 5
     assert sign_flip.quarantined_per_round[-1] == list(sign_flip.malicious_devices) and sign_flip.false_quarantines == 0
-    assert by[("on_off", True)].quarantined_per_round == [[]] * 6  # alternating stays near 0.6: never quarantined
+    assert by[("on_off", True)].quarantined_per_round == [[]] * ROUNDS  # alternating stays near 0.6: never quarantined
 
 
 def test_trust_reaches_results_csv_trust_csv_the_markdown_and_a_plot(grid) -> None:
@@ -166,7 +169,7 @@ def test_trust_reaches_results_csv_trust_csv_the_markdown_and_a_plot(grid) -> No
     assert row["quarantined_per_round"].split(";") == ["/".join(map(str, q)) for q in run.quarantined_per_round]
     assert rows[("sign_flip", "off")]["quarantine_rounds"] == rows[("sign_flip", "off")]["false_quarantines"] == ""
     trust_rows = list(csv.DictReader(written["trust"].read_text().splitlines()))
-    assert len(trust_rows) == 2 * 6 * 5  # runs with trust x rounds x devices
+    assert len(trust_rows) == 2 * ROUNDS * 5  # runs with trust x rounds x devices
     for t in trust_rows:
         r = next(x for x in results if x.cell.attack == t["attack"] and x.cell.trust)
         k, device = int(t["round"]), int(t["device"])
@@ -177,5 +180,5 @@ def test_trust_reaches_results_csv_trust_csv_the_markdown_and_a_plot(grid) -> No
     assert "| attack | malicious | ppbfl (secure) + trust | ppbfl (secure) |" in markdown
     assert "## breast_cancer: trust" in markdown
     line = next(x for x in markdown.splitlines() if x.startswith("| sign_flip | 40% | ppbfl (secure) | "))
-    assert line.endswith("| 2 of 2 | 5.0 | 0 of 18 |")
+    assert line.endswith(f"| 2 of 2 | 5.0 | 0 of {3 * ROUNDS} |")
     assert (folder / "trust_breast_cancer.png").stat().st_size > 0
