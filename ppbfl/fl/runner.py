@@ -351,8 +351,9 @@ def _run_recorded(
         return failed_result(cell, error, time.perf_counter() - start)
 
 
-_PRELOAD = ["ppbfl.fl.runner", "ppbfl.fl.aggregators", "sklearn.datasets", "torch._dynamo"]
-"""What every cell imports (about 12 CPU seconds: scikit-learn's datasets, torch's optimiser stack)."""
+_PRELOAD = ["ppbfl.fl.runner", "ppbfl.fl.aggregators", "ppbfl.trust.keeper", "sklearn.datasets", "torch._dynamo"]
+"""What every cell imports (about 12 CPU seconds: scikit-learn's datasets, torch's optimiser stack;
+the trust keeper's SQLAlchemy / alembic / pydantic about 0.8 s)."""
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
