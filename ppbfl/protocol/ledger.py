@@ -100,6 +100,9 @@ class ChainLedger:
         fingerprints: party id -> 32-byte TLS certificate fingerprint (edge nodes use theirs; an
             in-process deployment has no TLS and registers ``keccak(party id)`` instead).
         pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
+        trust: every device's registered trust in [0, 1] (what round 1 weights it with and, once
+            ``setPowRange`` is set, derives its first PoW difficulty from); a trust keeper's
+            ledger registers the model's initial trust (:func:`ppbfl.trust.reputation.initial_trust`).
         commit_blocks: commit-phase deadline in blocks (default ``2 * devices + 20``: a dev chain
             mines a block per transaction).
         audit_shares: aggregate shares the on-chain audit opens (default ``t + 1``, so the contract
@@ -108,7 +111,7 @@ class ChainLedger:
 
     def __init__(
         self, chain: Chain, t: int, n: int, devices: int, *, fingerprints: Mapping[str, bytes] | None = None,
-        pow_bits: int = 8, commit_blocks: int | None = None, audit_shares: int | None = None,
+        pow_bits: int = 8, commit_blocks: int | None = None, audit_shares: int | None = None, trust: float = 1.0,
     ) -> None:
         self.chain, self.t, self.n = chain, t, n
         self.audit_shares = t + 1 if audit_shares is None else audit_shares
@@ -125,7 +128,7 @@ class ChainLedger:
         self.device_ids: dict[int, int] = {}
         for i in range(devices):
             account = chain.new_account()
-            self.device_ids[i] = self.contract.register_device(account, pow_bits)
+            self.device_ids[i] = self.contract.register_device(account, pow_bits, trust)
             self.device_accounts[i] = account
             if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
                 raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
@@ -287,10 +290,13 @@ class ChainLedger:
 
 
 @contextmanager
-def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None) -> Iterator[ChainLedger]:
+def open_ledger(
+    kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None, trust: float = 1.0,
+) -> Iterator[ChainLedger]:
     """A :class:`ChainLedger` in a fresh contract on: ``"embedded"`` (in-process py-evm), ``"anvil"``
     (an anvil node started here, stopped on exit) or an ``http(s)://`` URL (any JSON-RPC EVM node
-    with unlocked accounts, e.g. the consortium's own; left running).
+    with unlocked accounts, e.g. the consortium's own; left running); ``trust``: every device's
+    registered trust (see :class:`ChainLedger`).
 
     Raises:
         ChainError: ``kind`` is none of these, or the node cannot be reached.
@@ -305,7 +311,7 @@ def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mappin
     else:
         raise ChainError(f"chain {kind!r}: expected 'embedded', 'anvil' or an http(s):// JSON-RPC URL")
     try:
-        yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints)
+        yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints, trust=trust)
     finally:
         chain.close()
 
