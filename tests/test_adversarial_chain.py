@@ -1,6 +1,7 @@
-"""Attacks on the round contract (issue 12, item 6): closing without a passed audit, audits with
-a named liar's share or after a pass, rounds stuck in any phase, and commitments or PoW stamps
-replayed into another round, another device or another deployment.
+"""Attacks on the round contract (issue 12, items 6 and 1): closing without a passed audit, audits
+with a named liar's share or after a pass, rounds stuck in any phase, commitments or PoW stamps
+replayed into another round, another device or another deployment, and a relay (the coordinator)
+posting edge nodes' votes they did not sign.
 
 Each test deploys a fresh consortium (t = 3, n = 5) on one embedded py-evm chain and drives the
 contract through its typed driver (the helpers of ``tests/test_chain_contract.py``).
@@ -12,10 +13,26 @@ import numpy as np
 import pytest
 from eth_hash.auto import keccak
 
-from ppbfl.chain import Chain, ChainRevertError, Failure, Phase, bind_commitment, pow_valid
-from ppbfl.chain.scenario import setup_consortium
+from ppbfl.chain import Chain, ChainRevertError, Failure, Phase, bind_commitment, merkle_root, pow_valid
+from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS, ChainKey
+from ppbfl.chain.scenario import Consortium, setup_consortium
 from ppbfl.protocol.ledger import ChainLedger, open_ledger
-from tests.test_chain_contract import DEVICES, IDS, SCALARS, D, N, P, T, commit_all, reverts, to_aggregated, vectors
+from tests.test_chain_contract import (
+    DEVICES,
+    IDS,
+    SCALARS,
+    D,
+    N,
+    P,
+    T,
+    commit_all,
+    commit_shares_of,
+    post_decisions,
+    post_scalars,
+    reverts,
+    to_aggregated,
+    vectors,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +99,7 @@ def test_an_audit_may_not_use_the_share_of_a_named_liar(c):
     r.report_liar(1, 2)
     for edges in ((1, 2, 3), (1, 2, 3, 4)):
         with pytest.raises(ChainRevertError, match=r"ReportedLiar\(") as caught:
-            r.audit(1, {e: shares[e - 1] for e in edges}, aggregate, sender=c.edge_accounts[2])
+            r.audit(1, {e: shares[e - 1] for e in edges}, aggregate, sender=c.chain.new_account())  # anyone, e.g. the liar, may audit
         assert caught.value.args_by_name["edgeIndex"] == 2
     assert r.round_state(1).phase == Phase.AGGREGATED
     assert r.audit(1, {e: shares[e - 1] for e in (1, 3, 4, 5)}, aggregate).passed
@@ -100,7 +117,7 @@ def test_a_liars_extra_audit_cannot_fail_a_passed_round(c):
     assert r.audit(1, {e: shares[e - 1] for e in (1, 2, 4)}, aggregate).passed
     for edges in ((1, 2, 3), (1, 2, 3, 4)):
         with reverts("AlreadyDone"):
-            r.audit(1, {e: shares[e - 1] for e in edges}, aggregate, sender=c.edge_accounts[3])
+            r.audit(1, {e: shares[e - 1] for e in edges}, aggregate, sender=c.chain.new_account())
     s = r.round_state(1)
     assert (s.phase, s.audit_passed, s.failure) == (Phase.AGGREGATED, True, Failure.NONE)
     r.close_round(1)
@@ -120,8 +137,7 @@ def to_phase(c, phase: Phase) -> None:
     r.challenge_seed(1)
     if phase == Phase.COMMITTED:
         return
-    for e in range(1, T + 1):
-        r.post_scalars(e, 1, IDS, SCALARS)
+    post_scalars(c, range(1, T + 1))
     if phase == Phase.VERIFIED:
         return
     raise AssertionError(phase)
@@ -151,17 +167,16 @@ def test_a_round_stuck_in_any_phase_is_aborted_by_anyone_after_its_deadline(c, p
 
 def test_the_ledger_aborts_a_round_that_failed_after_its_aggregate(chain):
     """ChainLedger.abort_round (what Coordinator calls on any failure) takes an Aggregated round."""
-    ledger = ChainLedger(chain, 2, 3, 1)
+    keys = {j: ChainKey.generate() for j in (1, 2, 3)}
+    ledger = ChainLedger(chain, 2, 3, 1, edge_accounts={j: key.address for j, key in keys.items()})
     r = ledger.contract
+    c = Consortium(chain, r, keys, [ledger.device_accounts[0]])
     ledger.open_round(1, keccak(b"model"))
     ledger.device_account(0).commit(1, keccak(b"root"))
     ledger.close_commitments(1)
-    for e in (1, 2):
-        r.post_scalars(e, 1, [0], np.ones((1, 2), dtype=np.uint64))
-    for e in (1, 2):
-        r.post_decisions(e, 1, [0], [0], [1])
-    for e in (1, 2):
-        r.commit_aggregate_share(e, 1, keccak(bytes([e])))
+    assert post_scalars(c, (1, 2), 1, [0], np.ones((1, 2), dtype=np.uint64))
+    assert post_decisions(c, (1, 2), 1, [0], [0], [1])
+    commit_shares_of(c, 1, {e: keccak(bytes([e])) for e in (1, 2)})
     r.post_aggregate(1, keccak(b"aggregate"), keccak(b"next"), D)
     ledger.abort_round(1)  # e.g. the audit transaction failed: the coordinator aborts
     s = r.round_state(1)
@@ -237,3 +252,98 @@ def test_a_round_without_any_device_is_recorded_and_closes():
         s = ledger.contract.round_state(1)
         assert (s.phase, s.audit_passed, s.committed) == (Phase.CLOSED, True, 0)
         assert ledger.contract.decisions(1) == []
+
+
+# ------------------------------------------------------------------ item 1: edge nodes sign their own votes
+
+_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1
+
+
+def forgeries(c, kind: int, round_: int, digest: bytes) -> list[tuple[str, list[bytes], str]]:
+    """What a relay holding no edge key can submit as edge node 1's vote for ``digest``, and the
+    contract error each must raise: (a) no or forged signatures; (b) node 1's genuine signatures
+    of the same digest for another round, contract, chain or kind."""
+    key, r = c.edge_keys[1], c.rounds
+    genuine = r.attest(key, kind, round_, digest)
+    s = int.from_bytes(genuine[32:64], "big")
+    twin = genuine[:32] + (_ORDER - s).to_bytes(32, "big") + bytes([55 - genuine[64]])  # same signer, high s
+    other_kind = KIND_DECISIONS if kind == KIND_SCALARS else KIND_SCALARS
+    return [
+        ("no signature", [], "SignaturesMissing"),
+        ("the relay's own key", [r.attest(ChainKey.generate(), kind, round_, digest)], "UnknownSigner"),
+        ("zero signature", [bytes(64) + b"\x1b"], "BadSignature"),
+        ("v = 29", [genuine[:64] + bytes([genuine[64] + 2])], "BadSignature"),
+        ("high-s twin of a genuine signature", [twin], "BadSignature"),
+        ("another round", [r.attest(key, kind, round_ + 1, digest)], "UnknownSigner"),
+        ("another contract", [key.attest(kind, c.devices[0], r.chain_id, round_, digest)], "UnknownSigner"),
+        ("another chain", [key.attest(kind, r.address, r.chain_id + 1, round_, digest)], "UnknownSigner"),
+        ("another kind", [r.attest(key, other_kind, round_, digest)], "UnknownSigner"),
+    ]
+
+
+def refused(send, cases) -> None:
+    for what, signatures, error in cases:
+        with pytest.raises(ChainRevertError) as caught:
+            send(signatures)
+        assert caught.value.error == error, what
+
+
+@pytest.fixture
+def signed(chain):
+    blocks = 80  # every refused relay is a mined (reverted) transaction
+    return setup_consortium(
+        chain, T, N, DEVICES, pow_bits=0, commit_blocks=blocks, verify_blocks=blocks, aggregate_blocks=blocks, audit_blocks=blocks,
+    )
+
+
+def test_the_relay_cannot_post_scalars_or_decisions_the_edge_nodes_did_not_sign(signed):
+    """The coordinator relays scalars and decisions: unsigned, forged, replayed from another
+    round, contract, chain or kind, or with genuine signatures over altered bytes: each refused
+    with a named error, and no vote is recorded; the genuine signatures then agree."""
+    c, r = signed, signed.rounds
+    r.open_round(1, keccak(b"model"))
+    commit_all(c, 1)
+    r.close_commitments(1)
+    digest = keccak(r.pack_scalars(IDS, SCALARS))
+    refused(lambda sigs: r.post_scalars(1, IDS, SCALARS, sigs), forgeries(c, KIND_SCALARS, 1, digest))
+    forged = SCALARS.copy()
+    forged[0, 0] += np.uint64(1)  # (c) t genuine signatures, other bytes
+    refused(lambda sigs: r.post_scalars(1, IDS, forged, sigs), [("altered scalars", c.sign((1, 2, 3), KIND_SCALARS, 1, digest), "UnknownSigner")])
+    s = r.round_state(1)
+    assert (s.phase, s.scalar_voters, r.vote_word(1, KIND_SCALARS, keccak(r.pack_scalars(IDS, forged)))) == (Phase.COMMITTED, (), 0)
+    assert r.post_scalars(1, IDS, SCALARS, c.sign((1, 2, 3), KIND_SCALARS, 1, digest))  # one transaction, t votes
+
+    reasons, weights = [0, 0, 3], [1 << 16, 1 << 16, 0]
+    digest = keccak(r.pack_decisions(IDS, reasons, weights))
+    refused(lambda sigs: r.post_decisions(1, IDS, reasons, weights, sigs), forgeries(c, KIND_DECISIONS, 1, digest))
+    refused(
+        lambda sigs: r.post_decisions(1, IDS, [0, 0, 0], [1 << 16] * 3, sigs),  # the relay accepts device 2 under their signatures
+        [("altered decisions", c.sign((1, 2, 3), KIND_DECISIONS, 1, digest), "UnknownSigner")],
+    )
+    refused(lambda sigs: r.vote_decisions(1, digest, sigs), [("forged vote", [r.attest(ChainKey.generate(), KIND_DECISIONS, 1, digest)], "UnknownSigner")])
+    assert r.round_state(1).decision_voters == ()
+    assert r.post_decisions(1, IDS, reasons, weights, c.sign((1, 2, 3), KIND_DECISIONS, 1, digest))
+
+
+def test_the_relay_cannot_commit_aggregate_shares_the_edge_nodes_did_not_sign_and_the_round_closes(signed):
+    """The coordinator commits aggregate-share roots for the nodes: unsigned, forged, replayed, or
+    node 1's genuine signature under another root: refused; the honest round then closes with
+    its audit."""
+    c, r = signed, signed.rounds
+    aggregate, shares = vectors()
+    r.open_round(1, keccak(b"model"))
+    commit_all(c, 1)
+    r.close_commitments(1)
+    assert post_scalars(c, (1, 2, 3))
+    assert post_decisions(c, (1, 2, 3), 1, IDS, [0, 0, 0], [1, 1, 1])
+    root = merkle_root(shares[0])
+    refused(lambda sigs: r.commit_aggregate_shares(1, [root] * max(1, len(sigs)), sigs), forgeries(c, KIND_AGGREGATE_SHARE, 1, root))
+    wrong = merkle_root((shares[0] + np.uint64(1)) % np.uint64(P))
+    refused(lambda sigs: r.commit_aggregate_shares(1, [wrong], sigs), [("altered root", c.sign([1], KIND_AGGREGATE_SHARE, 1, root), "UnknownSigner")])
+    assert r.round_state(1).aggregate_shares == ()
+    commit_shares_of(c, 1, {e: merkle_root(shares[e - 1]) for e in range(1, N + 1)})  # one transaction, n roots
+    assert [r.aggregate_share_root(1, e) for e in range(1, N + 1)] == [merkle_root(x) for x in shares]
+    r.post_aggregate(1, merkle_root(aggregate), keccak(b"next"), D)
+    assert r.audit(1, {e: shares[e - 1] for e in (1, 2, 3, 4)}, aggregate).passed
+    r.close_round(1)
+    assert r.round_state(1).phase == Phase.CLOSED
