@@ -574,7 +574,7 @@ def test_share_not_committed_revert(chain):
 def test_gas_report_records_every_call(c):
     to_aggregated(c)
     report = c.chain.gas_report().summary()
-    for method in ("commitShares", "postScalars", "postDecisions", "commitAggregateShare", "postAggregate"):
+    for method in ("commitShares", "postScalars", "postDecisions", "commitAggregateShares", "postAggregate"):
         assert report[method]["count"] >= 1 and report[method]["min"] > 21000
 
 

@@ -12,17 +12,25 @@ certificate fingerprints) and the devices, each with an account of its own; then
 * ``close_commitments`` (mining to the commit deadline on a dev chain if some device never
   committed) and the challenge seed fixed by the closing block;
 * every online edge node's opened scalars ``(||g_i||^2, <g_i, r>)`` and decisions (reason code,
-  fixed-point weight), posted from the node's account until ``t`` agree;
-* each node's aggregate-share Merkle root, the named liars, the aggregate's root and the new
-  model hash; the on-chain audit of ``audit_k`` random coordinates with ``t + 1`` shares; the
-  trust scores the round weighted devices with; close (only after the audit passed).
+  fixed-point weight), relayed with the nodes' own signatures, one transaction per distinct
+  value, until ``t`` agree;
+* each node's aggregate-share Merkle root with its signature (one transaction for all), the
+  named liars, the aggregate's root and the new model hash; the on-chain audit of ``audit_k``
+  random coordinates with ``t + 1`` shares; the trust scores the round weighted devices with;
+  close (only after the audit passed).
 
 A round that cannot complete, in any phase, is failed on chain with ``abortRound`` once its
 phase's deadline passed (:meth:`ChainLedger.abort_round`), and the next round opens.
 
-Key custody: the edge nodes' chain accounts are unlocked dev accounts that this process signs
-for (the embedded chain lives in this process, so edge-node processes cannot reach it); what each
-account posts is exactly what that node returned over its authenticated channel.
+Key custody: each edge node holds its own chain key (:class:`~ppbfl.chain.attest.ChainKey`);
+this process knows only the nodes' addresses, which it registers. A node signs attestations of
+the scalars, decisions and aggregate-share root it computed itself (:mod:`ppbfl.chain.votes`) and
+returns them in its :class:`AggregateShare`; the ledger relays them unchanged, and the contract
+counts a vote only for the registered node whose key signed it. The ledger checks every
+signature first (:meth:`~ppbfl.chain.votes.RoundVotes.signed_by`): a node whose signatures do not recover
+to its registered address is not relayed (``RoundOnChain.unsigned``), so one bad signature cannot
+revert a batch. Devices' commitments are still sent from unlocked dev accounts of this process
+(:class:`DeviceChainAccount`).
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain
-from ppbfl.chain.errors import ChainError, ChainRevertError
+from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS
+from ppbfl.chain.errors import ChainError, ChainRevertError, ChainValueError
 from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
+from ppbfl.chain.votes import ChainContext, RoundVotes
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.round import RoundResult
@@ -52,12 +62,14 @@ class FingerprintMismatchError(RoundFailedError):
 
 @dataclass(frozen=True)
 class RoundOnChain:
-    """What the chain recorded for a round: gas used, the audit outcome, the scalars' agreement."""
+    """What the chain recorded for a round: gas used, the audit outcome, the scalars' agreement,
+    and the edge nodes whose votes were not relayed because their signatures did not check."""
 
     gas: int
     audit: AuditResult
     scalars_agreed: bool
     decisions_agreed: bool
+    unsigned: tuple[int, ...] = ()
 
 
 @dataclass
@@ -97,6 +109,10 @@ class ChainLedger:
     """Records rounds of a ``(t, n)`` deployment with ``devices`` devices in a fresh contract on ``chain``.
 
     Args:
+        edge_accounts: edge index (1..n) -> the address of that node's own chain key (public; the
+            node signs its votes with the key, which never leaves it), registered for it. None:
+            call :meth:`register_edge_nodes` before the first round (``Federation`` does, with
+            its deployment's ``edge_accounts``).
         fingerprints: party id -> 32-byte TLS certificate fingerprint (edge nodes use theirs; an
             in-process deployment has no TLS and registers ``keccak(party id)`` instead).
         pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
@@ -107,20 +123,20 @@ class ChainLedger:
     """
 
     def __init__(
-        self, chain: Chain, t: int, n: int, devices: int, *, fingerprints: Mapping[str, bytes] | None = None,
-        pow_bits: int = 8, commit_blocks: int | None = None, audit_shares: int | None = None,
+        self, chain: Chain, t: int, n: int, devices: int, *, edge_accounts: Mapping[int, str] | None = None,
+        fingerprints: Mapping[str, bytes] | None = None, pow_bits: int = 8, commit_blocks: int | None = None,
+        audit_shares: int | None = None,
     ) -> None:
+
         self.chain, self.t, self.n = chain, t, n
         self.audit_shares = t + 1 if audit_shares is None else audit_shares
         # a dev chain mines one block per transaction: leave room for every device's commitment
         blocks = 2 * devices + 20 if commit_blocks is None else commit_blocks
         self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=blocks)
-        fingerprints = dict(fingerprints or {})
+        self._fingerprints = dict(fingerprints or {})
         self.edge_accounts: dict[int, str] = {}
-        for j in range(1, n + 1):
-            self.edge_accounts[j] = chain.new_account()
-            fp = fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
-            self.contract.register_edge_node(j, self.edge_accounts[j], fp)
+        if edge_accounts is not None:
+            self.register_edge_nodes(edge_accounts)
         self.device_accounts: dict[int, str] = {}
         self.device_ids: dict[int, int] = {}
         for i in range(devices):
@@ -136,6 +152,27 @@ class ChainLedger:
     def address(self) -> str:
         """The contract's address."""
         return self.contract.address
+
+    def register_edge_nodes(self, edge_accounts: Mapping[int, str]) -> None:
+        """Register edge node j (1..n) with ``edge_accounts[j]``, the address of its own chain key,
+        and its TLS fingerprint (``keccak(party id)`` when none was given).
+
+        Raises:
+            ChainError: the edge nodes are already registered, or ``edge_accounts`` is not 1..n.
+        """
+        if self.edge_accounts:
+            raise ChainError("the edge nodes are already registered")
+        if sorted(edge_accounts) != list(range(1, self.n + 1)):
+            raise ChainError(f"edge_accounts names edge nodes {sorted(edge_accounts)}, expected 1..{self.n}")
+        for j in range(1, self.n + 1):
+            fp = self._fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
+            self.contract.register_edge_node(j, edge_accounts[j], fp)
+            self.edge_accounts[j] = edge_accounts[j]
+
+    @property
+    def context(self) -> ChainContext:
+        """What an edge node signs its votes for: this contract on this chain."""
+        return ChainContext(self.contract.address, self.contract.chain_id)
 
     def verify_fingerprints(self, fingerprints: Mapping[str, bytes]) -> None:
         """Check that the certificates a transport pins are those registered on chain.
@@ -218,22 +255,15 @@ class ChainLedger:
         agree on chain, the audit fails, or the contract does not reach ``CLOSED``.
         """
         ids = [self.device_ids[i] for i in result.devices]
-        honest = [j for j in sorted(replies) if j not in result.liars]
-        scalars_agreed = decisions_agreed = False
+        signed = {j: votes for j, votes in ((j, self._votes(round, ids, j, reply)) for j, reply in sorted(replies.items())) if votes}
+        honest = [j for j in signed if j not in result.liars]
         # even a round without devices is agreed on (empty records): the contract moves on only then
-        for j in honest:
-            values = np.stack([replies[j].norm2, replies[j].dot_ref], axis=1).astype(np.uint64).reshape(len(ids), 2)
-            if self.contract.post_scalars(j, round, ids, values):
-                scalars_agreed = True
-                break
-        for j in honest:
-            if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights.tolist()):
-                decisions_agreed = True
-                break
+        scalars_agreed = self._agree(round, KIND_SCALARS, {j: (signed[j][0].scalars, signed[j][1][0]) for j in honest})
+        decisions_agreed = scalars_agreed and self._agree(round, KIND_DECISIONS, {j: (signed[j][0].decisions, signed[j][1][1]) for j in honest})
         if not (scalars_agreed and decisions_agreed):
             raise RoundFailedError(round, f"fewer than t = {self.t} edge nodes agreed on chain on the opened scalars and decisions")
-        for j, reply in sorted(replies.items()):
-            self.contract.commit_aggregate_share(j, round, merkle_root(reply.share))
+        if signed:  # every signed root, the liars' too (evidence), in one transaction
+            self.contract.commit_aggregate_shares(round, [v.share_root for v, _ in signed.values()], [sigs[2] for _, sigs in signed.values()])
         for j in result.liars:
             self.contract.report_liar(round, j)
         new_hash = keccak(model_hash + np.ascontiguousarray(result.aggregate, dtype="<f8").tobytes())
@@ -248,8 +278,29 @@ class ChainLedger:
         if self.contract.round_state(round).phase != Phase.CLOSED:
             raise RoundFailedError(round, f"the contract did not close the round (phase {self.contract.round_state(round).phase.name})")
         gas = self._gas_total() - self._gas_start
-        self.records[round] = RoundOnChain(gas, audit, scalars_agreed, decisions_agreed)
+        self.records[round] = RoundOnChain(gas, audit, scalars_agreed, decisions_agreed, tuple(sorted(set(replies) - set(signed))))
         return gas
+
+    def _votes(self, round: int, ids: list[int], j: int, reply: AggregateShare) -> tuple[RoundVotes, list[bytes]] | None:
+        """Node ``j``'s votes rebuilt from its reply and its three signatures, or None if they are
+        not its registered key's signatures of exactly these values (or the reply is malformed)."""
+        try:
+            votes = RoundVotes.of(ids, reply.norm2, reply.dot_ref, reply.reasons, reply.weights, reply.share)
+        except ChainValueError:
+            return None
+        signatures = list(reply.chain_signatures)
+        return (votes, signatures) if votes.signed_by(self.edge_accounts[j], signatures, self.context, round) else None
+
+    def _agree(self, round: int, kind: int, votes: Mapping[int, tuple[bytes, bytes]]) -> bool:
+        """Relay the nodes' signed ``(packed bytes, signature)`` votes of ``kind``, one transaction
+        per distinct value (the most common first), until ``t`` agree; whether they did."""
+        by_value: dict[bytes, list[int]] = {}
+        for j, (packed, _) in votes.items():
+            by_value.setdefault(packed, []).append(j)
+        for packed, nodes in sorted(by_value.items(), key=lambda item: (-len(item[1]), item[1])):
+            if self.contract.post_packed(kind, round, packed, [votes[j][1] for j in nodes]):
+                return True
+        return False
 
     def _gas_total(self) -> int:
         report = self.chain.gas_report()
@@ -257,10 +308,15 @@ class ChainLedger:
 
 
 @contextmanager
-def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None) -> Iterator[ChainLedger]:
+def open_ledger(
+    kind: str, t: int, n: int, *, devices: int, edge_accounts: Mapping[int, str] | None = None,
+    fingerprints: Mapping[str, bytes] | None = None,
+) -> Iterator[ChainLedger]:
     """A :class:`ChainLedger` in a fresh contract on: ``"embedded"`` (in-process py-evm), ``"anvil"``
     (an anvil node started here, stopped on exit) or an ``http(s)://`` URL (any JSON-RPC EVM node
-    with unlocked accounts, e.g. the consortium's own; left running).
+    with unlocked accounts, e.g. the consortium's own; left running). ``edge_accounts``: edge
+    index -> the address of that node's own chain key (e.g. ``deployment.edge_accounts``; None:
+    registered later, :meth:`ChainLedger.register_edge_nodes`).
 
     Raises:
         ChainError: ``kind`` is none of these, or the node cannot be reached.
@@ -275,6 +331,6 @@ def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mappin
     else:
         raise ChainError(f"chain {kind!r}: expected 'embedded', 'anvil' or an http(s):// JSON-RPC URL")
     try:
-        yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints)
+        yield ChainLedger(chain, t, n, devices, edge_accounts=edge_accounts, fingerprints=fingerprints)
     finally:
         chain.close()
