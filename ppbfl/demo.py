@@ -178,7 +178,9 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         else:
             deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
-        ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints))
+        ledger = stack.enter_context(open_ledger(
+            config.chain, config.t, config.n, devices=config.devices, edge_accounts=deployment.edge_accounts, fingerprints=deployment.fingerprints,
+        ))
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(
             config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0, device_keys=deployment.device_keys,

@@ -82,6 +82,8 @@ class Federation:
         if workers < 1:
             raise ConfigError("workers", f"{workers}: expected >= 1")
         self.deployment, self.coordinator, self.ledger = deployment, coordinator, ledger
+        if ledger is not None and not ledger.edge_accounts:  # the nodes' own chain keys' addresses
+            ledger.register_edge_nodes(deployment.edge_accounts)
         self.owns_deployment = owns_deployment
         self.trust = trust
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec

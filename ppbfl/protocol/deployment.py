@@ -25,8 +25,10 @@ from typing import Self
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ppbfl.chain.attest import ChainKey
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
+from ppbfl.protocol.creds import chain_key_path, load_chain_key
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import (
@@ -52,16 +54,22 @@ from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
 
 
-def make_edge_node(behaviour: str = "honest", device_certs: str | None = None) -> EdgeNode:
+def make_edge_node(behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
     ``device_certs``: a folder with the devices' certificates (``device-<i>.crt``) and the
     manifest registering them: the node then requires every upload to be signed by its device.
+    ``chain_key``: the file of the node's own chain key (:func:`~ppbfl.protocol.creds.load_chain_key`;
+    None: a fresh key, whose address nobody registered).
+
+    Raises:
+        CredentialsError: the chain key file is missing or unreadable.
     """
+    key = None if chain_key is None else load_chain_key(chain_key)
     if device_certs is None:
-        return EdgeNode(behaviour=EdgeBehaviour(behaviour))
+        return EdgeNode(behaviour=EdgeBehaviour(behaviour), chain_key=key)
     keys = CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
-    return EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys)
+    return EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key)
 
 
 def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
@@ -85,6 +93,12 @@ class Deployment:
     networked: bool = False
     """Whether calls cross a network (they then wait on I/O, and a party's calls to several peers
     pay off run side by side); in process a call is CPU work under this process's GIL."""
+
+    @property
+    def edge_accounts(self) -> dict[int, str]:
+        """Edge index -> the address of that node's own chain key (public; the ledger registers
+        it): the node signs its chain votes with the key, which stays with the node."""
+        raise NotImplementedError
 
     def device_transport(self, index: int) -> Transport:
         """Device ``index``'s transport to the edge nodes."""
@@ -145,6 +159,10 @@ class InProcessDeployment(Deployment):
         self.fingerprints = {}
         self._devices: dict[int, InProcessTransport] = {}
 
+    @property
+    def edge_accounts(self) -> dict[int, str]:
+        return {int(party.split("-")[1]): node.chain_address for party, node in self.nodes.items()}  # each node made its own key
+
     def device_transport(self, index: int) -> Transport:
         if index not in self._devices:
             self._devices[index] = InProcessTransport(device_party(index), self._edges)
@@ -173,7 +191,7 @@ class GrpcDeployment(Deployment):
         t, n, d: threshold, number of edge nodes, update length.
         behaviours: edge node index -> :class:`EdgeBehaviour` (fault injection, default honest).
         workdir: where certificates, the manifest and (until the processes loaded them) the
-            servers' keys go (default: a fresh temporary directory, removed on :meth:`close` and
+            servers' keys (TLS, and each edge node's chain key) go (default: a fresh temporary directory, removed on :meth:`close` and
             at interpreter exit, e.g. after an uncaught exception).
         ready_timeout: seconds a process may take to start listening.
         signed_uploads: every edge node requires uploads signed with the device's TLS key
@@ -203,13 +221,21 @@ class GrpcDeployment(Deployment):
         self._issue(COORDINATOR_PARTY)
         self.fingerprints = {party: c.fingerprint for party, c in self.creds.items()}
         write_manifest(self.workdir / MANIFEST, self.fingerprints)  # the servers' registry
+        self._edge_accounts = {}
+        for j in range(1, n + 1):  # each node's chain key, loaded by its process and deleted with the other keys
+            key = ChainKey.generate()
+            key.save(chain_key_path(self.workdir, edge_party(j)))
+            self._edge_accounts[j] = key.address
         self.processes: dict[str, ServerProcess] = {}
         try:
             with ThreadPoolExecutor(max_workers=n) as pool:  # the processes start (import numpy, ...) side by side
                 started = {
                     edge_party(j): pool.submit(
                         self._spawn, edge_party(j), "ppbfl.protocol.deployment:make_edge_node",
-                        {"behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None},
+                        {
+                            "behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None,
+                            "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
+                        },
                         ready_timeout,
                     )
                     for j in range(1, n + 1)
@@ -237,6 +263,10 @@ class GrpcDeployment(Deployment):
         self.peers[DEALER_PARTY] = self.processes[DEALER_PARTY].address
         self.coordinator = self._client(COORDINATOR_PARTY, self.peers)
         self._devices: dict[int, GrpcTransport] = {}
+
+    @property
+    def edge_accounts(self) -> dict[int, str]:
+        return dict(self._edge_accounts)
 
     def _issue(self, party: str, *, save: bool = False) -> PartyCredentials:
         """Issue ``party`` credentials; ``save``: write them for a server process to load."""
