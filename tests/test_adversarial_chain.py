@@ -347,3 +347,46 @@ def test_the_relay_cannot_commit_aggregate_shares_the_edge_nodes_did_not_sign_an
     assert r.audit(1, {e: shares[e - 1] for e in (1, 2, 3, 4)}, aggregate).passed
     r.close_round(1)
     assert r.round_state(1).phase == Phase.CLOSED
+
+
+def test_a_coordinator_that_alters_the_nodes_replies_gets_nothing_agreed_and_the_round_is_aborted():
+    """The coordinator's ledger relays forged scalars (every node's ``norm2`` + 1) under the
+    nodes' genuine signatures: no node's signature matches, nothing is agreed on chain, the
+    round fails and is aborted on chain; the contract itself refuses the same relay."""
+    import dataclasses
+
+    from ppbfl.field.fixed_point import FixedPointCodec
+    from ppbfl.fl.federation import Federation
+    from ppbfl.protocol.deployment import InProcessDeployment
+    from ppbfl.protocol.round import Coordinator
+    from ppbfl.protocol.round_errors import RoundFailedError
+
+    t, n, d, m = 2, 3, 16, 2
+    with open_ledger("embedded", t, n, devices=m) as ledger:
+        honest_record = ledger.record_round
+        seen = {}
+
+        def forging(round_, result, replies, secret, model_hash):
+            forged = {j: dataclasses.replace(reply, norm2=(reply.norm2 + np.uint64(1)) % np.uint64(P)) for j, reply in replies.items()}
+            seen.update(ids=list(result.devices), replies=forged)
+            return honest_record(round_, result, forged, secret, model_hash)
+
+        ledger.record_round = forging
+        deployment = InProcessDeployment(t, n, d)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+        with Federation(deployment, coordinator, range(m), ledger=ledger, owns_deployment=True) as federation:
+            rng = np.random.default_rng(0)
+            reference = rng.normal(0, 1e-3, d)
+            with pytest.raises(RoundFailedError, match="fewer than t"):
+                federation.run_round(1, {i: reference + rng.normal(0, 1e-3, d) for i in range(m)}, reference)
+        r = ledger.contract
+        s = r.round_state(1)
+        assert (s.phase, s.failure, s.scalar_voters, s.scalars_hash) == (Phase.FAILED, Failure.TIMEOUT, (), bytes(32))
+        reply = seen["replies"][1]
+        values = np.stack([reply.norm2, reply.dot_ref], axis=1).astype(np.uint64)
+        ledger.open_round(2, keccak(b"model"))
+        for i in range(m):
+            ledger.device_account(i).commit(2, keccak(bytes([i])))
+        ledger.close_commitments(2)
+        with reverts("UnknownSigner"):  # round 1's signatures, forged values, round 2
+            r.post_scalars(2, seen["ids"], values, [seen["replies"][j].chain_signatures[0] for j in (1, 2)])
