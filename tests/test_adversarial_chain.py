@@ -349,10 +349,12 @@ def test_the_relay_cannot_commit_aggregate_shares_the_edge_nodes_did_not_sign_an
     assert r.round_state(1).phase == Phase.CLOSED
 
 
-def test_a_coordinator_that_alters_the_nodes_replies_gets_nothing_agreed_and_the_round_is_aborted():
-    """The coordinator's ledger relays forged scalars (every node's ``norm2`` + 1) under the
-    nodes' genuine signatures: no node's signature matches, nothing is agreed on chain, the
-    round fails and is aborted on chain; the contract itself refuses the same relay."""
+def test_a_bad_node_signature_leaves_only_that_node_out_and_altered_replies_get_nothing_agreed():
+    """Round 1: edge node 1 returns a corrupted signature: the ledger leaves only node 1 out (its
+    batch would revert), the others agree and the round closes with its audit. Round 2: the
+    coordinator's ledger relays forged scalars (every node's ``norm2`` + 1) under the nodes'
+    genuine signatures: no signature matches, nothing is agreed on chain, the round fails and is
+    aborted on chain; submitted directly, the contract refuses the same relay (UnknownSigner)."""
     import dataclasses
 
     from ppbfl.field.fixed_point import FixedPointCodec
@@ -366,27 +368,37 @@ def test_a_coordinator_that_alters_the_nodes_replies_gets_nothing_agreed_and_the
         honest_record = ledger.record_round
         seen = {}
 
-        def forging(round_, result, replies, secret, model_hash):
-            forged = {j: dataclasses.replace(reply, norm2=(reply.norm2 + np.uint64(1)) % np.uint64(P)) for j, reply in replies.items()}
-            seen.update(ids=list(result.devices), replies=forged)
-            return honest_record(round_, result, forged, secret, model_hash)
+        def tampering(round_, result, replies, secret, model_hash):
+            if round_ == 1:  # node 1's decisions signature with one bit flipped
+                sigs = list(replies[1].chain_signatures)
+                sigs[1] = sigs[1][:10] + bytes([sigs[1][10] ^ 1]) + sigs[1][11:]
+                replies = {**replies, 1: dataclasses.replace(replies[1], chain_signatures=sigs)}
+            else:
+                replies = {j: dataclasses.replace(r, norm2=(r.norm2 + np.uint64(1)) % np.uint64(P)) for j, r in replies.items()}
+                seen.update(ids=list(result.devices), replies=replies)
+            return honest_record(round_, result, replies, secret, model_hash)
 
-        ledger.record_round = forging
+        ledger.record_round = tampering
         deployment = InProcessDeployment(t, n, d)
         coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
+        rng = np.random.default_rng(0)
+        reference = rng.normal(0, 1e-3, d)
         with Federation(deployment, coordinator, range(m), ledger=ledger, owns_deployment=True) as federation:
-            rng = np.random.default_rng(0)
-            reference = rng.normal(0, 1e-3, d)
+            federation.run_round(1, {i: reference + rng.normal(0, 1e-3, d) for i in range(m)}, reference)
             with pytest.raises(RoundFailedError, match="fewer than t"):
-                federation.run_round(1, {i: reference + rng.normal(0, 1e-3, d) for i in range(m)}, reference)
+                federation.run_round(2, {i: reference + rng.normal(0, 1e-3, d) for i in range(m)}, reference)
         r = ledger.contract
         s = r.round_state(1)
+        assert (s.phase, s.scalar_voters, s.decision_voters, s.aggregate_shares) == (Phase.CLOSED, (2, 3), (2, 3), (2, 3))
+        assert ledger.records[1].unsigned == (1,) and ledger.records[1].audit.passed
+        assert set(ledger.edge_accounts.values()) == {node.chain_address for node in deployment.nodes.values()}
+        s = r.round_state(2)
         assert (s.phase, s.failure, s.scalar_voters, s.scalars_hash) == (Phase.FAILED, Failure.TIMEOUT, (), bytes(32))
         reply = seen["replies"][1]
         values = np.stack([reply.norm2, reply.dot_ref], axis=1).astype(np.uint64)
-        ledger.open_round(2, keccak(b"model"))
+        ledger.open_round(3, keccak(b"model"))
         for i in range(m):
-            ledger.device_account(i).commit(2, keccak(bytes([i])))
-        ledger.close_commitments(2)
-        with reverts("UnknownSigner"):  # round 1's signatures, forged values, round 2
-            r.post_scalars(2, seen["ids"], values, [seen["replies"][j].chain_signatures[0] for j in (1, 2)])
+            ledger.device_account(i).commit(3, keccak(bytes([i])))
+        ledger.close_commitments(3)
+        with reverts("UnknownSigner"):  # round 2's signatures, forged values
+            r.post_scalars(3, seen["ids"], values, [seen["replies"][j].chain_signatures[0] for j in (1, 2)])

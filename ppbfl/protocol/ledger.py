@@ -293,14 +293,17 @@ class ChainLedger:
 
     def _agree(self, round: int, kind: int, votes: Mapping[int, tuple[bytes, bytes]]) -> bool:
         """Relay the nodes' signed ``(packed bytes, signature)`` votes of ``kind``, one transaction
-        per distinct value (the most common first), until ``t`` agree; whether they did."""
+        per distinct value; whether ``t`` agreed. Values fewer than ``t`` nodes signed go first
+        (they cannot agree; their signers are then on chain as dissenters), the value most nodes
+        signed last (a second value signed by ``t`` or more is not relayed)."""
         by_value: dict[bytes, list[int]] = {}
         for j, (packed, _) in votes.items():
             by_value.setdefault(packed, []).append(j)
-        for packed, nodes in sorted(by_value.items(), key=lambda item: (-len(item[1]), item[1])):
-            if self.contract.post_packed(kind, round, packed, [votes[j][1] for j in nodes]):
-                return True
-        return False
+        groups = sorted(by_value.items(), key=lambda item: (-len(item[1]), item[1]))
+        agreed = False
+        for packed, nodes in [g for g in groups[1:] if len(g[1]) < self.t] + groups[:1]:
+            agreed = self.contract.post_packed(kind, round, packed, [votes[j][1] for j in nodes])
+        return agreed
 
     def _gas_total(self) -> int:
         report = self.chain.gas_report()
