@@ -85,10 +85,8 @@ def _creds(args: argparse.Namespace) -> int:
     print(f"# {len(issued.fingerprints)} parties in {issued.directory} ({origin}); party  SHA-256 certificate fingerprint")
     for party, fp in issued.fingerprints.items():
         print(f"{party} {fp.hex()}")
-    if issued.chain_accounts:
-        print("# edge nodes' chain accounts (register these; each key is in <party>.chain.key)")
-        for party, account in issued.chain_accounts.items():
-            print(f"{party} {account}")
+    for party, account in issued.chain_accounts.items():  # comment lines: the rows above stay "party fingerprint"
+        print(f"# {party} chain account {account} (its key: {party}.chain.key; register this address)")
     return 0
 
 

@@ -105,7 +105,18 @@ def test_key_files_are_owner_only_and_never_overwritten(tmp_path):
         load_chain_key(tmp_path / "edge-9.chain.key")
 
 
-def test_creds_write_one_chain_key_per_edge_node_and_report_only_addresses(tmp_path):
+def test_creds_write_one_chain_key_per_edge_node_and_report_only_addresses(tmp_path, capsys):
+    from ppbfl.cli import main
+    from ppbfl.protocol.deployment import make_edge_node
+
+    assert main(["creds", "--out", str(tmp_path / "cli"), "--edges", "1"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if "chain account" in line]
+    address = load_chain_key(tmp_path / "cli" / "edge-1.chain.key").address
+    assert printed == [f"# edge-1 chain account {address} (its key: edge-1.chain.key; register this address)"]
+    assert make_edge_node(chain_key=str(tmp_path / "cli" / "edge-1.chain.key")).chain_address == address  # what `ppbfl edge` loads
+    with pytest.raises(CredentialsError, match="missing chain key file"):
+        make_edge_node(chain_key=str(tmp_path / "edge-1.chain.key"))
+
     issued = write_credentials(tmp_path, party_ids(edges=2, devices=1, dealer=True))
     assert sorted(issued.chain_accounts) == ["edge-1", "edge-2"]
     for party, address in issued.chain_accounts.items():
