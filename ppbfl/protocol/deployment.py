@@ -191,8 +191,8 @@ class GrpcDeployment(Deployment):
         t, n, d: threshold, number of edge nodes, update length.
         behaviours: edge node index -> :class:`EdgeBehaviour` (fault injection, default honest).
         workdir: where certificates, the manifest and (until the processes loaded them) the
-            servers' keys (TLS, and each edge node's chain key) go (default: a fresh temporary directory, removed on :meth:`close` and
-            at interpreter exit, e.g. after an uncaught exception).
+            servers' keys (TLS, and each edge node's chain key) go (default: a fresh temporary
+            directory, removed on :meth:`close` and at interpreter exit, e.g. after an uncaught exception).
         ready_timeout: seconds a process may take to start listening.
         signed_uploads: every edge node requires uploads signed with the device's TLS key
             (device certificates go to ``workdir`` as devices are issued; :attr:`device_keys`).

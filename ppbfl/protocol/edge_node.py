@@ -24,7 +24,6 @@ import numpy as np
 from eth_utils import to_checksum_address
 
 from ppbfl.chain.attest import ChainKey
-from ppbfl.chain.errors import ChainValueError
 from ppbfl.chain.pow import bind_commitment
 from ppbfl.chain.votes import ChainContext, RoundVotes
 from ppbfl.defense import flame_noise, validity
@@ -554,7 +553,7 @@ class EdgeNode:
                 context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
                 votes = RoundVotes.of(state.devices, decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, share)
                 signatures = votes.sign(self._chain_key, context, round)
-            except (ChainValueError, ValueError) as error:
+            except ValueError as error:  # ChainValueError too: an address that is not 20 bytes, round 0
                 raise OutOfPhaseError(self.name, f"aggregate request in round {round}: cannot sign its chain votes: {error}") from None
         return AggregateShare(
             decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share, chain_signatures=signatures,

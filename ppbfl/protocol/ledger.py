@@ -127,7 +127,6 @@ class ChainLedger:
         fingerprints: Mapping[str, bytes] | None = None, pow_bits: int = 8, commit_blocks: int | None = None,
         audit_shares: int | None = None,
     ) -> None:
-
         self.chain, self.t, self.n = chain, t, n
         self.audit_shares = t + 1 if audit_shares is None else audit_shares
         # a dev chain mines one block per transaction: leave room for every device's commitment
