@@ -402,3 +402,28 @@ def test_a_bad_node_signature_leaves_only_that_node_out_and_altered_replies_get_
         ledger.close_commitments(3)
         with reverts("UnknownSigner"):  # round 2's signatures, forged values
             r.post_scalars(3, seen["ids"], values, [seen["replies"][j].chain_signatures[0] for j in (1, 2)])
+
+
+# ------------------------------------------------------------------ item 1, step 2: devices sign their own commitments
+
+
+def test_the_coordinator_cannot_commit_for_a_device_whose_key_it_does_not_hold(chain):
+    """A device's chain key is its own: the coordinator's node cannot send ``commitShares`` as the
+    device (typed ChainError, nothing committed); the device's own signed transaction, relayed
+    unchanged, commits its root bound to (round, device) with a stamp over the device's address."""
+    from ppbfl.chain import ChainError
+    from ppbfl.protocol.ledger import DeviceChainAccount
+
+    keys = {j: ChainKey.generate() for j in (1, 2, 3)}
+    device = ChainKey.generate()
+    ledger = ChainLedger(chain, 2, 3, 1, edge_accounts={j: k.address for j, k in keys.items()}, device_accounts=[device.address])
+    r = ledger.contract
+    ledger.open_round(1, keccak(b"model"))
+    root = keccak(b"device 0's shares")
+    with pytest.raises(ChainError, match="refused"):
+        r.commit_shares(device.address, 1, root, r.pow_stamp(device.address, 1, root))
+    assert r.commitment(1, 0) == bytes(32) and r.round_state(1).committed == 0
+    DeviceChainAccount(r, device, 0).commit(1, root)
+    assert r.commitment(1, 0) == bind_commitment(root, 1, 0) and r.round_state(1).committed == 1
+    with reverts("AlreadyCommitted"):
+        DeviceChainAccount(r, device, 0).commit(1, keccak(b"another root"))
