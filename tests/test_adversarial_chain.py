@@ -16,7 +16,7 @@ from eth_hash.auto import keccak
 from ppbfl.chain import Chain, ChainRevertError, Failure, Phase, bind_commitment, merkle_root, pow_valid
 from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS, ChainKey
 from ppbfl.chain.scenario import Consortium, setup_consortium
-from ppbfl.protocol.ledger import ChainLedger, open_ledger
+from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount, open_ledger
 from tests.test_chain_contract import (
     DEVICES,
     IDS,
@@ -167,12 +167,12 @@ def test_a_round_stuck_in_any_phase_is_aborted_by_anyone_after_its_deadline(c, p
 
 def test_the_ledger_aborts_a_round_that_failed_after_its_aggregate(chain):
     """ChainLedger.abort_round (what Coordinator calls on any failure) takes an Aggregated round."""
-    keys = {j: ChainKey.generate() for j in (1, 2, 3)}
-    ledger = ChainLedger(chain, 2, 3, 1, edge_accounts={j: key.address for j, key in keys.items()})
+    keys, device = {j: ChainKey.generate() for j in (1, 2, 3)}, ChainKey.generate()
+    ledger = ChainLedger(chain, 2, 3, 1, edge_accounts={j: key.address for j, key in keys.items()}, device_accounts=[device.address])
     r = ledger.contract
-    c = Consortium(chain, r, keys, [ledger.device_accounts[0]])
+    c = Consortium(chain, r, keys, [device.address])
     ledger.open_round(1, keccak(b"model"))
-    ledger.device_account(0).commit(1, keccak(b"root"))
+    DeviceChainAccount(r, device, 0).commit(1, keccak(b"root"))
     ledger.close_commitments(1)
     assert post_scalars(c, (1, 2), 1, [0], np.ones((1, 2), dtype=np.uint64))
     assert post_decisions(c, (1, 2), 1, [0], [0], [1])
@@ -397,8 +397,8 @@ def test_a_bad_node_signature_leaves_only_that_node_out_and_altered_replies_get_
         reply = seen["replies"][1]
         values = np.stack([reply.norm2, reply.dot_ref], axis=1).astype(np.uint64)
         ledger.open_round(3, keccak(b"model"))
-        for i in range(m):
-            ledger.device_account(i).commit(3, keccak(bytes([i])))
+        for i, device in federation.devices.items():
+            device.board.commit(3, keccak(bytes([i])))
         ledger.close_commitments(3)
         with reverts("UnknownSigner"):  # round 2's signatures, forged values
             r.post_scalars(3, seen["ids"], values, [seen["replies"][j].chain_signatures[0] for j in (1, 2)])
@@ -412,7 +412,6 @@ def test_the_coordinator_cannot_commit_for_a_device_whose_key_it_does_not_hold(c
     device (typed ChainError, nothing committed); the device's own signed transaction, relayed
     unchanged, commits its root bound to (round, device) with a stamp over the device's address."""
     from ppbfl.chain import ChainError
-    from ppbfl.protocol.ledger import DeviceChainAccount
 
     keys = {j: ChainKey.generate() for j in (1, 2, 3)}
     device = ChainKey.generate()
@@ -420,8 +419,15 @@ def test_the_coordinator_cannot_commit_for_a_device_whose_key_it_does_not_hold(c
     r = ledger.contract
     ledger.open_round(1, keccak(b"model"))
     root = keccak(b"device 0's shares")
+    stamp = r.pow_stamp(device.address, 1, root)
     with pytest.raises(ChainError, match="refused"):
-        r.commit_shares(device.address, 1, root, r.pow_stamp(device.address, 1, root))
+        r.commit_shares(device.address, 1, root, stamp)
+    raw = r.sign_commit(device, 1, root, stamp)  # the device's own transaction
+    other = keccak(b"the relay's root")
+    altered = raw.replace(root, other)  # the relay swaps the root: the signature recovers another, unfunded sender
+    assert altered != raw
+    with pytest.raises(ChainError, match="refused"):
+        r.relay_commit(altered, device.address)
     assert r.commitment(1, 0) == bytes(32) and r.round_state(1).committed == 0
     DeviceChainAccount(r, device, 0).commit(1, root)
     assert r.commitment(1, 0) == bind_commitment(root, 1, 0) and r.round_state(1).committed == 1

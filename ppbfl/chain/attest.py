@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from coincurve import PrivateKey, PublicKey
+from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_canonical_address, to_checksum_address
 
@@ -116,6 +119,12 @@ class ChainKey:
         except ValueError as exc:
             raise ChainValueError("chain key", f"{file} does not hold a hex key") from exc
         return cls(secret)
+
+    def sign_transaction(self, tx: Mapping[str, Any]) -> bytes:
+        """This key's signed raw transaction (EIP-1559 fields: ``to``, ``data``, ``nonce``,
+        ``chainId``, ``gas``, ``maxFeePerGas``, ``maxPriorityFeePerGas``): what a party hands a
+        relay to send unchanged (:meth:`ppbfl.chain.driver.Chain.send_raw`)."""
+        return bytes(Account.sign_transaction(dict(tx), self._key.secret).raw_transaction)
 
     def attest(self, kind: int, contract: str, chain_id: int, round_: int, digest: bytes) -> bytes:
         """This key's 65-byte signature ``r || s || v`` (low s, v in {27, 28}) of :func:`attestation_hash`."""

@@ -291,8 +291,21 @@ class RoundsContract:
             bits = self.device(device)[2]
         return pow_stamp(self.address, self.chain_id, device, round_, _bytes32("commitment", commitment), bits)
 
+    def sign_commit(self, key: ChainKey, round_: int, root: bytes, nonce: int) -> bytes:
+        """The device's own signed ``commitShares(round_, root, nonce)`` transaction from
+        ``key.address`` (its next nonce, this chain's id and fees): what the device hands a relay."""
+        data = self.contract.encode_abi("commitShares", args=[_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)])
+        return key.sign_transaction({"to": self.address, "data": data, **self.chain.transaction_fields(key.address)})
+
+    def relay_commit(self, raw: bytes, device: str) -> int:
+        """Send a device's signed commitment transaction (:meth:`sign_commit`) unchanged; returns
+        the gas used. The contract sees the device as the sender: its registration and PoW stamp
+        are checked against it."""
+        return int(self.chain.send_raw(self.contract, "commitShares", raw, device)["gasUsed"])
+
     def commit_shares(self, device: str, round_: int, root: bytes, nonce: int, *, sender: str | None = None) -> int:
-        """Commit the device's share-commitment ``root`` with its PoW ``nonce``; returns the gas used."""
+        """Commit the device's share-commitment ``root`` with its PoW ``nonce`` from an account the
+        node signs for (a dev chain's unlocked ``device``); returns the gas used."""
         receipt = self._send(
             "commitShares", [_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)], sender or device
         )

@@ -5,8 +5,9 @@
 certificate fingerprints) and the devices, each with an account of its own; then per round:
 
 * ``open_round`` with the current model hash;
-* each device posts its share commitment with its PoW stamp itself, from its own account
-  (:class:`DeviceChainAccount`, handed to the device at registration; the coordinator never holds it);
+* each device posts its share commitment with its PoW stamp itself: it signs the transaction
+  with its own key (:class:`DeviceChainAccount`; the ledger registers and funds only its
+  address) and any relay submits it unchanged;
   the contract stores it bound to the round and device (:func:`ppbfl.chain.bind_commitment`), which
   is what the edge nodes compare their uploads with;
 * ``close_commitments`` (mining to the commit deadline on a dev chain if some device never
@@ -29,13 +30,13 @@ returns them in its :class:`AggregateShare`; the ledger relays them unchanged, a
 counts a vote only for the registered node whose key signed it. The ledger checks every
 signature first (:meth:`~ppbfl.chain.votes.RoundVotes.signed_by`): a node whose signatures do not recover
 to its registered address is not relayed (``RoundOnChain.unsigned``), so one bad signature cannot
-revert a batch. Devices' commitments are still sent from unlocked dev accounts of this process
-(:class:`DeviceChainAccount`).
+revert a batch. Devices sign their own commitment transactions the same way
+(:class:`DeviceChainAccount`): this process's node holds no device key, so it cannot commit for one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain
-from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS
+from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, ChainKey
 from ppbfl.chain.errors import ChainError, ChainRevertError, ChainValueError
 from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
@@ -74,7 +75,8 @@ class RoundOnChain:
 
 @dataclass
 class DeviceChainAccount:
-    """A device's own chain account: it stamps (PoW) and posts its share commitments itself.
+    """A device's own chain account: it stamps (PoW) and signs its share-commitment transactions
+    with its own ``key`` (which never leaves the device); a relay submits them unchanged.
 
     ``pow_bits`` is the difficulty it last read from the chain (None: not read yet). It is read
     once and reused; if the consortium changed it since, the contract refuses the stamp
@@ -83,9 +85,14 @@ class DeviceChainAccount:
     """
 
     contract: RoundsContract
-    account: str
+    key: ChainKey
     device_id: int
     pow_bits: int | None = None
+
+    @property
+    def account(self) -> str:
+        """The device's address (its key's): what the contract registers, and what its PoW stamps are bound to."""
+        return self.key.address
 
     def commit(self, round: int, commitment: bytes) -> None:
         """Find a PoW nonce for ``commitment`` at this device's difficulty and post both for ``round``.
@@ -98,7 +105,7 @@ class DeviceChainAccount:
                 self.pow_bits = self.contract.device(self.account)[2]
             nonce = self.contract.pow_stamp(self.account, round, commitment, self.pow_bits)
             try:
-                self.contract.commit_shares(self.account, round, commitment, nonce)
+                self.contract.relay_commit(self.contract.sign_commit(self.key, round, commitment, nonce), self.account)
                 return
             except ChainRevertError as error:
                 if error.error != "BadPow" or attempt:
@@ -113,6 +120,10 @@ class ChainLedger:
             node signs its votes with the key, which never leaves it), registered for it. None:
             call :meth:`register_edge_nodes` before the first round (``Federation`` does, with
             its deployment's ``edge_accounts``).
+        device_accounts: device i -> the address of its own chain key (public; the device signs
+            its commitment transactions itself), ``devices`` of them, registered as chain device
+            ids 0, 1, ... and funded for gas. None: :meth:`register_devices` before the first round
+            (``Federation`` does, with the keys its devices made).
         fingerprints: party id -> 32-byte TLS certificate fingerprint (edge nodes use theirs; an
             in-process deployment has no TLS and registers ``keccak(party id)`` instead).
         pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
@@ -124,7 +135,7 @@ class ChainLedger:
 
     def __init__(
         self, chain: Chain, t: int, n: int, devices: int, *, edge_accounts: Mapping[int, str] | None = None,
-        fingerprints: Mapping[str, bytes] | None = None, pow_bits: int = 8, commit_blocks: int | None = None,
+        device_accounts: Sequence[str] | None = None, fingerprints: Mapping[str, bytes] | None = None, pow_bits: int = 8, commit_blocks: int | None = None,
         audit_shares: int | None = None,
     ) -> None:
         self.chain, self.t, self.n = chain, t, n
@@ -136,14 +147,11 @@ class ChainLedger:
         self.edge_accounts: dict[int, str] = {}
         if edge_accounts is not None:
             self.register_edge_nodes(edge_accounts)
+        self.devices, self.pow_bits = devices, pow_bits
         self.device_accounts: dict[int, str] = {}
         self.device_ids: dict[int, int] = {}
-        for i in range(devices):
-            account = chain.new_account()
-            self.device_ids[i] = self.contract.register_device(account, pow_bits)
-            self.device_accounts[i] = account
-            if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
-                raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
+        if device_accounts is not None:
+            self.register_devices(device_accounts)
         self.records: dict[int, RoundOnChain] = {}
         self._gas_start = 0
 
@@ -167,6 +175,24 @@ class ChainLedger:
             fp = self._fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
             self.contract.register_edge_node(j, edge_accounts[j], fp)
             self.edge_accounts[j] = edge_accounts[j]
+
+    def register_devices(self, accounts: Sequence[str]) -> None:
+        """Register device i with ``accounts[i]``, the address of its own chain key, as chain
+        device id i (at the ledger's PoW difficulty) and fund it for its commitment transactions.
+
+        Raises:
+            ChainError: devices are already registered, or ``accounts`` is not one per device.
+        """
+        if self.device_ids:
+            raise ChainError("the devices are already registered")
+        if len(accounts) != self.devices:
+            raise ChainError(f"{len(accounts)} device accounts for {self.devices} devices")
+        for i, account in enumerate(accounts):
+            self.device_ids[i] = self.contract.register_device(account, self.pow_bits)
+            self.device_accounts[i] = account
+            if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
+                raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
+            self.chain.fund(account)
 
     @property
     def context(self) -> ChainContext:
@@ -194,10 +220,6 @@ class ChainLedger:
         """Open ``round`` on chain for the model with hash ``model_hash``."""
         self._gas_start = self._gas_total()
         self.contract.open_round(round, model_hash)
-
-    def device_account(self, device: int) -> DeviceChainAccount:
-        """Device ``device``'s own chain account (what the consortium hands the device at registration)."""
-        return DeviceChainAccount(self.contract, self.device_accounts[device], self.device_ids[device])
 
     def commitment(self, round: int, device: int) -> bytes | None:
         """Device ``device``'s commitment for ``round`` as the contract stores it,
