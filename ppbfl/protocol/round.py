@@ -94,7 +94,7 @@ MAX_DEVICES = 1 << 16
 class RoundLedger(Protocol):
     """What the coordinator records on chain (:class:`ppbfl.protocol.ledger.ChainLedger` implements it).
 
-    Devices commit with their own accounts (:class:`ppbfl.protocol.ledger.DeviceChainAccount`), not here.
+    Devices commit with their own keys (:class:`ppbfl.protocol.ledger.DeviceChainAccount`), not here.
     """
 
     @property
