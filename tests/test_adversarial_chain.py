@@ -433,3 +433,25 @@ def test_the_coordinator_cannot_commit_for_a_device_whose_key_it_does_not_hold(c
     assert r.commitment(1, 0) == bind_commitment(root, 1, 0) and r.round_state(1).committed == 1
     with reverts("AlreadyCommitted"):
         DeviceChainAccount(r, device, 0).commit(1, keccak(b"another root"))
+
+
+def test_a_flame_round_is_signed_and_closes_on_chain():
+    """Rule "flame": the FlameAggregateRequest (built from the AggregateRequest's fields) carries
+    the chain context, every node signs its votes, and the round closes with its audit."""
+    from ppbfl.field.fixed_point import FixedPointCodec
+    from ppbfl.fl.federation import Federation
+    from ppbfl.protocol.deployment import InProcessDeployment
+    from ppbfl.protocol.round import Coordinator
+
+    t, n, d, m = 2, 3, 16, 4
+    with open_ledger("embedded", t, n, devices=m) as ledger:
+        deployment = InProcessDeployment(t, n, d)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, rule="flame")
+        rng = np.random.default_rng(1)
+        reference = rng.normal(0, 1e-3, d)
+        with Federation(deployment, coordinator, range(m), ledger=ledger, owns_deployment=True) as federation:
+            result = federation.run_round(1, {i: reference + rng.normal(0, 1e-3, d) for i in range(m)}, reference)
+        s = ledger.contract.round_state(1)
+        assert (s.phase, s.scalar_voters, s.decision_voters, s.aggregate_shares) == (Phase.CLOSED, (1, 2, 3), (1, 2, 3), (1, 2, 3))
+        assert ledger.records[1].unsigned == () and ledger.records[1].audit.passed
+        assert [x.reason == 0 for x in ledger.contract.decisions(1)] == [d.accepted for d in result.decision.decisions]
