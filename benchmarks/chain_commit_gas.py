@@ -11,6 +11,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain, merkle_root
+from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS
 from ppbfl.chain.scenario import setup_consortium
 from ppbfl.sharing import share
 
@@ -31,14 +32,15 @@ def main() -> None:
                 gas.append(r.commit_shares(device, rnd, root, r.pow_stamp(device, rnd, root)))
             r.close_commitments(rnd)
             r.challenge_seed(rnd)
-            for e in range(1, T + 1):
-                r.post_scalars(e, rnd, ids, np.ones((DEVICES, 2), dtype=np.uint64))
-            for e in range(1, T + 1):
-                r.post_decisions(e, rnd, ids, [0] * DEVICES, [1] * DEVICES)
+            edges = range(1, T + 1)  # each edge node signs its votes; the aggregator relays them
+            values = np.ones((DEVICES, 2), dtype=np.uint64)
+            r.post_scalars(rnd, ids, values, c.sign(edges, KIND_SCALARS, rnd, keccak(r.pack_scalars(ids, values))))
+            packed = r.pack_decisions(ids, [0] * DEVICES, [1] * DEVICES)
+            r.post_decisions(rnd, ids, [0] * DEVICES, [1] * DEVICES, c.sign(edges, KIND_DECISIONS, rnd, keccak(packed)))
             aggregate = np.arange(D, dtype=np.uint64)
             shares = share(aggregate, T, N)
-            for e in range(1, N + 1):
-                r.commit_aggregate_share(e, rnd, merkle_root(shares[e - 1]))
+            roots = [merkle_root(x) for x in shares]
+            r.commit_aggregate_shares(rnd, roots, [c.sign([e], KIND_AGGREGATE_SHARE, rnd, roots[e - 1])[0] for e in range(1, N + 1)])
             r.post_aggregate(rnd, merkle_root(aggregate), keccak(b"next"), D)
             audit = r.audit(rnd, {e: shares[e - 1] for e in range(1, T + 1)}, aggregate)
             before = chain.gas_report().total("closeRound") if "closeRound" in chain.gas_report().calls else 0

@@ -20,6 +20,12 @@ contract PPBFLRounds {
     uint256 internal constant TRUST_LANES = 16; // uint16 scores per storage word
     uint8 public constant PARTY_AGGREGATOR = 255;
     uint8 public constant PARTY_UNATTRIBUTED = 254;
+    uint8 internal constant KIND_SCALARS = 1; // attestation kinds (edge nodes' signed votes)
+    uint8 internal constant KIND_DECISIONS = 2;
+    uint8 internal constant KIND_AGGREGATE_SHARE = 3;
+    uint256 internal constant SIGNATURE_BYTES = 65; // r || s || v
+    // secp256k1 order / 2: a signature with a higher s is the malleable twin of a valid one
+    uint256 internal constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     enum Phase { None, Open, Committed, Verified, Aggregated, Closed, Failed }
     enum Failure { None, Timeout, AuditMismatch, Unaudited }
@@ -59,7 +65,9 @@ contract PPBFLRounds {
     error BadParameters();
     error NotAdmin(address caller);
     error NotCoordinator(address caller);
-    error NotEdgeNode(address caller);
+    error SignaturesMissing(uint64 round);
+    error BadSignature(uint256 position);
+    error UnknownSigner(uint256 position, address signer);
     error NotDevice(address caller);
     error BadEdgeIndex(uint256 index);
     error EdgeNodeExists(uint256 index);
@@ -94,10 +102,10 @@ contract PPBFLRounds {
     event PowBitsSet(uint32 indexed id, uint8 powBits);
     event RoundOpened(uint64 indexed round, bytes32 modelHash, uint32 deviceCount, uint64 deadline);
     event CommitmentsClosed(uint64 indexed round, uint32 committed, uint64 deadline);
-    event ScalarsPosted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 hash);
+    event ScalarsPosted(uint64 indexed round, uint32 voters, bytes32 hash); // voters: bitmap of the signers
     event ScalarsPublished(uint64 indexed round, bytes32 indexed hash, bytes data);
     event ScalarsAgreed(uint64 indexed round, bytes32 hash);
-    event DecisionsPosted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 hash);
+    event DecisionsPosted(uint64 indexed round, uint32 voters, bytes32 hash);
     event DecisionsPublished(uint64 indexed round, bytes32 indexed hash, bytes data);
     event DecisionsAgreed(uint64 indexed round, bytes32 hash);
     event AggregateShareCommitted(uint64 indexed round, uint8 indexed edgeIndex, bytes32 root);
@@ -175,9 +183,56 @@ contract PPBFLRounds {
         _;
     }
 
-    function _edgeIndex() internal view returns (uint8 index) {
-        index = edgeIndexOf[msg.sender];
-        if (index == 0) revert NotEdgeNode(msg.sender);
+    /// @dev The EIP-191 hash an edge node signs to attest `digest` of `kind` in `round` of this
+    /// contract on this chain: keccak256("\x19Ethereum Signed Message:\n32" || keccak256(abi.encode(
+    /// uint8 kind, address this, uint256 chainid, uint64 round, bytes32 digest))).
+    function _attestation(uint8 kind, uint64 round, bytes32 digest) internal view returns (bytes32) {
+        bytes32 inner = keccak256(abi.encode(kind, address(this), block.chainid, round, digest));
+        return keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", inner));
+    }
+
+    /// @dev Edge index of the signer of signature `position` (65 bytes r || s || v) in
+    /// `signatures` over `h`. Refuses v not in {27, 28}, s = 0 or above half the order (the
+    /// malleable twin), unrecoverable signatures (BadSignature) and signers that are not
+    /// registered edge nodes (UnknownSigner).
+    function _signer(bytes32 h, bytes calldata signatures, uint256 position) internal view returns (uint8 edge) {
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            let at := add(signatures.offset, mul(position, 65))
+            r := calldataload(at)
+            s := calldataload(add(at, 32))
+            v := byte(0, calldataload(add(at, 64)))
+        }
+        if ((v != 27 && v != 28) || s == 0 || uint256(s) > HALF_ORDER) revert BadSignature(position);
+        address signer = ecrecover(h, v, r, s);
+        if (signer == address(0)) revert BadSignature(position);
+        edge = edgeIndexOf[signer];
+        if (edge == 0) revert UnknownSigner(position, signer);
+    }
+
+    /// @dev Bitmap of the edge nodes whose signatures (concatenated, 65 bytes each) attest
+    /// `digest` of `kind` in `round`; each at most once and none already in `voted`.
+    function _signers(uint8 kind, uint64 round, bytes32 digest, bytes calldata signatures, uint32 voted)
+        internal
+        view
+        returns (uint32 signers)
+    {
+        uint256 count = _signatureCount(round, signatures);
+        bytes32 h = _attestation(kind, round, digest);
+        for (uint256 i = 0; i < count; i++) {
+            uint8 edge = _signer(h, signatures, i);
+            uint32 bit = uint32(1) << edge;
+            if ((voted | signers) & bit != 0) revert AlreadyPosted(round, edge);
+            signers |= bit;
+        }
+    }
+
+    function _signatureCount(uint64 round, bytes calldata signatures) internal pure returns (uint256) {
+        if (signatures.length == 0) revert SignaturesMissing(round);
+        if (signatures.length % SIGNATURE_BYTES != 0) revert BadLength(signatures.length, SIGNATURE_BYTES);
+        return signatures.length / SIGNATURE_BYTES;
     }
 
     function _inPhase(uint64 round, Phase phase) internal view returns (Round storage r) {
@@ -323,11 +378,11 @@ contract PPBFLRounds {
 
     // ------------------------------------------------------------------ verification
 
-    /// @dev Record `edge`'s vote for `h` (bit 0 of the vote word: the bytes were published).
-    /// Returns true when t edge nodes voted for `h` and its bytes are on chain.
-    function _vote(uint64 round, uint8 kind, uint8 edge, bytes32 h, bool publish) internal returns (bool) {
+    /// @dev Record the votes of `signers` (bitmap of edge indices) for `h` (bit 0 of the vote
+    /// word: the bytes were published). Returns true when t edge nodes voted for `h` and its bytes are on chain.
+    function _vote(uint64 round, uint8 kind, uint32 signers, bytes32 h, bool publish) internal returns (bool) {
         bytes32 key = keccak256(abi.encode(round, kind, h));
-        uint256 voters = votes[key] | (uint256(1) << edge);
+        uint256 voters = votes[key] | signers;
         if (publish) voters |= 1;
         votes[key] = voters;
         if (voters & 1 == 0) return false;
@@ -342,15 +397,14 @@ contract PPBFLRounds {
         return votes[keccak256(abi.encode(round, kind, h))];
     }
 
-    function _scalars(uint64 round, bytes32 h, bool publish) internal returns (bool agreed) {
-        uint8 edge = _edgeIndex();
+    function _scalars(uint64 round, bytes32 h, bool publish, bytes calldata signatures) internal returns (bool agreed) {
         Round storage r = _inPhase(round, Phase.Committed);
         _beforeDeadline(round, r);
-        if (r.scalarVoters & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
+        uint32 signers = _signers(KIND_SCALARS, round, h, signatures, r.scalarVoters);
         if (r.challengeSeed == bytes32(0)) r.challengeSeed = _seed(round, r.closedAt, 1);
-        r.scalarVoters |= uint32(1) << edge;
-        emit ScalarsPosted(round, edge, h);
-        agreed = _vote(round, 1, edge, h, publish);
+        r.scalarVoters |= signers;
+        emit ScalarsPosted(round, signers, h);
+        agreed = _vote(round, KIND_SCALARS, signers, h, publish);
         if (agreed) {
             r.scalarsHash = h;
             r.phase = Phase.Verified;
@@ -359,62 +413,73 @@ contract PPBFLRounds {
         }
     }
 
-    /// @notice Edge node publishes the opened verification scalars (records of uint32 deviceId and
-    /// uint64 values, packed big-endian) and votes for them; once t edge nodes voted for the same
-    /// bytes the round is Verified. The bytes are emitted once (ScalarsPublished).
-    function postScalars(uint64 round, bytes calldata packed) external {
+    /// @notice Publish the opened verification scalars (records of uint32 deviceId and uint64
+    /// values, packed big-endian) with the votes of the edge nodes that signed them: `signatures`
+    /// holds 65-byte signatures (r || s || v) of the kind-1 attestation of keccak256(packed) (see
+    /// _attestation), one per edge node; anyone may relay them. Once t edge nodes voted for the
+    /// same bytes the round is Verified. The bytes are emitted once (ScalarsPublished).
+    function postScalars(uint64 round, bytes calldata packed, bytes calldata signatures) external {
         bytes32 h = keccak256(packed);
         emit ScalarsPublished(round, h, packed);
-        _scalars(round, h, true);
+        _scalars(round, h, true, signatures);
     }
 
-    /// @notice Edge node votes for scalars another edge node published (their keccak256 hash).
-    function voteScalars(uint64 round, bytes32 h) external {
-        _scalars(round, h, false);
+    /// @notice Add signed votes for scalars already published (by their keccak256 hash `h`).
+    function voteScalars(uint64 round, bytes32 h, bytes calldata signatures) external {
+        _scalars(round, h, false, signatures);
     }
 
-    function _decisions(uint64 round, bytes32 h, bool publish) internal {
-        uint8 edge = _edgeIndex();
+    function _decisions(uint64 round, bytes32 h, bool publish, bytes calldata signatures) internal {
         Round storage r = _inPhase(round, Phase.Verified);
         _beforeDeadline(round, r);
         if (r.decisionsAgreed) revert AlreadyDone(round);
-        if (r.decisionVoters & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
-        r.decisionVoters |= uint32(1) << edge;
-        emit DecisionsPosted(round, edge, h);
-        if (_vote(round, 2, edge, h, publish)) {
+        uint32 signers = _signers(KIND_DECISIONS, round, h, signatures, r.decisionVoters);
+        r.decisionVoters |= signers;
+        emit DecisionsPosted(round, signers, h);
+        if (_vote(round, KIND_DECISIONS, signers, h, publish)) {
             r.decisionsHash = h;
             r.decisionsAgreed = true;
             emit DecisionsAgreed(round, h);
         }
     }
 
-    /// @notice Edge node publishes the accept/reject decisions (13-byte records: uint32 deviceId,
-    /// uint8 reason (0 = accepted), uint64 weight) and votes; agreed once t edge nodes voted.
-    function postDecisions(uint64 round, bytes calldata packed) external {
+    /// @notice Publish the accept/reject decisions (13-byte records: uint32 deviceId, uint8 reason
+    /// (0 = accepted), uint64 weight) with the signed votes (kind 2) of the edge nodes that agree
+    /// with them, as postScalars; agreed once t edge nodes voted.
+    function postDecisions(uint64 round, bytes calldata packed, bytes calldata signatures) external {
         if (packed.length % DECISION_BYTES != 0) revert BadLength(packed.length, DECISION_BYTES);
         bytes32 h = keccak256(packed);
         emit DecisionsPublished(round, h, packed);
-        _decisions(round, h, true);
+        _decisions(round, h, true, signatures);
     }
 
-    /// @notice Edge node votes for decisions another edge node published (their keccak256 hash).
-    function voteDecisions(uint64 round, bytes32 h) external {
-        _decisions(round, h, false);
+    /// @notice Add signed votes for decisions already published (by their keccak256 hash `h`).
+    function voteDecisions(uint64 round, bytes32 h, bytes calldata signatures) external {
+        _decisions(round, h, false, signatures);
     }
 
     // ------------------------------------------------------------------ aggregation
 
-    /// @notice Edge node commits the Merkle root of its aggregate-share vector (after the decisions).
-    function commitAggregateShare(uint64 round, bytes32 root) external {
-        uint8 edge = _edgeIndex();
+    /// @notice Commit edge nodes' aggregate-share Merkle roots (after the decisions): `roots[i]`
+    /// with `signatures[65 i .. 65 i + 65]`, its node's signature of the kind-3 attestation of the
+    /// root; the signer is the node it is recorded for (once per round). Anyone may relay.
+    function commitAggregateShares(uint64 round, bytes32[] calldata roots, bytes calldata signatures) external {
         Round storage r = _inPhase(round, Phase.Verified);
         _beforeDeadline(round, r);
         if (!r.decisionsAgreed) revert DecisionsMissing(round);
-        if (r.aggregateShares & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
-        if (root == bytes32(0)) revert ZeroRoot();
-        r.aggregateShares |= uint32(1) << edge;
-        aggregateShareRoots[round][edge] = root;
-        emit AggregateShareCommitted(round, edge, root);
+        uint256 count = _signatureCount(round, signatures);
+        if (roots.length != count) revert BadLength(roots.length, count);
+        uint32 shares = r.aggregateShares;
+        for (uint256 i = 0; i < count; i++) {
+            bytes32 root = roots[i];
+            if (root == bytes32(0)) revert ZeroRoot();
+            uint8 edge = _signer(_attestation(KIND_AGGREGATE_SHARE, round, root), signatures, i);
+            if (shares & (uint32(1) << edge) != 0) revert AlreadyPosted(round, edge);
+            shares |= uint32(1) << edge;
+            aggregateShareRoots[round][edge] = root;
+            emit AggregateShareCommitted(round, edge, root);
+        }
+        r.aggregateShares = shares;
     }
 
     /// @notice The aggregator posts the Merkle root of the aggregate vector (length d) and the new

@@ -52,6 +52,7 @@ def _edge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ppbfl.errors import PPBFLError
+    from ppbfl.protocol.creds import chain_key_path
     from ppbfl.protocol.deployment import make_edge_node
     from ppbfl.protocol.registry import MANIFEST, FileRegistry
     from ppbfl.protocol.serve import run_server
@@ -62,7 +63,8 @@ def _edge(args: argparse.Namespace) -> int:
         ca_pem = read_ca_cert(args.ca)
         registry = FileRegistry(args.registry or Path(args.creds) / MANIFEST)
         return run_server(
-            make_edge_node(args.behaviour), args.party, credentials, ca_pem, host=args.host, port=args.port, registry=registry
+            make_edge_node(args.behaviour, chain_key=str(chain_key_path(args.creds, args.party))), args.party, credentials, ca_pem,
+            host=args.host, port=args.port, registry=registry,
         )
     except PPBFLError as exc:
         print(f"ppbfl edge: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -83,6 +85,8 @@ def _creds(args: argparse.Namespace) -> int:
     print(f"# {len(issued.fingerprints)} parties in {issued.directory} ({origin}); party  SHA-256 certificate fingerprint")
     for party, fp in issued.fingerprints.items():
         print(f"{party} {fp.hex()}")
+    for party, account in issued.chain_accounts.items():  # comment lines: the rows above stay "party fingerprint"
+        print(f"# {party} chain account {account} (its key: {party}.chain.key; register this address)")
     return 0
 
 
@@ -147,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.set_defaults(run=_demo)
     edge = commands.add_parser("edge", help="serve one edge node over gRPC with mutual TLS (prints LISTENING host:port)")
     edge.add_argument("--party", required=True, help="this node's party id, edge-<index> (its certificate's common name)")
-    edge.add_argument("--creds", required=True, help="folder with <party>.crt and <party>.key (made by ppbfl creds)")
+    edge.add_argument("--creds", required=True, help="folder with <party>.crt, <party>.key and <party>.chain.key (made by ppbfl creds)")
     edge.add_argument("--ca", required=True, help="the consortium CA certificate (PEM)")
     edge.add_argument("--registry", default=None, help="credential manifest: who may call, under which id (default: CREDS/registry.json, written by ppbfl creds)")
     edge.add_argument("--host", default="127.0.0.1")

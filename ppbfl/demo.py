@@ -179,7 +179,8 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         else:
             deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         ledger = stack.enter_context(open_ledger(
-            config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),
+            config.chain, config.t, config.n, devices=config.devices, edge_accounts=deployment.edge_accounts,
+            fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),
         ))  # registered with the model's initial trust: round 1's PoW difficulty follows it
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(

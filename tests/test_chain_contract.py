@@ -22,6 +22,7 @@ from ppbfl.chain import (
     merkle_root,
     merkle_tree,
 )
+from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS
 from ppbfl.chain.scenario import setup_consortium
 from ppbfl.field import FieldRNG
 from ppbfl.sharing import reconstruct, share
@@ -60,19 +61,34 @@ SCALARS = np.arange(2 * DEVICES, dtype=np.uint64).reshape(DEVICES, 2) + np.uint6
 IDS = list(range(DEVICES))
 
 
+def post_scalars(c, edges, round_=1, ids=IDS, values=SCALARS, **kw):
+    """Relay ``edges``' signed votes for ``values`` in one transaction (as each node signs them)."""
+    digest = keccak(c.rounds.pack_scalars(ids, values))
+    return c.rounds.post_scalars(round_, ids, values, c.sign(edges, KIND_SCALARS, round_, digest), **kw)
+
+
+def post_decisions(c, edges, round_, ids, reasons, weights, **kw):
+    digest = keccak(c.rounds.pack_decisions(ids, reasons, weights))
+    return c.rounds.post_decisions(round_, ids, reasons, weights, c.sign(edges, KIND_DECISIONS, round_, digest), **kw)
+
+
+def commit_shares_of(c, round_, roots: dict):
+    """Relay the aggregate-share roots ``{edge: root}`` with each node's signature, in one transaction."""
+    signatures = [c.sign([e], KIND_AGGREGATE_SHARE, round_, root)[0] for e, root in roots.items()]
+    c.rounds.commit_aggregate_shares(round_, list(roots.values()), signatures)
+
+
 def to_verified(c, round_=1):
     r = c.rounds
     r.open_round(round_, keccak(b"model"))
     commit_all(c, round_)
     r.close_commitments(round_)
     r.challenge_seed(round_)
-    for e in range(1, T + 1):
-        r.post_scalars(e, round_, IDS, SCALARS)
+    assert post_scalars(c, range(1, T + 1), round_)
 
 
 def decide(c, round_=1):
-    for e in range(1, T + 1):
-        c.rounds.post_decisions(e, round_, IDS, [0, 0, 3], [1 << 16, 1 << 16, 0])
+    assert post_decisions(c, range(1, T + 1), round_, IDS, [0, 0, 3], [1 << 16, 1 << 16, 0])
 
 
 def vectors(seed=0):
@@ -86,8 +102,7 @@ def to_aggregated(c, round_=1, aggregate=None, shares=None, posted=None):
         aggregate, shares = vectors()
     to_verified(c, round_)
     decide(c, round_)
-    for e in range(1, N + 1):
-        c.rounds.commit_aggregate_share(e, round_, merkle_root(shares[e - 1]))
+    commit_shares_of(c, round_, {e: merkle_root(shares[e - 1]) for e in range(1, N + 1)})
     c.rounds.post_aggregate(round_, merkle_root(aggregate if posted is None else posted), keccak(b"next"), D)
     return aggregate, shares
 
@@ -146,8 +161,8 @@ def test_python_side_validation(c):
         r.pack_scalars([2, 1], np.zeros((2, 2), dtype=np.uint64))
     with pytest.raises(ChainValueError, match="values"):
         r.pack_scalars([0, 1], np.zeros((2, 2), dtype=np.int64))
-    with pytest.raises(ChainValueError, match="edge_index"):
-        r.post_scalars(N + 1, 1, [0], np.zeros((1, 2), dtype=np.uint64))
+    with pytest.raises(ChainValueError, match=r"signatures\[0\]"):
+        r.post_scalars(1, [0], np.zeros((1, 2), dtype=np.uint64), [bytes(64)])
     with pytest.raises(ChainValueError, match="scores"):
         r.set_trust(1, [0], [1.5])
     with pytest.raises(ChainValueError, match="t, n"):
@@ -190,7 +205,7 @@ def test_commit_reverts(c):
     with reverts("WrongPhase"):
         r.open_round(2, keccak(b"model"))
     with reverts("NotDevice"):
-        r.commit_shares(c.edge_accounts[1], 1, root, 0)
+        r.commit_shares(c.chain.new_account(), 1, root, 0)
     bits = r.device(device)[2]
     bad = next(k for k in range(1000) if not _pow_ok(r, device, root, k, bits))
     with reverts("BadPow"):
@@ -233,22 +248,22 @@ def test_scalars_agreement_moves_to_verified(c):
     r.open_round(1, keccak(b"model"))
     commit_all(c, 1)
     with reverts("WrongPhase"):
-        r.post_scalars(1, 1, IDS, SCALARS)
+        post_scalars(c, [1])
     r.close_commitments(1)
     seed = r.challenge_seed(1)
-    assert r.post_scalars(1, 1, IDS, SCALARS) is False
+    assert post_scalars(c, [1]) is False
     with reverts("AlreadyPosted"):
-        r.post_scalars(1, 1, IDS, SCALARS)
-    with reverts("NotEdgeNode"):
-        r.post_scalars(2, 1, IDS, SCALARS, sender=c.devices[0])
-    assert r.post_scalars(2, 1, IDS, SCALARS) is False
-    assert r.post_scalars(3, 1, IDS, SCALARS) is True
+        post_scalars(c, [1])
+    with reverts("AlreadyPosted"):
+        post_scalars(c, [2, 2])  # a node counts once, even within one relay
+    assert post_scalars(c, [2], sender=c.devices[0]) is False  # anyone may relay signed votes
+    assert post_scalars(c, [3]) is True
     s = r.round_state(1)
     assert s.phase == Phase.VERIFIED and s.scalar_voters == (1, 2, 3) and s.challenge_seed == seed
     ids, values = r.agreed_scalars(1)
     assert ids.tolist() == IDS and np.array_equal(values, SCALARS)
     with reverts("WrongPhase"):
-        r.post_scalars(4, 1, IDS, SCALARS)
+        post_scalars(c, [4])
 
 
 def test_disagreeing_edge_nodes_need_t_matching_posts(c):
@@ -259,11 +274,11 @@ def test_disagreeing_edge_nodes_need_t_matching_posts(c):
     r.challenge_seed(1)
     other = SCALARS.copy()
     other[1, 0] += np.uint64(1)
-    assert not r.post_scalars(1, 1, IDS, SCALARS)
-    assert not r.post_scalars(2, 1, IDS, other)
-    assert not r.post_scalars(3, 1, IDS, SCALARS)
+    assert not post_scalars(c, [1])
+    assert not post_scalars(c, [2], values=other)
+    assert not post_scalars(c, [3])
     assert r.round_state(1).phase == Phase.COMMITTED  # 2 + 1 votes: no agreement yet
-    assert r.post_scalars(4, 1, IDS, SCALARS)
+    assert post_scalars(c, [4])
     s = r.round_state(1)
     assert s.phase == Phase.VERIFIED and s.scalars_hash == keccak(r.pack_scalars(IDS, SCALARS))
     assert set(s.scalar_voters) - {1, 3, 4} == {2}  # the dissenter is visible on chain
@@ -276,10 +291,9 @@ def test_hash_votes_count_only_once_the_bytes_are_published(c):
     r.close_commitments(1)
     r.challenge_seed(1)
     digest = keccak(r.pack_scalars(IDS, SCALARS))
-    for e in (1, 2, 3):
-        assert not r.vote_scalars(e, 1, digest)
+    assert not r.vote_scalars(1, digest, c.sign((1, 2, 3), KIND_SCALARS, 1, digest))
     assert r.round_state(1).phase == Phase.COMMITTED  # t votes, but nobody published the bytes
-    assert r.post_scalars(4, 1, IDS, SCALARS)  # publishing completes the agreement
+    assert post_scalars(c, [4])  # publishing completes the agreement
     assert r.vote_word(1, 1, digest) == 0b11111
     assert np.array_equal(r.agreed_scalars(1)[1], SCALARS)
 
@@ -287,24 +301,30 @@ def test_hash_votes_count_only_once_the_bytes_are_published(c):
 def test_driver_publishes_once_then_votes(c):
     calls = c.chain.gas_report().calls
     before = {m: len(calls[m]) for m in ("postScalars", "voteScalars")}
-    to_verified(c)
+    r = c.rounds
+    r.open_round(1, keccak(b"model"))
+    commit_all(c, 1)
+    r.close_commitments(1)
+    for e in range(1, T + 1):
+        post_scalars(c, [e])
     assert len(calls["postScalars"]) - before["postScalars"] == 1
     assert len(calls["voteScalars"]) - before["voteScalars"] == T - 1
     assert max(calls["voteScalars"][-(T - 1):]) < calls["postScalars"][-1]
+    assert r.round_state(1).phase == Phase.VERIFIED
 
 
 def test_decisions(c):
     r = c.rounds
     to_verified(c)
-    assert not r.post_decisions(1, 1, IDS, [0, 0, 3], [5, 6, 0])
+    assert not post_decisions(c, [1], 1, IDS, [0, 0, 3], [5, 6, 0])
     with reverts("AlreadyPosted"):
-        r.post_decisions(1, 1, IDS, [0, 0, 3], [5, 6, 0])
-    assert not r.post_decisions(2, 1, IDS, [0, 1, 3], [5, 0, 0])
-    assert not r.post_decisions(3, 1, IDS, [0, 0, 3], [5, 6, 0])
-    assert r.post_decisions(4, 1, IDS, [0, 0, 3], [5, 6, 0])
+        post_decisions(c, [1], 1, IDS, [0, 0, 3], [5, 6, 0])
+    assert not post_decisions(c, [2], 1, IDS, [0, 1, 3], [5, 0, 0])
+    assert post_decisions(c, [3, 4], 1, IDS, [0, 0, 3], [5, 6, 0])
     assert [(x.device_id, x.reason, x.weight) for x in r.decisions(1)] == [(0, 0, 5), (1, 0, 6), (2, 3, 0)]
+    assert r.round_state(1).decision_voters == (1, 2, 3, 4)
     with reverts("AlreadyDone"):
-        r.post_decisions(5, 1, IDS, [0, 0, 3], [5, 6, 0])
+        post_decisions(c, [5], 1, IDS, [0, 0, 3], [5, 6, 0])
 
 
 def test_verification_timeout_fails_the_round(c):
@@ -317,7 +337,7 @@ def test_verification_timeout_fails_the_round(c):
         r.abort_round(1)
     c.chain.mine(BLOCKS + 1)
     with reverts("DeadlinePassed"):
-        r.post_scalars(1, 1, IDS, SCALARS)
+        post_scalars(c, [1])
     r.abort_round(1, sender=c.devices[0])  # anyone
     s = r.round_state(1)
     assert (s.phase, s.failure) == (Phase.FAILED, Failure.TIMEOUT)
@@ -333,26 +353,29 @@ def test_aggregate_transitions_and_reverts(c):
     aggregate, shares = vectors()
     to_verified(c)
     with reverts("DecisionsMissing"):
-        r.commit_aggregate_share(1, 1, merkle_root(shares[0]))
+        commit_shares_of(c, 1, {1: merkle_root(shares[0])})
     with reverts("DecisionsMissing"):
         r.post_aggregate(1, merkle_root(aggregate), keccak(b"next"), D)
     decide(c)
-    for e in (1, 2):
-        r.commit_aggregate_share(e, 1, merkle_root(shares[e - 1]))
+    commit_shares_of(c, 1, {e: merkle_root(shares[e - 1]) for e in (1, 2)})
     with reverts("AlreadyPosted"):
-        r.commit_aggregate_share(1, 1, merkle_root(shares[0]))
+        commit_shares_of(c, 1, {1: merkle_root(shares[0])})
+    with reverts("ZeroRoot"):
+        r.commit_aggregate_shares(1, [bytes(32)], c.sign([4], KIND_AGGREGATE_SHARE, 1, bytes(32)))
+    with reverts("BadLength"):
+        r.commit_aggregate_shares(1, [merkle_root(shares[3]), merkle_root(shares[4])], c.sign([4], KIND_AGGREGATE_SHARE, 1, merkle_root(shares[3])))
     with reverts("NotEnoughAggregateShares"):
         r.post_aggregate(1, merkle_root(aggregate), keccak(b"next"), D)
-    r.commit_aggregate_share(3, 1, merkle_root(shares[2]))
+    commit_shares_of(c, 1, {3: merkle_root(shares[2])})
     with reverts("NotCoordinator"):
-        r.post_aggregate(1, merkle_root(aggregate), keccak(b"next"), D, sender=c.edge_accounts[1])
+        r.post_aggregate(1, merkle_root(aggregate), keccak(b"next"), D, sender=c.devices[0])
     r.post_aggregate(1, merkle_root(aggregate), keccak(b"next"), D)
     s = r.round_state(1)
     assert (s.phase, s.length, s.aggregate_shares) == (Phase.AGGREGATED, D, (1, 2, 3))
     assert s.aggregate_root == merkle_root(aggregate) and s.new_model_hash == keccak(b"next")
     assert r.aggregate_share_root(1, 2) == merkle_root(shares[1])
     with reverts("WrongPhase"):
-        r.commit_aggregate_share(4, 1, merkle_root(shares[3]))
+        commit_shares_of(c, 1, {4: merkle_root(shares[3])})
 
 
 def test_trust_anchor_liar_close(c):
@@ -444,12 +467,9 @@ def test_audit_catches_a_single_tampered_coordinate():
         r.commit_shares(c.devices[0], 1, keccak(b"c"), 0)
         r.close_commitments(1)
         r.challenge_seed(1)
-        for e in range(1, T + 1):
-            r.post_scalars(e, 1, [0], np.ones((1, 2), dtype=np.uint64))
-        for e in range(1, T + 1):
-            r.post_decisions(e, 1, [0], [0], [1])
-        for e in range(1, N + 1):
-            r.commit_aggregate_share(e, 1, merkle_root(shares[e - 1]))
+        post_scalars(c, range(1, T + 1), 1, [0], np.ones((1, 2), dtype=np.uint64))
+        post_decisions(c, range(1, T + 1), 1, [0], [0], [1])
+        commit_shares_of(c, 1, {e: merkle_root(shares[e - 1]) for e in range(1, N + 1)})
         posted = np.array([12346], dtype=np.uint64)
         r.post_aggregate(1, merkle_root(posted), keccak(b"n"), 1)
         result = r.audit(1, {e: shares[e - 1] for e in (2, 3, 4, 5)}, posted)
@@ -542,12 +562,9 @@ def test_share_not_committed_revert(chain):
     r.commit_shares(c.devices[0], 1, keccak(b"c"), 0)
     r.close_commitments(1)
     r.challenge_seed(1)
-    for e in (1, 2):
-        r.post_scalars(e, 1, [0], np.ones((1, 2), dtype=np.uint64))
-    for e in (1, 2):
-        r.post_decisions(e, 1, [0], [0], [1])
-    for e in (1, 2):
-        r.commit_aggregate_share(e, 1, merkle_root(shares[e - 1]))
+    post_scalars(c, (1, 2), 1, [0], np.ones((1, 2), dtype=np.uint64))
+    post_decisions(c, (1, 2), 1, [0], [0], [1])
+    commit_shares_of(c, 1, {e: merkle_root(shares[e - 1]) for e in (1, 2)})
     r.post_aggregate(1, merkle_root(aggregate), keccak(b"n"), 20)
     with reverts("ShareNotCommitted"):
         r.audit(1, {1: shares[0], 3: shares[2]}, aggregate)
@@ -557,7 +574,7 @@ def test_share_not_committed_revert(chain):
 def test_gas_report_records_every_call(c):
     to_aggregated(c)
     report = c.chain.gas_report().summary()
-    for method in ("commitShares", "postScalars", "postDecisions", "commitAggregateShare", "postAggregate"):
+    for method in ("commitShares", "postScalars", "postDecisions", "commitAggregateShares", "postAggregate"):
         assert report[method]["count"] >= 1 and report[method]["min"] > 21000
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from ppbfl.chain import Chain, ChainError
+from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, ChainKey
 from ppbfl.chain.rounds import Phase
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
@@ -52,15 +53,28 @@ class Killed(BaseException):
     """The coordinator's process ends here (not an Exception: nothing of the coordinator handles it)."""
 
 
-def tier() -> InProcessDeployment:
-    """The edge tier and the devices' transports (one liar among the nodes)."""
-    return InProcessDeployment(T, N, D, behaviours={LIAR: "tamper-aggregate"}, signed_uploads=True)
+def chain_keys(folder: Path, kind: str, count: int, first: int = 0) -> dict[int, ChainKey]:
+    """The ``kind`` parties' own chain keys (edge nodes 1..n or devices 0..m-1), kept in
+    ``folder/keys``: each party keeps its key across a coordinator restart (made on first use)."""
+    (folder / "keys").mkdir(exist_ok=True)
+    keys = {}
+    for i in range(first, first + count):
+        path = folder / "keys" / f"{kind}-{i}.key"
+        if not path.exists():
+            ChainKey.generate().save(path)
+        keys[i] = ChainKey.load(path)
+    return keys
+
+
+def tier(folder: Path) -> InProcessDeployment:
+    """The edge tier and the devices' transports (one liar among the nodes), the nodes with their own kept chain keys."""
+    return InProcessDeployment(T, N, D, behaviours={LIAR: "tamper-aggregate"}, signed_uploads=True, chain_keys=chain_keys(folder, "edge", N, 1))
 
 
 def start(ledger: ChainLedger, deployment: InProcessDeployment, folder: Path) -> ResumableRun:
     """A coordinator (re)starting on ``ledger``: what a coordinator process does at start."""
     coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)
-    federation = Federation(deployment, coordinator, range(M), ledger=ledger)
+    federation = Federation(deployment, coordinator, range(M), ledger=ledger, device_chain_keys=chain_keys(folder, "device", M))
     keeper = TrustKeeper(range(M), TrustConfig(pow_max_bits=10), store=TrustStore(f"sqlite:///{folder / 'trust.db'}"), ledger=ledger)
     return ResumableRun(federation, ledger, keeper, ModelStore(folder / "models"), INITIAL)
 
@@ -124,7 +138,7 @@ def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference")
     with Chain.anvil(accounts=16) as node, Chain.connect(node.node.url) as chain:
         ledger = ChainLedger(chain, T, N, M)
-        run = start(ledger, tier(), folder)
+        run = start(ledger, tier(folder), folder)
         assert run.run_round(*updates_of(1)).liars == (LIAR,)
         after_round_1 = Chain1(node.node.url, ledger.address, tmp_path_factory.mktemp("after-round-1"))
         shutil.copytree(folder, after_round_1.folder, dirs_exist_ok=True)
@@ -144,10 +158,20 @@ def after(method, check=lambda value: True):
     return wrapped
 
 
+def agreed(post_packed, kind: int):
+    """``post_packed``, then the process dies once the edge nodes agreed on values of ``kind``."""
+    def wrapped(kind_: int, *args, **kwargs):
+        value = post_packed(kind_, *args, **kwargs)
+        if kind_ == kind and value:
+            raise Killed(f"agreed on kind {kind}")
+        return value
+    return wrapped
+
+
 STEPS = {  # after the commitments closed: the real SIGKILL below
     "opened": lambda ledger: setattr(ledger, "open_round", after(ledger.open_round)),
-    "scalars agreed (verified)": lambda ledger: setattr(ledger.contract, "post_scalars", after(ledger.contract.post_scalars, bool)),
-    "decisions agreed": lambda ledger: setattr(ledger.contract, "post_decisions", after(ledger.contract.post_decisions, bool)),
+    "scalars agreed (verified)": lambda ledger: setattr(ledger.contract, "post_packed", agreed(ledger.contract.post_packed, KIND_SCALARS)),
+    "decisions agreed": lambda ledger: setattr(ledger.contract, "post_packed", agreed(ledger.contract.post_packed, KIND_DECISIONS)),
     "aggregate posted": lambda ledger: setattr(ledger.contract, "post_aggregate", after(ledger.contract.post_aggregate)),
 }
 
@@ -156,7 +180,7 @@ STEPS = {  # after the commitments closed: the real SIGKILL below
 def test_a_coordinator_killed_at_any_step_is_replaced_and_the_run_matches_one_without_the_crash(reference, tmp_path, step):
     expected, reputation, chain1 = reference
     chain1.restore(tmp_path)
-    deployment = tier()  # the edge nodes and devices outlive the coordinator
+    deployment = tier(tmp_path)  # the edge nodes and devices outlive the coordinator
     with attach_ledger(chain1.url, chain1.address) as ledger:
         first = start(ledger, deployment, tmp_path)
         assert (first.point.aborted, first.point.next_round) == (None, 2)
@@ -182,7 +206,7 @@ def test_a_coordinator_killed_at_any_step_is_replaced_and_the_run_matches_one_wi
 def test_a_coordinator_killed_between_storing_and_anchoring_trust_is_replaced_and_anchors_it(reference, tmp_path):
     expected, reputation, chain1 = reference
     chain1.restore(tmp_path)
-    deployment = tier()
+    deployment = tier(tmp_path)
     with attach_ledger(chain1.url, chain1.address) as ledger:
         first = start(ledger, deployment, tmp_path)
         ledger.contract.commit_trust = after(lambda *args: None)  # round 2 closed, model saved, trust stored: then dead
@@ -205,7 +229,7 @@ def test_a_round_that_failed_before_its_commitments_closed_is_aborted_by_the_nex
     expected, reputation, chain1 = reference
     chain1.restore(tmp_path)
     with attach_ledger(chain1.url, chain1.address) as ledger:
-        run = start(ledger, tier(), tmp_path)
+        run = start(ledger, tier(tmp_path), tmp_path)
         close = ledger.close_commitments
 
         def refused(round):
@@ -222,20 +246,23 @@ def test_a_round_that_failed_before_its_commitments_closed_is_aborted_by_the_nex
         assert record(ledger, tmp_path) == expected and run.keeper.reputation() == reputation
 
 
-def restart_edge(deployment: InProcessDeployment, j: int) -> None:
-    """Edge node ``j``'s process ends and comes back: same identity, no setup, no round state."""
+def restart_edge(deployment: InProcessDeployment, j: int, folder: Path) -> None:
+    """Edge node ``j``'s process ends and comes back: same identity (TLS and chain keys), no setup, no round state."""
     party = f"edge-{j}"
-    node = EdgeNode(device_keys=deployment.device_keys, credentials=deployment.creds[party], registry=deployment.registry)
+    node = EdgeNode(
+        device_keys=deployment.device_keys, credentials=deployment.creds[party], registry=deployment.registry,
+        chain_key=chain_keys(folder, "edge", 1, j)[j],
+    )
     deployment.nodes[party] = deployment._edges[party] = deployment._handlers[party] = node
 
 
 def test_an_edge_node_that_restarts_rejoins_in_the_next_round(reference, tmp_path):
     *_, chain1 = reference
     chain1.restore(tmp_path)
-    deployment = tier()
+    deployment = tier(tmp_path)
     with attach_ledger(chain1.url, chain1.address) as ledger:
         run = start(ledger, deployment, tmp_path)
-        restart_edge(deployment, 2)
+        restart_edge(deployment, 2, tmp_path)
         lost = run.run_round(*updates_of(2))
         assert 2 in lost.dropped and "before setup" in lost.dropped[2]  # it lost its setup: out of this round
         back = run.run_round(*updates_of(3))
@@ -247,7 +274,7 @@ def test_an_edge_node_that_restarts_rejoins_in_the_next_round(reference, tmp_pat
 def test_a_stored_model_or_trust_store_that_differs_from_the_chain_is_refused(reference, tmp_path):
     *_, chain1 = reference
     chain1.restore(tmp_path)
-    deployment = tier()
+    deployment = tier(tmp_path)
     models = ModelStore(tmp_path / "models")
     model, aggregate = models.load(1)
     with attach_ledger(chain1.url, chain1.address) as ledger:
@@ -273,7 +300,7 @@ from ppbfl.protocol.ledger import attach_ledger
 from tests.test_crash_resume import start, tier, updates_of
 
 with attach_ledger(sys.argv[1], sys.argv[2]) as ledger:
-    run = start(ledger, tier(), Path(sys.argv[3]))
+    run = start(ledger, tier(Path(sys.argv[3])), Path(sys.argv[3]))
     close = ledger.close_commitments
 
     def closed_then_wait(round):
@@ -305,7 +332,7 @@ def test_a_coordinator_process_killed_with_sigkill_is_replaced_by_a_new_one(refe
     with attach_ledger(chain1.url, chain1.address) as attached:
         assert attached.contract.round_state(2).phase == Phase.COMMITTED
         # the edge tier restarts too (it lived in the killed process): new nodes, new keys, one setup
-        run = start(attached, tier(), tmp_path)
+        run = start(attached, tier(tmp_path), tmp_path)
         assert (run.point.aborted, run.point.next_round) == (2, 3)
         run.run_round(*updates_of(2))
         stop(run)

@@ -193,7 +193,8 @@ def test_a_certificate_other_than_the_registered_one_is_refused():
     from ppbfl.protocol.ledger import FingerprintMismatchError, open_ledger
 
     registered = {edge_party(j): bytes([j]) * 32 for j in range(1, N + 1)}
-    with open_ledger("embedded", T, N, devices=1, fingerprints=registered) as ledger:
+    accounts = InProcessDeployment(T, N, D).edge_accounts
+    with open_ledger("embedded", T, N, devices=1, edge_accounts=accounts, fingerprints=registered) as ledger:
         ledger.verify_fingerprints(registered)
         with pytest.raises(FingerprintMismatchError, match="edge-3"):
             ledger.verify_fingerprints({**registered, edge_party(3): b"\x07" * 32})

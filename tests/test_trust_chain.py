@@ -37,10 +37,10 @@ def rounds():
     with open_ledger("embedded", T, N, devices=M, trust=initial_trust(CONFIG)) as ledger:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
         keeper = TrustKeeper(range(M), CONFIG, ledger=ledger)
-        first = {i: (ledger.contract.trust(i), ledger.contract.device(ledger.device_accounts[i])[2]) for i in range(M)}
-        federation = Federation(
+        federation = Federation(  # registers the devices' own chain accounts
             deployment, coordinator, range(M), ledger=ledger, factories={INCONSISTENT: InconsistentDevice}, trust=keeper,
         )
+        first = {i: (ledger.contract.trust(i), ledger.contract.device(ledger.device_accounts[i])[2]) for i in range(M)}
         outcomes, results = [], []
         for r in (1, 2):
             updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=r)
@@ -115,8 +115,9 @@ def test_round_one_difficulty_follows_the_models_initial_trust_not_one(rounds) -
 
 
 def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(rounds) -> None:
-    ledger, _, _, _, _, _ = rounds
-    account = ledger.device_accounts[INCONSISTENT]
+    ledger, federation, _, _, _, _ = rounds
+    board = federation.devices[INCONSISTENT].board  # the device's own key signs its commitments
+    account = board.account
     deployment = (ledger.contract.address, ledger.contract.chain_id)
     ledger.open_round(3, bytes(32))
     root = next(
@@ -124,15 +125,15 @@ def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(r
         if not pow_valid(*deployment, account, 3, r, pow_stamp(*deployment, account, 3, r, 4), 12)
     )
     with pytest.raises(ChainRevertError) as caught:
-        ledger.contract.commit_shares(account, 3, root, pow_stamp(*deployment, account, 3, root, 4))
+        ledger.contract.relay_commit(ledger.contract.sign_commit(board.key, 3, root, pow_stamp(*deployment, account, 3, root, 4)), account)
     assert caught.value.error == "BadPow"
-    ledger.contract.commit_shares(account, 3, root, pow_stamp(*deployment, account, 3, root, 12))
+    ledger.contract.relay_commit(ledger.contract.sign_commit(board.key, 3, root, pow_stamp(*deployment, account, 3, root, 12)), account)
     assert ledger.commitment(3, INCONSISTENT) == bind_commitment(root, 3, INCONSISTENT)
 
 
 def test_only_the_coordinator_commits_trust_once_after_the_round_and_only_the_admin_sets_the_range(rounds) -> None:
     ledger, _, _, _, _, _ = rounds
-    contract, device = ledger.contract, ledger.device_accounts[0]
+    contract, device = ledger.contract, ledger.chain.new_account()  # neither admin nor coordinator, as a device
     for call, error in [
         (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15], sender=device), "NotCoordinator"),
         (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15]), "AlreadyDone"),

@@ -7,7 +7,9 @@ Two targets differ only in the provider (DESIGN section 6):
   :meth:`Chain.close` (see :mod:`ppbfl.chain.anvil`).
 
 Every transaction is sent from the account of the party it belongs to, with an explicit gas
-limit (no estimation round trip). A reverted transaction is replayed as ``eth_call`` against the
+limit (no estimation round trip): either signed by the node for one of its unlocked accounts
+(:meth:`Chain.send`; a node that holds no key for the sender refuses, :class:`ChainError`), or
+signed by the party itself and relayed unchanged (:meth:`Chain.send_raw`). A reverted transaction is replayed as ``eth_call`` against the
 same state to obtain its revert data, which is decoded against the contract's custom errors and
 raised as :class:`ChainRevertError`. The gas of every successful transaction is recorded in
 :meth:`Chain.gas_report` under the contract function's name.
@@ -265,19 +267,55 @@ class Chain:
         tx = {"from": sender, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
         try:
             tx_hash = fn.transact(tx)
-        except Exception as exc:  # a node that refuses a reverting transaction outright
+        except Exception as exc:  # a node that refuses a reverting transaction outright, or to sign for `sender`
             if _revert_data(exc) is None:
-                raise
+                raise ChainError(f"{method}: the node refused to send from {sender} ({type(exc).__name__}: {exc})") from exc
             raise self._revert_error(contract, method, sender, exc) from exc
+        return self._mined(contract, method, sender, tx_hash, lambda: fn.call({"from": sender, "gas": TX_GAS_LIMIT}, block_identifier="latest"))
+
+    def _mined(self, contract: Any, method: str, sender: str, tx_hash: HexBytes, replay: Any) -> TxReceipt:
+        """The receipt of ``tx_hash``; a reverted transaction is replayed (``replay()``, an
+        ``eth_call``) to raise its decoded :class:`ChainRevertError`."""
         receipt = self._receipt(tx_hash)
         if receipt["status"] != 1:
             try:
-                fn.call({"from": sender, "gas": TX_GAS_LIMIT}, block_identifier="latest")
+                replay()
             except Exception as exc:
                 raise self._revert_error(contract, method, sender, exc) from exc
             raise ChainRevertError(method, sender, "unknown", {"note": "reverted, but not when replayed"})
         self._gas.add(method, receipt["gasUsed"])
         return receipt
+
+    def send_raw(self, contract: Any, method: str, raw: bytes, sender: str) -> TxReceipt:
+        """Relay ``raw``, a transaction calling ``contract.method`` that ``sender`` signed itself
+        (:meth:`ppbfl.chain.attest.ChainKey.sign_transaction`), unchanged; raise
+        :class:`ChainRevertError` on revert and :class:`ChainError` if the node refuses it (bad
+        nonce or signature, no funds)."""
+        with self._lock:
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(raw)
+            except Exception as exc:
+                if _revert_data(exc) is None:
+                    raise ChainError(f"{method}: the node refused {sender}'s signed transaction ({type(exc).__name__}: {exc})") from exc
+                raise self._revert_error(contract, method, sender, exc) from exc
+
+            def replay() -> Any:
+                tx = self.w3.eth.get_transaction(tx_hash)
+                return self.w3.eth.call({"from": sender, "to": tx["to"], "data": tx["input"], "gas": TX_GAS_LIMIT}, "latest")
+
+            return self._mined(contract, method, sender, tx_hash, replay)
+
+    def fund(self, account: str) -> None:
+        """Send ``account`` (a key the node does not hold, e.g. a device's own) ether for its gas, from :attr:`funder`."""
+        with self._lock:
+            self.w3.eth.send_transaction({"from": self.funder, "to": to_checksum_address(account), "value": _FUND_WEI, "gas": 21000})
+
+    def transaction_fields(self, sender: str) -> dict[str, int]:
+        """What a party needs to sign its own transaction here: its next ``nonce``, the ``chainId``,
+        the gas limit and fees every transaction of this driver uses."""
+        with self._lock:
+            nonce = int(self.w3.eth.get_transaction_count(to_checksum_address(sender)))
+        return {"nonce": nonce, "chainId": int(self.w3.eth.chain_id), "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
 
     def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int]:
         """Deploy; returns ``(address, gas used)``."""

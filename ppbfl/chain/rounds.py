@@ -2,9 +2,11 @@
 
 Each method sends from the account of the party it belongs to: registration from the admin,
 ``open_round`` / ``post_aggregate`` / ``set_trust`` / ``anchor`` / ``report_liar`` /
-``close_round`` from the aggregator, ``commit_shares`` from the device, ``post_scalars`` /
-``post_decisions`` / ``commit_aggregate_share`` from edge node ``edge_index``'s registered
-account. ``sender=`` overrides the account (tests of unauthorised callers). Arguments are
+``close_round`` from the aggregator, ``commit_shares`` from the device. The edge nodes' votes
+(``post_scalars`` / ``post_decisions`` / ``commit_aggregate_shares``) carry the nodes' own
+signatures (:mod:`ppbfl.chain.attest`) and are relayed by anyone (default: the aggregator): the
+contract counts the recovered signers, not the sender. ``sender=`` overrides the account (tests
+of unauthorised callers). Arguments are
 checked before sending (:class:`ChainValueError` naming the field); contract reverts raise
 :class:`ChainRevertError` carrying the custom error's name and arguments.
 """
@@ -23,6 +25,7 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
+from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, SIGNATURE_BYTES, ChainKey
 from ppbfl.chain.driver import Chain
 from ppbfl.chain.errors import ArtifactError, ChainRevertError, ChainValueError
 from ppbfl.chain.merkle import merkle_tree, tree_depth
@@ -165,6 +168,14 @@ def _device_ids(device_ids: IntArrayLike) -> np.ndarray:
     return ids.astype(np.int64)
 
 
+def _signatures(signatures: Sequence[bytes]) -> bytes:
+    """Signatures (65 bytes each) concatenated as the contract reads them."""
+    for position, signature in enumerate(signatures):
+        if not isinstance(signature, (bytes, bytearray)) or len(signature) != SIGNATURE_BYTES:
+            raise ChainValueError(f"signatures[{position}]", f"is not {SIGNATURE_BYTES} bytes")
+    return b"".join(bytes(signature) for signature in signatures)
+
+
 def deploy_rounds(
     chain: Chain,
     t: int,
@@ -211,7 +222,6 @@ class RoundsContract:
         self.aggregator = self._view("aggregator")
         self.audit_k = int(self._view("auditK"))
         self.chain_id = int(chain.w3.eth.chain_id)
-        self._edge_accounts: dict[int, str] = {}
 
     def _view(self, method: str, *args: Any) -> Any:
         return self.chain.call(self.contract, method, *args)
@@ -219,21 +229,12 @@ class RoundsContract:
     def _send(self, method: str, args: Sequence[Any], sender: str) -> Any:
         return self.chain.send(self.contract, method, args, sender)
 
-    def _edge(self, edge_index: int) -> str:
-        _uint("edge_index", edge_index, 8, low=1)
-        if edge_index > self.n:
-            raise ChainValueError("edge_index", f"{edge_index} > n = {self.n}")
-        if edge_index not in self._edge_accounts:
-            account, _ = self.edge_node(edge_index)
-            if int(account, 16) == 0:
-                raise ChainValueError("edge_index", f"edge node {edge_index} is not registered")
-            self._edge_accounts[edge_index] = account
-        return self._edge_accounts[edge_index]
-
     # ------------------------------------------------------------ registration
 
     def register_edge_node(self, index: int, account: str, tls_fingerprint: bytes, *, sender: str | None = None) -> None:
-        """Register edge node ``index`` (1..n) with its account and 32-byte TLS certificate fingerprint."""
+        """Register edge node ``index`` (1..n) with its account (the address of the node's own
+        :class:`~ppbfl.chain.attest.ChainKey`: what its signed votes recover to) and 32-byte TLS
+        certificate fingerprint."""
         _uint("index", index, 8, low=1)
         self._send("registerEdgeNode", [index, account, _bytes32("tls_fingerprint", tls_fingerprint)], sender or self.admin)
 
@@ -290,8 +291,21 @@ class RoundsContract:
             bits = self.device(device)[2]
         return pow_stamp(self.address, self.chain_id, device, round_, _bytes32("commitment", commitment), bits)
 
+    def sign_commit(self, key: ChainKey, round_: int, root: bytes, nonce: int) -> bytes:
+        """The device's own signed ``commitShares(round_, root, nonce)`` transaction from
+        ``key.address`` (its next nonce, this chain's id and fees): what the device hands a relay."""
+        data = self.contract.encode_abi("commitShares", args=[_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)])
+        return key.sign_transaction({"to": self.address, "data": data, **self.chain.transaction_fields(key.address)})
+
+    def relay_commit(self, raw: bytes, device: str) -> int:
+        """Send a device's signed commitment transaction (:meth:`sign_commit`) unchanged; returns
+        the gas used. The contract sees the device as the sender: its registration and PoW stamp
+        are checked against it."""
+        return int(self.chain.send_raw(self.contract, "commitShares", raw, device)["gasUsed"])
+
     def commit_shares(self, device: str, round_: int, root: bytes, nonce: int, *, sender: str | None = None) -> int:
-        """Commit the device's share-commitment ``root`` with its PoW ``nonce``; returns the gas used."""
+        """Commit the device's share-commitment ``root`` with its PoW ``nonce`` from an account the
+        node signs for (a dev chain's unlocked ``device``); returns the gas used."""
         receipt = self._send(
             "commitShares", [_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)], sender or device
         )
@@ -342,39 +356,52 @@ class RoundsContract:
         out["v"] = values
         return out.tobytes()
 
-    def _publish_or_vote(self, kind: int, edge_index: int, round_: int, packed: bytes, sender: str | None) -> bool:
-        """Publish ``packed`` (first poster) or only vote for its hash (already published)."""
+    def attest(self, key: ChainKey, kind: int, round_: int, digest: bytes) -> bytes:
+        """``key``'s signature of the attestation of ``digest`` of ``kind`` (1 scalars, 2 decisions,
+        3 aggregate-share root) in ``round_`` of this contract on this chain (what an edge node sends)."""
+        return key.attest(kind, self.address, self.chain_id, round_, digest)
+
+    def post_packed(self, kind: int, round_: int, packed: bytes, signatures: Sequence[bytes], *, sender: str | None = None) -> bool:
+        """Relay packed scalars (``kind`` 1) or decisions (2) with the edge nodes' signatures of
+        their keccak256, in one transaction: publish the bytes (``postScalars`` /
+        ``postDecisions``) or, once published, only vote for their hash (``voteScalars`` /
+        ``voteDecisions``). True when this made t edge nodes agree."""
         _uint("round", round_, 64, 1)
-        account = sender or self._edge(edge_index)
+        name = {KIND_SCALARS: "Scalars", KIND_DECISIONS: "Decisions"}.get(kind)
+        if name is None:
+            raise ChainValueError("kind", f"{kind!r} is not 1 (scalars) or 2 (decisions)")
         digest = keccak(packed)
-        name = ("Scalars", "Decisions")[kind - 1]
+        joined = _signatures(signatures)
         if self.vote_word(round_, kind, digest) & 1:
-            receipt = self._send(f"vote{name}", [round_, digest], account)
+            receipt = self._send(f"vote{name}", [round_, digest, joined], sender or self.aggregator)
         else:
-            receipt = self._send(f"post{name}", [round_, packed], account)
+            receipt = self._send(f"post{name}", [round_, packed, joined], sender or self.aggregator)
         return bool(self.contract.events[f"{name}Agreed"]().process_receipt(receipt, errors=DISCARD))
 
     def vote_word(self, round_: int, kind: int, digest: bytes) -> int:
         """Vote bitmap of ``digest`` (kind 1 scalars, 2 decisions): bit i = edge node i, bit 0 = published."""
         return int(self._view("voteWord", _uint("round", round_, 64), _uint("kind", kind, 8, 1), _bytes32("digest", digest)))
 
-    def vote_scalars(self, edge_index: int, round_: int, digest: bytes, *, sender: str | None = None) -> bool:
-        """Edge node votes for published scalars by their keccak256 ``digest``; True on agreement."""
-        receipt = self._send("voteScalars", [_uint("round", round_, 64, 1), _bytes32("digest", digest)], sender or self._edge(edge_index))
+    def vote_scalars(self, round_: int, digest: bytes, signatures: Sequence[bytes], *, sender: str | None = None) -> bool:
+        """Relay edge nodes' signed votes for published scalars by their keccak256 ``digest``; True on agreement."""
+        args = [_uint("round", round_, 64, 1), _bytes32("digest", digest), _signatures(signatures)]
+        receipt = self._send("voteScalars", args, sender or self.aggregator)
         return bool(self.contract.events.ScalarsAgreed().process_receipt(receipt, errors=DISCARD))
 
-    def vote_decisions(self, edge_index: int, round_: int, digest: bytes, *, sender: str | None = None) -> bool:
-        """Edge node votes for published decisions by their keccak256 ``digest``; True on agreement."""
-        receipt = self._send("voteDecisions", [_uint("round", round_, 64, 1), _bytes32("digest", digest)], sender or self._edge(edge_index))
+    def vote_decisions(self, round_: int, digest: bytes, signatures: Sequence[bytes], *, sender: str | None = None) -> bool:
+        """Relay edge nodes' signed votes for published decisions by their keccak256 ``digest``; True on agreement."""
+        args = [_uint("round", round_, 64, 1), _bytes32("digest", digest), _signatures(signatures)]
+        receipt = self._send("voteDecisions", args, sender or self.aggregator)
         return bool(self.contract.events.DecisionsAgreed().process_receipt(receipt, errors=DISCARD))
 
-    def post_scalars(self, edge_index: int, round_: int, device_ids: Sequence[int], values: np.ndarray, *, sender: str | None = None) -> bool:
-        """Edge node posts the opened scalars (``values: (m, s) uint64`` for ``device_ids``).
-
-        The first edge node to post publishes the bytes (``postScalars``); later ones whose bytes
-        are identical only vote for their hash (``voteScalars``, ~21k gas plus a few thousand).
-        Returns True when this post made t edge nodes agree (the round is then Verified)."""
-        return self._publish_or_vote(1, edge_index, round_, self.pack_scalars(device_ids, values), sender)
+    def post_scalars(
+        self, round_: int, device_ids: Sequence[int], values: np.ndarray, signatures: Sequence[bytes], *, sender: str | None = None,
+    ) -> bool:
+        """Relay the opened scalars (``values: (m, s) uint64`` for ``device_ids``) with the
+        signatures of the edge nodes that attest them (kind 1 over keccak256 of
+        :meth:`pack_scalars`), as :meth:`post_packed`. True when t edge nodes agree (the round is
+        then Verified)."""
+        return self.post_packed(KIND_SCALARS, round_, self.pack_scalars(device_ids, values), signatures, sender=sender)
 
     def agreed_scalars(self, round_: int, scalars_per_device: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """``(device_ids (m,), values (m, s) uint64)``: the agreed scalars of ``round_`` (from its event)."""
@@ -409,13 +436,13 @@ class RoundsContract:
         return out.tobytes()
 
     def post_decisions(
-        self, edge_index: int, round_: int, device_ids: IntArrayLike, reasons: IntArrayLike, weights: IntArrayLike,
+        self, round_: int, device_ids: IntArrayLike, reasons: IntArrayLike, weights: IntArrayLike, signatures: Sequence[bytes],
         *, sender: str | None = None,
     ) -> bool:
-        """Edge node posts accept/reject decisions (publish or vote, as :meth:`post_scalars`);
-        True when this post made t edge nodes agree."""
+        """Relay accept/reject decisions with the signatures of the edge nodes that attest them
+        (kind 2 over keccak256 of :meth:`pack_decisions`), as :meth:`post_packed`; True when t agree."""
         packed = self.pack_decisions(device_ids, reasons, weights)
-        return self._publish_or_vote(2, edge_index, round_, packed, sender)
+        return self.post_packed(KIND_DECISIONS, round_, packed, signatures, sender=sender)
 
     def decisions(self, round_: int) -> list[Decision]:
         """The agreed decisions of ``round_`` (from the DecisionsPublished event of the agreed hash)."""
@@ -425,9 +452,14 @@ class RoundsContract:
 
     # ------------------------------------------------------------ aggregation and audit
 
-    def commit_aggregate_share(self, edge_index: int, round_: int, root: bytes, *, sender: str | None = None) -> None:
-        """Edge node commits the Merkle root of its aggregate-share vector."""
-        self._send("commitAggregateShare", [_uint("round", round_, 64, 1), _bytes32("root", root)], sender or self._edge(edge_index))
+    def commit_aggregate_shares(
+        self, round_: int, roots: Sequence[bytes], signatures: Sequence[bytes], *, sender: str | None = None,
+    ) -> None:
+        """Relay edge nodes' aggregate-share Merkle roots, ``roots[i]`` with ``signatures[i]``
+        (its node's kind-3 attestation of the root), in one transaction; each root is recorded
+        for the node that signed it."""
+        args = [_uint("round", round_, 64, 1), [_bytes32("roots", root) for root in roots], _signatures(signatures)]
+        self._send("commitAggregateShares", args, sender or self.aggregator)
 
     def aggregate_share_root(self, round_: int, edge_index: int) -> bytes:
         """The aggregate-share root edge node ``edge_index`` committed."""

@@ -11,12 +11,14 @@ Every transaction is the one a real round sends: there is no second implementati
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Self
 
 import numpy as np
 from eth_hash.auto import keccak
 
+from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.driver import Chain
 from ppbfl.chain.rounds import AuditResult, RoundsContract
 
@@ -25,12 +27,23 @@ __all__ = ["Consortium", "RoundRecord", "Scenario", "run_round", "setup_consorti
 
 @dataclass
 class Consortium:
-    """A deployed contract with its registered parties."""
+    """A deployed contract with its registered parties: the edge nodes' own chain keys (their
+    addresses are the registered accounts) and the devices' accounts."""
 
     chain: Chain
     rounds: RoundsContract
-    edge_accounts: dict[int, str]
+    edge_keys: dict[int, ChainKey]
     devices: list[str]
+
+    @property
+    def edge_accounts(self) -> dict[int, str]:
+        """Edge index -> the registered address of its key."""
+        return {i: key.address for i, key in self.edge_keys.items()}
+
+    def sign(self, edges: Iterable[int], kind: int, round_: int, digest: bytes) -> list[bytes]:
+        """The signatures of ``edges``' attestations of ``digest`` (kind 1 scalars, 2 decisions,
+        3 aggregate-share root) in ``round_``, as each node makes it."""
+        return [self.rounds.attest(self.edge_keys[e], kind, round_, digest) for e in edges]
 
 
 @dataclass
@@ -48,12 +61,13 @@ class RoundRecord:
 
 
 def setup_consortium(chain: Chain, t: int, n: int, devices: int, *, pow_bits: int = 8, **deploy: int) -> Consortium:
-    """Deploy and register ``n`` edge nodes (fingerprint keccak("tls-i")) and ``devices`` devices."""
+    """Deploy and register ``n`` edge nodes (a fresh :class:`ChainKey` each, fingerprint
+    keccak("tls-i")) and ``devices`` devices."""
     rounds = chain.deploy(t, n, **deploy)
     edges = {}
     for i in range(1, n + 1):
-        edges[i] = chain.new_account()
-        rounds.register_edge_node(i, edges[i], keccak(f"tls-{i}".encode()))
+        edges[i] = ChainKey.generate()
+        rounds.register_edge_node(i, edges[i].address, keccak(f"tls-{i}".encode()))
     accounts = []
     for _ in range(devices):
         account = chain.new_account()
@@ -67,7 +81,7 @@ PHASES: dict[str, tuple[str, ...]] = {
     "scalars": ("postScalars", "voteScalars"),
     "decisions": ("postDecisions", "voteDecisions"),
     "trust": ("setTrust",),
-    "aggregate_shares": ("commitAggregateShare",),
+    "aggregate_shares": ("commitAggregateShares",),
     "aggregate": ("postAggregate",),
     "audit": ("audit",),
     "fixed": ("openRound", "closeCommitments", "reportLiar", "closeRound"),

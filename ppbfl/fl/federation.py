@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 
+from ppbfl.chain.attest import ChainKey
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import Deployment, InProcessDeployment
 from ppbfl.protocol.device import Device, ProofDelivery, Submission
-from ppbfl.protocol.ledger import ChainLedger
+from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount
 from ppbfl.protocol.round import Coordinator, RoundResult
 
 if TYPE_CHECKING:
@@ -52,8 +53,10 @@ class Federation:
         deployment: the edge tier (in process or gRPC); each device gets its own transport from it.
         coordinator: the relay (already set up or not: :meth:`run_round` sets it up on first use).
         devices: device indices.
-        ledger: the chain ledger the coordinator records on (each device then commits from its own
-            account :meth:`ChainLedger.device_account`); None: no chain.
+        ledger: the chain ledger the coordinator records on; None: no chain. Each device then makes
+            its own chain key and commits with it (:class:`DeviceChainAccount`); the ledger
+            registers the devices' and (if it has none) the deployment's edge nodes' addresses,
+            so ``devices`` must be its devices ``0 .. m - 1``.
         factories: device index -> :data:`DeviceFactory` (default :class:`Device`).
         workers: devices that share, commit and upload at the same time (each device uploads to
             its edge nodes side by side too when the deployment is networked; in process its
@@ -69,19 +72,41 @@ class Federation:
             as is and the edge nodes decide (an update above the bound is rejected "out of range").
         trust: a :class:`~ppbfl.trust.keeper.TrustKeeper`: every round is then weighted with its
             trust (unless ``run_round`` is given one) and reported to it afterwards (update, store, anchor).
+        device_chain_keys: device -> its own chain key. Needed, for every device, with a ledger whose
+            devices are registered already (:meth:`ChainLedger.attach` after a coordinator restart:
+            each key's address must be the registered one); otherwise devices without one make a
+            fresh key, which the ledger registers.
     """
 
     def __init__(
         self, deployment: Deployment, coordinator: Coordinator, devices: range | list[int], *, ledger: ChainLedger | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, owns_deployment: bool = False,
         strict: bool = True,
-        trust: TrustKeeper | None = None,
+        trust: TrustKeeper | None = None, device_chain_keys: Mapping[int, ChainKey] | None = None,
     ) -> None:
         if workers is None:
             workers = 8 if deployment.networked else (4 if coordinator.d >= PARALLEL_DEVICES_FROM else 1)
         if workers < 1:
             raise ConfigError("workers", f"{workers}: expected >= 1")
         self.deployment, self.coordinator, self.ledger = deployment, coordinator, ledger
+        boards: dict[int, DeviceChainAccount] = {}
+        if ledger is not None:
+            if not ledger.edge_accounts:  # the nodes' own chain keys' addresses
+                ledger.register_edge_nodes(deployment.edge_accounts)
+            if sorted(devices) != list(range(ledger.devices)):
+                raise ConfigError("devices", f"{list(devices)!r:.80}: the ledger's devices are 0 .. {ledger.devices - 1}")
+            given = dict(device_chain_keys or {})
+            if ledger.device_ids:  # an attached contract: the devices bring the keys registered for them
+                for i in devices:
+                    if i not in given or given[i].address.lower() != ledger.device_accounts[i].lower():
+                        raise ConfigError(
+                            "device_chain_keys", f"device {i}: the ledger's devices are registered already; pass the key of {ledger.device_accounts[i]}",
+                        )
+                keys = {i: given[i] for i in devices}
+            else:
+                keys = {i: given.get(i) or ChainKey.generate() for i in devices}  # each device's own key (only its address is registered)
+                ledger.register_devices([keys[i].address for i in sorted(keys)])
+            boards = {i: DeviceChainAccount(ledger.contract, key, ledger.device_ids[i]) for i, key in keys.items()}
         self.owns_deployment = owns_deployment
         self.trust = trust
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec
@@ -89,7 +114,7 @@ class Federation:
         self.devices: dict[int, Device] = {
             i: factories.get(i, Device)(
                 i, t, n, codec, transport=deployment.device_transport(i),
-                board=None if ledger is None else ledger.device_account(i), validity_k=coordinator.validity.k, strict=strict,
+                board=boards.get(i), validity_k=coordinator.validity.k, strict=strict,
                 signing_key=deployment.device_key(i),
             )
             for i in devices

@@ -6,6 +6,11 @@ for the certificates). It refuses to replace an existing CA or party's credentia
 ``force`` is set, and issues more parties from an existing CA (``ca_dir``, e.g. new devices
 joining the consortium). Nothing is written if any check fails.
 
+Each edge node also gets its own secp256k1 chain key, ``<party>.chain.key`` (0600, hex;
+:class:`ppbfl.chain.attest.ChainKey`), which ``ppbfl edge`` loads and signs the node's chain votes
+with; only its address (:attr:`IssuedCredentials.chain_accounts`, printed by ``ppbfl creds``)
+goes to the chain (``registerEdgeNode``).
+
 The returned fingerprints (SHA-256 of each DER certificate, 32 bytes) are what the chain
 registers for each party and what peers pin. They are also added to the folder's credential
 manifest ``registry.json`` (party id -> fingerprint, :mod:`ppbfl.protocol.registry`), from which
@@ -19,10 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ppbfl.chain.attest import ChainKey
+from ppbfl.chain.errors import ChainValueError
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.errors import CredentialsError
-from ppbfl.protocol.registry import MANIFEST, write_manifest
+from ppbfl.protocol.registry import MANIFEST, identity_of, write_manifest
 from ppbfl.protocol.tls import (
     check_party_id,
     issue,
@@ -33,7 +40,29 @@ from ppbfl.protocol.tls import (
     save_credentials,
 )
 
-__all__ = ["IssuedCredentials", "party_ids", "write_credentials"]
+__all__ = ["CHAIN_KEY_SUFFIX", "IssuedCredentials", "chain_key_path", "load_chain_key", "party_ids", "write_credentials"]
+
+#: an edge node's chain key file: ``<party>.chain.key``
+CHAIN_KEY_SUFFIX = ".chain.key"
+
+
+def chain_key_path(directory: str | os.PathLike, party: str) -> Path:
+    """Where ``party``'s chain key lives in a credentials folder."""
+    return Path(directory) / f"{check_party_id(party)}{CHAIN_KEY_SUFFIX}"
+
+
+def load_chain_key(path: str | os.PathLike) -> ChainKey:
+    """An edge node's chain key from ``path`` (written by :func:`write_credentials`).
+
+    Raises:
+        CredentialsError: the file is missing, readable by others, or not a key.
+    """
+    if not Path(path).exists():
+        raise CredentialsError(f"missing chain key file {path} (ppbfl creds writes one per edge node)")
+    try:
+        return ChainKey.load(path)
+    except ChainValueError as exc:
+        raise CredentialsError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -42,12 +71,14 @@ class IssuedCredentials:
 
     ``directory``: the folder holding ``ca.crt``, the parties' files and ``registry.json``; ``ca_created``: whether
     a new CA was made (else ``ca_dir``'s was used); ``fingerprints``: party id -> 32-byte SHA-256
-    of its certificate, in issue order.
+    of its certificate, in issue order; ``chain_accounts``: edge party id -> the address of the
+    chain key written for it (what ``registerEdgeNode`` registers).
     """
 
     directory: Path
     ca_created: bool
     fingerprints: dict[str, bytes]
+    chain_accounts: dict[str, str]
 
 
 def party_ids(
@@ -76,7 +107,8 @@ def write_credentials(
     """Issue ``parties`` credentials into the folder ``out`` (created if needed).
 
     Args:
-        out: folder for ``ca.crt`` and each party's ``<party>.crt`` / ``<party>.key``.
+        out: folder for ``ca.crt`` and each party's ``<party>.crt`` / ``<party>.key`` (and an edge
+            node's ``<party>.chain.key``).
         parties: party ids (see :func:`party_ids`).
         ca_dir: folder of an existing CA (``ca.crt`` + ``ca.key``) to issue from; its
             certificate is copied to ``out`` if ``out`` has none. Default: make a new CA
@@ -108,7 +140,7 @@ def write_credentials(
         ca = load_ca(ca_dir)
         if ca_files[0].exists() and read_ca_cert(ca_files[0]) != ca.cert_pem:
             raise CredentialsError(f"{ca_files[0]} is another CA's certificate than {Path(ca_dir) / 'ca.crt'}'s")
-    clashes = [p for p in ids if not force and any((directory / f"{p}{ext}").exists() for ext in (".crt", ".key"))]
+    clashes = [p for p in ids if not force and any((directory / f"{p}{ext}").exists() for ext in (".crt", ".key", CHAIN_KEY_SUFFIX))]
     if clashes:
         raise CredentialsError(
             f"credentials of {', '.join(clashes)} already exist in {directory} (force / --force replaces them)"
@@ -119,10 +151,15 @@ def write_credentials(
         directory.mkdir(parents=True, exist_ok=True)
         if not ca_files[0].exists():
             ca_files[0].write_bytes(ca.cert_pem)
-    fingerprints = {}
+    fingerprints, chain_accounts = {}, {}
     for party in ids:
         creds = issue(ca, party, valid_days=valid_days)
         save_credentials(creds, directory)
         fingerprints[party] = creds.fingerprint
+        if identity_of(party).role == "edge":
+            key, path = ChainKey.generate(), chain_key_path(directory, party)
+            path.unlink(missing_ok=True)  # only there with force (checked above)
+            key.save(path)
+            chain_accounts[party] = key.address
     write_manifest(directory / MANIFEST, fingerprints)
-    return IssuedCredentials(directory, ca_dir is None, fingerprints)
+    return IssuedCredentials(directory, ca_dir is None, fingerprints, chain_accounts)

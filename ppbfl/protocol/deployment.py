@@ -24,9 +24,11 @@ from typing import Self
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ppbfl.chain.attest import ChainKey
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
 from ppbfl.protocol.cleanup import PrivateFolder
+from ppbfl.protocol.creds import chain_key_path, load_chain_key
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import (
@@ -52,16 +54,22 @@ from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
 
 
-def make_edge_node(behaviour: str = "honest", device_certs: str | None = None) -> EdgeNode:
+def make_edge_node(behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
     ``device_certs``: a folder with the devices' certificates (``device-<i>.crt``) and the
     manifest registering them: the node then requires every upload to be signed by its device.
+    ``chain_key``: the file of the node's own chain key (:func:`~ppbfl.protocol.creds.load_chain_key`;
+    None: a fresh key, whose address nobody registered).
+
+    Raises:
+        CredentialsError: the chain key file is missing or unreadable.
     """
+    key = None if chain_key is None else load_chain_key(chain_key)
     if device_certs is None:
-        return EdgeNode(behaviour=EdgeBehaviour(behaviour))
+        return EdgeNode(behaviour=EdgeBehaviour(behaviour), chain_key=key)
     keys = CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
-    return EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys)
+    return EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key)
 
 
 def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
@@ -85,6 +93,12 @@ class Deployment:
     networked: bool = False
     """Whether calls cross a network (they then wait on I/O, and a party's calls to several peers
     pay off run side by side); in process a call is CPU work under this process's GIL."""
+
+    @property
+    def edge_accounts(self) -> dict[int, str]:
+        """Edge index -> the address of that node's own chain key (public; the ledger registers
+        it): the node signs its chain votes with the key, which stays with the node."""
+        raise NotImplementedError
 
     def device_transport(self, index: int) -> Transport:
         """Device ``index``'s transport to the edge nodes."""
@@ -116,6 +130,8 @@ class InProcessDeployment(Deployment):
         behaviours: edge node index -> :class:`EdgeBehaviour` (default honest).
         signed_uploads: give each device a P-256 identity key (:meth:`device_key`) and make every
             edge node require its signature on uploads (:attr:`device_keys`).
+        chain_keys: edge node index -> that node's own chain key (e.g. what a node kept across a
+            restart); nodes without one make a fresh key.
 
     Each edge node gets TLS credentials of an in-memory CA (``creds``) and the registry of their
     fingerprints (``registry``): its key signs its PRZS offer, the registry checks its peers'.
@@ -123,9 +139,10 @@ class InProcessDeployment(Deployment):
 
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61,
-        signed_uploads: bool = False,
+        signed_uploads: bool = False, chain_keys: Mapping[int, ChainKey] | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
+        chain_keys = dict(chain_keys or {})
         self._keys: dict[int, ec.EllipticCurvePrivateKey] = {}
         self.device_keys = self._public_key if signed_uploads else None
         ca = make_ca("ppbfl in-process consortium")  # the edge nodes sign their PRZS offers with their own keys
@@ -134,7 +151,7 @@ class InProcessDeployment(Deployment):
         self.nodes = {
             party: EdgeNode(
                 behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys,
-                credentials=self.creds[party], registry=self.registry,
+                credentials=self.creds[party], registry=self.registry, chain_key=chain_keys.get(j),
             )
             for j, party in ((j, edge_party(j)) for j in range(1, n + 1))
         }
@@ -144,6 +161,10 @@ class InProcessDeployment(Deployment):
         self.coordinator = InProcessTransport(COORDINATOR_PARTY, self._handlers)
         self.fingerprints = {}
         self._devices: dict[int, InProcessTransport] = {}
+
+    @property
+    def edge_accounts(self) -> dict[int, str]:
+        return {int(party.split("-")[1]): node.chain_address for party, node in self.nodes.items()}  # each node made its own key
 
     def device_transport(self, index: int) -> Transport:
         if index not in self._devices:
@@ -173,10 +194,10 @@ class GrpcDeployment(Deployment):
         t, n, d: threshold, number of edge nodes, update length.
         behaviours: edge node index -> :class:`EdgeBehaviour` (fault injection, default honest).
         workdir: where certificates, the manifest and (until the processes loaded them) the
-            servers' keys go (default: a fresh owner-only temporary folder,
-            :class:`~ppbfl.protocol.cleanup.PrivateFolder`: removed on :meth:`close` and whenever
-            this process ends, even by SIGKILL, by a watchdog process; stale ones are swept at the
-            next start).
+            servers' keys (TLS, and each edge node's chain key) go (default: a fresh owner-only
+            temporary folder, :class:`~ppbfl.protocol.cleanup.PrivateFolder`: removed on
+            :meth:`close` and whenever this process ends, even by SIGKILL, by a watchdog process;
+            stale ones are swept at the next start).
         ready_timeout: seconds a process may take to start listening.
         signed_uploads: every edge node requires uploads signed with the device's TLS key
             (device certificates go to ``workdir`` as devices are issued; :attr:`device_keys`).
@@ -206,13 +227,21 @@ class GrpcDeployment(Deployment):
         self._issue(COORDINATOR_PARTY)
         self.fingerprints = {party: c.fingerprint for party, c in self.creds.items()}
         write_manifest(self.workdir / MANIFEST, self.fingerprints)  # the servers' registry
+        self._edge_accounts = {}
+        for j in range(1, n + 1):  # each node's chain key, loaded by its process and deleted with the other keys
+            key = ChainKey.generate()
+            key.save(chain_key_path(self.workdir, edge_party(j)))
+            self._edge_accounts[j] = key.address
         self.processes: dict[str, ServerProcess] = {}
         try:
             with ThreadPoolExecutor(max_workers=n) as pool:  # the processes start (import numpy, ...) side by side
                 started = {
                     edge_party(j): pool.submit(
                         self._spawn, edge_party(j), "ppbfl.protocol.deployment:make_edge_node",
-                        {"behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None},
+                        {
+                            "behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None,
+                            "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
+                        },
                         ready_timeout,
                     )
                     for j in range(1, n + 1)
@@ -240,6 +269,10 @@ class GrpcDeployment(Deployment):
         self.peers[DEALER_PARTY] = self.processes[DEALER_PARTY].address
         self.coordinator = self._client(COORDINATOR_PARTY, self.peers)
         self._devices: dict[int, GrpcTransport] = {}
+
+    @property
+    def edge_accounts(self) -> dict[int, str]:
+        return dict(self._edge_accounts)
 
     def _issue(self, party: str, *, save: bool = False) -> PartyCredentials:
         """Issue ``party`` credentials; ``save``: write them for a server process to load."""

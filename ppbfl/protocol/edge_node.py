@@ -21,8 +21,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+from eth_utils import to_checksum_address
 
+from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.pow import bind_commitment
+from ppbfl.chain.votes import ChainContext, RoundVotes
 from ppbfl.defense import flame_noise, validity
 from ppbfl.defense.consistency import challenge_coefficients
 from ppbfl.defense.errors import AggregateRangeError
@@ -134,13 +137,18 @@ class EdgeNode:
         credentials, registry: the node's TLS identity (its key signs its PRZS offer) and who holds
             which certificate (peers' offers are checked against it); also set by
             :meth:`attach_identity`. A node without them refuses :class:`SetupEdge`.
+        chain_key: the node's own chain key (its address is what the contract registers for it);
+            it signs the node's votes in each :class:`AggregateShare` and never leaves the node.
+            None: a fresh one (in-process deployments; :attr:`chain_address` tells the ledger).
     """
 
     def __init__(
         self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61,
         device_keys: DeviceKeys | None = None, credentials: PartyCredentials | None = None, registry: PeerRegistry | None = None,
+        chain_key: ChainKey | None = None,
     ) -> None:
         self.party = party
+        self._chain_key = ChainKey.generate() if chain_key is None else chain_key
         self.device_keys = device_keys
         self.credentials, self.registry = credentials, registry
         self._przs_setup: tuple[SetupEdge, PRZSSetup] | None = None  # the setup session in progress
@@ -157,6 +165,11 @@ class EdgeNode:
     def attach_identity(self, credentials: PartyCredentials, registry: PeerRegistry | None) -> None:
         """Give the node its TLS identity and registry (called by :func:`ppbfl.protocol.serve.run_server`)."""
         self.credentials, self.registry = credentials, registry
+
+    @property
+    def chain_address(self) -> str:
+        """The address of this node's chain key (public): what the consortium registers for it."""
+        return self._chain_key.address
 
     @property
     def name(self) -> str:
@@ -528,7 +541,23 @@ class EdgeNode:
         if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:
             share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
         state.aggregate = share
-        return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
+        return self._aggregate_reply(envelope.round, message, state, decision, share)
+
+    def _aggregate_reply(self, round: int, message: AggregateRequest, state: _RoundState, decision: RoundDecision, share: np.ndarray) -> AggregateShare:
+        """The reply, with this node's signatures of its own scalars, decisions and share root
+        for the chain the request names (none without a chain). Device indices are the chain's
+        device ids (the ledger registers them in order)."""
+        signatures: list[bytes] = []
+        if message.chain_contract:
+            try:
+                context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
+                votes = RoundVotes.of(state.devices, decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, share)
+                signatures = votes.sign(self._chain_key, context, round)
+            except ValueError as error:  # ChainValueError too: an address that is not 20 bytes, round 0
+                raise OutOfPhaseError(self.name, f"aggregate request in round {round}: cannot sign its chain votes: {error}") from None
+        return AggregateShare(
+            decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share, chain_signatures=signatures,
+        )
 
     # -- rule "flame" (ppbfl.defense.flame) ----------------------------------------------------
     def _require_rule(self, rule: str, message: Message) -> None:
@@ -593,7 +622,7 @@ class EdgeNode:
         else:
             share = np.zeros(self.config.d, dtype=np.uint64)
         state.aggregate = share
-        return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
+        return self._aggregate_reply(envelope.round, message, state, decision, share)
 
     def _noise_share(self, round_index: int, decision: RoundDecision, kept: int) -> np.ndarray:
         """This node's share of ``|kept| * N(0, (lambda S)^2)`` noise at the aggregate's scale ``2^(2f)``.

@@ -5,29 +5,38 @@
 certificate fingerprints) and the devices, each with an account of its own; then per round:
 
 * ``open_round`` with the current model hash;
-* each device posts its share commitment with its PoW stamp itself, from its own account
-  (:class:`DeviceChainAccount`, handed to the device at registration; the coordinator never holds it);
+* each device posts its share commitment with its PoW stamp itself: it signs the transaction
+  with its own key (:class:`DeviceChainAccount`; the ledger registers and funds only its
+  address) and any relay submits it unchanged;
   the contract stores it bound to the round and device (:func:`ppbfl.chain.bind_commitment`), which
   is what the edge nodes compare their uploads with;
 * ``close_commitments`` (mining to the commit deadline on a dev chain if some device never
   committed) and the challenge seed fixed by the closing block;
 * every online edge node's opened scalars ``(||g_i||^2, <g_i, r>)`` and decisions (reason code,
-  fixed-point weight), posted from the node's account until ``t`` agree;
-* each node's aggregate-share Merkle root, the named liars, the aggregate's root and the new
-  model hash; the on-chain audit of ``audit_k`` random coordinates with ``t + 1`` shares; the
-  trust scores the round weighted devices with; close (only after the audit passed).
+  fixed-point weight), relayed with the nodes' own signatures, one transaction per distinct
+  value, until ``t`` agree;
+* each node's aggregate-share Merkle root with its signature (one transaction for all), the
+  named liars, the aggregate's root and the new model hash; the on-chain audit of ``audit_k``
+  random coordinates with ``t + 1`` shares; the trust scores the round weighted devices with;
+  close (only after the audit passed).
 
 A round that cannot complete, in any phase, is failed on chain with ``abortRound`` once its
 phase's deadline passed (:meth:`ChainLedger.abort_round`), and the next round opens.
 
-Key custody: the edge nodes' chain accounts are unlocked dev accounts that this process signs
-for (the embedded chain lives in this process, so edge-node processes cannot reach it); what each
-account posts is exactly what that node returned over its authenticated channel.
+Key custody: each edge node holds its own chain key (:class:`~ppbfl.chain.attest.ChainKey`);
+this process knows only the nodes' addresses, which it registers. A node signs attestations of
+the scalars, decisions and aggregate-share root it computed itself (:mod:`ppbfl.chain.votes`) and
+returns them in its :class:`AggregateShare`; the ledger relays them unchanged, and the contract
+counts a vote only for the registered node whose key signed it. The ledger checks every
+signature first (:meth:`~ppbfl.chain.votes.RoundVotes.signed_by`): a node whose signatures do not recover
+to its registered address is not relayed (``RoundOnChain.unsigned``), so one bad signature cannot
+revert a batch. Devices sign their own commitment transactions the same way
+(:class:`DeviceChainAccount`): this process's node holds no device key, so it cannot commit for one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -35,9 +44,11 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain
-from ppbfl.chain.errors import ChainError, ChainRevertError
+from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, ChainKey
+from ppbfl.chain.errors import ChainError, ChainRevertError, ChainValueError
 from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
+from ppbfl.chain.votes import ChainContext, RoundVotes
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.round import RoundResult
@@ -52,17 +63,20 @@ class FingerprintMismatchError(RoundFailedError):
 
 @dataclass(frozen=True)
 class RoundOnChain:
-    """What the chain recorded for a round: gas used, the audit outcome, the scalars' agreement."""
+    """What the chain recorded for a round: gas used, the audit outcome, the scalars' agreement,
+    and the edge nodes whose votes were not relayed because their signatures did not check."""
 
     gas: int
     audit: AuditResult
     scalars_agreed: bool
     decisions_agreed: bool
+    unsigned: tuple[int, ...] = ()
 
 
 @dataclass
 class DeviceChainAccount:
-    """A device's own chain account: it stamps (PoW) and posts its share commitments itself.
+    """A device's own chain account: it stamps (PoW) and signs its share-commitment transactions
+    with its own ``key`` (which never leaves the device); a relay submits them unchanged.
 
     ``pow_bits`` is the difficulty it last read from the chain (None: not read yet). It is read
     once and reused; if the consortium changed it since, the contract refuses the stamp
@@ -71,9 +85,14 @@ class DeviceChainAccount:
     """
 
     contract: RoundsContract
-    account: str
+    key: ChainKey
     device_id: int
     pow_bits: int | None = None
+
+    @property
+    def account(self) -> str:
+        """The device's address (its key's): what the contract registers, and what its PoW stamps are bound to."""
+        return self.key.address
 
     def commit(self, round: int, commitment: bytes) -> None:
         """Find a PoW nonce for ``commitment`` at this device's difficulty and post both for ``round``.
@@ -86,7 +105,7 @@ class DeviceChainAccount:
                 self.pow_bits = self.contract.device(self.account)[2]
             nonce = self.contract.pow_stamp(self.account, round, commitment, self.pow_bits)
             try:
-                self.contract.commit_shares(self.account, round, commitment, nonce)
+                self.contract.relay_commit(self.contract.sign_commit(self.key, round, commitment, nonce), self.account)
                 return
             except ChainRevertError as error:
                 if error.error != "BadPow" or attempt:
@@ -97,6 +116,14 @@ class ChainLedger:
     """Records rounds of a ``(t, n)`` deployment with ``devices`` devices in a fresh contract on ``chain``.
 
     Args:
+        edge_accounts: edge index (1..n) -> the address of that node's own chain key (public; the
+            node signs its votes with the key, which never leaves it), registered for it. None:
+            call :meth:`register_edge_nodes` before the first round (``Federation`` does, with
+            its deployment's ``edge_accounts``).
+        device_accounts: device i -> the address of its own chain key (public; the device signs
+            its commitment transactions itself), ``devices`` of them, registered as chain device
+            ids 0, 1, ... and funded for gas. None: :meth:`register_devices` before the first round
+            (``Federation`` does, with the keys its devices made).
         fingerprints: party id -> 32-byte TLS certificate fingerprint (edge nodes use theirs; an
             in-process deployment has no TLS and registers ``keccak(party id)`` instead).
         pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
@@ -110,28 +137,24 @@ class ChainLedger:
     """
 
     def __init__(
-        self, chain: Chain, t: int, n: int, devices: int, *, fingerprints: Mapping[str, bytes] | None = None,
-        pow_bits: int = 8, commit_blocks: int | None = None, audit_shares: int | None = None, trust: float = 1.0,
+        self, chain: Chain, t: int, n: int, devices: int, *, edge_accounts: Mapping[int, str] | None = None,
+        device_accounts: Sequence[str] | None = None, fingerprints: Mapping[str, bytes] | None = None, pow_bits: int = 8, commit_blocks: int | None = None,
+        audit_shares: int | None = None, trust: float = 1.0,
     ) -> None:
         self.chain, self.t, self.n = chain, t, n
         self.audit_shares = t + 1 if audit_shares is None else audit_shares
         # a dev chain mines one block per transaction: leave room for every device's commitment
         blocks = 2 * devices + 20 if commit_blocks is None else commit_blocks
         self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=blocks)
-        fingerprints = dict(fingerprints or {})
+        self._fingerprints = dict(fingerprints or {})
         self.edge_accounts: dict[int, str] = {}
-        for j in range(1, n + 1):
-            self.edge_accounts[j] = chain.new_account()
-            fp = fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
-            self.contract.register_edge_node(j, self.edge_accounts[j], fp)
+        if edge_accounts is not None:
+            self.register_edge_nodes(edge_accounts)
+        self.devices, self.pow_bits, self.trust = devices, pow_bits, trust
         self.device_accounts: dict[int, str] = {}
         self.device_ids: dict[int, int] = {}
-        for i in range(devices):
-            account = chain.new_account()
-            self.device_ids[i] = self.contract.register_device(account, pow_bits, trust)
-            self.device_accounts[i] = account
-            if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
-                raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
+        if device_accounts is not None:
+            self.register_devices(device_accounts)
         self.records: dict[int, RoundOnChain] = {}
         self._gas_start = 0
 
@@ -162,6 +185,9 @@ class ChainLedger:
             ledger.edge_accounts[j] = account
         ledger.device_ids = {i: i for i in range(contract.device_count())}
         ledger.device_accounts = {i: chain.call(contract.contract, "deviceAddress", i) for i in ledger.device_ids}
+        # what __init__ sets for registering: everything is registered already
+        ledger._fingerprints, ledger.devices, ledger.trust = {}, len(ledger.device_ids), 1.0
+        ledger.pow_bits = contract.device(ledger.device_accounts[0])[2] if ledger.device_accounts else 8
         ledger.records, ledger._gas_start = {}, 0
         return ledger
 
@@ -169,6 +195,45 @@ class ChainLedger:
     def address(self) -> str:
         """The contract's address."""
         return self.contract.address
+
+    def register_edge_nodes(self, edge_accounts: Mapping[int, str]) -> None:
+        """Register edge node j (1..n) with ``edge_accounts[j]``, the address of its own chain key,
+        and its TLS fingerprint (``keccak(party id)`` when none was given).
+
+        Raises:
+            ChainError: the edge nodes are already registered, or ``edge_accounts`` is not 1..n.
+        """
+        if self.edge_accounts:
+            raise ChainError("the edge nodes are already registered")
+        if sorted(edge_accounts) != list(range(1, self.n + 1)):
+            raise ChainError(f"edge_accounts names edge nodes {sorted(edge_accounts)}, expected 1..{self.n}")
+        for j in range(1, self.n + 1):
+            fp = self._fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
+            self.contract.register_edge_node(j, edge_accounts[j], fp)
+            self.edge_accounts[j] = edge_accounts[j]
+
+    def register_devices(self, accounts: Sequence[str]) -> None:
+        """Register device i with ``accounts[i]``, the address of its own chain key, as chain
+        device id i (at the ledger's PoW difficulty) and fund it for its commitment transactions.
+
+        Raises:
+            ChainError: devices are already registered, or ``accounts`` is not one per device.
+        """
+        if self.device_ids:
+            raise ChainError("the devices are already registered")
+        if len(accounts) != self.devices:
+            raise ChainError(f"{len(accounts)} device accounts for {self.devices} devices")
+        for i, account in enumerate(accounts):
+            self.device_ids[i] = self.contract.register_device(account, self.pow_bits, self.trust)
+            self.device_accounts[i] = account
+            if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
+                raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
+            self.chain.fund(account)
+
+    @property
+    def context(self) -> ChainContext:
+        """What an edge node signs its votes for: this contract on this chain."""
+        return ChainContext(self.contract.address, self.contract.chain_id)
 
     def verify_fingerprints(self, fingerprints: Mapping[str, bytes]) -> None:
         """Check that the certificates a transport pins are those registered on chain.
@@ -191,10 +256,6 @@ class ChainLedger:
         """Open ``round`` on chain for the model with hash ``model_hash``."""
         self._gas_start = self._gas_total()
         self.contract.open_round(round, model_hash)
-
-    def device_account(self, device: int) -> DeviceChainAccount:
-        """Device ``device``'s own chain account (what the consortium hands the device at registration)."""
-        return DeviceChainAccount(self.contract, self.device_accounts[device], self.device_ids[device])
 
     def commitment(self, round: int, device: int) -> bytes | None:
         """Device ``device``'s commitment for ``round`` as the contract stores it,
@@ -251,22 +312,15 @@ class ChainLedger:
         agree on chain, the audit fails, or the contract does not reach ``CLOSED``.
         """
         ids = [self.device_ids[i] for i in result.devices]
-        honest = [j for j in sorted(replies) if j not in result.liars]
-        scalars_agreed = decisions_agreed = False
+        signed = {j: votes for j, votes in ((j, self._votes(round, ids, j, reply)) for j, reply in sorted(replies.items())) if votes}
+        honest = [j for j in signed if j not in result.liars]
         # even a round without devices is agreed on (empty records): the contract moves on only then
-        for j in honest:
-            values = np.stack([replies[j].norm2, replies[j].dot_ref], axis=1).astype(np.uint64).reshape(len(ids), 2)
-            if self.contract.post_scalars(j, round, ids, values):
-                scalars_agreed = True
-                break
-        for j in honest:
-            if self.contract.post_decisions(j, round, ids, list(replies[j].reasons), replies[j].weights.tolist()):
-                decisions_agreed = True
-                break
+        scalars_agreed = self._agree(round, KIND_SCALARS, {j: (signed[j][0].scalars, signed[j][1][0]) for j in honest})
+        decisions_agreed = scalars_agreed and self._agree(round, KIND_DECISIONS, {j: (signed[j][0].decisions, signed[j][1][1]) for j in honest})
         if not (scalars_agreed and decisions_agreed):
             raise RoundFailedError(round, f"fewer than t = {self.t} edge nodes agreed on chain on the opened scalars and decisions")
-        for j, reply in sorted(replies.items()):
-            self.contract.commit_aggregate_share(j, round, merkle_root(reply.share))
+        if signed:  # every signed root, the liars' too (evidence), in one transaction
+            self.contract.commit_aggregate_shares(round, [v.share_root for v, _ in signed.values()], [sigs[2] for _, sigs in signed.values()])
         for j in result.liars:
             self.contract.report_liar(round, j)
         new_hash = keccak(model_hash + np.ascontiguousarray(result.aggregate, dtype="<f8").tobytes())
@@ -281,8 +335,32 @@ class ChainLedger:
         if self.contract.round_state(round).phase != Phase.CLOSED:
             raise RoundFailedError(round, f"the contract did not close the round (phase {self.contract.round_state(round).phase.name})")
         gas = self._gas_total() - self._gas_start
-        self.records[round] = RoundOnChain(gas, audit, scalars_agreed, decisions_agreed)
+        self.records[round] = RoundOnChain(gas, audit, scalars_agreed, decisions_agreed, tuple(sorted(set(replies) - set(signed))))
         return gas
+
+    def _votes(self, round: int, ids: list[int], j: int, reply: AggregateShare) -> tuple[RoundVotes, list[bytes]] | None:
+        """Node ``j``'s votes rebuilt from its reply and its three signatures, or None if they are
+        not its registered key's signatures of exactly these values (or the reply is malformed)."""
+        try:
+            votes = RoundVotes.of(ids, reply.norm2, reply.dot_ref, reply.reasons, reply.weights, reply.share)
+        except ChainValueError:
+            return None
+        signatures = list(reply.chain_signatures)
+        return (votes, signatures) if votes.signed_by(self.edge_accounts[j], signatures, self.context, round) else None
+
+    def _agree(self, round: int, kind: int, votes: Mapping[int, tuple[bytes, bytes]]) -> bool:
+        """Relay the nodes' signed ``(packed bytes, signature)`` votes of ``kind``, one transaction
+        per distinct value; whether ``t`` agreed. Values fewer than ``t`` nodes signed go first
+        (they cannot agree; their signers are then on chain as dissenters), the value most nodes
+        signed last (a second value signed by ``t`` or more is not relayed)."""
+        by_value: dict[bytes, list[int]] = {}
+        for j, (packed, _) in votes.items():
+            by_value.setdefault(packed, []).append(j)
+        groups = sorted(by_value.items(), key=lambda item: (-len(item[1]), item[1]))
+        agreed = False
+        for packed, nodes in [g for g in groups[1:] if len(g[1]) < self.t] + groups[:1]:
+            agreed = self.contract.post_packed(kind, round, packed, [votes[j][1] for j in nodes])
+        return agreed
 
     def _gas_total(self) -> int:
         report = self.chain.gas_report()
@@ -291,11 +369,14 @@ class ChainLedger:
 
 @contextmanager
 def open_ledger(
-    kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None, trust: float = 1.0,
+    kind: str, t: int, n: int, *, devices: int, edge_accounts: Mapping[int, str] | None = None,
+    fingerprints: Mapping[str, bytes] | None = None, trust: float = 1.0,
 ) -> Iterator[ChainLedger]:
     """A :class:`ChainLedger` in a fresh contract on: ``"embedded"`` (in-process py-evm), ``"anvil"``
     (an anvil node started here, stopped on exit) or an ``http(s)://`` URL (any JSON-RPC EVM node
-    with unlocked accounts, e.g. the consortium's own; left running); ``trust``: every device's
+    with unlocked accounts, e.g. the consortium's own; left running). ``edge_accounts``: edge
+    index -> the address of that node's own chain key (e.g. ``deployment.edge_accounts``; None:
+    registered later, :meth:`ChainLedger.register_edge_nodes`); ``trust``: every device's
     registered trust (see :class:`ChainLedger`).
 
     Raises:
@@ -311,7 +392,7 @@ def open_ledger(
     else:
         raise ChainError(f"chain {kind!r}: expected 'embedded', 'anvil' or an http(s):// JSON-RPC URL")
     try:
-        yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints, trust=trust)
+        yield ChainLedger(chain, t, n, devices, edge_accounts=edge_accounts, fingerprints=fingerprints, trust=trust)
     finally:
         chain.close()
 

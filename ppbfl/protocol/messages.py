@@ -396,10 +396,14 @@ class AggregateRequest(Message):
     signature), ``verify_norm2`` (SHA-256 of that reply's ``norm2``), ``mismatched_by`` (its
     ``mismatched`` list); Beaver mode only (else empty): ``norm_signatures`` (its ``NormShares``
     signature) and ``proof_squares`` ((k, m): its ``NormShares.proof_squares``).
+
+    The chain the node signs its votes for (keyword-only): ``chain_contract``, the 20-byte address
+    of the round contract, and ``chain_id``; empty and 0 when the deployment has no ledger (the
+    node then signs nothing). A wrong context only makes the node's signatures useless on chain.
     """
 
     KIND: ClassVar[str] = "aggregate_request"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=2)]
@@ -414,6 +418,8 @@ class AggregateRequest(Message):
     mismatched_by: Annotated[list[list[int]], ListOf(ListOf(UInt(bits=32), max_len=1 << 16), max_len=1024)]
     norm_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
     proof_squares: Annotated[np.ndarray, FieldArray(ndim=2)]
+    chain_contract: Annotated[bytes, Bytes(max_len=20)] = dataclasses.field(default=b"", kw_only=True)
+    chain_id: Word = dataclasses.field(default=0, kw_only=True)
 
 
 @register
@@ -421,16 +427,20 @@ class AggregateRequest(Message):
 class AggregateShare(Message):
     """One node's result: its openings (``norm2``, ``dot_ref``: (m,) uint64), its decisions
     (``reasons``: reason codes, ``weights``: (m,) uint64 fixed-point ``enc(w_i c_i)``, 0 if
-    rejected), the float ``total_weight`` ``sum_i w_i`` and its aggregate share ((d,) uint64)."""
+    rejected), the float ``total_weight`` ``sum_i w_i``, its aggregate share ((d,) uint64) and,
+    when the request named a chain, ``chain_signatures``: the node's own 65-byte signatures of its
+    scalars, decisions and aggregate-share root for that contract and round
+    (:class:`ppbfl.chain.votes.RoundVotes`), which the relay submits unchanged; else empty."""
 
     KIND: ClassVar[str] = "aggregate_share"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
     reasons: Annotated[list[int], ListOf(UInt(bits=8), max_len=1 << 16)]
     weights: Annotated[np.ndarray, FieldArray(ndim=1)]
     total_weight: Annotated[float, Float()]
     share: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
+    chain_signatures: Annotated[list[bytes], ListOf(Bytes(length=65), max_len=3)] = dataclasses.field(default_factory=list, kw_only=True)
 
 
 @register
@@ -471,6 +481,6 @@ class FlameAggregateRequest(AggregateRequest):
     :class:`AggregateShare`."""
 
     KIND: ClassVar[str] = "flame_aggregate_request"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     gram: Annotated[np.ndarray, FieldArray(ndim=2)]
     gram_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]

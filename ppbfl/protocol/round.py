@@ -42,6 +42,7 @@ from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
+from ppbfl.chain.votes import ChainContext
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.defense.validity import DEFAULT_ROWS, ValidityParams
@@ -93,8 +94,12 @@ MAX_DEVICES = 1 << 16
 class RoundLedger(Protocol):
     """What the coordinator records on chain (:class:`ppbfl.protocol.ledger.ChainLedger` implements it).
 
-    Devices commit with their own accounts (:class:`ppbfl.protocol.ledger.DeviceChainAccount`), not here.
+    Devices commit with their own keys (:class:`ppbfl.protocol.ledger.DeviceChainAccount`), not here.
     """
+
+    @property
+    def context(self) -> ChainContext:
+        """The contract and chain the edge nodes sign their votes for (sent in the aggregate request)."""
 
     def open_round(self, round: int, model_hash: bytes) -> None:
         """Open ``round`` for the global model with hash ``model_hash``."""
@@ -513,6 +518,9 @@ class Coordinator:
             [verify[j].signature for j in points], [field_hash(verify[j].norm2) for j in points], [verify[j].mismatched for j in points],
             [norm_signatures[j] for j in points] if squares else [],
             np.stack([squares[j] for j in points]).reshape(len(points), len(members)) if squares else np.zeros((0, 0), np.uint64),
+            # the chain the nodes sign their votes for (their signatures come back in AggregateShare)
+            chain_contract=b"" if self.ledger is None else self.ledger.context.contract_bytes,
+            chain_id=0 if self.ledger is None else self.ledger.context.chain_id,
         )
         if self.rule == "flame":
             request, points, decision = self._flame_request(round, request, members, mode, r_enc)
@@ -660,12 +668,14 @@ class Coordinator:
         points = tuple(request.points[r] for r in keep)
         if len(points) < needed:
             raise NotEnoughEdgeNodesError("gram", points, needed)
+        values = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}  # the chain context too
+        values.update(
+            points=list(points), norm_signatures=[], proof_squares=np.zeros((0, 0), dtype=np.uint64),  # honest majority: no Beaver norms
+            **{name: values[name][keep] for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity")},
+            **{name: [values[name][r] for r in keep] for name in ("verify_signatures", "verify_norm2", "mismatched_by")},
+        )
         flame = FlameAggregateRequest(
-            list(points), request.consistency[keep], request.dot_ref[keep], request.norm2[keep], request.norm2_degree,
-            request.trust, request.rejected, request.proof_consistency[keep], request.validity[keep],
-            [request.verify_signatures[r] for r in keep], [request.verify_norm2[r] for r in keep],
-            [request.mismatched_by[r] for r in keep], [], np.zeros((0, 0), dtype=np.uint64),  # honest majority: no Beaver norms
-            np.stack([grams[j].gram for j in points]).reshape(len(points), pair_count(len(members))),
-            [grams[j].signature for j in points],
+            **values, gram=np.stack([grams[j].gram for j in points]).reshape(len(points), pair_count(len(members))),
+            gram_signatures=[grams[j].signature for j in points],
         )
         return flame, points, decide_flame_request(flame, r_enc, t=self.t, codec=self.codec)
