@@ -25,6 +25,7 @@ import pytest
 from ppbfl.chain import Chain, ChainError
 from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, ChainKey
 from ppbfl.chain.rounds import Phase
+from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
@@ -339,3 +340,21 @@ def test_a_coordinator_process_killed_with_sigkill_is_replaced_by_a_new_one(refe
         assert closed_rounds(attached) == [1, 3]
         assert record(attached, tmp_path) == expected
         assert run.keeper.reputation() == reputation
+
+
+def test_a_restarted_coordinator_cannot_give_the_devices_new_chain_keys(reference, tmp_path):
+    """The devices are registered on chain with their own keys: a new coordinator can neither
+    register new ones nor run devices under keys other than the registered ones."""
+    *_, chain1 = reference
+    chain1.restore(tmp_path)
+    deployment = tier(tmp_path)
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)
+        try:
+            with pytest.raises(ConfigError, match=r"device_chain_keys.*device 0: the ledger's devices are registered already"):
+                Federation(deployment, coordinator, range(M), ledger=ledger)
+            others = {i: ChainKey.generate() for i in range(M)}
+            with pytest.raises(ConfigError, match="device_chain_keys"):
+                Federation(deployment, coordinator, range(M), ledger=ledger, device_chain_keys=others)
+        finally:
+            coordinator.close()
