@@ -130,14 +130,25 @@ class TrimmedMean(Aggregator):
         return s[cut : m - cut].mean(axis=0).astype(np.float32), {"trimmed_each_side": cut}
 
 
+@dataclass
 class FLTrust(Aggregator):
     """FLTrust: ``g = sum_i TS_i * (||g0|| / ||g_i||) g_i / sum_i TS_i``, ``TS_i = ReLU(cos(g_i, g0))``.
 
     ``context.reference`` is ``g0``; if every trust score is 0 the result is the zero update.
+
+    Args (``[defence_params.fltrust]``):
+        rescale: True (default, the paper): every update is scaled to ``||g0||``; False: only
+            clipped, ``min(1, ||g0|| / ||g_i||)`` -- the plaintext twin of ``ppbfl_secure``'s default
+            (``ppbfl_secure`` with ``rescale = true`` is the secure twin of the default).
     """
 
+    rescale: bool = True
     name = "fltrust"
     needs_reference = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rescale, bool):
+            raise ConfigError("defence_params.fltrust.rescale", f"must be true or false, got {self.rescale!r}")
 
     def aggregate(self, updates, context):
         u = self._check(updates)
@@ -153,7 +164,8 @@ class FLTrust(Aggregator):
         trust = np.where(norms > 0, np.maximum(cos, 0.0), 0.0)
         if trust.sum() <= 0:
             return np.zeros(u.shape[1], dtype=np.float32), {"trust": trust.tolist()}
-        scaled = u * (n0 / safe)[:, None]
+        factor = n0 / safe if self.rescale else np.minimum(1.0, n0 / safe)
+        scaled = u * factor[:, None]
         return (trust @ scaled / trust.sum()).astype(np.float32), {"trust": trust.tolist()}
 
 
