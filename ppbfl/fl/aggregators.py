@@ -18,7 +18,7 @@ FLAME's clustering and clipping on Shamir shares, driven by the protocol). The i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ __all__ = [
     "MultiKrum",
     "SecureCosineAggregator",
     "SecureFlameAggregator",
+    "SecureRescaledAggregator",
     "TrimmedMean",
     "display_name",
     "make_aggregator",
@@ -232,10 +233,27 @@ class Flame(Aggregator):
         return aggregate.astype(np.float32), info
 
 
+@dataclass
+class SecureRescaledAggregator(SecureCosineAggregator):
+    """``ppbfl_secure`` with FLTrust's norm rescaling on (registry key ``ppbfl_secure_rescaled``, its
+    parameters under ``[defence_params.ppbfl_secure_rescaled]``): a grid can hold both variants.
+    Its plaintext twin is ``fltrust``."""
+
+    rescale: bool = True
+    name = "ppbfl_secure_rescaled"
+    display_name = "ppbfl (secure, rescaled)"
+    key: ClassVar[str] = "defence_params.ppbfl_secure_rescaled"
+
+    def __post_init__(self) -> None:
+        if self.rescale is not True:
+            raise ConfigError(f"{self.key}.rescale", f"is this rule's point (use ppbfl_secure to clip only); got {self.rescale!r}")
+        super().__post_init__()
+
+
 AGGREGATORS: dict[str, type[Aggregator]] = {
     "fedavg": FedAvg, "krum": Krum, "multi_krum": MultiKrum, "median": Median,
     "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "flame": Flame, "ppbfl_secure": SecureCosineAggregator,
-    "ppbfl_flame": SecureFlameAggregator,
+    "ppbfl_flame": SecureFlameAggregator, "ppbfl_secure_rescaled": SecureRescaledAggregator,
 }
 
 
