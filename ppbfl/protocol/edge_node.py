@@ -596,6 +596,8 @@ class EdgeNode:
                 share = ops.add(share, self._noise_share(envelope.round, decision, len(accepted)), field=self.field)
         else:
             share = np.zeros(self.config.d, dtype=np.uint64)
+        if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:  # as under rule "cosine" (the demo's --liar)
+            share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
         state.aggregate = share
         return AggregateShare(decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share)
 
