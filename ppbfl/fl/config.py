@@ -20,7 +20,10 @@ Example::
     partition = "iid"     # iid | dirichlet
     alpha = 0.5
     min_samples = 5
-    root_size = 20        # FLTrust root set, taken from the training split (server-held, clean)
+    root_size = 20        # FLTrust root set, taken from the training split (server-held, clean);
+                          # 0: no root set (every training sample at a device): only reference-free
+                          # defences (fedavg, krum, median, trimmed_mean, flame, ppbfl_flame) and
+                          # float-level attacks
     test_fraction = 0.25
     malicious_devices = [3, 7, 1]   # optional: who is malicious, in order (the first
                                     # round(fraction * devices) of the list); default: seeded random
@@ -110,7 +113,7 @@ class ExperimentConfig:
         return out
 
 
-_INT = {"devices": 1, "rounds": 1, "local_epochs": 1, "batch_size": 1, "hidden": 1, "min_samples": 0, "root_size": 1}
+_INT = {"devices": 1, "rounds": 1, "local_epochs": 1, "batch_size": 1, "hidden": 1, "min_samples": 0, "root_size": 0}
 _FLOAT = {"lr", "alpha", "test_fraction"}
 _STR = {"model": ("logreg", "mlp", "cnn"), "partition": ("iid", "dirichlet")}
 
@@ -222,9 +225,15 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(f"attack_params.{a}", str(exc)) from exc
     for d in defences:
         try:
-            make_aggregator(d, params["defence_params"].get(d))
+            defence = make_aggregator(d, params["defence_params"].get(d))
         except TypeError as exc:
             raise ConfigError(f"defence_params.{d}", str(exc)) from exc
+        if federation.root_size == 0 and defence.needs_reference:
+            raise ConfigError("federation.root_size", f"0 (no root set), but defence {d!r} verifies against the root set's update")
+    if federation.root_size == 0:
+        for a in attacks:
+            if make_attack(a, params["attack_params"].get(a)).field_level:
+                raise ConfigError("federation.root_size", f"0 (no root set), but attack {a!r} is crafted against the root set's update")
     return ExperimentConfig(datasets, attacks, fractions, defences, seeds, federation,
                             params["attack_params"], params["defence_params"])
 
