@@ -21,9 +21,10 @@ Example::
     alpha = 0.5
     min_samples = 5
     root_size = 20        # FLTrust root set, taken from the training split (server-held, clean);
-                          # 0: no root set (every training sample at a device): only reference-free
-                          # defences (fedavg, krum, median, trimmed_mean, flame, ppbfl_flame) and
-                          # float-level attacks
+                          # default: 10 samples per class (20 for the binary datasets, 100 for
+                          # digits: reports/root_size/); 0: no root set (every training sample at a
+                          # device): only reference-free defences (fedavg, krum, median,
+                          # trimmed_mean, flame, ppbfl_flame) and float-level attacks
     test_fraction = 0.25
     malicious_devices = [3, 7, 1]   # optional: who is malicious, in order (the first
                                     # round(fraction * devices) of the list); default: seeded random
@@ -70,9 +71,22 @@ class Federation:
     partition: str = "iid"
     alpha: float = 0.5
     min_samples: int = 5
-    root_size: int = 20
+    root_size: int | None = None
+    """Root-set samples; None: :data:`ROOT_PER_CLASS` per class of the dataset (:meth:`root_size_for`)."""
     test_fraction: float = 0.25
     malicious_devices: tuple[int, ...] | None = None
+
+
+    def root_size_for(self, n_classes: int) -> int:
+        """The root set's size for a dataset of ``n_classes`` classes (``root_size``, else
+        :data:`ROOT_PER_CLASS` per class)."""
+        return ROOT_PER_CLASS * n_classes if self.root_size is None else self.root_size
+
+
+ROOT_PER_CLASS = 10
+"""Default root-set samples per class: on digits (10 classes, IID, 20 rounds) FLTrust and the secure
+rule lose 5.1 points of clean accuracy to FedAvg with 20 samples, 1.1-1.4 with 50 and 0.6 with 100
+(reports/root_size/); the binary datasets keep their 20."""
 
 
 @dataclass(frozen=True)
