@@ -53,7 +53,7 @@ from ppbfl.fl.training import TrainSettings, evaluate, local_update
 from ppbfl.protocol.deployment import Deployment, GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
-from ppbfl.trust import TrustConfig
+from ppbfl.trust import TrustConfig, initial_trust
 from ppbfl.trust.keeper import TrustKeeper
 from ppbfl.trust.store import TrustStore
 
@@ -199,7 +199,9 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         else:
             deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
-        ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints))
+        ledger = stack.enter_context(open_ledger(
+            config.chain, config.t, config.n, devices=config.devices, fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),
+        ))  # registered with the model's initial trust: round 1's PoW difficulty follows it
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(
             config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0, device_keys=deployment.device_keys,
@@ -281,13 +283,17 @@ def _rule_label(config: DemoConfig) -> str:
     return "cosine, rescaled" if config.rescale else "cosine"
 
 
+DEMO_TRUST = TrustConfig(pow_max_bits=14)
+"""The demo's trust model: the defaults, PoW capped at 14 bits (see :func:`_trust_keeper`)."""
+
+
 def _trust_keeper(out: Path, devices: int, ledger: ChainLedger) -> TrustKeeper:
     """Reputation kept in ``out/trust.db`` (fresh each run: ``ppbfl trust show DEVICE --store sqlite:///out/trust.db``).
 
     PoW up to 14 bits (a quarantined device hashes ~2^14 nonces, ~30 ms here) so the demo stays
     under a minute; the library default goes to 22 bits."""
     (out / "trust.db").unlink(missing_ok=True)
-    return TrustKeeper(range(devices), TrustConfig(pow_max_bits=14), store=TrustStore(f"sqlite:///{out / 'trust.db'}"), ledger=ledger)
+    return TrustKeeper(range(devices), DEMO_TRUST, store=TrustStore(f"sqlite:///{out / 'trust.db'}"), ledger=ledger)
 
 
 def _write(out: Path, config: DemoConfig, rows: list[DemoRound], malicious: list[int]) -> None:

@@ -150,8 +150,8 @@ def test_secure_defence_runs_in_the_grid_reproducibly_with_its_own_column(tmp_pa
     rows = list(csv.DictReader(first["csv"].read_text().splitlines()))
     assert [r["defence"] for r in rows].count("ppbfl_secure") == 3  # registry key in the CSV
     markdown = first["markdown"].read_text()
-    assert "| attack | malicious | fltrust | ppbfl (secure) |" in markdown  # the efficacy table's column
-    assert "| sign_flip | ppbfl (secure) |" in markdown
+    assert "| attack | malicious | fltrust | ppbfl (secure) + trust |" in markdown  # the efficacy table's column (trust on by default)
+    assert "| sign_flip | ppbfl (secure) + trust |" in markdown
     # the sign-flipped device gets weight 0 in every round: the secure run tracks plaintext FLTrust
     acc = {(r["attack"], r["defence"]): float(r["final_accuracy"]) for r in rows}
     assert abs(acc[("sign_flip", "ppbfl_secure")] - acc[("sign_flip", "fltrust")]) < 0.05

@@ -16,7 +16,7 @@ from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.ledger import open_ledger
 from ppbfl.protocol.round import Coordinator
-from ppbfl.trust import TrustConfig
+from ppbfl.trust import TrustConfig, initial_trust
 from ppbfl.trust.keeper import TrustKeeper
 from ppbfl.trust.pow import pow_bits_for
 from ppbfl.trust.proof import TrustProof, verify_on_chain
@@ -30,11 +30,14 @@ CONFIG = TrustConfig(pow_min_bits=4, pow_max_bits=12)
 @pytest.fixture(scope="module")
 def rounds():
     """Two rounds: device 1 sign-flips (cosine rejection), device 4 sends inconsistent shares,
-    device 5 drops out in round 2. Yields (ledger, federation, keeper, per-round RoundTrust)."""
+    device 5 drops out in round 2. The devices are registered with the model's initial trust.
+    Yields (ledger, federation, keeper, per-round RoundTrust, RoundResults, device -> (trust, PoW
+    bits) the contract held before round 1)."""
     deployment = InProcessDeployment(T, N, D)
-    with open_ledger("embedded", T, N, devices=M) as ledger:
+    with open_ledger("embedded", T, N, devices=M, trust=initial_trust(CONFIG)) as ledger:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
         keeper = TrustKeeper(range(M), CONFIG, ledger=ledger)
+        first = {i: (ledger.contract.trust(i), ledger.contract.device(ledger.device_accounts[i])[2]) for i in range(M)}
         federation = Federation(
             deployment, coordinator, range(M), ledger=ledger, factories={INCONSISTENT: InconsistentDevice}, trust=keeper,
         )
@@ -45,13 +48,13 @@ def rounds():
                 del updates[5]
             results.append(federation.run_round(r, updates, reference))  # weighted with, and reported to, the keeper
             outcomes.append(keeper.last)
-        yield ledger, federation, keeper, outcomes, results
+        yield ledger, federation, keeper, outcomes, results, first
         federation.close()
         deployment.close()
 
 
 def test_the_round_weights_with_the_trust_of_the_round_before(rounds) -> None:
-    ledger, _, keeper, outcomes, results = rounds
+    ledger, _, keeper, outcomes, results, _ = rounds
     assert results[0].trust == {i: 0.75 for i in range(M)}  # initial evidence r = 2: 3/4
     for before, result in zip(outcomes, results[1:]):
         assert result.trust == {x.device: x.after.weight_trust / 2**15 for x in before.records if x.device in result.trust}
@@ -63,7 +66,7 @@ def test_the_round_weights_with_the_trust_of_the_round_before(rounds) -> None:
 
 
 def test_every_record_proves_against_the_chain_alone(rounds) -> None:
-    ledger, _, keeper, outcomes, _ = rounds
+    ledger, _, keeper, outcomes, _, _ = rounds
     for outcome in outcomes:
         assert ledger.contract.round_state(outcome.round).anchor == outcome.root
         for i in range(M):
@@ -77,7 +80,7 @@ def test_every_record_proves_against_the_chain_alone(rounds) -> None:
 
 
 def test_an_edited_database_row_fails_against_the_chain(rounds) -> None:
-    ledger, _, keeper, _, _ = rounds
+    ledger, _, keeper, _, _, _ = rounds
     with keeper.store.engine.begin() as connection:
         connection.execute(text("UPDATE trust_records SET reason = 0 WHERE round = 2 AND device = :d"), {"d": INCONSISTENT})
     try:
@@ -89,7 +92,7 @@ def test_an_edited_database_row_fails_against_the_chain(rounds) -> None:
 
 
 def test_the_contract_derives_each_devices_difficulty_from_its_trust(rounds) -> None:
-    ledger, _, keeper, outcomes, _ = rounds
+    ledger, _, keeper, outcomes, _, _ = rounds
     assert ledger.contract.pow_range() == (4, 12, round(0.9 * 2**15))
     for x in outcomes[-1].records:
         _, _, bits = ledger.contract.device(ledger.device_accounts[x.device])
@@ -98,8 +101,21 @@ def test_the_contract_derives_each_devices_difficulty_from_its_trust(rounds) -> 
     assert outcomes[-1].records[0].pow_bits < 12
 
 
+def test_round_one_difficulty_follows_the_models_initial_trust_not_one(rounds) -> None:
+    _, _, _, _, results, first = rounds
+    initial = 3 * 2**15 // 4  # r = 2, s = 0: floor(2^15 * 3 / 4), computed here from the rule, not the code
+    assert initial_trust(CONFIG) == initial / 2**15
+    # what the contract held when round 1's devices stamped: the registered trust and the bits it derives from it
+    expected_bits = 12 - (12 - 4) * initial // round(0.9 * 2**15)  # max - floor((max - min) * T / F): 12 - 6 = 6
+    assert expected_bits == 6
+    assert first == {i: (initial / 2**15, expected_bits) for i in range(M)}
+    assert results[0].trust == {i: initial / 2**15 for i in range(M)}  # round 1 weighted with the same trust
+    # the registered trust of 1.0 (the ledger's default) would have given the trusted minimum instead
+    assert pow_bits_for(2**15, CONFIG) == 4 != expected_bits
+
+
 def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(rounds) -> None:
-    ledger, _, _, _, _ = rounds
+    ledger, _, _, _, _, _ = rounds
     account = ledger.device_accounts[INCONSISTENT]
     deployment = (ledger.contract.address, ledger.contract.chain_id)
     ledger.open_round(3, bytes(32))
@@ -115,7 +131,7 @@ def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(r
 
 
 def test_only_the_coordinator_commits_trust_once_after_the_round_and_only_the_admin_sets_the_range(rounds) -> None:
-    ledger, _, _, _, _ = rounds
+    ledger, _, _, _, _, _ = rounds
     contract, device = ledger.contract, ledger.device_accounts[0]
     for call, error in [
         (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15], sender=device), "NotCoordinator"),
@@ -137,7 +153,7 @@ def test_anyone_can_check_the_store_against_the_agreed_decisions(rounds) -> None
     from ppbfl.trust.audit import audit_records, audit_store
     from ppbfl.trust.reputation import update
 
-    ledger, _, keeper, _, _ = rounds
+    ledger, _, keeper, _, _, _ = rounds
     assert audit_store(keeper.store, ledger.contract, CONFIG) == {1: [], 2: []}
     # a relay that anchors its own story: device 4 "accepted" in round 2, states recomputed, root of the lie
     records = keeper.store.records(2)

@@ -1,6 +1,7 @@
 """The trust store on a real PostgreSQL server started here on 127.0.0.1 (Debian's ``postgresql``
 binaries, installed by ``.ci/run``) and torn down after: migrations, rounds, proofs, tampering,
-and byte-identical roots to the SQLite store on the same rounds.
+and byte-identical roots to the SQLite store on the same rounds -- synthetic round results, and
+full protocol rounds (an in-process :class:`~ppbfl.fl.federation.Federation` with the keeper).
 
 PostgreSQL refuses to run as root; as root the server runs as the ``postgres`` system user (the
 Debian package creates it) via ``runuser``. Skips, naming what is missing, only without the binaries.
@@ -17,11 +18,14 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
+from ppbfl.defense.decision import REASON_CODES
+from ppbfl.fl.federation import Federation
 from ppbfl.trust import TrustConfig
 from ppbfl.trust.keeper import TrustKeeper
 from ppbfl.trust.store import HEAD_REVISION, TrustStore
+from tests.protocol_helpers import InconsistentDevice, synthetic_round
 from tests.trust_helpers import round_result
 
 
@@ -94,3 +98,33 @@ def test_rounds_on_postgresql_match_sqlite_byte_for_byte_and_prove(postgres_url:
         with pg.engine.begin() as connection:
             connection.execute(text("UPDATE trust_records SET quarantined_after = false WHERE round = 3 AND device = 2"))
         assert not pg.prove(2, 3).verify(anchored)
+
+
+def test_protocol_rounds_with_the_keeper_on_postgresql(postgres_url: str) -> None:
+    """Three protocol rounds (6 devices, (2, 3) edge nodes, no chain): device 1 sign-flips, device 4
+    sends inconsistent shares, device 5 has no update in round 3. The keeper weights each round and
+    stores it on the server (a database of its own); the same results replayed into SQLite give the same roots."""
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE protocol_rounds"))
+    admin.dispose()
+    with TrustStore(postgres_url.rsplit("/", 1)[0] + "/protocol_rounds") as pg, TrustStore() as lite:
+        pg_keeper = TrustKeeper(range(6), TrustConfig(), store=pg)
+        with Federation.in_process(2, 3, 32, 6, factories={4: InconsistentDevice}) as federation:
+            federation.trust = pg_keeper
+            results = []
+            for r in (1, 2, 3):
+                updates, reference = synthetic_round(6, 32, {1}, seed=r)
+                if r == 3:
+                    del updates[5]
+                results.append(federation.run_round(r, updates, reference))
+        assert results[0].rejected[1] == "negative cosine" and results[0].rejected[4] == "inconsistent shares"
+        assert results[2].trust[4] == 0.0 and 4 in pg_keeper.quarantined  # quarantined after round 2, weighted 0 in round 3
+        lite_keeper = TrustKeeper(range(6), TrustConfig(), store=lite)
+        for result in results:
+            lite_keeper.after_round(result)
+        for r in (1, 2, 3):
+            assert pg.records(r) == lite.records(r) and pg.root(r) == lite.root(r)
+            assert all(pg.prove(device, r).verify(pg.root(r)) for device in range(6))
+        assert pg.records(3)[5].evidence.reason == REASON_CODES["missing upload"]  # the device without an update
+        assert TrustKeeper(range(6), TrustConfig(), store=pg).states == pg_keeper.states == lite_keeper.states

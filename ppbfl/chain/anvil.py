@@ -12,18 +12,35 @@ Where the binary comes from, first match wins:
 The npm package's ``bin`` entry is a Node wrapper that spawns the native binary; we start the
 native binary (``@foundry-rs/anvil-<os>-<arch>/bin/anvil``) directly, so the node is one process
 with one PID that :meth:`AnvilProcess.stop` terminates.
+
+A started node never outlives this process. :meth:`AnvilProcess.stop` ends it (``Chain.close``),
+an ``atexit`` hook stops every node still running at normal exit, and on Linux the kernel kills it
+when this process dies in any way, ``kill -9`` included: the child asks for
+``prctl(PR_SET_PDEATHSIG, SIGKILL)`` between ``fork`` and ``exec`` (anvil is a native binary we
+cannot teach to watch a pipe, and a watchdog process per node would cost a second process). The
+signal fires when the *thread* that forked the child ends, so nodes are forked by one
+long-lived thread of this module (it ends only at interpreter exit); a parent that died before
+the ``prctl`` is caught by comparing ``getppid()``. Elsewhere than Linux only the first two hold.
 """
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.request
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +53,10 @@ __all__ = ["ANVIL_VERSION", "AnvilProcess", "find_anvil"]
 ANVIL_VERSION = "1.7.1"
 _REPO = Path(__file__).resolve().parents[2]
 _NPM_TIMEOUT_S = 300.0
+_PR_SET_PDEATHSIG = 1
+_LIVE: weakref.WeakSet[AnvilProcess] = weakref.WeakSet()
+_SPAWNER: ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
 
 
 def _platform_package() -> str:
@@ -100,6 +121,35 @@ def find_anvil(install: bool = True) -> Path:
     raise AnvilUnavailableError("no anvil binary found; tried: " + "; ".join(tried))
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when this process dies (Linux), else None.
+
+    libc's ``prctl`` is looked up here, in the parent: the child runs only the call itself."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _spawn(args: list[str], log: BinaryIO) -> subprocess.Popen:
+    """Start ``args`` from the module's long-lived spawner thread (see the module docstring)."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppbfl-anvil-spawner")
+        spawner = _SPAWNER
+    return spawner.submit(
+        subprocess.Popen, args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent(),
+    ).result()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -116,7 +166,7 @@ def _rpc_ready(url: str, timeout: float) -> bool:
         return False
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity (kept in a WeakSet)
 class AnvilProcess:
     """A running anvil node on ``127.0.0.1:port`` (start with :meth:`start`, end with :meth:`stop`)."""
 
@@ -155,12 +205,13 @@ class AnvilProcess:
         for _ in range(attempts):
             port = _free_port()
             log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop(), lives as long as the node)
-            process = subprocess.Popen(
+            process = _spawn(
                 [str(binary), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(accounts),
                  "--balance", "1000000", "--hardfork", "cancun", "--silent"],
-                stdout=subprocess.DEVNULL, stderr=log,
+                log,
             )
             node = cls(binary, port, accounts, process, log)
+            _LIVE.add(node)
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 if process.poll() is not None:
@@ -175,6 +226,7 @@ class AnvilProcess:
         """Terminate the process (kill it if it does not exit within ``timeout_s``).
 
         Returns the tail of its stderr."""
+        _LIVE.discard(self)
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -188,3 +240,9 @@ class AnvilProcess:
         tail = self.log.read().decode(errors="replace")[-2000:]
         self.log.close()
         return tail
+
+
+@atexit.register
+def _stop_live_nodes() -> None:
+    for node in list(_LIVE):
+        node.stop()

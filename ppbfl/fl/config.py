@@ -8,6 +8,7 @@ Example::
     malicious_fractions = [0.0, 0.2, 0.4]
     defences = ["fedavg", "median", "fltrust", "ppbfl_secure"]
     seeds = [0]
+    trust = [true]        # optional: [true, false] runs the secure rules with and without trust
 
     [federation]          # all optional, defaults below
     devices = 10
@@ -39,6 +40,15 @@ Example::
     t = 3
     n = 5
     max_abs = 64.0                  # public bound on update entries
+    [trust]                         # the reputation model (ppbfl.trust.TrustConfig; defaults)
+    forgetting = 0.9
+    quarantine_below = 0.3
+
+**Trust.** The secure rules (:data:`TRUST_RULES`) run with a :class:`~ppbfl.trust.keeper.TrustKeeper`
+per run by default (``grid.trust = [true]``): each round is weighted with the devices' reputation and
+reported to the keeper (see :func:`ppbfl.fl.runner.run_cell`); ``trust = [false]`` turns it off,
+``[true, false]`` runs both. Plaintext rules have no protocol round to learn from and run once,
+without trust (``Cell.trust`` False).
 
 Every error is a :class:`~ppbfl.fl.errors.ConfigError` whose ``key`` is the dotted key.
 Cells with attack ``"none"`` run only at fraction 0 and other attacks only at fractions > 0
@@ -53,8 +63,12 @@ from pathlib import Path
 from typing import Any
 
 from ppbfl.fl.errors import ConfigError
+from ppbfl.trust.config import TrustConfig, load_trust_config
 
-__all__ = ["Federation", "ExperimentConfig", "Cell", "load_config", "parse_config"]
+__all__ = ["TRUST_RULES", "Federation", "ExperimentConfig", "Cell", "load_config", "parse_config"]
+
+TRUST_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame")
+"""Rules that run protocol rounds (reason codes per device), so a trust keeper can follow them."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +105,14 @@ rule lose 5.1 points of clean accuracy to FedAvg with 20 samples, 1.1-1.4 with 5
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of the grid."""
+    """One run of the grid (``trust``: the run keeps a reputation per device, see :data:`TRUST_RULES`)."""
 
     dataset: str
     attack: str
     fraction: float
     defence: str
     seed: int
+    trust: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,9 +127,12 @@ class ExperimentConfig:
     federation: Federation = Federation()
     attack_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     defence_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trust: tuple[bool, ...] = (True,)
+    trust_config: TrustConfig = field(default_factory=TrustConfig)
 
     def cells(self) -> list[Cell]:
-        """The runs in a fixed order: dataset, attack, fraction, defence, seed."""
+        """The runs in a fixed order: dataset, attack, fraction, defence, trust (on first), seed;
+        a rule outside :data:`TRUST_RULES` runs once, without trust."""
         out = []
         for d in self.datasets:
             for a in self.attacks:
@@ -122,8 +140,9 @@ class ExperimentConfig:
                     if (a == "none") != (fr == 0.0):
                         continue
                     for df in self.defences:
-                        for s in self.seeds:
-                            out.append(Cell(d, a, fr, df, s))
+                        for tr in dict.fromkeys(t and df in TRUST_RULES for t in self.trust):
+                            for s in self.seeds:
+                                out.append(Cell(d, a, fr, df, s, tr))
         return out
 
 
@@ -139,7 +158,7 @@ def _list(section: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> t
     if not isinstance(value, list) or not value:
         raise ConfigError(f"grid.{key}", f"must be a non-empty list, got {value!r}")
     for item in value:
-        if not isinstance(item, kind) or isinstance(item, bool):
+        if not isinstance(item, kind) or (isinstance(item, bool) and kind is not bool):
             raise ConfigError(f"grid.{key}", f"item {item!r} has the wrong type")
     if len(set(value)) != len(value):
         raise ConfigError(f"grid.{key}", "has duplicates")
@@ -153,13 +172,13 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
     from ppbfl.fl.datasets import SHIPPED
 
     for key in data:
-        if key not in ("grid", "federation", "attack_params", "defence_params"):
-            raise ConfigError(key, "unknown section (grid, federation, attack_params, defence_params)")
+        if key not in ("grid", "federation", "attack_params", "defence_params", "trust"):
+            raise ConfigError(key, "unknown section (grid, federation, attack_params, defence_params, trust)")
     grid = data.get("grid")
     if not isinstance(grid, dict):
         raise ConfigError("grid", "missing [grid] table")
     for key in grid:
-        if key not in ("datasets", "attacks", "malicious_fractions", "defences", "seeds"):
+        if key not in ("datasets", "attacks", "malicious_fractions", "defences", "seeds", "trust"):
             raise ConfigError(f"grid.{key}", "unknown key")
     datasets = _list(grid, "datasets", str)
     for d in datasets:
@@ -178,6 +197,11 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
         if d not in AGGREGATORS:
             raise ConfigError("grid.defences", f"unknown defence {d!r} (known: {', '.join(AGGREGATORS)})")
     seeds = _list(grid, "seeds", int)
+    trust = _list(grid, "trust", bool) if "trust" in grid else (True,)
+    trust_in = data.get("trust", {})
+    if not isinstance(trust_in, dict):
+        raise ConfigError("trust", "must be a table")
+    trust_config = load_trust_config(trust_in)
 
     fed_in = data.get("federation", {})
     if not isinstance(fed_in, dict):
@@ -249,7 +273,7 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             if make_attack(a, params["attack_params"].get(a)).field_level:
                 raise ConfigError("federation.root_size", f"0 (no root set), but attack {a!r} is crafted against the root set's update")
     return ExperimentConfig(datasets, attacks, fractions, defences, seeds, federation,
-                            params["attack_params"], params["defence_params"])
+                            params["attack_params"], params["defence_params"], trust, trust_config)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -1,6 +1,9 @@
 """Write experiment results: ``results.csv`` (deterministic), ``timings.csv``, ``results.md``
 (Markdown tables), ``accuracy_<dataset>.png`` (accuracy per round per defence) and, where a
-backdoor ran, ``backdoor_<dataset>.png`` (:mod:`ppbfl.fl.plots`; Agg backend).
+backdoor ran, ``backdoor_<dataset>.png`` (:mod:`ppbfl.fl.plots`; Agg backend). Where runs kept
+trust (:mod:`ppbfl.trust`, the secure rules by default): ``trust.csv`` (each device's reputation
+and quarantine after each round, deterministic), a trust table per dataset in ``results.md``
+(:func:`trust_table`) and ``trust_<dataset>.png``; such runs are labelled ``"<rule> + trust"``.
 
 A failed cell (it raised) is a row of ``results.csv`` with empty numbers and its ``error_type`` /
 ``error_message``; the tables and plots leave it out and ``results.md`` lists it under "Failed runs".
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ppbfl.fl.aggregators import display_name
+from ppbfl.fl.plots import run_label
 from ppbfl.fl.runner import CellResult
 
 __all__ = [
@@ -38,26 +42,36 @@ __all__ = [
     "clear_outputs",
     "detection_table",
     "efficacy_table",
+    "trust_table",
     "write_all",
     "write_csv",
     "write_markdown",
     "write_plots",
     "write_timings",
+    "write_trust_csv",
 ]
 
 CSV_FIELDS = [
     "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
     "final_accuracy", "per_class_recall", "backdoor_success", "detection_tpr", "detection_fpr",
     "accuracy_per_round", "backdoor_success_per_round", "detection_tpr_per_round", "detection_fpr_per_round",
+    "trust", "quarantine_rounds", "false_quarantines", "quarantined_per_round",
     "error_type", "error_message",
 ]
 """``results.csv`` columns. ``detection_tpr`` / ``detection_fpr``: the mean over rounds of the
 fraction of malicious / honest devices the defence excluded (:mod:`ppbfl.fl.detection`; empty for
 rules that never exclude a device, and the TPR also without malicious devices); the
-``*_per_round`` columns hold one value per round, ``;``-separated."""
+``*_per_round`` columns hold one value per round, ``;``-separated. ``trust``: ``on`` / ``off``;
+with trust, ``quarantine_rounds``: per malicious device (in ``malicious_devices`` order) the first
+round after which it was in quarantine (``-``: never), ``false_quarantines``: honest device-rounds
+in quarantine, ``quarantined_per_round``: the quarantined devices after each round (``;`` between
+rounds, ``/`` between devices)."""
 
+TRUST_FIELDS = ["dataset", "attack", "malicious_fraction", "defence", "seed", "round", "device", "malicious", "trust", "quarantined"]
+"""``trust.csv`` columns: one row per run with trust, round (from 1) and device; ``trust`` the
+device's reputation after the round (4 decimals), ``malicious`` / ``quarantined`` 0 or 1."""
 
-OUTPUT_PATTERNS = ("results.csv", "timings.csv", "results.md", "accuracy_*.png", "backdoor_*.png")
+OUTPUT_PATTERNS = ("results.csv", "timings.csv", "results.md", "trust.csv", "accuracy_*.png", "backdoor_*.png", "trust_*.png")
 """The names :func:`write_all` writes (glob patterns); the files :func:`clear_outputs` removes."""
 
 
@@ -93,14 +107,18 @@ def _join(values: list[float]) -> str:
 
 def _row(r: CellResult) -> dict[str, str]:
     c = r.cell
+    kept = r.quarantined_per_round is not None
     return {
         "dataset": c.dataset, "attack": c.attack, "malicious_fraction": f"{c.fraction:.2f}", "defence": c.defence,
-        "seed": str(c.seed), "malicious_devices": ";".join(map(str, r.malicious_devices)),
+        "trust": "on" if c.trust else "off", "seed": str(c.seed), "malicious_devices": ";".join(map(str, r.malicious_devices)),
         "rounds": str(len(r.accuracy_per_round)), "final_accuracy": _fmt(r.final_accuracy),
         "per_class_recall": _join(r.per_class_recall), "backdoor_success": _fmt(r.backdoor_success),
         "detection_tpr": _fmt(r.detection_tpr), "detection_fpr": _fmt(r.detection_fpr),
         "accuracy_per_round": _join(r.accuracy_per_round), "backdoor_success_per_round": _join(r.backdoor_per_round),
         "detection_tpr_per_round": _join(r.tpr_per_round or []), "detection_fpr_per_round": _join(r.fpr_per_round or []),
+        "quarantine_rounds": ";".join(str(r.quarantine_round(i) or "-") for i in r.malicious_devices) if kept else "",
+        "false_quarantines": str(r.false_quarantines) if kept else "",
+        "quarantined_per_round": ";".join("/".join(map(str, q)) for q in r.quarantined_per_round or []),
         "error_type": r.error_type or "", "error_message": " ".join((r.error_message or "").split()),
     }
 
@@ -114,14 +132,32 @@ def write_csv(results: list[CellResult], path: Path) -> None:
             writer.writerow(_row(r))
 
 
+def write_trust_csv(results: list[CellResult], path: Path) -> bool:
+    """``trust.csv`` (:data:`TRUST_FIELDS`) of the runs with trust, written atomically; False (nothing
+    written) when no run kept trust."""
+    kept = [r for r in results if r.trust_per_round]
+    if not kept:
+        return False
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(TRUST_FIELDS)
+        for r in kept:
+            c = r.cell
+            for k, (trust, quarantined) in enumerate(zip(r.trust_per_round or [], r.quarantined_per_round or []), start=1):
+                for device, value in enumerate(trust):
+                    writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, k, device,
+                                     int(device in r.malicious_devices), f"{value:.4f}", int(device in quarantined)])
+    return True
+
+
 def write_timings(results: list[CellResult], path: Path) -> None:
     """Wall time of each cell (not reproducible, hence a separate file); written atomically."""
     with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["dataset", "attack", "malicious_fraction", "defence", "seed", "wall_time_s"])
+        writer.writerow(["dataset", "attack", "malicious_fraction", "defence", "seed", "wall_time_s", "trust"])
         for r in results:
             c = r.cell
-            writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, f"{r.wall_time_s:.3f}"])
+            writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, f"{r.wall_time_s:.3f}", "on" if c.trust else "off"])
 
 
 def _final(r: CellResult) -> float:
@@ -137,14 +173,15 @@ def _mean(values: list[float]) -> float:
 def efficacy_table(results: list[CellResult], dataset: str) -> list[str]:
     """Markdown lines of the defence-efficacy table of ``dataset``: one row per (attack, malicious
     fraction), the clean run first, one column per defence (display names), cells the final test
-    accuracy (mean over seeds; "–" where the grid has no such run)."""
+    accuracy (mean over seeds; "–" where the grid has no such run); runs with trust have their own
+    column (:func:`~ppbfl.fl.plots.run_label`)."""
     rs = [r for r in results if r.cell.dataset == dataset and not r.failed]
-    defences = list(dict.fromkeys(r.cell.defence for r in rs))
+    defences = list(dict.fromkeys(run_label(r.cell) for r in rs))
     acc: dict[tuple[str, float, str], list[float]] = defaultdict(list)
     for r in rs:
-        acc[(r.cell.attack, r.cell.fraction, r.cell.defence)].append(_final(r))
+        acc[(r.cell.attack, r.cell.fraction, run_label(r.cell))].append(_final(r))
     rows = list(dict.fromkeys((r.cell.attack, r.cell.fraction) for r in sorted(rs, key=lambda r: r.cell.fraction > 0)))
-    lines = ["| attack | malicious | " + " | ".join(display_name(d) for d in defences) + " |",
+    lines = ["| attack | malicious | " + " | ".join(defences) + " |",
              "|---|---|" + "---|" * len(defences)]
     for attack, fraction in rows:
         cells = [_fmt(_mean(acc[(attack, fraction, d)])) if acc.get((attack, fraction, d)) else "–" for d in defences]
@@ -160,11 +197,11 @@ def detection_table(results: list[CellResult], dataset: str) -> list[str]:
     rates: dict[tuple[str, float, str], list[tuple[float, float]]] = defaultdict(list)
     for r in rs:
         if r.detection_tpr is not None and r.detection_fpr is not None:
-            rates[(r.cell.attack, r.cell.fraction, r.cell.defence)].append((r.detection_tpr, r.detection_fpr))
+            rates[(r.cell.attack, r.cell.fraction, run_label(r.cell))].append((r.detection_tpr, r.detection_fpr))
     defences = list(dict.fromkeys(d for (_, _, d) in rates))
     if not defences:
         return []
-    lines = ["| attack | malicious | " + " | ".join(display_name(d) for d in defences) + " |",
+    lines = ["| attack | malicious | " + " | ".join(defences) + " |",
              "|---|---|" + "---|" * len(defences)]
     for attack, fraction in dict.fromkeys((r.cell.attack, r.cell.fraction) for r in rs):
         cells = []
@@ -172,6 +209,44 @@ def detection_table(results: list[CellResult], dataset: str) -> list[str]:
             got = rates.get((attack, fraction, d))
             cells.append(f"{_mean([t for t, _ in got]):.2f} / {_mean([f for _, f in got]):.2f}" if got else "–")
         lines.append(f"| {attack} | {fraction:.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def trust_table(results: list[CellResult], dataset: str) -> list[str]:
+    """Markdown lines of the trust table of ``dataset`` (empty without a run with trust): one row per
+    (attack, malicious fraction, rule) that ran with trust; the final accuracy and the accuracy
+    averaged over rounds with trust and, where the grid also ran the rule without, without it;
+    the malicious devices quarantined (of all, over seeds), the mean first round of quarantine of
+    those that were, and the false quarantines (honest device-rounds in quarantine, of all honest
+    device-rounds). Means over seeds."""
+    rs = [r for r in results if r.cell.dataset == dataset and not r.failed]
+    groups: dict[tuple[str, float, str, bool], list[CellResult]] = defaultdict(list)
+    for r in rs:
+        groups[(r.cell.attack, r.cell.fraction, r.cell.defence, r.cell.trust)].append(r)
+    keys = [k for k in groups if k[3]]
+    if not keys:
+        return []
+
+    def accuracy(runs: list[CellResult] | None, final: bool) -> str:
+        if not runs:
+            return "–"
+        return _fmt(_mean([_final(r) if final else float(np.mean(r.accuracy_per_round)) for r in runs]))
+
+    lines = ["| attack | malicious | rule | final accuracy with / without trust | mean accuracy over rounds with / without | "
+             "malicious quarantined | first quarantine round (mean) | false quarantines (honest device-rounds) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for attack, fraction, defence, _ in keys:
+        with_trust, without = groups[(attack, fraction, defence, True)], groups.get((attack, fraction, defence, False))
+        entered = [q for r in with_trust for q in (r.quarantine_round(i) for i in r.malicious_devices) if q is not None]
+        malicious = sum(len(r.malicious_devices) for r in with_trust)
+        honest_rounds = sum((len(r.trust_per_round[0]) - len(r.malicious_devices)) * len(r.trust_per_round)
+                            for r in with_trust if r.trust_per_round)
+        false = sum(r.false_quarantines or 0 for r in with_trust)
+        lines.append(
+            f"| {attack} | {fraction:.0%} | {display_name(defence)} | {accuracy(with_trust, True)} / {accuracy(without, True)} | "
+            f"{accuracy(with_trust, False)} / {accuracy(without, False)} | {len(entered)} of {malicious} | "
+            f"{f'{_mean([float(q) for q in entered]):.1f}' if entered else '–'} | {false} of {honest_rounds} |"
+        )
     return lines
 
 
@@ -198,10 +273,10 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         acc: dict[tuple[str, str, float], list[float]] = defaultdict(list)
         bd: dict[tuple[str, str, float], list[float]] = defaultdict(list)
         for r in rs:
-            acc[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(_final(r))
+            acc[(r.cell.attack, run_label(r.cell), r.cell.fraction)].append(_final(r))
             if r.backdoor_success is not None:
-                bd[(r.cell.attack, r.cell.defence, r.cell.fraction)].append(r.backdoor_success)
-        defences = list(dict.fromkeys(r.cell.defence for r in rs))
+                bd[(r.cell.attack, run_label(r.cell), r.cell.fraction)].append(r.backdoor_success)
+        defences = list(dict.fromkeys(run_label(r.cell) for r in rs))
         attacks = [a for a in dict.fromkeys(r.cell.attack for r in rs) if a != "none"] or ["none"]
         cols = [0.0, *fractions]
         lines += [f"## {ds}: defence efficacy (final test accuracy, one column per defence)", "",
@@ -210,13 +285,16 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         if detection:
             lines += [(f"## {ds}: detection (malicious devices excluded / honest devices excluded, mean fraction per round; "
                        "rules that exclude whole devices)"), "", *detection, ""]
+        trust = trust_table(results, ds)
+        if trust:
+            lines += [f"## {ds}: trust (reputation per device, quarantine; means over seeds)", "", *trust, ""]
         lines += [f"## {ds}: final test accuracy", "",
                   "| attack | defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |",
                   "|---|---|" + "---|" * len(cols)]
         for a in attacks:
             for d in defences:
                 cells = [_fmt(_mean(acc.get(("none" if f == 0 else a, d, f), []))) if acc.get(("none" if f == 0 else a, d, f)) else "–" for f in cols]
-                lines.append(f"| {a} | {display_name(d)} | " + " | ".join(cells) + " |")
+                lines.append(f"| {a} | {d} | " + " | ".join(cells) + " |")
         lines.append("")
         if bd:
             lines += [(f"### {ds}: backdoor success rate (stamped non-target test samples classified as the target; "
@@ -224,13 +302,13 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
                       "| defence | " + " | ".join(f"{f:.0%} malicious" for f in cols) + " |", "|---|" + "---|" * len(cols)]
             for d in defences:
                 vals = [bd.get(("none" if f == 0 else "backdoor", d, f)) for f in cols]
-                lines.append(f"| {display_name(d)} | " + " | ".join(_fmt(_mean(v)) if v else "–" for v in vals) + " |")
+                lines.append(f"| {d} | " + " | ".join(_fmt(_mean(v)) if v else "–" for v in vals) + " |")
             lines.append("")
     lines += ["## Every run", "", "| dataset | attack | malicious | defence | seed | malicious devices | accuracy | per-class recall | backdoor | wall s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         row = _row(r)
-        lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | {row['seed']} | "
+        lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {run_label(r.cell)} | {row['seed']} | "
                      f"{row['malicious_devices'] or '–'} | {row['final_accuracy']} | {row['per_class_recall']} | "
                      f"{row['backdoor_success'] or '–'} | {r.wall_time_s:.2f} |")
     if failed:
@@ -238,26 +316,27 @@ def write_markdown(results: list[CellResult], path: Path, *, command: str | None
         for r in failed:
             row = _row(r)
             message = row["error_message"].replace("|", "\\|")
-            lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {display_name(row['defence'])} | "
+            lines.append(f"| {row['dataset']} | {row['attack']} | {r.cell.fraction:.0%} | {run_label(r.cell)} | "
                          f"{row['seed']} | {row['error_type']}: {message} |")
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
 
 def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
-    """Per dataset ``accuracy_<dataset>.png`` and, where a backdoor ran, ``backdoor_<dataset>.png``
+    """Per dataset ``accuracy_<dataset>.png``, where a backdoor ran ``backdoor_<dataset>.png``
     (:mod:`ppbfl.fl.plots`: one panel per attack x malicious fraction, one line per defence, the
-    secure rule on top, mean ± std over seeds); written atomically."""
+    secure rule on top, mean ± std over seeds) and, where runs kept trust, ``trust_<dataset>.png``
+    (:func:`~ppbfl.fl.plots.trust_figure`); written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ppbfl.fl.plots import accuracy_figure, backdoor_figure
+    from ppbfl.fl.plots import accuracy_figure, backdoor_figure, trust_figure
 
     written = []
     for ds in dict.fromkeys(r.cell.dataset for r in results):
-        for prefix, make in (("accuracy", accuracy_figure), ("backdoor", backdoor_figure)):
+        for prefix, make in (("accuracy", accuracy_figure), ("backdoor", backdoor_figure), ("trust", trust_figure)):
             fig = make(results, ds)
             if fig is None:
                 continue
@@ -270,14 +349,16 @@ def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
 
 
 def write_all(results: list[CellResult], folder: str | Path, *, command: str | None = None) -> dict[str, Path]:
-    """Write results.csv, timings.csv, results.md and the plots into ``folder`` (created), each
-    atomically, after removing a previous run's outputs (:func:`clear_outputs`)."""
+    """Write results.csv, timings.csv, results.md, trust.csv (where runs kept trust) and the plots
+    into ``folder`` (created), each atomically, after removing a previous run's outputs (:func:`clear_outputs`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     clear_outputs(folder)
     out = {"csv": folder / "results.csv", "timings": folder / "timings.csv", "markdown": folder / "results.md"}
     write_csv(results, out["csv"])
     write_timings(results, out["timings"])
+    if write_trust_csv(results, folder / "trust.csv"):
+        out["trust"] = folder / "trust.csv"
     write_markdown(results, out["markdown"], command=command)
     for p in write_plots(results, folder):
         out[p.stem] = p

@@ -13,7 +13,12 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
    instead: :func:`apply_field_attack`); the defence aggregates the ``(devices, d)`` updates; the global model moves
    by the aggregate; test accuracy, the backdoor success rate (when there is a trigger) and, for
    rules that exclude devices, the detection rates of malicious and honest devices
-   (:mod:`ppbfl.fl.detection`) are recorded per round.
+   (:mod:`ppbfl.fl.detection`) are recorded per round;
+4. with trust (``cell.trust``: the secure rules, on by default, :data:`~ppbfl.fl.config.TRUST_RULES`)
+   a :class:`~ppbfl.trust.keeper.TrustKeeper` of the run (in-memory store, no chain) weights every
+   round's protocol run with the devices' reputation (0 in quarantine) and is reported the round's
+   result afterwards, as the demo's :class:`~ppbfl.fl.federation.Federation` does; each device's
+   reputation and the quarantined devices after each round are recorded.
 
 Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``; the secure
 defence's share randomness and challenge from ``(seed, round)``), so the same config and seed give
@@ -30,6 +35,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,13 +43,18 @@ import torch
 from ppbfl.fl.aggregation import Aggregator
 from ppbfl.fl.aggregators import AggregationContext, make_aggregator
 from ppbfl.fl.attacks import Attack, Backdoor, make_attack
-from ppbfl.fl.config import Cell, ExperimentConfig, Federation
+from ppbfl.fl.config import TRUST_RULES, Cell, ExperimentConfig, Federation
 from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
 from ppbfl.fl.detection import detection_rates, excluded_devices
 from ppbfl.fl.errors import ConfigError, PartitionError
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
+from ppbfl.fl.secure_aggregator import TRUST
 from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
+from ppbfl.trust.config import TrustConfig
+
+if TYPE_CHECKING:
+    from ppbfl.trust.keeper import TrustKeeper
 
 __all__ = ["CellResult", "apply_field_attack", "backdoor_success", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
 
@@ -57,6 +68,10 @@ class CellResult:
     (not written to the reports: a diagnostic of update-level damage); ``tpr_per_round`` / ``fpr_per_round: (rounds,)`` the defence's detection rates of
     malicious / honest devices (:mod:`ppbfl.fl.detection`; None for a rule that does not exclude
     devices, and the TPR also when no device is malicious).
+
+    With trust (``cell.trust``): ``trust_per_round: (rounds, devices)`` each device's reputation in
+    [0, 1] after each round, ``quarantined_per_round``: the devices in quarantine after each round
+    (both None without trust).
 
     A failed cell (``error_type`` set) has no accuracy; ``error_message`` is the exception's text.
     """
@@ -73,6 +88,19 @@ class CellResult:
     backdoor_per_round: list[float] = field(default_factory=list)
     tpr_per_round: list[float] | None = None
     fpr_per_round: list[float] | None = None
+    trust_per_round: list[list[float]] | None = None
+    quarantined_per_round: list[list[int]] | None = None
+
+    def quarantine_round(self, device: int) -> int | None:
+        """The first round (from 1) after which ``device`` was in quarantine (None: never, or no trust)."""
+        return next((k + 1 for k, q in enumerate(self.quarantined_per_round or []) if device in q), None)
+
+    @property
+    def false_quarantines(self) -> int | None:
+        """Honest device-rounds spent in quarantine (None without trust)."""
+        if self.quarantined_per_round is None:
+            return None
+        return sum(1 for q in self.quarantined_per_round for i in q if i not in self.malicious_devices)
 
     @property
     def detection_tpr(self) -> float | None:
@@ -137,11 +165,12 @@ def train_round(
     """Every device's update from the global ``params`` ((d,) float32): (devices, d) float32.
 
     Device ``dev`` trains on ``data.x_train[parts[dev]]``; the ``malicious`` devices (sorted
-    indices) poison their data and then their update, the update attacks seeing the mean of the
-    malicious devices' own updates. Randomness derives from ``(seed, round_, dev)`` only: the
+    indices) poison their data and then their update with ``attack.for_round(round_)``, the update
+    attacks seeing the mean of the malicious devices' own updates. Randomness derives from ``(seed, round_, dev)`` only: the
     poisoning's NumPy generators, and device ``dev``'s torch generator ``generator(dev)``
     (default :func:`device_generator`).
     """
+    attack = attack.for_round(round_)
     if generator is None:
         def generator(dev: int) -> torch.Generator:
             return device_generator(seed, round_, dev)
@@ -165,14 +194,21 @@ def run_cell(
     attack_params: dict | None = None,
     defence_params: dict | None = None,
     probe: Backdoor | None = None,
+    trust: TrustConfig | None = None,
 ) -> CellResult:
     """Run one federated simulation and return its :class:`CellResult`.
 
     The backdoor success rate is measured with the cell's own backdoor trigger, or with ``probe``
     when the cell runs no backdoor (the runner passes it to clean cells: the rate a trigger reaches
-    without any attack, the baseline to compare against).
+    without any attack, the baseline to compare against). ``trust``: the reputation model of a
+    cell with ``cell.trust`` (default ``TrustConfig()``).
+
+    Raises:
+        ConfigError: ``cell.trust`` for a rule outside :data:`~ppbfl.fl.config.TRUST_RULES` (key ``grid.trust``).
     """
     start = time.perf_counter()
+    if cell.trust and cell.defence not in TRUST_RULES:
+        raise ConfigError("grid.trust", f"{cell.defence} runs no protocol rounds to keep trust from (only {', '.join(TRUST_RULES)})")
     fed = federation
     data = get_dataset(cell.dataset, cell.seed, fed.test_fraction)
     rng = np.random.default_rng(cell.seed)
@@ -198,6 +234,9 @@ def run_cell(
         raise ConfigError("attack_params.backdoor.features",
                           f"index {max(trigger.features)} >= {data.n_features} features of {cell.dataset}")
 
+    keeper = _keeper(fed.devices, trust) if cell.trust else None
+    reputation: list[list[float]] = []
+    quarantined: list[list[int]] = []
     field_attack = bool(malicious) and attack.field_level
     model = build_model(fed.model, data.n_features, data.n_classes, hidden=fed.hidden, image_shape=data.image_shape, seed=cell.seed)
     params = get_flat(model)
@@ -214,6 +253,8 @@ def run_cell(
         for r in range(fed.rounds):
             updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
             context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
+            if keeper is not None:
+                context.extra[TRUST] = keeper.round_trust()
             if defence.needs_reference or field_attack:
                 context.reference = local_update(
                     model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
@@ -222,6 +263,10 @@ def run_cell(
                 assert context.reference is not None
                 updates = apply_field_attack(attack, malicious, updates, context, defence, defence_params)
             aggregate, info = defence.aggregate(updates, context)
+            if keeper is not None:
+                keeper.after_round(info["round"])
+                reputation.append([keeper.reputation()[i] for i in range(fed.devices)])
+                quarantined.append(list(keeper.quarantined))
             excluded = excluded_devices(cell.defence, info, fed.devices)
             if excluded is None:
                 device_rule = False
@@ -237,12 +282,23 @@ def run_cell(
                 backdoor.append(backdoor_success(model, params, data, trigger))
     finally:
         defence.close()  # e.g. the secure rule's in-process deployment
+        if keeper is not None:
+            keeper.store.close()
     return CellResult(
         cell, malicious, accuracy, [float(v) for v in recall], backdoor[-1] if backdoor else None, time.perf_counter() - start,
         extra={"aggregate_max_abs": largest},
         backdoor_per_round=backdoor, tpr_per_round=_rates(tpr) if device_rule else None,
         fpr_per_round=_rates(fpr) if device_rule else None,
+        trust_per_round=reputation if keeper is not None else None,
+        quarantined_per_round=quarantined if keeper is not None else None,
     )
+
+
+def _keeper(devices: int, config: TrustConfig | None) -> TrustKeeper:
+    """A run's trust keeper: ``devices`` devices, an in-memory store, no chain."""
+    from ppbfl.trust.keeper import TrustKeeper
+
+    return TrustKeeper(range(devices), config)
 
 
 def apply_field_attack(
@@ -286,17 +342,19 @@ def failed_result(cell: Cell, error: Exception, wall_time_s: float) -> CellResul
 
 def _run_recorded(
     cell: Cell, federation: Federation, attack_params: dict | None, defence_params: dict | None, probe: Backdoor | None,
+    trust: TrustConfig | None = None,
 ) -> CellResult:
     """:func:`run_cell`, with any exception of the cell turned into :func:`failed_result`."""
     start = time.perf_counter()
     try:
-        return run_cell(cell, federation, attack_params, defence_params, probe)
+        return run_cell(cell, federation, attack_params, defence_params, probe, trust)
     except Exception as error:  # any error of one cell: it is recorded and the grid goes on
         return failed_result(cell, error, time.perf_counter() - start)
 
 
-_PRELOAD = ["ppbfl.fl.runner", "ppbfl.fl.aggregators", "sklearn.datasets", "torch._dynamo"]
-"""What every cell imports (about 12 CPU seconds: scikit-learn's datasets, torch's optimiser stack)."""
+_PRELOAD = ["ppbfl.fl.runner", "ppbfl.fl.aggregators", "ppbfl.trust.keeper", "sklearn.datasets", "torch._dynamo"]
+"""What every cell imports (about 12 CPU seconds: scikit-learn's datasets, torch's optimiser stack;
+the trust keeper's SQLAlchemy / alembic / pydantic about 0.8 s)."""
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -338,8 +396,8 @@ def run_experiment(
     cells = config.cells()
     backdoor = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
     probe = backdoor if isinstance(backdoor, Backdoor) else None
-    args = [(cell, config.federation, config.attack_params, config.defence_params, probe if cell.attack == "none" else None)
-            for cell in cells]
+    args = [(cell, config.federation, config.attack_params, config.defence_params, probe if cell.attack == "none" else None,
+             config.trust_config) for cell in cells]
     results: list[CellResult | None] = [None] * len(cells)
     bar = tqdm(total=len(cells), desc="ppbfl experiment", unit="run", disable=not progress)
 

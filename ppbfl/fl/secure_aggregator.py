@@ -57,12 +57,16 @@ from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
 from ppbfl.fl.federation import SecureCosineFilter
 from ppbfl.fl.field_attacks import FieldAttackRound, OutOfRangeDevice
 
-__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "SecureCosineAggregator", "SecureFlameAggregator", "choose_frac_bits", "fits"]
+__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "TRUST", "SecureCosineAggregator", "SecureFlameAggregator", "choose_frac_bits", "fits"]
 
 KEY = "defence_params.ppbfl_secure"
 MIN_FRAC_BITS = 8
 FIELD_ATTACK = "field_attack"
 """``AggregationContext.extra`` key: ``(FieldAttackRound, devices)`` of a field-level attack (set by the runner)."""
+TRUST = "trust"
+"""``AggregationContext.extra`` key: device -> trust in [0, 1] the round weights it with (set by the
+runner from its :class:`~ppbfl.trust.keeper.TrustKeeper`); ``info["round"]`` then carries the round's
+:class:`~ppbfl.protocol.round.RoundResult` for the keeper."""
 """Fewest fractional bits accepted: a step of ``2^-9`` already rivals typical update entries."""
 
 
@@ -225,7 +229,9 @@ class SecureCosineAggregator(Aggregator):
             secure = self._filter = SecureCosineFilter(
                 self.t, self.n, codec, tau=float(self.tau), norms=norms, factories=factories, **self._rule_options(),
             )
-        aggregate, result = secure.verify_and_aggregate(u, reference)
+        trust = context.extra.get(TRUST)
+        scores = None if trust is None else np.array([trust[i] for i in range(m)], dtype=np.float64)
+        aggregate, result = secure.verify_and_aggregate(u, reference, scores)
         decisions = [result.decision_of(i) for i in range(m)]
         info = {
             "weights": [d.weight for d in decisions],
@@ -235,6 +241,8 @@ class SecureCosineAggregator(Aggregator):
             "validity_l2_bound": l2_bound(codec, d),
             "wrong_edge_nodes": list(result.liars),
         }
+        if trust is not None:
+            info["round"] = result
         return aggregate.astype(np.float32), info
 
 

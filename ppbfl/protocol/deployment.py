@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
+from ppbfl.protocol.cleanup import PrivateFolder
 from ppbfl.protocol.dealer import TripleDealerNode
 from ppbfl.protocol.device import device_party
 from ppbfl.protocol.edge_node import (
@@ -173,15 +173,18 @@ class GrpcDeployment(Deployment):
         t, n, d: threshold, number of edge nodes, update length.
         behaviours: edge node index -> :class:`EdgeBehaviour` (fault injection, default honest).
         workdir: where certificates, the manifest and (until the processes loaded them) the
-            servers' keys go (default: a fresh temporary directory, removed on :meth:`close` and
-            at interpreter exit, e.g. after an uncaught exception).
+            servers' keys go (default: a fresh owner-only temporary folder,
+            :class:`~ppbfl.protocol.cleanup.PrivateFolder`: removed on :meth:`close` and whenever
+            this process ends, even by SIGKILL, by a watchdog process; stale ones are swept at the
+            next start).
         ready_timeout: seconds a process may take to start listening.
         signed_uploads: every edge node requires uploads signed with the device's TLS key
             (device certificates go to ``workdir`` as devices are issued; :attr:`device_keys`).
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
-    killed at any later point (even by SIGKILL) leaves only public certificates behind. The CA's
+    killed at any later point (even by SIGKILL) leaves only public certificates behind, and those
+    go with the temporary folder (killed while they start, its watchdog removes the keys). The CA's
     and the devices' and coordinator's keys stay in this process's memory.
     """
 
@@ -192,8 +195,8 @@ class GrpcDeployment(Deployment):
         behaviours = dict(behaviours or {})
         self.networked = True
         self.device_keys = self._public_key if signed_uploads else None
-        self._tmp = tempfile.TemporaryDirectory(prefix="ppbfl-grpc-") if workdir is None else None
-        self.workdir = Path(self._tmp.name) if self._tmp is not None else Path(str(workdir))
+        self._tmp = PrivateFolder("ppbfl-grpc-") if workdir is None else None
+        self.workdir = self._tmp.path if self._tmp is not None else Path(str(workdir))
         self.ca = make_ca("ppbfl consortium")
         self.ca_path = self.workdir / "ca.crt"
         self.ca_path.write_bytes(self.ca.cert_pem)
@@ -299,4 +302,4 @@ class GrpcDeployment(Deployment):
             if proc.alive():
                 proc.terminate()
         if self._tmp is not None:
-            self._tmp.cleanup()
+            self._tmp.remove()

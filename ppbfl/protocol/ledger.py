@@ -43,7 +43,7 @@ from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.round import RoundResult
 from ppbfl.protocol.round_errors import RoundFailedError
 
-__all__ = ["ChainLedger", "DeviceChainAccount", "FingerprintMismatchError", "RoundOnChain", "open_ledger"]
+__all__ = ["ChainLedger", "DeviceChainAccount", "FingerprintMismatchError", "RoundOnChain", "attach_ledger", "open_ledger"]
 
 
 class FingerprintMismatchError(RoundFailedError):
@@ -100,6 +100,9 @@ class ChainLedger:
         fingerprints: party id -> 32-byte TLS certificate fingerprint (edge nodes use theirs; an
             in-process deployment has no TLS and registers ``keccak(party id)`` instead).
         pow_bits: PoW difficulty of every device (light: ~ms of hashing at 8 bits).
+        trust: every device's registered trust in [0, 1] (what round 1 weights it with and, once
+            ``setPowRange`` is set, derives its first PoW difficulty from); a trust keeper's
+            ledger registers the model's initial trust (:func:`ppbfl.trust.reputation.initial_trust`).
         commit_blocks: commit-phase deadline in blocks (default ``2 * devices + 20``: a dev chain
             mines a block per transaction).
         audit_shares: aggregate shares the on-chain audit opens (default ``t + 1``, so the contract
@@ -108,7 +111,7 @@ class ChainLedger:
 
     def __init__(
         self, chain: Chain, t: int, n: int, devices: int, *, fingerprints: Mapping[str, bytes] | None = None,
-        pow_bits: int = 8, commit_blocks: int | None = None, audit_shares: int | None = None,
+        pow_bits: int = 8, commit_blocks: int | None = None, audit_shares: int | None = None, trust: float = 1.0,
     ) -> None:
         self.chain, self.t, self.n = chain, t, n
         self.audit_shares = t + 1 if audit_shares is None else audit_shares
@@ -125,12 +128,42 @@ class ChainLedger:
         self.device_ids: dict[int, int] = {}
         for i in range(devices):
             account = chain.new_account()
-            self.device_ids[i] = self.contract.register_device(account, pow_bits)
+            self.device_ids[i] = self.contract.register_device(account, pow_bits, trust)
             self.device_accounts[i] = account
             if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
                 raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
         self.records: dict[int, RoundOnChain] = {}
         self._gas_start = 0
+
+    @classmethod
+    def attach(cls, chain: Chain, address: str, *, audit_shares: int | None = None) -> ChainLedger:
+        """The ledger of the ``PPBFLRounds`` contract already at ``address`` on ``chain`` (a coordinator
+        that restarts: nothing is deployed or registered). ``t``, ``n``, the edge nodes' and the
+        devices' accounts come from the contract's registry (device index = chain device id).
+
+        Raises:
+            ChainError: no contract answers at ``address``, or an edge node is not registered.
+        """
+        from eth_utils import to_checksum_address
+
+        from ppbfl.chain.rounds import load_artifact
+
+        if not chain.w3.eth.get_code(to_checksum_address(address)):
+            raise ChainError(f"no contract at {address} on this chain")
+        contract = RoundsContract(chain, address, load_artifact()["abi"])
+        ledger = cls.__new__(cls)
+        ledger.chain, ledger.t, ledger.n, ledger.contract = chain, contract.t, contract.n, contract
+        ledger.audit_shares = contract.t + 1 if audit_shares is None else audit_shares
+        ledger.edge_accounts = {}
+        for j in range(1, contract.n + 1):
+            account, _ = contract.edge_node(j)
+            if int(account, 16) == 0:
+                raise ChainError(f"edge node {j} is not registered in the contract at {address}")
+            ledger.edge_accounts[j] = account
+        ledger.device_ids = {i: i for i in range(contract.device_count())}
+        ledger.device_accounts = {i: chain.call(contract.contract, "deviceAddress", i) for i in ledger.device_ids}
+        ledger.records, ledger._gas_start = {}, 0
+        return ledger
 
     @property
     def address(self) -> str:
@@ -257,10 +290,13 @@ class ChainLedger:
 
 
 @contextmanager
-def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None) -> Iterator[ChainLedger]:
+def open_ledger(
+    kind: str, t: int, n: int, *, devices: int, fingerprints: Mapping[str, bytes] | None = None, trust: float = 1.0,
+) -> Iterator[ChainLedger]:
     """A :class:`ChainLedger` in a fresh contract on: ``"embedded"`` (in-process py-evm), ``"anvil"``
     (an anvil node started here, stopped on exit) or an ``http(s)://`` URL (any JSON-RPC EVM node
-    with unlocked accounts, e.g. the consortium's own; left running).
+    with unlocked accounts, e.g. the consortium's own; left running); ``trust``: every device's
+    registered trust (see :class:`ChainLedger`).
 
     Raises:
         ChainError: ``kind`` is none of these, or the node cannot be reached.
@@ -275,6 +311,22 @@ def open_ledger(kind: str, t: int, n: int, *, devices: int, fingerprints: Mappin
     else:
         raise ChainError(f"chain {kind!r}: expected 'embedded', 'anvil' or an http(s):// JSON-RPC URL")
     try:
-        yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints)
+        yield ChainLedger(chain, t, n, devices, fingerprints=fingerprints, trust=trust)
+    finally:
+        chain.close()
+
+
+@contextmanager
+def attach_ledger(url: str, address: str) -> Iterator[ChainLedger]:
+    """The :class:`ChainLedger` of the contract at ``address`` on the JSON-RPC node at ``url`` (a
+    restarted coordinator; :meth:`ChainLedger.attach`). Only a chain that outlives the coordinator
+    can be attached to: the embedded chain dies with its process.
+
+    Raises:
+        ChainError: the node cannot be reached or holds no such contract.
+    """
+    chain = Chain.connect(url)
+    try:
+        yield ChainLedger.attach(chain, address)
     finally:
         chain.close()

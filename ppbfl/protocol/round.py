@@ -283,8 +283,12 @@ class Coordinator:
         return [j for j in self.online if j not in self.dropped]
 
     # -- setup ---------------------------------------------------------------------------------
-    def setup(self) -> tuple[int, ...]:
+    def setup(self, round: int = 0) -> tuple[int, ...]:
         """Set every edge node up and relay their PRZS key agreement; returns the nodes that are ready.
+
+        ``round``: the latest round on chain, for a coordinator that restarts
+        (:mod:`ppbfl.protocol.resume`): the nodes then accept uploads for the rounds after it.
+        Nodes in :attr:`excluded` (named liars) are left out.
 
         Three relayed steps (:mod:`ppbfl.protocol.przs_setup`): :class:`SetupEdge` (fresh session)
         -> signed X25519 offers; every offer to every node -> the set keys each leads, sealed per
@@ -297,9 +301,9 @@ class Coordinator:
             NotEnoughEdgeNodesError: fewer than ``t`` nodes completed a step.
         """
         self.dropped = {}
-        nodes = list(range(1, self.n + 1))
+        nodes = [j for j in range(1, self.n + 1) if j not in self.excluded]
         for attempt in (1, 2):
-            offered, sealers = self._agree_keys(nodes)
+            offered, sealers = self._agree_keys(nodes, round)
             if len(sealers) == len(offered) or attempt == 2:
                 break
             nodes = sealers  # leave out the nodes that failed after their offer, and agree again
@@ -308,8 +312,9 @@ class Coordinator:
         self.online = list(self._require_nodes("setup", self.t))
         return tuple(self.online)
 
-    def _agree_keys(self, nodes: Sequence[int]) -> tuple[list[int], list[int]]:
-        """One setup session among ``nodes``: returns the nodes that offered and those that sealed their keys."""
+    def _agree_keys(self, nodes: Sequence[int], round: int = 0) -> tuple[list[int], list[int]]:
+        """One setup session among ``nodes``: returns the nodes that offered and those that sealed their keys
+        (the key agreement's messages carry ``round``, the latest round on chain)."""
         session = secrets.token_bytes(32)
 
         def message(j: int) -> SetupEdge:
@@ -325,7 +330,7 @@ class Coordinator:
             self.online, [offers[j].public_key for j in self.online], [offers[j].certificate for j in self.online],
             [offers[j].signature for j in self.online],
         )
-        sealed = self._call_nodes(self._require_nodes("setup", self.t), lambda j: peers, 0, PRZSSealed)
+        sealed = self._call_nodes(self._require_nodes("setup", self.t), lambda j: peers, round, PRZSSealed)
         inbox: dict[int, list[tuple[int, int, bytes]]] = {j: [] for j in sealed}  # recipient -> (set, sender, ciphertext)
         for sender, reply in sealed.items():
             for mask, recipient, ciphertext in zip(reply.sets, reply.recipients, reply.ciphertexts):
@@ -335,7 +340,7 @@ class Coordinator:
         def deliver(j: int) -> PRZSDeliver:
             return PRZSDeliver([m for m, _, _ in inbox[j]], [s for _, s, _ in inbox[j]], [c for _, _, c in inbox[j]])
 
-        self._call_nodes(self._require_nodes("setup", self.t), deliver, 0, Ack)
+        self._call_nodes(self._require_nodes("setup", self.t), deliver, round, Ack)
         return sorted(offers), sorted(sealed)
 
     # -- one round -----------------------------------------------------------------------------

@@ -6,6 +6,6 @@
 """
 
 from ppbfl.trust.config import TrustConfig, load_trust_config
-from ppbfl.trust.reputation import DeviceTrust, Evidence, initial_state, replay, update, update_all
+from ppbfl.trust.reputation import DeviceTrust, Evidence, initial_state, initial_trust, replay, update, update_all
 
-__all__ = ["DeviceTrust", "Evidence", "TrustConfig", "initial_state", "load_trust_config", "replay", "update", "update_all"]
+__all__ = ["DeviceTrust", "Evidence", "TrustConfig", "initial_state", "initial_trust", "load_trust_config", "replay", "update", "update_all"]

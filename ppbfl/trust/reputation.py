@@ -40,6 +40,7 @@ __all__ = [
     "Evidence",
     "evidence_weights",
     "initial_state",
+    "initial_trust",
     "replay",
     "trust_q15",
     "update",
@@ -108,6 +109,14 @@ def initial_state(config: TrustConfig) -> DeviceTrust:
     """The state of a device never seen before (``initial_positive``, ``initial_negative``)."""
     state = DeviceTrust(config.q(config.initial_positive), config.q(config.initial_negative))
     return DeviceTrust(state.positive, state.negative, state.trust < _q15(config.quarantine_below))
+
+
+def initial_trust(config: TrustConfig) -> float:
+    """The trust a new device is weighted with, as a float ``q / 2^15`` (exact: the Q1.15 word of
+    :func:`initial_state`, 0 if it starts quarantined); what its chain registration should carry
+    (``ChainLedger(..., trust=initial_trust(config))``) so that round 1's PoW difficulty, derived
+    by the contract from the stored trust, follows the model (3/4 with the defaults, not 1)."""
+    return initial_state(config).weight_trust / TRUST_ONE
 
 
 def _q15(value: float) -> int:

@@ -1,0 +1,184 @@
+"""Trust in ``ppbfl experiment``: the grid switch, the on-off and slow-poisoning attacks, a keeper per
+run following the secure rule's rounds (checked against a float beta-reputation model), and trust in
+results.csv, trust.csv, results.md and the trust plot."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+
+import numpy as np
+import pytest
+
+from ppbfl.fl.attacks import Adaptive, NoAttack, OnOff, SignFlip, SlowPoison, cosine, make_attack
+from ppbfl.fl.config import Cell, Federation, parse_config
+from ppbfl.fl.errors import ConfigError
+from ppbfl.fl.report import write_all
+from ppbfl.fl.runner import run_cell, run_experiment, train_round
+
+GRID = """
+[grid]
+datasets = ["breast_cancer"]
+attacks = ["sign_flip", "on_off"]
+malicious_fractions = [0.4]
+defences = ["fltrust", "ppbfl_secure"]
+seeds = [3]
+{trust}
+
+[federation]
+devices = 5
+rounds = {rounds}
+model = "logreg"
+root_size = 10
+
+[defence_params.ppbfl_secure]
+t = 2
+n = 3
+"""
+
+
+ROUNDS = 5  # the sign flippers' trust falls below 0.3 after round 5
+
+
+def _config(trust: str = "", extra: str = ""):
+    return parse_config(tomllib.loads(GRID.format(trust=trust, rounds=ROUNDS) + extra))
+
+
+def test_trust_is_on_for_the_secure_rules_by_default_and_a_grid_axis_when_asked() -> None:
+    cells = _config().cells()
+    assert {(c.defence, c.trust) for c in cells} == {("fltrust", False), ("ppbfl_secure", True)}
+    both = _config("trust = [true, false]").cells()
+    assert len(both) == 6  # 2 attacks x (fltrust once, ppbfl_secure with and without)
+    assert [(c.defence, c.trust) for c in both[:3]] == [("fltrust", False), ("ppbfl_secure", True), ("ppbfl_secure", False)]
+    assert {c.trust for c in _config("trust = [false]").cells()} == {False}
+    config = _config(extra="[trust]\nforgetting = 0.8\nquarantine_below = 0.25\n")
+    assert (config.trust_config.forgetting, config.trust_config.quarantine_below) == (0.8, 0.25)
+
+
+@pytest.mark.parametrize("trust, extra, key", [
+    ("trust = [1]", "", "grid.trust"),
+    ("trust = []", "", "grid.trust"),
+    ("trust = [true, true]", "", "grid.trust"),
+    ("", "[trust]\nforgeting = 0.8\n", "trust.forgeting"),
+    ("", "[trust]\nforgetting = 1.5\n", "trust.forgetting"),
+    ("", "[trust]\nrelease_at = 0.1\n", "trust"),  # below quarantine_below
+    ("", "trust = 1\n", "trust"),
+    ("", "[attack_params.on_off]\noff = 0\n", "attack_params.on_off.off"),
+    ("", "[attack_params.on_off]\nfactor = -1.0\n", "attack_params.on_off.factor"),
+    ("", "[attack_params.slow_poison]\nend = 0.9\n", "attack_params.slow_poison.end"),
+])
+def test_bad_trust_and_attack_settings_name_the_key(trust: str, extra: str, key: str) -> None:
+    text = GRID.format(trust=trust, rounds=ROUNDS).replace('attacks = ["sign_flip", "on_off"]', 'attacks = ["on_off", "slow_poison"]')
+    if extra.startswith("trust = 1"):
+        text = extra + text  # a top-level key named like the section
+    else:
+        text += extra
+    with pytest.raises(ConfigError) as caught:
+        parse_config(tomllib.loads(text))
+    assert caught.value.key == key
+
+
+def test_a_plaintext_rule_cannot_be_asked_to_keep_trust() -> None:
+    with pytest.raises(ConfigError) as caught:
+        run_cell(Cell("breast_cancer", "none", 0.0, "fedavg", 0, True), Federation(devices=3, rounds=1, model="logreg"))
+    assert caught.value.key == "grid.trust"
+
+
+def test_on_off_alternates_sign_flip_and_honest_rounds() -> None:
+    attack = make_attack("on_off", {"on": 2, "off": 1, "factor": 3.0})
+    kinds = [type(attack.for_round(k)) for k in range(7)]
+    assert kinds == [SignFlip, SignFlip, NoAttack, SignFlip, SignFlip, NoAttack, SignFlip]
+    delta = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    assert attack.for_round(1).poison_update(delta, None, np.random.default_rng(0)).tolist() == [-3.0, 6.0, -1.5]
+    assert attack.for_round(2).poison_update(delta, None, np.random.default_rng(0)) is delta
+
+
+def test_slow_poison_turns_the_update_a_step_further_from_the_benign_direction_each_round() -> None:
+    rng = np.random.default_rng(1)
+    delta, reference = rng.normal(size=50).astype(np.float32), rng.normal(size=50)
+    attack = SlowPoison(start=0.6, step=0.25, end=-0.9)
+    for k, expected in enumerate([0.6, 0.35, 0.1, -0.15, -0.4, -0.65, -0.9, -0.9]):
+        out = attack.for_round(k).poison_update(delta, reference, rng)
+        assert isinstance(attack.for_round(k), Adaptive)
+        assert cosine(out, reference) == pytest.approx(expected, abs=1e-5)
+        assert float(np.linalg.norm(out)) == pytest.approx(float(np.linalg.norm(delta)), rel=1e-5)
+
+
+def test_train_round_applies_the_attack_of_the_round() -> None:
+    from ppbfl.fl.models import build_model, get_flat
+    from ppbfl.fl.runner import get_dataset
+    from ppbfl.fl.training import TrainSettings
+
+    data = get_dataset("breast_cancer", 0, 0.25)
+    model = build_model("logreg", data.n_features, data.n_classes, seed=0)
+    params, parts, settings = get_flat(model), [np.arange(0, 40), np.arange(40, 80)], TrainSettings(1, 16, 0.1)
+    for k in (0, 1):  # device 1 is malicious: sign flip in round 0, honest in round 1
+        honest = train_round(model, params, data, parts, (), NoAttack(), settings, 0, k)
+        attacked = train_round(model, params, data, parts, (1,), OnOff(), settings, 0, k)
+        assert np.array_equal(attacked[0], honest[0])
+        assert np.array_equal(attacked[1], -honest[1] if k == 0 else honest[1])
+
+
+def _float_trust(rejected: list[bool], forgetting: float = 0.9) -> list[float]:
+    """The beta reputation with forgetting in floats: r0 = 2, s0 = 0; +1 to r (accepted) or s (rejected)."""
+    r, s, out = 2.0, 0.0, []
+    for bad in rejected:
+        r, s = forgetting * r + (not bad), forgetting * s + bad
+        out.append((r + 1) / (r + s + 2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    config = _config("trust = [true, false]")
+    config = type(config)(config.datasets, config.attacks, config.malicious_fractions, ("ppbfl_secure",), config.seeds,
+                          config.federation, config.attack_params, config.defence_params, config.trust, config.trust_config)
+    results = run_experiment(config, progress=False)
+    folder = tmp_path_factory.mktemp("out")
+    return results, write_all(results, folder, command="ppbfl experiment c.toml"), folder
+
+
+def test_each_run_keeps_trust_that_follows_the_beta_model_and_quarantines_the_sign_flippers(grid) -> None:
+    results, _, _ = grid
+    by = {(r.cell.attack, r.cell.trust): r for r in results}
+    assert set(by) == {("sign_flip", True), ("sign_flip", False), ("on_off", True), ("on_off", False)}
+    assert all(not r.failed for r in results)
+    assert by[("sign_flip", False)].trust_per_round is None and by[("sign_flip", False)].quarantined_per_round is None
+    for attack, pattern in (("sign_flip", [True] * ROUNDS), ("on_off", [k % 2 == 0 for k in range(ROUNDS)])):
+        run = by[(attack, True)]
+        assert run.fpr_per_round == [0.0] * ROUNDS  # every honest device accepted every round (weight > 0)
+        trust = np.asarray(run.trust_per_round)
+        assert trust.shape == (ROUNDS, 5) and len(run.malicious_devices) == 2
+        for device in range(5):
+            expected = _float_trust(pattern if device in run.malicious_devices else [False] * ROUNDS)
+            assert trust[:, device] == pytest.approx(expected, abs=2**-9)  # integer rule vs floats
+            first = next((k + 1 for k, t in enumerate(expected) if t < 0.3), None)
+            assert run.quarantine_round(device) == first
+    sign_flip = by[("sign_flip", True)]
+    assert all(sign_flip.quarantine_round(i) == 5 for i in sign_flip.malicious_devices)  # 2.18 / 7.28 < 0.3 after round 5
+    assert sign_flip.quarantined_per_round[-1] == list(sign_flip.malicious_devices) and sign_flip.false_quarantines == 0
+    assert by[("on_off", True)].quarantined_per_round == [[]] * ROUNDS  # alternating stays near 0.6: never quarantined
+
+
+def test_trust_reaches_results_csv_trust_csv_the_markdown_and_a_plot(grid) -> None:
+    results, written, folder = grid
+    rows = {(r["attack"], r["trust"]): r for r in csv.DictReader(written["csv"].read_text().splitlines())}
+    run = next(r for r in results if r.cell.attack == "sign_flip" and r.cell.trust)
+    row = rows[("sign_flip", "on")]
+    assert row["quarantine_rounds"] == "5;5" and row["false_quarantines"] == "0"
+    assert row["quarantined_per_round"].split(";") == ["/".join(map(str, q)) for q in run.quarantined_per_round]
+    assert rows[("sign_flip", "off")]["quarantine_rounds"] == rows[("sign_flip", "off")]["false_quarantines"] == ""
+    trust_rows = list(csv.DictReader(written["trust"].read_text().splitlines()))
+    assert len(trust_rows) == 2 * ROUNDS * 5  # runs with trust x rounds x devices
+    for t in trust_rows:
+        r = next(x for x in results if x.cell.attack == t["attack"] and x.cell.trust)
+        k, device = int(t["round"]), int(t["device"])
+        assert float(t["trust"]) == pytest.approx(r.trust_per_round[k - 1][device], abs=5e-5)
+        assert int(t["quarantined"]) == (device in r.quarantined_per_round[k - 1])
+        assert int(t["malicious"]) == (device in r.malicious_devices)
+    markdown = written["markdown"].read_text()
+    assert "| attack | malicious | ppbfl (secure) + trust | ppbfl (secure) |" in markdown
+    assert "## breast_cancer: trust" in markdown
+    line = next(x for x in markdown.splitlines() if x.startswith("| sign_flip | 40% | ppbfl (secure) | "))
+    assert line.endswith(f"| 2 of 2 | 5.0 | 0 of {3 * ROUNDS} |")
+    assert (folder / "trust_breast_cancer.png").stat().st_size > 0
