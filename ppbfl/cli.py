@@ -39,6 +39,7 @@ def _demo(args: argparse.Namespace) -> int:
         t=args.t, n=args.n, hidden=args.hidden, liar=None if args.liar == 0 else args.liar,
         kill_edge=None if args.kill_edge == 0 else args.kill_edge, kill_round=args.kill_round,
         transport=args.transport, chain=args.chain, seed=args.seed, out=args.out,
+        rule=args.rule, flame_noise=args.flame_noise, rescale=args.rescale,
     )
     try:
         run_demo(config)
@@ -148,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--seed", type=int, default=0, help="simulation seed (data split, model init, malicious devices)")
     demo.add_argument("--out", default="ppbfl-demo", help="folder for rounds.json and accuracy.png (default ppbfl-demo)")
+    demo.add_argument(
+        "--rule", default="cosine", choices=["cosine", "flame"],
+        help="cosine (default): against a clean root set's update; flame: FLAME on shares, no root set",
+    )
+    demo.add_argument("--flame-noise", type=float, default=0.0, help="rule flame: noise level lambda added on shares (default 0)")
+    demo.add_argument("--rescale", action="store_true", help="rule cosine: scale every accepted update to the reference norm (FLTrust)")
     demo.set_defaults(run=_demo)
     edge = commands.add_parser("edge", help="serve one edge node over gRPC with mutual TLS (prints LISTENING host:port)")
     edge.add_argument("--party", required=True, help="this node's party id, edge-<index> (its certificate's common name)")

@@ -15,6 +15,12 @@ Per round:
 4. the aggregate is robustly reconstructed (a lying edge node is corrected and named), posted on
    chain with every decision, audited on chain at random coordinates, and applied to the model.
 
+``--rule flame`` runs FLAME on shares instead (:mod:`ppbfl.protocol.flame_decision`): no root set
+and no reference -- the nodes open the pairwise inner products of the updates, keep HDBSCAN's
+majority cluster and clip to its median norm (``--flame-noise``: Gaussian noise added on shares);
+every training sample then belongs to a device. ``--rescale`` makes the cosine rule scale every
+accepted update to ``||r||`` as FLTrust does, instead of only clipping it.
+
 Beside it, plaintext FedAvg runs on the same devices under the same attack. The demo prints a
 per-round table, writes ``rounds.json`` (the round log) and ``accuracy.png`` to ``--out``. Under
 the backdoor attack it also reports, per round and at the end, the backdoor success rate of both
@@ -54,6 +60,7 @@ from ppbfl.trust.store import TrustStore
 __all__ = ["DemoConfig", "DemoConfigError", "DemoRound", "run_demo"]
 
 DATASETS = ("breast_cancer", "heart_failure")
+RULES = ("cosine", "flame")
 TRANSPORTS = ("inprocess", "grpc")
 CHAINS = ("embedded", "anvil")
 
@@ -83,6 +90,9 @@ class DemoConfig:
     chain: str = "embedded"
     seed: int = 0
     out: str = "ppbfl-demo"
+    rule: str = "cosine"
+    flame_noise: float = 0.0
+    rescale: bool = False
 
     def check(self) -> None:
         """Raise :class:`DemoConfigError` naming the first bad setting."""
@@ -107,6 +117,16 @@ class DemoConfig:
             raise DemoConfigError("liar and kill_edge name the same edge node")
         if self.liar is not None and self.n - self.t < 2:
             raise DemoConfigError(f"a lying edge node is corrected only with n >= t + 2 = {self.t + 2} edge nodes")
+        if self.rule not in RULES:
+            raise DemoConfigError(f"rule = {self.rule!r}: expected one of {RULES}")
+        if not 0.0 <= self.flame_noise < float("inf") or (self.flame_noise > 0 and self.rule != "flame"):
+            raise DemoConfigError(f"flame_noise = {self.flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
+        if self.rescale and self.rule != "cosine":
+            raise DemoConfigError(f"rescale: FLTrust's norm rescaling is an option of rule 'cosine', not {self.rule!r}")
+        if self.rule == "flame" and self.kill_edge is not None and self.n - 1 < 2 * self.t - 1:
+            raise DemoConfigError(
+                f"kill_edge = {self.kill_edge}: rule 'flame' needs 2t - 1 = {2 * self.t - 1} edge nodes online, n - 1 = {self.n - 1} would be"
+            )
 
 
 @dataclass(frozen=True)
@@ -151,7 +171,8 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     data = load_dataset(config.dataset, seed=config.seed)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(data.y_train))
-    root, pool = order[: config.root_size], order[config.root_size :]
+    root_size = config.root_size if config.rule == "cosine" else 0  # FLAME needs no trusted root set
+    root, pool = order[:root_size], order[root_size:]
     parts = [pool[p] for p in iid_partition(data.y_train[pool], config.devices, rng)]
     malicious = tuple(sorted(rng.permutation(config.devices)[: round(config.malicious * config.devices)].tolist()))
     attack = make_attack(config.attack)
@@ -169,7 +190,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     log(
         f"ppbfl demo: {config.dataset}, {config.devices} devices ({len(malicious)} malicious: {config.attack}), "
         f"(t, n) = ({config.t}, {config.n}) edge nodes, {d} parameters, field {GF61!r}, backend {backend_name()}, "
-        f"transport {config.transport}, chain {config.chain}"
+        f"transport {config.transport}, chain {config.chain}, rule {_rule_label(config)}"
     )
     rows: list[DemoRound] = []
     with ExitStack() as stack:
@@ -185,6 +206,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(
             config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0, device_keys=deployment.device_keys,
+            rule=config.rule, flame_noise=config.flame_noise, rescale=config.rescale,
         )
         coordinator.setup()
         # the devices: clients with their own transport and chain account, driven by the simulation
@@ -207,8 +229,9 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 return torch.Generator().manual_seed(config.seed * 1_000_003 + rnd * 1009 + dev)
 
             updates = train_round(model, secure_params, data, parts, malicious, attack, settings, config.seed, rnd, generator)
-            reference = local_update(model, secure_params, data.x_train[root], data.y_train[root], settings,
-                                     torch.Generator().manual_seed(config.seed * 7919 + rnd))
+            reference = np.zeros(d) if config.rule == "flame" else local_update(  # FLAME: no reference
+                model, secure_params, data.x_train[root], data.y_train[root], settings, torch.Generator().manual_seed(config.seed * 7919 + rnd),
+            )
             trained = time.perf_counter() - tick
             result: RoundResult = federation.run_round(
                 rnd, {i: updates[i] for i in range(config.devices)}, reference, model_hash=ledger.model_hash(secure_params),
@@ -254,6 +277,13 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     return rows
 
 
+def _rule_label(config: DemoConfig) -> str:
+    """The decision rule in words: ``cosine`` / ``cosine, rescaled`` / ``flame`` / ``flame, noise 0.001``."""
+    if config.rule == "flame":
+        return "flame" + (f", noise {config.flame_noise:g}" if config.flame_noise > 0 else "")
+    return "cosine, rescaled" if config.rescale else "cosine"
+
+
 DEMO_TRUST = TrustConfig(pow_max_bits=14)
 """The demo's trust model: the defaults, PoW capped at 14 bits (see :func:`_trust_keeper`)."""
 
@@ -277,7 +307,7 @@ def _write(out: Path, config: DemoConfig, rows: list[DemoRound], malicious: list
     (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     xs = [r.round for r in rows]
-    ax.plot(xs, [r.secure_accuracy for r in rows], marker="o", label="ppbfl (secure, on chain)")
+    ax.plot(xs, [r.secure_accuracy for r in rows], marker="o", label=f"ppbfl (secure, {_rule_label(config)}, on chain)")
     ax.plot(xs, [r.fedavg_accuracy for r in rows], marker="s", label="plaintext FedAvg")
     if rows[0].secure_backdoor is not None:
         ax.plot(xs, np.array([r.secure_backdoor for r in rows], dtype=float), linestyle="--", marker="o", color="C0", label="backdoor success (secure)")

@@ -1,13 +1,15 @@
-"""The demo under the backdoor attack reports the backdoor success rate of both models."""
+"""The demo under the backdoor attack reports the backdoor success rate of both models; the demo's
+reference-free rule (``--rule flame``) and its settings."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 import torch
 
-from ppbfl.demo import DemoConfig, run_demo
+from ppbfl.demo import DemoConfig, DemoConfigError, run_demo
 from ppbfl.fl.attacks import Backdoor
 from ppbfl.fl.datasets import load_dataset
 from ppbfl.fl.models import build_model, get_flat
@@ -41,3 +43,32 @@ def test_the_demo_reports_backdoor_success_under_the_backdoor_attack(tmp_path):
     summary = next(line for line in lines if line.startswith("backdoor success after 1 rounds"))
     assert f"ppbfl (secure) {rows[0].secure_backdoor:.3f} vs plaintext FedAvg {rows[0].fedavg_backdoor:.3f}" in summary
     assert any("success rate of the untrained model" in line for line in lines)
+
+
+def test_the_demo_runs_flame_without_a_root_set_and_names_a_lying_node_under_it(tmp_path, monkeypatch):
+    """``--rule flame``: no reference is trained (the demo's root-set training would raise here),
+    the backdoor is still reported, and a node tampering with its aggregate share is named."""
+    def no_root_set(*args, **kwargs):
+        raise AssertionError("rule 'flame' trained a root-set reference")
+
+    monkeypatch.setattr("ppbfl.demo.local_update", no_root_set)
+    lines: list[str] = []
+    config = DemoConfig(devices=4, malicious=0.25, attack="backdoor", rounds=1, hidden=4, liar=2, rule="flame", out=str(tmp_path))
+    rows = run_demo(config, log=lines.append)
+    assert json.loads((tmp_path / "rounds.json").read_text())["config"]["rule"] == "flame"
+    assert "rule flame" in lines[0] and rows[0].named_liars == [2]
+    assert 0.0 <= rows[0].secure_backdoor <= 1.0
+    assert set(rows[0].rejected.values()) <= {"outside majority cluster", "zero norm"}
+    assert len(rows[0].accepted) + len(rows[0].rejected) == 4
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"rule": "median"}, "rule"),
+    ({"rule": "flame", "rescale": True}, "rescale"),
+    ({"flame_noise": 0.01}, "flame_noise"),
+    ({"rule": "flame", "flame_noise": -1.0}, "flame_noise"),
+    ({"rule": "flame", "kill_edge": 1, "liar": None}, "2t - 1"),  # (3, 5): 4 nodes left < 5
+])
+def test_bad_rule_settings_are_refused_by_name(settings, match):
+    with pytest.raises(DemoConfigError, match=match):
+        DemoConfig(**settings).check()

@@ -18,7 +18,7 @@ FLAME's clustering and clipping on Shamir shares, driven by the protocol). The i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ __all__ = [
     "MultiKrum",
     "SecureCosineAggregator",
     "SecureFlameAggregator",
+    "SecureRescaledAggregator",
     "TrimmedMean",
     "display_name",
     "make_aggregator",
@@ -130,14 +131,25 @@ class TrimmedMean(Aggregator):
         return s[cut : m - cut].mean(axis=0).astype(np.float32), {"trimmed_each_side": cut}
 
 
+@dataclass
 class FLTrust(Aggregator):
     """FLTrust: ``g = sum_i TS_i * (||g0|| / ||g_i||) g_i / sum_i TS_i``, ``TS_i = ReLU(cos(g_i, g0))``.
 
     ``context.reference`` is ``g0``; if every trust score is 0 the result is the zero update.
+
+    Args (``[defence_params.fltrust]``):
+        rescale: True (default, the paper): every update is scaled to ``||g0||``; False: only
+            clipped, ``min(1, ||g0|| / ||g_i||)`` -- the plaintext twin of ``ppbfl_secure``'s default
+            (``ppbfl_secure`` with ``rescale = true`` is the secure twin of the default).
     """
 
+    rescale: bool = True
     name = "fltrust"
     needs_reference = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rescale, bool):
+            raise ConfigError("defence_params.fltrust.rescale", f"must be true or false, got {self.rescale!r}")
 
     def aggregate(self, updates, context):
         u = self._check(updates)
@@ -153,7 +165,8 @@ class FLTrust(Aggregator):
         trust = np.where(norms > 0, np.maximum(cos, 0.0), 0.0)
         if trust.sum() <= 0:
             return np.zeros(u.shape[1], dtype=np.float32), {"trust": trust.tolist()}
-        scaled = u * (n0 / safe)[:, None]
+        factor = n0 / safe if self.rescale else np.minimum(1.0, n0 / safe)
+        scaled = u * factor[:, None]
         return (trust @ scaled / trust.sum()).astype(np.float32), {"trust": trust.tolist()}
 
 
@@ -220,10 +233,27 @@ class Flame(Aggregator):
         return aggregate.astype(np.float32), info
 
 
+@dataclass
+class SecureRescaledAggregator(SecureCosineAggregator):
+    """``ppbfl_secure`` with FLTrust's norm rescaling on (registry key ``ppbfl_secure_rescaled``, its
+    parameters under ``[defence_params.ppbfl_secure_rescaled]``): a grid can hold both variants.
+    Its plaintext twin is ``fltrust``."""
+
+    rescale: bool = True
+    name = "ppbfl_secure_rescaled"
+    display_name = "ppbfl (secure, rescaled)"
+    key: ClassVar[str] = "defence_params.ppbfl_secure_rescaled"
+
+    def __post_init__(self) -> None:
+        if self.rescale is not True:
+            raise ConfigError(f"{self.key}.rescale", f"is this rule's point (use ppbfl_secure to clip only); got {self.rescale!r}")
+        super().__post_init__()
+
+
 AGGREGATORS: dict[str, type[Aggregator]] = {
     "fedavg": FedAvg, "krum": Krum, "multi_krum": MultiKrum, "median": Median,
     "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "flame": Flame, "ppbfl_secure": SecureCosineAggregator,
-    "ppbfl_flame": SecureFlameAggregator,
+    "ppbfl_flame": SecureFlameAggregator, "ppbfl_secure_rescaled": SecureRescaledAggregator,
 }
 
 

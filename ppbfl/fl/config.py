@@ -21,7 +21,11 @@ Example::
     partition = "iid"     # iid | dirichlet
     alpha = 0.5
     min_samples = 5
-    root_size = 20        # FLTrust root set, taken from the training split (server-held, clean)
+    root_size = 20        # FLTrust root set, taken from the training split (server-held, clean);
+                          # default: 10 samples per class (20 for the binary datasets, 100 for
+                          # digits: reports/root_size/); 0: no root set (every training sample at a
+                          # device): only reference-free defences (fedavg, krum, median,
+                          # trimmed_mean, flame, ppbfl_flame) and float-level attacks
     test_fraction = 0.25
     malicious_devices = [3, 7, 1]   # optional: who is malicious, in order (the first
                                     # round(fraction * devices) of the list); default: seeded random
@@ -63,7 +67,7 @@ from ppbfl.trust.config import TrustConfig, load_trust_config
 
 __all__ = ["TRUST_RULES", "Federation", "ExperimentConfig", "Cell", "load_config", "parse_config"]
 
-TRUST_RULES = ("ppbfl_secure", "ppbfl_flame")
+TRUST_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame")
 """Rules that run protocol rounds (reason codes per device), so a trust keeper can follow them."""
 
 
@@ -81,9 +85,22 @@ class Federation:
     partition: str = "iid"
     alpha: float = 0.5
     min_samples: int = 5
-    root_size: int = 20
+    root_size: int | None = None
+    """Root-set samples; None: :data:`ROOT_PER_CLASS` per class of the dataset (:meth:`root_size_for`)."""
     test_fraction: float = 0.25
     malicious_devices: tuple[int, ...] | None = None
+
+
+    def root_size_for(self, n_classes: int) -> int:
+        """The root set's size for a dataset of ``n_classes`` classes (``root_size``, else
+        :data:`ROOT_PER_CLASS` per class)."""
+        return ROOT_PER_CLASS * n_classes if self.root_size is None else self.root_size
+
+
+ROOT_PER_CLASS = 10
+"""Default root-set samples per class: on digits (10 classes, IID, 20 rounds) FLTrust and the secure
+rule lose 5.1 points of clean accuracy to FedAvg with 20 samples, 1.1-1.4 with 50 and 0.6 with 100
+(reports/root_size/); the binary datasets keep their 20."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +146,7 @@ class ExperimentConfig:
         return out
 
 
-_INT = {"devices": 1, "rounds": 1, "local_epochs": 1, "batch_size": 1, "hidden": 1, "min_samples": 0, "root_size": 1}
+_INT = {"devices": 1, "rounds": 1, "local_epochs": 1, "batch_size": 1, "hidden": 1, "min_samples": 0, "root_size": 0}
 _FLOAT = {"lr", "alpha", "test_fraction"}
 _STR = {"model": ("logreg", "mlp", "cnn"), "partition": ("iid", "dirichlet")}
 
@@ -246,9 +263,15 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(f"attack_params.{a}", str(exc)) from exc
     for d in defences:
         try:
-            make_aggregator(d, params["defence_params"].get(d))
+            defence = make_aggregator(d, params["defence_params"].get(d))
         except TypeError as exc:
             raise ConfigError(f"defence_params.{d}", str(exc)) from exc
+        if federation.root_size == 0 and defence.needs_reference:
+            raise ConfigError("federation.root_size", f"0 (no root set), but defence {d!r} verifies against the root set's update")
+    if federation.root_size == 0:
+        for a in attacks:
+            if make_attack(a, params["attack_params"].get(a)).field_level:
+                raise ConfigError("federation.root_size", f"0 (no root set), but attack {a!r} is crafted against the root set's update")
     return ExperimentConfig(datasets, attacks, fractions, defences, seeds, federation,
                             params["attack_params"], params["defence_params"], trust, trust_config)
 

@@ -17,6 +17,8 @@ rules that decide per device have such a set; what it is, per rule (from the rul
 ``trimmed_mean``
 =================  ==========================================================================
 
+``ppbfl_secure_rescaled`` (the secure rule with FLTrust's norm rescaling) as ``ppbfl_secure``.
+
 The **true positive rate** of a round is the fraction of malicious devices excluded (None when
 there are none); the **false positive rate** the fraction of honest devices excluded.
 """
@@ -30,7 +32,7 @@ from ppbfl.fl.errors import AggregationError
 
 __all__ = ["DEVICE_RULES", "detection_rates", "excluded_devices"]
 
-DEVICE_RULES = ("ppbfl_secure", "ppbfl_flame", "flame", "fltrust", "krum", "multi_krum")
+DEVICE_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame", "fltrust", "krum", "multi_krum")
 """The rules that exclude whole devices (see the module docstring)."""
 
 
@@ -43,7 +45,8 @@ def excluded_devices(defence: str, info: dict[str, Any], m: int) -> frozenset[in
     """
     if defence not in DEVICE_RULES:
         return None
-    key = {"ppbfl_secure": "weights", "ppbfl_flame": "weights", "flame": "weights", "fltrust": "trust"}.get(defence, "selected")
+    weighted = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame")
+    key = "weights" if defence in weighted else {"fltrust": "trust"}.get(defence, "selected")
     if key not in info:
         raise AggregationError(f"{defence} reported no info[{key!r}]")
     if key == "selected":

@@ -127,15 +127,16 @@ class Federation:
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
         norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
-        rule: str = "cosine", flame_noise: float = 0.0,
+        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False,
     ) -> Federation:
         """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain
-        (``rule``, ``flame_noise``: the round's decision rule and FLAME's noise level, :class:`~ppbfl.protocol.round.Coordinator`)."""
+        (``rule``, ``flame_noise``, ``rescale``: the round's decision rule, FLAME's noise level and
+        FLTrust's norm rescaling, :class:`~ppbfl.protocol.round.Coordinator`)."""
         codec = FixedPointCodec() if codec is None else codec
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True)
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
-            rule=rule, flame_noise=flame_noise,
+            rule=rule, flame_noise=flame_noise, rescale=rescale,
         )
         return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 
@@ -225,13 +226,16 @@ class SecureCosineFilter:
         factories: device index -> :data:`DeviceFactory` (simulated misbehaving devices; default :class:`Device`).
         rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
         flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
+        rescale: rule ``"cosine"``: FLTrust's norm rescaling instead of clipping.
     """
 
     def __init__(
         self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
         factories: Mapping[int, DeviceFactory] | None = None, rule: str = "cosine", flame_noise: float = 0.0,
+        rescale: bool = False,
     ) -> None:
         self.t, self.n, self.tau, self.norms, self.rule, self.flame_noise = t, n, tau, norms, rule, flame_noise
+        self.rescale = rescale
         self.factories = dict(factories or {})
         self.codec = FixedPointCodec() if codec is None else codec
         self._federation: Federation | None = None
@@ -259,7 +263,7 @@ class SecureCosineFilter:
                 federation.close()
             federation = self._federation = Federation.in_process(
                 self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, factories=self.factories,
-                rule=self.rule, flame_noise=self.flame_noise,
+                rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
             )
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}

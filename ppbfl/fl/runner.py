@@ -213,10 +213,11 @@ def run_cell(
     data = get_dataset(cell.dataset, cell.seed, fed.test_fraction)
     rng = np.random.default_rng(cell.seed)
     n_train = len(data.y_train)
-    if fed.root_size >= n_train:
-        raise PartitionError(f"root_size {fed.root_size} leaves no training data of {cell.dataset} for the devices")
+    root_size = fed.root_size_for(data.n_classes)
+    if root_size >= n_train:
+        raise PartitionError(f"root_size {root_size} leaves no training data of {cell.dataset} for the devices")
     order = rng.permutation(n_train)
-    root_idx, pool_idx = np.sort(order[: fed.root_size]), np.sort(order[fed.root_size :])
+    root_idx, pool_idx = np.sort(order[:root_size]), np.sort(order[root_size:])
     parts = partition(data.y_train[pool_idx], fed.devices, fed.partition, rng, alpha=fed.alpha, min_samples=fed.min_samples)
     parts = [pool_idx[p] for p in parts]
     k = round(cell.fraction * fed.devices) if cell.attack != "none" else 0

@@ -112,6 +112,10 @@ class SecureCosineAggregator(Aggregator):
         max_abs: public bound on the entries of every update and of the reference (default 64).
         frac_bits: fractional bits; None (default) picks the most that are safe
             (:func:`choose_frac_bits`).
+        rescale: FLTrust's norm rescaling: weight each accepted update by ``w_i ||r|| / ||g_i||``
+            (scaled to the reference norm, also up) instead of ``w_i min(1, ||r|| / ||g_i||)``
+            (default False: clip only). Its plaintext twin is ``fltrust`` (``rescale = true``, its
+            default); the clipping rule's twin is ``fltrust`` with ``rescale = false``.
 
     ``aggregate`` returns ``(update (d,) float32, info)`` with ``info``: ``weights`` (m floats,
     0 for rejected devices), ``accepted`` (device indices), ``reasons`` (m strings),
@@ -124,6 +128,7 @@ class SecureCosineAggregator(Aggregator):
     tau: float = 0.0
     max_abs: float = 64.0
     frac_bits: int | None = None
+    rescale: bool = False
     _filter: SecureCosineFilter | None = field(default=None, init=False, repr=False, compare=False)
     _knowledge: FieldAttackRound = field(default_factory=FieldAttackRound, init=False, repr=False, compare=False)
     name = "ppbfl_secure"
@@ -154,6 +159,8 @@ class SecureCosineAggregator(Aggregator):
             or not MIN_FRAC_BITS <= self.frac_bits < GF61.bits - 1
         ):
             raise ConfigError(f"{self.key}.frac_bits", f"must be an integer in [{MIN_FRAC_BITS}, {GF61.bits - 1}), got {self.frac_bits!r}")
+        if not isinstance(self.rescale, bool):
+            raise ConfigError(f"{self.key}.rescale", f"must be true or false, got {self.rescale!r}")
 
     def codec(self, d: int, m: int) -> FixedPointCodec:
         """The round's codec for ``m`` updates of length ``d`` (bound ``max_abs``, see :func:`fits`)."""
@@ -169,7 +176,7 @@ class SecureCosineAggregator(Aggregator):
 
     def _rule_options(self) -> dict[str, Any]:
         """The protocol's rule options for :class:`SecureCosineFilter`."""
-        return {"rule": self.rule}
+        return {"rule": self.rule, "rescale": self.rescale}
 
     def close(self) -> None:
         """Stop the in-process deployment kept between rounds (a later round starts a new one)."""
@@ -273,6 +280,8 @@ class SecureFlameAggregator(SecureCosineAggregator):
             raise ConfigError(f"{self.key}.dot_mode", "'beaver' is not supported by FLAME yet (its Gram matrix needs honest-majority products)")
         if self.tau != 0.0:
             raise ConfigError(f"{self.key}.tau", f"FLAME has no cosine threshold; got {self.tau!r}")
+        if self.rescale is not False:
+            raise ConfigError(f"{self.key}.rescale", f"FLAME clips to the median norm, it does not rescale; got {self.rescale!r}")
         lam = self.noise_lambda
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam < math.inf:
             raise ConfigError(f"{self.key}.noise_lambda", f"must be a finite number >= 0, got {lam!r}")

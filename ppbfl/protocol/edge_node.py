@@ -281,6 +281,8 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"bad setup: rule {message.rule!r} (one of {RULES}; 'flame' needs n >= 2t - 1)")
         if message.flame_noise < 0 or (message.flame_noise > 0 and message.rule != "flame"):
             raise OutOfPhaseError(self.name, f"bad setup: flame_noise = {message.flame_noise!r} (>= 0, and only with rule 'flame')")
+        if message.rescale and message.rule != "cosine":
+            raise OutOfPhaseError(self.name, f"bad setup: rescale only with rule 'cosine', not {message.rule!r}")
         if self.credentials is None or self.registry is None:
             raise OutOfPhaseError(self.name, "no TLS identity and registry to agree PRZS keys with")
         if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
@@ -531,7 +533,9 @@ class EdgeNode:
             message, session=self._session, round=envelope.round, keys=self._przs_setup[1].peer_keys, relay=envelope.sender,
             me=self.name, field=self.field, columns=[state.devices.index(i) for i in state.eps_devices],
         )
-        decision = decide_request(message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec)
+        decision = decide_request(
+            message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec, rescale=self.config.rescale,
+        )
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])
@@ -621,6 +625,8 @@ class EdgeNode:
                 share = ops.add(share, self._noise_share(envelope.round, decision, len(accepted)), field=self.field)
         else:
             share = np.zeros(self.config.d, dtype=np.uint64)
+        if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:  # as under rule "cosine" (the demo's --liar)
+            share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
         state.aggregate = share
         return self._aggregate_reply(envelope.round, message, state, decision, share)
 

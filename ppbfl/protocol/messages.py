@@ -35,6 +35,7 @@ import numpy as np
 
 from ppbfl.protocol.wire import (
     Array,
+    Bool,
     Bytes,
     FieldArray,
     Float,
@@ -109,7 +110,7 @@ class SetupEdge(Message):
     """
 
     KIND: ClassVar[str] = "setup_edge"
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5
     index: Count
     t: Count
     n: Count
@@ -125,6 +126,10 @@ class SetupEdge(Message):
     flame_noise: Annotated[float, Float()] = 0.0
     """Rule ``"flame"``: the noise level ``lambda`` (>= 0); each node adds its share of Gaussian
     noise ``N(0, (lambda S)^2)`` to the aggregate (:mod:`ppbfl.defense.flame_noise`)."""
+    rescale: Annotated[bool, Bool()] = False
+    """Rule ``"cosine"``: FLTrust's norm rescaling, each accepted update weighted by
+    ``w_i ||r|| / ||g_i||`` instead of ``w_i min(1, ||r|| / ||g_i||)`` (from the opened norms: no
+    further opening; :func:`ppbfl.protocol.verification.open_and_decide`)."""
 
 
 @register

@@ -209,6 +209,8 @@ class Coordinator:
             with fewer than ``2t - 1`` nodes online the round fails, there is no Beaver Gram matrix).
         flame_noise: rule ``"flame"``: the noise level ``lambda`` the nodes add on shares
             (:mod:`ppbfl.defense.flame_noise`; 0: none).
+        rescale: rule ``"cosine"``: FLTrust's norm rescaling (every accepted update weighted by
+            ``w_i ||r|| / ||g_i||`` instead of clipped to ``||r||``), sent to the nodes in their setup.
     """
 
     def __init__(
@@ -228,6 +230,7 @@ class Coordinator:
         device_keys: DeviceKeys | None = None,
         rule: str = "cosine",
         flame_noise: float = 0.0,
+        rescale: bool = False,
     ) -> None:
         if norms not in ("auto", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
@@ -235,7 +238,9 @@ class Coordinator:
             raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs norms = 'auto' and n >= 2t - 1 = {2 * t - 1}")
         if not 0.0 <= flame_noise < float("inf") or (flame_noise > 0 and rule != "flame"):
             raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
-        self.rule, self.flame_noise = rule, float(flame_noise)
+        if rescale and rule != "cosine":
+            raise ConfigError("rescale", f"FLTrust's norm rescaling is an option of rule 'cosine', not {rule!r}")
+        self.rule, self.flame_noise, self.rescale = rule, float(flame_noise), bool(rescale)
         self.t, self.n, self.d = t, n, d
         self.transport = transport
         self.codec = FixedPointCodec() if codec is None else codec
@@ -321,6 +326,7 @@ class Coordinator:
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
                 validity_k=self.validity.k, session=session, rule=self.rule, flame_noise=self.flame_noise,
+                rescale=self.rescale,
             )
 
         offers = self._call_nodes(nodes, message, 0, PRZSOffer)
@@ -525,7 +531,7 @@ class Coordinator:
         if self.rule == "flame":
             request, points, decision = self._flame_request(round, request, members, mode, r_enc)
         else:
-            decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec)
+            decision = decide_request(request, r_enc, t=self.t, tau=self.tau, codec=self.codec, rescale=self.rescale)
         replies = self._call_nodes(points, lambda j: request, round, AggregateShare)
         final = self._require_nodes("aggregate", self.t)
         lap("aggregate")

@@ -99,11 +99,14 @@ def screen(
     return Screening(rejected, suspects)
 
 
-def decide_request(request: AggregateRequest, reference: np.ndarray, *, t: int, tau: float, codec: FixedPointCodec) -> RoundDecision:
+def decide_request(
+    request: AggregateRequest, reference: np.ndarray, *, t: int, tau: float, codec: FixedPointCodec, rescale: bool = False,
+) -> RoundDecision:
     """The decision an :class:`AggregateRequest` implies: what every edge node and the aggregator
     compute from the same request, so honest parties agree by construction.
 
     ``reference``: the encoded public reference ((d,) uint64); fixes ``||r||^2`` and ``d``.
+    ``rescale``: FLTrust's norm rescaling (the setup's :attr:`SetupEdge.rescale`, :func:`open_and_decide`).
 
     Raises:
         ReconstructionError: a scalar has more wrong shares than can be corrected.
@@ -114,7 +117,7 @@ def decide_request(request: AggregateRequest, reference: np.ndarray, *, t: int, 
     )
     return open_and_decide(
         request.points, request.dot_ref, request.norm2, request.norm2_degree, reference, request.trust, screening,
-        t=t, tau=tau, codec=codec, validity=request.validity,
+        t=t, tau=tau, codec=codec, validity=request.validity, rescale=rescale,
     )
 
 
@@ -131,12 +134,19 @@ def open_and_decide(
     tau: float,
     codec: FixedPointCodec,
     validity: np.ndarray | None = None,
+    rescale: bool = False,
 ) -> RoundDecision:
     """Open the (k, m) share matrices (row ``r`` from node ``points[r]``) and decide every device.
 
     ``validity``: (k, m) shares of each device's validity value ``z`` (degree ``norm2_degree``;
     :mod:`ppbfl.defense.validity`): a device whose ``z`` opens to anything but 0 is rejected as
     ``"out of range"`` before its norm and cosine are opened.
+
+    ``rescale``: weight each accepted update by ``w_i ||r|| / ||g_i||`` (FLTrust: every update
+    scaled to the reference norm) instead of clipping it, ``w_i min(1, ||r|| / ||g_i||)``. The
+    factor is a function of the already-opened ``||g_i||^2`` and the public ``r``: nothing more
+    is opened. The weights' no-wrap check then bounds each update's entries by its opened norm
+    (:func:`~ppbfl.defense.decision.aggregation_weights`).
 
     Args:
         norm2_degree: ``2(t - 1)`` for honest-majority shares, ``t - 1`` for Beaver shares.
@@ -173,13 +183,16 @@ def open_and_decide(
         if i in rejected:
             decisions.append(DeviceDecision(float("nan"), None, 0.0, 1.0, rejected[i]))
         else:
-            decisions.append(decide_public_reference(int(opened_norm2[i]), int(opened_dot[i]), ref_norm2, float(trust[i]), tau, p))
+            decisions.append(decide_public_reference(
+                int(opened_norm2[i]), int(opened_dot[i]), ref_norm2, float(trust[i]), tau, p, rescale=rescale,
+            ))
     accepted = [i for i, d in enumerate(decisions) if d.accepted]
     weights = np.zeros(m, dtype=np.uint64)
     if accepted:
         safe = codec_for_length(codec, reference.size)
         weights[accepted] = aggregation_weights(
-            [decisions[i].weight for i in accepted], [decisions[i].clip for i in accepted], codec, safe.max_abs
+            [decisions[i].weight for i in accepted], [decisions[i].clip for i in accepted], codec, safe.max_abs,
+            norms2=[int(opened_norm2[i]) for i in accepted] if rescale else None,
         )
     total = float(sum(decisions[i].weight for i in accepted))
     return RoundDecision(opened_norm2, opened_dot, tuple(decisions), weights, total, tuple(sorted(wrong)), dict(screening.suspects))

@@ -33,9 +33,11 @@ def main(grid: Grid, context: Context) -> None:
 
     edges = {int(j): address for j, address in (item.split("=") for item in str(config["edges"]).split(","))}
     devices = int(config["num-devices"])
+    rule = str(config["rule"])  # "cosine": against the root set's update; "flame": no root set
     workflow = PpbflWorkflow(  # ppbfl: in place of FedAvg(...)
         t=int(config["ppbfl-t"]), n=int(config["ppbfl-n"]), edges=edges, creds=str(config["ppbfl-creds"]),
-        reference_fn=reference, min_available_nodes=devices, min_train_nodes=devices,
+        reference_fn=reference if rule == "cosine" else None, rule=rule, flame_noise=float(config["flame-noise"]),
+        rescale=bool(config["rescale"]), min_available_nodes=devices, min_train_nodes=devices,
         prove_timeout=float(config["prove-timeout"]),
     )
     try:

@@ -7,6 +7,9 @@ Two lines turn a stock Flower app into a secure, poisoning-resistant one::
     # client_app.py
     app = ClientApp(mods=[PpbflMod()])
 
+Without a root set: ``PpbflWorkflow(t=2, n=3, edges=EDGES, creds="creds", rule="flame")`` (FLAME
+on shares, docs/defense.md); ``rescale=True`` gives the cosine rule FLTrust's norm rescaling.
+
 The pair has the shape of Flower's SecAgg+ (``SecAggPlusWorkflow`` + ``secaggplus_mod``), but the
 round is ppbfl's own (:mod:`ppbfl.protocol`): each ClientApp's mod is a
 :class:`~ppbfl.protocol.device.Device` that shares its update and uploads the shares to the edge

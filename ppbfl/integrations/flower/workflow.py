@@ -12,7 +12,8 @@ replies (a node that does not answer within ``timeout`` is a device dropout), cl
 commitments and sends the nodes that answered the validity challenge (they prove their update's
 range on shares, docs/validity.md; one more message each, within ``prove_timeout``), then runs the edge
 tier: who delivered, share consistency, cosine verification against ``reference_fn(global)`` on
-shares, the weighted aggregate. The new global model is ``global + aggregate``. Flower carries the
+shares (or, with ``rule="flame"``, FLAME's clustering of the updates' pairwise cosines: no
+reference, no root set), the weighted aggregate. The new global model is ``global + aggregate``. Flower carries the
 announcement, the devices' receipts and the global model; the updates go from each ClientApp's mod
 straight to the edge nodes (``ppbfl edge`` processes) over mutual TLS.
 """
@@ -31,6 +32,7 @@ from flwr.serverapp.strategy import FedAvg, Result, Strategy
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.integrations.flower.records import PPBFL_RECORD, ModelLayout, announcement_record, challenge_record
+from ppbfl.protocol.edge_node import RULES
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.round import Coordinator, RoundResult
@@ -50,7 +52,11 @@ class PpbflWorkflow(Strategy):
         t, n: threshold and number of edge nodes (parties ``edge-1 .. edge-n``).
         edges: edge node index -> ``"host:port"`` where its ``ppbfl edge`` process listens.
         creds: folder with ``ca.crt`` and the coordinator's credentials (``ppbfl creds --coordinator``).
-        reference_fn: :data:`ReferenceFn`.
+        reference_fn: :data:`ReferenceFn`; required by rule ``"cosine"``, refused by ``"flame"``.
+        rule: ``"cosine"`` (default: against the reference) or ``"flame"`` (FLAME on shares, reference-free;
+            needs ``n >= 2t - 1`` edge nodes online: no dealer fallback).
+        flame_noise: rule ``"flame"``: the noise level ``lambda`` the edge nodes add on shares (default 0).
+        rescale: rule ``"cosine"``: FLTrust's norm rescaling instead of clipping (default False).
         dealer: ``"host:port"`` of a triple dealer (lets a round finish with fewer than ``2t - 1``
             edge nodes); None: honest-majority norms only.
         tau: cosine acceptance threshold.
@@ -66,13 +72,15 @@ class PpbflWorkflow(Strategy):
     """
 
     def __init__(
-        self, *, t: int, n: int, edges: Mapping[int, str], creds: str | Path, reference_fn: ReferenceFn,
-        dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
+        self, *, t: int, n: int, edges: Mapping[int, str], creds: str | Path, reference_fn: ReferenceFn | None = None,
+        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False, dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
         min_train_nodes: int = 2, fraction_evaluate: float = 0.0, min_evaluate_nodes: int = 0,
         min_available_nodes: int = 2, edge_timeout: float = 30.0, prove_timeout: float | None = None,
     ) -> None:
         if sorted(edges) != list(range(1, n + 1)):
             raise ConfigError("edges", f"expected addresses of edge nodes 1..{n}, got {sorted(edges)}")
+        _check_rule(t, n, reference_fn, rule, flame_noise, rescale)
+        self.rule, self.flame_noise, self.rescale = rule, float(flame_noise), rescale
         self.t, self.n, self.tau, self.edge_timeout, self.prove_timeout = t, n, tau, edge_timeout, prove_timeout
         self._grid: Grid | None = None
         self.edges = dict(edges)
@@ -112,7 +120,7 @@ class PpbflWorkflow(Strategy):
             )
             self.coordinator = Coordinator(
                 self.t, self.n, d, self._transport, codec=self.codec, tau=self.tau, dealer=self.dealer is not None,
-                timeout=self.edge_timeout,
+                timeout=self.edge_timeout, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
             )
             self.coordinator.setup()
         if self.coordinator.d != d:
@@ -161,7 +169,8 @@ class PpbflWorkflow(Strategy):
         wait = self._start_timeout if self.prove_timeout is None else self.prove_timeout
         proofs = list(self._grid.send_and_receive(prove, timeout=wait)) if prove else []
         proof_errors = sum(1 for reply in proofs if reply.has_error()) + len(prove) - len(proofs)
-        result = self.coordinator.finish_round(server_round, np.asarray(self.reference_fn(start), dtype=np.float64))
+        reference = np.zeros(start.size) if self.reference_fn is None else np.asarray(self.reference_fn(start), dtype=np.float64)
+        result = self.coordinator.finish_round(server_round, reference)
         self.results[server_round] = result
         rejected = {i: why for i, why in result.rejected.items() if i not in result.missing}
         metrics = MetricRecord({
@@ -187,3 +196,21 @@ class PpbflWorkflow(Strategy):
             self._transport.close()
 
 
+
+
+def _check_rule(t: int, n: int, reference_fn: ReferenceFn | None, rule: str, flame_noise: float, rescale: bool) -> None:
+    """Refuse a rule setting before any connection is made (:class:`ConfigError` naming the argument)."""
+    if rule not in RULES:
+        raise ConfigError("rule", f"{rule!r}: expected one of {RULES}")
+    if rule == "cosine" and reference_fn is None:
+        raise ConfigError("reference_fn", "rule 'cosine' verifies against a reference: give reference_fn (or use rule 'flame')")
+    if rule == "flame" and reference_fn is not None:
+        raise ConfigError("reference_fn", "rule 'flame' uses no reference; leave reference_fn unset")
+    if rule == "flame" and n < 2 * t - 1:
+        raise ConfigError("n", f"rule 'flame' needs n >= 2t - 1 = {2 * t - 1} edge nodes, got {n}")
+    if isinstance(flame_noise, bool) or not isinstance(flame_noise, (int, float)) or not 0.0 <= flame_noise < float("inf") or (
+        flame_noise > 0 and rule != "flame"
+    ):
+        raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
+    if not isinstance(rescale, bool) or (rescale and rule != "cosine"):
+        raise ConfigError("rescale", f"{rescale!r}: a bool, True only with rule 'cosine'")
