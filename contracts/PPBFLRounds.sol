@@ -23,6 +23,7 @@ contract PPBFLRounds {
     uint8 internal constant KIND_SCALARS = 1; // attestation kinds (edge nodes' signed votes)
     uint8 internal constant KIND_DECISIONS = 2;
     uint8 internal constant KIND_AGGREGATE_SHARE = 3;
+    uint8 internal constant KIND_TRUST = 4;
     uint256 internal constant SIGNATURE_BYTES = 65; // r || s || v
     // secp256k1 order / 2: a signature with a higher s is the malleable twin of a valid one
     uint256 internal constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
@@ -46,7 +47,6 @@ contract PPBFLRounds {
         uint32 reportedLiars;
         bool decisionsAgreed;
         bool auditPassed;
-        bool trustSet;
         bytes32 modelHash;
         bytes32 challengeSeed;
         bytes32 scalarsHash;
@@ -68,6 +68,7 @@ contract PPBFLRounds {
     error SignaturesMissing(uint64 round);
     error BadSignature(uint256 position);
     error UnknownSigner(uint256 position, address signer);
+    error TrustNotAgreed(uint64 round, uint256 signers);
     error NotDevice(address caller);
     error BadEdgeIndex(uint256 index);
     error EdgeNodeExists(uint256 index);
@@ -112,7 +113,6 @@ contract PPBFLRounds {
     event AggregatePosted(uint64 indexed round, bytes32 root, bytes32 modelHash, uint32 length);
     event AuditPassed(uint64 indexed round, uint8[] edges);
     event AuditFailed(uint64 indexed round, uint256 coordinate, uint8 offender);
-    event TrustSet(uint64 indexed round, uint256[] slots, uint256[] words);
     event Anchored(uint64 indexed round, bytes32 root);
     event PowRangeSet(uint8 minBits, uint8 maxBits, uint16 fullTrust);
     event TrustCommitted(uint64 indexed round, bytes32 root, uint256[] slots, uint256[] words);
@@ -782,16 +782,6 @@ contract PPBFLRounds {
         }
     }
 
-    /// @notice Set trust scores after a round: whole words of 16 uint16 Q1.15 scores
-    /// (word w holds devices 16w .. 16w + 15, device 16w + j in bits 16j .. 16j + 15), each <= 1.0.
-    function setTrust(uint64 round, uint256[] calldata slots, uint256[] calldata words) external onlyCoordinator {
-        Round storage r = _recordable(round);
-        if (r.trustSet) revert AlreadyDone(round);
-        _writeTrust(slots, words);
-        r.trustSet = true;
-        emit TrustSet(round, slots, words);
-    }
-
     function _writeTrust(uint256[] calldata slots, uint256[] calldata words) internal {
         if (slots.length != words.length) revert BadLength(words.length, slots.length);
         uint256 maxSlot = (deviceAddresses.length + TRUST_LANES - 1) / TRUST_LANES;
@@ -806,13 +796,22 @@ contract PPBFLRounds {
     }
 
     /// @notice After round `round` closed or failed: anchor the Merkle root of the off-chain
-    /// trust store's records of the round (once) and set the trust it computed (words as in
-    /// setTrust), which the next round weights with and derives PoW difficulty from.
-    function commitTrust(uint64 round, bytes32 root, uint256[] calldata slots, uint256[] calldata words) external onlyCoordinator {
+    /// trust store's records of the round (once) and set the trust the round's update computed,
+    /// which the next round weights with and derives PoW difficulty from. `words` are whole words
+    /// of 16 uint16 Q1.15 scores (word w holds devices 16w .. 16w + 15, device 16w + j in bits
+    /// 16j .. 16j + 15), each <= 1.0, written at `slots`. No one's word: `signatures` (65 bytes
+    /// r || s || v each) must hold at least t distinct registered edge nodes' signatures of the
+    /// kind-4 attestation of keccak256(abi.encode(root, slots, words)) (see _attestation); each
+    /// node computed the update itself (TrustNotAgreed otherwise). Anyone may relay.
+    function commitTrust(uint64 round, bytes32 root, uint256[] calldata slots, uint256[] calldata words, bytes calldata signatures) external {
         Round storage r = rounds[round];
         if (r.phase != Phase.Closed && r.phase != Phase.Failed) revert WrongPhase(round, r.phase);
         if (r.anchor != bytes32(0)) revert AlreadyDone(round);
         if (root == bytes32(0)) revert ZeroRoot();
+        uint32 signers = _signers(KIND_TRUST, round, keccak256(abi.encode(root, slots, words)), signatures, 0);
+        uint256 count;
+        for (uint32 rest = signers; rest != 0; rest &= rest - 1) count += 1;
+        if (count < t) revert TrustNotAgreed(round, count);
         _writeTrust(slots, words);
         r.anchor = root;
         emit Anchored(round, root);

@@ -9,8 +9,10 @@ import dataclasses
 import pytest
 from sqlalchemy import text
 
+from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.errors import ChainRevertError
 from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
+from ppbfl.chain.votes import TrustVote
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
@@ -27,34 +29,84 @@ SIGN_FLIPPER, INCONSISTENT = 1, 4
 CONFIG = TrustConfig(pow_min_bits=4, pow_max_bits=12)
 
 
+def _forge_then_commit(ledger, keys, attempts, honest_commit, round_, root, slots, words, signatures, **kw):
+    """Round 2's commitTrust as a dishonest coordinator would relay it, then the honest one: each
+    forgery's revert error name goes to ``attempts``."""
+    if round_ == 2:
+        forged_root = bytes(32 - 1) + b"\x07"
+        lifted = [w | 0x7FFF << (16 * (INCONSISTENT % 16)) if s == INCONSISTENT // 16 else w for s, w in zip(slots, words)]
+        colluder = TrustVote(forged_root, tuple(slots), tuple(lifted)).sign(keys[1], ledger.context, round_)
+        stranger = TrustVote(root, tuple(slots), tuple(words)).sign(ChainKey.generate(), ledger.context, round_)
+        for name, args in {
+            "forged root": (root[:-1] + bytes([root[-1] ^ 1]), slots, words, signatures),
+            "altered words": (root, slots, lifted, signatures),
+            "one colluding node": (forged_root, slots, lifted, [colluder]),
+            "a node twice": (root, slots, words, [signatures[0], signatures[0]]),
+            "an unregistered signer": (root, slots, words, [signatures[0], stranger]),
+            "no signatures": (root, slots, words, []),
+        }.items():
+            try:
+                honest_commit(round_, *args, **kw)
+                attempts[name] = "accepted"
+            except ChainRevertError as error:
+                attempts[name] = error.error
+    return honest_commit(round_, root, slots, words, signatures, **kw)
+
+
 @pytest.fixture(scope="module")
 def rounds():
     """Two rounds: device 1 sign-flips (cosine rejection), device 4 sends inconsistent shares,
     device 5 drops out in round 2. The devices are registered with the model's initial trust.
     Yields (ledger, federation, keeper, per-round RoundTrust, RoundResults, device -> (trust, PoW
     bits) the contract held before round 1)."""
-    deployment = InProcessDeployment(T, N, D)
+    keys = {j: ChainKey.generate() for j in range(1, N + 1)}  # the test holds the nodes' keys (a colluding node)
+    deployment = InProcessDeployment(T, N, D, chain_keys=keys)
     with open_ledger("embedded", T, N, devices=M, trust=initial_trust(CONFIG)) as ledger:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
-        keeper = TrustKeeper(range(M), CONFIG, ledger=ledger)
+        keeper = TrustKeeper(range(M), CONFIG, ledger=ledger, voters=list(deployment.nodes.values()))
         federation = Federation(  # registers the devices' own chain accounts
             deployment, coordinator, range(M), ledger=ledger, factories={INCONSISTENT: InconsistentDevice}, trust=keeper,
         )
         first = {i: (ledger.contract.trust(i), ledger.contract.device(ledger.device_accounts[i])[2]) for i in range(M)}
         outcomes, results = [], []
+        attempts: dict[str, str] = {}
+        honest_commit = ledger.contract.commit_trust
+        ledger.contract.commit_trust = lambda *args, **kw: _forge_then_commit(ledger, keys, attempts, honest_commit, *args, **kw)
         for r in (1, 2):
             updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=r)
             if r == 2:
                 del updates[5]
             results.append(federation.run_round(r, updates, reference))  # weighted with, and reported to, the keeper
             outcomes.append(keeper.last)
-        yield ledger, federation, keeper, outcomes, results, first
+        ledger.contract.commit_trust = honest_commit
+        yield ledger, federation, keeper, outcomes, results, first, keys, attempts
         federation.close()
         deployment.close()
 
 
+def test_the_contract_refuses_trust_the_edge_nodes_did_not_compute(rounds) -> None:
+    """A coordinator relaying round 2's trust with a forged root, the quarantined device's trust
+    lifted, a single colluding node's signature, one node twice, an unregistered key or no
+    signature is refused with a typed revert; the honest update (t nodes' own) is on chain."""
+    ledger, _, keeper, outcomes, *_, attempts = rounds
+    assert attempts == {
+        "forged root": "UnknownSigner", "altered words": "UnknownSigner", "one colluding node": "TrustNotAgreed",
+        "a node twice": "AlreadyPosted", "an unregistered signer": "UnknownSigner", "no signatures": "SignaturesMissing",
+    }
+    assert ledger.contract.round_state(2).anchor == outcomes[1].root
+    assert ledger.contract.trust(ledger.device_ids[INCONSISTENT]) == 0.0 == keeper.states[INCONSISTENT].weight_trust
+
+
+def test_each_edge_node_computed_the_committed_update_itself(rounds) -> None:
+    """Every node's witness holds the keeper's states, computed from the decisions it signed."""
+    _, federation, keeper, *_ = rounds
+    for node in federation.deployment.nodes.values():
+        assert node.trust_witness is not None and node.trust_witness.round == 2
+        assert node.trust_witness.states == keeper.states
+
+
 def test_the_round_weights_with_the_trust_of_the_round_before(rounds) -> None:
-    ledger, _, keeper, outcomes, results, _ = rounds
+    ledger, _, keeper, outcomes, results, _, *_ = rounds
     assert results[0].trust == {i: 0.75 for i in range(M)}  # initial evidence r = 2: 3/4
     for before, result in zip(outcomes, results[1:]):
         assert result.trust == {x.device: x.after.weight_trust / 2**15 for x in before.records if x.device in result.trust}
@@ -66,7 +118,7 @@ def test_the_round_weights_with_the_trust_of_the_round_before(rounds) -> None:
 
 
 def test_every_record_proves_against_the_chain_alone(rounds) -> None:
-    ledger, _, keeper, outcomes, _, _ = rounds
+    ledger, _, keeper, outcomes, _, _, *_ = rounds
     for outcome in outcomes:
         assert ledger.contract.round_state(outcome.round).anchor == outcome.root
         for i in range(M):
@@ -80,7 +132,7 @@ def test_every_record_proves_against_the_chain_alone(rounds) -> None:
 
 
 def test_an_edited_database_row_fails_against_the_chain(rounds) -> None:
-    ledger, _, keeper, _, _, _ = rounds
+    ledger, _, keeper, _, _, _, *_ = rounds
     with keeper.store.engine.begin() as connection:
         connection.execute(text("UPDATE trust_records SET reason = 0 WHERE round = 2 AND device = :d"), {"d": INCONSISTENT})
     try:
@@ -92,7 +144,7 @@ def test_an_edited_database_row_fails_against_the_chain(rounds) -> None:
 
 
 def test_the_contract_derives_each_devices_difficulty_from_its_trust(rounds) -> None:
-    ledger, _, keeper, outcomes, _, _ = rounds
+    ledger, _, keeper, outcomes, _, _, *_ = rounds
     assert ledger.contract.pow_range() == (4, 12, round(0.9 * 2**15))
     for x in outcomes[-1].records:
         _, _, bits = ledger.contract.device(ledger.device_accounts[x.device])
@@ -102,7 +154,7 @@ def test_the_contract_derives_each_devices_difficulty_from_its_trust(rounds) -> 
 
 
 def test_round_one_difficulty_follows_the_models_initial_trust_not_one(rounds) -> None:
-    _, _, _, _, results, first = rounds
+    _, _, _, _, results, first, *_ = rounds
     initial = 3 * 2**15 // 4  # r = 2, s = 0: floor(2^15 * 3 / 4), computed here from the rule, not the code
     assert initial_trust(CONFIG) == initial / 2**15
     # what the contract held when round 1's devices stamped: the registered trust and the bits it derives from it
@@ -115,7 +167,7 @@ def test_round_one_difficulty_follows_the_models_initial_trust_not_one(rounds) -
 
 
 def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(rounds) -> None:
-    ledger, federation, _, _, _, _ = rounds
+    ledger, federation, _, _, _, _, *_ = rounds
     board = federation.devices[INCONSISTENT].board  # the device's own key signs its commitments
     account = board.account
     deployment = (ledger.contract.address, ledger.contract.chain_id)
@@ -131,13 +183,14 @@ def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(r
     assert ledger.commitment(3, INCONSISTENT) == bind_commitment(root, 3, INCONSISTENT)
 
 
-def test_only_the_coordinator_commits_trust_once_after_the_round_and_only_the_admin_sets_the_range(rounds) -> None:
-    ledger, _, _, _, _, _ = rounds
+def test_trust_is_committed_once_after_the_round_and_only_the_admin_sets_the_range(rounds) -> None:
+    ledger, _, _, _, _, _, keys, _ = rounds
     contract, device = ledger.contract, ledger.chain.new_account()  # neither admin nor coordinator, as a device
+    vote = TrustVote.of(b"\x01" * 32, [0], [2**15])
+    signed = [vote.sign(key, ledger.context, 3) for key in keys.values()]
     for call, error in [
-        (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15], sender=device), "NotCoordinator"),
-        (lambda: contract.commit_trust(2, b"\x01" * 32, [0], [2**15]), "AlreadyDone"),
-        (lambda: contract.commit_trust(3, b"\x01" * 32, [0], [2**15]), "WrongPhase"),  # round 3 is still open
+        (lambda: contract.commit_trust(2, vote.root, vote.slots, vote.words, [vote.sign(k, ledger.context, 2) for k in keys.values()]), "AlreadyDone"),
+        (lambda: contract.commit_trust(3, vote.root, vote.slots, vote.words, signed, sender=device), "WrongPhase"),  # round 3 is still open
         (lambda: contract.set_pow_range(0, 8, sender=device), "NotAdmin"),
         (lambda: contract.set_pow_range(0, 8, 0), "BadTrust"),
         (lambda: contract.set_pow_range(0, 8, 2**15 + 1), "BadTrust"),
@@ -154,7 +207,7 @@ def test_anyone_can_check_the_store_against_the_agreed_decisions(rounds) -> None
     from ppbfl.trust.audit import audit_records, audit_store
     from ppbfl.trust.reputation import update
 
-    ledger, _, keeper, _, _, _ = rounds
+    ledger, _, keeper, _, _, _, *_ = rounds
     assert audit_store(keeper.store, ledger.contract, CONFIG) == {1: [], 2: []}
     # a relay that anchors its own story: device 4 "accepted" in round 2, states recomputed, root of the lie
     records = keeper.store.records(2)

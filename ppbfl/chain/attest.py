@@ -33,6 +33,7 @@ __all__ = [
     "KIND_AGGREGATE_SHARE",
     "KIND_DECISIONS",
     "KIND_SCALARS",
+    "KIND_TRUST",
     "SIGNATURE_BYTES",
     "ChainKey",
     "attestation_hash",
@@ -42,6 +43,7 @@ __all__ = [
 KIND_SCALARS = 1
 KIND_DECISIONS = 2
 KIND_AGGREGATE_SHARE = 3
+KIND_TRUST = 4
 #: r (32) || s (32) || v (1)
 SIGNATURE_BYTES = 65
 _ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1 group order
@@ -52,10 +54,10 @@ def attestation_hash(kind: int, contract: str, chain_id: int, round_: int, diges
     """The 32-byte EIP-191 hash an edge node signs for ``(kind, contract, chain_id, round_, digest)``.
 
     Raises:
-        ChainValueError: a field is out of range (kind 1..3, round a uint64 >= 1, digest 32 bytes).
+        ChainValueError: a field is out of range (kind 1..4, round a uint64 >= 1, digest 32 bytes).
     """
-    if kind not in (KIND_SCALARS, KIND_DECISIONS, KIND_AGGREGATE_SHARE):
-        raise ChainValueError("kind", f"{kind!r} is not 1 (scalars), 2 (decisions) or 3 (aggregate share)")
+    if kind not in (KIND_SCALARS, KIND_DECISIONS, KIND_AGGREGATE_SHARE, KIND_TRUST):
+        raise ChainValueError("kind", f"{kind!r} is not 1 (scalars), 2 (decisions), 3 (aggregate share) or 4 (trust)")
     if isinstance(round_, bool) or not isinstance(round_, int) or not 0 < round_ < 1 << 64:
         raise ChainValueError("round", f"{round_!r} is not a uint64 round number >= 1")
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 <= chain_id < 1 << 256:

@@ -1,9 +1,9 @@
 """Typed Python methods for every ``PPBFLRounds`` call (one deployed contract, one consortium).
 
 Each method sends from the account of the party it belongs to: registration from the admin,
-``open_round`` / ``post_aggregate`` / ``set_trust`` / ``anchor`` / ``report_liar`` /
+``open_round`` / ``post_aggregate`` / ``anchor`` / ``report_liar`` /
 ``close_round`` from the aggregator, ``commit_shares`` from the device. The edge nodes' votes
-(``post_scalars`` / ``post_decisions`` / ``commit_aggregate_shares``) carry the nodes' own
+(``post_scalars`` / ``post_decisions`` / ``commit_aggregate_shares`` / ``commit_trust``) carry the nodes' own
 signatures (:mod:`ppbfl.chain.attest`) and are relayed by anyone (default: the aggregator): the
 contract counts the recovered signers, not the sender. ``sender=`` overrides the account (tests
 of unauthorised callers). Arguments are
@@ -104,7 +104,6 @@ class RoundState:
     reported_liars: tuple[int, ...]
     decisions_agreed: bool
     audit_passed: bool
-    trust_set: bool
     model_hash: bytes
     challenge_seed: bytes
     scalars_hash: bytes
@@ -534,45 +533,22 @@ class RoundsContract:
         """Trust score of ``device_id`` in [0, 1] (stored as Q1.15 uint16)."""
         return int(self._view("trustOf", _uint("device_id", device_id, 32))) / TRUST_ONE
 
-    def _trust_words(self, ids: np.ndarray, q: np.ndarray) -> tuple[list[int], list[int]]:
-        """The storage words (16 Q1.15 lanes each) holding ``ids``, read from the contract and with
-        their lanes set to ``q``: ``(slots ascending, words)``; only these words are rewritten."""
-        words: dict[int, int] = {}
-        for device_id, score in zip(ids.tolist(), q.tolist()):
-            slot, lane = divmod(device_id, 16)
-            if slot not in words:
-                words[slot] = int(self._view("trustWord", slot))
-            words[slot] = words[slot] & ~(0xFFFF << (16 * lane)) | score << (16 * lane)
-        slots = sorted(words)
-        return slots, [words[slot] for slot in slots]
-
-    def set_trust(self, round_: int, device_ids: IntArrayLike, scores: Sequence[float] | np.ndarray, *, sender: str | None = None) -> None:
-        """Set the trust of ``device_ids`` to ``scores`` in [0, 1] (quantised to Q1.15), once per round.
-
-        Only the storage words holding these devices are rewritten (16 devices per word)."""
-        ids = _device_ids(device_ids)
-        values = np.asarray(scores, dtype=np.float64)
-        if values.shape != ids.shape or not np.all((values >= 0) & (values <= 1)):
-            raise ChainValueError("scores", f"expected {ids.size} scores in [0, 1]")
-        q = np.rint(values * TRUST_ONE).astype(np.int64)
-        slots, packed = self._trust_words(ids, q)
-        self._send("setTrust", [_uint("round", round_, 64, 1), slots, packed], sender or self.aggregator)
-
     def anchor(self, round_: int, root: bytes, *, sender: str | None = None) -> None:
         """Anchor the off-chain store's Merkle root for ``round_`` (once)."""
         self._send("anchor", [_uint("round", round_, 64, 1), _bytes32("root", root)], sender or self.aggregator)
 
-    def commit_trust(self, round_: int, root: bytes, device_ids: IntArrayLike, trust_q15: IntArrayLike, *, sender: str | None = None) -> int:
-        """After ``round_`` closed or failed: anchor the trust store's ``root`` and set the trust of
-        ``device_ids`` to the Q1.15 ints ``trust_q15`` (<= 2^15), in one transaction; returns its gas."""
-        ids = _device_ids(device_ids)
-        q = np.asarray(trust_q15, dtype=np.int64)
-        if q.shape != ids.shape or not np.all((q >= 0) & (q <= TRUST_ONE)):
-            raise ChainValueError("trust_q15", f"expected {ids.size} Q1.15 scores in [0, {TRUST_ONE}]")
-        slots, packed = self._trust_words(ids, q)
-        receipt = self._send(
-            "commitTrust", [_uint("round", round_, 64, 1), _bytes32("root", root), slots, packed], sender or self.aggregator,
-        )
+    def commit_trust(
+        self, round_: int, root: bytes, slots: Sequence[int], words: Sequence[int], signatures: Sequence[bytes], *, sender: str | None = None,
+    ) -> int:
+        """After ``round_`` closed or failed: anchor the trust store's ``root`` and write the trust
+        ``words`` (16 Q1.15 lanes each, :class:`~ppbfl.chain.votes.TrustVote`) at ``slots``, in one
+        transaction, with the edge nodes' kind-4 ``signatures`` of them (at least t distinct
+        registered nodes, else ``TrustNotAgreed``); returns its gas. Anyone may relay."""
+        args = [
+            _uint("round", round_, 64, 1), _bytes32("root", root), [_uint("slots", x, 256) for x in slots],
+            [_uint("words", x, 256) for x in words], _signatures(signatures),
+        ]
+        receipt = self._send("commitTrust", args, sender or self.aggregator)
         return int(receipt["gasUsed"])
 
     def committed_trust(self, round_: int) -> dict[int, int]:
@@ -612,6 +588,6 @@ class RoundsContract:
         r = self._view("roundInfo", _uint("round", round_, 64))
         return RoundState(
             Phase(r[0]), Failure(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]),
-            _bits(r[9]), _bits(r[10]), _bits(r[11]), _bits(r[12]), bool(r[13]), bool(r[14]), bool(r[15]),
-            *(bytes(x) for x in r[16:24]),
+            _bits(r[9]), _bits(r[10]), _bits(r[11]), _bits(r[12]), bool(r[13]), bool(r[14]),
+            *(bytes(x) for x in r[15:23]),
         )

@@ -6,6 +6,7 @@ The node packs what it computed itself exactly as the contract stores it
 and signs the attestations (:mod:`ppbfl.chain.attest`) of their keccak256 (scalars, decisions)
 and of the root (aggregate share). A relay submits the signatures with the bytes it rebuilds from
 the node's reply; if it changes a single byte, the contract recovers another signer and refuses.
+:class:`TrustVote` is the fourth kind: a round's trust update, signed after the round.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from eth_utils import to_canonical_address
 
-from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS, ChainKey, recover_signer
+from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS, KIND_TRUST, ChainKey, recover_signer
 from ppbfl.chain.errors import ChainValueError
 from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import RoundsContract
 
-__all__ = ["ChainContext", "RoundVotes"]
+__all__ = ["ChainContext", "RoundVotes", "TrustVote"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,50 @@ class RoundVotes:
             (recover_signer(signature, kind, context.contract, context.chain_id, round_, digest) or "").lower() == account.lower()
             for signature, (kind, digest) in zip(signatures, self._items())
         )
+
+
+@dataclass(frozen=True)
+class TrustVote:
+    """A round's trust update as ``commitTrust`` writes it: the trust store's Merkle ``root`` and
+    the storage ``words`` (16 Q1.15 lanes each) at ``slots``; edge nodes sign its ``digest``
+    (kind 4) and the contract accepts it only with ``t`` such signatures."""
+
+    root: bytes
+    slots: tuple[int, ...]
+    words: tuple[int, ...]
+
+    @classmethod
+    def of(cls, root: bytes, device_ids: Sequence[int], trust_q15: Sequence[int]) -> TrustVote:
+        """The vote setting device ``device_ids[k]`` to ``trust_q15[k]`` (ints in [0, 2^15]); every
+        lane of the words these ids fall in that is not listed is set to 0, so list every
+        registered device (the keeper does).
+
+        Raises:
+            ChainValueError: root not 32 bytes, lengths differ, an id twice or a score out of range.
+        """
+        if len(root) != 32:
+            raise ChainValueError("root", f"{len(root)} bytes, expected 32")
+        if len(device_ids) != len(trust_q15) or len(set(device_ids)) != len(device_ids):
+            raise ChainValueError("device_ids", f"{len(device_ids)} ids (distinct) for {len(trust_q15)} scores expected")
+        words: dict[int, int] = {}
+        for device, score in zip(device_ids, trust_q15):
+            if not 0 <= int(score) <= 1 << 15 or not 0 <= int(device) < 1 << 32:
+                raise ChainValueError("trust_q15", f"device {device}: {score!r} is not a Q1.15 score in [0, 2^15]")
+            slot, lane = divmod(int(device), 16)
+            words[slot] = words.get(slot, 0) | int(score) << (16 * lane)
+        slots = tuple(sorted(words))
+        return cls(bytes(root), slots, tuple(words[s] for s in slots))
+
+    @property
+    def digest(self) -> bytes:
+        """``keccak256(abi.encode(root, slots, words))``: what the kind-4 attestation covers."""
+        return keccak(abi_encode(["bytes32", "uint256[]", "uint256[]"], [self.root, list(self.slots), list(self.words)]))
+
+    def sign(self, key: ChainKey, context: ChainContext, round_: int) -> bytes:
+        """``key``'s kind-4 signature of this vote for ``round_`` in ``context``."""
+        return key.attest(KIND_TRUST, context.contract, context.chain_id, round_, self.digest)
+
+    def signed_by(self, account: str, signature: bytes, context: ChainContext, round_: int) -> bool:
+        """Whether ``signature`` is ``account``'s kind-4 signature of this vote."""
+        signer = recover_signer(signature, KIND_TRUST, context.contract, context.chain_id, round_, self.digest)
+        return (signer or "").lower() == account.lower()

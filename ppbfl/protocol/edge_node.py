@@ -16,18 +16,19 @@ from __future__ import annotations
 import enum
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from eth_utils import to_checksum_address
 
 from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.pow import bind_commitment
-from ppbfl.chain.votes import ChainContext, RoundVotes
+from ppbfl.chain.votes import ChainContext, RoundVotes, TrustVote
 from ppbfl.defense import flame_noise, validity
 from ppbfl.defense.consistency import challenge_coefficients
+from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.errors import AggregateRangeError
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.field import ops
@@ -71,6 +72,9 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
+
+if TYPE_CHECKING:
+    from ppbfl.trust.witness import TrustWitness
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
 
@@ -122,6 +126,7 @@ class _RoundState:
     proof_triples: tuple[np.ndarray, np.ndarray] | None = None
     signatures: dict[int, bytes] = field(default_factory=dict)  # device -> its signature of the leaves' root
     gram: GramShares | None = None  # rule "flame": this round's Gram shares (a retry gets the same)
+    decided: dict[int, DeviceDecision] | None = None  # device -> the decision this node signed (trust votes)
 
 
 class EdgeNode:
@@ -161,6 +166,8 @@ class EdgeNode:
         self.rounds: dict[int, _RoundState] = {}
         self.current = 0  # the latest round the coordinator has sent a request for
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
+        self.trust_witness: TrustWitness | None = None
+        """This node's own trust computation (:meth:`trust_vote`); None: it signs no trust."""
 
     def attach_identity(self, credentials: PartyCredentials, registry: PeerRegistry | None) -> None:
         """Give the node its TLS identity and registry (called by :func:`ppbfl.protocol.serve.run_server`)."""
@@ -559,9 +566,27 @@ class EdgeNode:
                 signatures = votes.sign(self._chain_key, context, round)
             except ValueError as error:  # ChainValueError too: an address that is not 20 bytes, round 0
                 raise OutOfPhaseError(self.name, f"aggregate request in round {round}: cannot sign its chain votes: {error}") from None
+        state.decided = dict(zip(state.devices, decision.decisions))
         return AggregateShare(
             decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share, chain_signatures=signatures,
         )
+
+    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
+        """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
+        this node signed in the round; ``commitments``: device -> its commitment on chain) and its
+        kind-4 signature of it for ``context``.
+
+        Raises:
+            OutOfPhaseError: no trust witness, or the node signed no decisions in ``round`` (or no
+                longer holds them); ConfigError: as :meth:`TrustWitness.vote`.
+        """
+        if self.trust_witness is None:
+            raise OutOfPhaseError(self.name, "no trust witness: this node signs no trust")
+        decided = self._state(round).decided
+        if decided is None:
+            raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
+        vote = self.trust_witness.vote(round, decided, commitments)
+        return vote, vote.sign(self._chain_key, context, round)
 
     # -- rule "flame" (ppbfl.defense.flame) ----------------------------------------------------
     def _require_rule(self, rule: str, message: Message) -> None:

@@ -329,8 +329,6 @@ class ChainLedger:
         audit = self.contract.audit(round, audited, aggregate_secret)
         if not audit.passed:
             raise RoundFailedError(round, "the on-chain audit failed", f"offender {audit.offender}")
-        if ids:
-            self.contract.set_trust(round, ids, [result.trust[i] for i in result.devices])
         self.contract.close_round(round)
         if self.contract.round_state(round).phase != Phase.CLOSED:
             raise RoundFailedError(round, f"the contract did not close the round (phase {self.contract.round_state(round).phase.name})")

@@ -6,28 +6,41 @@ after the round (:meth:`TrustKeeper.after_round`) turns its public record into e
 every device, writes the records and their Merkle root to the store, and -- with a chain -- sends
 one ``commitTrust`` transaction that anchors the root and sets the new trust, from which the
 contract derives each device's PoW difficulty for the next round (``setPowRange`` is sent once,
-when the keeper is made).
+when the keeper is made). With a chain the update is not the keeper's word: it uses only the
+evidence every edge node sees itself (:func:`~ppbfl.trust.step.agreed_evidence`), asks each edge
+node (``voters``) for its own update and kind-4 signature, and the contract accepts the root and
+words only with t signatures of exactly them.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from ppbfl.defense.decision import REASON_CODES
+from ppbfl.chain.votes import ChainContext, TrustVote
+from ppbfl.errors import ConfigError
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.evidence import round_evidence
-from ppbfl.trust.pow import pow_bits_for
 from ppbfl.trust.record import TrustRecord
-from ppbfl.trust.reputation import TRUST_ONE, DeviceTrust, Evidence, initial_state, update
+from ppbfl.trust.reputation import TRUST_ONE, DeviceTrust, initial_state
+from ppbfl.trust.step import agreed_evidence, round_records
 from ppbfl.trust.store import TrustStore
+from ppbfl.trust.witness import TrustWitness
 
-__all__ = ["RoundTrust", "TrustKeeper"]
+__all__ = ["RoundTrust", "TrustKeeper", "TrustVoter"]
 
-_MISSING = Evidence(REASON_CODES["missing upload"])
+
+class TrustVoter(Protocol):
+    """An edge node as the keeper asks it for its trust vote (:meth:`~ppbfl.protocol.edge_node.EdgeNode.trust_vote`)."""
+
+    trust_witness: TrustWitness | None
+
+    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
+        """The node's own update of ``round`` and its kind-4 signature."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,13 @@ class TrustKeeper:
         config: the model's parameters.
         store: the off-chain store (resumed: devices with records start from their latest state).
         ledger: the chain ledger of the rounds (None: no anchoring, no on-chain PoW).
+        voters: with a ledger, the edge nodes whose signatures commit the update (in-process
+            nodes without a :class:`~ppbfl.trust.witness.TrustWitness` get a fresh one, from the
+            model's initial state: a node's states are its own, never the keeper's store).
     """
 
     def __init__(self, devices: Collection[int], config: TrustConfig | None = None, *, store: TrustStore | None = None,
-                 ledger: ChainLedger | None = None) -> None:
+                 ledger: ChainLedger | None = None, voters: Sequence[TrustVoter] = ()) -> None:
         self.config = TrustConfig() if config is None else config
         self.store = TrustStore() if store is None else store
         self.ledger = ledger
@@ -66,6 +82,10 @@ class TrustKeeper:
         self.states: dict[int, DeviceTrust] = {i: stored.get(i, start) for i in sorted(devices)}
         self.last: RoundTrust | None = None
         """What the latest :meth:`after_round` did."""
+        self.voters = tuple(voters)
+        for voter in self.voters:
+            if voter.trust_witness is None:
+                voter.trust_witness = TrustWitness(self.states, self.config)
         if ledger is not None:
             ledger.contract.set_pow_range(self.config.pow_min_bits, self.config.pow_max_bits, self.config.q15(self.config.pow_full_trust))
 
@@ -88,33 +108,50 @@ class TrustKeeper:
         """Update, store and (with a ledger) anchor round ``result.round``.
 
         ``pow_failures``: devices whose stamp the contract refused (also taken from ``result.missing``
-        reasons naming ``BadPow``); ``ids_flags``: device -> anomaly flags from the IDS.
+        reasons naming ``BadPow``); ``ids_flags``: device -> anomaly flags from the IDS. With a
+        ledger neither is used: the agreed update holds only what every edge node sees (a refused
+        stamp leaves the device without an upload: missing), so explicit ones are refused.
 
         Raises:
-            ConfigError: as :func:`~ppbfl.trust.evidence.round_evidence`; TrustStoreError: the round is already stored;
-            ChainRevertError: the contract refused the commitment.
+            ConfigError: as :func:`~ppbfl.trust.evidence.round_evidence`, or ``pow_failures`` /
+                ``ids_flags`` given with a ledger; TrustStoreError: the round is already stored;
+            ChainRevertError: the contract refused the commitment (``TrustNotAgreed``: fewer than
+                t edge nodes signed these root and words).
         """
-        refused = set(pow_failures) | {i for i, why in result.missing.items() if "BadPow" in why}
-        evidence = round_evidence(result, pow_failures=refused, ids_flags=ids_flags)
-        decisions = dict(zip(result.devices, result.decision.decisions))
-        commitments = self.ledger.commitments(result.round, self.states) if self.ledger is not None else {}
-        start = initial_state(self.config)
-        records = []
-        for i in sorted(set(self.states) | set(evidence)):
-            seen = evidence.get(i, _MISSING)  # a registered device the round never heard from did not upload
-            before = self.states.get(i, start)
-            after = update(before, seen, self.config)
-            decision = decisions.get(i)
-            records.append(TrustRecord(
-                result.round, i, seen, math.nan if decision is None else decision.cosine,
-                0.0 if decision is None else decision.weight, before, after,
-                pow_bits_for(after.weight_trust, self.config), commitments.get(i),
-            ))
-            self.states[i] = after
+        decided = dict(zip(result.devices, result.decision.decisions))
+        if self.ledger is None:
+            refused = set(pow_failures) | {i for i, why in result.missing.items() if "BadPow" in why}
+            evidence = round_evidence(result, pow_failures=refused, ids_flags=ids_flags)
+            commitments: dict[int, bytes] = {}
+        else:
+            if pow_failures or any(ids_flags.values() if ids_flags else ()):
+                raise ConfigError("ids_flags", "PoW refusals and IDS flags are no edge node's observation: not part of the agreed update")
+            evidence = agreed_evidence(self.states, decided)
+            commitments = self.ledger.commitments(result.round, self.states)
+        records = round_records(result.round, self.states, evidence, decided, commitments, self.config)
+        self.states.update({x.device: x.after for x in records})
         root = self.store.add_round(result.round, records)
         gas = 0
         if self.ledger is not None:
-            ids = [self.ledger.device_ids[x.device] for x in records]
-            gas = self.ledger.contract.commit_trust(result.round, root, ids, [x.after.weight_trust for x in records])
+            gas = self.commit(result.round, root, records, commitments)
         self.last = RoundTrust(result.round, root, tuple(records), self.quarantined, gas)
         return self.last
+
+    def commit(self, round: int, root: bytes, records: Sequence[TrustRecord], commitments: Mapping[int, bytes]) -> int:
+        """Relay ``commitTrust`` of ``round``'s ``root`` and trust words with the signatures of the
+        voters whose own update is exactly these; returns its gas.
+
+        Raises:
+            ConfigError: no ledger; ChainRevertError: the contract refused (``TrustNotAgreed``: fewer
+                than t voters computed the same update).
+        """
+        if self.ledger is None:
+            raise ConfigError("ledger", "the keeper has no chain to commit trust to")
+        ids = [self.ledger.device_ids[x.device] for x in records]
+        mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
+        signatures = []
+        for voter in self.voters:
+            vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
+            if vote == mine:
+                signatures.append(signature)
+        return self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
