@@ -1,5 +1,5 @@
 """Gas of the per-round trust transaction (``commitTrust``: anchor the store root and set every
-device's trust) and of a trust-scaled PoW commitment, at 100 and 1,000 devices, on the embedded chain.
+device's trust, with t = 2 edge nodes' signatures) and of a trust-scaled PoW commitment, at 100 and 1,000 devices, on the embedded chain.
 
 Usage: ``python benchmarks/trust_gas.py [--devices 100 1000]``. A round is opened, its commit phase
 closed at the deadline and aborted after the verify deadline (the cheapest way to a round that
@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 
 from ppbfl.chain import Chain
+from ppbfl.chain.attest import KIND_TRUST, ChainKey
 from ppbfl.chain.errors import ChainRevertError
+from ppbfl.chain.votes import TrustVote
 
 
 def measure(devices: int) -> tuple[int, int, int]:
@@ -21,8 +23,9 @@ def measure(devices: int) -> tuple[int, int, int]:
     chain = Chain.embedded(accounts=devices + 8)
     try:
         contract = chain.deploy(2, 3, commit_blocks=2, verify_blocks=1)
-        for j in (1, 2, 3):
-            contract.register_edge_node(j, chain.new_account(), bytes([j]) * 32)
+        keys = [ChainKey.generate() for _ in range(3)]
+        for j, key in enumerate(keys, 1):
+            contract.register_edge_node(j, key.address, bytes([j]) * 32)
         accounts = [chain.new_account() for _ in range(devices)]
         for account in accounts:
             contract.register_device(account, 8)
@@ -33,7 +36,8 @@ def measure(devices: int) -> tuple[int, int, int]:
         chain.mine(2)
         contract.abort_round(1)
         trust = [(7919 * i) % 2**15 for i in range(devices)]
-        gas = contract.commit_trust(1, b"\x01" * 32, list(range(devices)), trust)
+        vote = TrustVote.of(b"\x01" * 32, list(range(devices)), trust)  # signed by t = 2 edge nodes
+        gas = contract.commit_trust(1, vote.root, vote.slots, vote.words, [contract.attest(key, KIND_TRUST, 1, vote.digest) for key in keys[:2]])
         contract.open_round(2, bytes(32))
         root = b"\x02" * 32
         before = chain.gas_report().total("commitShares") if "commitShares" in chain.gas_report().calls else 0

@@ -210,7 +210,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         )
         coordinator.setup()
         # the devices: clients with their own transport and chain account, driven by the simulation
-        keeper = _trust_keeper(out, config.devices, ledger)
+        keeper = _trust_keeper(out, config.devices, ledger, deployment)
         stack.callback(keeper.store.close)
         federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger, trust=keeper))
         log(f"set up in {time.perf_counter() - started:.1f}s: edge nodes ready {coordinator.online}, contract {ledger.address}")
@@ -288,13 +288,18 @@ DEMO_TRUST = TrustConfig(pow_max_bits=14)
 """The demo's trust model: the defaults, PoW capped at 14 bits (see :func:`_trust_keeper`)."""
 
 
-def _trust_keeper(out: Path, devices: int, ledger: ChainLedger) -> TrustKeeper:
+def _trust_keeper(out: Path, devices: int, ledger: ChainLedger, deployment: Deployment) -> TrustKeeper:
     """Reputation kept in ``out/trust.db`` (fresh each run: ``ppbfl trust show DEVICE --store sqlite:///out/trust.db``).
 
     PoW up to 14 bits (a quarantined device hashes ~2^14 nonces, ~30 ms here) so the demo stays
-    under a minute; the library default goes to 22 bits."""
+    under a minute; the library default goes to 22 bits. On chain only in process: there the edge
+    nodes compute and sign each round's update themselves; gRPC nodes have no trust-vote message
+    yet, so with them trust is kept off chain (not anchored, PoW at the registered trust's difficulty)."""
     (out / "trust.db").unlink(missing_ok=True)
-    return TrustKeeper(range(devices), DEMO_TRUST, store=TrustStore(f"sqlite:///{out / 'trust.db'}"), ledger=ledger)
+    store = TrustStore(f"sqlite:///{out / 'trust.db'}")
+    if not isinstance(deployment, InProcessDeployment):
+        return TrustKeeper(range(devices), DEMO_TRUST, store=store)
+    return TrustKeeper(range(devices), DEMO_TRUST, store=store, ledger=ledger, voters=list(deployment.nodes.values()))
 
 
 def _write(out: Path, config: DemoConfig, rows: list[DemoRound], malicious: list[int]) -> None:

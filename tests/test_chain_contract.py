@@ -22,8 +22,9 @@ from ppbfl.chain import (
     merkle_root,
     merkle_tree,
 )
-from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS
+from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS, KIND_TRUST
 from ppbfl.chain.scenario import setup_consortium
+from ppbfl.chain.votes import TrustVote
 from ppbfl.field import FieldRNG
 from ppbfl.sharing import reconstruct, share
 
@@ -163,8 +164,8 @@ def test_python_side_validation(c):
         r.pack_scalars([0, 1], np.zeros((2, 2), dtype=np.int64))
     with pytest.raises(ChainValueError, match=r"signatures\[0\]"):
         r.post_scalars(1, [0], np.zeros((1, 2), dtype=np.uint64), [bytes(64)])
-    with pytest.raises(ChainValueError, match="scores"):
-        r.set_trust(1, [0], [1.5])
+    with pytest.raises(ChainValueError, match="trust_q15"):
+        TrustVote.of(bytes(32), [0], [2**15 + 1])
     with pytest.raises(ChainValueError, match="t, n"):
         c.chain.deploy(4, 3)
 
@@ -381,12 +382,6 @@ def test_aggregate_transitions_and_reverts(c):
 def test_trust_anchor_liar_close(c):
     r = c.rounds
     to_aggregated(c)
-    with reverts("NotCoordinator"):
-        r.set_trust(1, IDS, [1.0, 0.5, 0.0], sender=c.devices[0])
-    r.set_trust(1, IDS, [1.0, 0.5, 0.0])
-    assert [r.trust(i) for i in IDS] == [1.0, 0.5, 0.0]
-    with reverts("AlreadyDone"):
-        r.set_trust(1, IDS, [1.0, 0.5, 0.0])
     r.anchor(1, keccak(b"store"))
     with reverts("AlreadyDone"):
         r.anchor(1, keccak(b"store"))
@@ -399,19 +394,37 @@ def test_trust_anchor_liar_close(c):
     assert r.audit(1, {e: shares[e - 1] for e in (1, 3, 4)}, aggregate).passed
     r.close_round(1)
     s = r.round_state(1)
-    assert (s.phase, s.anchor, s.reported_liars, s.trust_set) == (Phase.CLOSED, keccak(b"store"), (2,), True)
+    assert (s.phase, s.anchor, s.reported_liars) == (Phase.CLOSED, keccak(b"store"), (2,))
     with reverts("WrongPhase"):
         r.anchor(1, keccak(b"again"))
     with reverts("WrongPhase"):
         r.close_round(1)
 
 
-def test_trust_words_keep_other_devices(c):
+def test_trust_is_written_only_with_t_edge_nodes_signatures_of_exactly_its_words(c):
     r = c.rounds
     to_aggregated(c)
+    aggregate, shares = vectors()
+    assert r.audit(1, {e: shares[e - 1] for e in (1, 2, 3)}, aggregate).passed
+    r.close_round(1)
     assert [r.trust(i) for i in IDS] == [1.0, 1.0, 1.0]  # initial trust from registration
-    r.set_trust(1, [0, 2], [0.25, 0.0])
+    vote = TrustVote.of(keccak(b"store"), IDS, [2**13, 2**15, 0])
+    signed = c.sign((1, 2, 3), KIND_TRUST, 1, vote.digest)
+    lifted = (vote.words[0] | 2**15,)  # device 0 at 1.0 (OR of lane 0): not what the nodes signed
+    for args, error in [
+        ((vote.root, vote.slots, vote.words, signed[:T - 1]), "TrustNotAgreed"),
+        ((vote.root, vote.slots, lifted, signed), "UnknownSigner"),
+        ((vote.root, vote.slots, vote.words, c.sign((1, 1, 2), KIND_TRUST, 1, vote.digest)), "AlreadyPosted"),
+        ((vote.root, vote.slots, vote.words, c.sign((1, 2, 3), KIND_DECISIONS, 1, vote.digest)), "UnknownSigner"),  # another kind
+        ((vote.root, vote.slots, vote.words, c.sign((1, 2, 3), KIND_TRUST, 2, vote.digest)), "UnknownSigner"),  # another round
+    ]:
+        with reverts(error):
+            r.commit_trust(1, *args)
+    r.commit_trust(1, vote.root, vote.slots, vote.words, signed, sender=c.devices[0])  # anyone relays
     assert [r.trust(i) for i in IDS] == [0.25, 1.0, 0.0]
+    assert r.round_state(1).anchor == vote.root
+    with reverts("AlreadyDone"):
+        r.commit_trust(1, vote.root, vote.slots, vote.words, signed)
 
 
 def test_initial_trust_and_its_bounds(c):

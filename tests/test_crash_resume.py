@@ -36,10 +36,12 @@ from ppbfl.protocol.round import Coordinator
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.keeper import TrustKeeper
 from ppbfl.trust.store import TrustStore
+from ppbfl.trust.witness import TrustWitness
 from tests.protocol_helpers import synthetic_round
 from tests.test_protocol_transport import child_env
 
 T, N, D, M = 2, 4, 16, 4
+TRUST = TrustConfig(pow_max_bits=10)
 MALICIOUS = {3}
 LIAR = 4  # sends a wrong aggregate share in round 1: named on chain, out of the tier from round 2 on
 INITIAL = np.random.default_rng(11).normal(size=D).astype(np.float32) * 0.1
@@ -69,14 +71,19 @@ def chain_keys(folder: Path, kind: str, count: int, first: int = 0) -> dict[int,
 
 def tier(folder: Path) -> InProcessDeployment:
     """The edge tier and the devices' transports (one liar among the nodes), the nodes with their own kept chain keys."""
-    return InProcessDeployment(T, N, D, behaviours={LIAR: "tamper-aggregate"}, signed_uploads=True, chain_keys=chain_keys(folder, "edge", N, 1))
+    deployment = InProcessDeployment(T, N, D, behaviours={LIAR: "tamper-aggregate"}, signed_uploads=True, chain_keys=chain_keys(folder, "edge", N, 1))
+    for party, node in deployment.nodes.items():  # each node's trust states in its own kept store
+        node.trust_witness = TrustWitness(range(M), TRUST, TrustStore(f"sqlite:///{folder / f'{party}.trust.db'}"))
+    return deployment
 
 
 def start(ledger: ChainLedger, deployment: InProcessDeployment, folder: Path) -> ResumableRun:
     """A coordinator (re)starting on ``ledger``: what a coordinator process does at start."""
     coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)
     federation = Federation(deployment, coordinator, range(M), ledger=ledger, device_chain_keys=chain_keys(folder, "device", M))
-    keeper = TrustKeeper(range(M), TrustConfig(pow_max_bits=10), store=TrustStore(f"sqlite:///{folder / 'trust.db'}"), ledger=ledger)
+    keeper = TrustKeeper(
+        range(M), TRUST, store=TrustStore(f"sqlite:///{folder / 'trust.db'}"), ledger=ledger, voters=list(deployment.nodes.values()),
+    )
     return ResumableRun(federation, ledger, keeper, ModelStore(folder / "models"), INITIAL)
 
 

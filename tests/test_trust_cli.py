@@ -60,14 +60,17 @@ def test_verify_checks_a_proof_against_a_real_node_alone(tmp_path, capsys) -> No
     import json
 
     from ppbfl.chain import Chain
+    from ppbfl.chain.attest import KIND_TRUST, ChainKey
+    from ppbfl.chain.votes import TrustVote
 
     url = _store(tmp_path)
     with TrustStore(url) as store:
         root = store.root(2)
     with Chain.anvil(accounts=8) as chain:
         contract = chain.deploy(2, 3, commit_blocks=1, verify_blocks=1)
-        for j in (1, 2, 3):
-            contract.register_edge_node(j, chain.new_account(), bytes([j]) * 32)
+        keys = [ChainKey.generate() for _ in range(3)]
+        for j, key in enumerate(keys, 1):
+            contract.register_edge_node(j, key.address, bytes([j]) * 32)
         for _ in range(3):
             contract.register_device(chain.new_account(), 8)
         for r in (1, 2):  # rounds that fail at their deadlines: the cheapest way to rounds commitTrust accepts
@@ -76,7 +79,8 @@ def test_verify_checks_a_proof_against_a_real_node_alone(tmp_path, capsys) -> No
             contract.close_commitments(r)
             chain.mine(2)
             contract.abort_round(r)
-        contract.commit_trust(2, root, [0, 1, 2], [30000, 1000, 20000])
+        vote = TrustVote.of(root, [0, 1, 2], [30000, 1000, 20000])  # two edge nodes computed it (t = 2)
+        contract.commit_trust(2, root, vote.slots, vote.words, [contract.attest(key, KIND_TRUST, 2, vote.digest) for key in keys[:2]])
         node_url = chain.node.url
         assert main(["trust", "prove", "1", "2", "--store", url]) == 0
         good = tmp_path / "proof.json"

@@ -357,7 +357,7 @@ class RoundsContract:
 
     def attest(self, key: ChainKey, kind: int, round_: int, digest: bytes) -> bytes:
         """``key``'s signature of the attestation of ``digest`` of ``kind`` (1 scalars, 2 decisions,
-        3 aggregate-share root) in ``round_`` of this contract on this chain (what an edge node sends)."""
+        3 aggregate-share root, 4 trust) in ``round_`` of this contract on this chain (what an edge node sends)."""
         return key.attest(kind, self.address, self.chain_id, round_, digest)
 
     def post_packed(self, kind: int, round_: int, packed: bytes, signatures: Sequence[bytes], *, sender: str | None = None) -> bool:

@@ -42,7 +42,7 @@ class Consortium:
 
     def sign(self, edges: Iterable[int], kind: int, round_: int, digest: bytes) -> list[bytes]:
         """The signatures of ``edges``' attestations of ``digest`` (kind 1 scalars, 2 decisions,
-        3 aggregate-share root) in ``round_``, as each node makes it."""
+        3 aggregate-share root, 4 trust) in ``round_``, as each node makes it."""
         return [self.rounds.attest(self.edge_keys[e], kind, round_, digest) for e in edges]
 
 
@@ -80,7 +80,7 @@ PHASES: dict[str, tuple[str, ...]] = {
     "commit": ("commitShares",),
     "scalars": ("postScalars", "voteScalars"),
     "decisions": ("postDecisions", "voteDecisions"),
-    "trust": ("setTrust",),
+    "trust": ("commitTrust",),
     "aggregate_shares": ("commitAggregateShares",),
     "aggregate": ("postAggregate",),
     "audit": ("audit",),

@@ -573,8 +573,9 @@ class EdgeNode:
 
     def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
         """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
-        this node signed in the round; ``commitments``: device -> its commitment on chain) and its
-        kind-4 signature of it for ``context``.
+        this node signed in the round; ``commitments``: device -> its commitment on chain; a round
+        the witness already stored is answered from its store) and its kind-4 signature of it for
+        ``context``.
 
         Raises:
             OutOfPhaseError: no trust witness, or the node signed no decisions in ``round`` (or no
@@ -582,10 +583,13 @@ class EdgeNode:
         """
         if self.trust_witness is None:
             raise OutOfPhaseError(self.name, "no trust witness: this node signs no trust")
-        decided = self._state(round).decided
-        if decided is None:
-            raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
-        vote = self.trust_witness.vote(round, decided, commitments)
+        vote = self.trust_witness.stored_vote(round)
+        if vote is None:
+            with self._lock:
+                state = self.rounds.get(round)
+            if state is None or state.decided is None:
+                raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
+            vote = self.trust_witness.vote(round, state.decided, commitments)
         return vote, vote.sign(self._chain_key, context, round)
 
     # -- rule "flame" (ppbfl.defense.flame) ----------------------------------------------------

@@ -221,10 +221,8 @@ class ResumableRun:
         if last:
             anchor = contract.round_state(last).anchor
             if anchor == bytes(32) and last in stored:
-                records = store.records(last)
-                contract.commit_trust(
-                    last, store.root(last), [self.ledger.device_ids[x.device] for x in records], [x.after.weight_trust for x in records],
-                )
+                records = store.records(last)  # the edge nodes sign their own stored update of it again
+                self.keeper.commit(last, store.root(last), records, {x.device: x.commitment for x in records if x.commitment is not None})
             elif anchor == bytes(32):
                 raise ResumeError(last, "the round closed on chain but its trust step never ran (no records, no anchor)")
             elif last not in stored or store.root(last) != anchor:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ppbfl.chain.votes import ChainContext, TrustVote
-from ppbfl.errors import ConfigError
+from ppbfl.errors import ConfigError, PPBFLError
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
 from ppbfl.trust.config import TrustConfig
@@ -139,7 +139,8 @@ class TrustKeeper:
 
     def commit(self, round: int, root: bytes, records: Sequence[TrustRecord], commitments: Mapping[int, bytes]) -> int:
         """Relay ``commitTrust`` of ``round``'s ``root`` and trust words with the signatures of the
-        voters whose own update is exactly these; returns its gas.
+        voters whose own update is exactly these (a voter that refuses with a typed error, e.g. a
+        node that took no part in the round, is left out); returns its gas.
 
         Raises:
             ConfigError: no ledger; ChainRevertError: the contract refused (``TrustNotAgreed``: fewer
@@ -151,7 +152,10 @@ class TrustKeeper:
         mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
         signatures = []
         for voter in self.voters:
-            vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
+            try:
+                vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
+            except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
+                continue
             if vote == mine:
                 signatures.append(signature)
         return self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
