@@ -13,11 +13,13 @@ from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.errors import ChainRevertError
 from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
 from ppbfl.chain.votes import TrustVote
+from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.ledger import open_ledger
 from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import OutOfPhaseError
 from ppbfl.trust import TrustConfig, initial_trust
 from ppbfl.trust.keeper import TrustKeeper
 from ppbfl.trust.pow import pow_bits_for
@@ -228,3 +230,25 @@ def test_anyone_can_check_the_store_against_the_agreed_decisions(rounds) -> None
     assert audit_records(forged[:-1], previous, agreed, M, forged_root, CONFIG)[:2] == [
         "the records do not fold to the anchored root", f"devices [{M - 1}] of the round have no record",
     ]
+
+
+def test_agreed_update_refuses_evidence_no_edge_node_sees(rounds) -> None:
+    """PoW refusals and IDS flags are the coordinator's claims: with a ledger the keeper refuses
+    them (typed, nothing stored); a node asked for a round it took no part in, or a witness fed an
+    old round or an unregistered device, refuses with a typed error."""
+    ledger, federation, keeper, _, results, *_ = rounds
+    for kwargs in ({"ids_flags": {0: 1}}, {"pow_failures": [0]}):
+        with pytest.raises(ConfigError) as caught:
+            keeper.after_round(dataclasses.replace(results[1], round=9), **kwargs)
+        assert caught.value.key == "ids_flags"
+    assert 9 not in keeper.store.rounds()
+    node = next(iter(federation.deployment.nodes.values()))
+    with pytest.raises(OutOfPhaseError, match="round 9"):
+        node.trust_vote(9, ledger.context, {})
+    assert node.trust_witness is not None
+    with pytest.raises(ConfigError) as old:
+        node.trust_witness.vote(2, {}, {})
+    assert old.value.key == "round"
+    with pytest.raises(ConfigError) as unknown:
+        node.trust_witness.vote(9, {M: results[1].decision.decisions[0]}, {})
+    assert unknown.value.key == "decided"
