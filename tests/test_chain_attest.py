@@ -33,7 +33,7 @@ KEY = ChainKey(bytes(range(1, 33)))
 
 
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from([1, 2, 3]), chain_id=st.integers(0, 2**64), round_=st.integers(1, 2**64 - 1), digest=st.binary(min_size=32, max_size=32))
+@given(kind=st.sampled_from([1, 2, 3, 4]), chain_id=st.integers(0, 2**64), round_=st.integers(1, 2**64 - 1), digest=st.binary(min_size=32, max_size=32))
 def test_a_signature_is_eth_accounts_eip191_signature_of_the_abi_encoded_attestation(kind, chain_id, round_, digest):
     """Independent reference: eth_abi's encoding and eth_account's EIP-191 signing and recovery."""
     inner = keccak(encode(["uint8", "address", "uint256", "uint64", "bytes32"], [kind, CONTRACT, chain_id, round_, digest]))
@@ -57,7 +57,7 @@ def test_recovery_refuses_what_the_contract_refuses_and_binds_every_field():
                   (KIND_SCALARS, CONTRACT, 2, 7, digest), (KIND_SCALARS, CONTRACT, 1, 8, digest),
                   (KIND_SCALARS, CONTRACT, 1, 7, keccak(b"other"))):
         assert recover_signer(genuine, *other) not in (None, KEY.address)
-    for field, args in (("kind", (4, CONTRACT, 1, 7, digest)), ("round", (1, CONTRACT, 1, 0, digest)),
+    for field, args in (("kind", (5, CONTRACT, 1, 7, digest)), ("round", (1, CONTRACT, 1, 0, digest)),
                         ("digest", (1, CONTRACT, 1, 7, b"short")), ("contract", (1, "nope", 1, 7, digest))):
         with pytest.raises(ChainValueError, match=field):
             attestation_hash(*args)
