@@ -17,8 +17,9 @@ certificate fingerprints) and the devices, each with an account of its own; then
   value, until ``t`` agree;
 * each node's aggregate-share Merkle root with its signature (one transaction for all), the
   named liars, the aggregate's root and the new model hash; the on-chain audit of ``audit_k``
-  random coordinates with ``t + 1`` shares; the trust scores the round weighted devices with;
-  close (only after the audit passed).
+  random coordinates with ``t + 1`` shares; close (only after the audit passed). Trust is not
+  written here: a :class:`~ppbfl.trust.keeper.TrustKeeper` relays ``commitTrust`` after the round,
+  signed by ``t`` edge nodes that computed it themselves.
 
 A round that cannot complete, in any phase, is failed on chain with ``abortRound`` once its
 phase's deadline passed (:meth:`ChainLedger.abort_round`), and the next round opens.
