@@ -437,11 +437,13 @@ def test_the_coordinator_cannot_commit_for_a_device_whose_key_it_does_not_hold(c
 
 def test_a_flame_round_is_signed_and_closes_on_chain():
     """Rule "flame": the FlameAggregateRequest (built from the AggregateRequest's fields) carries
-    the chain context, every node signs its votes, and the round closes with its audit."""
+    the chain context, every node signs its votes, and the round closes with its audit; each node
+    computes the round's trust update from the FLAME decisions it signed, and t of them commit it."""
     from ppbfl.field.fixed_point import FixedPointCodec
     from ppbfl.fl.federation import Federation
     from ppbfl.protocol.deployment import InProcessDeployment
     from ppbfl.protocol.round import Coordinator
+    from ppbfl.trust.keeper import TrustKeeper
 
     t, n, d, m = 2, 3, 16, 4
     with open_ledger("embedded", t, n, devices=m) as ledger:
@@ -449,8 +451,11 @@ def test_a_flame_round_is_signed_and_closes_on_chain():
         coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, rule="flame")
         rng = np.random.default_rng(1)
         reference = rng.normal(0, 1e-3, d)
-        with Federation(deployment, coordinator, range(m), ledger=ledger, owns_deployment=True) as federation:
+        keeper = TrustKeeper(range(m), ledger=ledger, voters=list(deployment.nodes.values()))
+        with Federation(deployment, coordinator, range(m), ledger=ledger, owns_deployment=True, trust=keeper) as federation:
             result = federation.run_round(1, {i: reference + rng.normal(0, 1e-3, d) for i in range(m)}, reference)
+        assert keeper.last is not None and ledger.contract.round_state(1).anchor == keeper.last.root
+        assert all(node.trust_witness is not None and node.trust_witness.states == keeper.states for node in deployment.nodes.values())
         s = ledger.contract.round_state(1)
         assert (s.phase, s.scalar_voters, s.decision_voters, s.aggregate_shares) == (Phase.CLOSED, (1, 2, 3), (1, 2, 3), (1, 2, 3))
         assert ledger.records[1].unsigned == () and ledger.records[1].audit.passed
