@@ -1,7 +1,7 @@
 """Gas of the per-round trust transaction (``commitTrust``: anchor the store root and set every
-device's trust, with t = 2 edge nodes' signatures) and of a trust-scaled PoW commitment, at 100 and 1,000 devices, on the embedded chain.
+device's trust, with t edge nodes' signatures) and of a trust-scaled PoW commitment, at 100 and 1,000 devices, on the embedded chain.
 
-Usage: ``python benchmarks/trust_gas.py [--devices 100 1000]``. A round is opened, its commit phase
+Usage: ``python benchmarks/trust_gas.py [--devices 100 1000] [--t 2]`` (n = max(3, 2t - 1) edge nodes). A round is opened, its commit phase
 closed at the deadline and aborted after the verify deadline (the cheapest way to a round that
 ``commitTrust`` accepts); then one ``commitTrust`` sets all devices' trust, all different from
 before (every storage word changes), and a second round measures ``commitShares`` with the
@@ -18,12 +18,13 @@ from ppbfl.chain.errors import ChainRevertError
 from ppbfl.chain.votes import TrustVote
 
 
-def measure(devices: int) -> tuple[int, int, int]:
-    """``(commitTrust gas, gas per device, commitShares gas)`` with ``devices`` registered."""
+def measure(devices: int, t: int = 2) -> tuple[int, int, int]:
+    """``(commitTrust gas, gas per device, commitShares gas)`` with ``devices`` registered and ``t`` signatures."""
+    n = max(3, 2 * t - 1)
     chain = Chain.embedded(accounts=devices + 8)
     try:
-        contract = chain.deploy(2, 3, commit_blocks=2, verify_blocks=1)
-        keys = [ChainKey.generate() for _ in range(3)]
+        contract = chain.deploy(t, n, commit_blocks=2, verify_blocks=1)
+        keys = [ChainKey.generate() for _ in range(n)]
         for j, key in enumerate(keys, 1):
             contract.register_edge_node(j, key.address, bytes([j]) * 32)
         accounts = [chain.new_account() for _ in range(devices)]
@@ -36,8 +37,8 @@ def measure(devices: int) -> tuple[int, int, int]:
         chain.mine(2)
         contract.abort_round(1)
         trust = [(7919 * i) % 2**15 for i in range(devices)]
-        vote = TrustVote.of(b"\x01" * 32, list(range(devices)), trust)  # signed by t = 2 edge nodes
-        gas = contract.commit_trust(1, vote.root, vote.slots, vote.words, [contract.attest(key, KIND_TRUST, 1, vote.digest) for key in keys[:2]])
+        vote = TrustVote.of(b"\x01" * 32, list(range(devices)), trust)  # signed by t edge nodes
+        gas = contract.commit_trust(1, vote.root, vote.slots, vote.words, [contract.attest(key, KIND_TRUST, 1, vote.digest) for key in keys[:t]])
         contract.open_round(2, bytes(32))
         root = b"\x02" * 32
         before = chain.gas_report().total("commitShares") if "commitShares" in chain.gas_report().calls else 0
@@ -54,11 +55,12 @@ def main() -> None:
     """Print the Markdown table."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--t", type=int, default=2, help="signatures (the deployment's threshold)")
     args = parser.parse_args()
     print("| devices | commitTrust gas (anchor + all trust words) | per device | commitShares gas (trust-derived PoW) |")
     print("|---:|---:|---:|---:|")
     for m in args.devices:
-        gas, per, commit = measure(m)
+        gas, per, commit = measure(m, args.t)
         print(f"| {m} | {gas:,} | {per:,} | {commit:,} |")
 
 
