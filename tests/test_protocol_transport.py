@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -160,6 +161,16 @@ def test_fingerprints_pin_server_certificates(pki, echo_proc):
     wrong = {"edge-1": pki["device-2"].fingerprint}
     with client_for(pki, echo_proc.address, fingerprints=wrong) as pinned, pytest.raises(PeerAuthError, match="fingerprint"):
         pinned.call("edge-1", request(), round=0, timeout=10)
+
+
+def test_the_pinned_handshake_writes_no_key_file(pki, echo_proc, tmp_path, monkeypatch):
+    """The fingerprint check loads the client's key for Python's ssl from memory (Linux memfd), not
+    from a temporary folder that a kill during the handshake would leave on disk."""
+    made: list[str] = []
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *args, **kwargs: made.append("a folder") or str(tmp_path))
+    with client_for(pki, echo_proc.address, fingerprints={"edge-1": pki["edge-1"].fingerprint}) as pinned:
+        assert pinned.call("edge-1", request(), round=0, timeout=10).sender == "edge-1"
+    assert made == [] and list(tmp_path.iterdir()) == []
 
 
 def test_servers_take_the_callers_identity_from_the_registry(pki):

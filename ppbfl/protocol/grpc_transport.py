@@ -361,6 +361,31 @@ class _Retry(Exception):
         self.detail = detail
 
 
+@contextmanager
+def _key_files(cert_pem: bytes, key_pem: bytes) -> Iterator[tuple[str, str]]:
+    """Paths from which :mod:`ssl` (which loads keys from files only) reads ``cert_pem`` and
+    ``key_pem``. On Linux they are anonymous memory files (``memfd_create``, ``/proc/self/fd``):
+    the private key never touches a disk, and nothing is left if the process is killed while the
+    check runs. Elsewhere, a 0700 temporary folder removed at once (a kill in that instant leaves it)."""
+    if hasattr(os, "memfd_create"):
+        fds = [os.memfd_create(name, os.MFD_CLOEXEC) for name in ("ppbfl-cert", "ppbfl-key")]
+        try:
+            for fd, data in zip(fds, (cert_pem, key_pem)):
+                os.write(fd, data)
+            yield f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="ppbfl-tls-") as tmp:
+        cert_path, key_path = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        with open(cert_path, "wb") as fh:
+            fh.write(cert_pem)
+        with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as fh:
+            fh.write(key_pem)
+        yield cert_path, key_path
+
+
 class GrpcTransport(BytesTransport):
     """Calls peers' gRPC servers over mutual TLS (implements :class:`~ppbfl.protocol.transport.Transport`).
 
@@ -437,12 +462,7 @@ class GrpcTransport(BytesTransport):
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.load_verify_locations(cadata=self._ca_pem.decode("ascii"))
         ctx.set_alpn_protocols(["h2"])
-        with tempfile.TemporaryDirectory(prefix="ppbfl-tls-") as tmp:  # ssl loads keys from files only
-            cert_path, key_path = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
-            with open(cert_path, "wb") as fh:
-                fh.write(self._creds.cert_pem)
-            with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as fh:
-                fh.write(self._creds.key_pem)
+        with _key_files(self._creds.cert_pem, self._creds.key_pem) as (cert_path, key_path):
             ctx.load_cert_chain(cert_path, key_path)
         try:
             with (
