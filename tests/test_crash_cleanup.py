@@ -16,13 +16,16 @@ from tests.test_protocol_transport import child_env
 
 STARTING = """
 import sys
+import threading
 from ppbfl.chain import Chain
 from ppbfl.protocol.deployment import GrpcDeployment
 
 chain = Chain.anvil(accounts=4)
+first = threading.Lock()
 
 def starting(self, party, factory, args, ready_timeout):  # the servers are starting: their keys are on disk
-    print(chain.node.pid, self.workdir, flush=True)
+    if first.acquire(blocking=False):  # the servers start on several threads: one line, written once
+        print(f"{chain.node.pid} {self.workdir}", flush=True)
     sys.stdin.readline()  # killed here
 
 GrpcDeployment._spawn = starting
