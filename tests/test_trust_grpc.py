@@ -5,6 +5,7 @@ relays :class:`TrustQuery` / :class:`TrustVoteReply`; a relay altering a reply i
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -203,3 +204,38 @@ def test_edge_trust_settings_are_checked() -> None:
         make_edge_node(trust_config={}, trust_devices=0)
     with pytest.raises(ConfigError, match="trust_config"):
         make_edge_node(trust_config={"forgetting": 2.0}, trust_devices=M)
+
+
+@pytest.mark.parametrize("toml, devices, message", [
+    (None, M, "trust_config: .*missing.toml"),
+    ("[trust\n", M, "trust_config: "),
+    ("[trust]\nforgetting = 2.0\n", M, "trust_config.forgetting"),
+    ("[trust]\nforgetting = 0.8\n", 0, "trust_devices"),
+])
+def test_ppbfl_edge_names_a_bad_trust_setting_with_exit_status_2(tmp_path, capsys, toml, devices, message) -> None:
+    from ppbfl.cli import main
+    from ppbfl.protocol.creds import write_credentials
+
+    write_credentials(tmp_path, ["edge-1"])
+    if toml is not None:
+        (tmp_path / "missing.toml").write_text(toml)
+    args = ["edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt"),
+            "--trust-config", str(tmp_path / "missing.toml"), "--trust-devices", str(devices)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ppbfl edge: ConfigError: ") and len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+
+
+def test_ppbfl_edge_trust_options_give_the_node_its_own_witness(tmp_path) -> None:
+    import argparse
+
+    from ppbfl.cli import _edge_trust
+
+    (tmp_path / "trust.toml").write_text("[trust]\nforgetting = 0.8\npow_max_bits = 12\n")
+    store = f"sqlite:///{tmp_path / 'edge-1.db'}"
+    settings = _edge_trust(argparse.Namespace(trust_config=str(tmp_path / "trust.toml"), trust_devices=M, trust_store=store))
+    node = make_edge_node(**settings)
+    assert node.trust_witness is not None and node.trust_witness.config == TrustConfig(forgetting=0.8, pow_max_bits=12)
+    assert sorted(node.trust_witness.states) == list(range(M)) and (tmp_path / "edge-1.db").exists()
+    node.trust_witness.store.close()

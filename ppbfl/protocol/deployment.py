@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Self
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import ValidationError
 
 from ppbfl.chain.attest import ChainKey
 from ppbfl.errors import ConfigError
@@ -53,7 +52,7 @@ from ppbfl.protocol.tls import (
 )
 from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 from ppbfl.protocol.trust_voter import RemoteTrustVoter, remote_voters
-from ppbfl.trust.config import TrustConfig
+from ppbfl.trust.config import TrustConfig, load_trust_config
 from ppbfl.trust.store import TrustStore
 from ppbfl.trust.witness import TrustWitness
 
@@ -97,10 +96,7 @@ def edge_witness(config: Mapping[str, Any], devices: int, store: str | None) -> 
     """
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise ConfigError("trust_devices", f"{devices!r}: a witness needs the number of registered devices (>= 1)")
-    try:
-        parsed = TrustConfig.model_validate(dict(config))
-    except (ValidationError, TypeError, ValueError) as error:
-        raise ConfigError("trust_config", str(error)) from None
+    parsed = load_trust_config(dict(config), prefix="trust_config")
     return TrustWitness(range(devices), parsed, None if store is None else TrustStore(store))
 
 
