@@ -63,13 +63,37 @@ def _edge(args: argparse.Namespace) -> int:
         credentials = load_credentials(args.creds, args.party)
         ca_pem = read_ca_cert(args.ca)
         registry = FileRegistry(args.registry or Path(args.creds) / MANIFEST)
+        trust = _edge_trust(args)
         return run_server(
-            make_edge_node(args.behaviour, chain_key=str(chain_key_path(args.creds, args.party))), args.party, credentials, ca_pem,
+            make_edge_node(args.behaviour, chain_key=str(chain_key_path(args.creds, args.party)), **trust), args.party, credentials, ca_pem,
             host=args.host, port=args.port, registry=registry,
         )
     except PPBFLError as exc:
         print(f"ppbfl edge: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+
+
+def _edge_trust(args: argparse.Namespace) -> dict:
+    """``make_edge_node``'s trust settings from ``--trust-config FILE`` (TOML: its ``[trust]``
+    table, as in experiment configs), ``--trust-devices`` and ``--trust-store``; none without a file.
+
+    Raises:
+        ConfigError: the file is unreadable or not TOML, or ``--trust-devices`` is missing.
+    """
+    import tomllib
+
+    from ppbfl.errors import ConfigError
+
+    if args.trust_config is None:
+        return {}
+    try:
+        with open(args.trust_config, "rb") as file:
+            table = tomllib.load(file).get("trust", {})
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError("trust_config", f"{args.trust_config}: {error}") from None
+    if not isinstance(table, dict):
+        raise ConfigError("trust_config", f"{args.trust_config}: [trust] must be a table")
+    return {"trust_config": table, "trust_devices": args.trust_devices, "trust_store": args.trust_store}
 
 
 def _creds(args: argparse.Namespace) -> int:
@@ -164,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     edge.add_argument("--host", default="127.0.0.1")
     edge.add_argument("--port", type=int, default=0, help="0: any free port")
     edge.add_argument("--behaviour", default="honest", choices=["honest", "tamper-aggregate", "tamper-verify"], help="fault injection for demonstrations")
+    edge.add_argument("--trust-config", default=None, help="TOML file whose [trust] table is the consortium's trust model: the node then computes and signs each round's trust update")
+    edge.add_argument("--trust-devices", type=int, default=0, help="with --trust-config: the number of registered devices (chain ids 0 .. m-1)")
+    edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: in memory; a node that restarts needs a file)")
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")
     creds.add_argument("--out", required=True, help="folder for ca.crt, ca.key (0600) and <party>.crt / <party>.key (0600)")

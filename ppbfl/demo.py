@@ -54,7 +54,7 @@ from ppbfl.protocol.deployment import Deployment, GrpcDeployment, InProcessDeplo
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
 from ppbfl.trust import TrustConfig, initial_trust
-from ppbfl.trust.keeper import TrustKeeper
+from ppbfl.trust.keeper import TrustKeeper, TrustVoter
 from ppbfl.trust.store import TrustStore
 
 __all__ = ["DemoConfig", "DemoConfigError", "DemoRound", "run_demo"]
@@ -196,7 +196,12 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     with ExitStack() as stack:
         deployment: Deployment
         if config.transport == "grpc":
-            deployment = stack.enter_context(GrpcDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
+            for old in out.glob("edge-*/trust.db"):  # fresh each run, as out/trust.db
+                old.unlink()
+            deployment = stack.enter_context(GrpcDeployment(
+                config.t, config.n, d, behaviours=behaviours, signed_uploads=True,
+                trust_config=DEMO_TRUST, trust_devices=config.devices, trust_dir=out,
+            ))
         else:
             deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
         ledger = stack.enter_context(open_ledger(
@@ -292,14 +297,18 @@ def _trust_keeper(out: Path, devices: int, ledger: ChainLedger, deployment: Depl
     """Reputation kept in ``out/trust.db`` (fresh each run: ``ppbfl trust show DEVICE --store sqlite:///out/trust.db``).
 
     PoW up to 14 bits (a quarantined device hashes ~2^14 nonces, ~30 ms here) so the demo stays
-    under a minute; the library default goes to 22 bits. On chain only in process: there the edge
-    nodes compute and sign each round's update themselves; gRPC nodes have no trust-vote message
-    yet, so with them trust is kept off chain (not anchored, PoW at the registered trust's difficulty)."""
+    under a minute; the library default goes to 22 bits. On chain: the edge nodes compute and sign
+    each round's update themselves, in process or, over gRPC, each edge process with its own store
+    ``out/edge-<j>/trust.db`` (:meth:`GrpcDeployment.trust_voters`; the coordinator relays)."""
     (out / "trust.db").unlink(missing_ok=True)
     store = TrustStore(f"sqlite:///{out / 'trust.db'}")
-    if not isinstance(deployment, InProcessDeployment):
-        return TrustKeeper(range(devices), DEMO_TRUST, store=store)
-    return TrustKeeper(range(devices), DEMO_TRUST, store=store, ledger=ledger, voters=list(deployment.nodes.values()))
+    voters: list[TrustVoter]
+    if isinstance(deployment, GrpcDeployment):
+        voters = list(deployment.trust_voters(ledger.edge_accounts))
+    else:
+        assert isinstance(deployment, InProcessDeployment)
+        voters = list(deployment.nodes.values())
+    return TrustKeeper(range(devices), DEMO_TRUST, store=store, ledger=ledger, voters=voters)
 
 
 def _write(out: Path, config: DemoConfig, rows: list[DemoRound], malicious: list[int]) -> None:

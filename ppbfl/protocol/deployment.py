@@ -20,11 +20,12 @@ import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.chain.attest import ChainKey
+from ppbfl.errors import ConfigError
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
 from ppbfl.protocol.cleanup import PrivateFolder
@@ -50,26 +51,53 @@ from ppbfl.protocol.tls import (
     save_credentials,
 )
 from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
+from ppbfl.protocol.trust_voter import RemoteTrustVoter, remote_voters
+from ppbfl.trust.config import TrustConfig, load_trust_config
+from ppbfl.trust.store import TrustStore
+from ppbfl.trust.witness import TrustWitness
 
-__all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "make_dealer", "make_edge_node"]
+__all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness", "make_dealer", "make_edge_node"]
 
 
-def make_edge_node(behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None) -> EdgeNode:
+def make_edge_node(
+    behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None,
+    trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None,
+) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
     ``device_certs``: a folder with the devices' certificates (``device-<i>.crt``) and the
     manifest registering them: the node then requires every upload to be signed by its device.
     ``chain_key``: the file of the node's own chain key (:func:`~ppbfl.protocol.creds.load_chain_key`;
-    None: a fresh key, whose address nobody registered).
+    None: a fresh key, whose address nobody registered). ``trust_config``: the consortium's
+    :class:`~ppbfl.trust.config.TrustConfig` (as a dict): the node then computes and signs each
+    round's trust update of devices ``0 .. trust_devices - 1`` itself
+    (:class:`~ppbfl.trust.witness.TrustWitness`), kept in ``trust_store`` (a SQLAlchemy URL, the
+    node's own; None: in memory). These come from the node's operator, never from the coordinator
+    whose word the signatures replace.
 
     Raises:
-        CredentialsError: the chain key file is missing or unreadable.
+        CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
+            setting is invalid.
     """
     key = None if chain_key is None else load_chain_key(chain_key)
-    if device_certs is None:
-        return EdgeNode(behaviour=EdgeBehaviour(behaviour), chain_key=key)
-    keys = CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
-    return EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key)
+    keys = None if device_certs is None else CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
+    node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key)
+    if trust_config is not None:
+        node.trust_witness = edge_witness(trust_config, trust_devices, trust_store)
+    return node
+
+
+def edge_witness(config: Mapping[str, Any], devices: int, store: str | None) -> TrustWitness:
+    """An edge process's :class:`~ppbfl.trust.witness.TrustWitness` of devices ``0 .. devices - 1``
+    under ``config`` (a :class:`~ppbfl.trust.config.TrustConfig` as a dict), stored at URL ``store``.
+
+    Raises:
+        ConfigError: ``config`` is not a valid trust configuration, or ``devices`` < 1.
+    """
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ConfigError("trust_devices", f"{devices!r}: a witness needs the number of registered devices (>= 1)")
+    parsed = load_trust_config(dict(config), prefix="trust_config")
+    return TrustWitness(range(devices), parsed, None if store is None else TrustStore(store))
 
 
 def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
@@ -201,6 +229,11 @@ class GrpcDeployment(Deployment):
         ready_timeout: seconds a process may take to start listening.
         signed_uploads: every edge node requires uploads signed with the device's TLS key
             (device certificates go to ``workdir`` as devices are issued; :attr:`device_keys`).
+        trust_config, trust_devices: each edge process computes and signs the trust update of
+            devices ``0 .. trust_devices - 1`` under this model (:func:`make_edge_node`; a keeper
+            asks it through :meth:`trust_voters`); None: the nodes sign no trust.
+        trust_dir: node ``j`` keeps its trust states in ``trust_dir/edge-j/trust.db`` (its own
+            folder; kept after :meth:`close`, so a restarted node resumes); None: in memory.
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
@@ -212,9 +245,11 @@ class GrpcDeployment(Deployment):
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
+        trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         self.networked = True
+        self.trust_devices = trust_devices if trust_config is not None else 0
         self.device_keys = self._public_key if signed_uploads else None
         self._tmp = PrivateFolder("ppbfl-grpc-") if workdir is None else None
         self.workdir = self._tmp.path if self._tmp is not None else Path(str(workdir))
@@ -241,6 +276,7 @@ class GrpcDeployment(Deployment):
                         {
                             "behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None,
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
+                            **self._trust_args(j, trust_config, trust_devices, trust_dir),
                         },
                         ready_timeout,
                     )
@@ -273,6 +309,29 @@ class GrpcDeployment(Deployment):
     @property
     def edge_accounts(self) -> dict[int, str]:
         return dict(self._edge_accounts)
+
+    @staticmethod
+    def _trust_args(j: int, config: TrustConfig | None, devices: int, folder: str | Path | None) -> dict:
+        """Node ``j``'s trust settings for :func:`make_edge_node` (none without ``config``)."""
+        if config is None:
+            return {}
+        store = None
+        if folder is not None:
+            own = Path(folder) / edge_party(j)
+            own.mkdir(parents=True, exist_ok=True)
+            store = f"sqlite:///{own / 'trust.db'}"
+        return {"trust_config": config.model_dump(mode="json"), "trust_devices": devices, "trust_store": store}
+
+    def trust_voters(self, edge_accounts: Mapping[int, str], *, timeout: float = 30.0) -> list[RemoteTrustVoter]:
+        """The edge processes as a :class:`~ppbfl.trust.keeper.TrustKeeper`'s voters, asked through
+        the coordinator's transport; ``edge_accounts``: their registered chain accounts (the ledger's).
+
+        Raises:
+            ConfigError: the deployment was made without ``trust_config``.
+        """
+        if not self.trust_devices:
+            raise ConfigError("trust_config", "the edge processes were started without a trust model: they sign no trust")
+        return remote_voters(self.coordinator, edge_accounts, self.trust_devices, timeout=timeout)
 
     def _issue(self, party: str, *, save: bool = False) -> PartyCredentials:
         """Issue ``party`` credentials; ``save``: write them for a server process to load."""

@@ -60,6 +60,8 @@ from ppbfl.protocol.messages import (
     PRZSPeers,
     SetupEdge,
     TripleShares,
+    TrustQuery,
+    TrustVoteReply,
     UploadsQuery,
     UploadsReport,
     VerifyRequest,
@@ -217,6 +219,7 @@ class EdgeNode:
             PRZSDeliver: self._przs_deliver,
             GramRequest: self._gram,
             FlameAggregateRequest: self._flame_aggregate,
+            TrustQuery: self._trust_query,
         }
         handler = handlers.get(type(message))
         if handler is None:
@@ -591,6 +594,20 @@ class EdgeNode:
                 raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
             vote = self.trust_witness.vote(round, state.decided, commitments)
         return vote, vote.sign(self._chain_key, context, round)
+
+    def _trust_query(self, envelope: Envelope, message: TrustQuery) -> Message:
+        """:meth:`trust_vote` over the wire: the chain and commitments from the coordinator's query."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "trust query")
+        if len(message.commitments) != len(message.devices) or len(set(message.devices)) != len(message.devices):
+            raise OutOfPhaseError(
+                self.name, f"trust query: {len(message.devices)} devices (distinct expected) for {len(message.commitments)} commitments",
+            )
+        if self.trust_witness is not None and not set(message.devices) <= set(self.trust_witness.states):
+            unknown = sorted(set(message.devices) - set(self.trust_witness.states))
+            raise OutOfPhaseError(self.name, f"trust query: devices {unknown[:8]} are not registered")
+        context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
+        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)))
+        return TrustVoteReply(vote.root, list(vote.slots), [w.to_bytes(32, "big") for w in vote.words], signature)
 
     # -- rule "flame" (ppbfl.defense.flame) ----------------------------------------------------
     def _require_rule(self, rule: str, message: Message) -> None:

@@ -23,6 +23,9 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
    public trust scores) -> :class:`AggregateShare` (the node's own opening of the scalars, its
    decisions, and its share of ``sum_i enc(w_i c_i) g_i``, which it commits on chain and which
    anyone can audit against the posted aggregate).
+6. with a chain and a trust keeper, after the round: coordinator -> edge node :class:`TrustQuery`
+   (the chain, the devices' commitments) -> :class:`TrustVoteReply` (the node's own trust update
+   of the round and its kind-4 signature, which the coordinator relays to ``commitTrust``).
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ __all__ = [
     "SetupEdge",
     "TripleRequest",
     "TripleShares",
+    "TrustQuery",
+    "TrustVoteReply",
     "UploadsQuery",
     "UploadsReport",
     "VerifyRequest",
@@ -86,6 +91,10 @@ SEALED_KEY_BYTES = 12 + 32 + 16
 """A sealed PRZS set key: nonce, key, Poly1305 tag (:data:`ppbfl.protocol.przs_setup.SEALED_BYTES`)."""
 MAX_SEALED_KEYS = 1 << 17
 """Most sealed keys in one message (a node in at most 4096 sets of at most 31 members)."""
+MAX_DEVICES = 1 << 16
+"""Most devices a round lists."""
+LANES = 16
+"""Q1.15 trust scores per on-chain storage word (:class:`ppbfl.chain.votes.TrustVote`)."""
 
 
 @register
@@ -489,3 +498,40 @@ class FlameAggregateRequest(AggregateRequest):
     VERSION: ClassVar[int] = 3
     gram: Annotated[np.ndarray, FieldArray(ndim=2)]
     gram_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
+
+
+@register
+@dataclass(frozen=True)
+class TrustQuery(Message):
+    """Coordinator -> edge node, after the envelope's round: sign your own trust update of it.
+
+    ``chain_contract`` (20-byte address) and ``chain_id``: the chain the node's kind-4 signature is
+    for; ``devices`` (distinct) and ``commitments``: each device's share commitment on chain
+    (32 bytes, in the order of ``devices``), which the node's trust records hold. The node
+    computes the update from the decisions it signed itself (:meth:`ppbfl.protocol.edge_node.EdgeNode.trust_vote`);
+    nothing here changes it but the commitments, and a wrong one only makes its vote not count.
+    """
+
+    KIND: ClassVar[str] = "trust_query"
+    VERSION: ClassVar[int] = 1
+    chain_contract: Annotated[bytes, Bytes(length=20)]
+    chain_id: Word
+    devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES)]
+    commitments: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=MAX_DEVICES)]
+
+
+@register
+@dataclass(frozen=True)
+class TrustVoteReply(Message):
+    """Edge node -> coordinator: its trust update of the round as ``commitTrust`` takes it: the
+    node's trust-store Merkle ``root``, the storage ``slots`` (ascending) and ``words`` (each 32
+    bytes big-endian: 16 Q1.15 lanes), and ``signature``, its 65-byte kind-4 signature of them
+    (:class:`ppbfl.chain.votes.TrustVote`), which the relay submits unchanged. At most one slot
+    per 16 devices: the receiver bounds ``slots`` by its round's device count."""
+
+    KIND: ClassVar[str] = "trust_vote_reply"
+    VERSION: ClassVar[int] = 1
+    root: Hash
+    slots: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES // LANES)]
+    words: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=MAX_DEVICES // LANES)]
+    signature: Annotated[bytes, Bytes(length=65)]

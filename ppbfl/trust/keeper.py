@@ -20,6 +20,7 @@ from typing import Protocol
 
 from ppbfl.chain.votes import ChainContext, TrustVote
 from ppbfl.errors import ConfigError, PPBFLError
+from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
 from ppbfl.trust.config import TrustConfig
@@ -34,9 +35,9 @@ __all__ = ["RoundTrust", "TrustKeeper", "TrustVoter"]
 
 
 class TrustVoter(Protocol):
-    """An edge node as the keeper asks it for its trust vote (:meth:`~ppbfl.protocol.edge_node.EdgeNode.trust_vote`)."""
-
-    trust_witness: TrustWitness | None
+    """An edge node as the keeper asks it for its trust vote: in process
+    (:meth:`~ppbfl.protocol.edge_node.EdgeNode.trust_vote`) or through the coordinator's transport
+    (:class:`~ppbfl.protocol.trust_voter.RemoteTrustVoter`)."""
 
     def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
         """The node's own update of ``round`` and its kind-4 signature."""
@@ -68,7 +69,8 @@ class TrustKeeper:
         store: the off-chain store (resumed: devices with records start from their latest state).
         ledger: the chain ledger of the rounds (None: no anchoring, no on-chain PoW).
         voters: with a ledger, the edge nodes whose signatures commit the update (in-process
-            nodes without a :class:`~ppbfl.trust.witness.TrustWitness` get a fresh one, from the
+            :class:`~ppbfl.protocol.edge_node.EdgeNode` or
+            :class:`~ppbfl.protocol.trust_voter.RemoteTrustVoter`; in-process nodes without a :class:`~ppbfl.trust.witness.TrustWitness` get a fresh one, from the
             model's initial state: a node's states are its own, never the keeper's store).
     """
 
@@ -83,8 +85,8 @@ class TrustKeeper:
         self.last: RoundTrust | None = None
         """What the latest :meth:`after_round` did."""
         self.voters = tuple(voters)
-        for voter in self.voters:
-            if voter.trust_witness is None:
+        for voter in self.voters:  # an in-process node without its own witness (a remote node brings its own)
+            if isinstance(voter, EdgeNode) and voter.trust_witness is None:
                 voter.trust_witness = TrustWitness(self.states, self.config)
         if ledger is not None:
             ledger.contract.set_pow_range(self.config.pow_min_bits, self.config.pow_max_bits, self.config.q15(self.config.pow_full_trust))

@@ -1,0 +1,66 @@
+"""An edge node's trust vote through the coordinator's transport (the coordinator only relays).
+
+:class:`RemoteTrustVoter` is what a :class:`~ppbfl.trust.keeper.TrustKeeper` asks in place of an
+in-process :class:`~ppbfl.protocol.edge_node.EdgeNode` when the node runs elsewhere (``ppbfl
+edge``, :class:`~ppbfl.protocol.deployment.GrpcDeployment`): it sends :class:`TrustQuery`, checks
+the :class:`TrustVoteReply` against the round's device count and the node's registered chain
+account, and returns the vote and signature as ``EdgeNode.trust_vote`` does. A reply altered on
+the way (a relay, a proxy) fails the signature check here, and would fail ``commitTrust`` anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from eth_utils import to_canonical_address
+
+from ppbfl.chain.errors import ChainValueError
+from ppbfl.chain.votes import ChainContext, TrustVote
+from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.errors import MessageError, PeerAuthError
+from ppbfl.protocol.messages import LANES, TrustQuery, TrustVoteReply
+from ppbfl.protocol.transport import Transport
+
+__all__ = ["RemoteTrustVoter", "remote_voters"]
+
+
+class RemoteTrustVoter:
+    """Edge node ``index`` (party ``edge-<index>``), whose registered chain account is ``account``,
+    asked over ``transport`` for rounds of ``devices`` devices; each call waits ``timeout`` s."""
+
+    def __init__(self, transport: Transport, index: int, account: str, devices: int, *, timeout: float = 30.0) -> None:
+        self.transport, self.party, self.account = transport, edge_party(index), account
+        self.devices, self.timeout = devices, timeout
+
+    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
+        """The node's trust update of ``round`` (``commitments``: device -> its commitment on chain)
+        and its kind-4 signature for ``context``, checked.
+
+        Raises:
+            PeerUnavailableError, RemoteError: the node did not answer or refused (e.g. it took no
+                part in the round); MessageError: the reply is malformed or names more storage
+                slots than ``devices`` devices fill; PeerAuthError: the signature is not the
+                node's registered account's over these root, slots and words for ``round``.
+        """
+        devices = sorted(commitments)
+        query = TrustQuery(to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices])
+        reply = self.transport.call(self.party, query, round=round, timeout=self.timeout).message
+        if not isinstance(reply, TrustVoteReply):
+            raise MessageError(self.party, "kind", f"{type(reply).__name__} in reply to a trust query, expected TrustVoteReply")
+        most = -(-self.devices // LANES)
+        if len(reply.slots) != len(reply.words) or len(reply.slots) > most or any(s >= most for s in reply.slots):
+            raise MessageError(self.party, "slots", f"{len(reply.slots)} slots for {len(reply.words)} words: expected equal, slots < {most} ({self.devices} devices)")
+        try:
+            vote = TrustVote(reply.root, tuple(reply.slots), tuple(int.from_bytes(w, "big") for w in reply.words))
+            signed = vote.signed_by(self.account, reply.signature, context, round)
+        except ChainValueError as error:
+            raise MessageError(self.party, "signature", str(error)) from None
+        if not signed:
+            raise PeerAuthError(self.party, f"round {round}: the trust vote's signature is not by its registered account {self.account}")
+        return vote, reply.signature
+
+
+def remote_voters(transport: Transport, edge_accounts: Mapping[int, str], devices: int, *, timeout: float = 30.0) -> list[RemoteTrustVoter]:
+    """One :class:`RemoteTrustVoter` per edge node ``j -> account`` of ``edge_accounts`` (the
+    ledger's registered accounts), all through ``transport`` (the coordinator's)."""
+    return [RemoteTrustVoter(transport, j, account, devices, timeout=timeout) for j, account in sorted(edge_accounts.items())]
