@@ -546,21 +546,29 @@ class EdgeNode:
         decision = decide_request(
             message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec, rescale=self.config.rescale,
         )
+        return self._aggregate_reply(envelope.round, message, state, decision)
+
+    def _aggregate_reply(
+        self, round: int, message: AggregateRequest, state: _RoundState, decision: RoundDecision,
+        noise: Callable[[int], np.ndarray] | None = None,
+    ) -> AggregateShare:
+        """This node's aggregate share, kept in ``state``: the accepted devices' share rows weighted
+        as ``decision`` says ((d,) uint64 over the node's field; plus ``noise(kept)``, FLAME's noise
+        share for ``kept`` accepted devices; zeros when none is accepted), then the test behaviour's
+        tampering. The reply carries this node's signatures of its own scalars, decisions and share
+        root for the chain the request names (none without a chain). Device indices are the chain's
+        device ids (the ledger registers them in order)."""
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])
             share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field, rows_name="shares")
+            if noise is not None:
+                share = ops.add(share, noise(len(accepted)), field=self.field)
         else:
             share = np.zeros(self.config.d, dtype=np.uint64)
-        if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:
+        if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:  # under either rule (the demo's --liar)
             share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
         state.aggregate = share
-        return self._aggregate_reply(envelope.round, message, state, decision, share)
-
-    def _aggregate_reply(self, round: int, message: AggregateRequest, state: _RoundState, decision: RoundDecision, share: np.ndarray) -> AggregateShare:
-        """The reply, with this node's signatures of its own scalars, decisions and share root
-        for the chain the request names (none without a chain). Device indices are the chain's
-        device ids (the ledger registers them in order)."""
         signatures: list[bytes] = []
         if message.chain_contract:
             try:
@@ -663,18 +671,8 @@ class EdgeNode:
             relay=envelope.sender, me=self.name,
         )
         decision = decide_flame_request(message, state.reference, t=t, codec=self.codec)
-        accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
-        if accepted:
-            rows = self._shares_of(state, [state.devices[i] for i in accepted])
-            share = ops.weighted_rowsum(decision.weights[accepted], rows, field=self.field, rows_name="shares")
-            if self.config.flame_noise > 0:
-                share = ops.add(share, self._noise_share(envelope.round, decision, len(accepted)), field=self.field)
-        else:
-            share = np.zeros(self.config.d, dtype=np.uint64)
-        if self.behaviour is EdgeBehaviour.TAMPER_AGGREGATE:  # as under rule "cosine" (the demo's --liar)
-            share = ops.add(share, np.full(share.shape, 1 << 40, dtype=np.uint64), field=self.field)
-        state.aggregate = share
-        return self._aggregate_reply(envelope.round, message, state, decision, share)
+        noise = (lambda kept: self._noise_share(envelope.round, decision, kept)) if self.config.flame_noise > 0 else None
+        return self._aggregate_reply(envelope.round, message, state, decision, noise)
 
     def _noise_share(self, round_index: int, decision: RoundDecision, kept: int) -> np.ndarray:
         """This node's share of ``|kept| * N(0, (lambda S)^2)`` noise at the aggregate's scale ``2^(2f)``.
