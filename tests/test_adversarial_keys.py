@@ -187,6 +187,17 @@ def _unregistered_certificate(party: str, message: Message) -> Message:
     return message
 
 
+def _setup_fails(deployment: InProcessDeployment, tamper) -> dict[int, str]:
+    """Run the key agreement through a relay that applies ``tamper``; it must end with fewer than
+    t nodes. Returns the nodes dropped (index -> reason)."""
+    coordinator, _ = _setup(deployment, tamper)
+    with pytest.raises(NotEnoughEdgeNodesError):
+        coordinator.setup()
+    dropped = dict(coordinator.dropped)
+    coordinator.close()
+    return dropped
+
+
 @pytest.mark.parametrize(
     ("tamper", "why"),
     [
@@ -198,11 +209,7 @@ def _unregistered_certificate(party: str, message: Message) -> Message:
 )
 def test_a_substituted_offer_is_refused_naming_the_relay(tamper, why):
     with InProcessDeployment(T, N, D) as deployment:
-        coordinator, _ = _setup(deployment, tamper)
-        with pytest.raises(NotEnoughEdgeNodesError):
-            coordinator.setup()
-        dropped = dict(coordinator.dropped)
-        coordinator.close()
+        dropped = _setup_fails(deployment, tamper)
         assert all(node.przs is None for node in deployment.nodes.values())  # nobody holds keys the relay chose
     assert sorted(dropped) == [1, 3, 4, 5]  # every node shown the substitute refused
     for reason in dropped.values():
@@ -225,11 +232,7 @@ def test_a_node_that_signs_a_low_order_key_is_named():
         return message
 
     with InProcessDeployment(T, N, D) as deployment:
-        coordinator, _ = _setup(deployment, low_order)
-        with pytest.raises(NotEnoughEdgeNodesError):
-            coordinator.setup()
-        dropped = dict(coordinator.dropped)
-        coordinator.close()
+        dropped = _setup_fails(deployment, low_order)
     assert sorted(dropped) == [1, 3, 4, 5]
     assert all("peer edge-2" in reason and "low-order" in reason for reason in dropped.values())
 
