@@ -7,8 +7,12 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from ppbfl.protocol.edge_node import EdgeNode
+
+__all__ = ["build_parser", "edge_node", "main"]
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -53,8 +57,6 @@ def _edge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ppbfl.errors import PPBFLError
-    from ppbfl.protocol.creds import chain_key_path
-    from ppbfl.protocol.deployment import make_edge_node
     from ppbfl.protocol.registry import MANIFEST, FileRegistry
     from ppbfl.protocol.serve import run_server
     from ppbfl.protocol.tls import load_credentials, read_ca_cert
@@ -63,14 +65,29 @@ def _edge(args: argparse.Namespace) -> int:
         credentials = load_credentials(args.creds, args.party)
         ca_pem = read_ca_cert(args.ca)
         registry = FileRegistry(args.registry or Path(args.creds) / MANIFEST)
-        trust = _edge_trust(args)
-        return run_server(
-            make_edge_node(args.behaviour, chain_key=str(chain_key_path(args.creds, args.party)), **trust), args.party, credentials, ca_pem,
-            host=args.host, port=args.port, registry=registry,
-        )
+        return run_server(edge_node(args), args.party, credentials, ca_pem, host=args.host, port=args.port, registry=registry)
     except PPBFLError as exc:
         print(f"ppbfl edge: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+
+
+def edge_node(args: argparse.Namespace) -> EdgeNode:
+    """The edge node ``ppbfl edge`` serves: its own chain key from ``--creds``, the devices' upload
+    keys from ``--device-certs`` (default ``--creds``; none with ``--unsigned-uploads``), and the
+    trust model of ``--trust-config``.
+
+    Raises:
+        CredentialsError: the chain key or the manifest is missing or unreadable; ConfigError: a
+            trust setting is invalid.
+    """
+    from ppbfl.protocol.creds import chain_key_path
+    from ppbfl.protocol.deployment import make_edge_node
+
+    device_certs = None if args.unsigned_uploads else str(args.device_certs or args.creds)
+    return make_edge_node(
+        args.behaviour, device_certs=device_certs, chain_key=str(chain_key_path(args.creds, args.party)),
+        device_registry=None if args.registry is None else str(args.registry), **_edge_trust(args),
+    )
 
 
 def _edge_trust(args: argparse.Namespace) -> dict:
@@ -146,8 +163,8 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ppbfl`` command."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ppbfl`` command's parser; each subcommand's ``args.run(args)`` runs it."""
     from ppbfl.ids.cli import add_parser as add_ids_parser
 
     parser = argparse.ArgumentParser(prog="ppbfl", description=__doc__)
@@ -187,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     edge.add_argument("--registry", default=None, help="credential manifest: who may call, under which id (default: CREDS/registry.json, written by ppbfl creds)")
     edge.add_argument("--host", default="127.0.0.1")
     edge.add_argument("--port", type=int, default=0, help="0: any free port")
+    edge.add_argument("--device-certs", default=None, help="folder with the devices' certificates (device-<i>.crt): every upload must be signed by its device's registered key (default: the --creds folder)")
+    edge.add_argument("--unsigned-uploads", action="store_true", help="accept uploads without the device's signature (a node's mismatch claim then cannot be checked: it stays a dispute)")
     edge.add_argument("--behaviour", default="honest", choices=["honest", "tamper-aggregate", "tamper-verify"], help="fault injection for demonstrations")
     edge.add_argument("--trust-config", default=None, help="TOML file whose [trust] table is the consortium's trust model: the node then computes and signs each round's trust update")
     edge.add_argument("--trust-devices", type=int, default=0, help="with --trust-config: the number of registered devices (chain ids 0 .. m-1)")
@@ -216,7 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_trust_commands(commands)
     add_ids_parser(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ppbfl`` command."""
+    args = build_parser().parse_args(argv)
     return args.run(args)
 
 

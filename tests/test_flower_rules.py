@@ -4,6 +4,7 @@ processes). Each round must equal the same round run directly on the protocol (e
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -66,11 +67,14 @@ def in_process(monkeypatch: pytest.MonkeyPatch):
     identity Flower sets in its processes (Message() needs it)."""
     for name in ("_run_id", "_node_id", "_task_id"):
         monkeypatch.setattr(TaskIdentity, name, 1)
-    deployment = InProcessDeployment(T, N, D)
+    deployment = InProcessDeployment(T, N, D, signed_uploads=True)  # the nodes refuse unsigned uploads
     monkeypatch.setattr(workflow_module, "GrpcTransport", lambda *args: deployment.coordinator)
     monkeypatch.setattr(mod_module, "GrpcTransport", lambda party, *args: _KeepOpen(deployment.device_transport(int(party.split("-")[1]))))
+    monkeypatch.setattr(workflow_module, "load_credentials", lambda *args: None)
+    monkeypatch.setattr(mod_module, "load_credentials", lambda creds, party: SimpleNamespace(key=deployment.device_key(int(party.split("-")[1]))))
+    monkeypatch.setattr(workflow_module, "FileRegistry", lambda path: None)
+    monkeypatch.setattr(workflow_module, "CertificateKeys", lambda folder, registry: deployment.device_keys)
     for module in (workflow_module, mod_module):
-        monkeypatch.setattr(module, "load_credentials", lambda *args: None)
         monkeypatch.setattr(module, "read_ca_cert", lambda *args: None)
     yield deployment
     deployment.close()
@@ -116,6 +120,7 @@ def test_one_round_through_the_workflow_equals_the_protocol_round(in_process, op
     ({"rule": "flame", "flame_noise": -0.1}, "flame_noise"),
     ({"reference_fn": root_update, "flame_noise": 0.1}, "flame_noise"),
     ({"rule": "flame", "rescale": True}, "rescale"),
+    ({"rule": "flame", "signed_uploads": "yes"}, "signed_uploads"),
 ])
 def test_bad_rule_settings_are_config_errors_before_any_connection(options, key):
     with pytest.raises(ConfigError) as caught:

@@ -60,13 +60,14 @@ __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness"
 
 
 def make_edge_node(
-    behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None,
+    behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
     ``device_certs``: a folder with the devices' certificates (``device-<i>.crt``) and the
-    manifest registering them: the node then requires every upload to be signed by its device.
+    manifest registering them (``device_registry``, default ``device_certs/registry.json``): the node
+    then requires every upload to be signed by its device.
     ``chain_key``: the file of the node's own chain key (:func:`~ppbfl.protocol.creds.load_chain_key`;
     None: a fresh key, whose address nobody registered). ``trust_config``: the consortium's
     :class:`~ppbfl.trust.config.TrustConfig` (as a dict): the node then computes and signs each
@@ -80,7 +81,10 @@ def make_edge_node(
             setting is invalid.
     """
     key = None if chain_key is None else load_chain_key(chain_key)
-    keys = None if device_certs is None else CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
+    keys = None
+    if device_certs is not None:
+        manifest = Path(device_registry) if device_registry is not None else Path(device_certs) / MANIFEST
+        keys = CertificateKeys(device_certs, FileRegistry(manifest))
     node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key)
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store)

@@ -8,7 +8,8 @@ For a train message from :class:`~ppbfl.integrations.flower.PpbflWorkflow` the m
 ClientApp train, takes ``update = trained - global`` (the reply's model minus the message's), and
 runs :meth:`ppbfl.protocol.device.Device.submit` with it: the device checks the announcement
 against its own ``(t, n)``, shares the update, commits, and uploads each edge node its share over
-its own mutual-TLS channel. The reply to the SuperLink keeps the ClientApp's metrics and carries
+its own mutual-TLS channel, signed with the device's TLS key (one ECDSA P-256 signature of the
+leaves' root per round, so an edge node's claim about the upload can be checked by anyone). The reply to the SuperLink keeps the ClientApp's metrics and carries
 the device's receipt; its model arrays are cleared, so the update never reaches Flower. The
 workflow's second message of the round carries the :class:`~ppbfl.protocol.announcement.ValidityChallenge`:
 the mod runs :meth:`~ppbfl.protocol.device.Device.prove` (the range proof on shares,
@@ -148,8 +149,9 @@ class PpbflMod:
         creds = Path(str(self._setting("ppbfl-creds", context)))
         party = device_party(index)
         peers = {edge_party(j): address for j, address in addresses.items()}
-        transport = GrpcTransport(party, load_credentials(creds, party), read_ca_cert(creds / "ca.crt"), peers)
-        return Device(index, t, n, codec, transport=transport, timeout=timeout)
+        credentials = load_credentials(creds, party)
+        transport = GrpcTransport(party, credentials, read_ca_cert(creds / "ca.crt"), peers)
+        return Device(index, t, n, codec, transport=transport, timeout=timeout, signing_key=credentials.key)
 
     def _submit(self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray) -> Submission:
         device = self._device(context, addresses)

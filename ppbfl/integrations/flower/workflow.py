@@ -32,9 +32,11 @@ from flwr.serverapp.strategy import FedAvg, Result, Strategy
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.integrations.flower.records import PPBFL_RECORD, ModelLayout, announcement_record, challenge_record
+from ppbfl.protocol.attribution import CertificateKeys
 from ppbfl.protocol.edge_node import RULES
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
+from ppbfl.protocol.registry import MANIFEST, FileRegistry
 from ppbfl.protocol.round import Coordinator, RoundResult
 from ppbfl.protocol.tls import load_credentials, read_ca_cert
 
@@ -57,6 +59,11 @@ class PpbflWorkflow(Strategy):
             needs ``n >= 2t - 1`` edge nodes online: no dealer fallback).
         flame_noise: rule ``"flame"``: the noise level ``lambda`` the edge nodes add on shares (default 0).
         rescale: rule ``"cosine"``: FLTrust's norm rescaling instead of clipping (default False).
+        signed_uploads: the edge nodes require every upload signed by its device (``ppbfl edge``'s
+            default): a node's claim that an upload does not match the device's commitment is then
+            decided by the device's signature (``creds`` must hold ``device-<i>.crt`` and the manifest
+            ``registry.json``, as ``ppbfl creds`` writes them), and a false claim names the node.
+            False (nodes run with ``--unsigned-uploads``): such claims stay disputes.
         dealer: ``"host:port"`` of a triple dealer (lets a round finish with fewer than ``2t - 1``
             edge nodes); None: honest-majority norms only.
         tau: cosine acceptance threshold.
@@ -73,7 +80,7 @@ class PpbflWorkflow(Strategy):
 
     def __init__(
         self, *, t: int, n: int, edges: Mapping[int, str], creds: str | Path, reference_fn: ReferenceFn | None = None,
-        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False, dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
+        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False, signed_uploads: bool = True, dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
         min_train_nodes: int = 2, fraction_evaluate: float = 0.0, min_evaluate_nodes: int = 0,
         min_available_nodes: int = 2, edge_timeout: float = 30.0, prove_timeout: float | None = None,
     ) -> None:
@@ -81,6 +88,9 @@ class PpbflWorkflow(Strategy):
             raise ConfigError("edges", f"expected addresses of edge nodes 1..{n}, got {sorted(edges)}")
         _check_rule(t, n, reference_fn, rule, flame_noise, rescale)
         self.rule, self.flame_noise, self.rescale = rule, float(flame_noise), rescale
+        if not isinstance(signed_uploads, bool):
+            raise ConfigError("signed_uploads", f"{signed_uploads!r}: a bool")
+        self.signed_uploads = signed_uploads
         self.t, self.n, self.tau, self.edge_timeout, self.prove_timeout = t, n, tau, edge_timeout, prove_timeout
         self._grid: Grid | None = None
         self.edges = dict(edges)
@@ -118,9 +128,10 @@ class PpbflWorkflow(Strategy):
             self._transport = GrpcTransport(
                 COORDINATOR_PARTY, load_credentials(self.creds, COORDINATOR_PARTY), read_ca_cert(self.creds / "ca.crt"), peers,
             )
+            keys = CertificateKeys(self.creds, FileRegistry(self.creds / MANIFEST)) if self.signed_uploads else None
             self.coordinator = Coordinator(
                 self.t, self.n, d, self._transport, codec=self.codec, tau=self.tau, dealer=self.dealer is not None,
-                timeout=self.edge_timeout, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
+                timeout=self.edge_timeout, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale, device_keys=keys,
             )
             self.coordinator.setup()
         if self.coordinator.d != d:
