@@ -21,7 +21,7 @@ from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALAR
 from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import RoundsContract
 from ppbfl.chain.votes import ChainContext, RoundVotes
-from ppbfl.protocol.creds import load_chain_key, party_ids, write_credentials
+from ppbfl.protocol.creds import load_chain_key, party_ids, read_chain_accounts, write_credentials
 from ppbfl.protocol.errors import CredentialsError
 from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.wire import MessageError, decode
@@ -118,16 +118,29 @@ def test_creds_write_one_chain_key_per_edge_node_and_report_only_addresses(tmp_p
         make_edge_node(chain_key=str(tmp_path / "edge-1.chain.key"))
 
     issued = write_credentials(tmp_path, party_ids(edges=2, devices=1, dealer=True))
-    assert sorted(issued.chain_accounts) == ["edge-1", "edge-2"]
+    assert sorted(issued.chain_accounts) == ["device-0", "edge-1", "edge-2"]  # the dealer signs no chain transaction
     for party, address in issued.chain_accounts.items():
         path = tmp_path / f"{party}.chain.key"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and load_chain_key(path).address == address
-    assert not list(tmp_path.glob("device-0.chain.key")) and not list(tmp_path.glob("dealer.chain.key"))
-    assert issued.chain_accounts["edge-1"] != issued.chain_accounts["edge-2"]
+    assert not list(tmp_path.glob("dealer.chain.key"))
+    assert len(set(issued.chain_accounts.values())) == 3
+    assert read_chain_accounts(tmp_path) == issued.chain_accounts  # the public addresses, kept beside the manifest
     with pytest.raises(CredentialsError, match="already exist"):
         write_credentials(tmp_path, ["edge-1"], ca_dir=tmp_path)
     again = write_credentials(tmp_path, ["edge-1"], ca_dir=tmp_path, force=True)
     assert load_chain_key(tmp_path / "edge-1.chain.key").address == again.chain_accounts["edge-1"] != issued.chain_accounts["edge-1"]
+    assert read_chain_accounts(tmp_path) == {**issued.chain_accounts, "edge-1": again.chain_accounts["edge-1"]}
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "missing"), ("[1]", "expected an object"), ('{"edge-1": "0xabc"}', "not a checksummed"), ("{", "not JSON"),
+    ('{"edge 1": "0x5A586bd0E8bBCd76C0FC60e0F41d2908d9ec2a33"}', "party"),
+])
+def test_a_bad_chain_accounts_file_is_a_typed_error(tmp_path, content, match):
+    if content is not None:
+        (tmp_path / "chain-accounts.json").write_text(content)
+    with pytest.raises(CredentialsError, match=match):
+        read_chain_accounts(tmp_path)
 
 
 def test_an_aggregate_share_carries_exactly_three_65_byte_signatures_on_the_wire():

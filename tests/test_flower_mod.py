@@ -10,9 +10,10 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from ppbfl.errors import ConfigError
 from ppbfl.integrations.flower import FlowerRecordError, ModelLayout, PpbflMod
-from ppbfl.integrations.flower.records import announcement_from_record, announcement_record
+from ppbfl.integrations.flower.records import announcement_from_record, announcement_record, chain_terms_from_record
 from ppbfl.protocol.announcement import RoundAnnouncement
 from ppbfl.protocol.creds import party_ids, write_credentials
+from ppbfl.protocol.relayed_commitment import ChainTerms
 from ppbfl.protocol.round_errors import AnnouncementError
 
 D = 4
@@ -59,11 +60,11 @@ class ClientApp:
 class RecordingMod(PpbflMod):
     """PpbflMod whose device round is recorded instead of run (no edge nodes here)."""
 
-    def _submit(self, ctx, announcement, addresses, update):  # type: ignore[no-untyped-def]
+    def _submit(self, ctx, announcement, addresses, update, terms):  # type: ignore[no-untyped-def]
         self.submitted = (announcement, addresses, update)
         from ppbfl.protocol.device import Submission
 
-        return Submission(0, announcement.round, b"\x22" * 32, (1, 2, 3), {})
+        return Submission(0, announcement.round, b"\x22" * 32, (1, 2, 3), {}), None
 
 
 def test_announcement_record_round_trips() -> None:
@@ -76,6 +77,25 @@ def test_malformed_announcement_names_the_field(field: str, value: object) -> No
     record[field] = value  # type: ignore[assignment]
     with pytest.raises(FlowerRecordError, match=field):
         announcement_from_record(record)
+
+
+TERMS = ChainTerms("0x" + "ab" * 20, 31337, {0: 4, 1: 0}, {0: 8, 1: 11})
+
+
+def test_chain_terms_round_trip_and_are_absent_without_a_chain() -> None:
+    assert chain_terms_from_record(announcement_record(ANNOUNCEMENT, ADDRESSES, TERMS)) == TERMS
+    assert chain_terms_from_record(announcement_record(ANNOUNCEMENT, ADDRESSES)) is None
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("chain_contract", "0x1234"), ("chain_contract", "0x" + "zz" * 20), ("chain_id", 0), ("chain_id", "1"),
+    ("chain_nonces", [1]), ("chain_pow_bits", [8, -1]), ("chain_devices", [0, 0]), ("chain_devices", [True, False]),
+])
+def test_malformed_chain_terms_name_the_field(field: str, value: object) -> None:
+    record = announcement_record(ANNOUNCEMENT, ADDRESSES, TERMS)
+    record[field] = value  # type: ignore[assignment]
+    with pytest.raises(FlowerRecordError, match=field if field != "chain_nonces" else "chain_devices"):
+        chain_terms_from_record(record)
 
 
 def test_train_message_without_announcement_is_refused_before_training() -> None:

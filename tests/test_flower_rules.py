@@ -4,21 +4,29 @@ processes). Each round must equal the same round run directly on the protocol (e
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+from eth_account import Account
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
+from ppbfl.chain.errors import ChainError
+from ppbfl.chain.pow import bind_commitment
+from ppbfl.chain.rounds import Phase
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import SecureCosineFilter
 from ppbfl.integrations.flower import PpbflMod, PpbflWorkflow
 from ppbfl.integrations.flower import mod as mod_module
 from ppbfl.integrations.flower import workflow as workflow_module
+from ppbfl.integrations.flower.records import chain_terms_from_record
+from ppbfl.protocol.creds import chain_key_path, load_chain_key, party_ids, read_chain_accounts, write_credentials
 from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.round_errors import AnnouncementError
 from tests.flower_apps import from_arrays, to_arrays, train_reply
 from tests.flower_apps import reference as root_update
 
@@ -43,8 +51,8 @@ class _KeepOpen:
 class FakeGrid:
     """Nodes ``1..DEVICES`` (device ``node - 1``), each running the stock ClientApp behind ``PpbflMod``."""
 
-    def __init__(self) -> None:
-        self.mod = PpbflMod(t=T, n=N, creds="unused")
+    def __init__(self, creds: str | Path = "unused") -> None:
+        self.mod = PpbflMod(t=T, n=N, creds=creds)
         self.contexts = {
             i + 1: Context(run_id=1, node_id=i + 1, node_config={"ppbfl-device": i}, state=RecordDict(), run_config={})
             for i in range(DEVICES)
@@ -62,12 +70,17 @@ class FakeGrid:
 
 
 @pytest.fixture
-def in_process(monkeypatch: pytest.MonkeyPatch):
+def in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """The workflow's and the mod's gRPC transports replaced by one in-process deployment's; the
-    identity Flower sets in its processes (Message() needs it)."""
+    identity Flower sets in its processes (Message() needs it). ``deployment.creds_dir``: a
+    ``ppbfl creds`` folder whose edge chain keys the in-process nodes sign their votes with."""
     for name in ("_run_id", "_node_id", "_task_id"):
         monkeypatch.setattr(TaskIdentity, name, 1)
-    deployment = InProcessDeployment(T, N, D, signed_uploads=True)  # the nodes refuse unsigned uploads
+    creds = tmp_path / "creds"
+    write_credentials(creds, party_ids(edges=N, devices=DEVICES, coordinator=True))
+    chain_keys = {j: load_chain_key(chain_key_path(creds, f"edge-{j}")) for j in range(1, N + 1)}
+    deployment = InProcessDeployment(T, N, D, signed_uploads=True, chain_keys=chain_keys)  # the nodes refuse unsigned uploads
+    deployment.creds_dir = creds  # type: ignore[attr-defined]
     monkeypatch.setattr(workflow_module, "GrpcTransport", lambda *args: deployment.coordinator)
     monkeypatch.setattr(mod_module, "GrpcTransport", lambda party, *args: _KeepOpen(deployment.device_transport(int(party.split("-")[1]))))
     monkeypatch.setattr(workflow_module, "load_credentials", lambda *args: None)
@@ -112,6 +125,50 @@ def test_one_round_through_the_workflow_equals_the_protocol_round(in_process, op
             clipping.close()
 
 
+def test_a_round_on_chain_through_the_workflow_is_committed_by_the_devices_own_keys(in_process):
+    # the workflow deploys the contract and relays each device's own signed commitment transaction;
+    # the in-process edge nodes sign their votes with the keys of the creds folder
+    creds = in_process.creds_dir
+    accounts = read_chain_accounts(creds)
+    grid = FakeGrid(creds)
+    workflow = PpbflWorkflow(t=T, n=N, edges=EDGES, creds=creds, reference_fn=root_update, chain="embedded",
+                             min_available_nodes=DEVICES, min_train_nodes=DEVICES)
+    try:
+        for server_round in (1, 2):
+            messages = list(workflow.configure_train(server_round, to_arrays(np.zeros(D)), ConfigRecord(), grid))  # type: ignore[arg-type]
+            terms = chain_terms_from_record(messages[0].content.config_records["ppbfl"])
+            assert terms is not None and terms.pow_bits == dict.fromkeys(range(DEVICES), 8)
+            replies = [grid.deliver(message) for message in messages]
+            _, metrics = workflow.aggregate_train(server_round, replies)
+            assert metrics is not None and metrics["chain-refused"] == 0 and metrics["gas"] > 0
+            ledger = workflow.ledger
+            assert ledger is not None and ledger.contract.round_state(server_round).phase is Phase.CLOSED
+            receipts = {reply.content.config_records["ppbfl"]["device"]: reply.content.config_records["ppbfl"] for reply in replies}
+            assert sorted(receipts) == list(range(DEVICES))
+            for i, receipt in receipts.items():  # each commitment was sent from the device's own account, signed by its key
+                assert Account.recover_transaction(receipt["commit_tx"]) == accounts[f"device-{i}"] == ledger.device_accounts[i]
+                assert ledger.contract.commitment(server_round, i) == bind_commitment(bytes(receipt["commitment"]), server_round, i)
+            assert workflow.results[server_round].rejected[4] == "negative cosine"
+        # a replayed transaction (the relay sends round 2's bytes again) is refused by the chain
+        with pytest.raises(ChainError):
+            ledger.contract.relay_commit(receipts[0]["commit_tx"], accounts["device-0"])
+    finally:
+        workflow.close()
+
+
+def test_a_relay_demanding_more_pow_than_the_device_allows_is_refused_before_hashing(in_process):
+    grid = FakeGrid(in_process.creds_dir)
+    workflow = PpbflWorkflow(t=T, n=N, edges=EDGES, creds=in_process.creds_dir, reference_fn=root_update, chain="embedded",
+                             min_available_nodes=DEVICES, min_train_nodes=DEVICES)
+    try:
+        (message, *_) = list(workflow.configure_train(1, to_arrays(np.zeros(D)), ConfigRecord(), grid))  # type: ignore[arg-type]
+        message.content.config_records["ppbfl"]["chain_pow_bits"] = [40] * DEVICES
+        with pytest.raises(AnnouncementError, match="chain_pow_bits"):
+            grid.deliver(message)
+    finally:
+        workflow.close()
+
+
 @pytest.mark.parametrize("options, key", [
     ({}, "reference_fn"),  # cosine without a reference
     ({"rule": "flame", "reference_fn": root_update}, "reference_fn"),
@@ -121,6 +178,8 @@ def test_one_round_through_the_workflow_equals_the_protocol_round(in_process, op
     ({"reference_fn": root_update, "flame_noise": 0.1}, "flame_noise"),
     ({"rule": "flame", "rescale": True}, "rescale"),
     ({"rule": "flame", "signed_uploads": "yes"}, "signed_uploads"),
+    ({"rule": "flame", "chain": "ropsten"}, "chain"),
+    ({"rule": "flame", "chain": "embedded", "pow_bits": 40}, "pow_bits"),
 ])
 def test_bad_rule_settings_are_config_errors_before_any_connection(options, key):
     with pytest.raises(ConfigError) as caught:

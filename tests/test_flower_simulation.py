@@ -1,5 +1,7 @@
 """ppbfl inside a Flower app on Flower's simulation engine (``run_simulation``, Ray backend):
-PpbflWorkflow + PpbflMod, edge nodes as ``ppbfl edge`` processes, one malicious client.
+PpbflWorkflow + PpbflMod, edge nodes as ``ppbfl edge`` processes, one malicious client, rounds
+recorded on the embedded chain (devices sign their own commitment transactions in the Ray workers,
+the edge processes sign their own votes).
 
 The oracle is the in-process protocol (``Federation.in_process``) replaying the same clients'
 updates round by round: the global model after each Flower round must equal it exactly, and the
@@ -14,6 +16,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
+from ppbfl.chain.rounds import Phase
 from ppbfl.fl.federation import Federation
 from ppbfl.integrations.flower import PpbflMod, PpbflWorkflow
 from tests import flower_apps as apps
@@ -43,7 +46,7 @@ def simulation(tmp_path_factory: pytest.TempPathFactory) -> tuple[PpbflWorkflow,
     with apps.edge_tier(tmp_path_factory.mktemp("flower-sim"), DEVICES) as (creds, edges, _):
         workflow = PpbflWorkflow(
             t=apps.T, n=apps.N, edges=edges, creds=creds, reference_fn=apps.reference, min_available_nodes=DEVICES,
-            min_train_nodes=DEVICES,
+            min_train_nodes=DEVICES, chain="embedded",
         )
         out: dict = {}
         server = ServerApp()
@@ -92,3 +95,21 @@ def test_no_update_reaches_flower(simulation: tuple[PpbflWorkflow, dict]) -> Non
     for metrics in out["result"].train_metrics_clientapp.values():
         assert metrics["plaintext-replies"] == 0
         assert metrics["flower-errors"] == 0
+
+
+def test_every_round_is_on_chain_with_the_devices_and_nodes_own_signatures(simulation: tuple[PpbflWorkflow, dict]) -> None:
+    workflow, out = simulation
+    ledger = workflow.ledger
+    assert ledger is not None
+    accounts = ledger.device_accounts
+    for r in range(1, ROUNDS + 1):
+        metrics = out["result"].train_metrics_clientapp[r]
+        assert metrics["chain-refused"] == 0 and metrics["gas"] > 0
+        state = ledger.contract.round_state(r)
+        assert state.phase is Phase.CLOSED and state.committed == DEVICES
+        for i in range(DEVICES):  # committed from the device's own registered account (the contract checks the sender)
+            assert ledger.contract.commitment(r, i) != bytes(32)
+            assert ledger.contract.device(accounts[i])[:2] == (True, i)
+        # the decisions were agreed by the edge processes' own keys: every voter is a registered edge node
+        assert state.decisions_agreed and state.audit_passed
+        assert set(state.decision_voters) <= set(range(1, apps.N + 1)) and len(state.decision_voters) >= apps.T

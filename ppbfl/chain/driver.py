@@ -107,6 +107,13 @@ def _revert_data(exc: Exception) -> bytes | None:
     return None
 
 
+def signing_fields(nonce: int, chain_id: int) -> dict[str, int]:
+    """The fields of a transaction a party signs itself for this driver's chains: its account's
+    next ``nonce``, the ``chainId``, and the gas limit and fees every transaction here uses (a
+    party that cannot reach the chain is told ``nonce`` and ``chain_id`` by a relay)."""
+    return {"nonce": nonce, "chainId": chain_id, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
+
+
 class Chain:
     """A web3 connection with a pool of funded accounts and a gas report.
 
@@ -315,7 +322,7 @@ class Chain:
         the gas limit and fees every transaction of this driver uses."""
         with self._lock:
             nonce = int(self.w3.eth.get_transaction_count(to_checksum_address(sender)))
-        return {"nonce": nonce, "chainId": int(self.w3.eth.chain_id), "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
+        return signing_fields(nonce, int(self.w3.eth.chain_id))
 
     def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int]:
         """Deploy; returns ``(address, gas used)``."""

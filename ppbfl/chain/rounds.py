@@ -13,6 +13,7 @@ checked before sending (:class:`ChainValueError` naming the field); contract rev
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "Phase",
     "RoundState",
     "RoundsContract",
+    "commit_transaction",
     "deploy_rounds",
     "load_artifact",
 ]
@@ -144,6 +146,29 @@ def load_artifact(name: str = "PPBFLRounds") -> dict[str, Any]:
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"artifact {name}.json is missing or malformed: {exc}") from exc
     return artifact
+
+
+def commit_transaction(key: ChainKey, contract: str, fields: Mapping[str, int], round_: int, root: bytes, nonce: int) -> bytes:
+    """``key``'s signed ``commitShares(round_, root, nonce)`` transaction to the rounds contract at
+    ``contract``, with the signing ``fields`` (:func:`ppbfl.chain.driver.signing_fields`: the
+    account's next nonce, the chain id, gas and fees). Needs no connection to the chain: a device
+    that cannot reach it signs here and hands the bytes to a relay, which sends them unchanged.
+
+    Raises:
+        ChainValueError: ``round_``, ``root`` or the PoW ``nonce`` is out of range (names it).
+    """
+    data = _offline_contract().encode_abi(
+        "commitShares", args=[_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)],
+    )
+    return key.sign_transaction({"to": to_checksum_address(contract), "data": data, **fields})
+
+
+@functools.cache
+def _offline_contract() -> Any:
+    """The rounds contract's ABI as a web3 contract object with no provider (for encoding calls)."""
+    from web3 import Web3
+
+    return Web3().eth.contract(abi=load_artifact()["abi"])
 
 
 def _bytes32(name: str, value: bytes) -> bytes:
@@ -293,8 +318,7 @@ class RoundsContract:
     def sign_commit(self, key: ChainKey, round_: int, root: bytes, nonce: int) -> bytes:
         """The device's own signed ``commitShares(round_, root, nonce)`` transaction from
         ``key.address`` (its next nonce, this chain's id and fees): what the device hands a relay."""
-        data = self.contract.encode_abi("commitShares", args=[_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)])
-        return key.sign_transaction({"to": self.address, "data": data, **self.chain.transaction_fields(key.address)})
+        return commit_transaction(key, self.address, self.chain.transaction_fields(key.address), round_, root, nonce)
 
     def relay_commit(self, raw: bytes, device: str) -> int:
         """Send a device's signed commitment transaction (:meth:`sign_commit`) unchanged; returns

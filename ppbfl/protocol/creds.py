@@ -6,10 +6,12 @@ for the certificates). It refuses to replace an existing CA or party's credentia
 ``force`` is set, and issues more parties from an existing CA (``ca_dir``, e.g. new devices
 joining the consortium). Nothing is written if any check fails.
 
-Each edge node also gets its own secp256k1 chain key, ``<party>.chain.key`` (0600, hex;
-:class:`ppbfl.chain.attest.ChainKey`), which ``ppbfl edge`` loads and signs the node's chain votes
-with; only its address (:attr:`IssuedCredentials.chain_accounts`, printed by ``ppbfl creds``)
-goes to the chain (``registerEdgeNode``).
+Each edge node and each device also gets its own secp256k1 chain key, ``<party>.chain.key``
+(0600, hex; :class:`ppbfl.chain.attest.ChainKey`): ``ppbfl edge`` loads a node's and signs the
+node's chain votes with it; a device signs its own commitment transactions with its key (the
+Flower mod does). Only the addresses (:attr:`IssuedCredentials.chain_accounts`, printed by
+``ppbfl creds``) go to the chain (``registerEdgeNode`` / ``registerDevice``); they are also kept,
+public, in the folder's ``chain-accounts.json`` (party id -> address, :func:`read_chain_accounts`).
 
 The returned fingerprints (SHA-256 of each DER certificate, 32 bytes) are what the chain
 registers for each party and what peers pin. They are also added to the folder's credential
@@ -19,10 +21,13 @@ servers take a caller's identity.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from eth_utils import is_checksum_address
 
 from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.errors import ChainValueError
@@ -40,9 +45,15 @@ from ppbfl.protocol.tls import (
     save_credentials,
 )
 
-__all__ = ["CHAIN_KEY_SUFFIX", "IssuedCredentials", "chain_key_path", "load_chain_key", "party_ids", "write_credentials"]
+__all__ = [
+    "CHAIN_ACCOUNTS", "CHAIN_KEY_SUFFIX", "IssuedCredentials", "chain_key_path", "load_chain_key", "party_ids", "read_chain_accounts",
+    "write_credentials",
+]
 
-#: an edge node's chain key file: ``<party>.chain.key``
+#: the public chain addresses of a credentials folder's parties: ``chain-accounts.json``
+CHAIN_ACCOUNTS = "chain-accounts.json"
+
+#: an edge node's or device's chain key file: ``<party>.chain.key``
 CHAIN_KEY_SUFFIX = ".chain.key"
 
 
@@ -52,13 +63,13 @@ def chain_key_path(directory: str | os.PathLike, party: str) -> Path:
 
 
 def load_chain_key(path: str | os.PathLike) -> ChainKey:
-    """An edge node's chain key from ``path`` (written by :func:`write_credentials`).
+    """An edge node's or a device's chain key from ``path`` (written by :func:`write_credentials`).
 
     Raises:
         CredentialsError: the file is missing, readable by others, or not a key.
     """
     if not Path(path).exists():
-        raise CredentialsError(f"missing chain key file {path} (ppbfl creds writes one per edge node)")
+        raise CredentialsError(f"missing chain key file {path} (ppbfl creds writes one per edge node and device)")
     try:
         return ChainKey.load(path)
     except ChainValueError as exc:
@@ -156,10 +167,45 @@ def write_credentials(
         creds = issue(ca, party, valid_days=valid_days)
         save_credentials(creds, directory)
         fingerprints[party] = creds.fingerprint
-        if identity_of(party).role == "edge":
+        if identity_of(party).role in ("edge", "device"):
             key, path = ChainKey.generate(), chain_key_path(directory, party)
             path.unlink(missing_ok=True)  # only there with force (checked above)
             key.save(path)
             chain_accounts[party] = key.address
     write_manifest(directory / MANIFEST, fingerprints)
+    _write_chain_accounts(directory, chain_accounts)
     return IssuedCredentials(directory, ca_dir is None, fingerprints, chain_accounts)
+
+
+def read_chain_accounts(directory: str | os.PathLike) -> dict[str, str]:
+    """Party id -> chain address from ``directory``'s ``chain-accounts.json`` (public: no key is read).
+
+    Raises:
+        CredentialsError: the file is missing, not JSON, or not an object of party ids to 0x addresses.
+    """
+    path = Path(directory) / CHAIN_ACCOUNTS
+    try:
+        accounts = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CredentialsError(f"missing {path} (ppbfl creds writes the parties' chain addresses there)") from None
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"{path}: unreadable or not JSON ({exc})") from None
+    if not isinstance(accounts, dict):
+        raise CredentialsError(f"{path}: expected an object of party id -> address")
+    for party, address in accounts.items():
+        check_party_id(party)
+        if not isinstance(address, str) or not is_checksum_address(address):
+            raise CredentialsError(f"{path}: {party}: {address!r} is not a checksummed 0x address")
+    return dict(accounts)
+
+
+def _write_chain_accounts(directory: Path, accounts: dict[str, str]) -> None:
+    """Add ``accounts`` to ``directory``'s ``chain-accounts.json`` (kept parties of earlier issues), atomically."""
+    if not accounts:
+        return
+    path = directory / CHAIN_ACCOUNTS
+    merged = read_chain_accounts(directory) if path.exists() else {}
+    merged.update(accounts)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(merged, indent=1) + "\n")
+    os.replace(partial, path)

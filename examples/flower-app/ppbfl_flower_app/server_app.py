@@ -38,7 +38,7 @@ def main(grid: Grid, context: Context) -> None:
         t=int(config["ppbfl-t"]), n=int(config["ppbfl-n"]), edges=edges, creds=str(config["ppbfl-creds"]),
         reference_fn=reference if rule == "cosine" else None, rule=rule, flame_noise=float(config["flame-noise"]),
         rescale=bool(config["rescale"]), min_available_nodes=devices, min_train_nodes=devices,
-        prove_timeout=float(config["prove-timeout"]),
+        prove_timeout=float(config["prove-timeout"]), chain=str(config["chain"]) or None,
     )
     try:
         workflow.start(

@@ -24,7 +24,15 @@ else the run config (``[tool.flwr.app.config]``):
 * ``ppbfl-device``: the device index ``i`` (default: the simulation engine's ``partition-id``);
 * ``ppbfl-t``, ``ppbfl-n``: the consortium's threshold and number of edge nodes (the device's own
   configuration: an announcement that disagrees is refused);
-* ``ppbfl-timeout``: seconds per upload (default 30).
+* ``ppbfl-timeout``: seconds per upload (default 30);
+* ``ppbfl-max-pow-bits``: the highest PoW difficulty the device stamps at when the round is on a
+  chain (default 24; a higher one in the announcement is refused before any hashing).
+
+When the workflow records rounds on a chain, the announcement carries the chain terms
+(:class:`~ppbfl.protocol.relayed_commitment.ChainTerms`): the device stamps its commitment and
+signs its own ``commitShares`` transaction with its chain key ``device-<i>.chain.key`` (from
+``ppbfl creds``, in ``ppbfl-creds``), and the reply carries the signed bytes for the workflow to
+send unchanged.
 """
 
 from __future__ import annotations
@@ -43,15 +51,18 @@ from ppbfl.integrations.flower.records import (
     FlowerRecordError,
     ModelLayout,
     announcement_from_record,
+    chain_terms_from_record,
     challenge_from_record,
     is_challenge,
     proof_receipt_record,
     receipt_record,
 )
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
+from ppbfl.protocol.creds import chain_key_path, load_chain_key
 from ppbfl.protocol.device import Device, ProofDelivery, Submission
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.parties import device_party, edge_party
+from ppbfl.protocol.relayed_commitment import DEFAULT_MAX_POW_BITS, ChainTerms, RelayedCommitment
 from ppbfl.protocol.tls import load_credentials, read_ca_cert
 
 __all__ = ["PpbflMod"]
@@ -118,6 +129,7 @@ class PpbflMod:
             delivery = self._prove(context, challenge, addresses)
             return Message(RecordDict({PPBFL_RECORD: proof_receipt_record(delivery)}), reply_to=msg)
         announcement, addresses = announcement_from_record(record)
+        terms = chain_terms_from_record(record)
         if len(msg.content.array_records) != 1:
             raise FlowerRecordError(_SERVER, "arrays", f"expected one ArrayRecord (the global model), got {len(msg.content.array_records)}")
         (global_arrays,) = msg.content.array_records.values()
@@ -134,27 +146,32 @@ class PpbflMod:
         (trained,) = reply.content.array_records.values()
         update = layout.flatten(trained, "clientapp") - start
 
-        submission = self._submit(context, announcement, addresses, update)
+        submission, commit_tx = self._submit(context, announcement, addresses, update, terms)
         content = RecordDict({**reply.content.metric_records, **{k: v for k, v in reply.content.config_records.items() if k != PPBFL_RECORD}})
-        content.config_records[PPBFL_RECORD] = receipt_record(submission)
+        content.config_records[PPBFL_RECORD] = receipt_record(submission, commit_tx)
         return Message(content, reply_to=msg)
 
-    def _device(self, context: Context, addresses: dict[int, str]) -> Device:
+    def _device(self, context: Context, addresses: dict[int, str], terms: ChainTerms | None = None) -> Device:
         """The device of this node (every setting checked before its credentials are read), with a
-        transport to the edge nodes at ``addresses`` (close it with ``device.transport.close()``)."""
+        transport to the edge nodes at ``addresses`` (close it with ``device.transport.close()``)
+        and, with chain ``terms``, a :class:`RelayedCommitment` board signing with its chain key."""
         index = self._int("ppbfl-device", context)
         t, n = self._int("ppbfl-t", context), self._int("ppbfl-n", context)
         codec = FixedPointCodec(frac_bits=self._int("ppbfl-frac-bits", context, 16))
         timeout = float(self._setting("ppbfl-timeout", context, 30.0))  # type: ignore[arg-type]
+        max_pow_bits = self._int("ppbfl-max-pow-bits", context, DEFAULT_MAX_POW_BITS)
         creds = Path(str(self._setting("ppbfl-creds", context)))
         party = device_party(index)
         peers = {edge_party(j): address for j, address in addresses.items()}
+        board = None if terms is None else RelayedCommitment(load_chain_key(chain_key_path(creds, party)), index, terms, max_pow_bits=max_pow_bits)
         credentials = load_credentials(creds, party)
         transport = GrpcTransport(party, credentials, read_ca_cert(creds / "ca.crt"), peers)
-        return Device(index, t, n, codec, transport=transport, timeout=timeout, signing_key=credentials.key)
+        return Device(index, t, n, codec, transport=transport, timeout=timeout, signing_key=credentials.key, board=board)
 
-    def _submit(self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray) -> Submission:
-        device = self._device(context, addresses)
+    def _submit(
+        self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray, terms: ChainTerms | None,
+    ) -> tuple[Submission, bytes | None]:
+        device = self._device(context, addresses, terms)
         try:
             submission = device.submit(announcement, update)
         finally:
@@ -163,7 +180,7 @@ class PpbflMod:
         assert encoded is not None  # submit keeps it until prove
         context.state[_PENDING] = ArrayRecord(OrderedDict(encoded=Array(np.ascontiguousarray(encoded))))
         context.state[_PENDING_ROUND] = ConfigRecord({"round": announcement.round})
-        return submission
+        return submission, None if not isinstance(device.board, RelayedCommitment) else device.board.raw
 
     def _prove(self, context: Context, challenge: ValidityChallenge, addresses: dict[int, str]) -> ProofDelivery:
         pending = context.state.get(_PENDING)

@@ -4,9 +4,11 @@ receipt as a ``ConfigRecord``, and a model ``ArrayRecord`` as one float64 vector
 A train message from the :class:`~ppbfl.integrations.flower.PpbflWorkflow` holds the stock
 ``"arrays"`` (global model) and ``"config"`` records plus ``"ppbfl"``: the
 :class:`~ppbfl.protocol.announcement.RoundAnnouncement` and the addresses of the announced edge
-nodes. The reply holds the client's metrics and ``"ppbfl"``: the device's receipt (its index, its
-commitment root, the edge nodes that stored its upload). It never holds the update: the mod
-clears every ``ArrayRecord`` of the reply.
+nodes, and, when the workflow records rounds on a chain, the :class:`ChainTerms` every device
+needs to sign its own commitment transaction. The reply holds the client's metrics and
+``"ppbfl"``: the device's receipt (its index, its commitment root, the edge nodes that stored its
+upload, and with a chain its signed ``commitShares`` transaction, which the workflow sends
+unchanged). It never holds the update: the mod clears every ``ArrayRecord`` of the reply.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord
 from ppbfl.errors import PPBFLError
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.device import ProofDelivery, Submission
+from ppbfl.protocol.relayed_commitment import ChainTerms
 
 __all__ = [
     "PPBFL_RECORD",
@@ -28,6 +31,7 @@ __all__ = [
     "PROVE_STAGE",
     "announcement_from_record",
     "announcement_record",
+    "chain_terms_from_record",
     "challenge_from_record",
     "challenge_record",
     "is_challenge",
@@ -53,14 +57,58 @@ class FlowerRecordError(PPBFLError, ValueError):
         super().__init__(f"Flower message from {party}: field {field!r}: {reason}")
 
 
-def announcement_record(announcement: RoundAnnouncement, addresses: dict[int, str]) -> ConfigRecord:
+def announcement_record(announcement: RoundAnnouncement, addresses: dict[int, str], chain: ChainTerms | None = None) -> ConfigRecord:
     """The ``"ppbfl"`` record of round ``announcement.round``'s train messages; ``addresses``:
-    edge node index -> ``"host:port"`` of every announced edge node."""
+    edge node index -> ``"host:port"`` of every announced edge node; ``chain``: the round's chain
+    terms (None: the round is not recorded on a chain)."""
     record = ConfigRecord({name: int(getattr(announcement, name)) for name in _ANNOUNCEMENT_INTS})
     record["edge_nodes"] = [int(j) for j in announcement.edge_nodes]
     record["edge_addresses"] = [addresses[j] for j in announcement.edge_nodes]
     record["model_hash"] = bytes(announcement.model_hash)
+    if chain is not None:
+        devices = sorted(chain.nonces)
+        record["chain_contract"] = chain.contract
+        record["chain_id"] = int(chain.chain_id)
+        record["chain_devices"] = devices
+        record["chain_nonces"] = [int(chain.nonces[i]) for i in devices]
+        record["chain_pow_bits"] = [int(chain.pow_bits[i]) for i in devices]
     return record
+
+
+def chain_terms_from_record(record: ConfigRecord, party: str = "server") -> ChainTerms | None:
+    """The :class:`ChainTerms` of a train record, or None when it has none (no chain).
+
+    Raises:
+        FlowerRecordError: a chain field is missing or malformed (names it): the contract not a
+            0x address of 20 bytes, the chain id not >= 1, the per-device lists not ints >= 0 of
+            one length, a device listed twice.
+    """
+    if "chain_contract" not in record:
+        return None
+    contract = record.get("chain_contract")
+    if not isinstance(contract, str) or len(contract) != 42 or not contract.startswith("0x") or not _is_hex(contract[2:]):
+        raise FlowerRecordError(party, "chain_contract", "expected a 0x address of 20 bytes")
+    chain_id = _ints(record, ("chain_id",), party)["chain_id"]
+    if chain_id < 1:
+        raise FlowerRecordError(party, "chain_id", f"{chain_id} is not >= 1")
+    lists = {}
+    for name in ("chain_devices", "chain_nonces", "chain_pow_bits"):
+        values = record.get(name)
+        if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise FlowerRecordError(party, name, "expected a list of ints >= 0")
+        lists[name] = [int(v) for v in values]
+    devices = lists["chain_devices"]
+    if len(set(devices)) != len(devices) or not len(devices) == len(lists["chain_nonces"]) == len(lists["chain_pow_bits"]):
+        raise FlowerRecordError(party, "chain_devices", "expected distinct devices, one nonce and one PoW difficulty each")
+    return ChainTerms(contract, chain_id, dict(zip(devices, lists["chain_nonces"])), dict(zip(devices, lists["chain_pow_bits"])))
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _ints(record: ConfigRecord, names: tuple[str, ...], party: str) -> dict[str, int]:
@@ -142,15 +190,19 @@ def proof_receipt_record(delivery: ProofDelivery) -> ConfigRecord:
     })
 
 
-def receipt_record(submission: Submission) -> ConfigRecord:
+def receipt_record(submission: Submission, commit_tx: bytes | None = None) -> ConfigRecord:
     """The ``"ppbfl"`` record of a device's reply: device index, commitment root, the edge nodes
-    that stored its upload and those that refused it (``"j: why"``)."""
-    return ConfigRecord({
+    that stored its upload and those that refused it (``"j: why"``), and ``commit_tx``, the
+    device's signed commitment transaction when the round is on a chain."""
+    record = ConfigRecord({
         "device": submission.device,
         "commitment": submission.commitment,
         "delivered": list(submission.delivered),
         "refused": [f"{j}: {why}" for j, why in submission.refused.items()],
     })
+    if commit_tx is not None:
+        record["commit_tx"] = commit_tx
+    return record
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,15 @@ shares (or, with ``rule="flame"``, FLAME's clustering of the updates' pairwise c
 reference, no root set), the weighted aggregate. The new global model is ``global + aggregate``. Flower carries the
 announcement, the devices' receipts and the global model; the updates go from each ClientApp's mod
 straight to the edge nodes (``ppbfl edge`` processes) over mutual TLS.
+
+With ``chain`` (``"embedded"``: py-evm in this process; ``"anvil"``: a local anvil node this
+workflow starts and stops; or the ``http(s)://`` URL of any node) every round is recorded on the
+round contract as in the demo: the workflow deploys it, registers the edge nodes' and devices'
+chain accounts (``chain-accounts.json`` of ``ppbfl creds``) and funds the devices. The
+announcement then carries the chain terms; each device stamps and signs its own commitment
+transaction (its key never leaves it), and the workflow sends the signed bytes unchanged before it
+closes the commitments; the edge processes sign their own votes. The workflow holds no party's
+chain key.
 """
 
 from __future__ import annotations
@@ -29,14 +38,19 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricReco
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, Result, Strategy
 
+from ppbfl.chain.driver import Chain
+from ppbfl.chain.errors import ChainError
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.integrations.flower.records import PPBFL_RECORD, ModelLayout, announcement_record, challenge_record
 from ppbfl.protocol.attribution import CertificateKeys
+from ppbfl.protocol.creds import CHAIN_ACCOUNTS, read_chain_accounts
 from ppbfl.protocol.edge_node import RULES
 from ppbfl.protocol.grpc_transport import GrpcTransport
-from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
-from ppbfl.protocol.registry import MANIFEST, FileRegistry
+from ppbfl.protocol.ledger import ChainLedger
+from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, device_party, edge_party
+from ppbfl.protocol.registry import MANIFEST, FileRegistry, Registry, identity_of
+from ppbfl.protocol.relayed_commitment import DEFAULT_MAX_POW_BITS, ChainTerms
 from ppbfl.protocol.round import Coordinator, RoundResult
 from ppbfl.protocol.tls import load_credentials, read_ca_cert
 
@@ -59,6 +73,8 @@ class PpbflWorkflow(Strategy):
             needs ``n >= 2t - 1`` edge nodes online: no dealer fallback).
         flame_noise: rule ``"flame"``: the noise level ``lambda`` the edge nodes add on shares (default 0).
         rescale: rule ``"cosine"``: FLTrust's norm rescaling instead of clipping (default False).
+        chain: None (default: no chain), ``"embedded"``, ``"anvil"`` or a node's ``http(s)://`` URL.
+        pow_bits: with a chain, every device's registered PoW difficulty.
         signed_uploads: the edge nodes require every upload signed by its device (``ppbfl edge``'s
             default): a node's claim that an upload does not match the device's commitment is then
             decided by the device's signature (``creds`` must hold ``device-<i>.crt`` and the manifest
@@ -80,7 +96,8 @@ class PpbflWorkflow(Strategy):
 
     def __init__(
         self, *, t: int, n: int, edges: Mapping[int, str], creds: str | Path, reference_fn: ReferenceFn | None = None,
-        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False, signed_uploads: bool = True, dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
+        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False, signed_uploads: bool = True,
+        chain: str | None = None, pow_bits: int = 8, dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
         min_train_nodes: int = 2, fraction_evaluate: float = 0.0, min_evaluate_nodes: int = 0,
         min_available_nodes: int = 2, edge_timeout: float = 30.0, prove_timeout: float | None = None,
     ) -> None:
@@ -91,6 +108,12 @@ class PpbflWorkflow(Strategy):
         if not isinstance(signed_uploads, bool):
             raise ConfigError("signed_uploads", f"{signed_uploads!r}: a bool")
         self.signed_uploads = signed_uploads
+        if chain is not None and (not isinstance(chain, str) or not (chain in ("embedded", "anvil") or chain.startswith(("http://", "https://")))):
+            raise ConfigError("chain", f"{chain!r}: expected 'embedded', 'anvil' or an http(s):// URL")
+        if isinstance(pow_bits, bool) or not isinstance(pow_bits, int) or not 0 <= pow_bits <= DEFAULT_MAX_POW_BITS:
+            raise ConfigError("pow_bits", f"{pow_bits!r}: expected an int in [0, {DEFAULT_MAX_POW_BITS}] (what devices stamp at by default)")
+        self.chain, self.pow_bits = chain, pow_bits
+        self.ledger: ChainLedger | None = None
         self.t, self.n, self.tau, self.edge_timeout, self.prove_timeout = t, n, tau, edge_timeout, prove_timeout
         self._grid: Grid | None = None
         self.edges = dict(edges)
@@ -129,14 +152,67 @@ class PpbflWorkflow(Strategy):
                 COORDINATOR_PARTY, load_credentials(self.creds, COORDINATOR_PARTY), read_ca_cert(self.creds / "ca.crt"), peers,
             )
             keys = CertificateKeys(self.creds, FileRegistry(self.creds / MANIFEST)) if self.signed_uploads else None
+            self.ledger = None if self.chain is None else self._ledger(self.chain)
             self.coordinator = Coordinator(
                 self.t, self.n, d, self._transport, codec=self.codec, tau=self.tau, dealer=self.dealer is not None,
                 timeout=self.edge_timeout, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale, device_keys=keys,
+                ledger=self.ledger,
             )
             self.coordinator.setup()
         if self.coordinator.d != d:
             raise ConfigError("arrays", f"the model has {d} entries; this workflow's rounds have {self.coordinator.d}")
         return self.coordinator
+
+    def _ledger(self, where: str) -> ChainLedger:
+        """A fresh round contract on ``where`` with the edge nodes and devices of ``creds``'s
+        ``chain-accounts.json`` registered (devices ``0 .. m - 1``, funded) and their TLS
+        fingerprints from the manifest.
+
+        Raises:
+            ConfigError: the accounts file lacks an edge node or its devices are not ``0 .. m - 1``;
+            CredentialsError: the accounts file or the manifest is missing or malformed;
+            ChainError: the chain cannot be started or reached.
+        """
+        accounts = read_chain_accounts(self.creds)
+        missing = [edge_party(j) for j in range(1, self.n + 1) if edge_party(j) not in accounts]
+        devices = sorted(int(identity.index) for identity in map(identity_of, accounts) if identity.role == "device" and identity.index is not None)
+        if missing or not devices or devices != list(range(len(devices))):
+            raise ConfigError("chain", f"{self.creds / CHAIN_ACCOUNTS}: needs edge-1..edge-{self.n} (missing {missing}) and devices 0..m-1 (has {devices})")
+        fingerprints = Registry.load(self.creds / MANIFEST).fingerprints
+        chain = Chain.embedded() if where == "embedded" else Chain.anvil() if where == "anvil" else Chain.connect(where)
+        try:
+            return ChainLedger(
+                chain, self.t, self.n, len(devices), edge_accounts={j: accounts[edge_party(j)] for j in range(1, self.n + 1)},
+                device_accounts=[accounts[device_party(i)] for i in devices], fingerprints=fingerprints, pow_bits=self.pow_bits,
+            )
+        except Exception:
+            chain.close()
+            raise
+
+    def _chain_terms(self) -> ChainTerms:
+        """Every registered device's next nonce and PoW difficulty on the ledger's chain, now."""
+        assert self.ledger is not None
+        contract, chain = self.ledger.contract, self.ledger.chain
+        accounts = self.ledger.device_accounts
+        return ChainTerms(
+            contract.address, contract.chain_id, {i: chain.transaction_fields(a)["nonce"] for i, a in accounts.items()},
+            {i: contract.device(a)[2] for i, a in accounts.items()},
+        )
+
+    def _relay_commitments(self, replies: list[Message]) -> int:
+        """Send each reply's signed commitment transaction unchanged; returns how many the chain refused."""
+        assert self.ledger is not None
+        refused = 0
+        for reply in replies:
+            record = reply.content.config_records.get(PPBFL_RECORD) if not reply.has_error() else None
+            raw, device = (record.get("commit_tx"), record.get("device")) if record is not None else (None, None)
+            if not isinstance(raw, bytes) or not isinstance(device, int) or device not in self.ledger.device_accounts:
+                continue
+            try:  # the contract sees the signer as the sender: a device can commit only for itself
+                self.ledger.contract.relay_commit(raw, self.ledger.device_accounts[device])
+            except ChainError:
+                refused += 1
+        return refused
 
     def summary(self) -> None:
         """Nothing to log beyond Flower's own start banner."""
@@ -150,7 +226,7 @@ class PpbflWorkflow(Strategy):
         coordinator = self._coordinator(vector.size)
         announcement = coordinator.open_round(server_round, keccak(vector.tobytes()))
         self._global[server_round] = vector
-        record = announcement_record(announcement, self.edges)
+        record = announcement_record(announcement, self.edges, None if self.ledger is None else self._chain_terms())
         messages = list(self.sampler.configure_train(server_round, arrays, config, grid))
         self._sampled[server_round] = len(messages)
         for message in messages:
@@ -171,6 +247,7 @@ class PpbflWorkflow(Strategy):
         plaintext = sum(1 for reply in replies if not reply.has_error() and len(reply.content.array_records) > 0)
         start = self._global.pop(server_round)
         assert self.coordinator is not None and self._layout is not None and self._grid is not None  # configure_train ran
+        chain_refused = 0 if self.ledger is None else self._relay_commitments(replies)
         challenge = self.coordinator.challenge(server_round)
         record = challenge_record(challenge, self.edges)
         prove = [
@@ -187,7 +264,7 @@ class PpbflWorkflow(Strategy):
         metrics = MetricRecord({
             "accepted": len(result.accepted), "rejected": len(rejected), "missing": len(result.missing),
             "flower-errors": errors, "no-reply": self._sampled.pop(server_round) - len(replies), "plaintext-replies": plaintext,
-            "proof-errors": proof_errors,
+            "proof-errors": proof_errors, "chain-refused": chain_refused, "gas": result.gas,
         })
         return self._layout.unflatten(start + result.aggregate), metrics
 
@@ -205,6 +282,8 @@ class PpbflWorkflow(Strategy):
             self.coordinator.close()
         if self._transport is not None:
             self._transport.close()
+        if self.ledger is not None:
+            self.ledger.chain.close()
 
 
 
