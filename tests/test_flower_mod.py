@@ -151,3 +151,31 @@ def test_layout_round_trip_keeps_keys_shapes_dtypes() -> None:
     back = layout.unflatten(layout.flatten(arrays, "x"))
     assert list(back) == ["w", "b"] and back["w"].numpy().dtype == np.float32
     np.testing.assert_array_equal(back["w"].numpy(), arrays["w"].numpy())
+
+
+def test_device_channels_are_reused_per_tier_and_the_oldest_is_closed(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A worker process keeps one transport per (device, credentials, tier): the next message of
+    that device reuses it (no new TLS handshakes); another tier's addresses get their own."""
+    from ppbfl.integrations.flower import mod as mod_module
+
+    made: list[FakeTransport] = []
+
+    class FakeTransport:
+        def __init__(self, party: str, credentials: object, ca: object, peers: dict[str, str]) -> None:
+            self.party, self.peers, self.closed = party, peers, False
+            made.append(self)
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(mod_module, "GrpcTransport", FakeTransport)
+    monkeypatch.setattr(mod_module, "load_credentials", lambda creds, party: party)
+    monkeypatch.setattr(mod_module, "read_ca_cert", lambda path: b"")
+    channels = mod_module._DeviceChannels(size=2)
+    tier = {"edge-1": "127.0.0.1:1"}
+    first = channels.get("device-0", tmp_path, tier)
+    assert channels.get("device-0", tmp_path, dict(tier)) is first and len(made) == 1
+    other_tier = channels.get("device-0", tmp_path, {"edge-1": "127.0.0.1:2"})
+    assert other_tier is not first and not made[0].closed
+    channels.get("device-1", tmp_path, tier)  # a third: the least recently used (device-0's first) is closed
+    assert made[0].closed and not made[1].closed and len(made) == 3

@@ -36,7 +36,7 @@ EDGES = {j: f"in-process:{j}" for j in range(1, N + 1)}
 
 
 class _KeepOpen:
-    """A device's in-process transport that the mod may close after each message."""
+    """A device's in-process transport, which the mod's channel cache may close (when it evicts it)."""
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
@@ -81,6 +81,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     chain_keys = {j: load_chain_key(chain_key_path(creds, f"edge-{j}")) for j in range(1, N + 1)}
     deployment = InProcessDeployment(T, N, D, signed_uploads=True, chain_keys=chain_keys)  # the nodes refuse unsigned uploads
     deployment.creds_dir = creds  # type: ignore[attr-defined]
+    monkeypatch.setattr(mod_module, "_CHANNELS", mod_module._DeviceChannels())  # this deployment's transports only
     monkeypatch.setattr(workflow_module, "GrpcTransport", lambda *args: deployment.coordinator)
     monkeypatch.setattr(mod_module, "GrpcTransport", lambda party, *args: _KeepOpen(deployment.device_transport(int(party.split("-")[1]))))
     monkeypatch.setattr(workflow_module, "load_credentials", lambda *args: None)

@@ -37,6 +37,7 @@ send unchanged.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -63,9 +64,44 @@ from ppbfl.protocol.device import Device, ProofDelivery, Submission
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.parties import device_party, edge_party
 from ppbfl.protocol.relayed_commitment import DEFAULT_MAX_POW_BITS, ChainTerms, RelayedCommitment
-from ppbfl.protocol.tls import load_credentials, read_ca_cert
+from ppbfl.protocol.tls import PartyCredentials, load_credentials, read_ca_cert
 
 __all__ = ["PpbflMod"]
+
+
+class _DeviceChannels:
+    """A device's credentials and gRPC transport to the edge nodes, kept open across the Flower
+    messages this process handles (a simulation worker handles the messages of many devices, every
+    round: one TLS handshake per device and edge node instead of one per message). Keyed by party,
+    credentials folder and the announced addresses (another tier gets its own transport); at most
+    ``size`` kept (each holds one channel per edge node), the least recently used closed first."""
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._open: OrderedDict[tuple, tuple[PartyCredentials, GrpcTransport]] = OrderedDict()
+
+    def get(self, party: str, creds: Path, peers: dict[str, str]) -> tuple[PartyCredentials, GrpcTransport]:
+        """``party``'s credentials from ``creds`` and its transport to ``peers`` (party -> ``host:port``).
+
+        Raises:
+            CredentialsError: the credentials are missing or unreadable.
+        """
+        key = (party, str(creds.resolve()), tuple(sorted(peers.items())))
+        with self._lock:
+            if key in self._open:
+                self._open.move_to_end(key)
+                return self._open[key]
+            credentials = load_credentials(creds, party)
+            self._open[key] = credentials, GrpcTransport(party, credentials, read_ca_cert(creds / "ca.crt"), peers)
+            while len(self._open) > self.size:
+                _, (_, oldest) = self._open.popitem(last=False)
+                oldest.close()
+            return self._open[key]
+
+
+_CHANNELS = _DeviceChannels()
+"""This process's device transports (:class:`_DeviceChannels`)."""
 
 _SERVER = "server"
 _PENDING = "ppbfl-pending"  # context.state: the encoded update submitted and not yet proved
@@ -153,7 +189,7 @@ class PpbflMod:
 
     def _device(self, context: Context, addresses: dict[int, str], terms: ChainTerms | None = None) -> Device:
         """The device of this node (every setting checked before its credentials are read), with a
-        transport to the edge nodes at ``addresses`` (close it with ``device.transport.close()``)
+        transport to the edge nodes at ``addresses`` (:data:`_CHANNELS`' for this process: left open)
         and, with chain ``terms``, a :class:`RelayedCommitment` board signing with its chain key."""
         index = self._int("ppbfl-device", context)
         t, n = self._int("ppbfl-t", context), self._int("ppbfl-n", context)
@@ -164,18 +200,14 @@ class PpbflMod:
         party = device_party(index)
         peers = {edge_party(j): address for j, address in addresses.items()}
         board = None if terms is None else RelayedCommitment(load_chain_key(chain_key_path(creds, party)), index, terms, max_pow_bits=max_pow_bits)
-        credentials = load_credentials(creds, party)
-        transport = GrpcTransport(party, credentials, read_ca_cert(creds / "ca.crt"), peers)
+        credentials, transport = _CHANNELS.get(party, creds, peers)
         return Device(index, t, n, codec, transport=transport, timeout=timeout, signing_key=credentials.key, board=board)
 
     def _submit(
         self, context: Context, announcement: RoundAnnouncement, addresses: dict[int, str], update: np.ndarray, terms: ChainTerms | None,
     ) -> tuple[Submission, bytes | None]:
         device = self._device(context, addresses, terms)
-        try:
-            submission = device.submit(announcement, update)
-        finally:
-            device.transport.close()  # type: ignore[union-attr]  # _device always sets one
+        submission = device.submit(announcement, update)
         encoded = device.pending(announcement.round)
         assert encoded is not None  # submit keeps it until prove
         context.state[_PENDING] = ArrayRecord(OrderedDict(encoded=Array(np.ascontiguousarray(encoded))))
@@ -188,11 +220,8 @@ class PpbflMod:
         if not isinstance(pending, ArrayRecord) or not isinstance(pending_round, ConfigRecord) or pending_round.get("round") != challenge.round:
             raise FlowerRecordError(_SERVER, "round", f"a validity challenge for round {challenge.round}, which this device has not submitted to")
         device = self._device(context, addresses)
-        try:
-            device.resume(challenge.round, pending["encoded"].numpy())
-            delivery = device.prove(challenge)
-        finally:
-            device.transport.close()  # type: ignore[union-attr]  # _device always sets one
+        device.resume(challenge.round, pending["encoded"].numpy())
+        delivery = device.prove(challenge)
         del context.state[_PENDING]
         del context.state[_PENDING_ROUND]
         return delivery
