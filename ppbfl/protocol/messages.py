@@ -51,6 +51,7 @@ from ppbfl.protocol.wire import (
 
 __all__ = [
     "Ack",
+    "AggregateRecall",
     "AggregateRequest",
     "AggregateShare",
     "BeaverFinish",
@@ -535,3 +536,18 @@ class TrustVoteReply(Message):
     slots: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES // LANES)]
     words: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=MAX_DEVICES // LANES)]
     signature: Annotated[bytes, Bytes(length=65)]
+
+
+@register
+@dataclass(frozen=True)
+class AggregateRecall(Message):
+    """Coordinator -> edge node, for the envelope's round: send your aggregate reply of that round again.
+
+    The node answers with the :class:`AggregateShare` it gave for the round, byte for byte (it
+    keeps the latest two, across restarts: :mod:`ppbfl.protocol.edge_state`), so the coordinator
+    role learns nothing it was not sent before. A coordinator that restarted between a round's
+    close on chain and its model file rebuilds the aggregate from ``t`` of them
+    (:mod:`ppbfl.protocol.resume`)."""
+
+    KIND: ClassVar[str] = "aggregate_recall"
+    VERSION: ClassVar[int] = 1
