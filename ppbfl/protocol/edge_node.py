@@ -63,6 +63,7 @@ from ppbfl.protocol.messages import (
     ProofUpload,
     PRZSDeliver,
     PRZSPeers,
+    RecalledRound,
     SetupEdge,
     TripleShares,
     TrustQuery,
@@ -190,7 +191,7 @@ class EdgeNode:
         self.restore_error: EdgeStateError | None = None
         """Why the state in :attr:`state_dir` was not used at start (None: it was, or there was none)."""
         self._peer_certs: dict[int, bytes] = {}  # node -> the certificate of its checked PRZS offer
-        self._kept: dict[int, tuple[Message, AggregateShare]] = {}  # round -> (request, reply), the latest KEEP_ROUNDS
+        self._kept: dict[int, tuple[Message, AggregateShare, RecalledRound]] = {}  # round -> (request, reply, recall reply), the latest KEEP_ROUNDS
         if credentials is not None and registry is not None:
             self._restore()
 
@@ -223,7 +224,7 @@ class EdgeNode:
         self.codec = FixedPointCodec(self.field, setup.frac_bits)
         self.validity = validity.ValidityParams.for_length(setup.d, k=setup.validity_k, field=self.field)
         self.setup, self.current = setup, state.current
-        self._kept = {r: (AggregateRecall(), reply) for r, reply in state.kept.items()}
+        self._kept = {r: (AggregateRecall(), recalled, recalled) for r, recalled in state.kept.items()}
 
     def _persist(self) -> None:
         """Write the state a restart needs (before the reply that depends on it leaves; no-op without a state folder)."""
@@ -232,7 +233,7 @@ class EdgeNode:
         with self._lock:
             state = EdgeState(
                 self.setup, dict(self._peer_certs), dict(self.przs.keys), frozenset(self.przs.used), self.current,
-                {r: reply for r, (_, reply) in self._kept.items()},
+                {r: recalled for r, (_, _, recalled) in self._kept.items()},
             )
         self.state_store.save(state, self.field)
 
@@ -666,21 +667,27 @@ class EdgeNode:
         reply = AggregateShare(
             decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share, chain_signatures=signatures,
         )
+        recalled = RecalledRound(
+            reply.norm2, reply.dot_ref, reply.reasons, reply.weights, reply.total_weight, reply.share, list(state.devices),
+            np.array([d.cosine for d in decision.decisions], dtype=np.float64), np.array([d.weight for d in decision.decisions], dtype=np.float64),
+            chain_signatures=signatures,
+        )
         with self._lock:
-            self._kept[round] = (message, reply)
+            self._kept[round] = (message, reply, recalled)
             for old in sorted(self._kept)[:-KEEP_ROUNDS]:
                 del self._kept[old]
         self._persist()
         return reply
 
     def _recall(self, envelope: Envelope, message: AggregateRecall) -> Message:
-        """The aggregate reply this node gave for the envelope's round, again (one of the latest two)."""
+        """The aggregate reply this node gave for the envelope's round, again, with its decisions
+        (:class:`RecalledRound`; one of the latest two rounds it aggregated)."""
         self._require(envelope.sender, COORDINATOR_PARTY, "aggregate recall")
         with self._lock:
             kept = self._kept.get(envelope.round)
         if kept is None:
             raise OutOfPhaseError(self.name, f"no aggregate reply of round {envelope.round} kept (rounds {sorted(self._kept)})")
-        return kept[1]
+        return kept[2]
 
     def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
         """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
@@ -698,9 +705,13 @@ class EdgeNode:
         if vote is None:
             with self._lock:
                 state = self.rounds.get(round)
-            if state is None or state.decided is None:
+                kept = self._kept.get(round)
+            decided = state.decided if state is not None else None
+            if decided is None and kept is not None:  # a node restarted since: the decisions it kept
+                decided = kept[2].decided()
+            if decided is None:
                 raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
-            vote = self.trust_witness.vote(round, state.decided, commitments)
+            vote = self.trust_witness.vote(round, decided, commitments)
         return vote, vote.sign(self._chain_key, context, round)
 
     def _trust_query(self, envelope: Envelope, message: TrustQuery) -> Message:
