@@ -15,10 +15,10 @@ import pytest
 
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
+from ppbfl.mpc.errors import CounterReuseError
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.edge_state import STATE_FILE, EdgeStateError
-from ppbfl.mpc.errors import CounterReuseError
 from ppbfl.protocol.messages import AggregateRecall, AggregateRequest, AggregateShare, SetupEdge, VerifyRequest
 from ppbfl.protocol.parties import COORDINATOR_PARTY
 from ppbfl.protocol.registry import Registry
@@ -135,7 +135,7 @@ def test_a_second_aggregate_request_for_a_round_is_refused_and_a_retry_gets_the_
         federation.coordinator.setup()
         federation.run_round(1, *synthetic_round(M, D, {3}, seed=1))
         node = deployment.nodes["edge-1"]
-        request, reply = node._kept[1]
+        request, reply, _ = node._kept[1]
         assert isinstance(request, AggregateRequest) and isinstance(reply, AggregateShare)
         assert node.handle(Envelope(COORDINATOR_PARTY, 1, request)) is reply
         other = AggregateRequest(**{**request.__dict__, "trust": np.where(np.arange(M) == 0, 0.5, 1.0)})

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ppbfl.errors import PPBFLError
 from ppbfl.field.prime_field import PrimeField
 from ppbfl.protocol.errors import MessageError
-from ppbfl.protocol.messages import MAX_CERT_BYTES, AggregateShare, SetupEdge
+from ppbfl.protocol.messages import MAX_CERT_BYTES, RecalledRound, SetupEdge
 from ppbfl.protocol.parties import COORDINATOR_PARTY, edge_party
 from ppbfl.protocol.przs_setup import MAX_PRZS_SETS, members_of, set_mask
 from ppbfl.protocol.registry import PeerRegistry
@@ -100,7 +100,7 @@ class EdgeState:
         keys: PRZS set (its members) -> its 32-byte key (the sets containing this node).
         used: the PRZS counters this node has spent (never answered again).
         current: the latest round the coordinator reached.
-        kept: round -> this node's aggregate reply of that round (the latest :data:`KEEP_ROUNDS`).
+        kept: round -> this node's aggregate reply of that round with its decisions (the latest :data:`KEEP_ROUNDS`).
     """
 
     setup: SetupEdge
@@ -108,7 +108,7 @@ class EdgeState:
     keys: Mapping[frozenset[int], bytes]
     used: frozenset[int]
     current: int
-    kept: Mapping[int, AggregateShare]
+    kept: Mapping[int, RecalledRound]
 
 
 def _state_key(credentials: PartyCredentials) -> ChaCha20Poly1305:
@@ -232,9 +232,9 @@ class EdgeStateStore:
         kept = {}
         for k, (r, raw) in enumerate(zip(record.kept_rounds, record.kept_replies)):
             try:
-                reply = decode(raw, expected_kind=AggregateShare, expected_round=r, context={"p": field.p, "d": setup.d}).message
+                reply = decode(raw, expected_kind=RecalledRound, expected_round=r, context={"p": field.p, "d": setup.d}).message
             except MessageError as error:
                 raise EdgeStateError(path, f"kept_replies[{k}].{error.field}", str(error)) from None
-            assert isinstance(reply, AggregateShare)
+            assert isinstance(reply, RecalledRound)
             kept[r] = reply
         return EdgeState(setup, peers, keys, frozenset(record.used), record.current, kept)
