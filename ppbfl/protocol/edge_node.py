@@ -184,6 +184,7 @@ class EdgeNode:
         self.rounds: dict[int, _RoundState] = {}
         self.current = 0  # the latest round the coordinator has sent a request for
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
+        self._save_lock = threading.Lock()
         self.trust_witness: TrustWitness | None = None
         """This node's own trust computation (:meth:`trust_vote`); None: it signs no trust."""
         self.state_dir = state_dir
@@ -230,12 +231,13 @@ class EdgeNode:
         """Write the state a restart needs (before the reply that depends on it leaves; no-op without a state folder)."""
         if self.state_store is None or self.przs is None or self.setup is None:
             return
-        with self._lock:
-            state = EdgeState(
-                self.setup, dict(self._peer_certs), dict(self.przs.keys), frozenset(self.przs.used), self.current,
-                {r: recalled for r, (_, _, recalled) in self._kept.items()},
-            )
-        self.state_store.save(state, self.field)
+        with self._save_lock:  # snapshot and write in one piece: an older snapshot never replaces a newer file
+            with self._lock:
+                state = EdgeState(
+                    self.setup, dict(self._peer_certs), dict(self.przs.keys), frozenset(self.przs.used), self.current,
+                    {r: recalled for r, (_, _, recalled) in self._kept.items()},
+                )
+            self.state_store.save(state, self.field)
 
     @property
     def chain_address(self) -> str:

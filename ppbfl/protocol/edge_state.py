@@ -134,7 +134,11 @@ class EdgeStateStore:
         return self.folder / STATE_FILE
 
     def save(self, state: EdgeState, field: PrimeField) -> None:
-        """Encrypt ``state`` and replace the file atomically (durable when this returns)."""
+        """Encrypt ``state`` and replace the file atomically (durable when this returns).
+
+        Raises:
+            EdgeStateError: the file cannot be written (field ``<file>``); the old one is intact.
+        """
         context = {"p": field.p, "d": state.setup.d}
         kept = sorted(state.kept)[-KEEP_ROUNDS:]
         peers = sorted(state.peers)
@@ -148,21 +152,24 @@ class EdgeStateStore:
         plain = encode(record, sender=edge_party(state.setup.index), round=state.current, max_size=(KEEP_ROUNDS + 1) * MAX_MESSAGE_BYTES)
         nonce = os.urandom(_NONCE)
         data = _MAGIC + nonce + self._aead.encrypt(nonce, plain, _MAGIC)
-        fd, tmp = tempfile.mkstemp(prefix=".edge-state-", suffix=".tmp", dir=self.folder)  # mkstemp: mode 0600
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        folder = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+            fd, tmp = tempfile.mkstemp(prefix=".edge-state-", suffix=".tmp", dir=self.folder)  # mkstemp: mode 0600
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            folder = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError as error:
+            raise EdgeStateError(self.path, "<file>", f"cannot be written ({error}): the reply that needed it is not sent") from None
 
     def clear(self) -> None:
         """Remove the state (a new setup starts: the old session's state must not come back)."""
