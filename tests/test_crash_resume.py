@@ -33,6 +33,7 @@ from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.ledger import ChainLedger, attach_ledger
 from ppbfl.protocol.resume import ModelStore, ResumableRun, ResumeError
 from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import RoundFailedError
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.keeper import TrustKeeper
 from ppbfl.trust.store import TrustStore
@@ -449,3 +450,24 @@ def test_a_restarted_coordinator_cannot_give_the_devices_new_chain_keys(referenc
                 Federation(deployment, coordinator, range(M), ledger=ledger, device_chain_keys=others)
         finally:
             coordinator.close()
+
+
+def test_on_a_chain_that_is_not_a_dev_chain_an_abort_waits_for_the_deadline_block(reference, tmp_path, monkeypatch):
+    """A public node mines on its own schedule: ``abort_round`` reads the block number until the
+    deadline passed (here each wait sees 3 new blocks), or gives up with a typed error."""
+    *_, chain1 = reference
+    chain1.restore(tmp_path)
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        ledger.open_round(2, ledger.contract.round_state(1).new_model_hash)
+        chain = ledger.chain
+        chain.target = "custom"  # nobody mines on request
+        ledger.abort_wait_s, ledger.abort_poll_s = 0.2, 0.01
+        monkeypatch.setattr("ppbfl.protocol.ledger.time.sleep", lambda seconds: None)  # no block comes
+        with pytest.raises(RoundFailedError, match=r"round 2 failed: cannot abort yet: the deadline block \d+ did not come in 0.2 s"):
+            ledger.abort_round(2)
+        assert ledger.contract.round_state(2).phase == Phase.OPEN
+        waits = []
+        monkeypatch.setattr("ppbfl.protocol.ledger.time.sleep", lambda seconds: waits.append(seconds) or chain.mine(3))
+        ledger.abort_wait_s = 30.0
+        ledger.abort_round(2)
+        assert ledger.contract.round_state(2).phase == Phase.FAILED and waits and max(waits) <= 0.01
