@@ -140,6 +140,7 @@ class _RoundState:
     signatures: dict[int, bytes] = field(default_factory=dict)  # device -> its signature of the leaves' root
     gram: GramShares | None = None  # rule "flame": this round's Gram shares (a retry gets the same)
     decided: dict[int, DeviceDecision] | None = None  # device -> the decision this node signed (trust votes)
+    aggregating: bool = False  # an aggregate reply of this round is being made (one per round)
 
 
 class EdgeNode:
@@ -642,10 +643,23 @@ class EdgeNode:
         to the state folder before it leaves) for :class:`AggregateRecall`."""
         with self._lock:
             kept = self._kept.get(round)
+            claimed = kept is None and state.aggregate is None and not state.aggregating
+            state.aggregating = True
         if kept is not None and type(kept[0]) is type(message) and _same_request(kept[0], message):
             return kept[1]
-        if kept is not None or state.aggregate is not None:
-            raise OutOfPhaseError(self.name, f"round {round} is aggregated already: one aggregate share per round")
+        if not claimed:
+            raise OutOfPhaseError(self.name, f"round {round} is aggregated already (or being aggregated): one aggregate share per round")
+        try:
+            return self._new_aggregate_reply(round, message, state, decision, noise)
+        except BaseException:
+            state.aggregating = False  # nothing left the node: the round may be aggregated again
+            raise
+
+    def _new_aggregate_reply(
+        self, round: int, message: AggregateRequest, state: _RoundState, decision: RoundDecision,
+        noise: Callable[[int], np.ndarray] | None,
+    ) -> AggregateShare:
+        """:meth:`_aggregate_reply` once this call holds the round's one reply (made, kept, written ahead)."""
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])
