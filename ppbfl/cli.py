@@ -86,7 +86,7 @@ def edge_node(args: argparse.Namespace) -> EdgeNode:
     device_certs = None if args.unsigned_uploads else str(args.device_certs or args.creds)
     return make_edge_node(
         args.behaviour, device_certs=device_certs, chain_key=str(chain_key_path(args.creds, args.party)),
-        device_registry=None if args.registry is None else str(args.registry), **_edge_trust(args),
+        device_registry=None if args.registry is None else str(args.registry), state_dir=args.state_dir, **_edge_trust(args),
     )
 
 
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--trust-config", default=None, help="TOML file whose [trust] table is the consortium's trust model: the node then computes and signs each round's trust update")
     edge.add_argument("--trust-devices", type=int, default=0, help="with --trust-config: the number of registered devices (chain ids 0 .. m-1)")
     edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: in memory; a node that restarts needs a file)")
+    edge.add_argument("--state-dir", default=None, help="folder where the node keeps its setup, PRZS keys and spent counters (encrypted under its TLS key): restarted with the same folder it rejoins without a new setup of the tier")
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")
     creds.add_argument("--out", required=True, help="folder for ca.crt, ca.key (0600) and <party>.crt / <party>.key (0600)")

@@ -33,6 +33,7 @@ from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.ledger import ChainLedger, attach_ledger
 from ppbfl.protocol.resume import ModelStore, ResumableRun, ResumeError
 from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import RoundFailedError
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.keeper import TrustKeeper
 from ppbfl.trust.store import TrustStore
@@ -69,12 +70,20 @@ def chain_keys(folder: Path, kind: str, count: int, first: int = 0) -> dict[int,
     return keys
 
 
-def tier(folder: Path) -> InProcessDeployment:
-    """The edge tier and the devices' transports (one liar among the nodes), the nodes with their own kept chain keys."""
-    deployment = InProcessDeployment(T, N, D, behaviours={LIAR: "tamper-aggregate"}, signed_uploads=True, chain_keys=chain_keys(folder, "edge", N, 1))
+def tier(folder: Path, state: bool = False) -> InProcessDeployment:
+    """The edge tier and the devices' transports (one liar among the nodes), the nodes with their
+    own kept chain keys (and, with ``state``, their restart state in ``folder/state``)."""
+    deployment = InProcessDeployment(
+        T, N, D, behaviours={LIAR: "tamper-aggregate"}, signed_uploads=True, chain_keys=chain_keys(folder, "edge", N, 1),
+        state_dir=folder / "state" if state else None,
+    )
     for party, node in deployment.nodes.items():  # each node's trust states in its own kept store
-        node.trust_witness = TrustWitness(range(M), TRUST, TrustStore(f"sqlite:///{folder / f'{party}.trust.db'}"))
+        node.trust_witness = witness(folder, party)
     return deployment
+
+
+def witness(folder: Path, party: str) -> TrustWitness:
+    return TrustWitness(range(M), TRUST, TrustStore(f"sqlite:///{folder / f'{party}.trust.db'}"))
 
 
 def start(ledger: ChainLedger, deployment: InProcessDeployment, folder: Path) -> ResumableRun:
@@ -231,6 +240,79 @@ def test_a_coordinator_killed_between_storing_and_anchoring_trust_is_replaced_an
         assert record(attached, tmp_path) == expected
 
 
+def restart_tier(deployment: InProcessDeployment, folder: Path, nodes: tuple[int, ...] = tuple(range(1, N + 1))) -> None:
+    """Edge nodes ``nodes`` (default: all) end and come back with their identity and state folder."""
+    for j in nodes:
+        party = f"edge-{j}"
+        node = EdgeNode(
+            behaviour="tamper-aggregate" if j == LIAR else "honest", device_keys=deployment.device_keys, credentials=deployment.creds[party],
+            registry=deployment.registry, chain_key=chain_keys(folder, "edge", 1, j)[j], state_dir=folder / "state" / party,
+        )
+        node.trust_witness = witness(folder, party)
+        deployment.nodes[party] = deployment._edges[party] = deployment._handlers[party] = node
+
+
+CLOSED = {  # the round closed on chain; the coordinator dies before its model file, or before its trust step
+    "closeRound": lambda run: setattr(run.ledger.contract, "close_round", after(run.ledger.contract.close_round)),
+    "closeRound, and every edge node restarted": lambda run: setattr(run.ledger.contract, "close_round", after(run.ledger.contract.close_round)),
+    "model file": lambda run: setattr(run.keeper, "after_round", after(lambda *args, **kwargs: None)),
+}
+
+
+@pytest.mark.parametrize("step", list(CLOSED))
+def test_a_coordinator_killed_after_a_round_closed_is_replaced_from_the_edge_nodes_kept_replies(reference, tmp_path, step):
+    """The aggregate of a closed round is kept by the edge nodes (in their state folders too): the
+    next coordinator recalls ``t`` of their replies, checks them against the chain, writes the
+    model file and runs the trust step; the run then equals the one without the crash."""
+    expected, reputation, chain1 = reference
+    chain1.restore(tmp_path)
+    deployment = tier(tmp_path, state=True)
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        first = start(ledger, deployment, tmp_path)
+        CLOSED[step](first)
+        with pytest.raises(Killed):
+            first.run_round(*updates_of(2))
+        stop(first)
+        assert ledger.contract.round_state(2).phase == Phase.CLOSED and ledger.contract.round_state(2).anchor == bytes(32)
+        assert ModelStore(tmp_path / "models").path(2).exists() == (step == "model file")
+    if "restarted" in step:
+        restart_tier(deployment, tmp_path)
+    with attach_ledger(chain1.url, chain1.address) as attached:
+        second = start(attached, deployment, tmp_path)
+        assert (second.point.aborted, second.point.next_round, second.point.last_closed) == (None, 3, 2)
+        assert attached.contract.round_state(2).anchor == second.keeper.store.root(2)
+        stop(second)
+        assert closed_rounds(attached) == [1, 2]
+        assert record(attached, tmp_path) == expected
+        assert second.keeper.reputation() == reputation
+
+
+def test_a_closed_round_whose_kept_replies_do_not_match_the_chain_is_refused(reference, tmp_path):
+    """Fewer than ``t`` nodes with the round's replies (the others restarted without a state
+    folder): ResumeError naming the round. With them back, one of three replies wrong (more than
+    robust decoding corrects at t = 2): the subset the chain's aggregate root confirms is used."""
+    expected, _, chain1 = reference
+    chain1.restore(tmp_path)
+    deployment = tier(tmp_path, state=True)
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        first = start(ledger, deployment, tmp_path)
+        CLOSED["closeRound"](first)
+        with pytest.raises(Killed):
+            first.run_round(*updates_of(2))
+        stop(first)
+    for j in (2, 3):  # two of the three nodes of round 2 restart with nothing
+        restart_edge(deployment, j, tmp_path)
+    with attach_ledger(chain1.url, chain1.address) as attached:
+        with pytest.raises(ResumeError, match=r"after round 2: no t = 2 edge nodes' kept aggregate replies .* \(1 nodes replied\)"):
+            start(attached, deployment, tmp_path)
+        restart_tier(deployment, tmp_path, (2, 3))  # they come back with their state folders; one then lies in its share
+        request, reply, recalled = deployment.nodes["edge-3"]._kept[2]
+        deployment.nodes["edge-3"]._kept[2] = (request, reply, dataclasses.replace(recalled, share=recalled.share ^ np.uint64(1)))
+        run = start(attached, deployment, tmp_path)  # robust reconstruction corrects one wrong share of three
+        stop(run)
+        assert ModelStore(tmp_path / "models").load(2)[1].tobytes() == expected[1]["aggregate"]
+
+
 def test_a_round_that_failed_before_its_commitments_closed_is_aborted_by_the_next_round(reference, tmp_path):
     """Not a crash: the chain refused ``closeCommitments`` once (an ordinary error, which the
     coordinator does not abort on before the commit phase closed); the run goes on in the same process."""
@@ -292,8 +374,11 @@ def test_a_stored_model_or_trust_store_that_differs_from_the_chain_is_refused(re
         models.save(1, model + np.float32(1e-3), aggregate)
         with pytest.raises(ResumeError, match="another model than the round opened with"):
             start(ledger, deployment, tmp_path)
-        models.path(1).unlink()
+        models.path(1).write_bytes(b"not a model file")
         with pytest.raises(ResumeError, match="no readable model file"):
+            start(ledger, deployment, tmp_path)
+        models.path(1).unlink()  # missing: rebuilt from the edge nodes, but these never held round 1
+        with pytest.raises(ResumeError, match=r"round 1: no t = 2 edge nodes' kept aggregate replies .* \(0 nodes replied\)"):
             start(ledger, deployment, tmp_path)
         models.save(1, model, aggregate)
         (tmp_path / "trust.db").unlink()  # a store without round 1, which the chain anchored
@@ -365,3 +450,24 @@ def test_a_restarted_coordinator_cannot_give_the_devices_new_chain_keys(referenc
                 Federation(deployment, coordinator, range(M), ledger=ledger, device_chain_keys=others)
         finally:
             coordinator.close()
+
+
+def test_on_a_chain_that_is_not_a_dev_chain_an_abort_waits_for_the_deadline_block(reference, tmp_path, monkeypatch):
+    """A public node mines on its own schedule: ``abort_round`` reads the block number until the
+    deadline passed (here each wait sees 3 new blocks), or gives up with a typed error."""
+    *_, chain1 = reference
+    chain1.restore(tmp_path)
+    with attach_ledger(chain1.url, chain1.address) as ledger:
+        ledger.open_round(2, ledger.contract.round_state(1).new_model_hash)
+        chain = ledger.chain
+        chain.target = "custom"  # nobody mines on request
+        ledger.abort_wait_s, ledger.abort_poll_s = 0.2, 0.01
+        monkeypatch.setattr("ppbfl.protocol.ledger.time.sleep", lambda seconds: None)  # no block comes
+        with pytest.raises(RoundFailedError, match=r"round 2 failed: cannot abort yet: the deadline block \d+ did not come in 0.2 s"):
+            ledger.abort_round(2)
+        assert ledger.contract.round_state(2).phase == Phase.OPEN
+        waits = []
+        monkeypatch.setattr("ppbfl.protocol.ledger.time.sleep", lambda seconds: waits.append(seconds) or chain.mine(3))
+        ledger.abort_wait_s = 30.0
+        ledger.abort_round(2)
+        assert ledger.contract.round_state(2).phase == Phase.FAILED and waits and max(waits) <= 0.01

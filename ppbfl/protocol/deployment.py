@@ -61,7 +61,7 @@ __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness"
 
 def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
-    trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None,
+    trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -74,7 +74,9 @@ def make_edge_node(
     round's trust update of devices ``0 .. trust_devices - 1`` itself
     (:class:`~ppbfl.trust.witness.TrustWitness`), kept in ``trust_store`` (a SQLAlchemy URL, the
     node's own; None: in memory). These come from the node's operator, never from the coordinator
-    whose word the signatures replace.
+    whose word the signatures replace. ``state_dir``: the node's state folder
+    (:mod:`ppbfl.protocol.edge_state`): a node restarted with the same folder and TLS key rejoins
+    without a new setup of the tier.
 
     Raises:
         CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
@@ -85,7 +87,7 @@ def make_edge_node(
     if device_certs is not None:
         manifest = Path(device_registry) if device_registry is not None else Path(device_certs) / MANIFEST
         keys = CertificateKeys(device_certs, FileRegistry(manifest))
-    node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key)
+    node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir)
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store)
     return node
@@ -164,6 +166,10 @@ class InProcessDeployment(Deployment):
             edge node require its signature on uploads (:attr:`device_keys`).
         chain_keys: edge node index -> that node's own chain key (e.g. what a node kept across a
             restart); nodes without one make a fresh key.
+        state_dir: node ``j`` keeps its restart state in ``state_dir/edge-j``
+            (:mod:`ppbfl.protocol.edge_state`); None: nothing survives a restart.
+        creds: party -> TLS credentials to reuse (a tier rebuilt after a restart keeps its
+            identities, so its nodes can read their state); None: fresh ones of a new CA.
 
     Each edge node gets TLS credentials of an in-memory CA (``creds``) and the registry of their
     fingerprints (``registry``): its key signs its PRZS offer, the registry checks its peers'.
@@ -171,19 +177,24 @@ class InProcessDeployment(Deployment):
 
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61,
-        signed_uploads: bool = False, chain_keys: Mapping[int, ChainKey] | None = None,
+        signed_uploads: bool = False, chain_keys: Mapping[int, ChainKey] | None = None, state_dir: str | Path | None = None,
+        creds: Mapping[str, PartyCredentials] | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         chain_keys = dict(chain_keys or {})
+        self.state_dir = state_dir
         self._keys: dict[int, ec.EllipticCurvePrivateKey] = {}
         self.device_keys = self._public_key if signed_uploads else None
-        ca = make_ca("ppbfl in-process consortium")  # the edge nodes sign their PRZS offers with their own keys
-        self.creds = {edge_party(j): issue(ca, edge_party(j)) for j in range(1, n + 1)}
+        if creds is None:
+            ca = make_ca("ppbfl in-process consortium")  # the edge nodes sign their PRZS offers with their own keys
+            creds = {edge_party(j): issue(ca, edge_party(j)) for j in range(1, n + 1)}
+        self.creds = dict(creds)
         self.registry = Registry({party: c.fingerprint for party, c in self.creds.items()})
         self.nodes = {
             party: EdgeNode(
                 behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys,
                 credentials=self.creds[party], registry=self.registry, chain_key=chain_keys.get(j),
+                state_dir=None if state_dir is None else Path(state_dir) / party,
             )
             for j, party in ((j, edge_party(j)) for j in range(1, n + 1))
         }

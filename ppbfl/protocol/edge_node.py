@@ -14,13 +14,16 @@ weighted aggregate.
 from __future__ import annotations
 
 import enum
+import os
 import secrets
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from cryptography import x509
 from eth_utils import to_checksum_address
 
 from ppbfl.chain.attest import ChainKey
@@ -41,10 +44,12 @@ from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.commitments import commitment_root, share_leaf
+from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
 from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.flame_decision import clip_bound, decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     Ack,
+    AggregateRecall,
     AggregateRequest,
     AggregateShare,
     BeaverFinish,
@@ -58,6 +63,7 @@ from ppbfl.protocol.messages import (
     ProofUpload,
     PRZSDeliver,
     PRZSPeers,
+    RecalledRound,
     SetupEdge,
     TripleShares,
     TrustQuery,
@@ -104,6 +110,11 @@ class EdgeBehaviour(str, enum.Enum):
     """Adds a constant to its shares of ``<g, r>`` (corrected and named while opening)."""
 
 
+def _certificate_key(pem: bytes) -> Any:
+    """The public key of a PEM certificate (the state file's peers, checked against the registry on load)."""
+    return x509.load_pem_x509_certificate(pem).public_key()
+
+
 def _same_request(a: Message, b: Message) -> bool:
     """Whether two requests carry the same values (arrays compared element-wise)."""
     return all(
@@ -129,6 +140,7 @@ class _RoundState:
     signatures: dict[int, bytes] = field(default_factory=dict)  # device -> its signature of the leaves' root
     gram: GramShares | None = None  # rule "flame": this round's Gram shares (a retry gets the same)
     decided: dict[int, DeviceDecision] | None = None  # device -> the decision this node signed (trust votes)
+    aggregating: bool = False  # an aggregate reply of this round is being made (one per round)
 
 
 class EdgeNode:
@@ -147,12 +159,17 @@ class EdgeNode:
         chain_key: the node's own chain key (its address is what the contract registers for it);
             it signs the node's votes in each :class:`AggregateShare` and never leaves the node.
             None: a fresh one (in-process deployments; :attr:`chain_address` tells the ledger).
+        state_dir: where the node keeps the state that lets it rejoin after a restart without a
+            new setup of the tier (:mod:`ppbfl.protocol.edge_state`: its setup, PRZS keys, spent
+            counters, latest aggregate replies; encrypted under its TLS key). Read once the node
+            has its identity; a file that cannot be used is reported in :attr:`restore_error`
+            (and a warning) and the node starts as not set up. None: nothing survives a restart.
     """
 
     def __init__(
         self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61,
         device_keys: DeviceKeys | None = None, credentials: PartyCredentials | None = None, registry: PeerRegistry | None = None,
-        chain_key: ChainKey | None = None,
+        chain_key: ChainKey | None = None, state_dir: str | os.PathLike | None = None,
     ) -> None:
         self.party = party
         self._chain_key = ChainKey.generate() if chain_key is None else chain_key
@@ -168,12 +185,60 @@ class EdgeNode:
         self.rounds: dict[int, _RoundState] = {}
         self.current = 0  # the latest round the coordinator has sent a request for
         self._lock = threading.Lock()  # devices upload concurrently (gRPC worker threads, fan-out)
+        self._save_lock = threading.Lock()
         self.trust_witness: TrustWitness | None = None
         """This node's own trust computation (:meth:`trust_vote`); None: it signs no trust."""
+        self.state_dir = state_dir
+        self.state_store: EdgeStateStore | None = None
+        self.restore_error: EdgeStateError | None = None
+        """Why the state in :attr:`state_dir` was not used at start (None: it was, or there was none)."""
+        self._peer_certs: dict[int, bytes] = {}  # node -> the certificate of its checked PRZS offer
+        self._kept: dict[int, tuple[Message, AggregateShare, RecalledRound]] = {}  # round -> (request, reply, recall reply), the latest KEEP_ROUNDS
+        if credentials is not None and registry is not None:
+            self._restore()
 
     def attach_identity(self, credentials: PartyCredentials, registry: PeerRegistry | None) -> None:
         """Give the node its TLS identity and registry (called by :func:`ppbfl.protocol.serve.run_server`)."""
         self.credentials, self.registry = credentials, registry
+        if self.state_store is None:
+            self._restore()
+
+    def _restore(self) -> None:
+        """Open the state folder and take up the stored state, if any (see :attr:`restore_error`)."""
+        if self.state_dir is None or self.credentials is None or self.registry is None:
+            return
+        self.state_store = EdgeStateStore(self.state_dir, self.credentials)
+        try:
+            state = self.state_store.load(self.registry, self.field)
+        except EdgeStateError as error:
+            self.restore_error = error
+            warnings.warn(f"{self.name} starts as not set up: {error}", RuntimeWarning, stacklevel=2)
+            return
+        if state is None:
+            return
+        setup = state.setup
+        session = PRZSSetup(setup.index, setup.t, setup.n, setup.session, self.credentials, self.registry, self.field)
+        for j, pem in state.peers.items():
+            session.peer_keys[j] = _certificate_key(pem)
+        session.opened = PartyPRZS(setup.index, setup.t, setup.n, dict(state.keys), self.field, set(state.used))
+        self._przs_setup, self.przs, self._peer_certs = (setup, session), session.opened, dict(state.peers)
+        self.party = self.party or edge_party(setup.index)
+        self.codec = FixedPointCodec(self.field, setup.frac_bits)
+        self.validity = validity.ValidityParams.for_length(setup.d, k=setup.validity_k, field=self.field)
+        self.setup, self.current = setup, state.current
+        self._kept = {r: (AggregateRecall(), recalled, recalled) for r, recalled in state.kept.items()}
+
+    def _persist(self) -> None:
+        """Write the state a restart needs (before the reply that depends on it leaves; no-op without a state folder)."""
+        if self.state_store is None or self.przs is None or self.setup is None:
+            return
+        with self._save_lock:  # snapshot and write in one piece: an older snapshot never replaces a newer file
+            with self._lock:
+                state = EdgeState(
+                    self.setup, dict(self._peer_certs), dict(self.przs.keys), frozenset(self.przs.used), self.current,
+                    {r: recalled for r, (_, _, recalled) in self._kept.items()},
+                )
+            self.state_store.save(state, self.field)
 
     @property
     def chain_address(self) -> str:
@@ -220,6 +285,7 @@ class EdgeNode:
             GramRequest: self._gram,
             FlameAggregateRequest: self._flame_aggregate,
             TrustQuery: self._trust_query,
+            AggregateRecall: self._recall,
         }
         handler = handlers.get(type(message))
         if handler is None:
@@ -237,10 +303,13 @@ class EdgeNode:
     def _advance(self, round: int) -> None:
         """The coordinator reached ``round``: keep the state of that round, the one before and later ones."""
         with self._lock:
-            if round > self.current:
+            advanced = round > self.current
+            if advanced:
                 self.current = round
                 for old in [r for r in self.rounds if r < round - 1]:
                     del self.rounds[old]
+        if advanced:
+            self._persist()
 
     def _check_window(self, round: int) -> None:
         """Raise OutOfPhaseError unless a new state for ``round`` may be made (see module docstring)."""
@@ -298,9 +367,12 @@ class EdgeNode:
         if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
             return self._przs_setup[1].offer()  # a retried setup: the same session and key pair
         session = PRZSSetup(message.index, message.t, message.n, message.session, self.credentials, self.registry, self.field)
+        if self.state_store is not None:
+            self.state_store.clear()  # the old session's keys and counters must not come back after a restart
         self.party = self.party or edge_party(message.index)
         self._przs_setup = (message, session)
         self.przs = None  # until the members' keys are delivered (PRZSDeliver)
+        self._peer_certs, self._kept = {}, {}
         self.codec = FixedPointCodec(self.field, message.frac_bits)
         self.validity = validity.ValidityParams.for_length(message.d, k=message.validity_k, field=self.field)
         self.setup = message
@@ -315,10 +387,14 @@ class EdgeNode:
         return self._przs_setup[1]
 
     def _przs_peers(self, envelope: Envelope, message: PRZSPeers) -> Message:
-        return self._przs_session(envelope).accept_peers(envelope.sender, message)
+        sealed = self._przs_session(envelope).accept_peers(envelope.sender, message)
+        if not self._peer_certs:  # every offer checked (a retry keeps the first, accepted list)
+            self._peer_certs = dict(zip(message.indices, message.certificates))
+        return sealed
 
     def _przs_deliver(self, envelope: Envelope, message: PRZSDeliver) -> Message:
         self.przs = self._przs_session(envelope).open(envelope.sender, message)
+        self._persist()  # set up: a restart from here on needs no new setup
         config = self.config
         return Ack(f"{self.party} ready: edge node {config.index} of ({config.t}, {config.n}), d = {config.d}")
 
@@ -468,6 +544,8 @@ class EdgeNode:
             evidence_signatures=[state.signatures.get(message.devices[k], b"") for k in mismatched],
         )
         state.verified = (message, reply)
+        if message.hm:
+            self._persist()  # the counter is spent: a restarted node must refuse it
         return reply
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
@@ -557,7 +635,31 @@ class EdgeNode:
         share for ``kept`` accepted devices; zeros when none is accepted), then the test behaviour's
         tampering. The reply carries this node's signatures of its own scalars, decisions and share
         root for the chain the request names (none without a chain). Device indices are the chain's
-        device ids (the ledger registers them in order)."""
+        device ids (the ledger registers them in order).
+
+        One reply per round: a retried request gets the same reply; another request for a round
+        already aggregated is refused (two weighted sums of the same shares, e.g. with trust scores
+        that differ at one device, would open that device's update). The reply is kept (written
+        to the state folder before it leaves) for :class:`AggregateRecall`."""
+        with self._lock:
+            kept = self._kept.get(round)
+            claimed = kept is None and state.aggregate is None and not state.aggregating
+            state.aggregating = True
+        if kept is not None and type(kept[0]) is type(message) and _same_request(kept[0], message):
+            return kept[1]
+        if not claimed:
+            raise OutOfPhaseError(self.name, f"round {round} is aggregated already (or being aggregated): one aggregate share per round")
+        try:
+            return self._new_aggregate_reply(round, message, state, decision, noise)
+        except BaseException:
+            state.aggregating = False  # nothing left the node: the round may be aggregated again
+            raise
+
+    def _new_aggregate_reply(
+        self, round: int, message: AggregateRequest, state: _RoundState, decision: RoundDecision,
+        noise: Callable[[int], np.ndarray] | None,
+    ) -> AggregateShare:
+        """:meth:`_aggregate_reply` once this call holds the round's one reply (made, kept, written ahead)."""
         accepted = [i for i, d in enumerate(decision.decisions) if d.accepted]
         if accepted:
             rows = self._shares_of(state, [state.devices[i] for i in accepted])
@@ -578,9 +680,30 @@ class EdgeNode:
             except ValueError as error:  # ChainValueError too: an address that is not 20 bytes, round 0
                 raise OutOfPhaseError(self.name, f"aggregate request in round {round}: cannot sign its chain votes: {error}") from None
         state.decided = dict(zip(state.devices, decision.decisions))
-        return AggregateShare(
+        reply = AggregateShare(
             decision.norm2, decision.dot_ref, decision.reason_codes, decision.weights, decision.total_weight, share, chain_signatures=signatures,
         )
+        recalled = RecalledRound(
+            reply.norm2, reply.dot_ref, reply.reasons, reply.weights, reply.total_weight, reply.share, list(state.devices),
+            np.array([d.cosine for d in decision.decisions], dtype=np.float64), np.array([d.weight for d in decision.decisions], dtype=np.float64),
+            chain_signatures=signatures,
+        )
+        with self._lock:
+            self._kept[round] = (message, reply, recalled)
+            for old in sorted(self._kept)[:-KEEP_ROUNDS]:
+                del self._kept[old]
+        self._persist()
+        return reply
+
+    def _recall(self, envelope: Envelope, message: AggregateRecall) -> Message:
+        """The aggregate reply this node gave for the envelope's round, again, with its decisions
+        (:class:`RecalledRound`; one of the latest two rounds it aggregated)."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "aggregate recall")
+        with self._lock:
+            kept = self._kept.get(envelope.round)
+        if kept is None:
+            raise OutOfPhaseError(self.name, f"no aggregate reply of round {envelope.round} kept (rounds {sorted(self._kept)})")
+        return kept[2]
 
     def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
         """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
@@ -598,9 +721,13 @@ class EdgeNode:
         if vote is None:
             with self._lock:
                 state = self.rounds.get(round)
-            if state is None or state.decided is None:
+                kept = self._kept.get(round)
+            decided = state.decided if state is not None else None
+            if decided is None and kept is not None:  # a node restarted since: the decisions it kept
+                decided = kept[2].decided()
+            if decided is None:
                 raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
-            vote = self.trust_witness.vote(round, state.decided, commitments)
+            vote = self.trust_witness.vote(round, decided, commitments)
         return vote, vote.sign(self._chain_key, context, round)
 
     def _trust_query(self, envelope: Envelope, message: TrustQuery) -> Message:
@@ -643,6 +770,7 @@ class EdgeNode:
             upper = products[np.triu_indices(m, 1)]
             gram = ops.add(upper, self.przs.zero_share(GRAM_COUNTER + envelope.round, upper.size), field=self.field)
         state.gram = GramShares(gram, self._sign(signed_shares.gram_digest(self._session, envelope.round, self.config.index, gram)))
+        self._persist()  # the counter is spent: a restarted node must refuse it
         return state.gram
 
     def _flame_aggregate(self, envelope: Envelope, message: FlameAggregateRequest) -> Message:
@@ -681,6 +809,10 @@ class EdgeNode:
             AggregateRangeError: the noisy weighted sum could wrap modulo ``p``.
         """
         assert self.przs is not None and self.codec is not None
+        with self.przs.lock:  # the noise stream of a round is drawn once (a second use would open the first noise)
+            if NOISE_COUNTER + round_index in self.przs.used:
+                raise OutOfPhaseError(self.name, f"the FLAME noise of round {round_index} was drawn already")
+            self.przs.used.add(NOISE_COUNTER + round_index)
         config = self.config
         std = config.flame_noise * clip_bound(decision, config.frac_bits)
         scale = kept * 2.0 ** (2 * config.frac_bits)

@@ -37,6 +37,7 @@ revert a batch. Devices sign their own commitment transactions the same way
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -136,6 +137,11 @@ class ChainLedger:
         audit_shares: aggregate shares the on-chain audit opens (default ``t + 1``, so the contract
             names a single liar; ``t`` is the cheaper routine audit).
     """
+
+    abort_wait_s: float = 600.0
+    """:meth:`abort_round` on a chain that is not a dev chain: seconds it waits for the deadline block."""
+    abort_poll_s: float = 1.0
+    """... and how often it reads the block number meanwhile."""
 
     def __init__(
         self, chain: Chain, t: int, n: int, devices: int, *, edge_accounts: Mapping[int, str] | None = None,
@@ -284,12 +290,15 @@ class ChainLedger:
 
     def abort_round(self, round: int) -> None:
         """Fail ``round`` on chain with the contract's ``abortRound``, which takes a round in any
-        phase but Closed and Failed once its phase's deadline passed (on a dev chain this mines to
-        the deadline first), so that the next round can open. Nothing to do if it is already
+        phase but Closed and Failed once its phase's deadline passed (on a dev chain, py-evm or
+        anvil, this mines to the deadline first; on any other node it waits for the deadline
+        block, reading the block number every :attr:`abort_poll_s` seconds for at most
+        :attr:`abort_wait_s`), so that the next round can open. Nothing to do if it is already
         closed or failed.
 
         Raises:
-            RoundFailedError: ``round`` was never opened.
+            RoundFailedError: ``round`` was never opened, or the deadline block did not come in
+                :attr:`abort_wait_s` seconds (names the block and the latest one).
         """
         phase = self.contract.round_state(round).phase
         if phase in (Phase.CLOSED, Phase.FAILED):
@@ -301,8 +310,20 @@ class ChainLedger:
         except ChainRevertError as error:
             if error.error != "DeadlineNotReached":
                 raise
-            self.chain.mine(max(1, int(error.args_by_name["deadline"]) - self.chain.block_number + 1))
+            deadline = int(error.args_by_name["deadline"])
+            if self.chain.target in ("py-evm", "anvil"):
+                self.chain.mine(max(1, deadline - self.chain.block_number + 1))
+            else:
+                self._wait_for_block(round, deadline + 1)
             self.contract.abort_round(round)
+
+    def _wait_for_block(self, round: int, block: int) -> None:
+        """Return once the chain reached ``block``; RoundFailedError after :attr:`abort_wait_s` seconds."""
+        end = time.monotonic() + self.abort_wait_s
+        while (latest := self.chain.block_number) < block:
+            if time.monotonic() >= end:
+                raise RoundFailedError(round, f"cannot abort yet: the deadline block {block} did not come in {self.abort_wait_s} s (latest {latest})")
+            time.sleep(min(self.abort_poll_s, max(0.0, end - time.monotonic())))
 
     def record_round(
         self, round: int, result: RoundResult, replies: dict[int, AggregateShare], aggregate_secret: np.ndarray, model_hash: bytes

@@ -36,6 +36,7 @@ from typing import Annotated, ClassVar
 
 import numpy as np
 
+from ppbfl.defense.decision import REASON_CODES, DeviceDecision
 from ppbfl.protocol.wire import (
     Array,
     Bool,
@@ -51,6 +52,7 @@ from ppbfl.protocol.wire import (
 
 __all__ = [
     "Ack",
+    "AggregateRecall",
     "AggregateRequest",
     "AggregateShare",
     "BeaverFinish",
@@ -65,6 +67,7 @@ __all__ = [
     "PRZSOffer",
     "PRZSPeers",
     "PRZSSealed",
+    "RecalledRound",
     "ProofUpload",
     "SetupEdge",
     "TripleRequest",
@@ -535,3 +538,48 @@ class TrustVoteReply(Message):
     slots: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES // LANES)]
     words: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=MAX_DEVICES // LANES)]
     signature: Annotated[bytes, Bytes(length=65)]
+
+
+@register
+@dataclass(frozen=True)
+class AggregateRecall(Message):
+    """Coordinator -> edge node, for the envelope's round: send your aggregate reply of that round again.
+
+    The node answers with :class:`RecalledRound`: the :class:`AggregateShare` it gave for the
+    round, unchanged (it keeps the latest two, across restarts: :mod:`ppbfl.protocol.edge_state`),
+    with the per-device decisions it signed, so the coordinator role learns nothing it was not
+    sent or shown before. A coordinator that restarted between a round's close on chain and its
+    model file or trust records rebuilds the aggregate from ``t`` of them and runs the trust step
+    (:mod:`ppbfl.protocol.resume`)."""
+
+    KIND: ClassVar[str] = "aggregate_recall"
+    VERSION: ClassVar[int] = 1
+
+
+@register
+@dataclass(frozen=True)
+class RecalledRound(AggregateShare):
+    """Edge node -> coordinator, the reply to :class:`AggregateRecall`: the node's
+    :class:`AggregateShare` of the round as it sent it, and its decisions in that round: the
+    ``devices`` (chain device ids, in the order of ``reasons``), each one's ``cosine`` (NaN where
+    not computed) and float weight ``w_i`` (what the trust records hold)."""
+
+    KIND: ClassVar[str] = "recalled_round"
+    VERSION: ClassVar[int] = 1
+    devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES)]
+    cosine: Annotated[np.ndarray, Array(dtype="<f8", ndim=1, finite=False)]
+    weight: Annotated[np.ndarray, Array(dtype="<f8", ndim=1)]
+
+    def decided(self) -> dict[int, DeviceDecision]:
+        """Device id -> the decision as the trust step takes it (cosine, weight, the reason's name;
+        ``norm2`` and ``clip`` are not kept: None and 1)."""
+        names = {code: name for name, code in REASON_CODES.items()}
+        return {
+            i: DeviceDecision(float(c), None, float(w), 1.0, names.get(code, "malformed shares"))
+            for i, c, w, code in zip(self.devices, self.cosine, self.weight, self.reasons)
+        }
+
+    def __post_init__(self) -> None:
+        m = len(self.devices)
+        if not len(self.reasons) == self.cosine.shape[0] == self.weight.shape[0] == self.weights.shape[0] == m:
+            raise ValueError(f"{m} devices, {len(self.reasons)} reasons, {self.cosine.shape[0]} cosines, {self.weight.shape[0]} weights")

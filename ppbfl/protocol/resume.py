@@ -21,16 +21,25 @@ devices' commitments of closed rounds stay on chain; those of the aborted round 
 devices commit again in the next round). :class:`ResumableRun` drives the rounds so that every
 closed round's model is saved before its trust step.
 
-Window left: a crash between a round's close on chain and its model file (one ``os.replace``
-after the close transaction) leaves a closed round whose aggregate nobody kept;
-:func:`resume_point` then raises :class:`ResumeError` naming the round instead of guessing.
+A crash between a round's close on chain and its model file (one ``os.replace`` after the close
+transaction), or between the model file and the trust records, leaves a closed round whose
+aggregate or trust step the coordinator did not keep. The edge nodes keep their aggregate reply
+of their latest two rounds with the decisions they signed (across their own restarts too,
+:mod:`ppbfl.protocol.edge_state`) and send it again on :class:`~ppbfl.protocol.messages.AggregateRecall`
+(:func:`recall_round`); :func:`rebuild_round` takes the replies of at least ``t`` nodes that agree
+on the decisions, reconstructs the aggregate (robustly), and accepts it only if it is the chain's:
+its Merkle root is the round's ``aggregateRoot``, ``keccak(modelHash || aggregate)`` its
+``newModelHash`` and the decisions the agreed ones. The model file is then written and the trust
+step run as if the coordinator had not stopped. With fewer than ``t`` matching replies (nodes that
+restarted without a state folder, or more than two rounds later) :class:`ResumeError` names the round.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,16 +47,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 from eth_hash.auto import keccak
 
-from ppbfl.chain.rounds import Phase
+from ppbfl.chain.merkle import merkle_root
+from ppbfl.chain.rounds import Phase, RoundState
 from ppbfl.errors import ConfigError, PPBFLError
+from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.ledger import ChainLedger
+from ppbfl.protocol.messages import AggregateRecall, RecalledRound
+from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round import RoundResult
+from ppbfl.protocol.transport import Transport
+from ppbfl.protocol.verification import RoundDecision
+from ppbfl.sharing.robust import robust_reconstruct
 
 if TYPE_CHECKING:
     from ppbfl.fl.federation import Federation
     from ppbfl.trust.keeper import TrustKeeper
 
-__all__ = ["ModelStore", "ResumableRun", "ResumeError", "ResumePoint", "resume_point"]
+__all__ = ["ModelStore", "ResumableRun", "ResumeError", "ResumePoint", "rebuild_round", "recall_round", "resume_point"]
+
+
+#: what an edge node without its setup answers (:class:`~ppbfl.protocol.edge_node.EdgeNode`): a
+#: node dropped for it restarted without a state folder, and the tier is set up again for it
+NOT_SET_UP = "before setup"
+#: most ``t``-subsets of the recalled shares tried against the chain's aggregate root
+MAX_SUBSETS = 256
 
 
 class ResumeError(PPBFLError):
@@ -136,15 +159,103 @@ class ResumePoint:
     liars: tuple[int, ...]
 
 
-def resume_point(ledger: ChainLedger, models: ModelStore, initial: np.ndarray) -> ResumePoint:
-    """Read the run from chain, abort a round left open, and check the stored model against the chain.
+def recall_round(transport: Transport, nodes: Iterable[int], round: int, *, d: int, p: int, timeout: float = 30.0) -> dict[int, RecalledRound]:
+    """Edge node -> its :class:`RecalledRound` of ``round`` (:class:`AggregateRecall`), over
+    ``transport`` (the coordinator's); a node that fails or answers something else is left out."""
+    replies = {}
+    for j in nodes:
+        try:
+            reply = transport.call(edge_party(j), AggregateRecall(), round=round, timeout=timeout, context={"d": d, "p": p}).message
+        except PPBFLError:
+            continue
+        if isinstance(reply, RecalledRound):
+            replies[j] = reply
+    return replies
 
-    ``initial``: the model round 1 opens with (float32 (d,)).
+
+def rebuild_round(
+    round: int, state: RoundState, replies: Mapping[int, RecalledRound], decisions: Mapping[int, tuple[int, int]], *,
+    t: int, codec: FixedPointCodec, device_index: Mapping[int, int],
+) -> RoundResult:
+    """Round ``round``'s result from the edge nodes' kept replies, accepted only if it is the chain's.
+
+    ``state``: the round on chain (``aggregateRoot``, ``modelHash``, ``newModelHash``);
+    ``decisions``: chain device id -> (reason code, fixed-point weight) the nodes agreed on chain;
+    ``device_index``: chain device id -> device index. Nodes are grouped by the decisions they
+    report; a group of at least ``t`` whose decisions are the chain's and whose shares reconstruct
+    (robustly) an aggregate with the chain's Merkle root and ``newModelHash`` gives the result
+    (``aggregate``, ``devices``, each device's decision; its ``online`` is that group).
 
     Raises:
-        ResumeError: the model file of the last closed round is missing, or its model or aggregate
-            hashes to something else than the chain records for the round (or ``initial`` than
-            round 1's model hash when no round closed).
+        ResumeError: no such group (names the round and how many nodes replied).
+    """
+    groups: dict[tuple, list[int]] = {}
+    for j, reply in sorted(replies.items()):
+        key = (tuple(reply.devices), tuple(reply.reasons), reply.weights.tobytes(), reply.total_weight, reply.cosine.tobytes(), reply.weight.tobytes())
+        groups.setdefault(key, []).append(j)
+    for nodes in sorted(groups.values(), key=len, reverse=True):
+        first = replies[nodes[0]]
+        if len(nodes) < t:
+            break
+        if dict(zip(first.devices, zip(first.reasons, map(int, first.weights)))) != dict(decisions) or not set(first.devices) <= set(device_index):
+            continue
+        secret = _chain_secret([(j, replies[j].share) for j in nodes], t, codec, state.aggregate_root)
+        if secret is None:
+            continue
+        aggregate = np.zeros(secret.shape) if first.total_weight <= 0 else codec.decode(secret, scale_power=2) / first.total_weight
+        if next_model_hash(state.model_hash, aggregate) != state.new_model_hash:
+            continue
+        decided = first.decided()
+        decision = RoundDecision(first.norm2, first.dot_ref, tuple(decided[i] for i in first.devices), first.weights, first.total_weight, (), {})
+        return RoundResult(round, [device_index[i] for i in first.devices], aggregate, decision, "recalled", tuple(nodes), {}, (), {})
+    raise ResumeError(round, f"no t = {t} edge nodes' kept aggregate replies rebuild the aggregate and decisions the chain holds "
+                             f"({len(replies)} nodes replied)")
+
+
+def _chain_secret(shares: list[tuple[int, np.ndarray]], t: int, codec: FixedPointCodec, root: bytes) -> np.ndarray | None:
+    """The secret of ``shares`` ((node, (d,) uint64) pairs) whose Merkle root is ``root``: robust
+    reconstruction over all of them, else each ``t``-subset (the chain's root is the oracle that
+    finds the subset without a wrong share; at most :data:`MAX_SUBSETS` tried); None: none."""
+    points = tuple(j for j, _ in shares)
+    stacked = np.stack([share for _, share in shares])
+    try:
+        secret = robust_reconstruct(stacked, points, t, field=codec.field).secret
+        if merkle_root(secret) == root:
+            return secret
+    except PPBFLError:
+        pass
+    for subset in itertools.islice(itertools.combinations(range(len(points)), t), MAX_SUBSETS):
+        try:
+            secret = robust_reconstruct(stacked[list(subset)], tuple(points[k] for k in subset), t, field=codec.field).secret
+        except PPBFLError:
+            continue
+        if merkle_root(secret) == root:
+            return secret
+    return None
+
+
+def _model_opened(contract: object, models: ModelStore, round: int, initial: np.ndarray) -> np.ndarray:
+    """The model ``round`` opened with: the model after the closed round before it (``initial`` if none)."""
+    for before in range(round - 1, 0, -1):
+        if contract.round_state(before).phase == Phase.CLOSED:  # type: ignore[attr-defined]
+            opened, aggregate = models.load(before)
+            return (opened + aggregate).astype(np.float32)
+    return np.asarray(initial, dtype=np.float32)
+
+
+def resume_point(
+    ledger: ChainLedger, models: ModelStore, initial: np.ndarray, *, rebuild: Callable[[int], RoundResult] | None = None,
+) -> ResumePoint:
+    """Read the run from chain, abort a round left open, and check the stored model against the chain.
+
+    ``initial``: the model round 1 opens with (float32 (d,)). ``rebuild``: round -> its result
+    rebuilt from the edge nodes' kept replies (:func:`rebuild_round`); when the last closed
+    round has no model file, its file is written from it (None: a missing file is an error).
+
+    Raises:
+        ResumeError: the model file of the last closed round is missing (and cannot be rebuilt),
+            or its model or aggregate hashes to something else than the chain records for the
+            round (or ``initial`` than round 1's model hash when no round closed).
     """
     contract = ledger.contract
     latest = contract.latest_round()
@@ -165,6 +276,8 @@ def resume_point(ledger: ChainLedger, models: ModelStore, initial: np.ndarray) -
         if latest and contract.round_state(1).model_hash != ChainLedger.model_hash(model):
             raise ResumeError(0, "the initial model is not the one round 1 opened with")
         return ResumePoint(latest + 1, model, 0, aborted, liars)
+    if rebuild is not None and not models.path(last).exists():
+        models.save(last, _model_opened(contract, models, last, initial), rebuild(last).aggregate)
     opened, aggregate = models.load(last)
     if ChainLedger.model_hash(opened) != state.model_hash:
         raise ResumeError(last, f"{models.path(last)} holds another model than the round opened with (modelHash)")
@@ -178,10 +291,12 @@ class ResumableRun:
 
     Made by a coordinator that (re)starts: it reads the :func:`resume_point`, leaves the named
     liars out, sets the edge nodes up for the rounds after the latest one on chain, and checks the
-    trust store against the chain's anchors. Each :meth:`run_round` opens the next round with the
-    current model's hash, saves the model and aggregate once the round closed, then runs the trust
-    step (store and on-chain anchor). After a round that lost edge nodes the tier is set up again
-    (an edge node that restarted rejoins for the next round).
+    trust store against the chain's anchors; a last closed round without its model file or trust
+    records is rebuilt from the edge nodes' kept replies (:func:`rebuild_round`). Each
+    :meth:`run_round` opens the next round with the current model's hash, saves the model and
+    aggregate once the round closed, then runs the trust step (store and on-chain anchor). An edge
+    node that restarted with its state folder is back in the next round by itself; after a round
+    that lost a node without its setup (restarted without a state folder) the tier is set up again.
 
     Args:
         federation: the devices and the coordinator (made without ``trust``: this run calls the keeper).
@@ -192,7 +307,8 @@ class ResumableRun:
 
     Raises:
         ResumeError: as :func:`resume_point`, or the trust store does not hold the root the chain
-            anchored for a closed round (or holds no records of a closed round).
+            anchored for a closed round (or holds records of a round that did not close), or a
+            closed round without model file or trust records cannot be rebuilt from ``t`` edge nodes.
         ConfigError: ``federation`` runs a trust keeper itself.
     """
 
@@ -202,7 +318,8 @@ class ResumableRun:
         if federation.trust is not None:
             raise ConfigError("federation.trust", "must be None: the run calls the keeper itself, after saving the model")
         self.federation, self.ledger, self.keeper, self.models = federation, ledger, keeper, models
-        self.point = resume_point(ledger, models, initial)
+        self._rebuilt: dict[int, RoundResult] = {}
+        self.point = resume_point(ledger, models, initial, rebuild=self._rebuild)
         self._check_trust()
         coordinator = federation.coordinator
         for j in self.point.liars:
@@ -223,13 +340,27 @@ class ResumableRun:
             if anchor == bytes(32) and last in stored:
                 records = store.records(last)  # the edge nodes sign their own stored update of it again
                 self.keeper.commit(last, store.root(last), records, {x.device: x.commitment for x in records if x.commitment is not None})
-            elif anchor == bytes(32):
-                raise ResumeError(last, "the round closed on chain but its trust step never ran (no records, no anchor)")
+            elif anchor == bytes(32):  # closed, trust step never ran: from the nodes' kept decisions
+                self.keeper.after_round(self._rebuild(last))
             elif last not in stored or store.root(last) != anchor:
                 raise ResumeError(last, "the trust store does not hold the records whose root is anchored on chain")
         later = sorted(r for r in stored if r > last)
         if later:
             raise ResumeError(last, f"the trust store holds records of rounds {later[:8]}, which did not close on chain")
+
+    def _rebuild(self, round: int) -> RoundResult:
+        """Closed round ``round``'s result from the edge nodes' kept replies (:func:`rebuild_round`)."""
+        if round not in self._rebuilt:
+            coordinator, contract = self.federation.coordinator, self.ledger.contract
+            replies = recall_round(
+                coordinator.transport, range(1, coordinator.n + 1), round, d=coordinator.d, p=coordinator.field.p, timeout=coordinator.timeout,
+            )
+            decisions = {x.device_id: (x.reason, x.weight) for x in contract.decisions(round)}
+            index = {chain_id: i for i, chain_id in self.ledger.device_ids.items()}
+            self._rebuilt[round] = rebuild_round(
+                round, contract.round_state(round), replies, decisions, t=coordinator.t, codec=coordinator.codec, device_index=index,
+            )
+        return self._rebuilt[round]
 
     def run_round(
         self, updates: Mapping[int, np.ndarray], reference: np.ndarray, *, ids_flags: Mapping[int, int] | None = None,
@@ -259,7 +390,7 @@ class ResumableRun:
         self.models.save(round, model, result.aggregate)
         self.keeper.after_round(result, ids_flags=ids_flags)
         self.model = (model + result.aggregate).astype(np.float32)
-        if result.dropped:
+        if any(NOT_SET_UP in why for why in result.dropped.values()):
             self._rejoin(round)
         return result
 
