@@ -591,5 +591,6 @@ class RoundsContract:
         return RoundState(
             Phase(r[0]), Failure(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[10]), int(r[11]),
             _bits(r[12]), _bits(r[13]), _bits(r[14]), _bits(r[15]), bool(r[16]), bool(r[17]),
-            *(bytes(x) for x in r[18:26]), (int(r[7]), int(r[8]), int(r[9])),
+            bytes(r[18]), bytes(r[19]), bytes(r[20]), bytes(r[21]), bytes(r[22]), bytes(r[23]), bytes(r[24]), bytes(r[25]),
+            (int(r[7]), int(r[8]), int(r[9])),
         )
