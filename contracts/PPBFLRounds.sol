@@ -39,6 +39,10 @@ contract PPBFLRounds {
         uint32 committed;
         uint64 deadline; // last block of the current phase
         uint64 closedAt; // block of closeCommitments
+        // the PoW range when the round opened (packed into the slot commitShares reads anyway)
+        uint8 powMinBits;
+        uint8 powMaxBits;
+        uint16 powFullTrust;
         uint64 aggregatedAt; // block of postAggregate
         uint32 length; // aggregate vector length d
         uint32 scalarVoters; // bitmaps over edge indices (bit i = edge node i)
@@ -273,7 +277,8 @@ contract PPBFLRounds {
 
     /// @notice Derive every device's PoW difficulty from its stored trust: powMaxBits at trust 0
     /// down to powMinBits at trust >= fullTrust (Q1.15), linear between (maxBits = 0 switches
-    /// back to the registered powBits).
+    /// back to the registered powBits). Each round keeps the range set when it opened (a round
+    /// already open is not changed: its devices may be stamping).
     function setPowRange(uint8 minBits, uint8 maxBits, uint16 fullTrust) external onlyAdmin {
         if (maxBits > 64) revert BadPowBits(maxBits);
         if (minBits > maxBits) revert BadPowBits(minBits);
@@ -284,14 +289,21 @@ contract PPBFLRounds {
         emit PowRangeSet(minBits, maxBits, fullTrust);
     }
 
-    function _powBits(uint256 info) internal view returns (uint256) {
-        uint256 maxBits = powMaxBits;
+    /// The difficulty of the device with `info` under the PoW range (minBits, maxBits, full).
+    function _powBits(uint256 info, uint256 minBits, uint256 maxBits, uint256 full) internal view returns (uint256) {
         if (maxBits == 0) return info >> 32;
         uint256 id = (info & 0xffffffff) - 1;
         uint256 trust = (trustWords[id / TRUST_LANES] >> (16 * (id % TRUST_LANES))) & 0xffff;
-        uint256 full = powFullTrust;
         if (trust > full) trust = full;
-        return maxBits - ((maxBits - powMinBits) * trust) / full;
+        return maxBits - ((maxBits - minBits) * trust) / full;
+    }
+
+    /// The difficulty a commitment of the device with `info` must meet now: under the open
+    /// round's snapshot of the PoW range (the range set when it opened), else the current range.
+    function _powBitsNow(uint256 info) internal view returns (uint256) {
+        Round storage r = rounds[latestRound];
+        if (latestRound != 0 && r.phase == Phase.Open) return _powBits(info, r.powMinBits, r.powMaxBits, r.powFullTrust);
+        return _powBits(info, powMinBits, powMaxBits, powFullTrust);
     }
 
     /// @notice Change a registered device's PoW difficulty (set from its trust by the admin).
@@ -318,6 +330,7 @@ contract PPBFLRounds {
         r.phase = Phase.Open;
         r.deviceCount = uint32(deviceAddresses.length);
         r.deadline = uint64(block.number + commitBlocks);
+        (r.powMinBits, r.powMaxBits, r.powFullTrust) = (powMinBits, powMaxBits, powFullTrust);
         r.modelHash = modelHash;
         emit RoundOpened(round, modelHash, r.deviceCount, r.deadline);
     }
@@ -335,7 +348,7 @@ contract PPBFLRounds {
         uint32 id = uint32((info & 0xffffffff) - 1);
         if (id >= r.deviceCount) revert DeviceNotInRound(round, id);
         if (commitments[round][id] != bytes32(0)) revert AlreadyCommitted(round, id);
-        uint256 bits = _powBits(info);
+        uint256 bits = _powBits(info, r.powMinBits, r.powMaxBits, r.powFullTrust);
         if (bits != 0) {
             bytes32 stamp = keccak256(abi.encodePacked(address(this), uint64(block.chainid), msg.sender, round, root, nonce));
             if (uint256(stamp) >> (256 - bits) != 0) revert BadPow(round, id);
@@ -877,7 +890,7 @@ contract PPBFLRounds {
     function device(address account) external view returns (bool registered, uint32 id, uint8 powBits) {
         uint256 info = deviceInfo[account];
         if (info == 0) return (false, 0, 0);
-        return (true, uint32((info & 0xffffffff) - 1), uint8(_powBits(info)));
+        return (true, uint32((info & 0xffffffff) - 1), uint8(_powBitsNow(info)));
     }
 
     function deviceAddress(uint32 id) external view returns (address) {

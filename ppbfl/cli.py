@@ -92,7 +92,8 @@ def edge_node(args: argparse.Namespace) -> EdgeNode:
 
 def _edge_trust(args: argparse.Namespace) -> dict:
     """``make_edge_node``'s trust settings from ``--trust-config FILE`` (TOML: its ``[trust]``
-    table, as in experiment configs), ``--trust-devices`` and ``--trust-store``; none without a file.
+    table, as in experiment configs), ``--trust-devices`` and ``--trust-store`` (default: the SQLite
+    file ``CREDS/<party>.trust.db``); none without a file.
 
     Raises:
         ConfigError: the file is unreadable or not TOML, or ``--trust-devices`` is missing.
@@ -110,7 +111,12 @@ def _edge_trust(args: argparse.Namespace) -> dict:
         raise ConfigError("trust_config", f"{args.trust_config}: {error}") from None
     if not isinstance(table, dict):
         raise ConfigError("trust_config", f"{args.trust_config}: [trust] must be a table")
-    return {"trust_config": table, "trust_devices": args.trust_devices, "trust_store": args.trust_store}
+    store = args.trust_store
+    if store is None:  # beside the node's credentials: a restarted node still holds (and re-signs) its rounds
+        from pathlib import Path
+
+        store = f"sqlite:///{Path(args.creds).resolve() / f'{args.party}.trust.db'}"
+    return {"trust_config": table, "trust_devices": args.trust_devices, "trust_store": store}
 
 
 def _creds(args: argparse.Namespace) -> int:
@@ -209,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--behaviour", default="honest", choices=["honest", "tamper-aggregate", "tamper-verify"], help="fault injection for demonstrations")
     edge.add_argument("--trust-config", default=None, help="TOML file whose [trust] table is the consortium's trust model: the node then computes and signs each round's trust update")
     edge.add_argument("--trust-devices", type=int, default=0, help="with --trust-config: the number of registered devices (chain ids 0 .. m-1)")
-    edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: in memory; a node that restarts needs a file)")
     edge.add_argument("--state-dir", default=None, help="folder where the node keeps its setup, PRZS keys and spent counters (encrypted under its TLS key): restarted with the same folder it rejoins without a new setup of the tier")
+    edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: sqlite:///CREDS/<party>.trust.db, so a restarted node keeps its rounds; sqlite:// keeps it in memory)")
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")
     creds.add_argument("--out", required=True, help="folder for ca.crt, ca.key (0600) and <party>.crt / <party>.key (0600)")

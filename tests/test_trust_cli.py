@@ -97,3 +97,33 @@ def test_verify_checks_a_proof_against_a_real_node_alone(tmp_path, capsys) -> No
         assert main(["trust", "verify", str(bad), *args]) == 1
         assert main(["trust", "verify", str(elsewhere), *args]) == 1  # round 1 has no anchor
         assert capsys.readouterr().out.count("INVALID") == 2
+
+
+def test_ppbfl_edge_keeps_its_trust_store_beside_its_credentials_so_a_restarted_node_re_signs(tmp_path) -> None:
+    """``ppbfl edge --trust-config`` without ``--trust-store``: the node's witness lives in
+    ``CREDS/<party>.trust.db``; a node restarted from the same folder still holds round 1 and
+    answers with the same vote (a coordinator restarted before anchoring can collect it again).
+    An explicit in-memory store (``sqlite://``) loses it, as the old default did."""
+    import argparse
+
+    from ppbfl.cli import _edge_trust
+    from ppbfl.defense.decision import DeviceDecision
+    from ppbfl.protocol.deployment import make_edge_node
+
+    (tmp_path / "trust.toml").write_text("[trust]\nforgetting = 0.8\n")
+    options = {"trust_config": str(tmp_path / "trust.toml"), "trust_devices": 3, "creds": str(tmp_path), "party": "edge-2"}
+    decided = {0: DeviceDecision(0.9, 1, 1.0, 1.0, "accepted"), 2: DeviceDecision(-0.5, 1, 0.0, 1.0, "cosine <= tau")}
+    for store, kept in ((None, True), ("sqlite://", False)):
+        settings = _edge_trust(argparse.Namespace(trust_store=store, **options))
+        node = make_edge_node(**settings)
+        assert node.trust_witness is not None
+        vote = node.trust_witness.vote(1, decided, {})
+        node.trust_witness.store.close()
+        restarted = make_edge_node(**settings).trust_witness
+        assert restarted is not None
+        assert (restarted.stored_vote(1) == vote, restarted.round) == ((True, 1) if kept else (False, 0))
+        assert restarted.states == node.trust_witness.states if kept else restarted.round == 0
+        restarted.store.close()
+        (tmp_path / "edge-2.trust.db").unlink(missing_ok=True)
+    assert settings["trust_store"] == "sqlite://"
+    assert _edge_trust(argparse.Namespace(trust_store=None, **options))["trust_store"] == f"sqlite:///{tmp_path.resolve() / 'edge-2.trust.db'}"

@@ -1,10 +1,14 @@
 """Trust in ``ppbfl experiment``: the grid switch, the on-off and slow-poisoning attacks, a keeper per
 run following the secure rule's rounds (checked against a float beta-reputation model), and trust in
-results.csv, trust.csv, results.md and the trust plot."""
+results.csv, trust.csv, results.md and the trust plot. Each run's trust goes through its own embedded
+chain (the default): the trust words the contract holds are the model's, the anchored roots verify
+the store's records (``ppbfl trust prove`` / ``verify`` logic) and a chain-only audit, and every
+device stamped its PoW at the difficulty its trust set; ``[trust] chain = false`` runs are marked."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import tomllib
 
 import numpy as np
@@ -15,6 +19,11 @@ from ppbfl.fl.config import Cell, Federation, parse_config
 from ppbfl.fl.errors import ConfigError
 from ppbfl.fl.report import write_all
 from ppbfl.fl.runner import run_cell, run_experiment, train_round
+from ppbfl.trust.audit import audit_store
+from ppbfl.trust.onchain import ChainedFederation
+from ppbfl.trust.pow import pow_bits_for
+from ppbfl.trust.proof import TrustProof, verify_on_chain
+from ppbfl.trust.reputation import TRUST_ONE, initial_state
 
 GRID = """
 [grid]
@@ -35,13 +44,16 @@ root_size = 10
 t = 2
 n = 3
 """
+LIGHT_POW = "[trust]\npow_max_bits = 12\n"  # quarantined devices hash ~2^12 nonces a round (the default 22: seconds each)
 
 
 ROUNDS = 5  # the sign flippers' trust falls below 0.3 after round 5
+CHAIN_ROUNDS = 3  # the chained run quarantines below 0.5: after round 2 (2.62 / 5.52), so round 3 stamps at the maximum
 
 
-def _config(trust: str = "", extra: str = ""):
-    return parse_config(tomllib.loads(GRID.format(trust=trust, rounds=ROUNDS) + extra))
+def _config(trust: str = "", extra: str = "", rounds: int = ROUNDS):
+    light = LIGHT_POW + extra.removeprefix("[trust]\n") if extra.startswith("[trust]") else LIGHT_POW + extra
+    return parse_config(tomllib.loads(GRID.format(trust=trust, rounds=rounds) + light))
 
 
 def test_trust_is_on_for_the_secure_rules_by_default_and_a_grid_axis_when_asked() -> None:
@@ -128,14 +140,48 @@ def _float_trust(rejected: list[bool], forgetting: float = 0.9) -> list[float]:
     return out
 
 
+def _check_on_chain(federation: ChainedFederation) -> dict:
+    """Before a run's chain goes: every stored record's proof checked against the contract (as
+    ``ppbfl trust prove`` then ``verify``), the same proofs with one field edited, and the chain-only audit."""
+    store, contract = federation.trust.store, federation.ledger.contract
+    proofs = {(r, x.device): store.prove(x.device, r) for r in store.rounds() for x in store.records(r)}
+    edited = {key: TrustProof(dataclasses.replace(p.record, weight=p.record.weight + 0.5), p.index, p.siblings) for key, p in proofs.items()}
+    return {
+        "anchors": {r: contract.round_state(r).anchor for r in store.rounds()},
+        "verified": {key: verify_on_chain(p, contract) for key, p in proofs.items()},
+        "edited": {key: verify_on_chain(p, contract) for key, p in edited.items()},
+        "audit": audit_store(store, contract, federation.trust.config),
+    }
+
+
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
-    config = _config("trust = [true, false]")
-    config = type(config)(config.datasets, config.attacks, config.malicious_fractions, ("ppbfl_secure",), config.seeds,
-                          config.federation, config.attack_params, config.defence_params, config.trust, config.trust_config)
+    """Both attacks with and without trust, trust kept off chain (``[trust] chain = false``: fast)."""
+    config = _config("trust = [true, false]", "[trust]\nchain = false\n")
+    config = dataclasses.replace(config, defences=("ppbfl_secure",))
     results = run_experiment(config, progress=False)
     folder = tmp_path_factory.mktemp("out")
     return results, write_all(results, folder, command="ppbfl experiment c.toml"), folder
+
+
+@pytest.fixture(scope="module")
+def chained(tmp_path_factory):
+    """The sign-flip run with trust through its chain (the default); before its chain goes, every
+    record's proof is checked against the contract (see :func:`_check_on_chain`)."""
+    config = _config(extra="[trust]\nquarantine_below = 0.5\nrelease_at = 0.5\n", rounds=CHAIN_ROUNDS)
+    config = dataclasses.replace(config, attacks=("sign_flip",), defences=("ppbfl_secure",))
+    assert config.trust_chain
+    checked: list[dict] = []
+    close = ChainedFederation.close
+
+    def checking_close(self: ChainedFederation) -> None:
+        checked.append(_check_on_chain(self))
+        close(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ChainedFederation, "close", checking_close)
+        (run,) = run_experiment(config, progress=False)
+    return run, write_all([run], tmp_path_factory.mktemp("chained")), checked
 
 
 def test_each_run_keeps_trust_that_follows_the_beta_model_and_quarantines_the_sign_flippers(grid) -> None:
@@ -182,3 +228,76 @@ def test_trust_reaches_results_csv_trust_csv_the_markdown_and_a_plot(grid) -> No
     line = next(x for x in markdown.splitlines() if x.startswith("| sign_flip | 40% | ppbfl (secure) | "))
     assert line.endswith(f"| 2 of 2 | 5.0 | 0 of {3 * ROUNDS} |")
     assert (folder / "trust_breast_cancer.png").stat().st_size > 0
+
+
+def test_the_run_agrees_anchors_and_applies_its_trust_on_its_own_chain(chained) -> None:
+    run, _, checked = chained
+    config = _config(extra="[trust]\nquarantine_below = 0.5\nrelease_at = 0.5\n").trust_config
+    facts = run.chain_per_round
+    assert not run.failed and facts is not None and [f.round for f in facts] == list(range(1, CHAIN_ROUNDS + 1))
+    for device in range(5):  # the agreed update is the float beta model's, as off chain
+        expected = _float_trust([True] * CHAIN_ROUNDS if device in run.malicious_devices else [False] * CHAIN_ROUNDS)
+        assert np.asarray(run.trust_per_round)[:, device] == pytest.approx(expected, abs=2**-9)
+    assert all(run.quarantine_round(i) == 2 for i in run.malicious_devices)
+    # the contract's trust words are the model's weights (reputation, 0 in quarantine)
+    for k, f in enumerate(facts):
+        expected = [0 if i in run.quarantined_per_round[k] else round(run.trust_per_round[k][i] * TRUST_ONE) for i in range(5)]
+        assert list(f.trust_q15) == expected == [x.after.weight_trust for x in f.trust.records]
+        assert f.round_gas > 0 and f.trust_gas > 0
+    # each device stamped at the difficulty the chain derived from its trust before the round
+    start = initial_state(config).weight_trust
+    assert start == 3 * TRUST_ONE // 4
+    before = [[start] * 5] + [list(f.trust_q15) for f in facts[:-1]]
+    for f, words in zip(facts, before):
+        assert list(f.pow_bits) == [pow_bits_for(w, config) for w in words]
+    assert facts[0].pow_bits == (9,) * 5  # 12 - floor(4 * 0.75 / 0.9)
+    last, honest = facts[-1], [i for i in range(5) if i not in run.malicious_devices]
+    assert all(last.pow_bits[i] == 12 for i in run.malicious_devices)  # quarantined after round 2: the hardest stamp
+    assert all(last.pow_bits[i] < 12 for i in honest) and facts[0].trust_q15 != last.trust_q15
+    # the anchored roots are the chain's, every record proves against them, an edited one does not, the audit is clean
+    (check,) = checked
+    assert check["anchors"] == {f.round: f.anchor for f in facts}
+    assert len(check["verified"]) == 5 * CHAIN_ROUNDS and all(check["verified"].values())
+    assert not any(check["edited"].values())
+    assert check["audit"] == {r: [] for r in range(1, CHAIN_ROUNDS + 1)}
+
+
+def test_the_chain_facts_reach_trust_csv_chain_csv_and_results_csv(chained, grid) -> None:
+    run, written, _ = chained
+    rows = list(csv.DictReader(written["trust"].read_text().splitlines()))
+    assert len(rows) == 5 * CHAIN_ROUNDS
+    for t in rows:
+        fact = run.chain_per_round[int(t["round"]) - 1]
+        assert (int(t["chain_trust_q15"]), int(t["pow_bits"])) == (fact.trust_q15[int(t["device"])], fact.pow_bits[int(t["device"])])
+    chain_rows = list(csv.DictReader(written["chain"].read_text().splitlines()))
+    assert [(int(c["round"]), c["anchor"], int(c["round_gas"]), int(c["trust_gas"])) for c in chain_rows] == [
+        (f.round, f.anchor.hex(), f.round_gas, f.trust_gas) for f in run.chain_per_round]
+    (row,) = csv.DictReader(written["csv"].read_text().splitlines())
+    assert (row["trust"], row["trust_chain"]) == ("on", "on")
+    # trust kept off chain ([trust] chain = false) is marked so, and has no chain columns or chain.csv
+    results, off, _ = grid
+    assert all(r.chain_per_round is None for r in results)
+    marks = {(r["attack"], r["trust"]): r["trust_chain"] for r in csv.DictReader(off["csv"].read_text().splitlines())}
+    assert marks == {("sign_flip", "on"): "off", ("sign_flip", "off"): "", ("on_off", "on"): "off", ("on_off", "off"): ""}
+    assert "chain" not in off and {t["pow_bits"] for t in csv.DictReader(off["trust"].read_text().splitlines())} == {""}
+
+
+def test_the_chain_setting_is_a_boolean(tmp_path) -> None:
+    assert _config().trust_chain is True and _config(extra="[trust]\nchain = false\n").trust_chain is False
+    with pytest.raises(ConfigError) as caught:
+        _config(extra="[trust]\nchain = 1\n")
+    assert caught.value.key == "trust.chain"
+
+
+def test_a_chained_federation_takes_no_trust_from_its_caller() -> None:
+    from ppbfl.errors import ConfigError as PPBFLConfigError
+    from ppbfl.trust.onchain import chained_federation
+
+    federation = chained_federation(2, 3, 4, 3, _config().trust_config)
+    try:  # the harness (or a coordinator) cannot weight a round with its own numbers
+        with pytest.raises(PPBFLConfigError) as caught:
+            federation.run_round(1, {i: np.zeros(4) for i in range(3)}, np.ones(4), trust={0: 1.0, 1: 1.0, 2: 1.0})
+        assert caught.value.key == "trust"
+        assert federation.ledger.contract.latest_round() == 0  # refused before anything reached the chain
+    finally:
+        federation.close()

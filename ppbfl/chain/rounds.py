@@ -114,6 +114,8 @@ class RoundState:
     new_model_hash: bytes
     audit_seed: bytes
     anchor: bytes
+    pow_range: tuple[int, int, int]
+    """``(min_bits, max_bits, full_trust)`` of the PoW range when the round opened (its commitments' difficulty)."""
 
 
 @dataclass(frozen=True)
@@ -611,7 +613,8 @@ class RoundsContract:
         """The stored state of ``round_`` (``Phase.NONE`` for a round never opened)."""
         r = self._view("roundInfo", _uint("round", round_, 64))
         return RoundState(
-            Phase(r[0]), Failure(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]),
-            _bits(r[9]), _bits(r[10]), _bits(r[11]), _bits(r[12]), bool(r[13]), bool(r[14]),
-            *(bytes(x) for x in r[15:23]),
+            Phase(r[0]), Failure(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[10]), int(r[11]),
+            _bits(r[12]), _bits(r[13]), _bits(r[14]), _bits(r[15]), bool(r[16]), bool(r[17]),
+            bytes(r[18]), bytes(r[19]), bytes(r[20]), bytes(r[21]), bytes(r[22]), bytes(r[23]), bytes(r[24]), bytes(r[25]),
+            (int(r[7]), int(r[8]), int(r[9])),
         )

@@ -43,12 +43,18 @@ Example::
     [trust]                         # the reputation model (ppbfl.trust.TrustConfig; defaults)
     forgetting = 0.9
     quarantine_below = 0.3
+    chain = true                    # trust through an embedded chain (default); false: see below
 
 **Trust.** The secure rules (:data:`TRUST_RULES`) run with a :class:`~ppbfl.trust.keeper.TrustKeeper`
 per run by default (``grid.trust = [true]``): each round is weighted with the devices' reputation and
 reported to the keeper (see :func:`ppbfl.fl.runner.run_cell`); ``trust = [false]`` turns it off,
 ``[true, false]`` runs both. Plaintext rules have no protocol round to learn from and run once,
-without trust (``Cell.trust`` False).
+without trust (``Cell.trust`` False). Each run with trust records its rounds on an embedded py-evm
+chain of its own (``[trust] chain = true``, the default): the edge nodes agree the trust update
+on chain, the records are anchored and the devices stamp their PoW at the difficulty the chain
+derives from their trust (:mod:`ppbfl.trust.onchain`). ``chain = false`` keeps trust off chain
+(no agreement, anchoring or PoW; faster, for speed studies): the results mark such runs
+(``trust_chain = off``).
 
 Every error is a :class:`~ppbfl.fl.errors.ConfigError` whose ``key`` is the dotted key.
 Cells with attack ``"none"`` run only at fraction 0 and other attacks only at fractions > 0
@@ -129,6 +135,7 @@ class ExperimentConfig:
     defence_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     trust: tuple[bool, ...] = (True,)
     trust_config: TrustConfig = field(default_factory=TrustConfig)
+    trust_chain: bool = True
 
     def cells(self) -> list[Cell]:
         """The runs in a fixed order: dataset, attack, fraction, defence, trust (on first), seed;
@@ -201,6 +208,10 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
     trust_in = data.get("trust", {})
     if not isinstance(trust_in, dict):
         raise ConfigError("trust", "must be a table")
+    trust_in = dict(trust_in)
+    trust_chain = trust_in.pop("chain", True)
+    if not isinstance(trust_chain, bool):
+        raise ConfigError("trust.chain", f"must be true or false, got {trust_chain!r}")
     trust_config = load_trust_config(trust_in)
 
     fed_in = data.get("federation", {})
@@ -273,7 +284,7 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             if make_attack(a, params["attack_params"].get(a)).field_level:
                 raise ConfigError("federation.root_size", f"0 (no root set), but attack {a!r} is crafted against the root set's update")
     return ExperimentConfig(datasets, attacks, fractions, defences, seeds, federation,
-                            params["attack_params"], params["defence_params"], trust, trust_config)
+                            params["attack_params"], params["defence_params"], trust, trust_config, trust_chain)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -33,6 +33,7 @@ from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount
 from ppbfl.protocol.round import Coordinator, RoundResult
 
 if TYPE_CHECKING:
+    from ppbfl.trust.config import TrustConfig
     from ppbfl.trust.keeper import TrustKeeper
 
 __all__ = ["DeviceFactory", "Federation", "SecureCosineFilter"]
@@ -227,15 +228,18 @@ class SecureCosineFilter:
         rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
         flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
         rescale: rule ``"cosine"``: FLTrust's norm rescaling instead of clipping.
+        chain_trust: a trust model: every round then runs on an embedded chain with trust agreed by
+            the edge nodes, anchored and setting the PoW (:func:`ppbfl.trust.onchain.chained_federation`;
+            :attr:`federation` holds the keeper); None (default): no chain, the caller's trust.
     """
 
     def __init__(
         self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
         factories: Mapping[int, DeviceFactory] | None = None, rule: str = "cosine", flame_noise: float = 0.0,
-        rescale: bool = False,
+        rescale: bool = False, chain_trust: TrustConfig | None = None,
     ) -> None:
         self.t, self.n, self.tau, self.norms, self.rule, self.flame_noise = t, n, tau, norms, rule, flame_noise
-        self.rescale = rescale
+        self.rescale, self.chain_trust = rescale, chain_trust
         self.factories = dict(factories or {})
         self.codec = FixedPointCodec() if codec is None else codec
         self._federation: Federation | None = None
@@ -261,14 +265,28 @@ class SecureCosineFilter:
         if federation is None or federation.coordinator.d != d or len(federation.devices) != m:
             if federation is not None:
                 federation.close()
-            federation = self._federation = Federation.in_process(
-                self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, factories=self.factories,
-                rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
-            )
+            if self.chain_trust is None:
+                federation = Federation.in_process(
+                    self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, factories=self.factories,
+                    rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
+                )
+            else:
+                from ppbfl.trust.onchain import chained_federation
+
+                federation = chained_federation(
+                    self.t, self.n, d, m, self.chain_trust, codec=self.codec, tau=self.tau, norms=self.norms, strict=False,
+                    factories=self.factories, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
+                )
+            self._federation = federation
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}
         result = federation.run_round(self._round, {i: u[i] for i in range(m)}, reference, trust=scores)
         return result.aggregate, result
+
+    @property
+    def federation(self) -> Federation | None:
+        """The federation of the latest round (None before the first)."""
+        return self._federation
 
     def close(self) -> None:
         """Stop the in-process deployment."""

@@ -4,6 +4,9 @@ backdoor ran, ``backdoor_<dataset>.png`` (:mod:`ppbfl.fl.plots`; Agg backend). W
 trust (:mod:`ppbfl.trust`, the secure rules by default): ``trust.csv`` (each device's reputation
 and quarantine after each round, deterministic), a trust table per dataset in ``results.md``
 (:func:`trust_table`) and ``trust_<dataset>.png``; such runs are labelled ``"<rule> + trust"``.
+Runs whose trust went through their chain (``[trust] chain = true``, the default) also get
+``chain.csv`` (:func:`write_chain_csv`: per round the anchored root and the gas; not reproducible,
+as the roots cover the devices' random share commitments).
 
 A failed cell (it raised) is a row of ``results.csv`` with empty numbers and its ``error_type`` /
 ``error_message``; the tables and plots leave it out and ``results.md`` lists it under "Failed runs".
@@ -47,6 +50,7 @@ __all__ = [
     "write_csv",
     "write_markdown",
     "write_plots",
+    "write_chain_csv",
     "write_timings",
     "write_trust_csv",
 ]
@@ -55,7 +59,7 @@ CSV_FIELDS = [
     "dataset", "attack", "malicious_fraction", "defence", "seed", "malicious_devices", "rounds",
     "final_accuracy", "per_class_recall", "backdoor_success", "detection_tpr", "detection_fpr",
     "accuracy_per_round", "backdoor_success_per_round", "detection_tpr_per_round", "detection_fpr_per_round",
-    "trust", "quarantine_rounds", "false_quarantines", "quarantined_per_round",
+    "trust", "quarantine_rounds", "false_quarantines", "quarantined_per_round", "trust_chain",
     "error_type", "error_message",
 ]
 """``results.csv`` columns. ``detection_tpr`` / ``detection_fpr``: the mean over rounds of the
@@ -65,13 +69,23 @@ rules that never exclude a device, and the TPR also without malicious devices); 
 with trust, ``quarantine_rounds``: per malicious device (in ``malicious_devices`` order) the first
 round after which it was in quarantine (``-``: never), ``false_quarantines``: honest device-rounds
 in quarantine, ``quarantined_per_round``: the quarantined devices after each round (``;`` between
-rounds, ``/`` between devices)."""
+rounds, ``/`` between devices), ``trust_chain``: ``on`` when the run's trust was agreed, anchored and
+applied to the PoW on its chain, ``off`` when it was kept off chain (``[trust] chain = false``)."""
 
-TRUST_FIELDS = ["dataset", "attack", "malicious_fraction", "defence", "seed", "round", "device", "malicious", "trust", "quarantined"]
+TRUST_FIELDS = ["dataset", "attack", "malicious_fraction", "defence", "seed", "round", "device", "malicious", "trust", "quarantined",
+                "chain_trust_q15", "pow_bits"]
 """``trust.csv`` columns: one row per run with trust, round (from 1) and device; ``trust`` the
-device's reputation after the round (4 decimals), ``malicious`` / ``quarantined`` 0 or 1."""
+device's reputation after the round (4 decimals), ``malicious`` / ``quarantined`` 0 or 1; with the
+chain (else empty): ``chain_trust_q15`` the Q1.15 trust the contract holds after the round (what the
+next round weights with, 0 in quarantine), ``pow_bits`` the PoW difficulty the device stamped its
+commitment at in the round (``-1``: it did not commit)."""
 
-OUTPUT_PATTERNS = ("results.csv", "timings.csv", "results.md", "trust.csv", "accuracy_*.png", "backdoor_*.png", "trust_*.png")
+CHAIN_FIELDS = ["dataset", "attack", "malicious_fraction", "defence", "seed", "round", "anchor", "round_gas", "trust_gas"]
+"""``chain.csv`` columns: one row per run with trust on chain and round; ``anchor`` the Merkle root
+of the round's trust records that ``commitTrust`` anchored (hex), ``round_gas`` / ``trust_gas`` the
+gas of the round's transactions and of its ``commitTrust``."""
+
+OUTPUT_PATTERNS = ("results.csv", "timings.csv", "results.md", "trust.csv", "chain.csv", "accuracy_*.png", "backdoor_*.png", "trust_*.png")
 """The names :func:`write_all` writes (glob patterns); the files :func:`clear_outputs` removes."""
 
 
@@ -119,6 +133,7 @@ def _row(r: CellResult) -> dict[str, str]:
         "quarantine_rounds": ";".join(str(r.quarantine_round(i) or "-") for i in r.malicious_devices) if kept else "",
         "false_quarantines": str(r.false_quarantines) if kept else "",
         "quarantined_per_round": ";".join("/".join(map(str, q)) for q in r.quarantined_per_round or []),
+        "trust_chain": ("on" if r.chain_per_round is not None else "off") if kept else "",
         "error_type": r.error_type or "", "error_message": " ".join((r.error_message or "").split()),
     }
 
@@ -144,9 +159,28 @@ def write_trust_csv(results: list[CellResult], path: Path) -> bool:
         for r in kept:
             c = r.cell
             for k, (trust, quarantined) in enumerate(zip(r.trust_per_round or [], r.quarantined_per_round or []), start=1):
+                fact = r.chain_per_round[k - 1] if r.chain_per_round else None
                 for device, value in enumerate(trust):
+                    chain = [fact.trust_q15[device], fact.pow_bits[device]] if fact is not None else ["", ""]
                     writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, k, device,
-                                     int(device in r.malicious_devices), f"{value:.4f}", int(device in quarantined)])
+                                     int(device in r.malicious_devices), f"{value:.4f}", int(device in quarantined), *chain])
+    return True
+
+
+def write_chain_csv(results: list[CellResult], path: Path) -> bool:
+    """``chain.csv`` (:data:`CHAIN_FIELDS`) of the runs with trust on chain, written atomically; False
+    (nothing written) when no run had one."""
+    kept = [r for r in results if r.chain_per_round]
+    if not kept:
+        return False
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CHAIN_FIELDS)
+        for r in kept:
+            c = r.cell
+            for fact in r.chain_per_round or []:
+                writer.writerow([c.dataset, c.attack, f"{c.fraction:.2f}", c.defence, c.seed, fact.round, fact.anchor.hex(),
+                                 fact.round_gas, fact.trust_gas])
     return True
 
 
@@ -349,7 +383,8 @@ def write_plots(results: list[CellResult], folder: Path) -> list[Path]:
 
 
 def write_all(results: list[CellResult], folder: str | Path, *, command: str | None = None) -> dict[str, Path]:
-    """Write results.csv, timings.csv, results.md, trust.csv (where runs kept trust) and the plots
+    """Write results.csv, timings.csv, results.md, trust.csv (where runs kept trust), chain.csv (where
+    their trust went through the chain) and the plots
     into ``folder`` (created), each atomically, after removing a previous run's outputs (:func:`clear_outputs`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -359,6 +394,8 @@ def write_all(results: list[CellResult], folder: str | Path, *, command: str | N
     write_timings(results, out["timings"])
     if write_trust_csv(results, folder / "trust.csv"):
         out["trust"] = folder / "trust.csv"
+    if write_chain_csv(results, folder / "chain.csv"):
+        out["chain"] = folder / "chain.csv"
     write_markdown(results, out["markdown"], command=command)
     for p in write_plots(results, folder):
         out[p.stem] = p

@@ -15,10 +15,18 @@ Per cell (dataset, attack, malicious fraction, defence, seed):
    rules that exclude devices, the detection rates of malicious and honest devices
    (:mod:`ppbfl.fl.detection`) are recorded per round;
 4. with trust (``cell.trust``: the secure rules, on by default, :data:`~ppbfl.fl.config.TRUST_RULES`)
-   a :class:`~ppbfl.trust.keeper.TrustKeeper` of the run (in-memory store, no chain) weights every
-   round's protocol run with the devices' reputation (0 in quarantine) and is reported the round's
-   result afterwards, as the demo's :class:`~ppbfl.fl.federation.Federation` does; each device's
-   reputation and the quarantined devices after each round are recorded.
+   the run's protocol rounds are recorded on an embedded py-evm chain of their own
+   (:func:`ppbfl.trust.onchain.chained_federation`, as the demo's rounds): every round is weighted
+   with the trust agreed on chain (0 in quarantine), each device stamps its commitment at the PoW
+   difficulty the contract derives from its trust, the edge nodes compute and sign the trust
+   update, and ``commitTrust`` anchors the round's records. Each device's reputation, the
+   quarantined devices, and the chain's record of the round (anchored root, trust words, PoW bits
+   per device, gas: :class:`~ppbfl.trust.onchain.ChainRoundFacts`) are recorded after each round.
+   With ``trust_chain=False`` (``[trust] chain = false``) a :class:`~ppbfl.trust.keeper.TrustKeeper`
+   without a chain (in-memory store) weights the rounds instead: no agreement, anchoring or PoW,
+   and the results say so (``trust_chain`` off). The chain costs about 3 s per round at 10 devices
+   (py-evm; 0.28 s -> 3.3 s measured, reports/trust/README.md), plus the PoW the devices' trust
+   sets (a quarantined device hashes ~2^pow_max_bits nonces a round).
 
 Randomness derives only from the seed (NumPy ``default_rng`` / ``torch.Generator``; the secure
 defence's share randomness and challenge from ``(seed, round)``), so the same config and seed give
@@ -49,12 +57,13 @@ from ppbfl.fl.detection import detection_rates, excluded_devices
 from ppbfl.fl.errors import ConfigError, PartitionError
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import partition
-from ppbfl.fl.secure_aggregator import TRUST
+from ppbfl.fl.secure_aggregator import TRUST, TRUST_CHAIN
 from ppbfl.fl.training import TrainSettings, evaluate, local_update, predict
 from ppbfl.trust.config import TrustConfig
 
 if TYPE_CHECKING:
     from ppbfl.trust.keeper import TrustKeeper
+    from ppbfl.trust.onchain import ChainRoundFacts
 
 __all__ = ["CellResult", "apply_field_attack", "backdoor_success", "device_generator", "failed_result", "get_dataset", "run_cell", "run_experiment", "train_round"]
 
@@ -71,7 +80,9 @@ class CellResult:
 
     With trust (``cell.trust``): ``trust_per_round: (rounds, devices)`` each device's reputation in
     [0, 1] after each round, ``quarantined_per_round``: the devices in quarantine after each round
-    (both None without trust).
+    (both None without trust); ``chain_per_round``: what the run's chain holds for each round
+    (:class:`~ppbfl.trust.onchain.ChainRoundFacts`: anchored root, trust words, PoW bits per device,
+    gas; None without trust or with ``trust_chain=False``).
 
     A failed cell (``error_type`` set) has no accuracy; ``error_message`` is the exception's text.
     """
@@ -90,6 +101,7 @@ class CellResult:
     fpr_per_round: list[float] | None = None
     trust_per_round: list[list[float]] | None = None
     quarantined_per_round: list[list[int]] | None = None
+    chain_per_round: list[ChainRoundFacts] | None = None
 
     def quarantine_round(self, device: int) -> int | None:
         """The first round (from 1) after which ``device`` was in quarantine (None: never, or no trust)."""
@@ -195,13 +207,15 @@ def run_cell(
     defence_params: dict | None = None,
     probe: Backdoor | None = None,
     trust: TrustConfig | None = None,
+    trust_chain: bool = True,
 ) -> CellResult:
     """Run one federated simulation and return its :class:`CellResult`.
 
     The backdoor success rate is measured with the cell's own backdoor trigger, or with ``probe``
     when the cell runs no backdoor (the runner passes it to clean cells: the rate a trigger reaches
     without any attack, the baseline to compare against). ``trust``: the reputation model of a
-    cell with ``cell.trust`` (default ``TrustConfig()``).
+    cell with ``cell.trust`` (default ``TrustConfig()``); ``trust_chain``: its rounds run on an
+    embedded chain that agrees, anchors and applies trust (default; False: an off-chain keeper).
 
     Raises:
         ConfigError: ``cell.trust`` for a rule outside :data:`~ppbfl.fl.config.TRUST_RULES` (key ``grid.trust``).
@@ -234,9 +248,11 @@ def run_cell(
         raise ConfigError("attack_params.backdoor.features",
                           f"index {max(trigger.features)} >= {data.n_features} features of {cell.dataset}")
 
-    keeper = _keeper(fed.devices, trust) if cell.trust else None
+    keeper = _keeper(fed.devices, trust) if cell.trust and not trust_chain else None
+    chained = cell.trust and trust_chain
     reputation: list[list[float]] = []
     quarantined: list[list[int]] = []
+    facts: list[ChainRoundFacts] = []
     field_attack = bool(malicious) and attack.field_level
     model = build_model(fed.model, data.n_features, data.n_classes, hidden=fed.hidden, image_shape=data.image_shape, seed=cell.seed)
     params = get_flat(model)
@@ -255,6 +271,8 @@ def run_cell(
             context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
             if keeper is not None:
                 context.extra[TRUST] = keeper.round_trust()
+            if chained:
+                context.extra[TRUST_CHAIN] = TrustConfig() if trust is None else trust
             if defence.needs_reference or field_attack:
                 context.reference = local_update(
                     model, params, data.x_train[root_idx], data.y_train[root_idx], settings, device_generator(cell.seed, r, fed.devices)
@@ -267,6 +285,11 @@ def run_cell(
                 keeper.after_round(info["round"])
                 reputation.append([keeper.reputation()[i] for i in range(fed.devices)])
                 quarantined.append(list(keeper.quarantined))
+            if chained:
+                fact = info["chain"]
+                facts.append(fact)
+                reputation.append([fact.trust.trust(i) for i in range(fed.devices)])
+                quarantined.append(list(fact.trust.quarantined))
             excluded = excluded_devices(cell.defence, info, fed.devices)
             if excluded is None:
                 device_rule = False
@@ -289,8 +312,9 @@ def run_cell(
         extra={"aggregate_max_abs": largest},
         backdoor_per_round=backdoor, tpr_per_round=_rates(tpr) if device_rule else None,
         fpr_per_round=_rates(fpr) if device_rule else None,
-        trust_per_round=reputation if keeper is not None else None,
-        quarantined_per_round=quarantined if keeper is not None else None,
+        trust_per_round=reputation if cell.trust else None,
+        quarantined_per_round=quarantined if cell.trust else None,
+        chain_per_round=facts if chained else None,
     )
 
 
@@ -342,17 +366,17 @@ def failed_result(cell: Cell, error: Exception, wall_time_s: float) -> CellResul
 
 def _run_recorded(
     cell: Cell, federation: Federation, attack_params: dict | None, defence_params: dict | None, probe: Backdoor | None,
-    trust: TrustConfig | None = None,
+    trust: TrustConfig | None = None, trust_chain: bool = True,
 ) -> CellResult:
     """:func:`run_cell`, with any exception of the cell turned into :func:`failed_result`."""
     start = time.perf_counter()
     try:
-        return run_cell(cell, federation, attack_params, defence_params, probe, trust)
+        return run_cell(cell, federation, attack_params, defence_params, probe, trust, trust_chain)
     except Exception as error:  # any error of one cell: it is recorded and the grid goes on
         return failed_result(cell, error, time.perf_counter() - start)
 
 
-_PRELOAD = ["ppbfl.fl.runner", "ppbfl.fl.aggregators", "ppbfl.trust.keeper", "sklearn.datasets", "torch._dynamo"]
+_PRELOAD = ["ppbfl.fl.runner", "ppbfl.fl.aggregators", "ppbfl.trust.keeper", "ppbfl.trust.onchain", "sklearn.datasets", "torch._dynamo"]
 """What every cell imports (about 12 CPU seconds: scikit-learn's datasets, torch's optimiser stack;
 the trust keeper's SQLAlchemy / alembic / pydantic about 0.8 s)."""
 
@@ -397,7 +421,7 @@ def run_experiment(
     backdoor = make_attack("backdoor", config.attack_params.get("backdoor")) if "backdoor" in config.attacks else None
     probe = backdoor if isinstance(backdoor, Backdoor) else None
     args = [(cell, config.federation, config.attack_params, config.defence_params, probe if cell.attack == "none" else None,
-             config.trust_config) for cell in cells]
+             config.trust_config, config.trust_chain) for cell in cells]
     results: list[CellResult | None] = [None] * len(cells)
     bar = tqdm(total=len(cells), desc="ppbfl experiment", unit="run", disable=not progress)
 

@@ -57,7 +57,7 @@ from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
 from ppbfl.fl.federation import SecureCosineFilter
 from ppbfl.fl.field_attacks import FieldAttackRound, OutOfRangeDevice
 
-__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "TRUST", "SecureCosineAggregator", "SecureFlameAggregator", "choose_frac_bits", "fits"]
+__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "TRUST", "TRUST_CHAIN", "SecureCosineAggregator", "SecureFlameAggregator", "choose_frac_bits", "fits"]
 
 KEY = "defence_params.ppbfl_secure"
 MIN_FRAC_BITS = 8
@@ -68,6 +68,12 @@ TRUST = "trust"
 runner from its :class:`~ppbfl.trust.keeper.TrustKeeper`); ``info["round"]`` then carries the round's
 :class:`~ppbfl.protocol.round.RoundResult` for the keeper."""
 """Fewest fractional bits accepted: a step of ``2^-9`` already rivals typical update entries."""
+TRUST_CHAIN = "trust_chain"
+"""``AggregationContext.extra`` key: a :class:`~ppbfl.trust.config.TrustConfig` (set by the runner):
+the rounds then run on an embedded chain whose agreed trust weights them
+(:func:`ppbfl.trust.onchain.chained_federation`); ``info["round"]`` carries the
+:class:`~ppbfl.protocol.round.RoundResult` and ``info["chain"]`` the chain's
+:class:`~ppbfl.trust.onchain.ChainRoundFacts` of the round."""
 
 
 def fits(frac_bits: int, d: int, m: int, max_abs: float, field: PrimeField = GF61) -> bool:
@@ -221,13 +227,14 @@ class SecureCosineAggregator(Aggregator):
             raise UpdateRangeError(-1, j, float(reference[j]), bound, f"{self.key}.max_abs")
         attackers, knowledge = self._field_attackers(context, reference)
         secure = self._filter
-        if secure is None or secure.codec != codec or set(secure.factories) != attackers:
+        chain_trust = context.extra.get(TRUST_CHAIN)
+        if secure is None or secure.codec != codec or set(secure.factories) != attackers or secure.chain_trust != chain_trust:
             if secure is not None:
                 secure.close()
             norms: Literal["auto", "beaver"] = "beaver" if self.dot_mode == "beaver" else "auto"
             factories = {i: partial(OutOfRangeDevice, knowledge=knowledge) for i in attackers}
             secure = self._filter = SecureCosineFilter(
-                self.t, self.n, codec, tau=float(self.tau), norms=norms, factories=factories, **self._rule_options(),
+                self.t, self.n, codec, tau=float(self.tau), norms=norms, factories=factories, chain_trust=chain_trust, **self._rule_options(),
             )
         trust = context.extra.get(TRUST)
         scores = None if trust is None else np.array([trust[i] for i in range(m)], dtype=np.float64)
@@ -241,8 +248,13 @@ class SecureCosineAggregator(Aggregator):
             "validity_l2_bound": l2_bound(codec, d),
             "wrong_edge_nodes": list(result.liars),
         }
-        if trust is not None:
+        if trust is not None or chain_trust is not None:
             info["round"] = result
+        if chain_trust is not None:
+            from ppbfl.trust.onchain import ChainedFederation, round_facts
+
+            assert isinstance(secure.federation, ChainedFederation)
+            info["chain"] = round_facts(secure.federation, result)
         return aggregate.astype(np.float32), info
 
 

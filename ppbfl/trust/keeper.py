@@ -142,7 +142,9 @@ class TrustKeeper:
     def commit(self, round: int, root: bytes, records: Sequence[TrustRecord], commitments: Mapping[int, bytes]) -> int:
         """Relay ``commitTrust`` of ``round``'s ``root`` and trust words with the signatures of the
         voters whose own update is exactly these (a voter that refuses with a typed error, e.g. a
-        node that took no part in the round, is left out); returns its gas.
+        node that took no part in the round, is left out); returns its gas. An in-process node whose
+        witness missed anchored rounds first adopts them from this keeper's store, checked against
+        the chain (:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`), so it votes again.
 
         Raises:
             ConfigError: no ledger; ChainRevertError: the contract refused (``TrustNotAgreed``: fewer
@@ -155,6 +157,9 @@ class TrustKeeper:
         signatures = []
         for voter in self.voters:
             try:
+                witness = getattr(voter, "trust_witness", None)
+                if isinstance(witness, TrustWitness):  # an in-process node that missed rounds catches up first
+                    witness.catch_up(round, self.ledger.contract, self.store.records)
                 vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue

@@ -9,15 +9,25 @@ without a verified upload counts as missing) with the same function as the coord
 signatures of the same root and words, so the coordinator cannot write a trust the nodes did not
 compute. A round already stored is voted on again from the store (a coordinator that crashed
 before relaying asks again; the node's answer does not change).
+
+A node that missed rounds (offline, restarted, left out as a named liar) would vote from stale
+states forever, and its votes would never count again. :meth:`TrustWitness.catch_up` brings it
+back: every round after its last one whose trust was anchored on chain is adopted from a copy of
+that round's records (anyone's, e.g. the coordinator's store), checked against the chain alone
+(:func:`~ppbfl.trust.audit.audit_records`: the leaves fold to the anchored root that t nodes
+signed, each record's evidence is the reason the chain agreed, its ``before`` is the node's own
+state, its ``after`` the update rule's), so the copy's source need not be trusted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 
+from ppbfl.chain.rounds import RoundsContract
 from ppbfl.chain.votes import TrustVote
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.errors import ConfigError
+from ppbfl.trust.audit import audit_records
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.record import TrustRecord
 from ppbfl.trust.reputation import DeviceTrust, initial_state
@@ -48,6 +58,32 @@ class TrustWitness:
         if round not in self.store.rounds():
             return None
         return _vote(self.store.root(round), self.store.records(round))
+
+    def catch_up(self, round: int, chain: RoundsContract, records: Callable[[int], Sequence[TrustRecord]]) -> list[int]:
+        """Before voting on ``round``: adopt every round after :attr:`round` and before ``round``
+        whose trust ``chain`` anchored, from ``records(r)`` (an untrusted copy of round ``r``'s
+        records) once they check against the chain (see the module docstring); stored, and the
+        states move on. Rounds without an anchor (failed, or trust not agreed) are skipped.
+        Returns the rounds adopted (empty: the witness was not behind).
+
+        Raises:
+            ConfigError: key ``records``, naming the first round whose copy does not match the
+                chain (that round and later ones are not adopted; the earlier ones are).
+        """
+        adopted = []
+        for r in range(self.round + 1, round):
+            state = chain.round_state(r)
+            if state.anchor == bytes(32):
+                continue
+            copy = list(records(r))
+            agreed = {x.device_id: x.reason for x in chain.decisions(r)} if state.decisions_hash != bytes(32) else {}
+            problems = audit_records(copy, self.states, agreed, state.device_count, state.anchor, self.config)
+            if problems:
+                raise ConfigError("records", f"round {r}: the copy does not match the chain: {problems[0]}")
+            self.store.add_round(r, copy)
+            self.states = {**self.states, **{x.device: x.after for x in copy}}
+            adopted.append(r)
+        return adopted
 
     def vote(self, round: int, decided: Mapping[int, DeviceDecision], commitments: Mapping[int, bytes]) -> TrustVote:
         """Round ``round``'s update from ``decided`` (device -> the decision this node signed) and the
