@@ -16,9 +16,9 @@ the union of the nodes' signed ``mismatched`` lists is refused with :class:`Peer
 naming the relay and the node whose value was altered.
 
 The request's rows are what the signatures cover, except in Beaver mode, where a point's
-``norm2`` row is its ``NormShares.norm2`` and its ``validity`` row is its signed ``validity`` minus
-its ``NormShares.proof_squares``: the request carries those squares and the hash of the verify
-reply's (unused) ``norm2`` so that each row can be checked.
+``norm2`` and ``validity`` rows are its ``NormShares`` (its degree-``(t - 1)`` shares of
+``||g||^2`` and of ``z``): the request carries the hashes of the verify reply's (unused) ``norm2``
+and ``validity`` so that the verify signature can be checked too.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ppbfl.field import ops
-from ppbfl.field.prime_field import PrimeField
 from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.messages import AggregateRequest
 from ppbfl.protocol.parties import edge_party
@@ -58,16 +56,17 @@ def _digest(kind: bytes, session: bytes, round: int, index: int, hashed: Sequenc
 
 def verify_digest(
     session: bytes, round: int, index: int, *, consistency: np.ndarray, dot_ref: np.ndarray, norm2_hash: bytes,
-    proof_consistency: np.ndarray, validity: np.ndarray, mismatched: Sequence[int],
+    proof_consistency: np.ndarray, validity_hash: bytes, mismatched: Sequence[int],
 ) -> bytes:
-    """The digest node ``index`` signs in its ``VerifyShares`` of ``round`` ((m,) uint64 fields; ``norm2`` by its hash)."""
-    hashed = [field_hash(consistency), field_hash(dot_ref), norm2_hash, field_hash(proof_consistency), field_hash(validity), field_hash(mismatched)]
+    """The digest node ``index`` signs in its ``VerifyShares`` of ``round`` ((m,) uint64 fields; ``norm2``
+    and ``validity`` by their :func:`field_hash`)."""
+    hashed = [field_hash(consistency), field_hash(dot_ref), norm2_hash, field_hash(proof_consistency), validity_hash, field_hash(mismatched)]
     return _digest(b"verify", session, round, index, hashed)
 
 
-def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, proof_squares: np.ndarray) -> bytes:
+def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, validity: np.ndarray) -> bytes:
     """The digest node ``index`` signs in its ``NormShares`` of ``round`` ((m,) uint64 each)."""
-    return _digest(b"norms", session, round, index, [field_hash(norm2), field_hash(proof_squares)])
+    return _digest(b"norms/v2", session, round, index, [field_hash(norm2), field_hash(validity)])
 
 
 def coin_digest(session: bytes, round: int, index: int, coin: bytes) -> bytes:
@@ -122,7 +121,7 @@ def check_coins(
 
 def check_relayed(
     request: AggregateRequest, *, session: bytes, round: int, keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
-    me: str, field: PrimeField, columns: Sequence[int],
+    me: str, columns: Sequence[int],
 ) -> None:
     """Check every point's relayed rows of ``request`` against its node's signatures (see module docstring).
 
@@ -140,26 +139,26 @@ def check_relayed(
     for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity"):
         if getattr(request, name).shape != (k, m):
             raise OutOfPhaseError(me, f"aggregate request field {name!r}: shape {getattr(request, name).shape}, expected ({k}, {m})")
-    if beaver and (len(request.norm_signatures) != k or request.proof_squares.shape != (k, m)):
-        raise OutOfPhaseError(me, f"aggregate request: Beaver mode needs {k} norm signatures and ({k}, {m}) proof squares")
+    if beaver and not len(request.norm_signatures) == len(request.verify_validity) == k:
+        raise OutOfPhaseError(me, f"aggregate request: Beaver mode needs {k} norm signatures and {k} verify validity hashes")
     for row, j in enumerate(request.points):
         key = keys.get(j)
         if key is None:
             raise PeerAuthError(relay, f"relayed shares of {edge_party(j)}, which took no part in the setup")
-        validity = request.validity[row]
         if beaver:
-            squares = request.proof_squares[row]
-            validity = ops.add(validity, squares, field=field)
+            validity_hash = request.verify_validity[row]
             others = np.ones(m, dtype=bool)
             others[list(columns)] = False
-            norms = norms_digest(session, round, j, norm2=request.norm2[row][list(columns)], proof_squares=squares[list(columns)])
-            if request.norm2[row][others].any() or squares[others].any() or not _check(key, request.norm_signatures[row], norms):
+            norms = norms_digest(session, round, j, norm2=request.norm2[row][list(columns)], validity=request.validity[row][list(columns)])
+            if request.norm2[row][others].any() or request.validity[row][others].any() or not _check(key, request.norm_signatures[row], norms):
                 raise PeerAuthError(relay, f"relayed norm shares of {edge_party(j)} that it did not sign (altered)")
         elif field_hash(request.norm2[row]) != request.verify_norm2[row]:
             raise PeerAuthError(relay, f"relayed norm2 shares of {edge_party(j)} that it did not sign (altered)")
+        else:
+            validity_hash = field_hash(request.validity[row])
         digest = verify_digest(
             session, round, j, consistency=request.consistency[row], dot_ref=request.dot_ref[row], norm2_hash=request.verify_norm2[row],
-            proof_consistency=request.proof_consistency[row], validity=validity, mismatched=request.mismatched_by[row],
+            proof_consistency=request.proof_consistency[row], validity_hash=validity_hash, mismatched=request.mismatched_by[row],
         )
         if not _check(key, request.verify_signatures[row], digest):
             raise PeerAuthError(relay, f"relayed verify shares of {edge_party(j)} that it did not sign (altered)")
