@@ -125,7 +125,7 @@ class Federation:
     @classmethod
     def in_process(
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
-        norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
+        norms: Literal["auto", "honest-majority", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
         rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False,
     ) -> Federation:
@@ -222,7 +222,7 @@ class SecureCosineFilter:
         t, n: threshold and number of edge nodes.
         codec: fixed-point codec (default ``FixedPointCodec()``: GF(2^61 - 1), 16 fractional bits).
         tau: accept ``cos > tau``.
-        norms: ``"auto"`` (honest majority, no dealer, when ``n >= 2t - 1``) or ``"beaver"``.
+        norms: as :class:`~ppbfl.protocol.round.Coordinator` (``"auto"``, ``"honest-majority"`` or ``"beaver"``).
         factories: device index -> :data:`DeviceFactory` (simulated misbehaving devices; default :class:`Device`).
         rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
         flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
@@ -230,7 +230,7 @@ class SecureCosineFilter:
     """
 
     def __init__(
-        self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
+        self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "honest-majority", "beaver"] = "auto",
         factories: Mapping[int, DeviceFactory] | None = None, rule: str = "cosine", flame_noise: float = 0.0,
         rescale: bool = False,
     ) -> None:
