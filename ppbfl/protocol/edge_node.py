@@ -30,6 +30,7 @@ from ppbfl.defense import flame_noise, validity
 from ppbfl.defense.consistency import challenge_coefficients
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.errors import AggregateRangeError
+from ppbfl.defense.rule import DecisionRule
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
@@ -70,7 +71,7 @@ from ppbfl.protocol.messages import (
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.przs_setup import MAX_PRZS_SETS, PRZSSetup, przs_set_count
 from ppbfl.protocol.registry import PeerRegistry, identity_of
-from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
+from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError, SetupRuleError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
@@ -149,14 +150,18 @@ class EdgeNode:
         chain_key: the node's own chain key (its address is what the contract registers for it);
             it signs the node's votes in each :class:`AggregateShare` and never leaves the node.
             None: a fresh one (in-process deployments; :attr:`chain_address` tells the ledger).
+        decision_rule: the decision rule the node's operator configured: a :class:`SetupEdge` asking
+            for another rule or other options is refused (:class:`SetupRuleError` naming the
+            field). None: the node takes the rule from the setup (the coordinator's word).
     """
 
     def __init__(
         self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61,
         device_keys: DeviceKeys | None = None, credentials: PartyCredentials | None = None, registry: PeerRegistry | None = None,
-        chain_key: ChainKey | None = None,
+        chain_key: ChainKey | None = None, decision_rule: DecisionRule | None = None,
     ) -> None:
         self.party = party
+        self.decision_rule = decision_rule
         self._chain_key = ChainKey.generate() if chain_key is None else chain_key
         self.device_keys = device_keys
         self.credentials, self.registry = credentials, registry
@@ -295,6 +300,9 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"bad setup: flame_noise = {message.flame_noise!r} (>= 0, and only with rule 'flame')")
         if message.rescale and message.rule != "cosine":
             raise OutOfPhaseError(self.name, f"bad setup: rescale only with rule 'cosine', not {message.rule!r}")
+        differs = None if self.decision_rule is None else self.decision_rule.mismatch(message.rule, message.tau, message.rescale, message.flame_noise)
+        if differs is not None:
+            raise SetupRuleError(self.name, *differs)
         if self.credentials is None or self.registry is None:
             raise OutOfPhaseError(self.name, "no TLS identity and registry to agree PRZS keys with")
         if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
