@@ -64,13 +64,22 @@ def _edge(args: argparse.Namespace) -> int:
         ca_pem = read_ca_cert(args.ca)
         registry = FileRegistry(args.registry or Path(args.creds) / MANIFEST)
         trust = _edge_trust(args)
+        node = make_edge_node(args.behaviour, chain_key=str(chain_key_path(args.creds, args.party)), decision_rule=_edge_rule(args), **trust)
         return run_server(
-            make_edge_node(args.behaviour, chain_key=str(chain_key_path(args.creds, args.party)), **trust), args.party, credentials, ca_pem,
+            node, args.party, credentials, ca_pem,
             host=args.host, port=args.port, registry=registry,
         )
     except PPBFLError as exc:
         print(f"ppbfl edge: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+
+
+def _edge_rule(args: argparse.Namespace) -> dict | None:
+    """``make_edge_node``'s decision rule from ``--rule`` (and ``--tau``, ``--rescale``,
+    ``--flame-noise``); None without ``--rule`` (the node then takes the coordinator's rule)."""
+    if args.rule is None:
+        return None
+    return {"rule": args.rule, "tau": args.tau, "rescale": args.rescale, "flame_noise": args.flame_noise}
 
 
 def _edge_trust(args: argparse.Namespace) -> dict:
@@ -191,6 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     edge.add_argument("--trust-config", default=None, help="TOML file whose [trust] table is the consortium's trust model: the node then computes and signs each round's trust update")
     edge.add_argument("--trust-devices", type=int, default=0, help="with --trust-config: the number of registered devices (chain ids 0 .. m-1)")
     edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: in memory; a node that restarts needs a file)")
+    edge.add_argument(
+        "--rule", default=None, choices=["cosine", "flame"],
+        help="the consortium's decision rule: the node refuses a coordinator's setup with another rule or other options (default: it takes the coordinator's)",
+    )
+    edge.add_argument("--tau", type=float, default=0.0, help="with --rule cosine: the cosine threshold (default 0)")
+    edge.add_argument("--rescale", action="store_true", help="with --rule cosine: FLTrust's norm rescaling")
+    edge.add_argument("--flame-noise", type=float, default=0.0, help="with --rule flame: the noise level lambda (default 0)")
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")
     creds.add_argument("--out", required=True, help="folder for ca.crt, ca.key (0600) and <party>.crt / <party>.key (0600)")

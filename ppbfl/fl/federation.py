@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal, Self
 import numpy as np
 
 from ppbfl.chain.attest import ChainKey
+from ppbfl.defense.rule import load_decision_rule
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import Deployment, InProcessDeployment
@@ -131,9 +132,15 @@ class Federation:
     ) -> Federation:
         """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain
         (``rule``, ``flame_noise``, ``rescale``: the round's decision rule, FLAME's noise level and
-        FLTrust's norm rescaling, :class:`~ppbfl.protocol.round.Coordinator`)."""
+        FLTrust's norm rescaling, :class:`~ppbfl.protocol.round.Coordinator`; every edge node is
+        configured with this rule, as its operator would, and refuses a setup with another).
+
+        Raises:
+            ConfigError: naming the rule option that is invalid (``rule.tau``, ``rule.rescale``, ...).
+        """
         codec = FixedPointCodec() if codec is None else codec
-        deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True)
+        decision_rule = load_decision_rule({"rule": rule, "tau": float(tau), "rescale": bool(rescale), "flame_noise": float(flame_noise)})
+        deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True, decision_rule=decision_rule)
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
             rule=rule, flame_noise=flame_noise, rescale=rescale,

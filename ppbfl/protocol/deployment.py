@@ -25,6 +25,7 @@ from typing import Any, Self
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.chain.attest import ChainKey
+from ppbfl.defense.rule import DecisionRule, load_decision_rule
 from ppbfl.errors import ConfigError
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
@@ -61,7 +62,7 @@ __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness"
 
 def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None,
-    trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None,
+    trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, decision_rule: dict | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -72,8 +73,10 @@ def make_edge_node(
     :class:`~ppbfl.trust.config.TrustConfig` (as a dict): the node then computes and signs each
     round's trust update of devices ``0 .. trust_devices - 1`` itself
     (:class:`~ppbfl.trust.witness.TrustWitness`), kept in ``trust_store`` (a SQLAlchemy URL, the
-    node's own; None: in memory). These come from the node's operator, never from the coordinator
-    whose word the signatures replace.
+    node's own; None: in memory). ``decision_rule``: the consortium's
+    :class:`~ppbfl.defense.rule.DecisionRule` (as a dict): the node refuses a setup with another
+    rule (None: it takes the setup's). These come from the node's operator, never from the
+    coordinator whose word the signatures replace.
 
     Raises:
         CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
@@ -81,7 +84,8 @@ def make_edge_node(
     """
     key = None if chain_key is None else load_chain_key(chain_key)
     keys = None if device_certs is None else CertificateKeys(device_certs, FileRegistry(Path(device_certs) / MANIFEST))
-    node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key)
+    rule = None if decision_rule is None else load_decision_rule(decision_rule, prefix="decision_rule")
+    node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, decision_rule=rule)
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store)
     return node
@@ -160,6 +164,8 @@ class InProcessDeployment(Deployment):
             edge node require its signature on uploads (:attr:`device_keys`).
         chain_keys: edge node index -> that node's own chain key (e.g. what a node kept across a
             restart); nodes without one make a fresh key.
+        decision_rule: every node's operator-configured rule (:class:`EdgeNode`); None: the nodes
+            take the coordinator's.
 
     Each edge node gets TLS credentials of an in-memory CA (``creds``) and the registry of their
     fingerprints (``registry``): its key signs its PRZS offer, the registry checks its peers'.
@@ -167,7 +173,7 @@ class InProcessDeployment(Deployment):
 
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61,
-        signed_uploads: bool = False, chain_keys: Mapping[int, ChainKey] | None = None,
+        signed_uploads: bool = False, chain_keys: Mapping[int, ChainKey] | None = None, decision_rule: DecisionRule | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         chain_keys = dict(chain_keys or {})
@@ -179,7 +185,7 @@ class InProcessDeployment(Deployment):
         self.nodes = {
             party: EdgeNode(
                 behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys,
-                credentials=self.creds[party], registry=self.registry, chain_key=chain_keys.get(j),
+                credentials=self.creds[party], registry=self.registry, chain_key=chain_keys.get(j), decision_rule=decision_rule,
             )
             for j, party in ((j, edge_party(j)) for j in range(1, n + 1))
         }
@@ -234,6 +240,8 @@ class GrpcDeployment(Deployment):
             asks it through :meth:`trust_voters`); None: the nodes sign no trust.
         trust_dir: node ``j`` keeps its trust states in ``trust_dir/edge-j/trust.db`` (its own
             folder; kept after :meth:`close`, so a restarted node resumes); None: in memory.
+        decision_rule: every edge process's operator-configured rule (:func:`make_edge_node`); None:
+            the nodes take the coordinator's.
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
@@ -246,6 +254,7 @@ class GrpcDeployment(Deployment):
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
         trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
+        decision_rule: DecisionRule | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         self.networked = True
@@ -277,6 +286,7 @@ class GrpcDeployment(Deployment):
                             "behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None,
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
+                            "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
                         },
                         ready_timeout,
                     )
