@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.field.prime_field import GF61
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import Dispute, settle, sign_upload
@@ -27,7 +28,7 @@ from ppbfl.protocol.edge_node import EdgeNode, edge_party
 from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.messages import BeaverFinish, BeaverOpen, DeviceUpload, UploadsQuery, VerifyRequest
 from ppbfl.protocol.round import Coordinator
-from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
+from ppbfl.protocol.round_errors import CommitmentMismatchError, NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.protocol.wire import Envelope
 from tests.protocol_helpers import InconsistentDevice, plaintext_aggregate, synthetic_round
 
@@ -105,7 +106,7 @@ class LiesInNorms(EdgeNode):
         signature = self._sign(signed_shares.verify_digest(  # it signs its lie: the relay passes it on unaltered
             self._session, envelope.round, self.config.index, consistency=reply.consistency, dot_ref=reply.dot_ref,
             norm2_hash=signed_shares.field_hash(norm2), proof_consistency=reply.proof_consistency,
-            validity_hash=signed_shares.field_hash(reply.validity),
+            validity_hash=signed_shares.field_hash(reply.validity), request=signed_shares.request_hash(message),
             mismatched=reply.mismatched,
         ))
         return dataclasses.replace(reply, norm2=norm2, signature=signature)
@@ -431,3 +432,25 @@ def test_with_honest_majority_norms_at_2t_minus_1_nodes_a_norm_liar_goes_unseen(
     exact = int(np.dot(honest.astype(object), honest.astype(object))) % federation.coordinator.field.p  # the honest ||g_0||^2
     assert result.mode == "honest-majority" and result.liars == ()
     assert int(result.decision.norm2[0]) != exact
+
+
+class MixingRelay(CountingRelay):
+    """Sends edge-1 a verify request with another reference than the other nodes'."""
+
+    def call(self, party, message, **kwargs):
+        if isinstance(message, VerifyRequest) and party == edge_party(1):
+            reference = message.reference.copy()
+            reference[0] = (reference[0] + np.uint64(1)) % np.uint64(GF61.p)
+            message = dataclasses.replace(message, reference=reference)
+        return super().call(party, message, **kwargs)
+
+
+def test_replies_to_different_verify_requests_are_refused_by_every_node_naming_the_relay():
+    # not prevented (each node answered its own request), but no node opens anything of the mix
+    federation = _federation({}, relay=MixingRelay)
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=15)
+    with pytest.raises(NotEnoughEdgeNodesError, match="aggregate"):
+        federation.run_round(1, updates, reference)
+    dropped = federation.coordinator.dropped
+    assert sorted(dropped) == list(range(1, N + 1))
+    assert all("peer coordinator" in why and "did not sign" in why for why in dropped.values())

@@ -415,7 +415,7 @@ def test_a_relay_that_hides_a_signed_mismatch_is_refused():
     rows = np.arange(3, dtype=np.uint64).reshape(1, 3)
     norm2_hash = signed_shares.field_hash(rows[0])
     digest = signed_shares.verify_digest(
-        bytes(32), 1, 1, consistency=rows[0], dot_ref=rows[0], norm2_hash=norm2_hash, proof_consistency=rows[0], validity_hash=norm2_hash,
+        bytes(32), 1, 1, consistency=rows[0], dot_ref=rows[0], norm2_hash=norm2_hash, proof_consistency=rows[0], validity_hash=norm2_hash, request=bytes(32),
         mismatched=[2],
     )
     signature = signed_shares.sign(key, digest)
@@ -425,7 +425,7 @@ def test_a_relay_that_hides_a_signed_mismatch_is_refused():
             [1], rows, rows, rows, 4, np.ones(3), rejected, rows, rows, [signature], [norm2_hash], [[2]], [], []
         )
 
-    check = dict(session=bytes(32), round=1, keys={1: key.public_key()}, relay="coordinator", me="edge-2", columns=[])
+    check = dict(session=bytes(32), round=1, keys={1: key.public_key()}, relay="coordinator", me="edge-2", columns=[], verified=bytes(32))
     signed_shares.check_relayed(request([2]), **check)  # as signed: accepted
     with pytest.raises(PeerAuthError, match=r"peer coordinator.*left devices at positions \[2\]"):
         signed_shares.check_relayed(request([]), **check)

@@ -479,6 +479,7 @@ class EdgeNode:
         signature = self._sign(signed_shares.verify_digest(
             self._session, envelope.round, self.config.index, consistency=consistency, dot_ref=dot_ref, norm2_hash=signed_shares.field_hash(norm2),
             proof_consistency=proof_consistency, validity_hash=signed_shares.field_hash(valid), mismatched=mismatched,
+            request=signed_shares.request_hash(message),
         ))
         reply = VerifyShares(
             consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched, signature=signature,
@@ -572,12 +573,18 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, "Beaver devices outside the verified devices")
         signed_shares.check_relayed(
             message, session=self._session, round=envelope.round, keys=self._przs_setup[1].peer_keys, relay=envelope.sender,
-            me=self.name, columns=[state.devices.index(i) for i in state.eps_devices],
+            me=self.name, columns=[state.devices.index(i) for i in state.eps_devices], verified=self._verified_hash(state),
         )
         decision = decide_request(
             message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec, rescale=self.config.rescale,
         )
         return self._aggregate_reply(envelope.round, message, state, decision)
+
+    def _verified_hash(self, state: _RoundState) -> bytes:
+        """The :func:`~ppbfl.protocol.signed_shares.request_hash` of the verify request this node answered in ``state``'s round."""
+        if state.verified is None:
+            raise OutOfPhaseError(self.name, "aggregate before this node answered a verify request")
+        return signed_shares.request_hash(state.verified[0])
 
     def _aggregate_reply(
         self, round: int, message: AggregateRequest, state: _RoundState, decision: RoundDecision,
@@ -696,7 +703,10 @@ class EdgeNode:
         if self._przs_setup is None or self.przs is None:
             raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
         keys = self._przs_setup[1].peer_keys
-        signed_shares.check_relayed(message, session=self._session, round=envelope.round, keys=keys, relay=envelope.sender, me=self.name, columns=[])
+        signed_shares.check_relayed(
+            message, session=self._session, round=envelope.round, keys=keys, relay=envelope.sender, me=self.name, columns=[],
+            verified=self._verified_hash(state),
+        )
         signed_shares.check_gram(
             message.points, message.gram, message.gram_signatures, session=self._session, round=envelope.round, keys=keys,
             relay=envelope.sender, me=self.name,

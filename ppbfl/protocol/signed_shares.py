@@ -11,7 +11,8 @@ against the registry at setup) over a SHA-256 digest of
 
 (``H`` = SHA-256 of a field's little-endian uint64 bytes, length first). Before opening anything a
 node checks every point's rows of the request against its signature (:func:`check_relayed`); a
-row the relay altered, a reply it attributes to another node, or a ``rejected`` list that is not
+row the relay altered, a reply it attributes to another node, a reply to another verify request
+than this node's (each verify signature covers :func:`request_hash`), or a ``rejected`` list that is not
 the union of the nodes' signed ``mismatched`` lists is refused with :class:`PeerAuthError`
 naming the relay and the node whose value was altered.
 
@@ -33,12 +34,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.protocol.errors import PeerAuthError
-from ppbfl.protocol.messages import AggregateRequest
+from ppbfl.protocol.messages import AggregateRequest, VerifyRequest
 from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round_errors import OutOfPhaseError
 
 __all__ = [
-    "check_coins", "check_gram", "check_relayed", "coin_digest", "field_hash", "gram_digest", "norms_digest", "sign", "verify_digest",
+    "check_coins", "check_gram", "check_relayed", "coin_digest", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign",
+    "verify_digest",
 ]
 
 _DOMAIN = b"ppbfl/relayed/v1"
@@ -54,14 +56,25 @@ def _digest(kind: bytes, session: bytes, round: int, index: int, hashed: Sequenc
     return hashlib.sha256(_DOMAIN + kind + session + struct.pack(">QI", round, index) + b"".join(hashed)).digest()
 
 
+def request_hash(request: VerifyRequest) -> bytes:
+    """SHA-256 of every field of a :class:`VerifyRequest` (32 bytes): what a node's verify signature
+    binds its reply to, so that replies to different requests cannot pass as one round's."""
+    h = hashlib.sha256(b"ppbfl/verify-request/v1")
+    h.update(request.challenge_seed + field_hash(request.reference) + field_hash(request.devices) + field_hash(request.coin_nodes))
+    h.update(struct.pack(">IQ", request.hm, request.zero_counter))
+    for item in [*request.commitments, *request.coins, *request.coin_signatures]:
+        h.update(struct.pack(">H", len(item)) + bytes(item))
+    return h.digest()
+
+
 def verify_digest(
     session: bytes, round: int, index: int, *, consistency: np.ndarray, dot_ref: np.ndarray, norm2_hash: bytes,
-    proof_consistency: np.ndarray, validity_hash: bytes, mismatched: Sequence[int],
+    proof_consistency: np.ndarray, validity_hash: bytes, mismatched: Sequence[int], request: bytes,
 ) -> bytes:
     """The digest node ``index`` signs in its ``VerifyShares`` of ``round`` ((m,) uint64 fields; ``norm2``
-    and ``validity`` by their :func:`field_hash`)."""
-    hashed = [field_hash(consistency), field_hash(dot_ref), norm2_hash, field_hash(proof_consistency), validity_hash, field_hash(mismatched)]
-    return _digest(b"verify", session, round, index, hashed)
+    and ``validity`` by their :func:`field_hash`; ``request``: the :func:`request_hash` it answered)."""
+    hashed = [field_hash(consistency), field_hash(dot_ref), norm2_hash, field_hash(proof_consistency), validity_hash, field_hash(mismatched), request]
+    return _digest(b"verify/v2", session, round, index, hashed)
 
 
 def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, validity: np.ndarray) -> bytes:
@@ -121,9 +134,13 @@ def check_coins(
 
 def check_relayed(
     request: AggregateRequest, *, session: bytes, round: int, keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
-    me: str, columns: Sequence[int],
+    me: str, columns: Sequence[int], verified: bytes,
 ) -> None:
     """Check every point's relayed rows of ``request`` against its node's signatures (see module docstring).
+
+    ``verified``: the :func:`request_hash` of the verify request this node answered: every point's
+    signature must be over the same one (a relay that sent the nodes different verify requests is
+    refused here, after the fact).
 
     ``keys``: node index -> its signing key (from the setup); ``columns``: Beaver mode, the positions
     (in the request's device order) of the devices that got triples: the nodes signed their
@@ -159,6 +176,7 @@ def check_relayed(
         digest = verify_digest(
             session, round, j, consistency=request.consistency[row], dot_ref=request.dot_ref[row], norm2_hash=request.verify_norm2[row],
             proof_consistency=request.proof_consistency[row], validity_hash=validity_hash, mismatched=request.mismatched_by[row],
+            request=verified,
         )
         if not _check(key, request.verify_signatures[row], digest):
             raise PeerAuthError(relay, f"relayed verify shares of {edge_party(j)} that it did not sign (altered)")
