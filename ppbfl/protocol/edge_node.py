@@ -2,8 +2,9 @@
 
 The node is a message handler (``handle(envelope) -> reply``) usable behind any transport: the
 in-process one or a gRPC server in its own OS process (``ppbfl edge``). Requests are idempotent: a
-retried request (the transport retries on timeouts) gets the same reply, including the two that
-spend one-time material (a PRZS counter, Beaver triples). It keeps per-round state
+retried request (the transport retries on timeouts) gets the same reply, including those that
+spend one-time material (a PRZS counter, Beaver triples); a verify request and a Beaver opening are
+answered once per round (any other of the same round is refused: two would open differences). It keeps per-round state
 only for a window of rounds: the latest round the coordinator has asked about (``current``), the
 one before, and up to :data:`ROUNDS_AHEAD` after it; a message for any other round is refused
 (:class:`OutOfPhaseError`) and never touches the current round's state. It never sees an update in the clear: every value it
