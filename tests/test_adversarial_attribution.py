@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ppbfl.defense.rule import DecisionRule
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61
 from ppbfl.fl.federation import Federation
@@ -177,9 +178,9 @@ class CountingRelay:
 
 
 def _federation(
-    liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None, norms="auto", relay=None,
+    liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None, norms="auto", relay=None, decision_rule=None,
 ) -> Federation:
-    deployment = InProcessDeployment(t, n, D, signed_uploads=True)
+    deployment = InProcessDeployment(t, n, D, signed_uploads=True, decision_rule=decision_rule)
     for j, kind in liars.items():
         node = kind(
             field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys,
@@ -373,6 +374,7 @@ def test_a_second_beaver_opening_on_the_same_triples_is_refused():
     result = federation.run_round(1, *synthetic_round(M, D, MALICIOUS, seed=13))
     assert result.mode == "beaver"
     for j in range(1, N + 1):
+        assert federation.deployment.nodes[edge_party(j)].rounds[1].verified[1].validity.size == 0  # z's linear part never leaves
         opened = relay.last[edge_party(j), "BeaverOpen"]
         assert relay.counts[edge_party(j), "BeaverOpen"] == 1 and len(opened.devices) >= 2
         again = relay.inner.call(edge_party(j), opened, round=1, timeout=5, context={"d": D}).message  # a retry: the same reply
@@ -420,6 +422,16 @@ def test_a_norm_liar_at_2t_minus_1_nodes_is_named_on_chain():
         result = federation.run_round(1, updates, reference)
         assert result.liars == (3,) and ledger.contract.round_state(1).reported_liars == (3,)
         _assert_honest_devices_kept(result, updates, reference)
+
+
+def test_a_relay_that_opens_honest_majority_norms_below_2t_plus_1_is_refused_by_nodes_that_require_beaver():
+    # the mode is the relay's choice; a relay colluding with the norm liar picks honest majority at
+    # k = 2t - 1 so that the lie goes unseen. Nodes whose operator kept norms = "auto" refuse it.
+    federation = _federation({3: LiesInNorms}, norms="honest-majority", decision_rule=DecisionRule())
+    with pytest.raises(NotEnoughEdgeNodesError, match="aggregate"):
+        federation.run_round(1, *synthetic_round(M, D, MALICIOUS, seed=6))
+    refused = {j: why for j, why in federation.coordinator.dropped.items() if "operator requires 7" in why}
+    assert sorted(refused) == [1, 2, 4, 5]  # every honest node; the liar (no operator rule) would go on
 
 
 def test_with_honest_majority_norms_at_2t_minus_1_nodes_a_norm_liar_goes_unseen():

@@ -30,6 +30,13 @@ class DecisionRule(BaseModel):
         tau: rule ``"cosine"``: accept ``cos > tau``, in ``[-1, 1)``.
         rescale: rule ``"cosine"``: FLTrust's norm rescaling.
         flame_noise: rule ``"flame"``: the noise level ``lambda >= 0`` (finite).
+        norms: rule ``"cosine"``: from how many nodes the node opens honest-majority (degree
+            ``2(t - 1)``) shares of ``||g||^2`` and ``z``. ``"auto"``: at least ``2t + 1``, where a
+            lying share is corrected and named (with fewer, the tier must use Beaver triples, so a
+            tier without a dealer then fails its rounds); ``"honest-majority"``: from ``2t - 1``,
+            where one lying share goes unseen (docs/security.md). Not part of ``SetupEdge``: the
+            node checks it on each aggregate request. Rule ``"flame"`` needs honest majority and
+            accepts it from ``2t - 1``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, validate_default=True)
@@ -38,6 +45,7 @@ class DecisionRule(BaseModel):
     tau: float = 0.0
     rescale: bool = False
     flame_noise: float = 0.0
+    norms: Literal["auto", "honest-majority"] = "auto"
 
     @field_validator("tau")
     @classmethod
@@ -59,6 +67,10 @@ class DecisionRule(BaseModel):
         if not 0.0 <= noise < math.inf or (noise > 0 and info.data.get("rule") != "flame"):
             raise ValueError(f"{noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         return noise
+
+    def honest_majority_from(self, t: int) -> int:
+        """The fewest nodes whose honest-majority norm shares this node opens (see ``norms``)."""
+        return 2 * t + 1 if self.rule == "cosine" and self.norms == "auto" else 2 * t - 1
 
     def mismatch(self, rule: str, tau: float, rescale: bool, flame_noise: float) -> tuple[str, object, object] | None:
         """The first field of a setup's rule that differs from this one, as ``(field, setup's value,
