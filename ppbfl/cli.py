@@ -79,7 +79,7 @@ def _edge_rule(args: argparse.Namespace) -> dict | None:
     ``--flame-noise``); None without ``--rule`` (the node then takes the coordinator's rule)."""
     if args.rule is None:
         return None
-    return {"rule": args.rule, "tau": args.tau, "rescale": args.rescale, "flame_noise": args.flame_noise}
+    return {"rule": args.rule, "tau": args.tau, "rescale": args.rescale, "flame_noise": args.flame_noise, "norms": args.norms}
 
 
 def _edge_trust(args: argparse.Namespace) -> dict:
@@ -207,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     edge.add_argument("--tau", type=float, default=0.0, help="with --rule cosine: the cosine threshold (default 0)")
     edge.add_argument("--rescale", action="store_true", help="with --rule cosine: FLTrust's norm rescaling")
     edge.add_argument("--flame-noise", type=float, default=0.0, help="with --rule flame: the noise level lambda (default 0)")
+    edge.add_argument(
+        "--norms", default="auto", choices=["auto", "honest-majority"],
+        help="with --rule cosine: open honest-majority norm shares only from 2t + 1 nodes (auto: a lying share is corrected) or from 2t - 1",
+    )
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")
     creds.add_argument("--out", required=True, help="folder for ca.crt, ca.key (0600) and <party>.crt / <party>.key (0600)")

@@ -139,7 +139,10 @@ class Federation:
             ConfigError: naming the rule option that is invalid (``rule.tau``, ``rule.rescale``, ...).
         """
         codec = FixedPointCodec() if codec is None else codec
-        decision_rule = load_decision_rule({"rule": rule, "tau": float(tau), "rescale": bool(rescale), "flame_noise": float(flame_noise)})
+        decision_rule = load_decision_rule({
+            "rule": rule, "tau": float(tau), "rescale": bool(rescale), "flame_noise": float(flame_noise),
+            "norms": "honest-majority" if norms == "honest-majority" else "auto",
+        })
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True, decision_rule=decision_rule)
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,

@@ -572,6 +572,15 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
         if not set(state.eps_devices) <= set(state.devices):
             raise OutOfPhaseError(self.name, "Beaver devices outside the verified devices")
+        t, beaver = self.config.t, bool(message.norm_signatures)
+        if message.norm2_degree != (t - 1 if beaver else 2 * (t - 1)):
+            raise OutOfPhaseError(self.name, f"aggregate request: norm2_degree {message.norm2_degree} for {'Beaver' if beaver else 'honest-majority'} shares")
+        fewest = 2 * t - 1 if self.decision_rule is None else self.decision_rule.honest_majority_from(t)
+        if not beaver and k < fewest:
+            raise OutOfPhaseError(
+                self.name, f"aggregate request: honest-majority norms from {k} nodes, this node's operator requires {fewest} "
+                "(with fewer, a lying share could not be corrected: Beaver triples are needed)",
+            )
         signed_shares.check_relayed(
             message, session=self._session, round=envelope.round, keys=self._przs_setup[1].peer_keys, relay=envelope.sender,
             me=self.name, columns=[state.devices.index(i) for i in state.eps_devices], verified=self._verified_hash(state),
