@@ -326,7 +326,7 @@ def test_edge_processes_require_signed_uploads_over_grpc():
     # the one network test: each edge node its own process, reading the devices' certificates and the manifest
     from ppbfl.protocol.deployment import GrpcDeployment
 
-    with GrpcDeployment(T, N, D, signed_uploads=True) as deployment:
+    with GrpcDeployment(T, N, D, signed_uploads=True, decision_rule=DecisionRule()) as deployment:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), device_keys=deployment.device_keys)
         federation = Federation(deployment, coordinator, range(M))
         updates, reference = synthetic_round(M, D, MALICIOUS, seed=11)
@@ -338,6 +338,12 @@ def test_edge_processes_require_signed_uploads_over_grpc():
         submission = unsigned.submit(coordinator.open_round(2), updates[7])
         assert submission.delivered == () and len(submission.refused) == N
         assert all("is not signed by its registered identity key" in why for why in submission.refused.values())
+        switched = Coordinator(T, N, D, deployment.coordinator, rule="flame")  # the processes' operators configured cosine
+        with pytest.raises(NotEnoughEdgeNodesError):
+            switched.setup()
+        switched.close()
+        assert all("SetupRuleError" in why and "field 'rule' = 'flame'" in why for why in switched.dropped.values())
+        assert sorted(switched.dropped) == list(range(1, N + 1))
         federation.close()
 
 
