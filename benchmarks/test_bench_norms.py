@@ -39,13 +39,15 @@ def _data(d: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
     return dict(enumerate(updates)), reference
 
 
-@pytest.mark.parametrize("d", SIZES, ids=size_id)
+@pytest.mark.parametrize("length", SIZES, ids=size_id)
 @pytest.mark.parametrize("norms", ["honest-majority", "auto"], ids=["honest_majority", "beaver_checked"])
-def test_norms_edge_tier(benchmark, norms, d):
+def test_norms_edge_tier(benchmark, norms, length):
+    d = length
     benchmark.group = f"norms m={M} d={size_id(d)} t={T} n={N}"
     updates, reference = _data(d)
     with Federation.in_process(T, N, d, M, norms=norms) as federation:
         coordinator = federation.coordinator
+        coordinator.setup()
         rounds, current = itertools.count(1), {}  # a fresh tier accepts uploads for its next rounds only
 
         def devices_upload():
