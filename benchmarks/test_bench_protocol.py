@@ -4,9 +4,12 @@ Group ``protocol round m=100 d=1e5 t=3 n=5`` (quick mode: m = 20, d = 1e3), the 
 
 * ``inprocess_round`` -- :meth:`ppbfl.fl.federation.Federation.run_round`: every device (a client
   with its own transport) shares (seed-compressed) and uploads through the encode / validate /
-  decode path, the coordinator relays, the edge nodes run the consistency check,
-  honest-majority norms and the public-reference dot, decide, aggregate on shares; robust
-  reconstruction. Devices' training and the chain are not included.
+  decode path, the coordinator relays, the edge nodes run the consistency check, the default
+  norms (``norms="auto"``: Beaver triples from the dealer at 5 of (3, 5) online, since the
+  attribution change; honest-majority norms before it, which is what RESULTS.md's figures of this
+  group measured; ``benchmarks/test_bench_norms.py`` compares the two) and the public-reference
+  dot, decide, aggregate on shares; robust reconstruction. Devices' training and the chain are
+  not included.
 * ``edge_tier`` -- the same round's :meth:`ppbfl.protocol.round.Coordinator.finish_round` alone
   (who delivered, verify, aggregate, reconstruct), the devices' uploads done beforehand.
 * ``numpy_fltrust`` -- :class:`ppbfl.fl.aggregators.FLTrust` on the float updates (warm process).

@@ -73,12 +73,12 @@ def _edge(args: argparse.Namespace) -> int:
 
 def edge_node(args: argparse.Namespace) -> EdgeNode:
     """The edge node ``ppbfl edge`` serves: its own chain key from ``--creds``, the devices' upload
-    keys from ``--device-certs`` (default ``--creds``; none with ``--unsigned-uploads``), and the
-    trust model of ``--trust-config``.
+    keys from ``--device-certs`` (default ``--creds``; none with ``--unsigned-uploads``), the
+    decision rule of ``--rule`` and the trust model of ``--trust-config``.
 
     Raises:
         CredentialsError: the chain key or the manifest is missing or unreadable; ConfigError: a
-            trust setting is invalid.
+            trust or rule setting is invalid.
     """
     from ppbfl.protocol.creds import chain_key_path
     from ppbfl.protocol.deployment import make_edge_node
@@ -86,8 +86,17 @@ def edge_node(args: argparse.Namespace) -> EdgeNode:
     device_certs = None if args.unsigned_uploads else str(args.device_certs or args.creds)
     return make_edge_node(
         args.behaviour, device_certs=device_certs, chain_key=str(chain_key_path(args.creds, args.party)),
-        device_registry=None if args.registry is None else str(args.registry), state_dir=args.state_dir, **_edge_trust(args),
+        device_registry=None if args.registry is None else str(args.registry), state_dir=args.state_dir,
+        decision_rule=_edge_rule(args), **_edge_trust(args),
     )
+
+
+def _edge_rule(args: argparse.Namespace) -> dict | None:
+    """``make_edge_node``'s decision rule from ``--rule`` (and ``--tau``, ``--rescale``,
+    ``--flame-noise``); None without ``--rule`` (the node then takes the coordinator's rule)."""
+    if args.rule is None:
+        return None
+    return {"rule": args.rule, "tau": args.tau, "rescale": args.rescale, "flame_noise": args.flame_noise, "norms": args.norms}
 
 
 def _edge_trust(args: argparse.Namespace) -> dict:
@@ -217,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--trust-devices", type=int, default=0, help="with --trust-config: the number of registered devices (chain ids 0 .. m-1)")
     edge.add_argument("--state-dir", default=None, help="folder where the node keeps its setup, PRZS keys and spent counters (encrypted under its TLS key): restarted with the same folder it rejoins without a new setup of the tier")
     edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: sqlite:///CREDS/<party>.trust.db, so a restarted node keeps its rounds; sqlite:// keeps it in memory)")
+    edge.add_argument(
+        "--rule", default=None, choices=["cosine", "flame"],
+        help="the consortium's decision rule: the node refuses a coordinator's setup with another rule or other options (default: it takes the coordinator's)",
+    )
+    edge.add_argument("--tau", type=float, default=0.0, help="with --rule cosine: the cosine threshold (default 0)")
+    edge.add_argument("--rescale", action="store_true", help="with --rule cosine: FLTrust's norm rescaling")
+    edge.add_argument("--flame-noise", type=float, default=0.0, help="with --rule flame: the noise level lambda (default 0)")
+    edge.add_argument(
+        "--norms", default="auto", choices=["auto", "honest-majority"],
+        help="with --rule cosine: open honest-majority norm shares only from 2t + 1 nodes (auto: a lying share is corrected) or from 2t - 1",
+    )
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")
     creds.add_argument("--out", required=True, help="folder for ca.crt, ca.key (0600) and <party>.crt / <party>.key (0600)")

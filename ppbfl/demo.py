@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ppbfl.defense.rule import load_decision_rule
 from ppbfl.errors import PPBFLError
 from ppbfl.field import GF61, FixedPointCodec, backend_name
 from ppbfl.fl.aggregators import AggregationContext, FedAvg
@@ -193,6 +194,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         f"transport {config.transport}, chain {config.chain}, rule {_rule_label(config)}"
     )
     rows: list[DemoRound] = []
+    rule = load_decision_rule({"rule": config.rule, "rescale": config.rescale, "flame_noise": float(config.flame_noise)})  # every operator's
     with ExitStack() as stack:
         deployment: Deployment
         if config.transport == "grpc":
@@ -200,10 +202,10 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 old.unlink()
             deployment = stack.enter_context(GrpcDeployment(
                 config.t, config.n, d, behaviours=behaviours, signed_uploads=True,
-                trust_config=DEMO_TRUST, trust_devices=config.devices, trust_dir=out,
+                trust_config=DEMO_TRUST, trust_devices=config.devices, trust_dir=out, decision_rule=rule,
             ))
         else:
-            deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True))
+            deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True, decision_rule=rule))
         ledger = stack.enter_context(open_ledger(
             config.chain, config.t, config.n, devices=config.devices, edge_accounts=deployment.edge_accounts,
             fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),

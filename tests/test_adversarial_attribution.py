@@ -9,13 +9,16 @@ device must still be accepted and the aggregate must be the one without a liar.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ppbfl.defense.rule import DecisionRule
 from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.field.prime_field import GF61
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import Dispute, settle, sign_upload
@@ -23,9 +26,10 @@ from ppbfl.protocol.commitments import commitment_root
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.device import Device
 from ppbfl.protocol.edge_node import EdgeNode, edge_party
-from ppbfl.protocol.messages import DeviceUpload, UploadsQuery, VerifyRequest
+from ppbfl.protocol.errors import RemoteError
+from ppbfl.protocol.messages import BeaverFinish, BeaverOpen, DeviceUpload, UploadsQuery, VerifyRequest
 from ppbfl.protocol.round import Coordinator
-from ppbfl.protocol.round_errors import CommitmentMismatchError
+from ppbfl.protocol.round_errors import CommitmentMismatchError, NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.protocol.wire import Envelope
 from tests.protocol_helpers import InconsistentDevice, plaintext_aggregate, synthetic_round
 
@@ -102,7 +106,8 @@ class LiesInNorms(EdgeNode):
         norm2[0] = (norm2[0] + np.uint64(7)) % np.uint64(self.field.p)
         signature = self._sign(signed_shares.verify_digest(  # it signs its lie: the relay passes it on unaltered
             self._session, envelope.round, self.config.index, consistency=reply.consistency, dot_ref=reply.dot_ref,
-            norm2_hash=signed_shares.field_hash(norm2), proof_consistency=reply.proof_consistency, validity=reply.validity,
+            norm2_hash=signed_shares.field_hash(norm2), proof_consistency=reply.proof_consistency,
+            validity_hash=signed_shares.field_hash(reply.validity), request=signed_shares.request_hash(message),
             mismatched=reply.mismatched,
         ))
         return dataclasses.replace(reply, norm2=norm2, signature=signature)
@@ -118,8 +123,64 @@ class OneOffShareDevice(Device):
         return sharing, mask
 
 
-def _federation(liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None) -> Federation:
-    deployment = InProcessDeployment(t, n, D, signed_uploads=True)
+class LiesInBeaverNorms(EdgeNode):
+    """Adds 7 to its Beaver share of the first device's ``||g||^2`` (and signs it)."""
+
+    def _beaver_finish(self, envelope: Envelope, message: BeaverFinish):
+        reply = super()._beaver_finish(envelope, message)
+        norm2 = reply.norm2.copy()
+        norm2[0] = (norm2[0] + np.uint64(7)) % np.uint64(self.field.p)
+        signature = self._sign(signed_shares.norms_digest(self._session, envelope.round, self.config.index, norm2=norm2, validity=reply.validity))
+        return dataclasses.replace(reply, norm2=norm2, signature=signature)
+
+
+class LiesInBeaverValidity(EdgeNode):
+    """Adds 1 to its Beaver share of the first device's validity value ``z`` (an honest device would fail its proof)."""
+
+    def _beaver_finish(self, envelope: Envelope, message: BeaverFinish):
+        reply = super()._beaver_finish(envelope, message)
+        z = reply.validity.copy()
+        z[0] = (z[0] + np.uint64(1)) % np.uint64(self.field.p)
+        signature = self._sign(signed_shares.norms_digest(self._session, envelope.round, self.config.index, norm2=reply.norm2, validity=z))
+        return dataclasses.replace(reply, validity=z, signature=signature)
+
+
+class LiesInEps(EdgeNode):
+    """Adds 1 to its share of the first device's ``g - a`` (every node's square would then be off)."""
+
+    def _beaver_open(self, envelope: Envelope, message: BeaverOpen):
+        reply = super()._beaver_open(envelope, message)
+        eps = reply.eps.copy()
+        eps[0, 0] = (eps[0, 0] + np.uint64(1)) % np.uint64(self.field.p)
+        return dataclasses.replace(reply, eps=eps)
+
+
+class DropsAtVerify(EdgeNode):
+    """Goes away when asked to verify (after it reported its uploads and coin)."""
+
+    def _verify(self, envelope: Envelope, message: VerifyRequest):
+        raise OutOfPhaseError(self.name, "gone")
+
+
+class CountingRelay:
+    """The coordinator's transport, counting the requests of each kind each party receives and keeping the last."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.counts, self.last = inner, Counter(), {}
+
+    def call(self, party, message, **kwargs):
+        self.counts[party, type(message).__name__] += 1
+        self.last[party, type(message).__name__] = message
+        return self.inner.call(party, message, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _federation(
+    liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None, norms="auto", relay=None, decision_rule=None,
+) -> Federation:
+    deployment = InProcessDeployment(t, n, D, signed_uploads=True, decision_rule=decision_rule)
     for j, kind in liars.items():
         node = kind(
             field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys,
@@ -127,7 +188,8 @@ def _federation(liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, led
         )
         for table in (deployment.nodes, deployment._edges, deployment._handlers):
             table[edge_party(j)] = node
-    coordinator = Coordinator(t, n, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)
+    transport = deployment.coordinator if relay is None else relay(deployment.coordinator)
+    coordinator = Coordinator(t, n, D, transport, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys, norms=norms)
     coordinator.setup()
     return Federation(deployment, coordinator, range(M), ledger=ledger, factories=factories)
 
@@ -264,7 +326,7 @@ def test_edge_processes_require_signed_uploads_over_grpc():
     # the one network test: each edge node its own process, reading the devices' certificates and the manifest
     from ppbfl.protocol.deployment import GrpcDeployment
 
-    with GrpcDeployment(T, N, D, signed_uploads=True) as deployment:
+    with GrpcDeployment(T, N, D, signed_uploads=True, decision_rule=DecisionRule()) as deployment:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), device_keys=deployment.device_keys)
         federation = Federation(deployment, coordinator, range(M))
         updates, reference = synthetic_round(M, D, MALICIOUS, seed=11)
@@ -276,4 +338,137 @@ def test_edge_processes_require_signed_uploads_over_grpc():
         submission = unsigned.submit(coordinator.open_round(2), updates[7])
         assert submission.delivered == () and len(submission.refused) == N
         assert all("is not signed by its registered identity key" in why for why in submission.refused.values())
+        switched = Coordinator(T, N, D, deployment.coordinator, rule="flame")  # the processes' operators configured cosine
+        with pytest.raises(NotEnoughEdgeNodesError):
+            switched.setup()
+        switched.close()
+        assert all("SetupRuleError" in why and "field 'rule' = 'flame'" in why for why in switched.dropped.values())
+        assert sorted(switched.dropped) == list(range(1, N + 1))
         federation.close()
+
+
+# -- one verify reply per node and round (a relay must not get both modes' shares) -------------------------
+
+
+def test_a_relay_asking_for_both_verify_modes_gets_a_typed_refusal_from_every_node():
+    # t = 2, n = 5: honest majority with all five online. The relay then asks every node for the
+    # Beaver-mode reply of the same round (whose validity difference would open ||rho' b||^2)
+    federation = _federation({}, t=2, relay=CountingRelay)
+    relay = federation.coordinator.transport
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=12)
+    result = federation.run_round(1, updates, reference)
+    assert result.mode == "honest-majority"
+    for j in range(1, N + 1):
+        asked = relay.last[edge_party(j), "VerifyRequest"]
+        assert asked.hm == 1 and relay.counts[edge_party(j), "VerifyRequest"] == 1
+        retry = relay.inner.call(edge_party(j), asked, round=1, timeout=5, context={"d": D}).message
+        first = federation.deployment.nodes[edge_party(j)].rounds[1].verified[1]
+        for f in dataclasses.fields(first):  # a retry gets the identical reply
+            mine, theirs = getattr(retry, f.name), getattr(first, f.name)
+            assert np.array_equal(mine, theirs) if isinstance(mine, np.ndarray) else list(mine) == list(theirs) if isinstance(mine, (list, tuple)) else mine == theirs
+        for other in (dataclasses.replace(asked, hm=0), dataclasses.replace(asked, devices=asked.devices[:1], commitments=asked.commitments[:1])):
+            with pytest.raises(RemoteError, match="one verify reply per round") as refused:
+                relay.inner.call(edge_party(j), other, round=1, timeout=5, context={"d": D})
+            assert refused.value.remote_type == "OutOfPhaseError"
+
+
+def test_a_second_beaver_opening_on_the_same_triples_is_refused():
+    # Beaver mode (t = 3 of 5): a relay that re-opened the triples for other devices would get
+    # g_0 - a_0 and g_1 - a_0 at every node, i.e. g_0 - g_1
+    federation = _federation({}, relay=CountingRelay)
+    relay = federation.coordinator.transport
+    result = federation.run_round(1, *synthetic_round(M, D, MALICIOUS, seed=13))
+    assert result.mode == "beaver"
+    for j in range(1, N + 1):
+        assert federation.deployment.nodes[edge_party(j)].rounds[1].verified[1].validity.size == 0  # z's linear part never leaves
+        opened = relay.last[edge_party(j), "BeaverOpen"]
+        assert relay.counts[edge_party(j), "BeaverOpen"] == 1 and len(opened.devices) >= 2
+        again = relay.inner.call(edge_party(j), opened, round=1, timeout=5, context={"d": D}).message  # a retry: the same reply
+        np.testing.assert_array_equal(again.eps, federation.deployment.nodes[edge_party(j)].rounds[1].opened[1].eps)
+        swapped = BeaverOpen([opened.devices[1], opened.devices[0], *opened.devices[2:]])
+        with pytest.raises(RemoteError, match="already answered a Beaver open"):
+            relay.inner.call(edge_party(j), swapped, round=1, timeout=5, context={"d": D})
+
+
+@pytest.mark.parametrize(("t", "norms"), [(2, "auto"), (3, "honest-majority")], ids=["t2-auto", "t3-honest-majority"])
+def test_a_node_that_drops_during_an_honest_majority_verify_leaves_a_beaver_round_with_the_plaintext_aggregate(t, norms):
+    federation = _federation({5: DropsAtVerify}, t=t, norms=norms, relay=CountingRelay)
+    relay = federation.coordinator.transport
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=14)
+    result = federation.run_round(1, updates, reference)
+    assert result.mode == "beaver" and set(result.dropped) == {5} and result.liars == ()
+    assert all(relay.last[edge_party(j), "VerifyRequest"].hm == 1 for j in range(1, N + 1))
+    assert all(relay.counts[edge_party(j), "VerifyRequest"] == 1 for j in range(1, N + 1))  # nobody is asked twice
+    _assert_honest_devices_kept(result, updates, reference)
+
+
+# -- norm liars at 2t - 1 <= k <= 2t: Beaver norms, corrected and named -------------------------------------
+
+
+@pytest.mark.parametrize("liar", [LiesInBeaverNorms, LiesInBeaverValidity, LiesInEps, LiesInNorms])
+@pytest.mark.parametrize("n", [5, 6], ids=["k=2t-1", "k=2t"])
+def test_a_norm_liar_at_2t_minus_1_or_2t_nodes_is_corrected_and_named(liar, n):
+    federation = _federation({3: liar}, n=n)
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=6)
+    result = federation.run_round(1, updates, reference)
+    assert result.mode == "beaver"
+    _assert_honest_devices_kept(result, updates, reference)
+    _, weights = plaintext_aggregate(updates, reference)
+    assert result.decision_of(0).weight == pytest.approx(weights[0], abs=1e-4)
+    # LiesInNorms lies in an honest-majority share nobody asks for in Beaver mode
+    assert result.liars == (() if liar is LiesInNorms else (3,))
+
+
+def test_a_norm_liar_at_2t_minus_1_nodes_is_named_on_chain():
+    from ppbfl.protocol.ledger import open_ledger
+
+    with open_ledger("embedded", T, N, devices=M) as ledger:
+        federation = _federation({3: LiesInBeaverNorms}, ledger=ledger)
+        updates, reference = synthetic_round(M, D, MALICIOUS, seed=6)
+        result = federation.run_round(1, updates, reference)
+        assert result.liars == (3,) and ledger.contract.round_state(1).reported_liars == (3,)
+        _assert_honest_devices_kept(result, updates, reference)
+
+
+def test_a_relay_that_opens_honest_majority_norms_below_2t_plus_1_is_refused_by_nodes_that_require_beaver():
+    # the mode is the relay's choice; a relay colluding with the norm liar picks honest majority at
+    # k = 2t - 1 so that the lie goes unseen. Nodes whose operator kept norms = "auto" refuse it.
+    federation = _federation({3: LiesInNorms}, norms="honest-majority", decision_rule=DecisionRule())
+    with pytest.raises(NotEnoughEdgeNodesError, match="aggregate"):
+        federation.run_round(1, *synthetic_round(M, D, MALICIOUS, seed=6))
+    refused = {j: why for j, why in federation.coordinator.dropped.items() if "operator requires 7" in why}
+    assert sorted(refused) == [1, 2, 4, 5]  # every honest node; the liar (no operator rule) would go on
+
+
+def test_with_honest_majority_norms_at_2t_minus_1_nodes_a_norm_liar_goes_unseen():
+    # the documented limit of norms = "honest-majority": the degree-2(t - 1) sharing has no
+    # redundancy at k = 2t - 1, so device 0's opened norm is off and nobody is named
+    federation = _federation({3: LiesInNorms}, norms="honest-majority")
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=6)
+    result = federation.run_round(1, updates, reference)
+    honest = federation.coordinator.safe.encode(updates[0])
+    exact = int(np.dot(honest.astype(object), honest.astype(object))) % federation.coordinator.field.p  # the honest ||g_0||^2
+    assert result.mode == "honest-majority" and result.liars == ()
+    assert int(result.decision.norm2[0]) != exact
+
+
+class MixingRelay(CountingRelay):
+    """Sends edge-1 a verify request with another reference than the other nodes'."""
+
+    def call(self, party, message, **kwargs):
+        if isinstance(message, VerifyRequest) and party == edge_party(1):
+            reference = message.reference.copy()
+            reference[0] = (reference[0] + np.uint64(1)) % np.uint64(GF61.p)
+            message = dataclasses.replace(message, reference=reference)
+        return super().call(party, message, **kwargs)
+
+
+def test_replies_to_different_verify_requests_are_refused_by_every_node_naming_the_relay():
+    # not prevented (each node answered its own request), but no node opens anything of the mix
+    federation = _federation({}, relay=MixingRelay)
+    updates, reference = synthetic_round(M, D, MALICIOUS, seed=15)
+    with pytest.raises(NotEnoughEdgeNodesError, match="aggregate"):
+        federation.run_round(1, updates, reference)
+    dropped = federation.coordinator.dropped
+    assert sorted(dropped) == list(range(1, N + 1))
+    assert all("peer coordinator" in why and "did not sign" in why for why in dropped.values())

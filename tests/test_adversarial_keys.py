@@ -367,11 +367,11 @@ def _swap_rows(party: str, message: Message) -> Message:
 @pytest.mark.parametrize(
     ("tamper", "norms", "what"),
     [
-        (_alter_row("dot_ref", 2), "auto", "verify shares of edge-2"),
-        (_alter_row("norm2", 2), "auto", "norm2 shares of edge-2"),
-        (_swap_rows, "auto", "shares of edge-1"),
+        (_alter_row("dot_ref", 2), "honest-majority", "verify shares of edge-2"),
+        (_alter_row("norm2", 2), "honest-majority", "norm2 shares of edge-2"),
+        (_swap_rows, "honest-majority", "shares of edge-1"),
         (_alter_row("norm2", 2), "beaver", "norm shares of edge-2"),
-        (_alter_row("validity", 2), "beaver", "verify shares of edge-2"),
+        (_alter_row("validity", 2), "beaver", "norm shares of edge-2"),
     ],
     ids=["dot-ref", "hm-norm2", "swapped-nodes", "beaver-norm2", "beaver-validity"],
 )
@@ -384,7 +384,7 @@ def test_a_relayed_value_the_coordinator_altered_is_refused_naming_it(tamper, no
 
 
 def test_relayed_values_reach_the_nodes_signed_and_unaltered_in_an_honest_round():
-    for norms in ("auto", "beaver"):
+    for norms in ("auto", "honest-majority", "beaver"):
         coordinator, error = _run_round(None, norms)
         assert error is None and not coordinator.dropped
 
@@ -415,17 +415,17 @@ def test_a_relay_that_hides_a_signed_mismatch_is_refused():
     rows = np.arange(3, dtype=np.uint64).reshape(1, 3)
     norm2_hash = signed_shares.field_hash(rows[0])
     digest = signed_shares.verify_digest(
-        bytes(32), 1, 1, consistency=rows[0], dot_ref=rows[0], norm2_hash=norm2_hash, proof_consistency=rows[0], validity=rows[0],
+        bytes(32), 1, 1, consistency=rows[0], dot_ref=rows[0], norm2_hash=norm2_hash, proof_consistency=rows[0], validity_hash=norm2_hash, request=bytes(32),
         mismatched=[2],
     )
     signature = signed_shares.sign(key, digest)
 
     def request(rejected: list[int]) -> AggregateRequest:
         return AggregateRequest(
-            [1], rows, rows, rows, 4, np.ones(3), rejected, rows, rows, [signature], [norm2_hash], [[2]], [], np.zeros((0, 0), np.uint64)
+            [1], rows, rows, rows, 4, np.ones(3), rejected, rows, rows, [signature], [norm2_hash], [[2]], [], []
         )
 
-    check = dict(session=bytes(32), round=1, keys={1: key.public_key()}, relay="coordinator", me="edge-2", field=GF61, columns=[])
+    check = dict(session=bytes(32), round=1, keys={1: key.public_key()}, relay="coordinator", me="edge-2", columns=[], verified=bytes(32))
     signed_shares.check_relayed(request([2]), **check)  # as signed: accepted
     with pytest.raises(PeerAuthError, match=r"peer coordinator.*left devices at positions \[2\]"):
         signed_shares.check_relayed(request([]), **check)

@@ -37,7 +37,7 @@ def test_demo_on_a_real_anvil_node_with_an_edge_node_going_offline(tmp_path):
         DemoConfig(devices=4, malicious=0.25, rounds=2, hidden=8, liar=None, kill_edge=5, kill_round=2, chain="anvil", out=str(tmp_path)),
         log=lambda _: None,
     )
-    assert rows[0].mode == "honest-majority" and rows[1].mode == "beaver"
+    assert rows[0].mode == rows[1].mode == "beaver"  # 5 and 4 of (3, 5) online: Beaver norms either way
     assert rows[1].dropped_edge_nodes == [5]
     assert all(row.malicious_rejected == 1 and row.honest_rejected == 0 for row in rows)
 

@@ -57,7 +57,7 @@ def test_rounds_over_grpc_with_a_liar_a_bad_device_garbage_and_a_node_killed_mid
     # round 1: the lying node 2 is corrected and named; the inconsistent device is rejected
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=1)
     result = federation.run_round(1, updates, reference)
-    assert result.liars == (2,) and result.mode == "honest-majority"
+    assert result.liars == (2,) and result.mode == "beaver"  # k = 2t - 1 with a dealer: Beaver norms
     assert result.decision_of(4).reason == "inconsistent shares"
     assert result.decision_of(0).reason == "negative cosine"
     kept = {i: g for i, g in updates.items() if i != 4}

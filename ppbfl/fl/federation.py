@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal, Self
 import numpy as np
 
 from ppbfl.chain.attest import ChainKey
+from ppbfl.defense.rule import DecisionRule, load_decision_rule
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import Deployment, InProcessDeployment
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ppbfl.trust.config import TrustConfig
     from ppbfl.trust.keeper import TrustKeeper
 
-__all__ = ["DeviceFactory", "Federation", "SecureCosineFilter"]
+__all__ = ["DeviceFactory", "Federation", "SecureCosineFilter", "operator_rule"]
 
 DeviceFactory = Callable[..., Device]
 """Builds a device: called as ``factory(index, t, n, codec, transport=..., board=..., strict=...)`` (a
@@ -45,6 +46,21 @@ subclass of :class:`Device` to simulate a misbehaving one)."""
 ZERO_HASH = b"\x00" * 32
 PARALLEL_DEVICES_FROM = 1 << 14
 """In process, devices run side by side only for updates at least this long (see ``workers``)."""
+
+
+def operator_rule(
+    rule: str, tau: float, rescale: bool, flame_noise: float, norms: Literal["auto", "honest-majority", "beaver"],
+) -> DecisionRule:
+    """The :class:`~ppbfl.defense.rule.DecisionRule` an in-process deployment configures every edge
+    node with, as its operator would, for the coordinator's ``rule`` options.
+
+    Raises:
+        ConfigError: naming the rule option that is invalid (``rule.tau``, ``rule.rescale``, ...).
+    """
+    return load_decision_rule({
+        "rule": rule, "tau": float(tau), "rescale": bool(rescale), "flame_noise": float(flame_noise),
+        "norms": "honest-majority" if norms == "honest-majority" else "auto",
+    })
 
 
 class Federation:
@@ -126,15 +142,21 @@ class Federation:
     @classmethod
     def in_process(
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
-        norms: Literal["auto", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
+        norms: Literal["auto", "honest-majority", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
         rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False,
     ) -> Federation:
         """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain
         (``rule``, ``flame_noise``, ``rescale``: the round's decision rule, FLAME's noise level and
-        FLTrust's norm rescaling, :class:`~ppbfl.protocol.round.Coordinator`)."""
+        FLTrust's norm rescaling, :class:`~ppbfl.protocol.round.Coordinator`; every edge node is
+        configured with this rule, as its operator would, and refuses a setup with another).
+
+        Raises:
+            ConfigError: naming the rule option that is invalid (``rule.tau``, ``rule.rescale``, ...).
+        """
         codec = FixedPointCodec() if codec is None else codec
-        deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True)
+        decision_rule = operator_rule(rule, tau, rescale, flame_noise, norms)
+        deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True, decision_rule=decision_rule)
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
             rule=rule, flame_noise=flame_noise, rescale=rescale,
@@ -223,7 +245,7 @@ class SecureCosineFilter:
         t, n: threshold and number of edge nodes.
         codec: fixed-point codec (default ``FixedPointCodec()``: GF(2^61 - 1), 16 fractional bits).
         tau: accept ``cos > tau``.
-        norms: ``"auto"`` (honest majority, no dealer, when ``n >= 2t - 1``) or ``"beaver"``.
+        norms: as :class:`~ppbfl.protocol.round.Coordinator` (``"auto"``, ``"honest-majority"`` or ``"beaver"``).
         factories: device index -> :data:`DeviceFactory` (simulated misbehaving devices; default :class:`Device`).
         rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
         flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
@@ -234,7 +256,7 @@ class SecureCosineFilter:
     """
 
     def __init__(
-        self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "beaver"] = "auto",
+        self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "honest-majority", "beaver"] = "auto",
         factories: Mapping[int, DeviceFactory] | None = None, rule: str = "cosine", flame_noise: float = 0.0,
         rescale: bool = False, chain_trust: TrustConfig | None = None,
     ) -> None:

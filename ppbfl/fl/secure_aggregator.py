@@ -231,7 +231,7 @@ class SecureCosineAggregator(Aggregator):
         if secure is None or secure.codec != codec or set(secure.factories) != attackers or secure.chain_trust != chain_trust:
             if secure is not None:
                 secure.close()
-            norms: Literal["auto", "beaver"] = "beaver" if self.dot_mode == "beaver" else "auto"
+            norms: Literal["honest-majority", "beaver"] = "beaver" if self.dot_mode == "beaver" else "honest-majority"
             factories = {i: partial(OutOfRangeDevice, knowledge=knowledge) for i in attackers}
             secure = self._filter = SecureCosineFilter(
                 self.t, self.n, codec, tau=float(self.tau), norms=norms, factories=factories, chain_trust=chain_trust, **self._rule_options(),

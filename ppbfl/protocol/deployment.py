@@ -25,6 +25,7 @@ from typing import Any, Self
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.chain.attest import ChainKey
+from ppbfl.defense.rule import DecisionRule, load_decision_rule
 from ppbfl.errors import ConfigError
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.protocol.attribution import CertificateKeys, DeviceKeys
@@ -62,6 +63,7 @@ __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness"
 def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
+    decision_rule: dict | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -73,10 +75,12 @@ def make_edge_node(
     :class:`~ppbfl.trust.config.TrustConfig` (as a dict): the node then computes and signs each
     round's trust update of devices ``0 .. trust_devices - 1`` itself
     (:class:`~ppbfl.trust.witness.TrustWitness`), kept in ``trust_store`` (a SQLAlchemy URL, the
-    node's own; None: in memory). These come from the node's operator, never from the coordinator
-    whose word the signatures replace. ``state_dir``: the node's state folder
+    node's own; None: in memory). ``state_dir``: the node's state folder
     (:mod:`ppbfl.protocol.edge_state`): a node restarted with the same folder and TLS key rejoins
-    without a new setup of the tier.
+    without a new setup of the tier. ``decision_rule``: the consortium's
+    :class:`~ppbfl.defense.rule.DecisionRule` (as a dict): the node refuses a setup with another
+    rule (None: it takes the setup's). These come from the node's operator, never from the
+    coordinator whose word the signatures replace.
 
     Raises:
         CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
@@ -87,7 +91,8 @@ def make_edge_node(
     if device_certs is not None:
         manifest = Path(device_registry) if device_registry is not None else Path(device_certs) / MANIFEST
         keys = CertificateKeys(device_certs, FileRegistry(manifest))
-    node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir)
+    rule = None if decision_rule is None else load_decision_rule(decision_rule, prefix="decision_rule")
+    node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir, decision_rule=rule)
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store)
     return node
@@ -170,6 +175,8 @@ class InProcessDeployment(Deployment):
             (:mod:`ppbfl.protocol.edge_state`); None: nothing survives a restart.
         creds: party -> TLS credentials to reuse (a tier rebuilt after a restart keeps its
             identities, so its nodes can read their state); None: fresh ones of a new CA.
+        decision_rule: every node's operator-configured rule (:class:`EdgeNode`); None: the nodes
+            take the coordinator's.
 
     Each edge node gets TLS credentials of an in-memory CA (``creds``) and the registry of their
     fingerprints (``registry``): its key signs its PRZS offer, the registry checks its peers'.
@@ -178,7 +185,7 @@ class InProcessDeployment(Deployment):
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61,
         signed_uploads: bool = False, chain_keys: Mapping[int, ChainKey] | None = None, state_dir: str | Path | None = None,
-        creds: Mapping[str, PartyCredentials] | None = None,
+        creds: Mapping[str, PartyCredentials] | None = None, decision_rule: DecisionRule | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         chain_keys = dict(chain_keys or {})
@@ -194,7 +201,7 @@ class InProcessDeployment(Deployment):
             party: EdgeNode(
                 behaviour=behaviours.get(j, "honest"), field=field, device_keys=self.device_keys,
                 credentials=self.creds[party], registry=self.registry, chain_key=chain_keys.get(j),
-                state_dir=None if state_dir is None else Path(state_dir) / party,
+                state_dir=None if state_dir is None else Path(state_dir) / party, decision_rule=decision_rule,
             )
             for j, party in ((j, edge_party(j)) for j in range(1, n + 1))
         }
@@ -249,6 +256,8 @@ class GrpcDeployment(Deployment):
             asks it through :meth:`trust_voters`); None: the nodes sign no trust.
         trust_dir: node ``j`` keeps its trust states in ``trust_dir/edge-j/trust.db`` (its own
             folder; kept after :meth:`close`, so a restarted node resumes); None: in memory.
+        decision_rule: every edge process's operator-configured rule (:func:`make_edge_node`); None:
+            the nodes take the coordinator's.
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
@@ -261,6 +270,7 @@ class GrpcDeployment(Deployment):
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
         trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
+        decision_rule: DecisionRule | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         self.networked = True
@@ -292,6 +302,7 @@ class GrpcDeployment(Deployment):
                             "behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None,
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
+                            "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
                         },
                         ready_timeout,
                     )

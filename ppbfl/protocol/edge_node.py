@@ -2,8 +2,9 @@
 
 The node is a message handler (``handle(envelope) -> reply``) usable behind any transport: the
 in-process one or a gRPC server in its own OS process (``ppbfl edge``). Requests are idempotent: a
-retried request (the transport retries on timeouts) gets the same reply, including the two that
-spend one-time material (a PRZS counter, Beaver triples). It keeps per-round state
+retried request (the transport retries on timeouts) gets the same reply, including those that
+spend one-time material (a PRZS counter, Beaver triples); a verify request and a Beaver opening are
+answered once per round (any other of the same round is refused: two would open differences). It keeps per-round state
 only for a window of rounds: the latest round the coordinator has asked about (``current``), the
 one before, and up to :data:`ROUNDS_AHEAD` after it; a message for any other round is refused
 (:class:`OutOfPhaseError`) and never touches the current round's state. It never sees an update in the clear: every value it
@@ -33,6 +34,7 @@ from ppbfl.defense import flame_noise, validity
 from ppbfl.defense.consistency import challenge_coefficients
 from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.errors import AggregateRangeError
+from ppbfl.defense.rule import DecisionRule
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
@@ -76,7 +78,7 @@ from ppbfl.protocol.messages import (
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, edge_party
 from ppbfl.protocol.przs_setup import MAX_PRZS_SETS, PRZSSetup, przs_set_count
 from ppbfl.protocol.registry import PeerRegistry, identity_of
-from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
+from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError, SetupRuleError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
@@ -133,6 +135,8 @@ class _RoundState:
     aggregate: np.ndarray | None = None
     verified: tuple[VerifyRequest, VerifyShares] | None = None
     finished: tuple[BeaverFinish, NormShares] | None = None
+    linear: np.ndarray | None = None  # the verify's degree-(t - 1) linear part of z per device: never sent alone
+    opened: tuple[BeaverOpen, BeaverMasked] | None = None  # the one BeaverOpen of the round (its triples are spent)
     proofs: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)
     coin: bytes | None = None  # drawn when the node reports its uploads: no proof is accepted after it
     coins: validity.ProofCoins | None = None
@@ -164,14 +168,18 @@ class EdgeNode:
             counters, latest aggregate replies; encrypted under its TLS key). Read once the node
             has its identity; a file that cannot be used is reported in :attr:`restore_error`
             (and a warning) and the node starts as not set up. None: nothing survives a restart.
+        decision_rule: the decision rule the node's operator configured: a :class:`SetupEdge` asking
+            for another rule or other options is refused (:class:`SetupRuleError` naming the
+            field). None: the node takes the rule from the setup (the coordinator's word).
     """
 
     def __init__(
         self, party: str | None = None, behaviour: EdgeBehaviour | str = EdgeBehaviour.HONEST, *, field: PrimeField = GF61,
         device_keys: DeviceKeys | None = None, credentials: PartyCredentials | None = None, registry: PeerRegistry | None = None,
-        chain_key: ChainKey | None = None, state_dir: str | os.PathLike | None = None,
+        chain_key: ChainKey | None = None, state_dir: str | os.PathLike | None = None, decision_rule: DecisionRule | None = None,
     ) -> None:
         self.party = party
+        self.decision_rule = decision_rule
         self._chain_key = ChainKey.generate() if chain_key is None else chain_key
         self.device_keys = device_keys
         self.credentials, self.registry = credentials, registry
@@ -362,6 +370,9 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"bad setup: flame_noise = {message.flame_noise!r} (>= 0, and only with rule 'flame')")
         if message.rescale and message.rule != "cosine":
             raise OutOfPhaseError(self.name, f"bad setup: rescale only with rule 'cosine', not {message.rule!r}")
+        differs = None if self.decision_rule is None else self.decision_rule.mismatch(message.rule, message.tau, message.rescale, message.flame_noise)
+        if differs is not None:
+            raise SetupRuleError(self.name, *differs)
         if self.credentials is None or self.registry is None:
             raise OutOfPhaseError(self.name, "no TLS identity and registry to agree PRZS keys with")
         if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
@@ -503,8 +514,15 @@ class EdgeNode:
     def _verify(self, envelope: Envelope, message: VerifyRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "verify")
         state = self._state(envelope.round, create=not message.devices)  # a round nobody uploaded to is empty, not an error
-        if state.verified is not None and _same_request(state.verified[0], message):
-            return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
+        if state.verified is not None:
+            if _same_request(state.verified[0], message):
+                return state.verified[1]  # a retried request: the same reply (the PRZS counter is used once)
+            raise OutOfPhaseError(
+                self.name, f"already answered a verify request of round {envelope.round}: one verify reply per round "
+                "(a second one, e.g. in the other mode, would open the difference of two sharings)",
+            )
+        if message.zero_counter != envelope.round or not 0 <= envelope.round < GRAM_COUNTER:
+            raise OutOfPhaseError(self.name, f"verify request of round {envelope.round} with PRZS counter {message.zero_counter}: the counter is the round")
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
@@ -517,8 +535,8 @@ class EdgeNode:
             dot_ref = ops.add(dot_ref, np.full(dot_ref.shape, 12345, dtype=np.uint64), field=self.field)
         bits, bit_masks = self._proof_rows(state, message.devices)
         g_dot_v = sums[3]
-        proof_consistency, valid = validity.proof_linear_shares(bits, bit_masks, g_dot_v, coins, field=self.field)
-        norm2 = np.zeros(0, dtype=np.uint64)
+        proof_consistency, linear_part = validity.proof_linear_shares(bits, bit_masks, g_dot_v, coins, field=self.field)
+        norm2 = valid = np.zeros(0, dtype=np.uint64)  # Beaver mode: z comes with the NormShares, never its linear part alone
         if message.hm:
             if self.przs is None:
                 raise OutOfPhaseError(self.name, "honest-majority verify before the PRZS keys were agreed")
@@ -527,16 +545,18 @@ class EdgeNode:
             norm2 = ops.add(sums[2], zeros[:m], field=self.field)
             if m:
                 squares = ops.row_dots(validity.weighted_bits(bits, coins, field=self.field), coins.alpha, coins.alpha, field=self.field, rows_name="proof")[2]
-                valid = ops.add(ops.sub(valid, squares, field=self.field), zeros[m:], field=self.field)
+                valid = ops.add(ops.sub(linear_part, squares, field=self.field), zeros[m:], field=self.field)
         if len(message.commitments) != len(message.devices):
             raise OutOfPhaseError(self.name, f"{len(message.commitments)} commitments for {len(message.devices)} devices")
         mismatched = [k for k, (i, root) in enumerate(zip(message.devices, message.commitments)) if bind_commitment(state.uploads[i][2], envelope.round, i) != root]
         state.devices = list(message.devices)
         state.reference = message.reference
         state.coins = coins
+        state.linear = linear_part
         signature = self._sign(signed_shares.verify_digest(
             self._session, envelope.round, self.config.index, consistency=consistency, dot_ref=dot_ref, norm2_hash=signed_shares.field_hash(norm2),
-            proof_consistency=proof_consistency, validity=valid, mismatched=mismatched,
+            proof_consistency=proof_consistency, validity_hash=signed_shares.field_hash(valid), mismatched=mismatched,
+            request=signed_shares.request_hash(message),
         ))
         reply = VerifyShares(
             consistency, dot_ref, norm2, proof_consistency=proof_consistency, validity=valid, mismatched=mismatched, signature=signature,
@@ -559,6 +579,8 @@ class EdgeNode:
                 f"expected ({message.a.shape[0]}, {self.validity.proof_length}), ({message.a.shape[0]},)",
             )
         state = self._state(envelope.round, create=True)
+        if state.opened is not None:
+            raise OutOfPhaseError(self.name, f"triples for round {envelope.round} after its Beaver opening: the round's triples are spent")
         state.triples = (message.a, message.c)
         state.proof_triples = (message.proof_a, message.proof_c)
         return Ack(f"{self.party}: {message.c.shape[0]} triples for round {envelope.round}")
@@ -566,6 +588,12 @@ class EdgeNode:
     def _beaver_open(self, envelope: Envelope, message: BeaverOpen) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver open")
         state = self._state(envelope.round)
+        if state.opened is not None:  # one opening per round: a second one on the same triples would open g_i - g_k
+            if _same_request(state.opened[0], message):
+                return state.opened[1]
+            raise OutOfPhaseError(self.name, f"already answered a Beaver open of round {envelope.round}: its triples are spent")
+        if len(set(message.devices)) != len(message.devices) or not set(message.devices) <= set(state.devices):
+            raise OutOfPhaseError(self.name, f"beaver open of devices {list(message.devices)[:8]}: distinct devices of the verify request expected")
         if state.triples is None or state.triples[0].shape[0] < len(message.devices):
             raise OutOfPhaseError(self.name, f"not enough Beaver triples for {len(message.devices)} devices in round {envelope.round}")
         if state.coins is None or state.proof_triples is None:
@@ -575,7 +603,9 @@ class EdgeNode:
         state.eps_devices = list(message.devices)
         eps = linear.sub(np.array(self._shares_of(state, message.devices), dtype=np.uint64).reshape(a.shape), a, field=self.field)
         weighted = validity.weighted_bits(self._proof_rows(state, message.devices)[0], state.coins, field=self.field)
-        return BeaverMasked(eps, linear.sub(weighted, proof_a, field=self.field))
+        reply = BeaverMasked(eps, linear.sub(weighted, proof_a, field=self.field))
+        state.opened = (message, reply)
+        return reply
 
     def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
@@ -593,8 +623,11 @@ class EdgeNode:
         state.triples = state.proof_triples = None  # single use
         norm2 = square_from_opened(message.eps, a[:k], c[:k], field=self.field)
         squares = square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field)
-        digest = signed_shares.norms_digest(self._session, envelope.round, self.config.index, norm2=norm2, proof_squares=squares)
-        reply = NormShares(norm2, squares, self._sign(digest))
+        assert state.linear is not None  # set with state.coins, which beaver open required
+        columns = [state.devices.index(i) for i in state.eps_devices]
+        z = ops.sub(state.linear[columns], squares, field=self.field)  # degree t - 1 shares of z: nothing else
+        digest = signed_shares.norms_digest(self._session, envelope.round, self.config.index, norm2=norm2, validity=z)
+        reply = NormShares(norm2, z, self._sign(digest))
         state.finished = (message, reply)
         return reply
 
@@ -617,14 +650,29 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
         if not set(state.eps_devices) <= set(state.devices):
             raise OutOfPhaseError(self.name, "Beaver devices outside the verified devices")
+        t, beaver = self.config.t, bool(message.norm_signatures)
+        if message.norm2_degree != (t - 1 if beaver else 2 * (t - 1)):
+            raise OutOfPhaseError(self.name, f"aggregate request: norm2_degree {message.norm2_degree} for {'Beaver' if beaver else 'honest-majority'} shares")
+        fewest = 2 * t - 1 if self.decision_rule is None else self.decision_rule.honest_majority_from(t)
+        if not beaver and k < fewest:
+            raise OutOfPhaseError(
+                self.name, f"aggregate request: honest-majority norms from {k} nodes, this node's operator requires {fewest} "
+                "(with fewer, a lying share could not be corrected: Beaver triples are needed)",
+            )
         signed_shares.check_relayed(
             message, session=self._session, round=envelope.round, keys=self._przs_setup[1].peer_keys, relay=envelope.sender,
-            me=self.name, field=self.field, columns=[state.devices.index(i) for i in state.eps_devices],
+            me=self.name, columns=[state.devices.index(i) for i in state.eps_devices], verified=self._verified_hash(state),
         )
         decision = decide_request(
             message, state.reference, t=self.config.t, tau=self.config.tau, codec=self.codec, rescale=self.config.rescale,
         )
         return self._aggregate_reply(envelope.round, message, state, decision)
+
+    def _verified_hash(self, state: _RoundState) -> bytes:
+        """The :func:`~ppbfl.protocol.signed_shares.request_hash` of the verify request this node answered in ``state``'s round."""
+        if state.verified is None:
+            raise OutOfPhaseError(self.name, "aggregate before this node answered a verify request")
+        return signed_shares.request_hash(state.verified[0])
 
     def _aggregate_reply(
         self, round: int, message: AggregateRequest, state: _RoundState, decision: RoundDecision,
@@ -793,7 +841,10 @@ class EdgeNode:
         if self._przs_setup is None or self.przs is None:
             raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
         keys = self._przs_setup[1].peer_keys
-        signed_shares.check_relayed(message, session=self._session, round=envelope.round, keys=keys, relay=envelope.sender, me=self.name, field=self.field, columns=[])
+        signed_shares.check_relayed(
+            message, session=self._session, round=envelope.round, keys=keys, relay=envelope.sender, me=self.name, columns=[],
+            verified=self._verified_hash(state),
+        )
         signed_shares.check_gram(
             message.points, message.gram, message.gram_signatures, session=self._session, round=envelope.round, keys=keys,
             relay=envelope.sender, me=self.name,

@@ -274,7 +274,8 @@ class VerifyRequest(Message):
     ``challenge_seed``: fixed on chain after the commitments; ``reference``: the public reference
     update encoded under the no-wrap bound ((d,) uint64); ``commitments``: each device's on-chain
     share commitment (the node compares it with the root of the leaves it received); ``hm``: also return honest-majority
-    shares of ``||g||^2`` and of the validity value (PRZS counter ``zero_counter``, never reused);
+    shares of ``||g||^2`` and of the validity value (PRZS counter ``zero_counter``, which must be the
+    round: one verify reply per node and round, a retry gets the same one);
     ``coin_nodes``, ``coins``, ``coin_signatures``: the nodes' signed coins for the proof checks
     (each node finds its own and checks the others' signatures; at least ``t`` are needed).
     """
@@ -301,8 +302,8 @@ class VerifyShares(Message):
     ``norm2``: re-randomised share of ``||g||^2`` (degree ``2(t - 1)``), empty unless ``hm``;
     ``mismatched``: positions of devices whose uploaded leaves do not match their on-chain commitment;
     ``proof_consistency``: ``<alpha, b_j> + mu_j`` of the proof bits; ``validity``: share of the
-    validity value ``z`` (re-randomised, degree ``2(t - 1)``, if ``hm``; else its degree-``(t - 1)``
-    linear part, to which Beaver mode adds the squares). ``signature``: the node's ECDSA signature
+    validity value ``z`` (re-randomised, degree ``2(t - 1)``) if ``hm``, else empty (Beaver mode:
+    ``z`` comes in :class:`NormShares`). ``signature``: the node's ECDSA signature
     over all of these (:func:`ppbfl.protocol.signed_shares.verify_digest`): its peers check it when
     the coordinator relays them. ``evidence_roots``, ``evidence_signatures``: for each
     ``mismatched`` position, the root of the leaves the node holds and the device's signature of it
@@ -311,7 +312,7 @@ class VerifyShares(Message):
     """
 
     KIND: ClassVar[str] = "verify_shares"
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5
     consistency: Annotated[np.ndarray, FieldArray(ndim=1)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=1)]
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
@@ -385,13 +386,15 @@ class BeaverFinish(Message):
 @register
 @dataclass(frozen=True)
 class NormShares(Message):
-    """Degree-``(t - 1)`` shares from Beaver triples: ``||g_i||^2`` and ``||rho' b_i||^2``, (m,) uint64 each,
-    and the node's ``signature`` over both (:func:`ppbfl.protocol.signed_shares.norms_digest`)."""
+    """Degree-``(t - 1)`` shares from Beaver triples, (m,) uint64 each: ``||g_i||^2`` and the validity
+    value ``z_i`` (the verify's linear part minus the Beaver square ``||rho' b_i||^2``: the node never
+    sends either part alone), and the node's ``signature`` over both
+    (:func:`ppbfl.protocol.signed_shares.norms_digest`)."""
 
     KIND: ClassVar[str] = "norm_shares"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     norm2: Annotated[np.ndarray, FieldArray(ndim=1)]
-    proof_squares: Annotated[np.ndarray, FieldArray(ndim=1)]
+    validity: Annotated[np.ndarray, FieldArray(ndim=1)]
     signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
 
 
@@ -412,7 +415,8 @@ class AggregateRequest(Message):
     (:mod:`ppbfl.protocol.signed_shares`), per point: ``verify_signatures`` (its ``VerifyShares``
     signature), ``verify_norm2`` (SHA-256 of that reply's ``norm2``), ``mismatched_by`` (its
     ``mismatched`` list); Beaver mode only (else empty): ``norm_signatures`` (its ``NormShares``
-    signature) and ``proof_squares`` ((k, m): its ``NormShares.proof_squares``).
+    signature; its ``norm2`` and ``validity`` rows are that reply's) and ``verify_validity``
+    (SHA-256 of its ``VerifyShares.validity``, which the ``validity`` row then replaces).
 
     The chain the node signs its votes for (keyword-only): ``chain_contract``, the 20-byte address
     of the round contract, and ``chain_id``; empty and 0 when the deployment has no ledger (the
@@ -420,7 +424,7 @@ class AggregateRequest(Message):
     """
 
     KIND: ClassVar[str] = "aggregate_request"
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5
     points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     consistency: Annotated[np.ndarray, FieldArray(ndim=2)]
     dot_ref: Annotated[np.ndarray, FieldArray(ndim=2)]
@@ -434,7 +438,7 @@ class AggregateRequest(Message):
     verify_norm2: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
     mismatched_by: Annotated[list[list[int]], ListOf(ListOf(UInt(bits=32), max_len=1 << 16), max_len=1024)]
     norm_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
-    proof_squares: Annotated[np.ndarray, FieldArray(ndim=2)]
+    verify_validity: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
     chain_contract: Annotated[bytes, Bytes(max_len=20)] = dataclasses.field(default=b"", kw_only=True)
     chain_id: Word = dataclasses.field(default=0, kw_only=True)
 

@@ -20,8 +20,9 @@ Timeouts, dropouts and retries: every call to a party has a deadline (the transp
 transient failures a bounded number of times); calls to the edge nodes run concurrently, so a step
 takes as long as the slowest node, not the sum; a party that fails a call is marked dropped for the
 rest of the round with the reason. The round completes with up to ``n - t`` edge nodes dropped:
-with at least ``2t - 1`` online the squared norms use honest-majority shares (no dealer); with
-fewer, the coordinator falls back to Beaver triples from the dealer. Any devices may drop: a device
+with at least ``2t + 1`` online the squared norms use honest-majority shares (no dealer); with
+fewer, Beaver triples from the dealer, whose degree-``(t - 1)`` results let ``floor((k - t) / 2)``
+wrong shares be corrected and named (``norms`` says when honest majority is used anyway). Any devices may drop: a device
 that did not commit, or whose upload did not reach every online node, is left out ("missing upload").
 The coordinator sees only opened scalars and aggregate shares, never a device's update.
 
@@ -47,7 +48,6 @@ from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.submission import codec_for_length
 from ppbfl.defense.validity import DEFAULT_ROWS, ValidityParams
 from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
-from ppbfl.field import ops
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
@@ -193,8 +193,14 @@ class Coordinator:
         codec: fixed-point codec of the updates (field, fractional bits).
         tau: cosine acceptance threshold.
         dealer: whether a dealer party (``"dealer"``) is available for the Beaver fallback.
-        norms: ``"auto"`` (honest majority when ``2t - 1`` nodes are online, else Beaver) or
-            ``"beaver"`` (always dealer triples).
+        norms: how the squared norms (and the validity values) are computed on shares.
+            ``"auto"``: honest majority (no dealer) when its degree-``2(t - 1)`` openings can correct a
+            wrong share, i.e. ``k >= 2t + 1`` nodes online; with ``2t - 1 <= k <= 2t`` Beaver triples from
+            the dealer (degree ``t - 1``: ``floor((k - t) / 2)`` wrong shares corrected and named),
+            or honest majority when there is no dealer (or under rule ``"flame"``, which needs it);
+            Beaver below ``2t - 1``. ``"honest-majority"``: honest majority whenever ``k >= 2t - 1``
+            (no dealer traffic; a wrong norm share is then undetected at ``k = 2t - 1`` and only
+            detected at ``k = 2t``: docs/security.md). ``"beaver"``: always dealer triples.
         ledger: the chain recorder (None: no chain; commitments are then the roots the edge nodes
             report, and the challenge seed comes from the OS CSPRNG).
         timeout: seconds per call to a party.
@@ -223,7 +229,7 @@ class Coordinator:
         codec: FixedPointCodec | None = None,
         tau: float = 0.0,
         dealer: bool = True,
-        norms: Literal["auto", "beaver"] = "auto",
+        norms: Literal["auto", "honest-majority", "beaver"] = "auto",
         ledger: RoundLedger | None = None,
         timeout: float = 30.0,
         validity_k: int = DEFAULT_ROWS,
@@ -232,10 +238,10 @@ class Coordinator:
         flame_noise: float = 0.0,
         rescale: bool = False,
     ) -> None:
-        if norms not in ("auto", "beaver"):
-            raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto' or 'beaver'")
-        if rule not in RULES or (rule == "flame" and (norms != "auto" or n < 2 * t - 1)):
-            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs norms = 'auto' and n >= 2t - 1 = {2 * t - 1}")
+        if norms not in ("auto", "honest-majority", "beaver"):
+            raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto', 'honest-majority' or 'beaver'")
+        if rule not in RULES or (rule == "flame" and (norms == "beaver" or n < 2 * t - 1)):
+            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs honest-majority norms and n >= 2t - 1 = {2 * t - 1}")
         if not 0.0 <= flame_noise < float("inf") or (flame_noise > 0 and rule != "flame"):
             raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         if rescale and rule != "cosine":
@@ -463,7 +469,7 @@ class Coordinator:
 
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
         alive = self._alive()
-        hm = self.norms == "auto" and len(alive) >= 2 * self.t - 1
+        hm = self._honest_majority(len(alive))
         if self.rule == "flame" and not hm:  # no Beaver Gram matrix: fail before any triple is dealt
             raise NotEnoughEdgeNodesError("verify (rule 'flame' needs honest majority)", tuple(alive), 2 * self.t - 1)
         coin_nodes = sorted(j for j in alive if j in reports)
@@ -490,25 +496,26 @@ class Coordinator:
 
         norm2_rows: dict[int, np.ndarray]
         validity_rows: dict[int, np.ndarray]
-        squares: dict[int, np.ndarray] = {}
         norm_signatures: dict[int, bytes] = {}
-        if hm and len(points) >= 2 * self.t - 1:
+        if hm and self._honest_majority(len(points)):
             mode, degree = "honest-majority", 2 * (self.t - 1)
             norm2_rows = {j: verify[j].norm2 for j in points}
             validity_rows = {j: verify[j].validity for j in points}
         else:
-            if hm:  # nodes left after an honest-majority verify: its validity shares hold local squares and PRZS zeros
-                verify = self._call_nodes(points, lambda j: dataclasses.replace(verify_request, hm=0), round, VerifyShares)
-                points = self._require_nodes("verify", self.t)
-            # only devices that pass the screening every node will run get a triple
+            # Beaver mode, also after an honest-majority verify that lost nodes: each node answers one
+            # verify per round, and its NormShares bring degree-(t - 1) shares of ||g||^2 and z.
+            # Only devices that pass the screening every node will run get a triple.
             out = screen(
                 points, rows("consistency", points), self.t, field=self.field, mismatched=mismatched,
                 proof_consistency=rows("proof_consistency", points),
             ).rejected
             mode, degree = "beaver", self.t - 1
-            norm2_rows, squares, norm_signatures = self._beaver_norms(round, members, [k for k in range(len(members)) if k not in out], points)
+            norm2_rows, validity_rows, norm_signatures, eps_liars = self._beaver_norms(
+                round, members, [k for k in range(len(members)) if k not in out], points,
+            )
+            for j in eps_liars:  # corrected while opening g - a: named like any other wrong share
+                named[j] = self.dropped[j] = f"named as a liar: sent wrong Beaver shares of g - a in round {round}"
             points = self._require_nodes("beaver", self.t)
-            validity_rows = {j: ops.sub(verify[j].validity, squares[j], field=self.field) for j in points}
         lap("verify")
 
         trust_values = np.array([1.0 if trust is None else float(trust.get(i, 1.0)) for i in members])
@@ -522,8 +529,8 @@ class Coordinator:
             np.stack([validity_rows[j] for j in points]).reshape(len(points), len(members)),
             # what lets each node check the rows against their nodes' signatures (signed_shares)
             [verify[j].signature for j in points], [field_hash(verify[j].norm2) for j in points], [verify[j].mismatched for j in points],
-            [norm_signatures[j] for j in points] if squares else [],
-            np.stack([squares[j] for j in points]).reshape(len(points), len(members)) if squares else np.zeros((0, 0), np.uint64),
+            [norm_signatures[j] for j in points] if norm_signatures else [],
+            [field_hash(verify[j].validity) for j in points] if norm_signatures else [],
             # the chain the nodes sign their votes for (their signatures come back in AggregateShare)
             chain_contract=b"" if self.ledger is None else self.ledger.context.contract_bytes,
             chain_id=0 if self.ledger is None else self.ledger.context.chain_id,
@@ -550,6 +557,12 @@ class Coordinator:
             lap("chain")
         outcome.timings = timings
         return outcome
+
+    def _honest_majority(self, k: int) -> bool:
+        """Whether ``k`` online nodes compute the squared norms in honest-majority mode (see ``norms``)."""
+        if self.norms == "beaver" or k < 2 * self.t - 1:
+            return False
+        return self.norms == "honest-majority" or k >= 2 * self.t + 1 or not self.dealer or self.rule == "flame"
 
     def _members(
         self, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
@@ -619,9 +632,10 @@ class Coordinator:
 
     def _beaver_norms(
         self, round: int, members: list[int], columns: list[int], points: tuple[int, ...]
-    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, bytes]]:
-        """Degree-``(t - 1)`` shares of the squared norms and of the proofs' ``||rho' b||^2`` from dealer
-        triples (fewer than ``2t - 1`` nodes online), per node: ``(norms, proof squares, the node's signature)``.
+    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, bytes], set[int]]:
+        """Degree-``(t - 1)`` shares of the squared norms and of the validity values ``z`` from dealer
+        triples, per node: ``(norms, z, the node's signature)``, and the nodes whose shares of
+        ``g - a`` robust opening corrected (liars).
 
         Only the devices at positions ``columns`` (those with consistent shares) get triples; the
         other positions get zero shares (those devices are rejected before anything is opened).
@@ -640,26 +654,31 @@ class Coordinator:
         opened_at = self._require_nodes("beaver open", self.t)
         width = self.validity.proof_length
 
+        wrong: set[int] = set()
+
         def open_masked(name: str, length: int) -> np.ndarray:
             shares = np.stack([getattr(masked[j], name) for j in opened_at]).reshape(len(opened_at), len(devices), length)
             opened = np.empty((len(devices), length), dtype=np.uint64)
             for i in range(len(devices)):
                 try:
-                    opened[i] = robust_reconstruct(shares[:, i, :], opened_at, self.t, field=self.field).secret
+                    result = robust_reconstruct(shares[:, i, :], opened_at, self.t, field=self.field)
                 except PPBFLError as error:
                     raise RoundFailedError(round, f"opening {name} of device {devices[i]}: {error}") from error
+                opened[i] = result.secret
+                wrong.update(result.wrong_points)
             return opened
 
         eps, proof_eps = open_masked("eps", self.d), open_masked("proof_eps", width)
-        finished = self._call_nodes(opened_at, lambda j: BeaverFinish(eps, proof_eps), round, NormShares)
-        norms, squares, signatures = {}, {}, {}
+        honest = [j for j in opened_at if j not in wrong]
+        finished = self._call_nodes(honest, lambda j: BeaverFinish(eps, proof_eps), round, NormShares)
+        norms, z, signatures = {}, {}, {}
         for j, reply in finished.items():
             signatures[j] = reply.signature
             norms[j] = np.zeros(len(members), dtype=np.uint64)
             norms[j][columns] = reply.norm2
-            squares[j] = np.zeros(len(members), dtype=np.uint64)
-            squares[j][columns] = reply.proof_squares
-        return norms, squares, signatures
+            z[j] = np.zeros(len(members), dtype=np.uint64)
+            z[j][columns] = reply.validity
+        return norms, z, signatures, wrong
 
     def _flame_request(
         self, round: int, request: AggregateRequest, members: list[int], mode: str, r_enc: np.ndarray,
@@ -676,7 +695,7 @@ class Coordinator:
             raise NotEnoughEdgeNodesError("gram", points, needed)
         values = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}  # the chain context too
         values.update(
-            points=list(points), norm_signatures=[], proof_squares=np.zeros((0, 0), dtype=np.uint64),  # honest majority: no Beaver norms
+            points=list(points), norm_signatures=[], verify_validity=[],  # honest majority: no Beaver norms
             **{name: values[name][keep] for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity")},
             **{name: [values[name][r] for r in keep] for name in ("verify_signatures", "verify_norm2", "mismatched_by")},
         )

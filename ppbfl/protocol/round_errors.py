@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ppbfl.errors import PPBFLError
 
-__all__ = ["AnnouncementError", "CommitmentMismatchError", "NotEnoughEdgeNodesError", "OutOfPhaseError", "RoundFailedError"]
+__all__ = [
+    "AnnouncementError", "CommitmentMismatchError", "NotEnoughEdgeNodesError", "OutOfPhaseError", "RoundFailedError", "SetupRuleError",
+]
 
 
 class OutOfPhaseError(PPBFLError):
@@ -46,3 +48,12 @@ class AnnouncementError(PPBFLError):
     def __init__(self, device: int, field: str, got: object, expected: str) -> None:
         self.device, self.field, self.got = device, field, got
         super().__init__(f"device {device}: round announcement field {field!r} = {got!r}, expected {expected}")
+
+
+class SetupRuleError(OutOfPhaseError):
+    """An edge node refuses a ``SetupEdge`` whose decision rule differs from its operator's
+    (:class:`ppbfl.defense.rule.DecisionRule`); ``field`` names the first differing one."""
+
+    def __init__(self, party: str, field: str, got: object, expected: object) -> None:
+        super().__init__(party, f"bad setup: SetupEdge field {field!r} = {got!r}, but this node's operator configured {expected!r}")
+        self.field, self.got, self.expected = field, got, expected

@@ -11,14 +11,15 @@ against the registry at setup) over a SHA-256 digest of
 
 (``H`` = SHA-256 of a field's little-endian uint64 bytes, length first). Before opening anything a
 node checks every point's rows of the request against its signature (:func:`check_relayed`); a
-row the relay altered, a reply it attributes to another node, or a ``rejected`` list that is not
+row the relay altered, a reply it attributes to another node, a reply to another verify request
+than this node's (each verify signature covers :func:`request_hash`), or a ``rejected`` list that is not
 the union of the nodes' signed ``mismatched`` lists is refused with :class:`PeerAuthError`
 naming the relay and the node whose value was altered.
 
 The request's rows are what the signatures cover, except in Beaver mode, where a point's
-``norm2`` row is its ``NormShares.norm2`` and its ``validity`` row is its signed ``validity`` minus
-its ``NormShares.proof_squares``: the request carries those squares and the hash of the verify
-reply's (unused) ``norm2`` so that each row can be checked.
+``norm2`` and ``validity`` rows are its ``NormShares`` (its degree-``(t - 1)`` shares of
+``||g||^2`` and of ``z``): the request carries the hashes of the verify reply's (unused) ``norm2``
+and ``validity`` so that the verify signature can be checked too.
 """
 
 from __future__ import annotations
@@ -32,15 +33,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ppbfl.field import ops
-from ppbfl.field.prime_field import PrimeField
 from ppbfl.protocol.errors import PeerAuthError
-from ppbfl.protocol.messages import AggregateRequest
+from ppbfl.protocol.messages import AggregateRequest, VerifyRequest
 from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round_errors import OutOfPhaseError
 
 __all__ = [
-    "check_coins", "check_gram", "check_relayed", "coin_digest", "field_hash", "gram_digest", "norms_digest", "sign", "verify_digest",
+    "check_coins", "check_gram", "check_relayed", "coin_digest", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign",
+    "verify_digest",
 ]
 
 _DOMAIN = b"ppbfl/relayed/v1"
@@ -56,18 +56,30 @@ def _digest(kind: bytes, session: bytes, round: int, index: int, hashed: Sequenc
     return hashlib.sha256(_DOMAIN + kind + session + struct.pack(">QI", round, index) + b"".join(hashed)).digest()
 
 
+def request_hash(request: VerifyRequest) -> bytes:
+    """SHA-256 of every field of a :class:`VerifyRequest` (32 bytes): what a node's verify signature
+    binds its reply to, so that replies to different requests cannot pass as one round's."""
+    h = hashlib.sha256(b"ppbfl/verify-request/v1")
+    h.update(request.challenge_seed + field_hash(request.reference) + field_hash(request.devices) + field_hash(request.coin_nodes))
+    h.update(struct.pack(">IQ", request.hm, request.zero_counter))
+    for item in [*request.commitments, *request.coins, *request.coin_signatures]:
+        h.update(struct.pack(">H", len(item)) + bytes(item))
+    return h.digest()
+
+
 def verify_digest(
     session: bytes, round: int, index: int, *, consistency: np.ndarray, dot_ref: np.ndarray, norm2_hash: bytes,
-    proof_consistency: np.ndarray, validity: np.ndarray, mismatched: Sequence[int],
+    proof_consistency: np.ndarray, validity_hash: bytes, mismatched: Sequence[int], request: bytes,
 ) -> bytes:
-    """The digest node ``index`` signs in its ``VerifyShares`` of ``round`` ((m,) uint64 fields; ``norm2`` by its hash)."""
-    hashed = [field_hash(consistency), field_hash(dot_ref), norm2_hash, field_hash(proof_consistency), field_hash(validity), field_hash(mismatched)]
-    return _digest(b"verify", session, round, index, hashed)
+    """The digest node ``index`` signs in its ``VerifyShares`` of ``round`` ((m,) uint64 fields; ``norm2``
+    and ``validity`` by their :func:`field_hash`; ``request``: the :func:`request_hash` it answered)."""
+    hashed = [field_hash(consistency), field_hash(dot_ref), norm2_hash, field_hash(proof_consistency), validity_hash, field_hash(mismatched), request]
+    return _digest(b"verify/v2", session, round, index, hashed)
 
 
-def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, proof_squares: np.ndarray) -> bytes:
+def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, validity: np.ndarray) -> bytes:
     """The digest node ``index`` signs in its ``NormShares`` of ``round`` ((m,) uint64 each)."""
-    return _digest(b"norms", session, round, index, [field_hash(norm2), field_hash(proof_squares)])
+    return _digest(b"norms/v2", session, round, index, [field_hash(norm2), field_hash(validity)])
 
 
 def coin_digest(session: bytes, round: int, index: int, coin: bytes) -> bytes:
@@ -122,9 +134,13 @@ def check_coins(
 
 def check_relayed(
     request: AggregateRequest, *, session: bytes, round: int, keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
-    me: str, field: PrimeField, columns: Sequence[int],
+    me: str, columns: Sequence[int], verified: bytes,
 ) -> None:
     """Check every point's relayed rows of ``request`` against its node's signatures (see module docstring).
+
+    ``verified``: the :func:`request_hash` of the verify request this node answered: every point's
+    signature must be over the same one (a relay that sent the nodes different verify requests is
+    refused here, after the fact).
 
     ``keys``: node index -> its signing key (from the setup); ``columns``: Beaver mode, the positions
     (in the request's device order) of the devices that got triples: the nodes signed their
@@ -140,26 +156,27 @@ def check_relayed(
     for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity"):
         if getattr(request, name).shape != (k, m):
             raise OutOfPhaseError(me, f"aggregate request field {name!r}: shape {getattr(request, name).shape}, expected ({k}, {m})")
-    if beaver and (len(request.norm_signatures) != k or request.proof_squares.shape != (k, m)):
-        raise OutOfPhaseError(me, f"aggregate request: Beaver mode needs {k} norm signatures and ({k}, {m}) proof squares")
+    if beaver and not len(request.norm_signatures) == len(request.verify_validity) == k:
+        raise OutOfPhaseError(me, f"aggregate request: Beaver mode needs {k} norm signatures and {k} verify validity hashes")
     for row, j in enumerate(request.points):
         key = keys.get(j)
         if key is None:
             raise PeerAuthError(relay, f"relayed shares of {edge_party(j)}, which took no part in the setup")
-        validity = request.validity[row]
         if beaver:
-            squares = request.proof_squares[row]
-            validity = ops.add(validity, squares, field=field)
+            validity_hash = request.verify_validity[row]
             others = np.ones(m, dtype=bool)
             others[list(columns)] = False
-            norms = norms_digest(session, round, j, norm2=request.norm2[row][list(columns)], proof_squares=squares[list(columns)])
-            if request.norm2[row][others].any() or squares[others].any() or not _check(key, request.norm_signatures[row], norms):
+            norms = norms_digest(session, round, j, norm2=request.norm2[row][list(columns)], validity=request.validity[row][list(columns)])
+            if request.norm2[row][others].any() or request.validity[row][others].any() or not _check(key, request.norm_signatures[row], norms):
                 raise PeerAuthError(relay, f"relayed norm shares of {edge_party(j)} that it did not sign (altered)")
         elif field_hash(request.norm2[row]) != request.verify_norm2[row]:
             raise PeerAuthError(relay, f"relayed norm2 shares of {edge_party(j)} that it did not sign (altered)")
+        else:
+            validity_hash = field_hash(request.validity[row])
         digest = verify_digest(
             session, round, j, consistency=request.consistency[row], dot_ref=request.dot_ref[row], norm2_hash=request.verify_norm2[row],
-            proof_consistency=request.proof_consistency[row], validity=validity, mismatched=request.mismatched_by[row],
+            proof_consistency=request.proof_consistency[row], validity_hash=validity_hash, mismatched=request.mismatched_by[row],
+            request=verified,
         )
         if not _check(key, request.verify_signatures[row], digest):
             raise PeerAuthError(relay, f"relayed verify shares of {edge_party(j)} that it did not sign (altered)")

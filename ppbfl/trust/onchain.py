@@ -28,7 +28,7 @@ import numpy as np
 from ppbfl.chain import Chain
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
-from ppbfl.fl.federation import ZERO_HASH, DeviceFactory, Federation
+from ppbfl.fl.federation import ZERO_HASH, DeviceFactory, Federation, operator_rule
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount
 from ppbfl.protocol.round import Coordinator, RoundResult
@@ -97,7 +97,7 @@ class ChainedFederation(Federation):
 
 def chained_federation(
     t: int, n: int, d: int, devices: int, config: TrustConfig, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
-    norms: Literal["auto", "beaver"] = "auto", factories: Mapping[int, DeviceFactory] | None = None, strict: bool = True,
+    norms: Literal["auto", "honest-majority", "beaver"] = "auto", factories: Mapping[int, DeviceFactory] | None = None, strict: bool = True,
     rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False,
 ) -> ChainedFederation:
     """``devices`` devices around an in-process ``(t, n)`` deployment for updates of length ``d``,
@@ -112,7 +112,8 @@ def chained_federation(
     chain = Chain.embedded(accounts=devices + n + 4)
     deployment: InProcessDeployment | None = None
     try:
-        deployment = InProcessDeployment(t, n, d, field=codec.field, signed_uploads=True)
+        rule_config = operator_rule(rule, tau, rescale, flame_noise, norms)  # every node configured as by its operator
+        deployment = InProcessDeployment(t, n, d, field=codec.field, signed_uploads=True, decision_rule=rule_config)
         ledger = ChainLedger(chain, t, n, devices, edge_accounts=deployment.edge_accounts, trust=initial_trust(config))
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
