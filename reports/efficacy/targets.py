@@ -8,7 +8,8 @@ reads ``<folder>/<split>/results.csv`` for every split folder present (``iid``, 
 
 Targets (issue 17), for each secure rule of :data:`TWINS`:
 
-* **backdoor**: at every attacked fraction (20 %, 40 %) of every (dataset, split): where the best
+* **backdoor**: (with, for reference, the trigger's rate on FedAvg's model trained without attack,
+  the "clean rate") at every attacked fraction (20 %, 40 %) of every (dataset, split): where the best
   plaintext rule (:data:`PLAINTEXT`, lowest mean backdoor success over seeds) reaches <= 5 %, the
   secure rule's mean must be <= 5 % ("met" / "not met"); where none does, "no plaintext rule
   reaches it" (the numbers are shown either way). A "met" whose model hardly predicts the target
@@ -139,8 +140,8 @@ def tables(runs: dict, wall: dict | None) -> str:
     rules = [r for r in TWINS if any(k[3] == r for k in runs)]
     tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     out = ["### Backdoor success <= 5 % where the best plaintext rule reaches it (mean over seeds)", "",
-           "| dataset | split | malicious | best plaintext rule | " + " | ".join(rules) + " |",
-           "|---|---|---|---|" + "---|" * len(rules)]
+           "| dataset | split | malicious | clean rate (FedAvg, no attack) | best plaintext rule | " + " | ".join(rules) + " |",
+           "|---|---|---|---|---|" + "---|" * len(rules)]
     for key in cells(runs):
         if key[2] == 0.0:
             continue
@@ -148,7 +149,8 @@ def tables(runs: dict, wall: dict | None) -> str:
         _, _, best, best_value = verdicts[0]
         best_recall = metric(runs, key, best, "recall") if best != "-" else None
         best_note = f" (recall {pct(best_recall)})" if best_recall is not None and best_recall <= TRIVIAL_RECALL + EPS else ""
-        row = [key[0], key[1], f"{key[2]:.0%}", f"{best} {pct(best_value)}{best_note}"]
+        clean = metric(runs, (key[0], key[1], 0.0), "fedavg", "backdoor")
+        row = [key[0], key[1], f"{key[2]:.0%}", pct(clean), f"{best} {pct(best_value)}{best_note}"]
         for rule, (verdict, value, _, _) in zip(rules, verdicts):
             row.append(f"{pct(value)}: {verdict}")
             if verdict.startswith(("met", "not met")):
@@ -188,6 +190,11 @@ def tables(runs: dict, wall: dict | None) -> str:
             no, yes = tally[(rule, target)]
             parts.append(f"{yes} / {yes + no}" + (f" ({tally[(rule, 'trivial')][1]})" if target == "backdoor" else ""))
         out.append(f"| {rule} | " + " | ".join(parts) + " |")
+    every = [r for r in (*PLAINTEXT, *TWINS) if any(k[3] == r for k in runs)]
+    out += ["", "### Backdoor success of every rule (mean over seeds; 0 % = the trigger on the clean run)", "",
+            "| dataset | split | malicious | " + " | ".join(every) + " |", "|---|---|---|" + "---|" * len(every)]
+    for key in cells(runs):
+        out.append(f"| {key[0]} | {key[1]} | {key[2]:.0%} | " + " | ".join(pct(metric(runs, key, r, "backdoor")) for r in every) + " |")
     flames = [r for r in ("flame", "flame_models", "ppbfl_flame") if any(k[3] == r for k in runs)]
     if flames:
         out += ["", "### Detection of the backdoored devices (mean TPR / FPR over rounds and seeds)", "",
