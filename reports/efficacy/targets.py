@@ -213,7 +213,8 @@ def tables(runs: dict, wall: dict | None) -> str:
     else:
         total = sum(g["wall_s"] for g in wall["grids"].values())
         m = wall["machine"]
-        per = ", ".join(f"{s} {g['wall_s']:.0f} s" for s, g in wall["grids"].items())
+        per = ", ".join(f"{s} {g['wall_s']:.0f} s" + (f" (load {g['load_after']:.0f} at its end)" if "load_after" in g else "")
+                        for s, g in wall["grids"].items())
         verdict = "met" if total <= TIME_LIMIT_S else "not met"
         out.append(f"Whole grid {total:.0f} s ({per}) with `--jobs {wall['jobs']}` on {m['cores']} cores of "
                    f"{m['cpu']}, Python {m['python']}, 1-minute load average {m['load_before']:.1f} before the run "
