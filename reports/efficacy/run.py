@@ -2,7 +2,7 @@
 
     python reports/efficacy/run.py --jobs 2
 
-runs ``ppbfl experiment`` on ``config_iid.toml`` and ``config_dirichlet.toml`` (outputs in ``iid/``
+runs ``ppbfl experiment`` (``python -m ppbfl.cli`` of the interpreter running this script) on ``config_iid.toml`` and ``config_dirichlet.toml`` (outputs in ``iid/``
 and ``dirichlet/`` beside this file), records each grid's wall time and the machine in
 ``wall.json``, then writes ``targets.md`` with ``targets.py``. ``--targets-only`` rewrites
 ``targets.md`` from the existing results.
@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -36,12 +35,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--targets-only", action="store_true")
     args = parser.parse_args()
-    ppbfl = shutil.which("ppbfl") or "ppbfl"
     if not args.targets_only:
         record: dict[str, object] = {"machine": machine(), "jobs": args.jobs, "grids": {}}
         for split in SPLITS:
             start = time.perf_counter()
-            subprocess.run([ppbfl, "experiment", str(HERE / f"config_{split}.toml"), "--output", str(HERE / split),
+            subprocess.run([sys.executable, "-m", "ppbfl.cli", "experiment", str(HERE / f"config_{split}.toml"), "--output", str(HERE / split),
                             "--jobs", str(args.jobs), "--no-progress"], check=True)
             record["grids"][split] = {"wall_s": round(time.perf_counter() - start, 1), "load_after": os.getloadavg()[0]}  # type: ignore[index]
         (HERE / "wall.json").write_text(json.dumps(record, indent=2) + "\n")
