@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ppbfl.fl.aggregators import AggregationContext, make_aggregator
+from ppbfl.fl.aggregators import GLOBAL_MODEL, AggregationContext, make_aggregator
 from ppbfl.fl.detection import DEVICE_RULES, detection_rates, excluded_devices
 from ppbfl.fl.errors import AggregationError
 
@@ -25,7 +25,8 @@ def test_real_rules_report_what_they_did():
     rng = np.random.default_rng(0)
     honest = rng.normal(1.0, 0.1, size=(6, 8))
     updates = np.vstack([honest, -5 * honest[:2]])  # devices 6 and 7 flipped and boosted
-    context = AggregationContext(weights=np.ones(8), n_malicious=2, reference=honest.mean(axis=0))
+    context = AggregationContext(weights=np.ones(8), n_malicious=2, reference=honest.mean(axis=0),
+                                 extra={GLOBAL_MODEL: rng.normal(0.0, 5.0, size=8)})  # flame_models clusters G + g_i
     for rule in DEVICE_RULES[1:]:  # the secure rule runs the protocol: covered in test_fl_runner
         _, info = make_aggregator(rule).aggregate(updates, context)
         assert {6, 7} <= excluded_devices(rule, info, 8), rule

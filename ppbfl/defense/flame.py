@@ -64,9 +64,13 @@ def cosine_distances(gram: np.ndarray) -> np.ndarray:
     return distance
 
 
-def flame_select(gram: np.ndarray) -> FlameSelection:
-    """Cluster ``m`` updates by the cosine distances of their (m, m) float64 Gram matrix and
+def flame_select(gram: np.ndarray, norms: np.ndarray | None = None) -> FlameSelection:
+    """Cluster ``m`` vectors by the cosine distances of their (m, m) float64 Gram matrix and
     return the kept majority cluster and the clip factors (see the module docstring).
+
+    ``norms``: (m,) float64 positive L2 norms of the updates that are clipped; default
+    ``sqrt(diag(gram))`` (the clustered vectors are the updates). FLAME on local models
+    (:class:`ppbfl.fl.aggregators.FlameModels`) clusters ``G + g_i`` and clips ``g_i``.
 
     One update is kept as is; two are one cluster unless HDBSCAN calls them noise.
 
@@ -92,7 +96,11 @@ def flame_select(gram: np.ndarray) -> FlameSelection:
         return FlameSelection((), labels, 0.0, np.ones(m))
     majority = int(found[int(np.argmax(counts))])  # argmax: the lowest label among the largest
     kept = tuple(int(i) for i in np.flatnonzero(labels == majority))
-    norms = np.sqrt(np.diag(np.asarray(gram, dtype=np.float64)))
+    if norms is None:
+        norms = np.sqrt(np.diag(np.asarray(gram, dtype=np.float64)))
+    elif np.shape(norms) != (m,) or not np.all(np.asarray(norms) > 0):
+        raise DefenseParameterError(f"norms must be ({m},) positive, got shape {np.shape(norms)}")
+    norms = np.asarray(norms, dtype=np.float64)
     bound = float(np.median(norms[list(kept)]))
     clips = np.ones(m)
     clips[list(kept)] = np.minimum(1.0, bound / norms[list(kept)])

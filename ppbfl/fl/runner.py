@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from ppbfl.fl.aggregation import Aggregator
-from ppbfl.fl.aggregators import AggregationContext, make_aggregator
+from ppbfl.fl.aggregators import GLOBAL_MODEL, AggregationContext, make_aggregator
 from ppbfl.fl.attacks import Attack, Backdoor, make_attack
 from ppbfl.fl.config import TRUST_RULES, Cell, ExperimentConfig, Federation
 from ppbfl.fl.datasets import Dataset, load_csv, load_dataset
@@ -269,6 +269,7 @@ def run_cell(
         for r in range(fed.rounds):
             updates = train_round(model, params, data, parts, malicious, attack, settings, cell.seed, r)
             context = AggregationContext(weights=weights, n_malicious=len(malicious), seed=cell.seed, round=r)
+            context.extra[GLOBAL_MODEL] = params
             if keeper is not None:
                 context.extra[TRUST] = keeper.round_trust()
             if chained:
