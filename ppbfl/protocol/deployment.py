@@ -42,7 +42,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.registry import MANIFEST, FileRegistry, Registry, write_manifest
+from ppbfl.protocol.registry import MANIFEST, FileRegistry, PeerRegistry, Registry, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -62,6 +62,7 @@ __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness"
 def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
+    peer_registry: PeerRegistry | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -76,7 +77,8 @@ def make_edge_node(
     node's own; None: in memory). These come from the node's operator, never from the coordinator
     whose word the signatures replace. ``state_dir``: the node's state folder
     (:mod:`ppbfl.protocol.edge_state`): a node restarted with the same folder and TLS key rejoins
-    without a new setup of the tier.
+    without a new setup of the tier. ``peer_registry``: who holds the devices' certificates, in
+    place of the manifest (``ppbfl edge --chain``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`).
 
     Raises:
         CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
@@ -86,7 +88,7 @@ def make_edge_node(
     keys = None
     if device_certs is not None:
         manifest = Path(device_registry) if device_registry is not None else Path(device_certs) / MANIFEST
-        keys = CertificateKeys(device_certs, FileRegistry(manifest))
+        keys = CertificateKeys(device_certs, peer_registry if peer_registry is not None else FileRegistry(manifest))
     node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir)
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store)
