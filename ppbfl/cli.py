@@ -87,20 +87,9 @@ def peer_registry(args: argparse.Namespace) -> PeerRegistry | None:
         return None
     if args.chain is None or args.contract is None:
         raise ConfigError("chain" if args.chain is None else "contract", "--chain and --contract go together")
-    from eth_utils import to_checksum_address
-
-    from ppbfl.chain import Chain
-    from ppbfl.chain.errors import ChainError
-    from ppbfl.chain.rounds import RoundsContract, load_artifact
     from ppbfl.protocol.chain_registry import ChainRegistry
 
-    chain = Chain.connect(args.chain)
-    try:
-        if not chain.w3.eth.get_code(to_checksum_address(args.contract)):
-            raise ChainError(f"no contract at {args.contract} on {args.chain}")
-    except ValueError as error:  # not an address
-        raise ConfigError("contract", str(error)) from None
-    return ChainRegistry(RoundsContract(chain, args.contract, load_artifact()["abi"]), max_age_s=args.registry_max_age)
+    return ChainRegistry.connect(args.chain, args.contract, max_age_s=args.registry_max_age)
 
 
 def edge_node(args: argparse.Namespace, registry: PeerRegistry | None = None) -> EdgeNode:

@@ -8,23 +8,40 @@ of unknown certificates. Everything runs in this process on the embedded py-evm 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from eth_hash.auto import keccak
 
+import ppbfl
 from ppbfl.chain import Chain
 from ppbfl.chain.errors import ChainRevertError, ChainValueError
 from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE
+from ppbfl.cli import main
 from ppbfl.errors import ConfigError
 from ppbfl.field import MERSENNE61
 from ppbfl.protocol.chain_registry import ChainRegistry, RegistryBusyError, RegistryUnavailableError
+from ppbfl.protocol.creds import write_credentials
 from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.grpc_transport import GrpcTransport, serve
 from ppbfl.protocol.ledger import ChainLedger
+from ppbfl.protocol.messages import PRZSOffer, SetupEdge
 from ppbfl.protocol.registry import Identity, Registry
 from ppbfl.protocol.testing import EchoHandler, EchoRequest
-from ppbfl.protocol.tls import issue, make_ca
+from ppbfl.protocol.tls import issue, load_credentials, make_ca
+
+
+def _ppbfl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ppbfl.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(ppbfl.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "GRPC_VERBOSITY": "NONE"}
 
 
 class Clock:
@@ -66,6 +83,7 @@ def net():
     chain = Chain.embedded(accounts=12)
     fps = {p: creds[p].fingerprint for p in ("edge-1", "edge-2", "coordinator", "dealer", "device-0")}
     fps["device-3"] = creds["device-3 named device-4"].fingerprint
+    fps["flower-server"] = b"\x07" * 32  # a manifest's extra party: no role on chain, left out
     ledger = ChainLedger(
         chain, 1, 2, 4, edge_accounts={1: chain.new_account(), 2: chain.new_account()},
         device_accounts=[chain.new_account() for _ in range(4)], fingerprints=fps,
@@ -202,6 +220,7 @@ def test_the_ledger_registers_every_role(net):
     assert contract.party(creds["dealer"].fingerprint) == (ROLE_DEALER, 0, True)
     assert contract.party(creds["device-0"].fingerprint) == (ROLE_DEVICE, 0, True)
     assert contract.party(creds["device-1"].fingerprint) == (0, 0, False)
+    assert contract.party(b"\x07" * 32) == (0, 0, False)
     assert contract.party_fingerprint(ROLE_EDGE, 1) == creds["edge-1"].fingerprint
     # an in-process deployment (no certificates) registers keccak(party id) for every party
     chain = Chain.embedded(accounts=6)
@@ -235,3 +254,56 @@ def test_registration_is_admin_only_and_checked(net):
     with pytest.raises(ChainValueError, match="fingerprint"):
         contract.register_parties([(fp[:31], ROLE_DEVICE, 9)])
     assert contract.party(fp) == (0, 0, False)
+
+
+# ------------------------------------------------------------------------ ppbfl edge --chain (a process: anvil)
+
+
+def test_ppbfl_edge_with_chain_refuses_a_manifest_only_certificate(tmp_path):
+    """``ppbfl edge --chain --contract`` answers the coordinator registered on chain and refuses
+    device-0, which ``ppbfl creds`` put in the manifest but the chain never registered."""
+    issued = write_credentials(tmp_path, ["edge-1", "coordinator", "device-0"])
+    with Chain.anvil(accounts=6) as chain:
+        ledger = ChainLedger(
+            chain, 1, 1, 1, edge_accounts={1: issued.chain_accounts["edge-1"]}, device_accounts=[chain.new_account()],
+            fingerprints={p: issued.fingerprints[p] for p in ("edge-1", "coordinator")},
+        )
+        assert chain.node is not None
+        edge = subprocess.Popen(
+            _ppbfl("edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt"), "--port", "0",
+                   "--unsigned-uploads", "--chain", chain.node.url, "--contract", ledger.address),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        )
+        try:
+            assert edge.stdout is not None
+            first = edge.stdout.readline()
+            assert first.startswith("LISTENING "), (first, edge.poll())
+            address, ca_pem = first.split()[1], (tmp_path / "ca.crt").read_bytes()
+            setup = SetupEdge(index=1, t=1, n=1, d=8, frac_bits=16, tau=0.0, validity_k=40, session=b"\x05" * 32)
+            with GrpcTransport("coordinator", load_credentials(tmp_path, "coordinator"), ca_pem, {"edge-1": address}) as coordinator:
+                assert coordinator.call("edge-1", setup, round=0, timeout=30.0, expect=PRZSOffer).sender == "edge-1"
+            fp = issued.fingerprints["device-0"].hex()[:16]
+            with (
+                GrpcTransport("device-0", load_credentials(tmp_path, "device-0"), ca_pem, {"edge-1": address}, retries=0) as device,
+                pytest.raises(PeerAuthError, match=f"{fp}.*not registered"),
+            ):
+                device.call("edge-1", setup, round=0, timeout=30.0)
+        finally:
+            edge.terminate()
+            edge.wait(timeout=30)
+
+
+def test_ppbfl_edge_chain_options_are_checked(tmp_path, capsys):
+    write_credentials(tmp_path, ["edge-1"])
+    base = ["edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt")]
+    assert main([*base, "--chain", "http://127.0.0.1:1"]) == 2
+    assert "ConfigError: contract: --chain and --contract go together" in capsys.readouterr().err
+    assert main([*base, "--contract", "0x" + "11" * 20]) == 2
+    assert "ConfigError: chain: --chain and --contract go together" in capsys.readouterr().err
+    assert main([*base, "--chain", "http://127.0.0.1:1", "--contract", "0x12"]) == 2  # checked before any connection
+    assert "ConfigError: contract: '0x12' is not an address" in capsys.readouterr().err
+    with socket.socket() as unused:  # a port nobody listens on: the node does not answer
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    assert main([*base, "--chain", url, "--contract", "0x" + "11" * 20]) == 2
+    assert "ChainError" in capsys.readouterr().err

@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE, RoundsContract
 from ppbfl.errors import ConfigError
@@ -102,6 +103,32 @@ class ChainRegistry:
         self._tokens, self._refilled = float(burst), clock()
         self._lock = threading.Lock()
 
+    @classmethod
+    def connect(cls, url: str, address: str, **bounds: Any) -> ChainRegistry:
+        """The registry of the ``PPBFLRounds`` contract at ``address`` on the JSON-RPC node at
+        ``url`` (``bounds``: as for the constructor). Only views are called, but
+        :meth:`ppbfl.chain.Chain.connect` asks the node for an unlocked account all the same.
+
+        Raises:
+            ChainError: the node does not answer or holds no contract at ``address``;
+            ConfigError: ``address`` is not an address, or a bound is out of range.
+        """
+        from eth_utils import to_checksum_address
+
+        from ppbfl.chain import Chain
+        from ppbfl.chain.errors import ChainError
+        from ppbfl.chain.rounds import load_artifact
+
+        try:
+            checksummed = to_checksum_address(address)
+        except ValueError as error:
+            raise ConfigError("contract", f"{address!r} is not an address ({error})") from None
+        chain = Chain.connect(url)
+        if not chain.w3.eth.get_code(checksummed):
+            chain.close()
+            raise ChainError(f"no contract at {address} on {url}")
+        return cls(RoundsContract(chain, checksummed, load_artifact()["abi"]), **bounds)
+
     def identify(self, fingerprint: bytes) -> Identity | None:
         """The identity the chain registers for the 32-byte certificate ``fingerprint`` (None:
         never registered, or revoked), from the cache if asked within ``max_age_s`` seconds.
@@ -132,6 +159,9 @@ class ChainRegistry:
             raise RegistryUnavailableError(fingerprint, f"{type(error).__name__}: {error}") from None
         identity = identity_from_chain(role, index) if active else None
         with self._lock:
+            newer = self._cache.get(fingerprint)
+            if newer is not None and newer.at > now:  # a lookup that started later answered first: keep its answer
+                return identity
             self._cache[fingerprint] = _Entry(identity, now)
             self._cache.move_to_end(fingerprint)
             while len(self._cache) > self.max_entries:

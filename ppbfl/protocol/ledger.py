@@ -251,17 +251,18 @@ class ChainLedger:
         :class:`~ppbfl.protocol.chain_registry.ChainRegistry` server reads), in transactions of at
         most 100 parties; returns the gas used. Default: every edge node with the fingerprint its
         ``registerEdgeNode`` holds, and the devices, coordinator and dealer whose fingerprints the
-        ledger was given; given none at all (an in-process deployment), ``keccak(party id)`` for
-        all of them. Called once both edge nodes and devices are registered.
+        ledger was given (ids naming no role, e.g. a manifest's extra parties, are left out); given
+        none at all (an in-process deployment), ``keccak(party id)`` for all of them. Called once
+        both edge nodes and devices are registered.
 
         Raises:
-            ChainError: a party id names no role (``edge-j``, ``device-i``, ``coordinator``,
-                ``dealer``), or the contract refused (``PartyExists``: registered before).
+            ChainError: a party id of ``fingerprints`` names no role (``edge-j``, ``device-i``,
+                ``coordinator``, ``dealer``), or the contract refused (``PartyExists``: registered before).
         """
         if fingerprints is None:
             parties = [edge_party(j) for j in self.edge_accounts]
-            if self._fingerprints:
-                parties += [p for p in self._fingerprints if p not in parties]
+            if self._fingerprints:  # parties without a role in the contract (a manifest's extra ids) are left out
+                parties += [p for p in self._fingerprints if p not in parties and identity_of(p).role in _ROLE_CODES]
             else:
                 parties += [device_party(i) for i in self.device_ids] + [COORDINATOR_PARTY, DEALER_PARTY]
             edge_fps = {edge_party(j): self.contract.edge_node_fingerprint(j) for j in self.edge_accounts}
