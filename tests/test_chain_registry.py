@@ -19,7 +19,7 @@ from eth_hash.auto import keccak
 
 import ppbfl
 from ppbfl.chain import Chain
-from ppbfl.chain.errors import ChainRevertError, ChainValueError
+from ppbfl.chain.errors import ChainError, ChainRevertError, ChainValueError
 from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE
 from ppbfl.cli import main
 from ppbfl.errors import ConfigError
@@ -222,6 +222,13 @@ def test_the_ledger_registers_every_role(net):
     assert contract.party(creds["device-1"].fingerprint) == (0, 0, False)
     assert contract.party(b"\x07" * 32) == (0, 0, False)
     assert contract.party_fingerprint(ROLE_EDGE, 1) == creds["edge-1"].fingerprint
+    # a party added later (a device joining), and what the ledger refuses to add
+    ledger, late = net["ledger"], os.urandom(32)
+    assert ledger.register_identities({"device-7": late}) > 21_000 and contract.party(late) == (ROLE_DEVICE, 7, True)
+    with pytest.raises(ChainRevertError, match="PartyExists"):
+        ledger.register_identities({"dealer": os.urandom(32)})
+    with pytest.raises(ChainError, match="no role"):
+        ledger.register_identities({"flower-server": os.urandom(32)})
     # an in-process deployment (no certificates) registers keccak(party id) for every party
     chain = Chain.embedded(accounts=6)
     try:
