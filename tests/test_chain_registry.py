@@ -266,38 +266,53 @@ def test_registration_is_admin_only_and_checked(net):
 # ------------------------------------------------------------------------ ppbfl edge --chain (a process: anvil)
 
 
-def test_ppbfl_edge_with_chain_refuses_a_manifest_only_certificate(tmp_path):
-    """``ppbfl edge --chain --contract`` answers the coordinator registered on chain and refuses
-    device-0, which ``ppbfl creds`` put in the manifest but the chain never registered."""
-    issued = write_credentials(tmp_path, ["edge-1", "coordinator", "device-0"])
+def _listening(process: subprocess.Popen) -> str:
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("LISTENING "), (first, process.poll())
+    return first.split()[1]
+
+
+def test_servers_with_chain_refuse_a_manifest_only_certificate(tmp_path):
+    """``ppbfl edge --chain --contract`` and ``python -m ppbfl.protocol.serve --chain --contract``
+    (what the dealer runs under) answer the coordinator registered on chain and refuse device-0,
+    which ``ppbfl creds`` put in the manifest but the chain never registered."""
+    issued = write_credentials(tmp_path, ["edge-1", "coordinator", "dealer", "device-0"])
+    ca, ca_pem = str(tmp_path / "ca.crt"), (tmp_path / "ca.crt").read_bytes()
     with Chain.anvil(accounts=6) as chain:
         ledger = ChainLedger(
             chain, 1, 1, 1, edge_accounts={1: issued.chain_accounts["edge-1"]}, device_accounts=[chain.new_account()],
-            fingerprints={p: issued.fingerprints[p] for p in ("edge-1", "coordinator")},
+            fingerprints={p: issued.fingerprints[p] for p in ("edge-1", "coordinator", "dealer")},
         )
         assert chain.node is not None
+        on_chain = ["--chain", chain.node.url, "--contract", ledger.address]
         edge = subprocess.Popen(
-            _ppbfl("edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt"), "--port", "0",
-                   "--unsigned-uploads", "--chain", chain.node.url, "--contract", ledger.address),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            _ppbfl("edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", ca, "--port", "0", "--unsigned-uploads", *on_chain),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(),
+        )
+        served = subprocess.Popen(
+            [sys.executable, "-m", "ppbfl.protocol.serve", "--handler", "ppbfl.protocol.testing:make_echo_handler",
+             "--party", "dealer", "--creds", str(tmp_path), "--ca", ca, "--port", "0", *on_chain],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(),
         )
         try:
-            assert edge.stdout is not None
-            first = edge.stdout.readline()
-            assert first.startswith("LISTENING "), (first, edge.poll())
-            address, ca_pem = first.split()[1], (tmp_path / "ca.crt").read_bytes()
+            peers = {"edge-1": _listening(edge), "dealer": _listening(served)}
             setup = SetupEdge(index=1, t=1, n=1, d=8, frac_bits=16, tau=0.0, validity_k=40, session=b"\x05" * 32)
-            with GrpcTransport("coordinator", load_credentials(tmp_path, "coordinator"), ca_pem, {"edge-1": address}) as coordinator:
+            values = np.arange(3, dtype=np.uint64)
+            with GrpcTransport("coordinator", load_credentials(tmp_path, "coordinator"), ca_pem, peers) as coordinator:
                 assert coordinator.call("edge-1", setup, round=0, timeout=30.0, expect=PRZSOffer).sender == "edge-1"
+                echoed = coordinator.call("dealer", EchoRequest(values=values, op="echo", seconds=0.0), round=0, timeout=30.0)
+                assert echoed.message.caller == "coordinator"
             fp = issued.fingerprints["device-0"].hex()[:16]
-            with (
-                GrpcTransport("device-0", load_credentials(tmp_path, "device-0"), ca_pem, {"edge-1": address}, retries=0) as device,
-                pytest.raises(PeerAuthError, match=f"{fp}.*not registered"),
-            ):
-                device.call("edge-1", setup, round=0, timeout=30.0)
+            with GrpcTransport("device-0", load_credentials(tmp_path, "device-0"), ca_pem, peers, retries=0) as device:
+                with pytest.raises(PeerAuthError, match=f"{fp}.*not registered"):
+                    device.call("edge-1", setup, round=0, timeout=30.0)
+                with pytest.raises(PeerAuthError, match=f"{fp}.*not registered"):
+                    device.call("dealer", EchoRequest(values=values, op="echo", seconds=0.0), round=0, timeout=30.0)
         finally:
-            edge.terminate()
-            edge.wait(timeout=30)
+            for process in (edge, served):
+                process.terminate()
+                process.wait(timeout=30)
 
 
 def test_ppbfl_edge_chain_options_are_checked(tmp_path, capsys):
