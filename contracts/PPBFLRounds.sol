@@ -24,6 +24,10 @@ contract PPBFLRounds {
     uint8 internal constant KIND_DECISIONS = 2;
     uint8 internal constant KIND_AGGREGATE_SHARE = 3;
     uint8 internal constant KIND_TRUST = 4;
+    uint8 public constant ROLE_EDGE = 1; // roles of registered TLS identities (parties)
+    uint8 public constant ROLE_DEVICE = 2;
+    uint8 public constant ROLE_COORDINATOR = 3;
+    uint8 public constant ROLE_DEALER = 4;
     uint256 internal constant SIGNATURE_BYTES = 65; // r || s || v
     // secp256k1 order / 2: a signature with a higher s is the malleable twin of a valid one
     uint256 internal constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
@@ -67,6 +71,9 @@ contract PPBFLRounds {
     }
 
     error BadParameters();
+    error BadParty(uint256 position, bytes32 fingerprint, uint8 role, uint32 index);
+    error PartyExists(uint256 position, bytes32 fingerprint);
+    error NotActiveParty(bytes32 fingerprint);
     error NotAdmin(address caller);
     error NotCoordinator(address caller);
     error SignaturesMissing(uint64 round);
@@ -123,6 +130,8 @@ contract PPBFLRounds {
     event LiarReported(uint64 indexed round, uint8 indexed edgeIndex);
     event RoundClosed(uint64 indexed round);
     event RoundFailed(uint64 indexed round, Failure reason, uint8 offender);
+    event PartyRegistered(bytes32 indexed fingerprint, uint8 role, uint32 index);
+    event PartyRevoked(bytes32 indexed fingerprint, uint8 role, uint32 index);
 
     address public immutable admin;
     address public immutable aggregator;
@@ -151,6 +160,10 @@ contract PPBFLRounds {
     mapping(uint64 => mapping(uint256 => bytes32)) internal aggregateShareRoots;
     mapping(bytes32 => uint256) internal votes; // keccak(round, kind, hash) -> bitmap of voters
     mapping(uint256 => uint256) internal trustWords; // 16 x uint16 per word, device id / 16
+    /// TLS identities: certificate fingerprint -> role | index << 8 | active << 40 (0: never registered)
+    mapping(bytes32 => uint256) internal parties;
+    /// role | index << 8 -> the fingerprint of that party's active certificate (zero: none)
+    mapping(uint256 => bytes32) internal activeFingerprint;
 
     constructor(
         uint8 t_,
@@ -313,6 +326,46 @@ contract PPBFLRounds {
         if (powBits > 64) revert BadPowBits(powBits);
         deviceInfo[account] = (info & 0xffffffff) | (uint256(powBits) << 32);
         emit PowBitsSet(uint32((info & 0xffffffff) - 1), powBits);
+    }
+
+    // ------------------------------------------------------------------ TLS identities
+
+    /// @notice Register the TLS certificate fingerprints of parties that may call the servers:
+    /// `roles[k]` (ROLE_EDGE with index 1..n and the fingerprint registerEdgeNode recorded for it,
+    /// ROLE_DEVICE with the device id, ROLE_COORDINATOR / ROLE_DEALER with index 0). A fingerprint
+    /// is registered once, ever (a revoked certificate cannot come back); a party has at most one
+    /// active certificate (revoke the old one to rotate). One-time, admin only; no round reads it.
+    function registerParties(bytes32[] calldata fingerprints, uint8[] calldata roles, uint32[] calldata indexes)
+        external
+        onlyAdmin
+    {
+        if (roles.length != fingerprints.length) revert BadLength(roles.length, fingerprints.length);
+        if (indexes.length != fingerprints.length) revert BadLength(indexes.length, fingerprints.length);
+        for (uint256 k = 0; k < fingerprints.length; ++k) {
+            bytes32 fp = fingerprints[k];
+            uint8 role = roles[k];
+            uint32 index = indexes[k];
+            bool ok = fp != bytes32(0);
+            if (role == ROLE_EDGE) ok = ok && index >= 1 && index <= n && edgeNodes[index].tlsFingerprint == fp;
+            else if (role == ROLE_COORDINATOR || role == ROLE_DEALER) ok = ok && index == 0;
+            else ok = ok && role == ROLE_DEVICE;
+            if (!ok) revert BadParty(k, fp, role, index);
+            uint256 key = uint256(role) | (uint256(index) << 8);
+            if (parties[fp] != 0 || activeFingerprint[key] != bytes32(0)) revert PartyExists(k, fp);
+            parties[fp] = key | (1 << 40);
+            activeFingerprint[key] = fp;
+            emit PartyRegistered(fp, role, index);
+        }
+    }
+
+    /// @notice Revoke the certificate with `fingerprint` for good: servers refuse it from then on.
+    function revokeParty(bytes32 fingerprint) external onlyAdmin {
+        uint256 info = parties[fingerprint];
+        if (info >> 40 == 0) revert NotActiveParty(fingerprint);
+        uint256 key = info & 0xffffffffff;
+        parties[fingerprint] = key;
+        delete activeFingerprint[key];
+        emit PartyRevoked(fingerprint, uint8(key), uint32(key >> 8));
     }
 
     // ------------------------------------------------------------------ round: open and commit
@@ -913,6 +966,18 @@ contract PPBFLRounds {
 
     function aggregateShareRoot(uint64 round, uint8 edgeIndex) external view returns (bytes32) {
         return aggregateShareRoots[round][edgeIndex];
+    }
+
+    /// @notice Who holds the TLS certificate with `fingerprint`: role (0: never registered),
+    /// index, and whether it is still active (false once revoked).
+    function party(bytes32 fingerprint) external view returns (uint8 role, uint32 index, bool active) {
+        uint256 info = parties[fingerprint];
+        return (uint8(info), uint32(info >> 8), info >> 40 != 0);
+    }
+
+    /// @notice The fingerprint of the active certificate of party (`role`, `index`) (zero: none).
+    function partyFingerprint(uint8 role, uint32 index) external view returns (bytes32) {
+        return activeFingerprint[uint256(role) | (uint256(index) << 8)];
     }
 
     function trustWord(uint256 slot) external view returns (uint256) {

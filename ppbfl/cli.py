@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ppbfl.protocol.edge_node import EdgeNode
+    from ppbfl.protocol.registry import PeerRegistry
 
 __all__ = ["build_parser", "edge_node", "main"]
 
@@ -64,14 +65,34 @@ def _edge(args: argparse.Namespace) -> int:
     try:
         credentials = load_credentials(args.creds, args.party)
         ca_pem = read_ca_cert(args.ca)
-        registry = FileRegistry(args.registry or Path(args.creds) / MANIFEST)
-        return run_server(edge_node(args), args.party, credentials, ca_pem, host=args.host, port=args.port, registry=registry)
+        registry = peer_registry(args) or FileRegistry(args.registry or Path(args.creds) / MANIFEST)
+        return run_server(edge_node(args, registry), args.party, credentials, ca_pem, host=args.host, port=args.port, registry=registry)
     except PPBFLError as exc:
         print(f"ppbfl edge: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 
 
-def edge_node(args: argparse.Namespace) -> EdgeNode:
+def peer_registry(args: argparse.Namespace) -> PeerRegistry | None:
+    """With ``--chain URL --contract ADDRESS``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`
+    of that contract (callers' identities, and the devices' upload keys, from the chain); else None
+    (the manifest ``--registry`` is used).
+
+    Raises:
+        ConfigError: only one of ``--chain`` and ``--contract`` is given; ChainError: the node does
+            not answer or holds no contract at the address.
+    """
+    from ppbfl.errors import ConfigError
+
+    if args.chain is None and args.contract is None:
+        return None
+    if args.chain is None or args.contract is None:
+        raise ConfigError("chain" if args.chain is None else "contract", "--chain and --contract go together")
+    from ppbfl.protocol.chain_registry import ChainRegistry
+
+    return ChainRegistry.connect(args.chain, args.contract, max_age_s=args.registry_max_age)
+
+
+def edge_node(args: argparse.Namespace, registry: PeerRegistry | None = None) -> EdgeNode:
     """The edge node ``ppbfl edge`` serves: its own chain key from ``--creds``, the devices' upload
     keys from ``--device-certs`` (default ``--creds``; none with ``--unsigned-uploads``), the
     decision rule of ``--rule`` and the trust model of ``--trust-config``.
@@ -87,7 +108,7 @@ def edge_node(args: argparse.Namespace) -> EdgeNode:
     return make_edge_node(
         args.behaviour, device_certs=device_certs, chain_key=str(chain_key_path(args.creds, args.party)),
         device_registry=None if args.registry is None else str(args.registry), state_dir=args.state_dir,
-        decision_rule=_edge_rule(args), **_edge_trust(args),
+        decision_rule=_edge_rule(args), peer_registry=registry if args.chain is not None else None, **_edge_trust(args),
     )
 
 
@@ -217,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--creds", required=True, help="folder with <party>.crt, <party>.key and <party>.chain.key (made by ppbfl creds)")
     edge.add_argument("--ca", required=True, help="the consortium CA certificate (PEM)")
     edge.add_argument("--registry", default=None, help="credential manifest: who may call, under which id (default: CREDS/registry.json, written by ppbfl creds)")
+    edge.add_argument("--chain", default=None, help="JSON-RPC URL of the consortium's chain: with --contract, callers' identities come from the contract's party registry instead of the manifest")
+    edge.add_argument("--contract", default=None, help="with --chain: address of the consortium's PPBFLRounds contract")
+    edge.add_argument("--registry-max-age", type=float, default=5.0, help="with --chain: seconds a chain answer is cached (a revoked party is refused within this bound; default 5)")
     edge.add_argument("--host", default="127.0.0.1")
     edge.add_argument("--port", type=int, default=0, help="0: any free port")
     edge.add_argument("--device-certs", default=None, help="folder with the devices' certificates (device-<i>.crt): every upload must be signed by its device's registered key (default: the --creds folder)")

@@ -35,6 +35,11 @@ from ppbfl.chain.pow import pow_stamp
 __all__ = [
     "PARTY_AGGREGATOR",
     "PARTY_UNATTRIBUTED",
+    "ROLES",
+    "ROLE_COORDINATOR",
+    "ROLE_DEALER",
+    "ROLE_DEVICE",
+    "ROLE_EDGE",
     "TRUST_ONE",
     "AuditResult",
     "Decision",
@@ -54,6 +59,9 @@ PARTY_AGGREGATOR = 255
 PARTY_UNATTRIBUTED = 254
 #: trust fixed point: Q1.15, 1.0 = 2^15
 TRUST_ONE = 1 << 15
+#: roles of registered TLS identities, as the contract's ROLE_* constants
+ROLE_EDGE, ROLE_DEVICE, ROLE_COORDINATOR, ROLE_DEALER = 1, 2, 3, 4
+ROLES = {ROLE_EDGE: "edge", ROLE_DEVICE: "device", ROLE_COORDINATOR: "coordinator", ROLE_DEALER: "dealer"}
 
 IntArrayLike = Sequence[int] | np.ndarray
 """Integers as a sequence or a 1-D NumPy array (device ids, reasons, weights)."""
@@ -295,6 +303,39 @@ class RoundsContract:
         """``(registered, device_id, pow_bits)`` of ``account``."""
         registered, device_id, bits = self._view("device", account)
         return bool(registered), int(device_id), int(bits)
+
+    # ------------------------------------------------------------ TLS identities
+
+    def register_parties(self, parties: Sequence[tuple[bytes, int, int]], *, sender: str | None = None) -> int:
+        """Register TLS identities ``(fingerprint, role, index)`` in one transaction (admin; see
+        :data:`ROLES`: edges with index 1..n and their ``registerEdgeNode`` fingerprint, devices with
+        their device id, coordinator and dealer with index 0); returns the gas used.
+
+        Raises:
+            ChainValueError: a fingerprint is not 32 bytes, a role not 1..4, an index not uint32.
+            ChainRevertError: ``BadParty`` / ``PartyExists`` (names the position and fingerprint).
+        """
+        fps = [_bytes32(f"parties[{k}].fingerprint", fp) for k, (fp, _, _) in enumerate(parties)]
+        roles = [_uint(f"parties[{k}].role", role, 8, low=1) for k, (_, role, _) in enumerate(parties)]
+        for k, role in enumerate(roles):
+            if role not in ROLES:
+                raise ChainValueError(f"parties[{k}].role", f"{role} is not one of {sorted(ROLES)}")
+        indexes = [_uint(f"parties[{k}].index", index, 32) for k, (_, _, index) in enumerate(parties)]
+        receipt = self._send("registerParties", [fps, roles, indexes], sender or self.admin)
+        return int(receipt["gasUsed"])
+
+    def revoke_party(self, fingerprint: bytes, *, sender: str | None = None) -> None:
+        """Revoke the TLS certificate with ``fingerprint`` for good (admin; ``NotActiveParty`` if it is not active)."""
+        self._send("revokeParty", [_bytes32("fingerprint", fingerprint)], sender or self.admin)
+
+    def party(self, fingerprint: bytes) -> tuple[int, int, bool]:
+        """``(role, index, active)`` registered for the 32-byte certificate ``fingerprint`` (role 0: never registered)."""
+        role, index, active = self._view("party", _bytes32("fingerprint", fingerprint))
+        return int(role), int(index), bool(active)
+
+    def party_fingerprint(self, role: int, index: int) -> bytes:
+        """The fingerprint of the active certificate of party ``(role, index)`` (32 zero bytes: none)."""
+        return bytes(self._view("partyFingerprint", _uint("role", role, 8), _uint("index", index, 32)))
 
     def device_count(self) -> int:
         """Number of registered devices (ids are 0 .. count - 1)."""

@@ -43,7 +43,7 @@ from ppbfl.protocol.edge_node import (
 from ppbfl.protocol.errors import ServerStartError
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.process import ServerProcess, spawn_server
-from ppbfl.protocol.registry import MANIFEST, FileRegistry, Registry, write_manifest
+from ppbfl.protocol.registry import MANIFEST, FileRegistry, PeerRegistry, Registry, write_manifest
 from ppbfl.protocol.tls import (
     PartyCredentials,
     issue,
@@ -63,7 +63,7 @@ __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness"
 def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
-    decision_rule: dict | None = None,
+    decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -79,8 +79,9 @@ def make_edge_node(
     (:mod:`ppbfl.protocol.edge_state`): a node restarted with the same folder and TLS key rejoins
     without a new setup of the tier. ``decision_rule``: the consortium's
     :class:`~ppbfl.defense.rule.DecisionRule` (as a dict): the node refuses a setup with another
-    rule (None: it takes the setup's). These come from the node's operator, never from the
-    coordinator whose word the signatures replace.
+    rule (None: it takes the setup's). ``peer_registry``: who holds the devices' certificates, in
+    place of the manifest (``ppbfl edge --chain``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`).
+    These come from the node's operator, never from the coordinator whose word the signatures replace.
 
     Raises:
         CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
@@ -90,7 +91,7 @@ def make_edge_node(
     keys = None
     if device_certs is not None:
         manifest = Path(device_registry) if device_registry is not None else Path(device_certs) / MANIFEST
-        keys = CertificateKeys(device_certs, FileRegistry(manifest))
+        keys = CertificateKeys(device_certs, peer_registry if peer_registry is not None else FileRegistry(manifest))
     rule = None if decision_rule is None else load_decision_rule(decision_rule, prefix="decision_rule")
     node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir, decision_rule=rule)
     if trust_config is not None:

@@ -180,7 +180,11 @@ def _client_identity(context: grpc.ServicerContext, registry: PeerRegistry | Non
         return named
     certs = auth.get("x509_pem_cert", [])
     fp = fingerprint(certs[0]) if len(certs) == 1 else b""
-    identity = registry.identify(fp)
+    try:
+        identity = registry.identify(fp)
+    except PeerAuthError as refused:  # the registry could not confirm the certificate (e.g. chain down): refused
+        log.warning("refused a certificate named %r: %s", named, refused.reason)
+        raise RequestFailed("auth", type(refused).__name__, f"certificate named {named!r}: {refused.reason}") from None
     if identity is None:
         log.warning("refused an unregistered certificate named %r (fingerprint %s)", named, fp.hex()[:16])
         raise RequestFailed(

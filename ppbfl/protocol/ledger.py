@@ -2,7 +2,8 @@
 
 :class:`ChainLedger` implements :class:`~ppbfl.protocol.round.RoundLedger` over
 :class:`~ppbfl.chain.rounds.RoundsContract`. It registers the edge nodes (with their TLS
-certificate fingerprints) and the devices, each with an account of its own; then per round:
+certificate fingerprints) and the devices, each with an account of its own, and the TLS identities
+of every party (:meth:`ChainLedger.register_identities`, what chain-registry servers read); then per round:
 
 * ``open_round`` with the current model hash;
 * each device posts its share commitment with its PoW stamp itself: it signs the transaction
@@ -49,14 +50,18 @@ from ppbfl.chain import Chain
 from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, ChainKey
 from ppbfl.chain.errors import ChainError, ChainRevertError, ChainValueError
 from ppbfl.chain.merkle import merkle_root
-from ppbfl.chain.rounds import AuditResult, Phase, RoundsContract
+from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE, AuditResult, Phase, RoundsContract
 from ppbfl.chain.votes import ChainContext, RoundVotes
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.messages import AggregateShare
+from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, device_party
+from ppbfl.protocol.registry import identity_of
 from ppbfl.protocol.round import RoundResult
 from ppbfl.protocol.round_errors import RoundFailedError
 
 __all__ = ["ChainLedger", "DeviceChainAccount", "FingerprintMismatchError", "RoundOnChain", "attach_ledger", "open_ledger"]
+
+_ROLE_CODES = {"edge": ROLE_EDGE, "device": ROLE_DEVICE, "coordinator": ROLE_COORDINATOR, "dealer": ROLE_DEALER}
 
 
 class FingerprintMismatchError(RoundFailedError):
@@ -218,6 +223,8 @@ class ChainLedger:
             fp = self._fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
             self.contract.register_edge_node(j, edge_accounts[j], fp)
             self.edge_accounts[j] = edge_accounts[j]
+        if getattr(self, "device_ids", None):  # None while __init__ registers the edge nodes first
+            self.register_identities()
 
     def register_devices(self, accounts: Sequence[str]) -> None:
         """Register device i with ``accounts[i]``, the address of its own chain key, as chain
@@ -236,6 +243,37 @@ class ChainLedger:
             if self.device_ids[i] != i:  # edge nodes bind uploads to the device index (a fresh contract numbers 0, 1, ...)
                 raise ChainError(f"device {i} was registered as chain device {self.device_ids[i]}")
             self.chain.fund(account)
+        if self.edge_accounts:
+            self.register_identities()
+
+    def register_identities(self, fingerprints: Mapping[str, bytes] | None = None) -> int:
+        """Register TLS identities in the contract's party registry (``registerParties``: what a
+        :class:`~ppbfl.protocol.chain_registry.ChainRegistry` server reads), in transactions of at
+        most 100 parties; returns the gas used. Default: every edge node with the fingerprint its
+        ``registerEdgeNode`` holds, and the devices, coordinator and dealer whose fingerprints the
+        ledger was given (ids naming no role, e.g. a manifest's extra parties, are left out); given
+        none at all (an in-process deployment), ``keccak(party id)`` for all of them. Called once
+        both edge nodes and devices are registered.
+
+        Raises:
+            ChainError: a party id of ``fingerprints`` names no role (``edge-j``, ``device-i``,
+                ``coordinator``, ``dealer``), or the contract refused (``PartyExists``: registered before).
+        """
+        if fingerprints is None:
+            parties = [edge_party(j) for j in self.edge_accounts]
+            if self._fingerprints:  # parties without a role in the contract (a manifest's extra ids) are left out
+                parties += [p for p in self._fingerprints if p not in parties and identity_of(p).role in _ROLE_CODES]
+            else:
+                parties += [device_party(i) for i in self.device_ids] + [COORDINATOR_PARTY, DEALER_PARTY]
+            edge_fps = {edge_party(j): self.contract.edge_node_fingerprint(j) for j in self.edge_accounts}
+            fingerprints = {p: edge_fps.get(p) or self._fingerprints.get(p) or keccak(p.encode()) for p in parties}
+        entries = []
+        for party, fp in fingerprints.items():
+            identity = identity_of(party)
+            if identity.role not in _ROLE_CODES:
+                raise ChainError(f"party {party!r} has no role in the contract's registry")
+            entries.append((fp, _ROLE_CODES[identity.role], identity.index or 0))
+        return sum(self.contract.register_parties(entries[k:k + 100]) for k in range(0, len(entries), 100))
 
     @property
     def context(self) -> ChainContext:

@@ -10,11 +10,12 @@ Sources:
 
 * the deployment's credential manifest ``registry.json`` (written by ``ppbfl creds`` /
   :func:`ppbfl.protocol.creds.write_credentials` next to the certificates): party id ->
-  fingerprint for every party. Servers (edge nodes, the dealer) read it: their callers are the
-  coordinator, the dealer and devices, roles the contract does not register;
-* the chain: the contract registers every edge node's TLS fingerprint
-  (``registerEdgeNode(index, account, tlsFingerprint)``); the clients that call edge nodes pin
-  them to those (``ChainLedger.verify_fingerprints`` checks the pins against the chain).
+  fingerprint for every party. Servers (edge nodes, the dealer) read it by default;
+* the chain: the contract's party registry records every party's fingerprint with its role and
+  index (``registerParties``, revocable; ``ChainLedger.register_identities`` fills it), and a
+  server started with ``--chain URL --contract ADDRESS`` asks it instead of the manifest
+  (:class:`ppbfl.protocol.chain_registry.ChainRegistry`). The clients that call edge nodes pin
+  them to the fingerprints ``registerEdgeNode`` recorded (``ChainLedger.verify_fingerprints``).
 
 :class:`FileRegistry` reads the manifest and reads it again when it changes on disk (devices
 joining the consortium are added to the manifest while the edge nodes run; removed ones are refused).
@@ -65,7 +66,11 @@ class PeerRegistry(Protocol):
     """What a server asks: who holds the certificate with this fingerprint (None: nobody registered)."""
 
     def identify(self, fingerprint: bytes) -> Identity | None:
-        """The registered identity of the 32-byte certificate ``fingerprint``, or None."""
+        """The registered identity of the 32-byte certificate ``fingerprint``, or None.
+
+        Raises:
+            PeerAuthError: the registry cannot answer (e.g. its chain is down): the peer is refused.
+        """
         ...
 
 

@@ -7,7 +7,9 @@
 
 imports ``module:factory``, builds the handler with ``factory(**handler_arg)``, loads
 ``DIR/<party>.crt`` and ``DIR/<party>.key`` and the credential manifest (``--registry``, default
-``DIR/registry.json``: only the parties registered there may call, under their registered ids), serves, prints ``LISTENING 127.0.0.1:PORT`` as its first
+``DIR/registry.json``: only the parties registered there may call, under their registered ids;
+with ``--chain URL --contract ADDRESS`` the contract's party registry instead,
+:class:`~ppbfl.protocol.chain_registry.ChainRegistry`), serves, prints ``LISTENING 127.0.0.1:PORT`` as its first
 stdout line, and exits with status 0 on SIGTERM or SIGINT (in-flight calls get one second). With
 ``PPBFL_EXIT_ON_STDIN_EOF=1`` (set by :func:`ppbfl.protocol.process.spawn_server`) it also exits
 when its stdin closes, so it never outlives its parent.
@@ -97,14 +99,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument("--registry", type=Path, default=None, help="credential manifest (default: CREDS/registry.json)")
+    parser.add_argument("--chain", default=None, help="JSON-RPC URL: with --contract, callers' identities come from the contract's party registry, not the manifest")
+    parser.add_argument("--contract", default=None, help="with --chain: the consortium's PPBFLRounds address")
     parser.add_argument("--handler-arg", default="{}", help="JSON object of keyword arguments for the factory")
     args = parser.parse_args(argv)
+    if (args.chain is None) != (args.contract is None):
+        parser.error("--chain and --contract go together")
     kwargs = json.loads(args.handler_arg)
     if not isinstance(kwargs, dict):
         parser.error("--handler-arg must be a JSON object")
     handler = load_factory(args.handler)(**kwargs)
     creds = load_credentials(args.creds, args.party)
-    registry = FileRegistry(args.registry or args.creds / MANIFEST)
+    registry: PeerRegistry
+    if args.chain is not None:
+        from ppbfl.protocol.chain_registry import ChainRegistry
+
+        registry = ChainRegistry.connect(args.chain, args.contract)
+    else:
+        registry = FileRegistry(args.registry or args.creds / MANIFEST)
     return run_server(handler, args.party, creds, read_ca_cert(args.ca), host=args.host, port=args.port, registry=registry)
 
 
