@@ -159,6 +159,7 @@ class ChainLedger:
         blocks = 2 * devices + 20 if commit_blocks is None else commit_blocks
         self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=blocks)
         self._fingerprints = dict(fingerprints or {})
+        self._identities: set[str] = set()  # parties registered in the party registry by this ledger
         self.edge_accounts: dict[int, str] = {}
         if edge_accounts is not None:
             self.register_edge_nodes(edge_accounts)
@@ -199,6 +200,7 @@ class ChainLedger:
         ledger.device_accounts = {i: chain.call(contract.contract, "deviceAddress", i) for i in ledger.device_ids}
         # what __init__ sets for registering: everything is registered already
         ledger._fingerprints, ledger.devices, ledger.trust = {}, len(ledger.device_ids), 1.0
+        ledger._identities = set()
         ledger.pow_bits = contract.device(ledger.device_accounts[0])[2] if ledger.device_accounts else 8
         ledger.records, ledger._gas_start = {}, 0
         return ledger
@@ -208,9 +210,11 @@ class ChainLedger:
         """The contract's address."""
         return self.contract.address
 
-    def register_edge_nodes(self, edge_accounts: Mapping[int, str]) -> None:
+    def register_edge_nodes(self, edge_accounts: Mapping[int, str], *, fingerprints: Mapping[str, bytes] | None = None) -> None:
         """Register edge node j (1..n) with ``edge_accounts[j]``, the address of its own chain key,
-        and its TLS fingerprint (``keccak(party id)`` when none was given).
+        and its TLS fingerprint (``keccak(party id)`` when none was given). ``fingerprints``: party
+        id -> 32-byte TLS fingerprint, added to those the ledger was made with (a deployment that
+        issues its certificates after the ledger exists: :class:`~ppbfl.protocol.deployment.GrpcDeployment`).
 
         Raises:
             ChainError: the edge nodes are already registered, or ``edge_accounts`` is not 1..n.
@@ -219,6 +223,7 @@ class ChainLedger:
             raise ChainError("the edge nodes are already registered")
         if sorted(edge_accounts) != list(range(1, self.n + 1)):
             raise ChainError(f"edge_accounts names edge nodes {sorted(edge_accounts)}, expected 1..{self.n}")
+        self._fingerprints.update(fingerprints or {})
         for j in range(1, self.n + 1):
             fp = self._fingerprints.get(edge_party(j), keccak(edge_party(j).encode()))
             self.contract.register_edge_node(j, edge_accounts[j], fp)
@@ -252,8 +257,10 @@ class ChainLedger:
         most 100 parties; returns the gas used. Default: every edge node with the fingerprint its
         ``registerEdgeNode`` holds, and the devices, coordinator and dealer whose fingerprints the
         ledger was given (ids naming no role, e.g. a manifest's extra parties, are left out); given
-        none at all (an in-process deployment), ``keccak(party id)`` for all of them. Called once
-        both edge nodes and devices are registered.
+        none at all (an in-process deployment), ``keccak(party id)`` for all of them; parties this
+        ledger registered before are left out. Called once both edge nodes and devices are registered.
+        Given ``fingerprints`` (party id -> 32-byte fingerprint): exactly those, e.g. a device whose
+        certificate was issued after the devices were registered.
 
         Raises:
             ChainError: a party id of ``fingerprints`` names no role (``edge-j``, ``device-i``,
@@ -266,14 +273,21 @@ class ChainLedger:
             else:
                 parties += [device_party(i) for i in self.device_ids] + [COORDINATOR_PARTY, DEALER_PARTY]
             edge_fps = {edge_party(j): self.contract.edge_node_fingerprint(j) for j in self.edge_accounts}
-            fingerprints = {p: edge_fps.get(p) or self._fingerprints.get(p) or keccak(p.encode()) for p in parties}
+            fingerprints = {
+                p: edge_fps.get(p) or self._fingerprints.get(p) or keccak(p.encode()) for p in parties if p not in self._identities
+            }
         entries = []
         for party, fp in fingerprints.items():
             identity = identity_of(party)
             if identity.role not in _ROLE_CODES:
                 raise ChainError(f"party {party!r} has no role in the contract's registry")
             entries.append((fp, _ROLE_CODES[identity.role], identity.index or 0))
-        return sum(self.contract.register_parties(entries[k:k + 100]) for k in range(0, len(entries), 100))
+        gas = 0
+        for k in range(0, len(entries), 100):
+            gas += self.contract.register_parties(entries[k:k + 100])
+            self._identities.update(list(fingerprints)[k:k + 100])
+        self._fingerprints.update(fingerprints)
+        return gas
 
     @property
     def context(self) -> ChainContext:
