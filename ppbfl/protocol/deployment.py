@@ -7,7 +7,10 @@
   consortium CA issues one certificate per party, and their fingerprints are what the chain
   registers (:attr:`fingerprints`); the coordinator and devices pin edge nodes to them, and the
   servers accept only callers whose fingerprint the deployment's manifest ``registry.json``
-  registers, under the registered party id (:mod:`ppbfl.protocol.registry`).
+  registers, under the registered party id (:mod:`ppbfl.protocol.registry`) -- or, given a
+  :class:`~ppbfl.protocol.ledger.ChainLedger` on a chain they can reach, the contract's party
+  registry (:class:`~ppbfl.protocol.chain_registry.ChainRegistry`), where the deployment registers
+  every certificate before its party first calls.
 
 Both give the coordinator's transport, each device's transport, and ``stop_edge(j)`` (a node that
 goes away mid-protocol, for dropout tests and demos).
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -57,13 +60,16 @@ from ppbfl.trust.config import TrustConfig, load_trust_config
 from ppbfl.trust.store import TrustStore
 from ppbfl.trust.witness import TrustWitness
 
+if TYPE_CHECKING:
+    from ppbfl.protocol.ledger import ChainLedger
+
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness", "make_dealer", "make_edge_node"]
 
 
 def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
-    decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None,
+    decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None, chain: str | None = None, contract: str | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -80,13 +86,22 @@ def make_edge_node(
     without a new setup of the tier. ``decision_rule``: the consortium's
     :class:`~ppbfl.defense.rule.DecisionRule` (as a dict): the node refuses a setup with another
     rule (None: it takes the setup's). ``peer_registry``: who holds the devices' certificates, in
-    place of the manifest (``ppbfl edge --chain``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`).
+    place of the manifest (``ppbfl edge --chain``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`);
+    ``chain``, ``contract``: a JSON-RPC URL and a ``PPBFLRounds`` address, the same from a handler
+    argument (:class:`GrpcDeployment` with a ledger).
     These come from the node's operator, never from the coordinator whose word the signatures replace.
 
     Raises:
         CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
-            setting is invalid.
+            setting is invalid, or only one of ``chain`` and ``contract`` is given; ChainError: the
+            node at ``chain`` cannot be reached.
     """
+    if (chain is None) != (contract is None):
+        raise ConfigError("chain" if chain is None else "contract", "chain and contract go together")
+    if peer_registry is None and chain is not None and contract is not None:
+        from ppbfl.protocol.chain_registry import ChainRegistry
+
+        peer_registry = ChainRegistry.connect(chain, contract)
     key = None if chain_key is None else load_chain_key(chain_key)
     keys = None
     if device_certs is not None:
@@ -119,6 +134,22 @@ def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str,
         fingerprints={k: bytes.fromhex(v) for k, v in (fingerprints or {}).items()},
     )
     return TripleDealerNode(t, n, d, transport)
+
+
+def _chain_url(ledger: ChainLedger) -> str:
+    """The JSON-RPC URL of ``ledger``'s chain, for other processes to read the contract at.
+
+    Raises:
+        ConfigError: the chain is the embedded one (no other process can reach it), or its edge
+            nodes are registered already (the deployment registers its own).
+    """
+    chain = ledger.chain
+    url = chain.node.url if chain.node is not None else getattr(chain.w3.provider, "endpoint_uri", None)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError("ledger", "its chain is the embedded one, which other processes cannot reach: use anvil or a JSON-RPC URL")
+    if ledger.edge_accounts:
+        raise ConfigError("ledger", "its edge nodes are registered already; the deployment registers its own (make the ledger without edge_accounts)")
+    return url
 
 
 class Deployment:
@@ -259,6 +290,14 @@ class GrpcDeployment(Deployment):
             folder; kept after :meth:`close`, so a restarted node resumes); None: in memory.
         decision_rule: every edge process's operator-configured rule (:func:`make_edge_node`); None:
             the nodes take the coordinator's.
+        ledger: a :class:`~ppbfl.protocol.ledger.ChainLedger` whose edge nodes are not registered
+            yet, on a chain the processes can reach (anvil or a JSON-RPC URL; the embedded chain
+            lives in this process only). The deployment then registers its edge nodes (chain
+            accounts and certificates) and the coordinator's and dealer's certificates in the
+            contract before the processes start, and each device's certificate as it is issued
+            (:meth:`device_transport`); the edge and dealer processes identify callers from the
+            contract's party registry (``--chain URL --contract ADDRESS``), not from the manifest.
+            None: the manifest.
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
@@ -271,9 +310,11 @@ class GrpcDeployment(Deployment):
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
         trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
-        decision_rule: DecisionRule | None = None,
+        decision_rule: DecisionRule | None = None, ledger: ChainLedger | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
+        on_chain = [] if ledger is None else ["--chain", _chain_url(ledger), "--contract", ledger.address]
+        self.ledger = ledger
         self.networked = True
         self.trust_devices = trust_devices if trust_config is not None else 0
         self.device_keys = self._public_key if signed_uploads else None
@@ -295,6 +336,9 @@ class GrpcDeployment(Deployment):
             self._edge_accounts[j] = key.address
         self.processes: dict[str, ServerProcess] = {}
         try:
+            if ledger is not None:  # every server identity on chain before any process serves a call
+                ledger.register_edge_nodes(self._edge_accounts, fingerprints=self.fingerprints)
+                ledger.register_identities()
             with ThreadPoolExecutor(max_workers=n) as pool:  # the processes start (import numpy, ...) side by side
                 started = {
                     edge_party(j): pool.submit(
@@ -304,8 +348,9 @@ class GrpcDeployment(Deployment):
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
                             "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
+                            **({} if ledger is None else {"chain": on_chain[1], "contract": on_chain[3]}),
                         },
-                        ready_timeout,
+                        ready_timeout, on_chain,
                     )
                     for j in range(1, n + 1)
                 }
@@ -322,7 +367,7 @@ class GrpcDeployment(Deployment):
             self.processes[DEALER_PARTY] = self._spawn(
                 DEALER_PARTY, "ppbfl.protocol.deployment:make_dealer",
                 {"t": t, "n": n, "d": d, "creds": str(self.workdir), "ca": str(self.ca_path), "peers": dict(self.peers), "fingerprints": edge_fps},
-                ready_timeout,
+                ready_timeout, on_chain,
             )
         except BaseException:
             self.close()
@@ -372,10 +417,10 @@ class GrpcDeployment(Deployment):
         for key in self.workdir.glob("*.key"):
             key.unlink(missing_ok=True)
 
-    def _spawn(self, party: str, factory: str, args: dict, ready_timeout: float) -> ServerProcess:
+    def _spawn(self, party: str, factory: str, args: dict, ready_timeout: float, on_chain: list[str]) -> ServerProcess:
         command = [
             sys.executable, "-m", "ppbfl.protocol.serve", "--handler", factory, "--party", party,
-            "--creds", str(self.workdir), "--ca", str(self.ca_path), "--port", "0", "--handler-arg", json.dumps(args),
+            "--creds", str(self.workdir), "--ca", str(self.ca_path), "--port", "0", "--handler-arg", json.dumps(args), *on_chain,
         ]
         return spawn_server(command, ready_timeout)
 
@@ -393,7 +438,10 @@ class GrpcDeployment(Deployment):
                 if self.device_keys is not None:  # the nodes read its certificate (public) to check its signatures
                     (self.workdir / f"{party}.crt").write_bytes(self.creds[party].cert_pem)
                 self.fingerprints[party] = self.creds[party].fingerprint
-                write_manifest(self.workdir / MANIFEST, {party: self.fingerprints[party]})
+                if self.ledger is not None:  # on chain before its first call
+                    self.ledger.register_identities({party: self.fingerprints[party]})
+                else:
+                    write_manifest(self.workdir / MANIFEST, {party: self.fingerprints[party]})
             edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
             self._devices[index] = self._client(party, edges)
         return self._devices[index]
