@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ppbfl.defense.rule import load_decision_rule
+from ppbfl.defense.rule import DecisionRule, load_decision_rule
 from ppbfl.errors import PPBFLError
 from ppbfl.field import GF61, FixedPointCodec, backend_name
 from ppbfl.fl.aggregators import AggregationContext, FedAvg
@@ -197,19 +197,20 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     rule = load_decision_rule({"rule": config.rule, "rescale": config.rescale, "flame_noise": float(config.flame_noise)})  # every operator's
     with ExitStack() as stack:
         deployment: Deployment
-        if config.transport == "grpc":
-            for old in out.glob("edge-*/trust.db"):  # fresh each run, as out/trust.db
-                old.unlink()
-            deployment = stack.enter_context(GrpcDeployment(
-                config.t, config.n, d, behaviours=behaviours, signed_uploads=True,
-                trust_config=DEMO_TRUST, trust_devices=config.devices, trust_dir=out, decision_rule=rule,
-            ))
+        if config.transport == "grpc" and config.chain != "embedded":
+            # the edge and dealer processes read identities from the contract: it exists first, and
+            # the deployment registers every certificate in it before that party calls
+            ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, trust=initial_trust(DEMO_TRUST)))
+            deployment = stack.enter_context(_grpc_deployment(config, out, d, behaviours, rule, ledger))
         else:
-            deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True, decision_rule=rule))
-        ledger = stack.enter_context(open_ledger(
-            config.chain, config.t, config.n, devices=config.devices, edge_accounts=deployment.edge_accounts,
-            fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),
-        ))  # registered with the model's initial trust: round 1's PoW difficulty follows it
+            if config.transport == "grpc":  # the embedded chain lives in this process: the processes read the manifest
+                deployment = stack.enter_context(_grpc_deployment(config, out, d, behaviours, rule, None))
+            else:
+                deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True, decision_rule=rule))
+            ledger = stack.enter_context(open_ledger(
+                config.chain, config.t, config.n, devices=config.devices, edge_accounts=deployment.edge_accounts,
+                fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),
+            ))  # registered with the model's initial trust: round 1's PoW difficulty follows it
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(
             config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0, device_keys=deployment.device_keys,
@@ -293,6 +294,19 @@ def _rule_label(config: DemoConfig) -> str:
 
 DEMO_TRUST = TrustConfig(pow_max_bits=14)
 """The demo's trust model: the defaults, PoW capped at 14 bits (see :func:`_trust_keeper`)."""
+
+
+def _grpc_deployment(
+    config: DemoConfig, out: Path, d: int, behaviours: dict[int, str], rule: DecisionRule, ledger: ChainLedger | None,
+) -> GrpcDeployment:
+    """The demo's edge and dealer processes, each node keeping its trust states in ``out/edge-<j>``
+    (fresh each run); with ``ledger``, identities come from its contract (:class:`GrpcDeployment`)."""
+    for old in out.glob("edge-*/trust.db"):  # fresh each run, as out/trust.db
+        old.unlink()
+    return GrpcDeployment(
+        config.t, config.n, d, behaviours=behaviours, signed_uploads=True,
+        trust_config=DEMO_TRUST, trust_devices=config.devices, trust_dir=out, decision_rule=rule, ledger=ledger,
+    )
 
 
 def _trust_keeper(out: Path, devices: int, ledger: ChainLedger, deployment: Deployment) -> TrustKeeper:
