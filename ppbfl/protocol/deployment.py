@@ -348,7 +348,7 @@ class GrpcDeployment(Deployment):
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
                             "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
-                            **({} if ledger is None else {"chain": on_chain[1], "contract": on_chain[3]}),
+                            **({"chain": on_chain[1], "contract": on_chain[3]} if ledger is not None and signed_uploads else {}),
                         },
                         ready_timeout, on_chain,
                     )
@@ -431,17 +431,24 @@ class GrpcDeployment(Deployment):
         )
 
     def device_transport(self, index: int) -> Transport:
+        """Device ``index``'s transport to the edge nodes; its certificate is issued on first use
+        and registered (in the manifest, or on chain with a ledger) before it is returned.
+
+        Raises:
+            ChainError: with a ledger, the contract refused the registration or the chain is
+                unreachable (the certificate is then not kept; a later call issues a new one).
+        """
         if index not in self._devices:
             party = device_party(index)
             if party not in self.creds:
-                self._issue(party)
-                if self.device_keys is not None:  # the nodes read its certificate (public) to check its signatures
-                    (self.workdir / f"{party}.crt").write_bytes(self.creds[party].cert_pem)
-                self.fingerprints[party] = self.creds[party].fingerprint
+                creds = issue(self.ca, party)
                 if self.ledger is not None:  # on chain before its first call
-                    self.ledger.register_identities({party: self.fingerprints[party]})
+                    self.ledger.register_identities({party: creds.fingerprint})
                 else:
-                    write_manifest(self.workdir / MANIFEST, {party: self.fingerprints[party]})
+                    write_manifest(self.workdir / MANIFEST, {party: creds.fingerprint})
+                if self.device_keys is not None:  # the nodes read its certificate (public) to check its signatures
+                    (self.workdir / f"{party}.crt").write_bytes(creds.cert_pem)
+                self.creds[party], self.fingerprints[party] = creds, creds.fingerprint
             edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
             self._devices[index] = self._client(party, edges)
         return self._devices[index]
