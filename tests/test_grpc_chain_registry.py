@@ -4,10 +4,14 @@ the CA issued (and the manifest lists) but the chain does not register is refuse
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from ppbfl.chain import Chain
+from ppbfl.chain.errors import ChainRevertError
+from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE
 from ppbfl.errors import ConfigError
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import GrpcDeployment
@@ -68,3 +72,25 @@ def test_a_ledger_on_the_embedded_chain_is_refused():
         ledger = ChainLedger(chain, T, N, M)
         with pytest.raises(ConfigError, match="embedded"):  # no edge process could read its contract
             GrpcDeployment(T, N, D, ledger=ledger)
+
+
+def test_the_ledger_registers_a_deployments_certificates_once_in_any_order():
+    """What GrpcDeployment(ledger=) relies on (embedded chain, no processes): edge nodes with
+    certificates issued after the ledger, then the default registration, then the devices'
+    accounts (whose default registration adds nothing), then a device's certificate as issued."""
+    fps = {p: os.urandom(32) for p in ("edge-1", "edge-2", "edge-3", "coordinator", "dealer", "device-2")}
+    with Chain.embedded(accounts=10) as chain:
+        ledger = ChainLedger(chain, T, N, M)
+        ledger.register_edge_nodes({j: chain.new_account() for j in range(1, N + 1)}, fingerprints={p: fps[p] for p in fps if p != "device-2"})
+        assert ledger.register_identities() > 0
+        assert ledger.register_identities() == 0  # nothing left to register
+        ledger.register_devices([chain.new_account() for _ in range(M)])  # registers no certificate twice
+        assert ledger.register_identities({"device-2": fps["device-2"]}) > 0
+        expected = {"edge-1": (ROLE_EDGE, 1), "edge-2": (ROLE_EDGE, 2), "edge-3": (ROLE_EDGE, 3), "coordinator": (ROLE_COORDINATOR, 0),
+                    "dealer": (ROLE_DEALER, 0), "device-2": (ROLE_DEVICE, 2)}
+        for party, (role, index) in expected.items():
+            assert ledger.contract.party(fps[party]) == (role, index, True), party
+        for i in (0, 1, 3):  # devices whose certificates were never issued hold no identity, not even keccak(id)
+            assert ledger.contract.party_fingerprint(ROLE_DEVICE, i) == bytes(32)
+        with pytest.raises(ChainRevertError, match="PartyExists"):
+            ledger.register_identities({"device-2": fps["device-2"]})
