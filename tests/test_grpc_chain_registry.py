@@ -63,6 +63,8 @@ def test_a_round_over_anvil_with_identities_from_the_chain_refuses_unregistered_
                 with pytest.raises(PeerAuthError, match="not registered"):
                     federation.devices[REVOKED].transport.call(edge_party(2), setup, round=0, timeout=30.0)
             kept = {i: g for i, g in updates.items() if i != REVOKED}
+            for i in kept:  # issued by Federation (GrpcDeployment.issue_devices) and registered on chain before the round
+                assert ledger.contract.party(dep.fingerprints[f"device-{i}"]) == (ROLE_DEVICE, i, True)
             assert REVOKED not in result.devices and result.accepted == sorted(kept)
             np.testing.assert_allclose(result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
 

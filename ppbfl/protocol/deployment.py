@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -174,6 +174,10 @@ class Deployment:
     def device_transport(self, index: int) -> Transport:
         """Device ``index``'s transport to the edge nodes."""
         raise NotImplementedError
+
+    def issue_devices(self, indices: Iterable[int]) -> None:
+        """Give devices ``indices`` their identities ahead of :meth:`device_transport` (all at
+        once where that is cheaper, e.g. one registration on chain); default: nothing to do."""
 
     def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
         """Device ``index``'s identity key, to sign its uploads with (None: it does not sign)."""
@@ -430,25 +434,34 @@ class GrpcDeployment(Deployment):
             fingerprints={p: self.fingerprints[p] for p in peers},
         )
 
-    def device_transport(self, index: int) -> Transport:
-        """Device ``index``'s transport to the edge nodes; its certificate is issued on first use
-        and registered (in the manifest, or on chain with a ledger) before it is returned.
+    def issue_devices(self, indices: Iterable[int]) -> None:
+        """Issue the certificates of devices ``indices`` that have none yet and register them
+        together (in the manifest, or on chain with a ledger: one transaction per 100 devices)
+        before any of them calls.
 
         Raises:
             ChainError: with a ledger, the contract refused the registration or the chain is
-                unreachable (the certificate is then not kept; a later call issues a new one).
+                unreachable (the certificates are then not kept; a later call issues new ones).
         """
+        issued = {party: issue(self.ca, party) for party in dict.fromkeys(device_party(i) for i in indices) if party not in self.creds}
+        if not issued:
+            return
+        fingerprints = {party: creds.fingerprint for party, creds in issued.items()}
+        if self.ledger is not None:  # on chain before their first call
+            self.ledger.register_identities(fingerprints)
+        else:
+            write_manifest(self.workdir / MANIFEST, fingerprints)
+        for party, creds in issued.items():
+            if self.device_keys is not None:  # the nodes read its certificate (public) to check its signatures
+                (self.workdir / f"{party}.crt").write_bytes(creds.cert_pem)
+            self.creds[party], self.fingerprints[party] = creds, creds.fingerprint
+
+    def device_transport(self, index: int) -> Transport:
+        """Device ``index``'s transport to the edge nodes; its certificate is issued on first use
+        (:meth:`issue_devices`) and registered before it is returned."""
         if index not in self._devices:
+            self.issue_devices([index])
             party = device_party(index)
-            if party not in self.creds:
-                creds = issue(self.ca, party)
-                if self.ledger is not None:  # on chain before its first call
-                    self.ledger.register_identities({party: creds.fingerprint})
-                else:
-                    write_manifest(self.workdir / MANIFEST, {party: creds.fingerprint})
-                if self.device_keys is not None:  # the nodes read its certificate (public) to check its signatures
-                    (self.workdir / f"{party}.crt").write_bytes(creds.cert_pem)
-                self.creds[party], self.fingerprints[party] = creds, creds.fingerprint
             edges = {p: a for p, a in self.peers.items() if p != DEALER_PARTY}
             self._devices[index] = self._client(party, edges)
         return self._devices[index]
