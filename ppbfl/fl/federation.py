@@ -128,6 +128,7 @@ class Federation:
         self.trust = trust
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec
         factories = dict(factories or {})
+        deployment.issue_devices(devices)  # identities of all devices at once (on chain: one registration)
         self.devices: dict[int, Device] = {
             i: factories.get(i, Device)(
                 i, t, n, codec, transport=deployment.device_transport(i),
