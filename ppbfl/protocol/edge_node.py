@@ -48,7 +48,14 @@ from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
 from ppbfl.protocol.errors import PeerAuthError
-from ppbfl.protocol.flame_decision import clip_bound, decide_flame_request, pair_count
+from ppbfl.protocol.flame_decision import (
+    FLAME_SPACES,
+    GlobalModelError,
+    check_global_model,
+    clip_bound,
+    decide_flame_request,
+    pair_count,
+)
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRecall,
@@ -370,7 +377,11 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"bad setup: flame_noise = {message.flame_noise!r} (>= 0, and only with rule 'flame')")
         if message.rescale and message.rule != "cosine":
             raise OutOfPhaseError(self.name, f"bad setup: rescale only with rule 'cosine', not {message.rule!r}")
-        differs = None if self.decision_rule is None else self.decision_rule.mismatch(message.rule, message.tau, message.rescale, message.flame_noise)
+        if message.flame_space not in FLAME_SPACES or (message.flame_space != "updates" and message.rule != "flame"):
+            raise OutOfPhaseError(self.name, f"bad setup: flame_space = {message.flame_space!r} (one of {FLAME_SPACES}; 'models' only with rule 'flame')")
+        differs = None if self.decision_rule is None else self.decision_rule.mismatch(
+            message.rule, message.tau, message.rescale, message.flame_noise, message.flame_space,
+        )
         if differs is not None:
             raise SetupRuleError(self.name, *differs)
         if self.credentials is None or self.registry is None:
@@ -523,6 +534,7 @@ class EdgeNode:
             )
         if message.zero_counter != envelope.round or not 0 <= envelope.round < GRAM_COUNTER:
             raise OutOfPhaseError(self.name, f"verify request of round {envelope.round} with PRZS counter {message.zero_counter}: the counter is the round")
+        self._check_model(message)
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
@@ -567,6 +579,19 @@ class EdgeNode:
         if message.hm:
             self._persist()  # the counter is spent: a restarted node must refuse it
         return reply
+
+    def _check_model(self, message: VerifyRequest) -> None:
+        """FLAME on local models: the request's global model must hash to its announced hash and be
+        its reference's preimage (:func:`check_global_model`); other rules: no model.
+
+        Raises:
+            GlobalModelError: naming the field.
+        """
+        assert self.codec is not None
+        if self.config.flame_space == "models":
+            check_global_model(message.model, message.model_hash, message.reference, self.codec, self.config.d, party=self.name)
+        elif message.model.size or message.model_hash:
+            raise GlobalModelError(self.name, "model", f"this node clusters {self.config.flame_space!r} with rule {self.config.rule!r}: no global model is taken")
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
         self._require(envelope.sender, DEALER_PARTY, "triples")
@@ -849,7 +874,7 @@ class EdgeNode:
             message.points, message.gram, message.gram_signatures, session=self._session, round=envelope.round, keys=keys,
             relay=envelope.sender, me=self.name,
         )
-        decision = decide_flame_request(message, state.reference, t=t, codec=self.codec)
+        decision = decide_flame_request(message, state.reference, t=t, codec=self.codec, space=self.config.flame_space)
         noise = (lambda kept: self._noise_share(envelope.round, decision, kept)) if self.config.flame_noise > 0 else None
         return self._aggregate_reply(envelope.round, message, state, decision, noise)
 

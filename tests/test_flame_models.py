@@ -1,0 +1,163 @@
+"""FLAME on local models on shares (``ppbfl_flame_models``, rule "flame" with flame_space "models")
+against its plaintext twin ``flame_models``; a device at the global model's negative; a relay that
+sends another global model; the no-wrap guard of ``<G, g_i>``.
+
+Fixed-point bound as in tests/test_flame.py: each aggregate entry is within
+``h (1 + sum_kept |g_ij| / K)`` of the float value (``h = 2^-(f+1)``); the tests allow twice that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.fl.aggregators import GLOBAL_MODEL, AggregationContext, make_aggregator
+from ppbfl.fl.detection import excluded_devices
+from ppbfl.fl.errors import ConfigError
+from ppbfl.fl.federation import Federation
+from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.flame_decision import GlobalModelError, decide_flame_request, model_hash
+from ppbfl.protocol.messages import FlameAggregateRequest
+from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
+
+D = 24
+M = 10
+BAD = 3
+
+
+def backdoor_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, updates)``: a converged-looking global model ``G`` (norm ~2.5) and ``M`` updates, the
+    honest ones short and scattered (norm ~0.1), the first ``BAD`` a longer pull (norm ~0.5)
+    towards a backdoor direction: close in angle to each other, far in Euclidean distance."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(0.0, 0.5, D)
+    u = rng.normal(0.0, 0.02, (M, D))
+    trigger = np.zeros(D)
+    trigger[:4] = 0.25
+    u[:BAD] = trigger + rng.normal(0.0, 0.02, (BAD, D))
+    return g, u
+
+
+def context(g: np.ndarray) -> AggregationContext:
+    return AggregationContext(extra={GLOBAL_MODEL: g.astype(np.float32)})
+
+
+@pytest.fixture(scope="module")
+def secure():
+    rule = make_aggregator("ppbfl_flame_models", {"t": 2, "n": 5})
+    yield rule
+    rule.close()
+
+
+def assert_twins(out, info, twin, plain, u):
+    assert info["accepted"] == plain["accepted"]
+    assert info["reasons"] == plain["reasons"]
+    assert info["wrong_edge_nodes"] == []
+    kept = plain["accepted"]
+    h = 2.0 ** -(info["frac_bits"] + 1)
+    tolerance = 2 * h * (1 + np.abs(u[kept]).sum(axis=0) / len(kept))
+    assert np.all(np.abs(out.astype(np.float64) - twin.astype(np.float64)) <= tolerance + 1e-7)  # + float32 output rounding
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_secure_flame_on_models_decides_and_aggregates_as_its_plaintext_twin(secure, seed):
+    g, u = backdoor_case(seed)
+    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u, context(g))
+    out, info = secure.aggregate(u, context(g))
+    assert_twins(out, info, twin, plain, u)
+    assert set(plain["accepted"]).isdisjoint(range(BAD))  # the backdoor is out
+    assert len(plain["accepted"]) >= M // 2 + 1
+    assert excluded_devices("ppbfl_flame_models", info, M) == excluded_devices("flame_models", plain, M)
+
+
+def test_a_device_near_the_global_models_negative_is_computed_exactly(secure):
+    g, u = backdoor_case(2)
+    u[BAD] = -g.astype(np.float32) + 0.05  # its local model is short: <G, g_i> ~ -||G||^2
+    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u, context(g))
+    out, info = secure.aggregate(u, context(g))
+    assert_twins(out, info, twin, plain, u)
+    assert BAD not in info["accepted"]
+
+
+def test_a_device_at_the_global_models_negative_is_rejected_zero_norm_not_a_crash(secure):
+    g, u = backdoor_case(3)
+    u[BAD] = -g.astype(np.float32)  # local model exactly 0: no cosine
+    out, info = secure.aggregate(u, context(g))
+    assert info["reasons"][BAD].startswith("zero norm")
+    others = [i for i in range(M) if i != BAD]
+    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u[others], context(g))
+    assert [others[i] for i in plain["accepted"]] == info["accepted"]
+    h = 2.0 ** -(info["frac_bits"] + 1)
+    kept = info["accepted"]
+    assert np.all(np.abs(out.astype(np.float64) - twin) <= 2 * h * (1 + np.abs(u[kept]).sum(axis=0) / len(kept)) + 1e-7)
+
+
+def test_registry_and_configuration():
+    with pytest.raises(ConfigError, match=r"defence_params\.ppbfl_flame_models\.dot_mode"):
+        make_aggregator("ppbfl_flame_models", {"dot_mode": "beaver"})
+    rule = make_aggregator("ppbfl_flame_models", {"t": 2, "n": 3})
+    with pytest.raises(Exception, match="global model"):
+        rule.aggregate(np.zeros((3, 4)), AggregationContext())
+    with pytest.raises(ConfigError, match="flame_space"):
+        Coordinator(2, 3, 4, transport=None, rule="cosine", flame_space="models")  # type: ignore[arg-type]
+
+
+def run_with_relay(alter, g, u):
+    """One FLAME-on-models round in process whose relay delivers ``alter(VerifyRequest)`` to every node."""
+    codec = FixedPointCodec(frac_bits=16, max_abs=64.0)
+    with Federation.in_process(2, 5, D, M, codec=codec, rule="flame", flame_space="models", strict=False) as federation:
+        for j in range(1, 6):
+            node = federation.deployment.nodes[edge_party(j)]
+            node._verify = lambda envelope, message, honest=node._verify: honest(envelope, alter(message))
+        try:
+            return federation.run_round(1, {i: u[i] for i in range(M)}, g, model_hash=model_hash(g)), federation.coordinator.dropped
+        except NotEnoughEdgeNodesError:
+            return None, federation.coordinator.dropped
+
+
+@pytest.mark.parametrize("field, alter", [
+    ("model_hash", lambda g2: lambda m: dataclasses.replace(m, model=g2)),  # another G under the announced hash
+    ("reference", lambda g2: lambda m: dataclasses.replace(m, reference=FixedPointCodec(frac_bits=16, max_abs=64.0).encode(g2))),
+])
+def test_a_relay_that_sends_another_global_model_is_refused_naming_the_field(field, alter):
+    g, u = backdoor_case(0)
+    g = g.astype(np.float32)
+    other = (g + np.float32(0.5)).astype(np.float32)
+    result, dropped = run_with_relay(alter(other), g, u)
+    assert result is None
+    assert sorted(dropped) == [1, 2, 3, 4, 5]
+    assert all("GlobalModelError" in why and f"field {field!r}" in why for why in dropped.values())
+
+
+def test_the_coordinator_refuses_a_model_that_is_not_the_announced_one():
+    g, u = backdoor_case(0)
+    codec = FixedPointCodec(frac_bits=16, max_abs=64.0)
+    with (
+        Federation.in_process(2, 3, D, M, codec=codec, rule="flame", flame_space="models", strict=False) as federation,
+        pytest.raises(GlobalModelError, match="model_hash"),
+    ):
+        federation.run_round(1, {i: u[i] for i in range(M)}, g, model_hash=model_hash(g + 1.0))
+
+
+def test_the_no_wrap_guard_rejects_a_device_whose_inner_product_with_g_could_wrap():
+    """The round's real request, decided against a huge (hypothetical) encoded ``G``: every device's
+    ``||g_i|| ||G||`` then reaches ``p / 2`` and none is clustered on a possibly wrapped value."""
+    g, u = backdoor_case(0)
+    codec = FixedPointCodec(frac_bits=16, max_abs=64.0)
+    seen: list[FlameAggregateRequest] = []
+    with Federation.in_process(2, 5, D, M, codec=codec, rule="flame", flame_space="models", strict=False) as federation:
+        node = federation.deployment.nodes[edge_party(1)]
+        node._flame_aggregate = lambda envelope, message, honest=node._flame_aggregate: seen.append(message) or honest(envelope, message)
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, g, model_hash=model_hash(g))
+        reference = codec.encode(g.astype(np.float32).astype(np.float64))
+    request = seen[0]
+    same = decide_flame_request(request, reference, t=2, codec=codec, space="models")
+    assert [d.reason for d in same.decisions] == [d.reason for d in result.decision.decisions]
+    huge = np.full(D, codec.field.p // 2 - 7, dtype=np.uint64)  # centred ~2^60 per entry
+    wrapped = decide_flame_request(request, huge, t=2, codec=codec, space="models")
+    assert all(d.reason.startswith("out of range: <G, g> could wrap") for d in wrapped.decisions)
+    assert wrapped.total_weight == 0
