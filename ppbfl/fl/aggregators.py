@@ -14,7 +14,8 @@ in the paper), ``fltrust_clipped`` (FLTrust clipping instead of rescaling: the t
 ``ppbfl_secure``), ``ppbfl_secure``
 (:class:`~ppbfl.fl.secure_aggregator.SecureCosineAggregator`: the same cosine rule on Shamir
 shares, DESIGN §5) and ``ppbfl_flame`` (:class:`~ppbfl.fl.secure_aggregator.SecureFlameAggregator`:
-FLAME's clustering and clipping on Shamir shares, driven by the protocol). The interface itself is in :mod:`ppbfl.fl.aggregation`.
+FLAME's clustering and clipping on Shamir shares, driven by the protocol; ``ppbfl_flame_models``
+the same on the local models, the twin of ``flame_models``). The interface itself is in :mod:`ppbfl.fl.aggregation`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ from ppbfl.defense.flame import OUTSIDE_REASON, flame_select
 from ppbfl.fl.aggregation import AggregationContext, Aggregator
 from ppbfl.fl.errors import AggregationError, ConfigError
 from ppbfl.fl.registry import build_component
-from ppbfl.fl.secure_aggregator import SecureCosineAggregator, SecureFlameAggregator
-
-GLOBAL_MODEL = "global_model"
-"""``AggregationContext.extra`` key of the global model ``(d,)`` float32 the updates start from (the runner sets it)."""
+from ppbfl.fl.secure_aggregator import GLOBAL_MODEL, SecureCosineAggregator, SecureFlameAggregator, SecureFlameModelsAggregator
 
 __all__ = [
     "AGGREGATORS",
@@ -49,6 +47,7 @@ __all__ = [
     "MultiKrum",
     "SecureCosineAggregator",
     "SecureFlameAggregator",
+    "SecureFlameModelsAggregator",
     "SecureRescaledAggregator",
     "TrimmedMean",
     "display_name",
@@ -305,6 +304,7 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "fltrust_clipped": FLTrustClipped, "flame": Flame,
     "flame_models": FlameModels, "ppbfl_secure": SecureCosineAggregator,
     "ppbfl_flame": SecureFlameAggregator, "ppbfl_secure_rescaled": SecureRescaledAggregator,
+    "ppbfl_flame_models": SecureFlameModelsAggregator,
 }
 
 
