@@ -13,11 +13,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from ppbfl.defense.rule import DecisionRule
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.aggregators import GLOBAL_MODEL, AggregationContext, make_aggregator
 from ppbfl.fl.detection import excluded_devices
 from ppbfl.fl.errors import ConfigError
 from ppbfl.fl.federation import Federation
+from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.flame_decision import GlobalModelError, decide_flame_request, model_hash
 from ppbfl.protocol.messages import FlameAggregateRequest
@@ -83,17 +85,13 @@ def test_a_device_near_the_global_models_negative_is_computed_exactly(secure):
     assert BAD not in info["accepted"]
 
 
-def test_a_device_at_the_global_models_negative_is_rejected_zero_norm_not_a_crash(secure):
+def test_a_device_at_the_global_models_negative_is_rejected_zero_norm_by_both_twins(secure):
     g, u = backdoor_case(3)
-    u[BAD] = -g.astype(np.float32)  # local model exactly 0: no cosine
+    u[BAD] = -g.astype(np.float32)  # local model exactly 0: no cosine (it must not abort the round)
+    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u, context(g))
     out, info = secure.aggregate(u, context(g))
-    assert info["reasons"][BAD].startswith("zero norm")
-    others = [i for i in range(M) if i != BAD]
-    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u[others], context(g))
-    assert [others[i] for i in plain["accepted"]] == info["accepted"]
-    h = 2.0 ** -(info["frac_bits"] + 1)
-    kept = info["accepted"]
-    assert np.all(np.abs(out.astype(np.float64) - twin) <= 2 * h * (1 + np.abs(u[kept]).sum(axis=0) / len(kept)) + 1e-7)
+    assert info["reasons"][BAD] == plain["reasons"][BAD] == "zero norm: the local model G + g is zero"
+    assert_twins(out, info, twin, plain, u)
 
 
 def test_registry_and_configuration():
@@ -161,3 +159,14 @@ def test_the_no_wrap_guard_rejects_a_device_whose_inner_product_with_g_could_wra
     wrapped = decide_flame_request(request, huge, t=2, codec=codec, space="models")
     assert all(d.reason.startswith("out of range: <G, g> could wrap") for d in wrapped.decisions)
     assert wrapped.total_weight == 0
+
+
+def test_an_operator_pinned_models_space_refuses_a_relay_that_downgrades_to_updates():
+    pinned = DecisionRule(rule="flame", flame_space="models")
+    assert pinned.mismatch("flame", 0.0, False, 0.0, "updates") == ("flame_space", "updates", "models")
+    with InProcessDeployment(2, 3, D, decision_rule=pinned) as deployment:
+        coordinator = Coordinator(2, 3, D, deployment.coordinator, rule="flame", flame_space="updates")
+        with pytest.raises(NotEnoughEdgeNodesError):
+            coordinator.setup()
+        assert all("SetupRuleError" in why and "flame_space" in why for why in coordinator.dropped.values())
+        coordinator.close()

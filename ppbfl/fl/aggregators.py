@@ -229,8 +229,8 @@ class Flame(Aggregator):
             raise AggregationError("flame: updates must be finite")
         m, d = u.shape
         norms = np.linalg.norm(u, axis=1)
-        live = np.flatnonzero(norms > 0)
-        reasons = ["zero norm"] * m
+        reasons = ["zero norm" if x == 0 else self._unclustered(u[i], context) for i, x in enumerate(norms)]
+        live = np.flatnonzero([why is None for why in reasons])
         weights = np.zeros(m)
         if live.size == 0:
             return np.zeros(d, dtype=np.float32), {"weights": weights.tolist(), "accepted": [], "reasons": reasons,
@@ -258,6 +258,10 @@ class Flame(Aggregator):
         """The (k, k) float64 Gram matrix HDBSCAN clusters, of the non-zero updates ``live: (k, d)``."""
         return live @ live.T
 
+    def _unclustered(self, update: np.ndarray, context: AggregationContext) -> str | None:
+        """Why a non-zero (d,) update cannot be clustered (None: it can)."""
+        return None
+
 
 @dataclass
 class FlameModels(Flame):
@@ -280,6 +284,13 @@ class FlameModels(Flame):
             raise AggregationError(f"{self.name}: global model has shape {g.shape}, updates have d = {live.shape[1]}")
         at = live @ g
         return float(g @ g) + at[:, None] + at[None, :] + live @ live.T
+
+    def _unclustered(self, update: np.ndarray, context: AggregationContext) -> str | None:
+        """A local model ``G + g_i = 0`` has no cosine: rejected as the secure rule does."""
+        model = context.extra.get(GLOBAL_MODEL)
+        if model is not None and np.shape(model) == update.shape and not np.any(np.asarray(model, dtype=np.float64) + update):
+            return "zero norm: the local model G + g is zero"
+        return None
 
 
 @dataclass
