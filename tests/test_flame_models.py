@@ -170,3 +170,27 @@ def test_an_operator_pinned_models_space_refuses_a_relay_that_downgrades_to_upda
             coordinator.setup()
         assert all("SetupRuleError" in why and "flame_space" in why for why in coordinator.dropped.values())
         coordinator.close()
+
+
+def test_a_relay_that_swaps_model_and_hash_together_is_refused_by_nodes_that_read_the_announced_hash():
+    """A relay that replaces ``G`` *and* the hash in the verify request passes the request's own
+    check; a node that reads the round's hash itself (the chain's, :attr:`EdgeNode.announced_model`)
+    refuses it, naming ``model_hash``."""
+    g, u = backdoor_case(0)
+    g = g.astype(np.float32)
+    other = (g + np.float32(0.5)).astype(np.float32)
+    codec = FixedPointCodec(frac_bits=16, max_abs=64.0)
+
+    def swap(message):
+        return dataclasses.replace(message, model=other, model_hash=model_hash(other), reference=codec.encode(other.astype(np.float64)))
+
+    with Federation.in_process(2, 5, D, M, codec=codec, rule="flame", flame_space="models", strict=False) as federation:
+        for j in range(1, 6):
+            node = federation.deployment.nodes[edge_party(j)]
+            node.announced_model = lambda r: model_hash(g)  # what the chain says round r was opened with
+            node._verify = lambda envelope, message, honest=node._verify: honest(envelope, swap(message))
+        with pytest.raises(NotEnoughEdgeNodesError):
+            federation.run_round(1, {i: u[i] for i in range(M)}, g, model_hash=model_hash(g))
+        dropped = federation.coordinator.dropped
+    assert sorted(dropped) == [1, 2, 3, 4, 5]
+    assert all("GlobalModelError" in why and "'model_hash'" in why and "opened with" in why for why in dropped.values())

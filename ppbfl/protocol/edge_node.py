@@ -45,6 +45,7 @@ from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import DeviceKeys, upload_signed
+from ppbfl.protocol.chain_registry import ChainRegistry
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
 from ppbfl.protocol.errors import PeerAuthError
@@ -203,6 +204,10 @@ class EdgeNode:
         self._save_lock = threading.Lock()
         self.trust_witness: TrustWitness | None = None
         """This node's own trust computation (:meth:`trust_vote`); None: it signs no trust."""
+        self.announced_model: Callable[[int], bytes] | None = None
+        """Round -> the model hash the round was opened with, read by the node itself (FLAME on
+        models checks the request's against it); None: from the chain when :attr:`registry` is a
+        :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else the request's word."""
         self.state_dir = state_dir
         self.state_store: EdgeStateStore | None = None
         self.restore_error: EdgeStateError | None = None
@@ -534,7 +539,7 @@ class EdgeNode:
             )
         if message.zero_counter != envelope.round or not 0 <= envelope.round < GRAM_COUNTER:
             raise OutOfPhaseError(self.name, f"verify request of round {envelope.round} with PRZS counter {message.zero_counter}: the counter is the round")
-        self._check_model(message)
+        self._check_model(message, envelope.round)
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
@@ -580,9 +585,11 @@ class EdgeNode:
             self._persist()  # the counter is spent: a restarted node must refuse it
         return reply
 
-    def _check_model(self, message: VerifyRequest) -> None:
-        """FLAME on local models: the request's global model must hash to its announced hash and be
-        its reference's preimage (:func:`check_global_model`); other rules: no model.
+    def _check_model(self, message: VerifyRequest, round: int) -> None:
+        """FLAME on local models: the request's global model must hash to its announced hash, be
+        its reference's preimage (:func:`check_global_model`), and that hash must be the one
+        ``round`` was opened with where the node can read it itself (:attr:`announced_model`);
+        other rules: no model.
 
         Raises:
             GlobalModelError: naming the field.
@@ -590,6 +597,11 @@ class EdgeNode:
         assert self.codec is not None
         if self.config.flame_space == "models":
             check_global_model(message.model, message.model_hash, message.reference, self.codec, self.config.d, party=self.name)
+            announced = self.announced_model
+            if announced is None and isinstance(self.registry, ChainRegistry):
+                announced = lambda r, contract=self.registry.contract: bytes(contract.round_state(r).model_hash)  # noqa: E731
+            if announced is not None and bytes(message.model_hash) != announced(round):
+                raise GlobalModelError(self.name, "model_hash", f"is not the model hash round {round} was opened with")
         elif message.model.size or message.model_hash:
             raise GlobalModelError(self.name, "model", f"this node clusters {self.config.flame_space!r} with rule {self.config.rule!r}: no global model is taken")
 
