@@ -13,12 +13,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ppbfl.defense.rule import DecisionRule
+from ppbfl.cli import main
+from ppbfl.defense.rule import DecisionRule, load_decision_rule
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.aggregators import GLOBAL_MODEL, AggregationContext, make_aggregator
 from ppbfl.fl.detection import excluded_devices
 from ppbfl.fl.errors import ConfigError
 from ppbfl.fl.federation import Federation
+from ppbfl.protocol.creds import write_credentials
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.flame_decision import GlobalModelError, decide_flame_request, model_hash
@@ -194,3 +196,13 @@ def test_a_relay_that_swaps_model_and_hash_together_is_refused_by_nodes_that_rea
         dropped = federation.coordinator.dropped
     assert sorted(dropped) == [1, 2, 3, 4, 5]
     assert all("GlobalModelError" in why and "'model_hash'" in why and "opened with" in why for why in dropped.values())
+
+
+def test_ppbfl_edge_flame_space_is_an_operator_option_and_only_under_flame(tmp_path, capsys):
+    write_credentials(tmp_path, ["edge-1"])
+    base = ["edge", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt")]
+    assert main([*base, "--rule", "cosine", "--flame-space", "models"]) == 2  # refused before serving
+    err = capsys.readouterr().err
+    assert err.startswith("ppbfl edge: ConfigError: ") and "decision_rule.flame_space" in err, err
+    with pytest.raises(ConfigError, match=r"rule\.flame_space"):
+        load_decision_rule({"rule": "flame", "flame_space": "weights"})
