@@ -206,3 +206,16 @@ def test_ppbfl_edge_flame_space_is_an_operator_option_and_only_under_flame(tmp_p
     assert err.startswith("ppbfl edge: ConfigError: ") and "decision_rule.flame_space" in err, err
     with pytest.raises(ConfigError, match=r"rule\.flame_space"):
         load_decision_rule({"rule": "flame", "flame_space": "weights"})
+
+
+def test_a_node_lying_about_its_shares_of_g_dot_g_i_is_corrected_and_named():
+    g, u = backdoor_case(0)
+    codec = FixedPointCodec(frac_bits=16, max_abs=64.0)
+    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u, context(g))
+    with Federation.in_process(
+        2, 5, D, M, codec=codec, rule="flame", flame_space="models", strict=False, behaviours={4: "tamper-verify"},
+    ) as federation:
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, g, model_hash=model_hash(g))
+    assert 4 in result.liars
+    assert result.accepted == plain["accepted"]
+    np.testing.assert_allclose(result.aggregate, twin, atol=1e-3)
