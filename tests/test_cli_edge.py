@@ -185,3 +185,13 @@ def test_unsigned_uploads_is_an_explicit_choice(creds: Path) -> None:
 def test_a_device_certs_folder_without_a_manifest_is_a_typed_error(tmp_path: Path, creds: Path) -> None:
     with pytest.raises(CredentialsError):
         edge_node(_args(creds, "--device-certs", str(tmp_path)))
+
+
+def test_the_server_entry_point_names_bad_credentials_and_exits_2(tmp_path, capsys):
+    """``python -m ppbfl.protocol.serve`` (the dealer's and any served handler's entry point): a typed
+    one-line error, not a traceback."""
+    from ppbfl.protocol.serve import main as serve_main
+
+    code = serve_main(["--handler", "ppbfl.protocol.testing:make_echo_handler", "--party", "edge-1", "--creds", str(tmp_path), "--ca", str(tmp_path / "ca.crt")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "CredentialsError" in err and "edge-1.crt" in err

@@ -629,6 +629,8 @@ class EdgeNode:
             if _same_request(state.opened[0], message):
                 return state.opened[1]
             raise OutOfPhaseError(self.name, f"already answered a Beaver open of round {envelope.round}: its triples are spent")
+        if state.verified is None:  # e.g. a node restarted mid-round: the dealer's triples reached it, nothing else
+            raise OutOfPhaseError(self.name, f"nothing received for round {envelope.round} but the dealer's triples: no verify request answered")
         if len(set(message.devices)) != len(message.devices) or not set(message.devices) <= set(state.devices):
             raise OutOfPhaseError(self.name, f"beaver open of devices {list(message.devices)[:8]}: distinct devices of the verify request expected")
         if state.triples is None or state.triples[0].shape[0] < len(message.devices):

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from ppbfl.errors import PPBFLError
 from ppbfl.protocol.grpc_transport import serve
 from ppbfl.protocol.process import EXIT_ON_STDIN_EOF
 from ppbfl.protocol.registry import MANIFEST, FileRegistry, PeerRegistry
@@ -108,16 +109,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     kwargs = json.loads(args.handler_arg)
     if not isinstance(kwargs, dict):
         parser.error("--handler-arg must be a JSON object")
-    handler = load_factory(args.handler)(**kwargs)
-    creds = load_credentials(args.creds, args.party)
-    registry: PeerRegistry
-    if args.chain is not None:
-        from ppbfl.protocol.chain_registry import ChainRegistry
+    try:
+        handler = load_factory(args.handler)(**kwargs)
+        creds = load_credentials(args.creds, args.party)
+        registry: PeerRegistry
+        if args.chain is not None:
+            from ppbfl.protocol.chain_registry import ChainRegistry
 
-        registry = ChainRegistry.connect(args.chain, args.contract)
-    else:
-        registry = FileRegistry(args.registry or args.creds / MANIFEST)
-    return run_server(handler, args.party, creds, read_ca_cert(args.ca), host=args.host, port=args.port, registry=registry)
+            registry = ChainRegistry.connect(args.chain, args.contract)
+        else:
+            registry = FileRegistry(args.registry or args.creds / MANIFEST)
+        return run_server(handler, args.party, creds, read_ca_cert(args.ca), host=args.host, port=args.port, registry=registry)
+    except PPBFLError as exc:  # bad credentials, an unreachable chain, ...: one line, exit status 2
+        print(f"{parser.prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
