@@ -20,6 +20,7 @@ from ppbfl.fl.aggregators import GLOBAL_MODEL, AggregationContext, make_aggregat
 from ppbfl.fl.detection import excluded_devices
 from ppbfl.fl.errors import ConfigError
 from ppbfl.fl.federation import Federation
+from ppbfl.fl.secure_aggregator import TRUST_CHAIN
 from ppbfl.protocol.creds import write_credentials
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
@@ -27,6 +28,7 @@ from ppbfl.protocol.flame_decision import GlobalModelError, decide_flame_request
 from ppbfl.protocol.messages import FlameAggregateRequest
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
+from ppbfl.trust.config import TrustConfig
 
 D = 24
 M = 10
@@ -219,3 +221,20 @@ def test_a_node_lying_about_its_shares_of_g_dot_g_i_is_corrected_and_named():
     assert 4 in result.liars
     assert result.accepted == plain["accepted"]
     np.testing.assert_allclose(result.aggregate, twin, atol=1e-3)
+
+
+def test_on_the_embedded_chain_the_nodes_bind_g_to_the_hash_the_round_was_opened_with_on_chain():
+    """``ppbfl_flame_models`` with a chain (the runner's ``trust.chain``): same decisions as the twin,
+    the round opened on chain for ``G``'s hash, and every node reads that hash from the contract."""
+    g, u = backdoor_case(0)
+    rule = make_aggregator("ppbfl_flame_models", {"t": 2, "n": 3})
+    extra = {GLOBAL_MODEL: g.astype(np.float32), TRUST_CHAIN: TrustConfig(pow_max_bits=12)}
+    try:
+        out, info = rule.aggregate(u, AggregationContext(extra=extra))
+        federation = rule._filter.federation
+        assert federation.ledger.contract.round_state(1).model_hash == model_hash(g)
+        assert all(node.announced_model(1) == model_hash(g) for node in federation.deployment.nodes.values())
+    finally:
+        rule.close()
+    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u, context(g))
+    assert_twins(out, info, twin, plain, u)

@@ -254,7 +254,7 @@ class SecureCosineFilter:
         flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
         rescale: rule ``"cosine"``: FLTrust's norm rescaling instead of clipping.
         flame_space: rule ``"flame"``: ``"updates"`` or ``"models"`` (the ``reference`` of
-            :meth:`verify_and_aggregate` is then the global model; no chain yet).
+            :meth:`verify_and_aggregate` is then the global model, announced by its hash).
         chain_trust: a trust model: every round then runs on an embedded chain with trust agreed by
             the edge nodes, anchored and setting the PoW (:func:`ppbfl.trust.onchain.chained_federation`;
             :attr:`federation` holds the keeper); None (default): no chain, the caller's trust.
@@ -265,8 +265,6 @@ class SecureCosineFilter:
         factories: Mapping[int, DeviceFactory] | None = None, rule: str = "cosine", flame_noise: float = 0.0,
         rescale: bool = False, chain_trust: TrustConfig | None = None, flame_space: str = "updates",
     ) -> None:
-        if flame_space != "updates" and chain_trust is not None:
-            raise ConfigError("flame_space", "FLAME on local models does not run on the embedded chain yet (chain_trust)")
         self.t, self.n, self.tau, self.norms, self.rule, self.flame_noise = t, n, tau, norms, rule, flame_noise
         self.flame_space = flame_space
         self.rescale, self.chain_trust = rescale, chain_trust
@@ -306,6 +304,7 @@ class SecureCosineFilter:
                 federation = chained_federation(
                     self.t, self.n, d, m, self.chain_trust, codec=self.codec, tau=self.tau, norms=self.norms, strict=False,
                     factories=self.factories, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
+                    flame_space=self.flame_space,
                 )
             self._federation = federation
         self._round += 1
