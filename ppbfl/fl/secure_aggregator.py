@@ -325,8 +325,9 @@ class SecureFlameModelsAggregator(SecureFlameAggregator):
     to their median norm (:mod:`ppbfl.protocol.flame_decision`). Its plaintext twin is
     ``flame_models`` (:class:`ppbfl.fl.aggregators.FlameModels`). Parameters as ``ppbfl_flame``'s,
     under ``[defence_params.ppbfl_flame_models]``; ``G``'s entries must be within the no-wrap
-    bound (:class:`~ppbfl.fl.errors.UpdateRangeError` for device ``-1`` otherwise). No chain yet
-    (the runner's ``trust`` section with a chain is refused).
+    bound (:class:`~ppbfl.fl.errors.UpdateRangeError` for device ``-1`` otherwise). With a chain
+    (``context.extra[TRUST_CHAIN]``) the round is opened on chain for ``G``'s hash and every node
+    reads it there.
     """
 
     name = "ppbfl_flame_models"
