@@ -12,6 +12,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ppbfl.cli import main
 from ppbfl.defense.rule import DecisionRule, load_decision_rule
@@ -24,7 +26,7 @@ from ppbfl.fl.secure_aggregator import TRUST_CHAIN
 from ppbfl.protocol.creds import write_credentials
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
-from ppbfl.protocol.flame_decision import GlobalModelError, decide_flame_request, model_hash
+from ppbfl.protocol.flame_decision import GlobalModelError, decide_flame_request, exact_norm2, model_hash
 from ppbfl.protocol.messages import FlameAggregateRequest
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
@@ -238,3 +240,13 @@ def test_on_the_embedded_chain_the_nodes_bind_g_to_the_hash_the_round_was_opened
         rule.close()
     twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u, context(g))
     assert_twins(out, info, twin, plain, u)
+
+
+@given(st.lists(st.integers(-(2**60) + 1, 2**60 - 1), min_size=1, max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_exact_norm2_is_the_integer_sum_of_squares_on_both_paths(values):
+    p = FixedPointCodec().field.p
+    encoded = np.array([v % p for v in values], dtype=np.uint64)
+    assert exact_norm2(encoded, p) == sum(v * v for v in values)
+    small = [v % 1000 - 500 for v in values]
+    assert exact_norm2(np.array([v % p for v in small], dtype=np.uint64), p) == sum(v * v for v in small)

@@ -31,6 +31,7 @@ from eth_hash.auto import keccak
 from ppbfl.defense.decision import DeviceDecision, aggregation_weights, norm_reason, signed
 from ppbfl.defense.flame import OUTSIDE_REASON, flame_select
 from ppbfl.defense.submission import codec_for_length
+from ppbfl.defense.validity import centred
 from ppbfl.errors import EncodingRangeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.messages import FlameAggregateRequest
@@ -38,8 +39,8 @@ from ppbfl.protocol.verification import RoundDecision, screen
 from ppbfl.sharing.robust import robust_reconstruct
 
 __all__ = [
-    "FLAME_SPACES", "GlobalModelError", "check_global_model", "clip_bound", "decide_flame_request", "model_hash", "pair_count",
-    "pair_index",
+    "FLAME_SPACES", "GlobalModelError", "check_global_model", "clip_bound", "decide_flame_request", "exact_norm2", "model_hash",
+    "pair_count", "pair_index",
 ]
 
 FLAME_SPACES = ("updates", "models")
@@ -96,6 +97,17 @@ def pair_count(m: int) -> int:
 def pair_index(i: int, j: int, m: int) -> int:
     """Position of the pair ``(i, j)``, ``0 <= i < j < m``, in the row-major upper triangle."""
     return i * m - i * (i + 1) // 2 + (j - i - 1)
+
+
+def exact_norm2(encoded: np.ndarray, p: int) -> int:
+    """``||x||^2`` of the signed representatives of ``encoded`` ((d,) uint64 in ``[0, p)``) as an exact
+    integer: one int64 dot product when it cannot overflow (any vector within the no-wrap bound),
+    else Python integers."""
+    x = centred(encoded, p)
+    largest = int(np.abs(x).max()) if x.size else 0
+    if largest * largest * x.size < 1 << 63:
+        return int(np.dot(x, x))
+    return sum(v * v for v in x.tolist())
 
 
 def clip_bound(decision: RoundDecision, frac_bits: int) -> float:
@@ -162,7 +174,7 @@ def decide_flame_request(
     along: dict[int, int] = {}  # device -> signed <G, g_i> (scale 2^(2f)), models only
     g2 = 0
     if live and space == "models":
-        g2 = sum(x * x for x in (signed(int(v), p) for v in reference.tolist()))  # ||G||^2, exact
+        g2 = exact_norm2(reference, p)
         dot_ref[live] = opened(request.dot_ref[:, live], t)
         half = p // 2
         for i in live:
