@@ -53,6 +53,7 @@ from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE, AuditResult, Phase, RoundsContract
 from ppbfl.chain.votes import ChainContext, RoundVotes
 from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.flame_decision import model_hash as flame_model_hash
 from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, device_party
 from ppbfl.protocol.registry import identity_of
@@ -290,8 +291,8 @@ class ChainLedger:
 
     @staticmethod
     def model_hash(params: np.ndarray) -> bytes:
-        """keccak-256 of a model's float32 parameters (little-endian bytes)."""
-        return keccak(np.ascontiguousarray(params, dtype="<f4").tobytes())
+        """keccak-256 of a model's float32 parameters (little-endian bytes): :func:`ppbfl.protocol.flame_decision.model_hash`."""
+        return flame_model_hash(params)
 
     # -- RoundLedger -----------------------------------------------------------------------------
     def open_round(self, round: int, model_hash: bytes) -> None:
