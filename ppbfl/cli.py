@@ -117,7 +117,10 @@ def _edge_rule(args: argparse.Namespace) -> dict | None:
     ``--flame-noise``); None without ``--rule`` (the node then takes the coordinator's rule)."""
     if args.rule is None:
         return None
-    return {"rule": args.rule, "tau": args.tau, "rescale": args.rescale, "flame_noise": args.flame_noise, "norms": args.norms}
+    return {
+        "rule": args.rule, "tau": args.tau, "rescale": args.rescale, "flame_noise": args.flame_noise, "norms": args.norms,
+        "flame_space": args.flame_space,
+    }
 
 
 def _edge_trust(args: argparse.Namespace) -> dict:
@@ -257,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--tau", type=float, default=0.0, help="with --rule cosine: the cosine threshold (default 0)")
     edge.add_argument("--rescale", action="store_true", help="with --rule cosine: FLTrust's norm rescaling")
     edge.add_argument("--flame-noise", type=float, default=0.0, help="with --rule flame: the noise level lambda (default 0)")
+    edge.add_argument(
+        "--flame-space", default="updates", choices=["updates", "models"],
+        help="with --rule flame: cluster the updates (default) or the local models G + g_i (docs/flame.md)",
+    )
     edge.add_argument(
         "--norms", default="auto", choices=["auto", "honest-majority"],
         help="with --rule cosine: open honest-majority norm shares only from 2t + 1 nodes (auto: a lying share is corrected) or from 2t - 1",

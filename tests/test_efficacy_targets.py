@@ -36,6 +36,8 @@ RUNS = {
     (0.0, "ppbfl_secure"): [(0.86, 0.02), (0.88, 0.02)],           # clean mean 0.87 vs FedAvg 0.91
     (0.0, "ppbfl_secure_rescaled"): [(0.89, 0.02), (0.91, 0.02)],
     (0.0, "ppbfl_flame"): [(0.90, 0.02), (0.92, 0.02)],
+    (0.0, "flame_models"): [(0.90, 0.02), (0.92, 0.02)],
+    (0.0, "ppbfl_flame_models"): [(0.90, 0.02), (0.925, 0.02)],      # gap 0.5 point
     (0.2, "fedavg"): [(0.90, 0.90), (0.90, 0.80)],
     (0.2, "fltrust"): [(0.90, 0.20), (0.90, 0.10)],
     (0.2, "fltrust_clipped"): [(0.90, 0.20), (0.90, 0.10)],
@@ -43,6 +45,8 @@ RUNS = {
     (0.2, "ppbfl_secure"): [(0.93, 0.30), (0.90, 0.30)],            # twin gap 3 points at seed 0
     (0.2, "ppbfl_secure_rescaled"): [(0.90, 0.05), (0.90, 0.05)],   # mean exactly 0.05
     (0.2, "ppbfl_flame"): [(0.905, 0.03), (0.90, 0.07)],            # mean 0.05, gap 0.5 point
+    (0.2, "flame_models"): [(0.90, 0.10), (0.90, 0.10)],
+    (0.2, "ppbfl_flame_models"): [(0.88, 0.10), (0.90, 0.10)],       # gap 2 points
     (0.4, "fedavg"): [(0.90, 1.0), (0.90, 1.0)],
     (0.4, "fltrust"): [(0.90, 0.30), (0.90, 0.30)],
     (0.4, "fltrust_clipped"): [(0.90, 0.30), (0.90, 0.30)],
@@ -50,6 +54,8 @@ RUNS = {
     (0.4, "ppbfl_secure"): [(0.90, 0.30), (0.90, 0.30)],
     (0.4, "ppbfl_secure_rescaled"): [(0.90, 0.30), (0.90, 0.30)],
     (0.4, "ppbfl_flame"): [(0.90, 0.00), (0.90, 0.00)],
+    (0.4, "flame_models"): [(0.90, 0.10), (0.90, 0.10)],
+    (0.4, "ppbfl_flame_models"): [(0.90, 0.10), (0.90, 0.10)],
 }
 
 
@@ -78,7 +84,7 @@ def mean(xs):
 
 
 def expected_backdoor(fraction: float, rule: str) -> str:
-    plain = [mean([bd for _, bd in RUNS[(fraction, p)]]) for p in ("fedavg", "fltrust", "fltrust_clipped", "flame")]
+    plain = [mean([bd for _, bd in RUNS[(fraction, p)]]) for p in ("fedavg", "fltrust", "fltrust_clipped", "flame", "flame_models")]
     if min(plain) > 0.05:
         return "no plaintext rule reaches it"
     if mean([bd for _, bd in RUNS[(fraction, rule)]]) > 0.05 + 1e-12:

@@ -30,6 +30,7 @@ class DecisionRule(BaseModel):
         tau: rule ``"cosine"``: accept ``cos > tau``, in ``[-1, 1)``.
         rescale: rule ``"cosine"``: FLTrust's norm rescaling.
         flame_noise: rule ``"flame"``: the noise level ``lambda >= 0`` (finite).
+        flame_space: rule ``"flame"``: cluster the ``"updates"`` or the local ``"models"`` (docs/flame.md).
         norms: rule ``"cosine"``: from how many nodes the node opens honest-majority (degree
             ``2(t - 1)``) shares of ``||g||^2`` and ``z``. ``"auto"``: at least ``2t + 1``, where a
             lying share is corrected and named (with fewer, the tier must use Beaver triples, so a
@@ -46,6 +47,7 @@ class DecisionRule(BaseModel):
     rescale: bool = False
     flame_noise: float = 0.0
     norms: Literal["auto", "honest-majority"] = "auto"
+    flame_space: Literal["updates", "models"] = "updates"
 
     @field_validator("tau")
     @classmethod
@@ -68,16 +70,25 @@ class DecisionRule(BaseModel):
             raise ValueError(f"{noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         return noise
 
+    @field_validator("flame_space")
+    @classmethod
+    def _space_under_flame(cls, space: str, info: ValidationInfo) -> str:
+        if space != "updates" and info.data.get("rule") != "flame":
+            raise ValueError(f"an option of rule 'flame', not {info.data.get('rule')!r}")
+        return space
+
     def honest_majority_from(self, t: int) -> int:
         """The fewest nodes whose honest-majority norm shares this node opens (see ``norms``)."""
         return 2 * t + 1 if self.rule == "cosine" and self.norms == "auto" else 2 * t - 1
 
-    def mismatch(self, rule: str, tau: float, rescale: bool, flame_noise: float) -> tuple[str, object, object] | None:
+    def mismatch(
+        self, rule: str, tau: float, rescale: bool, flame_noise: float, flame_space: str = "updates",
+    ) -> tuple[str, object, object] | None:
         """The first field of a setup's rule that differs from this one, as ``(field, setup's value,
         this rule's value)``; None when the setup asks for exactly this rule (``tau`` matters under
         ``"cosine"`` only)."""
         pairs: list[tuple[str, object, object]] = [("rule", rule, self.rule), ("rescale", bool(rescale), self.rescale)]
-        pairs += [("flame_noise", float(flame_noise), self.flame_noise)]
+        pairs += [("flame_noise", float(flame_noise), self.flame_noise), ("flame_space", flame_space, self.flame_space)]
         if self.rule == "cosine":
             pairs.append(("tau", float(tau), self.tau))
         return next(((name, got, mine) for name, got, mine in pairs if got != mine), None)

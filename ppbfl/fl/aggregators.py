@@ -14,7 +14,8 @@ in the paper), ``fltrust_clipped`` (FLTrust clipping instead of rescaling: the t
 ``ppbfl_secure``), ``ppbfl_secure``
 (:class:`~ppbfl.fl.secure_aggregator.SecureCosineAggregator`: the same cosine rule on Shamir
 shares, DESIGN §5) and ``ppbfl_flame`` (:class:`~ppbfl.fl.secure_aggregator.SecureFlameAggregator`:
-FLAME's clustering and clipping on Shamir shares, driven by the protocol). The interface itself is in :mod:`ppbfl.fl.aggregation`.
+FLAME's clustering and clipping on Shamir shares, driven by the protocol; ``ppbfl_flame_models``
+the same on the local models, the twin of ``flame_models``). The interface itself is in :mod:`ppbfl.fl.aggregation`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ from ppbfl.defense.flame import OUTSIDE_REASON, flame_select
 from ppbfl.fl.aggregation import AggregationContext, Aggregator
 from ppbfl.fl.errors import AggregationError, ConfigError
 from ppbfl.fl.registry import build_component
-from ppbfl.fl.secure_aggregator import SecureCosineAggregator, SecureFlameAggregator
-
-GLOBAL_MODEL = "global_model"
-"""``AggregationContext.extra`` key of the global model ``(d,)`` float32 the updates start from (the runner sets it)."""
+from ppbfl.fl.secure_aggregator import GLOBAL_MODEL, SecureCosineAggregator, SecureFlameAggregator, SecureFlameModelsAggregator
 
 __all__ = [
     "AGGREGATORS",
@@ -49,6 +47,7 @@ __all__ = [
     "MultiKrum",
     "SecureCosineAggregator",
     "SecureFlameAggregator",
+    "SecureFlameModelsAggregator",
     "SecureRescaledAggregator",
     "TrimmedMean",
     "display_name",
@@ -230,8 +229,8 @@ class Flame(Aggregator):
             raise AggregationError("flame: updates must be finite")
         m, d = u.shape
         norms = np.linalg.norm(u, axis=1)
-        live = np.flatnonzero(norms > 0)
-        reasons = ["zero norm"] * m
+        reasons = ["zero norm" if x == 0 else self._unclustered(u[i], context) for i, x in enumerate(norms)]
+        live = np.flatnonzero([why is None for why in reasons])
         weights = np.zeros(m)
         if live.size == 0:
             return np.zeros(d, dtype=np.float32), {"weights": weights.tolist(), "accepted": [], "reasons": reasons,
@@ -259,6 +258,10 @@ class Flame(Aggregator):
         """The (k, k) float64 Gram matrix HDBSCAN clusters, of the non-zero updates ``live: (k, d)``."""
         return live @ live.T
 
+    def _unclustered(self, update: np.ndarray, context: AggregationContext) -> str | None:
+        """Why a non-zero (d,) update cannot be clustered (None: it can)."""
+        return None
+
 
 @dataclass
 class FlameModels(Flame):
@@ -281,6 +284,13 @@ class FlameModels(Flame):
             raise AggregationError(f"{self.name}: global model has shape {g.shape}, updates have d = {live.shape[1]}")
         at = live @ g
         return float(g @ g) + at[:, None] + at[None, :] + live @ live.T
+
+    def _unclustered(self, update: np.ndarray, context: AggregationContext) -> str | None:
+        """A local model ``G + g_i = 0`` has no cosine: rejected as the secure rule does."""
+        model = context.extra.get(GLOBAL_MODEL)
+        if model is not None and np.shape(model) == update.shape and not np.any(np.asarray(model, dtype=np.float64) + update):
+            return "zero norm: the local model G + g is zero"
+        return None
 
 
 @dataclass
@@ -305,6 +315,7 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "trimmed_mean": TrimmedMean, "fltrust": FLTrust, "fltrust_clipped": FLTrustClipped, "flame": Flame,
     "flame_models": FlameModels, "ppbfl_secure": SecureCosineAggregator,
     "ppbfl_flame": SecureFlameAggregator, "ppbfl_secure_rescaled": SecureRescaledAggregator,
+    "ppbfl_flame_models": SecureFlameModelsAggregator,
 }
 
 

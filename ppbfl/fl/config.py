@@ -73,7 +73,7 @@ from ppbfl.trust.config import TrustConfig, load_trust_config
 
 __all__ = ["TRUST_RULES", "Federation", "ExperimentConfig", "Cell", "load_config", "parse_config"]
 
-TRUST_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame")
+TRUST_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "ppbfl_flame_models")
 """Rules that run protocol rounds (reason codes per device), so a trust keeper can follow them."""
 
 

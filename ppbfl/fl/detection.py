@@ -17,7 +17,8 @@ rules that decide per device have such a set; what it is, per rule (from the rul
 ``trimmed_mean``
 =================  ==========================================================================
 
-``ppbfl_secure_rescaled`` (the secure rule with FLTrust's norm rescaling) as ``ppbfl_secure``.
+``ppbfl_secure_rescaled`` (the secure rule with FLTrust's norm rescaling) as ``ppbfl_secure``;
+``ppbfl_flame_models`` and ``flame_models`` (FLAME on the local models) as ``ppbfl_flame``.
 
 The **true positive rate** of a round is the fraction of malicious devices excluded (None when
 there are none); the **false positive rate** the fraction of honest devices excluded.
@@ -32,8 +33,8 @@ from ppbfl.fl.errors import AggregationError
 
 __all__ = ["DEVICE_RULES", "detection_rates", "excluded_devices"]
 
-DEVICE_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame", "flame_models", "fltrust", "fltrust_clipped", "krum",
-                "multi_krum")
+DEVICE_RULES = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "ppbfl_flame_models", "flame", "flame_models", "fltrust",
+                "fltrust_clipped", "krum", "multi_krum")
 """The rules that exclude whole devices (see the module docstring)."""
 
 
@@ -46,7 +47,7 @@ def excluded_devices(defence: str, info: dict[str, Any], m: int) -> frozenset[in
     """
     if defence not in DEVICE_RULES:
         return None
-    weighted = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "flame", "flame_models")
+    weighted = ("ppbfl_secure", "ppbfl_secure_rescaled", "ppbfl_flame", "ppbfl_flame_models", "flame", "flame_models")
     key = "weights" if defence in weighted else {"fltrust": "trust", "fltrust_clipped": "trust"}.get(defence, "selected")
     if key not in info:
         raise AggregationError(f"{defence} reported no info[{key!r}]")

@@ -30,6 +30,7 @@ from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import Deployment, InProcessDeployment
 from ppbfl.protocol.device import Device, ProofDelivery, Submission
+from ppbfl.protocol.flame_decision import model_hash
 from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount
 from ppbfl.protocol.round import Coordinator, RoundResult
 
@@ -50,6 +51,7 @@ PARALLEL_DEVICES_FROM = 1 << 14
 
 def operator_rule(
     rule: str, tau: float, rescale: bool, flame_noise: float, norms: Literal["auto", "honest-majority", "beaver"],
+    flame_space: str = "updates",
 ) -> DecisionRule:
     """The :class:`~ppbfl.defense.rule.DecisionRule` an in-process deployment configures every edge
     node with, as its operator would, for the coordinator's ``rule`` options.
@@ -59,7 +61,7 @@ def operator_rule(
     """
     return load_decision_rule({
         "rule": rule, "tau": float(tau), "rescale": bool(rescale), "flame_noise": float(flame_noise),
-        "norms": "honest-majority" if norms == "honest-majority" else "auto",
+        "norms": "honest-majority" if norms == "honest-majority" else "auto", "flame_space": flame_space,
     })
 
 
@@ -145,22 +147,23 @@ class Federation:
         cls, t: int, n: int, d: int, devices: int, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
         norms: Literal["auto", "honest-majority", "beaver"] = "auto", behaviours: Mapping[int, str] | None = None,
         factories: Mapping[int, DeviceFactory] | None = None, workers: int | None = None, strict: bool = True,
-        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False,
+        rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False, flame_space: str = "updates",
     ) -> Federation:
         """``devices`` devices around an :class:`InProcessDeployment` of ``(t, n)`` edge nodes, no chain
         (``rule``, ``flame_noise``, ``rescale``: the round's decision rule, FLAME's noise level and
         FLTrust's norm rescaling, :class:`~ppbfl.protocol.round.Coordinator`; every edge node is
-        configured with this rule, as its operator would, and refuses a setup with another).
+        configured with this rule, as its operator would, and refuses a setup with another;
+        ``flame_space``: what rule ``"flame"`` clusters, ``"updates"`` or ``"models"``).
 
         Raises:
             ConfigError: naming the rule option that is invalid (``rule.tau``, ``rule.rescale``, ...).
         """
         codec = FixedPointCodec() if codec is None else codec
-        decision_rule = operator_rule(rule, tau, rescale, flame_noise, norms)
+        decision_rule = operator_rule(rule, tau, rescale, flame_noise, norms, flame_space)
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True, decision_rule=decision_rule)
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
-            rule=rule, flame_noise=flame_noise, rescale=rescale,
+            rule=rule, flame_noise=flame_noise, rescale=rescale, flame_space=flame_space,
         )
         return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 
@@ -251,6 +254,8 @@ class SecureCosineFilter:
         rule: ``"cosine"`` (the default) or ``"flame"`` (the reference is then unused).
         flame_noise: FLAME's noise level ``lambda``, added on shares by the edge nodes.
         rescale: rule ``"cosine"``: FLTrust's norm rescaling instead of clipping.
+        flame_space: rule ``"flame"``: ``"updates"`` or ``"models"`` (the ``reference`` of
+            :meth:`verify_and_aggregate` is then the global model, announced by its hash).
         chain_trust: a trust model: every round then runs on an embedded chain with trust agreed by
             the edge nodes, anchored and setting the PoW (:func:`ppbfl.trust.onchain.chained_federation`;
             :attr:`federation` holds the keeper); None (default): no chain, the caller's trust.
@@ -259,9 +264,10 @@ class SecureCosineFilter:
     def __init__(
         self, t: int, n: int, codec: FixedPointCodec | None = None, *, tau: float = 0.0, norms: Literal["auto", "honest-majority", "beaver"] = "auto",
         factories: Mapping[int, DeviceFactory] | None = None, rule: str = "cosine", flame_noise: float = 0.0,
-        rescale: bool = False, chain_trust: TrustConfig | None = None,
+        rescale: bool = False, chain_trust: TrustConfig | None = None, flame_space: str = "updates",
     ) -> None:
         self.t, self.n, self.tau, self.norms, self.rule, self.flame_noise = t, n, tau, norms, rule, flame_noise
+        self.flame_space = flame_space
         self.rescale, self.chain_trust = rescale, chain_trust
         self.factories = dict(factories or {})
         self.codec = FixedPointCodec() if codec is None else codec
@@ -291,7 +297,7 @@ class SecureCosineFilter:
             if self.chain_trust is None:
                 federation = Federation.in_process(
                     self.t, self.n, d, m, codec=self.codec, tau=self.tau, norms=self.norms, strict=False, factories=self.factories,
-                    rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
+                    rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale, flame_space=self.flame_space,
                 )
             else:
                 from ppbfl.trust.onchain import chained_federation
@@ -299,11 +305,13 @@ class SecureCosineFilter:
                 federation = chained_federation(
                     self.t, self.n, d, m, self.chain_trust, codec=self.codec, tau=self.tau, norms=self.norms, strict=False,
                     factories=self.factories, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale,
+                    flame_space=self.flame_space,
                 )
             self._federation = federation
         self._round += 1
         scores = None if trust is None else {i: float(x) for i, x in enumerate(np.asarray(trust, dtype=np.float64))}
-        result = federation.run_round(self._round, {i: u[i] for i in range(m)}, reference, trust=scores)
+        announced = model_hash(reference) if self.flame_space == "models" else ZERO_HASH  # the reference is then G
+        result = federation.run_round(self._round, {i: u[i] for i in range(m)}, reference, trust=scores, model_hash=announced)
         return result.aggregate, result
 
     @property

@@ -57,10 +57,15 @@ from ppbfl.fl.errors import AggregationError, ConfigError, UpdateRangeError
 from ppbfl.fl.federation import SecureCosineFilter
 from ppbfl.fl.field_attacks import FieldAttackRound, OutOfRangeDevice
 
-__all__ = ["FIELD_ATTACK", "MIN_FRAC_BITS", "TRUST", "TRUST_CHAIN", "SecureCosineAggregator", "SecureFlameAggregator", "choose_frac_bits", "fits"]
+__all__ = [
+    "FIELD_ATTACK", "GLOBAL_MODEL", "MIN_FRAC_BITS", "TRUST", "TRUST_CHAIN", "SecureCosineAggregator", "SecureFlameAggregator",
+    "SecureFlameModelsAggregator", "choose_frac_bits", "fits",
+]
 
 KEY = "defence_params.ppbfl_secure"
 MIN_FRAC_BITS = 8
+GLOBAL_MODEL = "global_model"
+"""``AggregationContext.extra`` key of the global model ``(d,)`` float32 the updates start from (the runner sets it)."""
 FIELD_ATTACK = "field_attack"
 """``AggregationContext.extra`` key: ``(FieldAttackRound, devices)`` of a field-level attack (set by the runner)."""
 TRUST = "trust"
@@ -306,3 +311,44 @@ class SecureFlameAggregator(SecureCosineAggregator):
         """Share, verify and aggregate ``updates`` ((m, d) float) with FLAME's rule (no reference)."""
         u = self._check(updates)
         return super().aggregate(u, replace(context, reference=np.zeros(u.shape[1])))
+
+
+@dataclass
+class SecureFlameModelsAggregator(SecureFlameAggregator):
+    """FLAME clustering the local **models** ``G + g_i`` on Shamir shares (registry key
+    ``ppbfl_flame_models``): the protocol's rule ``"flame"`` with ``flame_space = "models"``.
+
+    The global model ``G`` (``context.extra[GLOBAL_MODEL]``, public) is the round's reference: the
+    coordinator announces its hash, the edge nodes check it and open ``<G, g_i>`` (shares linear
+    in the device's shares) beside the Gram matrix, cluster
+    ``<G + g_i, G + g_j> = ||G||^2 + <G, g_i> + <G, g_j> + <g_i, g_j>`` and clip the kept updates
+    to their median norm (:mod:`ppbfl.protocol.flame_decision`). Its plaintext twin is
+    ``flame_models`` (:class:`ppbfl.fl.aggregators.FlameModels`). Parameters as ``ppbfl_flame``'s,
+    under ``[defence_params.ppbfl_flame_models]``; ``G``'s entries must be within the no-wrap
+    bound (:class:`~ppbfl.fl.errors.UpdateRangeError` for device ``-1`` otherwise). With a chain
+    (``context.extra[TRUST_CHAIN]``) the round is opened on chain for ``G``'s hash and every node
+    reads it there.
+    """
+
+    name = "ppbfl_flame_models"
+    display_name = "FLAME on models (secure)"
+    key: ClassVar[str] = "defence_params.ppbfl_flame_models"
+
+    def _rule_options(self) -> dict[str, Any]:
+        return {**super()._rule_options(), "flame_space": "models"}
+
+    def aggregate(self, updates: np.ndarray, context: AggregationContext) -> tuple[np.ndarray, dict[str, Any]]:
+        """Share, verify and aggregate ``updates`` ((m, d) float) with FLAME on the local models
+        ``G + g_i``, ``G = context.extra[GLOBAL_MODEL]`` ((d,) float; rounded to float32, as announced).
+
+        Raises:
+            AggregationError: no global model, or its shape is not (d,).
+        """
+        u = self._check(updates)
+        model = context.extra.get(GLOBAL_MODEL)
+        if model is None:
+            raise AggregationError(f"{self.name} needs context.extra[{GLOBAL_MODEL!r}] (the global model)")
+        g = np.asarray(model, dtype=np.float32).astype(np.float64)
+        if g.shape != (u.shape[1],):
+            raise AggregationError(f"{self.name}: global model has shape {g.shape}, updates have d = {u.shape[1]}")
+        return SecureCosineAggregator.aggregate(self, u, replace(context, reference=g))

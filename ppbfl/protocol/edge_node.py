@@ -45,10 +45,18 @@ from ppbfl.mpc.beaver import square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import DeviceKeys, upload_signed
+from ppbfl.protocol.chain_registry import ChainRegistry
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
 from ppbfl.protocol.errors import PeerAuthError
-from ppbfl.protocol.flame_decision import clip_bound, decide_flame_request, pair_count
+from ppbfl.protocol.flame_decision import (
+    FLAME_SPACES,
+    GlobalModelError,
+    check_global_model,
+    clip_bound,
+    decide_flame_request,
+    pair_count,
+)
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRecall,
@@ -196,6 +204,10 @@ class EdgeNode:
         self._save_lock = threading.Lock()
         self.trust_witness: TrustWitness | None = None
         """This node's own trust computation (:meth:`trust_vote`); None: it signs no trust."""
+        self.announced_model: Callable[[int], bytes] | None = None
+        """Round -> the model hash the round was opened with, read by the node itself (FLAME on
+        models checks the request's against it); None: from the chain when :attr:`registry` is a
+        :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else the request's word."""
         self.state_dir = state_dir
         self.state_store: EdgeStateStore | None = None
         self.restore_error: EdgeStateError | None = None
@@ -370,7 +382,11 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"bad setup: flame_noise = {message.flame_noise!r} (>= 0, and only with rule 'flame')")
         if message.rescale and message.rule != "cosine":
             raise OutOfPhaseError(self.name, f"bad setup: rescale only with rule 'cosine', not {message.rule!r}")
-        differs = None if self.decision_rule is None else self.decision_rule.mismatch(message.rule, message.tau, message.rescale, message.flame_noise)
+        if message.flame_space not in FLAME_SPACES or (message.flame_space != "updates" and message.rule != "flame"):
+            raise OutOfPhaseError(self.name, f"bad setup: flame_space = {message.flame_space!r} (one of {FLAME_SPACES}; 'models' only with rule 'flame')")
+        differs = None if self.decision_rule is None else self.decision_rule.mismatch(
+            message.rule, message.tau, message.rescale, message.flame_noise, message.flame_space,
+        )
         if differs is not None:
             raise SetupRuleError(self.name, *differs)
         if self.credentials is None or self.registry is None:
@@ -523,6 +539,7 @@ class EdgeNode:
             )
         if message.zero_counter != envelope.round or not 0 <= envelope.round < GRAM_COUNTER:
             raise OutOfPhaseError(self.name, f"verify request of round {envelope.round} with PRZS counter {message.zero_counter}: the counter is the round")
+        self._check_model(message, envelope.round)
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
         masks = np.array([state.uploads[i][1] for i in message.devices], dtype=np.uint64)
@@ -567,6 +584,26 @@ class EdgeNode:
         if message.hm:
             self._persist()  # the counter is spent: a restarted node must refuse it
         return reply
+
+    def _check_model(self, message: VerifyRequest, round: int) -> None:
+        """FLAME on local models: the request's global model must hash to its announced hash, be
+        its reference's preimage (:func:`check_global_model`), and that hash must be the one
+        ``round`` was opened with where the node can read it itself (:attr:`announced_model`);
+        other rules: no model.
+
+        Raises:
+            GlobalModelError: naming the field.
+        """
+        assert self.codec is not None
+        if self.config.flame_space == "models":
+            check_global_model(message.model, message.model_hash, message.reference, self.codec, self.config.d, party=self.name)
+            announced = self.announced_model
+            if announced is None and isinstance(self.registry, ChainRegistry):
+                announced = lambda r, contract=self.registry.contract: bytes(contract.round_state(r).model_hash)  # noqa: E731
+            if announced is not None and bytes(message.model_hash) != announced(round):
+                raise GlobalModelError(self.name, "model_hash", f"is not the model hash round {round} was opened with")
+        elif message.model.size or message.model_hash:
+            raise GlobalModelError(self.name, "model", f"this node clusters {self.config.flame_space!r} with rule {self.config.rule!r}: no global model is taken")
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
         self._require(envelope.sender, DEALER_PARTY, "triples")
@@ -851,7 +888,7 @@ class EdgeNode:
             message.points, message.gram, message.gram_signatures, session=self._session, round=envelope.round, keys=keys,
             relay=envelope.sender, me=self.name,
         )
-        decision = decide_flame_request(message, state.reference, t=t, codec=self.codec)
+        decision = decide_flame_request(message, state.reference, t=t, codec=self.codec, space=self.config.flame_space)
         noise = (lambda kept: self._noise_share(envelope.round, decision, kept)) if self.config.flame_noise > 0 else None
         return self._aggregate_reply(envelope.round, message, state, decision, noise)
 

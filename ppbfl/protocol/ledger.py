@@ -53,6 +53,7 @@ from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE, AuditResult, Phase, RoundsContract
 from ppbfl.chain.votes import ChainContext, RoundVotes
 from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.flame_decision import model_hash as flame_model_hash
 from ppbfl.protocol.messages import AggregateShare
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, device_party
 from ppbfl.protocol.registry import identity_of
@@ -141,6 +142,7 @@ class ChainLedger:
             mines a block per transaction).
         audit_shares: aggregate shares the on-chain audit opens (default ``t + 1``, so the contract
             names a single liar; ``t`` is the cheaper routine audit).
+        contract: an already deployed contract to record on (:meth:`attach`); None: deploy a fresh one.
     """
 
     abort_wait_s: float = 600.0
@@ -151,13 +153,13 @@ class ChainLedger:
     def __init__(
         self, chain: Chain, t: int, n: int, devices: int, *, edge_accounts: Mapping[int, str] | None = None,
         device_accounts: Sequence[str] | None = None, fingerprints: Mapping[str, bytes] | None = None, pow_bits: int = 8, commit_blocks: int | None = None,
-        audit_shares: int | None = None, trust: float = 1.0,
+        audit_shares: int | None = None, trust: float = 1.0, contract: RoundsContract | None = None,
     ) -> None:
         self.chain, self.t, self.n = chain, t, n
         self.audit_shares = t + 1 if audit_shares is None else audit_shares
         # a dev chain mines one block per transaction: leave room for every device's commitment
         blocks = 2 * devices + 20 if commit_blocks is None else commit_blocks
-        self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=blocks)
+        self.contract: RoundsContract = chain.deploy(t, n, commit_blocks=blocks) if contract is None else contract
         self._fingerprints = dict(fingerprints or {})
         self._identities: set[str] = set()  # parties registered in the party registry by this ledger
         self.edge_accounts: dict[int, str] = {}
@@ -187,22 +189,17 @@ class ChainLedger:
         if not chain.w3.eth.get_code(to_checksum_address(address)):
             raise ChainError(f"no contract at {address} on this chain")
         contract = RoundsContract(chain, address, load_artifact()["abi"])
-        ledger = cls.__new__(cls)
-        ledger.chain, ledger.t, ledger.n, ledger.contract = chain, contract.t, contract.n, contract
-        ledger.audit_shares = contract.t + 1 if audit_shares is None else audit_shares
-        ledger.edge_accounts = {}
+        edge_accounts = {}
         for j in range(1, contract.n + 1):
             account, _ = contract.edge_node(j)
             if int(account, 16) == 0:
                 raise ChainError(f"edge node {j} is not registered in the contract at {address}")
-            ledger.edge_accounts[j] = account
-        ledger.device_ids = {i: i for i in range(contract.device_count())}
-        ledger.device_accounts = {i: chain.call(contract.contract, "deviceAddress", i) for i in ledger.device_ids}
-        # what __init__ sets for registering: everything is registered already
-        ledger._fingerprints, ledger.devices, ledger.trust = {}, len(ledger.device_ids), 1.0
-        ledger._identities = set()
-        ledger.pow_bits = contract.device(ledger.device_accounts[0])[2] if ledger.device_accounts else 8
-        ledger.records, ledger._gas_start = {}, 0
+            edge_accounts[j] = account
+        device_accounts = {i: chain.call(contract.contract, "deviceAddress", i) for i in range(contract.device_count())}
+        pow_bits = contract.device(device_accounts[0])[2] if device_accounts else 8
+        ledger = cls(chain, contract.t, contract.n, len(device_accounts), audit_shares=audit_shares, pow_bits=pow_bits, contract=contract)
+        ledger.edge_accounts = edge_accounts  # registered already: recorded, not registered again
+        ledger.device_accounts, ledger.device_ids = device_accounts, {i: i for i in device_accounts}
         return ledger
 
     @property
@@ -307,8 +304,8 @@ class ChainLedger:
 
     @staticmethod
     def model_hash(params: np.ndarray) -> bytes:
-        """keccak-256 of a model's float32 parameters (little-endian bytes)."""
-        return keccak(np.ascontiguousarray(params, dtype="<f4").tobytes())
+        """keccak-256 of a model's float32 parameters (little-endian bytes): :func:`ppbfl.protocol.flame_decision.model_hash`."""
+        return flame_model_hash(params)
 
     # -- RoundLedger -----------------------------------------------------------------------------
     def open_round(self, round: int, model_hash: bytes) -> None:

@@ -122,7 +122,7 @@ class SetupEdge(Message):
     """
 
     KIND: ClassVar[str] = "setup_edge"
-    VERSION: ClassVar[int] = 5
+    VERSION: ClassVar[int] = 6
     index: Count
     t: Count
     n: Count
@@ -142,6 +142,10 @@ class SetupEdge(Message):
     """Rule ``"cosine"``: FLTrust's norm rescaling, each accepted update weighted by
     ``w_i ||r|| / ||g_i||`` instead of ``w_i min(1, ||r|| / ||g_i||)`` (from the opened norms: no
     further opening; :func:`ppbfl.protocol.verification.open_and_decide`)."""
+    flame_space: Annotated[str, Text(max_len=16)] = "updates"
+    """Rule ``"flame"``: what is clustered, ``"updates"`` (the updates ``g_i``) or ``"models"`` (the
+    local models ``G + g_i``, as in the FLAME paper: the verify request then carries the public
+    global model ``G`` and the node opens ``<G, g_i>`` as ``dot_ref``; docs/flame.md)."""
 
 
 @register
@@ -278,10 +282,15 @@ class VerifyRequest(Message):
     round: one verify reply per node and round, a retry gets the same one);
     ``coin_nodes``, ``coins``, ``coin_signatures``: the nodes' signed coins for the proof checks
     (each node finds its own and checks the others' signatures; at least ``t`` are needed).
+    ``model``, ``model_hash``: rule ``"flame"`` on local models only (else empty): the round's
+    public global model ``G`` ((d,) float32) and the announced model hash (keccak-256 of its
+    float32 bytes, :meth:`ppbfl.protocol.ledger.ChainLedger.model_hash`); the node checks that
+    ``G`` has that hash and that ``reference`` is ``G``'s encoding
+    (:func:`ppbfl.protocol.flame_decision.check_global_model`).
     """
 
     KIND: ClassVar[str] = "verify_request"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     challenge_seed: Hash
     reference: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
@@ -291,6 +300,8 @@ class VerifyRequest(Message):
     coin_nodes: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
     coins: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1024)]
     coin_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
+    model: Annotated[np.ndarray, Array(dtype="<f4", ndim=1)] = dataclasses.field(default_factory=lambda: np.zeros(0, dtype="<f4"))
+    model_hash: Annotated[bytes, Bytes(max_len=32)] = b""
 
 
 @register

@@ -53,7 +53,7 @@ from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, RULES, edge_party
-from ppbfl.protocol.flame_decision import decide_flame_request, pair_count
+from ppbfl.protocol.flame_decision import FLAME_SPACES, check_global_model, decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -217,6 +217,9 @@ class Coordinator:
             (:mod:`ppbfl.defense.flame_noise`; 0: none).
         rescale: rule ``"cosine"``: FLTrust's norm rescaling (every accepted update weighted by
             ``w_i ||r|| / ||g_i||`` instead of clipped to ``||r||``), sent to the nodes in their setup.
+        flame_space: rule ``"flame"``: cluster the ``"updates"`` (default) or the local
+            ``"models"`` ``G + g_i`` (docs/flame.md); with ``"models"`` the ``reference`` of
+            :meth:`finish_round` is the global model ``G``, which must hash to the announced model hash.
     """
 
     def __init__(
@@ -237,6 +240,7 @@ class Coordinator:
         rule: str = "cosine",
         flame_noise: float = 0.0,
         rescale: bool = False,
+        flame_space: str = "updates",
     ) -> None:
         if norms not in ("auto", "honest-majority", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto', 'honest-majority' or 'beaver'")
@@ -246,7 +250,9 @@ class Coordinator:
             raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         if rescale and rule != "cosine":
             raise ConfigError("rescale", f"FLTrust's norm rescaling is an option of rule 'cosine', not {rule!r}")
-        self.rule, self.flame_noise, self.rescale = rule, float(flame_noise), bool(rescale)
+        if flame_space not in FLAME_SPACES or (flame_space != "updates" and rule != "flame"):
+            raise ConfigError("flame_space", f"{flame_space!r}: expected one of {FLAME_SPACES}, and 'updates' unless rule = 'flame'")
+        self.rule, self.flame_noise, self.rescale, self.flame_space = rule, float(flame_noise), bool(rescale), flame_space
         self.t, self.n, self.d = t, n, d
         self.transport = transport
         self.codec = FixedPointCodec() if codec is None else codec
@@ -332,7 +338,7 @@ class Coordinator:
             return SetupEdge(
                 index=j, t=self.t, n=self.n, d=self.d, frac_bits=self.codec.frac_bits, tau=self.tau,
                 validity_k=self.validity.k, session=session, rule=self.rule, flame_noise=self.flame_noise,
-                rescale=self.rescale,
+                rescale=self.rescale, flame_space=self.flame_space,
             )
 
         offers = self._call_nodes(nodes, message, 0, PRZSOffer)
@@ -401,11 +407,14 @@ class Coordinator:
     def finish_round(self, round: int, reference: np.ndarray, *, trust: dict[int, float] | None = None) -> RoundResult:
         """Run the edge tier of round ``round`` (after :meth:`challenge`) against the public float (d,) ``reference``.
 
-        ``trust``: device index -> public trust score in [0, 1] (default 1).
+        ``trust``: device index -> public trust score in [0, 1] (default 1). FLAME on local models
+        (``flame_space = "models"``): ``reference`` is the global model ``G`` (public; sent to the
+        nodes as float32 with the announced model hash, which it must have).
 
         Raises:
-            FieldShapeError: ``reference`` is not (d,); ConfigError: a trust score is not in [0, 1]
-                (both before anything is sent: the round stays open).
+            FieldShapeError: ``reference`` is not (d,); ConfigError: a trust score is not in [0, 1];
+                GlobalModelError: FLAME on models and ``reference`` is not the announced model or
+                beyond the no-wrap bound (all before anything is sent: the round stays open).
             NotEnoughEdgeNodesError: fewer than ``t`` edge nodes stayed online.
             RoundFailedError: the round is not open or not challenged, or reconstruction failed (more
                 liars than can be corrected).
@@ -423,6 +432,11 @@ class Coordinator:
             raise RoundFailedError(round, "finish_round before open_round")
         if pending.seed is None:
             raise RoundFailedError(round, "finish_round before challenge: the devices have not been asked to prove their range")
+        model = np.zeros(0, dtype="<f4")
+        if self.flame_space == "models":
+            model = np.ascontiguousarray(reference, dtype="<f4")
+            check_global_model(model, pending.announcement.model_hash, None, self.codec, self.d, party="coordinator")
+            reference = model.astype(np.float64)  # what the nodes encode
         del self._open[round]
         seed = pending.seed
         timings = pending.timings
@@ -435,7 +449,7 @@ class Coordinator:
             clock = now
 
         try:
-            return self._run_edge_tier(round, reference, trust, seed, pending, lap)
+            return self._run_edge_tier(round, reference, trust, seed, pending, lap, model)
         except Exception as error:  # the round cannot complete: fail it on chain so the next one opens
             if self.ledger is not None:
                 try:
@@ -446,7 +460,7 @@ class Coordinator:
 
     def _run_edge_tier(
         self, round: int, reference: np.ndarray, trust: dict[int, float] | None, seed: bytes, pending: _OpenRound,
-        lap: Callable[[str], None],
+        lap: Callable[[str], None], model: np.ndarray,
     ) -> RoundResult:
         """Everything of :meth:`finish_round` after the commit phase closed (``seed``: its challenge seed)."""
         timings = pending.timings
@@ -476,6 +490,7 @@ class Coordinator:
         verify_request = VerifyRequest(
             seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
             [reports[j].coin_signature for j in coin_nodes],
+            model=model, model_hash=pending.announcement.model_hash if model.size else b"",
         )
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
@@ -703,4 +718,4 @@ class Coordinator:
             **values, gram=np.stack([grams[j].gram for j in points]).reshape(len(points), pair_count(len(members))),
             gram_signatures=[grams[j].signature for j in points],
         )
-        return flame, points, decide_flame_request(flame, r_enc, t=self.t, codec=self.codec)
+        return flame, points, decide_flame_request(flame, r_enc, t=self.t, codec=self.codec, space=self.flame_space)

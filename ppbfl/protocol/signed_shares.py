@@ -64,6 +64,9 @@ def request_hash(request: VerifyRequest) -> bytes:
     h.update(struct.pack(">IQ", request.hm, request.zero_counter))
     for item in [*request.commitments, *request.coins, *request.coin_signatures]:
         h.update(struct.pack(">H", len(item)) + bytes(item))
+    if request.model.size or request.model_hash:  # FLAME on local models: the global model too
+        h.update(b"model" + hashlib.sha256(request.model.astype("<f4").tobytes()).digest() + struct.pack(">H", len(request.model_hash)))
+        h.update(bytes(request.model_hash))
     return h.digest()
 
 

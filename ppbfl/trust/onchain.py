@@ -98,7 +98,7 @@ class ChainedFederation(Federation):
 def chained_federation(
     t: int, n: int, d: int, devices: int, config: TrustConfig, *, codec: FixedPointCodec | None = None, tau: float = 0.0,
     norms: Literal["auto", "honest-majority", "beaver"] = "auto", factories: Mapping[int, DeviceFactory] | None = None, strict: bool = True,
-    rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False,
+    rule: str = "cosine", flame_noise: float = 0.0, rescale: bool = False, flame_space: str = "updates",
 ) -> ChainedFederation:
     """``devices`` devices around an in-process ``(t, n)`` deployment for updates of length ``d``,
     recording every round on a fresh contract on an embedded py-evm chain, with a
@@ -106,19 +106,23 @@ def chained_federation(
 
     Devices are registered with the model's initial trust (:func:`~ppbfl.trust.reputation.initial_trust`),
     so round 1's difficulty follows the model; the keeper sets the contract's PoW range from
-    ``config``. Other arguments as :meth:`Federation.in_process`.
+    ``config``. Other arguments as :meth:`Federation.in_process`. With ``flame_space = "models"``
+    every node reads the hash each round was opened with from the contract
+    (:attr:`~ppbfl.protocol.edge_node.EdgeNode.announced_model`), not from the relay's request.
     """
     codec = FixedPointCodec() if codec is None else codec
     chain = Chain.embedded(accounts=devices + n + 4)
     deployment: InProcessDeployment | None = None
     try:
-        rule_config = operator_rule(rule, tau, rescale, flame_noise, norms)  # every node configured as by its operator
+        rule_config = operator_rule(rule, tau, rescale, flame_noise, norms, flame_space)  # every node configured as by its operator
         deployment = InProcessDeployment(t, n, d, field=codec.field, signed_uploads=True, decision_rule=rule_config)
         ledger = ChainLedger(chain, t, n, devices, edge_accounts=deployment.edge_accounts, trust=initial_trust(config))
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
-            ledger=ledger, rule=rule, flame_noise=flame_noise, rescale=rescale,
+            ledger=ledger, rule=rule, flame_noise=flame_noise, rescale=rescale, flame_space=flame_space,
         )
+        for node in deployment.nodes.values():  # each node reads the round's model hash on chain itself
+            node.announced_model = lambda r, contract=ledger.contract: bytes(contract.round_state(r).model_hash)
         keeper = TrustKeeper(range(devices), config, ledger=ledger, voters=list(deployment.nodes.values()))
         return ChainedFederation(
             deployment, coordinator, range(devices), ledger=ledger, factories=factories, owns_deployment=True, strict=strict,

@@ -32,7 +32,7 @@ import tomllib
 from collections import defaultdict
 from pathlib import Path
 
-TWINS = {"ppbfl_secure": "fltrust_clipped", "ppbfl_secure_rescaled": "fltrust", "ppbfl_flame": "flame"}
+TWINS = {"ppbfl_secure": "fltrust_clipped", "ppbfl_secure_rescaled": "fltrust", "ppbfl_flame": "flame", "ppbfl_flame_models": "flame_models"}
 """Secure rule -> its plaintext twin (the same rule in float arithmetic)."""
 
 PLAINTEXT = ("fedavg", "fltrust", "fltrust_clipped", "flame", "flame_models")
@@ -195,7 +195,7 @@ def tables(runs: dict, wall: dict | None) -> str:
             "| dataset | split | malicious | " + " | ".join(every) + " |", "|---|---|---|" + "---|" * len(every)]
     for key in cells(runs):
         out.append(f"| {key[0]} | {key[1]} | {key[2]:.0%} | " + " | ".join(pct(metric(runs, key, r, "backdoor")) for r in every) + " |")
-    flames = [r for r in ("flame", "flame_models", "ppbfl_flame") if any(k[3] == r for k in runs)]
+    flames = [r for r in ("flame", "flame_models", "ppbfl_flame", "ppbfl_flame_models") if any(k[3] == r for k in runs)]
     if flames:
         out += ["", "### Detection of the backdoored devices (mean TPR / FPR over rounds and seeds)", "",
                 "| dataset | split | malicious | " + " | ".join(flames) + " |", "|---|---|---|" + "---|" * len(flames)]
