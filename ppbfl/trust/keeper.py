@@ -18,11 +18,13 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ppbfl.chain.rounds import RoundsContract
 from ppbfl.chain.votes import ChainContext, TrustVote
 from ppbfl.errors import ConfigError, PPBFLError
 from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
+from ppbfl.protocol.trust_voter import RemoteTrustVoter
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.evidence import round_evidence
 from ppbfl.trust.record import TrustRecord
@@ -85,6 +87,9 @@ class TrustKeeper:
         self.last: RoundTrust | None = None
         """What the latest :meth:`after_round` did."""
         self.voters = tuple(voters)
+        self.signatures: dict[int, tuple[bytes, ...]] = {}
+        """Round -> the kind-4 signatures its ``commitTrust`` took (this keeper's rounds; relayed
+        to a node process that missed the round)."""
         for voter in self.voters:  # an in-process node without its own witness (a remote node brings its own)
             if isinstance(voter, EdgeNode) and voter.trust_witness is None:
                 voter.trust_witness = TrustWitness(self.states, self.config)
@@ -155,14 +160,32 @@ class TrustKeeper:
         ids = [self.ledger.device_ids[x.device] for x in records]
         mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
         signatures = []
+        previous = self._previous_anchored(self.ledger.contract, round)
         for voter in self.voters:
             try:
                 witness = getattr(voter, "trust_witness", None)
                 if isinstance(witness, TrustWitness):  # an in-process node that missed rounds catches up first
                     witness.catch_up(round, self.ledger.contract, self.store.records)
-                vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
+                if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed)
+                else:
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue
             if vote == mine:
                 signatures.append(signature)
-        return self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
+        gas = self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
+        self.signatures[round] = tuple(signatures)
+        return gas
+
+    def _previous_anchored(self, contract: RoundsContract, round: int) -> int:
+        """The latest stored round before ``round`` whose trust ``contract`` anchored (0: none)."""
+        for r in reversed([r for r in self.store.rounds() if r < round]):
+            if contract.round_state(r).anchor != bytes(32):
+                return r
+        return 0
+
+    def _missed(self, round: int) -> tuple[list[TrustRecord], tuple[bytes, ...]] | None:
+        """Round ``round``'s records and the signatures its ``commitTrust`` took (None: not committed by this keeper)."""
+        signatures = self.signatures.get(round)
+        return None if signatures is None else (self.store.records(round), signatures)
