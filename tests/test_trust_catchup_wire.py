@@ -14,6 +14,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.merkle import root_of_leaves
@@ -24,12 +26,12 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.deployment import InProcessDeployment, edge_witness
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.errors import MessageError, RemoteError
-from ppbfl.protocol.messages import Ack, TrustBehind, TrustCatchUp, TrustQuery
+from ppbfl.protocol.messages import TRUST_ROW_BYTES, Ack, TrustBehind, TrustCatchUp, TrustQuery
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.transport import InProcessTransport
 from ppbfl.protocol.wire import encode
 from ppbfl.trust import TrustConfig
-from ppbfl.trust.catchup import TrustSigners, records_from_rows, records_to_rows
+from ppbfl.trust.catchup import ROW_BYTES, TrustSigners, records_from_rows, records_to_rows
 from ppbfl.trust.record import LEAF_DTYPE, record_leaves
 from ppbfl.trust.reputation import update
 from ppbfl.trust.store import TrustStore
@@ -166,6 +168,20 @@ def test_a_lying_relay_gets_a_typed_refusal_and_nothing_is_adopted(chain_facts, 
     _untouched(witness, rounds)
 
 
+@settings(max_examples=40, deadline=None)
+@given(row=st.integers(0, M - 1), at=st.integers(0, TRUST_ROW_BYTES - 1), flip=st.integers(1, 255))
+def test_any_byte_changed_in_a_relayed_row_is_refused(chain_facts, row, at, flip) -> None:
+    """Property: one byte of one row changed (any field, any value) never gets adopted with the honest signatures."""
+    _, signers, rounds = chain_facts
+    witness = _behind(signers, rounds)
+    rows = records_to_rows(rounds[2][0])
+    rows[row] = rows[row][:at] + bytes([rows[row][at] ^ flip]) + rows[row][at + 1:]
+    with pytest.raises(ConfigError) as caught:
+        witness.adopt(2, rows, rounds[2][1], CONTEXT)
+    assert caught.value.key in ("records", "signatures")
+    _untouched(witness, rounds)
+
+
 def test_t_signed_records_that_break_the_node_s_own_states_are_refused(chain_facts) -> None:
     """Even t valid signatures do not make the node take a ``before`` that is not its own state
     (what t colluding edge nodes could sign); and a node with no registered accounts adopts nothing."""
@@ -266,6 +282,7 @@ def test_bad_signer_settings_are_config_errors(signers, why) -> None:
 def test_rows_round_trip(chain_facts) -> None:
     """Rows decode to the same records (NaN cosine of a missing device kept as NaN), so the same leaves."""
     _, _, rounds = chain_facts
+    assert ROW_BYTES == TRUST_ROW_BYTES
     for r, (records, _) in rounds.items():
         decoded = records_from_rows(records_to_rows(records), r, range(M))
         assert [x.leaf for x in decoded] == [x.leaf for x in records]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ppbfl.chain.errors import ChainValueError
+from ppbfl.chain.attest import KIND_TRUST, recover_signer
 from ppbfl.chain.votes import ChainContext, TrustVote
 from ppbfl.errors import ConfigError
 from ppbfl.trust.record import LEAF_DTYPE, TrustRecord, pack_records
@@ -59,17 +59,11 @@ class TrustSigners:
         Raises:
             ConfigError: key ``signatures``, saying how many valid distinct registered signers.
         """
-        signers = {a for a in self.accounts for s in signatures if _signed(vote, a, s, context, round)}
+        recovered = {recover_signer(s, KIND_TRUST, context.contract, context.chain_id, round, vote.digest) for s in signatures}
+        signers = {a.lower() for a in recovered if a is not None} & self.accounts
         if len(signers) < self.threshold:
             raise ConfigError("signatures", f"round {round}: {len(signers)} valid signatures of registered edge accounts "
                                             f"over these records, {self.threshold} required")
-
-
-def _signed(vote: TrustVote, account: str, signature: bytes, context: ChainContext, round: int) -> bool:
-    try:
-        return vote.signed_by(account, signature, context, round)
-    except ChainValueError:
-        return False
 
 
 def records_to_rows(records: Sequence[TrustRecord]) -> list[bytes]:
@@ -90,7 +84,7 @@ def records_from_rows(rows: Sequence[bytes], round: int, devices: Collection[int
     if any(len(row) != ROW_BYTES for row in rows):
         raise ConfigError("records", f"round {round}: a record row is not {ROW_BYTES} bytes")
     packed = np.frombuffer(b"".join(rows), dtype=LEAF_DTYPE)
-    at = LEAF_DTYPE.fields["commitment"][1]  # numpy's S32 drops trailing zero bytes: read the row's own
+    at = ROW_BYTES - 32  # the last field; numpy's S32 drops trailing zero bytes: read the row's own
     records = []
     for k, x in enumerate(packed):
         commitment = rows[k][at:at + 32]

@@ -9,7 +9,10 @@ contract derives each device's PoW difficulty for the next round (``setPowRange`
 when the keeper is made). With a chain the update is not the keeper's word: it uses only the
 evidence every edge node sees itself (:func:`~ppbfl.trust.step.agreed_evidence`), asks each edge
 node (``voters``) for its own update and kind-4 signature, and the contract accepts the root and
-words only with t signatures of exactly them.
+words only with t signatures of exactly them. A node that missed anchored rounds catches up
+before it votes: in process from this keeper's store checked against the chain
+(:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`), an edge process from the rounds relayed with
+the signatures ``commitTrust`` took (:attr:`TrustKeeper.signatures`, :mod:`ppbfl.trust.catchup`).
 """
 
 from __future__ import annotations
@@ -149,7 +152,9 @@ class TrustKeeper:
         voters whose own update is exactly these (a voter that refuses with a typed error, e.g. a
         node that took no part in the round, is left out); returns its gas. An in-process node whose
         witness missed anchored rounds first adopts them from this keeper's store, checked against
-        the chain (:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`), so it votes again.
+        the chain (:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`); an edge process behind the
+        latest anchored round is relayed the rounds it missed with the signatures this keeper
+        committed them with (:meth:`~ppbfl.protocol.trust_voter.RemoteTrustVoter.trust_vote`); so it votes again.
 
         Raises:
             ConfigError: no ledger; ChainRevertError: the contract refused (``TrustNotAgreed``: fewer
