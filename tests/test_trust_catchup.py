@@ -13,6 +13,7 @@ import dataclasses
 import pytest
 
 from ppbfl.chain.merkle import root_of_leaves
+from ppbfl.defense.decision import DeviceDecision
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
@@ -125,3 +126,20 @@ def test_a_copy_that_folds_to_the_root_but_breaks_the_rule_is_refused(run) -> No
     assert "device 0: before" in str(caught.value)
     lifted = _lifted(keeper.store.records(2))
     assert root_of_leaves([leaf.tobytes() for leaf in record_leaves(lifted)]) != ledger.contract.round_state(2).anchor
+
+
+def test_a_node_whose_stored_round_diverged_is_repaired_from_the_chain(run) -> None:
+    """A witness that voted round 2 from other decisions (every device accepted) holds a round 2
+    that is not the anchored one: not behind, so plain catch-up changes nothing; with ``repair``
+    (what the keeper asks after the node's vote did not match) round 2 is replaced by the
+    checked copy; an honest witness is left as it is."""
+    ledger, keeper, _, _ = run
+    witness = _behind(keeper)
+    decided = {i: DeviceDecision(0.9, None, 1.0, 1.0, "accepted") for i in range(M)}
+    witness.vote(2, decided, {})
+    assert witness.store.root(2) != ledger.contract.round_state(2).anchor
+    assert witness.catch_up(3, ledger.contract, keeper.store.records) == []
+    assert witness.catch_up(3, ledger.contract, keeper.store.records, repair=True) == [2]
+    assert witness.store.rounds() == [1, 2] and witness.store.root(2) == ledger.contract.round_state(2).anchor
+    assert witness.states == {x.device: x.after for x in keeper.store.records(2)}
+    assert witness.catch_up(3, ledger.contract, keeper.store.records, repair=True) == []

@@ -90,6 +90,7 @@ class TrustKeeper:
         self.last: RoundTrust | None = None
         """What the latest :meth:`after_round` did."""
         self.voters = tuple(voters)
+        self._disagreed: set[int] = set()  # voters (by index) whose latest vote was not the agreed one
         self.signatures: dict[int, tuple[bytes, ...]] = {}
         """Round -> the kind-4 signatures its ``commitTrust`` took (this keeper's rounds; relayed
         to a node process that missed the round)."""
@@ -166,11 +167,11 @@ class TrustKeeper:
         mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
         signatures = []
         previous = self._previous_anchored(self.ledger.contract, round)
-        for voter in self.voters:
+        for k, voter in enumerate(self.voters):
             try:
                 witness = getattr(voter, "trust_witness", None)
                 if isinstance(witness, TrustWitness):  # an in-process node that missed rounds catches up first
-                    witness.catch_up(round, self.ledger.contract, self.store.records)
+                    witness.catch_up(round, self.ledger.contract, self.store.records, repair=k in self._disagreed)
                 if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
                     vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed)
                 else:
@@ -179,6 +180,9 @@ class TrustKeeper:
                 continue
             if vote == mine:
                 signatures.append(signature)
+                self._disagreed.discard(k)
+            else:  # its stored round may have diverged: checked against the chain before its next vote
+                self._disagreed.add(k)
         gas = self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
         self.signatures[round] = tuple(signatures)
         return gas

@@ -71,19 +71,33 @@ class TrustWitness:
             return None
         return _vote(self.store.root(round), self.store.records(round))
 
-    def catch_up(self, round: int, chain: RoundsContract, records: Callable[[int], Sequence[TrustRecord]]) -> list[int]:
+    def catch_up(
+        self, round: int, chain: RoundsContract, records: Callable[[int], Sequence[TrustRecord]], *, repair: bool = False,
+    ) -> list[int]:
         """Before voting on ``round``: adopt every round after :attr:`round` and before ``round``
         whose trust ``chain`` anchored, from ``records(r)`` (an untrusted copy of round ``r``'s
         records) once they check against the chain (see the module docstring); stored, and the
         states move on. Rounds without an anchor (failed, or trust not agreed) are skipped.
-        Returns the rounds adopted (empty: the witness was not behind).
+        ``repair``: first compare every stored round's root with its anchor (one chain read per
+        stored round) and, from the first that differs, replace the stored rounds (e.g. the node
+        voted from stale states, so its vote did not count). Returns the rounds adopted (empty:
+        the witness was not behind).
 
         Raises:
             ConfigError: key ``records``, naming the first round whose copy does not match the
                 chain (that round and later ones are not adopted; the earlier ones are).
         """
+        stored = self.store.rounds()
+        start, replace = self.round + 1, False
+        if repair:
+            diverged = [r for r in stored if chain.round_state(r).anchor not in (bytes(32), self.store.root(r))]
+            if diverged:
+                start, replace = diverged[0], True
+                earlier = [r for r in stored if r < start]
+                base = {i: initial_state(self.config) for i in self.states}
+                self.states = base | ({x.device: x.after for x in self.store.records(earlier[-1])} if earlier else {})
         adopted = []
-        for r in range(self.round + 1, round):
+        for r in range(start, round):
             state = chain.round_state(r)
             if state.anchor == bytes(32):
                 continue
@@ -92,7 +106,8 @@ class TrustWitness:
             problems = audit_records(copy, self.states, agreed, state.device_count, state.anchor, self.config)
             if problems:
                 raise ConfigError("records", f"round {r}: the copy does not match the chain: {problems[0]}")
-            self.store.add_round(r, copy)
+            self.store.add_round(r, copy, replace=replace)
+            replace = False
             self.states = {**self.states, **{x.device: x.after for x in copy}}
             adopted.append(r)
         return adopted
