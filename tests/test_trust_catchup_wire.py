@@ -29,6 +29,7 @@ from ppbfl.protocol.errors import MessageError, RemoteError
 from ppbfl.protocol.messages import TRUST_ROW_BYTES, Ack, TrustBehind, TrustCatchUp, TrustQuery
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.transport import InProcessTransport
+from ppbfl.protocol.trust_voter import RemoteTrustVoter
 from ppbfl.protocol.wire import encode
 from ppbfl.trust import TrustConfig
 from ppbfl.trust.catchup import ROW_BYTES, TrustSigners, records_from_rows, records_to_rows
@@ -289,3 +290,23 @@ def test_rows_round_trip(chain_facts) -> None:
         assert [dataclasses.replace(x, cosine=0.0) for x in decoded] == [dataclasses.replace(x, cosine=0.0) for x in records]
         assert [np.isnan(x.cosine) for x in decoded] == [np.isnan(x.cosine) for x in records]
     assert any(np.isnan(x.cosine) for x in rounds[2][0])  # device 4 missing in round 2
+
+
+def test_a_relayed_round_repairs_a_process_whose_stored_round_diverged(chain_facts) -> None:
+    """What the keeper does after a process's vote disagreed: ``RemoteTrustVoter.relay_rounds``
+    sends the agreed round; the node (round 2 voted from other decisions) replaces its copy."""
+    keys, _, rounds = chain_facts
+    deployment = InProcessDeployment(T, N, 16)
+    Coordinator(T, N, 16, deployment.coordinator, codec=FixedPointCodec()).setup()
+    node = deployment.nodes[edge_party(2)]
+    node.trust_witness = edge_witness(CONFIG.model_dump(mode="json"), M, None, {"accounts": [k.address for k in keys], "t": T})
+    node.trust_witness.store.add_round(1, rounds[1][0])
+    node.trust_witness.states = {x.device: x.after for x in rounds[1][0]}
+    diverged = node.trust_witness.vote(2, {i: DeviceDecision(0.9, None, 1.0, 1.0, "accepted") for i in range(M)}, _commitments(2))
+    assert diverged != _vote_of(rounds[2][0])
+    voter = RemoteTrustVoter(InProcessTransport("coordinator", deployment.nodes), 2, keys[1].address, M)
+    voter.relay_rounds(CONTEXT, [2, 5], lambda r: rounds.get(r))  # round 5: nothing to relay, skipped
+    assert node.trust_witness.store.records(2) == rounds[2][0] and node.trust_witness.store.rounds() == [1, 2]
+    with pytest.raises(RemoteError) as caught:  # round 3 relayed with round 2's signatures: refused, typed
+        voter.relay_rounds(CONTEXT, [3], lambda r: (rounds[3][0], rounds[2][1]))
+    assert caught.value.remote_type == "ConfigError" and node.trust_witness.store.rounds() == [1, 2]

@@ -57,7 +57,7 @@ class RemoteTrustVoter:
         query = TrustQuery(to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices], previous)
         reply = self.transport.call(self.party, query, round=round, timeout=self.timeout).message
         if isinstance(reply, TrustBehind) and missed is not None and reply.last < previous:
-            self._catch_up(context, range(reply.last + 1, previous + 1), missed)
+            self.relay_rounds(context, range(reply.last + 1, previous + 1), missed)
             reply = self.transport.call(self.party, query, round=round, timeout=self.timeout).message
         if isinstance(reply, TrustBehind):
             raise MessageError(self.party, "last", f"round {round}: the node's latest trust round is {reply.last}, anchored: {previous}")
@@ -75,8 +75,16 @@ class RemoteTrustVoter:
             raise PeerAuthError(self.party, f"round {round}: the trust vote's signature is not by its registered account {self.account}")
         return vote, reply.signature
 
-    def _catch_up(self, context: ChainContext, rounds: range, missed: MissedRound) -> None:
-        """Relay every anchored round of ``rounds`` to the node (rounds ``missed`` has none of are skipped)."""
+    def relay_rounds(self, context: ChainContext, rounds: Sequence[int], missed: MissedRound) -> None:
+        """Relay every anchored round of ``rounds`` to the node as :class:`TrustCatchUp` (rounds
+        ``missed`` has none of are skipped); the node adopts each, or replaces a stored round that
+        differs from it.
+
+        Raises:
+            PeerUnavailableError, RemoteError: the node did not answer or refused a round (e.g.
+                ``ConfigError`` naming ``records``: it does not continue the node's own states);
+                MessageError: the reply is not an :class:`Ack`.
+        """
         for r in rounds:
             got = missed(r)
             if got is None:

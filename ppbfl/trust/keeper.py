@@ -17,6 +17,7 @@ the signatures ``commitTrust`` took (:attr:`TrustKeeper.signatures`, :mod:`ppbfl
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -90,7 +91,7 @@ class TrustKeeper:
         self.last: RoundTrust | None = None
         """What the latest :meth:`after_round` did."""
         self.voters = tuple(voters)
-        self._disagreed: set[int] = set()  # voters (by index) whose latest vote was not the agreed one
+        self._disagreed: dict[int, int] = {}  # voter index -> the round its latest vote was not the agreed one of
         self.signatures: dict[int, tuple[bytes, ...]] = {}
         """Round -> the kind-4 signatures its ``commitTrust`` took (this keeper's rounds; relayed
         to a node process that missed the round)."""
@@ -173,6 +174,7 @@ class TrustKeeper:
                 if isinstance(witness, TrustWitness):  # an in-process node that missed rounds catches up first
                     witness.catch_up(round, self.ledger.contract, self.store.records, repair=k in self._disagreed)
                 if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
+                    self._relay_disagreed(k, voter)
                     vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed)
                 else:
                     vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
@@ -180,12 +182,20 @@ class TrustKeeper:
                 continue
             if vote == mine:
                 signatures.append(signature)
-                self._disagreed.discard(k)
-            else:  # its stored round may have diverged: checked against the chain before its next vote
-                self._disagreed.add(k)
+                self._disagreed.pop(k, None)
+            else:  # its stored round may have diverged: checked (or relayed) before its next vote
+                self._disagreed[k] = round
         gas = self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
         self.signatures[round] = tuple(signatures)
         return gas
+
+    def _relay_disagreed(self, k: int, voter: RemoteTrustVoter) -> None:
+        """Relay to edge process ``k`` the round its latest vote disagreed on (it replaces its own
+        copy if that diverged); a refusal or silence leaves it to vote as it is."""
+        disagreed = self._disagreed.get(k)
+        if disagreed is not None and self.ledger is not None:
+            with contextlib.suppress(PPBFLError):  # its earlier rounds diverged too, or it is down: its vote will show
+                voter.relay_rounds(self.ledger.context, [disagreed], self._missed)
 
     def _previous_anchored(self, contract: RoundsContract, round: int) -> int:
         """The latest stored round before ``round`` whose trust ``contract`` anchored (0: none)."""
