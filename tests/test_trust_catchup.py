@@ -13,6 +13,7 @@ import dataclasses
 import pytest
 
 from ppbfl.chain.merkle import root_of_leaves
+from ppbfl.defense.decision import DeviceDecision
 from ppbfl.errors import ConfigError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
@@ -35,7 +36,7 @@ CONFIG = TrustConfig(pow_min_bits=2, pow_max_bits=6)
 
 @pytest.fixture(scope="module")
 def run():
-    """Yields (ledger, keeper, nodes, signatures per round, node 3's witness states before round 3's vote)."""
+    """Yields (ledger, keeper, nodes, signatures per round, a function running round r)."""
     deployment = InProcessDeployment(T, N, D)
     with open_ledger("embedded", T, N, devices=M, trust=initial_trust(CONFIG)) as ledger:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger)
@@ -61,13 +62,18 @@ def run():
         for r in (1, 2, 3):
             updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=r)
             federation.run_round(r, updates, reference)
-        yield ledger, keeper, deployment.nodes, signatures
+
+        def run_round(r):
+            updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=r)
+            federation.run_round(r, updates, reference)
+
+        yield ledger, keeper, deployment.nodes, signatures, run_round
         federation.close()
         deployment.close()
 
 
 def test_a_node_that_missed_a_round_catches_up_and_votes_again(run) -> None:
-    ledger, keeper, nodes, signatures = run
+    ledger, keeper, nodes, signatures, _ = run
     assert signatures == {1: 3, 2: 2, 3: 3}  # node 3 left out of round 2 only
     for node in nodes.values():
         witness = node.trust_witness
@@ -100,7 +106,7 @@ def _lifted(records):
     (lambda records: [records[0], *records[:-1]], "do not fold to the anchored root"),
 ])
 def test_a_forged_copy_of_a_missed_round_is_refused(run, forge, problem) -> None:
-    ledger, keeper, _, _ = run
+    ledger, keeper, _, _, _ = run
     witness = _behind(keeper)
     honest = keeper.store.records(2)
     forged = forge(honest)
@@ -117,7 +123,7 @@ def test_a_forged_copy_of_a_missed_round_is_refused(run, forge, problem) -> None
 def test_a_copy_that_folds_to_the_root_but_breaks_the_rule_is_refused(run) -> None:
     """Even with the anchor matched (a forged anchor cannot be: t nodes signed it), the rule is checked:
     the audit runs against the witness's own previous states and the decisions agreed on chain."""
-    ledger, keeper, _, _ = run
+    ledger, keeper, _, _, _ = run
     witness = _behind(keeper)
     witness.states = {**witness.states, 0: dataclasses.replace(witness.states[0], positive=witness.states[0].positive + 1)}
     with pytest.raises(ConfigError) as caught:
@@ -125,3 +131,38 @@ def test_a_copy_that_folds_to_the_root_but_breaks_the_rule_is_refused(run) -> No
     assert "device 0: before" in str(caught.value)
     lifted = _lifted(keeper.store.records(2))
     assert root_of_leaves([leaf.tobytes() for leaf in record_leaves(lifted)]) != ledger.contract.round_state(2).anchor
+
+
+def test_a_node_whose_stored_round_diverged_is_repaired_from_the_chain(run) -> None:
+    """A witness that voted round 2 from other decisions (every device accepted) holds a round 2
+    that is not the anchored one: not behind, so plain catch-up changes nothing; with ``repair``
+    (what the keeper asks after the node's vote did not match) round 2 is replaced by the
+    checked copy; an honest witness is left as it is."""
+    ledger, keeper, _, _, _ = run
+    witness = _behind(keeper)
+    decided = {i: DeviceDecision(0.9, None, 1.0, 1.0, "accepted") for i in range(M)}
+    witness.vote(2, decided, {})
+    assert witness.store.root(2) != ledger.contract.round_state(2).anchor
+    assert witness.catch_up(3, ledger.contract, keeper.store.records) == []
+    assert witness.catch_up(3, ledger.contract, keeper.store.records, repair=True) == [2]
+    assert witness.store.rounds() == [1, 2] and witness.store.root(2) == ledger.contract.round_state(2).anchor
+    assert witness.states == {x.device: x.after for x in keeper.store.records(2)}
+    assert witness.catch_up(3, ledger.contract, keeper.store.records, repair=True) == []
+
+
+def test_a_node_whose_vote_diverged_is_repaired_by_the_keeper_and_counts_again(run) -> None:
+    """End to end (runs rounds 4 and 5 on the module's chain, so last in this file): node 2's stored
+    round 3 is replaced by a lifted copy (as if it had voted from other inputs); its round-4 vote
+    does not count (2 signatures); before round 5 the keeper has it repair from the chain and it
+    counts again (3 signatures), its store holding the anchored rounds."""
+    ledger, keeper, nodes, signatures, run_round = run
+    witness = nodes["edge-2"].trust_witness
+    lifted = _lifted(keeper.store.records(3))
+    witness.store.add_round(3, lifted, replace=True)
+    witness.states = {x.device: x.after for x in lifted}
+    run_round(4)
+    run_round(5)
+    assert signatures[4] == 2 and signatures[5] == 3
+    assert witness.store.rounds() == [1, 2, 3, 4, 5]
+    assert [witness.store.root(r) for r in range(1, 6)] == [ledger.contract.round_state(r).anchor for r in range(1, 6)]
+    assert witness.states == keeper.states

@@ -1,6 +1,8 @@
 """Trust agreed on chain by edge-node processes over gRPC: each process computes and signs the
 round's update from the decisions it signed (its own store, its own folder), the coordinator only
-relays :class:`TrustQuery` / :class:`TrustVoteReply`; a relay altering a reply is refused."""
+relays :class:`TrustQuery` / :class:`TrustVoteReply`; a relay altering a reply is refused. A
+process that missed a round's vote is behind (:class:`TrustBehind`), is relayed the round
+(:class:`TrustCatchUp`, checked against t registered edge signatures) and votes in the next one."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment, edge_witness, make_edge_node
 from ppbfl.protocol.edge_node import COORDINATOR_PARTY, edge_party
-from ppbfl.protocol.errors import MessageError, PeerAuthError, RemoteError
+from ppbfl.protocol.errors import MessageError, PeerAuthError, PeerUnavailableError, RemoteError
 from ppbfl.protocol.ledger import open_ledger
 from ppbfl.protocol.messages import TrustQuery, TrustVoteReply
 from ppbfl.protocol.round import Coordinator
@@ -36,12 +38,15 @@ CONFIG = TrustConfig(pow_min_bits=4, pow_max_bits=10)
 
 class _Relay:
     """The coordinator's transport with a relay that alters trust vote replies: ``alter[party]``
-    maps a reply to what the relay passes on."""
+    maps a reply to what the relay passes on; trust queries to ``(party, round)`` in
+    ``unreachable`` fail as if the node were down."""
 
     def __init__(self, inner):
-        self.inner, self.alter = inner, {}
+        self.inner, self.alter, self.unreachable = inner, {}, set()
 
     def call(self, party, message, **kwargs):
+        if isinstance(message, TrustQuery) and (party, kwargs.get("round")) in self.unreachable:
+            raise PeerUnavailableError(party, 1, kwargs.get("timeout", 0.0), "UNAVAILABLE", "left out by the test")
         reply = self.inner.call(party, message, **kwargs)
         if isinstance(reply.message, TrustVoteReply) and party in self.alter:
             return dataclasses.replace(reply, message=self.alter[party](reply.message))
@@ -65,7 +70,7 @@ def grpc_round(tmp_path_factory):
     """One round over gRPC with a ledger and trust: every edge node its own process with its own
     trust store under ``folder/edge-<j>``; the relay alters edge-1's reply (its signature), and the
     keeper's commit is first tried with edge-2's and edge-3's signatures over words a relay lifted.
-    Yields (deployment, ledger, keeper, result, folder, relay, the signatures committed, the refused try's error)."""
+    Yields (deployment, ledger, keeper, result, folder, relay, the signatures committed, the refused try's error, federation)."""
     folder = tmp_path_factory.mktemp("trust-grpc")
     with GrpcDeployment(T, N, D, trust_config=CONFIG, trust_devices=M, trust_dir=folder) as deployment, \
             open_ledger("embedded", T, N, devices=M, edge_accounts=deployment.edge_accounts, trust=initial_trust(CONFIG)) as ledger:
@@ -94,7 +99,7 @@ def grpc_round(tmp_path_factory):
         updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=3)
         result = federation.run_round(1, updates, reference)
         ledger.contract.commit_trust = honest_commit
-        yield deployment, ledger, keeper, result, folder, relay, committed, refused
+        yield deployment, ledger, keeper, result, folder, relay, committed, refused, federation
         federation.close()
 
 
@@ -102,7 +107,7 @@ def test_edge_processes_commit_trust_on_chain_with_their_own_signatures(grpc_rou
     """The round's trust is on chain with the signatures of edge-2 and edge-3 (edge-1's reply was
     altered on the way and left out): t distinct registered edge processes; the chain's trust and
     anchor are the keeper's own update, which each process also holds in its own store."""
-    _, ledger, keeper, result, folder, _, committed, _ = grpc_round
+    _, ledger, keeper, result, folder, _, committed, _, _ = grpc_round
     assert result.rejected[SIGN_FLIPPER] and keeper.last is not None and keeper.last.gas > 0
     assert len(committed) == 1 and len(committed[0]) == T
     vote = TrustVote.of(keeper.last.root, list(range(M)), [keeper.states[i].weight_trust for i in range(M)])
@@ -120,10 +125,51 @@ def test_edge_processes_commit_trust_on_chain_with_their_own_signatures(grpc_rou
             store.close()
 
 
+@pytest.fixture(scope="module")
+def missed_round(grpc_round):
+    """Rounds 2 and 3 after :func:`grpc_round` (so after the test reading round 1 alone, above it
+    in this file, and before the next test, whose round-5 query moves edge-2 past round 2), the
+    relay honest but edge-3 unreachable for round 2's trust query. Yields
+    (signatures committed per round, the commitTrust rounds)."""
+    _, ledger, _, _, folder, relay, _, _, federation = grpc_round
+    relay.alter.clear()
+    relay.unreachable.add((edge_party(3), 2))
+    counted: dict[int, int] = {}
+    honest_commit = ledger.contract.commit_trust
+
+    def counting(round_, root, slots, words, signatures, **kw):
+        counted[round_] = len(signatures)
+        return honest_commit(round_, root, slots, words, signatures, **kw)
+
+    ledger.contract.commit_trust = counting
+    for r in (2, 3):
+        updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=r)
+        federation.run_round(r, updates, reference)
+    ledger.contract.commit_trust = honest_commit
+    return counted, folder
+
+
+def test_an_edge_process_that_missed_a_round_catches_up_and_votes_in_the_next(grpc_round, missed_round) -> None:
+    """edge-3 misses round 2's vote (round 2 commits with edge-1 and edge-2); at round 3 it says it
+    is behind, is relayed round 2 with its t signatures, adopts it and its round-3 vote counts
+    (3 signatures). Its own store then holds rounds 1..3 with the anchored roots."""
+    _, ledger, keeper, _, _, _, _, _, _ = grpc_round
+    counted, folder = missed_round
+    assert counted == {2: 2, 3: 3}
+    assert set(keeper.signatures) == {1, 2, 3} and len(keeper.signatures[2]) == T
+    store = TrustStore(f"sqlite:///{folder / edge_party(3) / 'trust.db'}")
+    try:
+        assert store.rounds() == [1, 2, 3]
+        assert [store.root(r) for r in (1, 2, 3)] == [ledger.contract.round_state(r).anchor for r in (1, 2, 3)]
+        assert store.latest_states() == keeper.states
+    finally:
+        store.close()
+
+
 def test_a_relay_altering_a_vote_reply_is_refused(grpc_round) -> None:
     """An altered signature or altered trust words fail the voter's check (PeerAuthError naming the
     node); submitted anyway, the chain refuses the altered words; the reply as sent is accepted."""
-    deployment, ledger, _, _, _, relay, _, refused = grpc_round
+    deployment, ledger, _, _, _, relay, _, refused, _ = grpc_round
     assert refused == ["UnknownSigner"]
     account = ledger.edge_accounts[2]
     for alter in (_flip_signature, _lift_words):
@@ -239,3 +285,4 @@ def test_ppbfl_edge_trust_options_give_the_node_its_own_witness(tmp_path) -> Non
     assert node.trust_witness is not None and node.trust_witness.config == TrustConfig(forgetting=0.8, pow_max_bits=12)
     assert sorted(node.trust_witness.states) == list(range(M)) and (tmp_path / "edge-1.db").exists()
     node.trust_witness.store.close()
+

@@ -56,6 +56,7 @@ from ppbfl.protocol.tls import (
 )
 from ppbfl.protocol.transport import Handler, InProcessTransport, Transport
 from ppbfl.protocol.trust_voter import RemoteTrustVoter, remote_voters
+from ppbfl.trust.catchup import TrustSigners
 from ppbfl.trust.config import TrustConfig, load_trust_config
 from ppbfl.trust.store import TrustStore
 from ppbfl.trust.witness import TrustWitness
@@ -70,6 +71,7 @@ def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
     decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None, chain: str | None = None, contract: str | None = None,
+    trust_signers: dict | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -81,7 +83,9 @@ def make_edge_node(
     :class:`~ppbfl.trust.config.TrustConfig` (as a dict): the node then computes and signs each
     round's trust update of devices ``0 .. trust_devices - 1`` itself
     (:class:`~ppbfl.trust.witness.TrustWitness`), kept in ``trust_store`` (a SQLAlchemy URL, the
-    node's own; None: in memory). ``state_dir``: the node's state folder
+    node's own; None: in memory); ``trust_signers``: ``{"accounts": [...], "t": t}``, the
+    registered edge accounts a relayed missed round must carry t signatures of (None: the node
+    adopts none). ``state_dir``: the node's state folder
     (:mod:`ppbfl.protocol.edge_state`): a node restarted with the same folder and TLS key rejoins
     without a new setup of the tier. ``decision_rule``: the consortium's
     :class:`~ppbfl.defense.rule.DecisionRule` (as a dict): the node refuses a setup with another
@@ -110,21 +114,28 @@ def make_edge_node(
     rule = None if decision_rule is None else load_decision_rule(decision_rule, prefix="decision_rule")
     node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir, decision_rule=rule)
     if trust_config is not None:
-        node.trust_witness = edge_witness(trust_config, trust_devices, trust_store)
+        node.trust_witness = edge_witness(trust_config, trust_devices, trust_store, trust_signers)
     return node
 
 
-def edge_witness(config: Mapping[str, Any], devices: int, store: str | None) -> TrustWitness:
+def edge_witness(config: Mapping[str, Any], devices: int, store: str | None, signers: Mapping[str, Any] | None = None) -> TrustWitness:
     """An edge process's :class:`~ppbfl.trust.witness.TrustWitness` of devices ``0 .. devices - 1``
-    under ``config`` (a :class:`~ppbfl.trust.config.TrustConfig` as a dict), stored at URL ``store``.
+    under ``config`` (a :class:`~ppbfl.trust.config.TrustConfig` as a dict), stored at URL ``store``,
+    adopting relayed rounds signed by ``signers`` (``{"accounts": [...], "t": t}``; None: none).
 
     Raises:
-        ConfigError: ``config`` is not a valid trust configuration, or ``devices`` < 1.
+        ConfigError: ``config`` is not a valid trust configuration, ``devices`` < 1, or ``signers``
+            malformed (key ``trust_signers``).
     """
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise ConfigError("trust_devices", f"{devices!r}: a witness needs the number of registered devices (>= 1)")
     parsed = load_trust_config(dict(config), prefix="trust_config")
-    return TrustWitness(range(devices), parsed, None if store is None else TrustStore(store))
+    checked = None
+    if signers is not None:
+        if not isinstance(signers, Mapping) or set(signers) != {"accounts", "t"} or not isinstance(signers["accounts"], list | tuple):
+            raise ConfigError("trust_signers", f"{signers!r}: expected {{'accounts': [...], 't': t}}")
+        checked = TrustSigners.of([str(a) for a in signers["accounts"]], signers["t"])
+    return TrustWitness(range(devices), parsed, None if store is None else TrustStore(store), checked)
 
 
 def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
@@ -351,6 +362,7 @@ class GrpcDeployment(Deployment):
                             "behaviour": behaviours.get(j, "honest"), "device_certs": str(self.workdir) if signed_uploads else None,
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
+                            **({"trust_signers": {"accounts": sorted(self._edge_accounts.values()), "t": t}} if trust_config is not None else {}),
                             "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
                             **({"chain": on_chain[1], "contract": on_chain[3]} if ledger is not None and signed_uploads else {}),
                         },

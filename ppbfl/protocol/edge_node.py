@@ -76,6 +76,8 @@ from ppbfl.protocol.messages import (
     RecalledRound,
     SetupEdge,
     TripleShares,
+    TrustBehind,
+    TrustCatchUp,
     TrustQuery,
     TrustVoteReply,
     UploadsQuery,
@@ -305,6 +307,7 @@ class EdgeNode:
             GramRequest: self._gram,
             FlameAggregateRequest: self._flame_aggregate,
             TrustQuery: self._trust_query,
+            TrustCatchUp: self._trust_catch_up,
             AggregateRecall: self._recall,
         }
         handler = handlers.get(type(message))
@@ -827,9 +830,22 @@ class EdgeNode:
         if self.trust_witness is not None and not set(message.devices) <= set(self.trust_witness.states):
             unknown = sorted(set(message.devices) - set(self.trust_witness.states))
             raise OutOfPhaseError(self.name, f"trust query: devices {unknown[:8]} are not registered")
+        witness = self.trust_witness
+        if witness is not None and witness.stored_vote(envelope.round) is None and witness.behind(message.previous):
+            return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
         context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
         vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)))
         return TrustVoteReply(vote.root, list(vote.slots), [w.to_bytes(32, "big") for w in vote.words], signature)
+
+    def _trust_catch_up(self, envelope: Envelope, message: TrustCatchUp) -> Message:
+        """Adopt the envelope's round's anchored trust records (:meth:`TrustWitness.adopt`: checked
+        against ``t`` registered edge signatures and this node's own states; ConfigError otherwise)."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "trust catch-up")
+        if self.trust_witness is None:
+            raise OutOfPhaseError(self.name, "no trust witness: this node adopts no trust round")
+        context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
+        adopted = self.trust_witness.adopt(envelope.round, message.records, message.signatures, context)
+        return Ack(f"trust round {envelope.round} {'adopted' if adopted else 'already held'}")
 
     # -- rule "flame" (ppbfl.defense.flame) ----------------------------------------------------
     def _require_rule(self, rule: str, message: Message) -> None:

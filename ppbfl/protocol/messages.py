@@ -26,6 +26,9 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
 6. with a chain and a trust keeper, after the round: coordinator -> edge node :class:`TrustQuery`
    (the chain, the devices' commitments) -> :class:`TrustVoteReply` (the node's own trust update
    of the round and its kind-4 signature, which the coordinator relays to ``commitTrust``).
+   A node that missed anchored rounds answers :class:`TrustBehind` (its latest trust round); the
+   coordinator relays each missed round as :class:`TrustCatchUp` (its records and the ``t``
+   kind-4 signatures ``commitTrust`` took) -> :class:`Ack`, then asks again.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ __all__ = [
     "SetupEdge",
     "TripleRequest",
     "TripleShares",
+    "TrustBehind",
+    "TrustCatchUp",
     "TrustQuery",
     "TrustVoteReply",
     "UploadsQuery",
@@ -531,11 +536,14 @@ class TrustQuery(Message):
     """
 
     KIND: ClassVar[str] = "trust_query"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     chain_contract: Annotated[bytes, Bytes(length=20)]
     chain_id: Word
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES)]
     commitments: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=MAX_DEVICES)]
+    previous: Word = 0
+    """The latest round before this one whose trust the chain anchored (0: none): a node whose
+    own latest trust round is earlier answers :class:`TrustBehind` instead of voting."""
 
 
 @register
@@ -598,3 +606,39 @@ class RecalledRound(AggregateShare):
         m = len(self.devices)
         if not len(self.reasons) == self.cosine.shape[0] == self.weight.shape[0] == self.weights.shape[0] == m:
             raise ValueError(f"{m} devices, {len(self.reasons)} reasons, {self.cosine.shape[0]} cosines, {self.weight.shape[0]} weights")
+
+
+TRUST_ROW_BYTES = 103
+"""Bytes of one trust record on the wire: its leaf row (:data:`ppbfl.trust.record.LEAF_DTYPE`)."""
+
+
+@register
+@dataclass(frozen=True)
+class TrustBehind(Message):
+    """Edge node -> coordinator, the reply to a :class:`TrustQuery` whose ``previous`` round is
+    after the node's own latest trust round ``last`` (0: none): relay the anchored rounds after
+    ``last`` (:class:`TrustCatchUp`), then ask again."""
+
+    KIND: ClassVar[str] = "trust_behind"
+    VERSION: ClassVar[int] = 1
+    last: Word
+
+
+@register
+@dataclass(frozen=True)
+class TrustCatchUp(Message):
+    """Coordinator -> edge node: the envelope's round's trust records as the chain anchored them,
+    to adopt (:meth:`ppbfl.trust.witness.TrustWitness.adopt`).
+
+    ``chain_contract`` (20 bytes) and ``chain_id``: the chain the signatures are for; ``records``:
+    one canonical 103-byte leaf row per registered device (the node refuses another count);
+    ``signatures``: the 65-byte kind-4 signatures of the round's vote that ``commitTrust`` took.
+    The node recomputes the root and words from the records and needs ``t`` of its registered
+    edge accounts among the signers: nothing here is the relay's word."""
+
+    KIND: ClassVar[str] = "trust_catch_up"
+    VERSION: ClassVar[int] = 1
+    chain_contract: Annotated[bytes, Bytes(length=20)]
+    chain_id: Word
+    records: Annotated[list[bytes], ListOf(Bytes(length=TRUST_ROW_BYTES), max_len=MAX_DEVICES)]
+    signatures: Annotated[list[bytes], ListOf(Bytes(length=65), max_len=MAX_EDGE_LIST)]

@@ -10,7 +10,7 @@ the way (a relay, a proxy) fails the signature check here, and would fail ``comm
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from eth_utils import to_canonical_address
 
@@ -18,8 +18,13 @@ from ppbfl.chain.errors import ChainValueError
 from ppbfl.chain.votes import ChainContext, TrustVote
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.errors import MessageError, PeerAuthError
-from ppbfl.protocol.messages import LANES, TrustQuery, TrustVoteReply
+from ppbfl.protocol.messages import LANES, Ack, TrustBehind, TrustCatchUp, TrustQuery, TrustVoteReply
 from ppbfl.protocol.transport import Transport
+from ppbfl.trust.catchup import records_to_rows
+from ppbfl.trust.record import TrustRecord
+
+MissedRound = Callable[[int], "tuple[Sequence[TrustRecord], Sequence[bytes]] | None"]
+"""Round -> its anchored records and the kind-4 signatures ``commitTrust`` took (None: not anchored)."""
 
 __all__ = ["RemoteTrustVoter", "remote_voters"]
 
@@ -32,19 +37,30 @@ class RemoteTrustVoter:
         self.transport, self.party, self.account = transport, edge_party(index), account
         self.devices, self.timeout = devices, timeout
 
-    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
+    def trust_vote(
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, previous: int = 0, missed: MissedRound | None = None,
+    ) -> tuple[TrustVote, bytes]:
         """The node's trust update of ``round`` (``commitments``: device -> its commitment on chain)
-        and its kind-4 signature for ``context``, checked.
+        and its kind-4 signature for ``context``, checked. ``previous``: the latest round before
+        ``round`` whose trust the chain anchored; a node behind it is sent the rounds ``missed``
+        gives (see the module docstring) and asked again.
 
         Raises:
             PeerUnavailableError, RemoteError: the node did not answer or refused (e.g. it took no
-                part in the round); MessageError: the reply is malformed or names more storage
-                slots than ``devices`` devices fill; PeerAuthError: the signature is not the
-                node's registered account's over these root, slots and words for ``round``.
+                part in the round, or refused a relayed round); MessageError: the reply is malformed,
+                names more storage slots than ``devices`` devices fill, or says the node is behind
+                when it is not / still behind after the catch-up (field ``last``); PeerAuthError:
+                the signature is not the node's registered account's over these root, slots and
+                words for ``round``.
         """
         devices = sorted(commitments)
-        query = TrustQuery(to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices])
+        query = TrustQuery(to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices], previous)
         reply = self.transport.call(self.party, query, round=round, timeout=self.timeout).message
+        if isinstance(reply, TrustBehind) and missed is not None and reply.last < previous:
+            self.relay_rounds(context, range(reply.last + 1, previous + 1), missed)
+            reply = self.transport.call(self.party, query, round=round, timeout=self.timeout).message
+        if isinstance(reply, TrustBehind):
+            raise MessageError(self.party, "last", f"round {round}: the node's latest trust round is {reply.last}, anchored: {previous}")
         if not isinstance(reply, TrustVoteReply):
             raise MessageError(self.party, "kind", f"{type(reply).__name__} in reply to a trust query, expected TrustVoteReply")
         most = -(-self.devices // LANES)
@@ -58,6 +74,26 @@ class RemoteTrustVoter:
         if not signed:
             raise PeerAuthError(self.party, f"round {round}: the trust vote's signature is not by its registered account {self.account}")
         return vote, reply.signature
+
+    def relay_rounds(self, context: ChainContext, rounds: Sequence[int], missed: MissedRound) -> None:
+        """Relay every anchored round of ``rounds`` to the node as :class:`TrustCatchUp` (rounds
+        ``missed`` has none of are skipped); the node adopts each, or replaces a stored round that
+        differs from it.
+
+        Raises:
+            PeerUnavailableError, RemoteError: the node did not answer or refused a round (e.g.
+                ``ConfigError`` naming ``records``: it does not continue the node's own states);
+                MessageError: the reply is not an :class:`Ack`.
+        """
+        for r in rounds:
+            got = missed(r)
+            if got is None:
+                continue
+            records, signatures = got
+            message = TrustCatchUp(to_canonical_address(context.contract), context.chain_id, records_to_rows(records), list(signatures))
+            ack = self.transport.call(self.party, message, round=r, timeout=self.timeout).message
+            if not isinstance(ack, Ack):
+                raise MessageError(self.party, "kind", f"{type(ack).__name__} in reply to a trust catch-up, expected Ack")
 
 
 def remote_voters(transport: Transport, edge_accounts: Mapping[int, str], devices: int, *, timeout: float = 30.0) -> list[RemoteTrustVoter]:

@@ -9,20 +9,26 @@ contract derives each device's PoW difficulty for the next round (``setPowRange`
 when the keeper is made). With a chain the update is not the keeper's word: it uses only the
 evidence every edge node sees itself (:func:`~ppbfl.trust.step.agreed_evidence`), asks each edge
 node (``voters``) for its own update and kind-4 signature, and the contract accepts the root and
-words only with t signatures of exactly them.
+words only with t signatures of exactly them. A node that missed anchored rounds catches up
+before it votes: in process from this keeper's store checked against the chain
+(:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`), an edge process from the rounds relayed with
+the signatures ``commitTrust`` took (:attr:`TrustKeeper.signatures`, :mod:`ppbfl.trust.catchup`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ppbfl.chain.rounds import RoundsContract
 from ppbfl.chain.votes import ChainContext, TrustVote
 from ppbfl.errors import ConfigError, PPBFLError
 from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
+from ppbfl.protocol.trust_voter import RemoteTrustVoter
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.evidence import round_evidence
 from ppbfl.trust.record import TrustRecord
@@ -85,6 +91,10 @@ class TrustKeeper:
         self.last: RoundTrust | None = None
         """What the latest :meth:`after_round` did."""
         self.voters = tuple(voters)
+        self._disagreed: dict[int, int] = {}  # voter index -> the round its latest vote was not the agreed one of
+        self.signatures: dict[int, tuple[bytes, ...]] = {}
+        """Round -> the kind-4 signatures its ``commitTrust`` took (this keeper's rounds; relayed
+        to a node process that missed the round)."""
         for voter in self.voters:  # an in-process node without its own witness (a remote node brings its own)
             if isinstance(voter, EdgeNode) and voter.trust_witness is None:
                 voter.trust_witness = TrustWitness(self.states, self.config)
@@ -144,7 +154,9 @@ class TrustKeeper:
         voters whose own update is exactly these (a voter that refuses with a typed error, e.g. a
         node that took no part in the round, is left out); returns its gas. An in-process node whose
         witness missed anchored rounds first adopts them from this keeper's store, checked against
-        the chain (:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`), so it votes again.
+        the chain (:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`); an edge process behind the
+        latest anchored round is relayed the rounds it missed with the signatures this keeper
+        committed them with (:meth:`~ppbfl.protocol.trust_voter.RemoteTrustVoter.trust_vote`); so it votes again.
 
         Raises:
             ConfigError: no ledger; ChainRevertError: the contract refused (``TrustNotAgreed``: fewer
@@ -155,14 +167,44 @@ class TrustKeeper:
         ids = [self.ledger.device_ids[x.device] for x in records]
         mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
         signatures = []
-        for voter in self.voters:
+        previous = self._previous_anchored(self.ledger.contract, round)
+        for k, voter in enumerate(self.voters):
             try:
                 witness = getattr(voter, "trust_witness", None)
                 if isinstance(witness, TrustWitness):  # an in-process node that missed rounds catches up first
-                    witness.catch_up(round, self.ledger.contract, self.store.records)
-                vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
+                    witness.catch_up(round, self.ledger.contract, self.store.records, repair=k in self._disagreed)
+                if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
+                    self._relay_disagreed(k, voter)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed)
+                else:
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue
             if vote == mine:
                 signatures.append(signature)
-        return self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
+                self._disagreed.pop(k, None)
+            else:  # its stored round may have diverged: checked (or relayed) before its next vote
+                self._disagreed[k] = round
+        gas = self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
+        self.signatures[round] = tuple(signatures)
+        return gas
+
+    def _relay_disagreed(self, k: int, voter: RemoteTrustVoter) -> None:
+        """Relay to edge process ``k`` the round its latest vote disagreed on (it replaces its own
+        copy if that diverged); a refusal or silence leaves it to vote as it is."""
+        disagreed = self._disagreed.get(k)
+        if disagreed is not None and self.ledger is not None:
+            with contextlib.suppress(PPBFLError):  # its earlier rounds diverged too, or it is down: its vote will show
+                voter.relay_rounds(self.ledger.context, [disagreed], self._missed)
+
+    def _previous_anchored(self, contract: RoundsContract, round: int) -> int:
+        """The latest stored round before ``round`` whose trust ``contract`` anchored (0: none)."""
+        for r in reversed([r for r in self.store.rounds() if r < round]):
+            if contract.round_state(r).anchor != bytes(32):
+                return r
+        return 0
+
+    def _missed(self, round: int) -> tuple[list[TrustRecord], tuple[bytes, ...]] | None:
+        """Round ``round``'s records and the signatures its ``commitTrust`` took (None: not committed by this keeper)."""
+        signatures = self.signatures.get(round)
+        return None if signatures is None else (self.store.records(round), signatures)

@@ -24,7 +24,7 @@ from ppbfl.chain.keccak import keccak256_rows
 from ppbfl.errors import ConfigError
 from ppbfl.trust.reputation import DeviceTrust, Evidence
 
-__all__ = ["LEAF_DTYPE", "TrustRecord", "record_leaves"]
+__all__ = ["LEAF_DTYPE", "TrustRecord", "pack_records", "record_leaves"]
 
 LEAF_DTYPE = np.dtype([
     ("round", ">u8"), ("device", ">u4"), ("reason", "u1"), ("pow_failed", "u1"), ("ids_flags", ">u2"),
@@ -79,6 +79,12 @@ class TrustRecord:
 
 def record_leaves(records: Sequence[TrustRecord]) -> np.ndarray:
     """``(len(records), 32) uint8`` leaves, hashed in one batch."""
+    packed = pack_records(records)
+    return keccak256_rows(packed.view(np.uint8).reshape(len(records), LEAF_DTYPE.itemsize))
+
+
+def pack_records(records: Sequence[TrustRecord]) -> np.ndarray:
+    """``(len(records),)`` array of :data:`LEAF_DTYPE`: the bytes each leaf hashes."""
     packed = np.zeros(len(records), dtype=LEAF_DTYPE)
     for k, x in enumerate(records):
         packed[k] = (
@@ -88,4 +94,4 @@ def record_leaves(records: Sequence[TrustRecord]) -> np.ndarray:
             x.after.positive, x.after.negative, x.after.quarantined,
             x.before.trust, x.after.trust, x.pow_bits, x.commitment or bytes(32),
         )
-    return keccak256_rows(packed.view(np.uint8).reshape(len(records), LEAF_DTYPE.itemsize))
+    return packed

@@ -22,7 +22,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, insert, select
+from sqlalchemy import Engine, create_engine, delete, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
@@ -104,11 +104,14 @@ class TrustStore:
             return MigrationContext.configure(connection, opts={"version_table": "trust_alembic_version"}).get_current_revision()
 
     # -- writing -------------------------------------------------------------------------------
-    def add_round(self, round: int, records: Sequence[TrustRecord]) -> bytes:
+    def add_round(self, round: int, records: Sequence[TrustRecord], *, replace: bool = False) -> bytes:
         """Store round ``round``'s records (one per device, any order) and their Merkle root; returns the root.
+        ``replace``: first drop round ``round`` and every later round (in the same transaction):
+        a node repairing a round it stored differently from what the edge nodes agreed.
 
         Raises:
-            TrustStoreError: no records, a record of another round or a device twice, or the round is already stored.
+            TrustStoreError: no records, a record of another round or a device twice, or the round
+                is already stored (without ``replace``).
         """
         ordered = sorted(records, key=lambda x: x.device)
         if not ordered:
@@ -123,6 +126,9 @@ class TrustStore:
         root = root_of_leaves(leaves)
         try:
             with self.engine.begin() as connection:
+                if replace:
+                    connection.execute(delete(schema.records).where(schema.records.c.round >= round))
+                    connection.execute(delete(schema.rounds).where(schema.rounds.c.round >= round))
                 connection.execute(insert(schema.rounds), [{"round": round, "root": root, "count": len(ordered)}])
                 connection.execute(insert(schema.records), [{**_row(x), "leaf": leaf} for x, leaf in zip(ordered, leaves)])
         except IntegrityError as error:
