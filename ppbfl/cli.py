@@ -125,8 +125,9 @@ def _edge_rule(args: argparse.Namespace) -> dict | None:
 
 def _edge_trust(args: argparse.Namespace) -> dict:
     """``make_edge_node``'s trust settings from ``--trust-config FILE`` (TOML: its ``[trust]``
-    table, as in experiment configs), ``--trust-devices`` and ``--trust-store`` (default: the SQLite
-    file ``CREDS/<party>.trust.db``); none without a file.
+    table, as in experiment configs), ``--trust-devices``, ``--trust-store`` (default: the SQLite
+    file ``CREDS/<party>.trust.db``) and ``--trust-t`` (the signers a missed round is adopted from:
+    t of the edge accounts in ``CREDS/chain-accounts.json``); none without a file.
 
     Raises:
         ConfigError: the file is unreadable or not TOML, or ``--trust-devices`` is missing.
@@ -149,7 +150,14 @@ def _edge_trust(args: argparse.Namespace) -> dict:
         from pathlib import Path
 
         store = f"sqlite:///{Path(args.creds).resolve() / f'{args.party}.trust.db'}"
-    return {"trust_config": table, "trust_devices": args.trust_devices, "trust_store": store}
+    settings = {"trust_config": table, "trust_devices": args.trust_devices, "trust_store": store}
+    if args.trust_t is not None:  # the consortium's edge accounts (public, from ppbfl creds) and t: catch-up
+        from ppbfl.protocol.creds import read_chain_accounts
+        from ppbfl.protocol.registry import identity_of
+
+        edges = {party: address for party, address in read_chain_accounts(args.creds).items() if identity_of(party).role == "edge"}
+        settings["trust_signers"] = {"accounts": sorted(edges.values()), "t": args.trust_t}
+    return settings
 
 
 def _creds(args: argparse.Namespace) -> int:
@@ -251,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--behaviour", default="honest", choices=["honest", "tamper-aggregate", "tamper-verify"], help="fault injection for demonstrations")
     edge.add_argument("--trust-config", default=None, help="TOML file whose [trust] table is the consortium's trust model: the node then computes and signs each round's trust update")
     edge.add_argument("--trust-devices", type=int, default=0, help="with --trust-config: the number of registered devices (chain ids 0 .. m-1)")
+    edge.add_argument(
+        "--trust-t", type=int, default=None,
+        help="with --trust-config: the consortium's t; the node then adopts a round it missed when t of the edge accounts in CREDS/chain-accounts.json signed it (catch-up; default: no catch-up)",
+    )
     edge.add_argument("--state-dir", default=None, help="folder where the node keeps its setup, PRZS keys and spent counters (encrypted under its TLS key): restarted with the same folder it rejoins without a new setup of the tier")
     edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: sqlite:///CREDS/<party>.trust.db, so a restarted node keeps its rounds; sqlite:// keeps it in memory)")
     edge.add_argument(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ppbfl.cli import main
 from ppbfl.trust import TrustConfig
 from ppbfl.trust.keeper import TrustKeeper
@@ -111,7 +113,7 @@ def test_ppbfl_edge_keeps_its_trust_store_beside_its_credentials_so_a_restarted_
     from ppbfl.protocol.deployment import make_edge_node
 
     (tmp_path / "trust.toml").write_text("[trust]\nforgetting = 0.8\n")
-    options = {"trust_config": str(tmp_path / "trust.toml"), "trust_devices": 3, "creds": str(tmp_path), "party": "edge-2"}
+    options = {"trust_config": str(tmp_path / "trust.toml"), "trust_devices": 3, "creds": str(tmp_path), "party": "edge-2", "trust_t": None}
     decided = {0: DeviceDecision(0.9, 1, 1.0, 1.0, "accepted"), 2: DeviceDecision(-0.5, 1, 0.0, 1.0, "cosine <= tau")}
     for store, kept in ((None, True), ("sqlite://", False)):
         settings = _edge_trust(argparse.Namespace(trust_store=store, **options))
@@ -127,3 +129,30 @@ def test_ppbfl_edge_keeps_its_trust_store_beside_its_credentials_so_a_restarted_
         (tmp_path / "edge-2.trust.db").unlink(missing_ok=True)
     assert settings["trust_store"] == "sqlite://"
     assert _edge_trust(argparse.Namespace(trust_store=None, **options))["trust_store"] == f"sqlite:///{tmp_path.resolve() / 'edge-2.trust.db'}"
+
+
+def test_ppbfl_edge_trust_t_takes_the_catch_up_signers_from_the_consortiums_public_accounts(tmp_path) -> None:
+    """``ppbfl edge --trust-config F --trust-t 2``: the node adopts a missed round only when 2 of the
+    edge accounts in ``CREDS/chain-accounts.json`` (written by ``ppbfl creds``) signed it: devices'
+    accounts are not signers; without ``--trust-t`` there is no catch-up; a t above the edges is a
+    ConfigError naming ``trust_signers``."""
+    from ppbfl.cli import build_parser, edge_node
+    from ppbfl.errors import ConfigError
+    from ppbfl.protocol.creds import party_ids, read_chain_accounts, write_credentials
+
+    creds = tmp_path / "creds"
+    write_credentials(creds, party_ids(edges=3, devices=2, coordinator=True))
+    (tmp_path / "trust.toml").write_text("[trust]\n")
+    base = ["edge", "--party", "edge-1", "--creds", str(creds), "--ca", str(creds / "ca.crt"), "--trust-config", str(tmp_path / "trust.toml"),
+            "--trust-devices", "2", "--trust-store", "sqlite://"]
+    node = edge_node(build_parser().parse_args([*base, "--trust-t", "2"]))
+    edges = {a.lower() for p, a in read_chain_accounts(creds).items() if p.startswith("edge-")}
+    assert node.trust_witness is not None and node.trust_witness.signers is not None
+    assert node.trust_witness.signers.accounts == edges and node.trust_witness.signers.threshold == 2
+    node.trust_witness.store.close()
+    plain = edge_node(build_parser().parse_args(base)).trust_witness
+    assert plain is not None and plain.signers is None
+    plain.store.close()
+    with pytest.raises(ConfigError) as caught:
+        edge_node(build_parser().parse_args([*base, "--trust-t", "4"]))
+    assert caught.value.key == "trust_signers"
