@@ -63,7 +63,7 @@ class Started:  # the servers' processes (started for real in tests/test_protoco
     address = "127.0.0.1:9"
     def alive(self): return False
 
-GrpcDeployment._spawn = lambda self, party, factory, args, ready_timeout: Started()
+GrpcDeployment._spawn = lambda self, party, factory, args, ready_timeout, on_chain: Started()
 deployment = GrpcDeployment(2, 3, 4)
 print(deployment.workdir, flush=True)
 print(" ".join(sorted(p.name for p in Path(deployment.workdir).iterdir())), flush=True)

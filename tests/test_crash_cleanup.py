@@ -23,7 +23,7 @@ from ppbfl.protocol.deployment import GrpcDeployment
 chain = Chain.anvil(accounts=4)
 first = threading.Lock()
 
-def starting(self, party, factory, args, ready_timeout):  # the servers are starting: their keys are on disk
+def starting(self, party, factory, args, ready_timeout, on_chain):  # the servers are starting: their keys are on disk
     if first.acquire(blocking=False):  # the servers start on several threads: one line, written once
         print(f"{chain.node.pid} {self.workdir}", flush=True)
     sys.stdin.readline()  # killed here

@@ -280,7 +280,7 @@ def test_ppbfl_edge_trust_options_give_the_node_its_own_witness(tmp_path) -> Non
 
     (tmp_path / "trust.toml").write_text("[trust]\nforgetting = 0.8\npow_max_bits = 12\n")
     store = f"sqlite:///{tmp_path / 'edge-1.db'}"
-    settings = _edge_trust(argparse.Namespace(trust_config=str(tmp_path / "trust.toml"), trust_devices=M, trust_store=store))
+    settings = _edge_trust(argparse.Namespace(trust_config=str(tmp_path / "trust.toml"), trust_devices=M, trust_store=store, trust_t=None))
     node = make_edge_node(**settings)
     assert node.trust_witness is not None and node.trust_witness.config == TrustConfig(forgetting=0.8, pow_max_bits=12)
     assert sorted(node.trust_witness.states) == list(range(M)) and (tmp_path / "edge-1.db").exists()

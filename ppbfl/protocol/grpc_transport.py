@@ -82,6 +82,11 @@ TLS13_CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA2
 #: whether this process's gRPC refuses TLS <= 1.2 at the handshake (False if grpc was imported first)
 TLS13_HANDSHAKES = "grpc" not in sys.modules or os.environ.get("GRPC_SSL_CIPHER_SUITES") == TLS13_CIPHER_SUITES
 os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_CIPHER_SUITES
+# No gRPC fork handlers: ppbfl never forks a process that uses gRPC (its workers are spawned), and
+# the handlers run in every fork()-ed child of a process with live channels, e.g. the Ray processes
+# a Flower simulation starts beside the ServerApp's coordinator, which then aborted at start-up
+# (SIGABRT) in about half of the runs of benchmarks/test_bench_flower.py's ppbfl case.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 import grpc  # noqa: E402 - after the cipher list above, which grpc reads when imported
 
