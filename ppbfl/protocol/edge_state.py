@@ -27,7 +27,6 @@ node then starts as not set up (the tier's ordinary setup brings it back).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ppbfl.errors import PPBFLError
 from ppbfl.field.prime_field import PrimeField
+from ppbfl.protocol.durable import replace_durably
 from ppbfl.protocol.errors import MessageError
 from ppbfl.protocol.messages import MAX_CERT_BYTES, RecalledRound, SetupEdge
 from ppbfl.protocol.parties import COORDINATOR_PARTY, edge_party
@@ -153,21 +153,7 @@ class EdgeStateStore:
         nonce = os.urandom(_NONCE)
         data = _MAGIC + nonce + self._aead.encrypt(nonce, plain, _MAGIC)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".edge-state-", suffix=".tmp", dir=self.folder)  # mkstemp: mode 0600
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            folder = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+            replace_durably(self.path, lambda fh: fh.write(data), prefix=".edge-state-")  # mode 0600
         except OSError as error:
             raise EdgeStateError(self.path, "<file>", f"cannot be written ({error}): the reply that needed it is not sent") from None
 

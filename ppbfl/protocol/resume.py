@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import Phase, RoundState
 from ppbfl.errors import ConfigError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.protocol.durable import replace_durably
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.messages import AggregateRecall, RecalledRound
 from ppbfl.protocol.parties import edge_party
@@ -105,21 +105,11 @@ class ModelStore:
 
     def save(self, round: int, model: np.ndarray, aggregate: np.ndarray) -> Path:
         """Store round ``round``'s opening ``model`` (float32 (d,)) and ``aggregate`` (float64 (d,)) atomically."""
-        fd, tmp = tempfile.mkstemp(prefix=".round-", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, model=np.asarray(model, dtype=np.float32), aggregate=np.asarray(aggregate, dtype=np.float64))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path(round))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        folder = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        replace_durably(
+            self.path(round),
+            lambda fh: np.savez(fh, model=np.asarray(model, dtype=np.float32), aggregate=np.asarray(aggregate, dtype=np.float64)),
+            prefix=".round-",
+        )
         return self.path(round)
 
     def load(self, round: int) -> tuple[np.ndarray, np.ndarray]:
