@@ -207,3 +207,25 @@ def _warm_ppbfl() -> None:
         reconstruct(shares[:t], range(1, t + 1))
         reconstruct(shares, range(1, n + 1), t=t)
         weighted_rowsum(lagrange_coefficients(range(1, t + 1)), shares[:t])
+
+
+class UploadedRound:
+    """The setup of an edge-tier timing (``benchmark.pedantic(..., setup=uploaded)``): each call
+    opens the next round of ``rounds`` on ``federation``'s coordinator, lets every device submit
+    its ``updates[i]`` and prove it, and leaves that round in :attr:`round`, ready for
+    ``coordinator.finish_round`` (the part timed)."""
+
+    def __init__(self, federation: Any, updates: dict[int, np.ndarray], rounds: Any) -> None:
+        self.federation, self.updates, self.rounds = federation, updates, rounds
+        self.round = 0
+
+    def __call__(self) -> None:
+        coordinator = self.federation.coordinator
+        rnd = next(self.rounds)
+        announcement = coordinator.open_round(rnd)
+        for i, device in self.federation.devices.items():
+            device.submit(announcement, self.updates[i])
+        challenge = coordinator.challenge(rnd)
+        for device in self.federation.devices.values():
+            device.prove(challenge)
+        self.round = rnd

@@ -23,7 +23,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import QUICK, size_id
+from conftest import QUICK, UploadedRound, size_id
 
 from ppbfl.fl.federation import Federation
 
@@ -48,18 +48,7 @@ def test_norms_edge_tier(benchmark, norms, length):
     with Federation.in_process(T, N, d, M, norms=norms) as federation:
         coordinator = federation.coordinator
         coordinator.setup()
-        rounds, current = itertools.count(1), {}  # a fresh tier accepts uploads for its next rounds only
-
-        def devices_upload():
-            rnd = next(rounds)
-            announcement = coordinator.open_round(rnd)
-            for i, device in federation.devices.items():
-                device.submit(announcement, updates[i])
-            challenge = coordinator.challenge(rnd)
-            for device in federation.devices.values():
-                device.prove(challenge)
-            current["round"] = rnd
-
-        result = benchmark.pedantic(lambda: coordinator.finish_round(current["round"], reference), setup=devices_upload, rounds=3, warmup_rounds=1)
+        uploaded = UploadedRound(federation, updates, itertools.count(1))  # a fresh tier accepts uploads for its next rounds only
+        result = benchmark.pedantic(lambda: coordinator.finish_round(uploaded.round, reference), setup=uploaded, rounds=3, warmup_rounds=1)
     assert result.mode == ("honest-majority" if norms == "honest-majority" else "beaver")
     assert len(result.accepted) == M - M // 5

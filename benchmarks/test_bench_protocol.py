@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import QUICK, size_id
+from conftest import QUICK, UploadedRound, size_id
 
 from ppbfl.fl.aggregators import AggregationContext, FLTrust
 from ppbfl.fl.federation import Federation
@@ -62,19 +62,8 @@ def test_protocol_inprocess_round(benchmark, round_data, federation):
 def test_protocol_edge_tier(benchmark, round_data, federation):
     updates, reference = round_data
     coordinator = federation.coordinator
-    current = {}
-
-    def devices_upload():
-        rnd = next(ROUNDS)
-        announcement = coordinator.open_round(rnd)
-        for i, device in federation.devices.items():
-            device.submit(announcement, updates[i])
-        challenge = coordinator.challenge(rnd)
-        for device in federation.devices.values():
-            device.prove(challenge)
-        current["round"] = rnd
-
-    result = benchmark.pedantic(lambda: coordinator.finish_round(current["round"], reference), setup=devices_upload, rounds=5, warmup_rounds=1)
+    uploaded = UploadedRound(federation, updates, ROUNDS)
+    result = benchmark.pedantic(lambda: coordinator.finish_round(uploaded.round, reference), setup=uploaded, rounds=5, warmup_rounds=1)
     assert len(result.accepted) == M - M // 5
 
 
