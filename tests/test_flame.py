@@ -70,6 +70,19 @@ def secure():
     rule.close()
 
 
+def assert_twins(out, info, twin, plain, u):
+    """A secure FLAME's output ``out`` / ``info`` equals its float twin's ``twin`` / ``plain`` on
+    updates ``u``: same kept devices and reasons, no wrong edge node, the aggregate within the
+    fixed-point rounding of the kept updates."""
+    assert info["accepted"] == plain["accepted"]
+    assert info["reasons"] == plain["reasons"]
+    assert info["wrong_edge_nodes"] == []
+    kept = plain["accepted"]
+    h = 2.0 ** -(info["frac_bits"] + 1)
+    tolerance = 2 * h * (1 + np.abs(u[kept]).sum(axis=0) / len(kept))
+    assert np.all(np.abs(out.astype(np.float64) - twin.astype(np.float64)) <= tolerance + 1e-7)  # + float32 output rounding
+
+
 @pytest.mark.parametrize("seed, bad, kind", [(0, 0, "sign_flip"), (1, 3, "sign_flip"), (2, 4, "backdoor")])
 def test_plaintext_flame_equals_the_float_oracle_and_excludes_the_minority(seed, bad, kind):
     u = updates(seed, bad, kind)
@@ -98,14 +111,8 @@ def test_secure_flame_decides_and_aggregates_as_its_plaintext_twin(secure, seed,
     u = updates(seed, bad, kind)
     twin, plain = make_aggregator("flame", {"noise_lambda": 0.0}).aggregate(u, AggregationContext())
     out, info = secure.aggregate(u, AggregationContext())
-    assert info["accepted"] == plain["accepted"]
+    assert_twins(out, info, twin, plain, u)
     assert set(info["accepted"]).isdisjoint(range(bad))
-    assert info["reasons"] == plain["reasons"]
-    assert info["wrong_edge_nodes"] == []
-    kept = plain["accepted"]
-    h = 2.0 ** -(info["frac_bits"] + 1)
-    tolerance = 2 * h * (1 + np.abs(u[kept]).sum(axis=0) / len(kept))
-    assert np.all(np.abs(out.astype(np.float64) - twin.astype(np.float64)) <= tolerance + 1e-7)  # + float32 output rounding
     assert excluded_devices("ppbfl_flame", info, M) == excluded_devices("flame", plain, M)
 
 

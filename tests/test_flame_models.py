@@ -31,6 +31,7 @@ from ppbfl.protocol.messages import FlameAggregateRequest
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
 from ppbfl.trust.config import TrustConfig
+from tests.test_flame import assert_twins
 
 D = 24
 M = 10
@@ -61,14 +62,6 @@ def secure():
     rule.close()
 
 
-def assert_twins(out, info, twin, plain, u):
-    assert info["accepted"] == plain["accepted"]
-    assert info["reasons"] == plain["reasons"]
-    assert info["wrong_edge_nodes"] == []
-    kept = plain["accepted"]
-    h = 2.0 ** -(info["frac_bits"] + 1)
-    tolerance = 2 * h * (1 + np.abs(u[kept]).sum(axis=0) / len(kept))
-    assert np.all(np.abs(out.astype(np.float64) - twin.astype(np.float64)) <= tolerance + 1e-7)  # + float32 output rounding
 
 
 @pytest.mark.parametrize("seed", [0, 1])
