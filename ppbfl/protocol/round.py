@@ -77,7 +77,7 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
-from ppbfl.protocol.signed_shares import field_hash
+from ppbfl.protocol.signed_shares import field_hash, request_hash
 from ppbfl.protocol.transport import Transport
 from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
@@ -106,6 +106,9 @@ class RoundLedger(Protocol):
 
     def close_commitments(self, round: int) -> bytes:
         """End the commit phase; return the 32-byte challenge seed fixed after it."""
+
+    def post_verify_request(self, round: int, request_hash: bytes) -> None:
+        """Fix the hash of ``round``'s one ``VerifyRequest`` on chain (once), before it is sent."""
 
     def abort_round(self, round: int) -> None:
         """Fail ``round`` on chain (it cannot complete), so that the next round can open."""
@@ -492,6 +495,9 @@ class Coordinator:
             [reports[j].coin_signature for j in coin_nodes],
             model=model, model_hash=pending.announcement.model_hash if model.size else b"",
         )
+        if self.ledger is not None:  # one request for every node, fixed on chain first: nodes that read it answer only this one
+            self.ledger.post_verify_request(round, request_hash(verify_request))
+            lap("chain")
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
 
