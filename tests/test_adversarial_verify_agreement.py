@@ -20,14 +20,14 @@ from eth_hash.auto import keccak
 from ppbfl.chain import Chain
 from ppbfl.chain.attest import KIND_SCALARS, ChainKey
 from ppbfl.chain.errors import ChainRevertError
-from ppbfl.chain.rounds import Phase
+from ppbfl.chain.rounds import Phase, RoundsContract, deploy_rounds
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.chain_registry import ChainRegistry
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
-from ppbfl.protocol.ledger import ChainLedger, open_ledger
+from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.messages import VerifyRequest
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
@@ -72,11 +72,18 @@ def only(party: str, change):
     return lambda to, message: change(message) if to == party else message
 
 
+def short_deadlines(chain: Chain) -> RoundsContract:
+    """A contract whose phases after the commitments last 20 blocks (a round needs < 10 each): an
+    abort mines 20 blocks, not 200."""
+    return deploy_rounds(chain, T, N, commit_blocks=2 * M + 20, verify_blocks=20, aggregate_blocks=20, audit_blocks=20)
+
+
 @pytest.fixture
 def tier():
     """An in-process (t, n) = (2, 4) tier on an embedded chain, its coordinator behind a :class:`Relay`."""
     deployment = InProcessDeployment(T, N, D, signed_uploads=True)
-    with open_ledger("embedded", T, N, devices=M) as ledger:
+    with Chain.embedded(accounts=M + N + 4) as chain:
+        ledger = ChainLedger(chain, T, N, M, contract=short_deadlines(chain))
         relay = Relay(deployment.coordinator)
         coordinator = Coordinator(T, N, D, relay, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys)
         coordinator.setup()
@@ -117,8 +124,9 @@ def test_the_honest_round_posts_the_hash_of_the_one_request_every_node_checked_a
     assert "postVerifyRequest" in ledger.chain.gas_report().calls
 
 
-@pytest.mark.parametrize("change", [other_order, other_reference], ids=["device-order", "reference"])
-@pytest.mark.parametrize("view", ["read_chain", "chain_registry"])
+@pytest.mark.parametrize(
+    ("change", "view"), [(other_order, "read_chain"), (other_reference, "chain_registry")], ids=["device-order", "reference-registry"],
+)
 def test_a_request_other_than_the_posted_one_is_refused_before_any_share_and_the_round_goes_on(tier, change, view):
     federation, relay, ledger = tier
     node = federation.deployment.nodes[edge_party(1)]
@@ -135,37 +143,33 @@ def test_a_request_other_than_the_posted_one_is_refused_before_any_share_and_the
     assert ledger.contract.round_state(1).phase == Phase.CLOSED
 
 
-def test_a_request_sent_to_every_node_but_not_posted_fails_the_round_and_the_next_one_works(tier):
+def test_a_round_without_the_posted_request_fails_at_every_node_and_the_next_round_works(tier, monkeypatch):
     federation, relay, ledger = tier
-    relay.alter = lambda to, message: other_reference(message)  # posts the hash of A, sends everyone B
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=23)
+    post = ledger.post_verify_request
+    monkeypatch.setattr(ledger, "post_verify_request", lambda round, request_hash: None)  # round 1: a relay that skips the post
     with pytest.raises(NotEnoughEdgeNodesError, match="verify"):
         federation.run_round(1, updates, reference)
-    assert all("'request_hash'" in why for why in federation.coordinator.dropped.values())
-    assert all(node.rounds[1].verified is None for node in federation.deployment.nodes.values())
-    assert ledger.contract.round_state(1).phase == Phase.FAILED  # aborted on chain as other refusals
+    assert sorted(federation.coordinator.dropped) == [1, 2, 3, 4]
+    assert all("'request_hash'" in why and "no verify request hash is posted" in why for why in federation.coordinator.dropped.values())
+    monkeypatch.setattr(ledger, "post_verify_request", post)
+    relay.alter = lambda to, message: other_reference(message)  # round 2: posts the hash of A, sends everyone B
+    with pytest.raises(NotEnoughEdgeNodesError, match="verify"):
+        federation.run_round(2, updates, reference)
+    assert all("is not the hash posted on chain" in why for why in federation.coordinator.dropped.values())
+    for r in (1, 2):  # nobody computed a share; each round aborted on chain as other refusals are
+        assert all(node.rounds[r].verified is None for node in federation.deployment.nodes.values())
+        assert ledger.contract.round_state(r).phase == Phase.FAILED
     relay.alter = None
-    result = federation.run_round(2, updates, reference)
+    result = federation.run_round(3, updates, reference)
     assert_fltrust(result, updates, reference)
-    assert ledger.contract.round_state(2).phase == Phase.CLOSED
-
-
-def test_without_a_posted_hash_every_node_that_reads_the_chain_refuses(tier, monkeypatch):
-    federation, _, ledger = tier
-    monkeypatch.setattr(ledger, "post_verify_request", lambda round, request_hash: None)  # a relay that skips the post
-    updates, reference = synthetic_round(M, D, MALICIOUS, seed=24)
-    with pytest.raises(NotEnoughEdgeNodesError, match="verify"):
-        federation.run_round(1, updates, reference)
-    dropped = federation.coordinator.dropped
-    assert sorted(dropped) == [1, 2, 3, 4]
-    assert all("'request_hash'" in why and "no verify request hash is posted" in why for why in dropped.values())
-    assert ledger.contract.round_state(1).phase == Phase.FAILED
+    assert ledger.contract.round_state(3).phase == Phase.CLOSED
 
 
 def test_the_relay_cannot_post_a_second_hash_or_post_out_of_phase():
     with Chain.embedded(accounts=8) as chain:
         keys = {j: ChainKey.generate() for j in range(1, N + 1)}
-        ledger = ChainLedger(chain, T, N, 0, edge_accounts={j: key.address for j, key in keys.items()})
+        ledger = ChainLedger(chain, T, N, 0, edge_accounts={j: key.address for j, key in keys.items()}, contract=short_deadlines(chain))
         first, second = b"\x01" * 32, b"\x02" * 32
         ledger.open_round(1, bytes(32))
         with pytest.raises(ChainRevertError) as early:  # before the commitments closed
