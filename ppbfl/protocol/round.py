@@ -5,8 +5,9 @@ State machine of round ``r`` (mirrored on chain when a ledger is given, DESIGN Â
     open (announce) -> devices share, commit (own chain account, PoW) and upload (own channel)
          -> commitments closed (challenge seed fixed) -> devices prove their range (own channel)
          -> who delivered (edge nodes report, close the proofs and draw coins)
-         -> verify (consistency, validity, <g, r>, ||g||^2 on shares) -> aggregate (decide,
-         weighted sum on shares) -> reconstruct (robust; liars named) -> posted + audited -> closed
+         -> the verify request's hash fixed on chain -> verify (consistency, validity, <g, r>,
+         ||g||^2 on shares) -> aggregate (decide, weighted sum on shares) -> reconstruct (robust;
+         liars named) -> posted + audited -> closed
 
 The coordinator never holds an update, a device object or a device's key: :meth:`Coordinator.open_round`
 returns the :class:`RoundAnnouncement` the devices act on (they are clients, driven by whatever runs
