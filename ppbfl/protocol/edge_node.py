@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +94,7 @@ from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 
 if TYPE_CHECKING:
+    from ppbfl.trust.ids_reports import IdsReport
     from ppbfl.trust.witness import TrustWitness
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
@@ -795,15 +796,39 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"no aggregate reply of round {envelope.round} kept (rounds {sorted(self._kept)})")
         return kept[2]
 
-    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
+    def ids_report(self, round: int, context: ChainContext, flags: Mapping[int, int]) -> IdsReport:
+        """This node's signed IDS report of ``round`` for ``context``: ``flags`` = device -> windows
+        its own detector flagged (:func:`ppbfl.ids.reputation.ids_flags`), signed with its chain key
+        (kind 5, :mod:`ppbfl.trust.ids_reports`) over its witness's registered devices. The witness
+        keeps it: the node's trust vote of ``round`` then requires it among the relayed reports.
+        Asked again with the same flags, the same report.
+
+        Raises:
+            OutOfPhaseError: no trust witness, or another report of ``round`` already signed;
+            IdsReportError: a device or count out of range.
+        """
+        from ppbfl.trust.ids_reports import sign_report
+
+        witness = self.trust_witness
+        if witness is None:
+            raise OutOfPhaseError(self.name, "no trust witness: this node reports no IDS flags")
+        report = sign_report(self._chain_key, context, round, len(witness.states), flags)
+        kept = witness.reported.setdefault(round, report)
+        if kept != report:
+            raise OutOfPhaseError(self.name, f"round {round}: another IDS report of this round is signed already (one per round)")
+        return report
+
+    def trust_vote(
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, ids_reports: Sequence[IdsReport] = (),
+    ) -> tuple[TrustVote, bytes]:
         """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
-        this node signed in the round; ``commitments``: device -> its commitment on chain; a round
-        the witness already stored is answered from its store) and its kind-4 signature of it for
-        ``context``.
+        this node signed in the round and the edge nodes' signed ``ids_reports`` of it;
+        ``commitments``: device -> its commitment on chain; a round the witness already stored is
+        answered from its store) and its kind-4 signature of it for ``context``.
 
         Raises:
             OutOfPhaseError: no trust witness, or the node signed no decisions in ``round`` (or no
-                longer holds them); ConfigError: as :meth:`TrustWitness.vote`.
+                longer holds them); ConfigError: as :meth:`TrustWitness.vote` (reports refused included).
         """
         if self.trust_witness is None:
             raise OutOfPhaseError(self.name, "no trust witness: this node signs no trust")
@@ -817,7 +842,7 @@ class EdgeNode:
                 decided = kept[2].decided()
             if decided is None:
                 raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
-            vote = self.trust_witness.vote(round, decided, commitments)
+            vote = self.trust_witness.vote(round, decided, commitments, ids_reports=ids_reports, context=context)
         return vote, vote.sign(self._chain_key, context, round)
 
     def _trust_query(self, envelope: Envelope, message: TrustQuery) -> Message:

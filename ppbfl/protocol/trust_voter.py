@@ -21,6 +21,7 @@ from ppbfl.protocol.errors import MessageError, PeerAuthError
 from ppbfl.protocol.messages import LANES, Ack, TrustBehind, TrustCatchUp, TrustQuery, TrustVoteReply
 from ppbfl.protocol.transport import Transport
 from ppbfl.trust.catchup import records_to_rows
+from ppbfl.trust.ids_reports import IdsReport
 from ppbfl.trust.record import TrustRecord
 
 MissedRound = Callable[[int], "tuple[Sequence[TrustRecord], Sequence[bytes]] | None"]
@@ -39,6 +40,7 @@ class RemoteTrustVoter:
 
     def trust_vote(
         self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, previous: int = 0, missed: MissedRound | None = None,
+        ids_reports: Sequence[IdsReport] = (),
     ) -> tuple[TrustVote, bytes]:
         """The node's trust update of ``round`` (``commitments``: device -> its commitment on chain)
         and its kind-4 signature for ``context``, checked. ``previous``: the latest round before
