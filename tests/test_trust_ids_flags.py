@@ -112,7 +112,7 @@ def test_a_node_catching_up_checks_the_flags_through_the_anchored_root(run) -> N
     keeper, contract = _keeper(federation), federation.ledger.contract
     late = TrustWitness(range(M), CONFIG)
     assert late.catch_up(3, contract, keeper.store.records) == [1, 2]
-    assert late.states == keeper.states  # the flags of rounds 1-2 adopted, as the t signers computed them
+    assert late.states == {x.device: x.after for x in keeper.store.records(2)}  # rounds 1-2's flags adopted as the t signers computed them
     lifted = []
     for x in keeper.store.records(1):  # a copy that frames device 0 in round 1: rule kept, root refolded
         if x.device == FRAMED:
@@ -252,3 +252,37 @@ def test_an_edge_node_signs_one_report_per_round(run) -> None:
 
     with pytest.raises(OutOfPhaseError, match="one per round"):
         node.ids_report(7, context, {FLAGGED: 2})
+
+
+def test_over_the_wire_nodes_sign_their_own_reports_and_vote_on_the_relayed_ones(run) -> None:
+    """Round 3 through the coordinator's transport (full encode / validate / decode): each node
+    signs its own detector's counts (``ids_source``) on an ``IdsReportQuery``, the relay carries
+    the reports in ``TrustQuery``; edge-4, which refused round 2, catches up (round 2's records with
+    their flags, checked against t signatures) and votes again."""
+    from ppbfl.protocol.errors import RemoteError
+    from ppbfl.protocol.messages import TrustQuery
+    from ppbfl.protocol.transport import InProcessTransport
+    from ppbfl.protocol.trust_voter import remote_voters
+
+    federation, *_ = run
+    keeper, context = _keeper(federation), federation.ledger.context
+    nodes = federation.deployment.nodes
+    transport = InProcessTransport("coordinator", nodes)
+    voters = remote_voters(transport, federation.ledger.edge_accounts, M, timeout=5.0)
+    with pytest.raises(RemoteError, match="no IDS source"):
+        voters[0].ids_report(3, context)
+    for node in nodes.values():
+        node.ids_source = lambda r: {FLAGGED: 3}
+    reports = [v.ids_report(3, context) for v in voters]
+    assert [x.sensor for x in reports] == [federation.ledger.edge_accounts[j] for j in sorted(federation.ledger.edge_accounts)]
+    malformed = TrustQuery(context.contract_bytes, context.chain_id, [], [], 0, [b"\x00" * 10])
+    with pytest.raises(RemoteError, match="ids_reports"):
+        transport.call("edge-1", malformed, round=3, timeout=5.0)
+    keeper.voters = tuple(voters)
+    updates, reference = synthetic_round(M, D, set(), seed=3)
+    federation.run_round(3, updates, reference, ids_reports=reports)
+    before = {x.device: x.after for x in keeper.store.records(2)}
+    for x in keeper.store.records(3):
+        assert x.after == update(before[x.device], Evidence(ACCEPTED, False, 3 if x.device == FLAGGED else 0), CONFIG)
+    assert len(keeper.signatures[3]) == N  # edge-4 adopted round 2 over the wire and voted
+    assert nodes["edge-4"].trust_witness.store.rounds() == [1, 2, 3]

@@ -36,6 +36,7 @@ from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.errors import AggregateRangeError
 from ppbfl.defense.rule import DecisionRule
 from ppbfl.defense.submission import codec_for_length
+from ppbfl.errors import ConfigError
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
 from ppbfl.field.fixed_point import FixedPointCodec
@@ -48,7 +49,7 @@ from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.chain_registry import ChainRegistry
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
-from ppbfl.protocol.errors import PeerAuthError
+from ppbfl.protocol.errors import MessageError, PeerAuthError
 from ppbfl.protocol.flame_decision import (
     FLAME_SPACES,
     GlobalModelError,
@@ -69,6 +70,8 @@ from ppbfl.protocol.messages import (
     FlameAggregateRequest,
     GramRequest,
     GramShares,
+    IdsReportQuery,
+    IdsReportReply,
     NormShares,
     ProofUpload,
     PRZSDeliver,
@@ -92,9 +95,9 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
+from ppbfl.trust.ids_reports import IdsReport, report_from_bytes, report_to_bytes, sign_report
 
 if TYPE_CHECKING:
-    from ppbfl.trust.ids_reports import IdsReport
     from ppbfl.trust.witness import TrustWitness
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
@@ -207,6 +210,10 @@ class EdgeNode:
         self._save_lock = threading.Lock()
         self.trust_witness: TrustWitness | None = None
         """This node's own trust computation (:meth:`trust_vote`); None: it signs no trust."""
+        self.ids_source: Callable[[int], Mapping[int, int]] | None = None
+        """Round -> device -> windows this node's own detector flagged in it
+        (:func:`ppbfl.ids.reputation.ids_flags`), set by its operator: what it signs when the
+        coordinator asks for its IDS report (:class:`IdsReportQuery`); None: it reports none."""
         self.announced_model: Callable[[int], bytes] | None = None
         """Round -> the model hash the round was opened with, read by the node itself (FLAME on
         models checks the request's against it); None: from the chain when :attr:`registry` is a
@@ -309,6 +316,7 @@ class EdgeNode:
             FlameAggregateRequest: self._flame_aggregate,
             TrustQuery: self._trust_query,
             TrustCatchUp: self._trust_catch_up,
+            IdsReportQuery: self._ids_report_query,
             AggregateRecall: self._recall,
         }
         handler = handlers.get(type(message))
@@ -807,8 +815,6 @@ class EdgeNode:
             OutOfPhaseError: no trust witness, or another report of ``round`` already signed;
             IdsReportError: a device or count out of range.
         """
-        from ppbfl.trust.ids_reports import sign_report
-
         witness = self.trust_witness
         if witness is None:
             raise OutOfPhaseError(self.name, "no trust witness: this node reports no IDS flags")
@@ -859,8 +865,20 @@ class EdgeNode:
         if witness is not None and witness.stored_vote(envelope.round) is None and witness.behind(message.previous):
             return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
         context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
-        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)))
+        try:
+            reports = [report_from_bytes(data) for data in message.ids_reports]
+        except ConfigError as error:
+            raise MessageError(envelope.sender, "ids_reports", str(error)) from None
+        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)), ids_reports=reports)
         return TrustVoteReply(vote.root, list(vote.slots), [w.to_bytes(32, "big") for w in vote.words], signature)
+
+    def _ids_report_query(self, envelope: Envelope, message: IdsReportQuery) -> Message:
+        """:meth:`ids_report` of the envelope's round with this node's own detector's counts (:attr:`ids_source`)."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "IDS report query")
+        if self.ids_source is None:
+            raise OutOfPhaseError(self.name, "no IDS source: this node reports no IDS flags")
+        context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
+        return IdsReportReply(report_to_bytes(self.ids_report(envelope.round, context, self.ids_source(envelope.round))))
 
     def _trust_catch_up(self, envelope: Envelope, message: TrustCatchUp) -> Message:
         """Adopt the envelope's round's anchored trust records (:meth:`TrustWitness.adopt`: checked

@@ -24,6 +24,10 @@ most ``e`` liars among the reports:
   counting ``>= c`` give ``>= c`` whatever it drops. A relay that relays no report at all gets no
   vote from a node that reported: the round's IDS evidence is all or none of the honest nodes'.
 
+On the wire (:class:`~ppbfl.protocol.messages.TrustQuery` ``ids_reports``,
+:class:`~ppbfl.protocol.messages.IdsReportReply`) a report is :func:`report_to_bytes`: ``sensor``
+(20 bytes) | uint64 round | uint32 m | uint32 k | k * (uint32 device | uint16 count) | 65-byte signature.
+
 Malformed reports (a count outside ``[0, 2^16)``, a device outside ``0..m-1`` or twice, another round
 or device count), reports altered or forged on the way (the signature is not the named sensor's),
 and reports of unregistered accounts are refused with :class:`IdsReportError` naming the sensor and
@@ -37,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from eth_hash.auto import keccak
-from eth_utils import to_checksum_address
+from eth_utils import to_canonical_address, to_checksum_address
 
 from ppbfl.chain.attest import KIND_IDS_FLAGS, ChainKey, recover_signer
 from ppbfl.chain.votes import ChainContext
@@ -45,12 +49,18 @@ from ppbfl.errors import ConfigError
 from ppbfl.trust.catchup import TrustSigners
 from ppbfl.trust.reputation import Evidence
 
-__all__ = ["COUNT_MAX", "IdsReport", "IdsReportError", "IdsSensors", "combine_counts", "sign_report", "with_ids_flags"]
+__all__ = [
+    "COUNT_MAX", "IdsReport", "IdsReportError", "IdsSensors", "combine_counts", "report_from_bytes", "report_to_bytes", "sign_report",
+    "with_ids_flags",
+]
 
 COUNT_MAX = (1 << 16) - 1
 """Largest count a report (and a trust record's ``ids_flags`` field) holds."""
 
 _DOMAIN = b"ppbfl/ids-flags/v1"
+_HEADER = 20 + 8 + 4 + 4
+_PAIR = 4 + 2
+_SIGNATURE = 65
 
 
 class IdsReportError(ConfigError):
@@ -122,6 +132,29 @@ def sign_report(key: ChainKey, context: ChainContext, round: int, devices: int, 
     unsigned = IdsReport(key.address, round, devices, pairs, b"")
     _check_fields(unsigned, round, devices)
     return replace(unsigned, signature=key.attest(KIND_IDS_FLAGS, context.contract, context.chain_id, round, unsigned.digest))
+
+
+def report_to_bytes(report: IdsReport) -> bytes:
+    """The report's wire bytes (module docstring); its fields must be well-formed (as :func:`sign_report` makes them)."""
+    pairs = b"".join(d.to_bytes(4, "big") + c.to_bytes(2, "big") for d, c in report.flags)
+    head = to_canonical_address(report.sensor) + report.round.to_bytes(8, "big") + report.devices.to_bytes(4, "big")
+    return head + len(report.flags).to_bytes(4, "big") + pairs + bytes(report.signature)
+
+
+def report_from_bytes(data: bytes) -> IdsReport:
+    """The report in ``data`` (:func:`report_to_bytes`); its fields are checked by :meth:`IdsSensors.check`.
+
+    Raises:
+        ConfigError: key ``ids_reports``: the length is not the one its pair count gives.
+    """
+    k = int.from_bytes(data[_HEADER - 4:_HEADER], "big") if len(data) >= _HEADER else -1
+    if k < 0 or len(data) != _HEADER + _PAIR * k + _SIGNATURE:
+        raise ConfigError("ids_reports", f"an encoded report of {len(data)} bytes: not {_HEADER} + 6 k + {_SIGNATURE} for its k pairs")
+    body = data[_HEADER:_HEADER + _PAIR * k]
+    flags = tuple((int.from_bytes(body[i:i + 4], "big"), int.from_bytes(body[i + 4:i + 6], "big")) for i in range(0, len(body), _PAIR))
+    return IdsReport(
+        to_checksum_address(data[:20]), int.from_bytes(data[20:28], "big"), int.from_bytes(data[28:32], "big"), flags, data[-_SIGNATURE:],
+    )
 
 
 def combine_counts(counts: Sequence[Mapping[int, int]], liars: int) -> dict[int, int]:
