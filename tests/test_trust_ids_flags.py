@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -169,7 +170,7 @@ def test_malformed_reports_and_sets_give_typed_errors_naming_the_field() -> None
     cases = {
         "count": [dataclasses.replace(good, flags=((FLAGGED, -1),)), dataclasses.replace(good, flags=((FLAGGED, COUNT_MAX + 1),)),
                   dataclasses.replace(good, flags=((FLAGGED, True),))],
-        "device": [dataclasses.replace(good, flags=((M, 1),)), dataclasses.replace(good, flags=((-1, 1),)),
+        "device": [dataclasses.replace(good, flags=[(FLAGGED, 2)]), dataclasses.replace(good, flags=((M, 1),)), dataclasses.replace(good, flags=((-1, 1),)),
                    dataclasses.replace(good, flags=((FLAGGED, 1), (FLAGGED, 2))), dataclasses.replace(good, flags=((1, 1, 1),))],
         "round": [sign_report(KEYS[0], CONTEXT, 3, M, {FLAGGED: 2})],
         "devices": [sign_report(KEYS[0], CONTEXT, 4, M + 1, {FLAGGED: 2})],
@@ -179,7 +180,9 @@ def test_malformed_reports_and_sets_give_typed_errors_naming_the_field() -> None
             with pytest.raises(IdsReportError) as caught:
                 SENSORS.check(report, CONTEXT, 4, M)
             assert (caught.value.field, caught.value.key) == (field, f"ids_reports.{field}"), report
-    for flags, field in (({FLAGGED: -1}, "count"), ({FLAGGED: COUNT_MAX + 1}, "count"), ({M: 1}, "device")):
+    assert sign_report(KEYS[0], CONTEXT, 4, M, {np.int64(FLAGGED): np.int64(2), 0: 0}) == good  # numpy ints as ints, zeros left out
+    for flags, field in (({FLAGGED: -1}, "count"), ({FLAGGED: COUNT_MAX + 1}, "count"), ({M: 1}, "device"), ({"3": 1}, "device"),
+                         ({FLAGGED: 1.5}, "count")):
         with pytest.raises(IdsReportError) as signing:  # an honest node refuses to sign them
             sign_report(KEYS[0], CONTEXT, 4, M, flags)
         assert signing.value.field == field
@@ -286,3 +289,9 @@ def test_over_the_wire_nodes_sign_their_own_reports_and_vote_on_the_relayed_ones
         assert x.after == update(before[x.device], Evidence(ACCEPTED, False, 3 if x.device == FLAGGED else 0), CONFIG)
     assert len(keeper.signatures[3]) == N  # edge-4 adopted round 2 over the wire and voted
     assert nodes["edge-4"].trust_witness.store.rounds() == [1, 2, 3]
+    from ppbfl.protocol.errors import PeerAuthError
+    from ppbfl.protocol.trust_voter import RemoteTrustVoter
+
+    misattributed = RemoteTrustVoter(transport, 2, federation.ledger.edge_accounts[1], M, timeout=5.0)  # edge-2's reply as edge-1's
+    with pytest.raises(PeerAuthError, match="not signed by its registered account"):
+        misattributed.ids_report(4, context)

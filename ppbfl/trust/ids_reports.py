@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from numbers import Integral
+from typing import TypeGuard
 
 from eth_hash.auto import keccak
 from eth_utils import to_canonical_address, to_checksum_address
@@ -95,8 +97,13 @@ class IdsReport:
         return dict(self.flags)
 
 
-def _int(value: object) -> bool:
+def _int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integral(value: object) -> object:
+    """``value`` as a Python int when it is an integer of another type (numpy's), else unchanged."""
+    return int(value) if isinstance(value, Integral) and not isinstance(value, bool) else value
 
 
 def _check_fields(report: IdsReport, round: int, devices: int) -> None:
@@ -106,6 +113,8 @@ def _check_fields(report: IdsReport, round: int, devices: int) -> None:
         raise IdsReportError(who, "round", f"round {report.round!r}, expected {round}")
     if not _int(report.devices) or report.devices != devices:
         raise IdsReportError(who, "devices", f"covers {report.devices!r} devices, {devices} are registered")
+    if not isinstance(report.flags, tuple):
+        raise IdsReportError(who, "device", f"flags {type(report.flags).__name__}: not a tuple of (device, count) pairs")
     previous = -1
     for pair in report.flags:
         if not isinstance(pair, tuple) or len(pair) != 2:
@@ -128,8 +137,16 @@ def sign_report(key: ChainKey, context: ChainContext, round: int, devices: int, 
     Raises:
         IdsReportError: a device outside ``0..devices-1`` or a count outside ``[0, 2^16)`` (naming the field).
     """
-    pairs = tuple(sorted((d, c) for d, c in flags.items() if not (_int(c) and c == 0)))
-    unsigned = IdsReport(key.address, round, devices, pairs, b"")
+    pairs: list[tuple[int, int]] = []
+    for raw_device, raw_count in flags.items():
+        device, count = _integral(raw_device), _integral(raw_count)
+        if not _int(device):
+            raise IdsReportError(key.address, "device", f"{device!r} is not a device index")
+        if not _int(count):
+            raise IdsReportError(key.address, "count", f"device {device}: {count!r} is not a count")
+        if count:
+            pairs.append((device, count))
+    unsigned = IdsReport(key.address, round, devices, tuple(sorted(pairs)), b"")
     _check_fields(unsigned, round, devices)
     return replace(unsigned, signature=key.attest(KIND_IDS_FLAGS, context.contract, context.chain_id, round, unsigned.digest))
 
