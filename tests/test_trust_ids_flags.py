@@ -57,10 +57,6 @@ def run():
         federation.close()
 
 
-def _keeper(federation) -> TrustKeeper:
-    return federation.trust
-
-
 def test_honest_flags_lower_the_flagged_devices_agreed_trust_exactly_as_the_reputation_rule(run) -> None:
     federation, results, chain, _ = run
     assert sorted(results[0].accepted) == list(range(M))  # every update passed: only the flags differ
@@ -71,7 +67,7 @@ def test_honest_flags_lower_the_flagged_devices_agreed_trust_exactly_as_the_repu
         assert record.after == expected  # the plaintext rule, applied directly
         assert facts.trust_q15[record.device] == expected.weight_trust  # what t edge nodes signed and the chain holds
     assert facts.trust_q15[FLAGGED] < min(facts.trust_q15[i] for i in range(M) if i != FLAGGED)
-    assert len(_keeper(federation).signatures[1]) == N  # every node computed the same update from the reports
+    assert len(federation.trust.signatures[1]) == N  # every node computed the same update from the reports
     for node in federation.deployment.nodes.values():
         assert node.trust_witness is not None and node.trust_witness.store.root(1) == facts.anchor
 
@@ -79,7 +75,7 @@ def test_honest_flags_lower_the_flagged_devices_agreed_trust_exactly_as_the_repu
 def test_one_lying_edge_node_neither_frames_nor_hides_and_a_dropped_report_costs_its_node_the_vote(run) -> None:
     federation, results, chain, _ = run
     assert sorted(results[1].accepted) == list(range(M))
-    keeper = _keeper(federation)
+    keeper = federation.trust
     records = {x.device: x for x in keeper.store.records(2)}
     assert records[FRAMED].evidence.ids_flags == 0  # edge-1's 60,000 flags: the 2nd largest of (60000, 0, 0) is 0
     assert records[FLAGGED].evidence.ids_flags == 1  # edge-1 hid device 3: the 2nd largest of (1, 1, 0) is 1
@@ -93,7 +89,7 @@ def test_one_lying_edge_node_neither_frames_nor_hides_and_a_dropped_report_costs
 
 def test_reports_refused_by_the_keeper_store_nothing_and_bare_flags_stay_refused(run) -> None:
     federation, results, _, relayed = run
-    keeper = _keeper(federation)
+    keeper = federation.trust
     genuine = relayed[1][0]
     altered = dataclasses.replace(genuine, round=9, flags=((FRAMED, 7),))  # another round's report, relabelled and lifted
     with pytest.raises(IdsReportError) as caught:
@@ -110,7 +106,7 @@ def test_reports_refused_by_the_keeper_store_nothing_and_bare_flags_stay_refused
 
 def test_a_node_catching_up_checks_the_flags_through_the_anchored_root(run) -> None:
     federation, *_ = run
-    keeper, contract = _keeper(federation), federation.ledger.contract
+    keeper, contract = federation.trust, federation.ledger.contract
     late = TrustWitness(range(M), CONFIG)
     assert late.catch_up(3, contract, keeper.store.records) == [1, 2]
     assert late.states == {x.device: x.after for x in keeper.store.records(2)}  # rounds 1-2's flags adopted as the t signers computed them
@@ -268,7 +264,7 @@ def test_over_the_wire_nodes_sign_their_own_reports_and_vote_on_the_relayed_ones
     from ppbfl.protocol.trust_voter import remote_voters
 
     federation, *_ = run
-    keeper, context = _keeper(federation), federation.ledger.context
+    keeper, context = federation.trust, federation.ledger.context
     nodes = federation.deployment.nodes
     transport = InProcessTransport("coordinator", nodes)
     voters = remote_voters(transport, federation.ledger.edge_accounts, M, timeout=5.0)
@@ -295,3 +291,36 @@ def test_over_the_wire_nodes_sign_their_own_reports_and_vote_on_the_relayed_ones
     misattributed = RemoteTrustVoter(transport, 2, federation.ledger.edge_accounts[1], M, timeout=5.0)  # edge-2's reply as edge-1's
     with pytest.raises(PeerAuthError, match="not signed by its registered account"):
         misattributed.ids_report(4, context)
+
+
+def test_an_operator_run_node_signs_the_counts_its_gateway_wrote_and_nothing_else(tmp_path) -> None:
+    """``ppbfl edge --trust-config F --ids-flags DIR``: the node's IDS source is DIR/round-<r>.json
+    (``ppbfl ids detect --flags-json``; asked over the wire, ``IdsReportQuery``, it signs that);
+    no file or a bad one: a typed refusal, no report (never a report of zeros)."""
+    from ppbfl.cli import build_parser, edge_node
+    from ppbfl.ids.reputation import write_flags
+    from ppbfl.protocol.creds import party_ids, write_credentials
+
+    creds = tmp_path / "creds"
+    write_credentials(creds, party_ids(edges=1))
+    (tmp_path / "trust.toml").write_text("[trust]\npow_min_bits = 2\npow_max_bits = 6\n")
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    base = ["edge", "--party", "edge-1", "--creds", str(creds), "--ca", str(creds / "ca.crt"), "--unsigned-uploads"]
+    node = edge_node(build_parser().parse_args([
+        *base, "--trust-config", str(tmp_path / "trust.toml"), "--trust-devices", str(M), "--trust-store", "sqlite://", "--ids-flags", str(flags),
+    ]))
+    assert node.ids_source is not None
+    write_flags(flags / "round-2.json", {FLAGGED: 4, 1: 0})
+    report = node.ids_report(2, CONTEXT, node.ids_source(2))
+    assert (report.sensor, report.flags) == (node.chain_address, ((FLAGGED, 4),))  # the address ppbfl creds registers for it
+    assert IdsSensors.of(TrustSigners.of([node.chain_address], 1)).combine([report], CONTEXT, 2, M) == {FLAGGED: 4}
+    with pytest.raises(ConfigError, match=r"round-3\.json") as missing:
+        node.ids_source(3)
+    (flags / "round-4.json").write_text('{"3": -2}')
+    with pytest.raises(ConfigError, match="-2") as negative:
+        node.ids_source(4)
+    assert missing.value.key == negative.value.key == "ids_flags"
+    with pytest.raises(ConfigError) as caught:
+        edge_node(build_parser().parse_args([*base, "--ids-flags", str(flags)]))
+    assert caught.value.key == "ids_flags_dir"

@@ -71,7 +71,7 @@ def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
     decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None, chain: str | None = None, contract: str | None = None,
-    trust_signers: dict | None = None,
+    trust_signers: dict | None = None, ids_flags_dir: str | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -92,7 +92,9 @@ def make_edge_node(
     rule (None: it takes the setup's). ``peer_registry``: who holds the devices' certificates, in
     place of the manifest (``ppbfl edge --chain``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`);
     ``chain``, ``contract``: a JSON-RPC URL and a ``PPBFLRounds`` address, the same from a handler
-    argument (:class:`GrpcDeployment` with a ledger).
+    argument (:class:`GrpcDeployment` with a ledger). ``ids_flags_dir``: the folder where the
+    node's gateway writes its detector's counts per round (``round-<r>.json``,
+    :class:`~ppbfl.ids.reputation.FlagsFolder`): the node's signed IDS report (needs ``trust_config``).
     These come from the node's operator, never from the coordinator whose word the signatures replace.
 
     Raises:
@@ -115,6 +117,12 @@ def make_edge_node(
     node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir, decision_rule=rule)
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store, trust_signers)
+    if ids_flags_dir is not None:
+        if trust_config is None:
+            raise ConfigError("ids_flags_dir", "IDS reports are part of the trust update: give trust_config too")
+        from ppbfl.ids.reputation import FlagsFolder
+
+        node.ids_source = FlagsFolder(Path(ids_flags_dir))
     return node
 
 
