@@ -313,6 +313,9 @@ class GrpcDeployment(Deployment):
             folder; kept after :meth:`close`, so a restarted node resumes); None: in memory.
         decision_rule: every edge process's operator-configured rule (:func:`make_edge_node`); None:
             the nodes take the coordinator's.
+        ids_flags_dir: node ``j`` signs, as its IDS report of round ``r``, the counts in
+            ``ids_flags_dir/edge-j/round-<r>.json`` (its gateway's detector's, ``ppbfl edge
+            --ids-flags``; needs ``trust_config``); None: the nodes report none.
         ledger: a :class:`~ppbfl.protocol.ledger.ChainLedger` whose edge nodes are not registered
             yet, on a chain the processes can reach (anvil or a JSON-RPC URL; the embedded chain
             lives in this process only). The deployment then registers its edge nodes (chain
@@ -333,7 +336,7 @@ class GrpcDeployment(Deployment):
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
         trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
-        decision_rule: DecisionRule | None = None, ledger: ChainLedger | None = None,
+        decision_rule: DecisionRule | None = None, ledger: ChainLedger | None = None, ids_flags_dir: str | Path | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         on_chain = [] if ledger is None else ["--chain", _chain_url(ledger), "--contract", ledger.address]
@@ -371,6 +374,7 @@ class GrpcDeployment(Deployment):
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
                             **({"trust_signers": {"accounts": sorted(self._edge_accounts.values()), "t": t}} if trust_config is not None else {}),
+                            **({"ids_flags_dir": str(Path(ids_flags_dir) / edge_party(j))} if ids_flags_dir is not None else {}),
                             "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
                             **({"chain": on_chain[1], "contract": on_chain[3]} if ledger is not None and signed_uploads else {}),
                         },
