@@ -109,6 +109,7 @@ def edge_node(args: argparse.Namespace, registry: PeerRegistry | None = None) ->
         args.behaviour, device_certs=device_certs, chain_key=str(chain_key_path(args.creds, args.party)),
         device_registry=None if args.registry is None else str(args.registry), state_dir=args.state_dir,
         decision_rule=_edge_rule(args), peer_registry=registry if args.chain is not None else None, **_edge_trust(args),
+        ids_flags_dir=args.ids_flags,
     )
 
 
@@ -262,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument(
         "--trust-t", type=int, default=None,
         help="with --trust-config: the consortium's t; the node then adopts a round it missed when t of the edge accounts in CREDS/chain-accounts.json signed it (catch-up; default: no catch-up)",
+    )
+    edge.add_argument(
+        "--ids-flags", default=None, metavar="DIR",
+        help="with --trust-config: the folder where this gateway's detector writes its counts per round (round-<r>.json, `ppbfl ids detect --flags-json`); the node signs them as its IDS report when asked (default: it reports none)",
     )
     edge.add_argument("--state-dir", default=None, help="folder where the node keeps its setup, PRZS keys and spent counters (encrypted under its TLS key): restarted with the same folder it rejoins without a new setup of the tier")
     edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: sqlite:///CREDS/<party>.trust.db, so a restarted node keeps its rounds; sqlite:// keeps it in memory)")

@@ -57,7 +57,7 @@ def test_recovery_refuses_what_the_contract_refuses_and_binds_every_field():
                   (KIND_SCALARS, CONTRACT, 2, 7, digest), (KIND_SCALARS, CONTRACT, 1, 8, digest),
                   (KIND_SCALARS, CONTRACT, 1, 7, keccak(b"other"))):
         assert recover_signer(genuine, *other) not in (None, KEY.address)
-    for field, args in (("kind", (5, CONTRACT, 1, 7, digest)), ("round", (1, CONTRACT, 1, 0, digest)),
+    for field, args in (("kind", (6, CONTRACT, 1, 7, digest)), ("round", (1, CONTRACT, 1, 0, digest)),
                         ("digest", (1, CONTRACT, 1, 7, b"short")), ("contract", (1, "nope", 1, 7, digest))):
         with pytest.raises(ChainValueError, match=field):
             attestation_hash(*args)

@@ -10,6 +10,7 @@ import numpy as np
 from ppbfl.cli import main
 from ppbfl.ids.detector import Detector
 from ppbfl.ids.generator import FEATURES
+from ppbfl.ids.reputation import read_flags
 
 
 def test_train_then_detect(tmp_path, capsys):
@@ -23,7 +24,9 @@ def test_train_then_detect(tmp_path, capsys):
     assert "| LSTM, secure FL (ppbfl_secure) |" in (out / "README.md").read_text()
     capsys.readouterr()
 
-    assert main(["ids", "detect", str(out / "stream_sample.csv"), "--model", str(out / "detector.pt"), "--stride", "4"]) == 0
+    flags = tmp_path / "round-1.json"  # what `ppbfl edge --ids-flags DIR` signs as its IDS report of round 1
+    assert main(["ids", "detect", str(out / "stream_sample.csv"), "--model", str(out / "detector.pt"), "--stride", "4",
+                 "--flags-json", str(flags)]) == 0
     printed = capsys.readouterr().out.splitlines()
     alerts = [line for line in printed if line.startswith("ALERT")]
     summary = {m.group(1): (int(m.group(2)), int(m.group(3))) for line in printed if (m := re.match(r"device (\S+): (\d+) of (\d+)", line))}
@@ -36,6 +39,7 @@ def test_train_then_detect(tmp_path, capsys):
         pred = det.classify(np.stack([series[s : s + det.window] for s in starts]))
         assert (flagged, seen) == (int(np.sum(pred != 0)), len(starts))
     assert len(alerts) == sum(f for f, _ in summary.values())
+    assert read_flags(flags) == {int(device): flagged for device, (flagged, _) in summary.items()}
 
 
 def test_detect_reports_a_bad_stream_and_a_bad_model(tmp_path, capsys):

@@ -233,8 +233,8 @@ def test_anyone_can_check_the_store_against_the_agreed_decisions(rounds) -> None
 
 
 def test_agreed_update_refuses_evidence_no_edge_node_sees(rounds) -> None:
-    """PoW refusals and IDS flags are the coordinator's claims: with a ledger the keeper refuses
-    them (typed, nothing stored); a node asked for a round it took no part in, or a witness fed an
+    """PoW refusals and bare IDS flags are the coordinator's claims: with a ledger the keeper refuses
+    them (typed, nothing stored; IDS flags enter as signed reports, tests/test_trust_ids_flags.py); a node asked for a round it took no part in, or a witness fed an
     old round or an unregistered device, refuses with a typed error."""
     ledger, federation, keeper, _, results, *_ = rounds
     for kwargs in ({"ids_flags": {0: 1}}, {"pow_failures": [0]}):

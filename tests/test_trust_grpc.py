@@ -72,7 +72,7 @@ def grpc_round(tmp_path_factory):
     keeper's commit is first tried with edge-2's and edge-3's signatures over words a relay lifted.
     Yields (deployment, ledger, keeper, result, folder, relay, the signatures committed, the refused try's error, federation)."""
     folder = tmp_path_factory.mktemp("trust-grpc")
-    with GrpcDeployment(T, N, D, trust_config=CONFIG, trust_devices=M, trust_dir=folder) as deployment, \
+    with GrpcDeployment(T, N, D, trust_config=CONFIG, trust_devices=M, trust_dir=folder, ids_flags_dir=folder / "flags") as deployment, \
             open_ledger("embedded", T, N, devices=M, edge_accounts=deployment.edge_accounts, trust=initial_trust(CONFIG)) as ledger:
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), ledger=ledger, timeout=20.0)
         coordinator.setup()
@@ -286,3 +286,27 @@ def test_ppbfl_edge_trust_options_give_the_node_its_own_witness(tmp_path) -> Non
     assert sorted(node.trust_witness.states) == list(range(M)) and (tmp_path / "edge-1.db").exists()
     node.trust_witness.store.close()
 
+
+
+def test_edge_processes_sign_their_gateways_ids_counts_and_vote_with_the_relayed_reports(grpc_round) -> None:
+    """Round 4 (after the tests above): each process signs its gateway's counts
+    (``ids_flags_dir/edge-j/round-4.json``) when the relay asks over gRPC, the relay carries the
+    three reports in every trust query, and the processes that took part (edge-1, edge-3: the
+    round-5 query above moved edge-2 past round 4) sign the same flags for device 0."""
+    from ppbfl.ids.reputation import write_flags
+    from ppbfl.trust.reputation import Evidence, update
+
+    _, ledger, keeper, _, folder, _, _, _, federation = grpc_round
+    for j in range(1, N + 1):
+        (folder / "flags" / edge_party(j)).mkdir(parents=True, exist_ok=True)
+        write_flags(folder / "flags" / edge_party(j) / "round-4.json", {0: 2})
+    reports = [voter.ids_report(4, ledger.context) for voter in keeper.voters]
+    assert [x.sensor for x in reports] == [ledger.edge_accounts[j] for j in range(1, N + 1)]
+    updates, reference = synthetic_round(M, D, {SIGN_FLIPPER}, seed=4)
+    federation.run_round(4, updates, reference, ids_reports=reports)
+    assert len(keeper.signatures[4]) == T and ledger.contract.round_state(4).anchor == keeper.store.root(4)  # edge-1, edge-3
+    with pytest.raises(RemoteError, match="signed no decisions"):  # edge-2 is past round 4 (the round-5 query above)
+        keeper.voters[1].trust_vote(4, ledger.context, ledger.commitments(4), ids_reports=reports)
+    for x in keeper.store.records(4):
+        assert x.evidence.ids_flags == (2 if x.device == 0 else 0)
+        assert x.after == update(x.before, Evidence(x.evidence.reason, False, x.evidence.ids_flags), CONFIG)

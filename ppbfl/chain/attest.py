@@ -8,7 +8,9 @@ signs what it agrees to, for one contract, chain and round:
 
 ``kind`` 1 = scalars (``digest`` = keccak256 of the packed scalars,
 :meth:`~ppbfl.chain.rounds.RoundsContract.pack_scalars`), 2 = decisions (keccak256 of the packed
-decisions), 3 = the node's aggregate-share Merkle root. A signature is 65 bytes ``r || s || v``
+decisions), 3 = the node's aggregate-share Merkle root, 4 = a trust vote; 5 = an IDS report
+(:mod:`ppbfl.trust.ids_reports`: checked by the edge nodes, never by the contract, which recovers
+only the kinds it counts, so a kind-5 signature cannot pass as a vote). A signature is 65 bytes ``r || s || v``
 with ``v`` in {27, 28} and low ``s`` (the contract refuses the malleable twin). Any relay may
 submit it; the contract counts the recovered signer if it is a registered edge node, so a relay
 can neither vote for a node nor move a signature to another kind, round, contract or chain.
@@ -32,6 +34,7 @@ from ppbfl.chain.errors import ChainValueError
 __all__ = [
     "KIND_AGGREGATE_SHARE",
     "KIND_DECISIONS",
+    "KIND_IDS_FLAGS",
     "KIND_SCALARS",
     "KIND_TRUST",
     "SIGNATURE_BYTES",
@@ -44,6 +47,7 @@ KIND_SCALARS = 1
 KIND_DECISIONS = 2
 KIND_AGGREGATE_SHARE = 3
 KIND_TRUST = 4
+KIND_IDS_FLAGS = 5
 #: r (32) || s (32) || v (1)
 SIGNATURE_BYTES = 65
 _ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1 group order
@@ -54,10 +58,10 @@ def attestation_hash(kind: int, contract: str, chain_id: int, round_: int, diges
     """The 32-byte EIP-191 hash an edge node signs for ``(kind, contract, chain_id, round_, digest)``.
 
     Raises:
-        ChainValueError: a field is out of range (kind 1..4, round a uint64 >= 1, digest 32 bytes).
+        ChainValueError: a field is out of range (kind 1..5, round a uint64 >= 1, digest 32 bytes).
     """
-    if kind not in (KIND_SCALARS, KIND_DECISIONS, KIND_AGGREGATE_SHARE, KIND_TRUST):
-        raise ChainValueError("kind", f"{kind!r} is not 1 (scalars), 2 (decisions), 3 (aggregate share) or 4 (trust)")
+    if kind not in (KIND_SCALARS, KIND_DECISIONS, KIND_AGGREGATE_SHARE, KIND_TRUST, KIND_IDS_FLAGS):
+        raise ChainValueError("kind", f"{kind!r} is not 1 (scalars), 2 (decisions), 3 (aggregate share), 4 (trust) or 5 (IDS report)")
     if isinstance(round_, bool) or not isinstance(round_, int) or not 0 < round_ < 1 << 64:
         raise ChainValueError("round", f"{round_!r} is not a uint64 round number >= 1")
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 <= chain_id < 1 << 256:

@@ -18,7 +18,7 @@ every figure comes from the protocol itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal, Self
 
@@ -36,6 +36,7 @@ from ppbfl.protocol.round import Coordinator, RoundResult
 
 if TYPE_CHECKING:
     from ppbfl.trust.config import TrustConfig
+    from ppbfl.trust.ids_reports import IdsReport
     from ppbfl.trust.keeper import TrustKeeper
 
 __all__ = ["DeviceFactory", "Federation", "SecureCosineFilter", "operator_rule"]
@@ -175,6 +176,7 @@ class Federation:
     def run_round(
         self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
         trust: Mapping[int, float] | None = None, model_hash: bytes = ZERO_HASH, ids_flags: Mapping[int, int] | None = None,
+        ids_reports: Sequence[IdsReport] = (),
     ) -> RoundResult:
         """One round: every device with an entry in ``updates`` (float (d,)) takes part with it.
 
@@ -183,7 +185,9 @@ class Federation:
         seconds of the devices' phase) and ``share`` / ``commit`` / ``upload`` (device-seconds,
         summed over devices), and ``trust`` (the trust keeper's step) with a keeper.
         ``ids_flags``: device -> this round's anomaly flags from the intrusion detector
-        (:func:`ppbfl.ids.reputation.ids_flags`), evidence for the trust keeper.
+        (:func:`ppbfl.ids.reputation.ids_flags`), evidence for an off-chain trust keeper;
+        ``ids_reports``: the edge nodes' signed reports of them, the only IDS evidence a keeper
+        with a chain takes (:mod:`ppbfl.trust.ids_reports`).
 
         Raises:
             NotEnoughEdgeNodesError, RoundFailedError: as :meth:`Coordinator.finish_round`.
@@ -227,7 +231,7 @@ class Federation:
         }
         if self.trust is not None:
             tick = time.perf_counter()
-            self.trust.after_round(result, ids_flags=ids_flags)
+            self.trust.after_round(result, ids_flags=ids_flags, ids_reports=ids_reports)
             result.timings["trust"] = time.perf_counter() - tick
         return result
 

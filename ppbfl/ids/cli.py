@@ -62,6 +62,10 @@ def _detect(args: argparse.Namespace) -> int:
         return 2
     for device in sorted(stream.seen):
         print(f"device {device}: {stream.flagged.get(device, 0)} of {stream.seen[device]} windows flagged")
+    if args.flags_json is not None:
+        from ppbfl.ids.reputation import write_flags
+
+        write_flags(args.flags_json, {device: stream.flagged.get(device, 0) for device in stream.seen})
     return 0
 
 
@@ -86,4 +90,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     detect.add_argument("csv", help="CSV file, or - for standard input")
     detect.add_argument("--model", default="reports/ids/detector.pt", help="saved detector (default reports/ids/detector.pt)")
     detect.add_argument("--stride", type=int, default=1, help="classify every STRIDE-th record per device (default 1)")
+    detect.add_argument(
+        "--flags-json", default=None,
+        help="also write the per-device flagged-window counts as JSON {device: count} (what `ppbfl edge --ids-flags DIR` signs from DIR/round-<r>.json)",
+    )
     detect.set_defaults(run=_detect)

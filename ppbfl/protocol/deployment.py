@@ -71,7 +71,7 @@ def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
     decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None, chain: str | None = None, contract: str | None = None,
-    trust_signers: dict | None = None,
+    trust_signers: dict | None = None, ids_flags_dir: str | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -92,7 +92,9 @@ def make_edge_node(
     rule (None: it takes the setup's). ``peer_registry``: who holds the devices' certificates, in
     place of the manifest (``ppbfl edge --chain``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`);
     ``chain``, ``contract``: a JSON-RPC URL and a ``PPBFLRounds`` address, the same from a handler
-    argument (:class:`GrpcDeployment` with a ledger).
+    argument (:class:`GrpcDeployment` with a ledger). ``ids_flags_dir``: the folder where the
+    node's gateway writes its detector's counts per round (``round-<r>.json``,
+    :class:`~ppbfl.ids.reputation.FlagsFolder`): the node's signed IDS report (needs ``trust_config``).
     These come from the node's operator, never from the coordinator whose word the signatures replace.
 
     Raises:
@@ -115,6 +117,12 @@ def make_edge_node(
     node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir, decision_rule=rule)
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store, trust_signers)
+    if ids_flags_dir is not None:
+        if trust_config is None:
+            raise ConfigError("ids_flags_dir", "IDS reports are part of the trust update: give trust_config too")
+        from ppbfl.ids.reputation import FlagsFolder
+
+        node.ids_source = FlagsFolder(Path(ids_flags_dir))
     return node
 
 
@@ -305,6 +313,9 @@ class GrpcDeployment(Deployment):
             folder; kept after :meth:`close`, so a restarted node resumes); None: in memory.
         decision_rule: every edge process's operator-configured rule (:func:`make_edge_node`); None:
             the nodes take the coordinator's.
+        ids_flags_dir: node ``j`` signs, as its IDS report of round ``r``, the counts in
+            ``ids_flags_dir/edge-j/round-<r>.json`` (its gateway's detector's, ``ppbfl edge
+            --ids-flags``; needs ``trust_config``); None: the nodes report none.
         ledger: a :class:`~ppbfl.protocol.ledger.ChainLedger` whose edge nodes are not registered
             yet, on a chain the processes can reach (anvil or a JSON-RPC URL; the embedded chain
             lives in this process only). The deployment then registers its edge nodes (chain
@@ -325,7 +336,7 @@ class GrpcDeployment(Deployment):
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None,
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
         trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
-        decision_rule: DecisionRule | None = None, ledger: ChainLedger | None = None,
+        decision_rule: DecisionRule | None = None, ledger: ChainLedger | None = None, ids_flags_dir: str | Path | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         on_chain = [] if ledger is None else ["--chain", _chain_url(ledger), "--contract", ledger.address]
@@ -363,6 +374,7 @@ class GrpcDeployment(Deployment):
                             "chain_key": str(chain_key_path(self.workdir, edge_party(j))),
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
                             **({"trust_signers": {"accounts": sorted(self._edge_accounts.values()), "t": t}} if trust_config is not None else {}),
+                            **({"ids_flags_dir": str(Path(ids_flags_dir) / edge_party(j))} if ids_flags_dir is not None else {}),
                             "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
                             **({"chain": on_chain[1], "contract": on_chain[3]} if ledger is not None and signed_uploads else {}),
                         },

@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.errors import AggregateRangeError
 from ppbfl.defense.rule import DecisionRule
 from ppbfl.defense.submission import codec_for_length
+from ppbfl.errors import ConfigError
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
 from ppbfl.field.fixed_point import FixedPointCodec
@@ -48,7 +49,7 @@ from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.chain_registry import ChainRegistry
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
-from ppbfl.protocol.errors import PeerAuthError, RequestNotAgreedError
+from ppbfl.protocol.errors import MessageError, PeerAuthError, RequestNotAgreedError
 from ppbfl.protocol.flame_decision import (
     FLAME_SPACES,
     GlobalModelError,
@@ -69,6 +70,8 @@ from ppbfl.protocol.messages import (
     FlameAggregateRequest,
     GramRequest,
     GramShares,
+    IdsReportQuery,
+    IdsReportReply,
     NormShares,
     ProofUpload,
     PRZSDeliver,
@@ -92,6 +95,7 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
+from ppbfl.trust.ids_reports import IdsReport, report_from_bytes, report_to_bytes, sign_report
 
 if TYPE_CHECKING:
     from ppbfl.chain.rounds import RoundsContract
@@ -207,6 +211,10 @@ class EdgeNode:
         self._save_lock = threading.Lock()
         self.trust_witness: TrustWitness | None = None
         """This node's own trust computation (:meth:`trust_vote`); None: it signs no trust."""
+        self.ids_source: Callable[[int], Mapping[int, int]] | None = None
+        """Round -> device -> windows this node's own detector flagged in it
+        (:func:`ppbfl.ids.reputation.ids_flags`), set by its operator: what it signs when the
+        coordinator asks for its IDS report (:class:`IdsReportQuery`); None: it reports none."""
         self.announced_model: Callable[[int], bytes] | None = None
         """Round -> the model hash the round was opened with, read by the node itself (FLAME on
         models checks the request's against it); None: from the chain when :attr:`registry` is a
@@ -330,6 +338,7 @@ class EdgeNode:
             FlameAggregateRequest: self._flame_aggregate,
             TrustQuery: self._trust_query,
             TrustCatchUp: self._trust_catch_up,
+            IdsReportQuery: self._ids_report_query,
             AggregateRecall: self._recall,
         }
         handler = handlers.get(type(message))
@@ -841,15 +850,37 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"no aggregate reply of round {envelope.round} kept (rounds {sorted(self._kept)})")
         return kept[2]
 
-    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
+    def ids_report(self, round: int, context: ChainContext, flags: Mapping[int, int]) -> IdsReport:
+        """This node's signed IDS report of ``round`` for ``context``: ``flags`` = device -> windows
+        its own detector flagged (:func:`ppbfl.ids.reputation.ids_flags`), signed with its chain key
+        (kind 5, :mod:`ppbfl.trust.ids_reports`) over its witness's registered devices. The witness
+        keeps it: the node's trust vote of ``round`` then requires it among the relayed reports.
+        Asked again with the same flags, the same report.
+
+        Raises:
+            OutOfPhaseError: no trust witness, or another report of ``round`` already signed;
+            IdsReportError: a device or count out of range.
+        """
+        witness = self.trust_witness
+        if witness is None:
+            raise OutOfPhaseError(self.name, "no trust witness: this node reports no IDS flags")
+        report = sign_report(self._chain_key, context, round, len(witness.states), flags)
+        kept = witness.reported.setdefault(round, report)
+        if kept != report:
+            raise OutOfPhaseError(self.name, f"round {round}: another IDS report of this round is signed already (one per round)")
+        return report
+
+    def trust_vote(
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, ids_reports: Sequence[IdsReport] = (),
+    ) -> tuple[TrustVote, bytes]:
         """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
-        this node signed in the round; ``commitments``: device -> its commitment on chain; a round
-        the witness already stored is answered from its store) and its kind-4 signature of it for
-        ``context``.
+        this node signed in the round and the edge nodes' signed ``ids_reports`` of it;
+        ``commitments``: device -> its commitment on chain; a round the witness already stored is
+        answered from its store) and its kind-4 signature of it for ``context``.
 
         Raises:
             OutOfPhaseError: no trust witness, or the node signed no decisions in ``round`` (or no
-                longer holds them); ConfigError: as :meth:`TrustWitness.vote`.
+                longer holds them); ConfigError: as :meth:`TrustWitness.vote` (reports refused included).
         """
         if self.trust_witness is None:
             raise OutOfPhaseError(self.name, "no trust witness: this node signs no trust")
@@ -863,7 +894,7 @@ class EdgeNode:
                 decided = kept[2].decided()
             if decided is None:
                 raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
-            vote = self.trust_witness.vote(round, decided, commitments)
+            vote = self.trust_witness.vote(round, decided, commitments, ids_reports=ids_reports, context=context)
         return vote, vote.sign(self._chain_key, context, round)
 
     def _trust_query(self, envelope: Envelope, message: TrustQuery) -> Message:
@@ -880,8 +911,20 @@ class EdgeNode:
         if witness is not None and witness.stored_vote(envelope.round) is None and witness.behind(message.previous):
             return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
         context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
-        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)))
+        try:
+            reports = [report_from_bytes(data) for data in message.ids_reports]
+        except ConfigError as error:
+            raise MessageError(envelope.sender, "ids_reports", str(error)) from None
+        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)), ids_reports=reports)
         return TrustVoteReply(vote.root, list(vote.slots), [w.to_bytes(32, "big") for w in vote.words], signature)
+
+    def _ids_report_query(self, envelope: Envelope, message: IdsReportQuery) -> Message:
+        """:meth:`ids_report` of the envelope's round with this node's own detector's counts (:attr:`ids_source`)."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "IDS report query")
+        if self.ids_source is None:
+            raise OutOfPhaseError(self.name, "no IDS source: this node reports no IDS flags")
+        context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
+        return IdsReportReply(report_to_bytes(self.ids_report(envelope.round, context, self.ids_source(envelope.round))))
 
     def _trust_catch_up(self, envelope: Envelope, message: TrustCatchUp) -> Message:
         """Adopt the envelope's round's anchored trust records (:meth:`TrustWitness.adopt`: checked

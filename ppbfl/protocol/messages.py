@@ -75,6 +75,9 @@ __all__ = [
     "SetupEdge",
     "TripleRequest",
     "TripleShares",
+    "IDS_REPORT_MAX_BYTES",
+    "IdsReportQuery",
+    "IdsReportReply",
     "TrustBehind",
     "TrustCatchUp",
     "TrustQuery",
@@ -101,6 +104,8 @@ MAX_SEALED_KEYS = 1 << 17
 """Most sealed keys in one message (a node in at most 4096 sets of at most 31 members)."""
 MAX_DEVICES = 1 << 16
 """Most devices a round lists."""
+IDS_REPORT_MAX_BYTES = 101 + 6 * MAX_DEVICES
+"""Largest encoded IDS report (:func:`ppbfl.trust.ids_reports.report_to_bytes`): one pair per device."""
 LANES = 16
 """Q1.15 trust scores per on-chain storage word (:class:`ppbfl.chain.votes.TrustVote`)."""
 
@@ -536,7 +541,7 @@ class TrustQuery(Message):
     """
 
     KIND: ClassVar[str] = "trust_query"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     chain_contract: Annotated[bytes, Bytes(length=20)]
     chain_id: Word
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES)]
@@ -544,6 +549,34 @@ class TrustQuery(Message):
     previous: Word = 0
     """The latest round before this one whose trust the chain anchored (0: none): a node whose
     own latest trust round is earlier answers :class:`TrustBehind` instead of voting."""
+    ids_reports: Annotated[list[bytes], ListOf(Bytes(max_len=IDS_REPORT_MAX_BYTES), max_len=MAX_EDGE_LIST)] = dataclasses.field(
+        default_factory=list,
+    )
+    """The edge nodes' signed IDS reports of the round (:func:`ppbfl.trust.ids_reports.report_to_bytes`),
+    relayed: the node checks each against its registered edge accounts and combines them itself."""
+
+
+@register
+@dataclass(frozen=True)
+class IdsReportQuery(Message):
+    """Coordinator -> edge node: sign your own IDS report of the envelope's round for the chain
+    ``chain_contract`` (20 bytes) / ``chain_id``; the counts come from the node's own detector
+    (:attr:`ppbfl.protocol.edge_node.EdgeNode.ids_source`), never from the query."""
+
+    KIND: ClassVar[str] = "ids_report_query"
+    VERSION: ClassVar[int] = 1
+    chain_contract: Annotated[bytes, Bytes(length=20)]
+    chain_id: Word
+
+
+@register
+@dataclass(frozen=True)
+class IdsReportReply(Message):
+    """Edge node -> coordinator: its signed IDS ``report`` of the round (:func:`ppbfl.trust.ids_reports.report_to_bytes`)."""
+
+    KIND: ClassVar[str] = "ids_report_reply"
+    VERSION: ClassVar[int] = 1
+    report: Annotated[bytes, Bytes(max_len=IDS_REPORT_MAX_BYTES)]
 
 
 @register

@@ -16,11 +16,22 @@ from eth_utils import to_canonical_address
 
 from ppbfl.chain.errors import ChainValueError
 from ppbfl.chain.votes import ChainContext, TrustVote
+from ppbfl.errors import ConfigError
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.errors import MessageError, PeerAuthError
-from ppbfl.protocol.messages import LANES, Ack, TrustBehind, TrustCatchUp, TrustQuery, TrustVoteReply
+from ppbfl.protocol.messages import (
+    LANES,
+    Ack,
+    IdsReportQuery,
+    IdsReportReply,
+    TrustBehind,
+    TrustCatchUp,
+    TrustQuery,
+    TrustVoteReply,
+)
 from ppbfl.protocol.transport import Transport
 from ppbfl.trust.catchup import records_to_rows
+from ppbfl.trust.ids_reports import IdsReport, IdsReportError, IdsSensors, report_from_bytes, report_to_bytes
 from ppbfl.trust.record import TrustRecord
 
 MissedRound = Callable[[int], "tuple[Sequence[TrustRecord], Sequence[bytes]] | None"]
@@ -39,11 +50,13 @@ class RemoteTrustVoter:
 
     def trust_vote(
         self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, previous: int = 0, missed: MissedRound | None = None,
+        ids_reports: Sequence[IdsReport] = (),
     ) -> tuple[TrustVote, bytes]:
         """The node's trust update of ``round`` (``commitments``: device -> its commitment on chain)
         and its kind-4 signature for ``context``, checked. ``previous``: the latest round before
         ``round`` whose trust the chain anchored; a node behind it is sent the rounds ``missed``
-        gives (see the module docstring) and asked again.
+        gives (see the module docstring) and asked again. ``ids_reports``: the edge nodes' signed
+        IDS reports of the round, relayed in the query (the node checks and combines them).
 
         Raises:
             PeerUnavailableError, RemoteError: the node did not answer or refused (e.g. it took no
@@ -54,7 +67,10 @@ class RemoteTrustVoter:
                 words for ``round``.
         """
         devices = sorted(commitments)
-        query = TrustQuery(to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices], previous)
+        query = TrustQuery(
+            to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices], previous,
+            [report_to_bytes(x) for x in ids_reports],
+        )
         reply = self.transport.call(self.party, query, round=round, timeout=self.timeout).message
         if isinstance(reply, TrustBehind) and missed is not None and reply.last < previous:
             self.relay_rounds(context, range(reply.last + 1, previous + 1), missed)
@@ -74,6 +90,32 @@ class RemoteTrustVoter:
         if not signed:
             raise PeerAuthError(self.party, f"round {round}: the trust vote's signature is not by its registered account {self.account}")
         return vote, reply.signature
+
+    def ids_report(self, round: int, context: ChainContext) -> IdsReport:
+        """The node's own signed IDS report of ``round`` for ``context`` (its detector's counts:
+        :attr:`~ppbfl.protocol.edge_node.EdgeNode.ids_source`), checked: by the node's registered
+        account, well-formed for this voter's ``devices``.
+
+        Raises:
+            PeerUnavailableError, RemoteError: the node did not answer or refused (no IDS source,
+                another report of the round signed already); MessageError: the reply is not an
+                :class:`IdsReportReply` or the report is malformed (field ``report.<field>``);
+                PeerAuthError: the report is not signed by, or not of, the node's registered account.
+        """
+        reply = self.transport.call(self.party, IdsReportQuery(to_canonical_address(context.contract), context.chain_id), round=round,
+                                    timeout=self.timeout).message
+        if not isinstance(reply, IdsReportReply):
+            raise MessageError(self.party, "kind", f"{type(reply).__name__} in reply to an IDS report query, expected IdsReportReply")
+        try:
+            report = report_from_bytes(reply.report)
+            IdsSensors(frozenset({self.account.lower()}), 0, 1).check(report, context, round, self.devices)
+        except IdsReportError as error:
+            if error.field in ("sensor", "signature"):
+                raise PeerAuthError(self.party, f"round {round}: the IDS report is not signed by its registered account {self.account}") from None
+            raise MessageError(self.party, f"report.{error.field}", str(error)) from None
+        except ConfigError as error:
+            raise MessageError(self.party, "report", str(error)) from None
+        return report
 
     def relay_rounds(self, context: ChainContext, rounds: Sequence[int], missed: MissedRound) -> None:
         """Relay every anchored round of ``rounds`` to the node as :class:`TrustCatchUp` (rounds

@@ -4,7 +4,8 @@
 * :mod:`ppbfl.trust.reputation` -- the beta-reputation update rule with forgetting and quarantine;
 * :mod:`ppbfl.trust.evidence` -- a round's public record -> per-device evidence;
 * :mod:`ppbfl.trust.step` -- one round's records and root (shared by the keeper and the edge nodes);
-* :mod:`ppbfl.trust.witness` -- an edge node's own trust states and the update it signs.
+* :mod:`ppbfl.trust.witness` -- an edge node's own trust states and the update it signs;
+* :mod:`ppbfl.trust.ids_reports` -- IDS flags as the edge nodes' signed reports, checked and combined.
 """
 
 from ppbfl.trust.config import TrustConfig, load_trust_config

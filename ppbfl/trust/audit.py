@@ -7,7 +7,9 @@ round without a decision), its ``before`` must be the device's previous ``after`
 the update rule applied to them (and the trust ``commitTrust`` wrote), and the round's leaves must
 fold to the anchored root.
 
-PoW refusals and IDS flags are not on chain: they are checked for arithmetic, not for truth.
+PoW refusals and IDS flags are not on chain: they are checked for arithmetic, not for truth (a
+round's IDS flags rest on the anchored root's t signers, each of whom checked the edge nodes'
+signed reports, :mod:`ppbfl.trust.ids_reports`).
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
 from ppbfl.protocol.trust_voter import RemoteTrustVoter
+from ppbfl.trust.catchup import TrustSigners
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.evidence import round_evidence
+from ppbfl.trust.ids_reports import IdsReport, IdsSensors, with_ids_flags
 from ppbfl.trust.record import TrustRecord
 from ppbfl.trust.reputation import TRUST_ONE, DeviceTrust, initial_state
 from ppbfl.trust.step import agreed_evidence, round_records
@@ -45,8 +47,10 @@ class TrustVoter(Protocol):
     (:meth:`~ppbfl.protocol.edge_node.EdgeNode.trust_vote`) or through the coordinator's transport
     (:class:`~ppbfl.protocol.trust_voter.RemoteTrustVoter`)."""
 
-    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
-        """The node's own update of ``round`` and its kind-4 signature."""
+    def trust_vote(
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, ids_reports: Sequence[IdsReport] = (),
+    ) -> tuple[TrustVote, bytes]:
+        """The node's own update of ``round`` (with the edge nodes' signed ``ids_reports``) and its kind-4 signature."""
         ...
 
 
@@ -77,7 +81,8 @@ class TrustKeeper:
         voters: with a ledger, the edge nodes whose signatures commit the update (in-process
             :class:`~ppbfl.protocol.edge_node.EdgeNode` or
             :class:`~ppbfl.protocol.trust_voter.RemoteTrustVoter`; in-process nodes without a :class:`~ppbfl.trust.witness.TrustWitness` get a fresh one, from the
-            model's initial state: a node's states are its own, never the keeper's store).
+            model's initial state and the ledger's registered edge accounts and t, against which
+            it checks relayed IDS reports: a node's states are its own, never the keeper's store).
     """
 
     def __init__(self, devices: Collection[int], config: TrustConfig | None = None, *, store: TrustStore | None = None,
@@ -95,9 +100,11 @@ class TrustKeeper:
         self.signatures: dict[int, tuple[bytes, ...]] = {}
         """Round -> the kind-4 signatures its ``commitTrust`` took (this keeper's rounds; relayed
         to a node process that missed the round)."""
+        self._made: list[TrustWitness] = []  # the in-process witnesses made here (their signers: the ledger's edge accounts)
         for voter in self.voters:  # an in-process node without its own witness (a remote node brings its own)
             if isinstance(voter, EdgeNode) and voter.trust_witness is None:
-                voter.trust_witness = TrustWitness(self.states, self.config)
+                voter.trust_witness = TrustWitness(self.states, self.config, signers=self._signers())
+                self._made.append(voter.trust_witness)
         if ledger is not None:
             ledger.contract.set_pow_range(self.config.pow_min_bits, self.config.pow_max_bits, self.config.q15(self.config.pow_full_trust))
 
@@ -116,43 +123,54 @@ class TrustKeeper:
 
     def after_round(
         self, result: RoundResult, *, pow_failures: Collection[int] = (), ids_flags: Mapping[int, int] | None = None,
+        ids_reports: Sequence[IdsReport] = (),
     ) -> RoundTrust:
         """Update, store and (with a ledger) anchor round ``result.round``.
 
         ``pow_failures``: devices whose stamp the contract refused (also taken from ``result.missing``
         reasons naming ``BadPow``); ``ids_flags``: device -> anomaly flags from the IDS. With a
         ledger neither is used: the agreed update holds only what every edge node sees (a refused
-        stamp leaves the device without an upload: missing), so explicit ones are refused.
+        stamp leaves the device without an upload: missing), so explicit ones are refused. IDS
+        flags enter it as ``ids_reports``: the edge nodes' signed reports of the round
+        (:mod:`ppbfl.trust.ids_reports`), checked and combined here and by every voter.
 
         Raises:
             ConfigError: as :func:`~ppbfl.trust.evidence.round_evidence`, or ``pow_failures`` /
-                ``ids_flags`` given with a ledger; TrustStoreError: the round is already stored;
+                ``ids_flags`` given with a ledger, or ``ids_reports`` without one;
+            IdsReportError, ConfigError(``ids_reports``): a report refused, or too few (nothing
+                stored); TrustStoreError: the round is already stored;
             ChainRevertError: the contract refused the commitment (``TrustNotAgreed``: fewer than
                 t edge nodes signed these root and words).
         """
         decided = dict(zip(result.devices, result.decision.decisions))
         if self.ledger is None:
+            if ids_reports:
+                raise ConfigError("ids_reports", "signed IDS reports are checked against the chain's edge accounts: the keeper has no ledger")
             refused = set(pow_failures) | {i for i, why in result.missing.items() if "BadPow" in why}
             evidence = round_evidence(result, pow_failures=refused, ids_flags=ids_flags)
             commitments: dict[int, bytes] = {}
         else:
             if pow_failures or any(ids_flags.values() if ids_flags else ()):
                 raise ConfigError("ids_flags", "PoW refusals and IDS flags are no edge node's observation: not part of the agreed update")
-            evidence = agreed_evidence(self.states, decided)
+            evidence = with_ids_flags(agreed_evidence(self.states, decided), self._ids_flags(result.round, ids_reports))
             commitments = self.ledger.commitments(result.round, self.states)
         records = round_records(result.round, self.states, evidence, decided, commitments, self.config)
         self.states.update({x.device: x.after for x in records})
         root = self.store.add_round(result.round, records)
         gas = 0
         if self.ledger is not None:
-            gas = self.commit(result.round, root, records, commitments)
+            gas = self.commit(result.round, root, records, commitments, ids_reports=ids_reports)
         self.last = RoundTrust(result.round, root, tuple(records), self.quarantined, gas)
         return self.last
 
-    def commit(self, round: int, root: bytes, records: Sequence[TrustRecord], commitments: Mapping[int, bytes]) -> int:
+    def commit(
+        self, round: int, root: bytes, records: Sequence[TrustRecord], commitments: Mapping[int, bytes], *,
+        ids_reports: Sequence[IdsReport] = (),
+    ) -> int:
         """Relay ``commitTrust`` of ``round``'s ``root`` and trust words with the signatures of the
         voters whose own update is exactly these (a voter that refuses with a typed error, e.g. a
-        node that took no part in the round, is left out); returns its gas. An in-process node whose
+        node that took no part in the round, is left out); returns its gas. ``ids_reports``: the
+        round's signed IDS reports, relayed to every voter. An in-process node whose
         witness missed anchored rounds first adopts them from this keeper's store, checked against
         the chain (:meth:`~ppbfl.trust.witness.TrustWitness.catch_up`); an edge process behind the
         latest anchored round is relayed the rounds it missed with the signatures this keeper
@@ -168,6 +186,7 @@ class TrustKeeper:
         mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
         signatures = []
         previous = self._previous_anchored(self.ledger.contract, round)
+        reports = {"ids_reports": ids_reports} if ids_reports else {}  # a voter asked without reports keeps its 3-argument call
         for k, voter in enumerate(self.voters):
             try:
                 witness = getattr(voter, "trust_witness", None)
@@ -175,9 +194,9 @@ class TrustKeeper:
                     witness.catch_up(round, self.ledger.contract, self.store.records, repair=k in self._disagreed)
                 if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
                     self._relay_disagreed(k, voter)
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed, **reports)
                 else:
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, **reports)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue
             if vote == mine:
@@ -188,6 +207,22 @@ class TrustKeeper:
         gas = self.ledger.contract.commit_trust(round, mine.root, mine.slots, mine.words, signatures)
         self.signatures[round] = tuple(signatures)
         return gas
+
+    def _signers(self) -> TrustSigners | None:
+        """The ledger's registered edge accounts and t (None: no ledger, or fewer than t registered yet)."""
+        ledger = self.ledger
+        return None if ledger is None or len(ledger.edge_accounts) < ledger.t else TrustSigners.of(ledger.edge_accounts.values(), ledger.t)
+
+    def _ids_flags(self, round: int, reports: Sequence[IdsReport]) -> dict[int, int]:
+        """The agreed IDS flags of ``round`` from the signed ``reports`` (none: none), checked as every voter checks them."""
+        if not reports:
+            return {}
+        signers = self._signers()
+        if signers is None or self.ledger is None:
+            raise ConfigError("ids_reports", "the ledger registers fewer than t edge accounts: reports cannot be checked")
+        for witness in self._made:  # edge accounts registered after this keeper was made (at the deployment's setup)
+            witness.signers = witness.signers or signers
+        return IdsSensors.of(signers).combine(reports, self.ledger.context, round, len(self.states))
 
     def _relay_disagreed(self, k: int, voter: RemoteTrustVoter) -> None:
         """Relay to edge process ``k`` the round its latest vote disagreed on (it replaces its own

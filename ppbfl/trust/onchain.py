@@ -19,7 +19,7 @@ report the chain's record, not the keeper's word.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +33,7 @@ from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount
 from ppbfl.protocol.round import Coordinator, RoundResult
 from ppbfl.trust.config import TrustConfig
+from ppbfl.trust.ids_reports import IdsReport
 from ppbfl.trust.keeper import RoundTrust, TrustKeeper
 from ppbfl.trust.reputation import initial_trust
 
@@ -72,8 +73,10 @@ class ChainedFederation(Federation):
     def run_round(
         self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
         trust: Mapping[int, float] | None = None, model_hash: bytes = ZERO_HASH, ids_flags: Mapping[int, int] | None = None,
+        ids_reports: Sequence[IdsReport] = (),
     ) -> RoundResult:
-        """:meth:`Federation.run_round` after each device read its difficulty from the chain.
+        """:meth:`Federation.run_round` after each device read its difficulty from the chain;
+        ``ids_reports``: the edge nodes' signed IDS reports of the round (``node.ids_report``).
 
         Raises:
             ConfigError: ``trust`` given (the chain's agreed trust weights every round).
@@ -84,7 +87,7 @@ class ChainedFederation(Federation):
             board = device.board
             if isinstance(board, DeviceChainAccount):
                 board.pow_bits = self.ledger.contract.device(board.account)[2]
-        return super().run_round(round, updates, reference, model_hash=model_hash, ids_flags=ids_flags)
+        return super().run_round(round, updates, reference, model_hash=model_hash, ids_flags=ids_flags, ids_reports=ids_reports)
 
     def close(self) -> None:
         """Close the federation, the keeper's store and the embedded chain."""

@@ -23,6 +23,11 @@ with the ``t`` kind-4 signatures ``commitTrust`` took, checked against the regis
 accounts its operator gave it (:class:`~ppbfl.trust.catchup.TrustSigners`), and the same rule
 checks. A relayed round that differs from one the node stored (it voted from stale states)
 replaces it and every later one: the node is repaired, and its later rounds come again.
+
+IDS flags enter a vote only as the edge nodes' signed reports (:mod:`ppbfl.trust.ids_reports`),
+checked against the same registered accounts and t (:attr:`TrustWitness.signers`) and combined
+by the rule every node computes; a node that signed a report of its own (:attr:`TrustWitness.reported`)
+refuses a set without it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ppbfl.errors import ConfigError
 from ppbfl.trust.audit import audit_records
 from ppbfl.trust.catchup import TrustSigners, records_from_rows
 from ppbfl.trust.config import TrustConfig
+from ppbfl.trust.ids_reports import IdsReport, IdsSensors, with_ids_flags
 from ppbfl.trust.record import TrustRecord, record_leaves
 from ppbfl.trust.reputation import DeviceTrust, initial_state
 from ppbfl.trust.step import agreed_evidence, round_records
@@ -58,6 +64,8 @@ class TrustWitness:
         self.store = TrustStore() if store is None else store
         start, stored = initial_state(config), self.store.latest_states()
         self.states: dict[int, DeviceTrust] = {i: stored.get(i, start) for i in sorted(devices)}
+        self.reported: dict[int, IdsReport] = {}
+        """Round -> the IDS report this node signed for it (its vote needs it among the relayed ones)."""
 
     @property
     def round(self) -> int:
@@ -150,23 +158,44 @@ class TrustWitness:
         """Whether anchored round ``previous`` (the relay's word) is after this witness's latest round."""
         return self.round < previous
 
-    def vote(self, round: int, decided: Mapping[int, DeviceDecision], commitments: Mapping[int, bytes]) -> TrustVote:
-        """Round ``round``'s update from ``decided`` (device -> the decision this node signed) and the
-        devices' chain ``commitments``; stored, and the states move on.
+    def vote(
+        self, round: int, decided: Mapping[int, DeviceDecision], commitments: Mapping[int, bytes], *,
+        ids_reports: Sequence[IdsReport] = (), context: ChainContext | None = None,
+    ) -> TrustVote:
+        """Round ``round``'s update from ``decided`` (device -> the decision this node signed), the
+        devices' chain ``commitments`` and the edge nodes' signed ``ids_reports`` of the round
+        (checked for ``context`` and combined, :meth:`~ppbfl.trust.ids_reports.IdsSensors.combine`);
+        stored, and the states move on.
 
         Raises:
             ConfigError: ``round`` is not after the last one voted on, or a decision names an unknown
-                device or has no reason code.
+                device or has no reason code; key ``trust_signers`` / ``context``: reports without
+                registered edge accounts or a context; IdsReportError, ConfigError(``ids_reports``):
+                a report refused, too few, or this node's own left out. Nothing is stored then.
         """
         if round <= self.round:
             raise ConfigError("round", f"{round} is not after the last trust vote's round {self.round}")
         unknown = sorted(set(decided) - set(self.states))
         if unknown:
             raise ConfigError("decided", f"devices {unknown[:8]} are not registered")
-        records = round_records(round, self.states, agreed_evidence(self.states, decided), decided, commitments, self.config)
+        flags = self._ids_flags(round, ids_reports, context)
+        evidence = with_ids_flags(agreed_evidence(self.states, decided), flags)
+        records = round_records(round, self.states, evidence, decided, commitments, self.config)
         root = self.store.add_round(round, records)
         self.states = {x.device: x.after for x in records}
+        self.reported = {r: x for r, x in self.reported.items() if r > round}
         return _vote(root, records)
+
+    def _ids_flags(self, round: int, reports: Sequence[IdsReport], context: ChainContext | None) -> dict[int, int]:
+        """The agreed IDS flags of ``round`` from the relayed ``reports`` (none and no own report: none)."""
+        own = self.reported.get(round)
+        if not reports and own is None:
+            return {}
+        if self.signers is None:
+            raise ConfigError("trust_signers", "no registered edge accounts given: IDS reports cannot be checked")
+        if context is None:
+            raise ConfigError("context", "IDS reports are checked for a contract and chain: none given")
+        return IdsSensors.of(self.signers).combine(reports, context, round, len(self.states), own=own)
 
 
 def _vote(root: bytes, records: list[TrustRecord]) -> TrustVote:
