@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -795,10 +795,13 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"no aggregate reply of round {envelope.round} kept (rounds {sorted(self._kept)})")
         return kept[2]
 
-    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
+    def trust_vote(
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], refused: Collection[int] = (),
+    ) -> tuple[TrustVote, bytes]:
         """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
-        this node signed in the round; ``commitments``: device -> its commitment on chain; a round
-        the witness already stored is answered from its store) and its kind-4 signature of it for
+        this node signed in the round; ``commitments``: device -> its commitment on chain;
+        ``refused``: the devices whose PoW stamp the chain refused in the round; a round the
+        witness already stored is answered from its store) and its kind-4 signature of it for
         ``context``.
 
         Raises:
@@ -817,7 +820,7 @@ class EdgeNode:
                 decided = kept[2].decided()
             if decided is None:
                 raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
-            vote = self.trust_witness.vote(round, decided, commitments)
+            vote = self.trust_witness.vote(round, decided, commitments, refused)
         return vote, vote.sign(self._chain_key, context, round)
 
     def _trust_query(self, envelope: Envelope, message: TrustQuery) -> Message:
@@ -834,7 +837,7 @@ class EdgeNode:
         if witness is not None and witness.stored_vote(envelope.round) is None and witness.behind(message.previous):
             return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
         context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
-        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)))
+        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)), message.refused)
         return TrustVoteReply(vote.root, list(vote.slots), [w.to_bytes(32, "big") for w in vote.words], signature)
 
     def _trust_catch_up(self, envelope: Envelope, message: TrustCatchUp) -> Message:

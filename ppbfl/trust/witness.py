@@ -150,24 +150,29 @@ class TrustWitness:
         """Whether anchored round ``previous`` (the relay's word) is after this witness's latest round."""
         return self.round < previous
 
-    def vote(self, round: int, decided: Mapping[int, DeviceDecision], commitments: Mapping[int, bytes]) -> TrustVote:
-        """Round ``round``'s update from ``decided`` (device -> the decision this node signed) and the
-        devices' chain ``commitments``; stored, and the states move on.
+    def vote(
+        self, round: int, decided: Mapping[int, DeviceDecision], commitments: Mapping[int, bytes], refused: Collection[int] = (),
+    ) -> TrustVote:
+        """Round ``round``'s update from ``decided`` (device -> the decision this node signed), the
+        devices' chain ``commitments`` and PoW ``refused`` devices (the relay's copy of the chain's
+        record: the vote covers them, and ``commitTrust`` takes it only if they are the
+        contract's); stored, and the states move on.
 
         Raises:
-            ConfigError: ``round`` is not after the last one voted on, or a decision names an unknown
-                device or has no reason code.
+            ConfigError: ``round`` is not after the last one voted on, or a decision or refusal
+                names an unknown device, or a decision has no reason code.
         """
         if round <= self.round:
             raise ConfigError("round", f"{round} is not after the last trust vote's round {self.round}")
         unknown = sorted(set(decided) - set(self.states))
         if unknown:
             raise ConfigError("decided", f"devices {unknown[:8]} are not registered")
-        records = round_records(round, self.states, agreed_evidence(self.states, decided), decided, commitments, self.config)
+        records = round_records(round, self.states, agreed_evidence(self.states, decided, refused), decided, commitments, self.config)
         root = self.store.add_round(round, records)
         self.states = {x.device: x.after for x in records}
         return _vote(root, records)
 
 
 def _vote(root: bytes, records: list[TrustRecord]) -> TrustVote:
-    return TrustVote.of(root, [x.device for x in records], [x.after.weight_trust for x in records])
+    refused = [x.device for x in records if x.evidence.pow_failed]
+    return TrustVote.of(root, [x.device for x in records], [x.after.weight_trust for x in records], refused)
