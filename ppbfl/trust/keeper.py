@@ -45,8 +45,10 @@ class TrustVoter(Protocol):
     (:meth:`~ppbfl.protocol.edge_node.EdgeNode.trust_vote`) or through the coordinator's transport
     (:class:`~ppbfl.protocol.trust_voter.RemoteTrustVoter`)."""
 
-    def trust_vote(self, round: int, context: ChainContext, commitments: Mapping[int, bytes]) -> tuple[TrustVote, bytes]:
-        """The node's own update of ``round`` and its kind-4 signature."""
+    def trust_vote(
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], refused: Collection[int] = (),
+    ) -> tuple[TrustVote, bytes]:
+        """The node's own update of ``round`` (``refused``: the round's PoW refusals on chain) and its kind-4 signature."""
         ...
 
 
@@ -120,9 +122,11 @@ class TrustKeeper:
         """Update, store and (with a ledger) anchor round ``result.round``.
 
         ``pow_failures``: devices whose stamp the contract refused (also taken from ``result.missing``
-        reasons naming ``BadPow``); ``ids_flags``: device -> anomaly flags from the IDS. With a
-        ledger neither is used: the agreed update holds only what every edge node sees (a refused
-        stamp leaves the device without an upload: missing), so explicit ones are refused.
+        reasons naming ``PowRefusedError``); ``ids_flags``: device -> anomaly
+        flags from the IDS. With a ledger the refusals are read from the chain (``powRefusals``:
+        the devices' own signed transactions recorded them; the nodes' votes cover them and
+        ``commitTrust`` checks them against the contract's record), so explicit ones are refused,
+        as are IDS flags (the agreed update holds only what every edge node agrees on).
 
         Raises:
             ConfigError: as :func:`~ppbfl.trust.evidence.round_evidence`, or ``pow_failures`` /
@@ -132,13 +136,15 @@ class TrustKeeper:
         """
         decided = dict(zip(result.devices, result.decision.decisions))
         if self.ledger is None:
-            refused = set(pow_failures) | {i for i, why in result.missing.items() if "BadPow" in why}
+            refused = set(pow_failures) | {i for i, why in result.missing.items() if "PowRefusedError" in why}
             evidence = round_evidence(result, pow_failures=refused, ids_flags=ids_flags)
             commitments: dict[int, bytes] = {}
         else:
-            if pow_failures or any(ids_flags.values() if ids_flags else ()):
+            if pow_failures:
+                raise ConfigError("pow_failures", "with a ledger the PoW refusals are the chain's record (powRefusals), not the caller's")
+            if any(ids_flags.values() if ids_flags else ()):
                 raise ConfigError("ids_flags", "PoW refusals and IDS flags are no edge node's observation: not part of the agreed update")
-            evidence = agreed_evidence(self.states, decided)
+            evidence = agreed_evidence(self.states, decided, self.ledger.pow_refusals(result.round))
             commitments = self.ledger.commitments(result.round, self.states)
         records = round_records(result.round, self.states, evidence, decided, commitments, self.config)
         self.states.update({x.device: x.after for x in records})
@@ -165,7 +171,8 @@ class TrustKeeper:
         if self.ledger is None:
             raise ConfigError("ledger", "the keeper has no chain to commit trust to")
         ids = [self.ledger.device_ids[x.device] for x in records]
-        mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
+        refused = [self.ledger.device_ids[x.device] for x in records if x.evidence.pow_failed]
+        mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records], refused)
         signatures = []
         previous = self._previous_anchored(self.ledger.contract, round)
         for k, voter in enumerate(self.voters):
@@ -175,9 +182,9 @@ class TrustKeeper:
                     witness.catch_up(round, self.ledger.contract, self.store.records, repair=k in self._disagreed)
                 if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
                     self._relay_disagreed(k, voter)
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, mine.refused, previous=previous, missed=self._missed)
                 else:
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, mine.refused)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue
             if vote == mine:
