@@ -15,8 +15,8 @@ from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain, ChainRevertError, Failure, Phase, bind_commitment, merkle_root, pow_valid
 from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS, ChainKey
-from ppbfl.chain.scenario import Consortium, setup_consortium
 from ppbfl.chain.errors import PowRefusedError
+from ppbfl.chain.scenario import Consortium, setup_consortium
 from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount, open_ledger
 from tests.test_chain_contract import (
     DEVICES,
