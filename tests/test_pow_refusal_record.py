@@ -10,6 +10,8 @@ commitments are answered from events.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from eth_hash.auto import keccak
 
@@ -22,6 +24,7 @@ from ppbfl.defense.decision import REASON_CODES
 from ppbfl.protocol.ledger import DeviceChainAccount
 from ppbfl.protocol.relayed_commitment import ChainTerms, RelayedCommitment
 from ppbfl.trust import TrustConfig
+from ppbfl.trust.audit import audit_records, audit_store
 from ppbfl.trust.onchain import chained_federation
 from ppbfl.trust.reputation import Evidence
 from tests.protocol_helpers import synthetic_round
@@ -82,6 +85,12 @@ def test_a_refused_stamp_is_recorded_and_lowers_the_agreed_trust_more_than_a_mis
         for device, s in ((cheat, config.missing + config.pow_failure), (missing, config.missing)):
             assert abs(records[device].after.trust / 2**15 - (r + 1) / (r + s + 2)) < 2**-9
         assert records[cheat].after.trust < records[missing].after.trust < records[2].after.trust
+        # anyone can check a store's pow_failed against the chain's record
+        assert audit_store(federation.trust.store, contract, config) == {1: []}
+        hidden = [dataclasses.replace(x, evidence=Evidence(code)) if x.device == cheat else x for x in kept.records]
+        assert f"device {cheat}: pow_failed False, the chain's refusal record says True" in audit_records(
+            hidden, {}, {}, devices, kept.root, config, refused=set(contract.pow_refusals(1)),
+        )
         # ... and the next round's difficulty follows: the cheater stamps hardest
         bits = {i: contract.device(federation.ledger.device_accounts[i])[2] for i in range(devices)}
         assert bits[cheat] > bits[missing] > bits[2]

@@ -103,7 +103,7 @@ class TrustWitness:
                 continue
             copy = list(records(r))
             agreed = {x.device_id: x.reason for x in chain.decisions(r)} if state.decisions_hash != bytes(32) else {}
-            problems = audit_records(copy, self.states, agreed, state.device_count, state.anchor, self.config)
+            problems = audit_records(copy, self.states, agreed, state.device_count, state.anchor, self.config, refused=set(chain.pow_refusals(r)))
             if problems:
                 raise ConfigError("records", f"round {r}: the copy does not match the chain: {problems[0]}")
             self.store.add_round(r, copy, replace=replace)
