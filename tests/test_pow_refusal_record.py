@@ -21,8 +21,10 @@ from ppbfl.chain.errors import PowRefusedError
 from ppbfl.chain.scenario import setup_consortium
 from ppbfl.chain.votes import TrustVote, refusal_digest
 from ppbfl.defense.decision import REASON_CODES
+from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.ledger import DeviceChainAccount
 from ppbfl.protocol.relayed_commitment import ChainTerms, RelayedCommitment
+from ppbfl.protocol.trust_voter import RemoteTrustVoter
 from ppbfl.trust import TrustConfig
 from ppbfl.trust.audit import audit_records, audit_store
 from ppbfl.trust.onchain import chained_federation
@@ -57,7 +59,8 @@ def test_a_refused_stamp_is_recorded_and_lowers_the_agreed_trust_more_than_a_mis
     """Device 0 sends a stamp below the difficulty it signed for, device 1 sends nothing: both are
     missing, but only device 0's refusal is on chain; the t edge nodes' agreed update (commitTrust
     checks the refusals it covers against the chain) gives it pow_failed and a lower trust, as
-    the float model of the beta reputation says."""
+    the float model of the beta reputation says. Two of the three nodes vote through the
+    transport's encode/decode path, so the refusals travel in the TrustQuery they sign for."""
     cheat, missing, devices = 0, 1, 4
     config = TrustConfig(pow_min_bits=2, pow_max_bits=22)  # round 1 stamps at 6 bits (trust 3/4)
     federation = chained_federation(T, N, 16, devices, config)
@@ -65,6 +68,9 @@ def test_a_refused_stamp_is_recorded_and_lowers_the_agreed_trust_more_than_a_mis
         honest = federation.devices[cheat].board
         assert isinstance(honest, DeviceChainAccount)
         federation.devices[cheat].board = BadStampAccount(honest.contract, honest.key, honest.device_id)
+        accounts, transport = federation.ledger.edge_accounts, federation.deployment.coordinator
+        first = federation.deployment.nodes[edge_party(1)]  # node 1 votes in process, nodes 2 and 3 over the wire (TrustQuery.refused)
+        federation.trust.voters = (first, *[RemoteTrustVoter(transport, j, accounts[j], devices) for j in (2, 3)])
         updates, reference = synthetic_round(devices, 16, set(), seed=3)
         del updates[missing]
         result = federation.run_round(1, updates, reference)
@@ -78,7 +84,7 @@ def test_a_refused_stamp_is_recorded_and_lowers_the_agreed_trust_more_than_a_mis
         code = REASON_CODES["missing upload"]
         assert records[cheat].evidence == Evidence(code, True) and records[missing].evidence == Evidence(code, False)
         # agreed on chain: t signatures over the root, words and exactly the chain's refusals
-        assert contract.round_state(1).anchor == kept.root
+        assert contract.round_state(1).anchor == kept.root and len(federation.trust.signatures[1]) == N
         assert contract.committed_trust(1)[cheat] == records[cheat].after.weight_trust
         # independent reference: the float beta reputation, r = lambda r0, s = missing (+ pow_failure)
         r = config.forgetting * config.initial_positive
