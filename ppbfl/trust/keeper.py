@@ -173,6 +173,7 @@ class TrustKeeper:
         ids = [self.ledger.device_ids[x.device] for x in records]
         refused = [self.ledger.device_ids[x.device] for x in records if x.evidence.pow_failed]
         mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records], refused)
+        pow_failed = [x.device for x in records if x.evidence.pow_failed]  # what the voters count (device indices)
         signatures = []
         previous = self._previous_anchored(self.ledger.contract, round)
         for k, voter in enumerate(self.voters):
@@ -182,9 +183,9 @@ class TrustKeeper:
                     witness.catch_up(round, self.ledger.contract, self.store.records, repair=k in self._disagreed)
                 if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
                     self._relay_disagreed(k, voter)
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, mine.refused, previous=previous, missed=self._missed)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, pow_failed, previous=previous, missed=self._missed)
                 else:
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, mine.refused)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, pow_failed)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue
             if vote == mine:
