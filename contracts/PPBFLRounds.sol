@@ -93,7 +93,8 @@ contract PPBFLRounds {
     error DeadlineNotReached(uint64 round, uint64 deadline);
     error DeviceNotInRound(uint64 round, uint32 deviceId);
     error AlreadyCommitted(uint64 round, uint32 deviceId);
-    error BadPow(uint64 round, uint32 deviceId);
+    error StalePow(uint64 round, uint32 deviceId, uint8 bits, uint256 required);
+    error CommitmentOverwritten(uint64 round, uint32 deviceId, uint64 laterRound);
     error SeedNotReady(uint64 round, uint64 readyAt);
     error SeedExpired(uint64 round);
     error AlreadyPosted(uint64 round, uint8 edgeIndex);
@@ -133,6 +134,8 @@ contract PPBFLRounds {
     event RoundFailed(uint64 indexed round, Failure reason, uint8 offender);
     event PartyRegistered(bytes32 indexed fingerprint, uint8 role, uint32 index);
     event PartyRevoked(bytes32 indexed fingerprint, uint8 role, uint32 index);
+    event SharesCommitted(uint64 indexed round, uint32 indexed deviceId, bytes32 bound);
+    event PowRefused(uint64 indexed round, uint32 indexed deviceId, uint8 bits);
 
     address public immutable admin;
     address public immutable aggregator;
@@ -154,10 +157,17 @@ contract PPBFLRounds {
     uint16 public powFullTrust;
     mapping(uint256 => EdgeNode) internal edgeNodes;
     mapping(address => uint8) public edgeIndexOf;
-    mapping(address => uint256) internal deviceInfo; // (id + 1) | powBits << 32
+    /// (id + 1) | powBits << 32 | entryRound << 64 | refused << 128: entryRound is the latest round
+    /// the device committed in (or had its stamp refused in, refused = 1; 0: none yet), whose
+    /// bound commitment latestCommitment[id] holds
+    mapping(address => uint256) internal deviceInfo;
     address[] internal deviceAddresses;
     mapping(uint64 => Round) internal rounds;
-    mapping(uint64 => mapping(uint256 => bytes32)) internal commitments;
+    /// device id -> bindCommitment of its commitment in round entryRound (deviceInfo): one slot per
+    /// device, overwritten each round it commits; every commitment is in a SharesCommitted event
+    mapping(uint256 => bytes32) internal latestCommitment;
+    /// round -> device id / 256 -> bitmap of the devices whose stamp was refused in that round
+    mapping(uint64 => mapping(uint256 => uint256)) internal powRefusalWords;
     mapping(uint64 => mapping(uint256 => bytes32)) internal aggregateShareRoots;
     mapping(bytes32 => uint256) internal votes; // keccak(round, kind, hash) -> bitmap of voters
     mapping(uint256 => uint256) internal trustWords; // 16 x uint16 per word, device id / 16
@@ -305,7 +315,7 @@ contract PPBFLRounds {
 
     /// The difficulty of the device with `info` under the PoW range (minBits, maxBits, full).
     function _powBits(uint256 info, uint256 minBits, uint256 maxBits, uint256 full) internal view returns (uint256) {
-        if (maxBits == 0) return info >> 32;
+        if (maxBits == 0) return (info >> 32) & 0xff;
         uint256 id = (info & 0xffffffff) - 1;
         uint256 trust = (trustWords[id / TRUST_LANES] >> (16 * (id % TRUST_LANES))) & 0xffff;
         if (trust > full) trust = full;
@@ -325,7 +335,7 @@ contract PPBFLRounds {
         uint256 info = deviceInfo[account];
         if (info == 0) revert NotDevice(account);
         if (powBits > 64) revert BadPowBits(powBits);
-        deviceInfo[account] = (info & 0xffffffff) | (uint256(powBits) << 32);
+        deviceInfo[account] = (info & ~uint256(0xff << 32)) | (uint256(powBits) << 32); // keeps the round entry
         emit PowBitsSet(uint32((info & 0xffffffff) - 1), powBits);
     }
 
@@ -389,27 +399,42 @@ contract PPBFLRounds {
         emit RoundOpened(round, modelHash, r.deviceCount, r.deadline);
     }
 
-    /// @notice A device commits the Merkle root of its share vectors with a light PoW stamp:
-    /// keccak256(contract, uint64 chainid, device, round, root, nonce) must have `powBits` leading
-    /// zero bits. What is stored is bindCommitment(root, round, device id): whatever the
-    /// difficulty, a root committed by another device or in another round is stored as a
-    /// different value, which only leaves bound to this (round, device) open.
-    function commitShares(uint64 round, bytes32 root, uint64 nonce) external {
+    /// @notice A device commits the Merkle root of its share vectors with a light PoW stamp made
+    /// at `bits`, the difficulty the device stamped at: keccak256(contract, uint64 chainid,
+    /// device, round, root, nonce) must have `bits` leading zero bits. `bits` below the device's
+    /// difficulty in the round reverts (StalePow: a stale or misannounced difficulty, nothing is
+    /// recorded). A stamp that does not meet the `bits` the device signed for is recorded as its
+    /// PoW refusal in the round (powRefused, PowRefused event; the transaction succeeds, no
+    /// commitment). Otherwise the stored value is bindCommitment(root, round, device id) (event
+    /// SharesCommitted): whatever the difficulty, a root committed by another device or in
+    /// another round is a different value, which only leaves bound to this (round, device) open.
+    /// One entry per device and round: a second call reverts (AlreadyCommitted), refused or not.
+    function commitShares(uint64 round, bytes32 root, uint64 nonce, uint8 bits) external {
         uint256 info = deviceInfo[msg.sender];
         if (info == 0) revert NotDevice(msg.sender);
         Round storage r = _inPhase(round, Phase.Open);
         _beforeDeadline(round, r);
         uint32 id = uint32((info & 0xffffffff) - 1);
         if (id >= r.deviceCount) revert DeviceNotInRound(round, id);
-        if (commitments[round][id] != bytes32(0)) revert AlreadyCommitted(round, id);
-        uint256 bits = _powBits(info, r.powMinBits, r.powMaxBits, r.powFullTrust);
+        if (uint64(info >> 64) == round) revert AlreadyCommitted(round, id);
+        if (root == bytes32(0)) revert ZeroRoot();
+        uint256 required = _powBits(info, r.powMinBits, r.powMaxBits, r.powFullTrust);
+        if (bits < required) revert StalePow(round, id, bits, required);
+        uint256 kept = info & 0xffffffffff; // id + 1, registered powBits
         if (bits != 0) {
             bytes32 stamp = keccak256(abi.encodePacked(address(this), uint64(block.chainid), msg.sender, round, root, nonce));
-            if (uint256(stamp) >> (256 - bits) != 0) revert BadPow(round, id);
+            if (uint256(stamp) >> (256 - uint256(bits)) != 0) {
+                deviceInfo[msg.sender] = kept | (uint256(round) << 64) | (1 << 128);
+                powRefusalWords[round][id >> 8] |= 1 << (id & 0xff);
+                emit PowRefused(round, id, bits);
+                return;
+            }
         }
-        if (root == bytes32(0)) revert ZeroRoot();
-        commitments[round][id] = bindCommitment(root, round, id);
+        bytes32 bound = bindCommitment(root, round, id);
+        deviceInfo[msg.sender] = kept | (uint256(round) << 64);
+        latestCommitment[id] = bound;
         r.committed += 1;
+        emit SharesCommitted(round, id, bound);
     }
 
     /// @notice The value stored for device `deviceId`'s commitment of `root` in `round`:
@@ -890,14 +915,18 @@ contract PPBFLRounds {
     /// of 16 uint16 Q1.15 scores (word w holds devices 16w .. 16w + 15, device 16w + j in bits
     /// 16j .. 16j + 15), each <= 1.0, written at `slots`. No one's word: `signatures` (65 bytes
     /// r || s || v each) must hold at least t distinct registered edge nodes' signatures of the
-    /// kind-4 attestation of keccak256(abi.encode(root, slots, words)) (see _attestation); each
+    /// kind-4 attestation of keccak256(abi.encode(root, slots, words)) -- with PoW refusals in the
+    /// round, keccak256(abi.encode(root, slots, words, refusalDigest(round))), so the signers'
+    /// update counted exactly the refusals on chain -- (see _attestation); each
     /// node computed the update itself (TrustNotAgreed otherwise). Anyone may relay.
     function commitTrust(uint64 round, bytes32 root, uint256[] calldata slots, uint256[] calldata words, bytes calldata signatures) external {
         Round storage r = rounds[round];
         if (r.phase != Phase.Closed && r.phase != Phase.Failed) revert WrongPhase(round, r.phase);
         if (r.anchor != bytes32(0)) revert AlreadyDone(round);
         if (root == bytes32(0)) revert ZeroRoot();
-        uint32 signers = _signers(KIND_TRUST, round, keccak256(abi.encode(root, slots, words)), signatures, 0);
+        bytes32 refused = refusalDigest(round); // the signers computed the update with exactly the chain's refusals
+        bytes32 digest = refused == bytes32(0) ? keccak256(abi.encode(root, slots, words)) : keccak256(abi.encode(root, slots, words, refused));
+        uint32 signers = _signers(KIND_TRUST, round, digest, signatures, 0);
         uint256 count;
         for (uint32 rest = signers; rest != 0; rest &= rest - 1) count += 1;
         if (count < t) revert TrustNotAgreed(round, count);
@@ -973,17 +1002,65 @@ contract PPBFLRounds {
         return deviceAddresses[id];
     }
 
-    function commitment(uint64 round, uint32 deviceId) external view returns (bytes32) {
-        return commitments[round][deviceId];
+    /// @notice Device `deviceId`'s bound commitment in `round` (zero: it did not commit in
+    /// `round`, or is not registered). Only the device's latest entry is in storage: a round
+    /// before a later one the device committed or was refused in reverts
+    /// (CommitmentOverwritten; read that round's SharesCommitted events instead).
+    function commitment(uint64 round, uint32 deviceId) public view returns (bytes32) {
+        if (deviceId >= deviceAddresses.length) return bytes32(0);
+        uint256 info = deviceInfo[deviceAddresses[deviceId]];
+        uint64 entry = uint64(info >> 64);
+        if (entry > round) revert CommitmentOverwritten(round, deviceId, entry);
+        if (entry < round || (info >> 128) & 1 != 0) return bytes32(0);
+        return latestCommitment[deviceId];
     }
 
     /// The share commitments of `deviceIds` in `round` (zero where a device did not commit), in
-    /// one call: what the relay reads to learn who committed.
+    /// one call: what the relay reads to learn who committed (reverts as commitment).
     function commitmentsOf(uint64 round, uint32[] calldata deviceIds) external view returns (bytes32[] memory roots) {
         roots = new bytes32[](deviceIds.length);
-        mapping(uint256 => bytes32) storage byDevice = commitments[round];
         for (uint256 k = 0; k < deviceIds.length; ++k) {
-            roots[k] = byDevice[deviceIds[k]];
+            roots[k] = commitment(round, deviceIds[k]);
+        }
+    }
+
+    /// @notice Whether device `deviceId`'s PoW stamp was refused in `round` (any past round).
+    function powRefused(uint64 round, uint32 deviceId) external view returns (bool) {
+        return (powRefusalWords[round][deviceId >> 8] >> (deviceId & 0xff)) & 1 != 0;
+    }
+
+    /// @notice The devices whose PoW stamp was refused in `round`, ascending.
+    function powRefusals(uint64 round) external view returns (uint32[] memory ids) {
+        uint256 words = (deviceAddresses.length + 255) >> 8;
+        uint256 count;
+        for (uint256 w = 0; w < words; ++w) {
+            for (uint256 rest = powRefusalWords[round][w]; rest != 0; rest &= rest - 1) count += 1;
+        }
+        ids = new uint32[](count);
+        count = 0;
+        for (uint256 w = 0; w < words; ++w) {
+            uint256 word = powRefusalWords[round][w];
+            for (uint256 b = 0; word != 0; ++b) {
+                if (word & (uint256(1) << b) != 0) {
+                    ids[count++] = uint32((w << 8) | b);
+                    word &= ~(uint256(1) << b);
+                }
+            }
+        }
+    }
+
+    /// @notice Digest of the PoW refusals of `round` that a trust vote covers: zero when none,
+    /// else h_k = keccak256(h_{k-1} || uint32 id_k) over the refused ids ascending, h_0 = 0.
+    function refusalDigest(uint64 round) public view returns (bytes32 h) {
+        uint256 words = (deviceAddresses.length + 255) >> 8;
+        for (uint256 w = 0; w < words; ++w) {
+            uint256 word = powRefusalWords[round][w];
+            for (uint256 b = 0; word != 0; ++b) {
+                if (word & (uint256(1) << b) != 0) {
+                    h = keccak256(abi.encodePacked(h, uint32((w << 8) | b)));
+                    word &= ~(uint256(1) << b);
+                }
+            }
         }
     }
 

@@ -15,6 +15,7 @@ from eth_hash.auto import keccak
 
 from ppbfl.chain import Chain, ChainRevertError, Failure, Phase, bind_commitment, merkle_root, pow_valid
 from ppbfl.chain.attest import KIND_AGGREGATE_SHARE, KIND_DECISIONS, KIND_SCALARS, ChainKey
+from ppbfl.chain.errors import PowRefusedError
 from ppbfl.chain.scenario import Consortium, setup_consortium
 from ppbfl.protocol.ledger import ChainLedger, DeviceChainAccount, open_ledger
 from tests.test_chain_contract import (
@@ -224,11 +225,14 @@ def test_a_stamp_is_bound_to_its_contract(chain):
         if not pow_valid(second.rounds.address, chain_id, device, 1, x, first.rounds.pow_stamp(device, 1, x), 12)
     )
     nonce = first.rounds.pow_stamp(device, 1, root)
-    with reverts("BadPow"):
-        second.rounds.commit_shares(device, 1, root, nonce)
-    first.rounds.commit_shares(device, 1, root, nonce)
-    second.rounds.commit_shares(device, 1, root, second.rounds.pow_stamp(device, 1, root))
-    assert second.rounds.commitment(1, 0) == bind_commitment(root, 1, 0)
+    with pytest.raises(PowRefusedError) as caught:  # the device's own transaction: its refusal is on chain
+        second.rounds.commit_shares(device, 1, root, nonce, 12)
+    assert (caught.value.round, caught.value.device_id, caught.value.bits) == (1, 0, 12)
+    assert second.rounds.pow_refused(1, 0) and second.rounds.commitment(1, 0) == bytes(32)
+    first.rounds.commit_shares(device, 1, root, nonce, 12)
+    assert first.rounds.commitment(1, 0) == bind_commitment(root, 1, 0) and not first.rounds.pow_refused(1, 0)
+    with reverts("AlreadyCommitted"):  # one entry per device and round: the refusal stands
+        second.rounds.commit_shares(device, 1, root, second.rounds.pow_stamp(device, 1, root), 12)
 
 
 def test_a_round_without_any_device_is_recorded_and_closes():
@@ -422,7 +426,7 @@ def test_the_coordinator_cannot_commit_for_a_device_whose_key_it_does_not_hold(c
     stamp = r.pow_stamp(device.address, 1, root)
     with pytest.raises(ChainError, match="refused"):
         r.commit_shares(device.address, 1, root, stamp)
-    raw = r.sign_commit(device, 1, root, stamp)  # the device's own transaction
+    raw = r.sign_commit(device, 1, root, stamp, r.device(device.address)[2])  # the device's own transaction
     other = keccak(b"the relay's root")
     altered = raw.replace(root, other)  # the relay swaps the root: the signature recovers another, unfunded sender
     assert altered != raw

@@ -178,10 +178,11 @@ def test_a_stamp_at_the_trusted_difficulty_is_refused_for_a_quarantined_device(r
         r for r in (bytes([k]) * 32 for k in range(1, 256))
         if not pow_valid(*deployment, account, 3, r, pow_stamp(*deployment, account, 3, r, 4), 12)
     )
-    with pytest.raises(ChainRevertError) as caught:
-        ledger.contract.relay_commit(ledger.contract.sign_commit(board.key, 3, root, pow_stamp(*deployment, account, 3, root, 4)), account)
-    assert caught.value.error == "BadPow"
-    ledger.contract.relay_commit(ledger.contract.sign_commit(board.key, 3, root, pow_stamp(*deployment, account, 3, root, 12)), account)
+    with pytest.raises(ChainRevertError) as caught:  # stamped at the trusted 4 bits: below its 12, reverted
+        ledger.contract.relay_commit(ledger.contract.sign_commit(board.key, 3, root, pow_stamp(*deployment, account, 3, root, 4), 4), account)
+    assert caught.value.error == "StalePow" and caught.value.args_by_name["required"] == 12
+    assert not ledger.contract.pow_refused(3, INCONSISTENT)
+    ledger.contract.relay_commit(ledger.contract.sign_commit(board.key, 3, root, pow_stamp(*deployment, account, 3, root, 12), 12), account)
     assert ledger.commitment(3, INCONSISTENT) == bind_commitment(root, 3, INCONSISTENT)
 
 
@@ -237,10 +238,10 @@ def test_agreed_update_refuses_evidence_no_edge_node_sees(rounds) -> None:
     them (typed, nothing stored; IDS flags enter as signed reports, tests/test_trust_ids_flags.py); a node asked for a round it took no part in, or a witness fed an
     old round or an unregistered device, refuses with a typed error."""
     ledger, federation, keeper, _, results, *_ = rounds
-    for kwargs in ({"ids_flags": {0: 1}}, {"pow_failures": [0]}):
+    for key, kwargs in (("ids_flags", {"ids_flags": {0: 1}}), ("pow_failures", {"pow_failures": [0]})):
         with pytest.raises(ConfigError) as caught:
             keeper.after_round(dataclasses.replace(results[1], round=9), **kwargs)
-        assert caught.value.key == "ids_flags"
+        assert caught.value.key == key
     assert 9 not in keeper.store.rounds()
     node = next(iter(federation.deployment.nodes.values()))
     with pytest.raises(OutOfPhaseError, match="round 9"):

@@ -56,9 +56,9 @@ def test_a_round_keeps_the_pow_range_it_opened_with() -> None:
         root = b"\x07" * 32
         weak = next(n for n in range(1 << 20) if pow_valid(contract.address, contract.chain_id, devices[0], 2, root, n, 2)
                     and not pow_valid(contract.address, contract.chain_id, devices[0], 2, root, n, 10))
-        with pytest.raises(ChainRevertError) as caught:
-            contract.commit_shares(devices[0], 2, root, weak)
-        assert caught.value.error == "BadPow"
+        with pytest.raises(ChainRevertError) as caught:  # stamped at the old 2 bits: below the round's 10
+            contract.commit_shares(devices[0], 2, root, weak, 2)
+        assert caught.value.error == "StalePow"
         contract.commit_shares(devices[0], 2, root, contract.pow_stamp(devices[0], 2, root, 10))
     finally:
         chain.close()

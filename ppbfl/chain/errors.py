@@ -14,6 +14,7 @@ __all__ = [
     "ChainRevertError",
     "ChainTimeoutError",
     "ChainValueError",
+    "PowRefusedError",
 ]
 
 
@@ -32,7 +33,7 @@ class ChainValueError(ChainError, ValueError):
 class ChainRevertError(ChainError):
     """A contract call reverted.
 
-    ``error`` is the Solidity custom error's name (``"WrongPhase"``, ``"BadPow"``, ...) or
+    ``error`` is the Solidity custom error's name (``"WrongPhase"``, ``"StalePow"``, ...) or
     ``"Error"`` / ``"Panic"`` / ``"unknown"``; ``args`` its decoded arguments by name; ``method``
     the contract function and ``sender`` the account that sent it.
     """
@@ -44,6 +45,17 @@ class ChainRevertError(ChainError):
         self.args_by_name = dict(args)
         shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
         super().__init__(f"{method} from {sender} reverted: {error}({shown})")
+
+
+class PowRefusedError(ChainError):
+    """A device's ``commitShares`` transaction succeeded but the contract refused its PoW stamp: the
+    stamp does not meet the ``bits`` the device signed for. The refusal is on chain for
+    (``round``, ``device_id``) (``powRefused``, a ``PowRefused`` event; trust evidence
+    ``pow_failed``); the device has no commitment in the round and cannot commit again in it."""
+
+    def __init__(self, round: int, device_id: int, bits: int, gas: int) -> None:
+        self.round, self.device_id, self.bits, self.gas = round, device_id, bits, gas
+        super().__init__(f"device {device_id}, round {round}: the PoW stamp does not meet its {bits} bits; refused on chain")
 
 
 def _show(value: Any) -> str:

@@ -28,7 +28,7 @@ from web3.logs import DISCARD
 
 from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, SIGNATURE_BYTES, ChainKey
 from ppbfl.chain.driver import Chain
-from ppbfl.chain.errors import ArtifactError, ChainRevertError, ChainValueError
+from ppbfl.chain.errors import ArtifactError, ChainRevertError, ChainValueError, PowRefusedError
 from ppbfl.chain.merkle import merkle_tree, tree_depth
 from ppbfl.chain.pow import pow_stamp
 
@@ -161,18 +161,20 @@ def load_artifact(name: str = "PPBFLRounds") -> dict[str, Any]:
     return artifact
 
 
-def commit_transaction(key: ChainKey, contract: str, fields: Mapping[str, int], round_: int, root: bytes, nonce: int) -> bytes:
-    """``key``'s signed ``commitShares(round_, root, nonce)`` transaction to the rounds contract at
-    ``contract``, with the signing ``fields`` (:func:`ppbfl.chain.driver.signing_fields`: the
-    account's next nonce, the chain id, gas and fees). Needs no connection to the chain: a device
-    that cannot reach it signs here and hands the bytes to a relay, which sends them unchanged.
+def commit_transaction(
+    key: ChainKey, contract: str, fields: Mapping[str, int], round_: int, root: bytes, nonce: int, bits: int,
+) -> bytes:
+    """``key``'s signed ``commitShares(round_, root, nonce, bits)`` transaction to the rounds
+    contract at ``contract`` (``bits``: the difficulty the PoW ``nonce`` was found at), with the
+    signing ``fields`` (:func:`ppbfl.chain.driver.signing_fields`: the account's next nonce, the
+    chain id, gas and fees). Needs no connection to the chain: a device that cannot reach it
+    signs here and hands the bytes to a relay, which sends them unchanged.
 
     Raises:
-        ChainValueError: ``round_``, ``root`` or the PoW ``nonce`` is out of range (names it).
+        ChainValueError: ``round_``, ``root``, the PoW ``nonce`` or ``bits`` is out of range (names it).
     """
-    data = _offline_contract().encode_abi(
-        "commitShares", args=[_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)],
-    )
+    args = [_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64), _uint("bits", bits, 8)]
+    data = _offline_contract().encode_abi("commitShares", args=args)
     return key.sign_transaction({"to": to_checksum_address(contract), "data": data, **fields})
 
 
@@ -361,34 +363,76 @@ class RoundsContract:
             bits = self.device(device)[2]
         return pow_stamp(self.address, self.chain_id, device, round_, _bytes32("commitment", commitment), bits)
 
-    def sign_commit(self, key: ChainKey, round_: int, root: bytes, nonce: int) -> bytes:
-        """The device's own signed ``commitShares(round_, root, nonce)`` transaction from
+    def sign_commit(self, key: ChainKey, round_: int, root: bytes, nonce: int, bits: int) -> bytes:
+        """The device's own signed ``commitShares(round_, root, nonce, bits)`` transaction from
         ``key.address`` (its next nonce, this chain's id and fees): what the device hands a relay."""
-        return commit_transaction(key, self.address, self.chain.transaction_fields(key.address), round_, root, nonce)
+        return commit_transaction(key, self.address, self.chain.transaction_fields(key.address), round_, root, nonce, bits)
 
     def relay_commit(self, raw: bytes, device: str) -> int:
         """Send a device's signed commitment transaction (:meth:`sign_commit`) unchanged; returns
         the gas used. The contract sees the device as the sender: its registration and PoW stamp
-        are checked against it."""
-        return int(self.chain.send_raw(self.contract, "commitShares", raw, device)["gasUsed"])
+        are checked against it.
 
-    def commit_shares(self, device: str, round_: int, root: bytes, nonce: int, *, sender: str | None = None) -> int:
-        """Commit the device's share-commitment ``root`` with its PoW ``nonce`` from an account the
-        node signs for (a dev chain's unlocked ``device``); returns the gas used."""
-        receipt = self._send(
-            "commitShares", [_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64)], sender or device
-        )
-        return int(receipt["gasUsed"])
+        Raises:
+            PowRefusedError: the transaction succeeded but recorded the stamp's refusal (no commitment).
+            ChainRevertError: the contract reverted (``StalePow``: ``bits`` below the device's
+                difficulty; ``AlreadyCommitted``, ``WrongPhase``, ...).
+        """
+        return self._committed(self.chain.send_raw(self.contract, "commitShares", raw, device))
+
+    def commit_shares(
+        self, device: str, round_: int, root: bytes, nonce: int, bits: int | None = None, *, sender: str | None = None,
+    ) -> int:
+        """Commit the device's share-commitment ``root`` with its PoW ``nonce`` found at ``bits``
+        (default: the device's difficulty on chain now) from an account the node signs for (a dev
+        chain's unlocked ``device``); returns the gas used. Raises as :meth:`relay_commit`."""
+        if bits is None:
+            bits = self.device(device)[2]
+        args = [_uint("round", round_, 64, 1), _bytes32("root", root), _uint("nonce", nonce, 64), _uint("bits", bits, 8)]
+        return self._committed(self._send("commitShares", args, sender or device))
+
+    def _committed(self, receipt: Any) -> int:
+        """The gas of a mined ``commitShares``; :class:`PowRefusedError` if it recorded a refusal."""
+        gas = int(receipt["gasUsed"])
+        for event in self.contract.events.PowRefused().process_receipt(receipt, errors=DISCARD):
+            args = event["args"]
+            raise PowRefusedError(int(args["round"]), int(args["deviceId"]), int(args["bits"]), gas)
+        return gas
 
     def commitment(self, round_: int, device_id: int) -> bytes:
         """Device ``device_id``'s commitment in ``round_``: ``bind_commitment(root, round_,
-        device_id)`` of the root it committed (zero bytes when none)."""
-        return bytes(self._view("commitment", _uint("round", round_, 64), _uint("device_id", device_id, 32)))
+        device_id)`` of the root it committed (zero bytes when none). From storage while it is the
+        device's latest entry, else from the round's ``SharesCommitted`` events."""
+        return self.commitments_of(round_, [device_id])[0]
 
     def commitments_of(self, round_: int, device_ids: Sequence[int]) -> list[bytes]:
-        """The (bound) commitments of ``device_ids`` in ``round_`` (zero bytes where none), in one call."""
+        """The (bound) commitments of ``device_ids`` in ``round_`` (zero bytes where none): one view
+        call (``commitmentsOf``) while no device has an entry in a later round (the contract keeps
+        one slot per device), else read from ``round_``'s ``SharesCommitted`` events."""
         ids = [_uint("device_ids", i, 32) for i in device_ids]
-        return [bytes(root) for root in self._view("commitmentsOf", _uint("round", round_, 64), ids)]
+        try:
+            return [bytes(root) for root in self._view("commitmentsOf", _uint("round", round_, 64), ids)]
+        except ChainRevertError as error:
+            if error.error != "CommitmentOverwritten":
+                raise
+        logged = self.logged_commitments(round_)
+        return [logged.get(i, bytes(32)) for i in ids]
+
+    def logged_commitments(self, round_: int) -> dict[int, bytes]:
+        """Device id -> its bound commitment in ``round_``, from the ``SharesCommitted`` events (the
+        record of every round; storage keeps only each device's latest)."""
+        state = self.round_state(round_)
+        last = state.closed_at if state.closed_at else "latest"  # commitments land before closeCommitments
+        logs = self.contract.events.SharesCommitted().get_logs(from_block=0, to_block=last, argument_filters={"round": round_})
+        return {int(log["args"]["deviceId"]): bytes(log["args"]["bound"]) for log in logs}
+
+    def pow_refused(self, round_: int, device_id: int) -> bool:
+        """Whether device ``device_id``'s PoW stamp was refused in ``round_`` (any round: kept per round)."""
+        return bool(self._view("powRefused", _uint("round", round_, 64), _uint("device_id", device_id, 32)))
+
+    def pow_refusals(self, round_: int) -> tuple[int, ...]:
+        """The device ids whose PoW stamp the contract refused in ``round_``, ascending."""
+        return tuple(int(i) for i in self._view("powRefusals", _uint("round", round_, 64)))
 
     def close_commitments(self, round_: int, *, sender: str | None = None) -> None:
         """End the commit phase (every device committed, or the commit deadline passed); anyone may call."""

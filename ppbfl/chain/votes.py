@@ -11,7 +11,7 @@ the node's reply; if it changes a single byte, the contract recovers another sig
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ from ppbfl.chain.errors import ChainValueError
 from ppbfl.chain.merkle import merkle_root
 from ppbfl.chain.rounds import RoundsContract
 
-__all__ = ["ChainContext", "RoundVotes", "TrustVote"]
+__all__ = ["ChainContext", "RoundVotes", "TrustVote", "refusal_digest"]
 
 
 @dataclass(frozen=True)
@@ -89,25 +89,40 @@ class RoundVotes:
         )
 
 
+def refusal_digest(refused: Collection[int]) -> bytes:
+    """The contract's ``refusalDigest`` of a round whose refused device ids are ``refused``: 32 zero
+    bytes when none, else ``h_k = keccak256(h_{k-1} || uint32 id_k)`` over the ids ascending, ``h_0 = 0``."""
+    h = bytes(32)
+    for i in sorted({int(x) for x in refused}):
+        h = keccak(h + i.to_bytes(4, "big"))
+    return h
+
+
 @dataclass(frozen=True)
 class TrustVote:
     """A round's trust update as ``commitTrust`` writes it: the trust store's Merkle ``root`` and
-    the storage ``words`` (16 Q1.15 lanes each) at ``slots``; edge nodes sign its ``digest``
-    (kind 4) and the contract accepts it only with ``t`` such signatures."""
+    the storage ``words`` (16 Q1.15 lanes each) at ``slots``, computed with the PoW refusals
+    ``refused`` (device ids, ascending: the round's refusals on chain); edge nodes sign its
+    ``digest`` (kind 4) and the contract accepts it only with ``t`` such signatures, and only if
+    ``refused`` are exactly the refusals it recorded."""
 
     root: bytes
     slots: tuple[int, ...]
     words: tuple[int, ...]
+    refused: tuple[int, ...] = ()
 
     @classmethod
-    def of(cls, root: bytes, device_ids: Sequence[int], trust_q15: Sequence[int]) -> TrustVote:
+    def of(cls, root: bytes, device_ids: Sequence[int], trust_q15: Sequence[int], refused: Collection[int] = ()) -> TrustVote:
         """The vote setting device ``device_ids[k]`` to ``trust_q15[k]`` (ints in [0, 2^15]); every
         lane of the words these ids fall in that is not listed is set to 0, so list every
-        registered device (the keeper does).
+        registered device (the keeper does). ``refused``: the device ids whose PoW stamp the
+        round's update counted as refused.
 
         Raises:
-            ChainValueError: root not 32 bytes, lengths differ, an id twice or a score out of range.
+            ChainValueError: root not 32 bytes, lengths differ, an id twice, a score or a refused id out of range.
         """
+        if any(not 0 <= int(i) < 1 << 32 for i in refused):
+            raise ChainValueError("refused", f"device ids in [0, 2^32) expected, got {sorted(refused)[:8]}")
         if len(root) != 32:
             raise ChainValueError("root", f"{len(root)} bytes, expected 32")
         if len(device_ids) != len(trust_q15) or len(set(device_ids)) != len(device_ids):
@@ -119,12 +134,18 @@ class TrustVote:
             slot, lane = divmod(int(device), 16)
             words[slot] = words.get(slot, 0) | int(score) << (16 * lane)
         slots = tuple(sorted(words))
-        return cls(bytes(root), slots, tuple(words[s] for s in slots))
+        return cls(bytes(root), slots, tuple(words[s] for s in slots), tuple(sorted({int(i) for i in refused})))
 
     @property
     def digest(self) -> bytes:
-        """``keccak256(abi.encode(root, slots, words))``: what the kind-4 attestation covers."""
-        return keccak(abi_encode(["bytes32", "uint256[]", "uint256[]"], [self.root, list(self.slots), list(self.words)]))
+        """What the kind-4 attestation covers: ``keccak256(abi.encode(root, slots, words))``, or with
+        refusals ``keccak256(abi.encode(root, slots, words, refusal_digest(refused)))`` (the
+        contract's ``refusalDigest`` of the round must equal it)."""
+        if not self.refused:
+            return keccak(abi_encode(["bytes32", "uint256[]", "uint256[]"], [self.root, list(self.slots), list(self.words)]))
+        return keccak(abi_encode(
+            ["bytes32", "uint256[]", "uint256[]", "bytes32"], [self.root, list(self.slots), list(self.words), refusal_digest(self.refused)],
+        ))
 
     def sign(self, key: ChainKey, context: ChainContext, round_: int) -> bytes:
         """``key``'s kind-4 signature of this vote for ``round_`` in ``context``."""

@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -871,11 +871,12 @@ class EdgeNode:
         return report
 
     def trust_vote(
-        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, ids_reports: Sequence[IdsReport] = (),
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], refused: Collection[int] = (), *, ids_reports: Sequence[IdsReport] = (),
     ) -> tuple[TrustVote, bytes]:
         """This node's trust update of ``round`` (its :attr:`trust_witness` fed with the decisions
         this node signed in the round and the edge nodes' signed ``ids_reports`` of it;
-        ``commitments``: device -> its commitment on chain; a round the witness already stored is
+        ``commitments``: device -> its commitment on chain; ``refused``: the devices whose PoW stamp the
+        chain refused in the round; a round the witness already stored is
         answered from its store) and its kind-4 signature of it for ``context``.
 
         Raises:
@@ -894,7 +895,7 @@ class EdgeNode:
                 decided = kept[2].decided()
             if decided is None:
                 raise OutOfPhaseError(self.name, f"round {round}: this node signed no decisions, so no trust")
-            vote = self.trust_witness.vote(round, decided, commitments, ids_reports=ids_reports, context=context)
+            vote = self.trust_witness.vote(round, decided, commitments, refused, ids_reports=ids_reports, context=context)
         return vote, vote.sign(self._chain_key, context, round)
 
     def _trust_query(self, envelope: Envelope, message: TrustQuery) -> Message:
@@ -915,7 +916,9 @@ class EdgeNode:
             reports = [report_from_bytes(data) for data in message.ids_reports]
         except ConfigError as error:
             raise MessageError(envelope.sender, "ids_reports", str(error)) from None
-        vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)), ids_reports=reports)
+        vote, signature = self.trust_vote(
+            envelope.round, context, dict(zip(message.devices, message.commitments)), message.refused, ids_reports=reports,
+        )
         return TrustVoteReply(vote.root, list(vote.slots), [w.to_bytes(32, "big") for w in vote.words], signature)
 
     def _ids_report_query(self, envelope: Envelope, message: IdsReportQuery) -> Message:

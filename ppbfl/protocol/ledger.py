@@ -89,9 +89,11 @@ class DeviceChainAccount:
     with its own ``key`` (which never leaves the device); a relay submits them unchanged.
 
     ``pow_bits`` is the difficulty it last read from the chain (None: not read yet). It is read
-    once and reused; if the consortium changed it since, the contract refuses the stamp
-    (``BadPow``) and the device reads the new difficulty and stamps again (saves one view call,
-    ~10 ms on py-evm, per commitment).
+    once and reused; the transaction names the difficulty it was stamped at, and if the
+    consortium raised it since, the contract reverts (``StalePow``, nothing recorded) and the
+    device reads the new difficulty and stamps again (saves one view call, ~10 ms on py-evm, per
+    commitment). A stamp that does not meet the difficulty it names is recorded on chain as the
+    device's PoW refusal in the round (:class:`~ppbfl.chain.errors.PowRefusedError`).
     """
 
     contract: RoundsContract
@@ -108,6 +110,8 @@ class DeviceChainAccount:
         """Find a PoW nonce for ``commitment`` at this device's difficulty and post both for ``round``.
 
         Raises:
+            PowRefusedError: the transaction succeeded, but the contract refused the stamp and
+                recorded the refusal (the device has no commitment in ``round``).
             ChainRevertError: the contract refused the commitment (other than for a stale difficulty).
         """
         for attempt in range(2):
@@ -115,10 +119,10 @@ class DeviceChainAccount:
                 self.pow_bits = self.contract.device(self.account)[2]
             nonce = self.contract.pow_stamp(self.account, round, commitment, self.pow_bits)
             try:
-                self.contract.relay_commit(self.contract.sign_commit(self.key, round, commitment, nonce), self.account)
+                self.contract.relay_commit(self.contract.sign_commit(self.key, round, commitment, nonce, self.pow_bits), self.account)
                 return
             except ChainRevertError as error:
-                if error.error != "BadPow" or attempt:
+                if error.error != "StalePow" or attempt:
                     raise
 
 
@@ -316,8 +320,9 @@ class ChainLedger:
         self.contract.open_round(round, model_hash)
 
     def commitment(self, round: int, device: int) -> bytes | None:
-        """Device ``device``'s commitment for ``round`` as the contract stores it,
-        ``bind_commitment(root, round, device)`` (None if it did not commit)."""
+        """Device ``device``'s commitment for ``round`` as the contract records it,
+        ``bind_commitment(root, round, device)`` (None if it did not commit; an earlier round's
+        from its events, :meth:`~ppbfl.chain.rounds.RoundsContract.commitments_of`)."""
         root = self.contract.commitment(round, self.device_ids[device])
         return None if root == bytes(32) else root
 
@@ -327,6 +332,11 @@ class ChainLedger:
         wanted = sorted(self.device_ids if devices is None else {i for i in devices if i in self.device_ids})
         roots = self.contract.commitments_of(round, [self.device_ids[i] for i in wanted]) if wanted else []
         return {i: root for i, root in zip(wanted, roots) if root != bytes(32)}
+
+    def pow_refusals(self, round: int) -> set[int]:
+        """The devices whose PoW stamp the contract refused in ``round`` (its per-round record, any round)."""
+        index = {chain_id: i for i, chain_id in self.device_ids.items()}
+        return {index[x] for x in self.contract.pow_refusals(round) if x in index}
 
     def close_commitments(self, round: int) -> bytes:
         """Close the commit phase (on a dev chain, mine to the deadline if devices are missing); the seed."""

@@ -537,7 +537,9 @@ class TrustQuery(Message):
     for; ``devices`` (distinct) and ``commitments``: each device's share commitment on chain
     (32 bytes, in the order of ``devices``), which the node's trust records hold. The node
     computes the update from the decisions it signed itself (:meth:`ppbfl.protocol.edge_node.EdgeNode.trust_vote`);
-    nothing here changes it but the commitments, and a wrong one only makes its vote not count.
+    nothing here changes it but the commitments and ``refused``, and a wrong one only makes its
+    vote not count (``refused`` is in the signed digest, which ``commitTrust`` checks against the
+    contract's own record of the round's refusals).
     """
 
     KIND: ClassVar[str] = "trust_query"
@@ -549,6 +551,8 @@ class TrustQuery(Message):
     previous: Word = 0
     """The latest round before this one whose trust the chain anchored (0: none): a node whose
     own latest trust round is earlier answers :class:`TrustBehind` instead of voting."""
+    refused: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_DEVICES)] = dataclasses.field(default_factory=list)
+    """The devices whose PoW stamp the contract refused in the round (``powRefusals``), ascending."""
     ids_reports: Annotated[list[bytes], ListOf(Bytes(max_len=IDS_REPORT_MAX_BYTES), max_len=MAX_EDGE_LIST)] = dataclasses.field(
         default_factory=list,
     )

@@ -6,7 +6,9 @@ The relay (the Flower workflow) tells each device the public facts it needs to s
 difficulty). They are the relay's word, and lying about them gains it nothing it could not do by
 dropping the transaction: a wrong contract, chain id or nonce gives a transaction the chain
 refuses or that lands nowhere (the device then has no commitment and is missing from the round);
-a difficulty other than the chain's is refused on chain (``BadPow``). The device refuses only a
+a difficulty below the chain's reverts on chain (``StalePow``, nothing recorded: the transaction
+names the difficulty the device stamped at, so a relay's wrong figure cannot make the device's
+stamp a recorded PoW refusal); a higher one only costs hashing. The device refuses only a
 difficulty above its own bound (hashing ``2^bits`` nonces would be a relay's way to stall it).
 The key never leaves the device and the commitment is bound on chain to the device's registered
 account, round and id (``docs/chain.md``), so a relay cannot commit for a device.
@@ -77,4 +79,4 @@ class RelayedCommitment:
             raise AnnouncementError(self.device, "chain_pow_bits", bits, f"a PoW difficulty in [0, {self.max_pow_bits}]")
         stamp = pow_stamp(self.terms.contract, self.terms.chain_id, self.key.address, round, commitment, bits)
         fields = signing_fields(nonce, self.terms.chain_id)
-        self.raw = commit_transaction(self.key, self.terms.contract, fields, round, commitment, stamp)
+        self.raw = commit_transaction(self.key, self.terms.contract, fields, round, commitment, stamp, bits)

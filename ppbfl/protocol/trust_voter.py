@@ -10,7 +10,7 @@ the way (a relay, a proxy) fails the signature check here, and would fail ``comm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from eth_utils import to_canonical_address
 
@@ -49,11 +49,12 @@ class RemoteTrustVoter:
         self.devices, self.timeout = devices, timeout
 
     def trust_vote(
-        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, previous: int = 0, missed: MissedRound | None = None,
-        ids_reports: Sequence[IdsReport] = (),
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], refused: Collection[int] = (), *,
+        previous: int = 0, missed: MissedRound | None = None, ids_reports: Sequence[IdsReport] = (),
     ) -> tuple[TrustVote, bytes]:
-        """The node's trust update of ``round`` (``commitments``: device -> its commitment on chain)
-        and its kind-4 signature for ``context``, checked. ``previous``: the latest round before
+        """The node's trust update of ``round`` (``commitments``: device -> its commitment on chain;
+        ``refused``: the devices whose PoW stamp the chain refused in the round) and its kind-4
+        signature for ``context``, checked. ``previous``: the latest round before
         ``round`` whose trust the chain anchored; a node behind it is sent the rounds ``missed``
         gives (see the module docstring) and asked again. ``ids_reports``: the edge nodes' signed
         IDS reports of the round, relayed in the query (the node checks and combines them).
@@ -68,7 +69,7 @@ class RemoteTrustVoter:
         """
         devices = sorted(commitments)
         query = TrustQuery(
-            to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices], previous,
+            to_canonical_address(context.contract), context.chain_id, devices, [commitments[i] for i in devices], previous, sorted(refused),
             [report_to_bytes(x) for x in ids_reports],
         )
         reply = self.transport.call(self.party, query, round=round, timeout=self.timeout).message
@@ -83,7 +84,7 @@ class RemoteTrustVoter:
         if len(reply.slots) != len(reply.words) or len(reply.slots) > most or any(s >= most for s in reply.slots):
             raise MessageError(self.party, "slots", f"{len(reply.slots)} slots for {len(reply.words)} words: expected equal, slots < {most} ({self.devices} devices)")
         try:
-            vote = TrustVote(reply.root, tuple(reply.slots), tuple(int.from_bytes(w, "big") for w in reply.words))
+            vote = TrustVote(reply.root, tuple(reply.slots), tuple(int.from_bytes(w, "big") for w in reply.words), tuple(query.refused))
             signed = vote.signed_by(self.account, reply.signature, context, round)
         except ChainValueError as error:
             raise MessageError(self.party, "signature", str(error)) from None

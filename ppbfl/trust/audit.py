@@ -7,14 +7,15 @@ round without a decision), its ``before`` must be the device's previous ``after`
 the update rule applied to them (and the trust ``commitTrust`` wrote), and the round's leaves must
 fold to the anchored root.
 
-PoW refusals and IDS flags are not on chain: they are checked for arithmetic, not for truth (a
-round's IDS flags rest on the anchored root's t signers, each of whom checked the edge nodes'
-signed reports, :mod:`ppbfl.trust.ids_reports`).
+PoW refusals are on chain too (the contract's per-round record of the devices' own refused
+stamps): each record's ``pow_failed`` must be that record. IDS flags are not on chain: they are
+checked for arithmetic, not for truth (a round's IDS flags rest on the anchored root's t signers,
+each of whom checked the edge nodes' signed reports, :mod:`ppbfl.trust.ids_reports`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from ppbfl.chain.merkle import root_of_leaves
 from ppbfl.chain.rounds import RoundsContract
@@ -31,14 +32,15 @@ _MISSING = REASON_CODES["missing upload"]
 
 def audit_records(
     records: Sequence[TrustRecord], previous: Mapping[int, DeviceTrust], agreed: Mapping[int, int], devices_in_round: int,
-    anchor: bytes, config: TrustConfig, committed: Mapping[int, int] | None = None,
+    anchor: bytes, config: TrustConfig, committed: Mapping[int, int] | None = None, refused: Collection[int] | None = None,
 ) -> list[str]:
     """Problems with one round's ``records`` (empty: consistent).
 
     ``previous``: each device's state after the round before (absent: a new device);
     ``agreed``: device -> reason code agreed on chain; ``devices_in_round``: devices ``0..k-1``
     registered when the round opened; ``anchor``: the root the contract holds for the round;
-    ``committed``: device -> Q1.15 trust the round's ``commitTrust`` wrote (None: not checked).
+    ``committed``: device -> Q1.15 trust the round's ``commitTrust`` wrote (None: not checked);
+    ``refused``: the devices whose PoW stamp the contract refused in the round (None: not checked).
     """
     problems = []
     ordered = sorted(records, key=lambda x: x.device)
@@ -53,6 +55,8 @@ def audit_records(
         reason = agreed.get(x.device, _MISSING)
         if x.evidence.reason != reason:
             problems.append(f"device {x.device}: evidence reason {x.evidence.reason}, the chain agreed {reason}")
+        if refused is not None and x.evidence.pow_failed != (x.device in refused):
+            problems.append(f"device {x.device}: pow_failed {x.evidence.pow_failed}, the chain's refusal record says {x.device in refused}")
         before = previous.get(x.device, start)
         if x.before != before:
             problems.append(f"device {x.device}: before {x.before} is not its previous state {before}")
@@ -73,6 +77,7 @@ def audit_store(store: TrustStore, contract: RoundsContract, config: TrustConfig
         agreed = {d.device_id: d.reason for d in contract.decisions(r)} if state.decisions_hash != bytes(32) else {}
         records = store.records(r)
         committed = contract.committed_trust(r)
-        report[r] = audit_records(records, states, agreed, state.device_count, state.anchor, config, committed)
+        refused = set(contract.pow_refusals(r))
+        report[r] = audit_records(records, states, agreed, state.device_count, state.anchor, config, committed, refused)
         states = {**states, **{x.device: x.after for x in records}}
     return report

@@ -48,9 +48,11 @@ class TrustVoter(Protocol):
     (:class:`~ppbfl.protocol.trust_voter.RemoteTrustVoter`)."""
 
     def trust_vote(
-        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], *, ids_reports: Sequence[IdsReport] = (),
+        self, round: int, context: ChainContext, commitments: Mapping[int, bytes], refused: Collection[int] = (), *,
+        ids_reports: Sequence[IdsReport] = (),
     ) -> tuple[TrustVote, bytes]:
-        """The node's own update of ``round`` (with the edge nodes' signed ``ids_reports``) and its kind-4 signature."""
+        """The node's own update of ``round`` (``refused``: the round's PoW refusals on chain; with
+        the edge nodes' signed ``ids_reports``) and its kind-4 signature."""
         ...
 
 
@@ -128,11 +130,13 @@ class TrustKeeper:
         """Update, store and (with a ledger) anchor round ``result.round``.
 
         ``pow_failures``: devices whose stamp the contract refused (also taken from ``result.missing``
-        reasons naming ``BadPow``); ``ids_flags``: device -> anomaly flags from the IDS. With a
-        ledger neither is used: the agreed update holds only what every edge node sees (a refused
-        stamp leaves the device without an upload: missing), so explicit ones are refused. IDS
-        flags enter it as ``ids_reports``: the edge nodes' signed reports of the round
-        (:mod:`ppbfl.trust.ids_reports`), checked and combined here and by every voter.
+        reasons naming ``PowRefusedError``); ``ids_flags``: device -> anomaly flags from the IDS.
+        With a ledger the refusals are read from the chain (``powRefusals``: the devices' own
+        signed transactions recorded them; the nodes' votes cover them and ``commitTrust`` checks
+        them against the contract's record), so explicit ones are refused, as are bare IDS flags
+        (the coordinator's word). IDS flags enter the agreed update as ``ids_reports``: the edge
+        nodes' signed reports of the round (:mod:`ppbfl.trust.ids_reports`), checked and combined
+        here and by every voter.
 
         Raises:
             ConfigError: as :func:`~ppbfl.trust.evidence.round_evidence`, or ``pow_failures`` /
@@ -146,13 +150,15 @@ class TrustKeeper:
         if self.ledger is None:
             if ids_reports:
                 raise ConfigError("ids_reports", "signed IDS reports are checked against the chain's edge accounts: the keeper has no ledger")
-            refused = set(pow_failures) | {i for i, why in result.missing.items() if "BadPow" in why}
+            refused = set(pow_failures) | {i for i, why in result.missing.items() if "PowRefusedError" in why}
             evidence = round_evidence(result, pow_failures=refused, ids_flags=ids_flags)
             commitments: dict[int, bytes] = {}
         else:
-            if pow_failures or any(ids_flags.values() if ids_flags else ()):
+            if pow_failures:
+                raise ConfigError("pow_failures", "with a ledger the PoW refusals are the chain's record (powRefusals), not the caller's")
+            if any(ids_flags.values() if ids_flags else ()):
                 raise ConfigError("ids_flags", "PoW refusals and IDS flags are no edge node's observation: not part of the agreed update")
-            evidence = with_ids_flags(agreed_evidence(self.states, decided), self._ids_flags(result.round, ids_reports))
+            evidence = with_ids_flags(agreed_evidence(self.states, decided, self.ledger.pow_refusals(result.round)), self._ids_flags(result.round, ids_reports))
             commitments = self.ledger.commitments(result.round, self.states)
         records = round_records(result.round, self.states, evidence, decided, commitments, self.config)
         self.states.update({x.device: x.after for x in records})
@@ -183,7 +189,9 @@ class TrustKeeper:
         if self.ledger is None:
             raise ConfigError("ledger", "the keeper has no chain to commit trust to")
         ids = [self.ledger.device_ids[x.device] for x in records]
-        mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records])
+        refused = [self.ledger.device_ids[x.device] for x in records if x.evidence.pow_failed]
+        mine = TrustVote.of(root, ids, [x.after.weight_trust for x in records], refused)
+        pow_failed = [x.device for x in records if x.evidence.pow_failed]  # what the voters count (device indices)
         signatures = []
         previous = self._previous_anchored(self.ledger.contract, round)
         reports = {"ids_reports": ids_reports} if ids_reports else {}  # a voter asked without reports keeps its 3-argument call
@@ -194,9 +202,11 @@ class TrustKeeper:
                     witness.catch_up(round, self.ledger.contract, self.store.records, repair=k in self._disagreed)
                 if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
                     self._relay_disagreed(k, voter)
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, previous=previous, missed=self._missed, **reports)
+                    vote, signature = voter.trust_vote(
+                        round, self.ledger.context, commitments, pow_failed, previous=previous, missed=self._missed, **reports,
+                    )
                 else:
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, **reports)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, pow_failed, **reports)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue
             if vote == mine:

@@ -24,23 +24,31 @@ __all__ = ["agreed_evidence", "records_root", "round_records"]
 _MISSING = Evidence(REASON_CODES["missing upload"])
 
 
-def agreed_evidence(devices: Collection[int], decided: Mapping[int, DeviceDecision]) -> dict[int, Evidence]:
-    """The evidence every edge node sees itself: each verified device's decision reason (``decided``:
+def agreed_evidence(
+    devices: Collection[int], decided: Mapping[int, DeviceDecision], refused: Collection[int] = (),
+) -> dict[int, Evidence]:
+    """The evidence every edge node agrees on: each verified device's decision reason (``decided``:
     device -> the decision the node signed), ``"missing upload"`` for every other of ``devices``
-    (no verified upload: dropped, refused PoW or failed proof alike). No PoW or IDS evidence.
+    (no verified upload: dropped, refused PoW or failed proof alike), and ``pow_failed`` for the
+    devices in ``refused`` (the round's PoW refusals on chain: ``commitTrust`` takes the vote only
+    if they are exactly the contract's). No IDS evidence.
 
     Raises:
-        ConfigError: a decision reason without a code (naming the device).
+        ConfigError: a decision reason without a code, or a refused device not in ``devices`` (naming it).
     """
+    pow_failed = set(refused)
+    unknown = sorted(pow_failed - set(devices))
+    if unknown:
+        raise ConfigError("refused", f"devices {unknown[:8]} are not registered")
     evidence: dict[int, Evidence] = {}
     for i in sorted(set(devices) | set(decided)):
         if i in decided:
             try:
-                evidence[i] = Evidence(reason_code(decided[i].reason))
+                evidence[i] = Evidence(reason_code(decided[i].reason), i in pow_failed)
             except KeyError:
                 raise ConfigError("decision.reason", f"device {i}: {decided[i].reason!r} has no reason code") from None
         else:
-            evidence[i] = _MISSING
+            evidence[i] = Evidence(_MISSING.reason, i in pow_failed)
     return evidence
 
 

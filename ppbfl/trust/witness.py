@@ -111,7 +111,7 @@ class TrustWitness:
                 continue
             copy = list(records(r))
             agreed = {x.device_id: x.reason for x in chain.decisions(r)} if state.decisions_hash != bytes(32) else {}
-            problems = audit_records(copy, self.states, agreed, state.device_count, state.anchor, self.config)
+            problems = audit_records(copy, self.states, agreed, state.device_count, state.anchor, self.config, refused=set(chain.pow_refusals(r)))
             if problems:
                 raise ConfigError("records", f"round {r}: the copy does not match the chain: {problems[0]}")
             self.store.add_round(r, copy, replace=replace)
@@ -159,17 +159,19 @@ class TrustWitness:
         return self.round < previous
 
     def vote(
-        self, round: int, decided: Mapping[int, DeviceDecision], commitments: Mapping[int, bytes], *,
+        self, round: int, decided: Mapping[int, DeviceDecision], commitments: Mapping[int, bytes], refused: Collection[int] = (), *,
         ids_reports: Sequence[IdsReport] = (), context: ChainContext | None = None,
     ) -> TrustVote:
         """Round ``round``'s update from ``decided`` (device -> the decision this node signed), the
-        devices' chain ``commitments`` and the edge nodes' signed ``ids_reports`` of the round
+        devices' chain ``commitments``, PoW ``refused`` devices (the relay's copy of the chain's
+        record: the vote covers them, and ``commitTrust`` takes it only if they are the
+        contract's) and the edge nodes' signed ``ids_reports`` of the round
         (checked for ``context`` and combined, :meth:`~ppbfl.trust.ids_reports.IdsSensors.combine`);
         stored, and the states move on.
 
         Raises:
-            ConfigError: ``round`` is not after the last one voted on, or a decision names an unknown
-                device or has no reason code; key ``trust_signers`` / ``context``: reports without
+            ConfigError: ``round`` is not after the last one voted on, or a decision or refusal names an
+                unknown device, or a decision has no reason code; key ``trust_signers`` / ``context``: reports without
                 registered edge accounts or a context; IdsReportError, ConfigError(``ids_reports``):
                 a report refused, too few, or this node's own left out. Nothing is stored then.
         """
@@ -179,7 +181,7 @@ class TrustWitness:
         if unknown:
             raise ConfigError("decided", f"devices {unknown[:8]} are not registered")
         flags = self._ids_flags(round, ids_reports, context)
-        evidence = with_ids_flags(agreed_evidence(self.states, decided), flags)
+        evidence = with_ids_flags(agreed_evidence(self.states, decided, refused), flags)
         records = round_records(round, self.states, evidence, decided, commitments, self.config)
         root = self.store.add_round(round, records)
         self.states = {x.device: x.after for x in records}
@@ -199,4 +201,5 @@ class TrustWitness:
 
 
 def _vote(root: bytes, records: list[TrustRecord]) -> TrustVote:
-    return TrustVote.of(root, [x.device for x in records], [x.after.weight_trust for x in records])
+    refused = [x.device for x in records if x.evidence.pow_failed]
+    return TrustVote.of(root, [x.device for x in records], [x.after.weight_trust for x in records], refused)
