@@ -23,7 +23,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from eth_abi import decode as abi_decode
 from eth_account import Account
@@ -39,6 +39,9 @@ from ppbfl.chain.errors import (
     ChainTimeoutError,
     ChainValueError,
 )
+
+if TYPE_CHECKING:
+    from ppbfl.chain.attest import ChainKey
 
 __all__ = ["TX_GAS_LIMIT", "Chain", "GasReport"]
 
@@ -311,6 +314,22 @@ class Chain:
                 return self.w3.eth.call({"from": sender, "to": tx["to"], "data": tx["input"], "gas": TX_GAS_LIMIT}, "latest")
 
             return self._mined(contract, method, sender, tx_hash, replay)
+
+    def send_signed(self, contract: Any, method: str, args: Sequence[Any], key: ChainKey) -> TxReceipt:
+        """Send ``contract.method(*args)`` signed here by ``key`` (a party's own
+        :class:`~ppbfl.chain.attest.ChainKey`, e.g. the admin's, which the node does not hold): the
+        account's next nonce and this chain's id are asked of the node, the transaction is signed in
+        this process and relayed as :meth:`send_raw` does.
+
+        Raises:
+            ChainRevertError: the call reverted (decoded custom error, e.g. ``NotAdmin``);
+            ChainError: the node refused the signed transaction (no funds, bad nonce).
+        """
+        data = contract.encode_abi(method, args=list(args))
+        with self._lock:
+            fields = self.transaction_fields(key.address)
+            raw = key.sign_transaction({"to": contract.address, "data": data, **fields})
+            return self.send_raw(contract, method, raw, key.address)
 
     def fund(self, account: str) -> None:
         """Send ``account`` (a key the node does not hold, e.g. a device's own) ether for its gas, from :attr:`funder`."""
