@@ -38,6 +38,7 @@ from ppbfl.chain.errors import (
     ChainRevertError,
     ChainTimeoutError,
     ChainValueError,
+    MissingAccountError,
 )
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ class Chain:
         self.node = node
         self._tester = tester
         self._pool = [to_checksum_address(a) for a in accounts]
+        self._signers = set(self._pool)  # accounts the node signs for: the pool and those created here
         self._next = 1  # accounts[0] funds and deploys by default
         self.timeout_s = timeout_s
         self._gas = GasReport()
@@ -178,11 +180,14 @@ class Chain:
     @classmethod
     def connect(cls, url: str, *, timeout_s: float = 30.0) -> Chain:
         """Connect to any JSON-RPC EVM node at ``url`` (``http(s)://``), e.g. a consortium's own
-        node, whose unlocked accounts (``eth_accounts``) the parties send from. The node must run
-        Cancun rules (the contract's ``evmVersion``). Nothing is started or stopped.
+        node, whose unlocked accounts (``eth_accounts``) the parties send from. A node without
+        unlocked accounts gives a read-only connection: views, events, and transactions signed by
+        their party (:meth:`send_raw`, :meth:`send_signed`) work; anything the node would have to
+        sign raises :class:`MissingAccountError` naming the account. The node must run Cancun rules
+        (the contract's ``evmVersion``). Nothing is started or stopped.
 
         Raises:
-            ChainError: the URL is not HTTP(S), the node does not answer, or it has no unlocked account.
+            ChainError: the URL is not HTTP(S), or the node does not answer.
         """
         if not url.startswith(("http://", "https://")):
             raise ChainError(f"chain URL {url!r}: expected an http:// or https:// JSON-RPC endpoint")
@@ -192,8 +197,6 @@ class Chain:
             client = str(w3.client_version)
         except Exception as exc:  # connection refused, not JSON-RPC, ...
             raise ChainError(f"chain URL {url!r}: the node does not answer JSON-RPC ({type(exc).__name__}: {exc})") from exc
-        if not accounts:
-            raise ChainError(f"chain URL {url!r}: the node has no unlocked account to send from")
         target = "anvil" if client.lower().startswith("anvil") else "custom"
         return cls(w3, accounts, target=target, timeout_s=timeout_s)
 
@@ -213,7 +216,13 @@ class Chain:
 
     @property
     def funder(self) -> str:
-        """The first account: pays for accounts created beyond the pool; default deployer."""
+        """The first account: pays for accounts created beyond the pool; default deployer.
+
+        Raises:
+            MissingAccountError: the node holds no unlocked account (a read-only connection).
+        """
+        if not self._pool:
+            raise MissingAccountError("funder", "the node holds no unlocked account (a read-only connection)")
         return self._pool[0]
 
     def new_account(self) -> str:
@@ -235,7 +244,8 @@ class Chain:
             self.w3.provider.make_request(RPCEndpoint("anvil_impersonateAccount"), [account])
             self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(_FUND_WEI)])
         else:
-            raise ChainError("account pool exhausted and this provider cannot create accounts")
+            raise MissingAccountError("(a new one)", f"the node's {len(self._pool)} unlocked accounts are all in use and it cannot create more")
+        self._signers.add(account)
         return account
 
     @property
@@ -273,12 +283,16 @@ class Chain:
             return self._send(contract, method, args, sender)
 
     def _send(self, contract: Any, method: str, args: Sequence[Any], sender: str) -> TxReceipt:
+        if not self._pool:
+            raise MissingAccountError(sender, f"{method}: the node holds no unlocked account (a read-only connection); sign it with the party's own key")
         fn = contract.functions[method](*args)
         tx = {"from": sender, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
         try:
             tx_hash = fn.transact(tx)
         except Exception as exc:  # a node that refuses a reverting transaction outright, or to sign for `sender`
             if _revert_data(exc) is None:
+                if to_checksum_address(sender) not in self._signers:
+                    raise MissingAccountError(sender, f"{method}: the node refused to sign for it ({type(exc).__name__}: {exc})") from exc
                 raise ChainError(f"{method}: the node refused to send from {sender} ({type(exc).__name__}: {exc})") from exc
             raise self._revert_error(contract, method, sender, exc) from exc
         return self._mined(contract, method, sender, tx_hash, lambda: fn.call({"from": sender, "gas": TX_GAS_LIMIT}, block_identifier="latest"))
@@ -369,7 +383,8 @@ class Chain:
         try:
             # an explicit `from` spares eth-tester a scan of every account (8x faster)
             with self._lock:
-                return contract.functions[method](*args).call({"from": self.funder}, block_identifier="latest")
+                caller = {"from": self._pool[0]} if self._pool else {}
+                return contract.functions[method](*args).call(caller, block_identifier="latest")
         except Exception as exc:
             if _revert_data(exc) is None:
                 raise

@@ -106,8 +106,8 @@ class ChainRegistry:
     @classmethod
     def connect(cls, url: str, address: str, **bounds: Any) -> ChainRegistry:
         """The registry of the ``PPBFLRounds`` contract at ``address`` on the JSON-RPC node at
-        ``url`` (``bounds``: as for the constructor). Only views are called, but
-        :meth:`ppbfl.chain.Chain.connect` asks the node for an unlocked account all the same.
+        ``url`` (``bounds``: as for the constructor). Only views are called: the node needs no
+        unlocked account (a read-only :meth:`ppbfl.chain.Chain.connect`).
 
         Raises:
             ChainError: the node does not answer or holds no contract at ``address``;
