@@ -82,6 +82,9 @@ def test_a_node_without_unlocked_accounts_serves_reads_and_self_signed_transacti
             with pytest.raises(MissingAccountError) as missing:
                 reader.funder  # noqa: B018 - the property raises
             assert missing.value.account == "funder"
+            with pytest.raises(MissingAccountError) as missing:
+                reader.deploy(1, 1, admin=deployed.admin)
+            assert missing.value.account == deployed.admin
             assert deployed.party(other) == (0, 0, False)
 
             # a transaction the admin signs here needs no account on the node

@@ -358,7 +358,13 @@ class Chain:
         return signing_fields(nonce, int(self.w3.eth.chain_id))
 
     def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int]:
-        """Deploy; returns ``(address, gas used)``."""
+        """Deploy from ``sender`` (an account the node signs for); returns ``(address, gas used)``.
+
+        Raises:
+            MissingAccountError: the node holds no unlocked account (a read-only connection).
+        """
+        if not self._pool:
+            raise MissingAccountError(sender, "deploy: the node holds no unlocked account (a read-only connection)")
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
         tx = {"from": sender, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
         receipt = self._receipt(factory.constructor(*args).transact(tx))
