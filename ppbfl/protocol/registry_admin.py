@@ -133,9 +133,10 @@ def party_of_certificate(cert: str | os.PathLike, role: str, index: int, ca: str
         CredentialsError: a file is missing or not a PEM certificate.
     """
     code = parse_role(role)
-    identity = identity_from_chain(code, index) if isinstance(index, int) and not isinstance(index, bool) else None
-    party = identity.party if identity is not None else f"{role} {index!r}"
-    _check_index(code, index, party)
+    _check_index(code, index, f"{role} {index!r}")
+    identity = identity_from_chain(code, index)
+    assert identity is not None  # every role has a party id for an index the checks above let through
+    party = identity.party
     fp, named = _certificate(Path(cert), read_ca_cert(ca))
     if named != party:
         raise ConfigError("cert", f"{cert} is the certificate of {named!r}, not of {party!r}")
