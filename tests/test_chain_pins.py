@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ppbfl.chain import Chain
-from ppbfl.chain.rounds import ROLE_DEVICE, ROLE_EDGE
+from ppbfl.chain.rounds import ROLE_DEALER, ROLE_DEVICE, ROLE_EDGE
 from ppbfl.errors import ConfigError
 from ppbfl.field import MERSENNE61
 from ppbfl.protocol.chain_registry import ChainRegistry
@@ -23,9 +23,9 @@ from ppbfl.protocol.tls import issue, make_ca
 MAX_AGE = 0.3
 
 
-def echo(transport: GrpcTransport) -> str:
+def echo(transport: GrpcTransport, party: str = "edge-1") -> str:
     values = np.arange(3, dtype=np.uint64) % np.uint64(MERSENNE61)
-    return transport.call("edge-1", EchoRequest(values=values, op="echo", seconds=0.0), round=0, timeout=10).message.caller
+    return transport.call(party, EchoRequest(values=values, op="echo", seconds=0.0), round=0, timeout=10).message.caller
 
 
 class DownContract:
@@ -47,8 +47,8 @@ def net():
     chain.close()
 
 
-def client(net, address: str, pins) -> GrpcTransport:
-    return GrpcTransport("device-0", net["creds"]["device-0"], net["ca"].cert_pem, {"edge-1": address}, pins=pins, retries=0)
+def client(net, address: str, pins, party: str = "edge-1") -> GrpcTransport:
+    return GrpcTransport("device-0", net["creds"]["device-0"], net["ca"].cert_pem, {party: address}, pins=pins, retries=0)
 
 
 def test_a_device_refuses_an_edge_certificate_revoked_on_chain_and_one_never_registered(net):
@@ -72,6 +72,29 @@ def test_a_device_refuses_an_edge_certificate_revoked_on_chain_and_one_never_reg
                 echo(device)  # the open transport, which had checked the server before
         with client(net, honest.address, pins) as fresh, pytest.raises(PeerAuthError, match="no active certificate"):
             echo(fresh)
+
+
+def test_after_a_rotation_the_old_certificate_is_refused_and_the_new_one_served(net):
+    """The dealer's certificate is replaced on chain (revoke, register the new one; an edge node's
+    cannot be: the contract binds it to ``registerEdgeNode``): a transport that had checked the
+    old server checks again once its pin changed, and refuses it."""
+    contract, ca, ca_pem = net["contract"], net["ca"], net["ca"].cert_pem
+    old, new = issue(ca, "dealer"), issue(ca, "dealer")
+    contract.register_parties([(old.fingerprint, ROLE_DEALER, 0)])
+    pins = ChainRegistry(contract, max_age_s=MAX_AGE)
+    with (
+        serve(EchoHandler(), "dealer", old, ca_pem, registry=ChainRegistry(contract)) as before,
+        serve(EchoHandler(), "dealer", new, ca_pem, registry=ChainRegistry(contract)) as after,
+        client(net, before.address, pins, "dealer") as device,
+    ):
+        assert echo(device, "dealer") == "device-0"
+        contract.revoke_party(old.fingerprint)
+        contract.register_parties([(new.fingerprint, ROLE_DEALER, 0)])
+        time.sleep(MAX_AGE)
+        with pytest.raises(PeerAuthError, match="does not match the registered fingerprint"):
+            echo(device, "dealer")
+        with client(net, after.address, pins, "dealer") as rotated:
+            assert echo(rotated, "dealer") == "device-0"
 
 
 def test_a_chain_that_cannot_answer_refuses_the_server_and_pins_exclude_fixed_fingerprints(net):

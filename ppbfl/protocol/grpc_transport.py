@@ -447,7 +447,7 @@ class GrpcTransport(BytesTransport):
         self._max_size = max_size
         self._channel_creds = grpc.ssl_channel_credentials(ca_pem, credentials.key_pem, credentials.cert_pem)
         self._channels: dict[str, grpc.Channel] = {}
-        self._verified: dict[str, float] = {}  # party -> when its certificate was checked (time.monotonic)
+        self._verified: dict[str, tuple[bytes, float]] = {}  # party -> (the fingerprint its server showed, when: time.monotonic)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -475,19 +475,23 @@ class GrpcTransport(BytesTransport):
 
     def _verify_fingerprint(self, party: str, timeout: float) -> None:
         """Handshake with ``party`` over Python ``ssl`` and compare its certificate's fingerprint
-        (the fixed one, or the one ``pins`` gives, checked again after ``pins.max_age_s``)."""
+        (the fixed one, or the one ``pins`` gives, asked again after ``pins.max_age_s``: while it is
+        the one the server showed and the connection has not failed since, no new handshake)."""
         checked = self._verified.get(party)
         if self._pins is None:
             if party not in self._fingerprints or checked is not None:
                 return
             expected = self._fingerprints[party]
         else:
-            if checked is not None and time.monotonic() - checked < self._pins.max_age_s:
+            if checked is not None and time.monotonic() - checked[1] < self._pins.max_age_s:
                 return
             pinned = self._pins.fingerprint_of(party)  # PeerAuthError when the registry cannot answer
             if pinned is None:
                 self._verified.pop(party, None)
                 raise PeerAuthError(party, "no active certificate is registered for it (revoked or never registered)")
+            if checked is not None and checked[0] == pinned:
+                self._verified[party] = (pinned, time.monotonic())
+                return
             expected = pinned
         host, _, port = self._peers[party].rpartition(":")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -511,7 +515,7 @@ class GrpcTransport(BytesTransport):
         if hashlib.sha256(der).digest() != expected:
             self._verified.pop(party, None)
             raise PeerAuthError(party, "server certificate does not match the registered fingerprint")
-        self._verified[party] = time.monotonic()
+        self._verified[party] = (expected, time.monotonic())
 
     def _attempt(self, party: str, data: bytes, timeout: float) -> bytes:
         self._verify_fingerprint(party, timeout)
