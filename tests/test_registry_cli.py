@@ -67,15 +67,17 @@ def test_the_admin_registers_lists_and_revokes_and_a_server_then_refuses_the_rev
         on_chain = ["--chain", chain.node.url, "--contract", contract.address]
         admin = [*on_chain, "--admin-key", str(key_file)]
 
-        # edge-2's certificate is not the registered edge node's (none yet): named, nothing sent
+        # no edge node 2 in the contract yet: named, nothing sent
         assert main(["registry", "register", *admin, "--creds", str(folder)]) == 2
-        assert "ConfigError: cert: edge-2: the contract's edge node 2 holds no edge node registered" in capsys.readouterr().err
+        assert "ConfigError: cert: edge-2: no edge node 2 is registered in the contract" in capsys.readouterr().err
         assert contract.party(fps["coordinator"]) == (0, 0, False)
 
-        contract.register_edge_node(2, issued.chain_accounts["edge-2"], fps["edge-2"])
-        assert main(["registry", "register", *admin, "--creds", str(folder)]) == 0
+        # --edge-nodes registers it first (account from chain-accounts.json); edge-1's stays as it was
+        assert main(["registry", "register", *admin, "--creds", str(folder), "--edge-nodes"]) == 0
         out = capsys.readouterr().out
-        assert {line.split()[1] for line in out.splitlines() if line.startswith("registered ")} == set(PARTIES)
+        assert f"registered edge node edge-2 (account {issued.chain_accounts['edge-2']})" in out
+        assert contract.edge_node(2) == (issued.chain_accounts["edge-2"], fps["edge-2"])
+        assert {line.split()[1] for line in out.splitlines() if line.startswith("registered ") and "edge node" not in line} == set(PARTIES)
         for party, (role, index) in ROLE_OF.items():  # the contract's own view, against the certificates ppbfl creds wrote
             assert contract.party(fps[party]) == (role, index, True)
             assert contract.party_fingerprint(role, index) == fps[party]
@@ -141,6 +143,7 @@ ADMIN = ["--admin-account", "0x" + "22" * 20]  # a node account: no key involved
     (["register", "--creds", "DIR", "--cert", "CERT", *ADMIN], "ConfigError: creds: give either --creds DIR"),
     (["register", "--cert", "CERT", "--role", "device", "--index", "1", *ADMIN], "ConfigError: ca: --cert needs"),
     (["register", "--creds", "DIR"], "ConfigError: admin_key: the admin must sign"),
+    (["register", "--cert", "CERT", "--ca", "CA", "--role", "device", "--index", "1", "--edge-nodes", *ADMIN], "ConfigError: edge_nodes: --edge-nodes takes"),
     (["register", "--creds", "DIR", "--admin-account", "0x12"], "ConfigError: admin_account: '0x12' is not an address"),
     (["revoke", "abc", *ADMIN], "ConfigError: fingerprint: 'abc' is not 64 hex digits"),
     (["revoke", "0x" + "ab" * 31 + "zz", *ADMIN], "is not 64 hex digits"),

@@ -267,12 +267,14 @@ class RoundsContract:
 
     # ------------------------------------------------------------ registration
 
-    def register_edge_node(self, index: int, account: str, tls_fingerprint: bytes, *, sender: str | None = None) -> None:
+    def register_edge_node(
+        self, index: int, account: str, tls_fingerprint: bytes, *, sender: str | None = None, key: ChainKey | None = None,
+    ) -> None:
         """Register edge node ``index`` (1..n) with its account (the address of the node's own
         :class:`~ppbfl.chain.attest.ChainKey`: what its signed votes recover to) and 32-byte TLS
-        certificate fingerprint."""
+        certificate fingerprint (admin; sent as :meth:`register_parties` sends)."""
         _uint("index", index, 8, low=1)
-        self._send("registerEdgeNode", [index, account, _bytes32("tls_fingerprint", tls_fingerprint)], sender or self.admin)
+        self._send("registerEdgeNode", [index, account, _bytes32("tls_fingerprint", tls_fingerprint)], sender or self.admin, key)
 
     def edge_node(self, index: int) -> tuple[str, bytes]:
         """``(account, tls_fingerprint)`` of edge node ``index`` (zero address when unregistered)."""

@@ -47,6 +47,7 @@ __all__ = [
     "admin_key",
     "list_parties",
     "pending_parties",
+    "register_edge_nodes",
     "parse_fingerprint",
     "parse_role",
     "parties_of_folder",
@@ -245,8 +246,39 @@ def pending_parties(
             continue
         if role == ROLE_EDGE:
             registered = contract.edge_node_fingerprint(index) if index <= contract.n else bytes(32)
+            if registered == bytes(32):
+                raise ConfigError("cert", f"{party}: no edge node {index} is registered in the contract (registerEdgeNode; ppbfl registry register --edge-nodes)")
             if registered != fp:
-                held = "no edge node registered" if registered == bytes(32) else f"certificate {registered.hex()[:16]}..."
-                raise ConfigError("cert", f"{party}: the contract's edge node {index} holds {held}, not {fp.hex()[:16]}... (registerEdgeNode)")
+                raise ConfigError("cert", f"{party}: the contract's edge node {index} holds certificate {registered.hex()[:16]}..., not {fp.hex()[:16]}... (registerEdgeNode)")
         todo.append((party, fp, role, index))
     return todo, already
+
+
+def register_edge_nodes(
+    contract: RoundsContract, entries: Sequence[tuple[str, bytes, int, int]], accounts: Mapping[str, str], *,
+    sender: str | None = None, key: ChainKey | None = None,
+) -> list[str]:
+    """Register (``registerEdgeNode``, admin) every edge node of ``entries`` the contract does not
+    hold yet, with its chain account from ``accounts`` (party id -> address: a credentials folder's
+    ``chain-accounts.json``) and its certificate; returns their party ids. Edge nodes the contract
+    holds already are left alone (their certificate is checked by :func:`pending_parties`).
+
+    Raises:
+        ConfigError: ``chain_accounts``: an edge node to register has no account in ``accounts``;
+            ``index``: an edge index beyond the contract's ``n``;
+        ChainRevertError: the contract refused (``NotAdmin``, ``AddressInUse``).
+    """
+    todo = []
+    for party, fp, role, index in entries:
+        if role != ROLE_EDGE:
+            continue
+        if index > contract.n:
+            raise ConfigError("index", f"{party}: the contract has {contract.n} edge nodes")
+        if int(contract.edge_node(index)[0], 16) != 0:  # registered already
+            continue
+        if party not in accounts:
+            raise ConfigError("chain_accounts", f"{party}: no chain account for it (ppbfl creds writes chain-accounts.json)")
+        todo.append((party, fp, index))
+    for party, fp, index in todo:
+        contract.register_edge_node(index, accounts[party], fp, sender=sender, key=key)
+    return [party for party, _, _ in todo]

@@ -84,7 +84,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _register(args: argparse.Namespace) -> int:
     from ppbfl.errors import ConfigError
-    from ppbfl.protocol.registry_admin import parties_of_folder, party_of_certificate, pending_parties
+    from ppbfl.protocol.creds import read_chain_accounts
+    from ppbfl.protocol.registry_admin import parties_of_folder, party_of_certificate, pending_parties, register_edge_nodes
 
     if (args.creds is None) == (args.cert is None):
         raise ConfigError("creds", "give either --creds DIR (a folder ppbfl creds wrote) or --cert FILE with --role and --index")
@@ -93,13 +94,18 @@ def _register(args: argparse.Namespace) -> int:
             raise ConfigError("role" if args.role is None else "ca", "--cert needs --role, --index (0 for the coordinator and dealer) and --ca")
         if args.party:
             raise ConfigError("party", "--party selects parties of --creds")
+        if args.edge_nodes:
+            raise ConfigError("edge_nodes", "--edge-nodes takes the edge nodes' chain accounts from --creds")
         entries, skipped = [party_of_certificate(args.cert, args.role, args.index, args.ca)], list[str]()
     else:
         if args.role is not None:
             raise ConfigError("role", "--role and --index go with --cert; the roles of --creds come from its party ids")
         entries, skipped = parties_of_folder(args.creds, args.party, args.ca)
     sender, key = _signer(args)
+    accounts = read_chain_accounts(args.creds) if args.edge_nodes else {}
     contract = connect_contract(args.chain, args.contract)
+    for party in register_edge_nodes(contract, entries, accounts, sender=sender, key=key) if args.edge_nodes else []:
+        print(f"registered edge node {party} (account {accounts[party]})")
     todo, already = pending_parties(contract, entries)
     for party in skipped:
         print(f"# {party}: no role in the contract's registry, left out")
@@ -168,6 +174,10 @@ def add_registry_commands(commands: Any) -> None:
     _admin_options(register)
     register.add_argument("--creds", default=None, help="a folder ppbfl creds wrote: its manifest's parties with a role (edge-j, device-i, coordinator, dealer)")
     register.add_argument("--party", action="append", default=[], help="with --creds: only this party (repeatable)")
+    register.add_argument(
+        "--edge-nodes", action="store_true",
+        help="with --creds: first register (registerEdgeNode) each edge node the contract does not hold yet, with its account from DIR/chain-accounts.json",
+    )
     register.add_argument("--cert", default=None, help="one PEM certificate, with --role, --index and --ca")
     register.add_argument("--role", default=None, help="with --cert: edge, device, coordinator or dealer")
     register.add_argument("--index", type=int, default=0, help="with --cert: the edge node's (1..n) or device's index (default 0)")
