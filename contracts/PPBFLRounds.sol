@@ -63,6 +63,7 @@ contract PPBFLRounds {
         bytes32 newModelHash;
         bytes32 auditSeed;
         bytes32 anchor;
+        bytes32 verifyRequest; // hash of the round's one VerifyRequest (postVerifyRequest)
     }
 
     struct EdgeNode {
@@ -440,6 +441,28 @@ contract PPBFLRounds {
         bytes32 stored = rounds[round].challengeSeed;
         if (stored != bytes32(0)) return stored;
         return _seed(round, rounds[round].closedAt, 1);
+    }
+
+    // ------------------------------------------------------------------ verify request (one per round)
+
+    error VerifyRequestAlreadyPosted(uint64 round, bytes32 posted);
+    error VerifyRequestAfterScalars(uint64 round);
+
+    event VerifyRequestFixed(uint64 indexed round, bytes32 requestHash);
+
+    /// @notice The coordinator fixes the hash of round `round`'s one VerifyRequest (the hash
+    /// every edge node's verify reply is bound to) before it sends the request: after
+    /// closeCommitments, before the verify deadline and before any scalars were posted, once
+    /// (a second one reverts, VerifyRequestAlreadyPosted). An edge node that reads the chain
+    /// answers only the request with this hash, so a relay cannot send nodes different requests.
+    function postVerifyRequest(uint64 round, bytes32 requestHash) external onlyCoordinator {
+        Round storage r = _inPhase(round, Phase.Committed);
+        _beforeDeadline(round, r);
+        if (requestHash == bytes32(0)) revert ZeroRoot();
+        if (r.verifyRequest != bytes32(0)) revert VerifyRequestAlreadyPosted(round, r.verifyRequest);
+        if (r.scalarVoters != 0) revert VerifyRequestAfterScalars(round);
+        r.verifyRequest = requestHash;
+        emit VerifyRequestFixed(round, requestHash);
     }
 
     // ------------------------------------------------------------------ verification

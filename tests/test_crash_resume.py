@@ -187,6 +187,7 @@ def agreed(post_packed, kind: int):
 
 STEPS = {  # after the commitments closed: the real SIGKILL below
     "opened": lambda ledger: setattr(ledger, "open_round", after(ledger.open_round)),
+    "verify request posted": lambda ledger: setattr(ledger, "post_verify_request", after(ledger.post_verify_request)),
     "scalars agreed (verified)": lambda ledger: setattr(ledger.contract, "post_packed", agreed(ledger.contract.post_packed, KIND_SCALARS)),
     "decisions agreed": lambda ledger: setattr(ledger.contract, "post_packed", agreed(ledger.contract.post_packed, KIND_DECISIONS)),
     "aggregate posted": lambda ledger: setattr(ledger.contract, "post_aggregate", after(ledger.contract.post_aggregate)),

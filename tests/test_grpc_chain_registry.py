@@ -1,6 +1,7 @@
 """A GrpcDeployment over anvil whose edge and dealer processes identify callers from the contract's
 party registry (``GrpcDeployment(..., ledger=)``): a round completes, and a device whose certificate
-the CA issued (and the manifest lists) but the chain does not register is refused."""
+the CA issued (and the manifest lists) but the chain does not register is refused; a verify request
+other than the one whose hash the coordinator posted is refused by the process it reaches."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ppbfl.protocol.registry import MANIFEST, write_manifest
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.tls import issue
 from tests.protocol_helpers import plaintext_aggregate, synthetic_round
+from tests.test_adversarial_verify_agreement import Relay, only, other_reference
 
 T, N, D, M = 2, 3, 64, 4
 REVOKED = 3
@@ -62,12 +64,18 @@ def test_a_round_over_anvil_with_identities_from_the_chain_refuses_unregistered_
                 # every edge process refused the revoked device's uploads; the round went on without it
                 with pytest.raises(PeerAuthError, match="not registered"):
                     federation.devices[REVOKED].transport.call(edge_party(2), setup, round=0, timeout=30.0)
+                # round 2: the relay posts its request's hash, then sends edge-1 another reference; the
+                # process reads the posted hash through its ChainRegistry and refuses before any share
+                coordinator.transport = Relay(dep.coordinator, only(edge_party(1), other_reference))
+                mixed = federation.run_round(2, updates, reference)
+                assert 1 not in mixed.online and "'request_hash'" in coordinator.dropped[1] and "peer coordinator" in coordinator.dropped[1]
             kept = {i: g for i, g in updates.items() if i != REVOKED}
             for i in kept:  # issued by Federation (GrpcDeployment.issue_devices) and registered on chain before the round
                 assert ledger.contract.party(dep.fingerprints[f"device-{i}"]) == (ROLE_DEVICE, i, True)
             assert REVOKED not in result.devices and result.accepted == sorted(kept)
             assert result.missing[REVOKED] == f"missing upload: edge nodes {list(range(1, N + 1))} do not have it"
-            np.testing.assert_allclose(result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
+            for round_result in (result, mixed):  # round 2 completed on the processes that got the posted request
+                np.testing.assert_allclose(round_result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
 
 
 def test_a_ledger_on_the_embedded_chain_is_refused():

@@ -1,7 +1,7 @@
 """Typed Python methods for every ``PPBFLRounds`` call (one deployed contract, one consortium).
 
 Each method sends from the account of the party it belongs to: registration from the admin,
-``open_round`` / ``post_aggregate`` / ``anchor`` / ``report_liar`` /
+``open_round`` / ``post_verify_request`` / ``post_aggregate`` / ``anchor`` / ``report_liar`` /
 ``close_round`` from the aggregator, ``commit_shares`` from the device. The edge nodes' votes
 (``post_scalars`` / ``post_decisions`` / ``commit_aggregate_shares`` / ``commit_trust``) carry the nodes' own
 signatures (:mod:`ppbfl.chain.attest`) and are relayed by anyone (default: the aggregator): the
@@ -124,6 +124,9 @@ class RoundState:
     anchor: bytes
     pow_range: tuple[int, int, int]
     """``(min_bits, max_bits, full_trust)`` of the PoW range when the round opened (its commitments' difficulty)."""
+    verify_request: bytes
+    """The hash of the round's one ``VerifyRequest`` the coordinator posted (``postVerifyRequest``;
+    32 zero bytes: none yet): what an edge node that reads the chain answers, and only that."""
 
 
 @dataclass(frozen=True)
@@ -415,6 +418,25 @@ class RoundsContract:
         On a dev chain an empty block is mined when the seed's block is still the latest."""
         return self._seed("challengeSeed", round_)
 
+    # ------------------------------------------------------------ verify request (one per round)
+
+    def post_verify_request(self, round_: int, request_hash: bytes, *, sender: str | None = None) -> int:
+        """Fix the 32-byte hash of ``round_``'s one ``VerifyRequest`` (aggregator; after the
+        commitments closed, before any scalars, once); returns the gas used.
+
+        Raises:
+            ChainValueError: ``round_`` or ``request_hash`` is malformed (names it).
+            ChainRevertError: ``VerifyRequestAlreadyPosted`` (with the ``posted`` hash) on a second
+                post, ``VerifyRequestAfterScalars``, ``WrongPhase``, ``DeadlinePassed``, ``ZeroRoot``,
+                ``NotCoordinator``.
+        """
+        args = [_uint("round", round_, 64, 1), _bytes32("request_hash", request_hash)]
+        return int(self._send("postVerifyRequest", args, sender or self.aggregator)["gasUsed"])
+
+    def verify_request(self, round_: int) -> bytes:
+        """The verify-request hash posted for ``round_`` (32 zero bytes: none), as :attr:`RoundState.verify_request`."""
+        return self.round_state(round_).verify_request
+
     # ------------------------------------------------------------ verification
 
     @staticmethod
@@ -665,5 +687,5 @@ class RoundsContract:
             Phase(r[0]), Failure(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[10]), int(r[11]),
             _bits(r[12]), _bits(r[13]), _bits(r[14]), _bits(r[15]), bool(r[16]), bool(r[17]),
             bytes(r[18]), bytes(r[19]), bytes(r[20]), bytes(r[21]), bytes(r[22]), bytes(r[23]), bytes(r[24]), bytes(r[25]),
-            (int(r[7]), int(r[8]), int(r[9])),
+            (int(r[7]), int(r[8]), int(r[9])), bytes(r[26]),
         )

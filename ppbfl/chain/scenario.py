@@ -78,6 +78,7 @@ def setup_consortium(chain: Chain, t: int, n: int, devices: int, *, pow_bits: in
 
 PHASES: dict[str, tuple[str, ...]] = {
     "commit": ("commitShares",),
+    "verify_request": ("postVerifyRequest",),
     "scalars": ("postScalars", "voteScalars"),
     "decisions": ("postDecisions", "voteDecisions"),
     "trust": ("commitTrust",),

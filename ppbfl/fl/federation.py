@@ -75,7 +75,9 @@ class Federation:
         ledger: the chain ledger the coordinator records on; None: no chain. Each device then makes
             its own chain key and commits with it (:class:`DeviceChainAccount`); the ledger
             registers the devices' and (if it has none) the deployment's edge nodes' addresses,
-            so ``devices`` must be its devices ``0 .. m - 1``.
+            so ``devices`` must be its devices ``0 .. m - 1``. The nodes of an in-process
+            deployment then read each round's model hash and verify-request hash from its
+            contract themselves (:meth:`~ppbfl.protocol.edge_node.EdgeNode.read_chain`).
         factories: device index -> :data:`DeviceFactory` (default :class:`Device`).
         workers: devices that share, commit and upload at the same time (each device uploads to
             its edge nodes side by side too when the deployment is networked; in process its
@@ -126,6 +128,9 @@ class Federation:
                 keys = {i: given.get(i) or ChainKey.generate() for i in devices}  # each device's own key (only its address is registered)
                 ledger.register_devices([keys[i].address for i in sorted(keys)])
             boards = {i: DeviceChainAccount(ledger.contract, key, ledger.device_ids[i]) for i, key in keys.items()}
+            if isinstance(deployment, InProcessDeployment):  # nodes in this process read the round's facts on chain themselves
+                for node in deployment.nodes.values():
+                    node.read_chain(ledger.contract)
         self.owns_deployment = owns_deployment
         self.trust = trust
         t, n, codec = coordinator.t, coordinator.n, coordinator.codec

@@ -48,7 +48,7 @@ from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.chain_registry import ChainRegistry
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
-from ppbfl.protocol.errors import PeerAuthError
+from ppbfl.protocol.errors import PeerAuthError, RequestNotAgreedError
 from ppbfl.protocol.flame_decision import (
     FLAME_SPACES,
     GlobalModelError,
@@ -94,6 +94,7 @@ from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
 
 if TYPE_CHECKING:
+    from ppbfl.chain.rounds import RoundsContract
     from ppbfl.trust.witness import TrustWitness
 
 __all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
@@ -210,6 +211,12 @@ class EdgeNode:
         """Round -> the model hash the round was opened with, read by the node itself (FLAME on
         models checks the request's against it); None: from the chain when :attr:`registry` is a
         :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else the request's word."""
+        self.posted_request: Callable[[int], bytes] | None = None
+        """Round -> the hash of the round's one verify request as the coordinator posted it on
+        chain (32 zero bytes: none), read by the node itself: the node then answers only the
+        request with that hash (:meth:`_check_posted_request`). None: from the chain when
+        :attr:`registry` is a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else no
+        check (a relay may then send nodes different requests: docs/security.md)."""
         self.state_dir = state_dir
         self.state_store: EdgeStateStore | None = None
         self.restore_error: EdgeStateError | None = None
@@ -261,6 +268,21 @@ class EdgeNode:
                     {r: recalled for r, (_, _, recalled) in self._kept.items()},
                 )
             self.state_store.save(state, self.field)
+
+    def read_chain(self, contract: RoundsContract) -> None:
+        """Read each round's facts from ``contract`` itself, not from the relay's word: the model
+        hash the round was opened with (:attr:`announced_model`) and the hash of its verify
+        request (:attr:`posted_request`). For nodes in the process of a chain client (in-process
+        deployments); a node whose registry is a ChainRegistry reads its contract without this."""
+        self.announced_model = lambda r: bytes(contract.round_state(r).model_hash)
+        self.posted_request = contract.verify_request
+
+    def _chain_reader(self, read: Callable[[int], bytes] | None, name: str) -> Callable[[int], bytes] | None:
+        """``read``, else the ``RoundState`` field ``name`` from the contract of a ChainRegistry (None: no chain view)."""
+        if read is None and isinstance(self.registry, ChainRegistry):
+            contract = self.registry.contract
+            return lambda r: bytes(getattr(contract.round_state(r), name))
+        return read
 
     @property
     def chain_address(self) -> str:
@@ -542,6 +564,7 @@ class EdgeNode:
             )
         if message.zero_counter != envelope.round or not 0 <= envelope.round < GRAM_COUNTER:
             raise OutOfPhaseError(self.name, f"verify request of round {envelope.round} with PRZS counter {message.zero_counter}: the counter is the round")
+        self._check_posted_request(message, envelope.round, envelope.sender)
         self._check_model(message, envelope.round)
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
@@ -588,6 +611,31 @@ class EdgeNode:
             self._persist()  # the counter is spent: a restarted node must refuse it
         return reply
 
+    def _check_posted_request(self, message: VerifyRequest, round: int, relay: str) -> None:
+        """A node that reads the chain (:attr:`posted_request`) answers only the verify request
+        whose hash the coordinator fixed on chain for ``round`` before sending it: one value per
+        round for every node, so a relay cannot send nodes different requests (their mixed
+        replies would open combinations no honest round opens). Checked before any share is
+        computed; a node without a chain view answers the request as it comes.
+
+        Raises:
+            RequestNotAgreedError: no hash is posted for ``round``, or the request's is another
+                (names ``relay`` and the field ``request_hash``).
+            OutOfPhaseError: the chain cannot be read (nothing is answered).
+        """
+        posted = self._chain_reader(self.posted_request, "verify_request")
+        if posted is None:
+            return
+        try:
+            on_chain = bytes(posted(round))
+        except Exception as error:  # a chain that cannot say refuses, as the registry does
+            raise OutOfPhaseError(self.name, f"cannot read the verify request hash of round {round} on chain: {type(error).__name__}: {error}") from None
+        if on_chain == bytes(32):
+            raise RequestNotAgreedError(relay, "request_hash", round, "no verify request hash is posted on chain for the round")
+        got = signed_shares.request_hash(message)
+        if got != on_chain:
+            raise RequestNotAgreedError(relay, "request_hash", round, f"{got.hex()[:16]}... is not the hash posted on chain ({on_chain.hex()[:16]}...)")
+
     def _check_model(self, message: VerifyRequest, round: int) -> None:
         """FLAME on local models: the request's global model must hash to its announced hash, be
         its reference's preimage (:func:`check_global_model`), and that hash must be the one
@@ -600,9 +648,7 @@ class EdgeNode:
         assert self.codec is not None
         if self.config.flame_space == "models":
             check_global_model(message.model, message.model_hash, message.reference, self.codec, self.config.d, party=self.name)
-            announced = self.announced_model
-            if announced is None and isinstance(self.registry, ChainRegistry):
-                announced = lambda r, contract=self.registry.contract: bytes(contract.round_state(r).model_hash)  # noqa: E731
+            announced = self._chain_reader(self.announced_model, "model_hash")
             if announced is not None and bytes(message.model_hash) != announced(round):
                 raise GlobalModelError(self.name, "model_hash", f"is not the model hash round {round} was opened with")
         elif message.model.size or message.model_hash:

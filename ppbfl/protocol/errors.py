@@ -19,6 +19,7 @@ __all__ = [
     "PeerUnavailableError",
     "ProtocolError",
     "RemoteError",
+    "RequestNotAgreedError",
     "SchemaError",
     "ServerStartError",
 ]
@@ -80,6 +81,17 @@ class PeerAuthError(ProtocolError):
         self.reason = reason
         who = party if party is not None else "<unknown party>"
         super().__init__(f"peer {who}: authentication failed: {reason}")
+
+
+class RequestNotAgreedError(PeerAuthError):
+    """A relayed request is not the one fixed on chain for its round (or none is fixed there).
+
+    ``party``: the relay that sent it; ``field``: what differs (``"request_hash"``); ``round``: the round.
+    """
+
+    def __init__(self, party: str, field: str, round: int, reason: str) -> None:
+        self.field, self.round = field, round
+        super().__init__(party, f"verify request of round {round}: field {field!r}: {reason}")
 
 
 class RemoteError(ProtocolError):

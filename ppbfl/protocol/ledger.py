@@ -13,6 +13,8 @@ of every party (:meth:`ChainLedger.register_identities`, what chain-registry ser
   is what the edge nodes compare their uploads with;
 * ``close_commitments`` (mining to the commit deadline on a dev chain if some device never
   committed) and the challenge seed fixed by the closing block;
+* the hash of the round's one ``VerifyRequest`` (``post_verify_request``), before the request
+  leaves: edge nodes that read the chain answer only the request with that hash;
 * every online edge node's opened scalars ``(||g_i||^2, <g_i, r>)`` and decisions (reason code,
   fixed-point weight), relayed with the nodes' own signatures, one transaction per distinct
   value, until ``t`` agree;
@@ -336,6 +338,16 @@ class ChainLedger:
             self.chain.mine(max(1, int(error.args_by_name["deadline"]) - self.chain.block_number + 1))
             self.contract.close_commitments(round)
         return self.contract.challenge_seed(round)
+
+    def post_verify_request(self, round: int, request_hash: bytes) -> None:
+        """Fix on chain the hash (:func:`ppbfl.protocol.signed_shares.request_hash`) of the one
+        ``VerifyRequest`` of ``round`` that the coordinator then sends every edge node.
+
+        Raises:
+            ChainRevertError: the contract refused, e.g. ``VerifyRequestAlreadyPosted`` (a hash is
+                posted for the round already: ``args_by_name["posted"]``), ``WrongPhase``.
+        """
+        self.contract.post_verify_request(round, request_hash)
 
     def abort_round(self, round: int) -> None:
         """Fail ``round`` on chain with the contract's ``abortRound``, which takes a round in any

@@ -5,8 +5,9 @@ State machine of round ``r`` (mirrored on chain when a ledger is given, DESIGN Â
     open (announce) -> devices share, commit (own chain account, PoW) and upload (own channel)
          -> commitments closed (challenge seed fixed) -> devices prove their range (own channel)
          -> who delivered (edge nodes report, close the proofs and draw coins)
-         -> verify (consistency, validity, <g, r>, ||g||^2 on shares) -> aggregate (decide,
-         weighted sum on shares) -> reconstruct (robust; liars named) -> posted + audited -> closed
+         -> the verify request's hash fixed on chain -> verify (consistency, validity, <g, r>,
+         ||g||^2 on shares) -> aggregate (decide, weighted sum on shares) -> reconstruct (robust;
+         liars named) -> posted + audited -> closed
 
 The coordinator never holds an update, a device object or a device's key: :meth:`Coordinator.open_round`
 returns the :class:`RoundAnnouncement` the devices act on (they are clients, driven by whatever runs
@@ -77,7 +78,7 @@ from ppbfl.protocol.messages import (
     VerifyShares,
 )
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
-from ppbfl.protocol.signed_shares import field_hash
+from ppbfl.protocol.signed_shares import field_hash, request_hash
 from ppbfl.protocol.transport import Transport
 from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
@@ -106,6 +107,9 @@ class RoundLedger(Protocol):
 
     def close_commitments(self, round: int) -> bytes:
         """End the commit phase; return the 32-byte challenge seed fixed after it."""
+
+    def post_verify_request(self, round: int, request_hash: bytes) -> None:
+        """Fix the hash of ``round``'s one ``VerifyRequest`` on chain (once), before it is sent."""
 
     def abort_round(self, round: int) -> None:
         """Fail ``round`` on chain (it cannot complete), so that the next round can open."""
@@ -492,6 +496,9 @@ class Coordinator:
             [reports[j].coin_signature for j in coin_nodes],
             model=model, model_hash=pending.announcement.model_hash if model.size else b"",
         )
+        if self.ledger is not None:  # one request for every node, fixed on chain first: nodes that read it answer only this one
+            self.ledger.post_verify_request(round, request_hash(verify_request))
+            lap("chain")
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
 

@@ -106,9 +106,9 @@ def chained_federation(
 
     Devices are registered with the model's initial trust (:func:`~ppbfl.trust.reputation.initial_trust`),
     so round 1's difficulty follows the model; the keeper sets the contract's PoW range from
-    ``config``. Other arguments as :meth:`Federation.in_process`. With ``flame_space = "models"``
-    every node reads the hash each round was opened with from the contract
-    (:attr:`~ppbfl.protocol.edge_node.EdgeNode.announced_model`), not from the relay's request.
+    ``config``. Other arguments as :meth:`Federation.in_process`. Every node reads the hash each
+    round was opened with and its verify request's hash from the contract (the federation's
+    :meth:`~ppbfl.protocol.edge_node.EdgeNode.read_chain`), not from the relay's request.
     """
     codec = FixedPointCodec() if codec is None else codec
     chain = Chain.embedded(accounts=devices + n + 4)
@@ -121,8 +121,6 @@ def chained_federation(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
             ledger=ledger, rule=rule, flame_noise=flame_noise, rescale=rescale, flame_space=flame_space,
         )
-        for node in deployment.nodes.values():  # each node reads the round's model hash on chain itself
-            node.announced_model = lambda r, contract=ledger.contract: bytes(contract.round_state(r).model_hash)
         keeper = TrustKeeper(range(devices), config, ledger=ledger, voters=list(deployment.nodes.values()))
         return ChainedFederation(
             deployment, coordinator, range(devices), ledger=ledger, factories=factories, owns_deployment=True, strict=strict,
