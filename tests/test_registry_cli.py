@@ -98,6 +98,7 @@ def test_the_admin_registers_lists_and_revokes_and_a_server_then_refuses_the_rev
         err = capsys.readouterr().err
         assert "ChainRevertError: revokeParty" in err and f"NotAdmin(caller='{outsider.address.lower()}')" in err and secret not in err
         assert contract.party(fps["device-1"]) == (ROLE_DEVICE, 1, True)
+        assert chain.w3.eth.get_transaction_count(outsider.address) == 0  # refused in simulation: no gas spent
         monkeypatch.delenv("PPBFL_ADMIN_KEY")
 
         # a server identifying callers from the chain admits device-1, then refuses it once revoked

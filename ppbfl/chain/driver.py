@@ -332,14 +332,21 @@ class Chain:
     def send_signed(self, contract: Any, method: str, args: Sequence[Any], key: ChainKey) -> TxReceipt:
         """Send ``contract.method(*args)`` signed here by ``key`` (a party's own
         :class:`~ppbfl.chain.attest.ChainKey`, e.g. the admin's, which the node does not hold): the
-        account's next nonce and this chain's id are asked of the node, the transaction is signed in
-        this process and relayed as :meth:`send_raw` does.
+        call is first simulated (``eth_call`` from the key's address), so a call that would revert
+        costs no gas; then the account's next nonce and this chain's id are asked of the node, the
+        transaction is signed in this process and relayed as :meth:`send_raw` does.
 
         Raises:
-            ChainRevertError: the call reverted (decoded custom error, e.g. ``NotAdmin``);
+            ChainRevertError: the call reverts (decoded custom error, e.g. ``NotAdmin``), in the
+                simulation (nothing sent) or when mined;
             ChainError: the node refused the signed transaction (no funds, bad nonce).
         """
         data = contract.encode_abi(method, args=list(args))
+        try:
+            contract.functions[method](*args).call({"from": key.address, "gas": TX_GAS_LIMIT}, block_identifier="latest")
+        except Exception as exc:  # a revert is typed here; anything else (node down) surfaces at the send
+            if _revert_data(exc) is not None:
+                raise self._revert_error(contract, method, key.address, exc) from exc
         with self._lock:
             fields = self.transaction_fields(key.address)
             raw = key.sign_transaction({"to": contract.address, "data": data, **fields})
