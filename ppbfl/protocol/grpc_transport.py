@@ -22,9 +22,9 @@ failure. That check cannot rule out a different process with another CA-issued c
 the same party id taking over the address between the check and the gRPC connection. Given
 ``pins`` (a :class:`PeerPins`, e.g. a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`) instead
 of fixed fingerprints, the client pins each server to the certificate the chain registers as that
-party's active one, asked again (and the server checked again) once ``pins.max_age_s`` seconds
-have passed since the last check: a server whose certificate was revoked, or that has none
-registered, is refused (:class:`PeerAuthError`).
+party's active one, asked again once ``pins.max_age_s`` seconds have passed since the last check
+(the server is checked again when the answer changed): a server whose certificate was revoked, or
+that has none registered, is refused (:class:`PeerAuthError`).
 
 TLS 1.3 only. grpcio has no setting for the minimum TLS version, so this module sets gRPC's
 cipher list for TLS <= 1.2 (``GRPC_SSL_CIPHER_SUITES``, read once when grpc is first imported) to
@@ -407,7 +407,7 @@ class GrpcTransport(BytesTransport):
     ``peers``: party id -> ``"127.0.0.1:port"``; ``fingerprints``: party id -> registered 32-byte
     certificate fingerprint (checked before first use, see module docstring); ``pins``: where the
     servers' fingerprints come from instead (the chain's party registry; every peer is then
-    checked, again after ``pins.max_age_s``); ``retries``: extra
+    checked, the pin asked again after ``pins.max_age_s``); ``retries``: extra
     attempts after UNAVAILABLE / DEADLINE_EXCEEDED, waiting ``backoff * 2**k`` seconds before the
     k-th. Worst-case duration of a call: ``(retries + 1) * timeout + backoff * (2**retries - 1)``
     (plus one TLS handshake of at most ``timeout`` per attempt while a fingerprint is unverified).
