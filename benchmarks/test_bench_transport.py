@@ -8,7 +8,11 @@ and back (request and reply both carry the vector), with baselines measured in t
 * ``wire_codec`` - :func:`ppbfl.protocol.wire.encode` + :func:`decode` twice (schema checks, ``< p``);
 * ``in_process`` - :class:`InProcessTransport.call` (the codec path plus the handler);
 * ``grpc_mtls`` - :class:`GrpcTransport.call` to a server in its own process (``python -m
-  ppbfl.protocol.serve``), chunked streaming over TLS 1.3 with client certificates.
+  ppbfl.protocol.serve``), chunked streaming over TLS 1.3 with client certificates;
+* ``grpc_mtls_chain_pins`` - the same server, called by a client that pins it to the certificate
+  the round contract's party registry holds (``pins=ChainRegistry``, embedded chain, default
+  ``max_age_s`` = 5 s: a view call and a pin comparison every 5 s, a handshake only when the pin
+  changed), against ``grpc_mtls``.
 
 Sizes: 1e5 and 1e6 elements (0.8 and 8 MB); quick mode 1e3 and 1e4.
 """
@@ -43,8 +47,8 @@ def size(request, group) -> int:
 
 
 @pytest.fixture(scope="module")
-def grpc_client(tmp_path_factory):
-    """A device-1 client of an echo server (edge-1) running in its own process."""
+def echo_server(tmp_path_factory):
+    """An echo server (edge-1) in its own process: ``(ca, {party: credentials}, address)``."""
     ca = make_ca("bench consortium")
     directory = tmp_path_factory.mktemp("bench-pki")
     save_ca(ca, directory)
@@ -58,10 +62,33 @@ def grpc_client(tmp_path_factory):
         "--party", "edge-1", "--creds", str(directory), "--ca", str(directory / "ca.crt"), "--port", "0",
     ]
     env = dict(os.environ, PYTHONPATH=path, GRPC_VERBOSITY="NONE")
-    with spawn_server(args, ready_timeout=60, env=env) as proc, GrpcTransport(
-        "device-1", creds["device-1"], ca.cert_pem, {"edge-1": proc.address}
-    ) as client:
+    with spawn_server(args, ready_timeout=60, env=env) as proc:
+        yield ca, creds, proc.address
+
+
+@pytest.fixture(scope="module")
+def grpc_client(echo_server):
+    """A device-1 client of the echo server."""
+    ca, creds, address = echo_server
+    with GrpcTransport("device-1", creds["device-1"], ca.cert_pem, {"edge-1": address}) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def chain_pinned_client(echo_server):
+    """A device-1 client of the echo server, pinned to edge-1's certificate on chain."""
+    from ppbfl.chain import Chain
+    from ppbfl.chain.rounds import ROLE_EDGE
+    from ppbfl.protocol.chain_registry import ChainRegistry
+
+    ca, creds, address = echo_server
+    with Chain.embedded(accounts=4) as chain:
+        contract = chain.deploy(1, 1)
+        contract.register_edge_node(1, chain.new_account(), creds["edge-1"].fingerprint)
+        contract.register_parties([(creds["edge-1"].fingerprint, ROLE_EDGE, 1)])
+        pins = ChainRegistry(contract)
+        with GrpcTransport("device-1", creds["device-1"], ca.cert_pem, {"edge-1": address}, pins=pins) as client:
+            yield client
 
 
 def _request(size: int) -> EchoRequest:
@@ -109,4 +136,10 @@ def test_transport_in_process(benchmark, size):
 def test_transport_grpc_mtls(benchmark, size, grpc_client):
     msg = _request(size)
     env = benchmark(grpc_client.call, "edge-1", msg, round=1, timeout=30, expect=EchoReply)
+    assert env.sender == "edge-1" and np.array_equal(env.message.values, msg.values)
+
+
+def test_transport_grpc_mtls_chain_pins(benchmark, size, chain_pinned_client):
+    msg = _request(size)
+    env = benchmark(chain_pinned_client.call, "edge-1", msg, round=1, timeout=30, expect=EchoReply)
     assert env.sender == "edge-1" and np.array_equal(env.message.values, msg.values)

@@ -1,5 +1,5 @@
 """Command line: ``ppbfl demo``, ``ppbfl info``, ``ppbfl experiment CONFIG``, ``ppbfl edge``, ``ppbfl creds``,
-``ppbfl trust`` and ``ppbfl ids``."""
+``ppbfl registry``, ``ppbfl trust`` and ``ppbfl ids``."""
 
 from __future__ import annotations
 
@@ -306,8 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
     experiment.add_argument("--jobs", type=int, default=1, help="cells run in this many processes at once (default 1; same results)")
     experiment.set_defaults(run=_experiment)
+    from ppbfl.protocol.registry_cli import add_registry_commands
     from ppbfl.trust.cli import add_trust_commands
 
+    add_registry_commands(commands)
     add_trust_commands(commands)
     add_ids_parser(commands)
     return parser

@@ -161,7 +161,7 @@ def test_device_channels_are_reused_per_tier_and_the_oldest_is_closed(monkeypatc
     made: list[FakeTransport] = []
 
     class FakeTransport:
-        def __init__(self, party: str, credentials: object, ca: object, peers: dict[str, str]) -> None:
+        def __init__(self, party: str, credentials: object, ca: object, peers: dict[str, str], pins: object = None) -> None:
             self.party, self.peers, self.closed = party, peers, False
             made.append(self)
 

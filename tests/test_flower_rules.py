@@ -83,7 +83,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     deployment.creds_dir = creds  # type: ignore[attr-defined]
     monkeypatch.setattr(mod_module, "_CHANNELS", mod_module._DeviceChannels())  # this deployment's transports only
     monkeypatch.setattr(workflow_module, "GrpcTransport", lambda *args: deployment.coordinator)
-    monkeypatch.setattr(mod_module, "GrpcTransport", lambda party, *args: _KeepOpen(deployment.device_transport(int(party.split("-")[1]))))
+    monkeypatch.setattr(mod_module, "GrpcTransport", lambda party, *args, **kwargs: _KeepOpen(deployment.device_transport(int(party.split("-")[1]))))
     monkeypatch.setattr(workflow_module, "load_credentials", lambda *args: None)
     monkeypatch.setattr(mod_module, "load_credentials", lambda creds, party: SimpleNamespace(key=deployment.device_key(int(party.split("-")[1]))))
     monkeypatch.setattr(workflow_module, "FileRegistry", lambda path: None)

@@ -73,6 +73,7 @@ def test_a_round_over_anvil_with_identities_from_the_chain_refuses_unregistered_
             for i in kept:  # issued by Federation (GrpcDeployment.issue_devices) and registered on chain before the round
                 assert ledger.contract.party(dep.fingerprints[f"device-{i}"]) == (ROLE_DEVICE, i, True)
             assert REVOKED not in result.devices and result.accepted == sorted(kept)
+            assert result.missing[REVOKED] == f"missing upload: edge nodes {list(range(1, N + 1))} do not have it"
             for round_result in (result, mixed):  # round 2 completed on the processes that got the posted request
                 np.testing.assert_allclose(round_result.aggregate, plaintext_aggregate(kept, reference)[0], atol=ATOL)
 

@@ -17,6 +17,7 @@ from ppbfl.chain.errors import (
     ChainRevertError,
     ChainTimeoutError,
     ChainValueError,
+    MissingAccountError,
 )
 from ppbfl.chain.keccak import keccak256, keccak256_rows
 from ppbfl.chain.merkle import (
@@ -63,6 +64,7 @@ __all__ = [
     "ChainRevertError",
     "ChainTimeoutError",
     "ChainValueError",
+    "MissingAccountError",
     "ChunkProof",
     "Decision",
     "Failure",

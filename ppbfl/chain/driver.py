@@ -23,7 +23,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from eth_abi import decode as abi_decode
 from eth_account import Account
@@ -38,7 +38,11 @@ from ppbfl.chain.errors import (
     ChainRevertError,
     ChainTimeoutError,
     ChainValueError,
+    MissingAccountError,
 )
+
+if TYPE_CHECKING:
+    from ppbfl.chain.attest import ChainKey
 
 __all__ = ["TX_GAS_LIMIT", "Chain", "GasReport"]
 
@@ -136,6 +140,7 @@ class Chain:
         self.node = node
         self._tester = tester
         self._pool = [to_checksum_address(a) for a in accounts]
+        self._signers = set(self._pool)  # accounts the node signs for: the pool and those created here
         self._next = 1  # accounts[0] funds and deploys by default
         self.timeout_s = timeout_s
         self._gas = GasReport()
@@ -175,11 +180,14 @@ class Chain:
     @classmethod
     def connect(cls, url: str, *, timeout_s: float = 30.0) -> Chain:
         """Connect to any JSON-RPC EVM node at ``url`` (``http(s)://``), e.g. a consortium's own
-        node, whose unlocked accounts (``eth_accounts``) the parties send from. The node must run
-        Cancun rules (the contract's ``evmVersion``). Nothing is started or stopped.
+        node, whose unlocked accounts (``eth_accounts``) the parties send from. A node without
+        unlocked accounts gives a read-only connection: views, events, and transactions signed by
+        their party (:meth:`send_raw`, :meth:`send_signed`) work; anything the node would have to
+        sign raises :class:`MissingAccountError` naming the account. The node must run Cancun rules
+        (the contract's ``evmVersion``). Nothing is started or stopped.
 
         Raises:
-            ChainError: the URL is not HTTP(S), the node does not answer, or it has no unlocked account.
+            ChainError: the URL is not HTTP(S), or the node does not answer.
         """
         if not url.startswith(("http://", "https://")):
             raise ChainError(f"chain URL {url!r}: expected an http:// or https:// JSON-RPC endpoint")
@@ -189,8 +197,6 @@ class Chain:
             client = str(w3.client_version)
         except Exception as exc:  # connection refused, not JSON-RPC, ...
             raise ChainError(f"chain URL {url!r}: the node does not answer JSON-RPC ({type(exc).__name__}: {exc})") from exc
-        if not accounts:
-            raise ChainError(f"chain URL {url!r}: the node has no unlocked account to send from")
         target = "anvil" if client.lower().startswith("anvil") else "custom"
         return cls(w3, accounts, target=target, timeout_s=timeout_s)
 
@@ -210,7 +216,13 @@ class Chain:
 
     @property
     def funder(self) -> str:
-        """The first account: pays for accounts created beyond the pool; default deployer."""
+        """The first account: pays for accounts created beyond the pool; default deployer.
+
+        Raises:
+            MissingAccountError: the node holds no unlocked account (a read-only connection).
+        """
+        if not self._pool:
+            raise MissingAccountError("funder", "the node holds no unlocked account (a read-only connection)")
         return self._pool[0]
 
     def new_account(self) -> str:
@@ -232,7 +244,8 @@ class Chain:
             self.w3.provider.make_request(RPCEndpoint("anvil_impersonateAccount"), [account])
             self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(_FUND_WEI)])
         else:
-            raise ChainError("account pool exhausted and this provider cannot create accounts")
+            raise MissingAccountError("(a new one)", f"the node's {len(self._pool)} unlocked accounts are all in use and it cannot create more")
+        self._signers.add(account)
         return account
 
     @property
@@ -270,12 +283,16 @@ class Chain:
             return self._send(contract, method, args, sender)
 
     def _send(self, contract: Any, method: str, args: Sequence[Any], sender: str) -> TxReceipt:
+        if not self._pool:
+            raise MissingAccountError(sender, f"{method}: the node holds no unlocked account (a read-only connection); sign it with the party's own key")
         fn = contract.functions[method](*args)
         tx = {"from": sender, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
         try:
             tx_hash = fn.transact(tx)
         except Exception as exc:  # a node that refuses a reverting transaction outright, or to sign for `sender`
             if _revert_data(exc) is None:
+                if to_checksum_address(sender) not in self._signers:
+                    raise MissingAccountError(sender, f"{method}: the node refused to sign for it ({type(exc).__name__}: {exc})") from exc
                 raise ChainError(f"{method}: the node refused to send from {sender} ({type(exc).__name__}: {exc})") from exc
             raise self._revert_error(contract, method, sender, exc) from exc
         return self._mined(contract, method, sender, tx_hash, lambda: fn.call({"from": sender, "gas": TX_GAS_LIMIT}, block_identifier="latest"))
@@ -312,6 +329,29 @@ class Chain:
 
             return self._mined(contract, method, sender, tx_hash, replay)
 
+    def send_signed(self, contract: Any, method: str, args: Sequence[Any], key: ChainKey) -> TxReceipt:
+        """Send ``contract.method(*args)`` signed here by ``key`` (a party's own
+        :class:`~ppbfl.chain.attest.ChainKey`, e.g. the admin's, which the node does not hold): the
+        call is first simulated (``eth_call`` from the key's address), so a call that would revert
+        costs no gas; then the account's next nonce and this chain's id are asked of the node, the
+        transaction is signed in this process and relayed as :meth:`send_raw` does.
+
+        Raises:
+            ChainRevertError: the call reverts (decoded custom error, e.g. ``NotAdmin``), in the
+                simulation (nothing sent) or when mined;
+            ChainError: the node refused the signed transaction (no funds, bad nonce).
+        """
+        data = contract.encode_abi(method, args=list(args))
+        try:
+            contract.functions[method](*args).call({"from": key.address, "gas": TX_GAS_LIMIT}, block_identifier="latest")
+        except Exception as exc:  # a revert is typed here; anything else (node down) surfaces at the send
+            if _revert_data(exc) is not None:
+                raise self._revert_error(contract, method, key.address, exc) from exc
+        with self._lock:
+            fields = self.transaction_fields(key.address)
+            raw = key.sign_transaction({"to": contract.address, "data": data, **fields})
+            return self.send_raw(contract, method, raw, key.address)
+
     def fund(self, account: str) -> None:
         """Send ``account`` (a key the node does not hold, e.g. a device's own) ether for its gas, from :attr:`funder`."""
         with self._lock:
@@ -325,7 +365,13 @@ class Chain:
         return signing_fields(nonce, int(self.w3.eth.chain_id))
 
     def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int]:
-        """Deploy; returns ``(address, gas used)``."""
+        """Deploy from ``sender`` (an account the node signs for); returns ``(address, gas used)``.
+
+        Raises:
+            MissingAccountError: the node holds no unlocked account (a read-only connection).
+        """
+        if not self._pool:
+            raise MissingAccountError(sender, "deploy: the node holds no unlocked account (a read-only connection)")
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
         tx = {"from": sender, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
         receipt = self._receipt(factory.constructor(*args).transact(tx))
@@ -350,7 +396,8 @@ class Chain:
         try:
             # an explicit `from` spares eth-tester a scan of every account (8x faster)
             with self._lock:
-                return contract.functions[method](*args).call({"from": self.funder}, block_identifier="latest")
+                caller = {"from": self._pool[0]} if self._pool else {}
+                return contract.functions[method](*args).call(caller, block_identifier="latest")
         except Exception as exc:
             if _revert_data(exc) is None:
                 raise

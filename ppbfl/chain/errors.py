@@ -14,6 +14,7 @@ __all__ = [
     "ChainRevertError",
     "ChainTimeoutError",
     "ChainValueError",
+    "MissingAccountError",
     "PowRefusedError",
 ]
 
@@ -62,6 +63,16 @@ def _show(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return "0x" + bytes(value).hex()
     return repr(value)
+
+
+class MissingAccountError(ChainError):
+    """A transaction needs an account the node does not sign for (a read-only connection: a node
+    with no unlocked account, or a sender it holds no key for). ``account``: that account, or
+    ``"funder"`` for the node's first account, which pays and deploys by default."""
+
+    def __init__(self, account: str, detail: str) -> None:
+        self.account = account
+        super().__init__(f"no account {account} to send from: {detail}")
 
 
 class ChainTimeoutError(ChainError, TimeoutError):

@@ -265,17 +265,21 @@ class RoundsContract:
     def _view(self, method: str, *args: Any) -> Any:
         return self.chain.call(self.contract, method, *args)
 
-    def _send(self, method: str, args: Sequence[Any], sender: str) -> Any:
+    def _send(self, method: str, args: Sequence[Any], sender: str, key: ChainKey | None = None) -> Any:
+        if key is not None:  # signed here by a key the node does not hold (e.g. the admin's, ``ppbfl registry``)
+            return self.chain.send_signed(self.contract, method, args, key)
         return self.chain.send(self.contract, method, args, sender)
 
     # ------------------------------------------------------------ registration
 
-    def register_edge_node(self, index: int, account: str, tls_fingerprint: bytes, *, sender: str | None = None) -> None:
+    def register_edge_node(
+        self, index: int, account: str, tls_fingerprint: bytes, *, sender: str | None = None, key: ChainKey | None = None,
+    ) -> None:
         """Register edge node ``index`` (1..n) with its account (the address of the node's own
         :class:`~ppbfl.chain.attest.ChainKey`: what its signed votes recover to) and 32-byte TLS
-        certificate fingerprint."""
+        certificate fingerprint (admin; sent as :meth:`register_parties` sends)."""
         _uint("index", index, 8, low=1)
-        self._send("registerEdgeNode", [index, account, _bytes32("tls_fingerprint", tls_fingerprint)], sender or self.admin)
+        self._send("registerEdgeNode", [index, account, _bytes32("tls_fingerprint", tls_fingerprint)], sender or self.admin, key)
 
     def edge_node(self, index: int) -> tuple[str, bytes]:
         """``(account, tls_fingerprint)`` of edge node ``index`` (zero address when unregistered)."""
@@ -311,10 +315,13 @@ class RoundsContract:
 
     # ------------------------------------------------------------ TLS identities
 
-    def register_parties(self, parties: Sequence[tuple[bytes, int, int]], *, sender: str | None = None) -> int:
+    def register_parties(
+        self, parties: Sequence[tuple[bytes, int, int]], *, sender: str | None = None, key: ChainKey | None = None,
+    ) -> int:
         """Register TLS identities ``(fingerprint, role, index)`` in one transaction (admin; see
         :data:`ROLES`: edges with index 1..n and their ``registerEdgeNode`` fingerprint, devices with
-        their device id, coordinator and dealer with index 0); returns the gas used.
+        their device id, coordinator and dealer with index 0); returns the gas used. Sent from
+        ``sender`` (default: the admin account, which the node must hold), or signed here by ``key``.
 
         Raises:
             ChainValueError: a fingerprint is not 32 bytes, a role not 1..4, an index not uint32.
@@ -326,12 +333,13 @@ class RoundsContract:
             if role not in ROLES:
                 raise ChainValueError(f"parties[{k}].role", f"{role} is not one of {sorted(ROLES)}")
         indexes = [_uint(f"parties[{k}].index", index, 32) for k, (_, _, index) in enumerate(parties)]
-        receipt = self._send("registerParties", [fps, roles, indexes], sender or self.admin)
+        receipt = self._send("registerParties", [fps, roles, indexes], sender or self.admin, key)
         return int(receipt["gasUsed"])
 
-    def revoke_party(self, fingerprint: bytes, *, sender: str | None = None) -> None:
-        """Revoke the TLS certificate with ``fingerprint`` for good (admin; ``NotActiveParty`` if it is not active)."""
-        self._send("revokeParty", [_bytes32("fingerprint", fingerprint)], sender or self.admin)
+    def revoke_party(self, fingerprint: bytes, *, sender: str | None = None, key: ChainKey | None = None) -> None:
+        """Revoke the TLS certificate with ``fingerprint`` for good (admin; ``NotActiveParty`` if it
+        is not active); sent as :meth:`register_parties` sends."""
+        self._send("revokeParty", [_bytes32("fingerprint", fingerprint)], sender or self.admin, key)
 
     def party(self, fingerprint: bytes) -> tuple[int, int, bool]:
         """``(role, index, active)`` registered for the 32-byte certificate ``fingerprint`` (role 0: never registered)."""

@@ -20,6 +20,12 @@ over that view, so a server takes its callers' identities from the chain instead
 
 Both errors are :class:`~ppbfl.protocol.errors.PeerAuthError`: the gRPC server reports them to
 the caller as an authentication refusal.
+
+The other direction: a client pins the server it calls to the certificate the chain registers as
+that party's active one (:meth:`ChainRegistry.fingerprint_of`, the view ``partyFingerprint(role,
+index)``; a :class:`~ppbfl.protocol.grpc_transport.GrpcTransport` given the registry as ``pins``),
+asked again after ``max_age_s``: an edge node whose certificate the admin revoked is refused by
+its callers within that bound, as its callers are by it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, device_party
 from ppbfl.protocol.registry import Identity, identity_of
 
 __all__ = ["ChainRegistry", "RegistryBusyError", "RegistryUnavailableError", "identity_from_chain"]
+
+_ROLE_CODES = {"edge": ROLE_EDGE, "device": ROLE_DEVICE, "coordinator": ROLE_COORDINATOR, "dealer": ROLE_DEALER}
 
 
 class RegistryUnavailableError(PeerAuthError):
@@ -100,14 +108,15 @@ class ChainRegistry:
         self.contract, self.max_age_s, self.lookups_per_s, self.burst = contract, float(max_age_s), float(lookups_per_s), burst
         self.max_entries, self._clock = max_entries, clock
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._pins: dict[str, tuple[bytes | None, float]] = {}  # party -> (active fingerprint, asked at)
         self._tokens, self._refilled = float(burst), clock()
         self._lock = threading.Lock()
 
     @classmethod
     def connect(cls, url: str, address: str, **bounds: Any) -> ChainRegistry:
         """The registry of the ``PPBFLRounds`` contract at ``address`` on the JSON-RPC node at
-        ``url`` (``bounds``: as for the constructor). Only views are called, but
-        :meth:`ppbfl.chain.Chain.connect` asks the node for an unlocked account all the same.
+        ``url`` (``bounds``: as for the constructor). Only views are called: the node needs no
+        unlocked account (a read-only :meth:`ppbfl.chain.Chain.connect`).
 
         Raises:
             ChainError: the node does not answer or holds no contract at ``address``;
@@ -167,3 +176,32 @@ class ChainRegistry:
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
         return identity
+
+    def fingerprint_of(self, party: str) -> bytes | None:
+        """The 32-byte fingerprint of the certificate the chain registers as ``party``'s active one
+        (``edge-j``, ``device-i``, ``coordinator``, ``dealer``): what a client pins that party's
+        server to. None: no active certificate (revoked, never registered) or an id with no role.
+        Answers are cached for at most ``max_age_s`` seconds (the parties a client calls are its
+        own peers, a handful: no rate bound is needed here).
+
+        Raises:
+            PeerAuthError: the chain call failed (the server is refused, never trusted unchecked).
+        """
+        identity = identity_of(party)
+        if identity.role not in _ROLE_CODES or (identity.role == "edge" and not identity.index):
+            return None
+        with self._lock:
+            now = self._clock()
+            cached = self._pins.get(party)
+            if cached is not None and now - cached[1] < self.max_age_s:
+                return cached[0]
+        try:
+            active = self.contract.party_fingerprint(_ROLE_CODES[identity.role], identity.index or 0)
+        except Exception as error:  # any failure refuses: the node may be down, slow or lying
+            with self._lock:
+                self._pins.pop(party, None)
+            raise PeerAuthError(party, f"its certificate could not be confirmed on chain: {type(error).__name__}: {error}") from None
+        pinned = active if isinstance(active, bytes) and len(active) == 32 and active != bytes(32) else None
+        with self._lock:
+            self._pins[party] = (pinned, now)
+        return pinned

@@ -62,6 +62,7 @@ from ppbfl.trust.store import TrustStore
 from ppbfl.trust.witness import TrustWitness
 
 if TYPE_CHECKING:
+    from ppbfl.protocol.chain_registry import ChainRegistry
     from ppbfl.protocol.ledger import ChainLedger
 
 __all__ = ["Deployment", "GrpcDeployment", "InProcessDeployment", "edge_witness", "make_dealer", "make_edge_node"]
@@ -146,11 +147,29 @@ def edge_witness(config: Mapping[str, Any], devices: int, store: str | None, sig
     return TrustWitness(range(devices), parsed, None if store is None else TrustStore(store), checked)
 
 
-def make_dealer(t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None) -> TripleDealerNode:
-    """Handler factory of the dealer process: it calls the edge nodes ``peers`` over mTLS itself."""
+def make_dealer(
+    t: int, n: int, d: int, creds: str, ca: str, peers: Mapping[str, str], fingerprints: Mapping[str, str] | None = None,
+    chain: str | None = None, contract: str | None = None,
+) -> TripleDealerNode:
+    """Handler factory of the dealer process: it calls the edge nodes ``peers`` over mTLS itself,
+    pinning each to ``fingerprints`` (party id -> hex), or, given ``chain`` (a JSON-RPC URL) and
+    ``contract`` (a ``PPBFLRounds`` address), to the certificate the contract's party registry holds
+    as that node's active one (a revoked node is refused).
+
+    Raises:
+        ConfigError: only one of ``chain`` and ``contract``, or ``fingerprints`` with them;
+            ChainError: the node at ``chain`` cannot be reached.
+    """
+    if (chain is None) != (contract is None):
+        raise ConfigError("chain" if chain is None else "contract", "chain and contract go together")
+    pins = None
+    if chain is not None and contract is not None:
+        from ppbfl.protocol.chain_registry import ChainRegistry
+
+        pins = ChainRegistry.connect(chain, contract)
     transport = GrpcTransport(
         DEALER_PARTY, load_credentials(creds, DEALER_PARTY), Path(ca).read_bytes(), peers,
-        fingerprints={k: bytes.fromhex(v) for k, v in (fingerprints or {}).items()},
+        fingerprints={k: bytes.fromhex(v) for k, v in (fingerprints or {}).items()}, pins=pins,
     )
     return TripleDealerNode(t, n, d, transport)
 
@@ -341,6 +360,7 @@ class GrpcDeployment(Deployment):
         behaviours = dict(behaviours or {})
         on_chain = [] if ledger is None else ["--chain", _chain_url(ledger), "--contract", ledger.address]
         self.ledger = ledger
+        self._pins: ChainRegistry | None = None  # with a ledger: the clients' pins, from its contract
         self.networked = True
         self.trust_devices = trust_devices if trust_config is not None else 0
         self.device_keys = self._public_key if signed_uploads else None
@@ -391,10 +411,12 @@ class GrpcDeployment(Deployment):
                 if failures:
                     raise failures[0]
             self.peers = {party: proc.address for party, proc in self.processes.items()}
-            edge_fps = {p: self.fingerprints[p].hex() for p in self.peers}
+            pinned = {"chain": on_chain[1], "contract": on_chain[3]} if ledger is not None else {
+                "fingerprints": {p: self.fingerprints[p].hex() for p in self.peers},
+            }
             self.processes[DEALER_PARTY] = self._spawn(
                 DEALER_PARTY, "ppbfl.protocol.deployment:make_dealer",
-                {"t": t, "n": n, "d": d, "creds": str(self.workdir), "ca": str(self.ca_path), "peers": dict(self.peers), "fingerprints": edge_fps},
+                {"t": t, "n": n, "d": d, "creds": str(self.workdir), "ca": str(self.ca_path), "peers": dict(self.peers), **pinned},
                 ready_timeout, on_chain,
             )
         except BaseException:
@@ -453,6 +475,14 @@ class GrpcDeployment(Deployment):
         return spawn_server(command, ready_timeout)
 
     def _client(self, party: str, peers: Mapping[str, str]) -> GrpcTransport:
+        """``party``'s transport to ``peers``, pinned to the certificates of the contract's party
+        registry with a ledger (a revoked edge node or dealer is refused), else to the deployment's."""
+        if self.ledger is not None:
+            from ppbfl.protocol.chain_registry import ChainRegistry
+
+            if self._pins is None:
+                self._pins = ChainRegistry(self.ledger.contract)
+            return GrpcTransport(party, self.creds[party], self.ca.cert_pem, peers, pins=self._pins)
         return GrpcTransport(
             party, self.creds[party], self.ca.cert_pem, peers,
             fingerprints={p: self.fingerprints[p] for p in peers},

@@ -19,7 +19,12 @@ id as a SAN DNS name. Clients also pin certificate fingerprints (the chain-regis
 the DER certificate); grpcio exposes no peer certificate to a client, so the client checks a server's fingerprint with a separate mutual-TLS handshake (Python
 ``ssl``) to the same address before it first uses the channel, and again after any connection
 failure. That check cannot rule out a different process with another CA-issued certificate for
-the same party id taking over the address between the check and the gRPC connection.
+the same party id taking over the address between the check and the gRPC connection. Given
+``pins`` (a :class:`PeerPins`, e.g. a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`) instead
+of fixed fingerprints, the client pins each server to the certificate the chain registers as that
+party's active one, asked again once ``pins.max_age_s`` seconds have passed since the last check
+(the server is checked again when the answer changed): a server whose certificate was revoked, or
+that has none registered, is refused (:class:`PeerAuthError`).
 
 TLS 1.3 only. grpcio has no setting for the minimum TLS version, so this module sets gRPC's
 cipher list for TLS <= 1.2 (``GRPC_SSL_CIPHER_SUITES``, read once when grpc is first imported) to
@@ -65,7 +70,7 @@ from ppbfl.protocol.errors import (
     PeerUnavailableError,
     RemoteError,
 )
-from ppbfl.protocol.registry import PeerRegistry
+from ppbfl.protocol.registry import PeerPins, PeerRegistry
 from ppbfl.protocol.tls import PartyCredentials, check_party_id, fingerprint
 from ppbfl.protocol.transport import (
     BytesTransport,
@@ -400,7 +405,9 @@ class GrpcTransport(BytesTransport):
 
     ``self_id``/``credentials``: this party and its certificate; ``ca_pem``: the consortium CA;
     ``peers``: party id -> ``"127.0.0.1:port"``; ``fingerprints``: party id -> registered 32-byte
-    certificate fingerprint (checked before first use, see module docstring); ``retries``: extra
+    certificate fingerprint (checked before first use, see module docstring); ``pins``: where the
+    servers' fingerprints come from instead (the chain's party registry; every peer is then
+    checked, the pin asked again after ``pins.max_age_s``); ``retries``: extra
     attempts after UNAVAILABLE / DEADLINE_EXCEEDED, waiting ``backoff * 2**k`` seconds before the
     k-th. Worst-case duration of a call: ``(retries + 1) * timeout + backoff * (2**retries - 1)``
     (plus one TLS handshake of at most ``timeout`` per attempt while a fingerprint is unverified).
@@ -415,6 +422,7 @@ class GrpcTransport(BytesTransport):
         peers: Mapping[str, str],
         *,
         fingerprints: Mapping[str, bytes] | None = None,
+        pins: PeerPins | None = None,
         retries: int = 2,
         backoff: float = 0.05,
         max_size: int = MAX_MESSAGE_BYTES,
@@ -430,13 +438,16 @@ class GrpcTransport(BytesTransport):
         self._creds = credentials
         self._ca_pem = ca_pem
         self._peers = dict(peers)
+        if pins is not None and fingerprints:
+            raise ConfigError("pins", "give fixed fingerprints or pins, not both")
         self._fingerprints = dict(fingerprints or {})
+        self._pins = pins
         self.retries = retries
         self.backoff = backoff
         self._max_size = max_size
         self._channel_creds = grpc.ssl_channel_credentials(ca_pem, credentials.key_pem, credentials.cert_pem)
         self._channels: dict[str, grpc.Channel] = {}
-        self._verified: set[str] = set()
+        self._verified: dict[str, tuple[bytes, float]] = {}  # party -> (the fingerprint its server showed, when: time.monotonic)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -463,9 +474,25 @@ class GrpcTransport(BytesTransport):
             return channel.stream_stream(METHOD)
 
     def _verify_fingerprint(self, party: str, timeout: float) -> None:
-        """Handshake with ``party`` over Python ``ssl`` and compare its certificate's fingerprint."""
-        if party not in self._fingerprints or party in self._verified:
-            return
+        """Handshake with ``party`` over Python ``ssl`` and compare its certificate's fingerprint
+        (the fixed one, or the one ``pins`` gives, asked again after ``pins.max_age_s``: while it is
+        the one the server showed and the connection has not failed since, no new handshake)."""
+        checked = self._verified.get(party)
+        if self._pins is None:
+            if party not in self._fingerprints or checked is not None:
+                return
+            expected = self._fingerprints[party]
+        else:
+            if checked is not None and time.monotonic() - checked[1] < self._pins.max_age_s:
+                return
+            pinned = self._pins.fingerprint_of(party)  # PeerAuthError when the registry cannot answer
+            if pinned is None:
+                self._verified.pop(party, None)
+                raise PeerAuthError(party, "no active certificate is registered for it (revoked or never registered)")
+            if checked is not None and checked[0] == pinned:
+                self._verified[party] = (pinned, time.monotonic())
+                return
+            expected = pinned
         host, _, port = self._peers[party].rpartition(":")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -485,9 +512,10 @@ class GrpcTransport(BytesTransport):
             raise _Retry("UNAVAILABLE", f"fingerprint check: {exc}") from None
         if der is None:
             raise PeerAuthError(party, "the server presented no certificate")
-        if hashlib.sha256(der).digest() != self._fingerprints[party]:
+        if hashlib.sha256(der).digest() != expected:
+            self._verified.pop(party, None)
             raise PeerAuthError(party, "server certificate does not match the registered fingerprint")
-        self._verified.add(party)
+        self._verified[party] = (expected, time.monotonic())
 
     def _attempt(self, party: str, data: bytes, timeout: float) -> bytes:
         self._verify_fingerprint(party, timeout)
@@ -502,7 +530,7 @@ class GrpcTransport(BytesTransport):
             if code in _RETRYABLE:
                 if any(mark in detail.lower() for mark in _TLS_FAILURE_MARKS):
                     raise PeerAuthError(party, detail) from None
-                self._verified.discard(party)
+                self._verified.pop(party, None)
                 raise _Retry(code.name, detail) from None
             remote_type = dict(err.trailing_metadata() or ()).get(_ERROR_TYPE_KEY, code.name)
             if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):

@@ -35,7 +35,7 @@ from typing import Literal, Protocol
 from ppbfl.protocol.errors import CredentialsError
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY
 
-__all__ = ["MANIFEST", "FileRegistry", "Identity", "PeerRegistry", "Registry", "identity_of", "write_manifest"]
+__all__ = ["MANIFEST", "FileRegistry", "Identity", "PeerPins", "PeerRegistry", "Registry", "identity_of", "write_manifest"]
 
 #: file name of the credential manifest in a credentials folder
 MANIFEST = "registry.json"
@@ -70,6 +70,22 @@ class PeerRegistry(Protocol):
 
         Raises:
             PeerAuthError: the registry cannot answer (e.g. its chain is down): the peer is refused.
+        """
+        ...
+
+
+class PeerPins(Protocol):
+    """What a client asks before it calls a server: the fingerprint of the certificate registered as
+    that party's active one (:class:`~ppbfl.protocol.chain_registry.ChainRegistry`); answers may
+    be reused for ``max_age_s`` seconds."""
+
+    max_age_s: float
+
+    def fingerprint_of(self, party: str) -> bytes | None:
+        """The 32-byte fingerprint ``party``'s server must present, or None (none registered: refuse it).
+
+        Raises:
+            PeerAuthError: the source cannot answer (the server is refused).
         """
         ...
 

@@ -471,8 +471,8 @@ class Coordinator:
         reports = self._call_nodes(self._alive(), lambda j: UploadsQuery(MAX_DEVICES), round, UploadsReport)
         lap("collect")
         on_chain: dict[int, bytes] | None = None
-        if self.ledger is not None:  # the commitments of the devices some node holds an upload from
-            on_chain = self.ledger.commitments(round, {i for r in reports.values() for i in r.devices})
+        if self.ledger is not None:  # every registered device's: one that committed but reached no node is missing too
+            on_chain = self.ledger.commitments(round)
             lap("chain")
         named: dict[int, str] = {}  # nodes a claim of theirs shows to lie -> why
         committed, missing, disputes = self._members(reports, on_chain)

@@ -26,7 +26,14 @@ else the run config (``[tool.flwr.app.config]``):
   configuration: an announcement that disagrees is refused);
 * ``ppbfl-timeout``: seconds per upload (default 30);
 * ``ppbfl-max-pow-bits``: the highest PoW difficulty the device stamps at when the round is on a
-  chain (default 24; a higher one in the announcement is refused before any hashing).
+  chain (default 24; a higher one in the announcement is refused before any hashing);
+* ``ppbfl-chain``, ``ppbfl-contract``: a JSON-RPC URL and the consortium's ``PPBFLRounds``
+  address, from the mod's arguments or the node config only (never the run config, which the
+  server side sets): the device then pins every edge node it uploads to to the certificate the
+  contract's party registry holds as that node's active one (asked again every 5 s), so an edge
+  node whose certificate was revoked, or another CA-issued certificate at its address, is refused
+  (:class:`~ppbfl.protocol.chain_registry.ChainRegistry`). Without them the device checks the CA
+  and the party id only.
 
 When the workflow records rounds on a chain, the announcement carries the chain terms
 (:class:`~ppbfl.protocol.relayed_commitment.ChainTerms`): the device stamps its commitment and
@@ -37,9 +44,11 @@ send unchanged.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
@@ -66,7 +75,19 @@ from ppbfl.protocol.parties import device_party, edge_party
 from ppbfl.protocol.relayed_commitment import DEFAULT_MAX_POW_BITS, ChainTerms, RelayedCommitment
 from ppbfl.protocol.tls import PartyCredentials, load_credentials, read_ca_cert
 
+if TYPE_CHECKING:
+    from ppbfl.protocol.chain_registry import ChainRegistry
+
 __all__ = ["PpbflMod"]
+
+
+@functools.lru_cache(maxsize=8)
+def _chain_pins(url: str, contract: str) -> ChainRegistry:
+    """The party registry of ``contract`` at ``url`` that this process's device transports pin edge
+    nodes to (one per chain and contract; a failed connection is not cached)."""
+    from ppbfl.protocol.chain_registry import ChainRegistry
+
+    return ChainRegistry.connect(url, contract)
 
 
 class _DeviceChannels:
@@ -81,19 +102,24 @@ class _DeviceChannels:
         self._lock = threading.Lock()
         self._open: OrderedDict[tuple, tuple[PartyCredentials, GrpcTransport]] = OrderedDict()
 
-    def get(self, party: str, creds: Path, peers: dict[str, str]) -> tuple[PartyCredentials, GrpcTransport]:
-        """``party``'s credentials from ``creds`` and its transport to ``peers`` (party -> ``host:port``).
+    def get(
+        self, party: str, creds: Path, peers: dict[str, str], chain: tuple[str, str] | None = None,
+    ) -> tuple[PartyCredentials, GrpcTransport]:
+        """``party``'s credentials from ``creds`` and its transport to ``peers`` (party -> ``host:port``),
+        pinning them to the party registry of ``chain`` = (JSON-RPC URL, contract address) when given.
 
         Raises:
-            CredentialsError: the credentials are missing or unreadable.
+            CredentialsError: the credentials are missing or unreadable; ConfigError, ChainError:
+                ``chain`` names no reachable contract.
         """
-        key = (party, str(creds.resolve()), tuple(sorted(peers.items())))
+        key = (party, str(creds.resolve()), tuple(sorted(peers.items())), chain)
         with self._lock:
             if key in self._open:
                 self._open.move_to_end(key)
                 return self._open[key]
             credentials = load_credentials(creds, party)
-            self._open[key] = credentials, GrpcTransport(party, credentials, read_ca_cert(creds / "ca.crt"), peers)
+            pins = None if chain is None else _chain_pins(*chain)
+            self._open[key] = credentials, GrpcTransport(party, credentials, read_ca_cert(creds / "ca.crt"), peers, pins=pins)
             while len(self._open) > self.size:
                 _, (_, oldest) = self._open.popitem(last=False)
                 oldest.close()
@@ -117,15 +143,17 @@ class PpbflMod:
         t, n: the consortium's threshold and edge-node count (keys ``ppbfl-t``, ``ppbfl-n``).
         frac_bits: fixed-point fractional bits (key ``ppbfl-frac-bits``, default 16).
         timeout: seconds per upload (key ``ppbfl-timeout``, default 30).
+        chain, contract: JSON-RPC URL and ``PPBFLRounds`` address whose party registry the edge
+            nodes are pinned to (keys ``ppbfl-chain``, ``ppbfl-contract``; node config only).
     """
 
     def __init__(
         self, *, creds: str | Path | None = None, device: int | None = None, t: int | None = None, n: int | None = None,
-        frac_bits: int | None = None, timeout: float | None = None,
+        frac_bits: int | None = None, timeout: float | None = None, chain: str | None = None, contract: str | None = None,
     ) -> None:
         self._given: dict[str, object] = {
             "ppbfl-creds": None if creds is None else str(creds), "ppbfl-device": device, "ppbfl-t": t, "ppbfl-n": n,
-            "ppbfl-frac-bits": frac_bits, "ppbfl-timeout": timeout,
+            "ppbfl-frac-bits": frac_bits, "ppbfl-timeout": timeout, "ppbfl-chain": chain, "ppbfl-contract": contract,
         }
 
     def _setting(self, key: str, context: Context, default: object = None) -> object:
@@ -137,6 +165,27 @@ class PpbflMod:
         if default is None:
             raise ConfigError(key, "not set: pass it to PpbflMod, the node config or the run config")
         return default
+
+    def _chain(self, context: Context) -> tuple[str, str] | None:
+        """``(ppbfl-chain, ppbfl-contract)`` from the mod's arguments or the node config (the device
+        operator's), never the run config (the server side's); None when neither is set.
+
+        Raises:
+            ConfigError: only one of them is set, or one is not a string.
+        """
+        found = {}
+        for key in ("ppbfl-chain", "ppbfl-contract"):
+            value = self._given.get(key)
+            value = context.node_config.get(key) if value is None else value
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(key, f"expected a string, got {value!r:.60}")
+            found[key] = value
+        if found["ppbfl-chain"] is None and found["ppbfl-contract"] is None:
+            return None
+        if found["ppbfl-chain"] is None or found["ppbfl-contract"] is None:
+            missing = "ppbfl-chain" if found["ppbfl-chain"] is None else "ppbfl-contract"
+            raise ConfigError(missing, "ppbfl-chain and ppbfl-contract go together (the mod's arguments or the node config)")
+        return found["ppbfl-chain"], found["ppbfl-contract"]
 
     def _int(self, key: str, context: Context, default: int | None = None) -> int:
         value = self._setting(key, context, default)
@@ -197,10 +246,11 @@ class PpbflMod:
         timeout = float(self._setting("ppbfl-timeout", context, 30.0))  # type: ignore[arg-type]
         max_pow_bits = self._int("ppbfl-max-pow-bits", context, DEFAULT_MAX_POW_BITS)
         creds = Path(str(self._setting("ppbfl-creds", context)))
+        chain = self._chain(context)
         party = device_party(index)
         peers = {edge_party(j): address for j, address in addresses.items()}
         board = None if terms is None else RelayedCommitment(load_chain_key(chain_key_path(creds, party)), index, terms, max_pow_bits=max_pow_bits)
-        credentials, transport = _CHANNELS.get(party, creds, peers)
+        credentials, transport = _CHANNELS.get(party, creds, peers, chain)
         return Device(index, t, n, codec, transport=transport, timeout=timeout, signing_key=credentials.key, board=board)
 
     def _submit(
