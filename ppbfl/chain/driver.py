@@ -324,8 +324,8 @@ class Chain:
             nonce = int(self.w3.eth.get_transaction_count(to_checksum_address(sender)))
         return signing_fields(nonce, int(self.w3.eth.chain_id))
 
-    def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int]:
-        """Deploy; returns ``(address, gas used)``."""
+    def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int, int]:
+        """Deploy; returns ``(address, gas used, block number of the deployment)``."""
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
         tx = {"from": sender, "gas": TX_GAS_LIMIT, "maxFeePerGas": _MAX_FEE, "maxPriorityFeePerGas": 0}
         receipt = self._receipt(factory.constructor(*args).transact(tx))
@@ -335,7 +335,7 @@ class Chain:
         if address is None:
             raise ChainError(f"deployment by {sender} was mined without a contract address")
         self._gas.add("deploy", receipt["gasUsed"])
-        return address, receipt["gasUsed"]
+        return address, receipt["gasUsed"], int(receipt["blockNumber"])
 
     def _receipt(self, tx_hash: HexBytes) -> TxReceipt:
         try:
