@@ -92,6 +92,7 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
+from ppbfl.trust.anchored import latest_anchored
 
 if TYPE_CHECKING:
     from ppbfl.trust.witness import TrustWitness
@@ -210,6 +211,11 @@ class EdgeNode:
         """Round -> the model hash the round was opened with, read by the node itself (FLAME on
         models checks the request's against it); None: from the chain when :attr:`registry` is a
         :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else the request's word."""
+        self.anchored_trust: Callable[[int, int], int] | None = None
+        """``(round, last)`` -> the latest round in ``(last, round)`` whose trust the chain anchored
+        (0: none), read by the node itself (:func:`~ppbfl.trust.anchored.latest_anchored`) to decide
+        whether it is behind; None: from the chain when :attr:`registry` is a
+        :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else the trust query's ``previous`` (the relay's word)."""
         self.state_dir = state_dir
         self.state_store: EdgeStateStore | None = None
         self.restore_error: EdgeStateError | None = None
@@ -831,8 +837,13 @@ class EdgeNode:
             unknown = sorted(set(message.devices) - set(self.trust_witness.states))
             raise OutOfPhaseError(self.name, f"trust query: devices {unknown[:8]} are not registered")
         witness = self.trust_witness
-        if witness is not None and witness.stored_vote(envelope.round) is None and witness.behind(message.previous):
-            return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
+        if witness is not None and witness.stored_vote(envelope.round) is None:
+            anchored = self.anchored_trust
+            if anchored is None and isinstance(self.registry, ChainRegistry):
+                anchored = lambda r, last, contract=self.registry.contract: latest_anchored(contract, r, last)  # noqa: E731
+            previous = message.previous if anchored is None else anchored(envelope.round, witness.round)
+            if witness.behind(previous):
+                return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
         context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
         vote, signature = self.trust_vote(envelope.round, context, dict(zip(message.devices, message.commitments)))
         return TrustVoteReply(vote.root, list(vote.slots), [w.to_bytes(32, "big") for w in vote.words], signature)
