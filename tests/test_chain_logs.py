@@ -46,7 +46,11 @@ def test_the_deployment_block_is_the_receipt_s_and_the_first_block_with_code(cha
     assert contract.deployed_at == first_with_code == deployment_block(chain.w3, contract.address) == 10
     attached = RoundsContract(chain, contract.address, load_artifact()["abi"])  # by address alone: searched on first use
     assert attached.deployed_at == first_with_code
-    assert RoundsContract(chain, contract.address, load_artifact()["abi"], deployed_at=3).deployed_at == 3  # the caller's word
+    assert RoundsContract(chain, contract.address, load_artifact()["abi"], deployed_at=3).deployed_at == 3  # earlier: only slower
+    late = RoundsContract(chain, contract.address, load_artifact()["abi"], deployed_at=first_with_code + 1)
+    with pytest.raises(ChainValueError, match="after the contract's deployment") as caught:  # later: scans would miss logs
+        late.liar_reports()
+    assert caught.value.field == "deployed_at"
 
 
 @settings(max_examples=15, deadline=None)

@@ -250,13 +250,15 @@ class RoundsContract:
     ``deployed_at``: the block the contract was created in, where every event-log scan starts
     (:mod:`ppbfl.chain.logs`); :func:`deploy_rounds` takes it from the deployment receipt. Not
     given (a contract attached by address), it is found on first use by a binary search on
-    ``eth_getCode`` (:func:`~ppbfl.chain.logs.deployment_block`).
+    ``eth_getCode`` (:func:`~ppbfl.chain.logs.deployment_block`). A given block is checked on
+    first use: one after the deployment (code already at the block before it) would make scans
+    miss logs, and raises ``ChainValueError("deployed_at")``; one before it only costs time.
     """
 
     def __init__(self, chain: Chain, address: str, abi: list[dict[str, Any]], *, deployed_at: int | None = None) -> None:
         if deployed_at is not None and (isinstance(deployed_at, bool) or not isinstance(deployed_at, int) or deployed_at < 0):
             raise ChainValueError("deployed_at", f"{deployed_at!r} is not a block number")
-        self._deployed_at = deployed_at
+        self._deployed_at, self._deployed_checked = deployed_at, False
         self.chain = chain
         self.contract = chain.w3.eth.contract(address=to_checksum_address(address), abi=abi)
         self.address = address
@@ -269,9 +271,18 @@ class RoundsContract:
 
     @property
     def deployed_at(self) -> int:
-        """The contract's deployment block (given, or found once by :func:`~ppbfl.chain.logs.deployment_block`)."""
+        """The contract's deployment block (given and checked, or found once by :func:`~ppbfl.chain.logs.deployment_block`).
+
+        Raises:
+            ChainValueError: the given block is after the deployment (the contract has code at the block before it).
+        """
         if self._deployed_at is None:
             self._deployed_at = deployment_block(self.chain.w3, self.address)
+        elif not self._deployed_checked:
+            block = self._deployed_at
+            if block > 0 and self.chain.w3.eth.get_code(to_checksum_address(self.address), block - 1):
+                raise ChainValueError("deployed_at", f"block {block} is after the contract's deployment (it has code at block {block - 1})")
+            self._deployed_checked = True
         return self._deployed_at
 
     def _view(self, method: str, *args: Any) -> Any:
