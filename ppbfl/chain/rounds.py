@@ -648,12 +648,15 @@ class RoundsContract:
         """The ``TrustCommitted`` event log of ``round_``'s ``commitTrust`` (web3 ``EventData``:
         ``args`` root, slots, words; ``transactionHash``, ``blockNumber``), or None if the round
         has none. Scanned from the round's latest recorded block (``commitTrust`` comes after the
-        round closed or failed; at the earliest the deployment block) in chunks, first match only;
-        no scan for a round without an anchor."""
+        round closed or failed: after its commitments closed and its aggregate was posted, and a
+        round failed by ``abortRound`` -- Timeout, Unaudited -- after its deadline; at the earliest
+        the deployment block) in chunks, first match only; no scan for a round without an anchor."""
         state = self.round_state(round_)
         if state.anchor == bytes(32):
             return None
         start = max(self.deployed_at, state.closed_at, state.aggregated_at)
+        if state.phase == Phase.FAILED and state.failure in (Failure.TIMEOUT, Failure.UNAUDITED):
+            start = max(start, state.deadline + 1)  # abortRound needs block.number > deadline
         logs = scan_logs(self.contract.events.TrustCommitted, start, argument_filters={"round": round_}, first=True)
         return logs[0] if logs else None
 
