@@ -9,7 +9,10 @@ blocks). Every scan here therefore
   deployment block (:func:`deployment_block`), tighter where a round's state gives one (e.g. the
   block its commitments closed at);
 * asks for at most ``chunk`` blocks per ``eth_getLogs`` call, up to the latest block at the start
-  of the scan, and, for ``first=True``, stops at the first chunk that holds a match.
+  of the scan, and, for ``first=True``, stops at the first chunk that holds a match; such a scan
+  (a log expected shortly after ``start``, e.g. a round's ``commitTrust`` after the round closed)
+  starts with :data:`FIRST_CHUNK_BLOCKS` and doubles the range per call up to ``chunk``, so a
+  nearby match costs a short range (eth-tester walks every block of a range in Python).
 
 :func:`deployment_block` finds where a contract was created from ``eth_getCode`` alone, by
 binary search over block numbers (about ``log2(latest)`` calls, 21 at a million blocks). It is
@@ -30,10 +33,12 @@ from web3 import Web3
 
 from ppbfl.chain.errors import ChainError, ChainValueError
 
-__all__ = ["LOG_CHUNK_BLOCKS", "deployment_block", "scan_logs"]
+__all__ = ["FIRST_CHUNK_BLOCKS", "LOG_CHUNK_BLOCKS", "deployment_block", "scan_logs"]
 
 LOG_CHUNK_BLOCKS = 2_000
 """Blocks per ``eth_getLogs`` call (under the common 10,000-block provider caps, with margin)."""
+FIRST_CHUNK_BLOCKS = 64
+"""Blocks of the first call of a ``first=True`` scan (then doubled per call up to ``chunk``)."""
 
 
 def deployment_block(w3: Web3, address: str, latest: int | None = None) -> int:
@@ -63,24 +68,29 @@ def deployment_block(w3: Web3, address: str, latest: int | None = None) -> int:
 
 def scan_logs(
     event: Any, start: int, *, argument_filters: Mapping[str, Any] | None = None, first: bool = False,
-    chunk: int = LOG_CHUNK_BLOCKS, end: int | None = None,
+    chunk: int = LOG_CHUNK_BLOCKS, first_chunk: int = FIRST_CHUNK_BLOCKS, end: int | None = None,
 ) -> list[Any]:
     """The logs of ``event`` (a web3 contract event class, e.g. ``contract.events.TrustCommitted``)
     matching ``argument_filters`` in blocks ``[start, end]`` (``end``: the latest block when the
-    scan starts), asked ``chunk`` blocks per call; ``first``: stop after the first chunk with a match.
+    scan starts), asked ``chunk`` blocks per call; ``first``: stop after the first call with a
+    match, the ranges growing from ``first_chunk`` blocks (doubling) up to ``chunk``.
 
     Raises:
-        ChainValueError: ``start`` < 0 or ``chunk`` < 1.
+        ChainValueError: ``start`` < 0, ``chunk`` or ``first_chunk`` < 1.
     """
     if start < 0:
         raise ChainValueError("start", f"block {start} < 0")
-    if chunk < 1:
-        raise ChainValueError("chunk", f"{chunk} blocks per call < 1")
+    for name, blocks in (("chunk", chunk), ("first_chunk", first_chunk)):
+        if blocks < 1:
+            raise ChainValueError(name, f"{blocks} blocks per call < 1")
     last = int(event.w3.eth.block_number) if end is None else end
     filters = dict(argument_filters or {})
     found: list[Any] = []
-    for low in range(start, last + 1, chunk):
-        found.extend(event().get_logs(from_block=low, to_block=min(low + chunk - 1, last), argument_filters=filters))
+    low, size = start, min(chunk, first_chunk) if first else chunk
+    while low <= last:
+        high = min(low + size - 1, last)
+        found.extend(event().get_logs(from_block=low, to_block=high, argument_filters=filters))
         if first and found:
             break
+        low, size = high + 1, min(2 * size, chunk)
     return found
