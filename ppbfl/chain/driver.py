@@ -364,8 +364,9 @@ class Chain:
             nonce = int(self.w3.eth.get_transaction_count(to_checksum_address(sender)))
         return signing_fields(nonce, int(self.w3.eth.chain_id))
 
-    def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int]:
-        """Deploy from ``sender`` (an account the node signs for); returns ``(address, gas used)``.
+    def deploy_contract(self, abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any], sender: str) -> tuple[str, int, int]:
+        """Deploy from ``sender`` (an account the node signs for); returns ``(address, gas used,
+        block number of the deployment)``.
 
         Raises:
             MissingAccountError: the node holds no unlocked account (a read-only connection).
@@ -381,7 +382,7 @@ class Chain:
         if address is None:
             raise ChainError(f"deployment by {sender} was mined without a contract address")
         self._gas.add("deploy", receipt["gasUsed"])
-        return address, receipt["gasUsed"]
+        return address, receipt["gasUsed"], int(receipt["blockNumber"])
 
     def _receipt(self, tx_hash: HexBytes) -> TxReceipt:
         try:

@@ -29,6 +29,7 @@ from web3.logs import DISCARD
 from ppbfl.chain.attest import KIND_DECISIONS, KIND_SCALARS, SIGNATURE_BYTES, ChainKey
 from ppbfl.chain.driver import Chain
 from ppbfl.chain.errors import ArtifactError, ChainRevertError, ChainValueError, PowRefusedError
+from ppbfl.chain.logs import deployment_block, scan_logs
 from ppbfl.chain.merkle import merkle_tree, tree_depth
 from ppbfl.chain.pow import pow_stamp
 
@@ -241,17 +242,28 @@ def deploy_rounds(
     admin = admin or chain.funder
     aggregator = aggregator or admin
     artifact = load_artifact()
-    address, _ = chain.deploy_contract(
+    address, _, block = chain.deploy_contract(
         artifact["abi"], artifact["bytecode"],
         [t, n, commit_blocks, verify_blocks, aggregate_blocks, audit_blocks, audit_k, aggregator], admin,
     )
-    return RoundsContract(chain, address, artifact["abi"])
+    return RoundsContract(chain, address, artifact["abi"], deployed_at=block)
 
 
 class RoundsContract:
-    """A deployed ``PPBFLRounds``: typed calls, views and the audit helper (see docs/chain.md)."""
+    """A deployed ``PPBFLRounds``: typed calls, views and the audit helper (see docs/chain.md).
 
-    def __init__(self, chain: Chain, address: str, abi: list[dict[str, Any]]) -> None:
+    ``deployed_at``: the block the contract was created in, where every event-log scan starts
+    (:mod:`ppbfl.chain.logs`); :func:`deploy_rounds` takes it from the deployment receipt. Not
+    given (a contract attached by address), it is found on first use by a binary search on
+    ``eth_getCode`` (:func:`~ppbfl.chain.logs.deployment_block`). A given block is checked on
+    first use: one after the deployment (code already at the block before it) would make scans
+    miss logs, and raises ``ChainValueError("deployed_at")``; one before it only costs time.
+    """
+
+    def __init__(self, chain: Chain, address: str, abi: list[dict[str, Any]], *, deployed_at: int | None = None) -> None:
+        if deployed_at is not None and (isinstance(deployed_at, bool) or not isinstance(deployed_at, int) or deployed_at < 0):
+            raise ChainValueError("deployed_at", f"{deployed_at!r} is not a block number")
+        self._deployed_at, self._deployed_checked = deployed_at, False
         self.chain = chain
         self.contract = chain.w3.eth.contract(address=to_checksum_address(address), abi=abi)
         self.address = address
@@ -261,6 +273,22 @@ class RoundsContract:
         self.aggregator = self._view("aggregator")
         self.audit_k = int(self._view("auditK"))
         self.chain_id = int(chain.w3.eth.chain_id)
+
+    @property
+    def deployed_at(self) -> int:
+        """The contract's deployment block (given and checked, or found once by :func:`~ppbfl.chain.logs.deployment_block`).
+
+        Raises:
+            ChainValueError: the given block is after the deployment (the contract has code at the block before it).
+        """
+        if self._deployed_at is None:
+            self._deployed_at = deployment_block(self.chain.w3, self.address)
+        elif not self._deployed_checked:
+            block = self._deployed_at
+            if block > 0 and self.chain.w3.eth.get_code(to_checksum_address(self.address), block - 1):
+                raise ChainValueError("deployed_at", f"block {block} is after the contract's deployment (it has code at block {block - 1})")
+            self._deployed_checked = True
+        return self._deployed_at
 
     def _view(self, method: str, *args: Any) -> Any:
         return self.chain.call(self.contract, method, *args)
@@ -556,9 +584,7 @@ class RoundsContract:
         if digest == bytes(32):
             raise ChainValueError("round", f"round {round_} has no agreed {event[:-9].lower()}")
         start = self.round_state(round_).closed_at  # published after the commitments closed
-        logs = self.contract.events[event]().get_logs(
-            from_block=start, argument_filters={"round": round_, "hash": digest}
-        )
+        logs = scan_logs(self.contract.events[event], start, argument_filters={"round": round_, "hash": digest}, first=True)
         return bytes(logs[0]["args"]["data"])
 
     @staticmethod
@@ -692,15 +718,36 @@ class RoundsContract:
         receipt = self._send("commitTrust", args, sender or self.aggregator)
         return int(receipt["gasUsed"])
 
+    def trust_commit_log(self, round_: int) -> Any:
+        """The ``TrustCommitted`` event log of ``round_``'s ``commitTrust`` (web3 ``EventData``:
+        ``args`` root, slots, words; ``transactionHash``, ``blockNumber``), or None if the round
+        has none. Scanned from the round's latest recorded block (``commitTrust`` comes after the
+        round closed or failed: after its commitments closed and its aggregate was posted, and a
+        round failed by ``abortRound`` -- Timeout, Unaudited -- after its deadline; at the earliest
+        the deployment block) in chunks, first match only; no scan for a round without an anchor."""
+        state = self.round_state(round_)
+        if state.anchor == bytes(32):
+            return None
+        start = max(self.deployed_at, state.closed_at, state.aggregated_at)
+        if state.phase == Phase.FAILED and state.failure in (Failure.TIMEOUT, Failure.UNAUDITED):
+            start = max(start, state.deadline + 1)  # abortRound needs block.number > deadline
+        logs = scan_logs(self.contract.events.TrustCommitted, start, argument_filters={"round": round_}, first=True)
+        return logs[0] if logs else None
+
     def committed_trust(self, round_: int) -> dict[int, int]:
         """Device id -> Q1.15 trust written by ``round_``'s ``commitTrust`` (every lane of the words it wrote; empty if none)."""
-        logs = self.contract.events.TrustCommitted().get_logs(from_block=0, argument_filters={"round": round_})
+        log = self.trust_commit_log(round_)
         out: dict[int, int] = {}
-        for log in logs[:1]:
+        if log is not None:
             for slot, word in zip(log["args"]["slots"], log["args"]["words"]):
                 for lane in range(16):
                     out[16 * int(slot) + lane] = (int(word) >> (16 * lane)) & 0xFFFF
         return out
+
+    def liar_reports(self) -> list[tuple[int, int]]:
+        """``(round, edge index)`` of every ``reportLiar`` since the deployment, in chain order (chunked log scan)."""
+        logs = scan_logs(self.contract.events.LiarReported, self.deployed_at)
+        return [(int(x["args"]["round"]), int(x["args"]["edgeIndex"])) for x in logs]
 
     def set_pow_range(self, min_bits: int, max_bits: int, full_trust: int = TRUST_ONE, *, sender: str | None = None) -> None:
         """Derive PoW difficulty from trust: ``max_bits`` at trust 0 to ``min_bits`` at Q1.15 trust

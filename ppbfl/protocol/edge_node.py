@@ -95,6 +95,7 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
+from ppbfl.trust.anchored import latest_anchored
 from ppbfl.trust.ids_reports import IdsReport, report_from_bytes, report_to_bytes, sign_report
 
 if TYPE_CHECKING:
@@ -225,6 +226,11 @@ class EdgeNode:
         request with that hash (:meth:`_check_posted_request`). None: from the chain when
         :attr:`registry` is a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else no
         check (a relay may then send nodes different requests: docs/security.md)."""
+        self.anchored_trust: Callable[[int, int], int] | None = None
+        """``(round, last)`` -> the latest round in ``(last, round)`` whose trust the chain anchored
+        (0: none), read by the node itself (:func:`~ppbfl.trust.anchored.latest_anchored`) to decide
+        whether it is behind; None: from the chain when :attr:`registry` is a
+        :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else the trust query's ``previous`` (the relay's word)."""
         self.state_dir = state_dir
         self.state_store: EdgeStateStore | None = None
         self.restore_error: EdgeStateError | None = None
@@ -909,8 +915,13 @@ class EdgeNode:
             unknown = sorted(set(message.devices) - set(self.trust_witness.states))
             raise OutOfPhaseError(self.name, f"trust query: devices {unknown[:8]} are not registered")
         witness = self.trust_witness
-        if witness is not None and witness.stored_vote(envelope.round) is None and witness.behind(message.previous):
-            return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
+        if witness is not None and witness.stored_vote(envelope.round) is None:
+            anchored = self.anchored_trust
+            if anchored is None and isinstance(self.registry, ChainRegistry):
+                anchored = lambda r, last, contract=self.registry.contract: latest_anchored(contract, r, last)  # noqa: E731
+            previous = message.previous if anchored is None else anchored(envelope.round, witness.round)
+            if witness.behind(previous):
+                return TrustBehind(witness.round)  # missed anchored rounds: voting now would sign stale states
         context = ChainContext(to_checksum_address(message.chain_contract), message.chain_id)
         try:
             reports = [report_from_bytes(data) for data in message.ids_reports]

@@ -180,10 +180,13 @@ class ChainLedger:
         self._gas_start = 0
 
     @classmethod
-    def attach(cls, chain: Chain, address: str, *, audit_shares: int | None = None) -> ChainLedger:
+    def attach(cls, chain: Chain, address: str, *, audit_shares: int | None = None, deployed_at: int | None = None) -> ChainLedger:
         """The ledger of the ``PPBFLRounds`` contract already at ``address`` on ``chain`` (a coordinator
         that restarts: nothing is deployed or registered). ``t``, ``n``, the edge nodes' and the
         devices' accounts come from the contract's registry (device index = chain device id).
+        ``deployed_at``: the contract's deployment block if the caller knows it (e.g. the first
+        ledger's ``contract.deployed_at``), where log scans start; else found on first use
+        (:attr:`~ppbfl.chain.rounds.RoundsContract.deployed_at`).
 
         Raises:
             ChainError: no contract answers at ``address``, or an edge node is not registered.
@@ -194,7 +197,7 @@ class ChainLedger:
 
         if not chain.w3.eth.get_code(to_checksum_address(address)):
             raise ChainError(f"no contract at {address} on this chain")
-        contract = RoundsContract(chain, address, load_artifact()["abi"])
+        contract = RoundsContract(chain, address, load_artifact()["abi"], deployed_at=deployed_at)
         edge_accounts = {}
         for j in range(1, contract.n + 1):
             account, _ = contract.edge_node(j)

@@ -259,8 +259,7 @@ def resume_point(
         if state.phase == Phase.CLOSED:
             break
         last -= 1
-    reported = contract.contract.events.LiarReported().get_logs(from_block=0)
-    liars = tuple(sorted({int(event["args"]["edgeIndex"]) for event in reported}))
+    liars = tuple(sorted({edge for _, edge in contract.liar_reports()}))
     model = np.asarray(initial, dtype=np.float32)
     if state is None or last == 0:
         if latest and contract.round_state(1).model_hash != ChainLedger.model_hash(model):

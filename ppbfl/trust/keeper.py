@@ -30,6 +30,7 @@ from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import RoundResult
 from ppbfl.protocol.trust_voter import RemoteTrustVoter
 from ppbfl.trust.catchup import TrustSigners
+from ppbfl.trust.committed import committed_signatures
 from ppbfl.trust.config import TrustConfig
 from ppbfl.trust.evidence import round_evidence
 from ppbfl.trust.ids_reports import IdsReport, IdsSensors, with_ids_flags
@@ -250,6 +251,17 @@ class TrustKeeper:
         return 0
 
     def _missed(self, round: int) -> tuple[list[TrustRecord], tuple[bytes, ...]] | None:
-        """Round ``round``'s records and the signatures its ``commitTrust`` took (None: not committed by this keeper)."""
+        """Round ``round``'s records and the signatures its ``commitTrust`` took (None: not stored
+        here, or not committed). Signatures this keeper did not take itself (it restarted since)
+        are read back from the transaction on chain and checked (:func:`~ppbfl.trust.committed.committed_signatures`).
+
+        Raises:
+            ConfigError: key ``signatures``: the on-chain ones cannot be read or do not check.
+        """
         signatures = self.signatures.get(round)
+        if signatures is None and self.ledger is not None and round in self.store.rounds():
+            signers = TrustSigners.of(self.ledger.edge_accounts.values(), self.ledger.contract.t)
+            signatures = committed_signatures(self.ledger.contract, round, signers)
+            if signatures is not None:
+                self.signatures[round] = signatures
         return None if signatures is None else (self.store.records(round), signatures)
