@@ -8,7 +8,13 @@ is uniform and used once -- and each party finishes locally with :func:`square_f
     ``[z] = [c] + 2 <eps, [a]> + <eps, eps>``
 
 (the public constant ``<eps, eps>`` is added to every party's share, which adds it to the secret),
-so ``z = <a, a> + 2 <x - a, a> + <x - a, x - a> = <x, x>``. Dot products ``<x, y>`` with
+so ``z = <a, a> + 2 <x - a, a> + <x - a, x - a> = <x, x>``. With the dealer's pair products
+``[c_rs] = [<a_r, a_s>]`` of the same triples, the same opened ``eps`` give every inner product of
+two shared vectors (:func:`gram_from_opened`, FLAME's Gram matrix):
+
+    ``[<x_r, x_s>] = [c_rs] + <eps_r, [a_s]> + <[a_r], eps_s> + <eps_r, eps_s>``
+
+(degree ``t - 1``, like the squares; nothing more is opened). Dot products ``<x, y>`` with
 ``(a, b, c = <a, b>)`` triples are :func:`ppbfl.mpc.testing.beaver_dot` (simulation only).
 """
 
@@ -19,7 +25,7 @@ import numpy as np
 from ppbfl.field import ops
 from ppbfl.field.prime_field import GF61, PrimeField
 
-__all__ = ["square_from_opened"]
+__all__ = ["gram_from_opened", "square_from_opened"]
 
 
 def square_from_opened(eps: np.ndarray, a: np.ndarray, c: np.ndarray, *, field: PrimeField = GF61) -> np.ndarray:
@@ -33,3 +39,23 @@ def square_from_opened(eps: np.ndarray, a: np.ndarray, c: np.ndarray, *, field: 
     constant = np.array([ops.dot(e, e, field=field) for e in eps], dtype=np.uint64)
     z = ops.add(c, ops.add(cross, cross, field=field), field=field)
     return ops.add(z, constant, field=field)
+
+
+def gram_from_opened(eps: np.ndarray, a: np.ndarray, pairs: np.ndarray, *, field: PrimeField = GF61) -> np.ndarray:
+    """One party's shares of ``<x_r, x_s>`` for every pair ``r < s`` of ``k`` Beaver slots.
+
+    ``eps``: (k, d) opened ``x_r - a_r``; ``a``: (k, d) this party's shares of the triples' ``a_r``;
+    ``pairs``: (k (k - 1) / 2,) its shares of ``<a_r, a_s>`` (row-major upper triangle, as dealt by
+    :func:`~ppbfl.mpc.triples.deal_square_triples` with ``pairs=True``). Returns (k (k - 1) / 2,)
+    uint64 shares (threshold ``t``, same order): ``pairs + <eps_r, a_s> + <a_r, eps_s> + <eps_r, eps_s>``,
+    two ``k x d`` by ``d x k`` field matmuls.
+    """
+    k = eps.shape[0]
+    if k < 2:
+        return np.zeros(0, dtype=np.uint64)
+    eps = np.ascontiguousarray(eps, dtype=np.uint64)
+    cross = ops.matmul_unchecked(eps, np.ascontiguousarray(np.asarray(a, dtype=np.uint64).T), np.empty((k, k), dtype=np.uint64), field)
+    constant = ops.matmul_unchecked(eps, np.ascontiguousarray(eps.T), np.empty((k, k), dtype=np.uint64), field)
+    upper = np.triu_indices(k, 1)
+    mixed = ops.add(cross[upper], np.ascontiguousarray(cross.T[upper]), field=field)  # <eps_r, a_s> + <eps_s, a_r>
+    return ops.add(ops.add(mixed, constant[upper], field=field), np.asarray(pairs, dtype=np.uint64), field=field)
