@@ -197,8 +197,9 @@ class Coordinator:
             ``"auto"``: honest majority (no dealer) when its degree-``2(t - 1)`` openings can correct a
             wrong share, i.e. ``k >= 2t + 1`` nodes online; with ``2t - 1 <= k <= 2t`` Beaver triples from
             the dealer (degree ``t - 1``: ``floor((k - t) / 2)`` wrong shares corrected and named),
-            or honest majority when there is no dealer (or under rule ``"flame"``, which needs it);
-            Beaver below ``2t - 1``. ``"honest-majority"``: honest majority whenever ``k >= 2t - 1``
+            or honest majority when there is no dealer; Beaver below ``2t - 1``. Under rule ``"flame"``
+            the Gram matrix follows the norms (Beaver: from the same triples' pair products).
+            ``"honest-majority"``: honest majority whenever ``k >= 2t - 1``
             (no dealer traffic; a wrong norm share is then undetected at ``k = 2t - 1`` and only
             detected at ``k = 2t``: docs/security.md). ``"beaver"``: always dealer triples.
         ledger: the chain recorder (None: no chain; commitments are then the roots the edge nodes
@@ -211,8 +212,9 @@ class Coordinator:
             then decided by its evidence and a false one names it (:mod:`ppbfl.protocol.attribution`).
         rule: the public decision rule, sent to the edge nodes in their setup (they refuse the
             other rule's requests): ``"cosine"`` (DESIGN §5) or ``"flame"`` (FLAME's clustering
-            on the opened Gram matrix, :mod:`ppbfl.protocol.flame_decision`; honest majority only:
-            with fewer than ``2t - 1`` nodes online the round fails, there is no Beaver Gram matrix).
+            on the opened Gram matrix, :mod:`ppbfl.protocol.flame_decision`; the tier needs
+            ``n >= 2t - 1``; in Beaver mode the Gram matrix comes from the dealer's pair products,
+            degree ``t - 1``, so ``floor((k - t) / 2)`` wrong Gram shares are corrected and named).
         flame_noise: rule ``"flame"``: the noise level ``lambda`` the nodes add on shares
             (:mod:`ppbfl.defense.flame_noise`; 0: none).
         rescale: rule ``"cosine"``: FLTrust's norm rescaling (every accepted update weighted by
@@ -244,8 +246,8 @@ class Coordinator:
     ) -> None:
         if norms not in ("auto", "honest-majority", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto', 'honest-majority' or 'beaver'")
-        if rule not in RULES or (rule == "flame" and (norms == "beaver" or n < 2 * t - 1)):
-            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs honest-majority norms and n >= 2t - 1 = {2 * t - 1}")
+        if rule not in RULES or (rule == "flame" and n < 2 * t - 1):
+            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs n >= 2t - 1 = {2 * t - 1}")
         if not 0.0 <= flame_noise < float("inf") or (flame_noise > 0 and rule != "flame"):
             raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         if rescale and rule != "cosine":
@@ -484,8 +486,6 @@ class Coordinator:
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
         alive = self._alive()
         hm = self._honest_majority(len(alive))
-        if self.rule == "flame" and not hm:  # no Beaver Gram matrix: fail before any triple is dealt
-            raise NotEnoughEdgeNodesError("verify (rule 'flame' needs honest majority)", tuple(alive), 2 * self.t - 1)
         coin_nodes = sorted(j for j in alive if j in reports)
         verify_request = VerifyRequest(
             seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
@@ -577,7 +577,7 @@ class Coordinator:
         """Whether ``k`` online nodes compute the squared norms in honest-majority mode (see ``norms``)."""
         if self.norms == "beaver" or k < 2 * self.t - 1:
             return False
-        return self.norms == "honest-majority" or k >= 2 * self.t + 1 or not self.dealer or self.rule == "flame"
+        return self.norms == "honest-majority" or k >= 2 * self.t + 1 or not self.dealer
 
     def _members(
         self, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
@@ -660,7 +660,7 @@ class Coordinator:
         devices = [members[k] for k in columns]
         try:
             self.transport.call(
-                DEALER_PARTY, TripleRequest(len(devices), self.validity.proof_length, list(points)), round=round,
+                DEALER_PARTY, TripleRequest(len(devices), self.validity.proof_length, list(points), pairs=self.rule == "flame"), round=round,
                 timeout=self.timeout, context=self._context(),
             )
         except PPBFLError as error:
@@ -699,20 +699,20 @@ class Coordinator:
         self, round: int, request: AggregateRequest, members: list[int], mode: str, r_enc: np.ndarray,
     ) -> tuple[FlameAggregateRequest, tuple[int, ...], RoundDecision]:
         """Rule ``"flame"``: collect every node's signed Gram shares and build the aggregate request
-        and decision over the nodes that answered (at least ``2t - 1``)."""
-        needed = 2 * self.t - 1
-        if mode != "honest-majority":
-            raise NotEnoughEdgeNodesError("gram (rule 'flame' needs honest majority)", tuple(request.points), needed)
+        and decision over the nodes that answered (at least ``2t - 1`` in honest-majority mode, ``t``
+        in Beaver mode, where the nodes' Gram shares come from the dealer's pair products)."""
+        needed = 2 * self.t - 1 if mode == "honest-majority" else self.t
         grams = self._call_nodes(request.points, lambda j: GramRequest(members), round, GramShares)
         keep = [r for r, j in enumerate(request.points) if j in grams and j in self._alive()]
         points = tuple(request.points[r] for r in keep)
         if len(points) < needed:
             raise NotEnoughEdgeNodesError("gram", points, needed)
         values = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}  # the chain context too
+        listed = ["verify_signatures", "verify_norm2", "mismatched_by"] + (["norm_signatures", "verify_validity"] if request.norm_signatures else [])
         values.update(
-            points=list(points), norm_signatures=[], verify_validity=[],  # honest majority: no Beaver norms
+            points=list(points),
             **{name: values[name][keep] for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity")},
-            **{name: [values[name][r] for r in keep] for name in ("verify_signatures", "verify_norm2", "mismatched_by")},
+            **{name: [values[name][r] for r in keep] for name in listed},
         )
         flame = FlameAggregateRequest(
             **values, gram=np.stack([grams[j].gram for j in points]).reshape(len(points), pair_count(len(members))),
