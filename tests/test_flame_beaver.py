@@ -1,0 +1,183 @@
+"""FLAME's Gram matrix from Beaver triples (rule "flame" in Beaver mode, docs/flame.md "Modes").
+
+At the default ``t = 3, n = 5`` (``k = 2t - 1`` nodes online) the honest-majority Gram sharing
+(degree ``2(t - 1) = k - 1``) has no redundancy; in Beaver mode the dealer also deals the pair
+products ``<a_r, a_s>`` of the square triples, every node turns the one opened ``g - a`` into
+degree-``(t - 1)`` shares of every ``<g_i, g_j>``, and one lying node is corrected and named.
+Oracles: brute-force integer Gram matrices (the dealer), the float FLAME oracle and the plaintext
+twin (tests/test_flame.py), the relay's request counts (one ``BeaverOpen`` per node and round).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppbfl.defense.rule import DecisionRule
+from ppbfl.field import ops
+from ppbfl.field.csprng import FieldRNG
+from ppbfl.field.fixed_point import FixedPointCodec
+from ppbfl.field.prime_field import GF61
+from ppbfl.fl.aggregators import AggregationContext, make_aggregator
+from ppbfl.fl.detection import excluded_devices
+from ppbfl.fl.federation import Federation
+from ppbfl.mpc import deal_square_triples, gram_from_opened, sub
+from ppbfl.protocol import signed_shares
+from ppbfl.protocol.deployment import InProcessDeployment
+from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.flame_decision import pair_count
+from ppbfl.protocol.messages import GramShares
+from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
+from ppbfl.sharing import share
+from ppbfl.sharing.robust import robust_reconstruct
+from tests.test_adversarial_attribution import CountingRelay
+from tests.test_flame import D, M, assert_twins, flame_oracle, updates
+from tests.test_flame_models import backdoor_case, context
+
+P = GF61.p
+T, N = 3, 5  # the default tier: k = 5 = 2t - 1 nodes online
+CODEC = FixedPointCodec(frac_bits=16, max_abs=64.0)
+
+
+def _brute_gram(rows: np.ndarray) -> list[int]:
+    """``<v_r, v_s> mod p`` for ``r < s`` in Python integers (row-major upper triangle)."""
+    v = rows.astype(object)
+    return [int(np.dot(v[r], v[s]) % P) for r in range(len(v)) for s in range(r + 1, len(v))]
+
+
+def _opened(shares: np.ndarray, t: int) -> np.ndarray:
+    """Open (n, ...) shares robustly, requiring every share on one degree-(t - 1) polynomial."""
+    rows = shares.reshape(shares.shape[0], -1)
+    result = robust_reconstruct(rows, list(range(1, shares.shape[0] + 1)), t)
+    assert result.wrong_points == ()
+    return result.secret.reshape(shares.shape[1:])
+
+
+@settings(max_examples=20, deadline=None)
+@given(t=st.integers(1, 4), extra=st.integers(0, 3), k=st.integers(1, 5), d=st.integers(1, 6), seed=st.integers(0, 2**32))
+def test_dealt_pair_products_and_beaver_gram_open_to_the_brute_force_gram(t, extra, k, d, seed):
+    n = t + extra
+    rng = FieldRNG(seed.to_bytes(32, "little"))
+    dealt = deal_square_triples(k, d, t, n, rng=rng, pairs=True)
+    a = _opened(np.stack([s.a for s in dealt]), t)  # (k, d)
+    assert all(s.pairs.shape == (pair_count(k),) for s in dealt)
+    assert list(_opened(np.stack([s.pairs for s in dealt]), t)) == _brute_gram(a)
+    assert list(_opened(np.stack([s.c for s in dealt]), t)) == [int(np.dot(r, r) % P) for r in a.astype(object)]
+    # the parties' Gram shares of shared x from the one opening eps = x - a
+    x = rng.random(k * d).reshape(k, d)
+    x_shares = np.stack([share(row, t, n, rng=rng) for row in x], axis=1)  # (n, k, d)
+    eps = _opened(np.stack([sub(x_shares[j], dealt[j].a) for j in range(n)]), t)
+    gram = np.stack([gram_from_opened(eps, dealt[j].a, dealt[j].pairs) for j in range(n)])
+    assert list(_opened(gram, t)) == _brute_gram(x)
+
+
+def test_without_pairs_the_dealer_deals_none():
+    dealt = deal_square_triples(3, 4, 2, 3, pairs=False)
+    assert all(s.pairs.shape == (0,) for s in dealt)
+
+
+@pytest.mark.parametrize("seed, bad, kind", [(1, 3, "sign_flip"), (2, 4, "backdoor")])
+def test_secure_flame_in_beaver_mode_decides_and_aggregates_as_its_plaintext_twin(seed, bad, kind):
+    u = updates(seed, bad, kind)
+    twin, plain = make_aggregator("flame", {"noise_lambda": 0.0}).aggregate(u, AggregationContext())
+    secure = make_aggregator("ppbfl_flame", {"t": T, "n": N, "dot_mode": "beaver"})
+    try:
+        out, info = secure.aggregate(u, AggregationContext())
+        assert secure._filter is not None and secure._filter.federation is not None
+        assert secure._filter.federation.coordinator.norms == "beaver"
+    finally:
+        secure.close()
+    assert_twins(out, info, twin, plain, u)
+    assert set(info["accepted"]).isdisjoint(range(bad))
+    assert excluded_devices("ppbfl_flame", info, M) == excluded_devices("flame", plain, M)
+
+
+def test_secure_flame_on_models_in_beaver_mode_decides_and_aggregates_as_its_plaintext_twin():
+    g, u = backdoor_case(0)
+    twin, plain = make_aggregator("flame_models", {"noise_lambda": 0.0}).aggregate(u, context(g))
+    secure = make_aggregator("ppbfl_flame_models", {"t": T, "n": N, "dot_mode": "beaver"})
+    try:
+        out, info = secure.aggregate(u, context(g))
+    finally:
+        secure.close()
+    assert_twins(out, info, twin, plain, u)
+    assert set(plain["accepted"]).isdisjoint(range(3))  # the backdoor is out
+
+
+def _federation(*, relay=None, ledger=None, norms="auto") -> Federation:
+    """A (3, 5) FLAME tier with a dealer whose nodes' operators configured rule "flame" (norms "auto")."""
+    deployment = InProcessDeployment(T, N, D, signed_uploads=True, decision_rule=DecisionRule(rule="flame"))
+    transport = deployment.coordinator if relay is None else relay(deployment.coordinator)
+    coordinator = Coordinator(T, N, D, transport, codec=CODEC, ledger=ledger, device_keys=deployment.device_keys, norms=norms, rule="flame")
+    coordinator.setup()
+    return Federation(deployment, coordinator, range(M), ledger=ledger, owns_deployment=True, strict=False)
+
+
+def _lie_in_gram(federation: Federation, j: int) -> None:
+    """Node ``j`` adds 99 to every one of its Gram shares (and signs its lie)."""
+    node = federation.deployment.nodes[edge_party(j)]
+    honest = node._gram
+
+    def lying(envelope, message):
+        gram = ops.add(honest(envelope, message).gram, np.full(pair_count(M), 99, dtype=np.uint64))
+        return GramShares(gram, node._sign(signed_shares.gram_digest(node._session, envelope.round, j, gram)))
+
+    node._gram = lying
+
+
+def _lie_in_eps(federation: Federation, j: int) -> None:
+    """Node ``j`` adds 1 to its share of the first device's ``g - a`` (its one BeaverOpen reply)."""
+    node = federation.deployment.nodes[edge_party(j)]
+    honest = node._beaver_open
+
+    def lying(envelope, message):
+        reply = honest(envelope, message)
+        reply.eps[0, 0] = (reply.eps[0, 0] + np.uint64(1)) % np.uint64(P)
+        return reply
+
+    node._beaver_open = lying
+
+
+@pytest.mark.parametrize("lie", [_lie_in_gram, _lie_in_eps], ids=["gram", "eps"])
+def test_a_liar_at_2t_minus_1_nodes_is_corrected_and_named_and_the_decisions_are_flames(lie):
+    u = updates(1, 3)
+    with _federation(relay=CountingRelay) as federation:
+        lie(federation, 4)
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+        relay = federation.coordinator.transport
+    kept, expected, _ = flame_oracle(u)
+    assert result.mode == "beaver" and result.liars == (4,)
+    assert set(result.accepted) == kept
+    np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)
+    for j in range(1, N + 1):  # one opening of the triples per node and round, the Gram matrix from it
+        assert relay.counts[edge_party(j), "BeaverOpen"] == 1
+        assert relay.counts[edge_party(j), "VerifyRequest"] == 1
+
+
+def test_a_gram_liar_at_2t_minus_1_nodes_is_named_on_chain():
+    from ppbfl.protocol.ledger import open_ledger
+
+    u = updates(2, 4, "backdoor")
+    with open_ledger("embedded", T, N, devices=M) as ledger, _federation(ledger=ledger) as federation:
+        _lie_in_gram(federation, 2)
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+        assert result.mode == "beaver" and result.liars == (2,)
+        assert ledger.contract.round_state(1).reported_liars == (2,)
+    kept, expected, _ = flame_oracle(u)
+    assert set(result.accepted) == kept
+    np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)
+
+
+def test_a_relay_that_opens_an_honest_majority_gram_below_2t_plus_1_is_refused_by_operator_configured_nodes():
+    # the relay (colluding with a Gram liar) asks for honest-majority norms and Gram at k = 2t - 1, where
+    # one lie would go unseen; nodes whose operator configured rule "flame" with norms "auto" refuse it
+    u = updates(1, 3)
+    with _federation(norms="honest-majority") as federation:
+        _lie_in_gram(federation, 4)
+        with pytest.raises(NotEnoughEdgeNodesError, match="aggregate"):
+            federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+        refused = {j: why for j, why in federation.coordinator.dropped.items() if "operator requires 7" in why}
+    assert sorted(refused) == [1, 2, 3, 4, 5]
