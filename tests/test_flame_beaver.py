@@ -10,6 +10,8 @@ twin (tests/test_flame.py), the relay's request counts (one ``BeaverOpen`` per n
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -28,7 +30,7 @@ from ppbfl.protocol import signed_shares
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.flame_decision import pair_count
-from ppbfl.protocol.messages import GramShares
+from ppbfl.protocol.messages import BeaverFinish, GramShares
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
 from ppbfl.sharing import share
@@ -181,3 +183,27 @@ def test_a_relay_that_opens_an_honest_majority_gram_below_2t_plus_1_is_refused_b
             federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
         refused = {j: why for j, why in federation.coordinator.dropped.items() if "operator requires 7" in why}
     assert sorted(refused) == [1, 2, 3, 4, 5]
+
+
+class ShiftingRelay(CountingRelay):
+    """Adds ``0.5`` (encoded) to every entry of the first device's opened ``eps`` in ``BeaverFinish``."""
+
+    def call(self, party, message, **kwargs):
+        if isinstance(message, BeaverFinish):
+            eps = message.eps.copy()
+            eps[0] = (eps[0] + CODEC.encode(np.full(1, 0.5))[0]) % np.uint64(P)
+            message = dataclasses.replace(message, eps=eps)
+        return super().call(party, message, **kwargs)
+
+
+def test_a_relay_that_shifts_the_opened_eps_moves_the_opened_norms_and_gram_unseen():
+    # the documented open limit of Beaver mode (docs/security.md, "shift the opened g - a"): the nodes
+    # take eps from the relay's BeaverFinish without checking it against the shares they opened, so
+    # every Beaver value is computed for g_0 + delta: ||g_0 + delta||^2 is opened and nobody is named
+    u = updates(1, 3)
+    with _federation(relay=ShiftingRelay) as federation:
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+    shifted = u[0] + 0.5
+    assert result.mode == "beaver" and result.liars == ()
+    assert result.decision.decisions[0].norm2 * 2.0 ** -32 == pytest.approx(float(shifted @ shifted), rel=1e-4)
+    assert abs(float(u[0] @ u[0]) - float(shifted @ shifted)) > 1.0
