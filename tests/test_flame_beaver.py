@@ -29,10 +29,11 @@ from ppbfl.mpc import deal_square_triples, gram_from_opened, sub
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
+from ppbfl.protocol.errors import RemoteError
 from ppbfl.protocol.flame_decision import pair_count
-from ppbfl.protocol.messages import BeaverFinish, GramShares
+from ppbfl.protocol.messages import BeaverFinish, GramShares, TripleShares
 from ppbfl.protocol.round import Coordinator
-from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
+from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.sharing import share
 from ppbfl.sharing.robust import robust_reconstruct
 from tests.test_adversarial_attribution import CountingRelay
@@ -207,3 +208,15 @@ def test_a_relay_that_shifts_the_opened_eps_moves_the_opened_norms_and_gram_unse
     assert result.mode == "beaver" and result.liars == ()
     assert result.decision.decisions[0].norm2 * 2.0 ** -32 == pytest.approx(float(shifted @ shifted), rel=1e-4)
     assert abs(float(u[0] @ u[0]) - float(shifted @ shifted)) > 1.0
+
+
+def test_a_node_refuses_pair_products_that_do_not_fit_its_triples():
+    with _federation() as federation:
+        node = federation.deployment.nodes[edge_party(1)]
+        dealer = federation.deployment._handlers["dealer"].transport  # the dealer's own channel
+        k, width = 3, node.validity.proof_length
+        triples = (np.zeros((k, D), dtype=np.uint64), np.zeros(k, dtype=np.uint64), np.zeros((k, width), dtype=np.uint64), np.zeros(k, dtype=np.uint64))
+        with pytest.raises((OutOfPhaseError, RemoteError), match=r"pair products of shape \(2,\): expected \(3,\)"):
+            dealer.call(edge_party(1), TripleShares(*triples, np.zeros(2, dtype=np.uint64)), round=1, timeout=5, context={"d": D})
+        dealer.call(edge_party(1), TripleShares(*triples, np.zeros(3, dtype=np.uint64)), round=1, timeout=5, context={"d": D})
+        assert node.rounds[1].pairs is not None and node.rounds[1].pairs.shape == (3,)
