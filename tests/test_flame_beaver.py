@@ -29,9 +29,9 @@ from ppbfl.mpc import deal_square_triples, gram_from_opened, sub
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
-from ppbfl.protocol.errors import RemoteError
+from ppbfl.protocol.errors import PeerAuthError, RemoteError
 from ppbfl.protocol.flame_decision import pair_count
-from ppbfl.protocol.messages import BeaverFinish, GramShares, TripleShares
+from ppbfl.protocol.messages import BeaverCheck, BeaverFinish, EpsCheck, GramShares, TripleShares
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.sharing import share
@@ -187,27 +187,76 @@ def test_a_relay_that_opens_an_honest_majority_gram_below_2t_plus_1_is_refused_b
 
 
 class ShiftingRelay(CountingRelay):
-    """Adds ``0.5`` (encoded) to every entry of the first device's opened ``eps`` in ``BeaverFinish``."""
+    """Adds ``0.5`` (encoded) to every entry of the first device's opened ``eps`` in ``BeaverCheck``
+    and ``BeaverFinish``, for the nodes in ``targets`` (all: the same shifted eps to every node)."""
+
+    targets = range(1, N + 1)
 
     def call(self, party, message, **kwargs):
-        if isinstance(message, BeaverFinish):
+        if isinstance(message, (BeaverCheck, BeaverFinish)) and party in {edge_party(j) for j in self.targets}:
             eps = message.eps.copy()
             eps[0] = (eps[0] + CODEC.encode(np.full(1, 0.5))[0]) % np.uint64(P)
             message = dataclasses.replace(message, eps=eps)
         return super().call(party, message, **kwargs)
 
 
-def test_a_relay_that_shifts_the_opened_eps_moves_the_opened_norms_and_gram_unseen():
-    # the documented open limit of Beaver mode (docs/security.md, "shift the opened g - a"): the nodes
-    # take eps from the relay's BeaverFinish without checking it against the shares they opened, so
-    # every Beaver value is computed for g_0 + delta: ||g_0 + delta||^2 is opened and nobody is named
+class ShiftsForEdge1(ShiftingRelay):
+    targets = (1,)
+
+
+def test_a_relay_that_shifts_the_opened_eps_is_refused_by_every_node_before_anything_is_computed_from_it():
+    # without the eps check every Beaver value of device 0 would be computed for g_0 + delta (its
+    # norm opened as ||g_0 + 0.5||^2 = 6.69 instead of 0.78, nobody named): the relay would steer the
+    # decision and learn ||g + delta||^2 for a delta of its choice
     u = updates(1, 3)
     with _federation(relay=ShiftingRelay) as federation:
+        with pytest.raises(NotEnoughEdgeNodesError):
+            federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+        dropped = federation.coordinator.dropped
+        finished = [j for j in range(1, N + 1) if federation.deployment.nodes[edge_party(j)].rounds[1].finished is not None]
+    assert sorted(dropped) == [1, 2, 3, 4, 5] and finished == []  # no node made a norm or Gram share from the shifted eps
+    why = "relayed an eps that is not the opening of the nodes' shares of g - a (devices [0])"
+    assert all(r.startswith("PeerAuthError") and "peer coordinator" in r and why in r for r in dropped.values()), dropped
+
+
+def test_a_node_sent_another_eps_than_its_peers_refuses_their_checks_naming_the_relay():
+    u = updates(1, 3)
+    with _federation(relay=ShiftsForEdge1) as federation:
         result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
-    shifted = u[0] + 0.5
-    assert result.mode == "beaver" and result.liars == ()
-    assert result.decision.decisions[0].norm2 * 2.0 ** -32 == pytest.approx(float(shifted @ shifted), rel=1e-4)
-    assert abs(float(u[0] @ u[0]) - float(shifted @ shifted)) > 1.0
+        relay, node = federation.coordinator.transport, federation.deployment.nodes[edge_party(1)]
+        assert node.rounds[1].finished is None  # its check did not open with the others': it got no finish
+        others = relay.last[edge_party(2), "BeaverFinish"]  # the peers' signed checks, over the eps they were sent
+        finish = dataclasses.replace(others, eps=node.rounds[1].checked[0].eps)  # with the eps edge-1 checked
+        with pytest.raises((PeerAuthError, RemoteError), match=r"peer coordinator.*that it did not sign for the eps it sent this node"):
+            relay.inner.call(edge_party(1), finish, round=1, timeout=5, context={"d": D})
+    kept, expected, _ = flame_oracle(u)
+    assert set(result.accepted) == kept and 1 not in result.online
+    np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)
+
+
+def _lie_in_eps_check(federation: Federation, j: int) -> None:
+    """Node ``j`` adds 1 to its eps check of the first device (and signs its lie)."""
+    node = federation.deployment.nodes[edge_party(j)]
+    honest = node._beaver_check
+
+    def lying(envelope, message):
+        checks = honest(envelope, message).checks.copy()
+        checks[0] = (checks[0] + np.uint64(1)) % np.uint64(P)
+        seed = signed_shares.eps_check_seed(node._session, envelope.round, message.eps, message.proof_eps)
+        return EpsCheck(checks, node._sign(signed_shares.eps_check_digest(node._session, envelope.round, j, seed=seed, checks=checks)))
+
+    node._beaver_check = lying
+
+
+def test_a_node_lying_in_its_eps_check_is_corrected_and_named():
+    u = updates(1, 3)
+    with _federation() as federation:
+        _lie_in_eps_check(federation, 5)
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+    kept, expected, _ = flame_oracle(u)
+    assert result.mode == "beaver" and result.liars == (5,)
+    assert set(result.accepted) == kept
+    np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)
 
 
 def test_a_node_refuses_pair_products_that_do_not_fit_its_triples():

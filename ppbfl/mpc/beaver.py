@@ -23,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from ppbfl.field import ops
+from ppbfl.field.csprng import expand_seed
 from ppbfl.field.prime_field import GF61, PrimeField
 
-__all__ = ["gram_from_opened", "square_from_opened"]
+__all__ = ["gram_from_opened", "masked_projections", "square_from_opened"]
 
 
 def square_from_opened(eps: np.ndarray, a: np.ndarray, c: np.ndarray, *, field: PrimeField = GF61) -> np.ndarray:
@@ -59,3 +60,19 @@ def gram_from_opened(eps: np.ndarray, a: np.ndarray, pairs: np.ndarray, *, field
     upper = np.triu_indices(k, 1)
     mixed = ops.add(cross[upper], np.ascontiguousarray(cross.T[upper]), field=field)  # <eps_r, a_s> + <eps_s, a_r>
     return ops.add(ops.add(mixed, constant[upper], field=field), np.asarray(pairs, dtype=np.uint64), field=field)
+
+
+def masked_projections(eps: np.ndarray, proof_eps: np.ndarray, seed: bytes, *, field: PrimeField = GF61) -> np.ndarray:
+    """``<eps_r, rho> + <proof_eps_r, rho'>`` for every row ``r`` ((k, d) and (k, K) uint64), with
+    ``rho = expand_seed(seed, d)`` and ``rho' = expand_seed(seed, K, stream=1)``: (k,) uint64.
+
+    Linear, so applied to a party's shares of ``eps`` it gives its shares of the projection of the
+    opened ``eps``: a check that a relayed ``eps`` is the opening of the parties' shares, sound up
+    to ``1/p`` per row when ``seed`` is a hash of the relayed ``eps`` (fixed after it)."""
+    out = np.zeros(eps.shape[0], dtype=np.uint64)
+    for part, (rows, stream) in enumerate(((eps, 0), (proof_eps, 1))):
+        if rows.shape[0] and rows.shape[1]:
+            rho = expand_seed(seed, rows.shape[1], stream=stream, field=field)
+            dots = ops.row_dots(list(rows), rho, rho, squares=False, field=field, rows_name=("eps", "proof_eps")[part])[0]
+            out = ops.add(out, dots, field=field)
+    return out

@@ -36,12 +36,13 @@ from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.errors import AggregateRangeError
 from ppbfl.defense.rule import DecisionRule
 from ppbfl.defense.submission import codec_for_length
+from ppbfl.errors import PPBFLError
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc import linear
-from ppbfl.mpc.beaver import gram_from_opened, square_from_opened
+from ppbfl.mpc.beaver import gram_from_opened, masked_projections, square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import DeviceKeys, upload_signed
@@ -62,10 +63,12 @@ from ppbfl.protocol.messages import (
     AggregateRecall,
     AggregateRequest,
     AggregateShare,
+    BeaverCheck,
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
     DeviceUpload,
+    EpsCheck,
     FlameAggregateRequest,
     GramRequest,
     GramShares,
@@ -92,6 +95,7 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
+from ppbfl.sharing.robust import robust_reconstruct
 
 if TYPE_CHECKING:
     from ppbfl.trust.witness import TrustWitness
@@ -148,6 +152,7 @@ class _RoundState:
     finished: tuple[BeaverFinish, NormShares] | None = None
     linear: np.ndarray | None = None  # the verify's degree-(t - 1) linear part of z per device: never sent alone
     opened: tuple[BeaverOpen, BeaverMasked] | None = None  # the one BeaverOpen of the round (its triples are spent)
+    checked: tuple[BeaverCheck, EpsCheck] | None = None  # the one eps this node checks and finishes with this round
     proofs: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)
     coin: bytes | None = None  # drawn when the node reports its uploads: no proof is accepted after it
     coins: validity.ProofCoins | None = None
@@ -303,6 +308,7 @@ class EdgeNode:
             VerifyRequest: self._verify,
             TripleShares: self._triples,
             BeaverOpen: self._beaver_open,
+            BeaverCheck: self._beaver_check,
             BeaverFinish: self._beaver_finish,
             AggregateRequest: self._aggregate,
             PRZSPeers: self._przs_peers,
@@ -656,6 +662,59 @@ class EdgeNode:
         state.opened = (message, reply)
         return reply
 
+    def _beaver_check(self, envelope: Envelope, message: BeaverCheck) -> Message:
+        """This node's signed projections of its own shares of ``g - a`` (:class:`EpsCheck`) for the
+        relayed ``eps``; one eps per round (a retry gets the same reply, another eps is refused)."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "beaver check")
+        state = self._state(envelope.round)
+        if state.checked is not None:
+            if _same_request(state.checked[0], message):
+                return state.checked[1]
+            raise OutOfPhaseError(self.name, f"already checked an eps of round {envelope.round}: one per round")
+        assert self.validity is not None
+        k = len(state.eps_devices)
+        if state.opened is None or state.triples is None or message.eps.shape != (k, self.config.d):
+            raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
+        if message.proof_eps.shape != (k, self.validity.proof_length):
+            raise OutOfPhaseError(self.name, f"proof_eps of shape {message.proof_eps.shape}: expected ({k}, {self.validity.proof_length})")
+        seed = signed_shares.eps_check_seed(self._session, envelope.round, message.eps, message.proof_eps)
+        mine = state.opened[1]  # the shares this node sent, not any relayed value
+        checks = masked_projections(mine.eps, mine.proof_eps, seed, field=self.field)
+        reply = EpsCheck(checks, self._sign(signed_shares.eps_check_digest(self._session, envelope.round, self.config.index, seed=seed, checks=checks)))
+        state.checked = (message, reply)
+        return reply
+
+    def _check_eps(self, envelope: Envelope, state: _RoundState, message: BeaverFinish) -> None:
+        """Refuse ``message`` unless its ``eps``, ``proof_eps`` are the ones this node checked and the
+        opening of every point's signed eps checks (robust, at least ``t`` points, this node's own row
+        among them) equals their projection: an eps the relay shifted is refused naming it."""
+        if state.checked is None or not (
+            np.array_equal(state.checked[0].eps, message.eps) and np.array_equal(state.checked[0].proof_eps, message.proof_eps)
+        ):
+            raise OutOfPhaseError(self.name, f"beaver finish of round {envelope.round} without the eps this node checked")
+        if self._przs_setup is None:
+            raise OutOfPhaseError(self.name, "beaver finish before the setup completed: no peer keys")
+        points, k = [int(j) for j in message.points], len(state.eps_devices)
+        if len(points) < self.config.t or message.checks.shape != (len(points), k):
+            raise OutOfPhaseError(self.name, f"beaver finish: eps checks of shape {message.checks.shape} from points {points[:8]}, "
+                                  f"expected (k >= t = {self.config.t}, {k})")
+        seed = signed_shares.eps_check_seed(self._session, envelope.round, message.eps, message.proof_eps)
+        signed_shares.check_eps_checks(
+            points, message.checks, message.check_signatures, session=self._session, round=envelope.round, seed=seed,
+            keys=self._przs_setup[1].peer_keys, relay=envelope.sender, me=self.name,
+        )
+        if self.config.index not in points or not np.array_equal(message.checks[points.index(self.config.index)], state.checked[1].checks):
+            raise PeerAuthError(envelope.sender, "left this node's own eps checks out of the beaver finish (or altered them)")
+        if k:
+            try:
+                opened = robust_reconstruct(message.checks, points, self.config.t, field=self.field).secret
+            except PPBFLError as error:
+                raise OutOfPhaseError(self.name, f"beaver finish: the eps checks do not open: {error}") from None
+            expected = masked_projections(message.eps, message.proof_eps, seed, field=self.field)
+            if not np.array_equal(opened, expected):
+                wrong = [state.eps_devices[r] for r in np.flatnonzero(opened != expected)[:8]]
+                raise PeerAuthError(envelope.sender, f"relayed an eps that is not the opening of the nodes' shares of g - a (devices {wrong})")
+
     def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
         state = self._state(envelope.round)
@@ -667,6 +726,7 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
         if message.proof_eps.shape != (k, self.validity.proof_length):
             raise OutOfPhaseError(self.name, f"proof_eps of shape {message.proof_eps.shape}: expected ({k}, {self.validity.proof_length})")
+        self._check_eps(envelope, state, message)  # before anything is computed from eps
         a, c = state.triples
         proof_a, proof_c = state.proof_triples
         if self.config.rule == "flame":

@@ -18,7 +18,9 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
    share of ``||g||^2``).
 4. Beaver mode only (fewer than ``2t - 1`` edge nodes online): dealer -> edge node
    :class:`TripleShares`; coordinator -> edge node :class:`BeaverOpen` -> :class:`BeaverMasked`
-   (shares of ``g - a``), then :class:`BeaverFinish` (opened ``g - a``) -> :class:`NormShares`
+   (shares of ``g - a``), :class:`BeaverCheck` (opened ``g - a``) -> :class:`EpsCheck` (signed
+   projections of the node's own shares), then :class:`BeaverFinish` (opened ``g - a`` and every
+   node's checks) -> :class:`NormShares`
    (rule ``"flame"``: the triples come with their pair products, and :class:`GramRequest` is then
    answered from them).
 5. coordinator -> edge node: :class:`AggregateRequest` (every online node's scalar shares, the
@@ -60,10 +62,12 @@ __all__ = [
     "AggregateRecall",
     "AggregateRequest",
     "AggregateShare",
+    "BeaverCheck",
     "BeaverFinish",
     "BeaverMasked",
     "BeaverOpen",
     "DeviceUpload",
+    "EpsCheck",
     "FlameAggregateRequest",
     "GramRequest",
     "GramShares",
@@ -397,13 +401,50 @@ class BeaverMasked(Message):
 
 @register
 @dataclass(frozen=True)
-class BeaverFinish(Message):
-    """The opened ``eps`` ((m, d) uint64) and ``proof_eps`` ((m, K) uint64) for :class:`BeaverOpen`'s devices."""
+class BeaverCheck(Message):
+    """Coordinator -> edge node, after :class:`BeaverMasked`: the ``eps`` ((m, d) uint64) and
+    ``proof_eps`` ((m, K) uint64) the coordinator opened for :class:`BeaverOpen`'s devices. The node
+    answers one per round with its :class:`EpsCheck`; nothing is computed from them yet."""
 
-    KIND: ClassVar[str] = "beaver_finish"
-    VERSION: ClassVar[int] = 2
+    KIND: ClassVar[str] = "beaver_check"
+    VERSION: ClassVar[int] = 1
     eps: Annotated[np.ndarray, FieldArray(ndim=2)]
     proof_eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+
+
+@register
+@dataclass(frozen=True)
+class EpsCheck(Message):
+    """Edge node -> coordinator: per opened device ``r``, ``<eps_r, rho> + <proof_eps_r, rho'>`` of
+    the node's **own** shares of ``g_r - a_r`` and ``rho' b_r - a'_r`` (the ones it sent in
+    :class:`BeaverMasked`), ``rho, rho'`` expanded from a hash of the :class:`BeaverCheck`'s
+    ``eps`` and ``proof_eps`` ((m,) uint64), and its ``signature`` over them and that hash
+    (:func:`ppbfl.protocol.signed_shares.eps_check_digest`)."""
+
+    KIND: ClassVar[str] = "eps_check"
+    VERSION: ClassVar[int] = 1
+    checks: Annotated[np.ndarray, FieldArray(ndim=1)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
+
+
+@register
+@dataclass(frozen=True)
+class BeaverFinish(Message):
+    """The opened ``eps`` ((m, d) uint64) and ``proof_eps`` ((m, K) uint64) for :class:`BeaverOpen`'s
+    devices (those of the node's :class:`BeaverCheck`), and every ``points``' :class:`EpsCheck`:
+    ``checks`` (k, m) and ``check_signatures``. The node checks the signatures, opens the checks
+    robustly and compares them with ``eps``, ``proof_eps`` before it computes anything from them: a
+    relayed ``eps`` that is not the opening of the nodes' shares is refused."""
+
+    KIND: ClassVar[str] = "beaver_finish"
+    VERSION: ClassVar[int] = 3
+    eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+    proof_eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+    points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)] = dataclasses.field(default_factory=list)
+    checks: Annotated[np.ndarray, FieldArray(ndim=2)] = dataclasses.field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint64))
+    check_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)] = dataclasses.field(
+        default_factory=list,
+    )
 
 
 @register

@@ -58,9 +58,11 @@ from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
     AggregateShare,
+    BeaverCheck,
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
+    EpsCheck,
     FlameAggregateRequest,
     GramRequest,
     GramShares,
@@ -529,7 +531,7 @@ class Coordinator:
                 round, members, [k for k in range(len(members)) if k not in out], points,
             )
             for j in eps_liars:  # corrected while opening g - a: named like any other wrong share
-                named[j] = self.dropped[j] = f"named as a liar: sent wrong Beaver shares of g - a in round {round}"
+                named[j] = self.dropped[j] = f"named as a liar: sent wrong Beaver shares of g - a (or a wrong eps check) in round {round}"
             points = self._require_nodes("beaver", self.t)
         lap("verify")
 
@@ -685,7 +687,23 @@ class Coordinator:
 
         eps, proof_eps = open_masked("eps", self.d), open_masked("proof_eps", width)
         honest = [j for j in opened_at if j not in wrong]
-        finished = self._call_nodes(honest, lambda j: BeaverFinish(eps, proof_eps), round, NormShares)
+        # each node checks the opened eps against every node's signed projection of its own shares
+        # before it computes anything from it (a relay cannot shift eps: docs/security.md)
+        checked = self._call_nodes(honest, lambda j: BeaverCheck(eps, proof_eps), round, EpsCheck)
+        check_points = [j for j in honest if j in checked]
+        if len(check_points) < self.t:
+            raise NotEnoughEdgeNodesError("beaver check", tuple(check_points), self.t)
+        checks = np.stack([checked[j].checks for j in check_points]).reshape(len(check_points), len(devices))
+        if devices:  # a node whose check is corrected lied about its own shares: named, and left out
+            try:
+                liars = set(robust_reconstruct(checks, check_points, self.t, field=self.field).wrong_points)
+            except PPBFLError as error:
+                raise RoundFailedError(round, f"opening the eps checks: {error}") from error
+            wrong.update(liars)
+            keep = [r for r, j in enumerate(check_points) if j not in liars]
+            check_points, checks = [check_points[r] for r in keep], checks[keep]
+        finish = BeaverFinish(eps, proof_eps, check_points, checks, [checked[j].signature for j in check_points])
+        finished = self._call_nodes(check_points, lambda j: finish, round, NormShares)
         norms, z, signatures = {}, {}, {}
         for j, reply in finished.items():
             signatures[j] = reply.signature
