@@ -652,7 +652,11 @@ class Coordinator:
     ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, bytes], set[int]]:
         """Degree-``(t - 1)`` shares of the squared norms and of the validity values ``z`` from dealer
         triples, per node: ``(norms, z, the node's signature)``, and the nodes whose shares of
-        ``g - a`` robust opening corrected (liars).
+        ``g - a`` (or eps checks) robust opening corrected (liars). Steps: ``TripleRequest`` to the
+        dealer, ``BeaverOpen`` (shares of ``g - a``, opened robustly here), ``BeaverCheck`` (each
+        node's signed projection of its own shares onto a hash of the opened ``eps``, opened
+        robustly here too), ``BeaverFinish`` (``eps`` with every point's checks: each node checks
+        them before computing its ``NormShares``, so a shifted ``eps`` is refused).
 
         Only the devices at positions ``columns`` (those with consistent shares) get triples; the
         other positions get zero shares (those devices are rejected before anything is opened).
