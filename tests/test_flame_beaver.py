@@ -31,7 +31,7 @@ from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
 from ppbfl.protocol.errors import PeerAuthError, RemoteError
 from ppbfl.protocol.flame_decision import pair_count
-from ppbfl.protocol.messages import BeaverCheck, BeaverFinish, EpsCheck, GramShares, TripleShares
+from ppbfl.protocol.messages import BeaverCheck, EpsCheck, GramShares, TripleShares
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.sharing import share
@@ -187,13 +187,13 @@ def test_a_relay_that_opens_an_honest_majority_gram_below_2t_plus_1_is_refused_b
 
 
 class ShiftingRelay(CountingRelay):
-    """Adds ``0.5`` (encoded) to every entry of the first device's opened ``eps`` in ``BeaverCheck``
-    and ``BeaverFinish``, for the nodes in ``targets`` (all: the same shifted eps to every node)."""
+    """Adds ``0.5`` (encoded) to every entry of the first device's opened ``eps`` in ``BeaverCheck``,
+    for the nodes in ``targets`` (all: the same shifted eps to every node)."""
 
     targets = range(1, N + 1)
 
     def call(self, party, message, **kwargs):
-        if isinstance(message, (BeaverCheck, BeaverFinish)) and party in {edge_party(j) for j in self.targets}:
+        if isinstance(message, BeaverCheck) and party in {edge_party(j) for j in self.targets}:
             eps = message.eps.copy()
             eps[0] = (eps[0] + CODEC.encode(np.full(1, 0.5))[0]) % np.uint64(P)
             message = dataclasses.replace(message, eps=eps)
@@ -226,9 +226,8 @@ def test_a_node_sent_another_eps_than_its_peers_refuses_their_checks_naming_the_
         relay, node = federation.coordinator.transport, federation.deployment.nodes[edge_party(1)]
         assert node.rounds[1].finished is None  # its check did not open with the others': it got no finish
         others = relay.last[edge_party(2), "BeaverFinish"]  # the peers' signed checks, over the eps they were sent
-        finish = dataclasses.replace(others, eps=node.rounds[1].checked[0].eps)  # with the eps edge-1 checked
         with pytest.raises((PeerAuthError, RemoteError), match=r"peer coordinator.*that it did not sign for the eps it sent this node"):
-            relay.inner.call(edge_party(1), finish, round=1, timeout=5, context={"d": D})
+            relay.inner.call(edge_party(1), others, round=1, timeout=5, context={"d": D})
     kept, expected, _ = flame_oracle(u)
     assert set(result.accepted) == kept and 1 not in result.online
     np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)

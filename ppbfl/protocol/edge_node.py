@@ -685,20 +685,19 @@ class EdgeNode:
         return reply
 
     def _check_eps(self, envelope: Envelope, state: _RoundState, message: BeaverFinish) -> None:
-        """Refuse ``message`` unless its ``eps``, ``proof_eps`` are the ones this node checked and the
-        opening of every point's signed eps checks (robust, at least ``t`` points, this node's own row
-        among them) equals their projection: an eps the relay shifted is refused naming it."""
-        if state.checked is None or not (
-            np.array_equal(state.checked[0].eps, message.eps) and np.array_equal(state.checked[0].proof_eps, message.proof_eps)
-        ):
-            raise OutOfPhaseError(self.name, f"beaver finish of round {envelope.round} without the eps this node checked")
+        """Refuse ``message`` unless the opening of every point's signed eps checks (robust, at least
+        ``t`` points, this node's own row among them) equals the projection of the eps this node
+        checked (:meth:`_beaver_check`): an eps the relay shifted is refused naming it."""
+        if state.checked is None:
+            raise OutOfPhaseError(self.name, f"beaver finish of round {envelope.round} before its beaver check")
+        eps, proof_eps = state.checked[0].eps, state.checked[0].proof_eps
         if self._przs_setup is None:
             raise OutOfPhaseError(self.name, "beaver finish before the setup completed: no peer keys")
         points, k = [int(j) for j in message.points], len(state.eps_devices)
         if len(points) < self.config.t or message.checks.shape != (len(points), k):
             raise OutOfPhaseError(self.name, f"beaver finish: eps checks of shape {message.checks.shape} from points {points[:8]}, "
                                   f"expected (k >= t = {self.config.t}, {k})")
-        seed = signed_shares.eps_check_seed(self._session, envelope.round, message.eps, message.proof_eps)
+        seed = signed_shares.eps_check_seed(self._session, envelope.round, eps, proof_eps)
         signed_shares.check_eps_checks(
             points, message.checks, message.check_signatures, session=self._session, round=envelope.round, seed=seed,
             keys=self._przs_setup[1].peer_keys, relay=envelope.sender, me=self.name,
@@ -710,7 +709,7 @@ class EdgeNode:
                 opened = robust_reconstruct(message.checks, points, self.config.t, field=self.field).secret
             except PPBFLError as error:
                 raise OutOfPhaseError(self.name, f"beaver finish: the eps checks do not open: {error}") from None
-            expected = masked_projections(message.eps, message.proof_eps, seed, field=self.field)
+            expected = masked_projections(eps, proof_eps, seed, field=self.field)
             if not np.array_equal(opened, expected):
                 wrong = [state.eps_devices[r] for r in np.flatnonzero(opened != expected)[:8]]
                 raise PeerAuthError(envelope.sender, f"relayed an eps that is not the opening of the nodes' shares of g - a (devices {wrong})")
@@ -720,20 +719,19 @@ class EdgeNode:
         state = self._state(envelope.round)
         if state.finished is not None and _same_request(state.finished[0], message):
             return state.finished[1]  # a retried request: the triples are spent, answer the same
-        assert self.validity is not None
         k = len(state.eps_devices)
-        if state.triples is None or state.proof_triples is None or message.eps.shape != (k, self.config.d):
-            raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
-        if message.proof_eps.shape != (k, self.validity.proof_length):
-            raise OutOfPhaseError(self.name, f"proof_eps of shape {message.proof_eps.shape}: expected ({k}, {self.validity.proof_length})")
+        if state.triples is None or state.proof_triples is None:
+            raise OutOfPhaseError(self.name, f"beaver finish of round {envelope.round} without unspent triples")
         self._check_eps(envelope, state, message)  # before anything is computed from eps
+        assert state.checked is not None  # _check_eps refuses otherwise
+        eps, proof_eps = state.checked[0].eps, state.checked[0].proof_eps
         a, c = state.triples
         proof_a, proof_c = state.proof_triples
         if self.config.rule == "flame":
-            state.beaver_gram = self._beaver_gram(state, message.eps, a, state.pairs)
+            state.beaver_gram = self._beaver_gram(state, eps, a, state.pairs)
         state.triples = state.proof_triples = state.pairs = None  # single use
-        norm2 = square_from_opened(message.eps, a[:k], c[:k], field=self.field)
-        squares = square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field)
+        norm2 = square_from_opened(eps, a[:k], c[:k], field=self.field)
+        squares = square_from_opened(proof_eps, proof_a[:k], proof_c[:k], field=self.field)
         assert state.linear is not None  # set with state.coins, which beaver open required
         columns = [state.devices.index(i) for i in state.eps_devices]
         z = ops.sub(state.linear[columns], squares, field=self.field)  # degree t - 1 shares of z: nothing else

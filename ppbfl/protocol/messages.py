@@ -19,8 +19,8 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
 4. Beaver mode only (fewer than ``2t - 1`` edge nodes online): dealer -> edge node
    :class:`TripleShares`; coordinator -> edge node :class:`BeaverOpen` -> :class:`BeaverMasked`
    (shares of ``g - a``), :class:`BeaverCheck` (opened ``g - a``) -> :class:`EpsCheck` (signed
-   projections of the node's own shares), then :class:`BeaverFinish` (opened ``g - a`` and every
-   node's checks) -> :class:`NormShares`
+   projections of the node's own shares), then :class:`BeaverFinish` (every node's checks) ->
+   :class:`NormShares`
    (rule ``"flame"``: the triples come with their pair products, and :class:`GramRequest` is then
    answered from them).
 5. coordinator -> edge node: :class:`AggregateRequest` (every online node's scalar shares, the
@@ -430,21 +430,17 @@ class EpsCheck(Message):
 @register
 @dataclass(frozen=True)
 class BeaverFinish(Message):
-    """The opened ``eps`` ((m, d) uint64) and ``proof_eps`` ((m, K) uint64) for :class:`BeaverOpen`'s
-    devices (those of the node's :class:`BeaverCheck`), and every ``points``' :class:`EpsCheck`:
-    ``checks`` (k, m) and ``check_signatures``. The node checks the signatures, opens the checks
-    robustly and compares them with ``eps``, ``proof_eps`` before it computes anything from them: a
-    relayed ``eps`` that is not the opening of the nodes' shares is refused."""
+    """Finish the Beaver products with the ``eps``, ``proof_eps`` of the node's :class:`BeaverCheck`
+    (not sent again): every ``points``' :class:`EpsCheck`, ``checks`` (k, m) uint64 and
+    ``check_signatures``. The node checks the signatures, opens the checks robustly and compares
+    them with its checked ``eps``, ``proof_eps`` before it computes anything from them: an ``eps``
+    that is not the opening of the nodes' shares is refused."""
 
     KIND: ClassVar[str] = "beaver_finish"
     VERSION: ClassVar[int] = 3
-    eps: Annotated[np.ndarray, FieldArray(ndim=2)]
-    proof_eps: Annotated[np.ndarray, FieldArray(ndim=2)]
-    points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)] = dataclasses.field(default_factory=list)
-    checks: Annotated[np.ndarray, FieldArray(ndim=2)] = dataclasses.field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint64))
-    check_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)] = dataclasses.field(
-        default_factory=list,
-    )
+    points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
+    checks: Annotated[np.ndarray, FieldArray(ndim=2)]
+    check_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
 
 
 @register

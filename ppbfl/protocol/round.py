@@ -655,8 +655,8 @@ class Coordinator:
         ``g - a`` (or eps checks) robust opening corrected (liars). Steps: ``TripleRequest`` to the
         dealer, ``BeaverOpen`` (shares of ``g - a``, opened robustly here), ``BeaverCheck`` (each
         node's signed projection of its own shares onto a hash of the opened ``eps``, opened
-        robustly here too), ``BeaverFinish`` (``eps`` with every point's checks: each node checks
-        them before computing its ``NormShares``, so a shifted ``eps`` is refused).
+        robustly here too), ``BeaverFinish`` (every point's checks: each node checks them against the
+        ``eps`` it was sent before computing its ``NormShares``, so a shifted ``eps`` is refused).
 
         Only the devices at positions ``columns`` (those with consistent shares) get triples; the
         other positions get zero shares (those devices are rejected before anything is opened).
@@ -706,7 +706,7 @@ class Coordinator:
             wrong.update(liars)
             keep = [r for r, j in enumerate(check_points) if j not in liars]
             check_points, checks = [check_points[r] for r in keep], checks[keep]
-        finish = BeaverFinish(eps, proof_eps, check_points, checks, [checked[j].signature for j in check_points])
+        finish = BeaverFinish(check_points, checks, [checked[j].signature for j in check_points])
         finished = self._call_nodes(check_points, lambda j: finish, round, NormShares)
         norms, z, signatures = {}, {}, {}
         for j, reply in finished.items():
