@@ -228,6 +228,11 @@ def test_a_node_sent_another_eps_than_its_peers_refuses_their_checks_naming_the_
         others = relay.last[edge_party(2), "BeaverFinish"]  # the peers' signed checks, over the eps they were sent
         with pytest.raises((PeerAuthError, RemoteError), match=r"peer coordinator.*that it did not sign for the eps it sent this node"):
             relay.inner.call(edge_party(1), others, round=1, timeout=5, context={"d": D})
+        checked = relay.last[edge_party(2), "BeaverCheck"]  # one eps per node and round: a retry gets the same reply
+        again = relay.inner.call(edge_party(2), checked, round=1, timeout=5, context={"d": D}).message
+        np.testing.assert_array_equal(again.checks, federation.deployment.nodes[edge_party(2)].rounds[1].checked[1].checks)
+        with pytest.raises((OutOfPhaseError, RemoteError), match="already checked an eps"):
+            relay.inner.call(edge_party(2), relay.last[edge_party(1), "BeaverCheck"], round=1, timeout=5, context={"d": D})
     kept, expected, _ = flame_oracle(u)
     assert set(result.accepted) == kept and 1 not in result.online
     np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)
