@@ -26,6 +26,7 @@ from ppbfl.fl.aggregators import AggregationContext, make_aggregator
 from ppbfl.fl.detection import excluded_devices
 from ppbfl.fl.federation import Federation
 from ppbfl.mpc import deal_square_triples, gram_from_opened, sub
+from ppbfl.mpc.beaver import masked_projections
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
@@ -75,6 +76,24 @@ def test_dealt_pair_products_and_beaver_gram_open_to_the_brute_force_gram(t, ext
     eps = _opened(np.stack([sub(x_shares[j], dealt[j].a) for j in range(n)]), t)
     gram = np.stack([gram_from_opened(eps, dealt[j].a, dealt[j].pairs) for j in range(n)])
     assert list(_opened(gram, t)) == _brute_gram(x)
+
+
+@settings(max_examples=20, deadline=None)
+@given(t=st.integers(1, 3), extra=st.integers(0, 3), k=st.integers(1, 4), d=st.integers(1, 6), width=st.integers(0, 4),
+       seed=st.integers(0, 2**32), shift=st.integers(1, P - 1))
+def test_eps_checks_of_the_shares_open_to_the_projection_of_eps_and_not_of_a_shifted_one(t, extra, k, d, width, seed, shift):
+    n = t + extra
+    rng = FieldRNG(seed.to_bytes(32, "little"))
+    eps, proof = rng.random(k * d).reshape(k, d), rng.random(k * width).reshape(k, width)
+    eps_shares = np.stack([share(row, t, n, rng=rng) for row in eps], axis=1)  # (n, k, d)
+    proof_shares = np.stack([share(row, t, n, rng=rng) for row in proof], axis=1) if width else np.zeros((n, k, 0), dtype=np.uint64)
+    key = seed.to_bytes(32, "big")
+    checks = np.stack([masked_projections(eps_shares[j], proof_shares[j], key) for j in range(n)])
+    opened = _opened(checks, t)
+    assert list(opened) == list(masked_projections(eps, proof, key))
+    shifted = eps.copy()  # one entry of the relayed eps off: its projection differs (rho has no zero entry w.h.p.)
+    shifted[k - 1, d - 1] = (int(shifted[k - 1, d - 1]) + shift) % P
+    assert masked_projections(shifted, proof, key)[k - 1] != opened[k - 1]
 
 
 def test_without_pairs_the_dealer_deals_none():
