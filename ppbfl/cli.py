@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     edge.add_argument(
         "--norms", default="auto", choices=["auto", "honest-majority"],
-        help="with --rule cosine: open honest-majority norm shares only from 2t + 1 nodes (auto: a lying share is corrected) or from 2t - 1",
+        help="open honest-majority norm (and FLAME Gram) shares only from 2t + 1 nodes (auto: a lying share is corrected) or from 2t - 1",
     )
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")

@@ -86,6 +86,7 @@ def test_ppbfl_edge_rule_options_configure_the_node_and_bad_ones_are_named(tmp_p
 def test_the_operators_norms_setting_fixes_from_how_many_nodes_honest_majority_norms_are_opened():
     assert DecisionRule().honest_majority_from(3) == 7  # cosine, "auto": a lying share must be correctable
     assert DecisionRule(norms="honest-majority").honest_majority_from(3) == 5
-    assert DecisionRule(rule="flame").honest_majority_from(3) == 5  # FLAME needs honest majority
+    assert DecisionRule(rule="flame").honest_majority_from(3) == 7  # FLAME's Gram matrix too (Beaver below)
+    assert DecisionRule(rule="flame", norms="honest-majority").honest_majority_from(3) == 5
     with pytest.raises(ConfigError, match=r"rule\.norms"):
         load_decision_rule({"norms": "beaver"})

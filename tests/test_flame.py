@@ -157,7 +157,8 @@ def test_a_gram_row_the_relay_altered_is_refused_naming_it():
 
 
 @pytest.mark.parametrize("params, key", [
-    ({"dot_mode": "beaver"}, "defence_params.ppbfl_flame.dot_mode"),
+    ({"dot_mode": "dealer"}, "defence_params.ppbfl_flame.dot_mode"),
+    ({"t": 3, "n": 4, "dot_mode": "beaver"}, "defence_params.ppbfl_flame.n"),
     ({"noise_lambda": -0.001}, "defence_params.ppbfl_flame.noise_lambda"),
     ({"tau": 0.2}, "defence_params.ppbfl_flame.tau"),
     ({"t": 3, "n": 4}, "defence_params.ppbfl_flame.n"),
@@ -182,12 +183,12 @@ def test_bad_plaintext_flame_config_is_a_typed_error_naming_the_key(params, key)
     assert error.value.key == key
 
 
-def test_the_coordinator_refuses_an_unknown_rule_and_flame_without_honest_majority():
+def test_the_coordinator_refuses_an_unknown_rule_and_flame_below_n_2t_minus_1():
     deployment = InProcessDeployment(2, 3, D)
     try:
-        for kwargs in ({"rule": "krum"}, {"rule": "flame", "norms": "beaver"}):
+        for t, kwargs in ((2, {"rule": "krum"}), (3, {"rule": "flame", "norms": "beaver"})):
             with pytest.raises(CoreConfigError) as error:
-                Coordinator(2, 3, D, deployment.coordinator, **kwargs)
+                Coordinator(t, 3, D, deployment.coordinator, **kwargs)
             assert error.value.key == "rule"
     finally:
         deployment.close()
@@ -248,13 +249,16 @@ def test_noise_on_shares_has_the_twins_distribution_and_no_single_node_can_remov
     assert left.std() == pytest.approx(per_set, rel=0.1)
 
 
-def test_flame_fails_the_round_instead_of_falling_back_to_beaver_when_fewer_than_2t_minus_1_nodes_are_online():
-    u = updates(0, 0)
+def test_flame_falls_back_to_a_beaver_gram_matrix_when_fewer_than_2t_minus_1_nodes_are_online():
+    u = updates(1, 3)
     with Federation.in_process(2, 3, D, M, codec=FixedPointCodec(frac_bits=16, max_abs=64.0), rule="flame", strict=False) as federation:
         federation.coordinator.setup()
         federation.deployment.stop_edge(3)
-        with pytest.raises(NotEnoughEdgeNodesError, match="rule 'flame' needs honest majority"):
-            federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+        result = federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+    kept, expected, _ = flame_oracle(u)
+    assert result.mode == "beaver" and result.online == (1, 2)
+    assert set(result.accepted) == kept
+    np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)
 
 
 def test_a_device_with_zero_trust_is_not_clustered_and_the_rest_is_flame_on_the_others():

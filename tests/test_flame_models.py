@@ -95,7 +95,7 @@ def test_a_device_at_the_global_models_negative_is_rejected_zero_norm_by_both_tw
 
 def test_registry_and_configuration():
     with pytest.raises(ConfigError, match=r"defence_params\.ppbfl_flame_models\.dot_mode"):
-        make_aggregator("ppbfl_flame_models", {"dot_mode": "beaver"})
+        make_aggregator("ppbfl_flame_models", {"dot_mode": "dealer"})
     rule = make_aggregator("ppbfl_flame_models", {"t": 2, "n": 3})
     with pytest.raises(Exception, match="global model"):
         rule.aggregate(np.zeros((3, 4)), AggregationContext())

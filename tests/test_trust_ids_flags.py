@@ -274,7 +274,7 @@ def test_over_the_wire_nodes_sign_their_own_reports_and_vote_on_the_relayed_ones
         node.ids_source = lambda r: {FLAGGED: 3}
     reports = [v.ids_report(3, context) for v in voters]
     assert [x.sensor for x in reports] == [federation.ledger.edge_accounts[j] for j in sorted(federation.ledger.edge_accounts)]
-    malformed = TrustQuery(context.contract_bytes, context.chain_id, [], [], 0, [b"\x00" * 10])
+    malformed = TrustQuery(context.contract_bytes, context.chain_id, [], [], 0, ids_reports=[b"\x00" * 10])
     with pytest.raises(RemoteError, match="ids_reports"):
         transport.call("edge-1", malformed, round=3, timeout=5.0)
     keeper.voters = tuple(voters)

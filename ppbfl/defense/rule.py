@@ -31,13 +31,12 @@ class DecisionRule(BaseModel):
         rescale: rule ``"cosine"``: FLTrust's norm rescaling.
         flame_noise: rule ``"flame"``: the noise level ``lambda >= 0`` (finite).
         flame_space: rule ``"flame"``: cluster the ``"updates"`` or the local ``"models"`` (docs/flame.md).
-        norms: rule ``"cosine"``: from how many nodes the node opens honest-majority (degree
-            ``2(t - 1)``) shares of ``||g||^2`` and ``z``. ``"auto"``: at least ``2t + 1``, where a
-            lying share is corrected and named (with fewer, the tier must use Beaver triples, so a
-            tier without a dealer then fails its rounds); ``"honest-majority"``: from ``2t - 1``,
-            where one lying share goes unseen (docs/security.md). Not part of ``SetupEdge``: the
-            node checks it on each aggregate request. Rule ``"flame"`` needs honest majority and
-            accepts it from ``2t - 1``.
+        norms: from how many nodes the node opens honest-majority (degree ``2(t - 1)``) shares of
+            ``||g||^2`` and ``z`` (and, rule ``"flame"``, of the Gram matrix). ``"auto"``: at least
+            ``2t + 1``, where a lying share is corrected and named (with fewer, the tier must use
+            Beaver triples, so a tier without a dealer then fails its rounds); ``"honest-majority"``:
+            from ``2t - 1``, where one lying share goes unseen (docs/security.md). Not part of
+            ``SetupEdge``: the node checks it on each aggregate request.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, validate_default=True)
@@ -79,7 +78,7 @@ class DecisionRule(BaseModel):
 
     def honest_majority_from(self, t: int) -> int:
         """The fewest nodes whose honest-majority norm shares this node opens (see ``norms``)."""
-        return 2 * t + 1 if self.rule == "cosine" and self.norms == "auto" else 2 * t - 1
+        return 2 * t + 1 if self.norms == "auto" else 2 * t - 1
 
     def mismatch(
         self, rule: str, tau: float, rescale: bool, flame_noise: float, flame_space: str = "updates",

@@ -267,7 +267,8 @@ class SecureCosineAggregator(Aggregator):
 class SecureFlameAggregator(SecureCosineAggregator):
     """FLAME on Shamir shares (registry key ``ppbfl_flame``), driven by the protocol with rule ``"flame"``.
 
-    The edge nodes open ``||g_i||^2`` and ``<g_i, g_j>`` (honest-majority products), every node
+    The edge nodes open ``||g_i||^2`` and ``<g_i, g_j>`` (honest-majority products, or Beaver
+    products from the dealer's triples and their pair products with ``dot_mode = "beaver"``), every node
     runs FLAME's clustering on the opened Gram matrix (:mod:`ppbfl.protocol.flame_decision`), and
     the kept updates are clipped to their median norm by public weights ``enc(c_i)`` on shares;
     the aggregate is ``sum_kept c_i g_i / |kept|`` (plus the noise). Its plaintext twin is ``flame``
@@ -275,7 +276,8 @@ class SecureFlameAggregator(SecureCosineAggregator):
     distribution, not the same sample). Needs no reference.
 
     Args (``[defence_params.ppbfl_flame]``): ``t``, ``n``, ``max_abs``, ``frac_bits`` as for
-    ``ppbfl_secure``; ``dot_mode`` must be ``"honest_majority"`` (no Beaver Gram matrix yet);
+    ``ppbfl_secure``; ``dot_mode``: ``"honest_majority"`` (default) or ``"beaver"`` (norms and Gram
+    matrix from the dealer's triples, degree ``t - 1``; the tier still needs ``n >= 2t - 1``);
     ``noise_lambda`` (>= 0, default 0): the edge nodes add Gaussian noise ``N(0, (lambda S)^2)``
     to the aggregate on shares, a pseudorandom secret sharing from their PRZS keys that no single
     node knows (:mod:`ppbfl.defense.flame_noise`; the plaintext rule's default is the paper's
@@ -293,8 +295,8 @@ class SecureFlameAggregator(SecureCosineAggregator):
     key: ClassVar[str] = "defence_params.ppbfl_flame"
 
     def __post_init__(self) -> None:
-        if self.dot_mode == "beaver":
-            raise ConfigError(f"{self.key}.dot_mode", "'beaver' is not supported by FLAME yet (its Gram matrix needs honest-majority products)")
+        if isinstance(self.n, int) and isinstance(self.t, int) and self.n < 2 * self.t - 1:
+            raise ConfigError(f"{self.key}.n", f"FLAME tiers need n >= 2t - 1 = {2 * self.t - 1}, got {self.n}")
         if self.tau != 0.0:
             raise ConfigError(f"{self.key}.tau", f"FLAME has no cosine threshold; got {self.tau!r}")
         if self.rescale is not False:

@@ -6,13 +6,14 @@
 * honest-majority products (``n >= 2t - 1``): :func:`local_products` plus the party's own
   pseudorandom zero share (:class:`PRZSKeys` setup, :class:`PartyPRZS`);
 * Beaver squared norms: the dealer's :func:`deal_square_triples`, each party's
-  :func:`square_from_opened`.
+  :func:`square_from_opened`; with the dealt pair products, every inner product of the masked
+  vectors: :func:`gram_from_opened` (FLAME's Gram matrix).
 
 :mod:`ppbfl.mpc.testing` holds the simulation helpers that keep every party's share in one array
 (``SecureDot``, ``TrustedDealer``, ``ZeroSharer``, ``beaver_dot``, ``hm_dot_open``, ...).
 """
 
-from ppbfl.mpc.beaver import square_from_opened
+from ppbfl.mpc.beaver import gram_from_opened, square_from_opened
 from ppbfl.mpc.errors import (
     CounterReuseError,
     HonestMajorityError,
@@ -24,7 +25,7 @@ from ppbfl.mpc.honest_majority import check_honest_majority, local_products
 from ppbfl.mpc.linear import add, add_public, check_shares, dot_public, scalar_mul, sub, weighted_sum
 from ppbfl.mpc.opening import Opened, open_scalar, open_vector, party_points
 from ppbfl.mpc.przs import PartyPRZS, PRZSKeys
-from ppbfl.mpc.triples import SquareTripleShares, deal_square_triples
+from ppbfl.mpc.triples import SquareTripleShares, deal_square_triples, pair_products
 
 __all__ = [
     "CounterReuseError",
@@ -42,9 +43,11 @@ __all__ = [
     "check_shares",
     "deal_square_triples",
     "dot_public",
+    "gram_from_opened",
     "local_products",
     "open_scalar",
     "open_vector",
+    "pair_products",
     "party_points",
     "scalar_mul",
     "square_from_opened",

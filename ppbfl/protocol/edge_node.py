@@ -36,13 +36,13 @@ from ppbfl.defense.decision import DeviceDecision
 from ppbfl.defense.errors import AggregateRangeError
 from ppbfl.defense.rule import DecisionRule
 from ppbfl.defense.submission import codec_for_length
-from ppbfl.errors import ConfigError
+from ppbfl.errors import ConfigError, PPBFLError
 from ppbfl.field import ops
 from ppbfl.field.csprng import expand_seed
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.field.prime_field import GF61, PrimeField
 from ppbfl.mpc import linear
-from ppbfl.mpc.beaver import square_from_opened
+from ppbfl.mpc.beaver import gram_from_opened, masked_projections, square_from_opened
 from ppbfl.mpc.przs import PartyPRZS
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.attribution import DeviceKeys, upload_signed
@@ -63,10 +63,12 @@ from ppbfl.protocol.messages import (
     AggregateRecall,
     AggregateRequest,
     AggregateShare,
+    BeaverCheck,
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
     DeviceUpload,
+    EpsCheck,
     FlameAggregateRequest,
     GramRequest,
     GramShares,
@@ -95,6 +97,7 @@ from ppbfl.protocol.round_errors import CommitmentMismatchError, OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 from ppbfl.protocol.verification import RoundDecision, decide_request
 from ppbfl.protocol.wire import MAX_MESSAGE_BYTES, Envelope, Message
+from ppbfl.sharing.robust import robust_reconstruct
 from ppbfl.trust.anchored import latest_anchored
 from ppbfl.trust.ids_reports import IdsReport, report_from_bytes, report_to_bytes, sign_report
 
@@ -147,18 +150,22 @@ class _RoundState:
     devices: list[int] = field(default_factory=list)
     reference: np.ndarray | None = None
     triples: tuple[np.ndarray, np.ndarray] | None = None
+    pairs: np.ndarray | None = None  # the dealt <a_r, a_s>, r < s, of the triples (rule "flame"; spent with them)
     eps_devices: list[int] = field(default_factory=list)
     aggregate: np.ndarray | None = None
     verified: tuple[VerifyRequest, VerifyShares] | None = None
     finished: tuple[BeaverFinish, NormShares] | None = None
     linear: np.ndarray | None = None  # the verify's degree-(t - 1) linear part of z per device: never sent alone
     opened: tuple[BeaverOpen, BeaverMasked] | None = None  # the one BeaverOpen of the round (its triples are spent)
+    checked: tuple[BeaverCheck, EpsCheck] | None = None  # the one eps this node checks and finishes with this round
     proofs: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)
     coin: bytes | None = None  # drawn when the node reports its uploads: no proof is accepted after it
     coins: validity.ProofCoins | None = None
     proof_triples: tuple[np.ndarray, np.ndarray] | None = None
     signatures: dict[int, bytes] = field(default_factory=dict)  # device -> its signature of the leaves' root
     gram: GramShares | None = None  # rule "flame": this round's Gram shares (a retry gets the same)
+    beaver_gram: np.ndarray | None = None  # rule "flame", Beaver mode: the Gram shares made at BeaverFinish (degree t - 1)
+    gram_beaver: bool = False  # whether the Gram shares this node gave (``gram``) are the Beaver ones
     decided: dict[int, DeviceDecision] | None = None  # device -> the decision this node signed (trust votes)
     aggregating: bool = False  # an aggregate reply of this round is being made (one per round)
 
@@ -336,6 +343,7 @@ class EdgeNode:
             VerifyRequest: self._verify,
             TripleShares: self._triples,
             BeaverOpen: self._beaver_open,
+            BeaverCheck: self._beaver_check,
             BeaverFinish: self._beaver_finish,
             AggregateRequest: self._aggregate,
             PRZSPeers: self._przs_peers,
@@ -679,10 +687,14 @@ class EdgeNode:
                 self.name, f"proof triples of shape {message.proof_a.shape}, {message.proof_c.shape}: "
                 f"expected ({message.a.shape[0]}, {self.validity.proof_length}), ({message.a.shape[0]},)",
             )
+        count = message.a.shape[0]
+        if message.pairs.size and message.pairs.shape != (pair_count(count),):
+            raise OutOfPhaseError(self.name, f"pair products of shape {message.pairs.shape}: expected ({pair_count(count)},) or none")
         state = self._state(envelope.round, create=True)
         if state.opened is not None:
             raise OutOfPhaseError(self.name, f"triples for round {envelope.round} after its Beaver opening: the round's triples are spent")
         state.triples = (message.a, message.c)
+        state.pairs = message.pairs if message.pairs.size else None
         state.proof_triples = (message.proof_a, message.proof_c)
         return Ack(f"{self.party}: {message.c.shape[0]} triples for round {envelope.round}")
 
@@ -710,22 +722,76 @@ class EdgeNode:
         state.opened = (message, reply)
         return reply
 
+    def _beaver_check(self, envelope: Envelope, message: BeaverCheck) -> Message:
+        """This node's signed projections of its own shares of ``g - a`` (:class:`EpsCheck`) for the
+        relayed ``eps``; one eps per round (a retry gets the same reply, another eps is refused)."""
+        self._require(envelope.sender, COORDINATOR_PARTY, "beaver check")
+        state = self._state(envelope.round)
+        if state.checked is not None:
+            if _same_request(state.checked[0], message):
+                return state.checked[1]
+            raise OutOfPhaseError(self.name, f"already checked an eps of round {envelope.round}: one per round")
+        assert self.validity is not None
+        k = len(state.eps_devices)
+        if state.opened is None or state.triples is None or message.eps.shape != (k, self.config.d):
+            raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
+        if message.proof_eps.shape != (k, self.validity.proof_length):
+            raise OutOfPhaseError(self.name, f"proof_eps of shape {message.proof_eps.shape}: expected ({k}, {self.validity.proof_length})")
+        seed = signed_shares.eps_check_seed(self._session, envelope.round, message.eps, message.proof_eps)
+        mine = state.opened[1]  # the shares this node sent, not any relayed value
+        checks = masked_projections(mine.eps, mine.proof_eps, seed, field=self.field)
+        reply = EpsCheck(checks, self._sign(signed_shares.eps_check_digest(self._session, envelope.round, self.config.index, seed=seed, checks=checks)))
+        state.checked = (message, reply)
+        return reply
+
+    def _check_eps(self, envelope: Envelope, state: _RoundState, message: BeaverFinish) -> None:
+        """Refuse ``message`` unless the opening of every point's signed eps checks (robust, at least
+        ``t`` points, this node's own row among them) equals the projection of the eps this node
+        checked (:meth:`_beaver_check`): an eps the relay shifted is refused naming it."""
+        if state.checked is None:
+            raise OutOfPhaseError(self.name, f"beaver finish of round {envelope.round} before its beaver check")
+        eps, proof_eps = state.checked[0].eps, state.checked[0].proof_eps
+        if self._przs_setup is None:
+            raise OutOfPhaseError(self.name, "beaver finish before the setup completed: no peer keys")
+        points, k = [int(j) for j in message.points], len(state.eps_devices)
+        if len(points) < self.config.t or message.checks.shape != (len(points), k):
+            raise OutOfPhaseError(self.name, f"beaver finish: eps checks of shape {message.checks.shape} from points {points[:8]}, "
+                                  f"expected (k >= t = {self.config.t}, {k})")
+        seed = signed_shares.eps_check_seed(self._session, envelope.round, eps, proof_eps)
+        signed_shares.check_eps_checks(
+            points, message.checks, message.check_signatures, session=self._session, round=envelope.round, seed=seed,
+            keys=self._przs_setup[1].peer_keys, relay=envelope.sender, me=self.name,
+        )
+        if self.config.index not in points or not np.array_equal(message.checks[points.index(self.config.index)], state.checked[1].checks):
+            raise PeerAuthError(envelope.sender, "left this node's own eps checks out of the beaver finish (or altered them)")
+        if k:
+            try:
+                opened = robust_reconstruct(message.checks, points, self.config.t, field=self.field).secret
+            except PPBFLError as error:
+                raise OutOfPhaseError(self.name, f"beaver finish: the eps checks do not open: {error}") from None
+            expected = masked_projections(eps, proof_eps, seed, field=self.field)
+            if not np.array_equal(opened, expected):
+                wrong = [state.eps_devices[r] for r in np.flatnonzero(opened != expected)[:8]]
+                raise PeerAuthError(envelope.sender, f"relayed an eps that is not the opening of the nodes' shares of g - a (devices {wrong})")
+
     def _beaver_finish(self, envelope: Envelope, message: BeaverFinish) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "beaver finish")
         state = self._state(envelope.round)
         if state.finished is not None and _same_request(state.finished[0], message):
             return state.finished[1]  # a retried request: the triples are spent, answer the same
-        assert self.validity is not None
         k = len(state.eps_devices)
-        if state.triples is None or state.proof_triples is None or message.eps.shape != (k, self.config.d):
-            raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
-        if message.proof_eps.shape != (k, self.validity.proof_length):
-            raise OutOfPhaseError(self.name, f"proof_eps of shape {message.proof_eps.shape}: expected ({k}, {self.validity.proof_length})")
+        if state.triples is None or state.proof_triples is None:
+            raise OutOfPhaseError(self.name, f"beaver finish of round {envelope.round} without unspent triples")
+        self._check_eps(envelope, state, message)  # before anything is computed from eps
+        assert state.checked is not None  # _check_eps refuses otherwise
+        eps, proof_eps = state.checked[0].eps, state.checked[0].proof_eps
         a, c = state.triples
         proof_a, proof_c = state.proof_triples
-        state.triples = state.proof_triples = None  # single use
-        norm2 = square_from_opened(message.eps, a[:k], c[:k], field=self.field)
-        squares = square_from_opened(message.proof_eps, proof_a[:k], proof_c[:k], field=self.field)
+        if self.config.rule == "flame":
+            state.beaver_gram = self._beaver_gram(state, eps, a, state.pairs)
+        state.triples = state.proof_triples = state.pairs = None  # single use
+        norm2 = square_from_opened(eps, a[:k], c[:k], field=self.field)
+        squares = square_from_opened(proof_eps, proof_a[:k], proof_c[:k], field=self.field)
         assert state.linear is not None  # set with state.coins, which beaver open required
         columns = [state.devices.index(i) for i in state.eps_devices]
         z = ops.sub(state.linear[columns], squares, field=self.field)  # degree t - 1 shares of z: nothing else
@@ -733,6 +799,25 @@ class EdgeNode:
         reply = NormShares(norm2, z, self._sign(digest))
         state.finished = (message, reply)
         return reply
+
+    def _beaver_gram(self, state: _RoundState, eps: np.ndarray, a: np.ndarray, pairs: np.ndarray | None) -> np.ndarray | None:
+        """Rule ``"flame"``, Beaver mode: this node's degree-``(t - 1)`` shares of ``<g_i, g_j>`` for every
+        pair ``i < j`` of the verified devices ((m (m - 1) / 2,) uint64, row-major upper triangle), from
+        the opened ``eps`` ((k, d): ``g - a`` of the opened devices, slot ``r`` for ``state.eps_devices[r]``),
+        the triples' ``a`` shares and their dealt pair products over all dealt slots; 0 for pairs with a
+        device outside the opening. None without pair products (the dealer was not asked for them)."""
+        if pairs is None:
+            return None
+        k, dealt, m = eps.shape[0], a.shape[0], len(state.devices)
+        slot_r, slot_s = np.triu_indices(k, 1)
+        dealt_pairs = pairs[slot_r * dealt - slot_r * (slot_r + 1) // 2 + (slot_s - slot_r - 1)]  # pair_index over the dealt slots
+        values = gram_from_opened(eps, a[:k], dealt_pairs, field=self.field)
+        positions = np.array([state.devices.index(i) for i in state.eps_devices], dtype=np.int64)
+        low = np.minimum(positions[slot_r], positions[slot_s])
+        high = np.maximum(positions[slot_r], positions[slot_s])
+        gram = np.zeros(pair_count(m), dtype=np.uint64)
+        gram[low * m - low * (low + 1) // 2 + (high - low - 1)] = values  # pair_index over the verified devices
+        return gram
 
     def _aggregate(self, envelope: Envelope, message: AggregateRequest) -> Message:
         self._require(envelope.sender, COORDINATOR_PARTY, "aggregate")
@@ -957,15 +1042,27 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"{type(message).__name__} is for rule {rule!r}; this tier runs rule {self.config.rule!r}")
 
     def _gram(self, envelope: Envelope, message: GramRequest) -> Message:
-        """This node's PRZS-masked shares of ``<g_i, g_j>``, ``i < j``, over the verified devices."""
+        """This node's shares of ``<g_i, g_j>``, ``i < j``, over the verified devices: the Beaver ones
+        made at :class:`BeaverFinish` when the round went through one (degree ``t - 1``), else
+        PRZS-masked local products (degree ``2(t - 1)``). One Gram reply per round."""
         self._require(envelope.sender, COORDINATOR_PARTY, "gram")
         self._require_rule("flame", message)
         assert self.przs is not None
         state = self._state(envelope.round)
-        if state.verified is None or not state.verified[0].hm or list(message.devices) != state.devices:
-            raise OutOfPhaseError(self.name, f"gram request in round {envelope.round} must follow an honest-majority verify of the same devices")
+        if state.verified is None or list(message.devices) != state.devices:
+            raise OutOfPhaseError(self.name, f"gram request in round {envelope.round} must follow a verify of the same devices")
         if state.gram is not None:
-            return state.gram  # a retried request: the PRZS counter is used once
+            return state.gram  # a retried request: the PRZS counter (or the Beaver opening) is used once
+        if state.finished is not None:  # Beaver mode: from the opened g - a and the dealt pair products
+            if state.beaver_gram is None:
+                raise OutOfPhaseError(self.name, f"round {envelope.round} went through a Beaver finish without pair products: no Beaver Gram matrix")
+            signature = self._sign(signed_shares.gram_digest(self._session, envelope.round, self.config.index, state.beaver_gram))
+            state.gram, state.gram_beaver = GramShares(state.beaver_gram, signature), True
+            return state.gram
+        if not state.verified[0].hm:
+            raise OutOfPhaseError(
+                self.name, f"gram request in round {envelope.round} must follow an honest-majority verify or a Beaver finish of the same devices",
+            )
         if not 0 <= envelope.round < GRAM_COUNTER:
             raise OutOfPhaseError(self.name, f"round {envelope.round} has no Gram counter")
         m = len(state.devices)
@@ -993,15 +1090,26 @@ class EdgeNode:
         for name, shape in expected.items():
             if getattr(message, name).shape != shape:
                 raise OutOfPhaseError(self.name, f"aggregate request field {name!r}: shape {getattr(message, name).shape}, expected {shape}")
-        if message.trust.shape != (m,) or message.norm2_degree != 2 * (t - 1):
+        beaver = bool(message.norm_signatures)  # Beaver norms: then the Gram shares must be this node's Beaver ones too
+        degree = t - 1 if beaver else 2 * (t - 1)
+        if message.trust.shape != (m,) or message.norm2_degree != degree or beaver != state.gram_beaver:
             raise OutOfPhaseError(self.name, f"flame aggregate request: trust {message.trust.shape} (expected ({m},)), "
-                                  f"norm2_degree {message.norm2_degree} (expected {2 * (t - 1)}: honest majority)")
+                                  f"norm2_degree {message.norm2_degree} (expected {degree}: {'Beaver' if beaver else 'honest-majority'} norms), "
+                                  f"this node gave {'Beaver' if state.gram_beaver else 'honest-majority'} Gram shares")
+        fewest = 2 * t - 1 if self.decision_rule is None else self.decision_rule.honest_majority_from(t)
+        if not beaver and k < fewest:
+            raise OutOfPhaseError(
+                self.name, f"flame aggregate request: honest-majority norms and Gram matrix from {k} nodes, this node's operator "
+                f"requires {fewest} (with fewer, a lying share could not be corrected: Beaver triples are needed)",
+            )
         if self._przs_setup is None or self.przs is None:
             raise OutOfPhaseError(self.name, "aggregate before the setup completed: no peer keys to check relayed shares with")
+        if not set(state.eps_devices) <= set(state.devices):
+            raise OutOfPhaseError(self.name, "Beaver devices outside the verified devices")
         keys = self._przs_setup[1].peer_keys
         signed_shares.check_relayed(
-            message, session=self._session, round=envelope.round, keys=keys, relay=envelope.sender, me=self.name, columns=[],
-            verified=self._verified_hash(state),
+            message, session=self._session, round=envelope.round, keys=keys, relay=envelope.sender, me=self.name,
+            columns=[state.devices.index(i) for i in state.eps_devices], verified=self._verified_hash(state),
         )
         signed_shares.check_gram(
             message.points, message.gram, message.gram_signatures, session=self._session, round=envelope.round, keys=keys,

@@ -1,9 +1,10 @@
 """FLAME's public decision from a round's opened shares, as every edge node and the coordinator run it.
 
 Rule ``"flame"`` (:mod:`ppbfl.defense.flame`): per device the node opens, like the cosine rule,
-the share-consistency test and the validity value ``z``, then ``||g_i||^2`` (degree ``2(t - 1)``,
-honest majority); then, for every pair of devices still in, ``<g_i, g_j>`` from the
-:class:`~ppbfl.protocol.messages.GramShares` of every point (same degree). The opened Gram matrix
+the share-consistency test and the validity value ``z``, then ``||g_i||^2`` (degree ``2(t - 1)``
+in honest-majority mode, ``t - 1`` from Beaver triples); then, for every pair of devices still in,
+``<g_i, g_j>`` from the :class:`~ppbfl.protocol.messages.GramShares` of every point (same degree:
+the request's ``norm2_degree``). The opened Gram matrix
 goes into the deterministic clustering; the kept devices get public weight 1 and clip factor
 ``c_i = min(1, S / ||g_i||)`` (fixed-point weight ``enc(c_i)``), the total weight is the number
 kept, so the reconstructed aggregate is ``sum_kept c_i g_i / |kept|``. A device with public trust 0

@@ -18,7 +18,11 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
    share of ``||g||^2``).
 4. Beaver mode only (fewer than ``2t - 1`` edge nodes online): dealer -> edge node
    :class:`TripleShares`; coordinator -> edge node :class:`BeaverOpen` -> :class:`BeaverMasked`
-   (shares of ``g - a``), then :class:`BeaverFinish` (opened ``g - a``) -> :class:`NormShares`.
+   (shares of ``g - a``), :class:`BeaverCheck` (opened ``g - a``) -> :class:`EpsCheck` (signed
+   projections of the node's own shares), then :class:`BeaverFinish` (every node's checks) ->
+   :class:`NormShares`
+   (rule ``"flame"``: the triples come with their pair products, and :class:`GramRequest` is then
+   answered from them).
 5. coordinator -> edge node: :class:`AggregateRequest` (every online node's scalar shares, the
    public trust scores) -> :class:`AggregateShare` (the node's own opening of the scalars, its
    decisions, and its share of ``sum_i enc(w_i c_i) g_i``, which it commits on chain and which
@@ -58,10 +62,12 @@ __all__ = [
     "AggregateRecall",
     "AggregateRequest",
     "AggregateShare",
+    "BeaverCheck",
     "BeaverFinish",
     "BeaverMasked",
     "BeaverOpen",
     "DeviceUpload",
+    "EpsCheck",
     "FlameAggregateRequest",
     "GramRequest",
     "GramShares",
@@ -349,27 +355,32 @@ class VerifyShares(Message):
 @dataclass(frozen=True)
 class TripleRequest(Message):
     """Coordinator -> dealer: deal ``count`` square triples of length ``d`` and ``count`` of length
-    ``proof_length`` (the validity proofs' bits) to ``nodes``."""
+    ``proof_length`` (the validity proofs' bits) to ``nodes``; ``pairs`` (rule ``"flame"``): also
+    the pair products ``<a_r, a_s>``, ``r < s``, of the length-``d`` triples (FLAME's Gram matrix)."""
 
     KIND: ClassVar[str] = "triple_request"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     count: Count
     proof_length: Annotated[int, UInt(max=MAX_PROOF_LENGTH)]
     nodes: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
+    pairs: Annotated[bool, Bool()] = False
 
 
 @register
 @dataclass(frozen=True)
 class TripleShares(Message):
     """Dealer -> edge node: its shares of ``count`` square triples: ``a`` (count, d), ``c`` (count,),
-    and of ``count`` for the proofs: ``proof_a`` (count, K), ``proof_c`` (count,)."""
+    and of ``count`` for the proofs: ``proof_a`` (count, K), ``proof_c`` (count,); ``pairs``: its
+    shares of ``<a_r, a_s>`` for ``r < s`` (count (count - 1) / 2, row-major upper triangle) when the
+    request asked for them, else empty."""
 
     KIND: ClassVar[str] = "triple_shares"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     a: Annotated[np.ndarray, FieldArray(ndim=2)]
     c: Annotated[np.ndarray, FieldArray(ndim=1)]
     proof_a: Annotated[np.ndarray, FieldArray(ndim=2)]
     proof_c: Annotated[np.ndarray, FieldArray(ndim=1)]
+    pairs: Annotated[np.ndarray, FieldArray(ndim=1)] = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
 
 
 @register
@@ -395,13 +406,46 @@ class BeaverMasked(Message):
 
 @register
 @dataclass(frozen=True)
-class BeaverFinish(Message):
-    """The opened ``eps`` ((m, d) uint64) and ``proof_eps`` ((m, K) uint64) for :class:`BeaverOpen`'s devices."""
+class BeaverCheck(Message):
+    """Coordinator -> edge node, after :class:`BeaverMasked`: the ``eps`` ((m, d) uint64) and
+    ``proof_eps`` ((m, K) uint64) the coordinator opened for :class:`BeaverOpen`'s devices. The node
+    answers one per round with its :class:`EpsCheck`; nothing is computed from them yet."""
 
-    KIND: ClassVar[str] = "beaver_finish"
-    VERSION: ClassVar[int] = 2
+    KIND: ClassVar[str] = "beaver_check"
+    VERSION: ClassVar[int] = 1
     eps: Annotated[np.ndarray, FieldArray(ndim=2)]
     proof_eps: Annotated[np.ndarray, FieldArray(ndim=2)]
+
+
+@register
+@dataclass(frozen=True)
+class EpsCheck(Message):
+    """Edge node -> coordinator: per opened device ``r``, ``<eps_r, rho> + <proof_eps_r, rho'>`` of
+    the node's **own** shares of ``g_r - a_r`` and ``rho' b_r - a'_r`` (the ones it sent in
+    :class:`BeaverMasked`), ``rho, rho'`` expanded from a hash of the :class:`BeaverCheck`'s
+    ``eps`` and ``proof_eps`` ((m,) uint64), and its ``signature`` over them and that hash
+    (:func:`ppbfl.protocol.signed_shares.eps_check_digest`)."""
+
+    KIND: ClassVar[str] = "eps_check"
+    VERSION: ClassVar[int] = 1
+    checks: Annotated[np.ndarray, FieldArray(ndim=1)]
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
+
+
+@register
+@dataclass(frozen=True)
+class BeaverFinish(Message):
+    """Finish the Beaver products with the ``eps``, ``proof_eps`` of the node's :class:`BeaverCheck`
+    (not sent again): every ``points``' :class:`EpsCheck`, ``checks`` (k, m) uint64 and
+    ``check_signatures``. The node checks the signatures, opens the checks robustly and compares
+    them with its checked ``eps``, ``proof_eps`` before it computes anything from them: an ``eps``
+    that is not the opening of the nodes' shares is refused."""
+
+    KIND: ClassVar[str] = "beaver_finish"
+    VERSION: ClassVar[int] = 3
+    points: Annotated[list[int], ListOf(UInt(bits=32), max_len=1024)]
+    checks: Annotated[np.ndarray, FieldArray(ndim=2)]
+    check_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
 
 
 @register
@@ -488,10 +532,12 @@ class AggregateShare(Message):
 @register
 @dataclass(frozen=True)
 class GramRequest(Message):
-    """Coordinator -> edge node (rule ``"flame"``, honest-majority mode): return this node's
-    re-randomised shares of ``<g_i, g_j>`` for every pair ``i < j`` of the verify request's
-    devices. The node takes the PRZS counter from the round itself (never from the request);
-    ``devices`` must repeat the verify request's device list."""
+    """Coordinator -> edge node (rule ``"flame"``): return this node's shares of ``<g_i, g_j>`` for
+    every pair ``i < j`` of the verify request's devices; ``devices`` must repeat the verify
+    request's device list. Honest-majority mode: re-randomised local products (the node takes the
+    PRZS counter from the round itself, never from the request). Beaver mode (the node answered a
+    :class:`BeaverFinish` this round): from the opened ``g - a`` and the dealt pair products,
+    degree ``t - 1`` (:func:`ppbfl.mpc.beaver.gram_from_opened`; 0 for pairs outside the opening)."""
 
     KIND: ClassVar[str] = "gram_request"
     VERSION: ClassVar[int] = 1
@@ -501,8 +547,8 @@ class GramRequest(Message):
 @register
 @dataclass(frozen=True)
 class GramShares(Message):
-    """One node's shares (degree ``2(t - 1)``, PRZS-masked) of the upper triangle of the Gram
-    matrix, row-major over pairs ``i < j`` (``m (m - 1) / 2`` uint64), and the node's ECDSA
+    """One node's shares (degree ``2(t - 1)``, PRZS-masked; Beaver mode: degree ``t - 1``) of the
+    upper triangle of the Gram matrix, row-major over pairs ``i < j`` (``m (m - 1) / 2`` uint64), and the node's ECDSA
     ``signature`` over them (:func:`ppbfl.protocol.signed_shares.gram_digest`): its peers check it
     when the coordinator relays them."""
 

@@ -59,9 +59,11 @@ from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
     AggregateShare,
+    BeaverCheck,
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
+    EpsCheck,
     FlameAggregateRequest,
     GramRequest,
     GramShares,
@@ -201,8 +203,9 @@ class Coordinator:
             ``"auto"``: honest majority (no dealer) when its degree-``2(t - 1)`` openings can correct a
             wrong share, i.e. ``k >= 2t + 1`` nodes online; with ``2t - 1 <= k <= 2t`` Beaver triples from
             the dealer (degree ``t - 1``: ``floor((k - t) / 2)`` wrong shares corrected and named),
-            or honest majority when there is no dealer (or under rule ``"flame"``, which needs it);
-            Beaver below ``2t - 1``. ``"honest-majority"``: honest majority whenever ``k >= 2t - 1``
+            or honest majority when there is no dealer; Beaver below ``2t - 1``. Under rule ``"flame"``
+            the Gram matrix follows the norms (Beaver: from the same triples' pair products).
+            ``"honest-majority"``: honest majority whenever ``k >= 2t - 1``
             (no dealer traffic; a wrong norm share is then undetected at ``k = 2t - 1`` and only
             detected at ``k = 2t``: docs/security.md). ``"beaver"``: always dealer triples.
         ledger: the chain recorder (None: no chain; commitments are then the roots the edge nodes
@@ -215,8 +218,9 @@ class Coordinator:
             then decided by its evidence and a false one names it (:mod:`ppbfl.protocol.attribution`).
         rule: the public decision rule, sent to the edge nodes in their setup (they refuse the
             other rule's requests): ``"cosine"`` (DESIGN §5) or ``"flame"`` (FLAME's clustering
-            on the opened Gram matrix, :mod:`ppbfl.protocol.flame_decision`; honest majority only:
-            with fewer than ``2t - 1`` nodes online the round fails, there is no Beaver Gram matrix).
+            on the opened Gram matrix, :mod:`ppbfl.protocol.flame_decision`; the tier needs
+            ``n >= 2t - 1``; in Beaver mode the Gram matrix comes from the dealer's pair products,
+            degree ``t - 1``, so ``floor((k - t) / 2)`` wrong Gram shares are corrected and named).
         flame_noise: rule ``"flame"``: the noise level ``lambda`` the nodes add on shares
             (:mod:`ppbfl.defense.flame_noise`; 0: none).
         rescale: rule ``"cosine"``: FLTrust's norm rescaling (every accepted update weighted by
@@ -248,8 +252,8 @@ class Coordinator:
     ) -> None:
         if norms not in ("auto", "honest-majority", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto', 'honest-majority' or 'beaver'")
-        if rule not in RULES or (rule == "flame" and (norms == "beaver" or n < 2 * t - 1)):
-            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs honest-majority norms and n >= 2t - 1 = {2 * t - 1}")
+        if rule not in RULES or (rule == "flame" and n < 2 * t - 1):
+            raise ConfigError("rule", f"{rule!r}: expected one of {RULES}; 'flame' needs n >= 2t - 1 = {2 * t - 1}")
         if not 0.0 <= flame_noise < float("inf") or (flame_noise > 0 and rule != "flame"):
             raise ConfigError("flame_noise", f"{flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         if rescale and rule != "cosine":
@@ -488,8 +492,6 @@ class Coordinator:
         # verify: consistency values, <g, r> shares, and honest-majority ||g||^2 shares
         alive = self._alive()
         hm = self._honest_majority(len(alive))
-        if self.rule == "flame" and not hm:  # no Beaver Gram matrix: fail before any triple is dealt
-            raise NotEnoughEdgeNodesError("verify (rule 'flame' needs honest majority)", tuple(alive), 2 * self.t - 1)
         coin_nodes = sorted(j for j in alive if j in reports)
         verify_request = VerifyRequest(
             seed, r_enc, members, [committed[i] for i in members], int(hm), round, coin_nodes, [reports[j].coin for j in coin_nodes],
@@ -536,7 +538,7 @@ class Coordinator:
                 round, members, [k for k in range(len(members)) if k not in out], points,
             )
             for j in eps_liars:  # corrected while opening g - a: named like any other wrong share
-                named[j] = self.dropped[j] = f"named as a liar: sent wrong Beaver shares of g - a in round {round}"
+                named[j] = self.dropped[j] = f"named as a liar: sent wrong Beaver shares of g - a (or a wrong eps check) in round {round}"
             points = self._require_nodes("beaver", self.t)
         lap("verify")
 
@@ -584,7 +586,7 @@ class Coordinator:
         """Whether ``k`` online nodes compute the squared norms in honest-majority mode (see ``norms``)."""
         if self.norms == "beaver" or k < 2 * self.t - 1:
             return False
-        return self.norms == "honest-majority" or k >= 2 * self.t + 1 or not self.dealer or self.rule == "flame"
+        return self.norms == "honest-majority" or k >= 2 * self.t + 1 or not self.dealer
 
     def _members(
         self, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
@@ -657,7 +659,11 @@ class Coordinator:
     ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, bytes], set[int]]:
         """Degree-``(t - 1)`` shares of the squared norms and of the validity values ``z`` from dealer
         triples, per node: ``(norms, z, the node's signature)``, and the nodes whose shares of
-        ``g - a`` robust opening corrected (liars).
+        ``g - a`` (or eps checks) robust opening corrected (liars). Steps: ``TripleRequest`` to the
+        dealer, ``BeaverOpen`` (shares of ``g - a``, opened robustly here), ``BeaverCheck`` (each
+        node's signed projection of its own shares onto a hash of the opened ``eps``, opened
+        robustly here too), ``BeaverFinish`` (every point's checks: each node checks them against the
+        ``eps`` it was sent before computing its ``NormShares``, so a shifted ``eps`` is refused).
 
         Only the devices at positions ``columns`` (those with consistent shares) get triples; the
         other positions get zero shares (those devices are rejected before anything is opened).
@@ -667,7 +673,7 @@ class Coordinator:
         devices = [members[k] for k in columns]
         try:
             self.transport.call(
-                DEALER_PARTY, TripleRequest(len(devices), self.validity.proof_length, list(points)), round=round,
+                DEALER_PARTY, TripleRequest(len(devices), self.validity.proof_length, list(points), pairs=self.rule == "flame"), round=round,
                 timeout=self.timeout, context=self._context(),
             )
         except PPBFLError as error:
@@ -692,7 +698,23 @@ class Coordinator:
 
         eps, proof_eps = open_masked("eps", self.d), open_masked("proof_eps", width)
         honest = [j for j in opened_at if j not in wrong]
-        finished = self._call_nodes(honest, lambda j: BeaverFinish(eps, proof_eps), round, NormShares)
+        # each node checks the opened eps against every node's signed projection of its own shares
+        # before it computes anything from it (a relay cannot shift eps: docs/security.md)
+        checked = self._call_nodes(honest, lambda j: BeaverCheck(eps, proof_eps), round, EpsCheck)
+        check_points = [j for j in honest if j in checked]
+        if len(check_points) < self.t:
+            raise NotEnoughEdgeNodesError("beaver check", tuple(check_points), self.t)
+        checks = np.stack([checked[j].checks for j in check_points]).reshape(len(check_points), len(devices))
+        if devices:  # a node whose check is corrected lied about its own shares: named, and left out
+            try:
+                liars = set(robust_reconstruct(checks, check_points, self.t, field=self.field).wrong_points)
+            except PPBFLError as error:
+                raise RoundFailedError(round, f"opening the eps checks: {error}") from error
+            wrong.update(liars)
+            keep = [r for r, j in enumerate(check_points) if j not in liars]
+            check_points, checks = [check_points[r] for r in keep], checks[keep]
+        finish = BeaverFinish(check_points, checks, [checked[j].signature for j in check_points])
+        finished = self._call_nodes(check_points, lambda j: finish, round, NormShares)
         norms, z, signatures = {}, {}, {}
         for j, reply in finished.items():
             signatures[j] = reply.signature
@@ -706,20 +728,20 @@ class Coordinator:
         self, round: int, request: AggregateRequest, members: list[int], mode: str, r_enc: np.ndarray,
     ) -> tuple[FlameAggregateRequest, tuple[int, ...], RoundDecision]:
         """Rule ``"flame"``: collect every node's signed Gram shares and build the aggregate request
-        and decision over the nodes that answered (at least ``2t - 1``)."""
-        needed = 2 * self.t - 1
-        if mode != "honest-majority":
-            raise NotEnoughEdgeNodesError("gram (rule 'flame' needs honest majority)", tuple(request.points), needed)
+        and decision over the nodes that answered (at least ``2t - 1`` in honest-majority mode, ``t``
+        in Beaver mode, where the nodes' Gram shares come from the dealer's pair products)."""
+        needed = 2 * self.t - 1 if mode == "honest-majority" else self.t
         grams = self._call_nodes(request.points, lambda j: GramRequest(members), round, GramShares)
         keep = [r for r, j in enumerate(request.points) if j in grams and j in self._alive()]
         points = tuple(request.points[r] for r in keep)
         if len(points) < needed:
             raise NotEnoughEdgeNodesError("gram", points, needed)
         values = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}  # the chain context too
+        listed = ["verify_signatures", "verify_norm2", "mismatched_by"] + (["norm_signatures", "verify_validity"] if request.norm_signatures else [])
         values.update(
-            points=list(points), norm_signatures=[], verify_validity=[],  # honest majority: no Beaver norms
+            points=list(points),
             **{name: values[name][keep] for name in ("consistency", "dot_ref", "norm2", "proof_consistency", "validity")},
-            **{name: [values[name][r] for r in keep] for name in ("verify_signatures", "verify_norm2", "mismatched_by")},
+            **{name: [values[name][r] for r in keep] for name in listed},
         )
         flame = FlameAggregateRequest(
             **values, gram=np.stack([grams[j].gram for j in points]).reshape(len(points), pair_count(len(members))),

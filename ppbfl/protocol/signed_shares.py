@@ -39,8 +39,8 @@ from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round_errors import OutOfPhaseError
 
 __all__ = [
-    "check_coins", "check_gram", "check_relayed", "coin_digest", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign",
-    "verify_digest",
+    "check_coins", "check_eps_checks", "check_gram", "check_relayed", "coin_digest", "eps_check_digest", "eps_check_seed", "field_hash",
+    "gram_digest", "norms_digest", "request_hash", "sign", "verify_digest",
 ]
 
 _DOMAIN = b"ppbfl/relayed/v1"
@@ -109,6 +109,36 @@ def check_gram(
         key = keys.get(j)
         if key is None or not _check(key, signatures[row], gram_digest(session, round, j, gram[row])):
             raise PeerAuthError(relay, f"relayed Gram shares of {edge_party(j)} that it did not sign (altered)")
+
+
+def eps_check_seed(session: bytes, round: int, eps: np.ndarray, proof_eps: np.ndarray) -> bytes:
+    """The 32-byte seed of a Beaver round's eps check (:func:`ppbfl.mpc.beaver.masked_projections`):
+    a hash of the setup session, the round and the relayed ``eps``, ``proof_eps`` (so it is fixed
+    after them, and every node that got the same values derives the same seed)."""
+    return _digest(b"eps-check-seed", session, round, 0, [field_hash(eps), field_hash(proof_eps)])
+
+
+def eps_check_digest(session: bytes, round: int, index: int, *, seed: bytes, checks: np.ndarray) -> bytes:
+    """The digest node ``index`` signs in its ``EpsCheck`` of ``round`` (``seed``: the
+    :func:`eps_check_seed` of the eps it was sent; ``checks``: (m,) uint64)."""
+    return _digest(b"eps-check", session, round, index, [seed, field_hash(checks)])
+
+
+def check_eps_checks(
+    points: Sequence[int], checks: np.ndarray, signatures: Sequence[bytes], *, session: bytes, round: int, seed: bytes,
+    keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str, me: str,
+) -> None:
+    """Check every point's relayed eps-check row ((k, m) uint64) against its signature over ``seed``
+    (this node's :func:`eps_check_seed`: a node sent other eps fails here).
+
+    Raises :class:`PeerAuthError` naming ``relay`` on a bad signature; :class:`OutOfPhaseError`
+    (``me``) when points, rows and signatures do not match in number or points repeat."""
+    if len(signatures) != len(points) or checks.shape[0] != len(points) or len(set(points)) != len(points):
+        raise OutOfPhaseError(me, f"beaver finish: {len(signatures)} check signatures, {checks.shape[0]} rows for points {list(points)[:8]}")
+    for row, j in enumerate(points):
+        key = keys.get(j)
+        if key is None or not _check(key, signatures[row], eps_check_digest(session, round, j, seed=seed, checks=checks[row])):
+            raise PeerAuthError(relay, f"relayed eps checks of {edge_party(j)} that it did not sign for the eps it sent this node")
 
 
 def sign(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
