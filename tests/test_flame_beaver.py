@@ -30,9 +30,9 @@ from ppbfl.mpc.beaver import masked_projections
 from ppbfl.protocol import signed_shares
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.edge_node import edge_party
-from ppbfl.protocol.errors import PeerAuthError, RemoteError
+from ppbfl.protocol.errors import PeerAuthError, PeerUnavailableError, RemoteError
 from ppbfl.protocol.flame_decision import pair_count
-from ppbfl.protocol.messages import BeaverCheck, EpsCheck, GramShares, TripleShares
+from ppbfl.protocol.messages import BeaverCheck, BeaverOpen, EpsCheck, GramShares, TripleShares
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.sharing import share
@@ -257,6 +257,38 @@ def test_a_node_sent_another_eps_than_its_peers_refuses_their_checks_naming_the_
     np.testing.assert_allclose(result.aggregate, expected, atol=1e-4)
 
 
+class ReordersForEdge1AtThreeNodes(CountingRelay):
+    """Once set up (``offline`` set), edge-4 and edge-5 are unreachable (k = t = 3: no redundancy in
+    any opening) and edge-1's ``BeaverOpen`` names the devices in reverse order."""
+
+    offline = False
+
+    def call(self, party, message, **kwargs):
+        if self.offline and party in (edge_party(4), edge_party(5)):
+            raise PeerUnavailableError(party, 1, 1.0, "UNAVAILABLE", "offline in this test")
+        if isinstance(message, BeaverOpen) and party == edge_party(1):
+            message = BeaverOpen(list(reversed(message.devices)))
+        return super().call(party, message, **kwargs)
+
+
+def test_a_node_sent_another_beaver_open_order_than_its_peers_is_caught_before_any_norm_at_k_equals_t():
+    # at k = t any t points interpolate, so the eps the relay opens from a mixed order passes every
+    # projection check; what catches it is the device order inside the signed check's seed: without
+    # it, every node would compute norm and Gram shares of Lagrange mixtures of different devices'
+    # shares (with t - 1 colluding nodes, a quadratic function of an honest node's share)
+    u = updates(1, 3)
+    with _federation(relay=ReordersForEdge1AtThreeNodes) as federation:
+        federation.coordinator.transport.offline = True
+        with pytest.raises(NotEnoughEdgeNodesError):
+            federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
+        relay, nodes = federation.coordinator.transport, federation.deployment.nodes
+        assert relay.counts[edge_party(1), "BeaverFinish"] == 1  # the mixed eps reached the finish step
+        assert all(nodes[edge_party(j)].rounds[1].finished is None for j in (1, 2, 3))  # no norm or Gram share made
+        dropped = federation.coordinator.dropped
+    assert sorted(j for j in dropped if j <= 3) == [1, 2, 3]
+    assert all("peer coordinator" in dropped[j] and "did not sign for the eps it sent this node" in dropped[j] for j in (1, 2, 3)), dropped
+
+
 def _lie_in_eps_check(federation: Federation, j: int) -> None:
     """Node ``j`` adds 1 to its eps check of the first device (and signs its lie)."""
     node = federation.deployment.nodes[edge_party(j)]
@@ -265,7 +297,7 @@ def _lie_in_eps_check(federation: Federation, j: int) -> None:
     def lying(envelope, message):
         checks = honest(envelope, message).checks.copy()
         checks[0] = (checks[0] + np.uint64(1)) % np.uint64(P)
-        seed = signed_shares.eps_check_seed(node._session, envelope.round, message.eps, message.proof_eps)
+        seed = signed_shares.eps_check_seed(node._session, envelope.round, node.rounds[envelope.round].eps_devices, message.eps, message.proof_eps)
         return EpsCheck(checks, node._sign(signed_shares.eps_check_digest(node._session, envelope.round, j, seed=seed, checks=checks)))
 
     node._beaver_check = lying

@@ -737,7 +737,7 @@ class EdgeNode:
             raise OutOfPhaseError(self.name, f"eps of shape {message.eps.shape}: expected ({k}, {self.config.d}) after beaver open")
         if message.proof_eps.shape != (k, self.validity.proof_length):
             raise OutOfPhaseError(self.name, f"proof_eps of shape {message.proof_eps.shape}: expected ({k}, {self.validity.proof_length})")
-        seed = signed_shares.eps_check_seed(self._session, envelope.round, message.eps, message.proof_eps)
+        seed = signed_shares.eps_check_seed(self._session, envelope.round, state.eps_devices, message.eps, message.proof_eps)
         mine = state.opened[1]  # the shares this node sent, not any relayed value
         checks = masked_projections(mine.eps, mine.proof_eps, seed, field=self.field)
         reply = EpsCheck(checks, self._sign(signed_shares.eps_check_digest(self._session, envelope.round, self.config.index, seed=seed, checks=checks)))
@@ -757,7 +757,7 @@ class EdgeNode:
         if len(points) < self.config.t or message.checks.shape != (len(points), k):
             raise OutOfPhaseError(self.name, f"beaver finish: eps checks of shape {message.checks.shape} from points {points[:8]}, "
                                   f"expected (k >= t = {self.config.t}, {k})")
-        seed = signed_shares.eps_check_seed(self._session, envelope.round, eps, proof_eps)
+        seed = signed_shares.eps_check_seed(self._session, envelope.round, state.eps_devices, eps, proof_eps)
         signed_shares.check_eps_checks(
             points, message.checks, message.check_signatures, session=self._session, round=envelope.round, seed=seed,
             keys=self._przs_setup[1].peer_keys, relay=envelope.sender, me=self.name,

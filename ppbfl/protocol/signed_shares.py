@@ -111,11 +111,14 @@ def check_gram(
             raise PeerAuthError(relay, f"relayed Gram shares of {edge_party(j)} that it did not sign (altered)")
 
 
-def eps_check_seed(session: bytes, round: int, eps: np.ndarray, proof_eps: np.ndarray) -> bytes:
+def eps_check_seed(session: bytes, round: int, devices: Sequence[int], eps: np.ndarray, proof_eps: np.ndarray) -> bytes:
     """The 32-byte seed of a Beaver round's eps check (:func:`ppbfl.mpc.beaver.masked_projections`):
-    a hash of the setup session, the round and the relayed ``eps``, ``proof_eps`` (so it is fixed
-    after them, and every node that got the same values derives the same seed)."""
-    return _digest(b"eps-check-seed", session, round, 0, [field_hash(eps), field_hash(proof_eps)])
+    a hash of the setup session, the round, the devices the node's ``BeaverOpen`` named (in its
+    order) and the relayed ``eps``, ``proof_eps`` (so it is fixed after them, every node that got
+    the same values derives the same seed, and a node sent another device order than its peers
+    signs checks its peers refuse)."""
+    order = np.asarray(list(devices), dtype=np.uint64)
+    return _digest(b"eps-check-seed/v2", session, round, 0, [field_hash(order), field_hash(eps), field_hash(proof_eps)])
 
 
 def eps_check_digest(session: bytes, round: int, index: int, *, seed: bytes, checks: np.ndarray) -> bytes:
