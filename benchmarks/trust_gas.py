@@ -33,12 +33,13 @@ class TrustGas(NamedTuple):
     trust_next: int
     fixed_first: int
     fixed_next: int
+    register: int
 
 
 def measure(devices: int, t: int = 2) -> TrustGas:
     """``commitTrust`` gas (and per device) with ``devices`` registered and ``t`` signatures, and
     ``commitShares`` gas at the trust-derived / fixed registered difficulty, for a device's first
-    commitment and for a later round's."""
+    commitment and for a later round's, and ``registerDevice`` gas per device (mean over ``devices``)."""
     n = max(3, 2 * t - 1)
     chain = Chain.embedded(accounts=devices + 8)
     try:
@@ -49,6 +50,7 @@ def measure(devices: int, t: int = 2) -> TrustGas:
         accounts = [chain.new_account() for _ in range(devices)]
         for account in accounts:
             contract.register_device(account, 8)
+        register = chain.gas_report().total("registerDevice") // devices
         contract.open_round(1, bytes(32))
         fixed_first = _commit(chain, contract, accounts[2], 1)
         _commit(chain, contract, accounts[1], 1)
@@ -63,7 +65,7 @@ def measure(devices: int, t: int = 2) -> TrustGas:
         contract.open_round(3, bytes(32))
         trust_next = _commit(chain, contract, accounts[1], 3)
         trust_first = _commit(chain, contract, accounts[3], 3)
-        return TrustGas(gas, gas // devices, trust_first, trust_next, fixed_first, fixed_next)
+        return TrustGas(gas, gas // devices, trust_first, trust_next, fixed_first, fixed_next, register)
     except ChainRevertError as error:  # pragma: no cover
         raise SystemExit(f"revert: {error}") from error
     finally:
@@ -92,11 +94,14 @@ def main() -> None:
     parser.add_argument("--devices", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--t", type=int, default=2, help="signatures (the deployment's threshold)")
     args = parser.parse_args()
-    print("| devices | commitTrust gas (anchor + all trust words) | per device | commitShares, trust-derived PoW: next round / first | fixed PoW: next round / first |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| devices | commitTrust gas (anchor + all trust words) | per device | commitShares, trust-derived PoW: next round / first"
+        " | fixed PoW: next round / first | registerDevice (mean) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     for m in args.devices:
         g = measure(m, args.t)
-        print(f"| {m} | {g.commit_trust:,} | {g.per_device:,} | {g.trust_next:,} / {g.trust_first:,} | {g.fixed_next:,} / {g.fixed_first:,} |")
+        print(f"| {m} | {g.commit_trust:,} | {g.per_device:,} | {g.trust_next:,} / {g.trust_first:,} | {g.fixed_next:,} / {g.fixed_first:,} | {g.register:,} |")
 
 
 if __name__ == "__main__":

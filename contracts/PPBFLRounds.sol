@@ -64,6 +64,7 @@ contract PPBFLRounds {
         bytes32 auditSeed;
         bytes32 anchor;
         bytes32 verifyRequest; // hash of the round's one VerifyRequest (postVerifyRequest)
+        uint32 refused; // devices whose PoW stamp was refused in the round (they answered: early close)
     }
 
     struct EdgeNode {
@@ -164,8 +165,11 @@ contract PPBFLRounds {
     address[] internal deviceAddresses;
     mapping(uint64 => Round) internal rounds;
     /// device id -> bindCommitment of its commitment in round entryRound (deviceInfo): one slot per
-    /// device, overwritten each round it commits; every commitment is in a SharesCommitted event
+    /// device, overwritten each round it commits; every commitment is in a SharesCommitted event.
+    /// registerDevice writes NO_COMMITMENT (entry round 0: never read as a commitment) so that
+    /// every commitment, the first included, overwrites a non-zero slot.
     mapping(uint256 => bytes32) internal latestCommitment;
+    bytes32 internal constant NO_COMMITMENT = bytes32(uint256(1));
     /// round -> device id / 256 -> bitmap of the devices whose stamp was refused in that round
     mapping(uint64 => mapping(uint256 => uint256)) internal powRefusalWords;
     mapping(uint64 => mapping(uint256 => bytes32)) internal aggregateShareRoots;
@@ -287,7 +291,8 @@ contract PPBFLRounds {
 
     /// @notice Register a device with its PoW difficulty and initial trust (Q1.15, <= 1.0);
     /// ids are 0, 1, 2, ... in registration order. Writing the trust here keeps the per-round
-    /// trust updates on already-used storage words.
+    /// trust updates on already-used storage words; writing the placeholder NO_COMMITMENT into the
+    /// device's commitment slot moves the fresh-slot cost (22,100 gas) from its first commitment here.
     function registerDevice(address account, uint8 powBits, uint16 trust) external onlyAdmin returns (uint32 id) {
         if (powBits > 64) revert BadPowBits(powBits);
         if (trust > TRUST_ONE) revert BadTrust(deviceAddresses.length / TRUST_LANES, deviceAddresses.length % TRUST_LANES);
@@ -296,6 +301,7 @@ contract PPBFLRounds {
         deviceAddresses.push(account);
         deviceInfo[account] = (uint256(id) + 1) | (uint256(powBits) << 32);
         trustWords[id / TRUST_LANES] |= uint256(trust) << (16 * (id % TRUST_LANES));
+        latestCommitment[id] = NO_COMMITMENT;
         emit DeviceRegistered(id, account, powBits);
     }
 
@@ -379,6 +385,47 @@ contract PPBFLRounds {
         emit PartyRevoked(fingerprint, uint8(key), uint32(key >> 8));
     }
 
+    // ------------------------------------------------------------------ edge rotation
+
+    event EdgeNodeRotated(uint8 indexed index, address oldAccount, address account, bytes32 oldFingerprint, bytes32 tlsFingerprint);
+
+    /// @notice Replace edge node `index`'s chain account and TLS certificate (admin; the account may
+    /// stay the same). The old account stops counting as a voter at once (its signatures recover
+    /// to an unknown signer), the edge's active certificate is revoked (PartyRevoked) and the new
+    /// one registered as (ROLE_EDGE, index) (PartyRegistered); a replaced certificate never
+    /// registered as a party is retired too, so neither can come back. Only between rounds (no
+    /// round opened, or the latest Closed or Failed: WrongPhase otherwise): a round in flight
+    /// keeps the edge nodes its votes, aggregate shares and audit started with.
+    function rotateEdgeNode(uint8 index, address account, bytes32 tlsFingerprint) external onlyAdmin {
+        EdgeNode storage e = edgeNodes[index];
+        address old = e.account;
+        if (old == address(0)) revert BadEdgeIndex(index);
+        if (latestRound != 0) {
+            Phase phase = rounds[latestRound].phase;
+            if (phase != Phase.Closed && phase != Phase.Failed) revert WrongPhase(latestRound, phase);
+        }
+        if (account != old && (account == address(0) || edgeIndexOf[account] != 0 || deviceInfo[account] != 0)) {
+            revert AddressInUse(account);
+        }
+        bytes32 oldFp = e.tlsFingerprint;
+        if (tlsFingerprint == bytes32(0)) revert BadParty(0, tlsFingerprint, ROLE_EDGE, index);
+        if (parties[tlsFingerprint] != 0 || tlsFingerprint == oldFp) revert PartyExists(0, tlsFingerprint);
+        uint256 key = uint256(ROLE_EDGE) | (uint256(index) << 8);
+        bytes32 active = activeFingerprint[key];
+        if (active != bytes32(0)) {
+            parties[active] = key;
+            emit PartyRevoked(active, ROLE_EDGE, index);
+        }
+        if (oldFp != bytes32(0) && parties[oldFp] == 0) parties[oldFp] = key;
+        parties[tlsFingerprint] = key | (1 << 40);
+        activeFingerprint[key] = tlsFingerprint;
+        emit PartyRegistered(tlsFingerprint, ROLE_EDGE, index);
+        delete edgeIndexOf[old];
+        edgeIndexOf[account] = index;
+        (e.account, e.tlsFingerprint) = (account, tlsFingerprint);
+        emit EdgeNodeRotated(index, old, account, oldFp, tlsFingerprint);
+    }
+
     // ------------------------------------------------------------------ round: open and commit
 
     /// @notice Open round `round` (must be latestRound + 1; the previous round must be closed or failed).
@@ -426,6 +473,7 @@ contract PPBFLRounds {
             if (uint256(stamp) >> (256 - uint256(bits)) != 0) {
                 deviceInfo[msg.sender] = kept | (uint256(round) << 64) | (1 << 128);
                 powRefusalWords[round][id >> 8] |= 1 << (id & 0xff);
+                r.refused += 1;
                 emit PowRefused(round, id, bits);
                 return;
             }
@@ -443,10 +491,14 @@ contract PPBFLRounds {
         return keccak256(abi.encodePacked(root, round, deviceId));
     }
 
-    /// @notice End the commit phase: every device of the round committed, or the commit deadline passed.
+    /// @notice End the commit phase: every device of the round answered (committed, or had its PoW
+    /// stamp refused: it cannot commit again in the round), or the commit deadline passed.
     function closeCommitments(uint64 round) external {
         Round storage r = _inPhase(round, Phase.Open);
-        if (r.committed != r.deviceCount && block.number <= r.deadline) revert DeadlineNotReached(round, r.deadline);
+        uint256 all = r.deviceCount;
+        if (r.committed != all && r.committed + uint256(r.refused) != all && block.number <= r.deadline) {
+            revert DeadlineNotReached(round, r.deadline);
+        }
         r.phase = Phase.Committed;
         r.closedAt = uint64(block.number);
         r.deadline = uint64(block.number + verifyBlocks);
@@ -1005,13 +1057,14 @@ contract PPBFLRounds {
     /// @notice Device `deviceId`'s bound commitment in `round` (zero: it did not commit in
     /// `round`, or is not registered). Only the device's latest entry is in storage: a round
     /// before a later one the device committed or was refused in reverts
-    /// (CommitmentOverwritten; read that round's SharesCommitted events instead).
+    /// (CommitmentOverwritten; read that round's SharesCommitted events instead). Entry round 0
+    /// (no entry yet: the slot holds the registration's NO_COMMITMENT) reads as zero for every round.
     function commitment(uint64 round, uint32 deviceId) public view returns (bytes32) {
         if (deviceId >= deviceAddresses.length) return bytes32(0);
         uint256 info = deviceInfo[deviceAddresses[deviceId]];
         uint64 entry = uint64(info >> 64);
         if (entry > round) revert CommitmentOverwritten(round, deviceId, entry);
-        if (entry < round || (info >> 128) & 1 != 0) return bytes32(0);
+        if (entry < round || entry == 0 || (info >> 128) & 1 != 0) return bytes32(0);
         return latestCommitment[deviceId];
     }
 

@@ -18,6 +18,7 @@ from eth_hash.auto import keccak
 from ppbfl.chain import Chain, ChainError, ChainRevertError, bind_commitment, pow_valid
 from ppbfl.chain.attest import KIND_TRUST, ChainKey
 from ppbfl.chain.errors import PowRefusedError
+from ppbfl.chain.rounds import Phase
 from ppbfl.chain.scenario import setup_consortium
 from ppbfl.chain.votes import TrustVote, refusal_digest
 from ppbfl.defense.decision import REASON_CODES
@@ -204,16 +205,78 @@ def test_round_tags_keep_a_devices_single_slot_apart_and_past_rounds_come_from_e
     assert r.pow_refusals(1) == (1,) and r.pow_refusals(2) == () and r.round_state(2).committed == 2
 
 
-def test_a_devices_later_commitments_overwrite_its_slot_for_17100_less_gas(chain):
-    """The first commitment writes the device's fresh slot (zero -> nonzero), every later one
-    overwrites it (nonzero -> nonzero): EIP-2929/2200 price the difference at 22,100 - 5,000."""
+def test_a_devices_first_commitment_costs_what_its_later_ones_do(chain):
+    """registerDevice writes a placeholder into the device's commitment slot, so every commitment,
+    the first included, overwrites a non-zero slot (nonzero -> nonzero, EIP-2929/2200): the first
+    round's commitment costs exactly what rounds 2 and 3 cost (before: 17,100 = 22,100 - 5,000 more).
+    A second device registered after rounds ran pays the same in its first round."""
     c = setup_consortium(chain, T, N, 1, pow_bits=0, commit_blocks=BLOCKS, verify_blocks=1)
     r, device = c.rounds, c.devices[0]
-    gas = []
-    for round_ in (1, 2, 3):
+    late = chain.new_account()
+    gas: dict[str, list[int]] = {"first": [], "late": []}
+    for round_ in (1, 2, 3, 4):
+        if round_ == 3:
+            r.register_device(late, 0)
         r.open_round(round_, bytes(32))
-        gas.append(r.commit_shares(device, round_, b"\x11" * 32, 0))
+        gas["first"].append(r.commit_shares(device, round_, b"\x11" * 32, 0))
+        if round_ >= 3:
+            gas["late"].append(r.commit_shares(late, round_, b"\x11" * 32, 0))
         r.close_commitments(round_)
         chain.mine(r.round_state(round_).deadline - chain.block_number + 1)
         r.abort_round(round_)
-    assert gas[0] - gas[1] == 17_100 and gas[1] == gas[2]
+    assert gas["first"][0] == gas["first"][1] == gas["first"][2] == gas["first"][3]
+    assert gas["late"][0] == gas["late"][1]
+
+
+def test_a_freshly_registered_device_reads_as_not_committed(chain):
+    """The registration's placeholder is never a commitment: in the open round 1, in round 0 (no
+    round), in a later round, through the contract's views and the Python readers (which fall
+    back to events only on CommitmentOverwritten); a device that committed in round 1 and was
+    refused in round 2 reads zero for round 2 (its slot still holds round 1's value)."""
+    c = setup_consortium(chain, T, N, 2, pow_bits=3, commit_blocks=BLOCKS, verify_blocks=1)
+    r = c.rounds
+    for round_ in (0, 1, 2, 7):
+        assert bytes(r._view("commitment", round_, 0)) == bytes(32)
+        assert [bytes(x) for x in r._view("commitmentsOf", round_, [0, 1])] == [bytes(32)] * 2
+        assert r.commitments_of(round_, [0, 1]) == [bytes(32)] * 2 and r.commitment(round_, 1) == bytes(32)
+    r.open_round(1, bytes(32))
+    assert r.commitments_of(1, [0, 1]) == [bytes(32)] * 2 and r.logged_commitments(1) == {}
+    root = keccak(b"round 1")
+    r.commit_shares(c.devices[0], 1, root, r.pow_stamp(c.devices[0], 1, root))
+    assert r.commitments_of(1, [0, 1]) == [bind_commitment(root, 1, 0), bytes(32)]
+    chain.mine(BLOCKS + 1)  # device 1 never answers: the deadline closes the round
+    r.close_commitments(1)
+    chain.mine(r.round_state(1).deadline - chain.block_number + 1)
+    r.abort_round(1)
+    r.open_round(2, bytes(32))
+    with pytest.raises(PowRefusedError):
+        r.commit_shares(c.devices[0], 2, root, _bad_nonce(r, c.devices[0], 2, root, 3), 3)
+    assert r.commitments_of(2, [0, 1]) == [bytes(32)] * 2
+    assert r.commitments_of(1, [0, 1]) == [bind_commitment(root, 1, 0), bytes(32)]  # from events now
+
+
+def test_a_refused_device_counts_as_answered_for_the_early_close(chain):
+    """closeCommitments closes early once every device committed or had its stamp refused (it
+    cannot commit again in the round); ``committed`` stays the number of commitments and
+    ``refused`` the number of refusals. A device that has not answered still holds the round to
+    its deadline."""
+    c = setup_consortium(chain, T, N, 3, pow_bits=3, commit_blocks=BLOCKS, verify_blocks=1)
+    r = c.rounds
+    root = keccak(b"shares")
+    r.open_round(1, bytes(32))
+    r.commit_shares(c.devices[0], 1, root, r.pow_stamp(c.devices[0], 1, root))
+    with pytest.raises(PowRefusedError):
+        r.commit_shares(c.devices[1], 1, root, _bad_nonce(r, c.devices[1], 1, root, 3), 3)
+    with pytest.raises(ChainRevertError) as early:  # device 2 has not answered
+        r.close_commitments(1)
+    assert early.value.error == "DeadlineNotReached"
+    with pytest.raises(PowRefusedError):
+        r.commit_shares(c.devices[2], 1, root, _bad_nonce(r, c.devices[2], 1, root, 3), 3)
+    opened = r.round_state(1)
+    assert (opened.committed, opened.refused, opened.device_count) == (1, 2, 3)
+    assert chain.block_number <= opened.deadline
+    r.close_commitments(1)  # before the deadline: all three answered
+    closed = r.round_state(1)
+    assert closed.phase == Phase.COMMITTED and closed.committed == 1 and closed.refused == 2
+    logs = r.contract.events.CommitmentsClosed().get_logs(from_block=0)
+    assert [int(log["args"]["committed"]) for log in logs] == [1]

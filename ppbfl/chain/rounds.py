@@ -128,6 +128,10 @@ class RoundState:
     verify_request: bytes
     """The hash of the round's one ``VerifyRequest`` the coordinator posted (``postVerifyRequest``;
     32 zero bytes: none yet): what an edge node that reads the chain answers, and only that."""
+    refused: int = 0
+    """Devices whose PoW stamp the contract refused in the round (``PowRefused``): they cannot
+    commit again in it, so ``committed + refused == device_count`` closes the commit phase early;
+    ``committed`` stays the number of commitments."""
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,23 @@ class RoundsContract:
         certificate fingerprint (admin; sent as :meth:`register_parties` sends)."""
         _uint("index", index, 8, low=1)
         self._send("registerEdgeNode", [index, account, _bytes32("tls_fingerprint", tls_fingerprint)], sender or self.admin, key)
+
+    def rotate_edge_node(
+        self, index: int, account: str, tls_fingerprint: bytes, *, sender: str | None = None, key: ChainKey | None = None,
+    ) -> int:
+        """Replace edge node ``index``'s chain account and TLS certificate fingerprint (admin, only
+        between rounds; sent as :meth:`register_parties` sends); returns the gas used. The old
+        account's signatures stop counting (``UnknownSigner``), the old certificate's party entry
+        is revoked and ``tls_fingerprint`` registered as ``(ROLE_EDGE, index)``.
+
+        Raises:
+            ChainValueError: ``index`` not 1..255, ``tls_fingerprint`` not 32 bytes;
+            ChainRevertError: ``NotAdmin``, ``BadEdgeIndex`` (no edge node ``index``), ``WrongPhase``
+                (a round in flight), ``AddressInUse``, ``BadParty`` (zero fingerprint),
+                ``PartyExists`` (a certificate registered before, or the current one).
+        """
+        args = [_uint("index", index, 8, low=1), account, _bytes32("tls_fingerprint", tls_fingerprint)]
+        return int(self._send("rotateEdgeNode", args, sender or self.admin, key)["gasUsed"])
 
     def edge_node(self, index: int) -> tuple[str, bytes]:
         """``(account, tls_fingerprint)`` of edge node ``index`` (zero address when unregistered)."""
@@ -778,5 +799,5 @@ class RoundsContract:
             Phase(r[0]), Failure(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[10]), int(r[11]),
             _bits(r[12]), _bits(r[13]), _bits(r[14]), _bits(r[15]), bool(r[16]), bool(r[17]),
             bytes(r[18]), bytes(r[19]), bytes(r[20]), bytes(r[21]), bytes(r[22]), bytes(r[23]), bytes(r[24]), bytes(r[25]),
-            (int(r[7]), int(r[8]), int(r[9])), bytes(r[26]),
+            (int(r[7]), int(r[8]), int(r[9])), bytes(r[26]), int(r[27]),
         )
