@@ -130,6 +130,26 @@ def test_the_admin_registers_lists_and_revokes_and_a_server_then_refuses_the_rev
         assert main(["registry", "register", *admin, *cert, "--role", "device", "--index", "1"]) == 0
         assert contract.party(new.fingerprint) == (ROLE_DEVICE, 1, True)
 
+        # edge-1 gets a new certificate and chain account (no round in flight): rotate-edge
+        new_edge, new_account = issue_cert(load_ca(folder), "edge-1"), ChainKey.generate().address
+        save_credentials(new_edge, tmp_path / "edge-rotated")
+        rotate = ["--index", "1", "--cert", str(tmp_path / "edge-rotated" / "edge-1.crt"), "--ca", str(folder / "ca.crt"), "--account", new_account]
+        monkeypatch.setenv("PPBFL_ADMIN_KEY", secret)  # the outsider's key: the contract's NotAdmin, nothing sent
+        assert main(["registry", "rotate-edge", *on_chain, *rotate]) == 2
+        err = capsys.readouterr().err
+        assert "ChainRevertError: rotateEdgeNode" in err and "NotAdmin" in err and secret not in err
+        monkeypatch.delenv("PPBFL_ADMIN_KEY")
+        assert contract.edge_node(1) == (issued.chain_accounts["edge-1"], fps["edge-1"])
+        assert main(["registry", "rotate-edge", *admin, *rotate]) == 0
+        assert f"rotated edge-1: account {issued.chain_accounts['edge-1']} -> {new_account}" in capsys.readouterr().out
+        assert contract.edge_node(1) == (new_account, new_edge.fingerprint) and contract.edge_index_of(issued.chain_accounts["edge-1"]) == 0
+        assert contract.party(fps["edge-1"]) == (ROLE_EDGE, 1, False)
+        time.sleep(0.3)  # the registry's bound on a cached answer
+        assert registry.identify(fps["edge-1"]) is None
+        assert registry.identify(new_edge.fingerprint) == Identity("edge-1", "edge", 1)
+        assert main(["registry", "rotate-edge", *admin, *rotate]) == 2  # the same certificate again: named, nothing sent
+        assert "ConfigError: cert: certificate " in capsys.readouterr().err
+
 
 ADMIN = ["--admin-account", "0x" + "22" * 20]  # a node account: no key involved
 
@@ -150,6 +170,10 @@ ADMIN = ["--admin-account", "0x" + "22" * 20]  # a node account: no key involved
     (["revoke", "0x" + "ab" * 31 + "zz", *ADMIN], "is not 64 hex digits"),
     (["revoke", *ADMIN], "give the certificate's FINGERPRINT or --cert FILE"),
     (["revoke", "ab" * 32, "--admin-key", "KEY"], "ConfigError: admin_key: chain key:"),
+    (["rotate-edge", "--index", "1", "--cert", "CERT", "--ca", "CA", "--account", "0x12", *ADMIN], "ConfigError: account: '0x12' is not an address"),
+    (["rotate-edge", "--index", "1", "--cert", "CERT", "--ca", "CA", "--account", "0x" + "33" * 20, *ADMIN], "is the certificate of 'device-1', not of 'edge-1'"),
+    (["rotate-edge", "--index", "0", "--cert", "CERT", "--ca", "CA", "--account", "0x" + "33" * 20, *ADMIN], "ConfigError: index: edge 0: edge nodes are numbered from 1"),
+    (["rotate-edge", "--index", "1", "--cert", "OTHER", "--ca", "CA", "--account", "0x" + "33" * 20, *ADMIN], "was not issued by the consortium CA"),
 ])
 def test_bad_input_is_named_with_exit_status_2_before_the_chain_is_asked(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.delenv("PPBFL_ADMIN_KEY", raising=False)

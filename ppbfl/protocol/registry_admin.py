@@ -14,12 +14,15 @@ operator's inputs into those calls, checking everything it can before anything i
   environment variable, never from a command-line argument (visible to every local user in
   ``ps``); errors never echo the key;
 * :func:`list_parties`: every registration and revocation, from the contract's
-  ``PartyRegistered`` / ``PartyRevoked`` events.
+  ``PartyRegistered`` / ``PartyRevoked`` events;
+* :func:`rotate_edge_node`: a new certificate (and chain account) for a registered edge node
+  (``rotateEdgeNode``, only between rounds): the old certificate and account stop counting.
 
 Bad input is a :class:`~ppbfl.errors.ConfigError` naming the field (or a
 :class:`~ppbfl.protocol.errors.CredentialsError` for an unreadable certificate); what only the
 contract can decide (``NotAdmin``, ``PartyExists``, ``BadParty``, ``NotActiveParty``) is its
-typed :class:`~ppbfl.chain.errors.ChainRevertError`.
+typed :class:`~ppbfl.chain.errors.ChainRevertError` (``rotateEdgeNode`` also ``WrongPhase``: a
+round in flight, ``AddressInUse``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from eth_utils import to_checksum_address
 
 from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.errors import ChainError, ChainValueError
@@ -48,6 +52,9 @@ __all__ = [
     "list_parties",
     "pending_parties",
     "register_edge_nodes",
+    "edge_rotation_input",
+    "rotate_edge_node",
+    "EdgeRotation",
     "parse_fingerprint",
     "parse_role",
     "parties_of_folder",
@@ -282,3 +289,64 @@ def register_edge_nodes(
     for party, fp, index in todo:
         contract.register_edge_node(index, accounts[party], fp, sender=sender, key=key)
     return [party for party, _, _ in todo]
+
+
+@dataclass(frozen=True)
+class EdgeRotation:
+    """What :func:`rotate_edge_node` changed for edge node ``index``: its chain account and
+    certificate fingerprint before and after, and the gas of the transaction."""
+
+    index: int
+    old_account: str
+    account: str
+    old_fingerprint: bytes
+    fingerprint: bytes
+    gas: int
+
+
+def edge_rotation_input(index: int, cert: str | os.PathLike, ca: str | os.PathLike, account: str) -> tuple[bytes, str]:
+    """``(fingerprint, checksummed account)`` for giving edge node ``index`` the certificate at
+    ``cert`` and the chain account ``account``, checked without the chain: the index is >= 1, the
+    certificate is issued by the CA at ``ca`` and named ``edge-<index>``, the account is an address.
+
+    Raises:
+        ConfigError: ``index``, ``account`` or ``cert`` as above;
+        CredentialsError: a file is missing or not a PEM certificate.
+    """
+    _check_index(ROLE_EDGE, index, f"edge {index!r}")
+    try:
+        checksummed = to_checksum_address(account)
+    except (ValueError, TypeError):
+        raise ConfigError("account", f"{account!r:.60} is not an address") from None
+    _, fp, _, _ = party_of_certificate(cert, "edge", index, ca)
+    return fp, checksummed
+
+
+def rotate_edge_node(
+    contract: RoundsContract, index: int, fp: bytes, account: str, *, sender: str | None = None, key: ChainKey | None = None,
+) -> EdgeRotation:
+    """Give registered edge node ``index`` the certificate fingerprint ``fp`` and the chain account
+    ``account`` (the address of the node's new :class:`~ppbfl.chain.attest.ChainKey`; its current
+    one to change only the certificate), as :func:`edge_rotation_input` returns them:
+    ``rotateEdgeNode``, admin, only while no round is in flight. The old certificate is revoked
+    (servers with a :class:`~ppbfl.protocol.chain_registry.ChainRegistry` refuse it within their
+    ``max_age_s``) and the old account's signatures no longer count in any vote.
+
+    Raises:
+        ConfigError: ``index`` beyond the contract's n or no edge node registered there; ``cert``:
+            ``fp`` registered before (a certificate is registered once, ever) or the current one;
+        ChainRevertError: the contract refused (``NotAdmin``, ``WrongPhase``: a round is open or
+            not yet closed or failed, ``AddressInUse``: the account is another party's).
+    """
+    if index > contract.n:
+        raise ConfigError("index", f"edge {index}: the contract has {contract.n} edge nodes")
+    old_account, old_fp = contract.edge_node(index)
+    if int(old_account, 16) == 0:
+        raise ConfigError("index", f"no edge node {index} is registered in the contract (ppbfl registry register --edge-nodes)")
+    role, registered_index, active = contract.party(fp)
+    if role != 0 or fp == old_fp:
+        state = "active" if active or role == 0 else "revoked"
+        holder = f"{ROLES[role]} {registered_index}" if role else f"edge {index}"
+        raise ConfigError("cert", f"certificate {fp.hex()[:16]}... is registered already ({holder}, {state}): issue a new one")
+    gas = contract.rotate_edge_node(index, account, fp, sender=sender, key=key)
+    return EdgeRotation(index, old_account, account, old_fp, fp, gas)

@@ -1,4 +1,4 @@
-"""``ppbfl registry list | register | revoke``: the consortium admin manages the contract's party
+"""``ppbfl registry list | register | revoke | rotate-edge``: the consortium admin manages the contract's party
 registry (who may call a ``--chain`` server, and as whom) on a live chain; see
 :mod:`ppbfl.protocol.registry_admin` for the checks. Exit status 2 on any bad input or refusal,
 with one line ``ppbfl registry: <ErrorType>: <message>`` on stderr."""
@@ -139,6 +139,18 @@ def _revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_edge(args: argparse.Namespace) -> int:
+    from ppbfl.protocol.registry_admin import edge_rotation_input, rotate_edge_node
+
+    fp, account = edge_rotation_input(args.index, args.cert, args.ca, args.account)
+    sender, key = _signer(args)
+    contract = connect_contract(args.chain, args.contract)
+    done = rotate_edge_node(contract, args.index, fp, account, sender=sender, key=key)
+    print(f"rotated edge-{done.index}: account {done.old_account} -> {done.account}")
+    print(f"revoked {done.old_fingerprint.hex()}; registered {done.fingerprint.hex()} ({done.gas} gas)")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from ppbfl.errors import PPBFLError
 
@@ -189,3 +201,14 @@ def add_registry_commands(commands: Any) -> None:
     revoke.add_argument("fingerprint", nargs="?", default=None, help="the certificate's SHA-256 fingerprint (64 hex digits)")
     revoke.add_argument("--cert", default=None, help="or the certificate itself (PEM)")
     revoke.set_defaults(run=_run, registry_run=_revoke)
+    rotate = sub.add_parser(
+        "rotate-edge",
+        help="give a registered edge node a new certificate and chain account (between rounds): its old certificate is revoked, its old account's votes stop counting",
+    )
+    _chain_options(rotate)
+    _admin_options(rotate)
+    rotate.add_argument("--index", type=int, required=True, help="the edge node's index (1..n)")
+    rotate.add_argument("--cert", required=True, help="its new PEM certificate (named edge-INDEX, issued by --ca, never registered before)")
+    rotate.add_argument("--account", required=True, help="its new chain account (the address of its new chain key; its current one to change only the certificate)")
+    rotate.add_argument("--ca", required=True, help="the consortium CA certificate")
+    rotate.set_defaults(run=_run, registry_run=_rotate_edge)
