@@ -8,8 +8,9 @@ aborted after the verify deadline (the cheapest way to a round that ``commitTrus
 one ``commitTrust`` sets all devices' trust, all different from before (every storage word
 changes), and round 3 (opened after ``setPowRange``: the contract snapshots the range into the
 round) measures ``commitShares`` with the trust-derived difficulty. The contract keeps one
-commitment slot per device, overwritten each round: a device's **first** commitment writes a
-fresh slot, every later one (the steady state, "next") overwrites its own; both are measured.
+commitment slot per device, overwritten each round, and ``registerDevice`` writes it first (a
+placeholder), so a device's **first** commitment overwrites a non-zero slot like every later one
+("next"); both are measured, and ``registerDevice``'s gas (mean over the devices) is printed.
 """
 
 from __future__ import annotations
