@@ -318,8 +318,12 @@ class ChainLedger:
 
     # -- RoundLedger -----------------------------------------------------------------------------
     def open_round(self, round: int, model_hash: bytes) -> None:
-        """Open ``round`` on chain for the model with hash ``model_hash``."""
+        """Open ``round`` on chain for the model with hash ``model_hash``. The edge nodes' accounts
+        are read from the chain again first (``n`` views): one rotated between rounds
+        (``rotateEdgeNode``) has its votes checked against its new account from this round on."""
         self._gas_start = self._gas_total()
+        if self.edge_accounts:
+            self.edge_accounts = {j: self.contract.edge_node(j)[0] for j in self.edge_accounts}
         self.contract.open_round(round, model_hash)
 
     def commitment(self, round: int, device: int) -> bytes | None:
