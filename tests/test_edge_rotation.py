@@ -18,6 +18,7 @@ from ppbfl.chain.attest import KIND_SCALARS, ChainKey
 from ppbfl.chain.rounds import ROLE_DEVICE, ROLE_EDGE, Phase
 from ppbfl.chain.scenario import setup_consortium
 from ppbfl.protocol.chain_registry import ChainRegistry
+from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.registry import Identity
 
 T, N, DEVICES, BLOCKS = 2, 3, 2, 3
@@ -154,3 +155,17 @@ def test_a_certificate_never_registered_as_a_party_is_retired_by_the_rotation():
                 c.rounds.register_parties([(keccak(b"tls-2"), role, index)])
             assert caught.value.error in ("PartyExists", "BadParty")
         assert c.rounds.party_fingerprint(ROLE_EDGE, 2) == keccak(b"tls-2 new")
+
+
+def test_a_running_ledger_checks_votes_against_the_rotated_account_from_the_next_round():
+    """A coordinator's ledger that registered the edge nodes keeps running across a rotation: it
+    re-reads the accounts when it opens the next round, which is what it checks each node's
+    signatures against before relaying them (``ChainLedger.record_round``)."""
+    with Chain.embedded(accounts=8) as chain:
+        keys = {j: ChainKey.generate() for j in range(1, N + 1)}
+        ledger = ChainLedger(chain, T, N, 1, edge_accounts={j: k.address for j, k in keys.items()}, device_accounts=[chain.new_account()])
+        new_key = ChainKey.generate()
+        ledger.contract.rotate_edge_node(1, new_key.address, keccak(b"edge-1 rotated"))
+        assert ledger.edge_accounts[1] == keys[1].address
+        ledger.open_round(1, bytes(32))
+        assert ledger.edge_accounts == {1: new_key.address, 2: keys[2].address, 3: keys[3].address}
