@@ -144,7 +144,10 @@ def add_registry_commands(commands: Any) -> None:
     listing = sub.add_parser("list", help="every registered certificate: fingerprint, role, index, active, party id (no key needed)")
     _chain_options(listing)
     listing.add_argument("--all", action="store_true", help="also list revoked certificates")
-    listing.add_argument("--from-block", type=int, default=0, help="read the registry's events from this block on (default 0)")
+    listing.add_argument(
+        "--from-block", type=int, default=None,
+        help="read the registry's events from this block on (default: the contract's deployment block)",
+    )
     listing.set_defaults(run=_run, registry_run=_list)
     register = sub.add_parser("register", help="register the parties of a ppbfl creds folder, or one certificate")
     _chain_options(register)
