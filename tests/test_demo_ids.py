@@ -142,3 +142,12 @@ def test_ids_with_an_offline_node_needs_a_tier_with_e_at_least_one(settings) -> 
     with pytest.raises(DemoConfigError, match="ids: with kill_edge"):
         DemoConfig(**settings).check()
     DemoConfig(**settings, ids=False).check()
+
+
+@pytest.mark.parametrize("args, ids", [([], True), (["--no-ids"], False)])
+def test_ppbfl_demo_no_ids_turns_the_gateways_off(monkeypatch, args, ids) -> None:
+    from ppbfl.cli import main
+
+    seen: list[DemoConfig] = []
+    monkeypatch.setattr("ppbfl.demo.run_demo", seen.append)
+    assert main(["demo", *args]) == 0 and seen[0].ids is ids
