@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ppbfl.demo import DEMO_TRUST, DemoConfig, DemoConfigError, run_demo
+from ppbfl.errors import ConfigError
 from ppbfl.ids.detector import Detector
 from ppbfl.ids.gateway import Gateways, gateway_view, packaged_detector, round_telemetry
 from ppbfl.ids.reputation import read_flags, write_flags
@@ -135,6 +136,11 @@ def test_gateways_see_their_own_seeded_share_of_every_devices_windows() -> None:
             assert np.sum(telemetry.devices[seen] == k) == int(np.floor(0.8 * np.sum(telemetry.devices == k) + 0.5))
         assert np.array_equal(seen, gateway_view(telemetry.devices, j, 3, 2))  # seeded
     assert not np.array_equal(views[1], views[2])  # gateways see different windows
+    with pytest.raises(ConfigError) as share:
+        gateway_view(telemetry.devices, 1, 3, 2, share=0.0)
+    with pytest.raises(ConfigError) as seed:
+        round_telemetry(8, {1}, round=3, seed=-1)
+    assert (share.value.key, seed.value.key) == ("ids.share", "ids.seed")
 
 
 @pytest.mark.parametrize("settings", [{"t": 1, "n": 2, "liar": None, "kill_edge": 2}, {"t": 2, "n": 3, "liar": None, "kill_edge": 3}])
