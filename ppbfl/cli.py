@@ -44,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
         t=args.t, n=args.n, hidden=args.hidden, liar=None if args.liar == 0 else args.liar,
         kill_edge=None if args.kill_edge == 0 else args.kill_edge, kill_round=args.kill_round,
         transport=args.transport, chain=args.chain, seed=args.seed, out=args.out,
-        rule=args.rule, flame_noise=args.flame_noise, rescale=args.rescale,
+        rule=args.rule, flame_noise=args.flame_noise, rescale=args.rescale, ids=not args.no_ids,
     )
     try:
         run_demo(config)
@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--flame-noise", type=float, default=0.0, help="rule flame: noise level lambda added on shares (default 0)")
     demo.add_argument("--rescale", action="store_true", help="rule cosine: scale every accepted update to the reference norm (FLTrust)")
+    demo.add_argument("--no-ids", action="store_true", help="no IDS evidence: the edge nodes' gateways run no detector, the trust records carry no flags")
     demo.set_defaults(run=_demo)
     edge = commands.add_parser("edge", help="serve one edge node over gRPC with mutual TLS (prints LISTENING host:port)")
     edge.add_argument("--party", required=True, help="this node's party id, edge-<index> (its certificate's common name)")

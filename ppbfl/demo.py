@@ -21,6 +21,14 @@ majority cluster and clip to its median norm (``--flame-noise``: Gaussian noise 
 every training sample then belongs to a device. ``--rescale`` makes the cosine rule scale every
 accepted update to ``||r||`` as FLTrust does, instead of only clipping it.
 
+IDS evidence (``ids``, on by default; ``--no-ids``): each round every edge node's gateway runs the
+packaged detector on its own seeded view of the devices' telemetry (:mod:`ppbfl.ids.gateway`; the
+malicious devices' streams contain attacks, the honest ones' normal traffic with benign
+anomalies) and writes its counts where its node reads them; the demo asks every node for its
+signed report (kind 5) and passes them to the round, so every node's trust vote combines them by
+the ``(e + 1)``-th-largest rule (:mod:`ppbfl.trust.ids_reports`) and the anchored trust records
+carry the agreed ``ids_flags``.
+
 Beside it, plaintext FedAvg runs on the same devices under the same attack. The demo prints a
 per-round table, writes ``rounds.json`` (the round log) and ``accuracy.png`` to ``--out``. Under
 the backdoor attack it also reports, per round and at the end, the backdoor success rate of both
@@ -51,10 +59,16 @@ from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import iid_partition
 from ppbfl.fl.runner import backdoor_success, train_round
 from ppbfl.fl.training import TrainSettings, evaluate, local_update
+from ppbfl.ids.gateway import Gateways, packaged_detector
+from ppbfl.ids.reputation import FlagsFolder
 from ppbfl.protocol.deployment import Deployment, GrpcDeployment, InProcessDeployment
+from ppbfl.protocol.errors import PeerUnavailableError, RemoteError
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.round import Coordinator, RoundResult
+from ppbfl.protocol.trust_voter import RemoteTrustVoter
 from ppbfl.trust import TrustConfig, initial_trust
+from ppbfl.trust.catchup import TrustSigners
+from ppbfl.trust.ids_reports import IdsReport, IdsSensors
 from ppbfl.trust.keeper import TrustKeeper, TrustVoter
 from ppbfl.trust.store import TrustStore
 
@@ -94,6 +108,7 @@ class DemoConfig:
     rule: str = "cosine"
     flame_noise: float = 0.0
     rescale: bool = False
+    ids: bool = True
 
     def check(self) -> None:
         """Raise :class:`DemoConfigError` naming the first bad setting."""
@@ -124,6 +139,11 @@ class DemoConfig:
             raise DemoConfigError(f"flame_noise = {self.flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         if self.rescale and self.rule != "cosine":
             raise DemoConfigError(f"rescale: FLTrust's norm rescaling is an option of rule 'cosine', not {self.rule!r}")
+        if self.ids and self.kill_edge is not None and (self.n - self.t) // 2 < 1:  # IdsSensors.of: quorum n - e
+            raise DemoConfigError(
+                f"ids: with kill_edge = {self.kill_edge} only {self.n - 1} edge nodes report, (t, n) = ({self.t}, {self.n}) "
+                f"gives e = 0 and a quorum of {self.n} reports; turn IDS off (--no-ids) or use n >= t + 2"
+            )
         if self.rule == "flame" and self.kill_edge is not None and self.n - 1 < 2 * self.t - 1:
             raise DemoConfigError(
                 f"kill_edge = {self.kill_edge}: rule 'flame' needs 2t - 1 = {2 * self.t - 1} edge nodes online, n - 1 = {self.n - 1} would be"
@@ -152,6 +172,8 @@ class DemoRound:
     quarantined: list[int] | None = None
     secure_backdoor: float | None = None
     fedavg_backdoor: float | None = None
+    ids_flags: dict[int, int] | None = None  # agreed IDS flags per device (the trust records' evidence)
+    ids_counts: dict[int, dict[int, int]] | None = None  # edge node -> its signed report's counts (devices > 0)
 
 
 def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> list[DemoRound]:
@@ -188,6 +210,8 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     behaviours = {config.liar: "tamper-aggregate"} if config.liar else {}
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("ids/edge-*/round-*.json"):  # the gateways' counts: fresh each run
+        old.unlink()
     log(
         f"ppbfl demo: {config.dataset}, {config.devices} devices ({len(malicious)} malicious: {config.attack}), "
         f"(t, n) = ({config.t}, {config.n}) edge nodes, {d} parameters, field {GF61!r}, backend {backend_name()}, "
@@ -207,6 +231,9 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 deployment = stack.enter_context(_grpc_deployment(config, out, d, behaviours, rule, None))
             else:
                 deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True, decision_rule=rule))
+                if config.ids:  # each node signs what its gateway wrote, as `ppbfl edge --ids-flags` does
+                    for party, node in deployment.nodes.items():
+                        node.ids_source = FlagsFolder(out / "ids" / party)
             ledger = stack.enter_context(open_ledger(
                 config.chain, config.t, config.n, devices=config.devices, edge_accounts=deployment.edge_accounts,
                 fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),
@@ -221,8 +248,16 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         keeper = _trust_keeper(out, config.devices, ledger, deployment)
         stack.callback(keeper.store.close)
         federation = stack.enter_context(Federation(deployment, coordinator, range(config.devices), ledger=ledger, trust=keeper))
+        gateways: Gateways | None = None
+        reporters: dict[int, RemoteTrustVoter] = {}
+        if config.ids:
+            gateways = Gateways(packaged_detector(), out / "ids", config.devices, malicious, config.seed)
+            reporters = {j: RemoteTrustVoter(deployment.coordinator, j, account, config.devices) for j, account in sorted(ledger.edge_accounts.items())}
+            log(_ids_label(gateways, IdsSensors.of(TrustSigners.of(ledger.edge_accounts.values(), config.t))))
         log(f"set up in {time.perf_counter() - started:.1f}s: edge nodes ready {coordinator.online}, contract {ledger.address}")
         header = f"{'round':>5} {'secure':>7} {'FedAvg':>7} {'accepted':>8} {'rejected (malicious)':>21} {'mode':>15} {'liars':>6} {'gas':>9} {'time':>6} {'trust h/m':>9} {'quarantined':>11}"
+        if gateways is not None:
+            header += f" {'IDS m/h':>9}"
         if trigger is not None:
             log(f"backdoor: trigger {list(trigger.features)} = {trigger.value} -> class {trigger.target}; "
                 f"success rate of the untrained model {baseline:.3f}")
@@ -241,9 +276,15 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 model, secure_params, data.x_train[root], data.y_train[root], settings, torch.Generator().manual_seed(config.seed * 7919 + rnd),
             )
             trained = time.perf_counter() - tick
+            reports: dict[int, IdsReport] = {}
+            if gateways is not None:
+                gateways.observe(rnd, range(1, config.n + 1))
+                reports = _ids_reports(reporters, rnd, ledger)
             result: RoundResult = federation.run_round(
                 rnd, {i: updates[i] for i in range(config.devices)}, reference, model_hash=ledger.model_hash(secure_params),
+                ids_reports=list(reports.values()),
             )
+            agreed = None if gateways is None or keeper.last is None else {x.device: x.evidence.ids_flags for x in keeper.last.records}
             secure_params = (secure_params + result.aggregate).astype(np.float32)
             plain = train_round(model, fedavg_params, data, parts, malicious, attack, settings, config.seed, rnd, generator)
             fedavg_step, _ = FedAvg().aggregate(plain, AggregationContext(weights=np.ones(config.devices)))
@@ -259,6 +300,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 keeper.reputation(), list(keeper.quarantined),
                 secure_backdoor=None if trigger is None else backdoor_success(model, secure_params, data, trigger),
                 fedavg_backdoor=None if trigger is None else backdoor_success(model, fedavg_params, data, trigger),
+                ids_flags=agreed, ids_counts=None if gateways is None else {j: x.counts() for j, x in reports.items()},
             )
             honest_trust = np.mean([t for i, t in (row.trust or {}).items() if i not in malicious])
             malicious_trust = np.mean([t for i, t in (row.trust or {}).items() if i in malicious]) if malicious else float("nan")
@@ -269,6 +311,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 f"{row.named_liars or '-'!s:>6} {row.gas:>9} {row.seconds:>5.2f}s "
                 f"{f'{honest_trust:.2f}/{malicious_trust:.2f}':>9} {len(keeper.quarantined):>11}"
                 + (f" {f'{row.secure_backdoor:.3f}/{row.fedavg_backdoor:.3f}':>22}" if trigger is not None else "")
+                + ("" if agreed is None else f" {_ids_cell(agreed, malicious):>9}")
             )
     _write(out, config, rows, list(malicious))
     last = rows[-1]
@@ -283,6 +326,38 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             f"{last.fedavg_backdoor:.3f} (untrained model {baseline:.3f})")
     log(f"wrote {out / 'rounds.json'} and {out / 'accuracy.png'} ({time.perf_counter() - started:.1f}s in all)")
     return rows
+
+
+def _ids_label(gateways: Gateways, sensors: IdsSensors) -> str:
+    """The IDS setting in words: the detector, the gateways' views and what e the tier gives."""
+    e = sensors.liars
+    rule = (f"the agreed count of a device is the ({e} + 1) = {_ordinal(e + 1)} largest of the nodes' counts (robust to {e} lying sensor(s))" if e
+            else "the agreed count of a device is the LARGEST of the nodes' counts (e = 0: the rule is the max, one lying sensor can frame a device)")
+    return (f"IDS: packaged LSTM detector (ppbfl/ids/detector.pt) at every edge node's gateway, each seeing its own seeded "
+            f"{gateways.share:.0%} of every device's telemetry windows; e = floor((n - t) / 2) = {e}: {rule}; quorum {sensors.quorum} reports; "
+            f"column 'IDS m/h': agreed flagged windows of the malicious / honest devices")
+
+
+def _ordinal(k: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ... (k >= 1; the tiers' e + 1 stays small)."""
+    return f"{k}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(k if k < 20 else k % 10, 'th')}"
+
+
+def _ids_reports(reporters: dict[int, RemoteTrustVoter], round: int, ledger: ChainLedger) -> dict[int, IdsReport]:
+    """Node index -> its signed IDS report of ``round``, asked through the coordinator's transport
+    and checked (:meth:`RemoteTrustVoter.ids_report`); a node that does not answer (offline) reports nothing."""
+    reports = {}
+    for j, voter in reporters.items():
+        try:
+            reports[j] = voter.ids_report(round, ledger.context)
+        except (PeerUnavailableError, RemoteError):
+            continue
+    return reports
+
+
+def _ids_cell(agreed: dict[int, int], malicious: tuple[int, ...]) -> str:
+    """``<malicious devices' agreed flags>/<honest devices'>`` of one round."""
+    return f"{sum(c for i, c in agreed.items() if i in malicious)}/{sum(c for i, c in agreed.items() if i not in malicious)}"
 
 
 def _rule_label(config: DemoConfig) -> str:
@@ -306,6 +381,7 @@ def _grpc_deployment(
     return GrpcDeployment(
         config.t, config.n, d, behaviours=behaviours, signed_uploads=True,
         trust_config=DEMO_TRUST, trust_devices=config.devices, trust_dir=out, decision_rule=rule, ledger=ledger,
+        ids_flags_dir=out / "ids" if config.ids else None,
     )
 
 

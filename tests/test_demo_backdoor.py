@@ -14,6 +14,7 @@ from ppbfl.fl.attacks import Backdoor
 from ppbfl.fl.datasets import load_dataset
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.runner import backdoor_success
+from ppbfl.trust.store import TrustStore
 
 
 def test_backdoor_success_counts_stamped_non_target_samples_predicted_as_the_target():
@@ -35,8 +36,13 @@ def test_backdoor_success_counts_stamped_non_target_samples_predicted_as_the_tar
 
 def test_the_demo_reports_backdoor_success_under_the_backdoor_attack(tmp_path):
     lines: list[str] = []
-    config = DemoConfig(devices=4, malicious=0.25, attack="backdoor", rounds=1, hidden=4, liar=None, out=str(tmp_path))
+    config = DemoConfig(devices=4, malicious=0.25, attack="backdoor", rounds=1, hidden=4, liar=None, out=str(tmp_path), ids=False)
     rows = run_demo(config, log=lines.append)
+    # --no-ids: no gateway counts, no IDS column, no flags in the round log or the trust records
+    assert rows[0].ids_flags is None and not (tmp_path / "ids").exists() and not any(line.startswith("IDS") for line in lines)
+    store = TrustStore(f"sqlite:///{tmp_path / 'trust.db'}")
+    assert [x.evidence.ids_flags for x in store.records(1)] == [0, 0, 0, 0]
+    store.close()
     logged = json.loads((tmp_path / "rounds.json").read_text())["rounds"][0]
     assert 0.0 <= rows[0].secure_backdoor <= 1.0 and 0.0 <= rows[0].fedavg_backdoor <= 1.0
     assert (logged["secure_backdoor"], logged["fedavg_backdoor"]) == (rows[0].secure_backdoor, rows[0].fedavg_backdoor)

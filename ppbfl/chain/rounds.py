@@ -479,8 +479,8 @@ class RoundsContract:
         """Device id -> its bound commitment in ``round_``, from the ``SharesCommitted`` events (the
         record of every round; storage keeps only each device's latest)."""
         state = self.round_state(round_)
-        last = state.closed_at if state.closed_at else "latest"  # commitments land before closeCommitments
-        logs = self.contract.events.SharesCommitted().get_logs(from_block=0, to_block=last, argument_filters={"round": round_})
+        end = state.closed_at or None  # commitments land before closeCommitments (None: the latest block)
+        logs = scan_logs(self.contract.events.SharesCommitted, self.deployed_at, argument_filters={"round": round_}, end=end)
         return {int(log["args"]["deviceId"]): bytes(log["args"]["bound"]) for log in logs}
 
     def pow_refused(self, round_: int, device_id: int) -> bool:

@@ -43,7 +43,7 @@ from ppbfl.protocol.errors import PeerAuthError
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, device_party, edge_party
 from ppbfl.protocol.registry import Identity, identity_of
 
-__all__ = ["ChainRegistry", "RegistryBusyError", "RegistryUnavailableError", "identity_from_chain"]
+__all__ = ["ChainRegistry", "RegistryBusyError", "RegistryUnavailableError", "connect_contract", "identity_from_chain"]
 
 _ROLE_CODES = {"edge": ROLE_EDGE, "device": ROLE_DEVICE, "coordinator": ROLE_COORDINATOR, "dealer": ROLE_DEALER}
 
@@ -122,21 +122,7 @@ class ChainRegistry:
             ChainError: the node does not answer or holds no contract at ``address``;
             ConfigError: ``address`` is not an address, or a bound is out of range.
         """
-        from eth_utils import to_checksum_address
-
-        from ppbfl.chain import Chain
-        from ppbfl.chain.errors import ChainError
-        from ppbfl.chain.rounds import load_artifact
-
-        try:
-            checksummed = to_checksum_address(address)
-        except ValueError as error:
-            raise ConfigError("contract", f"{address!r} is not an address ({error})") from None
-        chain = Chain.connect(url)
-        if not chain.w3.eth.get_code(checksummed):
-            chain.close()
-            raise ChainError(f"no contract at {address} on {url}")
-        return cls(RoundsContract(chain, checksummed, load_artifact()["abi"]), **bounds)
+        return cls(connect_contract(url, address), **bounds)
 
     def identify(self, fingerprint: bytes) -> Identity | None:
         """The identity the chain registers for the 32-byte certificate ``fingerprint`` (None:
@@ -205,3 +191,28 @@ class ChainRegistry:
         with self._lock:
             self._pins[party] = (pinned, now)
         return pinned
+
+
+def connect_contract(url: str, address: str) -> RoundsContract:
+    """The ``PPBFLRounds`` contract at ``address`` on the JSON-RPC node at ``url``, for views (a
+    read-only :meth:`ppbfl.chain.Chain.connect`: no unlocked account needed).
+
+    Raises:
+        ConfigError: ``contract``: not an address; ChainError: the node does not answer or holds no
+            contract there (the connection is closed then).
+    """
+    from eth_utils import to_checksum_address
+
+    from ppbfl.chain import Chain
+    from ppbfl.chain.errors import ChainError
+    from ppbfl.chain.rounds import load_artifact
+
+    try:
+        checksummed = to_checksum_address(address)
+    except ValueError as error:
+        raise ConfigError("contract", f"{address!r:.60} is not an address ({error})") from None
+    chain = Chain.connect(url)
+    if not chain.w3.eth.get_code(checksummed):
+        chain.close()
+        raise ChainError(f"no contract at {checksummed} on {url}")
+    return RoundsContract(chain, checksummed, load_artifact()["abi"])

@@ -40,7 +40,7 @@ from eth_utils import to_checksum_address
 from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.errors import ChainError, ChainValueError
 from ppbfl.chain.rounds import ROLE_COORDINATOR, ROLE_DEALER, ROLE_EDGE, ROLES, RoundsContract
-from ppbfl.errors import ConfigError
+from ppbfl.errors import ConfigError, PPBFLError
 from ppbfl.protocol.chain_registry import identity_from_chain
 from ppbfl.protocol.registry import MANIFEST, Registry, identity_of
 from ppbfl.protocol.tls import fingerprint, party_id_of, read_ca_cert
@@ -211,18 +211,24 @@ def admin_key(key_file: str | os.PathLike | None, environ: Mapping[str, str] = o
         raise ConfigError("admin_key", f"${ADMIN_KEY_ENV} is not a 32-byte secp256k1 key in hex (64 digits)") from None
 
 
-def list_parties(contract: RoundsContract, from_block: int = 0) -> list[PartyEntry]:
-    """Every certificate registered in ``contract`` since block ``from_block``, in registration
-    order, with whether it is still active (from the ``PartyRegistered`` and ``PartyRevoked``
-    events: two log queries, whatever the number of parties).
+def list_parties(contract: RoundsContract, from_block: int | None = None) -> list[PartyEntry]:
+    """Every certificate registered in ``contract`` since block ``from_block`` (default: the
+    contract's deployment block, :attr:`~ppbfl.chain.rounds.RoundsContract.deployed_at`), in
+    registration order, with whether it is still active (from the ``PartyRegistered`` and
+    ``PartyRevoked`` events, asked in bounded block ranges: :func:`ppbfl.chain.logs.scan_logs`).
 
     Raises:
         ChainError: the node does not answer.
     """
+    from ppbfl.chain.logs import scan_logs
+
     events = contract.contract.events
     try:
-        registered = events.PartyRegistered().get_logs(from_block=from_block)
-        revoked = {bytes(log["args"]["fingerprint"]) for log in events.PartyRevoked().get_logs(from_block=from_block)}
+        start = contract.deployed_at if from_block is None else from_block
+        registered = scan_logs(events.PartyRegistered, start)
+        revoked = {bytes(log["args"]["fingerprint"]) for log in scan_logs(events.PartyRevoked, start)}
+    except PPBFLError:
+        raise
     except Exception as error:  # connection refused, timeout, a node that keeps no logs
         raise ChainError(f"the node did not return the registry's events ({type(error).__name__}: {error})") from None
     return [
@@ -230,7 +236,6 @@ def list_parties(contract: RoundsContract, from_block: int = 0) -> list[PartyEnt
                    bytes(log["args"]["fingerprint"]) not in revoked)
         for log in registered
     ]
-
 
 
 def pending_parties(

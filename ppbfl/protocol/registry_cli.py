@@ -11,39 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ppbfl.chain.attest import ChainKey
-    from ppbfl.chain.rounds import RoundsContract
 
-__all__ = ["add_registry_commands", "connect_contract"]
+__all__ = ["add_registry_commands"]
 
 _KEY_HELP = (
     "file holding the admin's chain key (64 hex digits, mode 0600); without it the key is read from "
     "$PPBFL_ADMIN_KEY. Never give a key on the command line"
 )
-
-
-def connect_contract(url: str, address: str) -> RoundsContract:
-    """The ``PPBFLRounds`` contract at ``address`` on the JSON-RPC node at ``url`` (no unlocked
-    account needed).
-
-    Raises:
-        ConfigError: ``contract``: not an address; ChainError: the node does not answer or holds no
-            contract there.
-    """
-    from eth_utils import to_checksum_address
-
-    from ppbfl.chain import Chain
-    from ppbfl.chain.errors import ChainError
-    from ppbfl.chain.rounds import RoundsContract, load_artifact
-    from ppbfl.errors import ConfigError
-
-    try:
-        checksummed = to_checksum_address(address)
-    except ValueError as error:
-        raise ConfigError("contract", f"{address!r:.60} is not an address ({error})") from None
-    chain = Chain.connect(url)
-    if not chain.w3.eth.get_code(checksummed):
-        raise ChainError(f"no contract at {checksummed} on {url}")
-    return RoundsContract(chain, checksummed, load_artifact()["abi"])
 
 
 def _signer(args: argparse.Namespace) -> tuple[str | None, ChainKey | None]:
@@ -71,6 +45,7 @@ def _signer(args: argparse.Namespace) -> tuple[str | None, ChainKey | None]:
 
 def _list(args: argparse.Namespace) -> int:
     from ppbfl.chain.rounds import ROLES
+    from ppbfl.protocol.chain_registry import connect_contract
     from ppbfl.protocol.registry_admin import list_parties
 
     contract = connect_contract(args.chain, args.contract)
@@ -84,6 +59,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _register(args: argparse.Namespace) -> int:
     from ppbfl.errors import ConfigError
+    from ppbfl.protocol.chain_registry import connect_contract
     from ppbfl.protocol.creds import read_chain_accounts
     from ppbfl.protocol.registry_admin import parties_of_folder, party_of_certificate, pending_parties, register_edge_nodes
 
@@ -122,6 +98,7 @@ def _register(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     from ppbfl.chain.rounds import ROLES
     from ppbfl.errors import ConfigError
+    from ppbfl.protocol.chain_registry import connect_contract
     from ppbfl.protocol.registry_admin import PartyEntry, parse_fingerprint
     from ppbfl.protocol.tls import fingerprint, read_ca_cert
 
@@ -179,7 +156,10 @@ def add_registry_commands(commands: Any) -> None:
     listing = sub.add_parser("list", help="every registered certificate: fingerprint, role, index, active, party id (no key needed)")
     _chain_options(listing)
     listing.add_argument("--all", action="store_true", help="also list revoked certificates")
-    listing.add_argument("--from-block", type=int, default=0, help="read the registry's events from this block on (default 0)")
+    listing.add_argument(
+        "--from-block", type=int, default=None,
+        help="read the registry's events from this block on (default: the contract's deployment block)",
+    )
     listing.set_defaults(run=_run, registry_run=_list)
     register = sub.add_parser("register", help="register the parties of a ppbfl creds folder, or one certificate")
     _chain_options(register)
