@@ -117,6 +117,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _rotate_edge(args: argparse.Namespace) -> int:
+    from ppbfl.protocol.chain_registry import connect_contract
     from ppbfl.protocol.registry_admin import edge_rotation_input, rotate_edge_node
 
     fp, account = edge_rotation_input(args.index, args.cert, args.ca, args.account)
