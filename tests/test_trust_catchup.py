@@ -45,10 +45,10 @@ def run():
         late = deployment.nodes[LATE]
         vote = late.trust_vote
 
-        def unreachable_in_round_2(round, context, commitments, refused=()):
+        def unreachable_in_round_2(round, context, commitments, refused=(), **options):
             if round == 2:
                 raise OutOfPhaseError(LATE, "unreachable")
-            return vote(round, context, commitments, refused)
+            return vote(round, context, commitments, refused, **options)
 
         late.trust_vote = unreachable_in_round_2  # type: ignore[method-assign]
         signatures: dict[int, int] = {}

@@ -195,7 +195,6 @@ class TrustKeeper:
         pow_failed = [x.device for x in records if x.evidence.pow_failed]  # what the voters count (device indices)
         signatures = []
         previous = self._previous_anchored(self.ledger.contract, round)
-        reports = {"ids_reports": ids_reports} if ids_reports else {}  # a voter asked without reports keeps its 3-argument call
         for k, voter in enumerate(self.voters):
             try:
                 witness = getattr(voter, "trust_witness", None)
@@ -204,10 +203,10 @@ class TrustKeeper:
                 if isinstance(voter, RemoteTrustVoter):  # a process: relayed rounds it checks against t signatures
                     self._relay_disagreed(k, voter)
                     vote, signature = voter.trust_vote(
-                        round, self.ledger.context, commitments, pow_failed, previous=previous, missed=self._missed, **reports,
+                        round, self.ledger.context, commitments, pow_failed, previous=previous, missed=self._missed, ids_reports=ids_reports,
                     )
                 else:
-                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, pow_failed, **reports)
+                    vote, signature = voter.trust_vote(round, self.ledger.context, commitments, pow_failed, ids_reports=ids_reports)
             except PPBFLError:  # a node out of the round (left out, liar, restarted without its store) does not vote
                 continue
             if vote == mine:
