@@ -68,7 +68,7 @@ from ppbfl.protocol.round import Coordinator, RoundResult
 from ppbfl.protocol.trust_voter import RemoteTrustVoter
 from ppbfl.trust import TrustConfig, initial_trust
 from ppbfl.trust.catchup import TrustSigners
-from ppbfl.trust.ids_reports import IdsReport, IdsSensors
+from ppbfl.trust.ids_reports import IdsReport, IdsSensors, lying_sensors
 from ppbfl.trust.keeper import TrustKeeper, TrustVoter
 from ppbfl.trust.store import TrustStore
 
@@ -139,7 +139,7 @@ class DemoConfig:
             raise DemoConfigError(f"flame_noise = {self.flame_noise!r}: expected a finite number >= 0, and 0 unless rule = 'flame'")
         if self.rescale and self.rule != "cosine":
             raise DemoConfigError(f"rescale: FLTrust's norm rescaling is an option of rule 'cosine', not {self.rule!r}")
-        if self.ids and self.kill_edge is not None and (self.n - self.t) // 2 < 1:  # IdsSensors.of: quorum n - e
+        if self.ids and self.kill_edge is not None and lying_sensors(self.n, self.t) < 1:  # every node's report in the quorum n - e
             raise DemoConfigError(
                 f"ids: with kill_edge = {self.kill_edge} only {self.n - 1} edge nodes report, (t, n) = ({self.t}, {self.n}) "
                 f"gives e = 0 and a quorum of {self.n} reports; turn IDS off (--no-ids) or use n >= t + 2"

@@ -52,7 +52,7 @@ from ppbfl.trust.catchup import TrustSigners
 from ppbfl.trust.reputation import Evidence
 
 __all__ = [
-    "COUNT_MAX", "IdsReport", "IdsReportError", "IdsSensors", "combine_counts", "report_from_bytes", "report_to_bytes", "sign_report",
+    "COUNT_MAX", "IdsReport", "IdsReportError", "IdsSensors", "combine_counts", "lying_sensors", "report_from_bytes", "report_to_bytes", "sign_report",
     "with_ids_flags",
 ]
 
@@ -188,6 +188,12 @@ def combine_counts(counts: Sequence[Mapping[int, int]], liars: int) -> dict[int,
     return combined
 
 
+def lying_sensors(n: int, t: int) -> int:
+    """``e = floor((n - t) / 2)``: the lying edge nodes (sensors) the combination rule withstands
+    among ``n`` registered ones at threshold ``t`` (DESIGN §2); a set needs ``n - e`` reports."""
+    return (n - t) // 2
+
+
 @dataclass(frozen=True)
 class IdsSensors:
     """Who may report and how reports combine: the registered edge ``accounts`` (lower-case 0x
@@ -203,7 +209,7 @@ class IdsSensors:
         """From the registered edge accounts and t a node already checks trust rounds against:
         ``e = floor((n - t) / 2)``, quorum ``n - e`` (at least ``t`` honest reports with e liars)."""
         n = len(signers.accounts)
-        liars = (n - signers.threshold) // 2
+        liars = lying_sensors(n, signers.threshold)
         return cls(signers.accounts, liars, n - liars)
 
     def check(self, report: IdsReport, context: ChainContext, round: int, devices: int) -> None:
