@@ -34,6 +34,7 @@ from ppbfl.chain.merkle import (
     verify_leaf_proof,
 )
 from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
+from ppbfl.chain.quorum_provider import ChainDisagreementError, QuorumProvider
 from ppbfl.chain.rounds import (
     PARTY_AGGREGATOR,
     PARTY_UNATTRIBUTED,
@@ -60,6 +61,7 @@ __all__ = [
     "ArtifactError",
     "AuditResult",
     "Chain",
+    "ChainDisagreementError",
     "ChainError",
     "ChainRevertError",
     "ChainTimeoutError",
@@ -70,6 +72,7 @@ __all__ = [
     "Failure",
     "GasReport",
     "Phase",
+    "QuorumProvider",
     "RoundState",
     "RoundsContract",
     "VectorTree",
