@@ -28,7 +28,7 @@ import pytest
 from eth_account import Account
 from eth_utils import event_signature_to_log_topic, function_signature_to_4byte_selector
 
-from ppbfl.chain import Chain, ChainDisagreementError, MissingAccountError, find_anvil
+from ppbfl.chain import Chain, ChainDisagreementError, ChainRevertError, MissingAccountError, find_anvil
 from ppbfl.chain.attest import ChainKey
 from ppbfl.chain.rounds import ROLE_DEVICE, RoundsContract, load_artifact
 from ppbfl.cli import main, peer_registry
@@ -301,6 +301,8 @@ def test_a_signed_transaction_is_broadcast_to_every_endpoint_and_nothing_is_sign
         assert alone.party(LATER) == (ROLE_DEVICE, 2, True)
     assert _rpc(twins.a, "eth_getBlockByNumber", ["latest", False])["hash"] == _rpc(twins.b, "eth_getBlockByNumber", ["latest", False])["hash"]
     assert contract.party(LATER) == (ROLE_DEVICE, 2, True)  # and 2 of 3 agree on it
+    with pytest.raises(ChainRevertError, match="NotActiveParty"):  # a revert both give identically is the answer, decoded
+        contract.revoke_party(REVOKED, key=admin)
     chain.close()
 
 

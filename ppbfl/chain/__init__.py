@@ -13,6 +13,7 @@ from ppbfl.chain.errors import (
     AnvilStartError,
     AnvilUnavailableError,
     ArtifactError,
+    ChainDisagreementError,
     ChainError,
     ChainRevertError,
     ChainTimeoutError,
@@ -34,7 +35,7 @@ from ppbfl.chain.merkle import (
     verify_leaf_proof,
 )
 from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
-from ppbfl.chain.quorum_provider import ChainDisagreementError, QuorumProvider
+from ppbfl.chain.quorum_provider import QuorumProvider
 from ppbfl.chain.rounds import (
     PARTY_AGGREGATOR,
     PARTY_UNATTRIBUTED,

@@ -194,7 +194,7 @@ class Chain:
         give a read-only connection through a
         :class:`~ppbfl.chain.quorum_provider.QuorumProvider`: every read is answered only when
         ``agree`` of them (default: all) give the identical answer at one pinned block (at most
-        ``max_lag`` blocks behind), else :class:`~ppbfl.chain.quorum_provider.ChainDisagreementError`;
+        ``max_lag`` blocks behind), else :class:`~ppbfl.chain.errors.ChainDisagreementError`;
         signed transactions are sent to all of them; ``timeout_s`` is each endpoint's time per request.
 
         Raises:

@@ -11,7 +11,7 @@ endpoints, ideally run by different operators:
   (``eth_blockNumber``); the pin is the ``k``-th highest head (at least ``k`` endpoints have that
   block). Each endpoint then answers the block's hash and the request at that block; the answer is
   returned only when at least ``k`` endpoints gave the identical ``(block hash, answer)``.
-  Otherwise :class:`ChainDisagreementError` names the method and every endpoint with what it said:
+  Otherwise :class:`~ppbfl.chain.errors.ChainDisagreementError` names the method and every endpoint with what it said:
   a refusal, never a guess. An endpoint that is down or slower than the timeout counts as not
   agreeing. ``eth_blockNumber`` answers the pin itself.
 * **rollback**: an endpoint that reports an old head would drag the pin (with ``k = m``, the lowest
@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,10 +54,10 @@ from web3.providers.base import JSONBaseProvider
 from web3.providers.rpc import HTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from ppbfl.chain.errors import ChainError, MissingAccountError
+from ppbfl.chain.errors import ChainDisagreementError, ChainError, MissingAccountError
 from ppbfl.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_LAG", "ChainDisagreementError", "QuorumProvider", "endpoint_urls"]
+__all__ = ["DEFAULT_MAX_LAG", "QuorumProvider", "endpoint_urls"]
 
 #: blocks the pinned block may lag behind the reference head (see the module docstring)
 DEFAULT_MAX_LAG = 4
@@ -77,21 +77,6 @@ _SIGNING = frozenset({
     "eth_signTypedData_v4", "personal_sign", "personal_sendTransaction",
 })
 _TO_PIN = ("latest", "pending")
-
-
-class ChainDisagreementError(ChainError):
-    """Fewer than ``agree`` endpoints gave the identical answer to ``method``: refused.
-
-    ``answers`` maps each endpoint (``#i scheme://host:port``, no path or credentials) to what it
-    said (an answer label, a head, or why it gave none); ``block``: the pinned block (None for
-    methods not tied to a block, or when no block could be pinned).
-    """
-
-    def __init__(self, method: str, agree: int, answers: dict[str, str], block: int | None, problem: str) -> None:
-        self.method, self.agree, self.answers, self.block = method, agree, dict(answers), block
-        at = "" if block is None else f" at block {block}"
-        said = "; ".join(f"{name}: {what}" for name, what in answers.items())
-        super().__init__(f"{method}{at}: {problem} ({agree} must agree); {said}")
 
 
 def endpoint_urls(url: str | Sequence[str]) -> list[str]:
@@ -239,12 +224,14 @@ class QuorumProvider(JSONBaseProvider):
 
     def _wait(self, futures: list[Future[Any]]) -> list[tuple[Any, str | None]]:
         """Each future's ``(value, None)`` or ``(None, why it gave none)``, waiting at most the timeout."""
+        done, _ = wait(futures, timeout=self.timeout_s + 1.0)
         outcomes: list[tuple[Any, str | None]] = []
         for future in futures:
-            try:
-                outcomes.append((future.result(timeout=self.timeout_s + 1.0), None))
-            except FutureTimeout:
+            if future not in done:
                 outcomes.append((None, f"no answer in {self.timeout_s:g} s"))
+                continue
+            try:
+                outcomes.append((future.result(), None))
             except Exception as error:  # down, refused, malformed: does not agree
                 outcomes.append((None, f"no answer ({type(error).__name__}: {str(error)[:80]})"))
         return outcomes
@@ -319,7 +306,7 @@ class QuorumProvider(JSONBaseProvider):
                     continue
                 groups.setdefault(key, []).append(i)
                 if len(groups[key]) >= self.agree:
-                    return self._answer(response["result"]) if "result" in response else {**response, "id": response.get("id", 0)}
+                    return self._answer(response["result"]) if "result" in response else response  # an agreed error: a revert
         except FutureTimeout:
             pass
         for i in index.values():
