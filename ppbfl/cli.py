@@ -74,7 +74,7 @@ def _edge(args: argparse.Namespace) -> int:
 
 def peer_registry(args: argparse.Namespace) -> PeerRegistry | None:
     """With ``--chain URL --contract ADDRESS``: a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`
-    of that contract (callers' identities, and the devices' upload keys, from the chain); else None
+    of that contract (``--chain URL1,URL2,... --chain-agree K``: read through K agreeing endpoints) (callers' identities, and the devices' upload keys, from the chain); else None
     (the manifest ``--registry`` is used).
 
     Raises:
@@ -89,7 +89,7 @@ def peer_registry(args: argparse.Namespace) -> PeerRegistry | None:
         raise ConfigError("chain" if args.chain is None else "contract", "--chain and --contract go together")
     from ppbfl.protocol.chain_registry import ChainRegistry
 
-    return ChainRegistry.connect(args.chain, args.contract, max_age_s=args.registry_max_age)
+    return ChainRegistry.connect(args.chain, args.contract, agree=args.chain_agree, max_age_s=args.registry_max_age)
 
 
 def edge_node(args: argparse.Namespace, registry: PeerRegistry | None = None) -> EdgeNode:
@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--creds", required=True, help="folder with <party>.crt, <party>.key and <party>.chain.key (made by ppbfl creds)")
     edge.add_argument("--ca", required=True, help="the consortium CA certificate (PEM)")
     edge.add_argument("--registry", default=None, help="credential manifest: who may call, under which id (default: CREDS/registry.json, written by ppbfl creds)")
-    edge.add_argument("--chain", default=None, help="JSON-RPC URL of the consortium's chain: with --contract, callers' identities come from the contract's party registry instead of the manifest")
+    edge.add_argument("--chain", default=None, help="JSON-RPC URL of the consortium's chain (or URL1,URL2,...: several endpoints, see --chain-agree): with --contract, callers' identities come from the contract's party registry instead of the manifest")
+    edge.add_argument("--chain-agree", type=int, default=None, help="with several --chain endpoints: how many must give every answer identically (default: all)")
     edge.add_argument("--contract", default=None, help="with --chain: address of the consortium's PPBFLRounds contract")
     edge.add_argument("--registry-max-age", type=float, default=5.0, help="with --chain: seconds a chain answer is cached (a revoked party is refused within this bound; default 5)")
     edge.add_argument("--host", default="127.0.0.1")

@@ -13,6 +13,7 @@ from ppbfl.chain.errors import (
     AnvilStartError,
     AnvilUnavailableError,
     ArtifactError,
+    ChainDisagreementError,
     ChainError,
     ChainRevertError,
     ChainTimeoutError,
@@ -34,6 +35,7 @@ from ppbfl.chain.merkle import (
     verify_leaf_proof,
 )
 from ppbfl.chain.pow import bind_commitment, pow_stamp, pow_valid
+from ppbfl.chain.quorum_provider import QuorumProvider
 from ppbfl.chain.rounds import (
     PARTY_AGGREGATOR,
     PARTY_UNATTRIBUTED,
@@ -60,6 +62,7 @@ __all__ = [
     "ArtifactError",
     "AuditResult",
     "Chain",
+    "ChainDisagreementError",
     "ChainError",
     "ChainRevertError",
     "ChainTimeoutError",
@@ -70,6 +73,7 @@ __all__ = [
     "Failure",
     "GasReport",
     "Phase",
+    "QuorumProvider",
     "RoundState",
     "RoundsContract",
     "VectorTree",

@@ -40,6 +40,8 @@ from ppbfl.chain.errors import (
     ChainValueError,
     MissingAccountError,
 )
+from ppbfl.chain.quorum_provider import DEFAULT_MAX_LAG, QuorumProvider, endpoint_urls
+from ppbfl.errors import ConfigError
 
 if TYPE_CHECKING:
     from ppbfl.chain.attest import ChainKey
@@ -178,7 +180,9 @@ class Chain:
             raise
 
     @classmethod
-    def connect(cls, url: str, *, timeout_s: float = 30.0) -> Chain:
+    def connect(
+        cls, url: str | Sequence[str], *, agree: int | None = None, timeout_s: float = 30.0, max_lag: int = DEFAULT_MAX_LAG,
+    ) -> Chain:
         """Connect to any JSON-RPC EVM node at ``url`` (``http(s)://``), e.g. a consortium's own
         node, whose unlocked accounts (``eth_accounts``) the parties send from. A node without
         unlocked accounts gives a read-only connection: views, events, and transactions signed by
@@ -186,9 +190,32 @@ class Chain:
         sign raises :class:`MissingAccountError` naming the account. The node must run Cancun rules
         (the contract's ``evmVersion``). Nothing is started or stopped.
 
+        Several endpoints (a list, or ``url`` comma-separated: ``"http://a:8545,http://b:8545"``)
+        give a read-only connection through a
+        :class:`~ppbfl.chain.quorum_provider.QuorumProvider`: every read is answered only when
+        ``agree`` of them (default: all) give the identical answer at one pinned block (at most
+        ``max_lag`` blocks behind), else :class:`~ppbfl.chain.errors.ChainDisagreementError`;
+        signed transactions are sent to all of them; ``timeout_s`` is each endpoint's time per request.
+
         Raises:
-            ChainError: the URL is not HTTP(S), or the node does not answer.
+            ChainError: the URL is not HTTP(S), or the node does not answer (several endpoints:
+                ``ChainDisagreementError``, fewer than ``agree`` agree on the chain id);
+            ConfigError: ``chain``: an empty, malformed or repeated endpoint in a list;
+                ``chain_agree``: ``agree`` not in ``1..m``.
         """
+        urls = endpoint_urls(url)
+        if len(urls) > 1:
+            provider = QuorumProvider(urls, agree, timeout_s=timeout_s, max_lag=max_lag)
+            w3 = Web3(provider)
+            try:
+                w3.eth.chain_id  # noqa: B018 (k endpoints must agree on the chain before anything else)
+            except Exception:
+                provider.close()
+                raise
+            return cls(w3, [], target="quorum", timeout_s=timeout_s)
+        if agree not in (None, 1):
+            raise ConfigError("chain_agree", f"must be 1 with one endpoint, got {agree!r}")
+        url = urls[0]
         if not url.startswith(("http://", "https://")):
             raise ChainError(f"chain URL {url!r}: expected an http:// or https:// JSON-RPC endpoint")
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
@@ -201,10 +228,12 @@ class Chain:
         return cls(w3, accounts, target=target, timeout_s=timeout_s)
 
     def close(self) -> None:
-        """Stop the anvil node if this chain started one (idempotent)."""
+        """Stop the anvil node if this chain started one, and a quorum's threads (idempotent)."""
         if self.node is not None:
             self.node.stop()
             self.node = None
+        if isinstance(self.w3.provider, QuorumProvider):
+            self.w3.provider.close()
 
     def __enter__(self) -> Self:
         return self

@@ -10,6 +10,7 @@ __all__ = [
     "AnvilStartError",
     "AnvilUnavailableError",
     "ArtifactError",
+    "ChainDisagreementError",
     "ChainError",
     "ChainRevertError",
     "ChainTimeoutError",
@@ -21,6 +22,21 @@ __all__ = [
 
 class ChainError(PPBFLError):
     """Base class of every chain-layer error."""
+
+
+class ChainDisagreementError(ChainError):
+    """Fewer than ``agree`` endpoints gave the identical answer to ``method``: refused.
+
+    ``answers`` maps each endpoint (``#i scheme://host:port``, no path or credentials) to what it
+    said (an answer label, a head, or why it gave none); ``block``: the pinned block (None for
+    methods not tied to a block, or when no block could be pinned).
+    """
+
+    def __init__(self, method: str, agree: int, answers: dict[str, str], block: int | None, problem: str) -> None:
+        self.method, self.agree, self.answers, self.block = method, agree, dict(answers), block
+        at = "" if block is None else f" at block {block}"
+        said = "; ".join(f"{name}: {what}" for name, what in answers.items())
+        super().__init__(f"{method}{at}: {problem} ({agree} must agree); {said}")
 
 
 class ChainValueError(ChainError, ValueError):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,16 +113,20 @@ class ChainRegistry:
         self._lock = threading.Lock()
 
     @classmethod
-    def connect(cls, url: str, address: str, **bounds: Any) -> ChainRegistry:
+    def connect(cls, url: str | Sequence[str], address: str, *, agree: int | None = None, **bounds: Any) -> ChainRegistry:
         """The registry of the ``PPBFLRounds`` contract at ``address`` on the JSON-RPC node at
         ``url`` (``bounds``: as for the constructor). Only views are called: the node needs no
-        unlocked account (a read-only :meth:`ppbfl.chain.Chain.connect`).
+        unlocked account (a read-only :meth:`ppbfl.chain.Chain.connect`). Several endpoints
+        (comma-separated or a list): every answer must come identically from ``agree`` of them
+        (default all; :class:`~ppbfl.chain.quorum_provider.QuorumProvider`), else the peer is
+        refused (:class:`RegistryUnavailableError` naming the disagreement).
 
         Raises:
             ChainError: the node does not answer or holds no contract at ``address``;
-            ConfigError: ``address`` is not an address, or a bound is out of range.
+            ConfigError: ``address`` is not an address, an endpoint or ``agree`` is malformed, or
+                a bound is out of range.
         """
-        return cls(connect_contract(url, address), **bounds)
+        return cls(connect_contract(url, address, agree=agree), **bounds)
 
     def identify(self, fingerprint: bytes) -> Identity | None:
         """The identity the chain registers for the 32-byte certificate ``fingerprint`` (None:
@@ -193,12 +197,15 @@ class ChainRegistry:
         return pinned
 
 
-def connect_contract(url: str, address: str) -> RoundsContract:
+def connect_contract(url: str | Sequence[str], address: str, *, agree: int | None = None) -> RoundsContract:
     """The ``PPBFLRounds`` contract at ``address`` on the JSON-RPC node at ``url``, for views (a
-    read-only :meth:`ppbfl.chain.Chain.connect`: no unlocked account needed).
+    read-only :meth:`ppbfl.chain.Chain.connect`: no unlocked account needed). ``url`` may name
+    several endpoints (comma-separated or a list), of which ``agree`` (default all) must give every
+    answer identically (:class:`~ppbfl.chain.quorum_provider.QuorumProvider`).
 
     Raises:
-        ConfigError: ``contract``: not an address; ChainError: the node does not answer or holds no
+        ConfigError: ``contract``: not an address; ``chain`` / ``chain_agree``: malformed
+            endpoints or agreement count; ChainError: the node does not answer or holds no
             contract there (the connection is closed then).
     """
     from eth_utils import to_checksum_address
@@ -211,8 +218,11 @@ def connect_contract(url: str, address: str) -> RoundsContract:
         checksummed = to_checksum_address(address)
     except ValueError as error:
         raise ConfigError("contract", f"{address!r:.60} is not an address ({error})") from None
-    chain = Chain.connect(url)
-    if not chain.w3.eth.get_code(checksummed):
+    chain = Chain.connect(url, agree=agree)
+    try:
+        if not chain.w3.eth.get_code(checksummed):
+            raise ChainError(f"no contract at {checksummed} on {url if isinstance(url, str) else ','.join(url)}")
+        return RoundsContract(chain, checksummed, load_artifact()["abi"])
+    except Exception:
         chain.close()
-        raise ChainError(f"no contract at {checksummed} on {url}")
-    return RoundsContract(chain, checksummed, load_artifact()["abi"])
+        raise

@@ -48,7 +48,7 @@ def _list(args: argparse.Namespace) -> int:
     from ppbfl.protocol.chain_registry import connect_contract
     from ppbfl.protocol.registry_admin import list_parties
 
-    contract = connect_contract(args.chain, args.contract)
+    contract = connect_contract(args.chain, args.contract, agree=args.chain_agree)
     entries = list_parties(contract, from_block=args.from_block)
     print(f"# {len(entries)} certificates registered in {contract.address}; fingerprint role index active party")
     for entry in entries:
@@ -79,7 +79,7 @@ def _register(args: argparse.Namespace) -> int:
         entries, skipped = parties_of_folder(args.creds, args.party, args.ca)
     sender, key = _signer(args)
     accounts = read_chain_accounts(args.creds) if args.edge_nodes else {}
-    contract = connect_contract(args.chain, args.contract)
+    contract = connect_contract(args.chain, args.contract, agree=args.chain_agree)
     for party in register_edge_nodes(contract, entries, accounts, sender=sender, key=key) if args.edge_nodes else []:
         print(f"registered edge node {party} (account {accounts[party]})")
     todo, already = pending_parties(contract, entries)
@@ -106,7 +106,7 @@ def _revoke(args: argparse.Namespace) -> int:
         raise ConfigError("fingerprint", "give the certificate's FINGERPRINT or --cert FILE (one of them)")
     fp = parse_fingerprint(args.fingerprint) if args.fingerprint is not None else fingerprint(read_ca_cert(args.cert))
     sender, key = _signer(args)
-    contract = connect_contract(args.chain, args.contract)
+    contract = connect_contract(args.chain, args.contract, agree=args.chain_agree)
     role, index, active = contract.party(fp)
     if not active:  # named here without spending gas; the contract would say NotActiveParty
         state = "was revoked before" if role else "was never registered"
@@ -122,7 +122,7 @@ def _rotate_edge(args: argparse.Namespace) -> int:
 
     fp, account = edge_rotation_input(args.index, args.cert, args.ca, args.account)
     sender, key = _signer(args)
-    contract = connect_contract(args.chain, args.contract)
+    contract = connect_contract(args.chain, args.contract, agree=args.chain_agree)
     done = rotate_edge_node(contract, args.index, fp, account, sender=sender, key=key)
     print(f"rotated edge-{done.index}: account {done.old_account} -> {done.account}")
     print(f"revoked {done.old_fingerprint.hex()}; registered {done.fingerprint.hex()} ({done.gas} gas)")
@@ -141,7 +141,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _chain_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--chain", required=True, help="JSON-RPC URL of the consortium's chain (http:// or https://)")
+    parser.add_argument("--chain", required=True, help="JSON-RPC URL of the consortium's chain (http:// or https://), or URL1,URL2,...: several endpoints")
+    parser.add_argument("--chain-agree", type=int, default=None, help="with several --chain endpoints: how many must give every answer identically (default: all)")
     parser.add_argument("--contract", required=True, help="address of the consortium's PPBFLRounds contract")
 
 

@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--registry", type=Path, default=None, help="credential manifest (default: CREDS/registry.json)")
     parser.add_argument("--chain", default=None, help="JSON-RPC URL: with --contract, callers' identities come from the contract's party registry, not the manifest")
     parser.add_argument("--contract", default=None, help="with --chain: the consortium's PPBFLRounds address")
+    parser.add_argument("--chain-agree", type=int, default=None, help="with --chain URL1,URL2,...: how many endpoints must give every answer identically (default: all)")
     parser.add_argument("--handler-arg", default="{}", help="JSON object of keyword arguments for the factory")
     args = parser.parse_args(argv)
     if (args.chain is None) != (args.contract is None):
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.chain is not None:
             from ppbfl.protocol.chain_registry import ChainRegistry
 
-            registry = ChainRegistry.connect(args.chain, args.contract)
+            registry = ChainRegistry.connect(args.chain, args.contract, agree=args.chain_agree)
         else:
             registry = FileRegistry(args.registry or args.creds / MANIFEST)
         return run_server(handler, args.party, creds, read_ca_cert(args.ca), host=args.host, port=args.port, registry=registry)

@@ -27,8 +27,9 @@ else the run config (``[tool.flwr.app.config]``):
 * ``ppbfl-timeout``: seconds per upload (default 30);
 * ``ppbfl-max-pow-bits``: the highest PoW difficulty the device stamps at when the round is on a
   chain (default 24; a higher one in the announcement is refused before any hashing);
-* ``ppbfl-chain``, ``ppbfl-contract``: a JSON-RPC URL and the consortium's ``PPBFLRounds``
-  address, from the mod's arguments or the node config only (never the run config, which the
+* ``ppbfl-chain``, ``ppbfl-contract``: a JSON-RPC URL (or several, comma-separated, which must
+  all give every answer identically: :class:`~ppbfl.chain.quorum_provider.QuorumProvider`) and the
+  consortium's ``PPBFLRounds`` address, from the mod's arguments or the node config only (never the run config, which the
   server side sets): the device then pins every edge node it uploads to to the certificate the
   contract's party registry holds as that node's active one (asked again every 5 s), so an edge
   node whose certificate was revoked, or another CA-issued certificate at its address, is refused
