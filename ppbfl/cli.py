@@ -109,7 +109,7 @@ def edge_node(args: argparse.Namespace, registry: PeerRegistry | None = None) ->
         args.behaviour, device_certs=device_certs, chain_key=str(chain_key_path(args.creds, args.party)),
         device_registry=None if args.registry is None else str(args.registry), state_dir=args.state_dir,
         decision_rule=_edge_rule(args), peer_registry=registry if args.chain is not None else None, **_edge_trust(args),
-        ids_flags_dir=args.ids_flags,
+        ids_flags_dir=args.ids_flags, request_quorum=args.request_quorum,
     )
 
 
@@ -286,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument(
         "--norms", default="auto", choices=["auto", "honest-majority"],
         help="open honest-majority norm (and FLAME Gram) shares only from 2t + 1 nodes (auto: a lying share is corrected) or from 2t - 1",
+    )
+    edge.add_argument(
+        "--request-quorum", type=int, default=None, metavar="Q",
+        help="answer a verify request only with endorsements of its hash by Q edge nodes, this one included, and only the one hash it endorsed "
+        "in the round (for nodes without --chain: then every node answers the same request; Q > (n + t - 1) / 2, checked at setup; "
+        "the coordinator must collect endorsements)",
     )
     edge.set_defaults(run=_edge)
     creds = commands.add_parser("creds", help="make a consortium CA and per-party TLS credentials in a folder; prints the fingerprints")

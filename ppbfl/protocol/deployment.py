@@ -41,6 +41,7 @@ from ppbfl.protocol.edge_node import (
     DEALER_PARTY,
     EdgeBehaviour,
     EdgeNode,
+    check_request_quorum,
     edge_party,
 )
 from ppbfl.protocol.errors import ServerStartError
@@ -72,7 +73,7 @@ def make_edge_node(
     behaviour: str = "honest", device_certs: str | None = None, chain_key: str | None = None, device_registry: str | None = None,
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
     decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None, chain: str | None = None, contract: str | None = None,
-    trust_signers: dict | None = None, ids_flags_dir: str | None = None,
+    trust_signers: dict | None = None, ids_flags_dir: str | None = None, request_quorum: int | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -96,6 +97,7 @@ def make_edge_node(
     argument (:class:`GrpcDeployment` with a ledger). ``ids_flags_dir``: the folder where the
     node's gateway writes its detector's counts per round (``round-<r>.json``,
     :class:`~ppbfl.ids.reputation.FlagsFolder`): the node's signed IDS report (needs ``trust_config``).
+    ``request_quorum``: :attr:`EdgeNode.request_quorum` (checked against the tier at setup).
     These come from the node's operator, never from the coordinator whose word the signatures replace.
 
     Raises:
@@ -116,6 +118,7 @@ def make_edge_node(
         keys = CertificateKeys(device_certs, peer_registry if peer_registry is not None else FileRegistry(manifest))
     rule = None if decision_rule is None else load_decision_rule(decision_rule, prefix="decision_rule")
     node = EdgeNode(behaviour=EdgeBehaviour(behaviour), device_keys=keys, chain_key=key, state_dir=state_dir, decision_rule=rule)
+    node.request_quorum = request_quorum
     if trust_config is not None:
         node.trust_witness = edge_witness(trust_config, trust_devices, trust_store, trust_signers)
     if ids_flags_dir is not None:
@@ -251,6 +254,8 @@ class InProcessDeployment(Deployment):
             identities, so its nodes can read their state); None: fresh ones of a new CA.
         decision_rule: every node's operator-configured rule (:class:`EdgeNode`); None: the nodes
             take the coordinator's.
+        request_quorum: every node's :attr:`EdgeNode.request_quorum` (``(n + t - 1) / 2 < q <= n``,
+            else ConfigError; its coordinator then needs ``request_endorsements=True``); None: none.
 
     Each edge node gets TLS credentials of an in-memory CA (``creds``) and the registry of their
     fingerprints (``registry``): its key signs its PRZS offer, the registry checks its peers'.
@@ -259,8 +264,10 @@ class InProcessDeployment(Deployment):
     def __init__(
         self, t: int, n: int, d: int, *, behaviours: Mapping[int, str] | None = None, field: PrimeField = GF61,
         signed_uploads: bool = False, chain_keys: Mapping[int, ChainKey] | None = None, state_dir: str | Path | None = None,
-        creds: Mapping[str, PartyCredentials] | None = None, decision_rule: DecisionRule | None = None,
+        creds: Mapping[str, PartyCredentials] | None = None, decision_rule: DecisionRule | None = None, request_quorum: int | None = None,
     ) -> None:
+        if request_quorum is not None:
+            check_request_quorum(request_quorum, t, n)
         behaviours = dict(behaviours or {})
         chain_keys = dict(chain_keys or {})
         self.state_dir = state_dir
@@ -279,6 +286,8 @@ class InProcessDeployment(Deployment):
             )
             for j, party in ((j, edge_party(j)) for j in range(1, n + 1))
         }
+        for node in self.nodes.values():
+            node.request_quorum = request_quorum
         self._edges: dict[str, EdgeNode] = dict(self.nodes)
         dealer = TripleDealerNode(t, n, d, InProcessTransport(DEALER_PARTY, self._edges), field=field)
         self._handlers: dict[str, Handler] = {**self._edges, DEALER_PARTY: dealer}
@@ -343,6 +352,8 @@ class GrpcDeployment(Deployment):
             (:meth:`device_transport`); the edge and dealer processes identify callers from the
             contract's party registry (``--chain URL --contract ADDRESS``), not from the manifest.
             None: the manifest.
+        request_quorum: every edge process's request quorum (``ppbfl edge --request-quorum``,
+            :attr:`EdgeNode.request_quorum`; checked at setup); None: none.
 
     Private keys touch the disk only while the server processes start: each loads its own before
     it listens, and every ``.key`` file is deleted once all listen (or failed to), so a process
@@ -356,6 +367,7 @@ class GrpcDeployment(Deployment):
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
         trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
         decision_rule: DecisionRule | None = None, ledger: ChainLedger | None = None, ids_flags_dir: str | Path | None = None,
+        request_quorum: int | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         on_chain = [] if ledger is None else ["--chain", _chain_url(ledger), "--contract", ledger.address]
@@ -396,6 +408,7 @@ class GrpcDeployment(Deployment):
                             **({"trust_signers": {"accounts": sorted(self._edge_accounts.values()), "t": t}} if trust_config is not None else {}),
                             **({"ids_flags_dir": str(Path(ids_flags_dir) / edge_party(j))} if ids_flags_dir is not None else {}),
                             "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
+                            **({"request_quorum": request_quorum} if request_quorum is not None else {}),
                             **({"chain": on_chain[1], "contract": on_chain[3]} if ledger is not None and signed_uploads else {}),
                         },
                         ready_timeout, on_chain,

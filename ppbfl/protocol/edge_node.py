@@ -68,6 +68,7 @@ from ppbfl.protocol.messages import (
     BeaverMasked,
     BeaverOpen,
     DeviceUpload,
+    EndorseRequest,
     EpsCheck,
     FlameAggregateRequest,
     GramRequest,
@@ -79,6 +80,7 @@ from ppbfl.protocol.messages import (
     PRZSDeliver,
     PRZSPeers,
     RecalledRound,
+    RequestEndorsement,
     SetupEdge,
     TripleShares,
     TrustBehind,
@@ -105,7 +107,7 @@ if TYPE_CHECKING:
     from ppbfl.chain.rounds import RoundsContract
     from ppbfl.trust.witness import TrustWitness
 
-__all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "edge_party"]
+__all__ = ["COORDINATOR_PARTY", "DEALER_PARTY", "MAX_EDGE_NODES", "ROUNDS_AHEAD", "EdgeBehaviour", "EdgeNode", "check_request_quorum", "edge_party"]
 
 #: most edge nodes a tier has (the contract's bound: its liar and agreement bitmasks are uint32)
 MAX_EDGE_NODES = 31
@@ -120,6 +122,25 @@ RULES = ("cosine", "flame")
 GRAM_COUNTER = 1 << 63
 #: PRF streams of FLAME's noise (``NOISE_COUNTER + round``; not a zero-sharing counter)
 NOISE_COUNTER = 3 << 62
+#: marks "endorsed a verify request of the round" among the spent counters (``ENDORSE_COUNTER +
+#: round``, round < 2^61; not a zero-sharing counter): kept across restarts with them
+ENDORSE_COUNTER = 5 << 61
+
+
+def check_request_quorum(q: object, t: int, n: int) -> int:
+    """``q`` as a request quorum of a ``(t, n)`` tier (:attr:`EdgeNode.request_quorum`).
+
+    Raises:
+        ConfigError: (key ``request_quorum``) ``q`` is not an int with ``(n + t - 1) / 2 < q <= n``:
+            a smaller one lets two requests of a round each gather a quorum.
+    """
+    if isinstance(q, bool) or not isinstance(q, int) or not n + t - 1 < 2 * q or q > n:
+        raise ConfigError(
+            "request_quorum", f"{q!r} in a (t, n) = ({t}, {n}) tier: expected (n + t - 1) / 2 < q <= n (at least {(n + t) // 2 + 1}), "
+            "so that two quorums share more nodes than the t - 1 that may collude",
+        )
+    return q
+
 
 class EdgeBehaviour(str, enum.Enum):
     """Fault injection for demonstrations and tests: an honest node, or one that lies."""
@@ -168,6 +189,7 @@ class _RoundState:
     gram_beaver: bool = False  # whether the Gram shares this node gave (``gram``) are the Beaver ones
     decided: dict[int, DeviceDecision] | None = None  # device -> the decision this node signed (trust votes)
     aggregating: bool = False  # an aggregate reply of this round is being made (one per round)
+    endorsed: tuple[bytes, bytes] | None = None  # (request hash, this node's signature): the one verify request it endorsed this round
 
 
 class EdgeNode:
@@ -233,6 +255,14 @@ class EdgeNode:
         request with that hash (:meth:`_check_posted_request`). None: from the chain when
         :attr:`registry` is a :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else no
         check (a relay may then send nodes different requests: docs/security.md)."""
+        self.request_quorum: int | None = None
+        """Set by the node's operator: answer a verify request only when this node endorsed its
+        hash for the round (:class:`EndorseRequest`, one hash per round) and it carries valid
+        endorsements of that hash by at least ``q`` distinct tier nodes, this one included
+        (:meth:`_check_endorsements`). ``q`` must exceed ``(n + t - 1) / 2`` (two quorums then share
+        ``2q - n >= t`` nodes, more than the colluding ones, so no two requests of a round can both
+        gather one) and be at most ``n``; checked at setup (ConfigError). For nodes without a chain
+        view; a round then needs ``q`` nodes online instead of ``t``. None: no quorum."""
         self.anchored_trust: Callable[[int, int], int] | None = None
         """``(round, last)`` -> the latest round in ``(last, round)`` whose trust the chain anchored
         (0: none), read by the node itself (:func:`~ppbfl.trust.anchored.latest_anchored`) to decide
@@ -341,6 +371,7 @@ class EdgeNode:
             ProofUpload: self._proof,
             UploadsQuery: self._uploads_report,
             VerifyRequest: self._verify,
+            EndorseRequest: self._endorse,
             TripleShares: self._triples,
             BeaverOpen: self._beaver_open,
             BeaverCheck: self._beaver_check,
@@ -439,6 +470,7 @@ class EdgeNode:
             raise SetupRuleError(self.name, *differs)
         if self.credentials is None or self.registry is None:
             raise OutOfPhaseError(self.name, "no TLS identity and registry to agree PRZS keys with")
+        self._quorum(message)
         if self._przs_setup is not None and _same_request(self._przs_setup[0], message):
             return self._przs_setup[1].offer()  # a retried setup: the same session and key pair
         session = PRZSSetup(message.index, message.t, message.n, message.session, self.credentials, self.registry, self.field)
@@ -588,6 +620,7 @@ class EdgeNode:
         if message.zero_counter != envelope.round or not 0 <= envelope.round < GRAM_COUNTER:
             raise OutOfPhaseError(self.name, f"verify request of round {envelope.round} with PRZS counter {message.zero_counter}: the counter is the round")
         self._check_posted_request(message, envelope.round, envelope.sender)
+        self._check_endorsements(message, envelope.round, envelope.sender)
         self._check_model(message, envelope.round)
         shares = self._shares_of(state, message.devices)
         lam = challenge_coefficients(message.challenge_seed, self.config.d, field=self.field)
@@ -658,6 +691,76 @@ class EdgeNode:
         got = signed_shares.request_hash(message)
         if got != on_chain:
             raise RequestNotAgreedError(relay, "request_hash", round, f"{got.hex()[:16]}... is not the hash posted on chain ({on_chain.hex()[:16]}...)")
+
+    def _quorum(self, setup: SetupEdge) -> int | None:
+        """:attr:`request_quorum`, checked against the tier of ``setup``.
+
+        Raises:
+            ConfigError: (key ``request_quorum``) it is not an int with ``(n + t - 1) / 2 < q <= n``.
+        """
+        return None if self.request_quorum is None else check_request_quorum(self.request_quorum, setup.t, setup.n)
+
+    def _endorse(self, envelope: Envelope, message: EndorseRequest) -> Message:
+        """Endorse ``message.request_hash`` as the one verify request this node answers in the
+        envelope's round (a retry of the same hash: the same signature). The mark survives a
+        restart with the spent counters (:meth:`_persist`): a node restarted after endorsing
+        endorses nothing more in that round (it left the round with its uploads anyway).
+
+        Raises:
+            RequestNotAgreedError: another hash is endorsed already this round (names the relay,
+                field ``request_hash``); OutOfPhaseError: before the PRZS keys were agreed, a
+                round out of range, or a round this node endorsed before a restart.
+        """
+        self._require(envelope.sender, COORDINATOR_PARTY, "endorse request")
+        round, wanted = envelope.round, bytes(message.request_hash)
+        if self.przs is None or not 0 <= round < 1 << 61:
+            raise OutOfPhaseError(self.name, f"endorse request of round {round}: before the PRZS keys were agreed, or a round beyond 2^61")
+        state = self._state(round, create=True)
+        with self.przs.lock:  # check and mark in one step: one endorsed hash per round
+            if state.endorsed is None:
+                if ENDORSE_COUNTER + round in self.przs.used:
+                    raise OutOfPhaseError(self.name, f"endorsed a verify request of round {round} before a restart: it endorses no other")
+                self.przs.used.add(ENDORSE_COUNTER + round)
+                state.endorsed = (wanted, self._sign(signed_shares.endorse_digest(self._session, round, self.config.index, wanted)))
+                fresh = True
+            elif state.endorsed[0] != wanted:
+                raise RequestNotAgreedError(
+                    envelope.sender, "request_hash", round, f"{wanted.hex()[:16]}...: this node endorsed another hash for the round "
+                    f"({state.endorsed[0].hex()[:16]}...; one per round)",
+                )
+            else:
+                fresh = False
+        if fresh:
+            self._persist()  # before the signature leaves: a restarted node must not endorse another hash
+        return RequestEndorsement(state.endorsed[1])
+
+    def _check_endorsements(self, message: VerifyRequest, round: int, relay: str) -> None:
+        """With a :attr:`request_quorum` ``q``: answer only a request whose hash this node endorsed
+        for ``round`` and that carries valid endorsements of it by at least ``q`` distinct nodes
+        (this one included). Checked before any share is computed; without a quorum, nothing.
+
+        Raises:
+            RequestNotAgreedError: naming ``relay`` and the field ``endorsements`` (not endorsed by
+                this node, too few, or a forged or replayed one); ConfigError: the quorum does not fit the tier.
+        """
+        q = self._quorum(self.config)
+        if q is None:
+            return
+        got = signed_shares.request_hash(message)
+        state = self.rounds.get(round)
+        mine = None if state is None or state.endorsed is None else state.endorsed[0]
+        if mine != got:
+            why = "this node endorsed no verify request of the round" if mine is None else f"this node endorsed another hash ({mine.hex()[:16]}...)"
+            raise RequestNotAgreedError(relay, "endorsements", round, f"request {got.hex()[:16]}...: {why}")
+        assert self._przs_setup is not None  # the PRZS keys are agreed (this node endorsed)
+        endorsers = signed_shares.check_endorsements(
+            message.endorsers, message.endorsements, request=got, session=self._session, round=round,
+            keys=self._przs_setup[1].peer_keys, relay=relay,
+        ) | {self.config.index}
+        if len(endorsers) < q:
+            raise RequestNotAgreedError(
+                relay, "endorsements", round, f"request {got.hex()[:16]}... endorsed by nodes {sorted(endorsers)}: this node's operator requires q = {q}",
+            )
 
     def _check_model(self, message: VerifyRequest, round: int) -> None:
         """FLAME on local models: the request's global model must hash to its announced hash, be

@@ -3,7 +3,7 @@
 What survives a restart (:class:`EdgeState`): the :class:`~ppbfl.protocol.messages.SetupEdge` the
 node accepted, the certificates of the peers whose PRZS offers it checked, its PRZS set keys
 (:mod:`ppbfl.protocol.przs_setup`), every PRZS counter it has spent (verify, Gram and FLAME-noise
-streams), the latest round the coordinator reached, and its :class:`~ppbfl.protocol.messages.AggregateShare`
+streams; also a mark per round it endorsed a verify request in, :data:`~ppbfl.protocol.edge_node.ENDORSE_COUNTER`), the latest round the coordinator reached, and its :class:`~ppbfl.protocol.messages.AggregateShare`
 reply of the last :data:`KEEP_ROUNDS` rounds it aggregated (served again to a coordinator that
 restarted between a round's close and its model file, :mod:`ppbfl.protocol.resume`). Devices' share
 vectors are not kept: a node that restarts in the middle of a round leaves that round.

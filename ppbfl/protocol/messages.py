@@ -15,7 +15,9 @@ Flow of round ``r`` (``m`` devices, edge nodes ``1..n``, threshold ``t``, vector
 3. coordinator -> edge node: :class:`VerifyRequest` (challenge seed fixed on chain after the
    commitments, encoded public reference, device list) -> :class:`VerifyShares` (per device: the
    consistency value, the share of ``<g, r>``, and -- honest-majority mode -- the re-randomised
-   share of ``||g||^2``).
+   share of ``||g||^2``). With nodes that hold a request quorum, first coordinator -> edge node
+   :class:`EndorseRequest` (the request's hash) -> :class:`RequestEndorsement`, relayed inside the
+   :class:`VerifyRequest`.
 4. Beaver mode only (fewer than ``2t - 1`` edge nodes online): dealer -> edge node
    :class:`TripleShares`; coordinator -> edge node :class:`BeaverOpen` -> :class:`BeaverMasked`
    (shares of ``g - a``), :class:`BeaverCheck` (opened ``g - a``) -> :class:`EpsCheck` (signed
@@ -67,6 +69,7 @@ __all__ = [
     "BeaverMasked",
     "BeaverOpen",
     "DeviceUpload",
+    "EndorseRequest",
     "EpsCheck",
     "FlameAggregateRequest",
     "GramRequest",
@@ -78,6 +81,7 @@ __all__ = [
     "PRZSSealed",
     "RecalledRound",
     "ProofUpload",
+    "RequestEndorsement",
     "SetupEdge",
     "TripleRequest",
     "TripleShares",
@@ -303,10 +307,13 @@ class VerifyRequest(Message):
     float32 bytes, :meth:`ppbfl.protocol.ledger.ChainLedger.model_hash`); the node checks that
     ``G`` has that hash and that ``reference`` is ``G``'s encoding
     (:func:`ppbfl.protocol.flame_decision.check_global_model`).
+    ``endorsers``, ``endorsements``: the nodes that endorsed this request's hash for the round and
+    their :class:`RequestEndorsement` signatures (not covered by the hash, which they sign); a node
+    with a request quorum answers only with enough of them (:class:`EndorseRequest`).
     """
 
     KIND: ClassVar[str] = "verify_request"
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5
     challenge_seed: Hash
     reference: Annotated[np.ndarray, FieldArray(ndim=1, length="d")]
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
@@ -318,6 +325,38 @@ class VerifyRequest(Message):
     coin_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=1024)]
     model: Annotated[np.ndarray, Array(dtype="<f4", ndim=1)] = dataclasses.field(default_factory=lambda: np.zeros(0, dtype="<f4"))
     model_hash: Annotated[bytes, Bytes(max_len=32)] = b""
+    endorsers: Annotated[list[int], ListOf(UInt(bits=32), max_len=MAX_EDGE_LIST)] = dataclasses.field(default_factory=list, kw_only=True)
+    endorsements: Annotated[list[bytes], ListOf(Bytes(max_len=MAX_SIGNATURE_BYTES), max_len=MAX_EDGE_LIST)] = dataclasses.field(
+        default_factory=list, kw_only=True,
+    )
+
+
+@register
+@dataclass(frozen=True)
+class EndorseRequest(Message):
+    """Coordinator -> edge node, before the :class:`VerifyRequest` of the envelope's round: endorse
+    its ``request_hash`` (:func:`ppbfl.protocol.signed_shares.request_hash`) as the one verify
+    request this node answers in the round. The node endorses one hash per round (asked again for
+    it: the same signature; another: refused) and answers :class:`RequestEndorsement`. Nodes
+    without a chain view that have a request quorum (:attr:`ppbfl.protocol.edge_node.EdgeNode.request_quorum`)
+    answer a verify request only when it carries enough endorsements of its hash (docs/security.md)."""
+
+    KIND: ClassVar[str] = "endorse_request"
+    VERSION: ClassVar[int] = 1
+    request_hash: Hash
+
+
+@register
+@dataclass(frozen=True)
+class RequestEndorsement(Message):
+    """Edge node -> coordinator, the reply to :class:`EndorseRequest`: its ECDSA P-256 ``signature``
+    by its TLS key over the setup session, the round, its index and the request hash
+    (:func:`ppbfl.protocol.signed_shares.endorse_digest`), which the coordinator relays to every
+    node inside the :class:`VerifyRequest`."""
+
+    KIND: ClassVar[str] = "request_endorsement"
+    VERSION: ClassVar[int] = 1
+    signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
 
 
 @register

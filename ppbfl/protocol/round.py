@@ -63,6 +63,7 @@ from ppbfl.protocol.messages import (
     BeaverFinish,
     BeaverMasked,
     BeaverOpen,
+    EndorseRequest,
     EpsCheck,
     FlameAggregateRequest,
     GramRequest,
@@ -72,6 +73,7 @@ from ppbfl.protocol.messages import (
     PRZSOffer,
     PRZSPeers,
     PRZSSealed,
+    RequestEndorsement,
     SetupEdge,
     TripleRequest,
     UploadsQuery,
@@ -228,6 +230,11 @@ class Coordinator:
         flame_space: rule ``"flame"``: cluster the ``"updates"`` (default) or the local
             ``"models"`` ``G + g_i`` (docs/flame.md); with ``"models"`` the ``reference`` of
             :meth:`finish_round` is the global model ``G``, which must hash to the announced model hash.
+        request_endorsements: before the verify request leaves, ask every online node to endorse
+            its hash (:class:`EndorseRequest`, one more fan-out) and relay their signatures in it:
+            what nodes with a request quorum (:attr:`EdgeNode.request_quorum`, nodes without a
+            chain view) require; a node that does not endorse leaves the round like a dropped one.
+            False (default): no endorsements (such nodes then refuse every verify request).
     """
 
     def __init__(
@@ -249,6 +256,7 @@ class Coordinator:
         flame_noise: float = 0.0,
         rescale: bool = False,
         flame_space: str = "updates",
+        request_endorsements: bool = False,
     ) -> None:
         if norms not in ("auto", "honest-majority", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto', 'honest-majority' or 'beaver'")
@@ -261,6 +269,7 @@ class Coordinator:
         if flame_space not in FLAME_SPACES or (flame_space != "updates" and rule != "flame"):
             raise ConfigError("flame_space", f"{flame_space!r}: expected one of {FLAME_SPACES}, and 'updates' unless rule = 'flame'")
         self.rule, self.flame_noise, self.rescale, self.flame_space = rule, float(flame_noise), bool(rescale), flame_space
+        self.request_endorsements = bool(request_endorsements)
         self.t, self.n, self.d = t, n, d
         self.transport = transport
         self.codec = FixedPointCodec() if codec is None else codec
@@ -501,6 +510,11 @@ class Coordinator:
         if self.ledger is not None:  # one request for every node, fixed on chain first: nodes that read it answer only this one
             self.ledger.post_verify_request(round, request_hash(verify_request))
             lap("chain")
+        if self.request_endorsements:  # nodes with a request quorum answer only a request that q of them endorsed
+            asked = EndorseRequest(request_hash(verify_request))
+            endorsed = self._call_nodes(alive, lambda j: asked, round, RequestEndorsement)
+            alive = list(self._require_nodes("endorse", self.t))
+            verify_request = dataclasses.replace(verify_request, endorsers=alive, endorsements=[endorsed[j].signature for j in alive])
         verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
         points = self._require_nodes("verify", self.t)
 

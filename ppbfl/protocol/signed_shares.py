@@ -33,14 +33,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ppbfl.protocol.errors import PeerAuthError
+from ppbfl.protocol.errors import PeerAuthError, RequestNotAgreedError
 from ppbfl.protocol.messages import AggregateRequest, VerifyRequest
 from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round_errors import OutOfPhaseError
 
 __all__ = [
-    "check_coins", "check_eps_checks", "check_gram", "check_relayed", "coin_digest", "eps_check_digest", "eps_check_seed", "field_hash",
-    "gram_digest", "norms_digest", "request_hash", "sign", "verify_digest",
+    "check_coins", "check_endorsements", "check_eps_checks", "check_gram", "check_relayed", "coin_digest", "endorse_digest", "eps_check_digest",
+    "eps_check_seed", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign", "verify_digest",
 ]
 
 _DOMAIN = b"ppbfl/relayed/v1"
@@ -57,8 +57,9 @@ def _digest(kind: bytes, session: bytes, round: int, index: int, hashed: Sequenc
 
 
 def request_hash(request: VerifyRequest) -> bytes:
-    """SHA-256 of every field of a :class:`VerifyRequest` (32 bytes): what a node's verify signature
-    binds its reply to, so that replies to different requests cannot pass as one round's."""
+    """SHA-256 of every field of a :class:`VerifyRequest` but ``endorsers`` and ``endorsements``
+    (the nodes' signatures of this hash, :func:`endorse_digest`) (32 bytes): what a node's verify
+    signature binds its reply to, so that replies to different requests cannot pass as one round's."""
     h = hashlib.sha256(b"ppbfl/verify-request/v1")
     h.update(request.challenge_seed + field_hash(request.reference) + field_hash(request.devices) + field_hash(request.coin_nodes))
     h.update(struct.pack(">IQ", request.hm, request.zero_counter))
@@ -88,6 +89,33 @@ def norms_digest(session: bytes, round: int, index: int, *, norm2: np.ndarray, v
 def coin_digest(session: bytes, round: int, index: int, coin: bytes) -> bytes:
     """The digest node ``index`` signs in its ``UploadsReport`` of ``round`` (its 32-byte proof-check ``coin``)."""
     return _digest(b"coin", session, round, index, [hashlib.sha256(coin).digest()])
+
+
+def endorse_digest(session: bytes, round: int, index: int, request: bytes) -> bytes:
+    """The digest node ``index`` signs in its ``RequestEndorsement`` of ``round``: the 32-byte
+    :func:`request_hash` of the one verify request it answers in the round."""
+    return _digest(b"endorse", session, round, index, [request])
+
+
+def check_endorsements(
+    nodes: Sequence[int], signatures: Sequence[bytes], *, request: bytes, session: bytes, round: int,
+    keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
+) -> set[int]:
+    """Check every relayed endorsement of ``request`` (a :func:`request_hash`) in ``round``; the
+    set of nodes that endorsed it.
+
+    Raises:
+        RequestNotAgreedError: naming ``relay`` and the field ``endorsements``: the lists differ in
+            length, a node repeats, or a signature is not that node's over this hash and round
+            (forged, or replayed from another request or round).
+    """
+    if len(nodes) != len(signatures) or len(set(nodes)) != len(nodes):
+        raise RequestNotAgreedError(relay, "endorsements", round, f"{len(signatures)} signatures of nodes {list(nodes)[:8]} (one per distinct node expected)")
+    for j, signature in zip(nodes, signatures):
+        key = keys.get(j)
+        if key is None or not _check(key, signature, endorse_digest(session, round, j, request)):
+            raise RequestNotAgreedError(relay, "endorsements", round, f"relayed an endorsement of {edge_party(j)} that it did not sign for this request")
+    return set(nodes)
 
 
 def gram_digest(session: bytes, round: int, index: int, gram: np.ndarray) -> bytes:
