@@ -15,6 +15,7 @@ runs the same fuzzer longer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -22,12 +23,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from ppbfl.errors import PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
-from ppbfl.protocol.deployment import GrpcDeployment
+from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.parties import COORDINATOR_PARTY, device_party, edge_party
 from ppbfl.protocol.round import Coordinator
+from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
 from ppbfl.protocol.wire import decode
 from tests.fuzzing import (
     Hang,
@@ -35,10 +38,12 @@ from tests.fuzzing import (
     Sizes,
     corpus,
     decode_outcome,
+    field_specs,
     fuzz_decode,
     fuzz_live,
     registered_kinds,
     wall_clock_limit,
+    wild_value,
 )
 from tests.protocol_helpers import synthetic_round
 
@@ -135,3 +140,117 @@ def test_a_live_edge_node_answers_mutated_messages_with_typed_errors_and_serves_
             result = federation.run_round(2, updates, reference)
             assert sorted(result.accepted) == list(range(M)) and result.online == (1, 2, 3)
             assert not result.dropped and not result.liars and not result.missing
+
+
+# ---------------------------------------------------------------------------------------------
+# wrong replies of one edge node at the coordinator
+# ---------------------------------------------------------------------------------------------
+
+RT, RN = 2, 4
+"""A tier where one node may fail: (t, n) = (2, 4), Beaver norms (k < 2t + 1) with the dealer."""
+
+
+class _WrongReplies:
+    """Edge node 1 (wrapping ``inner``), answering its first reply of kind ``kind`` with ``change(reply)`` instead."""
+
+    def __init__(self, inner, kind, change):
+        self.inner, self.kind, self.change, self.changed = inner, kind, change, None
+
+    @property
+    def context(self):
+        return self.inner.context
+
+    def handle(self, envelope):
+        reply = self.inner.handle(envelope)
+        if self.kind == reply.KIND and self.changed is None:
+            reply, self.changed = self.change(reply), reply.KIND
+        return reply
+
+
+def _round_with_node_1(change_kind, change, seed=0):
+    """Round 1 of a (2, 4) in-process tier whose node 1 answers with ``change``; the RoundResult."""
+    deployment = InProcessDeployment(RT, RN, D)
+    liar = _WrongReplies(deployment.nodes[edge_party(1)], change_kind, change)
+    deployment._edges[edge_party(1)] = deployment._handlers[edge_party(1)] = liar
+    coordinator = Coordinator(RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0)
+    with Federation(deployment, coordinator, range(M)) as federation:
+        updates, reference = synthetic_round(M, D, set(), seed=seed)
+        result = federation.run_round(1, updates, reference)
+    assert liar.changed == change_kind  # the reply was sent changed
+    return result
+
+
+def _longer(field):
+    def change(reply):
+        value = getattr(reply, field)
+        return dataclasses.replace(reply, **{field: np.concatenate([value, np.zeros((1, *value.shape[1:]), dtype=value.dtype)])})
+    return change
+
+
+@pytest.mark.parametrize(
+    "kind, field",
+    [("verify_shares", "consistency"), ("verify_shares", "proof_consistency"), ("verify_shares", "dot_ref"),
+     ("beaver_masked", "eps"), ("beaver_masked", "proof_eps"), ("eps_check", "checks"), ("norm_shares", "validity")],
+)
+def test_a_reply_of_the_wrong_shape_drops_its_node_with_a_typed_reason(kind, field):
+    """Found by the reply fuzzer: one row too many in one node's reply crashed the coordinator's
+    round with an untyped ``ValueError`` (``np.stack``: all input arrays must have the same shape).
+    Now the node is dropped with a MessageError naming it and the field, and the round completes
+    with the other three nodes and every device."""
+    result = _round_with_node_1(kind, _longer(field))
+    assert result.dropped.keys() == {1} and result.online == (2, 3, 4)
+    assert result.dropped[1].startswith(f"MessageError: message from edge-1: field '{field}': shape")
+    assert sorted(result.accepted) == list(range(M))
+
+
+def test_the_same_round_with_an_unchanged_reply_keeps_every_node():
+    """Negative control of the test above: the wrapper changes nothing, nobody is dropped."""
+    result = _round_with_node_1("verify_shares", lambda reply: reply)
+    assert not result.dropped and result.online == (1, 2, 3, 4) and sorted(result.accepted) == list(range(M))
+
+
+REPLY_KINDS = ("uploads_report", "verify_shares", "beaver_masked", "eps_check", "norm_shares", "aggregate_share", "ack")
+
+
+def test_wild_replies_of_one_edge_node_end_in_a_round_or_a_typed_error():
+    """One field of one of node 1's replies replaced by a schema-valid wild value
+    (:func:`tests.fuzzing.wild_value`: other lengths, boundary values), 3 times per reply kind:
+    every round completes or fails with a ppbfl error (never an untyped exception). The outcomes
+    (printed) include rounds that fail with one node's bad value (e.g. a wrong signature: the
+    honest nodes refuse the relayed rows, docs/security.md)."""
+    rng = np.random.default_rng(SEED)
+    outcomes: Counter = Counter()
+    for trial in range(3 * len(REPLY_KINDS)):
+        kind = REPLY_KINDS[trial % len(REPLY_KINDS)]
+        chosen: list[str] = []
+
+        def change(reply, chosen=chosen):
+            specs = field_specs(type(reply))
+            name, spec, _ = specs[int(rng.integers(len(specs)))]
+            sizes = Sizes(d=D, m=int(rng.integers(0, 6)), k=int(rng.integers(0, 6)), n=RN)
+            chosen.append(name)
+            return dataclasses.replace(reply, **{name: wild_value(spec, name, rng, sizes)})
+
+        try:
+            result = _round_with_node_1(kind, change, seed=trial)
+            outcomes[f"{kind}.{chosen[0]}: completed, dropped {sorted(result.dropped)}"] += 1
+        except PPBFLError as error:
+            outcomes[f"{kind}.{chosen[0]}: {type(error).__name__}"] += 1
+        except Exception as error:
+            raise AssertionError(f"seed {SEED}, trial {trial}: {kind}.{chosen}: untyped {type(error).__name__}: {error}") from error
+    print(dict(outcomes))
+    assert sum(outcomes.values()) == 3 * len(REPLY_KINDS)
+
+
+@pytest.mark.parametrize(
+    "kind, field",
+    [("verify_shares", "signature"), ("eps_check", "signature"), ("uploads_report", "coin_signature"), ("przs_offer", "signature")],
+)
+def test_one_nodes_bad_signature_still_fails_the_round_for_every_node(kind, field):
+    """What the reply fuzzer also found, left open (docs/security.md, Edge nodes): the coordinator
+    relays a node's signed values without checking the signature, every honest node then refuses
+    the relayed rows (``PeerAuthError`` naming the relay) and is dropped, so one node's bad
+    signature fails the whole round, typed, with nobody named."""
+    with pytest.raises(NotEnoughEdgeNodesError) as failed:
+        _round_with_node_1(kind, lambda reply: dataclasses.replace(reply, **{field: b"\x30" * 70}))
+    assert len(failed.value.online) < RT  # the honest nodes refused the relayed rows and were dropped
