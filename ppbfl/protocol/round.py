@@ -310,8 +310,8 @@ class Coordinator:
             wrong = [(name, getattr(message, name).shape, shape) for name, shape in (shapes or {}).items() if getattr(message, name).shape != shape]
             if wrong:
                 name, got, shape = wrong[0]
-                error = MessageError(edge_party(j), name, f"shape {got}, expected {shape}")
-                self.dropped[j] = f"{type(error).__name__}: {error}"
+                malformed = MessageError(edge_party(j), name, f"shape {got}, expected {shape}")
+                self.dropped[j] = f"{type(malformed).__name__}: {malformed}"
                 continue
             replies[j] = message
         return replies
