@@ -169,12 +169,12 @@ class _WrongReplies:
         return reply
 
 
-def _round_with_node_1(change_kind, change, seed=0):
-    """Round 1 of a (2, 4) in-process tier whose node 1 answers with ``change``; the RoundResult."""
+def _round_with_node_1(change_kind, change, seed=0, rule="cosine"):
+    """Round 1 of a (2, 4) in-process tier under ``rule`` whose node 1 answers with ``change``; the RoundResult."""
     deployment = InProcessDeployment(RT, RN, D)
     liar = _WrongReplies(deployment.nodes[edge_party(1)], change_kind, change)
     deployment._edges[edge_party(1)] = deployment._handlers[edge_party(1)] = liar
-    coordinator = Coordinator(RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0)
+    coordinator = Coordinator(RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0, rule=rule)
     with Federation(deployment, coordinator, range(M)) as federation:
         updates, reference = synthetic_round(M, D, set(), seed=seed)
         result = federation.run_round(1, updates, reference)
@@ -192,17 +192,22 @@ def _longer(field):
 @pytest.mark.parametrize(
     "kind, field",
     [("verify_shares", "consistency"), ("verify_shares", "proof_consistency"), ("verify_shares", "dot_ref"),
-     ("beaver_masked", "eps"), ("beaver_masked", "proof_eps"), ("eps_check", "checks"), ("norm_shares", "validity")],
+     ("beaver_masked", "eps"), ("beaver_masked", "proof_eps"), ("eps_check", "checks"), ("norm_shares", "validity"),
+     ("gram_shares", "gram")],
 )
 def test_a_reply_of_the_wrong_shape_drops_its_node_with_a_typed_reason(kind, field):
     """Found by the reply fuzzer: one row too many in one node's reply crashed the coordinator's
     round with an untyped ``ValueError`` (``np.stack``: all input arrays must have the same shape).
     Now the node is dropped with a MessageError naming it and the field, and the round completes
-    with the other three nodes and every device."""
-    result = _round_with_node_1(kind, _longer(field))
+    with the other three nodes and every device (``GramShares``: under rule ``"flame"``)."""
+    rule = "flame" if kind == "gram_shares" else "cosine"
+    result = _round_with_node_1(kind, _longer(field), rule=rule)
     assert result.dropped.keys() == {1} and result.online == (2, 3, 4)
     assert result.dropped[1].startswith(f"MessageError: message from edge-1: field '{field}': shape")
-    assert sorted(result.accepted) == list(range(M))
+    honest = _round_with_node_1(kind, lambda reply: reply, rule=rule)  # the same round, node 1 honest
+    assert not honest.dropped
+    assert [(d.reason, d.weight) for d in result.decision.decisions] == [(d.reason, d.weight) for d in honest.decision.decisions]
+    assert sorted(result.accepted) == (list(range(M)) if rule == "cosine" else sorted(honest.accepted))
 
 
 def test_the_same_round_with_an_unchanged_reply_keeps_every_node():
