@@ -18,6 +18,10 @@
   the same kind) or a :class:`MessageError`, classified by :func:`reason_class`; anything else
   escapes to the caller. :func:`fuzz_decode` runs a whole campaign and reports every untyped
   exception and the slowest decode (each under a wall-clock guard, :class:`Hang`).
+* :func:`wild_message` / :func:`wild_source`: messages that pass the schema with values a receiver
+  may not expect (boundary ints, other lengths), mixed into the mutants.
+* :func:`fuzz_live` sends mutants to an edge node through its peers' transports and checks every
+  answer (:func:`live_outcome`): a valid reply or a typed ppbfl error (:func:`ppbfl_error_names`).
 """
 
 from __future__ import annotations
