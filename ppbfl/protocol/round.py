@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
@@ -54,6 +54,7 @@ from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, RULES, edge_party
+from ppbfl.protocol.errors import MessageError
 from ppbfl.protocol.flame_decision import FLAME_SPACES, check_global_model, decide_flame_request, pair_count
 from ppbfl.protocol.messages import (
     Ack,
@@ -293,8 +294,13 @@ class Coordinator:
     def _context(self) -> dict:
         return {"d": self.d, "p": self.field.p}
 
-    def _call_nodes(self, nodes: Iterable[int], build: Callable[[int], Message], round: int, expect: type[Reply]) -> dict[int, Reply]:
-        """Call every node in ``nodes`` concurrently; a node that fails or answers the wrong kind is dropped."""
+    def _call_nodes(
+        self, nodes: Iterable[int], build: Callable[[int], Message], round: int, expect: type[Reply],
+        shapes: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> dict[int, Reply]:
+        """Call every node in ``nodes`` concurrently; a node that fails, answers the wrong kind, or
+        answers an array field whose shape is not ``shapes[field]`` (what the round needs: the wire
+        schema cannot know ``m``) is dropped, the latter as a :class:`MessageError` naming the field."""
 
         def call(j: int) -> Message:
             return self.transport.call(edge_party(j), build(j), round=round, timeout=self.timeout, context=self._context()).message
@@ -309,6 +315,12 @@ class Coordinator:
                 continue
             if not isinstance(message, expect):
                 self.dropped[j] = f"answered {type(message).__name__}, expected {expect.__name__}"
+                continue
+            wrong = [(name, getattr(message, name).shape, shape) for name, shape in (shapes or {}).items() if getattr(message, name).shape != shape]
+            if wrong:
+                name, got, shape = wrong[0]
+                malformed = MessageError(edge_party(j), name, f"shape {got}, expected {shape}")
+                self.dropped[j] = f"{type(malformed).__name__}: {malformed}"
                 continue
             replies[j] = message
         return replies
@@ -515,7 +527,11 @@ class Coordinator:
             endorsed = self._call_nodes(alive, lambda j: asked, round, RequestEndorsement)
             alive = list(self._require_nodes("endorse", self.t))
             verify_request = dataclasses.replace(verify_request, endorsers=alive, endorsements=[endorsed[j].signature for j in alive])
-        verify = self._call_nodes(alive, lambda j: verify_request, round, VerifyShares)
+        m, m_hm = (len(members),), (len(members) if hm else 0,)
+        verify = self._call_nodes(
+            alive, lambda j: verify_request, round, VerifyShares,
+            {"consistency": m, "dot_ref": m, "proof_consistency": m, "norm2": m_hm, "validity": m_hm},
+        )
         points = self._require_nodes("verify", self.t)
 
         def rows(name: str, nodes: Sequence[int]) -> np.ndarray:
@@ -692,9 +708,11 @@ class Coordinator:
             )
         except PPBFLError as error:
             raise RoundFailedError(round, f"the dealer could not deal triples: {error}", DEALER_PARTY) from error
-        masked = self._call_nodes(points, lambda j: BeaverOpen(devices), round, BeaverMasked)
-        opened_at = self._require_nodes("beaver open", self.t)
         width = self.validity.proof_length
+        masked = self._call_nodes(
+            points, lambda j: BeaverOpen(devices), round, BeaverMasked, {"eps": (len(devices), self.d), "proof_eps": (len(devices), width)},
+        )
+        opened_at = self._require_nodes("beaver open", self.t)
 
         wrong: set[int] = set()
 
@@ -714,7 +732,7 @@ class Coordinator:
         honest = [j for j in opened_at if j not in wrong]
         # each node checks the opened eps against every node's signed projection of its own shares
         # before it computes anything from it (a relay cannot shift eps: docs/security.md)
-        checked = self._call_nodes(honest, lambda j: BeaverCheck(eps, proof_eps), round, EpsCheck)
+        checked = self._call_nodes(honest, lambda j: BeaverCheck(eps, proof_eps), round, EpsCheck, {"checks": (len(devices),)})
         check_points = [j for j in honest if j in checked]
         if len(check_points) < self.t:
             raise NotEnoughEdgeNodesError("beaver check", tuple(check_points), self.t)
@@ -728,7 +746,7 @@ class Coordinator:
             keep = [r for r, j in enumerate(check_points) if j not in liars]
             check_points, checks = [check_points[r] for r in keep], checks[keep]
         finish = BeaverFinish(check_points, checks, [checked[j].signature for j in check_points])
-        finished = self._call_nodes(check_points, lambda j: finish, round, NormShares)
+        finished = self._call_nodes(check_points, lambda j: finish, round, NormShares, {"norm2": (len(devices),), "validity": (len(devices),)})
         norms, z, signatures = {}, {}, {}
         for j, reply in finished.items():
             signatures[j] = reply.signature
@@ -745,7 +763,7 @@ class Coordinator:
         and decision over the nodes that answered (at least ``2t - 1`` in honest-majority mode, ``t``
         in Beaver mode, where the nodes' Gram shares come from the dealer's pair products)."""
         needed = 2 * self.t - 1 if mode == "honest-majority" else self.t
-        grams = self._call_nodes(request.points, lambda j: GramRequest(members), round, GramShares)
+        grams = self._call_nodes(request.points, lambda j: GramRequest(members), round, GramShares, {"gram": (pair_count(len(members)),)})
         keep = [r for r, j in enumerate(request.points) if j in grams and j in self._alive()]
         points = tuple(request.points[r] for r in keep)
         if len(points) < needed:
