@@ -209,6 +209,8 @@ def test_ppbfl_edge_refuses_a_bad_reference_spec_before_serving(tmp_path, capsys
     RootReference.spec_for("heart_failure", [0, 10_000]).write(beyond)
     assert main([*base, "--reference", str(beyond)]) == 2
     assert "reference.root" in capsys.readouterr().err
+    assert main([*base, "--reference", str(spec), "--reference-tolerance", "-1"]) == 2
+    assert "ConfigError: reference_tolerance: -1" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # three edge processes each import torch and sklearn to load the spec
