@@ -95,7 +95,7 @@ def peer_registry(args: argparse.Namespace) -> PeerRegistry | None:
 def edge_node(args: argparse.Namespace, registry: PeerRegistry | None = None) -> EdgeNode:
     """The edge node ``ppbfl edge`` serves: its own chain key from ``--creds``, the devices' upload
     keys from ``--device-certs`` (default ``--creds``; none with ``--unsigned-uploads``), the
-    decision rule of ``--rule`` and the trust model of ``--trust-config``.
+    decision rule of ``--rule``, the trust model of ``--trust-config`` and the root-set reference of ``--reference``.
 
     Raises:
         CredentialsError: the chain key or the manifest is missing or unreadable; ConfigError: a
@@ -109,7 +109,8 @@ def edge_node(args: argparse.Namespace, registry: PeerRegistry | None = None) ->
         args.behaviour, device_certs=device_certs, chain_key=str(chain_key_path(args.creds, args.party)),
         device_registry=None if args.registry is None else str(args.registry), state_dir=args.state_dir,
         decision_rule=_edge_rule(args), peer_registry=registry if args.chain is not None else None, **_edge_trust(args),
-        ids_flags_dir=args.ids_flags, request_quorum=args.request_quorum,
+        ids_flags_dir=args.ids_flags, request_quorum=args.request_quorum, reference=args.reference,
+        reference_tolerance=args.reference_tolerance,
     )
 
 
@@ -269,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument(
         "--ids-flags", default=None, metavar="DIR",
         help="with --trust-config: the folder where this gateway's detector writes its counts per round (round-<r>.json, `ppbfl ids detect --flags-json`); the node signs them as its IDS report when asked (default: it reports none)",
+    )
+    edge.add_argument(
+        "--reference", default=None, metavar="FILE",
+        help="the consortium's root-set reference spec (JSON, ppbfl.fl.reference.ReferenceSpec): under rule cosine the node computes each round's "
+        "reference from the round's global model itself and refuses a relayed one that differs (default: it takes the coordinator's)",
+    )
+    edge.add_argument(
+        "--reference-tolerance", type=int, default=None, metavar="UNITS",
+        help="with --reference: fixed-point units per entry a relayed reference may differ from the node's own (default 4: last-bit float differences)",
     )
     edge.add_argument("--state-dir", default=None, help="folder where the node keeps its setup, PRZS keys and spent counters (encrypted under its TLS key): restarted with the same folder it rejoins without a new setup of the tier")
     edge.add_argument("--trust-store", default=None, help="with --trust-config: the node's own trust store, a SQLAlchemy URL (default: sqlite:///CREDS/<party>.trust.db, so a restarted node keeps its rounds; sqlite:// keeps it in memory)")

@@ -9,7 +9,9 @@ Per round:
    each node its share over the transport (in-process, or gRPC + mutual TLS to edge-node processes);
 3. the edge nodes check share consistency against a challenge fixed on chain after the
    commitments, compute ``<g_i, r>`` and ``||g_i||^2`` on shares (``r``: the update of a small clean
-   root set, FLTrust-style) and open only those scalars; every node decides the same public
+   root set, FLTrust-style, which every edge node also computes itself from the round's global model
+   and the root-set spec ``--out``/reference.json, refusing a relayed ``r`` that is not its own) and
+   open only those scalars; every node decides the same public
    weights ``w_i = max(0, cos_i)`` and clip ``min(1, ||r|| / ||g_i||)`` and returns its share of the
    weighted aggregate;
 4. the aggregate is robustly reconstructed (a lying edge node is corrected and named), posted on
@@ -57,8 +59,9 @@ from ppbfl.fl.datasets import load_dataset
 from ppbfl.fl.federation import Federation
 from ppbfl.fl.models import build_model, get_flat
 from ppbfl.fl.partition import iid_partition
+from ppbfl.fl.reference import RootReference
 from ppbfl.fl.runner import backdoor_success, train_round
-from ppbfl.fl.training import TrainSettings, evaluate, local_update
+from ppbfl.fl.training import TrainSettings, evaluate
 from ppbfl.ids.gateway import Gateways, packaged_detector
 from ppbfl.ids.reputation import FlagsFolder
 from ppbfl.protocol.deployment import Deployment, GrpcDeployment, InProcessDeployment
@@ -206,12 +209,19 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
     fedavg_params = secure_params.copy()
     d = secure_params.size
     baseline = None if trigger is None else backdoor_success(model, secure_params, data, trigger)
+    spec = None if config.rule == "flame" else RootReference.spec_for(  # the consortium's root set: FLAME has none
+        config.dataset, root.tolist(), split_seed=config.seed, hidden=config.hidden, epochs=settings.epochs, batch_size=settings.batch_size,
+        lr=settings.lr, seed=config.seed,
+    )
     codec = FixedPointCodec()
     behaviours = {config.liar: "tamper-aggregate"} if config.liar else {}
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("ids/edge-*/round-*.json"):  # the gateways' counts: fresh each run
         old.unlink()
+    if spec is not None:  # what every edge node's operator loads (`ppbfl edge --reference`)
+        spec.write(out / "reference.json")
+    root_reference = None if spec is None else RootReference.from_spec(spec)  # the coordinator's own
     log(
         f"ppbfl demo: {config.dataset}, {config.devices} devices ({len(malicious)} malicious: {config.attack}), "
         f"(t, n) = ({config.t}, {config.n}) edge nodes, {d} parameters, field {GF61!r}, backend {backend_name()}, "
@@ -225,15 +235,17 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
             # the edge and dealer processes read identities from the contract: it exists first, and
             # the deployment registers every certificate in it before that party calls
             ledger = stack.enter_context(open_ledger(config.chain, config.t, config.n, devices=config.devices, trust=initial_trust(DEMO_TRUST)))
-            deployment = stack.enter_context(_grpc_deployment(config, out, d, behaviours, rule, ledger))
+            deployment = stack.enter_context(_grpc_deployment(config, out, d, behaviours, rule, ledger, spec is not None))
         else:
             if config.transport == "grpc":  # the embedded chain lives in this process: the processes read the manifest
-                deployment = stack.enter_context(_grpc_deployment(config, out, d, behaviours, rule, None))
+                deployment = stack.enter_context(_grpc_deployment(config, out, d, behaviours, rule, None, spec is not None))
             else:
                 deployment = stack.enter_context(InProcessDeployment(config.t, config.n, d, behaviours=behaviours, signed_uploads=True, decision_rule=rule))
-                if config.ids:  # each node signs what its gateway wrote, as `ppbfl edge --ids-flags` does
-                    for party, node in deployment.nodes.items():
+                for party, node in deployment.nodes.items():
+                    if config.ids:  # each node signs what its gateway wrote, as `ppbfl edge --ids-flags` does
                         node.ids_source = FlagsFolder(out / "ids" / party)
+                    if spec is not None:  # each node computes the reference itself, as `ppbfl edge --reference` does
+                        node.reference_source = RootReference.from_spec(spec)
             ledger = stack.enter_context(open_ledger(
                 config.chain, config.t, config.n, devices=config.devices, edge_accounts=deployment.edge_accounts,
                 fingerprints=deployment.fingerprints, trust=initial_trust(DEMO_TRUST),
@@ -272,9 +284,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 return torch.Generator().manual_seed(config.seed * 1_000_003 + rnd * 1009 + dev)
 
             updates = train_round(model, secure_params, data, parts, malicious, attack, settings, config.seed, rnd, generator)
-            reference = np.zeros(d) if config.rule == "flame" else local_update(  # FLAME: no reference
-                model, secure_params, data.x_train[root], data.y_train[root], settings, torch.Generator().manual_seed(config.seed * 7919 + rnd),
-            )
+            reference = np.zeros(d) if root_reference is None else root_reference(rnd, secure_params)  # FLAME: no reference
             trained = time.perf_counter() - tick
             reports: dict[int, IdsReport] = {}
             if gateways is not None:
@@ -282,7 +292,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
                 reports = _ids_reports(reporters, rnd, ledger)
             result: RoundResult = federation.run_round(
                 rnd, {i: updates[i] for i in range(config.devices)}, reference, model_hash=ledger.model_hash(secure_params),
-                ids_reports=list(reports.values()),
+                ids_reports=list(reports.values()), model=None if root_reference is None else secure_params,
             )
             agreed = None if gateways is None or keeper.last is None else {x.device: x.evidence.ids_flags for x in keeper.last.records}
             secure_params = (secure_params + result.aggregate).astype(np.float32)
@@ -372,16 +382,18 @@ DEMO_TRUST = TrustConfig(pow_max_bits=14)
 
 
 def _grpc_deployment(
-    config: DemoConfig, out: Path, d: int, behaviours: dict[int, str], rule: DecisionRule, ledger: ChainLedger | None,
+    config: DemoConfig, out: Path, d: int, behaviours: dict[int, str], rule: DecisionRule, ledger: ChainLedger | None, reference: bool,
 ) -> GrpcDeployment:
     """The demo's edge and dealer processes, each node keeping its trust states in ``out/edge-<j>``
-    (fresh each run); with ``ledger``, identities come from its contract (:class:`GrpcDeployment`)."""
+    (fresh each run); with ``ledger``, identities come from its contract (:class:`GrpcDeployment`);
+    ``reference``: each node loads the root-set spec ``out/reference.json`` and computes the reference itself."""
     for old in out.glob("edge-*/trust.db"):  # fresh each run, as out/trust.db
         old.unlink()
     return GrpcDeployment(
         config.t, config.n, d, behaviours=behaviours, signed_uploads=True,
         trust_config=DEMO_TRUST, trust_devices=config.devices, trust_dir=out, decision_rule=rule, ledger=ledger,
-        ids_flags_dir=out / "ids" if config.ids else None,
+        ids_flags_dir=out / "ids" if config.ids else None, reference=out / "reference.json" if reference else None,
+        ready_timeout=180.0 if reference else 60.0,  # loading the spec imports torch and sklearn in each process (~6 s each, on shared cores)
     )
 
 

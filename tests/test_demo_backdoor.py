@@ -13,6 +13,7 @@ from ppbfl.demo import DemoConfig, DemoConfigError, run_demo
 from ppbfl.fl.attacks import Backdoor
 from ppbfl.fl.datasets import load_dataset
 from ppbfl.fl.models import build_model, get_flat
+from ppbfl.fl.reference import load_reference_spec
 from ppbfl.fl.runner import backdoor_success
 from ppbfl.trust.store import TrustStore
 
@@ -49,19 +50,25 @@ def test_the_demo_reports_backdoor_success_under_the_backdoor_attack(tmp_path):
     summary = next(line for line in lines if line.startswith("backdoor success after 1 rounds"))
     assert f"ppbfl (secure) {rows[0].secure_backdoor:.3f} vs plaintext FedAvg {rows[0].fedavg_backdoor:.3f}" in summary
     assert any("success rate of the untrained model" in line for line in lines)
+    # rule cosine: every edge node computed the root-set reference itself (the spec the demo wrote) and took the coordinator's
+    spec = load_reference_spec(tmp_path / "reference.json")
+    assert (spec.dataset, len(spec.root), spec.hidden) == ("breast_cancer", config.root_size, 4)
+    assert rows[0].dropped_edge_nodes == [] and rows[0].online_edge_nodes == [1, 2, 3, 4, 5]
 
 
 def test_the_demo_runs_flame_without_a_root_set_and_names_a_lying_node_under_it(tmp_path, monkeypatch):
-    """``--rule flame``: no reference is trained (the demo's root-set training would raise here),
+    """``--rule flame``: no reference is trained (the demo's root-set reference would raise here),
     the backdoor is still reported, and a node tampering with its aggregate share is named."""
-    def no_root_set(*args, **kwargs):
-        raise AssertionError("rule 'flame' trained a root-set reference")
+    class NoRootSet:
+        def __getattr__(self, name):
+            raise AssertionError(f"rule 'flame' used the root-set reference ({name})")
 
-    monkeypatch.setattr("ppbfl.demo.local_update", no_root_set)
+    monkeypatch.setattr("ppbfl.demo.RootReference", NoRootSet())
     lines: list[str] = []
     config = DemoConfig(devices=4, malicious=0.25, attack="backdoor", rounds=1, hidden=4, liar=2, rule="flame", out=str(tmp_path))
     rows = run_demo(config, log=lines.append)
     assert json.loads((tmp_path / "rounds.json").read_text())["config"]["rule"] == "flame"
+    assert not (tmp_path / "reference.json").exists()  # no root-set spec for the edge nodes either
     assert "rule flame" in lines[0] and rows[0].named_liars == [2]
     assert 0.0 <= rows[0].secure_backdoor <= 1.0
     assert set(rows[0].rejected.values()) <= {"outside majority cluster", "zero norm"}

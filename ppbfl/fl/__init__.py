@@ -7,6 +7,6 @@ Modules, one job each: :mod:`~ppbfl.fl.datasets` (shipped medical data and user 
 (torch models and flat parameter vectors), :mod:`~ppbfl.fl.training` (local training and
 evaluation), :mod:`~ppbfl.fl.attacks`, :mod:`~ppbfl.fl.aggregation` (the interface),
 :mod:`~ppbfl.fl.aggregators` (the rules), :mod:`~ppbfl.fl.secure_aggregator` (the secure defence
-as a rule), :mod:`~ppbfl.fl.config` (TOML), :mod:`~ppbfl.fl.runner` and :mod:`~ppbfl.fl.report` (CSV, Markdown, plots).
+as a rule), :mod:`~ppbfl.fl.reference` (FLTrust's root-set reference, as the edge nodes compute it), :mod:`~ppbfl.fl.config` (TOML), :mod:`~ppbfl.fl.runner` and :mod:`~ppbfl.fl.report` (CSV, Markdown, plots).
 Imports are lazy: ``import ppbfl.fl`` does not import torch.
 """

@@ -176,9 +176,12 @@ class Federation:
     def run_round(
         self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
         trust: Mapping[int, float] | None = None, model_hash: bytes = ZERO_HASH, ids_flags: Mapping[int, int] | None = None,
-        ids_reports: Sequence[IdsReport] = (),
+        ids_reports: Sequence[IdsReport] = (), model: np.ndarray | None = None,
     ) -> RoundResult:
         """One round: every device with an entry in ``updates`` (float (d,)) takes part with it.
+        ``model``: rule ``"cosine"``: the round's global model ((d,) float32, with hash
+        ``model_hash``), sent to the edge nodes so that those with a reference source compute the
+        reference themselves (:meth:`Coordinator.finish_round`).
 
         Returns the coordinator's :class:`RoundResult`, whose ``missing`` also names the devices
         that had no update or failed before uploading, and whose ``timings`` add ``devices`` (wall
@@ -220,7 +223,7 @@ class Federation:
         devices_wall = time.perf_counter() - tick
         if trust is None and self.trust is not None:
             trust = self.trust.round_trust()
-        result = self.coordinator.finish_round(round, reference, trust=dict(trust) if trust is not None else None)
+        result = self.coordinator.finish_round(round, reference, trust=dict(trust) if trust is not None else None, model=model)
         for i, why in failed.items():
             result.missing.setdefault(i, why)
         steps = ("share", "commit", "upload")

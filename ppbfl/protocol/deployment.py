@@ -74,6 +74,7 @@ def make_edge_node(
     trust_config: dict | None = None, trust_devices: int = 0, trust_store: str | None = None, state_dir: str | None = None,
     decision_rule: dict | None = None, peer_registry: PeerRegistry | None = None, chain: str | None = None, contract: str | None = None,
     trust_signers: dict | None = None, ids_flags_dir: str | None = None, request_quorum: int | None = None,
+    reference: str | None = None, reference_tolerance: int | None = None,
 ) -> EdgeNode:
     """Handler factory of ``ppbfl edge`` (``python -m ppbfl.protocol.serve``): a fresh edge node.
 
@@ -98,12 +99,16 @@ def make_edge_node(
     node's gateway writes its detector's counts per round (``round-<r>.json``,
     :class:`~ppbfl.ids.reputation.FlagsFolder`): the node's signed IDS report (needs ``trust_config``).
     ``request_quorum``: :attr:`EdgeNode.request_quorum` (checked against the tier at setup).
+    ``reference``: the consortium's root-set reference spec (JSON, :class:`~ppbfl.fl.reference.ReferenceSpec`):
+    under rule ``"cosine"`` the node computes each round's reference itself and refuses a relayed
+    one more than ``reference_tolerance`` fixed-point units away (:attr:`EdgeNode.reference_source`;
+    None: :data:`~ppbfl.protocol.edge_node.REFERENCE_TOLERANCE`).
     These come from the node's operator, never from the coordinator whose word the signatures replace.
 
     Raises:
-        CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust
-            setting is invalid, or only one of ``chain`` and ``contract`` is given; ChainError: the
-            node at ``chain`` cannot be reached.
+        CredentialsError: the chain key file is missing or unreadable; ConfigError: a trust or
+            reference setting is invalid, or only one of ``chain`` and ``contract`` is given;
+            ChainError: the node at ``chain`` cannot be reached.
     """
     if (chain is None) != (contract is None):
         raise ConfigError("chain" if chain is None else "contract", "chain and contract go together")
@@ -127,6 +132,14 @@ def make_edge_node(
         from ppbfl.ids.reputation import FlagsFolder
 
         node.ids_source = FlagsFolder(Path(ids_flags_dir))
+    if reference_tolerance is not None:
+        if reference_tolerance < 0:
+            raise ConfigError("reference_tolerance", f"{reference_tolerance}: expected fixed-point units >= 0")
+        node.reference_tolerance = int(reference_tolerance)
+    if reference is not None:
+        from ppbfl.fl.reference import RootReference
+
+        node.reference_source = RootReference.load(reference)
     return node
 
 
@@ -344,6 +357,9 @@ class GrpcDeployment(Deployment):
         ids_flags_dir: node ``j`` signs, as its IDS report of round ``r``, the counts in
             ``ids_flags_dir/edge-j/round-<r>.json`` (its gateway's detector's, ``ppbfl edge
             --ids-flags``; needs ``trust_config``); None: the nodes report none.
+        reference: the root-set reference spec every edge process loads (``ppbfl edge --reference``,
+            :mod:`ppbfl.fl.reference`): under rule ``"cosine"`` each node computes the reference
+            itself; None: the nodes take the coordinator's.
         ledger: a :class:`~ppbfl.protocol.ledger.ChainLedger` whose edge nodes are not registered
             yet, on a chain the processes can reach (anvil or a JSON-RPC URL; the embedded chain
             lives in this process only). The deployment then registers its edge nodes (chain
@@ -367,7 +383,7 @@ class GrpcDeployment(Deployment):
         workdir: str | Path | None = None, ready_timeout: float = 60.0, signed_uploads: bool = False,
         trust_config: TrustConfig | None = None, trust_devices: int = 0, trust_dir: str | Path | None = None,
         decision_rule: DecisionRule | None = None, ledger: ChainLedger | None = None, ids_flags_dir: str | Path | None = None,
-        request_quorum: int | None = None,
+        request_quorum: int | None = None, reference: str | Path | None = None,
     ) -> None:
         behaviours = dict(behaviours or {})
         on_chain = [] if ledger is None else ["--chain", _chain_url(ledger), "--contract", ledger.address]
@@ -407,6 +423,7 @@ class GrpcDeployment(Deployment):
                             **self._trust_args(j, trust_config, trust_devices, trust_dir),
                             **({"trust_signers": {"accounts": sorted(self._edge_accounts.values()), "t": t}} if trust_config is not None else {}),
                             **({"ids_flags_dir": str(Path(ids_flags_dir) / edge_party(j))} if ids_flags_dir is not None else {}),
+                            **({"reference": str(reference)} if reference is not None else {}),
                             "decision_rule": None if decision_rule is None else decision_rule.model_dump(),
                             **({"request_quorum": request_quorum} if request_quorum is not None else {}),
                             **({"chain": on_chain[1], "contract": on_chain[3]} if ledger is not None and signed_uploads else {}),

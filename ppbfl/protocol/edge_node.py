@@ -49,13 +49,14 @@ from ppbfl.protocol.attribution import DeviceKeys, upload_signed
 from ppbfl.protocol.chain_registry import ChainRegistry
 from ppbfl.protocol.commitments import commitment_root, share_leaf
 from ppbfl.protocol.edge_state import KEEP_ROUNDS, EdgeState, EdgeStateError, EdgeStateStore
-from ppbfl.protocol.errors import MessageError, PeerAuthError, RequestNotAgreedError
+from ppbfl.protocol.errors import MessageError, PeerAuthError, ReferenceMismatchError, RequestNotAgreedError
 from ppbfl.protocol.flame_decision import (
     FLAME_SPACES,
     GlobalModelError,
     check_global_model,
     clip_bound,
     decide_flame_request,
+    model_hash,
     pair_count,
 )
 from ppbfl.protocol.messages import (
@@ -141,6 +142,10 @@ def check_request_quorum(q: object, t: int, n: int) -> int:
         )
     return q
 
+#: default :attr:`EdgeNode.reference_tolerance`: fixed-point units (``2^-f``) per entry by which a
+#: relayed reference may differ from the node's own (float32 training on other CPUs or thread
+#: counts can differ in the last bits; docs/leakage.md states what the slack lets a relay choose)
+REFERENCE_TOLERANCE = 4
 
 class EdgeBehaviour(str, enum.Enum):
     """Fault injection for demonstrations and tests: an honest node, or one that lies."""
@@ -249,6 +254,14 @@ class EdgeNode:
         """Round -> the model hash the round was opened with, read by the node itself (FLAME on
         models checks the request's against it); None: from the chain when :attr:`registry` is a
         :class:`~ppbfl.protocol.chain_registry.ChainRegistry`, else the request's word."""
+        self.reference_source: Callable[[int, np.ndarray], np.ndarray] | None = None
+        """``(round, global model (d,) float32) -> the round's reference (d,) float``, set by the
+        node's operator (:class:`ppbfl.fl.reference.RootReference`, ``ppbfl edge --reference``): under
+        rule ``"cosine"`` the node then computes the reference itself and refuses a relayed one
+        more than :attr:`reference_tolerance` units away (:meth:`_check_reference`). None: the
+        relay's reference is taken (docs/security.md: weaker)."""
+        self.reference_tolerance = REFERENCE_TOLERANCE
+        """Fixed-point units per entry a relayed reference may differ from this node's own."""
         self.posted_request: Callable[[int], bytes] | None = None
         """Round -> the hash of the round's one verify request as the coordinator posted it on
         chain (32 zero bytes: none), read by the node itself: the node then answers only the
@@ -766,19 +779,67 @@ class EdgeNode:
         """FLAME on local models: the request's global model must hash to its announced hash, be
         its reference's preimage (:func:`check_global_model`), and that hash must be the one
         ``round`` was opened with where the node can read it itself (:attr:`announced_model`);
-        other rules: no model.
+        rule ``"cosine"``: :meth:`_check_reference`; FLAME on updates: no model.
 
         Raises:
-            GlobalModelError: naming the field.
+            GlobalModelError: naming the field; ReferenceMismatchError: as :meth:`_check_reference`.
         """
         assert self.codec is not None
         if self.config.flame_space == "models":
             check_global_model(message.model, message.model_hash, message.reference, self.codec, self.config.d, party=self.name)
-            announced = self._chain_reader(self.announced_model, "model_hash")
-            if announced is not None and bytes(message.model_hash) != announced(round):
-                raise GlobalModelError(self.name, "model_hash", f"is not the model hash round {round} was opened with")
+            self._check_announced(message, round)
+        elif self.config.rule == "cosine":
+            self._check_reference(message, round)
         elif message.model.size or message.model_hash:
             raise GlobalModelError(self.name, "model", f"this node clusters {self.config.flame_space!r} with rule {self.config.rule!r}: no global model is taken")
+
+    def _check_announced(self, message: VerifyRequest, round: int) -> None:
+        """The request's model hash must be the one ``round`` was opened with, where the node reads
+        it itself (:attr:`announced_model`, else its ChainRegistry's contract; no view: unchecked).
+
+        Raises:
+            GlobalModelError: naming ``model_hash``.
+        """
+        announced = self._chain_reader(self.announced_model, "model_hash")
+        if announced is not None and bytes(message.model_hash) != announced(round):
+            raise GlobalModelError(self.name, "model_hash", f"is not the model hash round {round} was opened with")
+
+    def _check_reference(self, message: VerifyRequest, round: int) -> None:
+        """Rule ``"cosine"`` with a :attr:`reference_source`: the request must carry the round's
+        global model ``G`` ((d,) float32) and its hash, ``G`` must hash to it and the hash be the
+        one ``round`` was opened with (:meth:`_check_announced`); the node computes its own
+        reference from ``G``, encodes it as the coordinator does (the no-wrap codec) and refuses a
+        request whose reference differs from it by more than :attr:`reference_tolerance`
+        fixed-point units in some entry (centred difference mod p). Checked before any share is
+        computed; the node then takes the request's reference (every node must use the same one).
+        Without a reference source the relay's reference is taken (a model it sends is unused).
+
+        Raises:
+            GlobalModelError: naming ``model`` or ``model_hash``;
+            ReferenceMismatchError: naming the coordinator and ``reference``;
+            ConfigError: the source's reference is not (d,) (the operator's spec is for another model).
+        """
+        source = self.reference_source
+        if source is None:
+            return
+        assert self.codec is not None
+        d = self.config.d
+        if message.model.shape != (d,) or len(message.model_hash) != 32:
+            raise GlobalModelError(
+                self.name, "model", f"this node computes the reference from the round's global model: expected a ({d},) model and "
+                f"its 32-byte hash, got shape {message.model.shape} and {len(message.model_hash)} bytes",
+            )
+        if model_hash(message.model) != bytes(message.model_hash):
+            raise GlobalModelError(self.name, "model_hash", "the global model does not hash to the request's model hash")
+        self._check_announced(message, round)
+        mine = np.asarray(source(round, message.model.copy()), dtype=np.float64)
+        if mine.shape != (d,):
+            raise ConfigError("reference_source", f"gave a reference of shape {mine.shape} for d = {d}: the operator's spec is for another model")
+        own = codec_for_length(self.codec, d).encode(mine)
+        units = np.abs(validity.centred(ops.sub(message.reference, own, field=self.field), self.field.p))
+        worst = int(np.argmax(units))
+        if units[worst] > self.reference_tolerance:
+            raise ReferenceMismatchError(COORDINATOR_PARTY, round, worst, int(units[worst]), self.reference_tolerance)
 
     def _triples(self, envelope: Envelope, message: TripleShares) -> Message:
         self._require(envelope.sender, DEALER_PARTY, "triples")

@@ -18,6 +18,7 @@ __all__ = [
     "PeerAuthError",
     "PeerUnavailableError",
     "ProtocolError",
+    "ReferenceMismatchError",
     "RemoteError",
     "RequestNotAgreedError",
     "SchemaError",
@@ -92,6 +93,23 @@ class RequestNotAgreedError(PeerAuthError):
     def __init__(self, party: str, field: str, round: int, reason: str) -> None:
         self.field, self.round = field, round
         super().__init__(party, f"verify request of round {round}: field {field!r}: {reason}")
+
+
+class ReferenceMismatchError(PeerAuthError):
+    """A relayed public reference is not the one the refusing node computed itself from the round's
+    global model (:attr:`ppbfl.protocol.edge_node.EdgeNode.reference_source`).
+
+    ``party``: the relay that sent it; ``field``: ``"reference"``; ``round``: the round; ``entry``:
+    the entry that differs most; ``units``: by how many fixed-point units (centred mod p);
+    ``tolerance``: the most the node's operator allows.
+    """
+
+    def __init__(self, party: str, round: int, entry: int, units: int, tolerance: int) -> None:
+        self.field, self.round, self.entry, self.units, self.tolerance = "reference", round, entry, units, tolerance
+        super().__init__(
+            party, f"verify request of round {round}: field 'reference': entry {entry} is {units} fixed-point units from this "
+            f"node's own reference (tolerance {tolerance})",
+        )
 
 
 class RemoteError(ProtocolError):

@@ -302,11 +302,14 @@ class VerifyRequest(Message):
     round: one verify reply per node and round, a retry gets the same one);
     ``coin_nodes``, ``coins``, ``coin_signatures``: the nodes' signed coins for the proof checks
     (each node finds its own and checks the others' signatures; at least ``t`` are needed).
-    ``model``, ``model_hash``: rule ``"flame"`` on local models only (else empty): the round's
+    ``model``, ``model_hash``: rule ``"flame"`` on local models, or rule ``"cosine"`` when the
+    coordinator's caller gives the model (else empty): the round's
     public global model ``G`` ((d,) float32) and the announced model hash (keccak-256 of its
     float32 bytes, :meth:`ppbfl.protocol.ledger.ChainLedger.model_hash`); the node checks that
-    ``G`` has that hash and that ``reference`` is ``G``'s encoding
-    (:func:`ppbfl.protocol.flame_decision.check_global_model`).
+    ``G`` has that hash and, FLAME, that ``reference`` is ``G``'s encoding
+    (:func:`ppbfl.protocol.flame_decision.check_global_model`), cosine with a reference source,
+    that ``reference`` is within its tolerance of its own reference from ``G``
+    (:meth:`ppbfl.protocol.edge_node.EdgeNode._check_reference`).
     ``endorsers``, ``endorsements``: the nodes that endorsed this request's hash for the round and
     their :class:`RequestEndorsement` signatures (not covered by the hash, which they sign); a node
     with a request quorum answers only with enough of them (:class:`EndorseRequest`).

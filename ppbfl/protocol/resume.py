@@ -372,6 +372,7 @@ class ResumableRun:
         try:
             result = self.federation.run_round(
                 round, updates, reference, trust=self.keeper.round_trust(), model_hash=ChainLedger.model_hash(model),
+                model=model if self.federation.coordinator.rule == "cosine" else None,  # nodes with a reference source compute r from it
             )
         except PPBFLError as error:
             self._rejoin(round, error)

@@ -55,7 +55,8 @@ from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, RULES, edge_party
 from ppbfl.protocol.errors import MessageError
-from ppbfl.protocol.flame_decision import FLAME_SPACES, check_global_model, decide_flame_request, pair_count
+from ppbfl.protocol.flame_decision import FLAME_SPACES, GlobalModelError, check_global_model, decide_flame_request, pair_count
+from ppbfl.protocol.flame_decision import model_hash as flame_model_hash
 from ppbfl.protocol.messages import (
     Ack,
     AggregateRequest,
@@ -433,17 +434,24 @@ class Coordinator:
         v = self.validity
         return ValidityChallenge(round, pending.seed, v.d, v.k, v.bits, pending.announcement.edge_nodes)
 
-    def finish_round(self, round: int, reference: np.ndarray, *, trust: dict[int, float] | None = None) -> RoundResult:
+    def finish_round(
+        self, round: int, reference: np.ndarray, *, trust: dict[int, float] | None = None, model: np.ndarray | None = None,
+    ) -> RoundResult:
         """Run the edge tier of round ``round`` (after :meth:`challenge`) against the public float (d,) ``reference``.
 
         ``trust``: device index -> public trust score in [0, 1] (default 1). FLAME on local models
         (``flame_space = "models"``): ``reference`` is the global model ``G`` (public; sent to the
-        nodes as float32 with the announced model hash, which it must have).
+        nodes as float32 with the announced model hash, which it must have). ``model``: rule
+        ``"cosine"``: the round's global model ((d,) float32, public), sent with the announced model
+        hash, which it must have, so that nodes with a reference source compute the reference
+        themselves (:meth:`ppbfl.protocol.edge_node.EdgeNode._check_reference`); such nodes
+        refuse a request without it.
 
         Raises:
-            FieldShapeError: ``reference`` is not (d,); ConfigError: a trust score is not in [0, 1];
-                GlobalModelError: FLAME on models and ``reference`` is not the announced model or
-                beyond the no-wrap bound (all before anything is sent: the round stays open).
+            FieldShapeError: ``reference`` is not (d,); ConfigError: a trust score is not in [0, 1],
+                or ``model`` under rule ``"flame"``; GlobalModelError: FLAME on models and
+                ``reference``, or ``model``, is not the announced model (or, FLAME, beyond the
+                no-wrap bound) (all before anything is sent: the round stays open).
             NotEnoughEdgeNodesError: fewer than ``t`` edge nodes stayed online.
             RoundFailedError: the round is not open or not challenged, or reconstruction failed (more
                 liars than can be corrected).
@@ -461,11 +469,17 @@ class Coordinator:
             raise RoundFailedError(round, "finish_round before open_round")
         if pending.seed is None:
             raise RoundFailedError(round, "finish_round before challenge: the devices have not been asked to prove their range")
-        model = np.zeros(0, dtype="<f4")
+        sent = np.zeros(0, dtype="<f4")
         if self.flame_space == "models":
-            model = np.ascontiguousarray(reference, dtype="<f4")
-            check_global_model(model, pending.announcement.model_hash, None, self.codec, self.d, party="coordinator")
-            reference = model.astype(np.float64)  # what the nodes encode
+            sent = np.ascontiguousarray(reference, dtype="<f4")
+            check_global_model(sent, pending.announcement.model_hash, None, self.codec, self.d, party="coordinator")
+            reference = sent.astype(np.float64)  # what the nodes encode
+        elif model is not None:
+            if self.rule != "cosine":
+                raise ConfigError("model", f"the global model goes with the request under rule 'cosine' (or FLAME on models, as its reference), not {self.rule!r}")
+            sent = np.ascontiguousarray(model, dtype="<f4")
+            if sent.shape != (self.d,) or flame_model_hash(sent) != pending.announcement.model_hash:
+                raise GlobalModelError("coordinator", "model", f"shape {sent.shape} (expected ({self.d},)) and the announced model hash expected")
         del self._open[round]
         seed = pending.seed
         timings = pending.timings
@@ -478,7 +492,7 @@ class Coordinator:
             clock = now
 
         try:
-            return self._run_edge_tier(round, reference, trust, seed, pending, lap, model)
+            return self._run_edge_tier(round, reference, trust, seed, pending, lap, sent)
         except Exception as error:  # the round cannot complete: fail it on chain so the next one opens
             if self.ledger is not None:
                 try:

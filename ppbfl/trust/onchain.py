@@ -73,7 +73,7 @@ class ChainedFederation(Federation):
     def run_round(
         self, round: int, updates: Mapping[int, np.ndarray], reference: np.ndarray, *,
         trust: Mapping[int, float] | None = None, model_hash: bytes = ZERO_HASH, ids_flags: Mapping[int, int] | None = None,
-        ids_reports: Sequence[IdsReport] = (),
+        ids_reports: Sequence[IdsReport] = (), model: np.ndarray | None = None,
     ) -> RoundResult:
         """:meth:`Federation.run_round` after each device read its difficulty from the chain;
         ``ids_reports``: the edge nodes' signed IDS reports of the round (``node.ids_report``).
@@ -87,7 +87,7 @@ class ChainedFederation(Federation):
             board = device.board
             if isinstance(board, DeviceChainAccount):
                 board.pow_bits = self.ledger.contract.device(board.account)[2]
-        return super().run_round(round, updates, reference, model_hash=model_hash, ids_flags=ids_flags, ids_reports=ids_reports)
+        return super().run_round(round, updates, reference, model_hash=model_hash, ids_flags=ids_flags, ids_reports=ids_reports, model=model)
 
     def close(self) -> None:
         """Close the federation, the keeper's store and the embedded chain."""
