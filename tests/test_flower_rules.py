@@ -26,7 +26,7 @@ from ppbfl.integrations.flower import workflow as workflow_module
 from ppbfl.integrations.flower.records import chain_terms_from_record
 from ppbfl.protocol.creds import chain_key_path, load_chain_key, party_ids, read_chain_accounts, write_credentials
 from ppbfl.protocol.deployment import InProcessDeployment
-from ppbfl.protocol.round_errors import AnnouncementError
+from ppbfl.protocol.round_errors import AnnouncementError, NotEnoughEdgeNodesError
 from tests.flower_apps import from_arrays, to_arrays, train_reply
 from tests.flower_apps import reference as root_update
 
@@ -170,6 +170,40 @@ def test_a_relay_demanding_more_pow_than_the_device_allows_is_refused_before_has
         workflow.close()
 
 
+def test_nodes_with_their_own_reference_and_a_request_quorum_serve_the_workflow_and_refuse_a_chosen_reference(in_process):
+    # every node computes the reference from the global model the workflow sends (rule cosine) and
+    # answers only a request all three endorsed (q = 3 > (n + t - 1) / 2 = 2): two honest rounds
+    # equal the protocol's; then a workflow that chooses r = e_0 gets no share from any node
+    for node in in_process.nodes.values():
+        node.reference_source = lambda round, model: root_update(model.astype(np.float64))
+        node.request_quorum = N
+    grid = FakeGrid()
+    workflow = PpbflWorkflow(t=T, n=N, edges=EDGES, creds="unused", reference_fn=root_update, request_endorsements=True,
+                             min_available_nodes=DEVICES, min_train_nodes=DEVICES)
+    try:
+        w = np.zeros(D)
+        for server_round in (1, 2):
+            messages = list(workflow.configure_train(server_round, to_arrays(w), ConfigRecord(), grid))  # type: ignore[arg-type]
+            arrays, metrics = workflow.aggregate_train(server_round, [grid.deliver(message) for message in messages])
+            assert metrics is not None and metrics["missing"] == 0
+            result = workflow.results[server_round]
+            assert result.rejected[4] == "negative cosine" and sorted(result.online) == [1, 2, 3] and not result.dropped
+            w = from_arrays(arrays)
+        assert np.any(w != 0)
+        workflow.reference_fn = lambda start: np.eye(D)[0]  # the relay's choice: <g_i, e_0> = g_i[0]
+        messages = list(workflow.configure_train(3, to_arrays(w), ConfigRecord(), grid))  # type: ignore[arg-type]
+        with pytest.raises(NotEnoughEdgeNodesError) as refused:
+            workflow.aggregate_train(3, [grid.deliver(message) for message in messages])
+        assert "0 edge nodes online" in str(refused.value)
+        assert workflow.coordinator is not None
+        for j in range(1, N + 1):  # each node's refusal names the relay and the field
+            assert "peer coordinator" in workflow.coordinator.dropped[j] and "field 'reference': entry 0" in workflow.coordinator.dropped[j]
+        for node in in_process.nodes.values():
+            assert node.rounds[3].verified is None  # refused before any share
+    finally:
+        workflow.close()
+
+
 @pytest.mark.parametrize("options, key", [
     ({}, "reference_fn"),  # cosine without a reference
     ({"rule": "flame", "reference_fn": root_update}, "reference_fn"),
@@ -181,6 +215,7 @@ def test_a_relay_demanding_more_pow_than_the_device_allows_is_refused_before_has
     ({"rule": "flame", "signed_uploads": "yes"}, "signed_uploads"),
     ({"rule": "flame", "chain": "ropsten"}, "chain"),
     ({"rule": "flame", "chain": "embedded", "pow_bits": 40}, "pow_bits"),
+    ({"rule": "flame", "request_endorsements": 1}, "request_endorsements"),
 ])
 def test_bad_rule_settings_are_config_errors_before_any_connection(options, key):
     with pytest.raises(ConfigError) as caught:

@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
-from eth_hash.auto import keccak
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, Result, Strategy
@@ -46,6 +45,7 @@ from ppbfl.integrations.flower.records import PPBFL_RECORD, ModelLayout, announc
 from ppbfl.protocol.attribution import CertificateKeys
 from ppbfl.protocol.creds import CHAIN_ACCOUNTS, read_chain_accounts
 from ppbfl.protocol.edge_node import RULES
+from ppbfl.protocol.flame_decision import model_hash
 from ppbfl.protocol.grpc_transport import GrpcTransport
 from ppbfl.protocol.ledger import ChainLedger
 from ppbfl.protocol.parties import COORDINATOR_PARTY, DEALER_PARTY, device_party, edge_party
@@ -89,6 +89,13 @@ class PpbflWorkflow(Strategy):
         edge_timeout: seconds per call to an edge node.
         prove_timeout: seconds to wait for the devices' replies to the validity challenge; None
             (default): the ``timeout`` given to :meth:`start`, the bound Flower puts on the train replies.
+        request_endorsements: collect the edge nodes' endorsements of each round's verify request
+            before sending it (needed by nodes run with ``ppbfl edge --request-quorum Q``, which
+            answer only a request ``Q`` of them endorsed; one more call per node and round).
+
+    Under rule ``"cosine"`` every verify request carries the round's global model (float32) with its
+    announced hash (keccak-256 of the float32 bytes), so that nodes run with ``ppbfl edge --reference``
+    compute the reference themselves and refuse another one (docs/security.md).
 
     After :meth:`start`, :attr:`results` maps each round to its :class:`RoundResult` (who was
     accepted, rejected and why, missing devices, the edge nodes' state).
@@ -100,6 +107,7 @@ class PpbflWorkflow(Strategy):
         chain: str | None = None, pow_bits: int = 8, dealer: str | None = None, tau: float = 0.0, frac_bits: int = 16, fraction_train: float = 1.0,
         min_train_nodes: int = 2, fraction_evaluate: float = 0.0, min_evaluate_nodes: int = 0,
         min_available_nodes: int = 2, edge_timeout: float = 30.0, prove_timeout: float | None = None,
+        request_endorsements: bool = False,
     ) -> None:
         if sorted(edges) != list(range(1, n + 1)):
             raise ConfigError("edges", f"expected addresses of edge nodes 1..{n}, got {sorted(edges)}")
@@ -108,6 +116,9 @@ class PpbflWorkflow(Strategy):
         if not isinstance(signed_uploads, bool):
             raise ConfigError("signed_uploads", f"{signed_uploads!r}: a bool")
         self.signed_uploads = signed_uploads
+        if not isinstance(request_endorsements, bool):
+            raise ConfigError("request_endorsements", f"{request_endorsements!r}: a bool")
+        self.request_endorsements = request_endorsements
         if chain is not None and (not isinstance(chain, str) or not (chain in ("embedded", "anvil") or chain.startswith(("http://", "https://")))):
             raise ConfigError("chain", f"{chain!r}: expected 'embedded', 'anvil' or an http(s):// URL")
         if isinstance(pow_bits, bool) or not isinstance(pow_bits, int) or not 0 <= pow_bits <= DEFAULT_MAX_POW_BITS:
@@ -156,7 +167,7 @@ class PpbflWorkflow(Strategy):
             self.coordinator = Coordinator(
                 self.t, self.n, d, self._transport, codec=self.codec, tau=self.tau, dealer=self.dealer is not None,
                 timeout=self.edge_timeout, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale, device_keys=keys,
-                ledger=self.ledger,
+                ledger=self.ledger, request_endorsements=self.request_endorsements,
             )
             self.coordinator.setup()
         if self.coordinator.d != d:
@@ -224,7 +235,7 @@ class PpbflWorkflow(Strategy):
         self._layout = ModelLayout.of(arrays)
         vector = self._layout.flatten(arrays, "server")
         coordinator = self._coordinator(vector.size)
-        announcement = coordinator.open_round(server_round, keccak(vector.tobytes()))
+        announcement = coordinator.open_round(server_round, model_hash(vector))  # keccak of its float32 bytes, as the nodes check it
         self._global[server_round] = vector
         record = announcement_record(announcement, self.edges, None if self.ledger is None else self._chain_terms())
         messages = list(self.sampler.configure_train(server_round, arrays, config, grid))
@@ -258,7 +269,10 @@ class PpbflWorkflow(Strategy):
         proofs = list(self._grid.send_and_receive(prove, timeout=wait)) if prove else []
         proof_errors = sum(1 for reply in proofs if reply.has_error()) + len(prove) - len(proofs)
         reference = np.zeros(start.size) if self.reference_fn is None else np.asarray(self.reference_fn(start), dtype=np.float64)
-        result = self.coordinator.finish_round(server_round, reference)
+        # under rule cosine the nodes also get the global model, so that those with a reference source
+        # (`ppbfl edge --reference`) compute the reference themselves instead of taking this one
+        model = start.astype(np.float32) if self.rule == "cosine" else None
+        result = self.coordinator.finish_round(server_round, reference, model=model)
         self.results[server_round] = result
         rejected = {i: why for i, why in result.rejected.items() if i not in result.missing}
         metrics = MetricRecord({
