@@ -27,7 +27,7 @@ from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.device import Device
 from ppbfl.protocol.edge_node import EdgeNode, edge_party
 from ppbfl.protocol.errors import RemoteError
-from ppbfl.protocol.messages import BeaverFinish, BeaverOpen, DeviceUpload, UploadsQuery, VerifyRequest
+from ppbfl.protocol.messages import BeaverFinish, BeaverOpen, DeviceUpload, UploadsQuery, VerifyRequest, VerifyShares
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import CommitmentMismatchError, NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.protocol.wire import Envelope
@@ -38,12 +38,31 @@ MALICIOUS = {1, 5}  # sign-flipped devices: rejected by cosine, whatever the edg
 ATOL = 5e-5  # as tests/test_protocol_round.py: fixed-point error ~3e-6 on these updates
 
 
+def signed_verify(node: EdgeNode, envelope: Envelope, message: VerifyRequest, reply: VerifyShares) -> VerifyShares:
+    """``reply`` (altered by a lying ``node``) signed again by it: it signs its lie, so the
+    coordinator's signature check passes it on and what catches it is the protocol step under test."""
+    digest = signed_shares.verify_digest(
+        node._session, envelope.round, node.config.index, consistency=reply.consistency, dot_ref=reply.dot_ref,
+        norm2_hash=signed_shares.field_hash(reply.norm2), proof_consistency=reply.proof_consistency,
+        validity_hash=signed_shares.field_hash(reply.validity), mismatched=reply.mismatched, request=signed_shares.request_hash(message),
+    )
+    return dataclasses.replace(reply, signature=node._sign(digest))
+
+
+def unchecked(coordinator: Coordinator) -> Coordinator:
+    """``coordinator`` relaying the nodes' signed values without checking them, as a malicious relay
+    would (an honest one drops a node whose signature does not verify over what it sent: round.py):
+    for the tests of what the nodes themselves refuse."""
+    coordinator._signed = lambda replies, field, digest: replies  # type: ignore[method-assign]
+    return coordinator
+
+
 class ClaimsEveryMismatch(EdgeNode):
-    """Reports every device's upload as not matching its on-chain commitment."""
+    """Reports every device's upload as not matching its on-chain commitment (and signs it)."""
 
     def _verify(self, envelope: Envelope, message: VerifyRequest):
         reply = super()._verify(envelope, message)
-        return dataclasses.replace(reply, mismatched=list(range(len(message.devices))))
+        return signed_verify(self, envelope, message, dataclasses.replace(reply, mismatched=list(range(len(message.devices)))))
 
 
 class FabricatesMismatchEvidence(ClaimsEveryMismatch):
@@ -51,7 +70,7 @@ class FabricatesMismatchEvidence(ClaimsEveryMismatch):
 
     def _verify(self, envelope: Envelope, message: VerifyRequest):
         reply = super()._verify(envelope, message)
-        return dataclasses.replace(reply, evidence_roots=[bytes(32)] * len(reply.mismatched))
+        return dataclasses.replace(reply, evidence_roots=[bytes(32)] * len(reply.mismatched))  # not signed: the device's signature is the evidence
 
 
 class EquivocatingSigner(Device):
@@ -68,13 +87,13 @@ class EquivocatingSigner(Device):
 
 
 class ShiftsConsistency(EdgeNode):
-    """Adds 1 to its consistency values of the first four devices of the verify request."""
+    """Adds 1 to its consistency values of the first four devices of the verify request (and signs it)."""
 
     def _verify(self, envelope: Envelope, message: VerifyRequest):
         reply = super()._verify(envelope, message)
         shifted = reply.consistency.copy()
         shifted[:4] = (shifted[:4] + np.uint64(1)) % np.uint64(self.field.p)
-        return dataclasses.replace(reply, consistency=shifted)
+        return signed_verify(self, envelope, message, dataclasses.replace(reply, consistency=shifted))
 
 
 class RefusesDevice(EdgeNode):
@@ -466,6 +485,7 @@ class MixingRelay(CountingRelay):
 def test_replies_to_different_verify_requests_are_refused_by_every_node_naming_the_relay():
     # not prevented (each node answered its own request), but no node opens anything of the mix
     federation = _federation({}, relay=MixingRelay)
+    unchecked(federation.coordinator)
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=15)
     with pytest.raises(NotEnoughEdgeNodesError, match="aggregate"):
         federation.run_round(1, updates, reference)

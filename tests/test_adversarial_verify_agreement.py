@@ -33,6 +33,7 @@ from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
 from ppbfl.protocol.signed_shares import request_hash
 from tests.protocol_helpers import plaintext_aggregate, synthetic_round
+from tests.test_adversarial_attribution import unchecked
 
 T, N, D, M = 2, 4, 32, 5
 MALICIOUS = {1}
@@ -206,6 +207,7 @@ def test_a_node_without_a_chain_view_answers_a_different_request_and_the_mix_is_
     # the weaker case, stated in docs/security.md: edge-1 reads no chain, so it answers request B;
     # the relay holds its reply, and every node refuses the mix at the aggregate step
     federation, relay, ledger = tier
+    unchecked(federation.coordinator)  # a malicious relay: it does not check the signatures over B itself
     node = federation.deployment.nodes[edge_party(1)]
     node.posted_request = None
     relay.alter = only(edge_party(1), other_reference)

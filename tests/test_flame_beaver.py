@@ -37,7 +37,7 @@ from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.sharing import share
 from ppbfl.sharing.robust import robust_reconstruct
-from tests.test_adversarial_attribution import CountingRelay
+from tests.test_adversarial_attribution import CountingRelay, unchecked
 from tests.test_flame import D, M, assert_twins, flame_oracle, updates
 from tests.test_flame_models import backdoor_case, context
 
@@ -229,6 +229,7 @@ def test_a_relay_that_shifts_the_opened_eps_is_refused_by_every_node_before_anyt
     # decision and learn ||g + delta||^2 for a delta of its choice
     u = updates(1, 3)
     with _federation(relay=ShiftingRelay) as federation:
+        unchecked(federation.coordinator)
         with pytest.raises(NotEnoughEdgeNodesError):
             federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))
         dropped = federation.coordinator.dropped
@@ -278,6 +279,7 @@ def test_a_node_sent_another_beaver_open_order_than_its_peers_is_caught_before_a
     # shares (with t - 1 colluding nodes, a quadratic function of an honest node's share)
     u = updates(1, 3)
     with _federation(relay=ReordersForEdge1AtThreeNodes) as federation:
+        unchecked(federation.coordinator)
         federation.coordinator.transport.offline = True
         with pytest.raises(NotEnoughEdgeNodesError):
             federation.run_round(1, {i: u[i] for i in range(M)}, np.zeros(D))

@@ -22,15 +22,20 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.errors import PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import GrpcDeployment, InProcessDeployment
 from ppbfl.protocol.grpc_transport import GrpcTransport
+from ppbfl.protocol.messages import PRZSOffer
 from ppbfl.protocol.parties import COORDINATOR_PARTY, device_party, edge_party
+from ppbfl.protocol.przs_setup import offer_payload
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError
+from ppbfl.protocol.tls import issue, make_ca
 from ppbfl.protocol.wire import decode
 from tests.fuzzing import (
     Hang,
@@ -169,12 +174,13 @@ class _WrongReplies:
         return reply
 
 
-def _round_with_node_1(change_kind, change, seed=0, rule="cosine"):
-    """Round 1 of a (2, 4) in-process tier under ``rule`` whose node 1 answers with ``change``; the RoundResult."""
+def _round_with_node_1(change_kind, change, seed=0, rule="cosine", **options):
+    """Round 1 of a (2, 4) in-process tier under ``rule`` whose node 1 answers with ``change``; the
+    RoundResult (``options``: more arguments of the :class:`Coordinator`)."""
     deployment = InProcessDeployment(RT, RN, D)
     liar = _WrongReplies(deployment.nodes[edge_party(1)], change_kind, change)
     deployment._edges[edge_party(1)] = deployment._handlers[edge_party(1)] = liar
-    coordinator = Coordinator(RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0, rule=rule)
+    coordinator = Coordinator(RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0, rule=rule, **options)
     with Federation(deployment, coordinator, range(M)) as federation:
         updates, reference = synthetic_round(M, D, set(), seed=seed)
         result = federation.run_round(1, updates, reference)
@@ -223,8 +229,8 @@ def test_wild_replies_of_one_edge_node_end_in_a_round_or_a_typed_error():
     """One field of one of node 1's replies replaced by a schema-valid wild value
     (:func:`tests.fuzzing.wild_value`: other lengths, boundary values), 3 times per reply kind:
     every round completes or fails with a ppbfl error (never an untyped exception). The outcomes
-    (printed) include rounds that fail with one node's bad value (e.g. a wrong signature: the
-    honest nodes refuse the relayed rows, docs/security.md)."""
+    (printed) include rounds that complete without node 1 (e.g. a wrong signature: the coordinator
+    checks it and drops node 1, docs/security.md)."""
     rng = np.random.default_rng(SEED)
     outcomes: Counter = Counter()
     for trial in range(3 * len(REPLY_KINDS)):
@@ -249,15 +255,79 @@ def test_wild_replies_of_one_edge_node_end_in_a_round_or_a_typed_error():
     assert sum(outcomes.values()) == 3 * len(REPLY_KINDS)
 
 
-@pytest.mark.parametrize(
-    "kind, field",
-    [("verify_shares", "signature"), ("eps_check", "signature"), ("uploads_report", "coin_signature"), ("przs_offer", "signature")],
-)
-def test_one_nodes_bad_signature_still_fails_the_round_for_every_node(kind, field):
-    """What the reply fuzzer also found, left open (docs/security.md, Edge nodes): the coordinator
-    relays a node's signed values without checking the signature, every honest node then refuses
-    the relayed rows (``PeerAuthError`` naming the relay) and is dropped, so one node's bad
-    signature fails the whole round, typed, with nobody named."""
-    with pytest.raises(NotEnoughEdgeNodesError) as failed:
-        _round_with_node_1(kind, lambda reply: dataclasses.replace(reply, **{field: b"\x30" * 70}))
-    assert len(failed.value.online) < RT  # the honest nodes refused the relayed rows and were dropped
+SIGNED = [
+    ("przs_offer", "signature", {}), ("uploads_report", "coin_signature", {}), ("request_endorsement", "signature", {"request_endorsements": True}),
+    ("verify_shares", "signature", {}), ("eps_check", "signature", {}), ("norm_shares", "signature", {}),
+    ("gram_shares", "signature", {"rule": "flame"}),
+]
+"""Every signed value of a node that its peers check, with the coordinator options under which it is sent."""
+
+
+@pytest.mark.parametrize("kind, field, options", SIGNED, ids=[kind for kind, _, _ in SIGNED])
+def test_one_nodes_bad_signature_drops_only_that_node_and_the_round_completes(kind, field, options):
+    """Found by the reply fuzzer (docs/security.md, Edge nodes): the coordinator relayed a node's
+    signed values unchecked, every honest node then refused the relayed rows (``PeerAuthError``
+    naming the relay) and was dropped, so one node's bad signature failed the whole round with
+    nobody named. Now the coordinator checks each signature with the peers' digest and key before
+    it relays: node 1 alone is dropped, named with a typed reason and the field, and the round
+    completes with nodes 2, 3, 4 and every device (a bad PRZS offer: node 1 is left out of the setup)."""
+    result = _round_with_node_1(kind, lambda reply: dataclasses.replace(reply, **{field: b"\x30" * 70}), **options)
+    assert result.dropped.keys() == {1} and result.online == (2, 3, 4)
+    assert result.dropped[1].startswith("PeerAuthError: peer edge-1: authentication failed:") and "signature" in result.dropped[1]
+    if kind != "przs_offer":
+        assert f"field {field!r} of its {kind}" in result.dropped[1]
+    assert sorted(result.accepted) == list(range(M)) or options.get("rule") == "flame"
+    assert result.accepted and not result.liars
+
+
+@pytest.mark.parametrize("kind, field, options", SIGNED, ids=[kind for kind, _, _ in SIGNED])
+def test_the_same_rounds_with_honest_signatures_drop_nobody(kind, field, options):
+    """Negative control of the test above: node 1's reply unchanged (the coordinator's checks accept
+    every honest signature, under every option the signed value is sent with), nobody is dropped."""
+    result = _round_with_node_1(kind, lambda reply: reply, **options)
+    assert not result.dropped and result.online == (1, 2, 3, 4) and not result.liars
+    assert sorted(result.accepted) == list(range(M)) or options.get("rule") == "flame"
+
+
+class _UnregisteredOffer:
+    """Edge node 1 (wrapping ``inner``) offering in its setup a validly signed offer under a
+    certificate named edge-1 that a rogue CA issued and nobody registered."""
+
+    def __init__(self, inner):
+        self.inner, self.rogue = inner, issue(make_ca("rogue CA"), edge_party(1))
+
+    @property
+    def context(self):
+        return self.inner.context
+
+    def handle(self, envelope):
+        reply = self.inner.handle(envelope)
+        if isinstance(reply, PRZSOffer):
+            payload = offer_payload(envelope.message.session, 1, RT, RN, reply.public_key)
+            reply = PRZSOffer(reply.public_key, self.rogue.cert_pem, self.rogue.key.sign(payload, ec.ECDSA(hashes.SHA256())))
+        return reply
+
+
+@pytest.mark.parametrize("registry", [True, False], ids=["with-registry", "without-registry"])
+def test_an_offer_under_an_unregistered_certificate_is_dropped_by_a_coordinator_given_the_registry(registry):
+    """The one offer check that needs the registry: node 1's offer is validly signed, under a
+    certificate nobody registered. A coordinator given the nodes' registry drops node 1 at setup,
+    named, and the round completes with nodes 2, 3, 4; one without it (the default) relays the
+    offer, every peer refuses it (naming the relay) and the setup fails (docs/security.md)."""
+    with InProcessDeployment(RT, RN, D) as deployment:
+        rogue = _UnregisteredOffer(deployment.nodes[edge_party(1)])
+        deployment._edges[edge_party(1)] = deployment._handlers[edge_party(1)] = rogue
+        coordinator = Coordinator(
+            RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0, registry=deployment.registry if registry else None,
+        )
+        if not registry:
+            with pytest.raises(NotEnoughEdgeNodesError):
+                coordinator.setup()
+            assert all("peer coordinator" in why and "registered to nobody" in why for why in coordinator.dropped.values())
+            coordinator.close()
+            return
+        with Federation(deployment, coordinator, range(M)) as federation:
+            updates, reference = synthetic_round(M, D, set(), seed=0)
+            result = federation.run_round(1, updates, reference)
+    assert result.dropped.keys() == {1} and result.online == (2, 3, 4) and sorted(result.accepted) == list(range(M))
+    assert result.dropped[1] == "PeerAuthError: peer edge-1: authentication failed: sent a PRZS offer for edge-1 with a certificate registered to nobody"

@@ -56,7 +56,7 @@ from ppbfl.protocol.registry import PeerRegistry
 from ppbfl.protocol.round_errors import OutOfPhaseError
 from ppbfl.protocol.tls import PartyCredentials
 
-__all__ = ["MAX_PRZS_SETS", "PRZSSetup", "members_of", "offer_payload", "przs_set_count", "set_mask"]
+__all__ = ["MAX_PRZS_SETS", "PRZSSetup", "members_of", "offer_key", "offer_payload", "przs_set_count", "set_mask"]
 
 #: most PRZS sets one node may be a member of (``C(n - 1, n - t)``); a setup needing more is refused
 MAX_PRZS_SETS = 4096
@@ -85,6 +85,36 @@ def members_of(mask: int, n: int) -> frozenset[int]:
 def offer_payload(session: bytes, index: int, t: int, n: int, public_key: bytes) -> bytes:
     """The bytes a node signs in its offer (domain, session, its index, ``t``, ``n``, its X25519 key)."""
     return _OFFER + session + struct.pack(">III", index, t, n) + public_key
+
+
+def offer_key(
+    party: str, verb: str, j: int, offer: PRZSOffer, *, session: bytes, t: int, n: int, registry: PeerRegistry | None,
+) -> ec.EllipticCurvePublicKey:
+    """Edge ``j``'s signing key from its ``offer`` in setup ``session`` of a ``(t, n)`` tier: the
+    certificate parses, holds an ECDSA key, is registered to ``edge-<j>`` (when a ``registry`` is
+    given) and that key signed :func:`offer_payload`. What every node checks of its peers' relayed
+    offers, and the coordinator of each offer before it relays them.
+
+    Raises:
+        PeerAuthError: naming ``party`` (the relay at a node; the offering node at the coordinator),
+            the reason starting with ``verb`` (``"relayed"``, ``"sent"``).
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(offer.certificate)
+        key = cert.public_key()
+    except ValueError:
+        raise PeerAuthError(party, f"{verb} a PRZS offer of {edge_party(j)} whose certificate does not parse") from None
+    identity = None if registry is None else registry.identify(cert.fingerprint(hashes.SHA256()))
+    if registry is not None and (identity is None or identity.party != edge_party(j)):
+        who = "nobody" if identity is None else identity.party
+        raise PeerAuthError(party, f"{verb} a PRZS offer for {edge_party(j)} with a certificate registered to {who}")
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise PeerAuthError(party, f"{verb} a PRZS offer of {edge_party(j)} whose certificate holds no ECDSA key")
+    try:
+        key.verify(offer.signature, offer_payload(session, j, t, n, offer.public_key), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise PeerAuthError(party, f"{verb} a PRZS offer of {edge_party(j)} whose signature does not verify (substituted key?)") from None
+    return key
 
 
 def _seal_ad(session: bytes, mask: int, sender: int, recipient: int) -> bytes:
@@ -130,22 +160,7 @@ class PRZSSetup:
 
     def _check_offer(self, relay: str, j: int, public: bytes, cert_pem: bytes, signature: bytes) -> ec.EllipticCurvePublicKey:
         """Edge ``j``'s signing key; raise PeerAuthError (naming ``relay``) unless its offer is signed by its registered key."""
-        try:
-            cert = x509.load_pem_x509_certificate(cert_pem)
-            key = cert.public_key()
-        except ValueError:
-            raise PeerAuthError(relay, f"relayed a PRZS offer of {edge_party(j)} whose certificate does not parse") from None
-        identity = self.registry.identify(cert.fingerprint(hashes.SHA256()))
-        if identity is None or identity.party != edge_party(j):
-            who = "nobody" if identity is None else identity.party
-            raise PeerAuthError(relay, f"relayed a PRZS offer for {edge_party(j)} with a certificate registered to {who}")
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise PeerAuthError(relay, f"relayed a PRZS offer of {edge_party(j)} whose certificate holds no ECDSA key")
-        try:
-            key.verify(signature, offer_payload(self.session, j, self.t, self.n, public), ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            raise PeerAuthError(relay, f"relayed a PRZS offer of {edge_party(j)} whose signature does not verify (substituted key?)") from None
-        return key
+        return offer_key(relay, "relayed", j, PRZSOffer(public, cert_pem, signature), session=self.session, t=self.t, n=self.n, registry=self.registry)
 
     def accept_peers(self, relay: str, peers: PRZSPeers) -> PRZSSealed:
         """Step 2: check every relayed offer, derive the pair keys, draw and seal the keys this node leads.

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ppbfl.chain.votes import ChainContext
 from ppbfl.defense.decision import DeviceDecision
@@ -54,7 +55,7 @@ from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
 from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, RULES, edge_party
-from ppbfl.protocol.errors import MessageError
+from ppbfl.protocol.errors import MessageError, PeerAuthError
 from ppbfl.protocol.flame_decision import FLAME_SPACES, GlobalModelError, check_global_model, decide_flame_request, pair_count
 from ppbfl.protocol.flame_decision import model_hash as flame_model_hash
 from ppbfl.protocol.messages import (
@@ -83,8 +84,21 @@ from ppbfl.protocol.messages import (
     VerifyRequest,
     VerifyShares,
 )
+from ppbfl.protocol.przs_setup import offer_key
+from ppbfl.protocol.registry import PeerRegistry
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
-from ppbfl.protocol.signed_shares import field_hash, request_hash
+from ppbfl.protocol.signed_shares import (
+    coin_digest,
+    endorse_digest,
+    eps_check_digest,
+    eps_check_seed,
+    field_hash,
+    gram_digest,
+    norms_digest,
+    request_hash,
+    verifies,
+    verify_digest,
+)
 from ppbfl.protocol.transport import Transport
 from ppbfl.protocol.verification import RoundDecision, decide_request, screen
 from ppbfl.protocol.wire import Message
@@ -237,6 +251,17 @@ class Coordinator:
             what nodes with a request quorum (:attr:`EdgeNode.request_quorum`, nodes without a
             chain view) require; a node that does not endorse leaves the round like a dropped one.
             False (default): no endorsements (such nodes then refuse every verify request).
+        registry: who holds which certificate, the registry the edge nodes check their peers' PRZS
+            offers against: the coordinator then refuses an offer whose certificate is not
+            registered to its node, as the peers would (None: it checks the offer's signature
+            under the offer's own certificate only).
+
+    Every signed value a node's peers check (its PRZS offer, its ``UploadsReport`` coin, its
+    ``RequestEndorsement``, ``VerifyShares``, ``EpsCheck``, ``NormShares`` and ``GramShares``) is
+    checked here first, with the digest and the key the peers use (the key of the certificate in
+    the node's checked offer): a node whose signature fails is dropped with a
+    :class:`PeerAuthError` naming it and the field, and its value is not relayed (the peers would
+    refuse the relayed rows and leave the round, docs/security.md).
     """
 
     def __init__(
@@ -259,6 +284,7 @@ class Coordinator:
         rescale: bool = False,
         flame_space: str = "updates",
         request_endorsements: bool = False,
+        registry: PeerRegistry | None = None,
     ) -> None:
         if norms not in ("auto", "honest-majority", "beaver"):
             raise RoundFailedError(0, f"norms = {norms!r}: expected 'auto', 'honest-majority' or 'beaver'")
@@ -284,6 +310,9 @@ class Coordinator:
         self.online: list[int] = []
         self.dropped: dict[int, str] = {}
         self.excluded: dict[int, str] = {}
+        self.registry = registry
+        self._session = b""  # the setup session the nodes' signatures are bound to
+        self._keys: dict[int, ec.EllipticCurvePublicKey] = {}  # node -> the signing key of its checked PRZS offer
         self._open: dict[int, _OpenRound] = {}
         self._pool = ThreadPoolExecutor(max_workers=n + 1, thread_name_prefix="ppbfl-coordinator")
 
@@ -326,6 +355,20 @@ class Coordinator:
             replies[j] = message
         return replies
 
+    def _signed(self, replies: dict[int, Reply], field: str, digest: Callable[[int, Reply], bytes]) -> dict[int, Reply]:
+        """``replies`` less those whose ``field`` is not their node's signature of ``digest(j, reply)``
+        (the digest its peers check, :mod:`ppbfl.protocol.signed_shares`): such a node is dropped
+        with a :class:`PeerAuthError` naming it and the field, before anything of it is relayed."""
+        kept: dict[int, Reply] = {}
+        for j, reply in replies.items():
+            key = self._keys.get(j)
+            if key is not None and verifies(key, getattr(reply, field), digest(j, reply)):
+                kept[j] = reply
+                continue
+            bad = PeerAuthError(edge_party(j), f"field {field!r} of its {reply.KIND} is not its signature (its peers would refuse it)")
+            self.dropped[j] = f"{type(bad).__name__}: {bad}"
+        return kept
+
     def _alive(self) -> list[int]:
         return [j for j in self.online if j not in self.dropped]
 
@@ -340,7 +383,9 @@ class Coordinator:
         Three relayed steps (:mod:`ppbfl.protocol.przs_setup`): :class:`SetupEdge` (fresh session)
         -> signed X25519 offers; every offer to every node -> the set keys each leads, sealed per
         member; each node its ciphertexts -> ready. The coordinator sees public keys and
-        ciphertexts only. A node that fails a step is dropped (with the reason); if one fails
+        ciphertexts only. An offer is checked as the peers check it
+        (:func:`~ppbfl.protocol.przs_setup.offer_key`) before it is relayed: a node whose offer
+        fails is left out of the setup, named. A node that fails a step is dropped (with the reason); if one fails
         after its offer (the keys of the sets it leads are then missing at their other members),
         the setup runs once more among the nodes that sealed their keys.
 
@@ -363,6 +408,7 @@ class Coordinator:
         """One setup session among ``nodes``: returns the nodes that offered and those that sealed their keys
         (the key agreement's messages carry ``round``, the latest round on chain)."""
         session = secrets.token_bytes(32)
+        self._session, self._keys = session, {}
 
         def message(j: int) -> SetupEdge:
             return SetupEdge(
@@ -372,6 +418,12 @@ class Coordinator:
             )
 
         offers = self._call_nodes(nodes, message, 0, PRZSOffer)
+        for j in sorted(offers):  # a bad offer is dropped here, named, not relayed (the peers would refuse it)
+            try:
+                self._keys[j] = offer_key(edge_party(j), "sent", j, offers[j], session=session, t=self.t, n=self.n, registry=self.registry)
+            except PeerAuthError as error:
+                self.dropped[j] = f"{type(error).__name__}: {error}"
+                del offers[j]
         self.online = sorted(offers)
         peers = PRZSPeers(
             self.online, [offers[j].public_key for j in self.online], [offers[j].certificate for j in self.online],
@@ -508,6 +560,7 @@ class Coordinator:
         """Everything of :meth:`finish_round` after the commit phase closed (``seed``: its challenge seed)."""
         timings = pending.timings
         reports = self._call_nodes(self._alive(), lambda j: UploadsQuery(MAX_DEVICES), round, UploadsReport)
+        reports = self._signed(reports, "coin_signature", lambda j, r: coin_digest(self._session, round, j, r.coin))
         lap("collect")
         on_chain: dict[int, bytes] | None = None
         if self.ledger is not None:  # every registered device's: one that committed but reached no node is missing too
@@ -539,6 +592,7 @@ class Coordinator:
         if self.request_endorsements:  # nodes with a request quorum answer only a request that q of them endorsed
             asked = EndorseRequest(request_hash(verify_request))
             endorsed = self._call_nodes(alive, lambda j: asked, round, RequestEndorsement)
+            endorsed = self._signed(endorsed, "signature", lambda j, r: endorse_digest(self._session, round, j, asked.request_hash))
             alive = list(self._require_nodes("endorse", self.t))
             verify_request = dataclasses.replace(verify_request, endorsers=alive, endorsements=[endorsed[j].signature for j in alive])
         m, m_hm = (len(members),), (len(members) if hm else 0,)
@@ -546,6 +600,11 @@ class Coordinator:
             alive, lambda j: verify_request, round, VerifyShares,
             {"consistency": m, "dot_ref": m, "proof_consistency": m, "norm2": m_hm, "validity": m_hm},
         )
+        answered = request_hash(verify_request)
+        verify = self._signed(verify, "signature", lambda j, r: verify_digest(
+            self._session, round, j, consistency=r.consistency, dot_ref=r.dot_ref, norm2_hash=field_hash(r.norm2),
+            proof_consistency=r.proof_consistency, validity_hash=field_hash(r.validity), mismatched=r.mismatched, request=answered,
+        ))
         points = self._require_nodes("verify", self.t)
 
         def rows(name: str, nodes: Sequence[int]) -> np.ndarray:
@@ -747,6 +806,8 @@ class Coordinator:
         # each node checks the opened eps against every node's signed projection of its own shares
         # before it computes anything from it (a relay cannot shift eps: docs/security.md)
         checked = self._call_nodes(honest, lambda j: BeaverCheck(eps, proof_eps), round, EpsCheck, {"checks": (len(devices),)})
+        seed = eps_check_seed(self._session, round, devices, eps, proof_eps)
+        checked = self._signed(checked, "signature", lambda j, r: eps_check_digest(self._session, round, j, seed=seed, checks=r.checks))
         check_points = [j for j in honest if j in checked]
         if len(check_points) < self.t:
             raise NotEnoughEdgeNodesError("beaver check", tuple(check_points), self.t)
@@ -761,6 +822,7 @@ class Coordinator:
             check_points, checks = [check_points[r] for r in keep], checks[keep]
         finish = BeaverFinish(check_points, checks, [checked[j].signature for j in check_points])
         finished = self._call_nodes(check_points, lambda j: finish, round, NormShares, {"norm2": (len(devices),), "validity": (len(devices),)})
+        finished = self._signed(finished, "signature", lambda j, r: norms_digest(self._session, round, j, norm2=r.norm2, validity=r.validity))
         norms, z, signatures = {}, {}, {}
         for j, reply in finished.items():
             signatures[j] = reply.signature
@@ -778,6 +840,7 @@ class Coordinator:
         in Beaver mode, where the nodes' Gram shares come from the dealer's pair products)."""
         needed = 2 * self.t - 1 if mode == "honest-majority" else self.t
         grams = self._call_nodes(request.points, lambda j: GramRequest(members), round, GramShares, {"gram": (pair_count(len(members)),)})
+        grams = self._signed(grams, "signature", lambda j, r: gram_digest(self._session, round, j, r.gram))
         keep = [r for r, j in enumerate(request.points) if j in grams and j in self._alive()]
         points = tuple(request.points[r] for r in keep)
         if len(points) < needed:

@@ -40,7 +40,7 @@ from ppbfl.protocol.round_errors import OutOfPhaseError
 
 __all__ = [
     "check_coins", "check_endorsements", "check_eps_checks", "check_gram", "check_relayed", "coin_digest", "endorse_digest", "eps_check_digest",
-    "eps_check_seed", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign", "verify_digest",
+    "eps_check_seed", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign", "verifies", "verify_digest",
 ]
 
 _DOMAIN = b"ppbfl/relayed/v1"
@@ -113,7 +113,7 @@ def check_endorsements(
         raise RequestNotAgreedError(relay, "endorsements", round, f"{len(signatures)} signatures of nodes {list(nodes)[:8]} (one per distinct node expected)")
     for j, signature in zip(nodes, signatures):
         key = keys.get(j)
-        if key is None or not _check(key, signature, endorse_digest(session, round, j, request)):
+        if key is None or not verifies(key, signature, endorse_digest(session, round, j, request)):
             raise RequestNotAgreedError(relay, "endorsements", round, f"relayed an endorsement of {edge_party(j)} that it did not sign for this request")
     return set(nodes)
 
@@ -135,7 +135,7 @@ def check_gram(
         raise OutOfPhaseError(me, f"flame aggregate request: {len(signatures)} Gram signatures, {gram.shape[0]} rows for {len(points)} points")
     for row, j in enumerate(points):
         key = keys.get(j)
-        if key is None or not _check(key, signatures[row], gram_digest(session, round, j, gram[row])):
+        if key is None or not verifies(key, signatures[row], gram_digest(session, round, j, gram[row])):
             raise PeerAuthError(relay, f"relayed Gram shares of {edge_party(j)} that it did not sign (altered)")
 
 
@@ -168,7 +168,7 @@ def check_eps_checks(
         raise OutOfPhaseError(me, f"beaver finish: {len(signatures)} check signatures, {checks.shape[0]} rows for points {list(points)[:8]}")
     for row, j in enumerate(points):
         key = keys.get(j)
-        if key is None or not _check(key, signatures[row], eps_check_digest(session, round, j, seed=seed, checks=checks[row])):
+        if key is None or not verifies(key, signatures[row], eps_check_digest(session, round, j, seed=seed, checks=checks[row])):
             raise PeerAuthError(relay, f"relayed eps checks of {edge_party(j)} that it did not sign for the eps it sent this node")
 
 
@@ -177,7 +177,9 @@ def sign(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
     return key.sign(digest, ec.ECDSA(hashes.SHA256()))
 
 
-def _check(key: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes) -> bool:
+def verifies(key: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes) -> bool:
+    """Whether ``signature`` (DER, any bytes) is ``key``'s ECDSA P-256 signature of ``digest``: the
+    one check every relayed value gets, at the coordinator before it relays and at the peers."""
     try:
         key.verify(signature, digest, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
@@ -192,7 +194,7 @@ def check_coins(
     """Check every relayed proof-check coin against its node's signature (PeerAuthError naming ``relay``)."""
     for j, coin, signature in zip(nodes, coins, signatures, strict=True):
         key = keys.get(j)
-        if key is None or not _check(key, signature, coin_digest(session, round, j, coin)):
+        if key is None or not verifies(key, signature, coin_digest(session, round, j, coin)):
             raise PeerAuthError(relay, f"relayed a proof-check coin of {edge_party(j)} that it did not sign")
 
 
@@ -231,7 +233,7 @@ def check_relayed(
             others = np.ones(m, dtype=bool)
             others[list(columns)] = False
             norms = norms_digest(session, round, j, norm2=request.norm2[row][list(columns)], validity=request.validity[row][list(columns)])
-            if request.norm2[row][others].any() or request.validity[row][others].any() or not _check(key, request.norm_signatures[row], norms):
+            if request.norm2[row][others].any() or request.validity[row][others].any() or not verifies(key, request.norm_signatures[row], norms):
                 raise PeerAuthError(relay, f"relayed norm shares of {edge_party(j)} that it did not sign (altered)")
         elif field_hash(request.norm2[row]) != request.verify_norm2[row]:
             raise PeerAuthError(relay, f"relayed norm2 shares of {edge_party(j)} that it did not sign (altered)")
@@ -242,7 +244,7 @@ def check_relayed(
             proof_consistency=request.proof_consistency[row], validity_hash=validity_hash, mismatched=request.mismatched_by[row],
             request=verified,
         )
-        if not _check(key, request.verify_signatures[row], digest):
+        if not verifies(key, request.verify_signatures[row], digest):
             raise PeerAuthError(relay, f"relayed verify shares of {edge_party(j)} that it did not sign (altered)")
     hidden = sorted({position for lists in request.mismatched_by for position in lists} - set(request.rejected))
     if hidden:
