@@ -111,7 +111,10 @@ class HidesDevice(EdgeNode):
     def _uploads_report(self, envelope: Envelope, message: UploadsQuery):
         report = super()._uploads_report(envelope, message)
         keep = [k for k, i in enumerate(report.devices) if i != 4]
-        return dataclasses.replace(report, devices=[report.devices[k] for k in keep], roots=[report.roots[k] for k in keep])
+        return dataclasses.replace(
+            report, devices=[report.devices[k] for k in keep], roots=[report.roots[k] for k in keep],
+            upload_roots=[report.upload_roots[k] for k in keep], upload_signatures=[report.upload_signatures[k] for k in keep],
+        )
 
 
 class LiesInNorms(EdgeNode):

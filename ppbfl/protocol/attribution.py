@@ -11,7 +11,8 @@ root of its ``n`` leaves once per round with its identity key (:func:`sign_uploa
 leaf ``j`` binds node ``j``'s share, so the one signature binds every share), every node refuses
 an unsigned upload, and a node that reports a mismatch shows the root it holds and the device's
 signature of it. A device signature of a root other than the commitment proves the claim; any
-other evidence names the node as a liar (:func:`verify_disputes`).
+other evidence names the node as a liar (:func:`verify_disputes`). Without a ledger the same
+signature settles nodes that report different roots for a device (:func:`settle_roots`).
 
 **The rest are disputes** that no third party can settle: non-delivery leaves no trace, and a
 consistency value can only be recomputed from the node's share, whose opening would hand a relay
@@ -53,8 +54,8 @@ from ppbfl.protocol.parties import device_party
 from ppbfl.protocol.registry import PeerRegistry
 
 __all__ = [
-    "MISMATCH", "SIGNATURE_BYTES", "CertificateKeys", "DeviceKeys", "Dispute", "Settlement", "VerifyDisputes", "settle",
-    "sign_upload", "upload_signed", "verify_disputes",
+    "MISMATCH", "SIGNATURE_BYTES", "CertificateKeys", "DeviceKeys", "Dispute", "RootClaims", "Settlement", "VerifyDisputes", "settle",
+    "settle_roots", "sign_upload", "upload_signed", "verify_disputes",
 ]
 
 SIGNATURE_BYTES = 64
@@ -244,3 +245,47 @@ def verify_disputes(
                     disputes.append(Dispute(device, check.suspects, claim, reason))
                 break
     return VerifyDisputes(disputes, sorted(set(proven)), liars)
+
+
+@dataclass(frozen=True)
+class RootClaims:
+    """What :func:`settle_roots` makes of nodes reporting different roots for one device: ``root``
+    (the device's: None if it is out, with ``reason``) and ``liars`` (node -> why)."""
+
+    root: bytes | None
+    reason: str
+    liars: dict[int, str]
+
+
+def settle_roots(
+    round: int, device: int, reports: Mapping[int, tuple[bytes, bytes, bytes]], key: ec.EllipticCurvePublicKey,
+) -> RootClaims:
+    """The root of ``device``'s upload in ``round`` when, without a ledger, edge nodes report different ones.
+
+    Args:
+        round, device: the round and the device.
+        reports: node -> (the commitment it reports, as the chain would bind it
+            (:func:`~ppbfl.chain.pow.bind_commitment`); the root of the leaves it holds; the device's
+            signature of that root, ``b""`` if none), from its ``UploadsReport``.
+        key: the device's identity key (every node refuses an upload it did not sign).
+
+    A reported commitment is the device's if the device signed its root for ``(round, device)``
+    (:func:`upload_signed`). One signed commitment: it is the device's, and every node that reported
+    without the device's signature of it is a liar. Two signed commitments: the device equivocated
+    and is out (:data:`MISMATCH`), nobody is named. None: every reporting node is a liar (an honest
+    node holds the signature) and the device is out.
+    """
+    signed = {
+        j: bound for j, (bound, root, signature) in reports.items()
+        if len(root) == 32 and bind_commitment(root, round, device) == bound and upload_signed(key, round, device, root, signature)
+    }
+    roots = set(signed.values())
+    if len(roots) > 1:
+        return RootClaims(None, MISMATCH, {})
+    liars = {
+        j: f"reported root {bound.hex()[:16]}.. of device {device} in round {round} without the device's signature of it"
+        for j, (bound, _, _) in reports.items() if j not in signed
+    }
+    if not roots:
+        return RootClaims(None, "missing upload: no edge node shows the device's signature of the root it reports", liars)
+    return RootClaims(roots.pop(), "", liars)

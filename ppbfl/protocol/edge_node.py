@@ -583,7 +583,10 @@ class EdgeNode:
         held = held[: message.limit]
         bound = [bind_commitment(entry[2], envelope.round, i) for i, entry in held]  # as the chain stores them
         signature = self._sign(signed_shares.coin_digest(self._session, envelope.round, self.config.index, state.coin))
-        return UploadsReport([i for i, _ in held], bound, proofs[: message.limit], state.coin, signature)
+        return UploadsReport(
+            [i for i, _ in held], bound, proofs[: message.limit], state.coin, signature,
+            upload_roots=[entry[2] for _, entry in held], upload_signatures=[state.signatures.get(i, b"") for i, _ in held],
+        )
 
     def _proof_rows(self, state: _RoundState, devices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The stored proofs of ``devices``: bit shares (m, K) and mask shares (m,)."""

@@ -279,15 +279,21 @@ class UploadsReport(Message):
     ``proofs``: devices whose validity proof it stored (ascending). The node closes the round's
     proofs when it answers and draws its ``coin`` (32 random bytes) for the proof checks, which it
     signs (``coin_signature``, :func:`ppbfl.protocol.signed_shares.coin_digest`): its peers get the
-    coin through the coordinator."""
+    coin through the coordinator. ``upload_roots``, ``upload_signatures``: for each of ``devices``,
+    the root of the leaves itself (``roots`` binds it to the round and device,
+    :func:`ppbfl.chain.pow.bind_commitment`) and the device's signature of it
+    (:func:`ppbfl.protocol.attribution.sign_upload`, ``b""`` if none came with the upload): without a
+    ledger the coordinator settles nodes reporting different roots by them (``Coordinator._members``)."""
 
     KIND: ClassVar[str] = "uploads_report"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
     devices: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)]
     proofs: Annotated[list[int], ListOf(UInt(bits=32), max_len=1 << 16)]
     coin: Hash
     coin_signature: Annotated[bytes, Bytes(max_len=MAX_SIGNATURE_BYTES)]
+    upload_roots: Annotated[list[bytes], ListOf(Bytes(length=32), max_len=1 << 16)] = dataclasses.field(default_factory=list)
+    upload_signatures: Annotated[list[bytes], ListOf(Bytes(max_len=64), max_len=1 << 16)] = dataclasses.field(default_factory=list)
 
 
 @register

@@ -53,7 +53,7 @@ from ppbfl.errors import ConfigError, FieldShapeError, PPBFLError
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.protocol.aggregator import AggregateCombiner
 from ppbfl.protocol.announcement import RoundAnnouncement, ValidityChallenge
-from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, verify_disputes
+from ppbfl.protocol.attribution import MISMATCH, DeviceKeys, Dispute, Settlement, settle, settle_roots, verify_disputes
 from ppbfl.protocol.edge_node import DEALER_PARTY, RULES, edge_party
 from ppbfl.protocol.errors import MessageError, PeerAuthError
 from ppbfl.protocol.flame_decision import FLAME_SPACES, GlobalModelError, check_global_model, decide_flame_request, pair_count
@@ -567,7 +567,9 @@ class Coordinator:
             on_chain = self.ledger.commitments(round)
             lap("chain")
         named: dict[int, str] = {}  # nodes a claim of theirs shows to lie -> why
-        committed, missing, disputes = self._members(reports, on_chain)
+        committed, missing, disputes, liars = self._members(round, reports, on_chain)
+        for j, why in liars.items():  # reported a root the device did not sign: named, they leave the round now
+            named[j] = self.dropped[j] = f"named as a liar: {why}"
         budget = (len(self._alive()) - self.t) // 2  # nodes a round may drop over disputes (attribution.py)
         settled = self._settle(disputes, budget)
         budget -= len(settled.dropped)
@@ -692,33 +694,48 @@ class Coordinator:
         return self.norms == "honest-majority" or k >= 2 * self.t + 1 or not self.dealer
 
     def _members(
-        self, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
-    ) -> tuple[dict[int, bytes], dict[int, str], list[Dispute]]:
+        self, round: int, reports: dict[int, UploadsReport], on_chain: dict[int, bytes] | None
+    ) -> tuple[dict[int, bytes], dict[int, str], list[Dispute], dict[int, str]]:
         """Devices some online node holds an upload from, under the root they committed.
 
         With a ledger the commitment is the chain's; without one, it is the root the nodes report
-        (they must all report the same). Returns ``(commitment per candidate member, missing -> why,
-        disputes)``: a candidate that some online nodes say they do not hold (its upload or its
-        validity proof) is in a dispute against those nodes (:mod:`ppbfl.protocol.attribution`).
+        (they must all report the same, or, with :attr:`device_keys`, the root the device signed:
+        :func:`~ppbfl.protocol.attribution.settle_roots` names the nodes that report another).
+        Returns ``(commitment per candidate member, missing -> why, disputes, liars -> why)``: a
+        candidate that some online nodes say they do not hold (its upload or its validity proof) is
+        in a dispute against those nodes (:mod:`ppbfl.protocol.attribution`).
         """
         alive = self._alive()
         held: dict[int, dict[int, bytes]] = {}  # device -> node -> root
+        signed: dict[int, dict[int, tuple[bytes, bytes]]] = {}  # device -> node -> (leaves' root, device signature)
         proved: dict[int, set[int]] = {}  # device -> nodes holding its validity proof
         for j in alive:
             report = reports[j]
-            for i, root in zip(report.devices, report.roots):
+            evidence = list(zip(report.upload_roots, report.upload_signatures))
+            for n, (i, root) in enumerate(zip(report.devices, report.roots)):
                 held.setdefault(i, {})[j] = root
+                signed.setdefault(i, {})[j] = evidence[n] if n < len(evidence) else (b"", b"")
             for i in report.proofs:
                 proved.setdefault(i, set()).add(j)
         missing: dict[int, str] = {}
         committed: dict[int, bytes] = {}
         disputes: list[Dispute] = []
+        liars: dict[int, str] = {}
         for i in sorted(set(held) | set(on_chain or {})):
             nodes = held.get(i, {})
             if on_chain is not None and i not in on_chain:
                 missing[i] = "missing upload: no commitment on chain"
                 continue
             roots = set(nodes.values())
+            key = self.device_keys(i) if on_chain is None and len(roots) > 1 and self.device_keys is not None else None
+            if key is not None:  # unsigned uploads (no key): nodes that disagree leave the device out, nobody named
+                claims = settle_roots(round, i, {j: (root, *signed[i][j]) for j, root in nodes.items()}, key)
+                for j, why in claims.liars.items():
+                    liars.setdefault(j, why)
+                if claims.root is None:
+                    missing[i] = claims.reason
+                    continue
+                roots = {claims.root}
             if not nodes or (on_chain is None and len(roots) > 1):
                 missing[i] = (
                     f"missing upload: edge nodes {alive} do not have it" if not nodes
@@ -735,7 +752,7 @@ class Coordinator:
                 disputes.append(
                     Dispute(i, tuple(unproved), "does not hold the validity proof", f"missing proof: edge nodes {unproved} hold no validity proof")
                 )
-        return committed, missing, disputes
+        return committed, missing, disputes, liars
 
     @staticmethod
     def _claims(reply: VerifyShares, m: int) -> dict[int, tuple[bytes, bytes]]:
