@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from sklearn.datasets import load_breast_cancer
 
 from ppbfl.integrations.flower import PpbflMod
 from ppbfl.protocol.creds import party_ids, write_credentials
@@ -27,6 +26,9 @@ MALICIOUS_FACTOR = -3.0
 
 def dataset() -> tuple[np.ndarray, np.ndarray]:
     """Standardised breast-cancer features with a bias column (569, 31) float64 and labels (569,)."""
+    # imported here, not with the module: a ClientApp process that only proves (no training) skips sklearn's ~2 s import
+    from sklearn.datasets import load_breast_cancer
+
     data = load_breast_cancer()
     x = (data.data - data.data.mean(axis=0)) / data.data.std(axis=0)
     return np.hstack([x, np.ones((len(x), 1))]), data.target.astype(np.float64)
