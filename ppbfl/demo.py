@@ -253,7 +253,7 @@ def _run(config: DemoConfig, log: Callable[[str], None]) -> list[DemoRound]:
         ledger.verify_fingerprints(deployment.fingerprints)  # the certificates the transports pin are the registered ones
         coordinator = Coordinator(
             config.t, config.n, d, deployment.coordinator, codec=codec, ledger=ledger, timeout=30.0, device_keys=deployment.device_keys,
-            rule=config.rule, flame_noise=config.flame_noise, rescale=config.rescale,
+            rule=config.rule, flame_noise=config.flame_noise, rescale=config.rescale, registry=deployment.peer_registry(),
         )
         coordinator.setup()
         # the devices: clients with their own transport and chain account, driven by the simulation

@@ -308,6 +308,41 @@ class _UnregisteredOffer:
         return reply
 
 
+class _LowOrderOffer:
+    """Edge node 1 (wrapping ``inner``) offering the zero point as its X25519 key, signed with its own
+    registered key: every pair key with it would be predictable."""
+
+    def __init__(self, inner, credentials):
+        self.inner, self.credentials = inner, credentials
+
+    @property
+    def context(self):
+        return self.inner.context
+
+    def handle(self, envelope):
+        reply = self.inner.handle(envelope)
+        if isinstance(reply, PRZSOffer):
+            payload = offer_payload(envelope.message.session, 1, RT, RN, bytes(32))
+            reply = PRZSOffer(bytes(32), reply.certificate, self.credentials.key.sign(payload, ec.ECDSA(hashes.SHA256())))
+        return reply
+
+
+def test_a_low_order_offer_drops_only_its_node_at_the_coordinator_and_the_round_completes():
+    """Node 1 signs a low-order X25519 key (the zero point) with its registered key: every peer would
+    refuse it and the setup would fail for everyone (tests/test_adversarial_keys.py shows the peers'
+    check); the coordinator checks the point before it relays the offer, leaves node 1 out, named,
+    and the round completes with nodes 2, 3, 4."""
+    with InProcessDeployment(RT, RN, D) as deployment:
+        rogue = _LowOrderOffer(deployment.nodes[edge_party(1)], deployment.creds[edge_party(1)])
+        deployment._edges[edge_party(1)] = deployment._handlers[edge_party(1)] = rogue
+        coordinator = Coordinator(RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0, registry=deployment.peer_registry())
+        with Federation(deployment, coordinator, range(M)) as federation:
+            updates, reference = synthetic_round(M, D, set(), seed=0)
+            result = federation.run_round(1, updates, reference)
+    assert result.dropped.keys() == {1} and result.online == (2, 3, 4) and sorted(result.accepted) == list(range(M))
+    assert result.dropped[1] == "PeerAuthError: peer edge-1: authentication failed: signed a PRZS offer with a low-order X25519 key"
+
+
 @pytest.mark.parametrize("registry", [True, False], ids=["with-registry", "without-registry"])
 def test_an_offer_under_an_unregistered_certificate_is_dropped_by_a_coordinator_given_the_registry(registry):
     """The one offer check that needs the registry: node 1's offer is validly signed, under a

@@ -109,7 +109,7 @@ class Scenario:
         self.chain, self.d, self.devices = chain, d, devices
         self.ledger = ChainLedger(chain, t, n, devices, pow_bits=pow_bits, audit_shares=audit_shares)
         deployment = InProcessDeployment(t, n, d)
-        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=self.ledger)
+        coordinator = Coordinator(t, n, d, deployment.coordinator, codec=FixedPointCodec(), ledger=self.ledger, registry=deployment.peer_registry())
         self.federation = Federation(deployment, coordinator, range(devices), ledger=self.ledger, owns_deployment=True)
 
     @property

@@ -169,7 +169,7 @@ class Federation:
         deployment = InProcessDeployment(t, n, d, behaviours=behaviours, field=codec.field, signed_uploads=True, decision_rule=decision_rule)
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
-            rule=rule, flame_noise=flame_noise, rescale=rescale, flame_space=flame_space,
+            rule=rule, flame_noise=flame_noise, rescale=rescale, flame_space=flame_space, registry=deployment.peer_registry(),
         )
         return cls(deployment, coordinator, range(devices), factories=factories, workers=workers, owns_deployment=True, strict=strict)
 

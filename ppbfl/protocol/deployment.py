@@ -237,6 +237,13 @@ class Deployment:
         """Device ``index``'s identity key, to sign its uploads with (None: it does not sign)."""
         return None
 
+    def peer_registry(self) -> PeerRegistry | None:
+        """Who holds which certificate, as the edge nodes check their peers' PRZS offers against it
+        (give it to the :class:`~ppbfl.protocol.round.Coordinator` as ``registry``: it then also
+        leaves out, named, a node whose offer's certificate is not registered to it, instead of
+        relaying an offer every peer refuses); None: not known here."""
+        return None
+
     def stop_edge(self, index: int) -> None:
         """Take edge node ``index`` away (it stops answering)."""
         raise NotImplementedError
@@ -316,6 +323,10 @@ class InProcessDeployment(Deployment):
         if index not in self._devices:
             self._devices[index] = InProcessTransport(device_party(index), self._edges)
         return self._devices[index]
+
+    def peer_registry(self) -> Registry:
+        """The registry of the nodes' in-memory certificates (what each node checks its peers' offers against)."""
+        return self.registry
 
     def device_key(self, index: int) -> ec.EllipticCurvePrivateKey | None:
         if self.device_keys is None:
@@ -503,6 +514,17 @@ class GrpcDeployment(Deployment):
             "--creds", str(self.workdir), "--ca", str(self.ca_path), "--port", "0", "--handler-arg", json.dumps(args), *on_chain,
         ]
         return spawn_server(command, ready_timeout)
+
+    def peer_registry(self) -> PeerRegistry:
+        """The registry the edge processes check their peers against: the contract's party
+        registry with a ledger, else the deployment's manifest."""
+        if self.ledger is not None:
+            from ppbfl.protocol.chain_registry import ChainRegistry
+
+            if self._pins is None:
+                self._pins = ChainRegistry(self.ledger.contract)
+            return self._pins
+        return FileRegistry(self.workdir / MANIFEST)
 
     def _client(self, party: str, peers: Mapping[str, str]) -> GrpcTransport:
         """``party``'s transport to ``peers``, pinned to the certificates of the contract's party

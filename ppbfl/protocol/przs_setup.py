@@ -117,6 +117,20 @@ def offer_key(
     return key
 
 
+def check_offer_point(j: int, public: bytes) -> None:
+    """Edge ``j``'s offered X25519 key must be a point whose Diffie-Hellman value with a fresh key is
+    not 0 (a low-order point makes every pair key of ``j`` predictable). What every peer finds when it
+    derives its pair key with ``j``, and the coordinator checks before it relays the offer.
+
+    Raises:
+        PeerAuthError: naming ``edge-<j>``, the offering node.
+    """
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:  # a low-order point: the shared secret would be 0 (or not 32 bytes)
+        raise PeerAuthError(edge_party(j), "signed a PRZS offer with a low-order X25519 key") from None
+
+
 def _seal_ad(session: bytes, mask: int, sender: int, recipient: int) -> bytes:
     return _SEAL + session + struct.pack(">III", mask, sender, recipient)
 

@@ -84,7 +84,7 @@ from ppbfl.protocol.messages import (
     VerifyRequest,
     VerifyShares,
 )
-from ppbfl.protocol.przs_setup import offer_key
+from ppbfl.protocol.przs_setup import check_offer_point, offer_key
 from ppbfl.protocol.registry import PeerRegistry
 from ppbfl.protocol.round_errors import NotEnoughEdgeNodesError, RoundFailedError
 from ppbfl.protocol.signed_shares import (
@@ -420,7 +420,9 @@ class Coordinator:
         offers = self._call_nodes(nodes, message, 0, PRZSOffer)
         for j in sorted(offers):  # a bad offer is dropped here, named, not relayed (the peers would refuse it)
             try:
-                self._keys[j] = offer_key(edge_party(j), "sent", j, offers[j], session=session, t=self.t, n=self.n, registry=self.registry)
+                key = offer_key(edge_party(j), "sent", j, offers[j], session=session, t=self.t, n=self.n, registry=self.registry)
+                check_offer_point(j, offers[j].public_key)
+                self._keys[j] = key
             except PeerAuthError as error:
                 self.dropped[j] = f"{type(error).__name__}: {error}"
                 del offers[j]

@@ -122,7 +122,7 @@ def chained_federation(
         ledger = ChainLedger(chain, t, n, devices, edge_accounts=deployment.edge_accounts, trust=initial_trust(config))
         coordinator = Coordinator(
             t, n, d, deployment.coordinator, codec=codec, tau=tau, norms=norms, device_keys=deployment.device_keys,
-            ledger=ledger, rule=rule, flame_noise=flame_noise, rescale=rescale, flame_space=flame_space,
+            ledger=ledger, rule=rule, flame_noise=flame_noise, rescale=rescale, flame_space=flame_space, registry=deployment.peer_registry(),
         )
         keeper = TrustKeeper(range(devices), config, ledger=ledger, voters=list(deployment.nodes.values()))
         return ChainedFederation(

@@ -162,12 +162,13 @@ class PpbflWorkflow(Strategy):
             self._transport = GrpcTransport(
                 COORDINATOR_PARTY, load_credentials(self.creds, COORDINATOR_PARTY), read_ca_cert(self.creds / "ca.crt"), peers,
             )
-            keys = CertificateKeys(self.creds, FileRegistry(self.creds / MANIFEST)) if self.signed_uploads else None
+            manifest = FileRegistry(self.creds / MANIFEST) if self.signed_uploads else None  # the edge processes' registry
+            keys = CertificateKeys(self.creds, manifest) if manifest is not None else None
             self.ledger = None if self.chain is None else self._ledger(self.chain)
             self.coordinator = Coordinator(
                 self.t, self.n, d, self._transport, codec=self.codec, tau=self.tau, dealer=self.dealer is not None,
                 timeout=self.edge_timeout, rule=self.rule, flame_noise=self.flame_noise, rescale=self.rescale, device_keys=keys,
-                ledger=self.ledger, request_endorsements=self.request_endorsements,
+                ledger=self.ledger, request_endorsements=self.request_endorsements, registry=manifest,
             )
             self.coordinator.setup()
         if self.coordinator.d != d:
