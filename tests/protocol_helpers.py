@@ -1,12 +1,17 @@
-"""Shared pieces of the protocol tests: synthetic updates and the plaintext reference aggregate."""
+"""Shared pieces of the protocol tests: synthetic updates, the plaintext reference aggregate and
+misbehaving parties."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ppbfl.defense.submission import encode_update
 from ppbfl.fl.field_attacks import out_of_range_shift
 from ppbfl.protocol.device import Device
+from ppbfl.protocol.parties import edge_party
 from ppbfl.sharing.seeded import share_compressed
 
 
@@ -81,3 +86,38 @@ class OutOfRangeDevice(FieldVectorDevice):
 
     def crafted(self, round, update):
         return out_of_range_shift(encode_update(update, self.codec, device=self.index), self.reference, field=self.codec.field)
+
+
+class ChangedReplies:
+    """Edge node handler ``inner`` whose every reply passes through ``change(envelope, reply)``: a
+    node that lies in what it answers, while keeping its honest state."""
+
+    def __init__(self, inner: Any, change: Callable[[Any, Any], Any]) -> None:
+        self.inner, self.change = inner, change
+
+    @property
+    def context(self) -> Any:
+        return self.inner.context
+
+    def handle(self, envelope: Any) -> Any:
+        return self.change(envelope, self.inner.handle(envelope))
+
+
+def change_replies(deployment: Any, j: int, change: Callable[[Any, Any], Any]) -> None:
+    """Make edge node ``j`` of an in-process ``deployment`` answer through ``change`` (:class:`ChangedReplies`)."""
+    party = edge_party(j)
+    deployment._edges[party] = deployment._handlers[party] = ChangedReplies(deployment.nodes[party], change)
+
+
+def install_nodes(deployment: Any, kinds: dict[int, type]) -> None:
+    """Replace edge node ``j`` of an in-process ``deployment`` by a fresh ``kinds[j]`` (an
+    :class:`~ppbfl.protocol.edge_node.EdgeNode` subclass that misbehaves) with the same field,
+    device keys, credentials and registry."""
+    for j, kind in kinds.items():
+        party = edge_party(j)
+        node = kind(
+            field=deployment.nodes[party].field, device_keys=deployment.device_keys,
+            credentials=deployment.creds[party], registry=deployment.registry,
+        )
+        for table in (deployment.nodes, deployment._edges, deployment._handlers):
+            table[party] = node

@@ -31,7 +31,7 @@ from ppbfl.protocol.messages import BeaverFinish, BeaverOpen, DeviceUpload, Uplo
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.round_errors import CommitmentMismatchError, NotEnoughEdgeNodesError, OutOfPhaseError
 from ppbfl.protocol.wire import Envelope
-from tests.protocol_helpers import InconsistentDevice, plaintext_aggregate, synthetic_round
+from tests.protocol_helpers import InconsistentDevice, install_nodes, plaintext_aggregate, synthetic_round
 
 T, N, D, M = 3, 5, 64, 8
 MALICIOUS = {1, 5}  # sign-flipped devices: rejected by cosine, whatever the edge tier does
@@ -203,13 +203,7 @@ def _federation(
     liars: dict[int, type[EdgeNode]], *, t: int = T, n: int = N, ledger=None, factories=None, norms="auto", relay=None, decision_rule=None,
 ) -> Federation:
     deployment = InProcessDeployment(t, n, D, signed_uploads=True, decision_rule=decision_rule)
-    for j, kind in liars.items():
-        node = kind(
-            field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys,
-            credentials=deployment.creds[edge_party(j)], registry=deployment.registry,
-        )
-        for table in (deployment.nodes, deployment._edges, deployment._handlers):
-            table[edge_party(j)] = node
+    install_nodes(deployment, liars)
     transport = deployment.coordinator if relay is None else relay(deployment.coordinator)
     coordinator = Coordinator(t, n, D, transport, codec=FixedPointCodec(), ledger=ledger, device_keys=deployment.device_keys, norms=norms)
     coordinator.setup()

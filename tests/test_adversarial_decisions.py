@@ -14,27 +14,11 @@ from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
 from ppbfl.protocol.messages import AggregateShare
-from ppbfl.protocol.parties import edge_party
 from ppbfl.protocol.round import Coordinator
-from tests.protocol_helpers import synthetic_round
+from tests.protocol_helpers import change_replies, synthetic_round
 
 T, N, D, M = 3, 5, 64, 6
 MALICIOUS = {5}
-
-
-class _OtherDecisions:
-    """Edge node ``inner`` whose aggregate reply reports ``change(reply)`` instead of its own decisions."""
-
-    def __init__(self, inner, change):
-        self.inner, self.change = inner, change
-
-    @property
-    def context(self):
-        return self.inner.context
-
-    def handle(self, envelope):
-        reply = self.inner.handle(envelope)
-        return self.change(reply) if isinstance(reply, AggregateShare) else reply
 
 
 def _accept_everyone(reply: AggregateShare) -> AggregateShare:
@@ -54,8 +38,7 @@ def _round(liar: int | None, change) -> tuple:
     updates, reference = synthetic_round(M, D, MALICIOUS, seed=3)
     with InProcessDeployment(T, N, D, signed_uploads=True) as deployment:
         if liar is not None:
-            party = edge_party(liar)
-            deployment._edges[party] = deployment._handlers[party] = _OtherDecisions(deployment.nodes[party], change)
+            change_replies(deployment, liar, lambda envelope, reply: change(reply) if isinstance(reply, AggregateShare) else reply)
         coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), device_keys=deployment.device_keys)
         with Federation(deployment, coordinator, range(M)) as federation:
             first = federation.run_round(1, updates, reference)

@@ -50,7 +50,7 @@ from tests.fuzzing import (
     wall_clock_limit,
     wild_value,
 )
-from tests.protocol_helpers import synthetic_round
+from tests.protocol_helpers import change_replies, synthetic_round
 
 SEED = int(os.environ.get("PPBFL_FUZZ_SEED", "20261202"))
 DECODE_MUTANTS = 20_000
@@ -289,42 +289,31 @@ def test_the_same_rounds_with_honest_signatures_drop_nobody(kind, field, options
     assert sorted(result.accepted) == list(range(M)) or options.get("rule") == "flame"
 
 
-class _UnregisteredOffer:
-    """Edge node 1 (wrapping ``inner``) offering in its setup a validly signed offer under a
-    certificate named edge-1 that a rogue CA issued and nobody registered."""
+def _unregistered_offer():
+    """Edge node 1's offer, validly signed, under a certificate named edge-1 that a rogue CA issued
+    and nobody registered."""
+    rogue = issue(make_ca("rogue CA"), edge_party(1))
 
-    def __init__(self, inner):
-        self.inner, self.rogue = inner, issue(make_ca("rogue CA"), edge_party(1))
-
-    @property
-    def context(self):
-        return self.inner.context
-
-    def handle(self, envelope):
-        reply = self.inner.handle(envelope)
+    def change(envelope, reply):
         if isinstance(reply, PRZSOffer):
             payload = offer_payload(envelope.message.session, 1, RT, RN, reply.public_key)
-            reply = PRZSOffer(reply.public_key, self.rogue.cert_pem, self.rogue.key.sign(payload, ec.ECDSA(hashes.SHA256())))
+            reply = PRZSOffer(reply.public_key, rogue.cert_pem, rogue.key.sign(payload, ec.ECDSA(hashes.SHA256())))
         return reply
 
+    return change
 
-class _LowOrderOffer:
-    """Edge node 1 (wrapping ``inner``) offering the zero point as its X25519 key, signed with its own
-    registered key: every pair key with it would be predictable."""
 
-    def __init__(self, inner, credentials):
-        self.inner, self.credentials = inner, credentials
+def _low_order_offer(credentials):
+    """Edge node 1's offer of the zero point as its X25519 key, signed with its own registered key:
+    every pair key with it would be predictable."""
 
-    @property
-    def context(self):
-        return self.inner.context
-
-    def handle(self, envelope):
-        reply = self.inner.handle(envelope)
+    def change(envelope, reply):
         if isinstance(reply, PRZSOffer):
             payload = offer_payload(envelope.message.session, 1, RT, RN, bytes(32))
-            reply = PRZSOffer(bytes(32), reply.certificate, self.credentials.key.sign(payload, ec.ECDSA(hashes.SHA256())))
+            reply = PRZSOffer(bytes(32), reply.certificate, credentials.key.sign(payload, ec.ECDSA(hashes.SHA256())))
         return reply
+
+    return change
 
 
 def test_a_low_order_offer_drops_only_its_node_at_the_coordinator_and_the_round_completes():
@@ -333,8 +322,7 @@ def test_a_low_order_offer_drops_only_its_node_at_the_coordinator_and_the_round_
     check); the coordinator checks the point before it relays the offer, leaves node 1 out, named,
     and the round completes with nodes 2, 3, 4."""
     with InProcessDeployment(RT, RN, D) as deployment:
-        rogue = _LowOrderOffer(deployment.nodes[edge_party(1)], deployment.creds[edge_party(1)])
-        deployment._edges[edge_party(1)] = deployment._handlers[edge_party(1)] = rogue
+        change_replies(deployment, 1, _low_order_offer(deployment.creds[edge_party(1)]))
         coordinator = Coordinator(RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0, registry=deployment.peer_registry())
         with Federation(deployment, coordinator, range(M)) as federation:
             updates, reference = synthetic_round(M, D, set(), seed=0)
@@ -350,8 +338,7 @@ def test_an_offer_under_an_unregistered_certificate_is_dropped_by_a_coordinator_
     named, and the round completes with nodes 2, 3, 4; one without it (the default) relays the
     offer, every peer refuses it (naming the relay) and the setup fails (docs/security.md)."""
     with InProcessDeployment(RT, RN, D) as deployment:
-        rogue = _UnregisteredOffer(deployment.nodes[edge_party(1)])
-        deployment._edges[edge_party(1)] = deployment._handlers[edge_party(1)] = rogue
+        change_replies(deployment, 1, _unregistered_offer())
         coordinator = Coordinator(
             RT, RN, D, deployment.coordinator, codec=FixedPointCodec(), timeout=20.0, registry=deployment.registry if registry else None,
         )

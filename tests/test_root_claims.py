@@ -19,11 +19,11 @@ from ppbfl.chain.pow import bind_commitment
 from ppbfl.field.fixed_point import FixedPointCodec
 from ppbfl.fl.federation import Federation
 from ppbfl.protocol.deployment import InProcessDeployment
-from ppbfl.protocol.edge_node import EdgeNode, edge_party
+from ppbfl.protocol.edge_node import EdgeNode
 from ppbfl.protocol.messages import UploadsQuery, UploadsReport
 from ppbfl.protocol.round import Coordinator
 from ppbfl.protocol.wire import Envelope
-from tests.protocol_helpers import plaintext_aggregate, synthetic_round
+from tests.protocol_helpers import install_nodes, plaintext_aggregate, synthetic_round
 from tests.test_adversarial_attribution import EquivocatingSigner
 
 T, N, D, M = 3, 5, 64, 8
@@ -47,13 +47,7 @@ class ReportsAnotherRoot(EdgeNode):
 
 def _federation(liars: dict[int, type[EdgeNode]], *, signed: bool = True, factories=None) -> Federation:
     deployment = InProcessDeployment(T, N, D, signed_uploads=signed)
-    for j, kind in liars.items():
-        node = kind(
-            field=deployment.nodes[edge_party(j)].field, device_keys=deployment.device_keys,
-            credentials=deployment.creds[edge_party(j)], registry=deployment.registry,
-        )
-        for table in (deployment.nodes, deployment._edges, deployment._handlers):
-            table[edge_party(j)] = node
+    install_nodes(deployment, liars)
     coordinator = Coordinator(T, N, D, deployment.coordinator, codec=FixedPointCodec(), device_keys=deployment.device_keys)
     coordinator.setup()
     return Federation(deployment, coordinator, range(M), factories=factories)
