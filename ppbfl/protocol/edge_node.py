@@ -553,8 +553,9 @@ class EdgeNode:
             if key is None or not upload_signed(key, envelope.round, message.device, root, message.signature):
                 raise PeerAuthError(envelope.sender, f"the upload of device {message.device} is not signed by its registered identity key")
         state = self._state(envelope.round, create=True)
-        state.uploads[message.device] = (share, message.mask_share, root)
-        state.signatures[message.device] = message.signature or b""
+        with self._lock:  # the upload and its signature together: an uploads report sees both or neither
+            state.uploads[message.device] = (share, message.mask_share, root)
+            state.signatures[message.device] = message.signature or b""
         return Ack(f"{self.party}: device {message.device} round {envelope.round} stored")
 
     def _proof(self, envelope: Envelope, message: ProofUpload) -> Message:
@@ -578,14 +579,14 @@ class EdgeNode:
         with self._lock:
             if state.coin is None:  # close the proofs, then draw the coin: no device can know it before proving
                 state.coin = secrets.token_bytes(32)
-            held = sorted(dict(state.uploads).items())  # dict(): one atomic copy
+            held = sorted(dict(state.uploads).items())[: message.limit]  # dict(): one atomic copy
+            signatures = [state.signatures.get(i, b"") for i, _ in held]
             proofs = sorted(state.proofs)
-        held = held[: message.limit]
         bound = [bind_commitment(entry[2], envelope.round, i) for i, entry in held]  # as the chain stores them
         signature = self._sign(signed_shares.coin_digest(self._session, envelope.round, self.config.index, state.coin))
         return UploadsReport(
             [i for i, _ in held], bound, proofs[: message.limit], state.coin, signature,
-            upload_roots=[entry[2] for _, entry in held], upload_signatures=[state.signatures.get(i, b"") for i, _ in held],
+            upload_roots=[entry[2] for _, entry in held], upload_signatures=signatures,
         )
 
     def _proof_rows(self, state: _RoundState, devices: list[int]) -> tuple[np.ndarray, np.ndarray]:
