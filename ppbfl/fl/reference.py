@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ppbfl.errors import ConfigError
+from ppbfl.fl.datasets import SHIPPED
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,7 +61,7 @@ class ReferenceSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    dataset: Literal["breast_cancer", "digits", "heart_failure", "framingham", "iomt"]
+    dataset: str
     split_seed: int = 0
     root: list[int] = Field(min_length=1)
     model: Literal["logreg", "mlp", "cnn"] = "mlp"
@@ -69,6 +70,13 @@ class ReferenceSpec(BaseModel):
     batch_size: int = Field(default=16, ge=1)
     lr: float = Field(default=0.1, gt=0.0, allow_inf_nan=False)
     seed: int = 0
+
+    @field_validator("dataset")
+    @classmethod
+    def _shipped(cls, dataset: str) -> str:
+        if dataset not in SHIPPED:
+            raise ValueError(f"{dataset!r} is not a shipped dataset ({', '.join(SHIPPED)})")
+        return dataset
 
     @field_validator("root")
     @classmethod

@@ -515,26 +515,24 @@ class GrpcDeployment(Deployment):
         ]
         return spawn_server(command, ready_timeout)
 
+    def _chain_registry(self, ledger: ChainLedger) -> ChainRegistry:
+        """The contract's party registry (one per deployment: the clients' pins and the coordinator's offer checks)."""
+        if self._pins is None:
+            from ppbfl.protocol.chain_registry import ChainRegistry
+
+            self._pins = ChainRegistry(ledger.contract)
+        return self._pins
+
     def peer_registry(self) -> PeerRegistry:
         """The registry the edge processes check their peers against: the contract's party
         registry with a ledger, else the deployment's manifest."""
-        if self.ledger is not None:
-            from ppbfl.protocol.chain_registry import ChainRegistry
-
-            if self._pins is None:
-                self._pins = ChainRegistry(self.ledger.contract)
-            return self._pins
-        return FileRegistry(self.workdir / MANIFEST)
+        return FileRegistry(self.workdir / MANIFEST) if self.ledger is None else self._chain_registry(self.ledger)
 
     def _client(self, party: str, peers: Mapping[str, str]) -> GrpcTransport:
         """``party``'s transport to ``peers``, pinned to the certificates of the contract's party
         registry with a ledger (a revoked edge node or dealer is refused), else to the deployment's."""
         if self.ledger is not None:
-            from ppbfl.protocol.chain_registry import ChainRegistry
-
-            if self._pins is None:
-                self._pins = ChainRegistry(self.ledger.contract)
-            return GrpcTransport(party, self.creds[party], self.ca.cert_pem, peers, pins=self._pins)
+            return GrpcTransport(party, self.creds[party], self.ca.cert_pem, peers, pins=self._chain_registry(self.ledger))
         return GrpcTransport(
             party, self.creds[party], self.ca.cert_pem, peers,
             fingerprints={p: self.fingerprints[p] for p in peers},

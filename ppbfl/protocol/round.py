@@ -96,7 +96,7 @@ from ppbfl.protocol.signed_shares import (
     gram_digest,
     norms_digest,
     request_hash,
-    verifies,
+    signed_by,
     verify_digest,
 )
 from ppbfl.protocol.transport import Transport
@@ -361,8 +361,7 @@ class Coordinator:
         with a :class:`PeerAuthError` naming it and the field, before anything of it is relayed."""
         kept: dict[int, Reply] = {}
         for j, reply in replies.items():
-            key = self._keys.get(j)
-            if key is not None and verifies(key, getattr(reply, field), digest(j, reply)):
+            if signed_by(self._keys, j, getattr(reply, field), digest(j, reply)):
                 kept[j] = reply
                 continue
             bad = PeerAuthError(edge_party(j), f"field {field!r} of its {reply.KIND} is not its signature (its peers would refuse it)")
@@ -590,11 +589,12 @@ class Coordinator:
             [reports[j].coin_signature for j in coin_nodes],
             model=model, model_hash=pending.announcement.model_hash if model.size else b"",
         )
+        answered = request_hash(verify_request)  # what every node signs; the endorsements added below are outside it
         if self.ledger is not None:  # one request for every node, fixed on chain first: nodes that read it answer only this one
-            self.ledger.post_verify_request(round, request_hash(verify_request))
+            self.ledger.post_verify_request(round, answered)
             lap("chain")
         if self.request_endorsements:  # nodes with a request quorum answer only a request that q of them endorsed
-            asked = EndorseRequest(request_hash(verify_request))
+            asked = EndorseRequest(answered)
             endorsed = self._call_nodes(alive, lambda j: asked, round, RequestEndorsement)
             endorsed = self._signed(endorsed, "signature", lambda j, r: endorse_digest(self._session, round, j, asked.request_hash))
             alive = list(self._require_nodes("endorse", self.t))
@@ -604,7 +604,6 @@ class Coordinator:
             alive, lambda j: verify_request, round, VerifyShares,
             {"consistency": m, "dot_ref": m, "proof_consistency": m, "norm2": m_hm, "validity": m_hm},
         )
-        answered = request_hash(verify_request)
         verify = self._signed(verify, "signature", lambda j, r: verify_digest(
             self._session, round, j, consistency=r.consistency, dot_ref=r.dot_ref, norm2_hash=field_hash(r.norm2),
             proof_consistency=r.proof_consistency, validity_hash=field_hash(r.validity), mismatched=r.mismatched, request=answered,

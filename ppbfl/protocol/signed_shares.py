@@ -40,7 +40,7 @@ from ppbfl.protocol.round_errors import OutOfPhaseError
 
 __all__ = [
     "check_coins", "check_endorsements", "check_eps_checks", "check_gram", "check_relayed", "coin_digest", "endorse_digest", "eps_check_digest",
-    "eps_check_seed", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign", "verifies", "verify_digest",
+    "eps_check_seed", "field_hash", "gram_digest", "norms_digest", "request_hash", "sign", "signed_by", "verifies", "verify_digest",
 ]
 
 _DOMAIN = b"ppbfl/relayed/v1"
@@ -112,8 +112,7 @@ def check_endorsements(
     if len(nodes) != len(signatures) or len(set(nodes)) != len(nodes):
         raise RequestNotAgreedError(relay, "endorsements", round, f"{len(signatures)} signatures of nodes {list(nodes)[:8]} (one per distinct node expected)")
     for j, signature in zip(nodes, signatures):
-        key = keys.get(j)
-        if key is None or not verifies(key, signature, endorse_digest(session, round, j, request)):
+        if not signed_by(keys, j, signature, endorse_digest(session, round, j, request)):
             raise RequestNotAgreedError(relay, "endorsements", round, f"relayed an endorsement of {edge_party(j)} that it did not sign for this request")
     return set(nodes)
 
@@ -134,8 +133,7 @@ def check_gram(
     if len(signatures) != len(points) or gram.shape[0] != len(points):
         raise OutOfPhaseError(me, f"flame aggregate request: {len(signatures)} Gram signatures, {gram.shape[0]} rows for {len(points)} points")
     for row, j in enumerate(points):
-        key = keys.get(j)
-        if key is None or not verifies(key, signatures[row], gram_digest(session, round, j, gram[row])):
+        if not signed_by(keys, j, signatures[row], gram_digest(session, round, j, gram[row])):
             raise PeerAuthError(relay, f"relayed Gram shares of {edge_party(j)} that it did not sign (altered)")
 
 
@@ -167,8 +165,7 @@ def check_eps_checks(
     if len(signatures) != len(points) or checks.shape[0] != len(points) or len(set(points)) != len(points):
         raise OutOfPhaseError(me, f"beaver finish: {len(signatures)} check signatures, {checks.shape[0]} rows for points {list(points)[:8]}")
     for row, j in enumerate(points):
-        key = keys.get(j)
-        if key is None or not verifies(key, signatures[row], eps_check_digest(session, round, j, seed=seed, checks=checks[row])):
+        if not signed_by(keys, j, signatures[row], eps_check_digest(session, round, j, seed=seed, checks=checks[row])):
             raise PeerAuthError(relay, f"relayed eps checks of {edge_party(j)} that it did not sign for the eps it sent this node")
 
 
@@ -187,14 +184,19 @@ def verifies(key: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes) ->
     return True
 
 
+def signed_by(keys: Mapping[int, ec.EllipticCurvePublicKey], j: int, signature: bytes, digest: bytes) -> bool:
+    """Whether node ``j`` has a key in ``keys`` and ``signature`` is its signature of ``digest`` (:func:`verifies`)."""
+    key = keys.get(j)
+    return key is not None and verifies(key, signature, digest)
+
+
 def check_coins(
     nodes: Sequence[int], coins: Sequence[bytes], signatures: Sequence[bytes], *, session: bytes, round: int,
     keys: Mapping[int, ec.EllipticCurvePublicKey], relay: str,
 ) -> None:
     """Check every relayed proof-check coin against its node's signature (PeerAuthError naming ``relay``)."""
     for j, coin, signature in zip(nodes, coins, signatures, strict=True):
-        key = keys.get(j)
-        if key is None or not verifies(key, signature, coin_digest(session, round, j, coin)):
+        if not signed_by(keys, j, signature, coin_digest(session, round, j, coin)):
             raise PeerAuthError(relay, f"relayed a proof-check coin of {edge_party(j)} that it did not sign")
 
 
